@@ -1,0 +1,187 @@
+//! Assembly of the context block an agent puts in its prompt, within a token budget.
+//!
+//! The block keeps the original service's `[MEMORY CONTEXT]` framing, so prompts built for it
+//! work unchanged:
+//!
+//! ```text
+//! [MEMORY CONTEXT]
+//! Concepts: Rust, SQLite
+//! Relationships: rust <-> sqlite (0.30)
+//! Memories (most relevant first):
+//! - [2026-11-24 user] We use Rust with SQLite for the store.
+//! [/MEMORY CONTEXT]
+//! ```
+//!
+//! Token counts use [`crate::text::estimate_tokens`]. Memories are taken best first; one that does
+//! not fit is skipped in favour of later, shorter ones, and when nothing else fits the first
+//! omitted memory is cut short (marked with `…`) if enough budget remains to be useful.
+
+use crate::ids::MemoryId;
+use crate::memory::Memory;
+use crate::text::{estimate_tokens, truncate_bytes};
+
+pub const HEADER: &str = "[MEMORY CONTEXT]";
+pub const FOOTER: &str = "[/MEMORY CONTEXT]";
+
+/// The smallest leftover budget worth filling with a truncated memory.
+const MIN_TRUNCATED_TOKENS: usize = 24;
+
+/// A link to show: the two concept names and the link strength.
+pub struct ShownLink<'a> {
+    pub a: &'a str,
+    pub b: &'a str,
+    pub strength: f64,
+}
+
+/// The assembled block and what went into it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AssembledContext {
+    pub text: String,
+    pub included: Vec<MemoryId>,
+    pub tokens: usize,
+}
+
+fn memory_line(m: &Memory) -> String {
+    let date = m.created_at.to_rfc3339();
+    let day = date.get(..10).unwrap_or(&date);
+    let content = m.content.split_whitespace().collect::<Vec<_>>().join(" ");
+    let superseded = if m.is_superseded() { " (superseded)" } else { "" };
+    format!("- [{day} {}{superseded}] {content}", m.source)
+}
+
+/// Builds the block from memories sorted best first, within `budget_tokens`.
+pub fn assemble(
+    memories: &[&Memory],
+    concepts: &[&str],
+    links: &[ShownLink<'_>],
+    budget_tokens: usize,
+) -> AssembledContext {
+    let empty = AssembledContext {
+        text: String::new(),
+        included: Vec::new(),
+        tokens: 0,
+    };
+    if memories.is_empty() && concepts.is_empty() {
+        return empty;
+    }
+    let frame = format!("{HEADER}\n{FOOTER}");
+    let mut used = estimate_tokens(&frame);
+    if used > budget_tokens {
+        return empty;
+    }
+    let mut body: Vec<String> = Vec::new();
+    let try_push = |line: String, used: &mut usize, body: &mut Vec<String>| -> bool {
+        let cost = estimate_tokens(&line);
+        if *used + cost <= budget_tokens {
+            *used += cost;
+            body.push(line);
+            true
+        } else {
+            false
+        }
+    };
+    if !concepts.is_empty() {
+        try_push(format!("Concepts: {}", concepts.join(", ")), &mut used, &mut body);
+    }
+    if !links.is_empty() {
+        let shown: Vec<String> = links
+            .iter()
+            .map(|l| format!("{} <-> {} ({:.2})", l.a, l.b, l.strength))
+            .collect();
+        try_push(format!("Relationships: {}", shown.join("; ")), &mut used, &mut body);
+    }
+    let mut included = Vec::new();
+    if !memories.is_empty() {
+        let heading = "Memories (most relevant first):".to_string();
+        if try_push(heading, &mut used, &mut body) {
+            let mut first_skipped: Option<String> = None;
+            for m in memories {
+                let line = memory_line(m);
+                if try_push(line.clone(), &mut used, &mut body) {
+                    included.push(m.id);
+                } else if first_skipped.is_none() {
+                    first_skipped = Some(line);
+                    included.push(m.id);
+                }
+            }
+            // Fill what is left with the best memory that did not fit, cut short.
+            if let Some(line) = first_skipped {
+                let left = budget_tokens.saturating_sub(used);
+                let id = included.pop();
+                if left >= MIN_TRUNCATED_TOKENS {
+                    let max_bytes = (left - 2) * 4 - 4;
+                    let cut = format!("{}…", truncate_bytes(&line, max_bytes));
+                    if try_push(cut, &mut used, &mut body) {
+                        included.extend(id);
+                    }
+                }
+            }
+        }
+    }
+    let text = format!("{HEADER}\n{}\n{FOOTER}", body.join("\n"));
+    let tokens = estimate_tokens(&text);
+    AssembledContext {
+        text,
+        included,
+        tokens,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::{Source, content_hash};
+    use crate::time::Timestamp;
+
+    fn mem(text: &str, at: i64) -> Memory {
+        Memory {
+            id: MemoryId::new_at(at),
+            session: None,
+            source: Source::User,
+            kind: "message".into(),
+            content: text.into(),
+            metadata: Default::default(),
+            created_at: Timestamp(at),
+            content_hash: content_hash(text),
+            valid_until: None,
+            superseded_by: None,
+        }
+    }
+
+    #[test]
+    fn block_is_framed_and_lists_memories_best_first() {
+        let a = mem("We use Rust for the server.", 1_700_000_000_000);
+        let b = mem("SQLite holds the data.", 1_700_000_000_000);
+        let ctx = assemble(
+            &[&a, &b],
+            &["Rust", "SQLite"],
+            &[ShownLink { a: "rust", b: "sqlite", strength: 0.3 }],
+            1000,
+        );
+        assert!(ctx.text.starts_with("[MEMORY CONTEXT]\nConcepts: Rust, SQLite\n"));
+        assert!(ctx.text.contains("Relationships: rust <-> sqlite (0.30)"));
+        assert!(ctx.text.ends_with("[/MEMORY CONTEXT]"));
+        let pa = ctx.text.find("Rust for the server").unwrap();
+        let pb = ctx.text.find("SQLite holds").unwrap();
+        assert!(pa < pb);
+        assert_eq!(ctx.included, vec![a.id, b.id]);
+    }
+
+    #[test]
+    fn nothing_to_say_gives_an_empty_block() {
+        assert_eq!(assemble(&[], &[], &[], 100).text, "");
+    }
+
+    #[test]
+    fn the_budget_is_never_exceeded() {
+        let long = mem(&"word ".repeat(400), 0);
+        let short = mem("short fact", 0);
+        for budget in [5, 20, 40, 60, 100, 300, 1000] {
+            let ctx = assemble(&[&long, &short], &["Concept"], &[], budget);
+            assert!(ctx.tokens <= budget, "budget {budget}: used {}", ctx.tokens);
+        }
+        let ctx = assemble(&[&long, &short], &[], &[], 60);
+        assert!(ctx.included.contains(&short.id));
+        assert!(ctx.text.contains('…'), "long memory cut short: {}", ctx.text);
+    }
+}

@@ -1,0 +1,168 @@
+//! Identifier newtypes, validated once where they enter the system.
+
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// A memory's id: a UUIDv7, so ids sort by creation time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct MemoryId(pub uuid::Uuid);
+
+impl MemoryId {
+    /// A new time-ordered id for a memory created at `at_millis` (milliseconds since the epoch).
+    pub fn new_at(at_millis: i64) -> Self {
+        let ts = uuid::Timestamp::from_unix(
+            uuid::NoContext,
+            (at_millis.max(0) / 1000) as u64,
+            ((at_millis.max(0) % 1000) * 1_000_000) as u32,
+        );
+        MemoryId(uuid::Uuid::new_v7(ts))
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        self.0.as_bytes()
+    }
+
+    pub fn from_slice(bytes: &[u8]) -> Result<Self> {
+        uuid::Uuid::from_slice(bytes)
+            .map(MemoryId)
+            .map_err(|e| Error::Internal(format!("stored memory id is not a UUID: {e}")))
+    }
+}
+
+impl fmt::Display for MemoryId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for MemoryId {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        uuid::Uuid::parse_str(s.trim())
+            .map(MemoryId)
+            .map_err(|_| Error::InvalidInput(format!("'{s}' is not a memory id (expected a UUID)")))
+    }
+}
+
+fn validate_name(what: &str, s: &str, max: usize) -> Result<()> {
+    if s.is_empty() {
+        return Err(Error::InvalidInput(format!("{what} is empty")));
+    }
+    if s.len() > max {
+        return Err(Error::InvalidInput(format!(
+            "{what} is {} bytes long, over the {max}-byte limit",
+            s.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The isolation boundary: every stored row belongs to exactly one tenant.
+///
+/// 1 to 64 characters of `A-Z a-z 0-9 _ . -`, so a tenant id is safe in paths, headers and logs.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct TenantId(String);
+
+impl TenantId {
+    pub const MAX_LEN: usize = 64;
+
+    pub fn new(s: impl Into<String>) -> Result<Self> {
+        let s = s.into();
+        validate_name("tenant id", &s, Self::MAX_LEN)?;
+        if !s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        {
+            return Err(Error::InvalidInput(format!(
+                "tenant id '{s}' may only hold letters, digits, '_', '-' and '.'"
+            )));
+        }
+        Ok(TenantId(s))
+    }
+
+    pub fn default_tenant() -> Self {
+        TenantId("default".into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for TenantId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        TenantId::new(s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Display for TenantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A conversation's id, chosen by the client (any non-empty text up to 200 bytes).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct SessionId(String);
+
+impl SessionId {
+    pub const MAX_LEN: usize = 200;
+
+    pub fn new(s: impl Into<String>) -> Result<Self> {
+        let s: String = s.into();
+        let s = s.trim().to_string();
+        validate_name("session id", &s, Self::MAX_LEN)?;
+        if s.chars().any(char::is_control) {
+            return Err(Error::InvalidInput(
+                "session id may not hold control characters".into(),
+            ));
+        }
+        Ok(SessionId(s))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for SessionId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        SessionId::new(s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenant_ids_reject_path_and_header_tricks() {
+        assert!(TenantId::new("acme-prod_1.eu").is_ok());
+        for bad in ["", "a/b", "../x", "a b", "t\n", &"x".repeat(65)] {
+            assert!(TenantId::new(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn memory_ids_are_time_ordered() {
+        let a = MemoryId::new_at(1_700_000_000_000);
+        let b = MemoryId::new_at(1_700_000_000_001);
+        assert!(a < b);
+        assert_eq!(a.0.get_version_num(), 7);
+        assert_eq!(a.to_string().parse::<MemoryId>().unwrap(), a);
+        assert!("nope".parse::<MemoryId>().is_err());
+    }
+}

@@ -1,0 +1,26 @@
+//! The domain of Continuum, free of I/O.
+//!
+//! This crate holds what every backend and every interface agrees on: the types of the domain
+//! (tenants, memories, sessions, concepts, links, decisions, the change log), the deterministic
+//! concept extractor, the Hebbian link rule, ranking and fusion of recall signals, the rendering
+//! of the context block, and the [`MemoryStore`] trait that storage backends implement.
+//!
+//! It is not a store, a server or a runtime: it depends on no async runtime, SQL driver or HTTP
+//! stack (CI checks this with `cargo tree -p continuum-core -e normal`).
+
+pub mod context;
+pub mod error;
+pub mod extract;
+pub mod hebbian;
+pub mod ids;
+pub mod memory;
+pub mod rank;
+pub mod store;
+pub mod text;
+pub mod time;
+
+pub use error::{Error, Result};
+pub use ids::{MemoryId, SessionId, TenantId};
+pub use memory::{Memory, NewMemory, Source};
+pub use store::MemoryStore;
+pub use time::{Clock, SystemClock, Timestamp};

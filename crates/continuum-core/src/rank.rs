@@ -1,0 +1,125 @@
+//! Ranking: how the recall signals of a candidate memory are fused into one score, and how
+//! near-duplicates are collapsed. Pure functions, property-tested.
+
+use serde::{Deserialize, Serialize};
+
+/// Weights of the fused score. Each signal is first normalised to [0, 1].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FusionWeights {
+    pub lexical: f64,
+    pub graph: f64,
+    pub recency: f64,
+    /// Half-life, in days, of the recency signal.
+    pub recency_half_life_days: f64,
+    /// Multiplier for memories that a newer memory superseded.
+    pub superseded_factor: f64,
+}
+
+impl Default for FusionWeights {
+    fn default() -> Self {
+        FusionWeights {
+            lexical: 0.65,
+            graph: 0.25,
+            recency: 0.10,
+            recency_half_life_days: 30.0,
+            superseded_factor: 0.5,
+        }
+    }
+}
+
+/// The explained parts of one memory's score.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Signals {
+    /// BM25 normalised by the best BM25 of the query, in [0, 1].
+    pub lexical: f64,
+    /// Concept-graph activation normalised by the best activation, in [0, 1].
+    pub graph: f64,
+    /// 0.5^(age / half-life), in (0, 1].
+    pub recency: f64,
+}
+
+/// Recency signal for a memory `age_days` old.
+pub fn recency(age_days: f64, half_life_days: f64) -> f64 {
+    if half_life_days <= 0.0 {
+        return 0.0;
+    }
+    0.5f64.powf(age_days.max(0.0) / half_life_days)
+}
+
+/// Normalises raw scores to [0, 1] by dividing by the largest (all zeros stay zero).
+pub fn normalise_by_max(raw: &mut [f64]) {
+    let max = raw.iter().cloned().fold(0.0f64, f64::max);
+    if max > 0.0 {
+        for x in raw.iter_mut() {
+            *x = (*x / max).clamp(0.0, 1.0);
+        }
+    }
+}
+
+/// The fused score of one memory.
+pub fn fuse(w: &FusionWeights, s: &Signals, superseded: bool) -> f64 {
+    let base = w.lexical * s.lexical + w.graph * s.graph + w.recency * s.recency;
+    if superseded {
+        base * w.superseded_factor
+    } else {
+        base
+    }
+}
+
+/// Given items sorted best first, returns the indices to keep: an item is dropped when
+/// `same(kept, item)` holds for an item kept before it.
+pub fn collapse_duplicates<T>(items: &[T], same: impl Fn(&T, &T) -> bool) -> Vec<usize> {
+    let mut kept: Vec<usize> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        if !kept.iter().any(|&k| same(&items[k], item)) {
+            kept.push(i);
+        }
+    }
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn recency_halves_per_half_life() {
+        assert_eq!(recency(0.0, 30.0), 1.0);
+        assert!((recency(30.0, 30.0) - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn superseded_memories_are_demoted() {
+        let w = FusionWeights::default();
+        let s = Signals { lexical: 1.0, graph: 0.5, recency: 1.0 };
+        assert!(fuse(&w, &s, true) < fuse(&w, &s, false));
+    }
+
+    #[test]
+    fn duplicates_collapse_onto_the_first() {
+        let items = ["a", "b", "a", "c", "b"];
+        assert_eq!(collapse_duplicates(&items, |x, y| x == y), vec![0, 1, 3]);
+    }
+
+    proptest! {
+        #[test]
+        fn normalised_scores_lie_in_unit_interval_and_keep_order(mut v in proptest::collection::vec(0.0f64..1e6, 0..50)) {
+            let orig = v.clone();
+            normalise_by_max(&mut v);
+            for x in &v { prop_assert!((0.0..=1.0).contains(x)); }
+            for i in 0..v.len() { for j in 0..v.len() {
+                if orig[i] < orig[j] { prop_assert!(v[i] <= v[j]); }
+            }}
+        }
+
+        #[test]
+        fn a_stronger_signal_never_lowers_the_score(l in 0.0f64..1.0, g in 0.0f64..1.0, r in 0.0f64..1.0, bump in 0.0f64..1.0) {
+            let w = FusionWeights::default();
+            let a = fuse(&w, &Signals { lexical: l, graph: g, recency: r }, false);
+            let b = fuse(&w, &Signals { lexical: (l + bump).min(1.0), graph: g, recency: r }, false);
+            prop_assert!(b >= a);
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! The storage port. Every backend (SQLite, PostgreSQL, libSQL) implements [`MemoryStore`] and
+//! runs the shared conformance suite in `continuum-testkit`.
+//!
+//! Writes are coarse on purpose: the engine prepares a [`WriteBatch`] (memories, concept
+//! mentions, co-occurrence counts, decisions) with pure code, and the store applies a whole list
+//! of batches in one transaction. The Hebbian arithmetic happens inside the store's own update
+//! statement (`strength = min(cap, strength + increment * n)`), so concurrent writers on a shared
+//! database never lose an increment. Every method takes the tenant; no method reads or changes
+//! another tenant's rows.
+
+use crate::error::Result;
+use crate::extract::ExtractedConcept;
+use crate::hebbian::HebbianRule;
+use crate::ids::{MemoryId, SessionId, TenantId};
+use crate::memory::{Decision, Memory, SessionInfo, Source};
+use crate::time::Timestamp;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// The largest page any listing returns.
+pub const MAX_PAGE: usize = 1000;
+
+/// A memory to insert with the concepts it mentions.
+#[derive(Debug, Clone)]
+pub struct MemoryWrite {
+    pub memory: Memory,
+    pub concepts: Vec<ExtractedConcept>,
+}
+
+/// How links between two concepts change.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LinkWrite {
+    /// `count` more co-occurrences under the Hebbian rule.
+    CoOccurred { a: String, b: String, count: u64 },
+    /// Import: the link is at least this strong and this often seen (idempotent).
+    AtLeast {
+        a: String,
+        b: String,
+        strength: f64,
+        count: u64,
+        last_at: Timestamp,
+    },
+}
+
+/// Everything one write (a learned turn, a remembered note, an imported record) changes, applied
+/// atomically with the other batches of the same call.
+#[derive(Debug, Clone, Default)]
+pub struct WriteBatch {
+    pub memories: Vec<MemoryWrite>,
+    pub links: Vec<LinkWrite>,
+    pub decisions: Vec<Decision>,
+    /// (old, new): mark `old` superseded by `new` (which must exist or be in this batch).
+    pub supersedes: Vec<(MemoryId, MemoryId)>,
+    /// When the batch happened (link `last_at`, session times of no memory).
+    pub at: Timestamp,
+}
+
+/// What [`MemoryStore::apply`] did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Applied {
+    pub memories: u64,
+    pub concepts_created: u64,
+    pub links_created: u64,
+    pub links_strengthened: u64,
+    pub decisions: u64,
+    /// The change-log position after the write.
+    pub change_seq: u64,
+}
+
+/// Filters shared by list, search and recall.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MemoryFilter {
+    pub sources: Vec<Source>,
+    pub session: Option<SessionId>,
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+    /// Leave out memories that a newer one superseded.
+    pub current_only: bool,
+}
+
+impl MemoryFilter {
+    pub fn matches(&self, m: &Memory) -> bool {
+        (self.sources.is_empty() || self.sources.contains(&m.source))
+            && self.session.as_ref().is_none_or(|s| m.session.as_ref() == Some(s))
+            && self.since.is_none_or(|t| m.created_at >= t)
+            && self.until.is_none_or(|t| m.created_at < t)
+            && (!self.current_only || m.superseded_by.is_none())
+    }
+}
+
+/// Listing order by creation time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Order {
+    #[default]
+    NewestFirst,
+    OldestFirst,
+}
+
+/// A page request: at most `limit` (capped at [`MAX_PAGE`]) items after an opaque cursor.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PageRequest {
+    pub limit: usize,
+    pub cursor: Option<String>,
+    pub order: Order,
+}
+
+/// A page of results and the cursor of the next one, if any.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// A memory id with a lexical (BM25) score; higher is better.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scored {
+    pub id: MemoryId,
+    pub score: f64,
+}
+
+/// A stored concept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Concept {
+    pub key: String,
+    pub name: String,
+    pub kind: String,
+    pub mentions: u64,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+}
+
+/// A stored link between two concepts (by key, `a < b`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Link {
+    pub a: String,
+    pub b: String,
+    pub strength: f64,
+    pub count: u64,
+    pub last_at: Timestamp,
+}
+
+/// What to forget.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ForgetSelector {
+    Ids(Vec<MemoryId>),
+    Session(SessionId),
+    /// Everything of the tenant.
+    All,
+}
+
+/// Counts for `stats`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StoreStats {
+    pub memories: u64,
+    pub sessions: u64,
+    pub concepts: u64,
+    pub links: u64,
+    pub decisions: u64,
+    /// The change-log position (the store's, across tenants).
+    pub change_seq: u64,
+    /// Bytes the store occupies (all tenants), when the backend knows it.
+    pub store_bytes: Option<u64>,
+    pub schema_version: u32,
+}
+
+/// One entry of the change log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    pub seq: u64,
+    pub at: Timestamp,
+    /// `memory.created`, `memory.superseded`, `memory.forgotten`, `concept.created`,
+    /// `links.strengthened`, `decision.created`.
+    pub op: String,
+    /// The memory id, concept key or a count, by op.
+    pub entity: String,
+}
+
+/// Identity of a memory for idempotent import: same id, or same content, session and time.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ImportKey {
+    pub id: MemoryId,
+    pub content_hash: String,
+    pub session: Option<SessionId>,
+    pub created_at: Timestamp,
+}
+
+/// The storage port.
+#[async_trait]
+pub trait MemoryStore: Send + Sync {
+    /// Backend name for `stats` and `doctor`.
+    fn backend(&self) -> &'static str;
+
+    /// Applies every batch in one transaction: all of them or none.
+    async fn apply(
+        &self,
+        tenant: &TenantId,
+        rule: &HebbianRule,
+        batches: Vec<WriteBatch>,
+    ) -> Result<Applied>;
+
+    /// The memories with these ids (unknown ids are left out), in no particular order.
+    async fn get(&self, tenant: &TenantId, ids: &[MemoryId]) -> Result<Vec<Memory>>;
+
+    /// Memories matching a filter, paged by creation time.
+    async fn list(
+        &self,
+        tenant: &TenantId,
+        filter: &MemoryFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Memory>>;
+
+    /// Full-text search: memories matching any of `terms`, best BM25 first, at most `limit`.
+    async fn text_search(
+        &self,
+        tenant: &TenantId,
+        terms: &[String],
+        filter: &MemoryFilter,
+        limit: usize,
+    ) -> Result<Vec<Scored>>;
+
+    /// The stored concepts among these keys.
+    async fn concepts(&self, tenant: &TenantId, keys: &[String]) -> Result<Vec<Concept>>;
+
+    /// Concepts by mentions (most mentioned first), paged by offset.
+    async fn list_concepts(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<Concept>>;
+
+    /// Links touching any of these concept keys, strongest first, at most `limit`.
+    async fn neighbours(
+        &self,
+        tenant: &TenantId,
+        keys: &[String],
+        limit: usize,
+    ) -> Result<Vec<Link>>;
+
+    /// All links of the tenant, paged by offset in a stable order (for export).
+    async fn list_links(&self, tenant: &TenantId, limit: usize, offset: usize)
+    -> Result<Vec<Link>>;
+
+    /// For each concept key, the newest memories mentioning it (at most `per_concept`).
+    async fn mentions(
+        &self,
+        tenant: &TenantId,
+        keys: &[String],
+        per_concept: usize,
+    ) -> Result<Vec<(String, MemoryId)>>;
+
+    /// The concepts each of these memories mentions.
+    async fn concepts_of(
+        &self,
+        tenant: &TenantId,
+        ids: &[MemoryId],
+    ) -> Result<Vec<(MemoryId, ExtractedConcept)>>;
+
+    /// Decisions, newest first, paged by offset.
+    async fn decisions(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<Decision>>;
+
+    /// Sessions, most recently active first, paged by offset.
+    async fn sessions(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<SessionInfo>>;
+
+    /// Deletes memories with their mentions and index entries; concepts no memory mentions any
+    /// more are deleted with their links. Returns how many memories were deleted.
+    async fn forget(&self, tenant: &TenantId, what: &ForgetSelector) -> Result<u64>;
+
+    /// Which of these import keys the tenant already holds.
+    async fn existing(&self, tenant: &TenantId, keys: &[ImportKey]) -> Result<Vec<ImportKey>>;
+
+    async fn stats(&self, tenant: &TenantId) -> Result<StoreStats>;
+
+    /// The tenant's change-log entries after `after`, oldest first, at most `limit`.
+    async fn changes_since(&self, tenant: &TenantId, after: u64, limit: usize)
+    -> Result<Vec<Change>>;
+
+    /// Checks the store's integrity; returns human-readable problems (empty when healthy).
+    async fn check(&self) -> Result<Vec<String>>;
+}

@@ -1,0 +1,157 @@
+//! Plain-text helpers shared by extraction, search and context assembly: word splitting, the stop
+//! word list, a token estimate for budgets, and a near-duplicate measure.
+
+use std::collections::HashSet;
+
+/// English function words and conversational filler. They are never concepts and never search
+/// terms. Lower case, sorted for binary search.
+const STOP_WORDS: &[&str] = &[
+    "a", "about", "above", "actually", "after", "again", "against", "ago", "all", "almost",
+    "also", "although", "always", "am", "among", "an", "and", "another", "any", "anyone",
+    "anything", "anyway", "are", "aren't", "around", "as", "ask", "at", "away", "back", "be",
+    "because", "been", "before", "being", "below", "best", "better", "between", "both", "but",
+    "by", "can", "can't", "cannot", "could", "couldn't", "did", "didn't", "do", "does",
+    "doesn't", "doing", "don't", "done", "down", "during", "each", "either", "else", "enough",
+    "etc", "even", "ever", "every", "everyone", "everything", "few", "for", "from", "further",
+    "get", "gets", "getting", "go", "goes", "going", "good", "got", "great", "had", "hadn't",
+    "has", "hasn't", "have", "haven't", "having", "he", "he'd", "he'll", "he's", "hello", "her",
+    "here", "here's", "hers", "herself", "hey", "hi", "him", "himself", "his", "how", "how's",
+    "however", "i", "i'd", "i'll", "i'm", "i've", "if", "in", "indeed", "into", "is", "isn't",
+    "it", "it'd", "it'll", "it's", "its", "itself", "just", "know", "last", "later", "least",
+    "less", "let", "let's", "like", "likely", "lot", "lots", "made", "make", "makes", "many",
+    "may", "maybe", "me", "might", "mine", "more", "most", "much", "must", "mustn't", "my",
+    "myself", "need", "needs", "never", "new", "next", "no", "nor", "not", "nothing", "now",
+    "of", "off", "often", "oh", "ok", "okay", "old", "on", "once", "one", "only", "onto", "or",
+    "other", "others", "otherwise", "ought", "our", "ours", "ourselves", "out", "over", "own",
+    "perhaps", "please", "pretty", "quite", "rather", "re", "really", "right", "said", "same",
+    "say", "says", "see", "seem", "seems", "shall", "shan't", "she", "she'd", "she'll", "she's",
+    "should", "shouldn't", "since", "so", "some", "someone", "something", "sometimes", "soon",
+    "still", "such", "sure", "take", "tell", "than", "thank", "thanks", "that", "that's", "the",
+    "their", "theirs", "them", "themselves", "then", "there", "there's", "therefore", "these",
+    "they", "they'd", "they'll", "they're", "they've", "thing", "things", "think", "this",
+    "those", "though", "through", "thus", "to", "too", "toward", "towards", "truly", "try",
+    "under", "unless", "until", "up", "upon", "us", "use", "used", "uses", "using", "very",
+    "via", "want", "wants", "was", "wasn't", "way", "we", "we'd", "we'll", "we're", "we've",
+    "well", "were", "weren't", "what", "what's", "whatever", "when", "when's", "where",
+    "where's", "whether", "which", "while", "who", "who's", "whom", "whose", "why", "why's",
+    "will", "with", "within", "without", "won't", "would", "wouldn't", "yeah", "yes", "yet",
+    "you", "you'd", "you'll", "you're", "you've", "your", "yours", "yourself", "yourselves",
+];
+
+/// Is `word` (any case) a stop word?
+pub fn is_stop_word(word: &str) -> bool {
+    let lower = word.to_lowercase();
+    let lower = lower.replace('\u{2019}', "'");
+    STOP_WORDS.binary_search(&lower.as_str()).is_ok()
+}
+
+/// Splits text into words: maximal runs of letters, digits and inner apostrophes.
+pub fn words(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| !(c.is_alphanumeric() || c == '\'' || c == '\u{2019}'))
+        .map(|w| w.trim_matches(|c| c == '\'' || c == '\u{2019}'))
+        .filter(|w| !w.is_empty())
+}
+
+/// The search terms of a text: lower-cased words that are not stop words, in first-seen order,
+/// deduplicated, at most `max` of them. Single characters are dropped unless they are digits.
+pub fn search_terms(text: &str, max: usize) -> Vec<String> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for w in words(text) {
+        let lower = w.to_lowercase();
+        // Possessives and contractions search by their stem ("Melanie's" finds "Melanie").
+        let lower = lower
+            .strip_suffix("'s")
+            .or_else(|| lower.strip_suffix("\u{2019}s"))
+            .map(str::to_string)
+            .unwrap_or(lower);
+        if lower.chars().count() < 2 && !lower.chars().all(|c| c.is_ascii_digit()) {
+            continue;
+        }
+        if is_stop_word(&lower) || lower.contains('\'') {
+            continue;
+        }
+        if seen.insert(lower.clone()) {
+            out.push(lower);
+            if out.len() >= max {
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// An estimate of how many LLM tokens a text costs: one token per four bytes, rounded up, plus
+/// one. Deliberately simple and slightly pessimistic so budgets are not overrun for English
+/// text; it is the documented rule for `--budget`.
+pub fn estimate_tokens(text: &str) -> usize {
+    text.len().div_ceil(4) + 1
+}
+
+/// Cuts `text` to at most `max_bytes` bytes on a character boundary.
+pub fn truncate_bytes(text: &str, max_bytes: usize) -> &str {
+    if text.len() <= max_bytes {
+        return text;
+    }
+    let mut end = max_bytes;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// Jaccard similarity of the lower-cased word sets of two texts, in [0, 1]. Two empty texts are
+/// identical (1.0).
+pub fn word_jaccard(a: &str, b: &str) -> f64 {
+    let sa: HashSet<String> = words(a).map(str::to_lowercase).collect();
+    let sb: HashSet<String> = words(b).map(str::to_lowercase).collect();
+    if sa.is_empty() && sb.is_empty() {
+        return 1.0;
+    }
+    let inter = sa.intersection(&sb).count() as f64;
+    let union = sa.union(&sb).count() as f64;
+    inter / union
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stop_word_list_is_sorted_for_binary_search() {
+        let mut sorted = STOP_WORDS.to_vec();
+        sorted.sort_unstable();
+        assert_eq!(sorted, STOP_WORDS);
+        assert!(is_stop_word("The"));
+        assert!(is_stop_word("WHEN"));
+        assert!(!is_stop_word("Rust"));
+    }
+
+    #[test]
+    fn search_terms_drop_stop_words_and_dedupe() {
+        assert_eq!(
+            search_terms("What did Melanie's dog eat? The dog ate 2 bones.", 10),
+            vec!["melanie", "dog", "eat", "ate", "2", "bones"]
+        );
+        assert_eq!(search_terms("a b c", 10), Vec::<String>::new());
+        assert_eq!(search_terms("alpha beta gamma", 2).len(), 2);
+    }
+
+    #[test]
+    fn token_estimate_is_monotone_and_never_zero() {
+        assert_eq!(estimate_tokens(""), 1);
+        assert!(estimate_tokens("four") < estimate_tokens("four more words here"));
+    }
+
+    #[test]
+    fn truncation_respects_char_boundaries() {
+        assert_eq!(truncate_bytes("héllo", 2), "h");
+        assert_eq!(truncate_bytes("hello", 10), "hello");
+    }
+
+    #[test]
+    fn jaccard_measures_overlap() {
+        assert_eq!(word_jaccard("a b c", "C b A"), 1.0);
+        assert!((word_jaccard("a b", "b c") - 1.0 / 3.0).abs() < 1e-9);
+    }
+}

@@ -1,0 +1,131 @@
+//! Time as the domain sees it: milliseconds since the Unix epoch, read from a [`Clock`] that is
+//! passed in, so tests control it.
+
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+/// Milliseconds since 1970-01-01T00:00:00Z. Serialised as RFC 3339 text.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    pub fn millis(self) -> i64 {
+        self.0
+    }
+
+    pub fn to_rfc3339(self) -> String {
+        match chrono::DateTime::from_timestamp_millis(self.0) {
+            Some(dt) => dt.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            None => self.0.to_string(),
+        }
+    }
+
+    /// Parses RFC 3339 (`2024-05-01T10:00:00Z`), a bare date (`2024-05-01`, midnight UTC) or
+    /// integer milliseconds.
+    pub fn parse(s: &str) -> Result<Self> {
+        let s = s.trim();
+        if let Ok(dt) = chrono::DateTime::parse_from_rfc3339(s) {
+            return Ok(Timestamp(dt.timestamp_millis()));
+        }
+        if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+            let dt = d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc();
+            return Ok(Timestamp(dt.timestamp_millis()));
+        }
+        if let Ok(ms) = s.parse::<i64>() {
+            return Ok(Timestamp(ms));
+        }
+        Err(Error::InvalidInput(format!(
+            "'{s}' is not a time (expected RFC 3339 like 2024-05-01T10:00:00Z, or YYYY-MM-DD)"
+        )))
+    }
+
+    /// Days from `self` to `later`, never negative.
+    pub fn days_until(self, later: Timestamp) -> f64 {
+        ((later.0 - self.0).max(0) as f64) / 86_400_000.0
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_rfc3339())
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_rfc3339())
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Millis(i64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Millis(ms) => Ok(Timestamp(ms)),
+            Raw::Text(s) => Timestamp::parse(&s).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// Where "now" comes from.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Timestamp;
+}
+
+/// The operating system's wall clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        let d = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Timestamp(d.as_millis() as i64)
+    }
+}
+
+/// A clock that tests set and advance by hand.
+#[derive(Debug, Default)]
+pub struct ManualClock(AtomicI64);
+
+impl ManualClock {
+    pub fn new(at: Timestamp) -> Self {
+        ManualClock(AtomicI64::new(at.0))
+    }
+    pub fn set(&self, at: Timestamp) {
+        self.0.store(at.0, Ordering::SeqCst);
+    }
+    pub fn advance_millis(&self, ms: i64) {
+        self.0.fetch_add(ms, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        Timestamp(self.0.load(Ordering::SeqCst))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_round_trip_and_formats() {
+        let t = Timestamp::parse("2024-05-01T10:00:00Z").unwrap();
+        assert_eq!(t.to_rfc3339(), "2024-05-01T10:00:00.000Z");
+        assert_eq!(Timestamp::parse(&t.to_rfc3339()).unwrap(), t);
+        assert_eq!(Timestamp::parse("2024-05-01").unwrap().0, t.0 - 10 * 3_600_000);
+        assert!(Timestamp::parse("yesterday").is_err());
+        let json = serde_json::to_string(&t).unwrap();
+        assert_eq!(serde_json::from_str::<Timestamp>(&json).unwrap(), t);
+    }
+}

@@ -1,0 +1,124 @@
+//! The engine's validated configuration. Every limit is explicit and has a default here.
+
+use continuum_core::hebbian::HebbianRule;
+use continuum_core::rank::FusionWeights;
+use continuum_core::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+/// Concept-graph activation during recall.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GraphParams {
+    /// How many links away from a query concept activation spreads (≤ 2).
+    pub depth: usize,
+    /// Activation kept per step: a neighbour gets `parent × strength × decay`.
+    pub decay: f64,
+    /// Links followed per activated concept per step.
+    pub neighbours_per_concept: usize,
+    /// Newest memories pulled in per activated concept.
+    pub memories_per_concept: usize,
+    /// Activated concepts whose memories are pulled in.
+    pub max_active_concepts: usize,
+}
+
+impl Default for GraphParams {
+    fn default() -> Self {
+        GraphParams {
+            depth: 2,
+            decay: 0.6,
+            neighbours_per_concept: 10,
+            memories_per_concept: 20,
+            max_active_concepts: 24,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    /// Largest text (a message, a note, a query) accepted, in bytes. Default 1 MiB.
+    pub max_text_bytes: usize,
+    /// Concepts kept per memory.
+    pub max_concepts_per_memory: usize,
+    /// Concepts of one turn that are linked pairwise (k² links).
+    pub max_concepts_per_turn: usize,
+    /// Query words used for full-text search.
+    pub max_query_terms: usize,
+    /// Memories a recall returns by default, and the most it may ask for.
+    pub recall_limit: usize,
+    pub max_recall_limit: usize,
+    /// Token budget of the context block when the caller gives none.
+    pub default_budget_tokens: usize,
+    pub max_budget_tokens: usize,
+    /// Full-text candidates considered per recall.
+    pub lexical_candidates: usize,
+    /// Two memories whose word sets overlap at least this much (Jaccard) are one in recall.
+    pub near_duplicate_jaccard: f64,
+    pub hebbian: HebbianRule,
+    pub fusion: FusionWeights,
+    pub graph: GraphParams,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            max_text_bytes: 1024 * 1024,
+            max_concepts_per_memory: 8,
+            max_concepts_per_turn: 12,
+            max_query_terms: 32,
+            recall_limit: 10,
+            max_recall_limit: 100,
+            default_budget_tokens: 1000,
+            max_budget_tokens: 100_000,
+            lexical_candidates: 60,
+            near_duplicate_jaccard: 0.9,
+            hebbian: HebbianRule::default(),
+            fusion: FusionWeights::default(),
+            graph: GraphParams::default(),
+        }
+    }
+}
+
+impl EngineConfig {
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: &str| Err(Error::InvalidInput(format!("invalid configuration: {m}")));
+        if self.max_text_bytes == 0 {
+            return bad("max_text_bytes must be positive");
+        }
+        if self.graph.depth > 2 {
+            return bad("graph.depth may be at most 2");
+        }
+        if !(0.0..=1.0).contains(&self.graph.decay) {
+            return bad("graph.decay must lie in [0, 1]");
+        }
+        let h = &self.hebbian;
+        if !(h.initial > 0.0 && h.increment >= 0.0 && h.cap >= h.initial) {
+            return bad("hebbian needs initial > 0, increment >= 0 and cap >= initial");
+        }
+        if h.half_life_days.is_some_and(|d| d <= 0.0) {
+            return bad("hebbian.half_life_days must be positive when set");
+        }
+        if self.recall_limit == 0 || self.recall_limit > self.max_recall_limit {
+            return bad("recall_limit must be between 1 and max_recall_limit");
+        }
+        if !(0.0..=1.0).contains(&self.near_duplicate_jaccard) {
+            return bad("near_duplicate_jaccard must lie in [0, 1]");
+        }
+        Ok(())
+    }
+
+    /// Refuses empty text and text over the size limit; `what` names the field in the error.
+    pub fn check_text(&self, what: &str, text: &str) -> Result<()> {
+        if text.trim().is_empty() {
+            return Err(Error::InvalidInput(format!("{what} is empty")));
+        }
+        if text.len() > self.max_text_bytes {
+            return Err(Error::InvalidInput(format!(
+                "{what} is {} bytes, over the limit of {} bytes (max_text_bytes)",
+                text.len(),
+                self.max_text_bytes
+            )));
+        }
+        Ok(())
+    }
+}

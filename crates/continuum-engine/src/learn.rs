@@ -1,0 +1,276 @@
+//! Writes: `learn` (a conversation turn), `remember` (one text) and `supersede`.
+
+use crate::Engine;
+use continuum_core::extract::ExtractedConcept;
+use continuum_core::hebbian::canonical_pair;
+use continuum_core::memory::{Decision, Metadata, Turn, content_hash};
+use continuum_core::store::{Applied, LinkWrite, MemoryWrite, WriteBatch};
+use continuum_core::{Memory, MemoryId, Result, SessionId, Source, TenantId, Timestamp};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet};
+
+/// What a `learn` stored. The first five fields keep the original service's response names.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LearnOutcome {
+    /// Distinct concepts found in the turn(s).
+    pub concepts_extracted: u64,
+    pub decisions_detected: u64,
+    /// Links created or strengthened.
+    pub links_created: u64,
+    /// Multi-word concepts ("Claude Desktop") among those extracted.
+    pub compounds_found: u64,
+    pub turns: u64,
+    pub memory_ids: Vec<MemoryId>,
+    /// Concept keys of the turn (of the last turn for a batch).
+    pub concepts: Vec<String>,
+    pub concepts_created: u64,
+    pub links_new: u64,
+    pub links_strengthened: u64,
+    /// The change-log position after the write.
+    pub change_seq: u64,
+}
+
+/// One text to store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RememberRequest {
+    pub content: String,
+    #[serde(default = "default_source")]
+    pub source: Source,
+    #[serde(default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub session: Option<SessionId>,
+    #[serde(default)]
+    pub metadata: Metadata,
+    #[serde(default)]
+    pub created_at: Option<Timestamp>,
+}
+
+fn default_source() -> Source {
+    Source::Note
+}
+
+impl RememberRequest {
+    pub fn new(content: impl Into<String>, source: Source) -> Self {
+        RememberRequest {
+            content: content.into(),
+            source,
+            kind: None,
+            session: None,
+            metadata: Metadata::new(),
+            created_at: None,
+        }
+    }
+}
+
+/// A turn turned into a write batch, with what the outcome reports about it.
+struct PreparedTurn {
+    batch: WriteBatch,
+    turn_concepts: Vec<ExtractedConcept>,
+}
+
+impl Engine {
+    fn new_memory(
+        &self,
+        content: &str,
+        source: Source,
+        kind: &str,
+        session: Option<SessionId>,
+        metadata: Metadata,
+        at: Timestamp,
+    ) -> MemoryWrite {
+        let concepts = self.extractor.concepts(content);
+        MemoryWrite {
+            memory: Memory {
+                id: MemoryId::new_at(at.millis()),
+                session,
+                source,
+                kind: kind.to_string(),
+                content: content.to_string(),
+                metadata,
+                created_at: at,
+                content_hash: content_hash(content),
+                valid_until: None,
+                superseded_by: None,
+            },
+            concepts,
+        }
+    }
+
+    fn prepare_turn(&self, turn: Turn, now: Timestamp) -> Result<PreparedTurn> {
+        let cfg = &self.config;
+        cfg.check_text("user message", &turn.user_message)?;
+        cfg.check_text("assistant response", &turn.ai_response)?;
+        let thinking = turn.thinking.filter(|t| !t.trim().is_empty());
+        if let Some(t) = &thinking {
+            cfg.check_text("thinking", t)?;
+        }
+        let at = turn.timestamp.unwrap_or(now);
+        let metadata = turn.metadata.unwrap_or_default();
+        let mut memories = vec![
+            self.new_memory(&turn.user_message, Source::User, "message", turn.session_id.clone(), metadata.clone(), at),
+            self.new_memory(&turn.ai_response, Source::Assistant, "message", turn.session_id.clone(), metadata.clone(), at),
+        ];
+        if let Some(t) = &thinking {
+            memories.push(self.new_memory(t, Source::Thinking, "thinking", turn.session_id.clone(), metadata, at));
+        }
+
+        // The turn's concepts, in order of appearance, capped: every pair co-occurred once.
+        let mut seen = HashSet::new();
+        let turn_concepts: Vec<ExtractedConcept> = memories
+            .iter()
+            .flat_map(|m| m.concepts.iter())
+            .filter(|c| seen.insert(c.key.clone()))
+            .take(cfg.max_concepts_per_turn)
+            .cloned()
+            .collect();
+        let mut links = Vec::new();
+        for (i, x) in turn_concepts.iter().enumerate() {
+            for y in &turn_concepts[i + 1..] {
+                let (a, b) = canonical_pair(&x.key, &y.key);
+                links.push(LinkWrite::CoOccurred {
+                    a: a.to_string(),
+                    b: b.to_string(),
+                    count: 1,
+                });
+            }
+        }
+        let assistant_id = memories[1].memory.id;
+        let decisions = self
+            .extractor
+            .decisions(&turn.ai_response)
+            .into_iter()
+            .map(|text| Decision {
+                id: MemoryId::new_at(at.millis()),
+                memory_id: assistant_id,
+                text,
+                created_at: at,
+            })
+            .collect();
+        Ok(PreparedTurn {
+            batch: WriteBatch {
+                memories,
+                links,
+                decisions,
+                supersedes: Vec::new(),
+                at,
+            },
+            turn_concepts,
+        })
+    }
+
+    /// Stores a conversation turn: one memory per side (user, assistant, and thinking when
+    /// given), the concepts they mention, Hebbian links between the turn's concepts, and the
+    /// assistant's decisions. One transaction: all of it or nothing.
+    pub async fn learn(&self, tenant: &TenantId, turn: Turn) -> Result<LearnOutcome> {
+        self.learn_many(tenant, vec![turn]).await
+    }
+
+    /// Stores many turns in one transaction (bulk import of history). Every turn is validated
+    /// before anything is written; co-occurrences are summed per link, which the Hebbian rule
+    /// makes equal to applying the turns one by one.
+    pub async fn learn_many(&self, tenant: &TenantId, turns: Vec<Turn>) -> Result<LearnOutcome> {
+        let now = self.clock.now();
+        let n_turns = turns.len() as u64;
+        let mut prepared = Vec::with_capacity(turns.len());
+        for turn in turns {
+            prepared.push(self.prepare_turn(turn, now)?);
+        }
+        let mut outcome = LearnOutcome {
+            turns: n_turns,
+            ..Default::default()
+        };
+        let mut all_concepts = HashSet::new();
+        let mut pair_counts: BTreeMap<(String, String), u64> = BTreeMap::new();
+        let mut batches = Vec::with_capacity(prepared.len());
+        for p in prepared {
+            for c in &p.turn_concepts {
+                if all_concepts.insert(c.key.clone()) && c.key.contains(' ') {
+                    outcome.compounds_found += 1;
+                }
+            }
+            outcome.concepts = p.turn_concepts.iter().map(|c| c.key.clone()).collect();
+            outcome.memory_ids.extend(p.batch.memories.iter().map(|m| m.memory.id));
+            let mut batch = p.batch;
+            for l in batch.links.drain(..) {
+                if let LinkWrite::CoOccurred { a, b, count } = l {
+                    *pair_counts.entry((a, b)).or_default() += count;
+                }
+            }
+            batches.push(batch);
+        }
+        if let Some(last) = batches.last_mut() {
+            last.links = pair_counts
+                .into_iter()
+                .map(|((a, b), count)| LinkWrite::CoOccurred { a, b, count })
+                .collect();
+        }
+        let applied: Applied = self.store.apply(tenant, &self.config.hebbian, batches).await?;
+        outcome.concepts_extracted = all_concepts.len() as u64;
+        outcome.decisions_detected = applied.decisions;
+        outcome.links_created = applied.links_created + applied.links_strengthened;
+        outcome.concepts_created = applied.concepts_created;
+        outcome.links_new = applied.links_created;
+        outcome.links_strengthened = applied.links_strengthened;
+        outcome.change_seq = applied.change_seq;
+        Ok(outcome)
+    }
+
+    /// Stores one text (a fact, a document, a note) with its concepts.
+    pub async fn remember(&self, tenant: &TenantId, req: RememberRequest) -> Result<Memory> {
+        self.remember_inner(tenant, req, None).await
+    }
+
+    /// Stores `req` as the new version of memory `old`: the old one is kept, marked superseded
+    /// (and demoted in recall), never destroyed.
+    pub async fn supersede(
+        &self,
+        tenant: &TenantId,
+        old: MemoryId,
+        req: RememberRequest,
+    ) -> Result<Memory> {
+        // Fail early with NotFound rather than storing the new text first.
+        self.get(tenant, old).await?;
+        self.remember_inner(tenant, req, Some(old)).await
+    }
+
+    async fn remember_inner(
+        &self,
+        tenant: &TenantId,
+        req: RememberRequest,
+        supersedes: Option<MemoryId>,
+    ) -> Result<Memory> {
+        self.config.check_text("text", &req.content)?;
+        let at = req.created_at.unwrap_or_else(|| self.clock.now());
+        let kind = req.kind.unwrap_or_else(|| req.source.as_str().to_string());
+        let write = self.new_memory(&req.content, req.source, &kind, req.session, req.metadata, at);
+        let memory = write.memory.clone();
+        let mut links = Vec::new();
+        let keys: Vec<&str> = write
+            .concepts
+            .iter()
+            .take(self.config.max_concepts_per_turn)
+            .map(|c| c.key.as_str())
+            .collect();
+        for (i, x) in keys.iter().enumerate() {
+            for y in &keys[i + 1..] {
+                let (a, b) = canonical_pair(x, y);
+                links.push(LinkWrite::CoOccurred {
+                    a: a.into(),
+                    b: b.into(),
+                    count: 1,
+                });
+            }
+        }
+        let batch = WriteBatch {
+            memories: vec![write],
+            links,
+            decisions: Vec::new(),
+            supersedes: supersedes.map(|old| (old, memory.id)).into_iter().collect(),
+            at,
+        };
+        self.store.apply(tenant, &self.config.hebbian, vec![batch]).await?;
+        Ok(memory)
+    }
+}

@@ -1,0 +1,223 @@
+//! The front door of Continuum: one method per use case, shared by every interface.
+//!
+//! `Engine::recall` is what `continuum recall`, `POST /v1/recall` and the MCP tool
+//! `memory_recall` all call; interfaces only translate to and from these methods. The engine
+//! validates input, runs the extractor, prepares write batches, ranks and assembles recall
+//! results. It holds no storage of its own: state lives behind [`MemoryStore`].
+
+mod config;
+mod export;
+mod learn;
+mod recall;
+
+pub use config::{EngineConfig, GraphParams};
+pub use export::{ExportHeader, ExportRecord, ImportOutcome, EXPORT_FORMAT, EXPORT_VERSION};
+pub use learn::{LearnOutcome, RememberRequest};
+pub use recall::{ActivatedConcept, Recall, RecallRequest, RecalledMemory, SearchHit, SearchRequest};
+
+use continuum_core::extract::{Extractor, RuleExtractor};
+use continuum_core::memory::{Decision, SessionInfo};
+use continuum_core::store::{
+    Concept, ForgetSelector, Link, MemoryFilter, Page, PageRequest, StoreStats, MAX_PAGE,
+};
+use continuum_core::{
+    Clock, Error, Memory, MemoryId, MemoryStore, Result, SystemClock, TenantId,
+};
+use serde::Serialize;
+use std::sync::Arc;
+
+/// The engine: a store, a clock, an extractor and validated configuration.
+#[derive(Clone)]
+pub struct Engine {
+    store: Arc<dyn MemoryStore>,
+    clock: Arc<dyn Clock>,
+    extractor: Arc<dyn Extractor>,
+    config: EngineConfig,
+}
+
+/// `stats`: the store's counts plus what the engine knows.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stats {
+    pub tenant: TenantId,
+    pub backend: &'static str,
+    #[serde(flatten)]
+    pub store: StoreStats,
+}
+
+/// A concept with its neighbourhood, for `concepts NAME`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConceptView {
+    pub concept: Concept,
+    pub neighbours: Vec<Neighbour>,
+}
+
+/// A concept linked to the one asked about.
+#[derive(Debug, Clone, Serialize)]
+pub struct Neighbour {
+    pub key: String,
+    pub name: String,
+    /// The link's effective strength (after decay, when decay is on).
+    pub strength: f64,
+    pub count: u64,
+}
+
+impl Engine {
+    pub fn new(store: Arc<dyn MemoryStore>, config: EngineConfig) -> Result<Self> {
+        config.validate()?;
+        let extractor = RuleExtractor {
+            max_per_text: config.max_concepts_per_memory,
+            ..Default::default()
+        };
+        Ok(Engine {
+            store,
+            clock: Arc::new(SystemClock),
+            extractor: Arc::new(extractor),
+            config,
+        })
+    }
+
+    /// Replaces the clock (tests, replays).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Replaces the extractor.
+    pub fn with_extractor(mut self, extractor: Arc<dyn Extractor>) -> Self {
+        self.extractor = extractor;
+        self
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    pub fn store(&self) -> &Arc<dyn MemoryStore> {
+        &self.store
+    }
+
+    /// One memory by id.
+    pub async fn get(&self, tenant: &TenantId, id: MemoryId) -> Result<Memory> {
+        self.store
+            .get(tenant, &[id])
+            .await?
+            .pop()
+            .ok_or_else(|| Error::NotFound(format!("no memory with id {id}")))
+    }
+
+    /// Memories matching a filter, newest first unless the page says otherwise; never unbounded.
+    pub async fn list(
+        &self,
+        tenant: &TenantId,
+        filter: &MemoryFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Memory>> {
+        if page.limit == 0 || page.limit > MAX_PAGE {
+            return Err(Error::InvalidInput(format!(
+                "page size must be between 1 and {MAX_PAGE}"
+            )));
+        }
+        self.store.list(tenant, filter, page).await
+    }
+
+    /// Deletes memories (and what only they carried) from the store and its indexes.
+    ///
+    /// Forgetting ids that do not exist is `NotFound`, so a typo is not mistaken for success.
+    pub async fn forget(&self, tenant: &TenantId, what: &ForgetSelector) -> Result<u64> {
+        let n = self.store.forget(tenant, what).await?;
+        match what {
+            ForgetSelector::Ids(ids) if n == 0 => Err(Error::NotFound(match ids.as_slice() {
+                [one] => format!("no memory with id {one}"),
+                _ => "none of the given memory ids exist".to_string(),
+            })),
+            ForgetSelector::Session(s) if n == 0 => {
+                Err(Error::NotFound(format!("no memories in session '{s}'")))
+            }
+            _ => Ok(n),
+        }
+    }
+
+    pub async fn stats(&self, tenant: &TenantId) -> Result<Stats> {
+        Ok(Stats {
+            tenant: tenant.clone(),
+            backend: self.store.backend(),
+            store: self.store.stats(tenant).await?,
+        })
+    }
+
+    pub async fn sessions(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<SessionInfo>> {
+        self.store.sessions(tenant, limit.clamp(1, MAX_PAGE), offset).await
+    }
+
+    pub async fn decisions(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<Decision>> {
+        self.store.decisions(tenant, limit.clamp(1, MAX_PAGE), offset).await
+    }
+
+    /// The most mentioned concepts.
+    pub async fn list_concepts(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<Concept>> {
+        self.store.list_concepts(tenant, limit.clamp(1, MAX_PAGE), offset).await
+    }
+
+    /// A concept (by name, any case) and its strongest neighbours.
+    pub async fn concept(&self, tenant: &TenantId, name: &str, limit: usize) -> Result<ConceptView> {
+        let key = continuum_core::extract::concept_key(name);
+        if key.is_empty() {
+            return Err(Error::InvalidInput("concept name is empty".into()));
+        }
+        let concept = self
+            .store
+            .concepts(tenant, std::slice::from_ref(&key))
+            .await?
+            .pop()
+            .ok_or_else(|| Error::NotFound(format!("no concept '{name}'")))?;
+        let links = self
+            .store
+            .neighbours(tenant, std::slice::from_ref(&key), limit.clamp(1, MAX_PAGE))
+            .await?;
+        let others: Vec<String> = links
+            .iter()
+            .map(|l| if l.a == key { l.b.clone() } else { l.a.clone() })
+            .collect();
+        let named = self.store.concepts(tenant, &others).await?;
+        let now = self.clock.now();
+        let mut neighbours: Vec<Neighbour> = links
+            .iter()
+            .zip(others)
+            .map(|(l, other): (&Link, String)| Neighbour {
+                name: named
+                    .iter()
+                    .find(|c| c.key == other)
+                    .map(|c| c.name.clone())
+                    .unwrap_or_else(|| other.clone()),
+                key: other,
+                strength: self.config.hebbian.effective(l.strength, l.last_at, now),
+                count: l.count,
+            })
+            .collect();
+        neighbours.sort_by(|a, b| b.strength.total_cmp(&a.strength).then(a.key.cmp(&b.key)));
+        Ok(ConceptView {
+            concept,
+            neighbours,
+        })
+    }
+
+    /// Integrity problems of the store (empty when healthy).
+    pub async fn check(&self) -> Result<Vec<String>> {
+        self.store.check().await
+    }
+}

@@ -1,0 +1,406 @@
+//! Reads that rank: `recall` (hybrid retrieval plus a context block) and `search` (full text).
+//!
+//! Recall, step by step:
+//! 1. lexical: BM25 over memory text for the query's search terms;
+//! 2. graph: concepts named in the query are looked up; activation spreads along Hebbian links
+//!    (`parent × strength × decay` per step, at most `depth` steps) and pulls in the newest
+//!    memories mentioning each activated concept, scored by the sum of their activations;
+//! 3. recency: `0.5^(age / half-life)`;
+//! 4. each signal is normalised to [0, 1] and fused with configured weights; superseded memories
+//!    are demoted; near-duplicates collapse onto the best copy;
+//! 5. the best memories are assembled into a context block within the token budget.
+
+use crate::Engine;
+use continuum_core::context::{ShownLink, assemble};
+use continuum_core::extract::concept_key;
+use continuum_core::rank::{Signals, collapse_duplicates, fuse, normalise_by_max, recency};
+use continuum_core::store::{Link, MemoryFilter};
+use continuum_core::text::{search_terms, word_jaccard, words};
+use continuum_core::{Error, Memory, MemoryId, Result, SessionId, Source, TenantId, Timestamp};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecallRequest {
+    pub query: String,
+    /// Token budget of the context block (default from config).
+    #[serde(default)]
+    pub budget_tokens: Option<usize>,
+    /// How many memories to return (default from config).
+    #[serde(default)]
+    pub limit: Option<usize>,
+    #[serde(default)]
+    pub filter: MemoryFilter,
+}
+
+impl RecallRequest {
+    pub fn new(query: impl Into<String>) -> Self {
+        RecallRequest {
+            query: query.into(),
+            ..Default::default()
+        }
+    }
+}
+
+/// A recalled memory, its fused score and why it matched.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecalledMemory {
+    pub id: MemoryId,
+    pub content: String,
+    pub source: Source,
+    pub session: Option<SessionId>,
+    pub created_at: Timestamp,
+    pub score: f64,
+    pub signals: Signals,
+    /// Query terms found in the text.
+    pub matched_terms: Vec<String>,
+    /// Activated concepts this memory mentions.
+    pub matched_concepts: Vec<String>,
+    pub superseded: bool,
+    /// How many near-identical memories were folded into this one.
+    pub duplicates: usize,
+    /// Included in the context block (false when the budget ran out).
+    pub in_context: bool,
+}
+
+/// A concept that took part in a recall.
+#[derive(Debug, Clone, Serialize)]
+pub struct ActivatedConcept {
+    pub key: String,
+    pub name: String,
+    pub activation: f64,
+    /// 0: named in the query; 1 or 2: reached over links.
+    pub depth: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Recall {
+    /// The `[MEMORY CONTEXT]` block, within the budget.
+    pub context: String,
+    pub context_tokens: usize,
+    pub budget_tokens: usize,
+    pub memories: Vec<RecalledMemory>,
+    pub concepts: Vec<ActivatedConcept>,
+    /// Links followed during activation (effective strengths).
+    pub links: Vec<Link>,
+    pub query_terms: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchRequest {
+    pub query: String,
+    #[serde(default)]
+    pub filter: MemoryFilter,
+    #[serde(default)]
+    pub limit: Option<usize>,
+    #[serde(default)]
+    pub offset: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchHit {
+    pub score: f64,
+    #[serde(flatten)]
+    pub memory: Memory,
+}
+
+struct Activation {
+    name: String,
+    value: f64,
+    depth: usize,
+}
+
+impl Engine {
+    /// Spreads activation from the concepts named in `query`; returns activated concepts and
+    /// the links followed.
+    async fn activate(
+        &self,
+        tenant: &TenantId,
+        query: &str,
+        terms: &[String],
+    ) -> Result<(HashMap<String, Activation>, Vec<Link>)> {
+        let g = self.config.graph;
+        let mut keys: Vec<String> = self
+            .extractor
+            .concepts(query)
+            .into_iter()
+            .map(|c| c.key)
+            .collect();
+        for t in terms {
+            let k = concept_key(t);
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
+        let mut act: HashMap<String, Activation> = HashMap::new();
+        for c in self.store.concepts(tenant, &keys).await? {
+            act.insert(
+                c.key,
+                Activation {
+                    name: c.name,
+                    value: 1.0,
+                    depth: 0,
+                },
+            );
+        }
+        let now = self.clock.now();
+        let mut followed: Vec<Link> = Vec::new();
+        let mut frontier: Vec<String> = act.keys().cloned().collect();
+        for depth in 1..=g.depth {
+            if frontier.is_empty() {
+                break;
+            }
+            let limit = g.neighbours_per_concept * frontier.len();
+            let links = self.store.neighbours(tenant, &frontier, limit).await?;
+            let frontier_set: HashSet<&String> = frontier.iter().collect();
+            let mut reached: HashMap<String, f64> = HashMap::new();
+            for l in &links {
+                let strength = self.config.hebbian.effective(l.strength, l.last_at, now);
+                for (from, to) in [(&l.a, &l.b), (&l.b, &l.a)] {
+                    if !frontier_set.contains(from) {
+                        continue;
+                    }
+                    let v = act[from].value * strength * g.decay;
+                    if act.get(to).is_some_and(|a| a.value >= v) {
+                        continue;
+                    }
+                    let best = reached.entry(to.clone()).or_insert(0.0);
+                    *best = best.max(v);
+                }
+                followed.push(Link {
+                    strength,
+                    ..l.clone()
+                });
+            }
+            let mut next: Vec<(String, f64)> = reached.into_iter().collect();
+            next.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            next.truncate(g.max_active_concepts);
+            for (k, v) in &next {
+                act.insert(
+                    k.clone(),
+                    Activation {
+                        name: k.clone(),
+                        value: *v,
+                        depth,
+                    },
+                );
+            }
+            frontier = next.into_iter().map(|(k, _)| k).collect();
+        }
+        // Display names for concepts reached over links.
+        let unnamed: Vec<String> = act
+            .iter()
+            .filter(|(_, a)| a.depth > 0)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for c in self.store.concepts(tenant, &unnamed).await? {
+            if let Some(a) = act.get_mut(&c.key) {
+                a.name = c.name;
+            }
+        }
+        followed.sort_by(|a, b| b.strength.total_cmp(&a.strength).then(a.a.cmp(&b.a)).then(a.b.cmp(&b.b)));
+        followed.dedup_by(|x, y| x.a == y.a && x.b == y.b);
+        Ok((act, followed))
+    }
+
+    /// Hybrid recall: ranked, explained memories and a context block within the token budget.
+    pub async fn recall(&self, tenant: &TenantId, req: &RecallRequest) -> Result<Recall> {
+        let cfg = &self.config;
+        cfg.check_text("query", &req.query)?;
+        let limit = req.limit.unwrap_or(cfg.recall_limit);
+        if limit == 0 || limit > cfg.max_recall_limit {
+            return Err(Error::InvalidInput(format!(
+                "limit must be between 1 and {}",
+                cfg.max_recall_limit
+            )));
+        }
+        let budget = req.budget_tokens.unwrap_or(cfg.default_budget_tokens);
+        if budget == 0 || budget > cfg.max_budget_tokens {
+            return Err(Error::InvalidInput(format!(
+                "token budget must be between 1 and {}",
+                cfg.max_budget_tokens
+            )));
+        }
+        let terms = search_terms(&req.query, cfg.max_query_terms);
+
+        // 1. lexical
+        let lexical = self
+            .store
+            .text_search(tenant, &terms, &req.filter, cfg.lexical_candidates.max(limit))
+            .await?;
+
+        // 2. graph
+        let (act, followed) = self.activate(tenant, &req.query, &terms).await?;
+        let mut active: Vec<(&String, &Activation)> = act.iter().collect();
+        active.sort_by(|a, b| b.1.value.total_cmp(&a.1.value).then(a.0.cmp(b.0)));
+        active.truncate(cfg.graph.max_active_concepts);
+        let active_keys: Vec<String> = active.iter().map(|(k, _)| (*k).clone()).collect();
+        let mentions = self
+            .store
+            .mentions(tenant, &active_keys, cfg.graph.memories_per_concept)
+            .await?;
+        let mut graph_raw: HashMap<MemoryId, f64> = HashMap::new();
+        let mut graph_concepts: HashMap<MemoryId, Vec<String>> = HashMap::new();
+        for (key, id) in &mentions {
+            *graph_raw.entry(*id).or_default() += act[key].value;
+            graph_concepts.entry(*id).or_default().push(act[key].name.clone());
+        }
+
+        // Candidates: union of both lists.
+        let mut ids: Vec<MemoryId> = lexical.iter().map(|s| s.id).collect();
+        let lexical_ids: HashSet<MemoryId> = ids.iter().copied().collect();
+        ids.extend(graph_raw.keys().filter(|id| !lexical_ids.contains(id)).copied());
+        let mut memories: Vec<Memory> = self.store.get(tenant, &ids).await?;
+        memories.retain(|m| req.filter.matches(m));
+
+        // 3-4. signals, fusion
+        let lex_max = lexical.iter().map(|s| s.score).fold(0.0f64, f64::max);
+        let lex: HashMap<MemoryId, f64> = lexical
+            .iter()
+            .map(|s| (s.id, if lex_max > 0.0 { (s.score / lex_max).clamp(0.0, 1.0) } else { 0.0 }))
+            .collect();
+        let mut graph_norm: Vec<f64> = memories
+            .iter()
+            .map(|m| graph_raw.get(&m.id).copied().unwrap_or(0.0))
+            .collect();
+        normalise_by_max(&mut graph_norm);
+        let now = self.clock.now();
+        let term_set: HashSet<&str> = terms.iter().map(String::as_str).collect();
+        let mut scored: Vec<(f64, Signals, Memory)> = memories
+            .into_iter()
+            .zip(graph_norm)
+            .map(|(m, graph)| {
+                let s = Signals {
+                    lexical: lex.get(&m.id).copied().unwrap_or(0.0),
+                    graph,
+                    recency: recency(m.created_at.days_until(now), cfg.fusion.recency_half_life_days),
+                };
+                (fuse(&cfg.fusion, &s, m.is_superseded()), s, m)
+            })
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.2.id.cmp(&a.2.id)));
+
+        // Near-duplicates: same text, or nearly the same words.
+        let threshold = cfg.near_duplicate_jaccard;
+        let pool = limit * 3;
+        scored.truncate(pool.max(limit));
+        let kept = collapse_duplicates(&scored, |a, b| {
+            a.2.content_hash == b.2.content_hash || word_jaccard(&a.2.content, &b.2.content) >= threshold
+        });
+        let mut dup_counts = vec![0usize; scored.len()];
+        for i in 0..scored.len() {
+            if !kept.contains(&i) {
+                if let Some(&k) = kept.iter().find(|&&k| {
+                    scored[k].2.content_hash == scored[i].2.content_hash
+                        || word_jaccard(&scored[k].2.content, &scored[i].2.content) >= threshold
+                }) {
+                    dup_counts[k] += 1;
+                }
+            }
+        }
+        let chosen: Vec<usize> = kept.into_iter().take(limit).collect();
+
+        // 5. context
+        let mut concepts: Vec<ActivatedConcept> = active
+            .iter()
+            .map(|(k, a)| ActivatedConcept {
+                key: (*k).clone(),
+                name: a.name.clone(),
+                activation: a.value,
+                depth: a.depth,
+            })
+            .collect();
+        concepts.truncate(12);
+        let shown_links: Vec<Link> = followed.into_iter().take(12).collect();
+        let mem_refs: Vec<&Memory> = chosen.iter().map(|&i| &scored[i].2).collect();
+        let concept_names: Vec<&str> = concepts.iter().take(8).map(|c| c.name.as_str()).collect();
+        let link_view: Vec<ShownLink<'_>> = shown_links
+            .iter()
+            .take(5)
+            .map(|l| ShownLink {
+                a: &l.a,
+                b: &l.b,
+                strength: l.strength,
+            })
+            .collect();
+        let ctx = assemble(&mem_refs, &concept_names, &link_view, budget);
+        let included: HashSet<MemoryId> = ctx.included.iter().copied().collect();
+
+        let recalled = chosen
+            .iter()
+            .map(|&i| {
+                let (score, signals, m) = &scored[i];
+                let matched_terms: Vec<String> = {
+                    let mut seen = HashSet::new();
+                    words(&m.content)
+                        .map(str::to_lowercase)
+                        .filter(|w| term_set.contains(w.as_str()) && seen.insert(w.clone()))
+                        .collect()
+                };
+                RecalledMemory {
+                    id: m.id,
+                    content: m.content.clone(),
+                    source: m.source,
+                    session: m.session.clone(),
+                    created_at: m.created_at,
+                    score: *score,
+                    signals: *signals,
+                    matched_terms,
+                    matched_concepts: graph_concepts.get(&m.id).cloned().unwrap_or_default(),
+                    superseded: m.is_superseded(),
+                    duplicates: dup_counts[i],
+                    in_context: included.contains(&m.id),
+                }
+            })
+            .collect();
+        Ok(Recall {
+            context: ctx.text,
+            context_tokens: ctx.tokens,
+            budget_tokens: budget,
+            memories: recalled,
+            concepts,
+            links: shown_links,
+            query_terms: terms,
+        })
+    }
+
+    /// Full-text search with filters and paging (`limit` ≤ 100, `offset + limit` ≤ 1000).
+    pub async fn search(&self, tenant: &TenantId, req: &SearchRequest) -> Result<Vec<SearchHit>> {
+        self.config.check_text("query", &req.query)?;
+        let limit = req.limit.unwrap_or(10);
+        if limit == 0 || limit > 100 {
+            return Err(Error::InvalidInput("limit must be between 1 and 100".into()));
+        }
+        if req.offset + limit > continuum_core::store::MAX_PAGE {
+            return Err(Error::InvalidInput(format!(
+                "offset + limit may be at most {}",
+                continuum_core::store::MAX_PAGE
+            )));
+        }
+        let terms = search_terms(&req.query, self.config.max_query_terms);
+        let hits = self
+            .store
+            .text_search(tenant, &terms, &req.filter, req.offset + limit)
+            .await?;
+        let page: Vec<_> = hits.into_iter().skip(req.offset).collect();
+        let ids: Vec<MemoryId> = page.iter().map(|h| h.id).collect();
+        let mut by_id: HashMap<MemoryId, Memory> = self
+            .store
+            .get(tenant, &ids)
+            .await?
+            .into_iter()
+            .map(|m| (m.id, m))
+            .collect();
+        Ok(page
+            .into_iter()
+            .filter_map(|h| {
+                by_id.remove(&h.id).map(|memory| SearchHit {
+                    score: h.score,
+                    memory,
+                })
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,1024 @@
+//! The embedded SQLite store: Continuum's default backend, one file on disk.
+//!
+//! WAL mode, one writer connection and a few reader connections, a busy timeout so several
+//! processes can share one file, FTS5 (Porter stemming) for BM25 ranking, and the embedded,
+//! checksummed migrations of [`migrations`]. Every query is scoped by tenant.
+//!
+//! It is not a server: calls run on the caller's thread. They are short (microseconds to a few
+//! milliseconds), which is why the async trait methods do their work inline.
+
+pub mod migrations;
+
+use async_trait::async_trait;
+use continuum_core::extract::ExtractedConcept;
+use continuum_core::hebbian::HebbianRule;
+use continuum_core::memory::{Decision, Metadata, SessionInfo};
+use continuum_core::store::{
+    Applied, Change, Concept, ForgetSelector, ImportKey, Link, LinkWrite, MAX_PAGE, MemoryFilter,
+    Order, Page, PageRequest, Scored, StoreStats, WriteBatch,
+};
+use continuum_core::{Error, Memory, MemoryId, MemoryStore, Result, SessionId, TenantId, Timestamp};
+use rusqlite::types::Value;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, params, params_from_iter};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// How to open a store.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// How long a write waits for another process's lock before failing with `Unavailable`.
+    pub busy_timeout: Duration,
+    /// Reader connections beside the writer.
+    pub readers: usize,
+    /// Apply pending migrations at open (otherwise pending migrations are an error).
+    pub migrate: bool,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            busy_timeout: Duration::from_secs(5),
+            readers: 2,
+            migrate: true,
+        }
+    }
+}
+
+/// The SQLite implementation of [`MemoryStore`].
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+}
+
+/// Maps a driver error to an error kind a caller can act on.
+pub(crate) fn map_err(e: rusqlite::Error) -> Error {
+    use rusqlite::ErrorCode as C;
+    if let rusqlite::Error::SqliteFailure(f, msg) = &e {
+        let detail = msg.clone().unwrap_or_default();
+        return match f.code {
+            C::DatabaseBusy | C::DatabaseLocked => Error::Unavailable(
+                "the store is locked by another process; try again, or raise the busy timeout (--busy-timeout)"
+                    .into(),
+            ),
+            C::ReadOnly => Error::Unavailable(
+                "the store is read-only (check the permissions of the data directory and its files)"
+                    .into(),
+            ),
+            C::CannotOpen => Error::Unavailable(format!(
+                "cannot open the store file (does the data directory exist and is it writable?) {detail}"
+            )),
+            C::DiskFull => Error::Unavailable("the disk holding the store is full".into()),
+            C::NotADatabase => Error::Unavailable(
+                "the store file is not a SQLite database (wrong --data-dir?)".into(),
+            ),
+            C::DatabaseCorrupt => Error::Internal("the store file is corrupt".into()),
+            _ => Error::Internal(e.to_string()),
+        };
+    }
+    Error::Internal(e.to_string())
+}
+
+fn open_conn(path: &Path, opts: &SqliteOptions) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| match map_err(e) {
+        Error::Unavailable(m) => Error::Unavailable(format!("{m} ({})", path.display())),
+        other => other,
+    })?;
+    conn.busy_timeout(opts.busy_timeout).map_err(map_err)?;
+    // WAL: readers never block the writer; NORMAL sync: a committed write survives a process
+    // crash (kill -9); only an OS crash or power loss may lose the last transactions.
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .map_err(map_err)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(Error::Unavailable(format!(
+            "the store could not switch to WAL mode (got {mode}); is the file on a network filesystem?"
+        )));
+    }
+    conn.execute_batch(
+        "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;
+         PRAGMA cache_size = -32000;",
+    )
+    .map_err(map_err)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store at `path`, applying migrations when allowed.
+    pub fn open(path: impl AsRef<Path>, opts: &SqliteOptions, now: Timestamp) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let mut writer = open_conn(&path, opts)?;
+        let pending = migrations::pending(&writer)?;
+        if !pending.is_empty() {
+            if !opts.migrate {
+                return Err(Error::Unavailable(format!(
+                    "the store needs migrations {pending:?}; run `continuum migrate`"
+                )));
+            }
+            migrations::migrate(&mut writer, now.millis())?;
+        }
+        let readers = (0..opts.readers.max(1))
+            .map(|_| open_conn(&path, opts).map(Mutex::new))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(SqliteStore {
+            path,
+            writer: Mutex::new(writer),
+            readers,
+            next_reader: AtomicUsize::new(0),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The migrations recorded in the store.
+    pub fn applied_migrations(&self) -> Result<Vec<migrations::AppliedMigration>> {
+        self.read(|c| migrations::applied(c))
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        let n = self.readers.len();
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        for i in 0..n {
+            if let Ok(conn) = self.readers[(start + i) % n].try_lock() {
+                return f(&conn).map_err(map_err);
+            }
+        }
+        let conn = self.readers[start % n]
+            .lock()
+            .map_err(|_| Error::Internal("a reader connection was poisoned".into()))?;
+        f(&conn).map_err(map_err)
+    }
+
+    fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = self
+            .writer
+            .lock()
+            .map_err(|_| Error::Internal("the writer connection was poisoned".into()))?;
+        // IMMEDIATE takes the write lock up front, so a busy store fails (or waits) at BEGIN
+        // instead of midway through.
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(map_err)?;
+        let out = f(&tx)?;
+        tx.commit().map_err(map_err)?;
+        Ok(out)
+    }
+}
+
+const MEMORY_COLS: &str = "m.id, m.session, m.source, m.kind, m.content, m.metadata, m.created_at, m.content_hash, m.valid_until, m.superseded_by";
+
+fn conv<T, E: std::fmt::Display>(col: usize, r: std::result::Result<T, E>) -> rusqlite::Result<T> {
+    r.map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(
+            col,
+            rusqlite::types::Type::Text,
+            e.to_string().into(),
+        )
+    })
+}
+
+fn row_memory(r: &Row<'_>) -> rusqlite::Result<Memory> {
+    let id: Vec<u8> = r.get(0)?;
+    let session: Option<String> = r.get(1)?;
+    let source: String = r.get(2)?;
+    let metadata: String = r.get(5)?;
+    let superseded: Option<Vec<u8>> = r.get(9)?;
+    Ok(Memory {
+        id: conv(0, MemoryId::from_slice(&id))?,
+        session: session.map(SessionId::new).transpose().or_else(|e| conv(1, Err(e)))?,
+        source: conv(2, source.parse())?,
+        kind: r.get(3)?,
+        content: r.get(4)?,
+        metadata: conv(5, serde_json::from_str::<Metadata>(&metadata))?,
+        created_at: Timestamp(r.get(6)?),
+        content_hash: r.get(7)?,
+        valid_until: r.get::<_, Option<i64>>(8)?.map(Timestamp),
+        superseded_by: superseded
+            .map(|b| MemoryId::from_slice(&b))
+            .transpose()
+            .or_else(|e| conv(9, Err(e)))?,
+    })
+}
+
+fn row_concept(r: &Row<'_>) -> rusqlite::Result<Concept> {
+    Ok(Concept {
+        key: r.get(0)?,
+        name: r.get(1)?,
+        kind: r.get(2)?,
+        mentions: r.get::<_, i64>(3)?.max(0) as u64,
+        first_seen: Timestamp(r.get(4)?),
+        last_seen: Timestamp(r.get(5)?),
+    })
+}
+
+fn row_link(r: &Row<'_>) -> rusqlite::Result<Link> {
+    let x: String = r.get(0)?;
+    let y: String = r.get(1)?;
+    let (a, b) = if x <= y { (x, y) } else { (y, x) };
+    Ok(Link {
+        a,
+        b,
+        strength: r.get(2)?,
+        count: r.get::<_, i64>(3)?.max(0) as u64,
+        last_at: Timestamp(r.get(4)?),
+    })
+}
+
+/// Appends SQL conditions for a filter on alias `m`, pushing their parameters.
+fn filter_sql(f: &MemoryFilter, params: &mut Vec<Value>) -> String {
+    let mut sql = String::new();
+    if !f.sources.is_empty() {
+        sql.push_str(" AND m.source IN (");
+        for (i, s) in f.sources.iter().enumerate() {
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push('?');
+            params.push(Value::Text(s.as_str().into()));
+        }
+        sql.push(')');
+    }
+    if let Some(s) = &f.session {
+        sql.push_str(" AND m.session = ?");
+        params.push(Value::Text(s.as_str().into()));
+    }
+    if let Some(t) = f.since {
+        sql.push_str(" AND m.created_at >= ?");
+        params.push(Value::Integer(t.millis()));
+    }
+    if let Some(t) = f.until {
+        sql.push_str(" AND m.created_at < ?");
+        params.push(Value::Integer(t.millis()));
+    }
+    if f.current_only {
+        sql.push_str(" AND m.superseded_by IS NULL");
+    }
+    sql
+}
+
+fn placeholders(n: usize) -> String {
+    let mut s = String::with_capacity(n * 2);
+    for i in 0..n {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push('?');
+    }
+    s
+}
+
+/// Quotes search terms for an FTS5 MATCH: each term a phrase, any of them may match.
+fn fts_query(terms: &[String]) -> String {
+    terms
+        .iter()
+        .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(" OR ")
+}
+
+fn parse_cursor(c: &str) -> Result<(i64, i64)> {
+    let bad = || Error::InvalidInput(format!("'{c}' is not a valid page cursor"));
+    let (t, r) = c.split_once(':').ok_or_else(bad)?;
+    Ok((t.parse().map_err(|_| bad())?, r.parse().map_err(|_| bad())?))
+}
+
+fn log_change(tx: &Transaction<'_>, tenant: &TenantId, at: i64, op: &str, entity: &str) -> Result<()> {
+    tx.prepare_cached("INSERT INTO changes (tenant, at, op, entity) VALUES (?1, ?2, ?3, ?4)")
+        .and_then(|mut s| s.execute(params![tenant.as_str(), at, op, entity]))
+        .map_err(map_err)?;
+    Ok(())
+}
+
+/// Finds or creates a concept, returning (cid, created).
+fn concept_id(
+    tx: &Transaction<'_>,
+    tenant: &TenantId,
+    c: &ExtractedConcept,
+    at: i64,
+    cache: &mut HashMap<String, i64>,
+) -> Result<(i64, bool)> {
+    if let Some(&cid) = cache.get(&c.key) {
+        return Ok((cid, false));
+    }
+    let found: Option<i64> = tx
+        .prepare_cached("SELECT cid FROM concepts WHERE tenant = ?1 AND key = ?2")
+        .and_then(|mut s| s.query_row(params![tenant.as_str(), c.key], |r| r.get(0)).optional())
+        .map_err(map_err)?;
+    let (cid, created) = match found {
+        Some(cid) => (cid, false),
+        None => {
+            tx.prepare_cached(
+                "INSERT INTO concepts (tenant, key, name, kind, mentions, first_seen, last_seen)
+                 VALUES (?1, ?2, ?3, ?4, 0, ?5, ?5)",
+            )
+            .and_then(|mut s| s.execute(params![tenant.as_str(), c.key, c.name, c.kind, at]))
+            .map_err(map_err)?;
+            let cid = tx.last_insert_rowid();
+            log_change(tx, tenant, at, "concept.created", &c.key)?;
+            (cid, true)
+        }
+    };
+    cache.insert(c.key.clone(), cid);
+    Ok((cid, created))
+}
+
+fn apply_batches(
+    tx: &Transaction<'_>,
+    tenant: &TenantId,
+    rule: &HebbianRule,
+    batches: Vec<WriteBatch>,
+) -> Result<Applied> {
+    let t = tenant.as_str();
+    let mut out = Applied::default();
+    let mut cids: HashMap<String, i64> = HashMap::new();
+    // cid -> (new mentions, first, last): applied once per call.
+    let mut mention_delta: HashMap<i64, (i64, i64, i64)> = HashMap::new();
+    let mut link_changes = 0u64;
+    for batch in batches {
+        let at = batch.at.millis();
+        for w in &batch.memories {
+            let m = &w.memory;
+            let metadata = serde_json::to_string(&m.metadata)
+                .map_err(|e| Error::InvalidInput(format!("metadata is not serialisable: {e}")))?;
+            let inserted = tx
+                .prepare_cached(
+                    "INSERT INTO memories (id, tenant, session, source, kind, content, metadata,
+                        created_at, content_hash, valid_until, superseded_by)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        m.id.as_bytes().as_slice(),
+                        t,
+                        m.session.as_ref().map(|s| s.as_str()),
+                        m.source.as_str(),
+                        m.kind,
+                        m.content,
+                        metadata,
+                        m.created_at.millis(),
+                        m.content_hash,
+                        m.valid_until.map(|v| v.millis()),
+                        m.superseded_by.as_ref().map(|s| s.as_bytes().to_vec()),
+                    ])
+                });
+            match inserted {
+                Ok(_) => {}
+                Err(rusqlite::Error::SqliteFailure(f, _))
+                    if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    return Err(Error::Conflict(format!("memory {} already exists", m.id)));
+                }
+                Err(e) => return Err(map_err(e)),
+            }
+            let rid = tx.last_insert_rowid();
+            tx.prepare_cached("INSERT INTO memories_fts (rowid, content) VALUES (?1, ?2)")
+                .and_then(|mut s| s.execute(params![rid, m.content]))
+                .map_err(map_err)?;
+            if let Some(session) = &m.session {
+                tx.prepare_cached(
+                    "INSERT INTO sessions (tenant, id, started_at, last_at, memories)
+                     VALUES (?1, ?2, ?3, ?3, 1)
+                     ON CONFLICT (tenant, id) DO UPDATE SET
+                        started_at = min(started_at, excluded.started_at),
+                        last_at = max(last_at, excluded.last_at),
+                        memories = memories + 1",
+                )
+                .and_then(|mut s| s.execute(params![t, session.as_str(), m.created_at.millis()]))
+                .map_err(map_err)?;
+            }
+            log_change(tx, tenant, at, "memory.created", &m.id.to_string())?;
+            out.memories += 1;
+            for c in &w.concepts {
+                let (cid, created) = concept_id(tx, tenant, c, m.created_at.millis(), &mut cids)?;
+                out.concepts_created += created as u64;
+                let n = tx
+                    .prepare_cached("INSERT OR IGNORE INTO mentions (cid, rid) VALUES (?1, ?2)")
+                    .and_then(|mut s| s.execute(params![cid, rid]))
+                    .map_err(map_err)?;
+                if n > 0 {
+                    let ts = m.created_at.millis();
+                    let e = mention_delta.entry(cid).or_insert((0, ts, ts));
+                    e.0 += 1;
+                    e.1 = e.1.min(ts);
+                    e.2 = e.2.max(ts);
+                }
+            }
+        }
+        for link in &batch.links {
+            let (ka, kb) = match link {
+                LinkWrite::CoOccurred { a, b, .. } | LinkWrite::AtLeast { a, b, .. } => (a, b),
+            };
+            if ka == kb {
+                continue;
+            }
+            let mut cid_of = |key: &String| -> Result<i64> {
+                let c = ExtractedConcept {
+                    key: key.clone(),
+                    name: key.clone(),
+                    kind: "concept".into(),
+                };
+                let (cid, created) = concept_id(tx, tenant, &c, at, &mut cids)?;
+                out.concepts_created += created as u64;
+                Ok(cid)
+            };
+            let (x, y) = (cid_of(ka)?, cid_of(kb)?);
+            let (a, b) = (x.min(y), x.max(y));
+            let count_before: Option<i64> = tx
+                .prepare_cached("SELECT count FROM links WHERE a = ?1 AND b = ?2")
+                .and_then(|mut s| s.query_row(params![a, b], |r| r.get(0)).optional())
+                .map_err(map_err)?;
+            match link {
+                LinkWrite::CoOccurred { count, .. } => {
+                    let n = (*count).max(1);
+                    tx.prepare_cached(
+                        "INSERT INTO links (a, b, tenant, strength, count, first_at, last_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+                         ON CONFLICT (a, b) DO UPDATE SET
+                            strength = min(?7, strength + ?8 * excluded.count),
+                            count = count + excluded.count,
+                            last_at = max(last_at, excluded.last_at)",
+                    )
+                    .and_then(|mut s| {
+                        s.execute(params![
+                            a,
+                            b,
+                            t,
+                            rule.new_strength(n),
+                            n as i64,
+                            at,
+                            rule.cap,
+                            rule.increment
+                        ])
+                    })
+                    .map_err(map_err)?;
+                }
+                LinkWrite::AtLeast {
+                    strength,
+                    count,
+                    last_at,
+                    ..
+                } => {
+                    tx.prepare_cached(
+                        "INSERT INTO links (a, b, tenant, strength, count, first_at, last_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+                         ON CONFLICT (a, b) DO UPDATE SET
+                            strength = max(strength, excluded.strength),
+                            count = max(count, excluded.count),
+                            last_at = max(last_at, excluded.last_at)",
+                    )
+                    .and_then(|mut s| {
+                        s.execute(params![
+                            a,
+                            b,
+                            t,
+                            strength.clamp(0.0, rule.cap),
+                            *count as i64,
+                            last_at.millis()
+                        ])
+                    })
+                    .map_err(map_err)?;
+                }
+            }
+            if count_before.is_some() {
+                out.links_strengthened += 1;
+            } else {
+                out.links_created += 1;
+            }
+            link_changes += 1;
+        }
+        for d in &batch.decisions {
+            let inserted = tx.prepare_cached(
+                "INSERT INTO decisions (id, tenant, memory_id, text, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    d.id.as_bytes().as_slice(),
+                    t,
+                    d.memory_id.as_bytes().as_slice(),
+                    d.text,
+                    d.created_at.millis()
+                ])
+            })
+            .map_err(map_err)?;
+            if inserted > 0 {
+                log_change(tx, tenant, at, "decision.created", &d.id.to_string())?;
+                out.decisions += 1;
+            }
+        }
+        for (old, new) in &batch.supersedes {
+            let n = tx
+                .prepare_cached(
+                    "UPDATE memories SET superseded_by = ?1, valid_until = coalesce(valid_until, ?2)
+                     WHERE tenant = ?3 AND id = ?4",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![new.as_bytes().as_slice(), at, t, old.as_bytes().as_slice()])
+                })
+                .map_err(map_err)?;
+            if n == 0 {
+                return Err(Error::NotFound(format!("no memory with id {old}")));
+            }
+            log_change(tx, tenant, at, "memory.superseded", &old.to_string())?;
+        }
+    }
+    for (cid, (n, first, last)) in mention_delta {
+        tx.prepare_cached(
+            "UPDATE concepts SET mentions = mentions + ?1, first_seen = min(first_seen, ?2),
+                last_seen = max(last_seen, ?3) WHERE cid = ?4",
+        )
+        .and_then(|mut s| s.execute(params![n, first, last, cid]))
+        .map_err(map_err)?;
+    }
+    if link_changes > 0 {
+        let now = tx
+            .query_row("SELECT coalesce(max(at), 0) FROM changes WHERE tenant = ?1", [t], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map_err(map_err)?;
+        log_change(tx, tenant, now, "links.strengthened", &link_changes.to_string())?;
+    }
+    out.change_seq = tx
+        .query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| r.get::<_, i64>(0))
+        .map_err(map_err)? as u64;
+    Ok(out)
+}
+
+/// The rids of the memories a selector names, in this tenant.
+fn selected_rids(tx: &Transaction<'_>, t: &str, what: &ForgetSelector) -> Result<Vec<(i64, Vec<u8>)>> {
+    let mut out = Vec::new();
+    let mut push = |r: &Row<'_>| -> rusqlite::Result<()> {
+        out.push((r.get(0)?, r.get(1)?));
+        Ok(())
+    };
+    match what {
+        ForgetSelector::Ids(ids) => {
+            let mut stmt = tx
+                .prepare_cached("SELECT rid, id FROM memories WHERE tenant = ?1 AND id = ?2")
+                .map_err(map_err)?;
+            for id in ids {
+                let mut rows = stmt.query(params![t, id.as_bytes().as_slice()]).map_err(map_err)?;
+                while let Some(r) = rows.next().map_err(map_err)? {
+                    push(r).map_err(map_err)?;
+                }
+            }
+        }
+        ForgetSelector::Session(s) => {
+            let mut stmt = tx
+                .prepare_cached("SELECT rid, id FROM memories WHERE tenant = ?1 AND session = ?2")
+                .map_err(map_err)?;
+            let mut rows = stmt.query(params![t, s.as_str()]).map_err(map_err)?;
+            while let Some(r) = rows.next().map_err(map_err)? {
+                push(r).map_err(map_err)?;
+            }
+        }
+        ForgetSelector::All => {
+            let mut stmt = tx
+                .prepare_cached("SELECT rid, id FROM memories WHERE tenant = ?1")
+                .map_err(map_err)?;
+            let mut rows = stmt.query(params![t]).map_err(map_err)?;
+            while let Some(r) = rows.next().map_err(map_err)? {
+                push(r).map_err(map_err)?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn forget_tx(tx: &Transaction<'_>, tenant: &TenantId, what: &ForgetSelector, now: i64) -> Result<u64> {
+    let t = tenant.as_str();
+    let rids = selected_rids(tx, t, what)?;
+    let mut touched_concepts: HashMap<i64, i64> = HashMap::new();
+    for (rid, id) in &rids {
+        {
+            let mut stmt = tx
+                .prepare_cached("SELECT cid FROM mentions WHERE rid = ?1")
+                .map_err(map_err)?;
+            let cids = stmt
+                .query_map([rid], |r| r.get::<_, i64>(0))
+                .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+                .map_err(map_err)?;
+            for cid in cids {
+                *touched_concepts.entry(cid).or_default() += 1;
+            }
+        }
+        let exec = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<usize> {
+            tx.prepare_cached(sql)
+                .and_then(|mut s| s.execute(p))
+                .map_err(map_err)
+        };
+        exec("DELETE FROM mentions WHERE rid = ?1", &[rid])?;
+        exec("DELETE FROM memories_fts WHERE rowid = ?1", &[rid])?;
+        exec("DELETE FROM decisions WHERE tenant = ?1 AND memory_id = ?2", &[&t, id])?;
+        // The memory it replaced becomes current again.
+        exec(
+            "UPDATE memories SET superseded_by = NULL, valid_until = NULL WHERE tenant = ?1 AND superseded_by = ?2",
+            &[&t, id],
+        )?;
+        exec(
+            "UPDATE sessions SET memories = memories - 1
+             WHERE tenant = ?1 AND id = (SELECT session FROM memories WHERE rid = ?2)",
+            &[&t, rid],
+        )?;
+        exec("DELETE FROM memories WHERE rid = ?1", &[rid])?;
+        let id_text = MemoryId::from_slice(id)?.to_string();
+        log_change(tx, tenant, now, "memory.forgotten", &id_text)?;
+    }
+    for (cid, n) in touched_concepts {
+        tx.prepare_cached("UPDATE concepts SET mentions = mentions - ?1 WHERE cid = ?2")
+            .and_then(|mut s| s.execute(params![n, cid]))
+            .map_err(map_err)?;
+        let gone: Option<String> = tx
+            .prepare_cached("DELETE FROM concepts WHERE cid = ?1 AND mentions <= 0 RETURNING key")
+            .and_then(|mut s| s.query_row([cid], |r| r.get(0)).optional())
+            .map_err(map_err)?;
+        if gone.is_some() {
+            tx.prepare_cached("DELETE FROM links WHERE a = ?1 OR b = ?1")
+                .and_then(|mut s| s.execute([cid]))
+                .map_err(map_err)?;
+        }
+    }
+    tx.execute("DELETE FROM sessions WHERE tenant = ?1 AND memories <= 0", [t])
+        .map_err(map_err)?;
+    if matches!(what, ForgetSelector::All) {
+        // Links or concepts left without mentions (from imports) go with the tenant.
+        tx.execute("DELETE FROM links WHERE tenant = ?1", [t]).map_err(map_err)?;
+        tx.execute("DELETE FROM concepts WHERE tenant = ?1", [t]).map_err(map_err)?;
+        tx.execute("DELETE FROM decisions WHERE tenant = ?1", [t]).map_err(map_err)?;
+    }
+    Ok(rids.len() as u64)
+}
+
+#[async_trait]
+impl MemoryStore for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn apply(&self, tenant: &TenantId, rule: &HebbianRule, batches: Vec<WriteBatch>) -> Result<Applied> {
+        self.write(|tx| apply_batches(tx, tenant, rule, batches))
+    }
+
+    async fn get(&self, tenant: &TenantId, ids: &[MemoryId]) -> Result<Vec<Memory>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let sql = format!(
+                "SELECT {MEMORY_COLS} FROM memories m WHERE m.tenant = ? AND m.id IN ({})",
+                placeholders(chunk.len())
+            );
+            let mut p: Vec<Value> = vec![Value::Text(tenant.as_str().into())];
+            p.extend(chunk.iter().map(|id| Value::Blob(id.as_bytes().to_vec())));
+            let mut found = self.read(|c| {
+                let mut stmt = c.prepare_cached(&sql)?;
+                stmt.query_map(params_from_iter(p), row_memory)?.collect::<rusqlite::Result<Vec<_>>>()
+            })?;
+            out.append(&mut found);
+        }
+        Ok(out)
+    }
+
+    async fn list(&self, tenant: &TenantId, filter: &MemoryFilter, page: &PageRequest) -> Result<Page<Memory>> {
+        let limit = page.limit.clamp(1, MAX_PAGE);
+        let mut p: Vec<Value> = vec![Value::Text(tenant.as_str().into())];
+        let mut sql = format!("SELECT {MEMORY_COLS}, m.rid FROM memories m WHERE m.tenant = ?");
+        sql.push_str(&filter_sql(filter, &mut p));
+        let (cmp, dir) = match page.order {
+            Order::NewestFirst => ("<", "DESC"),
+            Order::OldestFirst => (">", "ASC"),
+        };
+        if let Some(c) = &page.cursor {
+            let (at, rid) = parse_cursor(c)?;
+            sql.push_str(&format!(
+                " AND (m.created_at {cmp} ? OR (m.created_at = ? AND m.rid {cmp} ?))"
+            ));
+            p.extend([Value::Integer(at), Value::Integer(at), Value::Integer(rid)]);
+        }
+        sql.push_str(&format!(" ORDER BY m.created_at {dir}, m.rid {dir} LIMIT ?"));
+        p.push(Value::Integer(limit as i64 + 1));
+        let mut rows = self.read(|c| {
+            let mut stmt = c.prepare_cached(&sql)?;
+            stmt.query_map(params_from_iter(p), |r| Ok((row_memory(r)?, r.get::<_, i64>(10)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        let next_cursor = if rows.len() > limit {
+            rows.truncate(limit);
+            rows.last().map(|(m, rid)| format!("{}:{rid}", m.created_at.millis()))
+        } else {
+            None
+        };
+        Ok(Page {
+            items: rows.into_iter().map(|(m, _)| m).collect(),
+            next_cursor,
+        })
+    }
+
+    async fn text_search(&self, tenant: &TenantId, terms: &[String], filter: &MemoryFilter, limit: usize) -> Result<Vec<Scored>> {
+        if terms.is_empty() || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut p: Vec<Value> = vec![
+            Value::Text(fts_query(terms)),
+            Value::Text(tenant.as_str().into()),
+        ];
+        let mut sql = String::from(
+            "SELECT m.id, bm25(memories_fts) AS score FROM memories_fts
+             JOIN memories m ON m.rid = memories_fts.rowid
+             WHERE memories_fts MATCH ? AND m.tenant = ?",
+        );
+        sql.push_str(&filter_sql(filter, &mut p));
+        sql.push_str(" ORDER BY score LIMIT ?");
+        p.push(Value::Integer(limit.min(MAX_PAGE) as i64));
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(&sql)?;
+            stmt.query_map(params_from_iter(p), |r| {
+                let id: Vec<u8> = r.get(0)?;
+                let score: f64 = r.get(1)?;
+                Ok(Scored {
+                    id: conv(0, MemoryId::from_slice(&id))?,
+                    // FTS5's bm25() is lower-is-better; the port speaks higher-is-better.
+                    score: -score,
+                })
+            })?
+            .collect()
+        })
+    }
+
+    async fn concepts(&self, tenant: &TenantId, keys: &[String]) -> Result<Vec<Concept>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT key, name, kind, mentions, first_seen, last_seen FROM concepts
+             WHERE tenant = ? AND key IN ({})",
+            placeholders(keys.len())
+        );
+        let mut p: Vec<Value> = vec![Value::Text(tenant.as_str().into())];
+        p.extend(keys.iter().map(|k| Value::Text(k.clone())));
+        self.read(|c| c.prepare(&sql)?.query_map(params_from_iter(p), row_concept)?.collect())
+    }
+
+    async fn list_concepts(&self, tenant: &TenantId, limit: usize, offset: usize) -> Result<Vec<Concept>> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT key, name, kind, mentions, first_seen, last_seen FROM concepts
+                 WHERE tenant = ?1 ORDER BY mentions DESC, key LIMIT ?2 OFFSET ?3",
+            )?
+            .query_map(
+                params![tenant.as_str(), limit.min(MAX_PAGE) as i64, offset as i64],
+                row_concept,
+            )?
+            .collect()
+        })
+    }
+
+    async fn neighbours(&self, tenant: &TenantId, keys: &[String], limit: usize) -> Result<Vec<Link>> {
+        if keys.is_empty() || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let ph = placeholders(keys.len());
+        let sql = format!(
+            "WITH seeds AS (SELECT cid FROM concepts WHERE tenant = ? AND key IN ({ph}))
+             SELECT ca.key, cb.key, l.strength, l.count, l.last_at FROM (
+                SELECT a, b, strength, count, last_at FROM links WHERE a IN (SELECT cid FROM seeds)
+                UNION
+                SELECT a, b, strength, count, last_at FROM links WHERE b IN (SELECT cid FROM seeds)
+             ) l
+             JOIN concepts ca ON ca.cid = l.a
+             JOIN concepts cb ON cb.cid = l.b
+             ORDER BY l.strength DESC, l.count DESC, ca.key, cb.key LIMIT ?"
+        );
+        let mut p: Vec<Value> = vec![Value::Text(tenant.as_str().into())];
+        p.extend(keys.iter().map(|k| Value::Text(k.clone())));
+        p.push(Value::Integer(limit.min(MAX_PAGE) as i64));
+        self.read(|c| c.prepare_cached(&sql)?.query_map(params_from_iter(p), row_link)?.collect())
+    }
+
+    async fn list_links(&self, tenant: &TenantId, limit: usize, offset: usize) -> Result<Vec<Link>> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT ca.key, cb.key, l.strength, l.count, l.last_at FROM links l
+                 JOIN concepts ca ON ca.cid = l.a JOIN concepts cb ON cb.cid = l.b
+                 WHERE l.tenant = ?1 ORDER BY l.a, l.b LIMIT ?2 OFFSET ?3",
+            )?
+            .query_map(
+                params![tenant.as_str(), limit.min(MAX_PAGE) as i64, offset as i64],
+                row_link,
+            )?
+            .collect()
+        })
+    }
+
+    async fn mentions(&self, tenant: &TenantId, keys: &[String], per_concept: usize) -> Result<Vec<(String, MemoryId)>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT m.id FROM concepts k
+                 JOIN mentions mn ON mn.cid = k.cid
+                 JOIN memories m ON m.rid = mn.rid
+                 WHERE k.tenant = ?1 AND k.key = ?2
+                 ORDER BY mn.rid DESC LIMIT ?3",
+            )?;
+            let mut out = Vec::new();
+            for key in keys {
+                let ids = stmt
+                    .query_map(params![tenant.as_str(), key, per_concept as i64], |r| {
+                        let id: Vec<u8> = r.get(0)?;
+                        conv(0, MemoryId::from_slice(&id))
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                out.extend(ids.into_iter().map(|id| (key.clone(), id)));
+            }
+            Ok(out)
+        })
+    }
+
+    async fn concepts_of(&self, tenant: &TenantId, ids: &[MemoryId]) -> Result<Vec<(MemoryId, ExtractedConcept)>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT k.key, k.name, k.kind FROM memories m
+                 JOIN mentions mn ON mn.rid = m.rid
+                 JOIN concepts k ON k.cid = mn.cid
+                 WHERE m.tenant = ?1 AND m.id = ?2 ORDER BY k.key",
+            )?;
+            let mut out = Vec::new();
+            for id in ids {
+                let rows = stmt
+                    .query_map(params![tenant.as_str(), id.as_bytes().as_slice()], |r| {
+                        Ok(ExtractedConcept {
+                            key: r.get(0)?,
+                            name: r.get(1)?,
+                            kind: r.get(2)?,
+                        })
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                out.extend(rows.into_iter().map(|c| (*id, c)));
+            }
+            Ok(out)
+        })
+    }
+
+    async fn decisions(&self, tenant: &TenantId, limit: usize, offset: usize) -> Result<Vec<Decision>> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT id, memory_id, text, created_at FROM decisions WHERE tenant = ?1
+                 ORDER BY created_at DESC, id DESC LIMIT ?2 OFFSET ?3",
+            )?
+            .query_map(
+                params![tenant.as_str(), limit.min(MAX_PAGE) as i64, offset as i64],
+                |r| {
+                    let id: Vec<u8> = r.get(0)?;
+                    let mid: Vec<u8> = r.get(1)?;
+                    Ok(Decision {
+                        id: conv(0, MemoryId::from_slice(&id))?,
+                        memory_id: conv(1, MemoryId::from_slice(&mid))?,
+                        text: r.get(2)?,
+                        created_at: Timestamp(r.get(3)?),
+                    })
+                },
+            )?
+            .collect()
+        })
+    }
+
+    async fn sessions(&self, tenant: &TenantId, limit: usize, offset: usize) -> Result<Vec<SessionInfo>> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT id, started_at, last_at, memories FROM sessions WHERE tenant = ?1
+                 ORDER BY last_at DESC, id LIMIT ?2 OFFSET ?3",
+            )?
+            .query_map(
+                params![tenant.as_str(), limit.min(MAX_PAGE) as i64, offset as i64],
+                |r| {
+                    let id: String = r.get(0)?;
+                    Ok(SessionInfo {
+                        id: SessionId::new(id).or_else(|e| conv(0, Err(e)))?,
+                        started_at: Timestamp(r.get(1)?),
+                        last_at: Timestamp(r.get(2)?),
+                        memories: r.get::<_, i64>(3)?.max(0) as u64,
+                    })
+                },
+            )?
+            .collect()
+        })
+    }
+
+    async fn forget(&self, tenant: &TenantId, what: &ForgetSelector) -> Result<u64> {
+        let now = continuum_core::Clock::now(&continuum_core::SystemClock).millis();
+        self.write(|tx| forget_tx(tx, tenant, what, now))
+    }
+
+    async fn existing(&self, tenant: &TenantId, keys: &[ImportKey]) -> Result<Vec<ImportKey>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT 1 FROM memories WHERE tenant = ?1 AND id = ?2
+                 UNION ALL
+                 SELECT 1 FROM memories WHERE tenant = ?1 AND content_hash = ?3 AND created_at = ?4
+                    AND session IS ?5
+                 LIMIT 1",
+            )?;
+            let mut out = Vec::new();
+            for k in keys {
+                let hit = stmt
+                    .query_row(
+                        params![
+                            tenant.as_str(),
+                            k.id.as_bytes().as_slice(),
+                            k.content_hash,
+                            k.created_at.millis(),
+                            k.session.as_ref().map(|s| s.as_str())
+                        ],
+                        |_| Ok(()),
+                    )
+                    .optional()?;
+                if hit.is_some() {
+                    out.push(k.clone());
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    async fn stats(&self, tenant: &TenantId) -> Result<StoreStats> {
+        let t = tenant.as_str();
+        self.read(|c| {
+            let count = |sql: &str| -> rusqlite::Result<u64> {
+                c.prepare_cached(sql)?.query_row([t], |r| r.get::<_, i64>(0)).map(|n| n.max(0) as u64)
+            };
+            let page_count: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+            let page_size: i64 = c.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+            let version: u32 = c
+                .query_row("SELECT coalesce(max(version), 0) FROM schema_migrations", [], |r| r.get(0))?;
+            Ok(StoreStats {
+                memories: count("SELECT count(*) FROM memories WHERE tenant = ?1")?,
+                sessions: count("SELECT count(*) FROM sessions WHERE tenant = ?1")?,
+                concepts: count("SELECT count(*) FROM concepts WHERE tenant = ?1")?,
+                links: count("SELECT count(*) FROM links WHERE tenant = ?1")?,
+                decisions: count("SELECT count(*) FROM decisions WHERE tenant = ?1")?,
+                change_seq: c
+                    .query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| r.get::<_, i64>(0))?
+                    .max(0) as u64,
+                store_bytes: Some((page_count * page_size).max(0) as u64),
+                schema_version: version,
+            })
+        })
+    }
+
+    async fn changes_since(&self, tenant: &TenantId, after: u64, limit: usize) -> Result<Vec<Change>> {
+        self.read(|c| {
+            c.prepare_cached(
+                "SELECT seq, at, op, entity FROM changes WHERE tenant = ?1 AND seq > ?2
+                 ORDER BY seq LIMIT ?3",
+            )?
+            .query_map(
+                params![tenant.as_str(), after as i64, limit.min(MAX_PAGE) as i64],
+                |r| {
+                    Ok(Change {
+                        seq: r.get::<_, i64>(0)? as u64,
+                        at: Timestamp(r.get(1)?),
+                        op: r.get(2)?,
+                        entity: r.get(3)?,
+                    })
+                },
+            )?
+            .collect()
+        })
+    }
+
+    async fn check(&self) -> Result<Vec<String>> {
+        self.read(|c| {
+            let mut problems = Vec::new();
+            let mut stmt = c.prepare("PRAGMA integrity_check")?;
+            for row in stmt.query_map([], |r| r.get::<_, String>(0))? {
+                let row = row?;
+                if row != "ok" {
+                    problems.push(format!("integrity: {row}"));
+                }
+            }
+            let memories: i64 = c.query_row("SELECT count(*) FROM memories", [], |r| r.get(0))?;
+            let indexed: i64 = c.query_row("SELECT count(*) FROM memories_fts", [], |r| r.get(0))?;
+            if memories != indexed {
+                problems.push(format!(
+                    "full-text index holds {indexed} entries for {memories} memories"
+                ));
+            }
+            let orphans: i64 = c.query_row(
+                "SELECT count(*) FROM mentions mn LEFT JOIN memories m ON m.rid = mn.rid WHERE m.rid IS NULL",
+                [],
+                |r| r.get(0),
+            )?;
+            if orphans > 0 {
+                problems.push(format!("{orphans} concept mentions point at missing memories"));
+            }
+            Ok(problems)
+        })
+    }
+}

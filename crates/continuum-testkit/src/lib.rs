@@ -1,0 +1,79 @@
+//! Test support shared by Continuum's crates (`publish = false`).
+//!
+//! The heart is [`conformance`]: one suite of behaviours every [`MemoryStore`] must show. A
+//! backend runs it with [`store_conformance!`], giving a factory that makes a fresh, empty store
+//! per call; each case becomes its own `#[tokio::test]`.
+
+pub mod conformance;
+
+use continuum_core::time::ManualClock;
+use continuum_core::{MemoryStore, TenantId, Timestamp};
+use continuum_engine::{Engine, EngineConfig};
+use std::any::Any;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// A fresh store and whatever must live as long as it (a temp dir, a scratch database).
+pub struct TestStore {
+    pub store: Arc<dyn MemoryStore>,
+    pub guard: Box<dyn Any + Send + Sync>,
+}
+
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// Makes a fresh, empty store on each call.
+pub type Factory = dyn Fn() -> BoxFuture<TestStore> + Send + Sync;
+
+/// The moment test clocks start at: 2026-01-01T00:00:00Z.
+pub const T0: Timestamp = Timestamp(1_767_225_600_000);
+
+/// An engine with default configuration over `store`, on a manual clock at [`T0`].
+pub fn engine(store: Arc<dyn MemoryStore>) -> (Engine, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new(T0));
+    let engine = Engine::new(store, EngineConfig::default())
+        .expect("default config is valid")
+        .with_clock(clock.clone());
+    (engine, clock)
+}
+
+pub fn tenant(name: &str) -> TenantId {
+    TenantId::new(name).expect("valid tenant id")
+}
+
+/// Expands to one `#[tokio::test]` per conformance case, each given `$factory` (an expression
+/// of type `&'static Factory` or anything that derefs to it).
+#[macro_export]
+macro_rules! store_conformance {
+    ($factory:expr) => {
+        $crate::store_conformance!(@cases $factory;
+            learn_stores_each_side_and_links_its_concepts,
+            hebbian_links_grow_by_increment_and_cap,
+            batched_learn_equals_turn_by_turn,
+            a_failed_write_changes_nothing,
+            recall_ranks_the_matching_memory_first,
+            recall_follows_concept_links,
+            recall_filters_by_source,
+            recall_collapses_duplicates,
+            supersede_keeps_history_and_demotes_the_old,
+            list_pages_newest_first_without_gaps,
+            forget_removes_memories_everywhere,
+            forget_unknown_is_not_found,
+            tenants_never_see_each_other,
+            export_then_import_reproduces_recall,
+            import_is_idempotent,
+            change_log_numbers_every_write_in_order,
+            awkward_text_is_stored_and_found,
+            sessions_and_decisions_are_recorded,
+            store_check_finds_no_problems
+        );
+    };
+    (@cases $factory:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                $crate::conformance::$case($factory).await;
+            }
+        )*
+    };
+}
