@@ -1,1 +1,36 @@
-fn main() {}
+//! `continuum`: the command-line face of the engine. Each subcommand translates its flags into
+//! one engine call and prints the result, human-readable or as JSON (`--json`).
+//!
+//! Exit codes scripts can trust: 0 success, 1 internal error, 2 invalid input or usage,
+//! 3 not found, 4 store unavailable (locked, read-only, unreadable), 5 conflict.
+
+mod app;
+mod commands;
+mod output;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = app::Cli::parse();
+    let json = cli.global.json;
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let (code, kind) = app::classify(&err);
+            if json {
+                let body = serde_json::json!({"error": {"code": kind, "message": app::one_line(&err)}});
+                println!("{body}");
+            }
+            eprintln!("error: {}", app::one_line(&err));
+            ExitCode::from(code)
+        }
+    }
+}

@@ -133,6 +133,37 @@ impl Engine {
         Ok(written)
     }
 
+    /// Checks one dump record as `import` would, without storing anything.
+    pub fn validate_record(&self, r: &ExportRecord) -> Result<()> {
+        match r {
+            ExportRecord::Header(_) => Err(Error::InvalidInput(
+                "a dump header may only appear on the first line".into(),
+            )),
+            ExportRecord::Memory { memory, .. } => {
+                self.config.check_text("memory content", &memory.content)?;
+                if continuum_core::memory::content_hash(&memory.content) != memory.content_hash {
+                    return Err(Error::InvalidInput(format!(
+                        "memory {}: content_hash does not match its content",
+                        memory.id
+                    )));
+                }
+                Ok(())
+            }
+            ExportRecord::Link { a, b, strength, .. } => {
+                if !(0.0..=1.0).contains(strength) {
+                    return Err(Error::InvalidInput(format!(
+                        "link {a} <-> {b} has strength {strength}, outside [0, 1]"
+                    )));
+                }
+                if a.is_empty() || b.is_empty() || a == b {
+                    return Err(Error::InvalidInput(format!("link {a} <-> {b} is not a pair of concepts")));
+                }
+                Ok(())
+            }
+            ExportRecord::Decision(d) => self.config.check_text("decision", &d.text),
+        }
+    }
+
     /// Imports records (a chunk of a dump, header excluded) in one transaction.
     pub async fn import(&self, tenant: &TenantId, records: Vec<ExportRecord>) -> Result<ImportOutcome> {
         let mut out = ImportOutcome::default();
@@ -140,35 +171,12 @@ impl Engine {
         let mut links = Vec::new();
         let mut decisions = Vec::new();
         for r in records {
+            self.validate_record(&r)?;
             match r {
-                ExportRecord::Header(_) => {
-                    return Err(Error::InvalidInput(
-                        "a dump header may only appear on the first line".into(),
-                    ));
-                }
-                ExportRecord::Memory { memory, concepts } => {
-                    self.config.check_text("memory content", &memory.content)?;
-                    memories.push(MemoryWrite { memory, concepts })
-                }
-                ExportRecord::Link {
-                    a,
-                    b,
-                    strength,
-                    count,
-                    last_at,
-                } => {
-                    if !(0.0..=1.0).contains(&strength) || strength.is_nan() {
-                        return Err(Error::InvalidInput(format!(
-                            "link {a} <-> {b} has strength {strength}, outside [0, 1]"
-                        )));
-                    }
-                    links.push(LinkWrite::AtLeast {
-                        a,
-                        b,
-                        strength,
-                        count,
-                        last_at,
-                    })
+                ExportRecord::Header(_) => unreachable!("validate_record refuses headers"),
+                ExportRecord::Memory { memory, concepts } => memories.push(MemoryWrite { memory, concepts }),
+                ExportRecord::Link { a, b, strength, count, last_at } => {
+                    links.push(LinkWrite::AtLeast { a, b, strength, count, last_at })
                 }
                 ExportRecord::Decision(d) => decisions.push(d),
             }

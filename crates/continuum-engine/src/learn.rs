@@ -98,14 +98,22 @@ impl Engine {
         }
     }
 
-    fn prepare_turn(&self, turn: Turn, now: Timestamp) -> Result<PreparedTurn> {
+    /// Checks a turn as `learn` would, without storing anything (imports validate whole files
+    /// before writing).
+    pub fn validate_turn(&self, turn: &Turn) -> Result<()> {
         let cfg = &self.config;
         cfg.check_text("user message", &turn.user_message)?;
         cfg.check_text("assistant response", &turn.ai_response)?;
-        let thinking = turn.thinking.filter(|t| !t.trim().is_empty());
-        if let Some(t) = &thinking {
+        if let Some(t) = turn.thinking.as_deref().filter(|t| !t.trim().is_empty()) {
             cfg.check_text("thinking", t)?;
         }
+        Ok(())
+    }
+
+    fn prepare_turn(&self, turn: Turn, now: Timestamp) -> Result<PreparedTurn> {
+        let cfg = &self.config;
+        self.validate_turn(&turn)?;
+        let thinking = turn.thinking.filter(|t| !t.trim().is_empty());
         let at = turn.timestamp.unwrap_or(now);
         let metadata = turn.metadata.unwrap_or_default();
         let mut memories = vec![

@@ -1,0 +1,280 @@
+//! `bench`: learn throughput and recall latency on generated conversations.
+//!
+//! The generator writes plausible chat turns (people, places, tools, projects, hobbies, numbers)
+//! from a seeded PRNG, so runs are repeatable and the text has the vocabulary spread of real
+//! conversations rather than one repeated sentence. Timings cover engine calls only, not text
+//! generation. The store lives in a fresh temporary directory unless `--dir` is given.
+
+use crate::app::Global;
+use crate::output;
+use anyhow::{Context, Result};
+use clap::Args;
+use continuum_core::memory::Turn;
+use continuum_core::{Error, SessionId, TenantId};
+use continuum_engine::RecallRequest;
+use serde::Serialize;
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Store sizes, in memories, at which recall latency is measured (each turn adds two).
+    #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
+    pub sizes: Vec<usize>,
+    /// Recall queries timed at each size.
+    #[arg(long, default_value_t = 500)]
+    pub queries: usize,
+    /// Turns learned one per transaction after the largest size.
+    #[arg(long, default_value_t = 2000)]
+    pub single_turns: usize,
+    /// Turns per transaction for batch learning.
+    #[arg(long, default_value_t = 1000)]
+    pub batch: usize,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Keep the store in this directory instead of a temporary one (must not hold a store).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+const PEOPLE: &[&str] = &[
+    "Alice", "Bob", "Caroline", "Melanie", "Dmitri", "Priya", "Kenji", "Fatima", "Lucas",
+    "Sofia", "Omar", "Grace", "Hiro", "Nadia", "Tomas", "Ingrid", "Mateo", "Aisha", "Jonas",
+    "Leila", "Ravi", "Elena", "Kwame", "Yuki",
+];
+const TOOLS: &[&str] = &[
+    "Rust", "Python", "PostgreSQL", "SQLite", "Redis", "Kafka", "Docker", "Kubernetes",
+    "Terraform", "React", "Tokio", "Axum", "GraphQL", "Grafana", "Prometheus", "Nginx",
+    "Elasticsearch", "TypeScript", "Go", "Kotlin", "Swift", "RabbitMQ", "Airflow", "Spark",
+    "Django", "FastAPI", "Svelte", "Vault", "Consul", "Ansible",
+];
+const PLACES: &[&str] = &[
+    "Berlin", "Lisbon", "Tokyo", "Toronto", "Nairobi", "Lyon", "Austin", "Seoul", "Oslo",
+    "Lima", "Dublin", "Cape Town", "Melbourne", "Montreal", "Krakow", "Porto",
+];
+const PROJECTS: &[&str] = &[
+    "billing service", "mobile app", "data pipeline", "search index", "checkout flow",
+    "onboarding emails", "analytics dashboard", "payment gateway", "recommendation model",
+    "support chatbot", "inventory sync", "auth service", "video transcoder", "pricing engine",
+];
+const HOBBIES: &[&str] = &[
+    "painting", "hiking", "violin lessons", "pottery", "marathon training", "sourdough baking",
+    "chess", "photography", "gardening", "camping", "rock climbing", "salsa dancing",
+    "birdwatching", "woodworking", "kayaking", "knitting",
+];
+const DETAILS: &[&str] = &[
+    "The staging cluster ran out of memory twice this week.",
+    "Latency went from 40 ms to 180 ms at the 99th percentile.",
+    "We still have the migration scripts from the spring rewrite.",
+    "My manager wants a written proposal by Friday.",
+    "The weather was perfect, sunny with a light breeze.",
+    "I finally finished the book my friend recommended.",
+    "Our budget for the quarter is tight, so no new licences.",
+    "The kids loved the museum, especially the dinosaur hall.",
+    "Two customers reported duplicate invoices yesterday.",
+    "The new intern is picking things up quickly.",
+    "I keep forgetting to renew my passport before the trip.",
+    "Backups completed but the restore test took four hours.",
+    "We adopted a rescue dog named Pepper last month.",
+    "The flaky test only fails when the disk is nearly full.",
+    "Dinner was homemade ramen with a soft-boiled egg.",
+    "The conference talk got accepted, so I need slides.",
+];
+const MONTHS: &[&str] = &["January", "March", "May", "July", "September", "November"];
+
+struct Gen(fastrand::Rng);
+
+impl Gen {
+    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
+        xs[self.0.usize(..xs.len())]
+    }
+
+    fn user(&mut self) -> String {
+        let (p, t, t2, pl, pr, h) = (
+            self.pick(PEOPLE), self.pick(TOOLS), self.pick(TOOLS), self.pick(PLACES),
+            self.pick(PROJECTS), self.pick(HOBBIES),
+        );
+        let n = self.0.u32(2..500);
+        let main = match self.0.u8(..7) {
+            0 => format!("Can you help me with the {pr}? We use {t} and {t2} and it keeps failing in {pl} (ticket #{n})."),
+            1 => format!("{p} told me the {pr} should move to {t} before {}.", self.pick(MONTHS)),
+            2 => format!("I went {h} with {p} last weekend near {pl}; it took {n} minutes to get there."),
+            3 => format!("What do you think about replacing {t} with {t2} for the {pr}?"),
+            4 => format!("My cousin {p} is visiting from {pl} next week and wants to try {h}."),
+            5 => format!("The {pr} latency doubled after we upgraded {t} to version {}.{}.", n % 9, n % 13),
+            _ => format!("Remind me what {p} said about {t} and the {pr} in {pl}."),
+        };
+        format!("{main} {}", self.pick(DETAILS))
+    }
+
+    fn assistant(&mut self) -> String {
+        let (p, t, t2, pl, pr, h) = (
+            self.pick(PEOPLE), self.pick(TOOLS), self.pick(TOOLS), self.pick(PLACES),
+            self.pick(PROJECTS), self.pick(HOBBIES),
+        );
+        match self.0.u8(..6) {
+            0 => format!("The {pr} needs a closer look at {t}. I will check the {t2} configuration and compare it with the staging setup in {pl}."),
+            1 => format!("Let's start by profiling {t}; {t2} is rarely the bottleneck for a {pr} of that size."),
+            2 => format!("{p} has a point: {t} handles that well, but keep {t2} for the reporting side of the {pr}."),
+            3 => format!("That sounds lovely! {h} near {pl} is a great way to unwind. Did {p} enjoy it?"),
+            4 => format!("Good idea. The plan is to migrate the {pr} to {t} in two steps and keep {t2} as a fallback."),
+            _ => format!("Noted: {p} prefers {t} over {t2}, and the {pr} demo is in {pl} in {}.", self.pick(MONTHS)),
+        }
+    }
+
+    fn turn(&mut self, session: usize) -> Turn {
+        Turn {
+            user_message: self.user(),
+            ai_response: self.assistant(),
+            thinking: None,
+            session_id: Some(SessionId::new(format!("bench-{session}")).expect("valid")),
+            metadata: None,
+            timestamp: None,
+        }
+    }
+
+    fn query(&mut self) -> String {
+        let (p, t, pl, pr, h) = (
+            self.pick(PEOPLE), self.pick(TOOLS), self.pick(PLACES), self.pick(PROJECTS),
+            self.pick(HOBBIES),
+        );
+        match self.0.u8(..5) {
+            0 => format!("What did {p} say about {t}?"),
+            1 => format!("How is the {pr} going with {t}?"),
+            2 => format!("Who went {h} near {pl}?"),
+            3 => format!("Why was the {pr} slow after the upgrade?"),
+            _ => format!("What is the plan for the {pr} in {pl}?"),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Latency {
+    p50: f64,
+    p95: f64,
+    p99: f64,
+    mean: f64,
+}
+
+fn latency(mut ms: Vec<f64>) -> Latency {
+    ms.sort_by(f64::total_cmp);
+    let q = |p: f64| ms[((ms.len() as f64 - 1.0) * p).round() as usize];
+    Latency {
+        p50: q(0.50),
+        p95: q(0.95),
+        p99: q(0.99),
+        mean: ms.iter().sum::<f64>() / ms.len() as f64,
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct SizeResult {
+    memories: u64,
+    batch_learn_turns_per_sec: f64,
+    recall_ms: Latency,
+    store_mib: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct BenchReport {
+    sizes: Vec<SizeResult>,
+    batch_learn_turns_per_sec: f64,
+    single_commit_turns: usize,
+    single_commit_turns_per_sec: f64,
+    queries_per_size: usize,
+}
+
+pub async fn bench(g: &Global, a: BenchArgs) -> Result<()> {
+    let mut sizes = a.sizes.clone();
+    sizes.sort_unstable();
+    sizes.dedup();
+    if sizes.is_empty() || sizes[0] == 0 || a.queries == 0 || a.batch == 0 {
+        return Err(Error::InvalidInput("sizes, queries and batch must be positive".into()).into());
+    }
+    let temp;
+    let dir = match &a.dir {
+        Some(d) => {
+            if d.join(crate::app::STORE_FILE).exists() {
+                return Err(Error::Conflict(format!("{} already holds a store; bench needs a fresh one", d.display())).into());
+            }
+            d.clone()
+        }
+        None => {
+            temp = tempfile::tempdir().context("creating a temporary directory")?;
+            temp.path().to_path_buf()
+        }
+    };
+    let (engine, store) = g.open_at(&dir)?;
+    let tenant = TenantId::new("bench")?;
+    let mut text_gen = Gen(fastrand::Rng::with_seed(a.seed));
+    let mut results = Vec::new();
+    let mut memories = 0u64;
+    let mut session = 0usize;
+    let (mut total_turns, mut total_secs) = (0u64, 0f64);
+    let pb = output::progress(*sizes.last().unwrap() as u64, "learning", g.json);
+    for &size in &sizes {
+        let (mut seg_turns, mut seg_secs) = (0u64, 0f64);
+        while (memories as usize) < size {
+            let want = ((size - memories as usize).div_ceil(2)).min(a.batch);
+            let turns: Vec<Turn> = (0..want)
+                .map(|i| {
+                    if i % 20 == 0 {
+                        session += 1;
+                    }
+                    text_gen.turn(session)
+                })
+                .collect();
+            let t0 = Instant::now();
+            let out = engine.learn_many(&tenant, turns).await?;
+            seg_secs += t0.elapsed().as_secs_f64();
+            seg_turns += out.turns;
+            memories += out.memory_ids.len() as u64;
+            pb.set_position(memories);
+        }
+        total_turns += seg_turns;
+        total_secs += seg_secs;
+        for _ in 0..20 {
+            engine.recall(&tenant, &RecallRequest::new(text_gen.query())).await?;
+        }
+        let mut ms = Vec::with_capacity(a.queries);
+        for _ in 0..a.queries {
+            let req = RecallRequest::new(text_gen.query());
+            let t0 = Instant::now();
+            engine.recall(&tenant, &req).await?;
+            ms.push(t0.elapsed().as_secs_f64() * 1000.0);
+        }
+        let bytes = std::fs::metadata(store.path()).map(|m| m.len()).unwrap_or(0);
+        results.push(SizeResult {
+            memories,
+            batch_learn_turns_per_sec: seg_turns as f64 / seg_secs.max(1e-9),
+            recall_ms: latency(ms),
+            store_mib: bytes as f64 / (1024.0 * 1024.0),
+        });
+    }
+    pb.finish_and_clear();
+    let t0 = Instant::now();
+    for _ in 0..a.single_turns {
+        engine.learn(&tenant, text_gen.turn(session)).await?;
+    }
+    let single = a.single_turns as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+    let report = BenchReport {
+        sizes: results,
+        batch_learn_turns_per_sec: total_turns as f64 / total_secs.max(1e-9),
+        single_commit_turns: a.single_turns,
+        single_commit_turns_per_sec: single,
+        queries_per_size: a.queries,
+    };
+    if g.json {
+        return output::json(&report);
+    }
+    println!("batch learn: {:.0} turns/s ({} turns per transaction)", report.batch_learn_turns_per_sec, a.batch);
+    println!("one turn per transaction: {:.0} turns/s ({} turns)", single, a.single_turns);
+    println!("{:>10}  {:>12}  {:>9}  {:>9}  {:>9}  {:>9}", "memories", "learn t/s", "p50 ms", "p95 ms", "p99 ms", "store MiB");
+    for r in &report.sizes {
+        println!(
+            "{:>10}  {:>12.0}  {:>9.3}  {:>9.3}  {:>9.3}  {:>9.1}",
+            r.memories, r.batch_learn_turns_per_sec, r.recall_ms.p50, r.recall_ms.p95, r.recall_ms.p99, r.store_mib
+        );
+    }
+    Ok(())
+}

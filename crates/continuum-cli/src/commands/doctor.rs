@@ -1,0 +1,81 @@
+//! `doctor`: checks that say what is wrong and what to do.
+
+use crate::app::{Global, STORE_FILE};
+use crate::output;
+use anyhow::Result;
+use continuum_core::Error;
+use serde::Serialize;
+
+#[derive(Serialize)]
+struct Check {
+    name: &'static str,
+    ok: bool,
+    detail: String,
+}
+
+pub async fn doctor(g: &Global) -> Result<()> {
+    let mut checks = Vec::new();
+    let dir = g.data_dir()?;
+    checks.push(Check {
+        name: "data directory",
+        ok: true,
+        detail: dir.display().to_string(),
+    });
+    let probe = dir.join(".continuum-write-probe");
+    let writable = std::fs::create_dir_all(&dir)
+        .and_then(|_| std::fs::write(&probe, b"probe"))
+        .and_then(|_| std::fs::remove_file(&probe));
+    checks.push(Check {
+        name: "data directory writable",
+        ok: writable.is_ok(),
+        detail: match &writable {
+            Ok(()) => "yes".into(),
+            Err(e) => e.to_string(),
+        },
+    });
+    match g.open_at(&dir) {
+        Ok((engine, store)) => {
+            let tenant = g.tenant()?;
+            checks.push(Check {
+                name: "store opens",
+                ok: true,
+                detail: store.path().display().to_string(),
+            });
+            let stats = engine.stats(&tenant).await?;
+            checks.push(Check {
+                name: "schema",
+                ok: stats.store.schema_version == continuum_store_sqlite::migrations::latest_version(),
+                detail: format!("v{}", stats.store.schema_version),
+            });
+            let problems = engine.check().await?;
+            checks.push(Check {
+                name: "integrity and indexes",
+                ok: problems.is_empty(),
+                detail: if problems.is_empty() { "ok".into() } else { problems.join("; ") },
+            });
+            checks.push(Check {
+                name: "tenant",
+                ok: true,
+                detail: format!("{} ({} memories)", tenant, stats.store.memories),
+            });
+        }
+        Err(e) => checks.push(Check {
+            name: "store opens",
+            ok: false,
+            detail: format!("{} ({})", crate::app::one_line(&e), dir.join(STORE_FILE).display()),
+        }),
+    }
+    let healthy = checks.iter().all(|c| c.ok);
+    if g.json {
+        output::json(&serde_json::json!({"healthy": healthy, "checks": checks}))?;
+    } else {
+        for c in &checks {
+            println!("{}  {:<24} {}", if c.ok { "ok  " } else { "FAIL" }, c.name, c.detail);
+        }
+    }
+    if healthy {
+        Ok(())
+    } else {
+        Err(Error::Unavailable("doctor found problems".into()).into())
+    }
+}

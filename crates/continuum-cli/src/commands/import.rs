@@ -1,0 +1,307 @@
+//! `import`: a dump written by `export`, or conversation history (`--turns`).
+//!
+//! Two passes over the file: the first parses and validates every line and reports bad ones
+//! by line number; nothing is written unless every line is good (or `--skip-bad` is given).
+//! The second pass writes in batches, one transaction each, with a progress bar.
+
+use crate::app::Global;
+use crate::output;
+use anyhow::{Context, Result};
+use clap::Args;
+use continuum_core::memory::Turn;
+use continuum_core::{Error, TenantId};
+use continuum_engine::{
+    EXPORT_FORMAT, EXPORT_VERSION, Engine, ExportRecord, ImportOutcome,
+};
+use serde::Serialize;
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The file to import (`-` for standard input).
+    pub file: PathBuf,
+    /// The file is conversation history: one turn per line,
+    /// {"user_message", "ai_response", "thinking"?, "session_id"?, "metadata"?, "timestamp"?}.
+    #[arg(long)]
+    pub turns: bool,
+    /// Import the good lines and report the bad ones, instead of refusing the whole file.
+    #[arg(long)]
+    pub skip_bad: bool,
+    /// Lines per transaction.
+    #[arg(long, default_value_t = 500)]
+    pub batch: usize,
+}
+
+/// The lines of the input, kept in memory only when it comes from standard input.
+enum Input {
+    File(PathBuf),
+    Stdin(Vec<u8>),
+}
+
+impl Input {
+    fn reader(&self) -> Result<Box<dyn BufRead + '_>> {
+        Ok(match self {
+            Input::File(p) => Box::new(BufReader::new(
+                std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?,
+            )),
+            Input::Stdin(buf) => Box::new(BufReader::new(buf.as_slice())),
+        })
+    }
+}
+
+/// Reads non-blank lines with their 1-based numbers; invalid UTF-8 is reported per line.
+struct Lines<'a> {
+    reader: Box<dyn BufRead + 'a>,
+    buf: Vec<u8>,
+    n: usize,
+}
+
+impl<'a> Lines<'a> {
+    fn new(input: &'a Input) -> Result<Self> {
+        Ok(Lines {
+            reader: input.reader()?,
+            buf: Vec::new(),
+            n: 0,
+        })
+    }
+
+    fn next_line(&mut self) -> Result<Option<(usize, std::result::Result<&str, String>)>> {
+        loop {
+            self.buf.clear();
+            if self.reader.read_until(b'\n', &mut self.buf).context("reading the import file")? == 0 {
+                return Ok(None);
+            }
+            self.n += 1;
+            while self.buf.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                self.buf.pop();
+            }
+            match std::str::from_utf8(&self.buf) {
+                Ok(s) if s.trim().is_empty() => continue,
+                Ok(_) => break,
+                Err(e) => return Ok(Some((self.n, Err(format!("not valid UTF-8 ({e})"))))),
+            }
+        }
+        let text = std::str::from_utf8(&self.buf).expect("checked above");
+        Ok(Some((self.n, Ok(text))))
+    }
+}
+
+enum Parsed {
+    Header,
+    Record(ExportRecord),
+    Turn(Turn),
+}
+
+fn parse_line(engine: &Engine, turns: bool, first: bool, text: &str) -> std::result::Result<Parsed, String> {
+    if turns {
+        let t: Turn = serde_json::from_str(text).map_err(|e| format!("not a turn: {e}"))?;
+        engine.validate_turn(&t).map_err(|e| e.to_string())?;
+        return Ok(Parsed::Turn(t));
+    }
+    let r: ExportRecord = serde_json::from_str(text).map_err(|e| {
+        if serde_json::from_str::<Turn>(text).is_ok() {
+            "this is a conversation turn, not a dump record; import history with --turns".to_string()
+        } else {
+            format!("not a dump record: {e}")
+        }
+    })?;
+    match (&r, first) {
+        (ExportRecord::Header(h), true) => {
+            if h.format != EXPORT_FORMAT || h.version > EXPORT_VERSION {
+                return Err(format!(
+                    "dump format {} v{} is not readable by this build ({EXPORT_FORMAT} v{EXPORT_VERSION})",
+                    h.format, h.version
+                ));
+            }
+            Ok(Parsed::Header)
+        }
+        (ExportRecord::Header(_), false) => Err("a header may only be the first line".into()),
+        (_, true) => Err(
+            "the first line of a dump must be its header (is this conversation history? then add --turns)"
+                .into(),
+        ),
+        _ => {
+            engine.validate_record(&r).map_err(|e| e.to_string())?;
+            Ok(Parsed::Record(r))
+        }
+    }
+}
+
+#[derive(Default, Serialize)]
+struct Report {
+    lines: usize,
+    bad_lines: Vec<BadLine>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    turns: Option<TurnsImported>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dump: Option<ImportOutcome>,
+}
+
+/// Totals of a history import (the per-turn ids are not kept: a history may hold millions).
+#[derive(Debug, Default, Serialize)]
+struct TurnsImported {
+    turns: u64,
+    memories: u64,
+    concepts_created: u64,
+    links_created: u64,
+    links_strengthened: u64,
+    decisions: u64,
+}
+
+#[derive(Serialize)]
+struct BadLine {
+    line: usize,
+    error: String,
+}
+
+pub async fn import(g: &Global, a: ImportArgs) -> Result<()> {
+    let tenant = g.tenant()?;
+    if a.batch == 0 || a.batch > 10_000 {
+        return Err(Error::InvalidInput("--batch must be between 1 and 10000".into()).into());
+    }
+    let input = if a.file.as_os_str() == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin().read_to_end(&mut buf).context("reading standard input")?;
+        Input::Stdin(buf)
+    } else {
+        if !a.file.is_file() {
+            return Err(Error::InvalidInput(format!("{} is not a readable file", a.file.display())).into());
+        }
+        Input::File(a.file.clone())
+    };
+    let (engine, _) = g.open()?;
+
+    // Pass 1: validate everything before writing anything.
+    let mut report = Report::default();
+    let mut first = true;
+    let mut lines = Lines::new(&input)?;
+    while let Some((n, line)) = lines.next_line()? {
+        let parsed = line.and_then(|text| parse_line(&engine, a.turns, first, text));
+        first = false;
+        match parsed {
+            Ok(_) => report.lines += 1,
+            Err(error) => report.bad_lines.push(BadLine { line: n, error }),
+        }
+    }
+    let bad: BTreeSet<usize> = report.bad_lines.iter().map(|b| b.line).collect();
+    if !bad.is_empty() {
+        for b in report.bad_lines.iter().take(10) {
+            eprintln!("line {}: {}", b.line, b.error);
+        }
+        if report.bad_lines.len() > 10 {
+            eprintln!("… and {} more bad lines", report.bad_lines.len() - 10);
+        }
+        if !a.skip_bad {
+            return Err(Error::InvalidInput(format!(
+                "{} bad line(s) in {}; nothing was imported (fix them, or pass --skip-bad to import the rest)",
+                bad.len(),
+                a.file.display()
+            ))
+            .into());
+        }
+    }
+    if !a.turns && report.lines == 0 && bad.is_empty() {
+        return Err(Error::InvalidInput(format!("{} is empty", a.file.display())).into());
+    }
+
+    // Pass 2: write in batches.
+    let pb = output::progress(report.lines as u64, "importing", g.json);
+    let mut turns: Vec<Turn> = Vec::new();
+    let mut records: Vec<ExportRecord> = Vec::new();
+    let mut learned = TurnsImported::default();
+    let mut dumped = ImportOutcome::default();
+    let mut first = true;
+    let mut lines = Lines::new(&input)?;
+    while let Some((n, line)) = lines.next_line()? {
+        let is_first = std::mem::replace(&mut first, false);
+        if bad.contains(&n) {
+            continue;
+        }
+        // The file was validated above; a line that fails now changed under us.
+        let parsed = line
+            .and_then(|text| parse_line(&engine, a.turns, is_first, text))
+            .map_err(|e| Error::InvalidInput(format!("line {n} changed during import: {e}")))?;
+        match parsed {
+            Parsed::Header => pb.inc(1),
+            Parsed::Turn(t) => turns.push(t),
+            Parsed::Record(r) => records.push(r),
+        }
+        if turns.len() >= a.batch {
+            flush_turns(&engine, &tenant, &mut turns, &mut learned, &pb).await?;
+        }
+        if records.len() >= a.batch {
+            flush_records(&engine, &tenant, &mut records, &mut dumped, &pb).await?;
+        }
+    }
+    flush_turns(&engine, &tenant, &mut turns, &mut learned, &pb).await?;
+    flush_records(&engine, &tenant, &mut records, &mut dumped, &pb).await?;
+    pb.finish_and_clear();
+
+    if a.turns {
+        report.turns = Some(learned);
+    } else {
+        report.dump = Some(dumped);
+    }
+    if g.json {
+        return output::json(&report);
+    }
+    match (&report.turns, &report.dump) {
+        (Some(t), _) => println!(
+            "imported {} turns: {} memories, {} new concepts, {} new links, {} strengthened, {} decisions",
+            t.turns, t.memories, t.concepts_created, t.links_created, t.links_strengthened, t.decisions
+        ),
+        (_, Some(d)) => println!(
+            "imported {} memories ({} already present), {} links, {} decisions",
+            d.memories_added, d.memories_skipped, d.links, d.decisions
+        ),
+        _ => {}
+    }
+    if !report.bad_lines.is_empty() {
+        println!("skipped {} bad lines", report.bad_lines.len());
+    }
+    Ok(())
+}
+
+async fn flush_turns(
+    engine: &Engine,
+    tenant: &TenantId,
+    turns: &mut Vec<Turn>,
+    total: &mut TurnsImported,
+    pb: &indicatif::ProgressBar,
+) -> Result<()> {
+    if turns.is_empty() {
+        return Ok(());
+    }
+    let n = turns.len() as u64;
+    let out = engine.learn_many(tenant, std::mem::take(turns)).await?;
+    total.turns += out.turns;
+    total.memories += out.memory_ids.len() as u64;
+    total.concepts_created += out.concepts_created;
+    total.links_created += out.links_new;
+    total.links_strengthened += out.links_strengthened;
+    total.decisions += out.decisions_detected;
+    pb.inc(n);
+    Ok(())
+}
+
+async fn flush_records(
+    engine: &Engine,
+    tenant: &TenantId,
+    records: &mut Vec<ExportRecord>,
+    total: &mut ImportOutcome,
+    pb: &indicatif::ProgressBar,
+) -> Result<()> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let n = records.len() as u64;
+    let out = engine.import(tenant, std::mem::take(records)).await?;
+    total.memories_added += out.memories_added;
+    total.memories_skipped += out.memories_skipped;
+    total.links += out.links;
+    total.decisions += out.decisions;
+    pb.inc(n);
+    Ok(())
+}

@@ -1,0 +1,23 @@
+//! `migrate`: migrations run at every start; this applies them explicitly and shows the state.
+
+use crate::app::Global;
+use crate::output;
+use anyhow::Result;
+use continuum_store_sqlite::migrations;
+
+pub async fn migrate(g: &Global) -> Result<()> {
+    let (_, store) = g.open()?;
+    let applied = store.applied_migrations()?;
+    if g.json {
+        let rows: Vec<_> = applied
+            .iter()
+            .map(|m| serde_json::json!({"version": m.version, "name": m.name, "checksum": m.checksum, "applied_at": continuum_core::Timestamp(m.applied_at)}))
+            .collect();
+        return output::json(&serde_json::json!({"latest": migrations::latest_version(), "applied": rows}));
+    }
+    for m in &applied {
+        println!("v{}  {}  applied {}  sha256 {}", m.version, m.name, continuum_core::Timestamp(m.applied_at), &m.checksum[..16]);
+    }
+    println!("schema is at v{} (this build's latest)", migrations::latest_version());
+    Ok(())
+}

@@ -1,0 +1,111 @@
+//! One module per command family; each translates flags into engine calls.
+
+mod bench;
+mod concepts;
+mod doctor;
+mod export;
+mod import;
+mod learn;
+mod memories;
+mod migrate;
+mod recall;
+mod stats;
+
+use crate::app::{Cli, parse_time};
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use continuum_core::store::MemoryFilter;
+use continuum_core::{SessionId, Source, Timestamp};
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Store a conversation turn: the user's message, the assistant's reply, optional thinking.
+    Learn(learn::LearnArgs),
+    /// Store one text (a fact, a document, a note).
+    Remember(learn::RememberArgs),
+    /// Store a new version of a memory; the old one is kept, marked superseded.
+    Supersede(learn::SupersedeArgs),
+    /// What is relevant to a message: ranked memories and a context block within a token budget.
+    Recall(recall::RecallArgs),
+    /// Full-text search over memories.
+    Search(recall::SearchArgs),
+    /// List memories, newest first, a page at a time.
+    List(memories::ListArgs),
+    /// Show one memory.
+    Get(memories::GetArgs),
+    /// Delete memories by id, a whole session, or everything of the tenant.
+    Forget(memories::ForgetArgs),
+    /// Counts: memories, sessions, concepts, links, decisions; store size.
+    Stats,
+    /// Conversations, most recently active first.
+    Sessions(stats::PageArgs),
+    /// Decisions detected in the assistant's replies, newest first.
+    Decisions(stats::PageArgs),
+    /// A concept's neighbours with link strengths; without a name, the most mentioned concepts.
+    Concepts(concepts::ConceptsArgs),
+    /// Check the data directory, the store and its indexes.
+    Doctor,
+    /// Write the tenant's memories, links and decisions as JSON Lines (stdout or --output).
+    Export(export::ExportArgs),
+    /// Load a dump written by `export`, or conversation history with --turns.
+    Import(import::ImportArgs),
+    /// Apply pending schema migrations (they also run automatically at start) and show the state.
+    Migrate,
+    /// Measure learn throughput and recall latency on generated conversations.
+    Bench(bench::BenchArgs),
+}
+
+pub async fn run(cli: Cli) -> Result<()> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Learn(a) => learn::learn(g, a).await,
+        Command::Remember(a) => learn::remember(g, a).await,
+        Command::Supersede(a) => learn::supersede(g, a).await,
+        Command::Recall(a) => recall::recall(g, a).await,
+        Command::Search(a) => recall::search(g, a).await,
+        Command::List(a) => memories::list(g, a).await,
+        Command::Get(a) => memories::get(g, a).await,
+        Command::Forget(a) => memories::forget(g, a).await,
+        Command::Stats => stats::stats(g).await,
+        Command::Sessions(a) => stats::sessions(g, a).await,
+        Command::Decisions(a) => stats::decisions(g, a).await,
+        Command::Concepts(a) => concepts::concepts(g, a).await,
+        Command::Doctor => doctor::doctor(g).await,
+        Command::Export(a) => export::export(g, a).await,
+        Command::Import(a) => import::import(g, a).await,
+        Command::Migrate => migrate::migrate(g).await,
+        Command::Bench(a) => bench::bench(g, a).await,
+    }
+}
+
+/// Filter flags shared by recall, search and list.
+#[derive(Debug, Args, Clone, Default)]
+pub struct FilterArgs {
+    /// Only memories from this source (repeatable): user, assistant, thinking, system, document, fact, note.
+    #[arg(long = "source", value_name = "SOURCE")]
+    pub sources: Vec<Source>,
+    /// Only memories of this session.
+    #[arg(long)]
+    pub session: Option<String>,
+    /// Only memories created at or after this time (RFC 3339 or YYYY-MM-DD).
+    #[arg(long, value_parser = parse_time)]
+    pub since: Option<Timestamp>,
+    /// Only memories created before this time.
+    #[arg(long, value_parser = parse_time)]
+    pub until: Option<Timestamp>,
+    /// Leave out memories that a newer one superseded.
+    #[arg(long)]
+    pub current: bool,
+}
+
+impl FilterArgs {
+    pub fn to_filter(&self) -> Result<MemoryFilter> {
+        Ok(MemoryFilter {
+            sources: self.sources.clone(),
+            session: self.session.clone().map(SessionId::new).transpose()?,
+            since: self.since,
+            until: self.until,
+            current_only: self.current,
+        })
+    }
+}
