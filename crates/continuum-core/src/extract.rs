@@ -387,7 +387,11 @@ impl Extractor for RuleExtractor {
         let mut out = Vec::new();
         for c in cands {
             let key = concept_key(&c.name);
-            if key.chars().count() < 2 || key.len() > 100 || !seen.insert(key.clone()) {
+            if key.chars().count() < 2
+                || key.len() > 100
+                || is_stop_word(&key)
+                || !seen.insert(key.clone())
+            {
                 continue;
             }
             out.push(ExtractedConcept {

@@ -80,11 +80,37 @@ pub struct MemoryFilter {
 
 impl MemoryFilter {
     pub fn matches(&self, m: &Memory) -> bool {
-        (self.sources.is_empty() || self.sources.contains(&m.source))
-            && self.session.as_ref().is_none_or(|s| m.session.as_ref() == Some(s))
-            && self.since.is_none_or(|t| m.created_at >= t)
-            && self.until.is_none_or(|t| m.created_at < t)
-            && (!self.current_only || m.superseded_by.is_none())
+        self.matches_head(&MemoryHead::of(m))
+    }
+
+    pub fn matches_head(&self, h: &MemoryHead) -> bool {
+        (self.sources.is_empty() || self.sources.contains(&h.source))
+            && self.session.as_ref().is_none_or(|s| h.session.as_ref() == Some(s))
+            && self.since.is_none_or(|t| h.created_at >= t)
+            && self.until.is_none_or(|t| h.created_at < t)
+            && (!self.current_only || !h.superseded)
+    }
+}
+
+/// What ranking and filtering need of a memory, without its text: cheap to read in bulk.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemoryHead {
+    pub id: MemoryId,
+    pub source: Source,
+    pub session: Option<SessionId>,
+    pub created_at: Timestamp,
+    pub superseded: bool,
+}
+
+impl MemoryHead {
+    pub fn of(m: &Memory) -> Self {
+        MemoryHead {
+            id: m.id,
+            source: m.source,
+            session: m.session.clone(),
+            created_at: m.created_at,
+            superseded: m.superseded_by.is_some(),
+        }
     }
 }
 
@@ -111,10 +137,18 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
-/// A memory id with a lexical (BM25) score; higher is better.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// A memory as derived indexes need it: ranking facts, text and concept keys.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexDoc {
+    pub head: MemoryHead,
+    pub content: String,
+    pub concepts: Vec<String>,
+}
+
+/// A memory with a lexical (BM25) score; higher is better.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Scored {
-    pub id: MemoryId,
+    pub head: MemoryHead,
     pub score: f64,
 }
 
@@ -168,8 +202,8 @@ pub struct StoreStats {
 pub struct Change {
     pub seq: u64,
     pub at: Timestamp,
-    /// `memory.created`, `memory.superseded`, `memory.forgotten`, `concept.created`,
-    /// `links.strengthened`, `decision.created`.
+    /// `memory.created`, `memory.superseded`, `memory.updated`, `memory.forgotten`,
+    /// `concept.created`, `links.strengthened`, `decision.created`.
     pub op: String,
     /// The memory id, concept key or a count, by op.
     pub entity: String,
@@ -247,7 +281,7 @@ pub trait MemoryStore: Send + Sync {
         tenant: &TenantId,
         keys: &[String],
         per_concept: usize,
-    ) -> Result<Vec<(String, MemoryId)>>;
+    ) -> Result<Vec<(String, MemoryHead)>>;
 
     /// The concepts each of these memories mentions.
     async fn concepts_of(
@@ -284,6 +318,21 @@ pub trait MemoryStore: Send + Sync {
     /// The tenant's change-log entries after `after`, oldest first, at most `limit`.
     async fn changes_since(&self, tenant: &TenantId, after: u64, limit: usize)
     -> Result<Vec<Change>>;
+
+    /// The tenant's latest change-log position (0 when it has none).
+    async fn latest_change(&self, tenant: &TenantId) -> Result<u64>;
+
+    /// Feeds a derived index: the tenant's memories after store position `after` (0 to start),
+    /// in store order, at most `limit`, each with its position.
+    async fn index_scan(
+        &self,
+        tenant: &TenantId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, IndexDoc)>>;
+
+    /// Feeds a derived index: these memories (unknown ids are left out).
+    async fn index_docs(&self, tenant: &TenantId, ids: &[MemoryId]) -> Result<Vec<IndexDoc>>;
 
     /// Checks the store's integrity; returns human-readable problems (empty when healthy).
     async fn check(&self) -> Result<Vec<String>>;

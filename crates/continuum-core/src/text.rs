@@ -105,12 +105,16 @@ pub fn truncate_bytes(text: &str, max_bytes: usize) -> &str {
 pub fn word_jaccard(a: &str, b: &str) -> f64 {
     let sa: HashSet<String> = words(a).map(str::to_lowercase).collect();
     let sb: HashSet<String> = words(b).map(str::to_lowercase).collect();
-    if sa.is_empty() && sb.is_empty() {
+    jaccard(&sa, &sb)
+}
+
+/// Jaccard similarity of two sets (two empty sets are identical).
+pub fn jaccard(a: &HashSet<String>, b: &HashSet<String>) -> f64 {
+    if a.is_empty() && b.is_empty() {
         return 1.0;
     }
-    let inter = sa.intersection(&sb).count() as f64;
-    let union = sa.union(&sb).count() as f64;
-    inter / union
+    let inter = a.intersection(b).count() as f64;
+    inter / ((a.len() + b.len()) as f64 - inter)
 }
 
 #[cfg(test)]

@@ -54,6 +54,9 @@ pub struct EngineConfig {
     pub lexical_candidates: usize,
     /// Two memories whose word sets overlap at least this much (Jaccard) are one in recall.
     pub near_duplicate_jaccard: f64,
+    /// Rank with the engine's derived in-memory index (true) or with the store's own full-text
+    /// search (false: no build cost, slower per query at scale).
+    pub derived_index: bool,
     pub hebbian: HebbianRule,
     pub fusion: FusionWeights,
     pub graph: GraphParams,
@@ -72,6 +75,7 @@ impl Default for EngineConfig {
             max_budget_tokens: 100_000,
             lexical_candidates: 60,
             near_duplicate_jaccard: 0.9,
+            derived_index: true,
             hebbian: HebbianRule::default(),
             fusion: FusionWeights::default(),
             graph: GraphParams::default(),

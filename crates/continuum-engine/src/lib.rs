@@ -7,6 +7,7 @@
 
 mod config;
 mod export;
+mod index;
 mod learn;
 mod recall;
 
@@ -33,6 +34,8 @@ pub struct Engine {
     clock: Arc<dyn Clock>,
     extractor: Arc<dyn Extractor>,
     config: EngineConfig,
+    indexes: Arc<index::Registry>,
+    analyzer: Arc<std::sync::Mutex<continuum_index::Analyzer>>,
 }
 
 /// `stats`: the store's counts plus what the engine knows.
@@ -73,6 +76,8 @@ impl Engine {
             clock: Arc::new(SystemClock),
             extractor: Arc::new(extractor),
             config,
+            indexes: Arc::default(),
+            analyzer: Arc::default(),
         })
     }
 

@@ -13,9 +13,9 @@
 use crate::Engine;
 use continuum_core::context::{ShownLink, assemble};
 use continuum_core::extract::concept_key;
-use continuum_core::rank::{Signals, collapse_duplicates, fuse, normalise_by_max, recency};
-use continuum_core::store::{Link, MemoryFilter};
-use continuum_core::text::{search_terms, word_jaccard, words};
+use continuum_core::rank::{Signals, collapse_duplicates, fuse, recency};
+use continuum_core::store::{Link, MemoryFilter, MemoryHead, Scored};
+use continuum_core::text::{jaccard, search_terms, words};
 use continuum_core::{Error, Memory, MemoryId, Result, SessionId, Source, TenantId, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -113,6 +113,48 @@ struct Activation {
 }
 
 impl Engine {
+    /// Full-text candidates, best first: from the derived index, or the store's own search.
+    async fn lexical(
+        &self,
+        tenant: &TenantId,
+        query: &str,
+        terms: &[String],
+        filter: &MemoryFilter,
+        limit: usize,
+    ) -> Result<Vec<Scored>> {
+        if !self.config.derived_index {
+            return self.store.text_search(tenant, terms, filter, limit).await;
+        }
+        let slot = self.fresh_index(tenant).await?;
+        let terms = {
+            let mut a = self.analyzer.lock().map_err(|_| Error::Internal("analyzer lock poisoned".into()))?;
+            a.query_terms(query, self.config.max_query_terms)
+        };
+        let guard = slot.read().map_err(|_| Error::Internal("index lock poisoned".into()))?;
+        Ok(guard.as_ref().map(|ix| ix.search(&terms, filter, limit)).unwrap_or_default())
+    }
+
+    /// The newest memories mentioning each concept, passing `filter`.
+    async fn concept_mentions(
+        &self,
+        tenant: &TenantId,
+        keys: &[String],
+        filter: &MemoryFilter,
+        per_concept: usize,
+    ) -> Result<Vec<(String, MemoryHead)>> {
+        if !self.config.derived_index {
+            return self.store.mentions(tenant, keys, per_concept).await;
+        }
+        // `lexical` ran first in this recall, so the index is fresh.
+        let slot = self.fresh_index(tenant).await?;
+        let guard = slot.read().map_err(|_| Error::Internal("index lock poisoned".into()))?;
+        let Some(ix) = guard.as_ref() else { return Ok(Vec::new()) };
+        Ok(keys
+            .iter()
+            .flat_map(|k| ix.mentions(k, filter, per_concept).into_iter().map(move |h| (k.clone(), h)))
+            .collect())
+    }
+
     /// Spreads activation from the concepts named in `query`; returns activated concepts and
     /// the links followed.
     async fn activate(
@@ -226,10 +268,8 @@ impl Engine {
         let terms = search_terms(&req.query, cfg.max_query_terms);
 
         // 1. lexical
-        let lexical = self
-            .store
-            .text_search(tenant, &terms, &req.filter, cfg.lexical_candidates.max(limit))
-            .await?;
+        let candidates = cfg.lexical_candidates.max(limit);
+        let lexical = self.lexical(tenant, &req.query, &terms, &req.filter, candidates).await?;
 
         // 2. graph
         let (act, followed) = self.activate(tenant, &req.query, &terms).await?;
@@ -238,69 +278,75 @@ impl Engine {
         active.truncate(cfg.graph.max_active_concepts);
         let active_keys: Vec<String> = active.iter().map(|(k, _)| (*k).clone()).collect();
         let mentions = self
-            .store
-            .mentions(tenant, &active_keys, cfg.graph.memories_per_concept)
+            .concept_mentions(tenant, &active_keys, &req.filter, cfg.graph.memories_per_concept)
             .await?;
         let mut graph_raw: HashMap<MemoryId, f64> = HashMap::new();
         let mut graph_concepts: HashMap<MemoryId, Vec<String>> = HashMap::new();
-        for (key, id) in &mentions {
-            *graph_raw.entry(*id).or_default() += act[key].value;
-            graph_concepts.entry(*id).or_default().push(act[key].name.clone());
+        let mut heads: HashMap<MemoryId, MemoryHead> = HashMap::new();
+        for (key, head) in mentions {
+            if !req.filter.matches_head(&head) {
+                continue;
+            }
+            *graph_raw.entry(head.id).or_default() += act[&key].value;
+            graph_concepts.entry(head.id).or_default().push(act[&key].name.clone());
+            heads.insert(head.id, head);
         }
 
-        // Candidates: union of both lists.
-        let mut ids: Vec<MemoryId> = lexical.iter().map(|s| s.id).collect();
-        let lexical_ids: HashSet<MemoryId> = ids.iter().copied().collect();
-        ids.extend(graph_raw.keys().filter(|id| !lexical_ids.contains(id)).copied());
-        let mut memories: Vec<Memory> = self.store.get(tenant, &ids).await?;
-        memories.retain(|m| req.filter.matches(m));
-
-        // 3-4. signals, fusion
+        // 3-4. Score every candidate from its head; read the text of the best only.
         let lex_max = lexical.iter().map(|s| s.score).fold(0.0f64, f64::max);
-        let lex: HashMap<MemoryId, f64> = lexical
-            .iter()
-            .map(|s| (s.id, if lex_max > 0.0 { (s.score / lex_max).clamp(0.0, 1.0) } else { 0.0 }))
-            .collect();
-        let mut graph_norm: Vec<f64> = memories
-            .iter()
-            .map(|m| graph_raw.get(&m.id).copied().unwrap_or(0.0))
-            .collect();
-        normalise_by_max(&mut graph_norm);
+        let mut lex: HashMap<MemoryId, f64> = HashMap::new();
+        for s in lexical {
+            let norm = if lex_max > 0.0 { (s.score / lex_max).clamp(0.0, 1.0) } else { 0.0 };
+            lex.insert(s.head.id, norm);
+            heads.insert(s.head.id, s.head);
+        }
+        let graph_max = graph_raw.values().cloned().fold(0.0f64, f64::max);
         let now = self.clock.now();
-        let term_set: HashSet<&str> = terms.iter().map(String::as_str).collect();
-        let mut scored: Vec<(f64, Signals, Memory)> = memories
-            .into_iter()
-            .zip(graph_norm)
-            .map(|(m, graph)| {
-                let s = Signals {
-                    lexical: lex.get(&m.id).copied().unwrap_or(0.0),
-                    graph,
-                    recency: recency(m.created_at.days_until(now), cfg.fusion.recency_half_life_days),
+        let mut ranked: Vec<(f64, Signals, MemoryHead)> = heads
+            .into_values()
+            .map(|h| {
+                let graph = match graph_raw.get(&h.id) {
+                    Some(g) if graph_max > 0.0 => (g / graph_max).clamp(0.0, 1.0),
+                    _ => 0.0,
                 };
-                (fuse(&cfg.fusion, &s, m.is_superseded()), s, m)
+                let s = Signals {
+                    lexical: lex.get(&h.id).copied().unwrap_or(0.0),
+                    graph,
+                    recency: recency(h.created_at.days_until(now), cfg.fusion.recency_half_life_days),
+                };
+                (fuse(&cfg.fusion, &s, h.superseded), s, h)
             })
             .collect();
-        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.2.id.cmp(&a.2.id)));
+        ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.2.id.cmp(&a.2.id)));
+        ranked.truncate((limit * 3).max(limit));
+        let ids: Vec<MemoryId> = ranked.iter().map(|r| r.2.id).collect();
+        let mut texts: HashMap<MemoryId, Memory> =
+            self.store.get(tenant, &ids).await?.into_iter().map(|m| (m.id, m)).collect();
+        let scored: Vec<(f64, Signals, Memory)> = ranked
+            .into_iter()
+            .filter_map(|(score, s, h)| texts.remove(&h.id).map(|m| (score, s, m)))
+            .collect();
 
         // Near-duplicates: same text, or nearly the same words.
         let threshold = cfg.near_duplicate_jaccard;
-        let pool = limit * 3;
-        scored.truncate(pool.max(limit));
-        let kept = collapse_duplicates(&scored, |a, b| {
-            a.2.content_hash == b.2.content_hash || word_jaccard(&a.2.content, &b.2.content) >= threshold
-        });
+        let word_sets: Vec<HashSet<String>> =
+            scored.iter().map(|s| words(&s.2.content).map(str::to_lowercase).collect()).collect();
+        let same = |i: usize, j: usize| {
+            scored[i].2.content_hash == scored[j].2.content_hash
+                || jaccard(&word_sets[i], &word_sets[j]) >= threshold
+        };
+        let order: Vec<usize> = (0..scored.len()).collect();
+        let kept = collapse_duplicates(&order, |&a, &b| same(a, b));
         let mut dup_counts = vec![0usize; scored.len()];
         for i in 0..scored.len() {
             if !kept.contains(&i) {
-                if let Some(&k) = kept.iter().find(|&&k| {
-                    scored[k].2.content_hash == scored[i].2.content_hash
-                        || word_jaccard(&scored[k].2.content, &scored[i].2.content) >= threshold
-                }) {
+                if let Some(&k) = kept.iter().find(|&&k| same(k, i)) {
                     dup_counts[k] += 1;
                 }
             }
         }
         let chosen: Vec<usize> = kept.into_iter().take(limit).collect();
+        let term_set: HashSet<&str> = terms.iter().map(String::as_str).collect();
 
         // 5. context
         let mut concepts: Vec<ActivatedConcept> = active
@@ -381,11 +427,10 @@ impl Engine {
         }
         let terms = search_terms(&req.query, self.config.max_query_terms);
         let hits = self
-            .store
-            .text_search(tenant, &terms, &req.filter, req.offset + limit)
+            .lexical(tenant, &req.query, &terms, &req.filter, req.offset + limit)
             .await?;
         let page: Vec<_> = hits.into_iter().skip(req.offset).collect();
-        let ids: Vec<MemoryId> = page.iter().map(|h| h.id).collect();
+        let ids: Vec<MemoryId> = page.iter().map(|h| h.head.id).collect();
         let mut by_id: HashMap<MemoryId, Memory> = self
             .store
             .get(tenant, &ids)
@@ -396,7 +441,7 @@ impl Engine {
         Ok(page
             .into_iter()
             .filter_map(|h| {
-                by_id.remove(&h.id).map(|memory| SearchHit {
+                by_id.remove(&h.head.id).map(|memory| SearchHit {
                     score: h.score,
                     memory,
                 })

@@ -14,7 +14,7 @@ use continuum_core::extract::ExtractedConcept;
 use continuum_core::hebbian::HebbianRule;
 use continuum_core::memory::{Decision, Metadata, SessionInfo};
 use continuum_core::store::{
-    Applied, Change, Concept, ForgetSelector, ImportKey, Link, LinkWrite, MAX_PAGE, MemoryFilter,
+    Applied, Change, Concept, ForgetSelector, ImportKey, IndexDoc, Link, LinkWrite, MAX_PAGE, MemoryFilter, MemoryHead,
     Order, Page, PageRequest, Scored, StoreStats, WriteBatch,
 };
 use continuum_core::{Error, Memory, MemoryId, MemoryStore, Result, SessionId, TenantId, Timestamp};
@@ -210,6 +210,34 @@ fn row_memory(r: &Row<'_>) -> rusqlite::Result<Memory> {
     })
 }
 
+/// Reads `id, source, session, created_at, superseded` starting at column `at`.
+fn row_head(r: &Row<'_>, at: usize) -> rusqlite::Result<MemoryHead> {
+    let id: Vec<u8> = r.get(at)?;
+    let source: String = r.get(at + 1)?;
+    let session: Option<String> = r.get(at + 2)?;
+    Ok(MemoryHead {
+        id: conv(at, MemoryId::from_slice(&id))?,
+        source: conv(at + 1, source.parse())?,
+        session: session.map(SessionId::new).transpose().or_else(|e| conv(at + 2, Err(e)))?,
+        created_at: Timestamp(r.get(at + 3)?),
+        superseded: r.get(at + 4)?,
+    })
+}
+
+const HEAD_COLS: &str = "m.id, m.source, m.session, m.created_at, m.superseded_by IS NOT NULL";
+
+/// Reads `rid, content, concept keys (unit-separated), head…`.
+fn index_doc(r: &Row<'_>) -> rusqlite::Result<IndexDoc> {
+    let keys: Option<String> = r.get(2)?;
+    Ok(IndexDoc {
+        content: r.get(1)?,
+        concepts: keys
+            .map(|k| k.split('\u{1f}').map(str::to_string).collect())
+            .unwrap_or_default(),
+        head: row_head(r, 3)?,
+    })
+}
+
 fn row_concept(r: &Row<'_>) -> rusqlite::Result<Concept> {
     Ok(Concept {
         key: r.get(0)?,
@@ -344,8 +372,10 @@ fn apply_batches(
     // cid -> (new mentions, first, last): applied once per call.
     let mut mention_delta: HashMap<i64, (i64, i64, i64)> = HashMap::new();
     let mut link_changes = 0u64;
+    let mut last_at = 0i64;
     for batch in batches {
         let at = batch.at.millis();
+        last_at = last_at.max(at);
         for w in &batch.memories {
             let m = &w.memory;
             let metadata = serde_json::to_string(&m.metadata)
@@ -520,7 +550,7 @@ fn apply_batches(
             let n = tx
                 .prepare_cached(
                     "UPDATE memories SET superseded_by = ?1, valid_until = coalesce(valid_until, ?2)
-                     WHERE tenant = ?3 AND id = ?4",
+                     WHERE +tenant = ?3 AND id = ?4",
                 )
                 .and_then(|mut s| {
                     s.execute(params![new.as_bytes().as_slice(), at, t, old.as_bytes().as_slice()])
@@ -541,12 +571,7 @@ fn apply_batches(
         .map_err(map_err)?;
     }
     if link_changes > 0 {
-        let now = tx
-            .query_row("SELECT coalesce(max(at), 0) FROM changes WHERE tenant = ?1", [t], |r| {
-                r.get::<_, i64>(0)
-            })
-            .map_err(map_err)?;
-        log_change(tx, tenant, now, "links.strengthened", &link_changes.to_string())?;
+        log_change(tx, tenant, last_at, "links.strengthened", &link_changes.to_string())?;
     }
     out.change_seq = tx
         .query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| r.get::<_, i64>(0))
@@ -564,7 +589,7 @@ fn selected_rids(tx: &Transaction<'_>, t: &str, what: &ForgetSelector) -> Result
     match what {
         ForgetSelector::Ids(ids) => {
             let mut stmt = tx
-                .prepare_cached("SELECT rid, id FROM memories WHERE tenant = ?1 AND id = ?2")
+                .prepare_cached("SELECT rid, id FROM memories WHERE +tenant = ?1 AND id = ?2")
                 .map_err(map_err)?;
             for id in ids {
                 let mut rows = stmt.query(params![t, id.as_bytes().as_slice()]).map_err(map_err)?;
@@ -621,6 +646,16 @@ fn forget_tx(tx: &Transaction<'_>, tenant: &TenantId, what: &ForgetSelector, now
         exec("DELETE FROM memories_fts WHERE rowid = ?1", &[rid])?;
         exec("DELETE FROM decisions WHERE tenant = ?1 AND memory_id = ?2", &[&t, id])?;
         // The memory it replaced becomes current again.
+        let restored: Vec<Vec<u8>> = tx
+            .prepare_cached("SELECT id FROM memories WHERE superseded_by = ?1 AND +tenant = ?2")
+            .and_then(|mut s| {
+                s.query_map(params![id, t], |r| r.get(0))?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .map_err(map_err)?;
+        for old in &restored {
+            log_change(tx, tenant, now, "memory.updated", &MemoryId::from_slice(old)?.to_string())?;
+        }
         exec(
             "UPDATE memories SET superseded_by = NULL, valid_until = NULL WHERE tenant = ?1 AND superseded_by = ?2",
             &[&t, id],
@@ -673,7 +708,7 @@ impl MemoryStore for SqliteStore {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(500) {
             let sql = format!(
-                "SELECT {MEMORY_COLS} FROM memories m WHERE m.tenant = ? AND m.id IN ({})",
+                "SELECT {MEMORY_COLS} FROM memories m WHERE +m.tenant = ? AND m.id IN ({})",
                 placeholders(chunk.len())
             );
             let mut p: Vec<Value> = vec![Value::Text(tenant.as_str().into())];
@@ -730,10 +765,10 @@ impl MemoryStore for SqliteStore {
             Value::Text(fts_query(terms)),
             Value::Text(tenant.as_str().into()),
         ];
-        let mut sql = String::from(
-            "SELECT m.id, bm25(memories_fts) AS score FROM memories_fts
+        let mut sql = format!(
+            "SELECT bm25(memories_fts) AS score, {HEAD_COLS} FROM memories_fts
              JOIN memories m ON m.rid = memories_fts.rowid
-             WHERE memories_fts MATCH ? AND m.tenant = ?",
+             WHERE memories_fts MATCH ? AND m.tenant = ?"
         );
         sql.push_str(&filter_sql(filter, &mut p));
         sql.push_str(" ORDER BY score LIMIT ?");
@@ -741,10 +776,9 @@ impl MemoryStore for SqliteStore {
         self.read(|c| {
             let mut stmt = c.prepare_cached(&sql)?;
             stmt.query_map(params_from_iter(p), |r| {
-                let id: Vec<u8> = r.get(0)?;
-                let score: f64 = r.get(1)?;
+                let score: f64 = r.get(0)?;
                 Ok(Scored {
-                    id: conv(0, MemoryId::from_slice(&id))?,
+                    head: row_head(r, 1)?,
                     // FTS5's bm25() is lower-is-better; the port speaks higher-is-better.
                     score: -score,
                 })
@@ -818,24 +852,22 @@ impl MemoryStore for SqliteStore {
         })
     }
 
-    async fn mentions(&self, tenant: &TenantId, keys: &[String], per_concept: usize) -> Result<Vec<(String, MemoryId)>> {
+    async fn mentions(&self, tenant: &TenantId, keys: &[String], per_concept: usize) -> Result<Vec<(String, MemoryHead)>> {
+        let sql = format!(
+            "SELECT {HEAD_COLS} FROM concepts k
+             JOIN mentions mn ON mn.cid = k.cid
+             JOIN memories m ON m.rid = mn.rid
+             WHERE k.tenant = ?1 AND k.key = ?2
+             ORDER BY mn.rid DESC LIMIT ?3"
+        );
         self.read(|c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT m.id FROM concepts k
-                 JOIN mentions mn ON mn.cid = k.cid
-                 JOIN memories m ON m.rid = mn.rid
-                 WHERE k.tenant = ?1 AND k.key = ?2
-                 ORDER BY mn.rid DESC LIMIT ?3",
-            )?;
+            let mut stmt = c.prepare_cached(&sql)?;
             let mut out = Vec::new();
             for key in keys {
-                let ids = stmt
-                    .query_map(params![tenant.as_str(), key, per_concept as i64], |r| {
-                        let id: Vec<u8> = r.get(0)?;
-                        conv(0, MemoryId::from_slice(&id))
-                    })?
+                let heads = stmt
+                    .query_map(params![tenant.as_str(), key, per_concept as i64], |r| row_head(r, 0))?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
-                out.extend(ids.into_iter().map(|id| (key.clone(), id)));
+                out.extend(heads.into_iter().map(|h| (key.clone(), h)));
             }
             Ok(out)
         })
@@ -847,7 +879,7 @@ impl MemoryStore for SqliteStore {
                 "SELECT k.key, k.name, k.kind FROM memories m
                  JOIN mentions mn ON mn.rid = m.rid
                  JOIN concepts k ON k.cid = mn.cid
-                 WHERE m.tenant = ?1 AND m.id = ?2 ORDER BY k.key",
+                 WHERE +m.tenant = ?1 AND m.id = ?2 ORDER BY k.key",
             )?;
             let mut out = Vec::new();
             for id in ids {
@@ -919,7 +951,7 @@ impl MemoryStore for SqliteStore {
     async fn existing(&self, tenant: &TenantId, keys: &[ImportKey]) -> Result<Vec<ImportKey>> {
         self.read(|c| {
             let mut stmt = c.prepare_cached(
-                "SELECT 1 FROM memories WHERE tenant = ?1 AND id = ?2
+                "SELECT 1 FROM memories WHERE +tenant = ?1 AND id = ?2
                  UNION ALL
                  SELECT 1 FROM memories WHERE tenant = ?1 AND content_hash = ?3 AND created_at = ?4
                     AND session IS ?5
@@ -990,6 +1022,54 @@ impl MemoryStore for SqliteStore {
                 },
             )?
             .collect()
+        })
+    }
+
+    async fn latest_change(&self, tenant: &TenantId) -> Result<u64> {
+        self.read(|c| {
+            c.prepare_cached("SELECT coalesce(max(seq), 0) FROM changes WHERE tenant = ?1")?
+                .query_row([tenant.as_str()], |r| r.get::<_, i64>(0))
+                .map(|n| n.max(0) as u64)
+        })
+    }
+
+    async fn index_scan(&self, tenant: &TenantId, after: u64, limit: usize) -> Result<Vec<(u64, IndexDoc)>> {
+        let sql = format!(
+            "SELECT m.rid, m.content,
+                (SELECT group_concat(k.key, char(31)) FROM mentions mn JOIN concepts k ON k.cid = mn.cid
+                 WHERE mn.rid = m.rid),
+                {HEAD_COLS}
+             FROM memories m WHERE m.tenant = ?1 AND m.rid > ?2 ORDER BY m.rid LIMIT ?3"
+        );
+        self.read(|c| {
+            c.prepare_cached(&sql)?
+                .query_map(params![tenant.as_str(), after as i64, limit.min(10_000) as i64], |r| {
+                    Ok((r.get::<_, i64>(0)? as u64, index_doc(r)?))
+                })?
+                .collect()
+        })
+    }
+
+    async fn index_docs(&self, tenant: &TenantId, ids: &[MemoryId]) -> Result<Vec<IndexDoc>> {
+        let sql = format!(
+            "SELECT m.rid, m.content,
+                (SELECT group_concat(k.key, char(31)) FROM mentions mn JOIN concepts k ON k.cid = mn.cid
+                 WHERE mn.rid = m.rid),
+                {HEAD_COLS}
+             FROM memories m WHERE +m.tenant = ?1 AND m.id = ?2"
+        );
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(&sql)?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                if let Some(doc) = stmt
+                    .query_row(params![tenant.as_str(), id.as_bytes().as_slice()], index_doc)
+                    .optional()?
+                {
+                    out.push(doc);
+                }
+            }
+            Ok(out)
         })
     }
 

@@ -7,7 +7,7 @@ use continuum_core::store::{
     ForgetSelector, LinkWrite, MemoryFilter, MemoryWrite, Order, PageRequest, WriteBatch,
 };
 use continuum_core::{Error, MemoryId, SessionId, Source, TenantId};
-use continuum_engine::{Engine, ExportRecord, RecallRequest, RememberRequest, SearchRequest};
+use continuum_engine::{Engine, EngineConfig, ExportRecord, RecallRequest, RememberRequest, SearchRequest};
 
 fn turn(user: &str, assistant: &str) -> Turn {
     Turn {
@@ -446,4 +446,57 @@ pub async fn store_check_finds_no_problems(make: &Factory) {
     e.forget(&t, &ForgetSelector::All).await.unwrap();
     e.learn(&t, turn("After the purge, Elixir.", "Elixir noted.")).await.unwrap();
     assert_eq!(e.check().await.unwrap(), Vec::<String>::new());
+}
+
+pub async fn the_index_follows_writes_made_after_it_was_built(make: &Factory) {
+    let s = make().await;
+    let (reader, _) = engine(s.store.clone());
+    // A second engine on the same store stands for another process.
+    let (writer, _) = engine(s.store.clone());
+    let t = tenant("t1");
+    writer.remember(&t, RememberRequest::new("The espresso machine is on floor three.", Source::Fact)).await.unwrap();
+    let r = reader.recall(&t, &RecallRequest::new("espresso machine")).await.unwrap();
+    assert_eq!(r.memories.len(), 1, "index built with the first memory");
+
+    let added = writer.remember(&t, RememberRequest::new("A second espresso machine arrived on floor five.", Source::Fact)).await.unwrap();
+    let r = reader.recall(&t, &RecallRequest::new("espresso machine")).await.unwrap();
+    assert_eq!(r.memories.len(), 2, "a write after the build is caught up");
+
+    let newer = writer.supersede(&t, added.id, RememberRequest::new("The floor five espresso machine went back.", Source::Fact)).await.unwrap();
+    let r = reader.recall(&t, &RecallRequest::new("espresso machine floor five")).await.unwrap();
+    assert_eq!(r.memories.iter().find(|m| m.id == added.id).map(|m| m.superseded), Some(true));
+
+    writer.forget(&t, &ForgetSelector::Ids(vec![newer.id])).await.unwrap();
+    let r = reader.recall(&t, &RecallRequest::new("espresso machine floor five")).await.unwrap();
+    assert!(r.memories.iter().all(|m| m.id != newer.id), "forgotten memory left the index");
+    assert_eq!(r.memories.iter().find(|m| m.id == added.id).map(|m| m.superseded), Some(false), "un-superseded again");
+    let hits = reader.search(&t, &SearchRequest { query: "went back".into(), ..Default::default() }).await.unwrap();
+    assert!(hits.is_empty());
+    // Many forgets in a row force a rebuild; recall stays complete.
+    for i in 0..10 {
+        let m = writer.remember(&t, RememberRequest::new(format!("temporary espresso note {i}"), Source::Note)).await.unwrap();
+        writer.forget(&t, &ForgetSelector::Ids(vec![m.id])).await.unwrap();
+    }
+    let r = reader.recall(&t, &RecallRequest::new("espresso machine")).await.unwrap();
+    assert_eq!(r.memories.len(), 2);
+}
+
+pub async fn the_store_full_text_search_ranks_and_isolates(make: &Factory) {
+    let s = make().await;
+    let clock = std::sync::Arc::new(continuum_core::time::ManualClock::new(T0));
+    let config = EngineConfig { derived_index: false, ..EngineConfig::default() };
+    let e = Engine::new(s.store.clone(), config).unwrap().with_clock(clock);
+    let (a, b) = (tenant("a"), tenant("b"));
+    e.remember(&a, RememberRequest::new("Zebras graze on the savanna.", Source::Fact)).await.unwrap();
+    e.remember(&a, RememberRequest::new("The savanna is dry in August.", Source::Fact)).await.unwrap();
+    e.remember(&b, RememberRequest::new("Zebras are striped.", Source::Fact)).await.unwrap();
+    let hits = e.search(&a, &SearchRequest { query: "zebras savanna".into(), ..Default::default() }).await.unwrap();
+    assert_eq!(hits.len(), 2);
+    assert!(hits[0].memory.content.starts_with("Zebras graze"), "both terms beat one");
+    assert!(hits[0].score > hits[1].score);
+    let r = e.recall(&a, &RecallRequest::new("striped zebras")).await.unwrap();
+    assert!(r.memories.iter().all(|m| !m.content.contains("striped")));
+    let mut req = RecallRequest::new("savanna");
+    req.filter.since = Some(continuum_core::Timestamp(T0.millis() + 1));
+    assert!(e.recall(&a, &req).await.unwrap().memories.is_empty(), "time filter applies");
 }

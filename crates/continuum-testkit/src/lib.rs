@@ -65,7 +65,9 @@ macro_rules! store_conformance {
             change_log_numbers_every_write_in_order,
             awkward_text_is_stored_and_found,
             sessions_and_decisions_are_recorded,
-            store_check_finds_no_problems
+            store_check_finds_no_problems,
+            the_index_follows_writes_made_after_it_was_built,
+            the_store_full_text_search_ranks_and_isolates
         );
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {

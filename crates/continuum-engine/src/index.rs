@@ -1,0 +1,134 @@
+//! Keeping the derived in-memory indexes ([`continuum_index::TextIndex`]) in step with the
+//! store: built from the store on a tenant's first read, then caught up from the change log
+//! before every read, so writes from this process and from other processes are all seen.
+
+use crate::Engine;
+use continuum_core::store::IndexDoc;
+use continuum_core::{MemoryId, Result, TenantId};
+use continuum_index::TextIndex;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+/// Changes caught up one at a time before a rebuild is cheaper.
+const MAX_CATCH_UP: usize = 20_000;
+/// Share of forgotten slots that triggers a rebuild.
+const MAX_DEAD_RATIO: f64 = 0.3;
+const SCAN_PAGE: usize = 5_000;
+
+/// The per-tenant indexes of one engine (shared by its clones).
+#[derive(Default)]
+pub(crate) struct Registry {
+    slots: Mutex<HashMap<TenantId, Arc<RwLock<Option<TextIndex>>>>>,
+}
+
+pub(crate) type Slot = Arc<RwLock<Option<TextIndex>>>;
+
+fn poisoned<T>(_: T) -> continuum_core::Error {
+    continuum_core::Error::Internal("an index lock was poisoned".into())
+}
+
+impl Engine {
+    fn slot(&self, tenant: &TenantId) -> Result<Slot> {
+        let mut slots = self.indexes.slots.lock().map_err(poisoned)?;
+        Ok(slots.entry(tenant.clone()).or_default().clone())
+    }
+
+    async fn build_index(&self, tenant: &TenantId) -> Result<TextIndex> {
+        // Read the log position first: anything written during the scan is replayed later,
+        // and replaying is idempotent.
+        let seq = self.store.latest_change(tenant).await?;
+        let mut index = TextIndex::new();
+        let mut after = 0;
+        loop {
+            let page = self.store.index_scan(tenant, after, SCAN_PAGE).await?;
+            let Some((last, _)) = page.last() else { break };
+            after = *last;
+            let mut analyzer = self.analyzer.lock().map_err(poisoned)?;
+            for (_, doc) in page {
+                index.add(&mut analyzer, doc);
+            }
+        }
+        index.seq = seq;
+        Ok(index)
+    }
+
+    /// The tenant's index, built or caught up to the store's latest change.
+    pub(crate) async fn fresh_index(&self, tenant: &TenantId) -> Result<Slot> {
+        let slot = self.slot(tenant)?;
+        let known = slot.read().map_err(poisoned)?.as_ref().map(|i| i.seq);
+        let Some(seq) = known else {
+            let built = self.build_index(tenant).await?;
+            let mut w = slot.write().map_err(poisoned)?;
+            if w.as_ref().is_none_or(|i| i.seq < built.seq) {
+                *w = Some(built);
+            }
+            drop(w);
+            return Ok(slot);
+        };
+        let mut changes = Vec::new();
+        let mut after = seq;
+        loop {
+            let page = self.store.changes_since(tenant, after, continuum_core::store::MAX_PAGE).await?;
+            let n = page.len();
+            if let Some(last) = page.last() {
+                after = last.seq;
+            }
+            changes.extend(page.into_iter().filter(|c| c.op.starts_with("memory.")));
+            if n < continuum_core::store::MAX_PAGE || changes.len() > MAX_CATCH_UP {
+                break;
+            }
+        }
+        if after == seq {
+            return Ok(slot);
+        }
+        if changes.len() > MAX_CATCH_UP {
+            let built = self.build_index(tenant).await?;
+            *slot.write().map_err(poisoned)? = Some(built);
+            return Ok(slot);
+        }
+        let wanted: Vec<MemoryId> = changes
+            .iter()
+            .filter(|c| c.op != "memory.forgotten")
+            .filter_map(|c| c.entity.parse().ok())
+            .collect();
+        let mut docs: HashMap<MemoryId, IndexDoc> = self
+            .store
+            .index_docs(tenant, &wanted)
+            .await?
+            .into_iter()
+            .map(|d| (d.head.id, d))
+            .collect();
+        let mut w = slot.write().map_err(poisoned)?;
+        let Some(index) = w.as_mut() else {
+            return Ok(slot.clone());
+        };
+        let mut analyzer = self.analyzer.lock().map_err(poisoned)?;
+        let applied_to = index.seq;
+        for c in changes.iter().filter(|c| c.seq > applied_to) {
+            let Ok(id) = c.entity.parse::<MemoryId>() else { continue };
+            match c.op.as_str() {
+                "memory.created" => {
+                    if let Some(doc) = docs.remove(&id) {
+                        index.add(&mut analyzer, doc);
+                    }
+                }
+                "memory.forgotten" => index.remove(&id),
+                _ => {
+                    if let Some(doc) = docs.get(&id) {
+                        index.update_head(doc.head.clone());
+                    }
+                }
+            }
+        }
+        index.seq = index.seq.max(after);
+        let rebuild = index.dead_ratio() > MAX_DEAD_RATIO;
+        drop(analyzer);
+        drop(w);
+        if rebuild {
+            // Forgotten documents keep their postings until a rebuild reclaims them.
+            let built = self.build_index(tenant).await?;
+            *slot.write().map_err(poisoned)? = Some(built);
+        }
+        Ok(slot)
+    }
+}

@@ -1,0 +1,287 @@
+//! Derived indexes over a tenant's memories, held in memory: BM25 full text and concept
+//! mentions.
+//!
+//! They are derived data, never the only copy of anything: the engine builds an index from the
+//! store on first use and catches it up from the change log before each read, so writes by
+//! other processes are seen and a crash loses nothing. Scoring is term-at-a-time into a dense
+//! accumulator, which costs O(postings of the query terms) with a tiny constant and no SQL.
+//!
+//! Not here: persistence of the index itself (it is rebuilt per process) and vectors.
+
+mod analyze;
+
+pub use analyze::Analyzer;
+
+pub use continuum_core::store::IndexDoc;
+use continuum_core::store::{MemoryFilter, MemoryHead, Scored};
+use continuum_core::MemoryId;
+use std::collections::HashMap;
+
+/// BM25 parameters (the usual defaults, as in SQLite FTS5 and Lucene).
+const K1: f32 = 1.2;
+const B: f32 = 0.75;
+
+#[derive(Debug)]
+struct Doc {
+    head: MemoryHead,
+    len: u32,
+    alive: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Posting {
+    doc: u32,
+    tf: u16,
+}
+
+/// One tenant's full-text and concept-mention index.
+#[derive(Debug, Default)]
+pub struct TextIndex {
+    docs: Vec<Doc>,
+    by_id: HashMap<MemoryId, u32>,
+    terms: HashMap<Box<str>, Vec<Posting>>,
+    concepts: HashMap<Box<str>, Vec<u32>>,
+    total_len: u64,
+    live: u32,
+    /// The change-log position this index reflects.
+    pub seq: u64,
+}
+
+impl TextIndex {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Live (not forgotten) documents.
+    pub fn len(&self) -> usize {
+        self.live as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// Share of slots held by forgotten documents; the engine rebuilds above a threshold.
+    pub fn dead_ratio(&self) -> f64 {
+        if self.docs.is_empty() {
+            0.0
+        } else {
+            1.0 - self.live as f64 / self.docs.len() as f64
+        }
+    }
+
+    pub fn contains(&self, id: &MemoryId) -> bool {
+        self.by_id.contains_key(id)
+    }
+
+    /// Adds a document; a document already present is left as it is (adding is idempotent).
+    pub fn add(&mut self, analyzer: &mut Analyzer, doc: IndexDoc) {
+        if self.by_id.contains_key(&doc.head.id) {
+            return;
+        }
+        let ord = self.docs.len() as u32;
+        let mut counts: HashMap<&str, u16> = HashMap::new();
+        let tokens = analyzer.tokens(&doc.content);
+        for t in &tokens {
+            let c = counts.entry(t.as_str()).or_insert(0);
+            *c = c.saturating_add(1);
+        }
+        for (term, tf) in counts {
+            match self.terms.get_mut(term) {
+                Some(p) => p.push(Posting { doc: ord, tf }),
+                None => {
+                    self.terms.insert(term.into(), vec![Posting { doc: ord, tf }]);
+                }
+            }
+        }
+        for key in doc.concepts {
+            self.concepts.entry(key.into_boxed_str()).or_default().push(ord);
+        }
+        let len = tokens.len() as u32;
+        self.total_len += len as u64;
+        self.live += 1;
+        self.by_id.insert(doc.head.id, ord);
+        self.docs.push(Doc {
+            head: doc.head,
+            len,
+            alive: true,
+        });
+    }
+
+    /// Marks a document forgotten. Its postings stay until the index is rebuilt.
+    pub fn remove(&mut self, id: &MemoryId) {
+        if let Some(&ord) = self.by_id.get(id) {
+            let d = &mut self.docs[ord as usize];
+            if d.alive {
+                d.alive = false;
+                self.live -= 1;
+                self.total_len -= d.len as u64;
+            }
+            self.by_id.remove(id);
+        }
+    }
+
+    /// Replaces the ranking facts (superseded, session, …) of a document.
+    pub fn update_head(&mut self, head: MemoryHead) {
+        if let Some(&ord) = self.by_id.get(&head.id) {
+            self.docs[ord as usize].head = head;
+        }
+    }
+
+    /// BM25 over query `terms` (from [`Analyzer::query_terms`]): the best `limit` live
+    /// documents passing `filter`.
+    pub fn search(&self, terms: &[String], filter: &MemoryFilter, limit: usize) -> Vec<Scored> {
+        if terms.is_empty() || self.live == 0 || limit == 0 {
+            return Vec::new();
+        }
+        let n = self.live as f32;
+        let avgdl = (self.total_len as f32 / n).max(1.0);
+        let mut scores = vec![0f32; self.docs.len()];
+        let mut touched: Vec<u32> = Vec::new();
+        for term in terms {
+            let Some(postings) = self.terms.get(term.as_str()) else {
+                continue;
+            };
+            let df = postings.len() as f32;
+            let idf = (1.0 + (n - df + 0.5).max(0.0) / (df + 0.5)).ln();
+            for p in postings {
+                let d = &self.docs[p.doc as usize];
+                if !d.alive {
+                    continue;
+                }
+                let tf = p.tf as f32;
+                let norm = K1 * (1.0 - B + B * d.len as f32 / avgdl);
+                let s = idf * tf * (K1 + 1.0) / (tf + norm);
+                let slot = &mut scores[p.doc as usize];
+                if *slot == 0.0 {
+                    touched.push(p.doc);
+                }
+                *slot += s;
+            }
+        }
+        touched.retain(|&d| filter.matches_head(&self.docs[d as usize].head));
+        let by_score = |a: &u32, b: &u32| {
+            scores[*b as usize]
+                .total_cmp(&scores[*a as usize])
+                .then(b.cmp(a))
+        };
+        if touched.len() > limit {
+            touched.select_nth_unstable_by(limit - 1, by_score);
+            touched.truncate(limit);
+        }
+        touched.sort_unstable_by(by_score);
+        touched
+            .into_iter()
+            .map(|d| Scored {
+                head: self.docs[d as usize].head.clone(),
+                score: scores[d as usize] as f64,
+            })
+            .collect()
+    }
+
+    /// The newest live documents mentioning a concept, at most `limit`, passing `filter`.
+    pub fn mentions(&self, key: &str, filter: &MemoryFilter, limit: usize) -> Vec<MemoryHead> {
+        let Some(ords) = self.concepts.get(key) else {
+            return Vec::new();
+        };
+        ords.iter()
+            .rev()
+            .map(|&o| &self.docs[o as usize])
+            .filter(|d| d.alive && filter.matches_head(&d.head))
+            .take(limit)
+            .map(|d| d.head.clone())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use continuum_core::{Source, Timestamp};
+
+    fn doc(i: i64, text: &str, concepts: &[&str]) -> IndexDoc {
+        IndexDoc {
+            head: MemoryHead {
+                id: MemoryId::new_at(i),
+                source: if i % 2 == 0 { Source::User } else { Source::Assistant },
+                session: None,
+                created_at: Timestamp(i),
+                superseded: false,
+            },
+            content: text.into(),
+            concepts: concepts.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn ids(hits: &[Scored]) -> Vec<i64> {
+        hits.iter().map(|h| h.head.created_at.0).collect()
+    }
+
+    #[test]
+    fn bm25_prefers_rare_terms_and_short_documents() {
+        let mut a = Analyzer::new();
+        let mut ix = TextIndex::new();
+        ix.add(&mut a, doc(1, "the cat sat on the mat", &[]));
+        ix.add(&mut a, doc(2, "a cat and a zebra", &[]));
+        ix.add(&mut a, doc(3, "cats, cats everywhere: cat food, cat toys, cat trees and more cat things", &[]));
+        ix.add(&mut a, doc(4, "nothing relevant here", &[]));
+        let hits = ix.search(&a.query_terms("zebra cat", 32), &MemoryFilter::default(), 10);
+        assert_eq!(ids(&hits)[0], 2, "the rare term decides");
+        assert_eq!(hits.len(), 3);
+        assert!(hits.windows(2).all(|w| w[0].score >= w[1].score));
+        // Stemming: "cats" finds "cat".
+        assert_eq!(ix.search(&a.query_terms("cats", 32), &MemoryFilter::default(), 10).len(), 3);
+    }
+
+    #[test]
+    fn forgotten_documents_vanish_and_adding_is_idempotent() {
+        let mut a = Analyzer::new();
+        let mut ix = TextIndex::new();
+        let d = doc(1, "kafka partitions", &["kafka"]);
+        ix.add(&mut a, d.clone());
+        ix.add(&mut a, d.clone());
+        assert_eq!(ix.len(), 1);
+        assert_eq!(ix.search(&a.query_terms("kafka", 32), &MemoryFilter::default(), 10).len(), 1);
+        assert_eq!(ix.mentions("kafka", &MemoryFilter::default(), 10).len(), 1);
+        ix.remove(&d.head.id);
+        assert!(ix.is_empty());
+        assert!(ix.search(&a.query_terms("kafka", 32), &MemoryFilter::default(), 10).is_empty());
+        assert!(ix.mentions("kafka", &MemoryFilter::default(), 10).is_empty());
+        assert!(ix.dead_ratio() > 0.99);
+    }
+
+    #[test]
+    fn filters_and_limits_apply() {
+        let mut a = Analyzer::new();
+        let mut ix = TextIndex::new();
+        for i in 0..20 {
+            ix.add(&mut a, doc(i, &format!("deploy number {i}"), &["deploy"]));
+        }
+        let f = MemoryFilter {
+            sources: vec![Source::User],
+            ..Default::default()
+        };
+        let hits = ix.search(&a.query_terms("deploy", 32), &f, 5);
+        assert_eq!(hits.len(), 5);
+        assert!(hits.iter().all(|h| h.head.source == Source::User));
+        let newest = ix.mentions("deploy", &MemoryFilter::default(), 3);
+        assert_eq!(newest.iter().map(|h| h.created_at.0).collect::<Vec<_>>(), vec![19, 18, 17]);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn every_hit_contains_a_query_term(words in proptest::collection::vec("[a-z]{3,6}", 1..8), q in "[a-z]{3,6}") {
+            let mut a = Analyzer::new();
+            let mut ix = TextIndex::new();
+            for (i, w) in words.iter().enumerate() {
+                ix.add(&mut a, doc(i as i64, w, &[]));
+            }
+            let stem = a.tokens(&q);
+            for hit in ix.search(&a.query_terms(&q, 32), &MemoryFilter::default(), 100) {
+                let text = &words[hit.head.created_at.0 as usize];
+                proptest::prop_assert_eq!(&a.tokens(text), &stem);
+                proptest::prop_assert!(hit.score > 0.0);
+            }
+        }
+    }
+}
