@@ -83,6 +83,11 @@ impl MemoryFilter {
         self.matches_head(&MemoryHead::of(m))
     }
 
+    /// True when the filter lets everything through.
+    pub fn is_empty(&self) -> bool {
+        self == &MemoryFilter::default()
+    }
+
     pub fn matches_head(&self, h: &MemoryHead) -> bool {
         (self.sources.is_empty() || self.sources.contains(&h.source))
             && self.session.as_ref().is_none_or(|s| h.session.as_ref() == Some(s))
@@ -263,12 +268,13 @@ pub trait MemoryStore: Send + Sync {
         offset: usize,
     ) -> Result<Vec<Concept>>;
 
-    /// Links touching any of these concept keys, strongest first, at most `limit`.
+    /// For each of these concept keys, its strongest links (at most `per_concept` each),
+    /// merged without repeats, strongest first.
     async fn neighbours(
         &self,
         tenant: &TenantId,
         keys: &[String],
-        limit: usize,
+        per_concept: usize,
     ) -> Result<Vec<Link>>;
 
     /// All links of the tenant, paged by offset in a stable order (for export).

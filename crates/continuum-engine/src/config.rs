@@ -19,6 +19,8 @@ pub struct GraphParams {
     pub memories_per_concept: usize,
     /// Activated concepts whose memories are pulled in.
     pub max_active_concepts: usize,
+    /// Concepts reached at one depth that spread activation to the next.
+    pub frontier: usize,
 }
 
 impl Default for GraphParams {
@@ -27,8 +29,9 @@ impl Default for GraphParams {
             depth: 2,
             decay: 0.6,
             neighbours_per_concept: 10,
-            memories_per_concept: 20,
+            memories_per_concept: 12,
             max_active_concepts: 24,
+            frontier: 6,
         }
     }
 }

@@ -194,8 +194,7 @@ impl Engine {
             if frontier.is_empty() {
                 break;
             }
-            let limit = g.neighbours_per_concept * frontier.len();
-            let links = self.store.neighbours(tenant, &frontier, limit).await?;
+            let links = self.store.neighbours(tenant, &frontier, g.neighbours_per_concept).await?;
             let frontier_set: HashSet<&String> = frontier.iter().collect();
             let mut reached: HashMap<String, f64> = HashMap::new();
             for l in &links {
@@ -229,7 +228,9 @@ impl Engine {
                     },
                 );
             }
-            frontier = next.into_iter().map(|(k, _)| k).collect();
+            // Only the strongest concepts spread further: deeper activation is weak anyway
+            // (≤ decay² × strengths) and hubs would otherwise drag in the whole graph.
+            frontier = next.into_iter().take(g.frontier).map(|(k, _)| k).collect();
         }
         // Display names for concepts reached over links.
         let unnamed: Vec<String> = act

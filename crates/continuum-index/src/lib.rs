@@ -24,9 +24,11 @@ const B: f32 = 0.75;
 #[derive(Debug)]
 struct Doc {
     head: MemoryHead,
-    len: u32,
     alive: bool,
 }
+
+/// Marks a forgotten document in `lens`.
+const DEAD: u32 = u32::MAX;
 
 #[derive(Debug, Clone, Copy)]
 struct Posting {
@@ -38,6 +40,9 @@ struct Posting {
 #[derive(Debug, Default)]
 pub struct TextIndex {
     docs: Vec<Doc>,
+    /// Token count per document, or [`DEAD`]: kept apart from `docs` so the scoring loop reads
+    /// four bytes per posting.
+    lens: Vec<u32>,
     by_id: HashMap<MemoryId, u32>,
     terms: HashMap<Box<str>, Vec<Posting>>,
     concepts: HashMap<Box<str>, Vec<u32>>,
@@ -103,9 +108,9 @@ impl TextIndex {
         self.by_id.insert(doc.head.id, ord);
         self.docs.push(Doc {
             head: doc.head,
-            len,
             alive: true,
         });
+        self.lens.push(len.min(DEAD - 1));
     }
 
     /// Marks a document forgotten. Its postings stay until the index is rebuilt.
@@ -115,7 +120,8 @@ impl TextIndex {
             if d.alive {
                 d.alive = false;
                 self.live -= 1;
-                self.total_len -= d.len as u64;
+                self.total_len -= self.lens[ord as usize] as u64;
+                self.lens[ord as usize] = DEAD;
             }
             self.by_id.remove(id);
         }
@@ -145,12 +151,12 @@ impl TextIndex {
             let df = postings.len() as f32;
             let idf = (1.0 + (n - df + 0.5).max(0.0) / (df + 0.5)).ln();
             for p in postings {
-                let d = &self.docs[p.doc as usize];
-                if !d.alive {
+                let len = self.lens[p.doc as usize];
+                if len == DEAD {
                     continue;
                 }
                 let tf = p.tf as f32;
-                let norm = K1 * (1.0 - B + B * d.len as f32 / avgdl);
+                let norm = K1 * (1.0 - B + B * len as f32 / avgdl);
                 let s = idf * tf * (K1 + 1.0) / (tf + norm);
                 let slot = &mut scores[p.doc as usize];
                 if *slot == 0.0 {
@@ -159,7 +165,9 @@ impl TextIndex {
                 *slot += s;
             }
         }
-        touched.retain(|&d| filter.matches_head(&self.docs[d as usize].head));
+        if !filter.is_empty() {
+            touched.retain(|&d| filter.matches_head(&self.docs[d as usize].head));
+        }
         let by_score = |a: &u32, b: &u32| {
             scores[*b as usize]
                 .total_cmp(&scores[*a as usize])

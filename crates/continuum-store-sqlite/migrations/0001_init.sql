@@ -72,8 +72,10 @@ CREATE TABLE links (
     PRIMARY KEY (a, b),
     CHECK (a < b)
 ) WITHOUT ROWID;
-CREATE INDEX links_by_b      ON links (b, a);
-CREATE INDEX links_by_tenant ON links (tenant, strength);
+-- Strongest links of a concept on either side, read with LIMIT during activation.
+CREATE INDEX links_by_a_strength ON links (a, strength);
+CREATE INDEX links_by_b_strength ON links (b, strength);
+CREATE INDEX links_by_tenant     ON links (tenant);
 
 CREATE TABLE decisions (
     id         BLOB    PRIMARY KEY,

@@ -798,7 +798,7 @@ impl MemoryStore for SqliteStore {
         );
         let mut p: Vec<Value> = vec![Value::Text(tenant.as_str().into())];
         p.extend(keys.iter().map(|k| Value::Text(k.clone())));
-        self.read(|c| c.prepare(&sql)?.query_map(params_from_iter(p), row_concept)?.collect())
+        self.read(|c| c.prepare_cached(&sql)?.query_map(params_from_iter(p), row_concept)?.collect())
     }
 
     async fn list_concepts(&self, tenant: &TenantId, limit: usize, offset: usize) -> Result<Vec<Concept>> {
@@ -815,26 +815,72 @@ impl MemoryStore for SqliteStore {
         })
     }
 
-    async fn neighbours(&self, tenant: &TenantId, keys: &[String], limit: usize) -> Result<Vec<Link>> {
-        if keys.is_empty() || limit == 0 {
+    async fn neighbours(&self, tenant: &TenantId, keys: &[String], per_concept: usize) -> Result<Vec<Link>> {
+        if keys.is_empty() || per_concept == 0 {
             return Ok(Vec::new());
         }
-        let ph = placeholders(keys.len());
-        let sql = format!(
-            "WITH seeds AS (SELECT cid FROM concepts WHERE tenant = ? AND key IN ({ph}))
-             SELECT ca.key, cb.key, l.strength, l.count, l.last_at FROM (
-                SELECT a, b, strength, count, last_at FROM links WHERE a IN (SELECT cid FROM seeds)
-                UNION
-                SELECT a, b, strength, count, last_at FROM links WHERE b IN (SELECT cid FROM seeds)
-             ) l
-             JOIN concepts ca ON ca.cid = l.a
-             JOIN concepts cb ON cb.cid = l.b
-             ORDER BY l.strength DESC, l.count DESC, ca.key, cb.key LIMIT ?"
+        let per = per_concept.min(MAX_PAGE) as i64;
+        let key_sql = format!(
+            "SELECT cid, key FROM concepts WHERE tenant = ? AND key IN ({})",
+            placeholders(keys.len())
         );
         let mut p: Vec<Value> = vec![Value::Text(tenant.as_str().into())];
         p.extend(keys.iter().map(|k| Value::Text(k.clone())));
-        p.push(Value::Integer(limit.min(MAX_PAGE) as i64));
-        self.read(|c| c.prepare_cached(&sql)?.query_map(params_from_iter(p), row_link)?.collect())
+        self.read(|c| {
+            let mut names: HashMap<i64, String> = c
+                .prepare_cached(&key_sql)?
+                .query_map(params_from_iter(p), |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            let seeds: Vec<i64> = names.keys().copied().collect();
+            let mut rows: HashMap<(i64, i64), (f64, i64, i64)> = HashMap::new();
+            for side in ["a", "b"] {
+                let mut stmt = c.prepare_cached(&format!(
+                    "SELECT a, b, strength, count, last_at FROM links WHERE {side} = ?1
+                     ORDER BY strength DESC LIMIT ?2"
+                ))?;
+                for cid in &seeds {
+                    let found = stmt.query_map(params![cid, per], |r| {
+                        Ok(((r.get(0)?, r.get(1)?), (r.get(2)?, r.get(3)?, r.get(4)?)))
+                    })?;
+                    for f in found {
+                        let (k, v) = f?;
+                        rows.insert(k, v);
+                    }
+                }
+            }
+            let missing: Vec<i64> = rows
+                .keys()
+                .flat_map(|(a, b)| [*a, *b])
+                .filter(|cid| !names.contains_key(cid))
+                .collect::<std::collections::HashSet<_>>()
+                .into_iter()
+                .collect();
+            for chunk in missing.chunks(500) {
+                let sql = format!("SELECT cid, key FROM concepts WHERE cid IN ({})", placeholders(chunk.len()));
+                let mut stmt = c.prepare_cached(&sql)?;
+                let found = stmt.query_map(params_from_iter(chunk.iter()), |r| Ok((r.get(0)?, r.get(1)?)))?;
+                for f in found {
+                    let (cid, key): (i64, String) = f?;
+                    names.insert(cid, key);
+                }
+            }
+            let mut links: Vec<Link> = rows
+                .into_iter()
+                .filter_map(|((a, b), (strength, count, last_at))| {
+                    let (x, y) = (names.get(&a)?.clone(), names.get(&b)?.clone());
+                    let (a, b) = if x <= y { (x, y) } else { (y, x) };
+                    Some(Link { a, b, strength, count: count.max(0) as u64, last_at: Timestamp(last_at) })
+                })
+                .collect();
+            links.sort_by(|x, y| {
+                y.strength
+                    .total_cmp(&x.strength)
+                    .then(y.count.cmp(&x.count))
+                    .then_with(|| x.a.cmp(&y.a))
+                    .then_with(|| x.b.cmp(&y.b))
+            });
+            Ok(links)
+        })
     }
 
     async fn list_links(&self, tenant: &TenantId, limit: usize, offset: usize) -> Result<Vec<Link>> {
