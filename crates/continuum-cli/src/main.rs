@@ -7,6 +7,7 @@
 mod app;
 mod commands;
 mod output;
+mod pipeline;
 
 use clap::Parser;
 use std::process::ExitCode;

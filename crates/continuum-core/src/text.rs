@@ -38,11 +38,27 @@ const STOP_WORDS: &[&str] = &[
     "you", "you'd", "you'll", "you're", "you've", "your", "yours", "yourself", "yourselves",
 ];
 
+fn stop_set() -> &'static HashSet<&'static str> {
+    static SET: std::sync::OnceLock<HashSet<&'static str>> = std::sync::OnceLock::new();
+    SET.get_or_init(|| STOP_WORDS.iter().copied().collect())
+}
+
 /// Is `word` (any case) a stop word?
 pub fn is_stop_word(word: &str) -> bool {
-    let lower = word.to_lowercase();
-    let lower = lower.replace('\u{2019}', "'");
-    STOP_WORDS.binary_search(&lower.as_str()).is_ok()
+    // The longest stop word has 10 bytes; most words are ASCII: lower-case on the stack.
+    if word.len() > 12 {
+        return false;
+    }
+    if word.is_ascii() {
+        let mut buf = [0u8; 12];
+        let lower = &mut buf[..word.len()];
+        lower.copy_from_slice(word.as_bytes());
+        lower.make_ascii_lowercase();
+        let lower = std::str::from_utf8(lower).expect("ASCII stays UTF-8");
+        return stop_set().contains(lower);
+    }
+    let lower = word.to_lowercase().replace('\u{2019}', "'");
+    stop_set().contains(lower.as_str())
 }
 
 /// Splits text into words: maximal runs of letters, digits and inner apostrophes.

@@ -64,6 +64,19 @@ impl RememberRequest {
     }
 }
 
+/// Turns validated and turned into write batches, ready for [`Engine::apply_turns`].
+#[derive(Debug)]
+pub struct PreparedTurns {
+    batches: Vec<WriteBatch>,
+    outcome: LearnOutcome,
+}
+
+impl PreparedTurns {
+    pub fn turns(&self) -> u64 {
+        self.outcome.turns
+    }
+}
+
 /// A turn turned into a write batch, with what the outcome reports about it.
 struct PreparedTurn {
     batch: WriteBatch,
@@ -179,20 +192,24 @@ impl Engine {
     /// before anything is written; co-occurrences are summed per link, which the Hebbian rule
     /// makes equal to applying the turns one by one.
     pub async fn learn_many(&self, tenant: &TenantId, turns: Vec<Turn>) -> Result<LearnOutcome> {
+        let prepared = self.prepare_turns(turns)?;
+        self.apply_turns(tenant, prepared).await
+    }
+
+    /// The CPU half of [`Engine::learn_many`]: validation, extraction, hashing, link counting.
+    /// Pure and `Send`, so bulk imports can prepare the next batch on another thread while the
+    /// store writes this one.
+    pub fn prepare_turns(&self, turns: Vec<Turn>) -> Result<PreparedTurns> {
         let now = self.clock.now();
-        let n_turns = turns.len() as u64;
-        let mut prepared = Vec::with_capacity(turns.len());
-        for turn in turns {
-            prepared.push(self.prepare_turn(turn, now)?);
-        }
         let mut outcome = LearnOutcome {
-            turns: n_turns,
+            turns: turns.len() as u64,
             ..Default::default()
         };
         let mut all_concepts = HashSet::new();
         let mut pair_counts: BTreeMap<(String, String), u64> = BTreeMap::new();
-        let mut batches = Vec::with_capacity(prepared.len());
-        for p in prepared {
+        let mut batches = Vec::with_capacity(turns.len());
+        for turn in turns {
+            let p = self.prepare_turn(turn, now)?;
             for c in &p.turn_concepts {
                 if all_concepts.insert(c.key.clone()) && c.key.contains(' ') {
                     outcome.compounds_found += 1;
@@ -214,8 +231,14 @@ impl Engine {
                 .map(|((a, b), count)| LinkWrite::CoOccurred { a, b, count })
                 .collect();
         }
-        let applied: Applied = self.store.apply(tenant, &self.config.hebbian, batches).await?;
         outcome.concepts_extracted = all_concepts.len() as u64;
+        Ok(PreparedTurns { batches, outcome })
+    }
+
+    /// The store half of [`Engine::learn_many`]: one transaction.
+    pub async fn apply_turns(&self, tenant: &TenantId, prepared: PreparedTurns) -> Result<LearnOutcome> {
+        let PreparedTurns { batches, mut outcome } = prepared;
+        let applied: Applied = self.store.apply(tenant, &self.config.hebbian, batches).await?;
         outcome.decisions_detected = applied.decisions;
         outcome.links_created = applied.links_created + applied.links_strengthened;
         outcome.concepts_created = applied.concepts_created;

@@ -13,7 +13,7 @@ mod recall;
 
 pub use config::{EngineConfig, GraphParams};
 pub use export::{ExportHeader, ExportRecord, ImportOutcome, EXPORT_FORMAT, EXPORT_VERSION};
-pub use learn::{LearnOutcome, RememberRequest};
+pub use learn::{LearnOutcome, PreparedTurns, RememberRequest};
 pub use recall::{ActivatedConcept, Recall, RecallRequest, RecalledMemory, SearchHit, SearchRequest};
 
 use continuum_core::extract::{Extractor, RuleExtractor};

@@ -18,7 +18,7 @@ CREATE TABLE memories (
 );
 CREATE INDEX memories_by_time    ON memories (tenant, created_at);
 CREATE INDEX memories_by_session ON memories (tenant, session, created_at);
-CREATE INDEX memories_by_hash    ON memories (tenant, content_hash);
+-- Import's duplicate check (same hash, time and session) goes through memories_by_time.
 CREATE INDEX memories_superseded ON memories (superseded_by) WHERE superseded_by IS NOT NULL;
 
 -- Derived full-text index over memories.content; rowid = memories.rid. Contentless: the text
@@ -51,7 +51,7 @@ CREATE TABLE concepts (
     last_seen  INTEGER NOT NULL,
     UNIQUE (tenant, key)
 );
-CREATE INDEX concepts_by_mentions ON concepts (tenant, mentions);
+-- No index on mentions: it changes on every write; listings sort the tenant's concepts.
 
 CREATE TABLE mentions (
     cid INTEGER NOT NULL,
@@ -72,10 +72,9 @@ CREATE TABLE links (
     PRIMARY KEY (a, b),
     CHECK (a < b)
 ) WITHOUT ROWID;
--- Strongest links of a concept on either side, read with LIMIT during activation.
-CREATE INDEX links_by_a_strength ON links (a, strength);
-CREATE INDEX links_by_b_strength ON links (b, strength);
-CREATE INDEX links_by_tenant     ON links (tenant);
+-- No index carries strength: a Hebbian update then rewrites one B-tree entry, not three.
+CREATE INDEX links_by_b      ON links (b, a);
+CREATE INDEX links_by_tenant ON links (tenant);
 
 CREATE TABLE decisions (
     id         BLOB    PRIMARY KEY,

@@ -213,24 +213,34 @@ pub async fn bench(g: &Global, a: BenchArgs) -> Result<()> {
     let (mut total_turns, mut total_secs) = (0u64, 0f64);
     let pb = output::progress(*sizes.last().unwrap() as u64, "learning", g.json);
     for &size in &sizes {
-        let (mut seg_turns, mut seg_secs) = (0u64, 0f64);
-        while (memories as usize) < size {
-            let want = ((size - memories as usize).div_ceil(2)).min(a.batch);
-            let turns: Vec<Turn> = (0..want)
-                .map(|i| {
-                    if i % 20 == 0 {
-                        session += 1;
-                    }
-                    text_gen.turn(session)
-                })
-                .collect();
-            let t0 = Instant::now();
-            let out = engine.learn_many(&tenant, turns).await?;
-            seg_secs += t0.elapsed().as_secs_f64();
+        // Generate the segment's turns first, so the timing covers learning only.
+        let need = (size.saturating_sub(memories as usize)).div_ceil(2);
+        let mut batches: Vec<Vec<Turn>> = Vec::new();
+        let mut turns = Vec::with_capacity(a.batch);
+        for i in 0..need {
+            if i % 20 == 0 {
+                session += 1;
+            }
+            turns.push(text_gen.turn(session));
+            if turns.len() == a.batch {
+                batches.push(std::mem::take(&mut turns));
+            }
+        }
+        if !turns.is_empty() {
+            batches.push(turns);
+        }
+        // As `import --turns` does: prepare the next batch on one core, write on the other.
+        let t0 = Instant::now();
+        let (rx, handle) = crate::pipeline::prepare_ahead(&engine, batches.into_iter().map(Ok));
+        let mut seg_turns = 0u64;
+        for prepared in rx {
+            let out = engine.apply_turns(&tenant, prepared?).await?;
             seg_turns += out.turns;
             memories += out.memory_ids.len() as u64;
             pb.set_position(memories);
         }
+        let _ = handle.join();
+        let seg_secs = t0.elapsed().as_secs_f64();
         total_turns += seg_turns;
         total_secs += seg_secs;
         for _ in 0..20 {

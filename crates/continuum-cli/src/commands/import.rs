@@ -35,31 +35,33 @@ pub struct ImportArgs {
 }
 
 /// The lines of the input, kept in memory only when it comes from standard input.
+#[derive(Clone)]
 enum Input {
     File(PathBuf),
-    Stdin(Vec<u8>),
+    Stdin(std::sync::Arc<Vec<u8>>),
 }
 
 impl Input {
-    fn reader(&self) -> Result<Box<dyn BufRead + '_>> {
+    /// A fresh reader from the start (standard input is replayed from memory).
+    fn reader(&self) -> Result<Box<dyn BufRead + Send>> {
         Ok(match self {
             Input::File(p) => Box::new(BufReader::new(
                 std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?,
             )),
-            Input::Stdin(buf) => Box::new(BufReader::new(buf.as_slice())),
+            Input::Stdin(buf) => Box::new(std::io::Cursor::new(buf.as_ref().clone())),
         })
     }
 }
 
 /// Reads non-blank lines with their 1-based numbers; invalid UTF-8 is reported per line.
-struct Lines<'a> {
-    reader: Box<dyn BufRead + 'a>,
+struct Lines {
+    reader: Box<dyn BufRead + Send>,
     buf: Vec<u8>,
     n: usize,
 }
 
-impl<'a> Lines<'a> {
-    fn new(input: &'a Input) -> Result<Self> {
+impl Lines {
+    fn new(input: &Input) -> Result<Self> {
         Ok(Lines {
             reader: input.reader()?,
             buf: Vec::new(),
@@ -164,7 +166,7 @@ pub async fn import(g: &Global, a: ImportArgs) -> Result<()> {
     let input = if a.file.as_os_str() == "-" {
         let mut buf = Vec::new();
         std::io::stdin().read_to_end(&mut buf).context("reading standard input")?;
-        Input::Stdin(buf)
+        Input::Stdin(std::sync::Arc::new(buf))
     } else {
         if !a.file.is_file() {
             return Err(Error::InvalidInput(format!("{} is not a readable file", a.file.display())).into());
@@ -208,6 +210,11 @@ pub async fn import(g: &Global, a: ImportArgs) -> Result<()> {
 
     // Pass 2: write in batches.
     let pb = output::progress(report.lines as u64, "importing", g.json);
+    if a.turns {
+        report.turns = Some(import_turns(&engine, &tenant, input, bad, a.batch, &pb).await?);
+        pb.finish_and_clear();
+        return finish(g, report);
+    }
     let mut turns: Vec<Turn> = Vec::new();
     let mut records: Vec<ExportRecord> = Vec::new();
     let mut learned = TurnsImported::default();
@@ -239,11 +246,12 @@ pub async fn import(g: &Global, a: ImportArgs) -> Result<()> {
     flush_records(&engine, &tenant, &mut records, &mut dumped, &pb).await?;
     pb.finish_and_clear();
 
-    if a.turns {
-        report.turns = Some(learned);
-    } else {
-        report.dump = Some(dumped);
-    }
+    let _ = learned;
+    report.dump = Some(dumped);
+    finish(g, report)
+}
+
+fn finish(g: &Global, report: Report) -> Result<()> {
     if g.json {
         return output::json(&report);
     }
@@ -304,4 +312,66 @@ async fn flush_records(
     total.decisions += out.decisions;
     pb.inc(n);
     Ok(())
+}
+
+/// History import: a reader thread parses and prepares batches ahead while this task writes.
+async fn import_turns(
+    engine: &Engine,
+    tenant: &TenantId,
+    input: Input,
+    bad: BTreeSet<usize>,
+    batch: usize,
+    pb: &indicatif::ProgressBar,
+) -> Result<TurnsImported> {
+    let reader_engine = engine.clone();
+    let mut lines = Lines::new(&input)?;
+    let mut done = false;
+    let batches = std::iter::from_fn(move || -> Option<Result<Vec<Turn>>> {
+        if done {
+            return None;
+        }
+        let mut turns = Vec::with_capacity(batch);
+        while turns.len() < batch {
+            let (n, line) = match lines.next_line() {
+                Ok(Some(next)) => next,
+                Ok(None) => {
+                    done = true;
+                    break;
+                }
+                Err(e) => {
+                    done = true;
+                    return Some(Err(e));
+                }
+            };
+            if bad.contains(&n) {
+                continue;
+            }
+            // The file was validated above; a line that fails now changed under us.
+            match line.and_then(|text| parse_line(&reader_engine, true, false, text)) {
+                Ok(Parsed::Turn(t)) => turns.push(t),
+                Ok(_) => {}
+                Err(e) => {
+                    done = true;
+                    return Some(Err(Error::InvalidInput(format!("line {n} changed during import: {e}")).into()));
+                }
+            }
+        }
+        if turns.is_empty() { None } else { Some(Ok(turns)) }
+    });
+    let (rx, handle) = crate::pipeline::prepare_ahead(engine, batches);
+    let mut total = TurnsImported::default();
+    for prepared in rx {
+        let prepared = prepared?;
+        let n = prepared.turns();
+        let out = engine.apply_turns(tenant, prepared).await?;
+        total.turns += out.turns;
+        total.memories += out.memory_ids.len() as u64;
+        total.concepts_created += out.concepts_created;
+        total.links_created += out.links_new;
+        total.links_strengthened += out.links_strengthened;
+        total.decisions += out.decisions_detected;
+        pb.inc(n);
+    }
+    let _ = handle.join();
+    Ok(total)
 }
