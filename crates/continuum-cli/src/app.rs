@@ -25,13 +25,24 @@ pub struct Global {
     #[arg(long, global = true, env = "CONTINUUM_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Tenant whose memories to use.
-    #[arg(long, global = true, env = "CONTINUUM_TENANT", default_value = "default")]
+    #[arg(
+        long,
+        global = true,
+        env = "CONTINUUM_TENANT",
+        default_value = "default"
+    )]
     pub tenant: String,
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
     pub json: bool,
     /// How long to wait for another process's lock on the store, in milliseconds.
-    #[arg(long, global = true, env = "CONTINUUM_BUSY_TIMEOUT_MS", default_value_t = 5000, value_name = "MS")]
+    #[arg(
+        long,
+        global = true,
+        env = "CONTINUUM_BUSY_TIMEOUT_MS",
+        default_value_t = 5000,
+        value_name = "MS"
+    )]
     pub busy_timeout_ms: u64,
     /// Largest text accepted (a message, a note, a query), in bytes.
     #[arg(long, global = true, env = "CONTINUUM_MAX_TEXT_BYTES", default_value_t = 1024 * 1024, value_name = "BYTES")]
@@ -74,7 +85,10 @@ impl Global {
             .into());
         }
         std::fs::create_dir_all(dir).map_err(|e| {
-            Error::Unavailable(format!("cannot create data directory {}: {e}", dir.display()))
+            Error::Unavailable(format!(
+                "cannot create data directory {}: {e}",
+                dir.display()
+            ))
         })?;
         let opts = SqliteOptions {
             busy_timeout: Duration::from_millis(self.busy_timeout_ms),

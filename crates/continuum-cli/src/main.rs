@@ -15,7 +15,10 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let cli = app::Cli::parse();
     let json = cli.global.json;
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -27,7 +30,8 @@ fn main() -> ExitCode {
         Err(err) => {
             let (code, kind) = app::classify(&err);
             if json {
-                let body = serde_json::json!({"error": {"code": kind, "message": app::one_line(&err)}});
+                let body =
+                    serde_json::json!({"error": {"code": kind, "message": app::one_line(&err)}});
                 println!("{body}");
             }
             eprintln!("error: {}", app::one_line(&err));

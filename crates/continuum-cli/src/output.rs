@@ -15,8 +15,16 @@ pub fn memory_line(m: &Memory) -> String {
     let day = day.get(..10).unwrap_or(&day).to_string();
     let content: String = m.content.split_whitespace().collect::<Vec<_>>().join(" ");
     let preview = preview(&content, 100);
-    let superseded = if m.is_superseded() { " (superseded)" } else { "" };
-    format!("{}  {day}  {:<9}  {preview}{superseded}", m.id, m.source.as_str())
+    let superseded = if m.is_superseded() {
+        " (superseded)"
+    } else {
+        ""
+    };
+    format!(
+        "{}  {day}  {:<9}  {preview}{superseded}",
+        m.id,
+        m.source.as_str()
+    )
 }
 
 pub fn preview(text: &str, max_chars: usize) -> String {

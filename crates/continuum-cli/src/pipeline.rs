@@ -8,7 +8,10 @@ use std::thread::JoinHandle;
 
 /// Prepares each batch the iterator yields, at most two ahead of the consumer. An `Err` from
 /// the iterator is passed through and ends the stream.
-pub fn prepare_ahead<I>(engine: &Engine, batches: I) -> (Receiver<anyhow::Result<PreparedTurns>>, JoinHandle<()>)
+pub fn prepare_ahead<I>(
+    engine: &Engine,
+    batches: I,
+) -> (Receiver<anyhow::Result<PreparedTurns>>, JoinHandle<()>)
 where
     I: Iterator<Item = anyhow::Result<Vec<Turn>>> + Send + 'static,
 {

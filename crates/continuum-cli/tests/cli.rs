@@ -12,11 +12,19 @@ struct Run {
 
 impl Run {
     fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}\nstderr: {}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}): {}\nstderr: {}",
+                self.stdout, self.stderr
+            )
+        })
     }
     fn ok(self) -> Self {
-        assert_eq!(self.code, 0, "stdout: {}\nstderr: {}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "stdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
         self
     }
 }
@@ -28,9 +36,14 @@ fn run_in(dir: &Path, args: &[&str]) -> Run {
 fn run_with(dir: &Path, args: &[&str], tweak: impl FnOnce(&mut Command)) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_continuum"));
     cmd.arg("--data-dir").arg(dir).args(args);
-    cmd.env_remove("CONTINUUM_DATA_DIR").env_remove("CONTINUUM_TENANT");
+    cmd.env_remove("CONTINUUM_DATA_DIR")
+        .env_remove("CONTINUUM_TENANT");
     tweak(&mut cmd);
-    let Output { status, stdout, stderr } = cmd.output().expect("run continuum");
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().expect("run continuum");
     Run {
         code: status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
@@ -51,41 +64,79 @@ fn learn_then_recall_json_has_the_documented_shape() {
         d.path(),
         "Our staging database is PostgreSQL on Hetzner.",
         "Noted: PostgreSQL on Hetzner for staging. I'll remember that.",
-        &["--thinking", "They migrated away from AWS last year.", "--session", "ops-1", "--meta", "channel=slack"],
+        &[
+            "--thinking",
+            "They migrated away from AWS last year.",
+            "--session",
+            "ops-1",
+            "--meta",
+            "channel=slack",
+        ],
     );
     assert_eq!(out["memory_ids"].as_array().unwrap().len(), 3);
     assert!(out["concepts_extracted"].as_u64().unwrap() >= 2);
-    learn(d.path(), "I like hiking in the Alps.", "The Alps are beautiful in June.", &[]);
+    learn(
+        d.path(),
+        "I like hiking in the Alps.",
+        "The Alps are beautiful in June.",
+        &[],
+    );
 
-    let r = run_in(d.path(), &["recall", "--json", "which database runs staging?"]).ok().json();
+    let r = run_in(
+        d.path(),
+        &["recall", "--json", "which database runs staging?"],
+    )
+    .ok()
+    .json();
     let context = r["context"].as_str().unwrap();
-    assert!(context.starts_with("[MEMORY CONTEXT]") && context.contains("PostgreSQL"), "{context}");
+    assert!(
+        context.starts_with("[MEMORY CONTEXT]") && context.contains("PostgreSQL"),
+        "{context}"
+    );
     let memories = r["memories"].as_array().unwrap();
     let top = &memories[0];
     for field in ["id", "content", "source", "session", "created_at", "score"] {
         assert!(!top[field].is_null(), "{field} missing: {top}");
     }
     for signal in ["lexical", "graph", "recency"] {
-        assert!(top["signals"][signal].is_number(), "signal {signal} missing: {top}");
+        assert!(
+            top["signals"][signal].is_number(),
+            "signal {signal} missing: {top}"
+        );
     }
     assert!(top["content"].as_str().unwrap().contains("staging"));
     assert_eq!(top["session"], "ops-1");
     assert!(r["concepts"].is_array() && r["links"].is_array());
-    assert!(memories.iter().all(|m| !m["content"].as_str().unwrap().contains("Alps")), "unrelated turn recalled");
+    assert!(
+        memories
+            .iter()
+            .all(|m| !m["content"].as_str().unwrap().contains("Alps")),
+        "unrelated turn recalled"
+    );
 
     // --source thinking recalls only the reasoning.
-    let r = run_in(d.path(), &["recall", "--json", "--source", "thinking", "AWS migration"]).ok().json();
+    let r = run_in(
+        d.path(),
+        &["recall", "--json", "--source", "thinking", "AWS migration"],
+    )
+    .ok()
+    .json();
     let ms = r["memories"].as_array().unwrap();
     assert_eq!(ms.len(), 1);
     assert_eq!(ms[0]["source"], "thinking");
 
     let s = run_in(d.path(), &["stats", "--json"]).ok().json();
-    assert_eq!((s["memories"].as_u64(), s["sessions"].as_u64()), (Some(5), Some(1)));
+    assert_eq!(
+        (s["memories"].as_u64(), s["sessions"].as_u64()),
+        (Some(5), Some(1))
+    );
     assert!(s["concepts"].as_u64().unwrap() >= 3);
     assert!(s["links"].as_u64().unwrap() >= 1);
 
     // The human-readable form prints the block.
-    let text = run_in(d.path(), &["recall", "--budget", "60", "staging database"]).ok().stdout;
+    let text = run_in(d.path(), &["recall", "--budget", "60", "staging database"])
+        .ok()
+        .stdout;
     assert!(text.starts_with("[MEMORY CONTEXT]"), "{text}");
 }
 
@@ -93,12 +144,25 @@ fn learn_then_recall_json_has_the_documented_shape() {
 fn the_budget_bounds_the_context_block() {
     let d = tempfile::tempdir().unwrap();
     for i in 0..30 {
-        learn(d.path(), &format!("Fact {i} about the Falcon rocket engine and its turbopump number {i}."), "Interesting, noted.", &[]);
+        learn(
+            d.path(),
+            &format!("Fact {i} about the Falcon rocket engine and its turbopump number {i}."),
+            "Interesting, noted.",
+            &[],
+        );
     }
     for budget in ["40", "120", "400"] {
-        let r = run_in(d.path(), &["recall", "--json", "--budget", budget, "Falcon turbopump"]).ok().json();
+        let r = run_in(
+            d.path(),
+            &["recall", "--json", "--budget", budget, "Falcon turbopump"],
+        )
+        .ok()
+        .json();
         let used = r["context_tokens"].as_u64().unwrap();
-        assert!(used <= budget.parse().unwrap(), "budget {budget}, used {used}");
+        assert!(
+            used <= budget.parse().unwrap(),
+            "budget {budget}, used {used}"
+        );
         assert!(r["context"].as_str().unwrap().len() as u64 <= 4 * used);
     }
 }
@@ -107,27 +171,69 @@ fn the_budget_bounds_the_context_block() {
 fn export_import_moves_a_store_with_identical_recall() {
     let a = tempfile::tempdir().unwrap();
     let b = tempfile::tempdir().unwrap();
-    learn(a.path(), "Kafka topics are partitioned by customer id.", "Partitioning by customer keeps ordering per customer.", &["--session", "k"]);
-    learn(a.path(), "Our Kafka cluster runs in Frankfurt.", "Frankfurt keeps data in the EU; let's add a replica in Paris.", &[]);
-    run_in(a.path(), &["remember", "--source", "fact", "Retention on the orders topic is 7 days"]).ok();
+    learn(
+        a.path(),
+        "Kafka topics are partitioned by customer id.",
+        "Partitioning by customer keeps ordering per customer.",
+        &["--session", "k"],
+    );
+    learn(
+        a.path(),
+        "Our Kafka cluster runs in Frankfurt.",
+        "Frankfurt keeps data in the EU; let's add a replica in Paris.",
+        &[],
+    );
+    run_in(
+        a.path(),
+        &[
+            "remember",
+            "--source",
+            "fact",
+            "Retention on the orders topic is 7 days",
+        ],
+    )
+    .ok();
     let dump = a.path().join("dump.jsonl");
     run_in(a.path(), &["export", "--output", dump.to_str().unwrap()]).ok();
-    let first = run_in(b.path(), &["import", "--json", dump.to_str().unwrap()]).ok().json();
+    let first = run_in(b.path(), &["import", "--json", dump.to_str().unwrap()])
+        .ok()
+        .json();
     assert_eq!(first["dump"]["memories_added"], 5);
-    let again = run_in(b.path(), &["import", "--json", dump.to_str().unwrap()]).ok().json();
+    let again = run_in(b.path(), &["import", "--json", dump.to_str().unwrap()])
+        .ok()
+        .json();
     assert_eq!(again["dump"]["memories_added"], 0, "import is idempotent");
     assert_eq!(again["dump"]["memories_skipped"], 5);
-    for q in ["Kafka partitions", "where does the cluster run", "orders retention", "Paris replica"] {
+    for q in [
+        "Kafka partitions",
+        "where does the cluster run",
+        "orders retention",
+        "Paris replica",
+    ] {
         let ra = run_in(a.path(), &["recall", "--json", q]).ok().json();
         let rb = run_in(b.path(), &["recall", "--json", q]).ok().json();
         let ids = |r: &Value| -> Vec<(String, String)> {
-            r["memories"].as_array().unwrap().iter()
-                .map(|m| (m["id"].as_str().unwrap().to_string(), format!("{:.4}/{:.6}", m["signals"]["lexical"], m["signals"]["graph"])))
+            r["memories"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| {
+                    (
+                        m["id"].as_str().unwrap().to_string(),
+                        format!(
+                            "{:.4}/{:.6}",
+                            m["signals"]["lexical"], m["signals"]["graph"]
+                        ),
+                    )
+                })
                 .collect()
         };
         assert_eq!(ids(&ra), ids(&rb), "query {q}");
     }
-    let (sa, sb) = (run_in(a.path(), &["stats", "--json"]).ok().json(), run_in(b.path(), &["stats", "--json"]).ok().json());
+    let (sa, sb) = (
+        run_in(a.path(), &["stats", "--json"]).ok().json(),
+        run_in(b.path(), &["stats", "--json"]).ok().json(),
+    );
     for k in ["memories", "sessions", "concepts", "links", "decisions"] {
         assert_eq!(sa[k], sb[k], "{k}");
     }
@@ -151,15 +257,39 @@ fn a_bad_history_file_is_refused_whole_with_line_numbers() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("line 3:"), "{}", r.stderr);
     assert!(r.stderr.contains("line 4: not valid UTF-8"), "{}", r.stderr);
-    assert!(r.stderr.contains("line 5: user message is empty"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("line 5: user message is empty"),
+        "{}",
+        r.stderr
+    );
     assert!(r.stderr.contains("nothing was imported"), "{}", r.stderr);
-    assert_eq!(run_in(d.path(), &["stats", "--json"]).ok().json()["memories"], 1, "nothing written, nothing lost");
+    assert_eq!(
+        run_in(d.path(), &["stats", "--json"]).ok().json()["memories"],
+        1,
+        "nothing written, nothing lost"
+    );
 
-    let r = run_in(d.path(), &["import", "--json", "--turns", "--skip-bad", file.to_str().unwrap()]).ok().json();
+    let r = run_in(
+        d.path(),
+        &[
+            "import",
+            "--json",
+            "--turns",
+            "--skip-bad",
+            file.to_str().unwrap(),
+        ],
+    )
+    .ok()
+    .json();
     assert_eq!(r["turns"]["turns"], 2);
     assert_eq!(r["bad_lines"].as_array().unwrap().len(), 3);
-    assert_eq!(run_in(d.path(), &["stats", "--json"]).ok().json()["memories"], 6);
-    let hit = run_in(d.path(), &["search", "--json", "approvals"]).ok().json();
+    assert_eq!(
+        run_in(d.path(), &["stats", "--json"]).ok().json()["memories"],
+        6
+    );
+    let hit = run_in(d.path(), &["search", "--json", "approvals"])
+        .ok()
+        .json();
     assert_eq!(hit[0]["metadata"]["src"], "wiki");
 
     // A dump without its header is refused, pointing at --turns.
@@ -174,10 +304,22 @@ fn bad_input_gets_one_clear_line_and_an_exit_code() {
     run_in(d.path(), &["remember", "keep this"]).ok();
     let cases: &[(&[&str], i32, &str)] = &[
         (&["remember", "   "], 2, "text is empty"),
-        (&["--max-text-bytes", "100", "remember", &"x".repeat(200)], 2, "over the limit of 100 bytes"),
+        (
+            &["--max-text-bytes", "100", "remember", &"x".repeat(200)],
+            2,
+            "over the limit of 100 bytes",
+        ),
         (&["get", "not-an-id"], 2, "not a memory id"),
-        (&["get", "01a20d22-0000-7000-8000-000000000000"], 3, "no memory with id"),
-        (&["forget", "01a20d22-0000-7000-8000-000000000000"], 3, "no memory with id"),
+        (
+            &["get", "01a20d22-0000-7000-8000-000000000000"],
+            3,
+            "no memory with id",
+        ),
+        (
+            &["forget", "01a20d22-0000-7000-8000-000000000000"],
+            3,
+            "no memory with id",
+        ),
         (&["forget", "--all"], 2, "--yes"),
         (&["--tenant", "../etc", "stats"], 2, "tenant id"),
         (&["recall", "x", "--budget", "0"], 2, "budget"),
@@ -188,11 +330,22 @@ fn bad_input_gets_one_clear_line_and_an_exit_code() {
         let r = run_in(d.path(), args);
         assert_eq!(r.code, *code, "{args:?}: {}", r.stderr);
         assert!(r.stderr.contains(needle), "{args:?}: {}", r.stderr);
-        assert!(r.stderr.lines().count() <= 3, "{args:?}: terse error expected: {}", r.stderr);
+        assert!(
+            r.stderr.lines().count() <= 3,
+            "{args:?}: terse error expected: {}",
+            r.stderr
+        );
     }
-    let r = run_in(d.path(), &["get", "--json", "01a20d22-0000-7000-8000-000000000000"]);
+    let r = run_in(
+        d.path(),
+        &["get", "--json", "01a20d22-0000-7000-8000-000000000000"],
+    );
     assert_eq!(r.json()["error"]["code"], "not_found");
-    assert_eq!(run_in(d.path(), &["stats", "--json"]).ok().json()["memories"], 1, "nothing lost");
+    assert_eq!(
+        run_in(d.path(), &["stats", "--json"]).ok().json()["memories"],
+        1,
+        "nothing lost"
+    );
 }
 
 #[test]
@@ -205,7 +358,11 @@ fn an_unusable_data_dir_is_reported() {
     assert!(r.stderr.contains("not a directory"), "{}", r.stderr);
     let r = run_in(&file.join("sub"), &["stats"]);
     assert_eq!(r.code, 4, "{}", r.stderr);
-    assert!(r.stderr.contains("cannot create data directory"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("cannot create data directory"),
+        "{}",
+        r.stderr
+    );
     // A file that is not a SQLite database.
     let junk = d.path().join("junk");
     std::fs::create_dir(&junk).unwrap();
@@ -221,9 +378,16 @@ fn a_store_locked_by_another_process_fails_cleanly_and_loses_nothing() {
     run_in(d.path(), &["remember", "written before the lock"]).ok();
     let conn = rusqlite::Connection::open(d.path().join("continuum.db")).unwrap();
     conn.execute_batch("BEGIN EXCLUSIVE").unwrap();
-    let r = run_in(d.path(), &["--busy-timeout-ms", "200", "remember", "blocked write"]);
+    let r = run_in(
+        d.path(),
+        &["--busy-timeout-ms", "200", "remember", "blocked write"],
+    );
     assert_eq!(r.code, 4, "{}", r.stderr);
-    assert!(r.stderr.contains("locked by another process"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("locked by another process"),
+        "{}",
+        r.stderr
+    );
     conn.execute_batch("COMMIT").unwrap();
     drop(conn);
     let s = run_in(d.path(), &["stats", "--json"]).ok().json();
@@ -248,7 +412,8 @@ fn concurrent_writers_on_one_data_dir_all_land() {
         .iter()
         .map(|f| {
             Command::new(env!("CARGO_BIN_EXE_continuum"))
-                .arg("--data-dir").arg(d.path())
+                .arg("--data-dir")
+                .arg(d.path())
                 .args(["import", "--turns", "--batch", "20"])
                 .arg(f)
                 .stdout(Stdio::null())
@@ -259,27 +424,57 @@ fn concurrent_writers_on_one_data_dir_all_land() {
         .collect();
     for c in children {
         let out = c.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let s = run_in(d.path(), &["stats", "--json"]).ok().json();
     assert_eq!(s["memories"], 1200);
     assert_eq!(s["sessions"], 3);
-    let rust = run_in(d.path(), &["concepts", "--json", "rust"]).ok().json();
+    let rust = run_in(d.path(), &["concepts", "--json", "rust"])
+        .ok()
+        .json();
     assert_eq!(rust["concept"]["mentions"], 1200, "no lost mention counts");
-    let tokio = rust["neighbours"].as_array().unwrap().iter().find(|n| n["key"] == "tokio").unwrap();
+    let tokio = rust["neighbours"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["key"] == "tokio")
+        .unwrap();
     assert_eq!(tokio["strength"], 1.0);
     assert_eq!(tokio["count"], 600, "no lost Hebbian increments");
-    assert_eq!(run_in(d.path(), &["doctor", "--json"]).ok().json()["healthy"], true);
+    assert_eq!(
+        run_in(d.path(), &["doctor", "--json"]).ok().json()["healthy"],
+        true
+    );
 }
 
 #[test]
 fn tenants_are_separate_through_the_cli() {
     let d = tempfile::tempdir().unwrap();
-    run_in(d.path(), &["--tenant", "alice", "remember", "Alice's locker code is 4411"]).ok();
-    let r = run_in(d.path(), &["--tenant", "bob", "recall", "--json", "locker code"]).ok().json();
+    run_in(
+        d.path(),
+        &[
+            "--tenant",
+            "alice",
+            "remember",
+            "Alice's locker code is 4411",
+        ],
+    )
+    .ok();
+    let r = run_in(
+        d.path(),
+        &["--tenant", "bob", "recall", "--json", "locker code"],
+    )
+    .ok()
+    .json();
     assert!(r["memories"].as_array().unwrap().is_empty());
     assert_eq!(r["context"], "");
-    let r = run_in(d.path(), &["--tenant", "bob", "search", "--json", "locker"]).ok().json();
+    let r = run_in(d.path(), &["--tenant", "bob", "search", "--json", "locker"])
+        .ok()
+        .json();
     assert!(r.as_array().unwrap().is_empty());
     let r = run_with(d.path(), &["recall", "--json", "locker code"], |c| {
         c.env("CONTINUUM_TENANT", "alice");
@@ -293,34 +488,76 @@ fn tenants_are_separate_through_the_cli() {
 fn list_pages_forget_and_sessions() {
     let d = tempfile::tempdir().unwrap();
     for i in 0..5 {
-        learn(d.path(), &format!("Message {i} in the planning chat"), "ok", &["--session", "plan"]);
+        learn(
+            d.path(),
+            &format!("Message {i} in the planning chat"),
+            "ok",
+            &["--session", "plan"],
+        );
     }
     learn(d.path(), "Unrelated", "ok", &["--session", "other"]);
-    let p1 = run_in(d.path(), &["list", "--json", "--limit", "4"]).ok().json();
+    let p1 = run_in(d.path(), &["list", "--json", "--limit", "4"])
+        .ok()
+        .json();
     assert_eq!(p1["items"].as_array().unwrap().len(), 4);
     let cursor = p1["next_cursor"].as_str().unwrap().to_string();
-    let p2 = run_in(d.path(), &["list", "--json", "--limit", "100", "--cursor", &cursor]).ok().json();
+    let p2 = run_in(
+        d.path(),
+        &["list", "--json", "--limit", "100", "--cursor", &cursor],
+    )
+    .ok()
+    .json();
     assert_eq!(p2["items"].as_array().unwrap().len(), 8);
     assert!(p2["next_cursor"].is_null());
     let sessions = run_in(d.path(), &["sessions", "--json"]).ok().json();
     assert_eq!(sessions.as_array().unwrap().len(), 2);
-    let out = run_in(d.path(), &["forget", "--json", "--session", "plan"]).ok().json();
+    let out = run_in(d.path(), &["forget", "--json", "--session", "plan"])
+        .ok()
+        .json();
     assert_eq!(out["forgotten"], 10);
     let s = run_in(d.path(), &["stats", "--json"]).ok().json();
-    assert_eq!((s["memories"].as_u64(), s["sessions"].as_u64()), (Some(2), Some(1)));
-    let r = run_in(d.path(), &["search", "--json", "planning"]).ok().json();
+    assert_eq!(
+        (s["memories"].as_u64(), s["sessions"].as_u64()),
+        (Some(2), Some(1))
+    );
+    let r = run_in(d.path(), &["search", "--json", "planning"])
+        .ok()
+        .json();
     assert!(r.as_array().unwrap().is_empty());
 }
 
 #[test]
 fn supersede_and_get_show_history() {
     let d = tempfile::tempdir().unwrap();
-    let old = run_in(d.path(), &["remember", "--json", "--source", "fact", "The VPN endpoint is vpn1.example.com"]).ok().json();
+    let old = run_in(
+        d.path(),
+        &[
+            "remember",
+            "--json",
+            "--source",
+            "fact",
+            "The VPN endpoint is vpn1.example.com",
+        ],
+    )
+    .ok()
+    .json();
     let old_id = old["id"].as_str().unwrap();
-    let new = run_in(d.path(), &["supersede", "--json", old_id, "The VPN endpoint moved to vpn2.example.com"]).ok().json();
+    let new = run_in(
+        d.path(),
+        &[
+            "supersede",
+            "--json",
+            old_id,
+            "The VPN endpoint moved to vpn2.example.com",
+        ],
+    )
+    .ok()
+    .json();
     let got = run_in(d.path(), &["get", "--json", old_id]).ok().json();
     assert_eq!(got["superseded_by"], new["id"]);
-    let r = run_in(d.path(), &["recall", "--json", "VPN endpoint"]).ok().json();
+    let r = run_in(d.path(), &["recall", "--json", "VPN endpoint"])
+        .ok()
+        .json();
     assert_eq!(r["memories"][0]["id"], new["id"]);
     assert_eq!(r["memories"][1]["superseded"], true);
 }
@@ -329,14 +566,20 @@ fn supersede_and_get_show_history() {
 fn remember_reads_stdin_and_migrate_reports_the_schema() {
     let d = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_continuum"))
-        .arg("--data-dir").arg(d.path())
+        .arg("--data-dir")
+        .arg(d.path())
         .args(["remember", "--json", "--source", "document", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all("Line one of the runbook.\nLine two: restart Nginx.".as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all("Line one of the runbook.\nLine two: restart Nginx.".as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
     let m: Value = serde_json::from_slice(&out.stdout).unwrap();

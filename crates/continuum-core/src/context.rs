@@ -45,7 +45,11 @@ fn memory_line(m: &Memory) -> String {
     let date = m.created_at.to_rfc3339();
     let day = date.get(..10).unwrap_or(&date);
     let content = m.content.split_whitespace().collect::<Vec<_>>().join(" ");
-    let superseded = if m.is_superseded() { " (superseded)" } else { "" };
+    let superseded = if m.is_superseded() {
+        " (superseded)"
+    } else {
+        ""
+    };
     format!("- [{day} {}{superseded}] {content}", m.source)
 }
 
@@ -81,14 +85,22 @@ pub fn assemble(
         }
     };
     if !concepts.is_empty() {
-        try_push(format!("Concepts: {}", concepts.join(", ")), &mut used, &mut body);
+        try_push(
+            format!("Concepts: {}", concepts.join(", ")),
+            &mut used,
+            &mut body,
+        );
     }
     if !links.is_empty() {
         let shown: Vec<String> = links
             .iter()
             .map(|l| format!("{} <-> {} ({:.2})", l.a, l.b, l.strength))
             .collect();
-        try_push(format!("Relationships: {}", shown.join("; ")), &mut used, &mut body);
+        try_push(
+            format!("Relationships: {}", shown.join("; ")),
+            &mut used,
+            &mut body,
+        );
     }
     let mut included = Vec::new();
     if !memories.is_empty() {
@@ -155,10 +167,17 @@ mod tests {
         let ctx = assemble(
             &[&a, &b],
             &["Rust", "SQLite"],
-            &[ShownLink { a: "rust", b: "sqlite", strength: 0.3 }],
+            &[ShownLink {
+                a: "rust",
+                b: "sqlite",
+                strength: 0.3,
+            }],
             1000,
         );
-        assert!(ctx.text.starts_with("[MEMORY CONTEXT]\nConcepts: Rust, SQLite\n"));
+        assert!(
+            ctx.text
+                .starts_with("[MEMORY CONTEXT]\nConcepts: Rust, SQLite\n")
+        );
         assert!(ctx.text.contains("Relationships: rust <-> sqlite (0.30)"));
         assert!(ctx.text.ends_with("[/MEMORY CONTEXT]"));
         let pa = ctx.text.find("Rust for the server").unwrap();
@@ -182,6 +201,10 @@ mod tests {
         }
         let ctx = assemble(&[&long, &short], &[], &[], 60);
         assert!(ctx.included.contains(&short.id));
-        assert!(ctx.text.contains('…'), "long memory cut short: {}", ctx.text);
+        assert!(
+            ctx.text.contains('…'),
+            "long memory cut short: {}",
+            ctx.text
+        );
     }
 }

@@ -87,12 +87,14 @@ struct Tok<'a> {
 
 /// Words that, after a sentence-initial capitalised word, show it is the sentence's subject.
 const SUBJECT_FOLLOWERS: &[&str] = &[
-    "is", "was", "are", "were", "has", "had", "and", "or", "uses", "used", "will", "can",
-    "does", "did", "said", "says", "runs", "works", "supports", "needs", "wants", "likes",
-    "loves", "lives", "went",
+    "is", "was", "are", "were", "has", "had", "and", "or", "uses", "used", "will", "can", "does",
+    "did", "said", "says", "runs", "works", "supports", "needs", "wants", "likes", "loves",
+    "lives", "went",
 ];
 
-const OPENERS: &[char] = &['(', '[', '{', '"', '\'', '`', '*', '_', '<', '“', '‘', '«', '#'];
+const OPENERS: &[char] = &[
+    '(', '[', '{', '"', '\'', '`', '*', '_', '<', '“', '‘', '«', '#',
+];
 const CLOSERS: &[char] = &[
     '.', ',', ';', ':', '!', '?', ')', ']', '}', '"', '\'', '`', '*', '_', '>', '”', '’', '»',
 ];
@@ -114,10 +116,7 @@ fn tokens(text: &str) -> Vec<Tok<'_>> {
         let lead = raw.len() - raw.trim_start_matches(OPENERS).len();
         let mut word = raw.trim_start_matches(OPENERS).trim_end_matches(CLOSERS);
         let mut possessive = false;
-        if let Some(stem) = word
-            .strip_suffix("'s")
-            .or_else(|| word.strip_suffix("’s"))
-        {
+        if let Some(stem) = word.strip_suffix("'s").or_else(|| word.strip_suffix("’s")) {
             word = stem;
             possessive = true;
         }
@@ -174,14 +173,17 @@ fn is_acronym(w: &str) -> bool {
     let n = w.chars().count();
     (2..=8).contains(&n)
         && w.chars().next().is_some_and(|c| c.is_ascii_uppercase())
-        && w.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        && w.chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
 }
 
 fn is_camel_case(w: &str) -> bool {
     let chars: Vec<char> = w.chars().collect();
     chars.len() >= 3
         && chars.iter().all(|c| c.is_alphanumeric())
-        && chars.windows(2).any(|p| p[0].is_lowercase() && p[1].is_uppercase())
+        && chars
+            .windows(2)
+            .any(|p| p[0].is_lowercase() && p[1].is_uppercase())
 }
 
 fn is_snake_case(w: &str) -> bool {
@@ -222,7 +224,8 @@ fn is_hyphenated_technical(w: &str) -> bool {
     w.contains('-')
         && w.chars().any(|c| c.is_ascii_digit())
         && w.chars().any(|c| c.is_alphabetic())
-        && w.chars().all(|c| c.is_alphanumeric() || c == '-' || c == '.')
+        && w.chars()
+            .all(|c| c.is_alphanumeric() || c == '-' || c == '.')
         && !w.starts_with('-')
         && !w.ends_with('-')
 }
@@ -230,7 +233,11 @@ fn is_hyphenated_technical(w: &str) -> bool {
 /// Quoted spans: `"…"`, `“…”` and backticks, 2 to 60 bytes, at most five words, one line.
 fn quoted_spans(text: &str) -> Vec<(usize, &str, &'static str)> {
     let mut out = Vec::new();
-    for (open, close, kind) in [('"', '"', "concept"), ('“', '”', "concept"), ('`', '`', "tool")] {
+    for (open, close, kind) in [
+        ('"', '"', "concept"),
+        ('“', '”', "concept"),
+        ('`', '`', "tool"),
+    ] {
         let mut from = 0;
         while let Some(i) = text[from..].find(open) {
             let start = from + i + open.len_utf8();
@@ -273,9 +280,12 @@ impl RuleExtractor {
         while i < toks.len() {
             let t = &toks[i];
             let w = t.word;
-            let technical_kind = if is_snake_case(w) || is_camel_case(w) || is_file_name(w) {
-                Some("tool")
-            } else if is_version(w) || is_hyphenated_technical(w) {
+            let technical_kind = if is_snake_case(w)
+                || is_camel_case(w)
+                || is_file_name(w)
+                || is_version(w)
+                || is_hyphenated_technical(w)
+            {
                 Some("tool")
             } else if is_acronym(w) && !is_stop_word(w) {
                 Some("concept")
@@ -358,9 +368,10 @@ impl RuleExtractor {
                 continue;
             }
 
-            if w.chars().count() >= 4 && w.chars().all(|c| c.is_alphabetic()) && !is_stop_word(w)
-            {
-                let entry = lower_counts.entry(w.to_lowercase()).or_insert((0, t.pos, w));
+            if w.chars().count() >= 4 && w.chars().all(|c| c.is_alphabetic()) && !is_stop_word(w) {
+                let entry = lower_counts
+                    .entry(w.to_lowercase())
+                    .or_insert((0, t.pos, w));
                 entry.0 += 1;
             }
             i += 1;
@@ -505,13 +516,19 @@ mod tests {
         assert!(k.contains(&"claude desktop".to_string()), "{k:?}");
         assert!(k.contains(&"visual studio code".to_string()), "{k:?}");
         assert_eq!(keys("Claude Desktop is installed."), vec!["claude desktop"]);
-        assert_eq!(keys("Upgrade Tokio before the March release."), vec!["tokio", "march"]);
+        assert_eq!(
+            keys("Upgrade Tokio before the March release."),
+            vec!["tokio", "march"]
+        );
     }
 
     #[test]
     fn a_comma_separates_names_instead_of_joining_them() {
         let k = keys("We compared Rust, Go, Python and Java.");
-        assert!(k.contains(&"rust".to_string()) && k.contains(&"go".to_string()), "{k:?}");
+        assert!(
+            k.contains(&"rust".to_string()) && k.contains(&"go".to_string()),
+            "{k:?}"
+        );
         assert!(!k.iter().any(|x| x.contains(' ')), "{k:?}");
     }
 
@@ -546,7 +563,8 @@ mod tests {
 
     #[test]
     fn keys_dedupe_case_insensitively_keeping_the_first_form() {
-        let c = RuleExtractor::default().concepts("We like SQLite. Later sqlite got faster and SQLite won.");
+        let c = RuleExtractor::default()
+            .concepts("We like SQLite. Later sqlite got faster and SQLite won.");
         let sqlite: Vec<_> = c.iter().filter(|c| c.key == "sqlite").collect();
         assert_eq!(sqlite.len(), 1);
         assert_eq!(sqlite[0].name, "SQLite");
@@ -568,7 +586,10 @@ mod tests {
     #[test]
     fn a_sentence_initial_name_counts_when_it_is_the_subject() {
         assert_eq!(keys("Rust is fast."), vec!["rust"]);
-        assert_eq!(keys("Caroline went to the support group."), vec!["caroline"]);
+        assert_eq!(
+            keys("Caroline went to the support group."),
+            vec!["caroline"]
+        );
         assert!(keys("Sounds good to me.").is_empty());
         assert!(keys("Consider caching.").is_empty());
     }
@@ -591,7 +612,11 @@ mod tests {
                 "The plan is to ship Friday."
             ]
         );
-        assert!(RuleExtractor::default().decisions("Willy Wonka likes chocolate.").is_empty());
+        assert!(
+            RuleExtractor::default()
+                .decisions("Willy Wonka likes chocolate.")
+                .is_empty()
+        );
     }
 
     proptest::proptest! {

@@ -93,7 +93,11 @@ mod tests {
     #[test]
     fn superseded_memories_are_demoted() {
         let w = FusionWeights::default();
-        let s = Signals { lexical: 1.0, graph: 0.5, recency: 1.0 };
+        let s = Signals {
+            lexical: 1.0,
+            graph: 0.5,
+            recency: 1.0,
+        };
         assert!(fuse(&w, &s, true) < fuse(&w, &s, false));
     }
 

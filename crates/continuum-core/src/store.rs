@@ -90,7 +90,10 @@ impl MemoryFilter {
 
     pub fn matches_head(&self, h: &MemoryHead) -> bool {
         (self.sources.is_empty() || self.sources.contains(&h.source))
-            && self.session.as_ref().is_none_or(|s| h.session.as_ref() == Some(s))
+            && self
+                .session
+                .as_ref()
+                .is_none_or(|s| h.session.as_ref() == Some(s))
             && self.since.is_none_or(|t| h.created_at >= t)
             && self.until.is_none_or(|t| h.created_at < t)
             && (!self.current_only || !h.superseded)
@@ -322,8 +325,12 @@ pub trait MemoryStore: Send + Sync {
     async fn stats(&self, tenant: &TenantId) -> Result<StoreStats>;
 
     /// The tenant's change-log entries after `after`, oldest first, at most `limit`.
-    async fn changes_since(&self, tenant: &TenantId, after: u64, limit: usize)
-    -> Result<Vec<Change>>;
+    async fn changes_since(
+        &self,
+        tenant: &TenantId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Change>>;
 
     /// The tenant's latest change-log position (0 when it has none).
     async fn latest_change(&self, tenant: &TenantId) -> Result<u64>;

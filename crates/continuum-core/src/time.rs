@@ -123,7 +123,10 @@ mod tests {
         let t = Timestamp::parse("2024-05-01T10:00:00Z").unwrap();
         assert_eq!(t.to_rfc3339(), "2024-05-01T10:00:00.000Z");
         assert_eq!(Timestamp::parse(&t.to_rfc3339()).unwrap(), t);
-        assert_eq!(Timestamp::parse("2024-05-01").unwrap().0, t.0 - 10 * 3_600_000);
+        assert_eq!(
+            Timestamp::parse("2024-05-01").unwrap().0,
+            t.0 - 10 * 3_600_000
+        );
         assert!(Timestamp::parse("yesterday").is_err());
         let json = serde_json::to_string(&t).unwrap();
         assert_eq!(serde_json::from_str::<Timestamp>(&json).unwrap(), t);

@@ -11,7 +11,7 @@ use crate::Engine;
 use continuum_core::extract::ExtractedConcept;
 use continuum_core::memory::Decision;
 use continuum_core::store::{
-    ImportKey, LinkWrite, MemoryFilter, MemoryWrite, Order, PageRequest, WriteBatch, MAX_PAGE,
+    ImportKey, LinkWrite, MAX_PAGE, MemoryFilter, MemoryWrite, Order, PageRequest, WriteBatch,
 };
 use continuum_core::{Error, Memory, Result, TenantId, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -79,7 +79,10 @@ impl Engine {
         };
         let mut written = 0u64;
         loop {
-            let p = self.store.list(tenant, &MemoryFilter::default(), &page).await?;
+            let p = self
+                .store
+                .list(tenant, &MemoryFilter::default(), &page)
+                .await?;
             let ids: Vec<_> = p.items.iter().map(|m| m.id).collect();
             let mentions = self.store.concepts_of(tenant, &ids).await?;
             for m in p.items {
@@ -156,7 +159,9 @@ impl Engine {
                     )));
                 }
                 if a.is_empty() || b.is_empty() || a == b {
-                    return Err(Error::InvalidInput(format!("link {a} <-> {b} is not a pair of concepts")));
+                    return Err(Error::InvalidInput(format!(
+                        "link {a} <-> {b} is not a pair of concepts"
+                    )));
                 }
                 Ok(())
             }
@@ -165,7 +170,11 @@ impl Engine {
     }
 
     /// Imports records (a chunk of a dump, header excluded) in one transaction.
-    pub async fn import(&self, tenant: &TenantId, records: Vec<ExportRecord>) -> Result<ImportOutcome> {
+    pub async fn import(
+        &self,
+        tenant: &TenantId,
+        records: Vec<ExportRecord>,
+    ) -> Result<ImportOutcome> {
         let mut out = ImportOutcome::default();
         let mut memories = Vec::new();
         let mut links = Vec::new();
@@ -174,10 +183,22 @@ impl Engine {
             self.validate_record(&r)?;
             match r {
                 ExportRecord::Header(_) => unreachable!("validate_record refuses headers"),
-                ExportRecord::Memory { memory, concepts } => memories.push(MemoryWrite { memory, concepts }),
-                ExportRecord::Link { a, b, strength, count, last_at } => {
-                    links.push(LinkWrite::AtLeast { a, b, strength, count, last_at })
+                ExportRecord::Memory { memory, concepts } => {
+                    memories.push(MemoryWrite { memory, concepts })
                 }
+                ExportRecord::Link {
+                    a,
+                    b,
+                    strength,
+                    count,
+                    last_at,
+                } => links.push(LinkWrite::AtLeast {
+                    a,
+                    b,
+                    strength,
+                    count,
+                    last_at,
+                }),
                 ExportRecord::Decision(d) => decisions.push(d),
             }
         }
@@ -192,7 +213,14 @@ impl Engine {
             .collect();
         let existing = self.store.existing(tenant, &keys).await?;
         let before = memories.len();
-        memories.retain(|w| !existing.iter().any(|k| k.id == w.memory.id || (k.content_hash == w.memory.content_hash && k.created_at == w.memory.created_at && k.session == w.memory.session)));
+        memories.retain(|w| {
+            !existing.iter().any(|k| {
+                k.id == w.memory.id
+                    || (k.content_hash == w.memory.content_hash
+                        && k.created_at == w.memory.created_at
+                        && k.session == w.memory.session)
+            })
+        });
         // A dump may repeat a memory; keep the first.
         let mut seen = std::collections::HashSet::new();
         memories.retain(|w| seen.insert(w.memory.id));
@@ -204,7 +232,10 @@ impl Engine {
             supersedes: Vec::new(),
             at: self.clock.now(),
         };
-        let applied = self.store.apply(tenant, &self.config.hebbian, vec![batch]).await?;
+        let applied = self
+            .store
+            .apply(tenant, &self.config.hebbian, vec![batch])
+            .await?;
         out.memories_added = applied.memories;
         out.links = applied.links_created + applied.links_strengthened;
         out.decisions = applied.decisions;

@@ -68,7 +68,10 @@ impl Engine {
         let mut changes = Vec::new();
         let mut after = seq;
         loop {
-            let page = self.store.changes_since(tenant, after, continuum_core::store::MAX_PAGE).await?;
+            let page = self
+                .store
+                .changes_since(tenant, after, continuum_core::store::MAX_PAGE)
+                .await?;
             let n = page.len();
             if let Some(last) = page.last() {
                 after = last.seq;
@@ -98,32 +101,34 @@ impl Engine {
             .into_iter()
             .map(|d| (d.head.id, d))
             .collect();
-        let mut w = slot.write().map_err(poisoned)?;
-        let Some(index) = w.as_mut() else {
-            return Ok(slot.clone());
-        };
-        let mut analyzer = self.analyzer.lock().map_err(poisoned)?;
-        let applied_to = index.seq;
-        for c in changes.iter().filter(|c| c.seq > applied_to) {
-            let Ok(id) = c.entity.parse::<MemoryId>() else { continue };
-            match c.op.as_str() {
-                "memory.created" => {
-                    if let Some(doc) = docs.remove(&id) {
-                        index.add(&mut analyzer, doc);
+        let rebuild = {
+            let mut w = slot.write().map_err(poisoned)?;
+            let Some(index) = w.as_mut() else {
+                return Ok(slot.clone());
+            };
+            let mut analyzer = self.analyzer.lock().map_err(poisoned)?;
+            let applied_to = index.seq;
+            for c in changes.iter().filter(|c| c.seq > applied_to) {
+                let Ok(id) = c.entity.parse::<MemoryId>() else {
+                    continue;
+                };
+                match c.op.as_str() {
+                    "memory.created" => {
+                        if let Some(doc) = docs.remove(&id) {
+                            index.add(&mut analyzer, doc);
+                        }
                     }
-                }
-                "memory.forgotten" => index.remove(&id),
-                _ => {
-                    if let Some(doc) = docs.get(&id) {
-                        index.update_head(doc.head.clone());
+                    "memory.forgotten" => index.remove(&id),
+                    _ => {
+                        if let Some(doc) = docs.get(&id) {
+                            index.update_head(doc.head.clone());
+                        }
                     }
                 }
             }
-        }
-        index.seq = index.seq.max(after);
-        let rebuild = index.dead_ratio() > MAX_DEAD_RATIO;
-        drop(analyzer);
-        drop(w);
+            index.seq = index.seq.max(after);
+            index.dead_ratio() > MAX_DEAD_RATIO
+        };
         if rebuild {
             // Forgotten documents keep their postings until a rebuild reclaims them.
             let built = self.build_index(tenant).await?;

@@ -130,11 +130,32 @@ impl Engine {
         let at = turn.timestamp.unwrap_or(now);
         let metadata = turn.metadata.unwrap_or_default();
         let mut memories = vec![
-            self.new_memory(&turn.user_message, Source::User, "message", turn.session_id.clone(), metadata.clone(), at),
-            self.new_memory(&turn.ai_response, Source::Assistant, "message", turn.session_id.clone(), metadata.clone(), at),
+            self.new_memory(
+                &turn.user_message,
+                Source::User,
+                "message",
+                turn.session_id.clone(),
+                metadata.clone(),
+                at,
+            ),
+            self.new_memory(
+                &turn.ai_response,
+                Source::Assistant,
+                "message",
+                turn.session_id.clone(),
+                metadata.clone(),
+                at,
+            ),
         ];
         if let Some(t) = &thinking {
-            memories.push(self.new_memory(t, Source::Thinking, "thinking", turn.session_id.clone(), metadata, at));
+            memories.push(self.new_memory(
+                t,
+                Source::Thinking,
+                "thinking",
+                turn.session_id.clone(),
+                metadata,
+                at,
+            ));
         }
 
         // The turn's concepts, in order of appearance, capped: every pair co-occurred once.
@@ -216,7 +237,9 @@ impl Engine {
                 }
             }
             outcome.concepts = p.turn_concepts.iter().map(|c| c.key.clone()).collect();
-            outcome.memory_ids.extend(p.batch.memories.iter().map(|m| m.memory.id));
+            outcome
+                .memory_ids
+                .extend(p.batch.memories.iter().map(|m| m.memory.id));
             let mut batch = p.batch;
             for l in batch.links.drain(..) {
                 if let LinkWrite::CoOccurred { a, b, count } = l {
@@ -236,9 +259,19 @@ impl Engine {
     }
 
     /// The store half of [`Engine::learn_many`]: one transaction.
-    pub async fn apply_turns(&self, tenant: &TenantId, prepared: PreparedTurns) -> Result<LearnOutcome> {
-        let PreparedTurns { batches, mut outcome } = prepared;
-        let applied: Applied = self.store.apply(tenant, &self.config.hebbian, batches).await?;
+    pub async fn apply_turns(
+        &self,
+        tenant: &TenantId,
+        prepared: PreparedTurns,
+    ) -> Result<LearnOutcome> {
+        let PreparedTurns {
+            batches,
+            mut outcome,
+        } = prepared;
+        let applied: Applied = self
+            .store
+            .apply(tenant, &self.config.hebbian, batches)
+            .await?;
         outcome.decisions_detected = applied.decisions;
         outcome.links_created = applied.links_created + applied.links_strengthened;
         outcome.concepts_created = applied.concepts_created;
@@ -275,7 +308,14 @@ impl Engine {
         self.config.check_text("text", &req.content)?;
         let at = req.created_at.unwrap_or_else(|| self.clock.now());
         let kind = req.kind.unwrap_or_else(|| req.source.as_str().to_string());
-        let write = self.new_memory(&req.content, req.source, &kind, req.session, req.metadata, at);
+        let write = self.new_memory(
+            &req.content,
+            req.source,
+            &kind,
+            req.session,
+            req.metadata,
+            at,
+        );
         let memory = write.memory.clone();
         let mut links = Vec::new();
         let keys: Vec<&str> = write
@@ -301,7 +341,9 @@ impl Engine {
             supersedes: supersedes.map(|old| (old, memory.id)).into_iter().collect(),
             at,
         };
-        self.store.apply(tenant, &self.config.hebbian, vec![batch]).await?;
+        self.store
+            .apply(tenant, &self.config.hebbian, vec![batch])
+            .await?;
         Ok(memory)
     }
 }

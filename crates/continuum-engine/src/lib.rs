@@ -12,18 +12,18 @@ mod learn;
 mod recall;
 
 pub use config::{EngineConfig, GraphParams};
-pub use export::{ExportHeader, ExportRecord, ImportOutcome, EXPORT_FORMAT, EXPORT_VERSION};
+pub use export::{EXPORT_FORMAT, EXPORT_VERSION, ExportHeader, ExportRecord, ImportOutcome};
 pub use learn::{LearnOutcome, PreparedTurns, RememberRequest};
-pub use recall::{ActivatedConcept, Recall, RecallRequest, RecalledMemory, SearchHit, SearchRequest};
+pub use recall::{
+    ActivatedConcept, Recall, RecallRequest, RecalledMemory, SearchHit, SearchRequest,
+};
 
 use continuum_core::extract::{Extractor, RuleExtractor};
 use continuum_core::memory::{Decision, SessionInfo};
 use continuum_core::store::{
-    Concept, ForgetSelector, Link, MemoryFilter, Page, PageRequest, StoreStats, MAX_PAGE,
+    Concept, ForgetSelector, Link, MAX_PAGE, MemoryFilter, Page, PageRequest, StoreStats,
 };
-use continuum_core::{
-    Clock, Error, Memory, MemoryId, MemoryStore, Result, SystemClock, TenantId,
-};
+use continuum_core::{Clock, Error, Memory, MemoryId, MemoryStore, Result, SystemClock, TenantId};
 use serde::Serialize;
 use std::sync::Arc;
 
@@ -156,7 +156,9 @@ impl Engine {
         limit: usize,
         offset: usize,
     ) -> Result<Vec<SessionInfo>> {
-        self.store.sessions(tenant, limit.clamp(1, MAX_PAGE), offset).await
+        self.store
+            .sessions(tenant, limit.clamp(1, MAX_PAGE), offset)
+            .await
     }
 
     pub async fn decisions(
@@ -165,7 +167,9 @@ impl Engine {
         limit: usize,
         offset: usize,
     ) -> Result<Vec<Decision>> {
-        self.store.decisions(tenant, limit.clamp(1, MAX_PAGE), offset).await
+        self.store
+            .decisions(tenant, limit.clamp(1, MAX_PAGE), offset)
+            .await
     }
 
     /// The most mentioned concepts.
@@ -175,11 +179,18 @@ impl Engine {
         limit: usize,
         offset: usize,
     ) -> Result<Vec<Concept>> {
-        self.store.list_concepts(tenant, limit.clamp(1, MAX_PAGE), offset).await
+        self.store
+            .list_concepts(tenant, limit.clamp(1, MAX_PAGE), offset)
+            .await
     }
 
     /// A concept (by name, any case) and its strongest neighbours.
-    pub async fn concept(&self, tenant: &TenantId, name: &str, limit: usize) -> Result<ConceptView> {
+    pub async fn concept(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        limit: usize,
+    ) -> Result<ConceptView> {
         let key = continuum_core::extract::concept_key(name);
         if key.is_empty() {
             return Err(Error::InvalidInput("concept name is empty".into()));

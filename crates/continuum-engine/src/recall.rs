@@ -127,11 +127,19 @@ impl Engine {
         }
         let slot = self.fresh_index(tenant).await?;
         let terms = {
-            let mut a = self.analyzer.lock().map_err(|_| Error::Internal("analyzer lock poisoned".into()))?;
+            let mut a = self
+                .analyzer
+                .lock()
+                .map_err(|_| Error::Internal("analyzer lock poisoned".into()))?;
             a.query_terms(query, self.config.max_query_terms)
         };
-        let guard = slot.read().map_err(|_| Error::Internal("index lock poisoned".into()))?;
-        Ok(guard.as_ref().map(|ix| ix.search(&terms, filter, limit)).unwrap_or_default())
+        let guard = slot
+            .read()
+            .map_err(|_| Error::Internal("index lock poisoned".into()))?;
+        Ok(guard
+            .as_ref()
+            .map(|ix| ix.search(&terms, filter, limit))
+            .unwrap_or_default())
     }
 
     /// The newest memories mentioning each concept, passing `filter`.
@@ -147,11 +155,19 @@ impl Engine {
         }
         // `lexical` ran first in this recall, so the index is fresh.
         let slot = self.fresh_index(tenant).await?;
-        let guard = slot.read().map_err(|_| Error::Internal("index lock poisoned".into()))?;
-        let Some(ix) = guard.as_ref() else { return Ok(Vec::new()) };
+        let guard = slot
+            .read()
+            .map_err(|_| Error::Internal("index lock poisoned".into()))?;
+        let Some(ix) = guard.as_ref() else {
+            return Ok(Vec::new());
+        };
         Ok(keys
             .iter()
-            .flat_map(|k| ix.mentions(k, filter, per_concept).into_iter().map(move |h| (k.clone(), h)))
+            .flat_map(|k| {
+                ix.mentions(k, filter, per_concept)
+                    .into_iter()
+                    .map(move |h| (k.clone(), h))
+            })
             .collect())
     }
 
@@ -194,7 +210,10 @@ impl Engine {
             if frontier.is_empty() {
                 break;
             }
-            let links = self.store.neighbours(tenant, &frontier, g.neighbours_per_concept).await?;
+            let links = self
+                .store
+                .neighbours(tenant, &frontier, g.neighbours_per_concept)
+                .await?;
             let frontier_set: HashSet<&String> = frontier.iter().collect();
             let mut reached: HashMap<String, f64> = HashMap::new();
             for l in &links {
@@ -243,7 +262,12 @@ impl Engine {
                 a.name = c.name;
             }
         }
-        followed.sort_by(|a, b| b.strength.total_cmp(&a.strength).then(a.a.cmp(&b.a)).then(a.b.cmp(&b.b)));
+        followed.sort_by(|a, b| {
+            b.strength
+                .total_cmp(&a.strength)
+                .then(a.a.cmp(&b.a))
+                .then(a.b.cmp(&b.b))
+        });
         followed.dedup_by(|x, y| x.a == y.a && x.b == y.b);
         Ok((act, followed))
     }
@@ -270,7 +294,9 @@ impl Engine {
 
         // 1. lexical
         let candidates = cfg.lexical_candidates.max(limit);
-        let lexical = self.lexical(tenant, &req.query, &terms, &req.filter, candidates).await?;
+        let lexical = self
+            .lexical(tenant, &req.query, &terms, &req.filter, candidates)
+            .await?;
 
         // 2. graph
         let (act, followed) = self.activate(tenant, &req.query, &terms).await?;
@@ -279,7 +305,12 @@ impl Engine {
         active.truncate(cfg.graph.max_active_concepts);
         let active_keys: Vec<String> = active.iter().map(|(k, _)| (*k).clone()).collect();
         let mentions = self
-            .concept_mentions(tenant, &active_keys, &req.filter, cfg.graph.memories_per_concept)
+            .concept_mentions(
+                tenant,
+                &active_keys,
+                &req.filter,
+                cfg.graph.memories_per_concept,
+            )
             .await?;
         let mut graph_raw: HashMap<MemoryId, f64> = HashMap::new();
         let mut graph_concepts: HashMap<MemoryId, Vec<String>> = HashMap::new();
@@ -289,7 +320,10 @@ impl Engine {
                 continue;
             }
             *graph_raw.entry(head.id).or_default() += act[&key].value;
-            graph_concepts.entry(head.id).or_default().push(act[&key].name.clone());
+            graph_concepts
+                .entry(head.id)
+                .or_default()
+                .push(act[&key].name.clone());
             heads.insert(head.id, head);
         }
 
@@ -297,7 +331,11 @@ impl Engine {
         let lex_max = lexical.iter().map(|s| s.score).fold(0.0f64, f64::max);
         let mut lex: HashMap<MemoryId, f64> = HashMap::new();
         for s in lexical {
-            let norm = if lex_max > 0.0 { (s.score / lex_max).clamp(0.0, 1.0) } else { 0.0 };
+            let norm = if lex_max > 0.0 {
+                (s.score / lex_max).clamp(0.0, 1.0)
+            } else {
+                0.0
+            };
             lex.insert(s.head.id, norm);
             heads.insert(s.head.id, s.head);
         }
@@ -313,7 +351,10 @@ impl Engine {
                 let s = Signals {
                     lexical: lex.get(&h.id).copied().unwrap_or(0.0),
                     graph,
-                    recency: recency(h.created_at.days_until(now), cfg.fusion.recency_half_life_days),
+                    recency: recency(
+                        h.created_at.days_until(now),
+                        cfg.fusion.recency_half_life_days,
+                    ),
                 };
                 (fuse(&cfg.fusion, &s, h.superseded), s, h)
             })
@@ -321,8 +362,13 @@ impl Engine {
         ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.2.id.cmp(&a.2.id)));
         ranked.truncate((limit * 3).max(limit));
         let ids: Vec<MemoryId> = ranked.iter().map(|r| r.2.id).collect();
-        let mut texts: HashMap<MemoryId, Memory> =
-            self.store.get(tenant, &ids).await?.into_iter().map(|m| (m.id, m)).collect();
+        let mut texts: HashMap<MemoryId, Memory> = self
+            .store
+            .get(tenant, &ids)
+            .await?
+            .into_iter()
+            .map(|m| (m.id, m))
+            .collect();
         let scored: Vec<(f64, Signals, Memory)> = ranked
             .into_iter()
             .filter_map(|(score, s, h)| texts.remove(&h.id).map(|m| (score, s, m)))
@@ -330,8 +376,10 @@ impl Engine {
 
         // Near-duplicates: same text, or nearly the same words.
         let threshold = cfg.near_duplicate_jaccard;
-        let word_sets: Vec<HashSet<String>> =
-            scored.iter().map(|s| words(&s.2.content).map(str::to_lowercase).collect()).collect();
+        let word_sets: Vec<HashSet<String>> = scored
+            .iter()
+            .map(|s| words(&s.2.content).map(str::to_lowercase).collect())
+            .collect();
         let same = |i: usize, j: usize| {
             scored[i].2.content_hash == scored[j].2.content_hash
                 || jaccard(&word_sets[i], &word_sets[j]) >= threshold
@@ -418,7 +466,9 @@ impl Engine {
         self.config.check_text("query", &req.query)?;
         let limit = req.limit.unwrap_or(10);
         if limit == 0 || limit > 100 {
-            return Err(Error::InvalidInput("limit must be between 1 and 100".into()));
+            return Err(Error::InvalidInput(
+                "limit must be between 1 and 100".into(),
+            ));
         }
         if req.offset + limit > continuum_core::store::MAX_PAGE {
             return Err(Error::InvalidInput(format!(

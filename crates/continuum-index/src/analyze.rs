@@ -91,8 +91,14 @@ mod tests {
     #[test]
     fn folds_case_diacritics_stems_and_drops_stop_words() {
         let mut a = Analyzer::new();
-        assert_eq!(a.tokens("The Databases were running"), vec!["databas", "run"]);
-        assert_eq!(a.tokens("Crème BRÛLÉE at Émile's"), vec!["crème".replace('è', "e").as_str(), "brule", "emil"]);
+        assert_eq!(
+            a.tokens("The Databases were running"),
+            vec!["databas", "run"]
+        );
+        assert_eq!(
+            a.tokens("Crème BRÛLÉE at Émile's"),
+            vec!["crème".replace('è', "e").as_str(), "brule", "emil"]
+        );
         assert_eq!(a.tokens("a I 7 x"), vec!["7"]);
         // Cached and uncached paths agree.
         assert_eq!(a.tokens("databases Databases"), vec!["databas", "databas"]);

@@ -12,9 +12,9 @@ mod analyze;
 
 pub use analyze::Analyzer;
 
+use continuum_core::MemoryId;
 pub use continuum_core::store::IndexDoc;
 use continuum_core::store::{MemoryFilter, MemoryHead, Scored};
-use continuum_core::MemoryId;
 use std::collections::HashMap;
 
 /// BM25 parameters (the usual defaults, as in SQLite FTS5 and Lucene).
@@ -95,12 +95,16 @@ impl TextIndex {
             match self.terms.get_mut(term) {
                 Some(p) => p.push(Posting { doc: ord, tf }),
                 None => {
-                    self.terms.insert(term.into(), vec![Posting { doc: ord, tf }]);
+                    self.terms
+                        .insert(term.into(), vec![Posting { doc: ord, tf }]);
                 }
             }
         }
         for key in doc.concepts {
-            self.concepts.entry(key.into_boxed_str()).or_default().push(ord);
+            self.concepts
+                .entry(key.into_boxed_str())
+                .or_default()
+                .push(ord);
         }
         let len = tokens.len() as u32;
         self.total_len += len as u64;
@@ -211,7 +215,11 @@ mod tests {
         IndexDoc {
             head: MemoryHead {
                 id: MemoryId::new_at(i),
-                source: if i % 2 == 0 { Source::User } else { Source::Assistant },
+                source: if i % 2 == 0 {
+                    Source::User
+                } else {
+                    Source::Assistant
+                },
                 session: None,
                 created_at: Timestamp(i),
                 superseded: false,
@@ -231,14 +239,29 @@ mod tests {
         let mut ix = TextIndex::new();
         ix.add(&mut a, doc(1, "the cat sat on the mat", &[]));
         ix.add(&mut a, doc(2, "a cat and a zebra", &[]));
-        ix.add(&mut a, doc(3, "cats, cats everywhere: cat food, cat toys, cat trees and more cat things", &[]));
+        ix.add(
+            &mut a,
+            doc(
+                3,
+                "cats, cats everywhere: cat food, cat toys, cat trees and more cat things",
+                &[],
+            ),
+        );
         ix.add(&mut a, doc(4, "nothing relevant here", &[]));
-        let hits = ix.search(&a.query_terms("zebra cat", 32), &MemoryFilter::default(), 10);
+        let hits = ix.search(
+            &a.query_terms("zebra cat", 32),
+            &MemoryFilter::default(),
+            10,
+        );
         assert_eq!(ids(&hits)[0], 2, "the rare term decides");
         assert_eq!(hits.len(), 3);
         assert!(hits.windows(2).all(|w| w[0].score >= w[1].score));
         // Stemming: "cats" finds "cat".
-        assert_eq!(ix.search(&a.query_terms("cats", 32), &MemoryFilter::default(), 10).len(), 3);
+        assert_eq!(
+            ix.search(&a.query_terms("cats", 32), &MemoryFilter::default(), 10)
+                .len(),
+            3
+        );
     }
 
     #[test]
@@ -249,12 +272,22 @@ mod tests {
         ix.add(&mut a, d.clone());
         ix.add(&mut a, d.clone());
         assert_eq!(ix.len(), 1);
-        assert_eq!(ix.search(&a.query_terms("kafka", 32), &MemoryFilter::default(), 10).len(), 1);
+        assert_eq!(
+            ix.search(&a.query_terms("kafka", 32), &MemoryFilter::default(), 10)
+                .len(),
+            1
+        );
         assert_eq!(ix.mentions("kafka", &MemoryFilter::default(), 10).len(), 1);
         ix.remove(&d.head.id);
         assert!(ix.is_empty());
-        assert!(ix.search(&a.query_terms("kafka", 32), &MemoryFilter::default(), 10).is_empty());
-        assert!(ix.mentions("kafka", &MemoryFilter::default(), 10).is_empty());
+        assert!(
+            ix.search(&a.query_terms("kafka", 32), &MemoryFilter::default(), 10)
+                .is_empty()
+        );
+        assert!(
+            ix.mentions("kafka", &MemoryFilter::default(), 10)
+                .is_empty()
+        );
         assert!(ix.dead_ratio() > 0.99);
     }
 
@@ -273,7 +306,10 @@ mod tests {
         assert_eq!(hits.len(), 5);
         assert!(hits.iter().all(|h| h.head.source == Source::User));
         let newest = ix.mentions("deploy", &MemoryFilter::default(), 3);
-        assert_eq!(newest.iter().map(|h| h.created_at.0).collect::<Vec<_>>(), vec![19, 18, 17]);
+        assert_eq!(
+            newest.iter().map(|h| h.created_at.0).collect::<Vec<_>>(),
+            vec![19, 18, 17]
+        );
     }
 
     proptest::proptest! {

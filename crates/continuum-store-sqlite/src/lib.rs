@@ -14,12 +14,16 @@ use continuum_core::extract::ExtractedConcept;
 use continuum_core::hebbian::HebbianRule;
 use continuum_core::memory::{Decision, Metadata, SessionInfo};
 use continuum_core::store::{
-    Applied, Change, Concept, ForgetSelector, ImportKey, IndexDoc, Link, LinkWrite, MAX_PAGE, MemoryFilter, MemoryHead,
-    Order, Page, PageRequest, Scored, StoreStats, WriteBatch,
+    Applied, Change, Concept, ForgetSelector, ImportKey, IndexDoc, Link, LinkWrite, MAX_PAGE,
+    MemoryFilter, MemoryHead, Order, Page, PageRequest, Scored, StoreStats, WriteBatch,
 };
-use continuum_core::{Error, Memory, MemoryId, MemoryStore, Result, SessionId, TenantId, Timestamp};
+use continuum_core::{
+    Error, Memory, MemoryId, MemoryStore, Result, SessionId, TenantId, Timestamp,
+};
 use rusqlite::types::Value;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, Transaction, params, params_from_iter};
+use rusqlite::{
+    Connection, OpenFlags, OptionalExtension, Row, Transaction, params, params_from_iter,
+};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -155,7 +159,7 @@ impl SqliteStore {
 
     /// The migrations recorded in the store.
     pub fn applied_migrations(&self) -> Result<Vec<migrations::AppliedMigration>> {
-        self.read(|c| migrations::applied(c))
+        self.read(migrations::applied)
     }
 
     fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
@@ -208,7 +212,10 @@ fn row_memory(r: &Row<'_>) -> rusqlite::Result<Memory> {
     let superseded: Option<Vec<u8>> = r.get(9)?;
     Ok(Memory {
         id: conv(0, MemoryId::from_slice(&id))?,
-        session: session.map(SessionId::new).transpose().or_else(|e| conv(1, Err(e)))?,
+        session: session
+            .map(SessionId::new)
+            .transpose()
+            .or_else(|e| conv(1, Err(e)))?,
         source: conv(2, source.parse())?,
         kind: r.get(3)?,
         content: r.get(4)?,
@@ -231,7 +238,10 @@ fn row_head(r: &Row<'_>, at: usize) -> rusqlite::Result<MemoryHead> {
     Ok(MemoryHead {
         id: conv(at, MemoryId::from_slice(&id))?,
         source: conv(at + 1, source.parse())?,
-        session: session.map(SessionId::new).transpose().or_else(|e| conv(at + 2, Err(e)))?,
+        session: session
+            .map(SessionId::new)
+            .transpose()
+            .or_else(|e| conv(at + 2, Err(e)))?,
         created_at: Timestamp(r.get(at + 3)?),
         superseded: r.get(at + 4)?,
     })
@@ -333,7 +343,13 @@ fn parse_cursor(c: &str) -> Result<(i64, i64)> {
     Ok((t.parse().map_err(|_| bad())?, r.parse().map_err(|_| bad())?))
 }
 
-fn log_change(tx: &Transaction<'_>, tenant: &TenantId, at: i64, op: &str, entity: &str) -> Result<()> {
+fn log_change(
+    tx: &Transaction<'_>,
+    tenant: &TenantId,
+    at: i64,
+    op: &str,
+    entity: &str,
+) -> Result<()> {
     tx.prepare_cached("INSERT INTO changes (tenant, at, op, entity) VALUES (?1, ?2, ?3, ?4)")
         .and_then(|mut s| s.execute(params![tenant.as_str(), at, op, entity]))
         .map_err(map_err)?;
@@ -353,7 +369,10 @@ fn concept_id(
     }
     let found: Option<i64> = tx
         .prepare_cached("SELECT cid FROM concepts WHERE tenant = ?1 AND key = ?2")
-        .and_then(|mut s| s.query_row(params![tenant.as_str(), c.key], |r| r.get(0)).optional())
+        .and_then(|mut s| {
+            s.query_row(params![tenant.as_str(), c.key], |r| r.get(0))
+                .optional()
+        })
         .map_err(map_err)?;
     let (cid, created) = match found {
         Some(cid) => (cid, false),
@@ -396,8 +415,9 @@ fn apply_batches(
             let metadata = if m.metadata.is_empty() {
                 "{}".to_string()
             } else {
-                serde_json::to_string(&m.metadata)
-                    .map_err(|e| Error::InvalidInput(format!("metadata is not serialisable: {e}")))?
+                serde_json::to_string(&m.metadata).map_err(|e| {
+                    Error::InvalidInput(format!("metadata is not serialisable: {e}"))
+                })?
             };
             let inserted = tx
                 .prepare_cached(
@@ -492,7 +512,16 @@ fn apply_batches(
                     )
                     .and_then(|mut s| {
                         s.query_row(
-                            params![a, b, t, rule.new_strength(n), n as i64, at, rule.cap, rule.increment],
+                            params![
+                                a,
+                                b,
+                                t,
+                                rule.new_strength(n),
+                                n as i64,
+                                at,
+                                rule.cap,
+                                rule.increment
+                            ],
                             |r| r.get::<_, i64>(0),
                         )
                     })
@@ -504,8 +533,8 @@ fn apply_batches(
                     count,
                     last_at,
                     ..
-                } => {
-                    tx.prepare_cached(
+                } => tx
+                    .prepare_cached(
                         "INSERT INTO links (a, b, tenant, strength, count, first_at, last_at)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
                          ON CONFLICT (a, b) DO UPDATE SET
@@ -516,12 +545,18 @@ fn apply_batches(
                     )
                     .and_then(|mut s| {
                         s.query_row(
-                            params![a, b, t, strength.clamp(0.0, rule.cap), *count as i64, last_at.millis()],
+                            params![
+                                a,
+                                b,
+                                t,
+                                strength.clamp(0.0, rule.cap),
+                                *count as i64,
+                                last_at.millis()
+                            ],
                             |r| r.get::<_, bool>(0),
                         )
                     })
-                    .map_err(map_err)?
-                }
+                    .map_err(map_err)?,
             };
             if created {
                 out.links_created += 1;
@@ -587,16 +622,28 @@ fn apply_batches(
         .map_err(map_err)?;
     }
     if link_changes > 0 {
-        log_change(tx, tenant, last_at, "links.strengthened", &link_changes.to_string())?;
+        log_change(
+            tx,
+            tenant,
+            last_at,
+            "links.strengthened",
+            &link_changes.to_string(),
+        )?;
     }
     out.change_seq = tx
-        .query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| r.get::<_, i64>(0))
+        .query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| {
+            r.get::<_, i64>(0)
+        })
         .map_err(map_err)? as u64;
     Ok(out)
 }
 
 /// The rids of the memories a selector names, in this tenant.
-fn selected_rids(tx: &Transaction<'_>, t: &str, what: &ForgetSelector) -> Result<Vec<(i64, Vec<u8>)>> {
+fn selected_rids(
+    tx: &Transaction<'_>,
+    t: &str,
+    what: &ForgetSelector,
+) -> Result<Vec<(i64, Vec<u8>)>> {
     let mut out = Vec::new();
     let mut push = |r: &Row<'_>| -> rusqlite::Result<()> {
         out.push((r.get(0)?, r.get(1)?));
@@ -608,7 +655,9 @@ fn selected_rids(tx: &Transaction<'_>, t: &str, what: &ForgetSelector) -> Result
                 .prepare_cached("SELECT rid, id FROM memories WHERE +tenant = ?1 AND id = ?2")
                 .map_err(map_err)?;
             for id in ids {
-                let mut rows = stmt.query(params![t, id.as_bytes().as_slice()]).map_err(map_err)?;
+                let mut rows = stmt
+                    .query(params![t, id.as_bytes().as_slice()])
+                    .map_err(map_err)?;
                 while let Some(r) = rows.next().map_err(map_err)? {
                     push(r).map_err(map_err)?;
                 }
@@ -636,7 +685,12 @@ fn selected_rids(tx: &Transaction<'_>, t: &str, what: &ForgetSelector) -> Result
     Ok(out)
 }
 
-fn forget_tx(tx: &Transaction<'_>, tenant: &TenantId, what: &ForgetSelector, now: i64) -> Result<u64> {
+fn forget_tx(
+    tx: &Transaction<'_>,
+    tenant: &TenantId,
+    what: &ForgetSelector,
+    now: i64,
+) -> Result<u64> {
     let t = tenant.as_str();
     let rids = selected_rids(tx, t, what)?;
     let mut touched_concepts: HashMap<i64, i64> = HashMap::new();
@@ -660,7 +714,10 @@ fn forget_tx(tx: &Transaction<'_>, tenant: &TenantId, what: &ForgetSelector, now
         };
         exec("DELETE FROM mentions WHERE rid = ?1", &[rid])?;
         exec("DELETE FROM memories_fts WHERE rowid = ?1", &[rid])?;
-        exec("DELETE FROM decisions WHERE tenant = ?1 AND memory_id = ?2", &[&t, id])?;
+        exec(
+            "DELETE FROM decisions WHERE tenant = ?1 AND memory_id = ?2",
+            &[&t, id],
+        )?;
         // The memory it replaced becomes current again.
         let restored: Vec<Vec<u8>> = tx
             .prepare_cached("SELECT id FROM memories WHERE superseded_by = ?1 AND +tenant = ?2")
@@ -670,7 +727,13 @@ fn forget_tx(tx: &Transaction<'_>, tenant: &TenantId, what: &ForgetSelector, now
             })
             .map_err(map_err)?;
         for old in &restored {
-            log_change(tx, tenant, now, "memory.updated", &MemoryId::from_slice(old)?.to_string())?;
+            log_change(
+                tx,
+                tenant,
+                now,
+                "memory.updated",
+                &MemoryId::from_slice(old)?.to_string(),
+            )?;
         }
         exec(
             "UPDATE memories SET superseded_by = NULL, valid_until = NULL WHERE tenant = ?1 AND superseded_by = ?2",
@@ -699,13 +762,19 @@ fn forget_tx(tx: &Transaction<'_>, tenant: &TenantId, what: &ForgetSelector, now
                 .map_err(map_err)?;
         }
     }
-    tx.execute("DELETE FROM sessions WHERE tenant = ?1 AND memories <= 0", [t])
-        .map_err(map_err)?;
+    tx.execute(
+        "DELETE FROM sessions WHERE tenant = ?1 AND memories <= 0",
+        [t],
+    )
+    .map_err(map_err)?;
     if matches!(what, ForgetSelector::All) {
         // Links or concepts left without mentions (from imports) go with the tenant.
-        tx.execute("DELETE FROM links WHERE tenant = ?1", [t]).map_err(map_err)?;
-        tx.execute("DELETE FROM concepts WHERE tenant = ?1", [t]).map_err(map_err)?;
-        tx.execute("DELETE FROM decisions WHERE tenant = ?1", [t]).map_err(map_err)?;
+        tx.execute("DELETE FROM links WHERE tenant = ?1", [t])
+            .map_err(map_err)?;
+        tx.execute("DELETE FROM concepts WHERE tenant = ?1", [t])
+            .map_err(map_err)?;
+        tx.execute("DELETE FROM decisions WHERE tenant = ?1", [t])
+            .map_err(map_err)?;
     }
     Ok(rids.len() as u64)
 }
@@ -716,7 +785,12 @@ impl MemoryStore for SqliteStore {
         "sqlite"
     }
 
-    async fn apply(&self, tenant: &TenantId, rule: &HebbianRule, batches: Vec<WriteBatch>) -> Result<Applied> {
+    async fn apply(
+        &self,
+        tenant: &TenantId,
+        rule: &HebbianRule,
+        batches: Vec<WriteBatch>,
+    ) -> Result<Applied> {
         self.write(|tx| apply_batches(tx, tenant, rule, batches))
     }
 
@@ -731,14 +805,20 @@ impl MemoryStore for SqliteStore {
             p.extend(chunk.iter().map(|id| Value::Blob(id.as_bytes().to_vec())));
             let mut found = self.read(|c| {
                 let mut stmt = c.prepare_cached(&sql)?;
-                stmt.query_map(params_from_iter(p), row_memory)?.collect::<rusqlite::Result<Vec<_>>>()
+                stmt.query_map(params_from_iter(p), row_memory)?
+                    .collect::<rusqlite::Result<Vec<_>>>()
             })?;
             out.append(&mut found);
         }
         Ok(out)
     }
 
-    async fn list(&self, tenant: &TenantId, filter: &MemoryFilter, page: &PageRequest) -> Result<Page<Memory>> {
+    async fn list(
+        &self,
+        tenant: &TenantId,
+        filter: &MemoryFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Memory>> {
         let limit = page.limit.clamp(1, MAX_PAGE);
         let mut p: Vec<Value> = vec![Value::Text(tenant.as_str().into())];
         let mut sql = format!("SELECT {MEMORY_COLS}, m.rid FROM memories m WHERE m.tenant = ?");
@@ -754,16 +834,21 @@ impl MemoryStore for SqliteStore {
             ));
             p.extend([Value::Integer(at), Value::Integer(at), Value::Integer(rid)]);
         }
-        sql.push_str(&format!(" ORDER BY m.created_at {dir}, m.rid {dir} LIMIT ?"));
+        sql.push_str(&format!(
+            " ORDER BY m.created_at {dir}, m.rid {dir} LIMIT ?"
+        ));
         p.push(Value::Integer(limit as i64 + 1));
         let mut rows = self.read(|c| {
             let mut stmt = c.prepare_cached(&sql)?;
-            stmt.query_map(params_from_iter(p), |r| Ok((row_memory(r)?, r.get::<_, i64>(10)?)))?
-                .collect::<rusqlite::Result<Vec<_>>>()
+            stmt.query_map(params_from_iter(p), |r| {
+                Ok((row_memory(r)?, r.get::<_, i64>(10)?))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
         })?;
         let next_cursor = if rows.len() > limit {
             rows.truncate(limit);
-            rows.last().map(|(m, rid)| format!("{}:{rid}", m.created_at.millis()))
+            rows.last()
+                .map(|(m, rid)| format!("{}:{rid}", m.created_at.millis()))
         } else {
             None
         };
@@ -773,7 +858,13 @@ impl MemoryStore for SqliteStore {
         })
     }
 
-    async fn text_search(&self, tenant: &TenantId, terms: &[String], filter: &MemoryFilter, limit: usize) -> Result<Vec<Scored>> {
+    async fn text_search(
+        &self,
+        tenant: &TenantId,
+        terms: &[String],
+        filter: &MemoryFilter,
+        limit: usize,
+    ) -> Result<Vec<Scored>> {
         if terms.is_empty() || limit == 0 {
             return Ok(Vec::new());
         }
@@ -814,10 +905,19 @@ impl MemoryStore for SqliteStore {
         );
         let mut p: Vec<Value> = vec![Value::Text(tenant.as_str().into())];
         p.extend(keys.iter().map(|k| Value::Text(k.clone())));
-        self.read(|c| c.prepare_cached(&sql)?.query_map(params_from_iter(p), row_concept)?.collect())
+        self.read(|c| {
+            c.prepare_cached(&sql)?
+                .query_map(params_from_iter(p), row_concept)?
+                .collect()
+        })
     }
 
-    async fn list_concepts(&self, tenant: &TenantId, limit: usize, offset: usize) -> Result<Vec<Concept>> {
+    async fn list_concepts(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<Concept>> {
         self.read(|c| {
             c.prepare_cached(
                 "SELECT key, name, kind, mentions, first_seen, last_seen FROM concepts
@@ -831,7 +931,12 @@ impl MemoryStore for SqliteStore {
         })
     }
 
-    async fn neighbours(&self, tenant: &TenantId, keys: &[String], per_concept: usize) -> Result<Vec<Link>> {
+    async fn neighbours(
+        &self,
+        tenant: &TenantId,
+        keys: &[String],
+        per_concept: usize,
+    ) -> Result<Vec<Link>> {
         if keys.is_empty() || per_concept == 0 {
             return Ok(Vec::new());
         }
@@ -874,9 +979,14 @@ impl MemoryStore for SqliteStore {
                 .into_iter()
                 .collect();
             for chunk in missing.chunks(500) {
-                let sql = format!("SELECT cid, key FROM concepts WHERE cid IN ({})", placeholders(chunk.len()));
+                let sql = format!(
+                    "SELECT cid, key FROM concepts WHERE cid IN ({})",
+                    placeholders(chunk.len())
+                );
                 let mut stmt = c.prepare_cached(&sql)?;
-                let found = stmt.query_map(params_from_iter(chunk.iter()), |r| Ok((r.get(0)?, r.get(1)?)))?;
+                let found = stmt.query_map(params_from_iter(chunk.iter()), |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?;
                 for f in found {
                     let (cid, key): (i64, String) = f?;
                     names.insert(cid, key);
@@ -887,7 +997,13 @@ impl MemoryStore for SqliteStore {
                 .filter_map(|((a, b), (strength, count, last_at))| {
                     let (x, y) = (names.get(&a)?.clone(), names.get(&b)?.clone());
                     let (a, b) = if x <= y { (x, y) } else { (y, x) };
-                    Some(Link { a, b, strength, count: count.max(0) as u64, last_at: Timestamp(last_at) })
+                    Some(Link {
+                        a,
+                        b,
+                        strength,
+                        count: count.max(0) as u64,
+                        last_at: Timestamp(last_at),
+                    })
                 })
                 .collect();
             links.sort_by(|x, y| {
@@ -901,7 +1017,12 @@ impl MemoryStore for SqliteStore {
         })
     }
 
-    async fn list_links(&self, tenant: &TenantId, limit: usize, offset: usize) -> Result<Vec<Link>> {
+    async fn list_links(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<Link>> {
         self.read(|c| {
             c.prepare_cached(
                 "SELECT ca.key, cb.key, l.strength, l.count, l.last_at FROM links l
@@ -916,7 +1037,12 @@ impl MemoryStore for SqliteStore {
         })
     }
 
-    async fn mentions(&self, tenant: &TenantId, keys: &[String], per_concept: usize) -> Result<Vec<(String, MemoryHead)>> {
+    async fn mentions(
+        &self,
+        tenant: &TenantId,
+        keys: &[String],
+        per_concept: usize,
+    ) -> Result<Vec<(String, MemoryHead)>> {
         let sql = format!(
             "SELECT {HEAD_COLS} FROM concepts k
              JOIN mentions mn ON mn.cid = k.cid
@@ -929,7 +1055,9 @@ impl MemoryStore for SqliteStore {
             let mut out = Vec::new();
             for key in keys {
                 let heads = stmt
-                    .query_map(params![tenant.as_str(), key, per_concept as i64], |r| row_head(r, 0))?
+                    .query_map(params![tenant.as_str(), key, per_concept as i64], |r| {
+                        row_head(r, 0)
+                    })?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
                 out.extend(heads.into_iter().map(|h| (key.clone(), h)));
             }
@@ -937,7 +1065,11 @@ impl MemoryStore for SqliteStore {
         })
     }
 
-    async fn concepts_of(&self, tenant: &TenantId, ids: &[MemoryId]) -> Result<Vec<(MemoryId, ExtractedConcept)>> {
+    async fn concepts_of(
+        &self,
+        tenant: &TenantId,
+        ids: &[MemoryId],
+    ) -> Result<Vec<(MemoryId, ExtractedConcept)>> {
         self.read(|c| {
             let mut stmt = c.prepare_cached(
                 "SELECT k.key, k.name, k.kind FROM memories m
@@ -962,7 +1094,12 @@ impl MemoryStore for SqliteStore {
         })
     }
 
-    async fn decisions(&self, tenant: &TenantId, limit: usize, offset: usize) -> Result<Vec<Decision>> {
+    async fn decisions(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<Decision>> {
         self.read(|c| {
             c.prepare_cached(
                 "SELECT id, memory_id, text, created_at FROM decisions WHERE tenant = ?1
@@ -985,7 +1122,12 @@ impl MemoryStore for SqliteStore {
         })
     }
 
-    async fn sessions(&self, tenant: &TenantId, limit: usize, offset: usize) -> Result<Vec<SessionInfo>> {
+    async fn sessions(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<SessionInfo>> {
         self.read(|c| {
             c.prepare_cached(
                 "SELECT id, started_at, last_at, memories FROM sessions WHERE tenant = ?1
@@ -1047,12 +1189,17 @@ impl MemoryStore for SqliteStore {
         let t = tenant.as_str();
         self.read(|c| {
             let count = |sql: &str| -> rusqlite::Result<u64> {
-                c.prepare_cached(sql)?.query_row([t], |r| r.get::<_, i64>(0)).map(|n| n.max(0) as u64)
+                c.prepare_cached(sql)?
+                    .query_row([t], |r| r.get::<_, i64>(0))
+                    .map(|n| n.max(0) as u64)
             };
             let page_count: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0))?;
             let page_size: i64 = c.query_row("PRAGMA page_size", [], |r| r.get(0))?;
-            let version: u32 = c
-                .query_row("SELECT coalesce(max(version), 0) FROM schema_migrations", [], |r| r.get(0))?;
+            let version: u32 = c.query_row(
+                "SELECT coalesce(max(version), 0) FROM schema_migrations",
+                [],
+                |r| r.get(0),
+            )?;
             Ok(StoreStats {
                 memories: count("SELECT count(*) FROM memories WHERE tenant = ?1")?,
                 sessions: count("SELECT count(*) FROM sessions WHERE tenant = ?1")?,
@@ -1060,7 +1207,9 @@ impl MemoryStore for SqliteStore {
                 links: count("SELECT count(*) FROM links WHERE tenant = ?1")?,
                 decisions: count("SELECT count(*) FROM decisions WHERE tenant = ?1")?,
                 change_seq: c
-                    .query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| r.get::<_, i64>(0))?
+                    .query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| {
+                        r.get::<_, i64>(0)
+                    })?
                     .max(0) as u64,
                 store_bytes: Some((page_count * page_size).max(0) as u64),
                 schema_version: version,
@@ -1068,7 +1217,12 @@ impl MemoryStore for SqliteStore {
         })
     }
 
-    async fn changes_since(&self, tenant: &TenantId, after: u64, limit: usize) -> Result<Vec<Change>> {
+    async fn changes_since(
+        &self,
+        tenant: &TenantId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Change>> {
         self.read(|c| {
             c.prepare_cached(
                 "SELECT seq, at, op, entity FROM changes WHERE tenant = ?1 AND seq > ?2
@@ -1097,7 +1251,12 @@ impl MemoryStore for SqliteStore {
         })
     }
 
-    async fn index_scan(&self, tenant: &TenantId, after: u64, limit: usize) -> Result<Vec<(u64, IndexDoc)>> {
+    async fn index_scan(
+        &self,
+        tenant: &TenantId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, IndexDoc)>> {
         let sql = format!(
             "SELECT m.rid, m.content,
                 (SELECT group_concat(k.key, char(31)) FROM mentions mn JOIN concepts k ON k.cid = mn.cid
@@ -1107,9 +1266,10 @@ impl MemoryStore for SqliteStore {
         );
         self.read(|c| {
             c.prepare_cached(&sql)?
-                .query_map(params![tenant.as_str(), after as i64, limit.min(10_000) as i64], |r| {
-                    Ok((r.get::<_, i64>(0)? as u64, index_doc(r)?))
-                })?
+                .query_map(
+                    params![tenant.as_str(), after as i64, limit.min(10_000) as i64],
+                    |r| Ok((r.get::<_, i64>(0)? as u64, index_doc(r)?)),
+                )?
                 .collect()
         })
     }
@@ -1127,7 +1287,10 @@ impl MemoryStore for SqliteStore {
             let mut out = Vec::with_capacity(ids.len());
             for id in ids {
                 if let Some(doc) = stmt
-                    .query_row(params![tenant.as_str(), id.as_bytes().as_slice()], index_doc)
+                    .query_row(
+                        params![tenant.as_str(), id.as_bytes().as_slice()],
+                        index_doc,
+                    )
                     .optional()?
                 {
                     out.push(doc);

@@ -8,9 +8,16 @@ use std::sync::Arc;
 fn fresh() -> BoxFuture<TestStore> {
     Box::pin(async {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = SqliteStore::open(dir.path().join("continuum.db"), &SqliteOptions::default(), Timestamp(0))
-            .expect("open store");
-        TestStore { store: Arc::new(store), guard: Box::new(dir) }
+        let store = SqliteStore::open(
+            dir.path().join("continuum.db"),
+            &SqliteOptions::default(),
+            Timestamp(0),
+        )
+        .expect("open store");
+        TestStore {
+            store: Arc::new(store),
+            guard: Box::new(dir),
+        }
     })
 }
 

@@ -7,7 +7,9 @@ use continuum_core::store::{
     ForgetSelector, LinkWrite, MemoryFilter, MemoryWrite, Order, PageRequest, WriteBatch,
 };
 use continuum_core::{Error, MemoryId, SessionId, Source, TenantId};
-use continuum_engine::{Engine, EngineConfig, ExportRecord, RecallRequest, RememberRequest, SearchRequest};
+use continuum_engine::{
+    Engine, EngineConfig, ExportRecord, RecallRequest, RememberRequest, SearchRequest,
+};
 
 fn turn(user: &str, assistant: &str) -> Turn {
     Turn {
@@ -27,32 +29,63 @@ fn in_session(mut t: Turn, s: &str) -> Turn {
 
 async fn link_strength(e: &Engine, t: &TenantId, a: &str, b: &str) -> Option<f64> {
     let view = e.concept(t, a, 100).await.ok()?;
-    view.neighbours.iter().find(|n| n.key == b).map(|n| n.strength)
+    view.neighbours
+        .iter()
+        .find(|n| n.key == b)
+        .map(|n| n.strength)
 }
 
 pub async fn learn_stores_each_side_and_links_its_concepts(make: &Factory) {
     let s = make().await;
     let (e, _) = engine(s.store.clone());
     let t = tenant("t1");
-    let mut turn = turn("Should we use Rust with SQLite?", "Yes: Rust and SQLite work well together.");
+    let mut turn = turn(
+        "Should we use Rust with SQLite?",
+        "Yes: Rust and SQLite work well together.",
+    );
     turn.thinking = Some("The user cares about Tokio too.".into());
     let out = e.learn(&t, turn).await.unwrap();
-    assert_eq!(out.memory_ids.len(), 3, "user, assistant and thinking memories");
+    assert_eq!(
+        out.memory_ids.len(),
+        3,
+        "user, assistant and thinking memories"
+    );
     let stats = e.stats(&t).await.unwrap();
     assert_eq!(stats.store.memories, 3);
-    assert!(out.concepts.contains(&"rust".to_string()), "{:?}", out.concepts);
-    assert!(out.concepts.contains(&"tokio".to_string()), "{:?}", out.concepts);
+    assert!(
+        out.concepts.contains(&"rust".to_string()),
+        "{:?}",
+        out.concepts
+    );
+    assert!(
+        out.concepts.contains(&"tokio".to_string()),
+        "{:?}",
+        out.concepts
+    );
     let rust = e.concept(&t, "Rust", 10).await.unwrap();
     assert_eq!(rust.concept.name, "Rust");
-    assert_eq!(rust.concept.mentions, 2, "mentioned by the user and the assistant");
+    assert_eq!(
+        rust.concept.mentions, 2,
+        "mentioned by the user and the assistant"
+    );
     assert_eq!(link_strength(&e, &t, "rust", "sqlite").await, Some(0.1));
     assert_eq!(link_strength(&e, &t, "sqlite", "tokio").await, Some(0.1));
     let sources: Vec<Source> = {
-        let mut v: Vec<_> = e.store().get(&t, &out.memory_ids).await.unwrap().iter().map(|m| m.source).collect();
+        let mut v: Vec<_> = e
+            .store()
+            .get(&t, &out.memory_ids)
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.source)
+            .collect();
         v.sort();
         v
     };
-    assert_eq!(sources, vec![Source::User, Source::Assistant, Source::Thinking]);
+    assert_eq!(
+        sources,
+        vec![Source::User, Source::Assistant, Source::Thinking]
+    );
 }
 
 pub async fn hebbian_links_grow_by_increment_and_cap(make: &Factory) {
@@ -60,19 +93,31 @@ pub async fn hebbian_links_grow_by_increment_and_cap(make: &Factory) {
     let (e, _) = engine(s.store.clone());
     let t = tenant("t1");
     for i in 0..3 {
-        e.learn(&t, turn(&format!("Rust and Python, take {i}"), "Noted.")).await.unwrap();
+        e.learn(&t, turn(&format!("Rust and Python, take {i}"), "Noted."))
+            .await
+            .unwrap();
     }
     let s3 = link_strength(&e, &t, "rust", "python").await.unwrap();
-    assert!((s3 - 0.3).abs() < 1e-9, "three co-occurrences give 0.3, got {s3}");
+    assert!(
+        (s3 - 0.3).abs() < 1e-9,
+        "three co-occurrences give 0.3, got {s3}"
+    );
     for i in 0..12 {
-        e.learn(&t, turn(&format!("Rust and Python again {i}"), "Noted.")).await.unwrap();
+        e.learn(&t, turn(&format!("Rust and Python again {i}"), "Noted."))
+            .await
+            .unwrap();
     }
     assert_eq!(link_strength(&e, &t, "rust", "python").await, Some(1.0));
 }
 
 pub async fn batched_learn_equals_turn_by_turn(make: &Factory) {
     let turns: Vec<Turn> = (0..6)
-        .map(|i| turn(&format!("Kafka feeds Flink job {i}"), "Flink writes to Kafka and Postgres."))
+        .map(|i| {
+            turn(
+                &format!("Kafka feeds Flink job {i}"),
+                "Flink writes to Kafka and Postgres.",
+            )
+        })
         .collect();
     let one = make().await;
     let (e1, _) = engine(one.store.clone());
@@ -83,45 +128,97 @@ pub async fn batched_learn_equals_turn_by_turn(make: &Factory) {
     let many = make().await;
     let (e2, _) = engine(many.store.clone());
     e2.learn_many(&t, turns).await.unwrap();
-    for (a, b) in [("kafka", "flink"), ("flink", "postgres"), ("kafka", "postgres")] {
+    for (a, b) in [
+        ("kafka", "flink"),
+        ("flink", "postgres"),
+        ("kafka", "postgres"),
+    ] {
         let x = link_strength(&e1, &t, a, b).await.unwrap();
         let y = link_strength(&e2, &t, a, b).await.unwrap();
         assert!((x - y).abs() < 1e-9, "{a}-{b}: {x} vs {y}");
     }
     let (s1, s2) = (e1.stats(&t).await.unwrap(), e2.stats(&t).await.unwrap());
-    assert_eq!((s1.store.memories, s1.store.concepts, s1.store.links), (s2.store.memories, s2.store.concepts, s2.store.links));
+    assert_eq!(
+        (s1.store.memories, s1.store.concepts, s1.store.links),
+        (s2.store.memories, s2.store.concepts, s2.store.links)
+    );
 }
 
 pub async fn a_failed_write_changes_nothing(make: &Factory) {
     let s = make().await;
     let (e, _) = engine(s.store.clone());
     let t = tenant("t1");
-    e.learn(&t, turn("Kept: Redis caches sessions.", "Good.")).await.unwrap();
+    e.learn(&t, turn("Kept: Redis caches sessions.", "Good."))
+        .await
+        .unwrap();
     let before = e.stats(&t).await.unwrap().store;
     // A batch whose second memory reuses the first one's id must fail as a whole.
-    let m = e.remember(&t, RememberRequest::new("Vault stores secrets", Source::Fact)).await.unwrap();
-    let fresh = continuum_core::Memory { id: MemoryId::new_at(T0.millis()), content: "Consul does discovery".into(), ..m.clone() };
-    let dup = continuum_core::Memory { content: "Nomad schedules jobs".into(), ..m.clone() };
+    let m = e
+        .remember(
+            &t,
+            RememberRequest::new("Vault stores secrets", Source::Fact),
+        )
+        .await
+        .unwrap();
+    let fresh = continuum_core::Memory {
+        id: MemoryId::new_at(T0.millis()),
+        content: "Consul does discovery".into(),
+        ..m.clone()
+    };
+    let dup = continuum_core::Memory {
+        content: "Nomad schedules jobs".into(),
+        ..m.clone()
+    };
     let batch = WriteBatch {
         memories: vec![
-            MemoryWrite { memory: fresh, concepts: vec![] },
-            MemoryWrite { memory: dup, concepts: vec![] },
+            MemoryWrite {
+                memory: fresh,
+                concepts: vec![],
+            },
+            MemoryWrite {
+                memory: dup,
+                concepts: vec![],
+            },
         ],
-        links: vec![LinkWrite::CoOccurred { a: "consul".into(), b: "nomad".into(), count: 1 }],
+        links: vec![LinkWrite::CoOccurred {
+            a: "consul".into(),
+            b: "nomad".into(),
+            count: 1,
+        }],
         decisions: vec![],
         supersedes: vec![],
         at: T0,
     };
-    let err = s.store.apply(&t, &Default::default(), vec![batch]).await.unwrap_err();
+    let err = s
+        .store
+        .apply(&t, &Default::default(), vec![batch])
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::Conflict(_)), "{err:?}");
     let after = e.stats(&t).await.unwrap().store;
-    assert_eq!(after.memories, before.memories + 1, "only the remembered fact was added");
+    assert_eq!(
+        after.memories,
+        before.memories + 1,
+        "only the remembered fact was added"
+    );
     assert_eq!(after.links, before.links);
-    let hits = e.search(&t, &SearchRequest { query: "Consul discovery".into(), ..Default::default() }).await.unwrap();
+    let hits = e
+        .search(
+            &t,
+            &SearchRequest {
+                query: "Consul discovery".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     assert!(hits.is_empty(), "the rolled-back memory is not searchable");
     // Bad input is refused before anything is written.
     let err = e.learn(&t, turn("   ", "reply")).await.unwrap_err();
-    assert!(matches!(err, Error::InvalidInput(ref m) if m.contains("user message is empty")), "{err:?}");
+    assert!(
+        matches!(err, Error::InvalidInput(ref m) if m.contains("user message is empty")),
+        "{err:?}"
+    );
     assert_eq!(e.stats(&t).await.unwrap().store.memories, after.memories);
 }
 
@@ -129,12 +226,46 @@ pub async fn recall_ranks_the_matching_memory_first(make: &Factory) {
     let s = make().await;
     let (e, _) = engine(s.store.clone());
     let t = tenant("t1");
-    e.learn(&t, turn("My dog Biscuit loves the beach.", "Beaches are great for dogs.")).await.unwrap();
-    e.learn(&t, turn("I am learning to play the violin.", "Practice scales daily.")).await.unwrap();
-    e.learn(&t, turn("We deploy on Kubernetes in Frankfurt.", "Frankfurt is a good region.")).await.unwrap();
-    let r = e.recall(&t, &RecallRequest::new("what instrument am I learning? violin")).await.unwrap();
+    e.learn(
+        &t,
+        turn(
+            "My dog Biscuit loves the beach.",
+            "Beaches are great for dogs.",
+        ),
+    )
+    .await
+    .unwrap();
+    e.learn(
+        &t,
+        turn(
+            "I am learning to play the violin.",
+            "Practice scales daily.",
+        ),
+    )
+    .await
+    .unwrap();
+    e.learn(
+        &t,
+        turn(
+            "We deploy on Kubernetes in Frankfurt.",
+            "Frankfurt is a good region.",
+        ),
+    )
+    .await
+    .unwrap();
+    let r = e
+        .recall(
+            &t,
+            &RecallRequest::new("what instrument am I learning? violin"),
+        )
+        .await
+        .unwrap();
     assert!(!r.memories.is_empty());
-    assert!(r.memories[0].content.contains("violin"), "{:?}", r.memories[0].content);
+    assert!(
+        r.memories[0].content.contains("violin"),
+        "{:?}",
+        r.memories[0].content
+    );
     assert!(r.memories[0].signals.lexical > 0.99);
     assert!(r.context.starts_with("[MEMORY CONTEXT]"), "{}", r.context);
     assert!(r.context.contains("violin"));
@@ -150,21 +281,52 @@ pub async fn recall_follows_concept_links(make: &Factory) {
     let (e, _) = engine(s.store.clone());
     let t = tenant("t1");
     // Rust and Tokio co-occur; a later memory mentions only Tokio.
-    e.learn(&t, turn("Our server is Rust on Tokio.", "Rust with Tokio is a solid choice.")).await.unwrap();
-    e.remember(&t, RememberRequest::new("Upgrade Tokio before the March release.", Source::Note)).await.unwrap();
-    let r = e.recall(&t, &RecallRequest::new("anything about Rust?")).await.unwrap();
+    e.learn(
+        &t,
+        turn(
+            "Our server is Rust on Tokio.",
+            "Rust with Tokio is a solid choice.",
+        ),
+    )
+    .await
+    .unwrap();
+    e.remember(
+        &t,
+        RememberRequest::new("Upgrade Tokio before the March release.", Source::Note),
+    )
+    .await
+    .unwrap();
+    let r = e
+        .recall(&t, &RecallRequest::new("anything about Rust?"))
+        .await
+        .unwrap();
     let upgrade = r
         .memories
         .iter()
         .find(|m| m.content.contains("Upgrade Tokio"))
         .unwrap_or_else(|| panic!("the linked memory is recalled through the graph: {r:#?}"));
-    assert_eq!(upgrade.signals.lexical, 0.0, "it shares no word with the query");
+    assert_eq!(
+        upgrade.signals.lexical, 0.0,
+        "it shares no word with the query"
+    );
     assert!(upgrade.signals.graph > 0.0);
-    let tokio = r.concepts.iter().find(|c| c.key == "tokio").expect("tokio activated");
+    let tokio = r
+        .concepts
+        .iter()
+        .find(|c| c.key == "tokio")
+        .expect("tokio activated");
     assert_eq!(tokio.depth, 1);
     // One co-occurrence (0.1) times the per-step decay (0.6).
-    assert!((tokio.activation - 0.06).abs() < 1e-9, "{}", tokio.activation);
-    assert!(r.links.iter().any(|l| (l.a.as_str(), l.b.as_str()) == ("rust", "tokio")));
+    assert!(
+        (tokio.activation - 0.06).abs() < 1e-9,
+        "{}",
+        tokio.activation
+    );
+    assert!(
+        r.links
+            .iter()
+            .any(|l| (l.a.as_str(), l.b.as_str()) == ("rust", "tokio"))
+    );
 }
 
 pub async fn recall_filters_by_source(make: &Factory) {
@@ -186,11 +348,28 @@ pub async fn recall_collapses_duplicates(make: &Factory) {
     let (e, _) = engine(s.store.clone());
     let t = tenant("t1");
     for _ in 0..3 {
-        e.remember(&t, RememberRequest::new("The office wifi password rotates monthly.", Source::Fact)).await.unwrap();
+        e.remember(
+            &t,
+            RememberRequest::new("The office wifi password rotates monthly.", Source::Fact),
+        )
+        .await
+        .unwrap();
     }
-    e.remember(&t, RememberRequest::new("The guest wifi is open on weekends.", Source::Fact)).await.unwrap();
-    let r = e.recall(&t, &RecallRequest::new("wifi password")).await.unwrap();
-    let same: Vec<_> = r.memories.iter().filter(|m| m.content.contains("rotates monthly")).collect();
+    e.remember(
+        &t,
+        RememberRequest::new("The guest wifi is open on weekends.", Source::Fact),
+    )
+    .await
+    .unwrap();
+    let r = e
+        .recall(&t, &RecallRequest::new("wifi password"))
+        .await
+        .unwrap();
+    let same: Vec<_> = r
+        .memories
+        .iter()
+        .filter(|m| m.content.contains("rotates monthly"))
+        .collect();
     assert_eq!(same.len(), 1, "three copies collapse to one");
     assert_eq!(same[0].duplicates, 2);
     assert!(r.memories.iter().any(|m| m.content.contains("guest wifi")));
@@ -200,17 +379,44 @@ pub async fn supersede_keeps_history_and_demotes_the_old(make: &Factory) {
     let s = make().await;
     let (e, clock) = engine(s.store.clone());
     let t = tenant("t1");
-    let old = e.remember(&t, RememberRequest::new("Alice lives in Berlin.", Source::Fact)).await.unwrap();
+    let old = e
+        .remember(
+            &t,
+            RememberRequest::new("Alice lives in Berlin.", Source::Fact),
+        )
+        .await
+        .unwrap();
     clock.advance_millis(1000);
-    let new = e.supersede(&t, old.id, RememberRequest::new("Alice lives in Lisbon now, not Berlin.", Source::Fact)).await.unwrap();
+    let new = e
+        .supersede(
+            &t,
+            old.id,
+            RememberRequest::new("Alice lives in Lisbon now, not Berlin.", Source::Fact),
+        )
+        .await
+        .unwrap();
     let old_now = e.get(&t, old.id).await.unwrap();
     assert_eq!(old_now.superseded_by, Some(new.id));
     assert!(old_now.valid_until.is_some());
-    let r = e.recall(&t, &RecallRequest::new("Where does Alice live? Berlin?")).await.unwrap();
+    let r = e
+        .recall(&t, &RecallRequest::new("Where does Alice live? Berlin?"))
+        .await
+        .unwrap();
     assert_eq!(r.memories[0].id, new.id, "the current fact ranks first");
-    let old_hit = r.memories.iter().find(|m| m.id == old.id).expect("history is kept");
+    let old_hit = r
+        .memories
+        .iter()
+        .find(|m| m.id == old.id)
+        .expect("history is kept");
     assert!(old_hit.superseded);
-    let err = e.supersede(&t, MemoryId::new_at(0), RememberRequest::new("x y", Source::Fact)).await.unwrap_err();
+    let err = e
+        .supersede(
+            &t,
+            MemoryId::new_at(0),
+            RememberRequest::new("x y", Source::Fact),
+        )
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::NotFound(_)));
 }
 
@@ -219,11 +425,20 @@ pub async fn list_pages_newest_first_without_gaps(make: &Factory) {
     let (e, clock) = engine(s.store.clone());
     let t = tenant("t1");
     for i in 0..25 {
-        e.remember(&t, RememberRequest::new(format!("note number {i}"), Source::Note)).await.unwrap();
+        e.remember(
+            &t,
+            RememberRequest::new(format!("note number {i}"), Source::Note),
+        )
+        .await
+        .unwrap();
         clock.advance_millis(10);
     }
     let mut seen = Vec::new();
-    let mut page = PageRequest { limit: 10, cursor: None, order: Order::NewestFirst };
+    let mut page = PageRequest {
+        limit: 10,
+        cursor: None,
+        order: Order::NewestFirst,
+    };
     let mut sizes = Vec::new();
     loop {
         let p = e.list(&t, &MemoryFilter::default(), &page).await.unwrap();
@@ -237,9 +452,30 @@ pub async fn list_pages_newest_first_without_gaps(make: &Factory) {
     assert_eq!(sizes, vec![10, 10, 5]);
     let want: Vec<String> = (0..25).rev().map(|i| format!("note number {i}")).collect();
     assert_eq!(seen, want);
-    let err = e.list(&t, &MemoryFilter::default(), &PageRequest { limit: 0, ..Default::default() }).await.unwrap_err();
+    let err = e
+        .list(
+            &t,
+            &MemoryFilter::default(),
+            &PageRequest {
+                limit: 0,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::InvalidInput(_)));
-    let err = e.list(&t, &MemoryFilter::default(), &PageRequest { limit: 5, cursor: Some("garbage".into()), order: Order::NewestFirst }).await.unwrap_err();
+    let err = e
+        .list(
+            &t,
+            &MemoryFilter::default(),
+            &PageRequest {
+                limit: 5,
+                cursor: Some("garbage".into()),
+                order: Order::NewestFirst,
+            },
+        )
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::InvalidInput(_)));
 }
 
@@ -247,29 +483,90 @@ pub async fn forget_removes_memories_everywhere(make: &Factory) {
     let s = make().await;
     let (e, _) = engine(s.store.clone());
     let t = tenant("t1");
-    let out = e.learn(&t, in_session(turn("My passport number is in the Zurich drawer.", "Noted, the Zurich drawer."), "s1")).await.unwrap();
-    e.learn(&t, in_session(turn("Lunch was ramen.", "Sounds tasty."), "s2")).await.unwrap();
-    let n = e.forget(&t, &ForgetSelector::Ids(vec![out.memory_ids[0], out.memory_ids[1]])).await.unwrap();
+    let out = e
+        .learn(
+            &t,
+            in_session(
+                turn(
+                    "My passport number is in the Zurich drawer.",
+                    "Noted, the Zurich drawer.",
+                ),
+                "s1",
+            ),
+        )
+        .await
+        .unwrap();
+    e.learn(
+        &t,
+        in_session(turn("Lunch was ramen.", "Sounds tasty."), "s2"),
+    )
+    .await
+    .unwrap();
+    let n = e
+        .forget(
+            &t,
+            &ForgetSelector::Ids(vec![out.memory_ids[0], out.memory_ids[1]]),
+        )
+        .await
+        .unwrap();
     assert_eq!(n, 2);
-    assert!(matches!(e.get(&t, out.memory_ids[0]).await, Err(Error::NotFound(_))));
-    let hits = e.search(&t, &SearchRequest { query: "passport Zurich".into(), ..Default::default() }).await.unwrap();
+    assert!(matches!(
+        e.get(&t, out.memory_ids[0]).await,
+        Err(Error::NotFound(_))
+    ));
+    let hits = e
+        .search(
+            &t,
+            &SearchRequest {
+                query: "passport Zurich".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     assert!(hits.is_empty(), "gone from the full-text index");
-    let r = e.recall(&t, &RecallRequest::new("Zurich passport drawer")).await.unwrap();
+    let r = e
+        .recall(&t, &RecallRequest::new("Zurich passport drawer"))
+        .await
+        .unwrap();
     assert!(r.memories.iter().all(|m| !m.content.contains("Zurich")));
-    assert!(matches!(e.concept(&t, "Zurich", 10).await, Err(Error::NotFound(_))), "a concept nobody mentions any more is gone");
-    assert_eq!(e.forget(&t, &ForgetSelector::Session(SessionId::new("s2").unwrap())).await.unwrap(), 2);
+    assert!(
+        matches!(e.concept(&t, "Zurich", 10).await, Err(Error::NotFound(_))),
+        "a concept nobody mentions any more is gone"
+    );
+    assert_eq!(
+        e.forget(&t, &ForgetSelector::Session(SessionId::new("s2").unwrap()))
+            .await
+            .unwrap(),
+        2
+    );
     let st = e.stats(&t).await.unwrap().store;
-    assert_eq!((st.memories, st.sessions, st.concepts, st.links), (0, 0, 0, 0));
+    assert_eq!(
+        (st.memories, st.sessions, st.concepts, st.links),
+        (0, 0, 0, 0)
+    );
 }
 
 pub async fn forget_unknown_is_not_found(make: &Factory) {
     let s = make().await;
     let (e, _) = engine(s.store.clone());
     let t = tenant("t1");
-    e.remember(&t, RememberRequest::new("keep me", Source::Note)).await.unwrap();
-    let err = e.forget(&t, &ForgetSelector::Ids(vec![MemoryId::new_at(1)])).await.unwrap_err();
+    e.remember(&t, RememberRequest::new("keep me", Source::Note))
+        .await
+        .unwrap();
+    let err = e
+        .forget(&t, &ForgetSelector::Ids(vec![MemoryId::new_at(1)]))
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::NotFound(_)));
-    assert!(matches!(e.forget(&t, &ForgetSelector::Session(SessionId::new("nope").unwrap())).await, Err(Error::NotFound(_))));
+    assert!(matches!(
+        e.forget(
+            &t,
+            &ForgetSelector::Session(SessionId::new("nope").unwrap())
+        )
+        .await,
+        Err(Error::NotFound(_))
+    ));
     assert_eq!(e.stats(&t).await.unwrap().store.memories, 1);
 }
 
@@ -277,65 +574,191 @@ pub async fn tenants_never_see_each_other(make: &Factory) {
     let s = make().await;
     let (e, _) = engine(s.store.clone());
     let (a, b) = (tenant("alice"), tenant("bob"));
-    e.learn(&a, in_session(turn("Alice's secret recipe uses saffron.", "Saffron, noted."), "shared-name")).await.unwrap();
-    let bob = e.learn(&b, in_session(turn("Bob's secret recipe uses Cardamom and Saffron.", "Cardamom, noted."), "shared-name")).await.unwrap();
+    e.learn(
+        &a,
+        in_session(
+            turn("Alice's secret recipe uses saffron.", "Saffron, noted."),
+            "shared-name",
+        ),
+    )
+    .await
+    .unwrap();
+    let bob = e
+        .learn(
+            &b,
+            in_session(
+                turn(
+                    "Bob's secret recipe uses Cardamom and Saffron.",
+                    "Cardamom, noted.",
+                ),
+                "shared-name",
+            ),
+        )
+        .await
+        .unwrap();
     let bob_id = bob.memory_ids[0];
 
-    let r = e.recall(&a, &RecallRequest::new("secret recipe cardamom saffron")).await.unwrap();
-    assert!(r.memories.iter().all(|m| !m.content.contains("cardamom")), "recall crossed tenants");
+    let r = e
+        .recall(&a, &RecallRequest::new("secret recipe cardamom saffron"))
+        .await
+        .unwrap();
+    assert!(
+        r.memories.iter().all(|m| !m.content.contains("cardamom")),
+        "recall crossed tenants"
+    );
     assert!(!r.context.contains("cardamom"));
     assert!(r.concepts.iter().all(|c| c.key != "cardamom"));
-    let hits = e.search(&a, &SearchRequest { query: "cardamom".into(), ..Default::default() }).await.unwrap();
+    let hits = e
+        .search(
+            &a,
+            &SearchRequest {
+                query: "cardamom".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     assert!(hits.is_empty(), "search crossed tenants");
-    let listed = e.list(&a, &MemoryFilter::default(), &PageRequest { limit: 100, ..Default::default() }).await.unwrap();
+    let listed = e
+        .list(
+            &a,
+            &MemoryFilter::default(),
+            &PageRequest {
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     assert!(listed.items.iter().all(|m| !m.content.contains("cardamom")));
     assert_eq!(listed.items.len(), 2);
-    assert!(matches!(e.get(&a, bob_id).await, Err(Error::NotFound(_))), "get crossed tenants");
+    assert!(
+        matches!(e.get(&a, bob_id).await, Err(Error::NotFound(_))),
+        "get crossed tenants"
+    );
     let sa = e.stats(&a).await.unwrap().store;
     assert_eq!(sa.memories, 2);
     assert_eq!(sa.sessions, 1);
-    assert!(matches!(e.forget(&a, &ForgetSelector::Ids(vec![bob_id])).await, Err(Error::NotFound(_))));
-    assert_eq!(e.forget(&a, &ForgetSelector::Session(SessionId::new("shared-name").unwrap())).await.unwrap(), 2);
+    assert!(matches!(
+        e.forget(&a, &ForgetSelector::Ids(vec![bob_id])).await,
+        Err(Error::NotFound(_))
+    ));
+    assert_eq!(
+        e.forget(
+            &a,
+            &ForgetSelector::Session(SessionId::new("shared-name").unwrap())
+        )
+        .await
+        .unwrap(),
+        2
+    );
     assert_eq!(e.forget(&a, &ForgetSelector::All).await.unwrap(), 0);
     // Bob still has everything.
     let sb = e.stats(&b).await.unwrap().store;
     assert_eq!((sb.memories, sb.sessions), (2, 1));
     assert!(e.get(&b, bob_id).await.is_ok());
-    assert!(e.concept(&b, "saffron", 10).await.is_ok(), "forgetting Alice's saffron kept Bob's");
+    assert!(
+        e.concept(&b, "saffron", 10).await.is_ok(),
+        "forgetting Alice's saffron kept Bob's"
+    );
     assert_eq!(e.sessions(&a, 10, 0).await.unwrap().len(), 0);
-    assert_eq!(e.store().changes_since(&a, 0, 1000).await.unwrap().iter().filter(|c| c.op == "memory.created").count(), 2);
+    assert_eq!(
+        e.store()
+            .changes_since(&a, 0, 1000)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|c| c.op == "memory.created")
+            .count(),
+        2
+    );
 }
 
 async fn dump(e: &Engine, t: &TenantId) -> Vec<ExportRecord> {
     let mut out = Vec::new();
-    e.export(t, &mut |r| {
-        out.push(r.clone());
-        Ok(())
-    }, &mut |_| {})
+    e.export(
+        t,
+        &mut |r| {
+            out.push(r.clone());
+            Ok(())
+        },
+        &mut |_| {},
+    )
     .await
     .unwrap();
     out
 }
 
 fn recall_fingerprint(r: &continuum_engine::Recall) -> Vec<(MemoryId, String)> {
-    r.memories.iter().map(|m| (m.id, format!("{:.9}", m.score))).collect()
+    r.memories
+        .iter()
+        .map(|m| (m.id, format!("{:.9}", m.score)))
+        .collect()
 }
 
 pub async fn export_then_import_reproduces_recall(make: &Factory) {
     let src = make().await;
     let (e1, _) = engine(src.store.clone());
     let t = tenant("t1");
-    e1.learn(&t, in_session(turn("We picked Postgres for the billing service.", "Postgres suits billing; let's add PgBouncer."), "s1")).await.unwrap();
-    e1.learn(&t, in_session(turn("Billing invoices go out on the 1st.", "I'll schedule the invoice job with cron."), "s1")).await.unwrap();
-    e1.remember(&t, RememberRequest::new("pgbouncer runs in transaction mode", Source::Fact)).await.unwrap();
+    e1.learn(
+        &t,
+        in_session(
+            turn(
+                "We picked Postgres for the billing service.",
+                "Postgres suits billing; let's add PgBouncer.",
+            ),
+            "s1",
+        ),
+    )
+    .await
+    .unwrap();
+    e1.learn(
+        &t,
+        in_session(
+            turn(
+                "Billing invoices go out on the 1st.",
+                "I'll schedule the invoice job with cron.",
+            ),
+            "s1",
+        ),
+    )
+    .await
+    .unwrap();
+    e1.remember(
+        &t,
+        RememberRequest::new("pgbouncer runs in transaction mode", Source::Fact),
+    )
+    .await
+    .unwrap();
     let records = dump(&e1, &t).await;
     assert!(matches!(records[0], ExportRecord::Header(_)));
-    assert_eq!(records.iter().filter(|r| matches!(r, ExportRecord::Memory { .. })).count(), 5);
-    assert!(records.iter().any(|r| matches!(r, ExportRecord::Link { .. })));
-    assert!(records.iter().any(|r| matches!(r, ExportRecord::Decision(_))));
+    assert_eq!(
+        records
+            .iter()
+            .filter(|r| matches!(r, ExportRecord::Memory { .. }))
+            .count(),
+        5
+    );
+    assert!(
+        records
+            .iter()
+            .any(|r| matches!(r, ExportRecord::Link { .. }))
+    );
+    assert!(
+        records
+            .iter()
+            .any(|r| matches!(r, ExportRecord::Decision(_)))
+    );
     // Through JSON, as a file would carry it.
-    let lines: Vec<String> = records.iter().map(|r| serde_json::to_string(r).unwrap()).collect();
-    let parsed: Vec<ExportRecord> = lines.iter().skip(1).map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<String> = records
+        .iter()
+        .map(|r| serde_json::to_string(r).unwrap())
+        .collect();
+    let parsed: Vec<ExportRecord> = lines
+        .iter()
+        .skip(1)
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
 
     let dst = make().await;
     let (e2, _) = engine(dst.store.clone());
@@ -344,37 +767,104 @@ pub async fn export_then_import_reproduces_recall(make: &Factory) {
     for q in ["billing database", "pgbouncer mode", "invoice schedule"] {
         let r1 = e1.recall(&t, &RecallRequest::new(q)).await.unwrap();
         let r2 = e2.recall(&t, &RecallRequest::new(q)).await.unwrap();
-        assert_eq!(recall_fingerprint(&r1), recall_fingerprint(&r2), "query {q}");
+        assert_eq!(
+            recall_fingerprint(&r1),
+            recall_fingerprint(&r2),
+            "query {q}"
+        );
         assert_eq!(r1.context, r2.context);
     }
-    let (s1, s2) = (e1.stats(&t).await.unwrap().store, e2.stats(&t).await.unwrap().store);
-    assert_eq!((s1.memories, s1.sessions, s1.concepts, s1.links, s1.decisions), (s2.memories, s2.sessions, s2.concepts, s2.links, s2.decisions));
+    let (s1, s2) = (
+        e1.stats(&t).await.unwrap().store,
+        e2.stats(&t).await.unwrap().store,
+    );
+    assert_eq!(
+        (
+            s1.memories,
+            s1.sessions,
+            s1.concepts,
+            s1.links,
+            s1.decisions
+        ),
+        (
+            s2.memories,
+            s2.sessions,
+            s2.concepts,
+            s2.links,
+            s2.decisions
+        )
+    );
 }
 
 pub async fn import_is_idempotent(make: &Factory) {
     let s = make().await;
     let (e, _) = engine(s.store.clone());
     let t = tenant("t1");
-    e.learn(&t, turn("Our Grafana dashboards read Prometheus.", "It polls Prometheus every 15s; I'll add alerts.")).await.unwrap();
+    e.learn(
+        &t,
+        turn(
+            "Our Grafana dashboards read Prometheus.",
+            "It polls Prometheus every 15s; I'll add alerts.",
+        ),
+    )
+    .await
+    .unwrap();
     let records: Vec<ExportRecord> = dump(&e, &t).await.into_iter().skip(1).collect();
     let before = e.stats(&t).await.unwrap().store;
-    let strength = link_strength(&e, &t, "grafana", "prometheus").await.unwrap();
+    let strength = link_strength(&e, &t, "grafana", "prometheus")
+        .await
+        .unwrap();
     let again = e.import(&t, records.clone()).await.unwrap();
     assert_eq!(again.memories_added, 0);
     assert_eq!(again.memories_skipped, 2);
     let after = e.stats(&t).await.unwrap().store;
-    assert_eq!((before.memories, before.concepts, before.links, before.decisions), (after.memories, after.concepts, after.links, after.decisions));
-    assert_eq!(link_strength(&e, &t, "grafana", "prometheus").await.unwrap(), strength, "links are not strengthened twice");
-    assert_eq!(e.concept(&t, "prometheus", 5).await.unwrap().concept.mentions, 2);
+    assert_eq!(
+        (
+            before.memories,
+            before.concepts,
+            before.links,
+            before.decisions
+        ),
+        (after.memories, after.concepts, after.links, after.decisions)
+    );
+    assert_eq!(
+        link_strength(&e, &t, "grafana", "prometheus")
+            .await
+            .unwrap(),
+        strength,
+        "links are not strengthened twice"
+    );
+    assert_eq!(
+        e.concept(&t, "prometheus", 5)
+            .await
+            .unwrap()
+            .concept
+            .mentions,
+        2
+    );
 }
 
 pub async fn change_log_numbers_every_write_in_order(make: &Factory) {
     let s = make().await;
     let (e, _) = engine(s.store.clone());
     let t = tenant("t1");
-    let first = e.learn(&t, turn("Deploy with Ansible.", "Ansible playbooks are ready.")).await.unwrap();
-    let m = e.remember(&t, RememberRequest::new("Ansible vault holds secrets", Source::Fact)).await.unwrap();
-    e.forget(&t, &ForgetSelector::Ids(vec![m.id])).await.unwrap();
+    let first = e
+        .learn(
+            &t,
+            turn("Deploy with Ansible.", "Ansible playbooks are ready."),
+        )
+        .await
+        .unwrap();
+    let m = e
+        .remember(
+            &t,
+            RememberRequest::new("Ansible vault holds secrets", Source::Fact),
+        )
+        .await
+        .unwrap();
+    e.forget(&t, &ForgetSelector::Ids(vec![m.id]))
+        .await
+        .unwrap();
     let changes = e.store().changes_since(&t, 0, 1000).await.unwrap();
     for w in changes.windows(2) {
         assert!(w[0].seq < w[1].seq, "strictly increasing");
@@ -384,9 +874,17 @@ pub async fn change_log_numbers_every_write_in_order(make: &Factory) {
     assert!(ops.contains(&"concept.created"));
     assert_eq!(*ops.last().unwrap(), "memory.forgotten");
     assert_eq!(changes.last().unwrap().entity, m.id.to_string());
-    let later = e.store().changes_since(&t, first.change_seq, 1000).await.unwrap();
+    let later = e
+        .store()
+        .changes_since(&t, first.change_seq, 1000)
+        .await
+        .unwrap();
     assert!(later.iter().all(|c| c.seq > first.change_seq));
-    assert!(later.iter().any(|c| c.entity == m.id.to_string() && c.op == "memory.created"));
+    assert!(
+        later
+            .iter()
+            .any(|c| c.entity == m.id.to_string() && c.op == "memory.created")
+    );
 }
 
 pub async fn awkward_text_is_stored_and_found(make: &Factory) {
@@ -400,26 +898,82 @@ pub async fn awkward_text_is_stored_and_found(make: &Factory) {
         "AND OR NOT NEAR ( ) * ^ : \" fts5 operators",
     ];
     for text in texts {
-        let m = e.remember(&t, RememberRequest::new(text, Source::Note)).await.unwrap();
+        let m = e
+            .remember(&t, RememberRequest::new(text, Source::Note))
+            .await
+            .unwrap();
         assert_eq!(e.get(&t, m.id).await.unwrap().content, text);
     }
-    for q in ["DROP TABLE", "passwd", "creme brulee", "NEAR operators", "\"; DROP TABLE memories; --", "*", "(((", "AND"] {
-        e.recall(&t, &RecallRequest::new(q)).await.unwrap_or_else(|err| panic!("query {q:?}: {err}"));
-        e.search(&t, &SearchRequest { query: q.into(), ..Default::default() }).await.unwrap();
+    for q in [
+        "DROP TABLE",
+        "passwd",
+        "creme brulee",
+        "NEAR operators",
+        "\"; DROP TABLE memories; --",
+        "*",
+        "(((",
+        "AND",
+    ] {
+        e.recall(&t, &RecallRequest::new(q))
+            .await
+            .unwrap_or_else(|err| panic!("query {q:?}: {err}"));
+        e.search(
+            &t,
+            &SearchRequest {
+                query: q.into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     }
-    let hits = e.search(&t, &SearchRequest { query: "creme brulee".into(), ..Default::default() }).await.unwrap();
+    let hits = e
+        .search(
+            &t,
+            &SearchRequest {
+                query: "creme brulee".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(hits.len(), 1, "diacritics fold");
-    assert_eq!(e.stats(&t).await.unwrap().store.memories, 4, "nothing was dropped");
+    assert_eq!(
+        e.stats(&t).await.unwrap().store.memories,
+        4,
+        "nothing was dropped"
+    );
 }
 
 pub async fn sessions_and_decisions_are_recorded(make: &Factory) {
     let s = make().await;
     let (e, clock) = engine(s.store.clone());
     let t = tenant("t1");
-    e.learn(&t, in_session(turn("Plan the launch.", "Let's launch on Monday. I will write the announcement."), "launch")).await.unwrap();
+    e.learn(
+        &t,
+        in_session(
+            turn(
+                "Plan the launch.",
+                "Let's launch on Monday. I will write the announcement.",
+            ),
+            "launch",
+        ),
+    )
+    .await
+    .unwrap();
     clock.advance_millis(60_000);
-    e.learn(&t, in_session(turn("And the blog?", "The blog post goes out Tuesday."), "launch")).await.unwrap();
-    e.learn(&t, in_session(turn("Other topic.", "Sure."), "misc")).await.unwrap();
+    e.learn(
+        &t,
+        in_session(
+            turn("And the blog?", "The blog post goes out Tuesday."),
+            "launch",
+        ),
+    )
+    .await
+    .unwrap();
+    e.learn(&t, in_session(turn("Other topic.", "Sure."), "misc"))
+        .await
+        .unwrap();
     let sessions = e.sessions(&t, 10, 0).await.unwrap();
     assert_eq!(sessions.len(), 2);
     let launch = sessions.iter().find(|s| s.id.as_str() == "launch").unwrap();
@@ -430,9 +984,21 @@ pub async fn sessions_and_decisions_are_recorded(make: &Factory) {
     assert_eq!(texts.len(), 2, "{texts:?}");
     assert!(texts.contains(&"Let's launch on Monday."));
     assert!(texts.contains(&"I will write the announcement."));
-    let mut f = MemoryFilter::default();
-    f.session = Some(SessionId::new("launch").unwrap());
-    let page = e.list(&t, &f, &PageRequest { limit: 10, ..Default::default() }).await.unwrap();
+    let f = MemoryFilter {
+        session: Some(SessionId::new("launch").unwrap()),
+        ..Default::default()
+    };
+    let page = e
+        .list(
+            &t,
+            &f,
+            &PageRequest {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(page.items.len(), 4);
 }
 
@@ -441,10 +1007,14 @@ pub async fn store_check_finds_no_problems(make: &Factory) {
     let (e, _) = engine(s.store.clone());
     let t = tenant("t1");
     for i in 0..20 {
-        e.learn(&t, turn(&format!("Topic {i}: Rust, Go and Zig"), "Noted.")).await.unwrap();
+        e.learn(&t, turn(&format!("Topic {i}: Rust, Go and Zig"), "Noted."))
+            .await
+            .unwrap();
     }
     e.forget(&t, &ForgetSelector::All).await.unwrap();
-    e.learn(&t, turn("After the purge, Elixir.", "Elixir noted.")).await.unwrap();
+    e.learn(&t, turn("After the purge, Elixir.", "Elixir noted."))
+        .await
+        .unwrap();
     assert_eq!(e.check().await.unwrap(), Vec::<String>::new());
 }
 
@@ -454,49 +1024,161 @@ pub async fn the_index_follows_writes_made_after_it_was_built(make: &Factory) {
     // A second engine on the same store stands for another process.
     let (writer, _) = engine(s.store.clone());
     let t = tenant("t1");
-    writer.remember(&t, RememberRequest::new("The espresso machine is on floor three.", Source::Fact)).await.unwrap();
-    let r = reader.recall(&t, &RecallRequest::new("espresso machine")).await.unwrap();
+    writer
+        .remember(
+            &t,
+            RememberRequest::new("The espresso machine is on floor three.", Source::Fact),
+        )
+        .await
+        .unwrap();
+    let r = reader
+        .recall(&t, &RecallRequest::new("espresso machine"))
+        .await
+        .unwrap();
     assert_eq!(r.memories.len(), 1, "index built with the first memory");
 
-    let added = writer.remember(&t, RememberRequest::new("A second espresso machine arrived on floor five.", Source::Fact)).await.unwrap();
-    let r = reader.recall(&t, &RecallRequest::new("espresso machine")).await.unwrap();
+    let added = writer
+        .remember(
+            &t,
+            RememberRequest::new(
+                "A second espresso machine arrived on floor five.",
+                Source::Fact,
+            ),
+        )
+        .await
+        .unwrap();
+    let r = reader
+        .recall(&t, &RecallRequest::new("espresso machine"))
+        .await
+        .unwrap();
     assert_eq!(r.memories.len(), 2, "a write after the build is caught up");
 
-    let newer = writer.supersede(&t, added.id, RememberRequest::new("The floor five espresso machine went back.", Source::Fact)).await.unwrap();
-    let r = reader.recall(&t, &RecallRequest::new("espresso machine floor five")).await.unwrap();
-    assert_eq!(r.memories.iter().find(|m| m.id == added.id).map(|m| m.superseded), Some(true));
+    let newer = writer
+        .supersede(
+            &t,
+            added.id,
+            RememberRequest::new("The floor five espresso machine went back.", Source::Fact),
+        )
+        .await
+        .unwrap();
+    let r = reader
+        .recall(&t, &RecallRequest::new("espresso machine floor five"))
+        .await
+        .unwrap();
+    assert_eq!(
+        r.memories
+            .iter()
+            .find(|m| m.id == added.id)
+            .map(|m| m.superseded),
+        Some(true)
+    );
 
-    writer.forget(&t, &ForgetSelector::Ids(vec![newer.id])).await.unwrap();
-    let r = reader.recall(&t, &RecallRequest::new("espresso machine floor five")).await.unwrap();
-    assert!(r.memories.iter().all(|m| m.id != newer.id), "forgotten memory left the index");
-    assert_eq!(r.memories.iter().find(|m| m.id == added.id).map(|m| m.superseded), Some(false), "un-superseded again");
-    let hits = reader.search(&t, &SearchRequest { query: "went back".into(), ..Default::default() }).await.unwrap();
+    writer
+        .forget(&t, &ForgetSelector::Ids(vec![newer.id]))
+        .await
+        .unwrap();
+    let r = reader
+        .recall(&t, &RecallRequest::new("espresso machine floor five"))
+        .await
+        .unwrap();
+    assert!(
+        r.memories.iter().all(|m| m.id != newer.id),
+        "forgotten memory left the index"
+    );
+    assert_eq!(
+        r.memories
+            .iter()
+            .find(|m| m.id == added.id)
+            .map(|m| m.superseded),
+        Some(false),
+        "un-superseded again"
+    );
+    let hits = reader
+        .search(
+            &t,
+            &SearchRequest {
+                query: "went back".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     assert!(hits.is_empty());
     // Many forgets in a row force a rebuild; recall stays complete.
     for i in 0..10 {
-        let m = writer.remember(&t, RememberRequest::new(format!("temporary espresso note {i}"), Source::Note)).await.unwrap();
-        writer.forget(&t, &ForgetSelector::Ids(vec![m.id])).await.unwrap();
+        let m = writer
+            .remember(
+                &t,
+                RememberRequest::new(format!("temporary espresso note {i}"), Source::Note),
+            )
+            .await
+            .unwrap();
+        writer
+            .forget(&t, &ForgetSelector::Ids(vec![m.id]))
+            .await
+            .unwrap();
     }
-    let r = reader.recall(&t, &RecallRequest::new("espresso machine")).await.unwrap();
+    let r = reader
+        .recall(&t, &RecallRequest::new("espresso machine"))
+        .await
+        .unwrap();
     assert_eq!(r.memories.len(), 2);
 }
 
 pub async fn the_store_full_text_search_ranks_and_isolates(make: &Factory) {
     let s = make().await;
     let clock = std::sync::Arc::new(continuum_core::time::ManualClock::new(T0));
-    let config = EngineConfig { derived_index: false, ..EngineConfig::default() };
-    let e = Engine::new(s.store.clone(), config).unwrap().with_clock(clock);
+    let config = EngineConfig {
+        derived_index: false,
+        ..EngineConfig::default()
+    };
+    let e = Engine::new(s.store.clone(), config)
+        .unwrap()
+        .with_clock(clock);
     let (a, b) = (tenant("a"), tenant("b"));
-    e.remember(&a, RememberRequest::new("Zebras graze on the savanna.", Source::Fact)).await.unwrap();
-    e.remember(&a, RememberRequest::new("The savanna is dry in August.", Source::Fact)).await.unwrap();
-    e.remember(&b, RememberRequest::new("Zebras are striped.", Source::Fact)).await.unwrap();
-    let hits = e.search(&a, &SearchRequest { query: "zebras savanna".into(), ..Default::default() }).await.unwrap();
+    e.remember(
+        &a,
+        RememberRequest::new("Zebras graze on the savanna.", Source::Fact),
+    )
+    .await
+    .unwrap();
+    e.remember(
+        &a,
+        RememberRequest::new("The savanna is dry in August.", Source::Fact),
+    )
+    .await
+    .unwrap();
+    e.remember(
+        &b,
+        RememberRequest::new("Zebras are striped.", Source::Fact),
+    )
+    .await
+    .unwrap();
+    let hits = e
+        .search(
+            &a,
+            &SearchRequest {
+                query: "zebras savanna".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(hits.len(), 2);
-    assert!(hits[0].memory.content.starts_with("Zebras graze"), "both terms beat one");
+    assert!(
+        hits[0].memory.content.starts_with("Zebras graze"),
+        "both terms beat one"
+    );
     assert!(hits[0].score > hits[1].score);
-    let r = e.recall(&a, &RecallRequest::new("striped zebras")).await.unwrap();
+    let r = e
+        .recall(&a, &RecallRequest::new("striped zebras"))
+        .await
+        .unwrap();
     assert!(r.memories.iter().all(|m| !m.content.contains("striped")));
     let mut req = RecallRequest::new("savanna");
     req.filter.since = Some(continuum_core::Timestamp(T0.millis() + 1));
-    assert!(e.recall(&a, &req).await.unwrap().memories.is_empty(), "time filter applies");
+    assert!(
+        e.recall(&a, &req).await.unwrap().memories.is_empty(),
+        "time filter applies"
+    );
 }

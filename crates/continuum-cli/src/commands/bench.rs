@@ -38,29 +38,93 @@ pub struct BenchArgs {
 }
 
 const PEOPLE: &[&str] = &[
-    "Alice", "Bob", "Caroline", "Melanie", "Dmitri", "Priya", "Kenji", "Fatima", "Lucas",
-    "Sofia", "Omar", "Grace", "Hiro", "Nadia", "Tomas", "Ingrid", "Mateo", "Aisha", "Jonas",
-    "Leila", "Ravi", "Elena", "Kwame", "Yuki",
+    "Alice", "Bob", "Caroline", "Melanie", "Dmitri", "Priya", "Kenji", "Fatima", "Lucas", "Sofia",
+    "Omar", "Grace", "Hiro", "Nadia", "Tomas", "Ingrid", "Mateo", "Aisha", "Jonas", "Leila",
+    "Ravi", "Elena", "Kwame", "Yuki",
 ];
 const TOOLS: &[&str] = &[
-    "Rust", "Python", "PostgreSQL", "SQLite", "Redis", "Kafka", "Docker", "Kubernetes",
-    "Terraform", "React", "Tokio", "Axum", "GraphQL", "Grafana", "Prometheus", "Nginx",
-    "Elasticsearch", "TypeScript", "Go", "Kotlin", "Swift", "RabbitMQ", "Airflow", "Spark",
-    "Django", "FastAPI", "Svelte", "Vault", "Consul", "Ansible",
+    "Rust",
+    "Python",
+    "PostgreSQL",
+    "SQLite",
+    "Redis",
+    "Kafka",
+    "Docker",
+    "Kubernetes",
+    "Terraform",
+    "React",
+    "Tokio",
+    "Axum",
+    "GraphQL",
+    "Grafana",
+    "Prometheus",
+    "Nginx",
+    "Elasticsearch",
+    "TypeScript",
+    "Go",
+    "Kotlin",
+    "Swift",
+    "RabbitMQ",
+    "Airflow",
+    "Spark",
+    "Django",
+    "FastAPI",
+    "Svelte",
+    "Vault",
+    "Consul",
+    "Ansible",
 ];
 const PLACES: &[&str] = &[
-    "Berlin", "Lisbon", "Tokyo", "Toronto", "Nairobi", "Lyon", "Austin", "Seoul", "Oslo",
-    "Lima", "Dublin", "Cape Town", "Melbourne", "Montreal", "Krakow", "Porto",
+    "Berlin",
+    "Lisbon",
+    "Tokyo",
+    "Toronto",
+    "Nairobi",
+    "Lyon",
+    "Austin",
+    "Seoul",
+    "Oslo",
+    "Lima",
+    "Dublin",
+    "Cape Town",
+    "Melbourne",
+    "Montreal",
+    "Krakow",
+    "Porto",
 ];
 const PROJECTS: &[&str] = &[
-    "billing service", "mobile app", "data pipeline", "search index", "checkout flow",
-    "onboarding emails", "analytics dashboard", "payment gateway", "recommendation model",
-    "support chatbot", "inventory sync", "auth service", "video transcoder", "pricing engine",
+    "billing service",
+    "mobile app",
+    "data pipeline",
+    "search index",
+    "checkout flow",
+    "onboarding emails",
+    "analytics dashboard",
+    "payment gateway",
+    "recommendation model",
+    "support chatbot",
+    "inventory sync",
+    "auth service",
+    "video transcoder",
+    "pricing engine",
 ];
 const HOBBIES: &[&str] = &[
-    "painting", "hiking", "violin lessons", "pottery", "marathon training", "sourdough baking",
-    "chess", "photography", "gardening", "camping", "rock climbing", "salsa dancing",
-    "birdwatching", "woodworking", "kayaking", "knitting",
+    "painting",
+    "hiking",
+    "violin lessons",
+    "pottery",
+    "marathon training",
+    "sourdough baking",
+    "chess",
+    "photography",
+    "gardening",
+    "camping",
+    "rock climbing",
+    "salsa dancing",
+    "birdwatching",
+    "woodworking",
+    "kayaking",
+    "knitting",
 ];
 const DETAILS: &[&str] = &[
     "The staging cluster ran out of memory twice this week.",
@@ -91,17 +155,32 @@ impl Gen {
 
     fn user(&mut self) -> String {
         let (p, t, t2, pl, pr, h) = (
-            self.pick(PEOPLE), self.pick(TOOLS), self.pick(TOOLS), self.pick(PLACES),
-            self.pick(PROJECTS), self.pick(HOBBIES),
+            self.pick(PEOPLE),
+            self.pick(TOOLS),
+            self.pick(TOOLS),
+            self.pick(PLACES),
+            self.pick(PROJECTS),
+            self.pick(HOBBIES),
         );
         let n = self.0.u32(2..500);
         let main = match self.0.u8(..7) {
-            0 => format!("Can you help me with the {pr}? We use {t} and {t2} and it keeps failing in {pl} (ticket #{n})."),
-            1 => format!("{p} told me the {pr} should move to {t} before {}.", self.pick(MONTHS)),
-            2 => format!("I went {h} with {p} last weekend near {pl}; it took {n} minutes to get there."),
+            0 => format!(
+                "Can you help me with the {pr}? We use {t} and {t2} and it keeps failing in {pl} (ticket #{n})."
+            ),
+            1 => format!(
+                "{p} told me the {pr} should move to {t} before {}.",
+                self.pick(MONTHS)
+            ),
+            2 => format!(
+                "I went {h} with {p} last weekend near {pl}; it took {n} minutes to get there."
+            ),
             3 => format!("What do you think about replacing {t} with {t2} for the {pr}?"),
             4 => format!("My cousin {p} is visiting from {pl} next week and wants to try {h}."),
-            5 => format!("The {pr} latency doubled after we upgraded {t} to version {}.{}.", n % 9, n % 13),
+            5 => format!(
+                "The {pr} latency doubled after we upgraded {t} to version {}.{}.",
+                n % 9,
+                n % 13
+            ),
             _ => format!("Remind me what {p} said about {t} and the {pr} in {pl}."),
         };
         format!("{main} {}", self.pick(DETAILS))
@@ -109,16 +188,33 @@ impl Gen {
 
     fn assistant(&mut self) -> String {
         let (p, t, t2, pl, pr, h) = (
-            self.pick(PEOPLE), self.pick(TOOLS), self.pick(TOOLS), self.pick(PLACES),
-            self.pick(PROJECTS), self.pick(HOBBIES),
+            self.pick(PEOPLE),
+            self.pick(TOOLS),
+            self.pick(TOOLS),
+            self.pick(PLACES),
+            self.pick(PROJECTS),
+            self.pick(HOBBIES),
         );
         match self.0.u8(..6) {
-            0 => format!("The {pr} needs a closer look at {t}. I will check the {t2} configuration and compare it with the staging setup in {pl}."),
-            1 => format!("Let's start by profiling {t}; {t2} is rarely the bottleneck for a {pr} of that size."),
-            2 => format!("{p} has a point: {t} handles that well, but keep {t2} for the reporting side of the {pr}."),
-            3 => format!("That sounds lovely! {h} near {pl} is a great way to unwind. Did {p} enjoy it?"),
-            4 => format!("Good idea. The plan is to migrate the {pr} to {t} in two steps and keep {t2} as a fallback."),
-            _ => format!("Noted: {p} prefers {t} over {t2}, and the {pr} demo is in {pl} in {}.", self.pick(MONTHS)),
+            0 => format!(
+                "The {pr} needs a closer look at {t}. I will check the {t2} configuration and compare it with the staging setup in {pl}."
+            ),
+            1 => format!(
+                "Let's start by profiling {t}; {t2} is rarely the bottleneck for a {pr} of that size."
+            ),
+            2 => format!(
+                "{p} has a point: {t} handles that well, but keep {t2} for the reporting side of the {pr}."
+            ),
+            3 => format!(
+                "That sounds lovely! {h} near {pl} is a great way to unwind. Did {p} enjoy it?"
+            ),
+            4 => format!(
+                "Good idea. The plan is to migrate the {pr} to {t} in two steps and keep {t2} as a fallback."
+            ),
+            _ => format!(
+                "Noted: {p} prefers {t} over {t2}, and the {pr} demo is in {pl} in {}.",
+                self.pick(MONTHS)
+            ),
         }
     }
 
@@ -135,7 +231,10 @@ impl Gen {
 
     fn query(&mut self) -> String {
         let (p, t, pl, pr, h) = (
-            self.pick(PEOPLE), self.pick(TOOLS), self.pick(PLACES), self.pick(PROJECTS),
+            self.pick(PEOPLE),
+            self.pick(TOOLS),
+            self.pick(PLACES),
+            self.pick(PROJECTS),
             self.pick(HOBBIES),
         );
         match self.0.u8(..5) {
@@ -195,7 +294,11 @@ pub async fn bench(g: &Global, a: BenchArgs) -> Result<()> {
     let dir = match &a.dir {
         Some(d) => {
             if d.join(crate::app::STORE_FILE).exists() {
-                return Err(Error::Conflict(format!("{} already holds a store; bench needs a fresh one", d.display())).into());
+                return Err(Error::Conflict(format!(
+                    "{} already holds a store; bench needs a fresh one",
+                    d.display()
+                ))
+                .into());
             }
             d.clone()
         }
@@ -244,7 +347,9 @@ pub async fn bench(g: &Global, a: BenchArgs) -> Result<()> {
         total_turns += seg_turns;
         total_secs += seg_secs;
         for _ in 0..20 {
-            engine.recall(&tenant, &RecallRequest::new(text_gen.query())).await?;
+            engine
+                .recall(&tenant, &RecallRequest::new(text_gen.query()))
+                .await?;
         }
         let mut ms = Vec::with_capacity(a.queries);
         for _ in 0..a.queries {
@@ -253,7 +358,9 @@ pub async fn bench(g: &Global, a: BenchArgs) -> Result<()> {
             engine.recall(&tenant, &req).await?;
             ms.push(t0.elapsed().as_secs_f64() * 1000.0);
         }
-        let bytes = std::fs::metadata(store.path()).map(|m| m.len()).unwrap_or(0);
+        let bytes = std::fs::metadata(store.path())
+            .map(|m| m.len())
+            .unwrap_or(0);
         results.push(SizeResult {
             memories,
             batch_learn_turns_per_sec: seg_turns as f64 / seg_secs.max(1e-9),
@@ -277,13 +384,27 @@ pub async fn bench(g: &Global, a: BenchArgs) -> Result<()> {
     if g.json {
         return output::json(&report);
     }
-    println!("batch learn: {:.0} turns/s ({} turns per transaction)", report.batch_learn_turns_per_sec, a.batch);
-    println!("one turn per transaction: {:.0} turns/s ({} turns)", single, a.single_turns);
-    println!("{:>10}  {:>12}  {:>9}  {:>9}  {:>9}  {:>9}", "memories", "learn t/s", "p50 ms", "p95 ms", "p99 ms", "store MiB");
+    println!(
+        "batch learn: {:.0} turns/s ({} turns per transaction)",
+        report.batch_learn_turns_per_sec, a.batch
+    );
+    println!(
+        "one turn per transaction: {:.0} turns/s ({} turns)",
+        single, a.single_turns
+    );
+    println!(
+        "{:>10}  {:>12}  {:>9}  {:>9}  {:>9}  {:>9}",
+        "memories", "learn t/s", "p50 ms", "p95 ms", "p99 ms", "store MiB"
+    );
     for r in &report.sizes {
         println!(
             "{:>10}  {:>12.0}  {:>9.3}  {:>9.3}  {:>9.3}  {:>9.1}",
-            r.memories, r.batch_learn_turns_per_sec, r.recall_ms.p50, r.recall_ms.p95, r.recall_ms.p99, r.store_mib
+            r.memories,
+            r.batch_learn_turns_per_sec,
+            r.recall_ms.p50,
+            r.recall_ms.p95,
+            r.recall_ms.p99,
+            r.store_mib
         );
     }
     Ok(())

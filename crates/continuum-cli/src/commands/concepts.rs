@@ -26,12 +26,18 @@ pub async fn concepts(g: &Global, a: ConceptsArgs) -> Result<()> {
                 return output::json(&view);
             }
             let c = &view.concept;
-            println!("{} ({}, {} mentions, last seen {})", c.name, c.kind, c.mentions, c.last_seen);
+            println!(
+                "{} ({}, {} mentions, last seen {})",
+                c.name, c.kind, c.mentions, c.last_seen
+            );
             if view.neighbours.is_empty() {
                 println!("  no linked concepts");
             }
             for n in &view.neighbours {
-                println!("  {:.2}  {}  ({} co-occurrences)", n.strength, n.name, n.count);
+                println!(
+                    "  {:.2}  {}  ({} co-occurrences)",
+                    n.strength, n.name, n.count
+                );
             }
         }
         None => {

@@ -44,14 +44,19 @@ pub async fn doctor(g: &Global) -> Result<()> {
             let stats = engine.stats(&tenant).await?;
             checks.push(Check {
                 name: "schema",
-                ok: stats.store.schema_version == continuum_store_sqlite::migrations::latest_version(),
+                ok: stats.store.schema_version
+                    == continuum_store_sqlite::migrations::latest_version(),
                 detail: format!("v{}", stats.store.schema_version),
             });
             let problems = engine.check().await?;
             checks.push(Check {
                 name: "integrity and indexes",
                 ok: problems.is_empty(),
-                detail: if problems.is_empty() { "ok".into() } else { problems.join("; ") },
+                detail: if problems.is_empty() {
+                    "ok".into()
+                } else {
+                    problems.join("; ")
+                },
             });
             checks.push(Check {
                 name: "tenant",
@@ -62,7 +67,11 @@ pub async fn doctor(g: &Global) -> Result<()> {
         Err(e) => checks.push(Check {
             name: "store opens",
             ok: false,
-            detail: format!("{} ({})", crate::app::one_line(&e), dir.join(STORE_FILE).display()),
+            detail: format!(
+                "{} ({})",
+                crate::app::one_line(&e),
+                dir.join(STORE_FILE).display()
+            ),
         }),
     }
     let healthy = checks.iter().all(|c| c.ok);
@@ -70,7 +79,12 @@ pub async fn doctor(g: &Global) -> Result<()> {
         output::json(&serde_json::json!({"healthy": healthy, "checks": checks}))?;
     } else {
         for c in &checks {
-            println!("{}  {:<24} {}", if c.ok { "ok  " } else { "FAIL" }, c.name, c.detail);
+            println!(
+                "{}  {:<24} {}",
+                if c.ok { "ok  " } else { "FAIL" },
+                c.name,
+                c.detail
+            );
         }
     }
     if healthy {

@@ -26,10 +26,14 @@ pub async fn export(g: &Global, a: ExportArgs) -> Result<()> {
     };
     let pb = crate::output::progress(total, "exporting", g.json && a.output.is_none());
     let mut sink = |r: &continuum_engine::ExportRecord| -> continuum_core::Result<()> {
-        serde_json::to_writer(&mut out, r).map_err(|e| Error::Internal(format!("writing the dump: {e}")))?;
-        out.write_all(b"\n").map_err(|e| Error::Unavailable(format!("writing the dump: {e}")))
+        serde_json::to_writer(&mut out, r)
+            .map_err(|e| Error::Internal(format!("writing the dump: {e}")))?;
+        out.write_all(b"\n")
+            .map_err(|e| Error::Unavailable(format!("writing the dump: {e}")))
     };
-    let n = engine.export(&tenant, &mut sink, &mut |done| pb.set_position(done)).await?;
+    let n = engine
+        .export(&tenant, &mut sink, &mut |done| pb.set_position(done))
+        .await?;
     out.flush().context("writing the dump")?;
     pb.finish_and_clear();
     if let Some(p) = &a.output {

@@ -10,9 +10,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use continuum_core::memory::Turn;
 use continuum_core::{Error, TenantId};
-use continuum_engine::{
-    EXPORT_FORMAT, EXPORT_VERSION, Engine, ExportRecord, ImportOutcome,
-};
+use continuum_engine::{EXPORT_FORMAT, EXPORT_VERSION, Engine, ExportRecord, ImportOutcome};
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read};
@@ -72,7 +70,12 @@ impl Lines {
     fn next_line(&mut self) -> Result<Option<(usize, std::result::Result<&str, String>)>> {
         loop {
             self.buf.clear();
-            if self.reader.read_until(b'\n', &mut self.buf).context("reading the import file")? == 0 {
+            if self
+                .reader
+                .read_until(b'\n', &mut self.buf)
+                .context("reading the import file")?
+                == 0
+            {
                 return Ok(None);
             }
             self.n += 1;
@@ -96,7 +99,12 @@ enum Parsed {
     Turn(Turn),
 }
 
-fn parse_line(engine: &Engine, turns: bool, first: bool, text: &str) -> std::result::Result<Parsed, String> {
+fn parse_line(
+    engine: &Engine,
+    turns: bool,
+    first: bool,
+    text: &str,
+) -> std::result::Result<Parsed, String> {
     if turns {
         let t: Turn = serde_json::from_str(text).map_err(|e| format!("not a turn: {e}"))?;
         engine.validate_turn(&t).map_err(|e| e.to_string())?;
@@ -104,7 +112,8 @@ fn parse_line(engine: &Engine, turns: bool, first: bool, text: &str) -> std::res
     }
     let r: ExportRecord = serde_json::from_str(text).map_err(|e| {
         if serde_json::from_str::<Turn>(text).is_ok() {
-            "this is a conversation turn, not a dump record; import history with --turns".to_string()
+            "this is a conversation turn, not a dump record; import history with --turns"
+                .to_string()
         } else {
             format!("not a dump record: {e}")
         }
@@ -165,11 +174,17 @@ pub async fn import(g: &Global, a: ImportArgs) -> Result<()> {
     }
     let input = if a.file.as_os_str() == "-" {
         let mut buf = Vec::new();
-        std::io::stdin().read_to_end(&mut buf).context("reading standard input")?;
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .context("reading standard input")?;
         Input::Stdin(std::sync::Arc::new(buf))
     } else {
         if !a.file.is_file() {
-            return Err(Error::InvalidInput(format!("{} is not a readable file", a.file.display())).into());
+            return Err(Error::InvalidInput(format!(
+                "{} is not a readable file",
+                a.file.display()
+            ))
+            .into());
         }
         Input::File(a.file.clone())
     };
@@ -258,7 +273,12 @@ fn finish(g: &Global, report: Report) -> Result<()> {
     match (&report.turns, &report.dump) {
         (Some(t), _) => println!(
             "imported {} turns: {} memories, {} new concepts, {} new links, {} strengthened, {} decisions",
-            t.turns, t.memories, t.concepts_created, t.links_created, t.links_strengthened, t.decisions
+            t.turns,
+            t.memories,
+            t.concepts_created,
+            t.links_created,
+            t.links_strengthened,
+            t.decisions
         ),
         (_, Some(d)) => println!(
             "imported {} memories ({} already present), {} links, {} decisions",
@@ -352,11 +372,18 @@ async fn import_turns(
                 Ok(_) => {}
                 Err(e) => {
                     done = true;
-                    return Some(Err(Error::InvalidInput(format!("line {n} changed during import: {e}")).into()));
+                    return Some(Err(Error::InvalidInput(format!(
+                        "line {n} changed during import: {e}"
+                    ))
+                    .into()));
                 }
             }
         }
-        if turns.is_empty() { None } else { Some(Ok(turns)) }
+        if turns.is_empty() {
+            None
+        } else {
+            Some(Ok(turns))
+        }
     });
     let (rx, handle) = crate::pipeline::prepare_ahead(engine, batches);
     let mut total = TurnsImported::default();

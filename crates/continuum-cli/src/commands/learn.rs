@@ -68,7 +68,8 @@ fn parse_meta(s: &str) -> Result<(String, serde_json::Value), String> {
     if k.trim().is_empty() {
         return Err(format!("'{s}' has an empty key"));
     }
-    let value = serde_json::from_str(v).unwrap_or_else(|_| serde_json::Value::String(v.to_string()));
+    let value =
+        serde_json::from_str(v).unwrap_or_else(|_| serde_json::Value::String(v.to_string()));
     Ok((k.trim().to_string(), value))
 }
 
@@ -79,7 +80,9 @@ fn metadata(pairs: Vec<(String, serde_json::Value)>) -> Metadata {
 fn text_arg(text: String) -> Result<String> {
     if text == "-" {
         let mut buf = Vec::new();
-        std::io::stdin().read_to_end(&mut buf).context("reading standard input")?;
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .context("reading standard input")?;
         return String::from_utf8(buf)
             .map_err(|_| Error::InvalidInput("standard input is not valid UTF-8".into()).into());
     }
@@ -98,7 +101,11 @@ pub async fn learn(g: &Global, a: LearnArgs) -> Result<()> {
         ai_response: a.assistant,
         thinking: a.thinking,
         session_id: session(a.session)?,
-        metadata: if a.meta.is_empty() { None } else { Some(metadata(a.meta)) },
+        metadata: if a.meta.is_empty() {
+            None
+        } else {
+            Some(metadata(a.meta))
+        },
         timestamp: a.at,
     };
     let out = engine.learn(&tenant, turn).await?;
@@ -108,7 +115,11 @@ pub async fn learn(g: &Global, a: LearnArgs) -> Result<()> {
     println!(
         "learned {} memories; concepts: {}; {} links ({} new); {} decisions",
         out.memory_ids.len(),
-        if out.concepts.is_empty() { "none".to_string() } else { out.concepts.join(", ") },
+        if out.concepts.is_empty() {
+            "none".to_string()
+        } else {
+            out.concepts.join(", ")
+        },
         out.links_created,
         out.links_new,
         out.decisions_detected

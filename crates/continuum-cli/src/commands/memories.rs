@@ -49,7 +49,11 @@ pub async fn list(g: &Global, a: ListArgs) -> Result<()> {
     let page = PageRequest {
         limit: a.limit,
         cursor: a.cursor,
-        order: if a.oldest_first { Order::OldestFirst } else { Order::NewestFirst },
+        order: if a.oldest_first {
+            Order::OldestFirst
+        } else {
+            Order::NewestFirst
+        },
     };
     let p = engine.list(&tenant, &a.filter.to_filter()?, &page).await?;
     if g.json {
@@ -86,7 +90,10 @@ pub async fn get(g: &Global, a: GetArgs) -> Result<()> {
         println!("superseded: by {s}");
     }
     if !m.metadata.is_empty() {
-        println!("metadata:   {}", serde_json::Value::Object(m.metadata.clone()));
+        println!(
+            "metadata:   {}",
+            serde_json::Value::Object(m.metadata.clone())
+        );
     }
     println!("hash:       {}", m.content_hash);
     println!();
@@ -107,10 +114,17 @@ pub async fn forget(g: &Global, a: ForgetArgs) -> Result<()> {
     } else if let Some(s) = a.session {
         ForgetSelector::Session(SessionId::new(s)?)
     } else if !a.ids.is_empty() {
-        let ids = a.ids.iter().map(|s| s.parse()).collect::<Result<Vec<MemoryId>, _>>()?;
+        let ids = a
+            .ids
+            .iter()
+            .map(|s| s.parse())
+            .collect::<Result<Vec<MemoryId>, _>>()?;
         ForgetSelector::Ids(ids)
     } else {
-        return Err(Error::InvalidInput("say what to forget: memory ids, --session S, or --all --yes".into()).into());
+        return Err(Error::InvalidInput(
+            "say what to forget: memory ids, --session S, or --all --yes".into(),
+        )
+        .into());
     };
     let (engine, _) = g.open()?;
     let n = engine.forget(&tenant, &what).await?;

@@ -13,11 +13,22 @@ pub async fn migrate(g: &Global) -> Result<()> {
             .iter()
             .map(|m| serde_json::json!({"version": m.version, "name": m.name, "checksum": m.checksum, "applied_at": continuum_core::Timestamp(m.applied_at)}))
             .collect();
-        return output::json(&serde_json::json!({"latest": migrations::latest_version(), "applied": rows}));
+        return output::json(
+            &serde_json::json!({"latest": migrations::latest_version(), "applied": rows}),
+        );
     }
     for m in &applied {
-        println!("v{}  {}  applied {}  sha256 {}", m.version, m.name, continuum_core::Timestamp(m.applied_at), &m.checksum[..16]);
+        println!(
+            "v{}  {}  applied {}  sha256 {}",
+            m.version,
+            m.name,
+            continuum_core::Timestamp(m.applied_at),
+            &m.checksum[..16]
+        );
     }
-    println!("schema is at v{} (this build's latest)", migrations::latest_version());
+    println!(
+        "schema is at v{} (this build's latest)",
+        migrations::latest_version()
+    );
     Ok(())
 }

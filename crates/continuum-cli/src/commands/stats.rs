@@ -29,7 +29,10 @@ pub async fn stats(g: &Global) -> Result<()> {
     println!("decisions:  {}", s.store.decisions);
     println!("changes:    {}", s.store.change_seq);
     if let Some(b) = s.store.store_bytes {
-        println!("size:       {:.1} MiB (all tenants)", b as f64 / (1024.0 * 1024.0));
+        println!(
+            "size:       {:.1} MiB (all tenants)",
+            b as f64 / (1024.0 * 1024.0)
+        );
     }
     println!("schema:     v{}", s.store.schema_version);
     Ok(())
@@ -46,7 +49,10 @@ pub async fn sessions(g: &Global, a: PageArgs) -> Result<()> {
         println!("no sessions");
     }
     for s in list {
-        println!("{}  {} .. {}  {} memories", s.id, s.started_at, s.last_at, s.memories);
+        println!(
+            "{}  {} .. {}  {} memories",
+            s.id, s.started_at, s.last_at, s.memories
+        );
     }
     Ok(())
 }
