@@ -411,13 +411,22 @@ impl Engine {
         let shown_links: Vec<Link> = followed.into_iter().take(12).collect();
         let mem_refs: Vec<&Memory> = chosen.iter().map(|&i| &scored[i].2).collect();
         let concept_names: Vec<&str> = concepts.iter().take(8).map(|c| c.name.as_str()).collect();
-        let link_view: Vec<ShownLink<'_>> = shown_links
+        let name_of = |key: &'_ str| -> String {
+            act.get(key)
+                .map(|a| a.name.clone())
+                .unwrap_or_else(|| key.to_string())
+        };
+        let link_names: Vec<(String, String, f64)> = shown_links
             .iter()
             .take(5)
-            .map(|l| ShownLink {
-                a: &l.a,
-                b: &l.b,
-                strength: l.strength,
+            .map(|l| (name_of(&l.a), name_of(&l.b), l.strength))
+            .collect();
+        let link_view: Vec<ShownLink<'_>> = link_names
+            .iter()
+            .map(|(a, b, strength)| ShownLink {
+                a,
+                b,
+                strength: *strength,
             })
             .collect();
         let ctx = assemble(&mem_refs, &concept_names, &link_view, budget);

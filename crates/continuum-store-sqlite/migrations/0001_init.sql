@@ -96,3 +96,7 @@ CREATE TABLE changes (
     entity TEXT    NOT NULL
 );
 CREATE INDEX changes_by_tenant ON changes (tenant, seq);
+-- Merge full-text segments less eagerly: when most commits add one turn, the default (merge
+-- every 4 segments) rewrote segments on nearly every commit. 16 measured ~20% more
+-- one-turn-per-commit throughput.
+INSERT INTO memories_fts (memories_fts, rank) VALUES ('automerge', 16);
