@@ -1,16 +1,31 @@
 //! Text analysis shared by indexing and querying: words, lower case, diacritics folded
 //! (`crème` → `creme`), stop words dropped, Snowball English stems (`databases` → `databas`).
+//!
+//! Terms are handed out as integer ids from a dictionary owned by the analyzer, so indexing
+//! allocates nothing per token. Every index fed by one analyzer shares its ids.
 
 use continuum_core::text::{is_stop_word, words};
 use rust_stemmers::{Algorithm, Stemmer};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use unicode_normalization::UnicodeNormalization;
 
-/// Turns text into index terms. Keeps a cache of stems: a conversation's vocabulary is small
-/// next to its word count, and stemming is the costly step.
+/// A term's id in an [`Analyzer`]'s dictionary.
+pub type TermId = u32;
+
+/// The id cached for words that produce no term (stop words, single letters).
+const NO_TERM: TermId = TermId::MAX;
+
+/// The word cache is dropped when it grows past this many entries, bounding memory. The term
+/// dictionary is never dropped: indexes refer to its ids.
+const MAX_CACHE: usize = 200_000;
+
+/// Turns text into term ids, caching each word's stem: a conversation's vocabulary is small next
+/// to its word count, and stemming is the costly step.
 pub struct Analyzer {
     stemmer: Stemmer,
-    cache: HashMap<String, String>,
+    cache: FxHashMap<String, TermId>,
+    ids: FxHashMap<Box<str>, TermId>,
+    terms: Vec<Box<str>>,
 }
 
 impl Default for Analyzer {
@@ -19,14 +34,13 @@ impl Default for Analyzer {
     }
 }
 
-/// The cache is dropped when it grows past this many words, bounding memory.
-const MAX_CACHE: usize = 200_000;
-
 impl Analyzer {
     pub fn new() -> Self {
         Analyzer {
             stemmer: Stemmer::create(Algorithm::English),
-            cache: HashMap::new(),
+            cache: FxHashMap::default(),
+            ids: FxHashMap::default(),
+            terms: Vec::new(),
         }
     }
 
@@ -40,47 +54,72 @@ impl Analyzer {
             .collect()
     }
 
-    /// The distinct terms of a query, in order, at most `max`.
-    pub fn query_terms(&mut self, query: &str, max: usize) -> Vec<String> {
-        let mut terms = self.tokens(query);
-        let mut seen = std::collections::HashSet::new();
-        terms.retain(|t| seen.insert(t.clone()));
-        terms.truncate(max);
-        terms
+    fn word_id(&mut self, w: &str) -> TermId {
+        if let Some(&id) = self.cache.get(w) {
+            return id;
+        }
+        let folded = Self::fold(w);
+        let keep = (folded.chars().count() >= 2 || folded.chars().all(|c| c.is_ascii_digit()))
+            && !is_stop_word(&folded)
+            && !folded.contains('\'');
+        let id = if keep {
+            let stem = self.stemmer.stem(&folded);
+            match self.ids.get(stem.as_ref()) {
+                Some(&id) => id,
+                None => {
+                    let id = self.terms.len() as TermId;
+                    let stem: Box<str> = stem.as_ref().into();
+                    self.terms.push(stem.clone());
+                    self.ids.insert(stem, id);
+                    id
+                }
+            }
+        } else {
+            NO_TERM
+        };
+        if self.cache.len() >= MAX_CACHE {
+            self.cache.clear();
+        }
+        self.cache.insert(w.to_string(), id);
+        id
     }
 
-    /// The index terms of a text, in order, with repeats.
-    pub fn tokens(&mut self, text: &str) -> Vec<String> {
-        let mut out = Vec::new();
+    /// Appends the term ids of a text to `out`, in order, with repeats.
+    pub fn term_ids(&mut self, text: &str, out: &mut Vec<TermId>) {
         for w in words(text) {
             let w = w
                 .strip_suffix("'s")
                 .or_else(|| w.strip_suffix("’s"))
                 .unwrap_or(w);
-            if let Some(stem) = self.cache.get(w) {
-                if !stem.is_empty() {
-                    out.push(stem.clone());
-                }
-                continue;
-            }
-            let folded = Self::fold(w);
-            let keep = (folded.chars().count() >= 2 || folded.chars().all(|c| c.is_ascii_digit()))
-                && !is_stop_word(&folded)
-                && !folded.contains('\'');
-            let stem = if keep {
-                self.stemmer.stem(&folded).into_owned()
-            } else {
-                String::new()
-            };
-            if self.cache.len() >= MAX_CACHE {
-                self.cache.clear();
-            }
-            self.cache.insert(w.to_string(), stem.clone());
-            if !stem.is_empty() {
-                out.push(stem);
+            let id = self.word_id(w);
+            if id != NO_TERM {
+                out.push(id);
             }
         }
-        out
+    }
+
+    /// The distinct term ids of a query, in order, at most `max`.
+    pub fn query_terms(&mut self, query: &str, max: usize) -> Vec<TermId> {
+        let mut ids = Vec::new();
+        self.term_ids(query, &mut ids);
+        let mut seen = rustc_hash::FxHashSet::default();
+        ids.retain(|t| seen.insert(*t));
+        ids.truncate(max);
+        ids
+    }
+
+    /// The text of a term.
+    pub fn term(&self, id: TermId) -> Option<&str> {
+        self.terms.get(id as usize).map(|t| &**t)
+    }
+
+    /// The terms of a text as strings (for inspection and tests).
+    pub fn tokens(&mut self, text: &str) -> Vec<String> {
+        let mut ids = Vec::new();
+        self.term_ids(text, &mut ids);
+        ids.into_iter()
+            .filter_map(|id| self.term(id).map(str::to_string))
+            .collect()
     }
 }
 
@@ -97,10 +136,20 @@ mod tests {
         );
         assert_eq!(
             a.tokens("Crème BRÛLÉE at Émile's"),
-            vec!["crème".replace('è', "e").as_str(), "brule", "emil"]
+            vec!["creme", "brule", "emil"]
         );
         assert_eq!(a.tokens("a I 7 x"), vec!["7"]);
-        // Cached and uncached paths agree.
-        assert_eq!(a.tokens("databases Databases"), vec!["databas", "databas"]);
+        // Cached and uncached paths agree, and one stem has one id.
+        assert_eq!(a.tokens("databases Databases database"), vec!["databas"; 3]);
+        assert_eq!(a.query_terms("Databases database running", 10).len(), 2);
+        assert_eq!(a.query_terms("Databases database running", 1).len(), 1);
+    }
+
+    #[test]
+    fn ids_survive_a_cache_reset() {
+        let mut a = Analyzer::new();
+        let before = a.query_terms("kafka", 1);
+        a.cache.clear();
+        assert_eq!(a.query_terms("Kafka", 1), before);
     }
 }

@@ -10,12 +10,12 @@
 
 mod analyze;
 
-pub use analyze::Analyzer;
+pub use analyze::{Analyzer, TermId};
 
 use continuum_core::MemoryId;
 pub use continuum_core::store::IndexDoc;
 use continuum_core::store::{MemoryFilter, MemoryHead, Scored};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 /// BM25 parameters (the usual defaults, as in SQLite FTS5 and Lucene).
 const K1: f32 = 1.2;
@@ -43,9 +43,9 @@ pub struct TextIndex {
     /// Token count per document, or [`DEAD`]: kept apart from `docs` so the scoring loop reads
     /// four bytes per posting.
     lens: Vec<u32>,
-    by_id: HashMap<MemoryId, u32>,
-    terms: HashMap<Box<str>, Vec<Posting>>,
-    concepts: HashMap<Box<str>, Vec<u32>>,
+    by_id: FxHashMap<MemoryId, u32>,
+    terms: FxHashMap<TermId, Vec<Posting>>,
+    concepts: FxHashMap<Box<str>, Vec<u32>>,
     total_len: u64,
     live: u32,
     /// The change-log position this index reflects.
@@ -85,20 +85,24 @@ impl TextIndex {
             return;
         }
         let ord = self.docs.len() as u32;
-        let mut counts: HashMap<&str, u16> = HashMap::new();
-        let tokens = analyzer.tokens(&doc.content);
-        for t in &tokens {
-            let c = counts.entry(t.as_str()).or_insert(0);
-            *c = c.saturating_add(1);
-        }
-        for (term, tf) in counts {
-            match self.terms.get_mut(term) {
-                Some(p) => p.push(Posting { doc: ord, tf }),
-                None => {
-                    self.terms
-                        .insert(term.into(), vec![Posting { doc: ord, tf }]);
-                }
+        let mut ids = Vec::with_capacity(64);
+        analyzer.term_ids(&doc.content, &mut ids);
+        let len = ids.len() as u32;
+        // Term frequencies by sorting ids: no map per document.
+        ids.sort_unstable();
+        let mut i = 0;
+        while i < ids.len() {
+            let term = ids[i];
+            let mut j = i + 1;
+            while j < ids.len() && ids[j] == term {
+                j += 1;
             }
+            let tf = (j - i).min(u16::MAX as usize) as u16;
+            self.terms
+                .entry(term)
+                .or_default()
+                .push(Posting { doc: ord, tf });
+            i = j;
         }
         for key in doc.concepts {
             self.concepts
@@ -106,7 +110,6 @@ impl TextIndex {
                 .or_default()
                 .push(ord);
         }
-        let len = tokens.len() as u32;
         self.total_len += len as u64;
         self.live += 1;
         self.by_id.insert(doc.head.id, ord);
@@ -140,7 +143,7 @@ impl TextIndex {
 
     /// BM25 over query `terms` (from [`Analyzer::query_terms`]): the best `limit` live
     /// documents passing `filter`.
-    pub fn search(&self, terms: &[String], filter: &MemoryFilter, limit: usize) -> Vec<Scored> {
+    pub fn search(&self, terms: &[TermId], filter: &MemoryFilter, limit: usize) -> Vec<Scored> {
         if terms.is_empty() || self.live == 0 || limit == 0 {
             return Vec::new();
         }
@@ -149,7 +152,7 @@ impl TextIndex {
         let mut scores = vec![0f32; self.docs.len()];
         let mut touched: Vec<u32> = Vec::new();
         for term in terms {
-            let Some(postings) = self.terms.get(term.as_str()) else {
+            let Some(postings) = self.terms.get(term) else {
                 continue;
             };
             let df = postings.len() as f32;

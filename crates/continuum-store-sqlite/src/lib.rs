@@ -1258,19 +1258,71 @@ impl MemoryStore for SqliteStore {
         limit: usize,
     ) -> Result<Vec<(u64, IndexDoc)>> {
         let sql = format!(
-            "SELECT m.rid, m.content,
-                (SELECT group_concat(k.key, char(31)) FROM mentions mn JOIN concepts k ON k.cid = mn.cid
-                 WHERE mn.rid = m.rid),
-                {HEAD_COLS}
-             FROM memories m WHERE m.tenant = ?1 AND m.rid > ?2 ORDER BY m.rid LIMIT ?3"
+            // `+m.tenant`: walk the rowid order; the tenant index would sort every row per page.
+            "SELECT m.rid, m.content, {HEAD_COLS} FROM memories m
+             WHERE +m.tenant = ?1 AND m.rid > ?2 ORDER BY m.rid LIMIT ?3"
         );
         self.read(|c| {
-            c.prepare_cached(&sql)?
+            let mut docs: Vec<(u64, IndexDoc)> = c
+                .prepare_cached(&sql)?
                 .query_map(
                     params![tenant.as_str(), after as i64, limit.min(10_000) as i64],
-                    |r| Ok((r.get::<_, i64>(0)? as u64, index_doc(r)?)),
+                    |r| {
+                        Ok((
+                            r.get::<_, i64>(0)? as u64,
+                            IndexDoc {
+                                content: r.get(1)?,
+                                concepts: Vec::new(),
+                                head: row_head(r, 2)?,
+                            },
+                        ))
+                    },
                 )?
-                .collect()
+                .collect::<rusqlite::Result<_>>()?;
+            let (Some(first), Some(last)) = (docs.first().map(|d| d.0), docs.last().map(|d| d.0))
+            else {
+                return Ok(docs);
+            };
+            // Mentions of the page by memory range (other tenants' rows in the range are
+            // skipped below), then each concept's key once.
+            let mut by_rid: HashMap<i64, Vec<i64>> = HashMap::new();
+            let mut stmt =
+                c.prepare_cached("SELECT rid, cid FROM mentions WHERE rid BETWEEN ?1 AND ?2")?;
+            let rows = stmt.query_map(params![first as i64, last as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+            for row in rows {
+                let (rid, cid): (i64, i64) = row?;
+                by_rid.entry(rid).or_default().push(cid);
+            }
+            let cids: Vec<i64> = by_rid
+                .values()
+                .flatten()
+                .copied()
+                .collect::<std::collections::HashSet<_>>()
+                .into_iter()
+                .collect();
+            let mut keys: HashMap<i64, String> = HashMap::new();
+            for chunk in cids.chunks(500) {
+                let sql = format!(
+                    "SELECT cid, key FROM concepts WHERE tenant = ? AND cid IN ({})",
+                    placeholders(chunk.len())
+                );
+                let mut p: Vec<Value> = vec![Value::Text(tenant.as_str().into())];
+                p.extend(chunk.iter().map(|c| Value::Integer(*c)));
+                let mut stmt = c.prepare_cached(&sql)?;
+                let rows = stmt.query_map(params_from_iter(p), |r| Ok((r.get(0)?, r.get(1)?)))?;
+                for row in rows {
+                    let (cid, key): (i64, String) = row?;
+                    keys.insert(cid, key);
+                }
+            }
+            for (rid, doc) in &mut docs {
+                if let Some(cids) = by_rid.get(&(*rid as i64)) {
+                    doc.concepts = cids.iter().filter_map(|c| keys.get(c).cloned()).collect();
+                }
+            }
+            Ok(docs)
         })
     }
 
