@@ -77,6 +77,15 @@ impl Global {
     }
 
     pub fn open_at(&self, dir: &std::path::Path) -> Result<(Engine, Arc<SqliteStore>)> {
+        self.open_with(dir, self.engine_config())
+    }
+
+    /// Opens the store in `dir` with an explicit engine configuration.
+    pub fn open_with(
+        &self,
+        dir: &std::path::Path,
+        config: EngineConfig,
+    ) -> Result<(Engine, Arc<SqliteStore>)> {
         if dir.exists() && !dir.is_dir() {
             return Err(Error::Unavailable(format!(
                 "data directory {} exists but is not a directory",
@@ -96,7 +105,7 @@ impl Global {
         };
         let now = continuum_core::Clock::now(&continuum_core::SystemClock);
         let store = Arc::new(SqliteStore::open(dir.join(STORE_FILE), &opts, now)?);
-        let engine = Engine::new(store.clone(), self.engine_config())?;
+        let engine = Engine::new(store.clone(), config)?;
         Ok((engine, store))
     }
 }

@@ -589,3 +589,69 @@ fn remember_reads_stdin_and_migrate_reports_the_schema() {
     assert_eq!(mig["applied"][0]["version"], 1);
     assert_eq!(mig["latest"], 1);
 }
+
+#[test]
+fn bench_locomo_scores_evidence_turns() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("mini-locomo.json");
+    let sample = serde_json::json!([{
+        "sample_id": "mini",
+        "conversation": {
+            "speaker_a": "Ines", "speaker_b": "Tariq",
+            "session_1_date_time": "1:56 pm on 8 May, 2023",
+            "session_1": [
+                {"speaker": "Ines", "dia_id": "D1:1", "text": "I adopted a greyhound called Pixel last week."},
+                {"speaker": "Tariq", "dia_id": "D1:2", "text": "Lovely! I started learning the cello."},
+                {"speaker": "Ines", "dia_id": "D1:3", "text": "Look at this.", "blip_caption": "a photo of a red kite over a beach"}
+            ],
+            "session_2_date_time": "9:00 am on 20 June, 2023",
+            "session_2": [
+                {"speaker": "Tariq", "dia_id": "D2:1", "text": "My cello teacher moved to Porto."},
+                {"speaker": "Ines", "dia_id": "D2:2", "text": "Pixel won a race on Sunday!"}
+            ]
+        },
+        "qa": [
+            {"question": "What is the name of Ines's greyhound?", "answer": "Pixel", "evidence": ["D1:1"], "category": 4},
+            {"question": "Which instrument does Tariq learn?", "answer": "cello", "evidence": ["D1:2", "D2:1"], "category": 1},
+            {"question": "What flew over the beach in Ines's photo?", "answer": "a kite", "evidence": ["D1:3"], "category": 4},
+            {"question": "Something unanswerable", "evidence": ["D9:9"], "category": 4},
+            {"question": "Adversarial", "evidence": ["D1:1"], "category": 5}
+        ]
+    }]);
+    std::fs::write(&data, serde_json::to_vec(&sample).unwrap()).unwrap();
+    let r = run_in(
+        d.path(),
+        &[
+            "bench",
+            "locomo",
+            "--json",
+            "--k",
+            "1,3",
+            "--data",
+            data.to_str().unwrap(),
+        ],
+    )
+    .ok()
+    .json();
+    assert_eq!(
+        r["questions"], 3,
+        "category 5 and unknown evidence are not scored: {r}"
+    );
+    assert_eq!(r["skipped_questions"], 1);
+    assert_eq!(r["memories"], 5);
+    assert_eq!(
+        r["hit_at"]["3"], 1.0,
+        "every answer is among the top 3: {r}"
+    );
+    assert!(r["recall_at"]["1"].as_f64().unwrap() >= 0.5, "{r}");
+    assert_eq!(r["by_category"]["1"]["questions"], 1);
+    assert!(r["latency_ms"]["p50"].is_number());
+    // Garbage in, clear error out.
+    std::fs::write(&data, "{\"not\": \"an array\"}").unwrap();
+    let bad = run_in(
+        d.path(),
+        &["bench", "locomo", "--data", data.to_str().unwrap()],
+    );
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(bad.stderr.contains("not a LoCoMo file"), "{}", bad.stderr);
+}

@@ -230,6 +230,49 @@ fn is_hyphenated_technical(w: &str) -> bool {
         && !w.ends_with('-')
 }
 
+/// A transcript's speaker label: one to three capitalised words then a colon opening the text
+/// (`Caroline: I went…`, `Dr Ada Byron: …`).
+fn speaker_label(text: &str) -> Option<&str> {
+    /// Words that head a line like a label but name no speaker.
+    const HEADINGS: &[&str] = &[
+        "answer",
+        "caution",
+        "conclusion",
+        "edit",
+        "error",
+        "example",
+        "fixme",
+        "fyi",
+        "hint",
+        "important",
+        "input",
+        "note",
+        "output",
+        "ps",
+        "question",
+        "re",
+        "reminder",
+        "result",
+        "source",
+        "status",
+        "step",
+        "summary",
+        "tip",
+        "todo",
+        "update",
+        "warning",
+    ];
+    let text = text.trim_start();
+    let (label, rest) = text.split_once(':')?;
+    let words: Vec<&str> = label.split_whitespace().collect();
+    let plausible = (1..=3).contains(&words.len())
+        && label.len() <= 40
+        && words.iter().all(|w| is_capitalised(w) && !is_stop_word(w))
+        && !HEADINGS.contains(&words[0].to_lowercase().as_str())
+        && rest.starts_with(char::is_whitespace);
+    plausible.then_some(label.trim())
+}
+
 /// Quoted spans: `"…"`, `“…”` and backticks, 2 to 60 bytes, at most five words, one line.
 fn quoted_spans(text: &str) -> Vec<(usize, &str, &'static str)> {
     let mut out = Vec::new();
@@ -262,6 +305,14 @@ fn quoted_spans(text: &str) -> Vec<(usize, &str, &'static str)> {
 impl RuleExtractor {
     fn candidates(&self, text: &str) -> Vec<Candidate> {
         let mut cands: Vec<Candidate> = Vec::new();
+        if let Some(name) = speaker_label(text) {
+            cands.push(Candidate {
+                name: name.to_string(),
+                kind: "person",
+                strength: Strength::Phrase,
+                pos: 0,
+            });
+        }
         for (pos, inner, kind) in quoted_spans(text) {
             let name = inner.trim_matches(|c: char| !c.is_alphanumeric() && c != '_');
             if !name.is_empty() && !is_stop_word(name) {
@@ -592,6 +643,17 @@ mod tests {
         );
         assert!(keys("Sounds good to me.").is_empty());
         assert!(keys("Consider caching.").is_empty());
+    }
+
+    #[test]
+    fn a_transcript_speaker_label_names_a_person() {
+        let c = RuleExtractor::default().concepts("Caroline: I went to a support group yesterday.");
+        assert_eq!(c[0].key, "caroline");
+        assert_eq!(c[0].kind, "person");
+        assert!(keys("Note: the build is green.").is_empty());
+        assert!(
+            keys("Warning: disk full").is_empty() || keys("Warning: disk full") == vec!["warning"]
+        );
     }
 
     #[test]

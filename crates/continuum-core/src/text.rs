@@ -406,6 +406,53 @@ pub fn word_jaccard(a: &str, b: &str) -> f64 {
     jaccard(&sa, &sb)
 }
 
+/// A text's distinct lower-cased words as sorted hashes: compared with [`signature_jaccard`]
+/// many times over, so it is computed once per text.
+pub fn word_signature(text: &str) -> Vec<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut sig: Vec<u64> = words(text)
+        .map(|w| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            for c in w.chars().flat_map(char::to_lowercase) {
+                c.hash(&mut h);
+            }
+            h.finish()
+        })
+        .collect();
+    sig.sort_unstable();
+    sig.dedup();
+    sig
+}
+
+/// Jaccard similarity of two word signatures, or 0 when it is certainly below `at_least`
+/// (the sizes alone bound it).
+pub fn signature_jaccard(a: &[u64], b: &[u64], at_least: f64) -> f64 {
+    if a.is_empty() && b.is_empty() {
+        return 1.0;
+    }
+    let (small, large) = if a.len() <= b.len() {
+        (a.len(), b.len())
+    } else {
+        (b.len(), a.len())
+    };
+    if (small as f64) < at_least * large as f64 {
+        return 0.0;
+    }
+    let (mut i, mut j, mut inter) = (0, 0, 0usize);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                inter += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    inter as f64 / (a.len() + b.len() - inter) as f64
+}
+
 /// Jaccard similarity of two sets (two empty sets are identical).
 pub fn jaccard(a: &HashSet<String>, b: &HashSet<String>) -> f64 {
     if a.is_empty() && b.is_empty() {
@@ -455,5 +502,24 @@ mod tests {
     fn jaccard_measures_overlap() {
         assert_eq!(word_jaccard("a b c", "C b A"), 1.0);
         assert!((word_jaccard("a b", "b c") - 1.0 / 3.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn signatures_agree_with_set_jaccard() {
+        let pairs = [
+            ("a b c", "C b A"),
+            ("a b", "b c"),
+            ("one two three four", "one two three five"),
+        ];
+        for (x, y) in pairs {
+            let exact = word_jaccard(x, y);
+            let sig = signature_jaccard(&word_signature(x), &word_signature(y), 0.0);
+            assert!((exact - sig).abs() < 1e-9, "{x} / {y}");
+        }
+        // The size bound prunes pairs that cannot reach the threshold.
+        assert_eq!(
+            signature_jaccard(&word_signature("a"), &word_signature("a b c d"), 0.9),
+            0.0
+        );
     }
 }

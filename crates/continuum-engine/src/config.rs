@@ -57,6 +57,9 @@ pub struct EngineConfig {
     pub lexical_candidates: usize,
     /// Two memories whose word sets overlap at least this much (Jaccard) are one in recall.
     pub near_duplicate_jaccard: f64,
+    /// Each memory also earns these shares of the lexical score of its session neighbours
+    /// (1 place away, 2 places away, …). Derived index only.
+    pub session_context: Vec<f64>,
     /// Rank with the engine's derived in-memory index (true) or with the store's own full-text
     /// search (false: no build cost, slower per query at scale).
     pub derived_index: bool,
@@ -78,6 +81,7 @@ impl Default for EngineConfig {
             max_budget_tokens: 100_000,
             lexical_candidates: 60,
             near_duplicate_jaccard: 0.9,
+            session_context: vec![0.6, 0.3],
             derived_index: true,
             hebbian: HebbianRule::default(),
             fusion: FusionWeights::default(),
@@ -107,6 +111,14 @@ impl EngineConfig {
         }
         if self.recall_limit == 0 || self.recall_limit > self.max_recall_limit {
             return bad("recall_limit must be between 1 and max_recall_limit");
+        }
+        if self.session_context.len() > 8
+            || self
+                .session_context
+                .iter()
+                .any(|w| !(0.0..=2.0).contains(w))
+        {
+            return bad("session_context takes at most 8 weights, each in [0, 2]");
         }
         if !(0.0..=1.0).contains(&self.near_duplicate_jaccard) {
             return bad("near_duplicate_jaccard must lie in [0, 1]");

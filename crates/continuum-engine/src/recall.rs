@@ -15,7 +15,7 @@ use continuum_core::context::{ShownLink, assemble};
 use continuum_core::extract::concept_key;
 use continuum_core::rank::{Signals, collapse_duplicates, fuse, recency};
 use continuum_core::store::{Link, MemoryFilter, MemoryHead, Scored};
-use continuum_core::text::{jaccard, search_terms, words};
+use continuum_core::text::{search_terms, signature_jaccard, word_signature, words};
 use continuum_core::{Error, Memory, MemoryId, Result, SessionId, Source, TenantId, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -136,9 +136,15 @@ impl Engine {
         let guard = slot
             .read()
             .map_err(|_| Error::Internal("index lock poisoned".into()))?;
+        let weights: Vec<f32> = self
+            .config
+            .session_context
+            .iter()
+            .map(|w| *w as f32)
+            .collect();
         Ok(guard
             .as_ref()
-            .map(|ix| ix.search(&terms, filter, limit))
+            .map(|ix| ix.search_in_context(&terms, &weights, filter, limit))
             .unwrap_or_default())
     }
 
@@ -339,6 +345,25 @@ impl Engine {
             lex.insert(s.head.id, norm);
             heads.insert(s.head.id, s.head);
         }
+        // Every candidate, found by text or by concept, is scored by all the activated concepts
+        // it mentions (the mention lists above only bring candidates in).
+        if cfg.derived_index {
+            let ids: Vec<MemoryId> = heads.keys().copied().collect();
+            graph_raw.clear();
+            graph_concepts.clear();
+            let slot = self.fresh_index(tenant).await?;
+            let guard = slot
+                .read()
+                .map_err(|_| Error::Internal("index lock poisoned".into()))?;
+            if let Some(ix) = guard.as_ref() {
+                for (key, a) in &active {
+                    for id in ix.mentioned_among(key, &ids) {
+                        *graph_raw.entry(id).or_default() += a.value;
+                        graph_concepts.entry(id).or_default().push(a.name.clone());
+                    }
+                }
+            }
+        }
         let graph_max = graph_raw.values().cloned().fold(0.0f64, f64::max);
         let now = self.clock.now();
         let mut ranked: Vec<(f64, Signals, MemoryHead)> = heads
@@ -376,13 +401,13 @@ impl Engine {
 
         // Near-duplicates: same text, or nearly the same words.
         let threshold = cfg.near_duplicate_jaccard;
-        let word_sets: Vec<HashSet<String>> = scored
+        let signatures: Vec<Vec<u64>> = scored
             .iter()
-            .map(|s| words(&s.2.content).map(str::to_lowercase).collect())
+            .map(|s| word_signature(&s.2.content))
             .collect();
         let same = |i: usize, j: usize| {
             scored[i].2.content_hash == scored[j].2.content_hash
-                || jaccard(&word_sets[i], &word_sets[j]) >= threshold
+                || signature_jaccard(&signatures[i], &signatures[j], threshold) >= threshold
         };
         let order: Vec<usize> = (0..scored.len()).collect();
         let kept = collapse_duplicates(&order, |&a, &b| same(a, b));

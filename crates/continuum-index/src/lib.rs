@@ -25,6 +25,8 @@ const B: f32 = 0.75;
 struct Doc {
     head: MemoryHead,
     alive: bool,
+    /// The document's session slot and its position in that session's time order.
+    session: Option<(u32, u32)>,
 }
 
 /// Marks a forgotten document in `lens`.
@@ -46,6 +48,9 @@ pub struct TextIndex {
     by_id: FxHashMap<MemoryId, u32>,
     terms: FxHashMap<TermId, Vec<Posting>>,
     concepts: FxHashMap<Box<str>, Vec<u32>>,
+    session_slots: FxHashMap<Box<str>, u32>,
+    /// Per session slot, its documents in time order.
+    sessions: Vec<Vec<u32>>,
     total_len: u64,
     live: u32,
     /// The change-log position this index reflects.
@@ -113,11 +118,56 @@ impl TextIndex {
         self.total_len += len as u64;
         self.live += 1;
         self.by_id.insert(doc.head.id, ord);
+        let session = doc.head.session.as_ref().map(|s| {
+            let next = self.sessions.len() as u32;
+            let slot = *self.session_slots.entry(s.as_str().into()).or_insert(next);
+            if slot == next {
+                self.sessions.push(Vec::new());
+            }
+            (slot, 0)
+        });
+        let created_at = doc.head.created_at;
         self.docs.push(Doc {
             head: doc.head,
             alive: true,
+            session,
         });
+        if let Some((slot, _)) = session {
+            self.place_in_session(slot, ord, created_at);
+        }
         self.lens.push(len.min(DEAD - 1));
+    }
+
+    /// Inserts `ord` into its session's time order and renumbers positions when it did not go
+    /// last (imports may arrive out of order).
+    fn place_in_session(&mut self, slot: u32, ord: u32, at: continuum_core::Timestamp) {
+        let list = &mut self.sessions[slot as usize];
+        let docs = &self.docs;
+        let key = |o: u32| (docs[o as usize].head.created_at, o);
+        let at_end = list.last().is_none_or(|&last| key(last) <= (at, ord));
+        if at_end {
+            list.push(ord);
+            let pos = (list.len() - 1) as u32;
+            self.docs[ord as usize].session = Some((slot, pos));
+            return;
+        }
+        let i = list.partition_point(|&o| key(o) < (at, ord));
+        list.insert(i, ord);
+        let list = self.sessions[slot as usize].clone();
+        for (pos, o) in list.into_iter().enumerate().skip(i) {
+            self.docs[o as usize].session = Some((slot, pos as u32));
+        }
+    }
+
+    /// The document `offset` places after (or before, when negative) `ord` in its session.
+    fn session_neighbour(&self, ord: u32, offset: i32) -> Option<u32> {
+        let (slot, pos) = self.docs[ord as usize].session?;
+        let list = &self.sessions[slot as usize];
+        let p = pos as i64 + offset as i64;
+        if p < 0 {
+            return None;
+        }
+        list.get(p as usize).copied()
     }
 
     /// Marks a document forgotten. Its postings stay until the index is rebuilt.
@@ -144,6 +194,19 @@ impl TextIndex {
     /// BM25 over query `terms` (from [`Analyzer::query_terms`]): the best `limit` live
     /// documents passing `filter`.
     pub fn search(&self, terms: &[TermId], filter: &MemoryFilter, limit: usize) -> Vec<Scored> {
+        self.search_in_context(terms, &[], filter, limit)
+    }
+
+    /// BM25 where each document also earns `weights[i]` times the BM25 of the documents `i + 1`
+    /// places before and after it in its session: a turn's meaning lives partly in the turns
+    /// around it (the answer often follows the question).
+    pub fn search_in_context(
+        &self,
+        terms: &[TermId],
+        weights: &[f32],
+        filter: &MemoryFilter,
+        limit: usize,
+    ) -> Vec<Scored> {
         if terms.is_empty() || self.live == 0 || limit == 0 {
             return Vec::new();
         }
@@ -172,6 +235,37 @@ impl TextIndex {
                 *slot += s;
             }
         }
+        if !weights.is_empty() {
+            // Spread from the strongest direct matches only: a weak match's neighbours cannot
+            // reach the top, and common words match tens of thousands of documents.
+            let seeds_wanted = (limit * 8).max(256);
+            let mut seeds = touched.clone();
+            if seeds.len() > seeds_wanted {
+                seeds.select_nth_unstable_by(seeds_wanted - 1, |a, b| {
+                    scores[*b as usize].total_cmp(&scores[*a as usize])
+                });
+                seeds.truncate(seeds_wanted);
+            }
+            let seeds: Vec<(u32, f32)> =
+                seeds.into_iter().map(|d| (d, scores[d as usize])).collect();
+            for (d, s) in seeds {
+                for (step, w) in weights.iter().enumerate() {
+                    for offset in [-(step as i32) - 1, step as i32 + 1] {
+                        let Some(n) = self.session_neighbour(d, offset) else {
+                            continue;
+                        };
+                        if self.lens[n as usize] == DEAD {
+                            continue;
+                        }
+                        let slot = &mut scores[n as usize];
+                        if *slot == 0.0 {
+                            touched.push(n);
+                        }
+                        *slot += w * s;
+                    }
+                }
+            }
+        }
         if !filter.is_empty() {
             touched.retain(|&d| filter.matches_head(&self.docs[d as usize].head));
         }
@@ -191,6 +285,21 @@ impl TextIndex {
                 head: self.docs[d as usize].head.clone(),
                 score: scores[d as usize] as f64,
             })
+            .collect()
+    }
+
+    /// Those of `ids` that mention concept `key`.
+    pub fn mentioned_among(&self, key: &str, ids: &[MemoryId]) -> Vec<MemoryId> {
+        let Some(ords) = self.concepts.get(key) else {
+            return Vec::new();
+        };
+        ids.iter()
+            .filter(|id| {
+                self.by_id
+                    .get(id)
+                    .is_some_and(|o| ords.binary_search(o).is_ok())
+            })
+            .copied()
             .collect()
     }
 
@@ -313,6 +422,40 @@ mod tests {
             newest.iter().map(|h| h.created_at.0).collect::<Vec<_>>(),
             vec![19, 18, 17]
         );
+    }
+
+    fn in_session(mut d: IndexDoc, s: &str) -> IndexDoc {
+        d.head.session = Some(continuum_core::SessionId::new(s).unwrap());
+        d
+    }
+
+    #[test]
+    fn session_neighbours_share_a_match() {
+        let mut a = Analyzer::new();
+        let mut ix = TextIndex::new();
+        // Added out of time order: the index keeps each session in time order.
+        ix.add(&mut a, in_session(doc(3, "Paris, in spring.", &[]), "s1"));
+        ix.add(
+            &mut a,
+            in_session(doc(1, "Where did you go on holiday?", &[]), "s1"),
+        );
+        ix.add(&mut a, in_session(doc(2, "Somewhere warm.", &[]), "s1"));
+        ix.add(
+            &mut a,
+            in_session(doc(4, "Another holiday story.", &[]), "s2"),
+        );
+        let q = a.query_terms("holiday", 8);
+        let plain = ix.search(&q, &MemoryFilter::default(), 10);
+        assert_eq!(ids(&plain).len(), 2, "only the two direct matches");
+        let ctx = ix.search_in_context(&q, &[0.5, 0.25], &MemoryFilter::default(), 10);
+        let got = ids(&ctx);
+        assert_eq!(got.len(), 4);
+        let score = |t: i64| ctx.iter().find(|h| h.head.created_at.0 == t).unwrap().score;
+        // The reply right after the question earns half, the one after that a quarter.
+        assert!((score(2) - 0.5 * score(1)).abs() < 1e-4, "{ctx:?}");
+        assert!((score(3) - 0.25 * score(1)).abs() < 1e-4, "{ctx:?}");
+        // Another session's match is not spread into s1.
+        assert!(score(1) > score(2));
     }
 
     proptest::proptest! {

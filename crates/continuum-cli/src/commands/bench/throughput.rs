@@ -1,4 +1,5 @@
-//! `bench`: learn throughput and recall latency on generated conversations.
+//! `bench throughput` (the default `bench`): learn throughput and recall latency on generated
+//! conversations.
 //!
 //! The generator writes plausible chat turns (people, places, tools, projects, hobbies, numbers)
 //! from a seeded PRNG, so runs are repeatable and the text has the vocabulary spread of real
@@ -16,8 +17,8 @@ use serde::Serialize;
 use std::path::PathBuf;
 use std::time::Instant;
 
-#[derive(Debug, Args)]
-pub struct BenchArgs {
+#[derive(Debug, Args, Clone)]
+pub struct ThroughputArgs {
     /// Store sizes, in memories, at which recall latency is measured (each turn adds two).
     #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
     pub sizes: Vec<usize>,
@@ -283,7 +284,7 @@ struct BenchReport {
     queries_per_size: usize,
 }
 
-pub async fn bench(g: &Global, a: BenchArgs) -> Result<()> {
+pub async fn throughput(g: &Global, a: ThroughputArgs) -> Result<()> {
     let mut sizes = a.sizes.clone();
     sizes.sort_unstable();
     sizes.dedup();

@@ -1,0 +1,388 @@
+//! `bench locomo`: does recall find the turns that answer a question?
+//!
+//! Reads any file in the LoCoMo format (a JSON array of samples, each with a `conversation` of
+//! sessions and a `qa` list whose answers cite evidence turns by `dia_id`). Each conversation
+//! goes into a fresh tenant through the normal engine path, one turn = one memory: the content is
+//! `Speaker: text` (plus `[image: caption]` when the turn shared a picture), the session is the
+//! memory's session, and the session's date-time is its time (turns one second apart, in order).
+//! Every question of categories 1–4 is asked through `recall`; the recalled memories are mapped
+//! back to turn ids and scored: recall@k (share of a question's evidence turns in the top k,
+//! averaged over questions) and hit@k (any evidence turn in the top k).
+
+use crate::app::Global;
+use crate::output;
+use anyhow::{Context, Result};
+use clap::Args;
+use continuum_core::memory::Metadata;
+use continuum_core::{Error, MemoryId, SessionId, Source, TenantId, Timestamp};
+use continuum_engine::{RecallRequest, RememberRequest};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Debug, Args)]
+pub struct LocomoArgs {
+    /// A LoCoMo-format file, e.g. ../shared/bench/locomo/locomo-dev.json.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Cut-offs for recall@k and hit@k.
+    #[arg(long, value_delimiter = ',', default_value = "1,5,10,20")]
+    pub k: Vec<usize>,
+    /// Keep the stores in this directory instead of a temporary one (must not hold a store).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Override the session-context weights (neighbours 1, 2, … places away); `none` for none.
+    #[arg(long, value_name = "W1,W2,…")]
+    pub context_weights: Option<String>,
+    /// Override the fusion weights: lexical,graph,recency.
+    #[arg(long, value_name = "L,G,R")]
+    pub fusion: Option<String>,
+    /// Score only every other question (`a`: the 1st, 3rd, …; `b`: the 2nd, 4th, …), so that
+    /// settings chosen on one half can be checked on the other.
+    #[arg(long, value_parser = ["a", "b"])]
+    pub half: Option<String>,
+}
+
+fn weights(s: &str, what: &str) -> Result<Vec<f64>> {
+    if s == "none" {
+        return Ok(Vec::new());
+    }
+    s.split(',')
+        .map(|w| w.trim().parse::<f64>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| Error::InvalidInput(format!("{what} must be comma-separated numbers")).into())
+}
+
+/// Question categories scored (5, adversarial, has no evidence to find).
+const SCORED: [u64; 4] = [1, 2, 3, 4];
+
+#[derive(Debug, Default, Serialize)]
+struct Scores {
+    questions: usize,
+    recall_at: BTreeMap<String, f64>,
+    hit_at: BTreeMap<String, f64>,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    questions: usize,
+    recall_at: BTreeMap<String, f64>,
+    hit_at: BTreeMap<String, f64>,
+    by_category: BTreeMap<String, Scores>,
+    latency_ms: BTreeMap<String, f64>,
+    conversations: usize,
+    memories: usize,
+    skipped_questions: usize,
+    skipped_evidence_ids: usize,
+}
+
+/// "1:56 pm on 8 May, 2023" → a timestamp (taken as UTC).
+fn parse_session_time(s: &str) -> Option<Timestamp> {
+    let s = s.trim();
+    for fmt in [
+        "%I:%M %p on %d %B, %Y",
+        "%I:%M %p on %d %b, %Y",
+        "%H:%M on %d %B, %Y",
+    ] {
+        if let Ok(dt) = chrono::NaiveDateTime::parse_from_str(s, fmt) {
+            return Some(Timestamp(dt.and_utc().timestamp_millis()));
+        }
+    }
+    Timestamp::parse(s).ok()
+}
+
+struct Turn {
+    dia_id: String,
+    speaker: String,
+    text: String,
+}
+
+struct Session {
+    number: u64,
+    at: Option<Timestamp>,
+    turns: Vec<Turn>,
+}
+
+fn sessions(conv: &serde_json::Map<String, Value>) -> Vec<Session> {
+    let mut out: Vec<Session> = conv
+        .iter()
+        .filter_map(|(k, v)| {
+            let n: u64 = k.strip_prefix("session_")?.parse().ok()?;
+            let turns = v.as_array()?;
+            let at = conv
+                .get(&format!("session_{n}_date_time"))
+                .and_then(Value::as_str)
+                .and_then(parse_session_time);
+            let turns = turns
+                .iter()
+                .filter_map(|t| {
+                    let mut text = t.get("text")?.as_str()?.trim().to_string();
+                    if let Some(c) = t.get("blip_caption").and_then(Value::as_str) {
+                        text = format!("{text} [image: {}]", c.trim());
+                    }
+                    Some(Turn {
+                        dia_id: t.get("dia_id")?.as_str()?.trim().to_string(),
+                        speaker: t
+                            .get("speaker")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .trim()
+                            .to_string(),
+                        text,
+                    })
+                })
+                .filter(|t| !t.text.is_empty())
+                .collect();
+            Some(Session {
+                number: n,
+                at,
+                turns,
+            })
+        })
+        .collect();
+    out.sort_by_key(|s| s.number);
+    out
+}
+
+pub async fn locomo(g: &Global, a: LocomoArgs) -> Result<()> {
+    let mut ks = a.k.clone();
+    ks.sort_unstable();
+    ks.dedup();
+    if ks.is_empty() || ks[0] == 0 || *ks.last().unwrap() > 100 {
+        return Err(Error::InvalidInput("--k values must lie between 1 and 100".into()).into());
+    }
+    let max_k = *ks.last().unwrap();
+    let raw = std::fs::read(&a.data).with_context(|| format!("reading {}", a.data.display()))?;
+    let samples: Vec<Value> = serde_json::from_slice(&raw).map_err(|e| {
+        Error::InvalidInput(format!(
+            "{} is not a LoCoMo file (a JSON array of samples): {e}",
+            a.data.display()
+        ))
+    })?;
+    let temp;
+    let dir = match &a.dir {
+        Some(d) => {
+            if d.join(crate::app::STORE_FILE).exists() {
+                return Err(
+                    Error::Conflict(format!("{} already holds a store", d.display())).into(),
+                );
+            }
+            d.clone()
+        }
+        None => {
+            temp = tempfile::tempdir().context("creating a temporary directory")?;
+            temp.path().to_path_buf()
+        }
+    };
+    let mut config = g.engine_config();
+    if let Some(w) = &a.context_weights {
+        config.session_context = weights(w, "--context-weights")?;
+    }
+    if let Some(f) = &a.fusion {
+        match weights(f, "--fusion")?.as_slice() {
+            [l, gr, r] => {
+                config.fusion.lexical = *l;
+                config.fusion.graph = *gr;
+                config.fusion.recency = *r;
+            }
+            _ => {
+                return Err(Error::InvalidInput(
+                    "--fusion takes three weights: lexical,graph,recency".into(),
+                )
+                .into());
+            }
+        }
+    }
+    let (engine, _) = g.open_with(&dir, config)?;
+
+    // Per question: (category, recall@k for each k, hit@k for each k).
+    let mut results: Vec<(u64, Vec<f64>, Vec<bool>)> = Vec::new();
+    let mut latencies = Vec::new();
+    let (mut memories, mut skipped_q, mut skipped_ids) = (0usize, 0usize, 0usize);
+    let mut question_no = 0usize;
+    let pb = output::progress(samples.len() as u64, "conversations", g.json);
+    for (i, sample) in samples.iter().enumerate() {
+        let conv = sample
+            .get("conversation")
+            .and_then(Value::as_object)
+            .ok_or_else(|| Error::InvalidInput(format!("sample {i} has no conversation object")))?;
+        let tenant = TenantId::new(format!("locomo-{i}"))?;
+        let mut by_memory: HashMap<MemoryId, String> = HashMap::new();
+        let mut known: HashSet<String> = HashSet::new();
+        let mut last_at = Timestamp(0);
+        for session in sessions(conv) {
+            // A session without a readable date follows the previous one by a day.
+            let start = session
+                .at
+                .unwrap_or(Timestamp(last_at.millis() + 86_400_000));
+            let sid = SessionId::new(format!("session_{}", session.number))?;
+            for (j, turn) in session.turns.iter().enumerate() {
+                let mut metadata = Metadata::new();
+                metadata.insert("speaker".into(), turn.speaker.clone().into());
+                metadata.insert("dia_id".into(), turn.dia_id.clone().into());
+                let content = if turn.speaker.is_empty() {
+                    turn.text.clone()
+                } else {
+                    format!("{}: {}", turn.speaker, turn.text)
+                };
+                let at = Timestamp(start.millis() + j as i64 * 1000);
+                let m = engine
+                    .remember(
+                        &tenant,
+                        RememberRequest {
+                            content,
+                            source: Source::User,
+                            kind: Some("turn".into()),
+                            session: Some(sid.clone()),
+                            metadata,
+                            created_at: Some(at),
+                        },
+                    )
+                    .await?;
+                by_memory.insert(m.id, turn.dia_id.clone());
+                known.insert(turn.dia_id.clone());
+                memories += 1;
+                last_at = at;
+            }
+        }
+        for qa in sample
+            .get("qa")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let Some(category) = qa.get("category").and_then(Value::as_u64) else {
+                continue;
+            };
+            if !SCORED.contains(&category) {
+                continue;
+            }
+            question_no += 1;
+            match a.half.as_deref() {
+                Some("a") if question_no % 2 == 0 => continue,
+                Some("b") if question_no % 2 == 1 => continue,
+                _ => {}
+            }
+            let question = qa
+                .get("question")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .trim();
+            let evidence: Vec<String> = qa
+                .get("evidence")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(|e| e.trim().to_string())
+                .collect();
+            let valid: HashSet<&String> = evidence.iter().filter(|e| known.contains(*e)).collect();
+            skipped_ids += evidence.len() - valid.len();
+            if question.is_empty() || valid.is_empty() {
+                skipped_q += 1;
+                continue;
+            }
+            let req = RecallRequest {
+                query: question.to_string(),
+                limit: Some(max_k),
+                ..Default::default()
+            };
+            let t0 = Instant::now();
+            let r = engine.recall(&tenant, &req).await?;
+            latencies.push(t0.elapsed().as_secs_f64() * 1000.0);
+            let ranked: Vec<&String> = r
+                .memories
+                .iter()
+                .filter_map(|m| by_memory.get(&m.id))
+                .collect();
+            let recall: Vec<f64> = ks
+                .iter()
+                .map(|&k| {
+                    let top: HashSet<&String> = ranked.iter().take(k).copied().collect();
+                    valid.iter().filter(|e| top.contains(**e)).count() as f64 / valid.len() as f64
+                })
+                .collect();
+            let hit = recall.iter().map(|r| *r > 0.0).collect();
+            results.push((category, recall, hit));
+        }
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    if results.is_empty() {
+        return Err(Error::InvalidInput(
+            "no question of categories 1-4 with known evidence turns".into(),
+        )
+        .into());
+    }
+
+    let score = |rows: &[&(u64, Vec<f64>, Vec<bool>)]| -> Scores {
+        let n = rows.len().max(1) as f64;
+        let mut s = Scores {
+            questions: rows.len(),
+            ..Default::default()
+        };
+        for (i, k) in ks.iter().enumerate() {
+            s.recall_at
+                .insert(k.to_string(), rows.iter().map(|r| r.1[i]).sum::<f64>() / n);
+            s.hit_at.insert(
+                k.to_string(),
+                rows.iter().filter(|r| r.2[i]).count() as f64 / n,
+            );
+        }
+        s
+    };
+    let all: Vec<_> = results.iter().collect();
+    let overall = score(&all);
+    let mut by_category = BTreeMap::new();
+    for c in SCORED {
+        let rows: Vec<_> = results.iter().filter(|r| r.0 == c).collect();
+        if !rows.is_empty() {
+            by_category.insert(c.to_string(), score(&rows));
+        }
+    }
+    latencies.sort_by(f64::total_cmp);
+    let q = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
+    let report = Report {
+        questions: overall.questions,
+        recall_at: overall.recall_at,
+        hit_at: overall.hit_at,
+        by_category,
+        latency_ms: BTreeMap::from([("p50".to_string(), q(0.5)), ("p95".to_string(), q(0.95))]),
+        conversations: samples.len(),
+        memories,
+        skipped_questions: skipped_q,
+        skipped_evidence_ids: skipped_ids,
+    };
+    if g.json {
+        return output::json(&report);
+    }
+    println!(
+        "{} questions from {} conversations ({} memories); {} questions and {} evidence ids skipped",
+        report.questions, report.conversations, report.memories, skipped_q, skipped_ids
+    );
+    let head: Vec<String> = ks
+        .iter()
+        .map(|k| format!("R@{k:<5}"))
+        .chain(ks.iter().map(|k| format!("H@{k:<5}")))
+        .collect();
+    println!("{:<10} {:>5}  {}", "category", "n", head.join(" "));
+    let line = |name: &str, s: &BTreeMap<String, f64>, h: &BTreeMap<String, f64>, n: usize| {
+        let vals: Vec<String> = ks
+            .iter()
+            .map(|k| format!("{:<7.3}", s[&k.to_string()]))
+            .chain(ks.iter().map(|k| format!("{:<7.3}", h[&k.to_string()])))
+            .collect();
+        println!("{name:<10} {n:>5}  {}", vals.join(" "));
+    };
+    line("all", &report.recall_at, &report.hit_at, report.questions);
+    for (c, s) in &report.by_category {
+        line(&format!("cat {c}"), &s.recall_at, &s.hit_at, s.questions);
+    }
+    println!(
+        "recall latency p50 {:.2} ms, p95 {:.2} ms",
+        report.latency_ms["p50"], report.latency_ms["p95"]
+    );
+    Ok(())
+}
