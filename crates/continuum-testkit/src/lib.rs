@@ -43,10 +43,19 @@ pub fn tenant(name: &str) -> TenantId {
 
 /// Expands to one `#[tokio::test]` per conformance case, each given `$factory` (an expression
 /// of type `&'static Factory` or anything that derefs to it).
+///
+/// `store_conformance!(FACTORY, require_env = "VAR")` skips every case, saying why, when the
+/// environment variable `VAR` is unset (for backends that need a running service).
 #[macro_export]
 macro_rules! store_conformance {
     ($factory:expr) => {
-        $crate::store_conformance!(@cases $factory;
+        $crate::store_conformance!(@all $factory; None);
+    };
+    ($factory:expr, require_env = $var:expr) => {
+        $crate::store_conformance!(@all $factory; Some($var));
+    };
+    (@all $factory:expr; $var:expr) => {
+        $crate::store_conformance!(@cases $factory; $var;
             learn_stores_each_side_and_links_its_concepts,
             hebbian_links_grow_by_increment_and_cap,
             batched_learn_equals_turn_by_turn,
@@ -70,10 +79,17 @@ macro_rules! store_conformance {
             the_store_full_text_search_ranks_and_isolates
         );
     };
-    (@cases $factory:expr; $($case:ident),* $(,)?) => {
+    (@cases $factory:expr; $var:expr; $($case:ident),* $(,)?) => {
         $(
             #[tokio::test]
             async fn $case() {
+                let var: Option<&str> = $var;
+                if let Some(var) = var {
+                    if std::env::var(var).is_err() {
+                        eprintln!("skipping {}: {var} is not set", stringify!($case));
+                        return;
+                    }
+                }
                 $crate::conformance::$case($factory).await;
             }
         )*

@@ -1,0 +1,1378 @@
+//! The PostgreSQL store: the same model and behaviour as the SQLite store, for team servers and
+//! hosted PostgreSQL (Supabase, Neon, RDS are plain PostgreSQL to a client).
+//!
+//! - A connection pool (deadpool); plain TCP for now (TLS to the database is not built yet).
+//! - Writes are set-based: `apply` sends each kind of row as arrays through `UNNEST`, about ten
+//!   round trips per transaction whatever its size. Hebbian arithmetic happens in the upsert.
+//! - Writers of one tenant are serialised by a transaction-scoped advisory lock, so a tenant's
+//!   change-log order is its commit order (the derived index catches up by sequence number) and
+//!   concurrent learns of the same concept neither duplicate it nor lose an increment.
+//! - Full text: a generated `tsvector` with a GIN index, ranked with `ts_rank_cd`.
+//! - Versioned, checksummed migrations in `migrations/`, applied under an advisory lock.
+
+pub mod migrations;
+
+use async_trait::async_trait;
+use continuum_core::extract::ExtractedConcept;
+use continuum_core::hebbian::HebbianRule;
+use continuum_core::memory::{Decision, Metadata, SessionInfo};
+use continuum_core::store::{
+    Applied, Change, Concept, ForgetSelector, ImportKey, IndexDoc, Link, LinkWrite, MAX_PAGE,
+    MemoryFilter, MemoryHead, Order, Page, PageRequest, Scored, StoreStats, WriteBatch,
+};
+use continuum_core::{
+    Error, Memory, MemoryId, MemoryStore, Result, SessionId, TenantId, Timestamp,
+};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use std::collections::{BTreeMap, HashMap};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
+use uuid::Uuid;
+
+/// How to connect.
+#[derive(Debug, Clone)]
+pub struct PostgresOptions {
+    /// Connections in the pool.
+    pub pool_size: usize,
+    /// Use this schema (created if missing) instead of the connection's default search path.
+    pub schema: Option<String>,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        PostgresOptions {
+            pool_size: 8,
+            schema: None,
+        }
+    }
+}
+
+/// The PostgreSQL implementation of [`MemoryStore`].
+pub struct PostgresStore {
+    pool: Pool,
+    /// host:port/db, for `stats` and `doctor` (never the password).
+    target: String,
+}
+
+/// Maps a driver error to an error kind a caller can act on.
+pub(crate) fn map_err(e: tokio_postgres::Error) -> Error {
+    if let Some(db) = e.as_db_error() {
+        let code = db.code().code();
+        return match code {
+            "23505" => Error::Conflict(format!("already exists: {}", db.message())),
+            "40P01" | "40001" | "55P03" => Error::Unavailable(
+                "the database is busy (lock timeout or conflict); try again".into(),
+            ),
+            "53300" => Error::Unavailable("the database has too many connections".into()),
+            "3D000" => Error::Unavailable(format!("the database does not exist: {}", db.message())),
+            "28000" | "28P01" => Error::Unavailable("the database refused the credentials".into()),
+            _ => Error::Internal(format!("{code}: {}", db.message())),
+        };
+    }
+    if e.is_closed() || e.to_string().contains("connect") {
+        return Error::Unavailable(format!("cannot reach PostgreSQL: {e}"));
+    }
+    Error::Internal(e.to_string())
+}
+
+fn pool_err(e: deadpool_postgres::PoolError) -> Error {
+    match e {
+        deadpool_postgres::PoolError::Backend(e) => map_err(e),
+        other => Error::Unavailable(format!("cannot get a PostgreSQL connection: {other}")),
+    }
+}
+
+fn valid_schema(s: &str) -> Result<()> {
+    let ok = !s.is_empty()
+        && s.len() <= 63
+        && s.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidInput(format!(
+            "schema name '{s}' must be lower-case letters, digits and '_'"
+        )))
+    }
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user:password@host:port/db`), creating the schema if one
+    /// is named, and applies pending migrations.
+    pub async fn connect(url: &str, opts: &PostgresOptions, now: Timestamp) -> Result<Self> {
+        let mut cfg: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| Error::InvalidInput(format!("not a PostgreSQL URL: {e}")))?;
+        let target = format!(
+            "{}/{}",
+            cfg.get_hosts()
+                .first()
+                .map(|h| match h {
+                    tokio_postgres::config::Host::Tcp(h) => h.clone(),
+                    #[cfg(unix)]
+                    tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+                })
+                .unwrap_or_default(),
+            cfg.get_dbname().unwrap_or("")
+        );
+        if let Some(schema) = &opts.schema {
+            valid_schema(schema)?;
+            // Sessions search this schema first; it may not exist yet (created below).
+            cfg.options(format!("-c search_path={schema}"));
+        }
+        let mgr = Manager::from_config(
+            cfg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(mgr)
+            .max_size(opts.pool_size.max(1))
+            .build()
+            .map_err(|e| Error::Internal(format!("building the connection pool: {e}")))?;
+        let store = PostgresStore { pool, target };
+        if let Some(schema) = &opts.schema {
+            store
+                .client()
+                .await?
+                .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+                .await
+                .map_err(map_err)?;
+        }
+        store.migrate(now).await?;
+        Ok(store)
+    }
+
+    /// Where the store lives (host/database), for display.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object> {
+        self.pool.get().await.map_err(pool_err)
+    }
+
+    /// Applies pending migrations (also done by [`PostgresStore::connect`]).
+    pub async fn migrate(&self, now: Timestamp) -> Result<Vec<u32>> {
+        let mut client = self.client().await?;
+        migrations::migrate(&mut client, now.millis()).await
+    }
+
+    /// The migrations recorded in the store.
+    pub async fn applied_migrations(&self) -> Result<Vec<migrations::AppliedMigration>> {
+        let client = self.client().await?;
+        migrations::applied(&client).await
+    }
+
+    /// Drops a schema and everything in it (tests use a schema each).
+    pub async fn drop_schema(&self, schema: &str) -> Result<()> {
+        valid_schema(schema)?;
+        self.client()
+            .await?
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            .await
+            .map_err(map_err)
+    }
+}
+
+const MEMORY_COLS: &str = "m.id, m.session, m.source, m.kind, m.content, m.metadata::text, m.created_at, m.content_hash, m.valid_until, m.superseded_by";
+const HEAD_COLS: &str = "m.id, m.source, m.session, m.created_at, m.superseded_by IS NOT NULL";
+
+fn bad_row(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::Internal(format!("stored {what} is invalid: {e}"))
+}
+
+fn row_memory(r: &Row) -> Result<Memory> {
+    let session: Option<String> = r.get(1);
+    let source: String = r.get(2);
+    let metadata: String = r.get(5);
+    Ok(Memory {
+        id: MemoryId(r.get::<_, Uuid>(0)),
+        session: session.map(SessionId::new).transpose()?,
+        source: source.parse()?,
+        kind: r.get(3),
+        content: r.get(4),
+        metadata: serde_json::from_str::<Metadata>(&metadata)
+            .map_err(|e| bad_row("metadata", e))?,
+        created_at: Timestamp(r.get(6)),
+        content_hash: r.get(7),
+        valid_until: r.get::<_, Option<i64>>(8).map(Timestamp),
+        superseded_by: r.get::<_, Option<Uuid>>(9).map(MemoryId),
+    })
+}
+
+/// Reads `id, source, session, created_at, superseded` starting at column `at`.
+fn row_head(r: &Row, at: usize) -> Result<MemoryHead> {
+    let source: String = r.get(at + 1);
+    let session: Option<String> = r.get(at + 2);
+    Ok(MemoryHead {
+        id: MemoryId(r.get::<_, Uuid>(at)),
+        source: source.parse()?,
+        session: session.map(SessionId::new).transpose()?,
+        created_at: Timestamp(r.get(at + 3)),
+        superseded: r.get(at + 4),
+    })
+}
+
+fn row_concept(r: &Row) -> Concept {
+    Concept {
+        key: r.get(0),
+        name: r.get(1),
+        kind: r.get(2),
+        mentions: r.get::<_, i64>(3).max(0) as u64,
+        first_seen: Timestamp(r.get(4)),
+        last_seen: Timestamp(r.get(5)),
+    }
+}
+
+fn link(x: String, y: String, strength: f64, count: i64, last_at: i64) -> Link {
+    let (a, b) = if x <= y { (x, y) } else { (y, x) };
+    Link {
+        a,
+        b,
+        strength,
+        count: count.max(0) as u64,
+        last_at: Timestamp(last_at),
+    }
+}
+
+type Params = Vec<Box<dyn ToSql + Sync + Send>>;
+
+fn refs(p: &Params) -> Vec<&(dyn ToSql + Sync)> {
+    p.iter()
+        .map(|b| b.as_ref() as &(dyn ToSql + Sync))
+        .collect()
+}
+
+/// SQL conditions for a filter on alias `m`, numbering parameters after those in `p`.
+fn filter_sql(f: &MemoryFilter, p: &mut Params) -> String {
+    let mut sql = String::new();
+    if !f.sources.is_empty() {
+        let sources: Vec<String> = f.sources.iter().map(|s| s.as_str().to_string()).collect();
+        p.push(Box::new(sources));
+        sql.push_str(&format!(" AND m.source = ANY(${})", p.len()));
+    }
+    if let Some(s) = &f.session {
+        p.push(Box::new(s.as_str().to_string()));
+        sql.push_str(&format!(" AND m.session = ${}", p.len()));
+    }
+    if let Some(t) = f.since {
+        p.push(Box::new(t.millis()));
+        sql.push_str(&format!(" AND m.created_at >= ${}", p.len()));
+    }
+    if let Some(t) = f.until {
+        p.push(Box::new(t.millis()));
+        sql.push_str(&format!(" AND m.created_at < ${}", p.len()));
+    }
+    if f.current_only {
+        sql.push_str(" AND m.superseded_by IS NULL");
+    }
+    sql
+}
+
+fn parse_cursor(c: &str) -> Result<(i64, i64)> {
+    let bad = || Error::InvalidInput(format!("'{c}' is not a valid page cursor"));
+    let (t, r) = c.split_once(':').ok_or_else(bad)?;
+    Ok((t.parse().map_err(|_| bad())?, r.parse().map_err(|_| bad())?))
+}
+
+/// A tsquery matching any of the terms (letters and digits only reach the database).
+fn ts_query(terms: &[String]) -> Option<String> {
+    let clean: Vec<String> = terms
+        .iter()
+        .map(|t| {
+            t.chars()
+                .filter(|c| c.is_alphanumeric())
+                .collect::<String>()
+        })
+        .filter(|t| !t.is_empty())
+        .collect();
+    (!clean.is_empty()).then(|| clean.join(" | "))
+}
+
+/// Change-log rows gathered during a write, inserted in one statement.
+#[derive(Default)]
+struct ChangeRows {
+    at: Vec<i64>,
+    op: Vec<String>,
+    entity: Vec<String>,
+}
+
+impl ChangeRows {
+    fn push(&mut self, at: i64, op: &str, entity: String) {
+        self.at.push(at);
+        self.op.push(op.to_string());
+        self.entity.push(entity);
+    }
+
+    async fn insert(self, tx: &deadpool_postgres::Transaction<'_>, tenant: &str) -> Result<()> {
+        if self.at.is_empty() {
+            return Ok(());
+        }
+        tx.execute(
+            "INSERT INTO changes (tenant, at, op, entity)
+             SELECT $1, at, op, entity FROM UNNEST($2::bigint[], $3::text[], $4::text[]) AS t(at, op, entity)",
+            &[&tenant, &self.at, &self.op, &self.entity],
+        )
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+}
+
+async fn lock_tenant(tx: &deadpool_postgres::Transaction<'_>, tenant: &str) -> Result<()> {
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('continuum:' || $1))",
+        &[&tenant],
+    )
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+async fn apply_batches(
+    tx: &deadpool_postgres::Transaction<'_>,
+    tenant: &TenantId,
+    rule: &HebbianRule,
+    batches: Vec<WriteBatch>,
+) -> Result<Applied> {
+    let t = tenant.as_str();
+    let mut out = Applied::default();
+    let mut changes = ChangeRows::default();
+
+    // Memories, in one statement.
+    let mut ids = Vec::new();
+    let (mut sessions_col, mut sources, mut kinds, mut contents, mut metas) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut created, mut hashes, mut valid, mut superseded) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // concept key -> (name, kind, memories mentioning it, first, last)
+    let mut concept_rows: BTreeMap<String, (String, String, i64, i64, i64)> = BTreeMap::new();
+    let mut mention_pairs: Vec<(Uuid, String)> = Vec::new();
+    let mut session_delta: BTreeMap<String, (i64, i64, i64)> = BTreeMap::new();
+    let mut last_at = 0i64;
+    for batch in &batches {
+        last_at = last_at.max(batch.at.millis());
+        for w in &batch.memories {
+            let m = &w.memory;
+            ids.push(m.id.0);
+            sessions_col.push(m.session.as_ref().map(|s| s.as_str().to_string()));
+            sources.push(m.source.as_str().to_string());
+            kinds.push(m.kind.clone());
+            contents.push(m.content.clone());
+            metas.push(
+                serde_json::to_string(&m.metadata).map_err(|e| {
+                    Error::InvalidInput(format!("metadata is not serialisable: {e}"))
+                })?,
+            );
+            let ts = m.created_at.millis();
+            created.push(ts);
+            hashes.push(m.content_hash.clone());
+            valid.push(m.valid_until.map(|v| v.millis()));
+            superseded.push(m.superseded_by.map(|s| s.0));
+            if let Some(s) = &m.session {
+                let e = session_delta
+                    .entry(s.as_str().to_string())
+                    .or_insert((0, ts, ts));
+                e.0 += 1;
+                e.1 = e.1.min(ts);
+                e.2 = e.2.max(ts);
+            }
+            changes.push(batch.at.millis(), "memory.created", m.id.to_string());
+            let mut seen = std::collections::HashSet::new();
+            for c in &w.concepts {
+                if !seen.insert(c.key.as_str()) {
+                    continue;
+                }
+                let e = concept_rows.entry(c.key.clone()).or_insert((
+                    c.name.clone(),
+                    c.kind.clone(),
+                    0,
+                    ts,
+                    ts,
+                ));
+                e.2 += 1;
+                e.3 = e.3.min(ts);
+                e.4 = e.4.max(ts);
+                mention_pairs.push((m.id.0, c.key.clone()));
+            }
+        }
+        for l in &batch.links {
+            let (a, b) = match l {
+                LinkWrite::CoOccurred { a, b, .. } | LinkWrite::AtLeast { a, b, .. } => (a, b),
+            };
+            for k in [a, b] {
+                concept_rows.entry(k.clone()).or_insert((
+                    k.clone(),
+                    "concept".into(),
+                    0,
+                    batch.at.millis(),
+                    batch.at.millis(),
+                ));
+            }
+        }
+    }
+    let mut rid_of: HashMap<Uuid, i64> = HashMap::new();
+    if !ids.is_empty() {
+        let rows = tx
+            .query(
+                "INSERT INTO memories (id, tenant, session, source, kind, content, metadata,
+                    created_at, content_hash, valid_until, superseded_by)
+                 SELECT id, $1, session, source, kind, content, metadata::jsonb, created_at,
+                    content_hash, valid_until, superseded_by
+                 FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                    $8::bigint[], $9::text[], $10::bigint[], $11::uuid[])
+                    AS t(id, session, source, kind, content, metadata, created_at, content_hash,
+                         valid_until, superseded_by)
+                 RETURNING id, rid",
+                &[
+                    &t,
+                    &ids,
+                    &sessions_col,
+                    &sources,
+                    &kinds,
+                    &contents,
+                    &metas,
+                    &created,
+                    &hashes,
+                    &valid,
+                    &superseded,
+                ],
+            )
+            .await
+            .map_err(|e| match map_err(e) {
+                Error::Conflict(_) => {
+                    Error::Conflict("a memory with one of these ids already exists".into())
+                }
+                other => other,
+            })?;
+        for r in rows {
+            rid_of.insert(r.get(0), r.get(1));
+        }
+        out.memories = rid_of.len() as u64;
+    }
+    if !session_delta.is_empty() {
+        let (mut sid, mut n, mut first, mut last) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (s, (c, f, l)) in session_delta {
+            sid.push(s);
+            n.push(c);
+            first.push(f);
+            last.push(l);
+        }
+        tx.execute(
+            "INSERT INTO sessions (tenant, id, started_at, last_at, memories)
+             SELECT $1, id, f, l, n FROM UNNEST($2::text[], $3::bigint[], $4::bigint[], $5::bigint[]) AS t(id, f, l, n)
+             ON CONFLICT (tenant, id) DO UPDATE SET
+                started_at = LEAST(sessions.started_at, excluded.started_at),
+                last_at = GREATEST(sessions.last_at, excluded.last_at),
+                memories = sessions.memories + excluded.memories",
+            &[&t, &sid, &first, &last, &n],
+        )
+        .await
+        .map_err(map_err)?;
+    }
+
+    // Concepts: created or counted in one statement.
+    let mut cid_of: HashMap<String, i64> = HashMap::new();
+    if !concept_rows.is_empty() {
+        let (mut keys, mut names, mut ckinds, mut ns, mut firsts, mut lasts) = (
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        );
+        for (k, (name, kind, n, f, l)) in &concept_rows {
+            keys.push(k.clone());
+            names.push(name.clone());
+            ckinds.push(kind.clone());
+            ns.push(*n);
+            firsts.push(*f);
+            lasts.push(*l);
+        }
+        let rows = tx
+            .query(
+                "INSERT INTO concepts (tenant, key, name, kind, mentions, first_seen, last_seen)
+                 SELECT $1, key, name, kind, n, f, l
+                 FROM UNNEST($2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[])
+                    AS t(key, name, kind, n, f, l)
+                 ON CONFLICT (tenant, key) DO UPDATE SET
+                    mentions = concepts.mentions + excluded.mentions,
+                    first_seen = LEAST(concepts.first_seen, excluded.first_seen),
+                    last_seen = GREATEST(concepts.last_seen, excluded.last_seen)
+                 RETURNING cid, key, (xmax = 0) AS created",
+                &[&t, &keys, &names, &ckinds, &ns, &firsts, &lasts],
+            )
+            .await
+            .map_err(map_err)?;
+        for r in rows {
+            let key: String = r.get(1);
+            if r.get::<_, bool>(2) {
+                out.concepts_created += 1;
+                changes.push(last_at, "concept.created", key.clone());
+            }
+            cid_of.insert(key, r.get(0));
+        }
+    }
+    if !mention_pairs.is_empty() {
+        let (mut cids, mut rids) = (Vec::new(), Vec::new());
+        for (id, key) in &mention_pairs {
+            if let (Some(c), Some(r)) = (cid_of.get(key), rid_of.get(id)) {
+                cids.push(*c);
+                rids.push(*r);
+            }
+        }
+        tx.execute(
+            "INSERT INTO mentions (cid, rid) SELECT * FROM UNNEST($1::bigint[], $2::bigint[])
+             ON CONFLICT DO NOTHING",
+            &[&cids, &rids],
+        )
+        .await
+        .map_err(map_err)?;
+    }
+
+    // Links: co-occurrences summed, imported floors maxed, per canonical pair.
+    let mut co: BTreeMap<(i64, i64), (i64, i64)> = BTreeMap::new();
+    let mut floor: BTreeMap<(i64, i64), (f64, i64, i64)> = BTreeMap::new();
+    for batch in &batches {
+        for l in &batch.links {
+            let (ka, kb) = match l {
+                LinkWrite::CoOccurred { a, b, .. } | LinkWrite::AtLeast { a, b, .. } => (a, b),
+            };
+            if ka == kb {
+                continue;
+            }
+            let (Some(&x), Some(&y)) = (cid_of.get(ka), cid_of.get(kb)) else {
+                continue;
+            };
+            let pair = (x.min(y), x.max(y));
+            match l {
+                LinkWrite::CoOccurred { count, .. } => {
+                    let e = co.entry(pair).or_insert((0, batch.at.millis()));
+                    e.0 += (*count).max(1) as i64;
+                    e.1 = e.1.max(batch.at.millis());
+                }
+                LinkWrite::AtLeast {
+                    strength,
+                    count,
+                    last_at,
+                    ..
+                } => {
+                    let e = floor.entry(pair).or_insert((0.0, 0, 0));
+                    e.0 = e.0.max(strength.clamp(0.0, rule.cap));
+                    e.1 = e.1.max(*count as i64);
+                    e.2 = e.2.max(last_at.millis());
+                }
+            }
+        }
+    }
+    let mut link_changes = 0u64;
+    if !floor.is_empty() {
+        let (mut a, mut b, mut s, mut n, mut at) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for ((x, y), (st, c, l)) in &floor {
+            a.push(*x);
+            b.push(*y);
+            s.push(*st);
+            n.push(*c);
+            at.push(*l);
+        }
+        let rows = tx
+            .query(
+                "INSERT INTO links (a, b, tenant, strength, count, first_at, last_at)
+                 SELECT a, b, $1, s, n, l, l FROM UNNEST($2::bigint[], $3::bigint[], $4::float8[], $5::bigint[], $6::bigint[])
+                    AS t(a, b, s, n, l)
+                 ON CONFLICT (a, b) DO UPDATE SET
+                    strength = GREATEST(links.strength, excluded.strength),
+                    count = GREATEST(links.count, excluded.count),
+                    last_at = GREATEST(links.last_at, excluded.last_at)
+                 RETURNING (xmax = 0)",
+                &[&t, &a, &b, &s, &n, &at],
+            )
+            .await
+            .map_err(map_err)?;
+        for r in rows {
+            if r.get::<_, bool>(0) {
+                out.links_created += 1;
+            } else {
+                out.links_strengthened += 1;
+            }
+        }
+        link_changes += floor.len() as u64;
+    }
+    if !co.is_empty() {
+        let (mut a, mut b, mut n, mut at) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for ((x, y), (c, l)) in &co {
+            a.push(*x);
+            b.push(*y);
+            n.push(*c);
+            at.push(*l);
+        }
+        let rows = tx
+            .query(
+                "INSERT INTO links (a, b, tenant, strength, count, first_at, last_at)
+                 SELECT a, b, $1, LEAST($6::float8, $7::float8 + $8::float8 * (n - 1)), n, l, l
+                 FROM UNNEST($2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[]) AS t(a, b, n, l)
+                 ON CONFLICT (a, b) DO UPDATE SET
+                    strength = LEAST($6::float8, links.strength + $8::float8 * excluded.count),
+                    count = links.count + excluded.count,
+                    last_at = GREATEST(links.last_at, excluded.last_at)
+                 RETURNING (xmax = 0)",
+                &[&t, &a, &b, &n, &at, &rule.cap, &rule.initial, &rule.increment],
+            )
+            .await
+            .map_err(map_err)?;
+        for r in rows {
+            if r.get::<_, bool>(0) {
+                out.links_created += 1;
+            } else {
+                out.links_strengthened += 1;
+            }
+        }
+        link_changes += co.len() as u64;
+    }
+    if link_changes > 0 {
+        changes.push(last_at, "links.strengthened", link_changes.to_string());
+    }
+
+    // Decisions and supersessions.
+    let (mut did, mut dmem, mut dtext, mut dat) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for batch in &batches {
+        for d in &batch.decisions {
+            did.push(d.id.0);
+            dmem.push(d.memory_id.0);
+            dtext.push(d.text.clone());
+            dat.push(d.created_at.millis());
+        }
+    }
+    if !did.is_empty() {
+        let rows = tx
+            .query(
+                "INSERT INTO decisions (id, tenant, memory_id, text, created_at)
+                 SELECT id, $1, m, x, c FROM UNNEST($2::uuid[], $3::uuid[], $4::text[], $5::bigint[]) AS t(id, m, x, c)
+                 ON CONFLICT (id) DO NOTHING RETURNING id",
+                &[&t, &did, &dmem, &dtext, &dat],
+            )
+            .await
+            .map_err(map_err)?;
+        for r in rows {
+            out.decisions += 1;
+            changes.push(last_at, "decision.created", r.get::<_, Uuid>(0).to_string());
+        }
+    }
+    for batch in &batches {
+        for (old, new) in &batch.supersedes {
+            let n = tx
+                .execute(
+                    "UPDATE memories SET superseded_by = $1, valid_until = coalesce(valid_until, $2)
+                     WHERE tenant = $3 AND id = $4",
+                    &[&new.0, &batch.at.millis(), &t, &old.0],
+                )
+                .await
+                .map_err(map_err)?;
+            if n == 0 {
+                return Err(Error::NotFound(format!("no memory with id {old}")));
+            }
+            changes.push(batch.at.millis(), "memory.superseded", old.to_string());
+        }
+    }
+    changes.insert(tx, t).await?;
+    out.change_seq = tx
+        .query_one("SELECT coalesce(max(seq), 0) FROM changes", &[])
+        .await
+        .map_err(map_err)?
+        .get::<_, i64>(0)
+        .max(0) as u64;
+    Ok(out)
+}
+
+#[async_trait]
+impl MemoryStore for PostgresStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn apply(
+        &self,
+        tenant: &TenantId,
+        rule: &HebbianRule,
+        batches: Vec<WriteBatch>,
+    ) -> Result<Applied> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_err)?;
+        lock_tenant(&tx, tenant.as_str()).await?;
+        let out = apply_batches(&tx, tenant, rule, batches).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(out)
+    }
+
+    async fn get(&self, tenant: &TenantId, ids: &[MemoryId]) -> Result<Vec<Memory>> {
+        let client = self.client().await?;
+        let ids: Vec<Uuid> = ids.iter().map(|i| i.0).collect();
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {MEMORY_COLS} FROM memories m WHERE m.tenant = $1 AND m.id = ANY($2)"
+                ),
+                &[&tenant.as_str(), &ids],
+            )
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(row_memory).collect()
+    }
+
+    async fn list(
+        &self,
+        tenant: &TenantId,
+        filter: &MemoryFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Memory>> {
+        let limit = page.limit.clamp(1, MAX_PAGE);
+        let mut p: Params = vec![Box::new(tenant.as_str().to_string())];
+        let mut sql = format!("SELECT {MEMORY_COLS}, m.rid FROM memories m WHERE m.tenant = $1");
+        sql.push_str(&filter_sql(filter, &mut p));
+        let (cmp, dir) = match page.order {
+            Order::NewestFirst => ("<", "DESC"),
+            Order::OldestFirst => (">", "ASC"),
+        };
+        if let Some(c) = &page.cursor {
+            let (at, rid) = parse_cursor(c)?;
+            p.push(Box::new(at));
+            let at_n = p.len();
+            p.push(Box::new(rid));
+            sql.push_str(&format!(
+                " AND (m.created_at, m.rid) {cmp} (${at_n}, ${})",
+                p.len()
+            ));
+        }
+        p.push(Box::new(limit as i64 + 1));
+        sql.push_str(&format!(
+            " ORDER BY m.created_at {dir}, m.rid {dir} LIMIT ${}",
+            p.len()
+        ));
+        let client = self.client().await?;
+        let rows = client.query(&sql, &refs(&p)).await.map_err(map_err)?;
+        let mut items = Vec::with_capacity(rows.len());
+        for r in &rows {
+            items.push((row_memory(r)?, r.get::<_, i64>(10)));
+        }
+        let next_cursor = if items.len() > limit {
+            items.truncate(limit);
+            items
+                .last()
+                .map(|(m, rid)| format!("{}:{rid}", m.created_at.millis()))
+        } else {
+            None
+        };
+        Ok(Page {
+            items: items.into_iter().map(|(m, _)| m).collect(),
+            next_cursor,
+        })
+    }
+
+    async fn text_search(
+        &self,
+        tenant: &TenantId,
+        terms: &[String],
+        filter: &MemoryFilter,
+        limit: usize,
+    ) -> Result<Vec<Scored>> {
+        let Some(q) = ts_query(terms) else {
+            return Ok(Vec::new());
+        };
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut p: Params = vec![Box::new(q), Box::new(tenant.as_str().to_string())];
+        let mut sql = format!(
+            "SELECT ts_rank_cd(m.tsv, q)::float8 AS score, {HEAD_COLS}
+             FROM memories m, to_tsquery('english', $1) q
+             WHERE m.tsv @@ q AND m.tenant = $2"
+        );
+        sql.push_str(&filter_sql(filter, &mut p));
+        p.push(Box::new(limit.min(MAX_PAGE) as i64));
+        sql.push_str(&format!(
+            " ORDER BY score DESC, m.rid DESC LIMIT ${}",
+            p.len()
+        ));
+        let client = self.client().await?;
+        let rows = client.query(&sql, &refs(&p)).await.map_err(map_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(Scored {
+                    score: r.get(0),
+                    head: row_head(r, 1)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn concepts(&self, tenant: &TenantId, keys: &[String]) -> Result<Vec<Concept>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT key, name, kind, mentions, first_seen, last_seen FROM concepts
+                 WHERE tenant = $1 AND key = ANY($2)",
+                &[&tenant.as_str(), &keys],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(rows.iter().map(row_concept).collect())
+    }
+
+    async fn list_concepts(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<Concept>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT key, name, kind, mentions, first_seen, last_seen FROM concepts
+                 WHERE tenant = $1 ORDER BY mentions DESC, key LIMIT $2 OFFSET $3",
+                &[
+                    &tenant.as_str(),
+                    &(limit.min(MAX_PAGE) as i64),
+                    &(offset as i64),
+                ],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(rows.iter().map(row_concept).collect())
+    }
+
+    async fn neighbours(
+        &self,
+        tenant: &TenantId,
+        keys: &[String],
+        per_concept: usize,
+    ) -> Result<Vec<Link>> {
+        if keys.is_empty() || per_concept == 0 {
+            return Ok(Vec::new());
+        }
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "WITH seeds AS (SELECT cid FROM concepts WHERE tenant = $1 AND key = ANY($2)),
+                 l AS (
+                    SELECT x.* FROM seeds s, LATERAL (
+                        SELECT a, b, strength, count, last_at FROM links WHERE a = s.cid
+                        ORDER BY strength DESC, count DESC LIMIT $3) x
+                    UNION
+                    SELECT x.* FROM seeds s, LATERAL (
+                        SELECT a, b, strength, count, last_at FROM links WHERE b = s.cid
+                        ORDER BY strength DESC, count DESC LIMIT $3) x
+                 )
+                 SELECT ca.key, cb.key, l.strength, l.count, l.last_at FROM l
+                 JOIN concepts ca ON ca.cid = l.a JOIN concepts cb ON cb.cid = l.b",
+                &[&tenant.as_str(), &keys, &(per_concept.min(MAX_PAGE) as i64)],
+            )
+            .await
+            .map_err(map_err)?;
+        let mut links: Vec<Link> = rows
+            .iter()
+            .map(|r| link(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+            .collect();
+        links.sort_by(|x, y| {
+            y.strength
+                .total_cmp(&x.strength)
+                .then(y.count.cmp(&x.count))
+                .then_with(|| x.a.cmp(&y.a))
+                .then_with(|| x.b.cmp(&y.b))
+        });
+        Ok(links)
+    }
+
+    async fn list_links(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<Link>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT ca.key, cb.key, l.strength, l.count, l.last_at FROM links l
+                 JOIN concepts ca ON ca.cid = l.a JOIN concepts cb ON cb.cid = l.b
+                 WHERE l.tenant = $1 ORDER BY l.a, l.b LIMIT $2 OFFSET $3",
+                &[
+                    &tenant.as_str(),
+                    &(limit.min(MAX_PAGE) as i64),
+                    &(offset as i64),
+                ],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(rows
+            .iter()
+            .map(|r| link(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
+            .collect())
+    }
+
+    async fn mentions(
+        &self,
+        tenant: &TenantId,
+        keys: &[String],
+        per_concept: usize,
+    ) -> Result<Vec<(String, MemoryHead)>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT k.key, {HEAD_COLS} FROM concepts k, LATERAL (
+                        SELECT mn.rid FROM mentions mn WHERE mn.cid = k.cid ORDER BY mn.rid DESC LIMIT $3
+                     ) x JOIN memories m ON m.rid = x.rid
+                     WHERE k.tenant = $1 AND k.key = ANY($2)"
+                ),
+                &[&tenant.as_str(), &keys, &(per_concept as i64)],
+            )
+            .await
+            .map_err(map_err)?;
+        rows.iter()
+            .map(|r| Ok((r.get(0), row_head(r, 1)?)))
+            .collect()
+    }
+
+    async fn concepts_of(
+        &self,
+        tenant: &TenantId,
+        ids: &[MemoryId],
+    ) -> Result<Vec<(MemoryId, ExtractedConcept)>> {
+        let client = self.client().await?;
+        let ids: Vec<Uuid> = ids.iter().map(|i| i.0).collect();
+        let rows = client
+            .query(
+                "SELECT m.id, k.key, k.name, k.kind FROM memories m
+                 JOIN mentions mn ON mn.rid = m.rid JOIN concepts k ON k.cid = mn.cid
+                 WHERE m.tenant = $1 AND m.id = ANY($2) ORDER BY m.id, k.key",
+                &[&tenant.as_str(), &ids],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                (
+                    MemoryId(r.get(0)),
+                    ExtractedConcept {
+                        key: r.get(1),
+                        name: r.get(2),
+                        kind: r.get(3),
+                    },
+                )
+            })
+            .collect())
+    }
+
+    async fn decisions(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<Decision>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT id, memory_id, text, created_at FROM decisions WHERE tenant = $1
+                 ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3",
+                &[
+                    &tenant.as_str(),
+                    &(limit.min(MAX_PAGE) as i64),
+                    &(offset as i64),
+                ],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(rows
+            .iter()
+            .map(|r| Decision {
+                id: MemoryId(r.get(0)),
+                memory_id: MemoryId(r.get(1)),
+                text: r.get(2),
+                created_at: Timestamp(r.get(3)),
+            })
+            .collect())
+    }
+
+    async fn sessions(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Vec<SessionInfo>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT id, started_at, last_at, memories FROM sessions WHERE tenant = $1
+                 ORDER BY last_at DESC, id LIMIT $2 OFFSET $3",
+                &[
+                    &tenant.as_str(),
+                    &(limit.min(MAX_PAGE) as i64),
+                    &(offset as i64),
+                ],
+            )
+            .await
+            .map_err(map_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(SessionInfo {
+                    id: SessionId::new(r.get::<_, String>(0))?,
+                    started_at: Timestamp(r.get(1)),
+                    last_at: Timestamp(r.get(2)),
+                    memories: r.get::<_, i64>(3).max(0) as u64,
+                })
+            })
+            .collect()
+    }
+
+    async fn forget(&self, tenant: &TenantId, what: &ForgetSelector) -> Result<u64> {
+        let now = continuum_core::Clock::now(&continuum_core::SystemClock).millis();
+        let t = tenant.as_str();
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_err)?;
+        lock_tenant(&tx, t).await?;
+        let rows = match what {
+            ForgetSelector::Ids(ids) => {
+                let ids: Vec<Uuid> = ids.iter().map(|i| i.0).collect();
+                tx.query(
+                    "SELECT rid, id FROM memories WHERE tenant = $1 AND id = ANY($2)",
+                    &[&t, &ids],
+                )
+                .await
+            }
+            ForgetSelector::Session(s) => {
+                tx.query(
+                    "SELECT rid, id FROM memories WHERE tenant = $1 AND session = $2",
+                    &[&t, &s.as_str()],
+                )
+                .await
+            }
+            ForgetSelector::All => {
+                tx.query("SELECT rid, id FROM memories WHERE tenant = $1", &[&t])
+                    .await
+            }
+        }
+        .map_err(map_err)?;
+        let rids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.get(1)).collect();
+        let mut changes = ChangeRows::default();
+        if !rids.is_empty() {
+            let counts = tx
+                .query(
+                    "SELECT cid, count(*) FROM mentions WHERE rid = ANY($1) GROUP BY cid",
+                    &[&rids],
+                )
+                .await
+                .map_err(map_err)?;
+            let cids: Vec<i64> = counts.iter().map(|r| r.get(0)).collect();
+            let ns: Vec<i64> = counts.iter().map(|r| r.get(1)).collect();
+            let exec = |sql: &'static str| sql;
+            tx.execute(exec("DELETE FROM mentions WHERE rid = ANY($1)"), &[&rids])
+                .await
+                .map_err(map_err)?;
+            tx.execute(
+                "DELETE FROM decisions WHERE tenant = $1 AND memory_id = ANY($2)",
+                &[&t, &ids],
+            )
+            .await
+            .map_err(map_err)?;
+            let restored = tx
+                .query(
+                    "UPDATE memories SET superseded_by = NULL, valid_until = NULL
+                     WHERE tenant = $1 AND superseded_by = ANY($2) AND NOT (id = ANY($2)) RETURNING id",
+                    &[&t, &ids],
+                )
+                .await
+                .map_err(map_err)?;
+            for r in restored {
+                changes.push(now, "memory.updated", r.get::<_, Uuid>(0).to_string());
+            }
+            tx.execute(
+                "UPDATE sessions s SET memories = s.memories - c.n
+                 FROM (SELECT session, count(*) AS n FROM memories WHERE rid = ANY($2) AND session IS NOT NULL
+                       GROUP BY session) c
+                 WHERE s.tenant = $1 AND s.id = c.session",
+                &[&t, &rids],
+            )
+            .await
+            .map_err(map_err)?;
+            tx.execute("DELETE FROM memories WHERE rid = ANY($1)", &[&rids])
+                .await
+                .map_err(map_err)?;
+            tx.execute(
+                "UPDATE concepts SET mentions = concepts.mentions - c.n
+                 FROM UNNEST($1::bigint[], $2::bigint[]) AS c(cid, n) WHERE concepts.cid = c.cid",
+                &[&cids, &ns],
+            )
+            .await
+            .map_err(map_err)?;
+            let gone: Vec<i64> = tx
+                .query(
+                    "DELETE FROM concepts WHERE cid = ANY($1) AND mentions <= 0 RETURNING cid",
+                    &[&cids],
+                )
+                .await
+                .map_err(map_err)?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            if !gone.is_empty() {
+                tx.execute(
+                    "DELETE FROM links WHERE a = ANY($1) OR b = ANY($1)",
+                    &[&gone],
+                )
+                .await
+                .map_err(map_err)?;
+            }
+            tx.execute(
+                "DELETE FROM sessions WHERE tenant = $1 AND memories <= 0",
+                &[&t],
+            )
+            .await
+            .map_err(map_err)?;
+            for id in &ids {
+                changes.push(now, "memory.forgotten", id.to_string());
+            }
+        }
+        if matches!(what, ForgetSelector::All) {
+            for sql in [
+                "DELETE FROM links WHERE tenant = $1",
+                "DELETE FROM concepts WHERE tenant = $1",
+                "DELETE FROM decisions WHERE tenant = $1",
+                "DELETE FROM sessions WHERE tenant = $1",
+            ] {
+                tx.execute(sql, &[&t]).await.map_err(map_err)?;
+            }
+        }
+        changes.insert(&tx, t).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(rids.len() as u64)
+    }
+
+    async fn existing(&self, tenant: &TenantId, keys: &[ImportKey]) -> Result<Vec<ImportKey>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let client = self.client().await?;
+        let ids: Vec<Uuid> = keys.iter().map(|k| k.id.0).collect();
+        let hashes: Vec<String> = keys.iter().map(|k| k.content_hash.clone()).collect();
+        let ats: Vec<i64> = keys.iter().map(|k| k.created_at.millis()).collect();
+        let sessions: Vec<Option<String>> = keys
+            .iter()
+            .map(|k| k.session.as_ref().map(|s| s.as_str().to_string()))
+            .collect();
+        let rows = client
+            .query(
+                "SELECT t.i FROM UNNEST($2::uuid[], $3::text[], $4::bigint[], $5::text[]) WITH ORDINALITY
+                    AS t(id, h, at, s, i)
+                 WHERE EXISTS (SELECT 1 FROM memories m WHERE m.tenant = $1 AND m.id = t.id)
+                    OR EXISTS (SELECT 1 FROM memories m WHERE m.tenant = $1 AND m.created_at = t.at
+                               AND m.content_hash = t.h AND m.session IS NOT DISTINCT FROM t.s)",
+                &[&tenant.as_str(), &ids, &hashes, &ats, &sessions],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| keys.get((r.get::<_, i64>(0) - 1) as usize).cloned())
+            .collect())
+    }
+
+    async fn stats(&self, tenant: &TenantId) -> Result<StoreStats> {
+        let client = self.client().await?;
+        let t = tenant.as_str();
+        let r = client
+            .query_one(
+                "SELECT
+                    (SELECT count(*) FROM memories WHERE tenant = $1),
+                    (SELECT count(*) FROM sessions WHERE tenant = $1),
+                    (SELECT count(*) FROM concepts WHERE tenant = $1),
+                    (SELECT count(*) FROM links WHERE tenant = $1),
+                    (SELECT count(*) FROM decisions WHERE tenant = $1),
+                    (SELECT coalesce(max(seq), 0) FROM changes),
+                    (SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c
+                        JOIN pg_namespace n ON n.oid = c.relnamespace
+                        WHERE n.nspname = current_schema() AND c.relkind = 'r'),
+                    (SELECT coalesce(max(version), 0) FROM schema_migrations)",
+                &[&t],
+            )
+            .await
+            .map_err(map_err)?;
+        let n = |i: usize| r.get::<_, i64>(i).max(0) as u64;
+        Ok(StoreStats {
+            memories: n(0),
+            sessions: n(1),
+            concepts: n(2),
+            links: n(3),
+            decisions: n(4),
+            change_seq: n(5),
+            store_bytes: Some(n(6)),
+            schema_version: r.get::<_, i32>(7) as u32,
+        })
+    }
+
+    async fn changes_since(
+        &self,
+        tenant: &TenantId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Change>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT seq, at, op, entity FROM changes WHERE tenant = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                &[&tenant.as_str(), &(after as i64), &(limit.min(MAX_PAGE) as i64)],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(rows
+            .iter()
+            .map(|r| Change {
+                seq: r.get::<_, i64>(0) as u64,
+                at: Timestamp(r.get(1)),
+                op: r.get(2),
+                entity: r.get(3),
+            })
+            .collect())
+    }
+
+    async fn latest_change(&self, tenant: &TenantId) -> Result<u64> {
+        let client = self.client().await?;
+        let r = client
+            .query_one(
+                "SELECT coalesce(max(seq), 0) FROM changes WHERE tenant = $1",
+                &[&tenant.as_str()],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(r.get::<_, i64>(0).max(0) as u64)
+    }
+
+    async fn index_scan(
+        &self,
+        tenant: &TenantId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, IndexDoc)>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT m.rid, m.content, {HEAD_COLS},
+                        coalesce((SELECT array_agg(k.key) FROM mentions mn JOIN concepts k ON k.cid = mn.cid
+                                  WHERE mn.rid = m.rid), '{{}}')
+                     FROM memories m WHERE m.tenant = $1 AND m.rid > $2 ORDER BY m.rid LIMIT $3"
+                ),
+                &[&tenant.as_str(), &(after as i64), &(limit.min(10_000) as i64)],
+            )
+            .await
+            .map_err(map_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.get::<_, i64>(0) as u64,
+                    IndexDoc {
+                        content: r.get(1),
+                        head: row_head(r, 2)?,
+                        concepts: r.get(7),
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    async fn index_docs(&self, tenant: &TenantId, ids: &[MemoryId]) -> Result<Vec<IndexDoc>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let client = self.client().await?;
+        let ids: Vec<Uuid> = ids.iter().map(|i| i.0).collect();
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT m.rid, m.content, {HEAD_COLS},
+                        coalesce((SELECT array_agg(k.key) FROM mentions mn JOIN concepts k ON k.cid = mn.cid
+                                  WHERE mn.rid = m.rid), '{{}}')
+                     FROM memories m WHERE m.tenant = $1 AND m.id = ANY($2)"
+                ),
+                &[&tenant.as_str(), &ids],
+            )
+            .await
+            .map_err(map_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(IndexDoc {
+                    content: r.get(1),
+                    head: row_head(r, 2)?,
+                    concepts: r.get(7),
+                })
+            })
+            .collect()
+    }
+
+    async fn check(&self) -> Result<Vec<String>> {
+        let client = self.client().await?;
+        let mut problems = Vec::new();
+        let orphans: i64 = client
+            .query_one(
+                "SELECT count(*) FROM mentions mn LEFT JOIN memories m ON m.rid = mn.rid WHERE m.rid IS NULL",
+                &[],
+            )
+            .await
+            .map_err(map_err)?
+            .get(0);
+        if orphans > 0 {
+            problems.push(format!(
+                "{orphans} concept mentions point at missing memories"
+            ));
+        }
+        let dangling: i64 = client
+            .query_one(
+                "SELECT count(*) FROM links l WHERE NOT EXISTS (SELECT 1 FROM concepts c WHERE c.cid = l.a)
+                    OR NOT EXISTS (SELECT 1 FROM concepts c WHERE c.cid = l.b)",
+                &[],
+            )
+            .await
+            .map_err(map_err)?
+            .get(0);
+        if dangling > 0 {
+            problems.push(format!("{dangling} links point at missing concepts"));
+        }
+        Ok(problems)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_names_are_checked() {
+        assert!(valid_schema("continuum_test_1").is_ok());
+        for bad in ["", "Upper", "a-b", "x; drop table", "1abc"] {
+            assert!(valid_schema(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ts_queries_keep_only_letters_and_digits() {
+        assert_eq!(
+            ts_query(&["rust".into(), "it's".into(), "!!".into()]).unwrap(),
+            "rust | its"
+        );
+        assert!(ts_query(&["&|!".into()]).is_none());
+    }
+}

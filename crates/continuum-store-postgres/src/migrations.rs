@@ -1,0 +1,117 @@
+//! Versioned, forward-only, checksummed migrations for PostgreSQL, embedded in the binary and
+//! applied under an advisory lock so that several servers starting at once apply each once.
+
+use crate::map_err;
+use continuum_core::{Error, Result};
+use sha2::{Digest, Sha256};
+
+pub struct Migration {
+    pub version: u32,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "init",
+    sql: include_str!("../migrations/0001_init.sql"),
+}];
+
+/// The schema version this build writes.
+pub fn latest_version() -> u32 {
+    MIGRATIONS.last().map(|m| m.version).unwrap_or(0)
+}
+
+pub fn checksum(sql: &str) -> String {
+    Sha256::digest(sql.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A migration as recorded in a store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppliedMigration {
+    pub version: u32,
+    pub name: String,
+    pub checksum: String,
+    pub applied_at: i64,
+}
+
+const CREATE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    INTEGER PRIMARY KEY,
+    name       TEXT    NOT NULL,
+    checksum   TEXT    NOT NULL,
+    applied_at BIGINT  NOT NULL
+)";
+
+pub async fn applied(client: &tokio_postgres::Client) -> Result<Vec<AppliedMigration>> {
+    client.batch_execute(CREATE).await.map_err(map_err)?;
+    let rows = client
+        .query(
+            "SELECT version, name, checksum, applied_at FROM schema_migrations ORDER BY version",
+            &[],
+        )
+        .await
+        .map_err(map_err)?;
+    Ok(rows
+        .iter()
+        .map(|r| AppliedMigration {
+            version: r.get::<_, i32>(0) as u32,
+            name: r.get(1),
+            checksum: r.get(2),
+            applied_at: r.get(3),
+        })
+        .collect())
+}
+
+/// Applies every pending migration in one transaction; returns the versions applied.
+pub async fn migrate(client: &mut tokio_postgres::Client, now_millis: i64) -> Result<Vec<u32>> {
+    let tx = client.transaction().await.map_err(map_err)?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('continuum:migrations'))",
+        &[],
+    )
+    .await
+    .map_err(map_err)?;
+    tx.batch_execute(CREATE).await.map_err(map_err)?;
+    let done: Vec<(i32, String, String)> = tx
+        .query("SELECT version, name, checksum FROM schema_migrations", &[])
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    for (version, name, sum) in &done {
+        match MIGRATIONS.iter().find(|m| m.version as i32 == *version) {
+            None => {
+                return Err(Error::Unavailable(format!(
+                    "this database has schema version {version} but this build of Continuum knows only up to {}; upgrade Continuum",
+                    latest_version()
+                )));
+            }
+            Some(m) if checksum(m.sql) != *sum => {
+                return Err(Error::Internal(format!(
+                    "migration {version} ({name}) recorded in the database does not match the one in this build (checksum mismatch)"
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    let mut applied_now = Vec::new();
+    for m in MIGRATIONS {
+        if done.iter().any(|(v, _, _)| *v == m.version as i32) {
+            continue;
+        }
+        tx.batch_execute(m.sql).await.map_err(map_err)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES ($1, $2, $3, $4)",
+            &[&(m.version as i32), &m.name, &checksum(m.sql), &now_millis],
+        )
+        .await
+        .map_err(map_err)?;
+        applied_now.push(m.version);
+    }
+    tx.commit().await.map_err(map_err)?;
+    Ok(applied_now)
+}
