@@ -2,8 +2,10 @@
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser};
+use continuum_core::MemoryStore;
 use continuum_core::{Error, TenantId, Timestamp};
 use continuum_engine::{Engine, EngineConfig};
+use continuum_store_postgres::{PostgresOptions, PostgresStore};
 use continuum_store_sqlite::{SqliteOptions, SqliteStore};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -24,6 +26,16 @@ pub struct Global {
     /// Directory holding the store (default: the per-user data directory, e.g. ~/.local/share/continuum).
     #[arg(long, global = true, env = "CONTINUUM_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Where memories live: a PostgreSQL URL (postgres://user@host/db); unset, the embedded
+    /// SQLite store in --data-dir.
+    #[arg(
+        long,
+        global = true,
+        env = "CONTINUUM_STORE",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub store: Option<String>,
     /// Tenant whose memories to use.
     #[arg(
         long,
@@ -70,43 +82,160 @@ impl Global {
         }
     }
 
-    /// Opens the store in the data directory (creating both when missing) and the engine.
-    pub fn open(&self) -> Result<(Engine, Arc<SqliteStore>)> {
-        let dir = self.data_dir()?;
-        self.open_at(&dir)
-    }
-
-    pub fn open_at(&self, dir: &std::path::Path) -> Result<(Engine, Arc<SqliteStore>)> {
-        self.open_with(dir, self.engine_config())
-    }
-
-    /// Opens the store in `dir` with an explicit engine configuration.
-    pub fn open_with(
-        &self,
-        dir: &std::path::Path,
-        config: EngineConfig,
-    ) -> Result<(Engine, Arc<SqliteStore>)> {
-        if dir.exists() && !dir.is_dir() {
-            return Err(Error::Unavailable(format!(
-                "data directory {} exists but is not a directory",
-                dir.display()
-            ))
-            .into());
+    /// Where `--store` and `--data-dir` say the store is.
+    pub fn location(&self) -> Result<StoreLocation> {
+        match self.store.as_deref().map(str::trim) {
+            None | Some("") => Ok(StoreLocation::Sqlite(self.data_dir()?)),
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Ok(StoreLocation::Postgres {
+                    url: url.to_string(),
+                    schema: None,
+                })
+            }
+            Some(_) => Err(Error::InvalidInput(
+                "unsupported --store (expected a postgres:// URL; leave it unset for the embedded SQLite store in --data-dir)"
+                    .into(),
+            )
+            .into()),
         }
-        std::fs::create_dir_all(dir).map_err(|e| {
-            Error::Unavailable(format!(
-                "cannot create data directory {}: {e}",
-                dir.display()
-            ))
-        })?;
-        let opts = SqliteOptions {
-            busy_timeout: Duration::from_millis(self.busy_timeout_ms),
-            ..SqliteOptions::default()
-        };
+    }
+
+    /// Opens the configured store and the engine over it.
+    pub async fn open(&self) -> Result<(Engine, Backend)> {
+        let location = self.location()?;
+        self.open_location(&location, self.engine_config()).await
+    }
+
+    /// Opens a store at an explicit location with an explicit engine configuration.
+    pub async fn open_location(
+        &self,
+        location: &StoreLocation,
+        config: EngineConfig,
+    ) -> Result<(Engine, Backend)> {
         let now = continuum_core::Clock::now(&continuum_core::SystemClock);
-        let store = Arc::new(SqliteStore::open(dir.join(STORE_FILE), &opts, now)?);
-        let engine = Engine::new(store.clone(), config)?;
-        Ok((engine, store))
+        let backend = match location {
+            StoreLocation::Sqlite(dir) => {
+                if dir.exists() && !dir.is_dir() {
+                    return Err(Error::Unavailable(format!(
+                        "data directory {} exists but is not a directory",
+                        dir.display()
+                    ))
+                    .into());
+                }
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    Error::Unavailable(format!(
+                        "cannot create data directory {}: {e}",
+                        dir.display()
+                    ))
+                })?;
+                let opts = SqliteOptions {
+                    busy_timeout: Duration::from_millis(self.busy_timeout_ms),
+                    ..SqliteOptions::default()
+                };
+                Backend::Sqlite(Arc::new(SqliteStore::open(
+                    dir.join(STORE_FILE),
+                    &opts,
+                    now,
+                )?))
+            }
+            StoreLocation::Postgres { url, schema } => {
+                let opts = PostgresOptions {
+                    schema: schema.clone(),
+                    ..PostgresOptions::default()
+                };
+                Backend::Postgres(Arc::new(PostgresStore::connect(url, &opts, now).await?))
+            }
+        };
+        let engine = Engine::new(backend.store(), config)?;
+        Ok((engine, backend))
+    }
+}
+
+/// Where a store lives.
+#[derive(Debug, Clone)]
+pub enum StoreLocation {
+    /// The embedded store in this data directory.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database, optionally in a schema of its own.
+    Postgres { url: String, schema: Option<String> },
+}
+
+/// An open store, by backend, for what only the CLI needs to know of it.
+pub enum Backend {
+    Sqlite(Arc<SqliteStore>),
+    Postgres(Arc<PostgresStore>),
+}
+
+/// A migration as `continuum migrate` shows it.
+pub struct MigrationRow {
+    pub version: u32,
+    pub name: String,
+    pub checksum: String,
+    pub applied_at: i64,
+}
+
+impl Backend {
+    pub fn store(&self) -> Arc<dyn MemoryStore> {
+        match self {
+            Backend::Sqlite(s) => s.clone(),
+            Backend::Postgres(p) => p.clone(),
+        }
+    }
+
+    /// A file path or host/database.
+    pub fn describe(&self) -> String {
+        match self {
+            Backend::Sqlite(s) => s.path().display().to_string(),
+            Backend::Postgres(p) => format!("postgres://{}", p.target()),
+        }
+    }
+
+    pub fn latest_version(&self) -> u32 {
+        match self {
+            Backend::Sqlite(_) => continuum_store_sqlite::migrations::latest_version(),
+            Backend::Postgres(_) => continuum_store_postgres::migrations::latest_version(),
+        }
+    }
+
+    pub async fn applied_migrations(&self) -> Result<Vec<MigrationRow>> {
+        Ok(match self {
+            Backend::Sqlite(s) => s
+                .applied_migrations()?
+                .into_iter()
+                .map(|m| MigrationRow {
+                    version: m.version,
+                    name: m.name,
+                    checksum: m.checksum,
+                    applied_at: m.applied_at,
+                })
+                .collect(),
+            Backend::Postgres(p) => p
+                .applied_migrations()
+                .await?
+                .into_iter()
+                .map(|m| MigrationRow {
+                    version: m.version,
+                    name: m.name,
+                    checksum: m.checksum,
+                    applied_at: m.applied_at,
+                })
+                .collect(),
+        })
+    }
+
+    /// Bytes on disk: the SQLite file and its WAL; for PostgreSQL, the store's own estimate.
+    pub async fn disk_bytes(&self, engine: &Engine, tenant: &TenantId) -> Result<u64> {
+        Ok(match self {
+            Backend::Sqlite(s) => {
+                let wal = s.path().with_extension("db-wal");
+                [s.path().to_path_buf(), wal]
+                    .iter()
+                    .filter_map(|p| std::fs::metadata(p).ok())
+                    .map(|m| m.len())
+                    .sum()
+            }
+            Backend::Postgres(_) => engine.stats(tenant).await?.store.store_bytes.unwrap_or(0),
+        })
     }
 }
 

@@ -18,7 +18,7 @@ pub struct ConceptsArgs {
 
 pub async fn concepts(g: &Global, a: ConceptsArgs) -> Result<()> {
     let tenant = g.tenant()?;
-    let (engine, _) = g.open()?;
+    let (engine, _) = g.open().await?;
     match a.name {
         Some(name) => {
             let view = engine.concept(&tenant, &name, a.limit).await?;

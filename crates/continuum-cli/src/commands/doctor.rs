@@ -15,37 +15,38 @@ struct Check {
 
 pub async fn doctor(g: &Global) -> Result<()> {
     let mut checks = Vec::new();
-    let dir = g.data_dir()?;
-    checks.push(Check {
-        name: "data directory",
-        ok: true,
-        detail: dir.display().to_string(),
-    });
-    let probe = dir.join(".continuum-write-probe");
-    let writable = std::fs::create_dir_all(&dir)
-        .and_then(|_| std::fs::write(&probe, b"probe"))
-        .and_then(|_| std::fs::remove_file(&probe));
-    checks.push(Check {
-        name: "data directory writable",
-        ok: writable.is_ok(),
-        detail: match &writable {
-            Ok(()) => "yes".into(),
-            Err(e) => e.to_string(),
-        },
-    });
-    match g.open_at(&dir) {
+    let location = g.location()?;
+    if let crate::app::StoreLocation::Sqlite(dir) = &location {
+        checks.push(Check {
+            name: "data directory",
+            ok: true,
+            detail: dir.display().to_string(),
+        });
+        let probe = dir.join(".continuum-write-probe");
+        let writable = std::fs::create_dir_all(dir)
+            .and_then(|_| std::fs::write(&probe, b"probe"))
+            .and_then(|_| std::fs::remove_file(&probe));
+        checks.push(Check {
+            name: "data directory writable",
+            ok: writable.is_ok(),
+            detail: match &writable {
+                Ok(()) => "yes".into(),
+                Err(e) => e.to_string(),
+            },
+        });
+    }
+    match g.open_location(&location, g.engine_config()).await {
         Ok((engine, store)) => {
             let tenant = g.tenant()?;
             checks.push(Check {
                 name: "store opens",
                 ok: true,
-                detail: store.path().display().to_string(),
+                detail: store.describe(),
             });
             let stats = engine.stats(&tenant).await?;
             checks.push(Check {
                 name: "schema",
-                ok: stats.store.schema_version
-                    == continuum_store_sqlite::migrations::latest_version(),
+                ok: stats.store.schema_version == store.latest_version(),
                 detail: format!("v{}", stats.store.schema_version),
             });
             let problems = engine.check().await?;
@@ -67,11 +68,16 @@ pub async fn doctor(g: &Global) -> Result<()> {
         Err(e) => checks.push(Check {
             name: "store opens",
             ok: false,
-            detail: format!(
-                "{} ({})",
-                crate::app::one_line(&e),
-                dir.join(STORE_FILE).display()
-            ),
+            detail: match &location {
+                crate::app::StoreLocation::Sqlite(dir) => {
+                    format!(
+                        "{} ({})",
+                        crate::app::one_line(&e),
+                        dir.join(STORE_FILE).display()
+                    )
+                }
+                crate::app::StoreLocation::Postgres { .. } => crate::app::one_line(&e),
+            },
         }),
     }
     let healthy = checks.iter().all(|c| c.ok);

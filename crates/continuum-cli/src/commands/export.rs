@@ -16,7 +16,7 @@ pub struct ExportArgs {
 
 pub async fn export(g: &Global, a: ExportArgs) -> Result<()> {
     let tenant = g.tenant()?;
-    let (engine, _) = g.open()?;
+    let (engine, _) = g.open().await?;
     let total = engine.stats(&tenant).await?.store.memories;
     let mut out: Box<dyn Write> = match &a.output {
         Some(p) => Box::new(BufWriter::new(

@@ -188,7 +188,7 @@ pub async fn import(g: &Global, a: ImportArgs) -> Result<()> {
         }
         Input::File(a.file.clone())
     };
-    let (engine, _) = g.open()?;
+    let (engine, _) = g.open().await?;
 
     // Pass 1: validate everything before writing anything.
     let mut report = Report::default();

@@ -95,7 +95,7 @@ fn session(s: Option<String>) -> Result<Option<SessionId>> {
 
 pub async fn learn(g: &Global, a: LearnArgs) -> Result<()> {
     let tenant = g.tenant()?;
-    let (engine, _) = g.open()?;
+    let (engine, _) = g.open().await?;
     let turn = Turn {
         user_message: a.user,
         ai_response: a.assistant,
@@ -133,7 +133,7 @@ pub async fn learn(g: &Global, a: LearnArgs) -> Result<()> {
 pub async fn remember(g: &Global, a: RememberArgs) -> Result<()> {
     let tenant = g.tenant()?;
     let text = text_arg(a.text)?;
-    let (engine, _) = g.open()?;
+    let (engine, _) = g.open().await?;
     let req = RememberRequest {
         content: text,
         source: a.source,
@@ -154,7 +154,7 @@ pub async fn supersede(g: &Global, a: SupersedeArgs) -> Result<()> {
     let tenant = g.tenant()?;
     let id: MemoryId = a.id.parse()?;
     let text = text_arg(a.text)?;
-    let (engine, _) = g.open()?;
+    let (engine, _) = g.open().await?;
     let m = engine
         .supersede(&tenant, id, RememberRequest::new(text, a.source))
         .await?;

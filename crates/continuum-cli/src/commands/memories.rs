@@ -45,7 +45,7 @@ pub struct ForgetArgs {
 
 pub async fn list(g: &Global, a: ListArgs) -> Result<()> {
     let tenant = g.tenant()?;
-    let (engine, _) = g.open()?;
+    let (engine, _) = g.open().await?;
     let page = PageRequest {
         limit: a.limit,
         cursor: a.cursor,
@@ -74,7 +74,7 @@ pub async fn list(g: &Global, a: ListArgs) -> Result<()> {
 pub async fn get(g: &Global, a: GetArgs) -> Result<()> {
     let tenant = g.tenant()?;
     let id: MemoryId = a.id.parse()?;
-    let (engine, _) = g.open()?;
+    let (engine, _) = g.open().await?;
     let m = engine.get(&tenant, id).await?;
     if g.json {
         return output::json(&m);
@@ -126,7 +126,7 @@ pub async fn forget(g: &Global, a: ForgetArgs) -> Result<()> {
         )
         .into());
     };
-    let (engine, _) = g.open()?;
+    let (engine, _) = g.open().await?;
     let n = engine.forget(&tenant, &what).await?;
     if g.json {
         return output::json(&serde_json::json!({ "forgotten": n }));

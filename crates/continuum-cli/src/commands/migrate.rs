@@ -3,19 +3,17 @@
 use crate::app::Global;
 use crate::output;
 use anyhow::Result;
-use continuum_store_sqlite::migrations;
 
 pub async fn migrate(g: &Global) -> Result<()> {
-    let (_, store) = g.open()?;
-    let applied = store.applied_migrations()?;
+    let (_, store) = g.open().await?;
+    let applied = store.applied_migrations().await?;
+    let latest = store.latest_version();
     if g.json {
         let rows: Vec<_> = applied
             .iter()
             .map(|m| serde_json::json!({"version": m.version, "name": m.name, "checksum": m.checksum, "applied_at": continuum_core::Timestamp(m.applied_at)}))
             .collect();
-        return output::json(
-            &serde_json::json!({"latest": migrations::latest_version(), "applied": rows}),
-        );
+        return output::json(&serde_json::json!({"latest": latest, "applied": rows}));
     }
     for m in &applied {
         println!(
@@ -26,9 +24,6 @@ pub async fn migrate(g: &Global) -> Result<()> {
             &m.checksum[..16]
         );
     }
-    println!(
-        "schema is at v{} (this build's latest)",
-        migrations::latest_version()
-    );
+    println!("schema is at v{} (this build's latest)", latest);
     Ok(())
 }

@@ -39,7 +39,7 @@ pub struct SearchArgs {
 
 pub async fn recall(g: &Global, a: RecallArgs) -> Result<()> {
     let tenant = g.tenant()?;
-    let (engine, _) = g.open()?;
+    let (engine, _) = g.open().await?;
     let req = RecallRequest {
         query: a.query,
         budget_tokens: a.budget,
@@ -86,7 +86,7 @@ pub async fn recall(g: &Global, a: RecallArgs) -> Result<()> {
 
 pub async fn search(g: &Global, a: SearchArgs) -> Result<()> {
     let tenant = g.tenant()?;
-    let (engine, _) = g.open()?;
+    let (engine, _) = g.open().await?;
     let req = SearchRequest {
         query: a.query,
         filter: a.filter.to_filter()?,

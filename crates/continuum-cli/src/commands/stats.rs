@@ -15,13 +15,13 @@ pub struct PageArgs {
 
 pub async fn stats(g: &Global) -> Result<()> {
     let tenant = g.tenant()?;
-    let (engine, store) = g.open()?;
+    let (engine, store) = g.open().await?;
     let s = engine.stats(&tenant).await?;
     if g.json {
         return output::json(&s);
     }
     println!("tenant:     {}", s.tenant);
-    println!("store:      {} ({})", s.backend, store.path().display());
+    println!("store:      {} ({})", s.backend, store.describe());
     println!("memories:   {}", s.store.memories);
     println!("sessions:   {}", s.store.sessions);
     println!("concepts:   {}", s.store.concepts);
@@ -40,7 +40,7 @@ pub async fn stats(g: &Global) -> Result<()> {
 
 pub async fn sessions(g: &Global, a: PageArgs) -> Result<()> {
     let tenant = g.tenant()?;
-    let (engine, _) = g.open()?;
+    let (engine, _) = g.open().await?;
     let list = engine.sessions(&tenant, a.limit, a.offset).await?;
     if g.json {
         return output::json(&list);
@@ -59,7 +59,7 @@ pub async fn sessions(g: &Global, a: PageArgs) -> Result<()> {
 
 pub async fn decisions(g: &Global, a: PageArgs) -> Result<()> {
     let tenant = g.tenant()?;
-    let (engine, _) = g.open()?;
+    let (engine, _) = g.open().await?;
     let list = engine.decisions(&tenant, a.limit, a.offset).await?;
     if g.json {
         return output::json(&list);

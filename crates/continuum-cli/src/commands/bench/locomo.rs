@@ -161,21 +161,7 @@ pub async fn locomo(g: &Global, a: LocomoArgs) -> Result<()> {
             a.data.display()
         ))
     })?;
-    let temp;
-    let dir = match &a.dir {
-        Some(d) => {
-            if d.join(crate::app::STORE_FILE).exists() {
-                return Err(
-                    Error::Conflict(format!("{} already holds a store", d.display())).into(),
-                );
-            }
-            d.clone()
-        }
-        None => {
-            temp = tempfile::tempdir().context("creating a temporary directory")?;
-            temp.path().to_path_buf()
-        }
-    };
+    let scratch = super::Scratch::new(g, a.dir.as_deref())?;
     let mut config = g.engine_config();
     if let Some(w) = &a.context_weights {
         config.session_context = weights(w, "--context-weights")?;
@@ -195,7 +181,7 @@ pub async fn locomo(g: &Global, a: LocomoArgs) -> Result<()> {
             }
         }
     }
-    let (engine, _) = g.open_with(&dir, config)?;
+    let (engine, backend) = g.open_location(&scratch.location, config).await?;
 
     // Per question: (category, recall@k for each k, hit@k for each k).
     let mut results: Vec<(u64, Vec<f64>, Vec<bool>)> = Vec::new();
@@ -310,6 +296,7 @@ pub async fn locomo(g: &Global, a: LocomoArgs) -> Result<()> {
         pb.inc(1);
     }
     pb.finish_and_clear();
+    scratch.finish(&backend).await?;
     if results.is_empty() {
         return Err(Error::InvalidInput(
             "no question of categories 1-4 with known evidence turns".into(),

@@ -8,7 +8,7 @@
 
 use crate::app::Global;
 use crate::output;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use continuum_core::memory::Turn;
 use continuum_core::{Error, SessionId, TenantId};
@@ -291,24 +291,10 @@ pub async fn throughput(g: &Global, a: ThroughputArgs) -> Result<()> {
     if sizes.is_empty() || sizes[0] == 0 || a.queries == 0 || a.batch == 0 {
         return Err(Error::InvalidInput("sizes, queries and batch must be positive".into()).into());
     }
-    let temp;
-    let dir = match &a.dir {
-        Some(d) => {
-            if d.join(crate::app::STORE_FILE).exists() {
-                return Err(Error::Conflict(format!(
-                    "{} already holds a store; bench needs a fresh one",
-                    d.display()
-                ))
-                .into());
-            }
-            d.clone()
-        }
-        None => {
-            temp = tempfile::tempdir().context("creating a temporary directory")?;
-            temp.path().to_path_buf()
-        }
-    };
-    let (engine, store) = g.open_at(&dir)?;
+    let scratch = super::Scratch::new(g, a.dir.as_deref())?;
+    let (engine, store) = g
+        .open_location(&scratch.location, g.engine_config())
+        .await?;
     let tenant = TenantId::new("bench")?;
     let mut text_gen = Gen(fastrand::Rng::with_seed(a.seed));
     let mut results = Vec::new();
@@ -359,14 +345,7 @@ pub async fn throughput(g: &Global, a: ThroughputArgs) -> Result<()> {
             engine.recall(&tenant, &req).await?;
             ms.push(t0.elapsed().as_secs_f64() * 1000.0);
         }
-        // The database file plus its write-ahead log: recent writes live in the WAL until a
-        // checkpoint copies them over.
-        let wal = store.path().with_extension("db-wal");
-        let bytes: u64 = [store.path().to_path_buf(), wal]
-            .iter()
-            .filter_map(|p| std::fs::metadata(p).ok())
-            .map(|m| m.len())
-            .sum();
+        let bytes = store.disk_bytes(&engine, &tenant).await?;
         results.push(SizeResult {
             memories,
             batch_learn_turns_per_sec: seg_turns as f64 / seg_secs.max(1e-9),
@@ -380,6 +359,7 @@ pub async fn throughput(g: &Global, a: ThroughputArgs) -> Result<()> {
         engine.learn(&tenant, text_gen.turn(session)).await?;
     }
     let single = a.single_turns as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+    scratch.finish(&store).await?;
     let report = BenchReport {
         sizes: results,
         batch_learn_turns_per_sec: total_turns as f64 / total_secs.max(1e-9),
