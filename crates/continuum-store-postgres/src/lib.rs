@@ -179,6 +179,53 @@ impl PostgresStore {
     }
 }
 
+/// Runs a statement prepared once per connection (deadpool caches it): one round trip instead
+/// of a parse round trip before every execution.
+async fn cached_query(
+    client: &deadpool_postgres::ClientWrapper,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> std::result::Result<Vec<Row>, tokio_postgres::Error> {
+    let stmt = client.prepare_cached(sql).await?;
+    client.query(&stmt, params).await
+}
+
+async fn cached_query_one(
+    client: &deadpool_postgres::ClientWrapper,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> std::result::Result<Row, tokio_postgres::Error> {
+    let stmt = client.prepare_cached(sql).await?;
+    client.query_one(&stmt, params).await
+}
+
+async fn tx_query(
+    tx: &deadpool_postgres::Transaction<'_>,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> std::result::Result<Vec<Row>, tokio_postgres::Error> {
+    let stmt = tx.prepare_cached(sql).await?;
+    tx.query(&stmt, params).await
+}
+
+async fn tx_query_one(
+    tx: &deadpool_postgres::Transaction<'_>,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> std::result::Result<Row, tokio_postgres::Error> {
+    let stmt = tx.prepare_cached(sql).await?;
+    tx.query_one(&stmt, params).await
+}
+
+async fn tx_execute(
+    tx: &deadpool_postgres::Transaction<'_>,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> std::result::Result<u64, tokio_postgres::Error> {
+    let stmt = tx.prepare_cached(sql).await?;
+    tx.execute(&stmt, params).await
+}
+
 const MEMORY_COLS: &str = "m.id, m.session, m.source, m.kind, m.content, m.metadata::text, m.created_at, m.content_hash, m.valid_until, m.superseded_by";
 const HEAD_COLS: &str = "m.id, m.source, m.session, m.created_at, m.superseded_by IS NOT NULL";
 
@@ -313,7 +360,7 @@ impl ChangeRows {
         if self.at.is_empty() {
             return Ok(());
         }
-        tx.execute(
+        tx_execute(tx,
             "INSERT INTO changes (tenant, at, op, entity)
              SELECT $1, at, op, entity FROM UNNEST($2::bigint[], $3::text[], $4::text[]) AS t(at, op, entity)",
             &[&tenant, &self.at, &self.op, &self.entity],
@@ -325,7 +372,8 @@ impl ChangeRows {
 }
 
 async fn lock_tenant(tx: &deadpool_postgres::Transaction<'_>, tenant: &str) -> Result<()> {
-    tx.execute(
+    tx_execute(
+        tx,
         "SELECT pg_advisory_xact_lock(hashtext('continuum:' || $1))",
         &[&tenant],
     )
@@ -418,9 +466,9 @@ async fn apply_batches(
     }
     let mut rid_of: HashMap<Uuid, i64> = HashMap::new();
     if !ids.is_empty() {
-        let rows = tx
-            .query(
-                "INSERT INTO memories (id, tenant, session, source, kind, content, metadata,
+        let rows = tx_query(
+            tx,
+            "INSERT INTO memories (id, tenant, session, source, kind, content, metadata,
                     created_at, content_hash, valid_until, superseded_by)
                  SELECT id, $1, session, source, kind, content, metadata::jsonb, created_at,
                     content_hash, valid_until, superseded_by
@@ -429,27 +477,27 @@ async fn apply_batches(
                     AS t(id, session, source, kind, content, metadata, created_at, content_hash,
                          valid_until, superseded_by)
                  RETURNING id, rid",
-                &[
-                    &t,
-                    &ids,
-                    &sessions_col,
-                    &sources,
-                    &kinds,
-                    &contents,
-                    &metas,
-                    &created,
-                    &hashes,
-                    &valid,
-                    &superseded,
-                ],
-            )
-            .await
-            .map_err(|e| match map_err(e) {
-                Error::Conflict(_) => {
-                    Error::Conflict("a memory with one of these ids already exists".into())
-                }
-                other => other,
-            })?;
+            &[
+                &t,
+                &ids,
+                &sessions_col,
+                &sources,
+                &kinds,
+                &contents,
+                &metas,
+                &created,
+                &hashes,
+                &valid,
+                &superseded,
+            ],
+        )
+        .await
+        .map_err(|e| match map_err(e) {
+            Error::Conflict(_) => {
+                Error::Conflict("a memory with one of these ids already exists".into())
+            }
+            other => other,
+        })?;
         for r in rows {
             rid_of.insert(r.get(0), r.get(1));
         }
@@ -464,7 +512,7 @@ async fn apply_batches(
             first.push(f);
             last.push(l);
         }
-        tx.execute(
+        tx_execute(tx,
             "INSERT INTO sessions (tenant, id, started_at, last_at, memories)
              SELECT $1, id, f, l, n FROM UNNEST($2::text[], $3::bigint[], $4::bigint[], $5::bigint[]) AS t(id, f, l, n)
              ON CONFLICT (tenant, id) DO UPDATE SET
@@ -496,8 +544,7 @@ async fn apply_batches(
             firsts.push(*f);
             lasts.push(*l);
         }
-        let rows = tx
-            .query(
+        let rows = tx_query(tx,
                 "INSERT INTO concepts (tenant, key, name, kind, mentions, first_seen, last_seen)
                  SELECT $1, key, name, kind, n, f, l
                  FROM UNNEST($2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[])
@@ -528,7 +575,8 @@ async fn apply_batches(
                 rids.push(*r);
             }
         }
-        tx.execute(
+        tx_execute(
+            tx,
             "INSERT INTO mentions (cid, rid) SELECT * FROM UNNEST($1::bigint[], $2::bigint[])
              ON CONFLICT DO NOTHING",
             &[&cids, &rids],
@@ -583,8 +631,7 @@ async fn apply_batches(
             n.push(*c);
             at.push(*l);
         }
-        let rows = tx
-            .query(
+        let rows = tx_query(tx,
                 "INSERT INTO links (a, b, tenant, strength, count, first_at, last_at)
                  SELECT a, b, $1, s, n, l, l FROM UNNEST($2::bigint[], $3::bigint[], $4::float8[], $5::bigint[], $6::bigint[])
                     AS t(a, b, s, n, l)
@@ -614,8 +661,7 @@ async fn apply_batches(
             n.push(*c);
             at.push(*l);
         }
-        let rows = tx
-            .query(
+        let rows = tx_query(tx,
                 "INSERT INTO links (a, b, tenant, strength, count, first_at, last_at)
                  SELECT a, b, $1, LEAST($6::float8, $7::float8 + $8::float8 * (n - 1)), n, l, l
                  FROM UNNEST($2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[]) AS t(a, b, n, l)
@@ -652,8 +698,7 @@ async fn apply_batches(
         }
     }
     if !did.is_empty() {
-        let rows = tx
-            .query(
+        let rows = tx_query(tx,
                 "INSERT INTO decisions (id, tenant, memory_id, text, created_at)
                  SELECT id, $1, m, x, c FROM UNNEST($2::uuid[], $3::uuid[], $4::text[], $5::bigint[]) AS t(id, m, x, c)
                  ON CONFLICT (id) DO NOTHING RETURNING id",
@@ -668,14 +713,14 @@ async fn apply_batches(
     }
     for batch in &batches {
         for (old, new) in &batch.supersedes {
-            let n = tx
-                .execute(
-                    "UPDATE memories SET superseded_by = $1, valid_until = coalesce(valid_until, $2)
+            let n = tx_execute(
+                tx,
+                "UPDATE memories SET superseded_by = $1, valid_until = coalesce(valid_until, $2)
                      WHERE tenant = $3 AND id = $4",
-                    &[&new.0, &batch.at.millis(), &t, &old.0],
-                )
-                .await
-                .map_err(map_err)?;
+                &[&new.0, &batch.at.millis(), &t, &old.0],
+            )
+            .await
+            .map_err(map_err)?;
             if n == 0 {
                 return Err(Error::NotFound(format!("no memory with id {old}")));
             }
@@ -683,8 +728,7 @@ async fn apply_batches(
         }
     }
     changes.insert(tx, t).await?;
-    out.change_seq = tx
-        .query_one("SELECT coalesce(max(seq), 0) FROM changes", &[])
+    out.change_seq = tx_query_one(tx, "SELECT coalesce(max(seq), 0) FROM changes", &[])
         .await
         .map_err(map_err)?
         .get::<_, i64>(0)
@@ -715,15 +759,16 @@ impl MemoryStore for PostgresStore {
     async fn get(&self, tenant: &TenantId, ids: &[MemoryId]) -> Result<Vec<Memory>> {
         let client = self.client().await?;
         let ids: Vec<Uuid> = ids.iter().map(|i| i.0).collect();
-        let rows = client
-            .query(
-                &format!(
-                    "SELECT {MEMORY_COLS} FROM memories m WHERE m.tenant = $1 AND m.id = ANY($2)"
-                ),
-                &[&tenant.as_str(), &ids],
-            )
-            .await
-            .map_err(map_err)?;
+        let rows = cached_query(
+            &client,
+            &format!(
+                "WITH hit AS MATERIALIZED (SELECT * FROM memories WHERE id = ANY($2))
+                     SELECT {MEMORY_COLS} FROM hit m WHERE m.tenant = $1"
+            ),
+            &[&tenant.as_str(), &ids],
+        )
+        .await
+        .map_err(map_err)?;
         rows.iter().map(row_memory).collect()
     }
 
@@ -757,7 +802,9 @@ impl MemoryStore for PostgresStore {
             p.len()
         ));
         let client = self.client().await?;
-        let rows = client.query(&sql, &refs(&p)).await.map_err(map_err)?;
+        let rows = cached_query(&client, &sql, &refs(&p))
+            .await
+            .map_err(map_err)?;
         let mut items = Vec::with_capacity(rows.len());
         for r in &rows {
             items.push((row_memory(r)?, r.get::<_, i64>(10)));
@@ -802,7 +849,9 @@ impl MemoryStore for PostgresStore {
             p.len()
         ));
         let client = self.client().await?;
-        let rows = client.query(&sql, &refs(&p)).await.map_err(map_err)?;
+        let rows = cached_query(&client, &sql, &refs(&p))
+            .await
+            .map_err(map_err)?;
         rows.iter()
             .map(|r| {
                 Ok(Scored {
@@ -818,14 +867,14 @@ impl MemoryStore for PostgresStore {
             return Ok(Vec::new());
         }
         let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT key, name, kind, mentions, first_seen, last_seen FROM concepts
+        let rows = cached_query(
+            &client,
+            "SELECT key, name, kind, mentions, first_seen, last_seen FROM concepts
                  WHERE tenant = $1 AND key = ANY($2)",
-                &[&tenant.as_str(), &keys],
-            )
-            .await
-            .map_err(map_err)?;
+            &[&tenant.as_str(), &keys],
+        )
+        .await
+        .map_err(map_err)?;
         Ok(rows.iter().map(row_concept).collect())
     }
 
@@ -836,18 +885,18 @@ impl MemoryStore for PostgresStore {
         offset: usize,
     ) -> Result<Vec<Concept>> {
         let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT key, name, kind, mentions, first_seen, last_seen FROM concepts
+        let rows = cached_query(
+            &client,
+            "SELECT key, name, kind, mentions, first_seen, last_seen FROM concepts
                  WHERE tenant = $1 ORDER BY mentions DESC, key LIMIT $2 OFFSET $3",
-                &[
-                    &tenant.as_str(),
-                    &(limit.min(MAX_PAGE) as i64),
-                    &(offset as i64),
-                ],
-            )
-            .await
-            .map_err(map_err)?;
+            &[
+                &tenant.as_str(),
+                &(limit.min(MAX_PAGE) as i64),
+                &(offset as i64),
+            ],
+        )
+        .await
+        .map_err(map_err)?;
         Ok(rows.iter().map(row_concept).collect())
     }
 
@@ -861,9 +910,9 @@ impl MemoryStore for PostgresStore {
             return Ok(Vec::new());
         }
         let client = self.client().await?;
-        let rows = client
-            .query(
-                "WITH seeds AS (SELECT cid FROM concepts WHERE tenant = $1 AND key = ANY($2)),
+        let rows = cached_query(
+            &client,
+            "WITH seeds AS (SELECT cid FROM concepts WHERE tenant = $1 AND key = ANY($2)),
                  l AS (
                     SELECT x.* FROM seeds s, LATERAL (
                         SELECT a, b, strength, count, last_at FROM links WHERE a = s.cid
@@ -875,10 +924,10 @@ impl MemoryStore for PostgresStore {
                  )
                  SELECT ca.key, cb.key, l.strength, l.count, l.last_at FROM l
                  JOIN concepts ca ON ca.cid = l.a JOIN concepts cb ON cb.cid = l.b",
-                &[&tenant.as_str(), &keys, &(per_concept.min(MAX_PAGE) as i64)],
-            )
-            .await
-            .map_err(map_err)?;
+            &[&tenant.as_str(), &keys, &(per_concept.min(MAX_PAGE) as i64)],
+        )
+        .await
+        .map_err(map_err)?;
         let mut links: Vec<Link> = rows
             .iter()
             .map(|r| link(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
@@ -900,19 +949,19 @@ impl MemoryStore for PostgresStore {
         offset: usize,
     ) -> Result<Vec<Link>> {
         let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT ca.key, cb.key, l.strength, l.count, l.last_at FROM links l
+        let rows = cached_query(
+            &client,
+            "SELECT ca.key, cb.key, l.strength, l.count, l.last_at FROM links l
                  JOIN concepts ca ON ca.cid = l.a JOIN concepts cb ON cb.cid = l.b
                  WHERE l.tenant = $1 ORDER BY l.a, l.b LIMIT $2 OFFSET $3",
-                &[
-                    &tenant.as_str(),
-                    &(limit.min(MAX_PAGE) as i64),
-                    &(offset as i64),
-                ],
-            )
-            .await
-            .map_err(map_err)?;
+            &[
+                &tenant.as_str(),
+                &(limit.min(MAX_PAGE) as i64),
+                &(offset as i64),
+            ],
+        )
+        .await
+        .map_err(map_err)?;
         Ok(rows
             .iter()
             .map(|r| link(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
@@ -929,8 +978,7 @@ impl MemoryStore for PostgresStore {
             return Ok(Vec::new());
         }
         let client = self.client().await?;
-        let rows = client
-            .query(
+        let rows = cached_query(&client,
                 &format!(
                     "SELECT k.key, {HEAD_COLS} FROM concepts k, LATERAL (
                         SELECT mn.rid FROM mentions mn WHERE mn.cid = k.cid ORDER BY mn.rid DESC LIMIT $3
@@ -953,15 +1001,18 @@ impl MemoryStore for PostgresStore {
     ) -> Result<Vec<(MemoryId, ExtractedConcept)>> {
         let client = self.client().await?;
         let ids: Vec<Uuid> = ids.iter().map(|i| i.0).collect();
-        let rows = client
-            .query(
-                "SELECT m.id, k.key, k.name, k.kind FROM memories m
-                 JOIN mentions mn ON mn.rid = m.rid JOIN concepts k ON k.cid = mn.cid
-                 WHERE m.tenant = $1 AND m.id = ANY($2) ORDER BY m.id, k.key",
-                &[&tenant.as_str(), &ids],
-            )
-            .await
-            .map_err(map_err)?;
+        let rows = cached_query(
+            &client,
+            // Look up by id first: on a table not yet analysed the planner otherwise ANDs in
+            // a scan of the whole tenant.
+            "WITH hit AS MATERIALIZED (SELECT rid, id, tenant FROM memories WHERE id = ANY($2))
+             SELECT m.id, k.key, k.name, k.kind FROM hit m
+             JOIN mentions mn ON mn.rid = m.rid JOIN concepts k ON k.cid = mn.cid
+             WHERE m.tenant = $1 ORDER BY m.id, k.key",
+            &[&tenant.as_str(), &ids],
+        )
+        .await
+        .map_err(map_err)?;
         Ok(rows
             .iter()
             .map(|r| {
@@ -984,18 +1035,18 @@ impl MemoryStore for PostgresStore {
         offset: usize,
     ) -> Result<Vec<Decision>> {
         let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT id, memory_id, text, created_at FROM decisions WHERE tenant = $1
+        let rows = cached_query(
+            &client,
+            "SELECT id, memory_id, text, created_at FROM decisions WHERE tenant = $1
                  ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3",
-                &[
-                    &tenant.as_str(),
-                    &(limit.min(MAX_PAGE) as i64),
-                    &(offset as i64),
-                ],
-            )
-            .await
-            .map_err(map_err)?;
+            &[
+                &tenant.as_str(),
+                &(limit.min(MAX_PAGE) as i64),
+                &(offset as i64),
+            ],
+        )
+        .await
+        .map_err(map_err)?;
         Ok(rows
             .iter()
             .map(|r| Decision {
@@ -1014,18 +1065,18 @@ impl MemoryStore for PostgresStore {
         offset: usize,
     ) -> Result<Vec<SessionInfo>> {
         let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT id, started_at, last_at, memories FROM sessions WHERE tenant = $1
+        let rows = cached_query(
+            &client,
+            "SELECT id, started_at, last_at, memories FROM sessions WHERE tenant = $1
                  ORDER BY last_at DESC, id LIMIT $2 OFFSET $3",
-                &[
-                    &tenant.as_str(),
-                    &(limit.min(MAX_PAGE) as i64),
-                    &(offset as i64),
-                ],
-            )
-            .await
-            .map_err(map_err)?;
+            &[
+                &tenant.as_str(),
+                &(limit.min(MAX_PAGE) as i64),
+                &(offset as i64),
+            ],
+        )
+        .await
+        .map_err(map_err)?;
         rows.iter()
             .map(|r| {
                 Ok(SessionInfo {
@@ -1047,22 +1098,24 @@ impl MemoryStore for PostgresStore {
         let rows = match what {
             ForgetSelector::Ids(ids) => {
                 let ids: Vec<Uuid> = ids.iter().map(|i| i.0).collect();
-                tx.query(
-                    "SELECT rid, id FROM memories WHERE tenant = $1 AND id = ANY($2)",
+                tx_query(
+                    &tx,
+                    "WITH hit AS MATERIALIZED (SELECT rid, id, tenant FROM memories WHERE id = ANY($2))
+                     SELECT rid, id FROM hit WHERE tenant = $1",
                     &[&t, &ids],
                 )
                 .await
             }
             ForgetSelector::Session(s) => {
-                tx.query(
+                tx_query(
+                    &tx,
                     "SELECT rid, id FROM memories WHERE tenant = $1 AND session = $2",
                     &[&t, &s.as_str()],
                 )
                 .await
             }
             ForgetSelector::All => {
-                tx.query("SELECT rid, id FROM memories WHERE tenant = $1", &[&t])
-                    .await
+                tx_query(&tx, "SELECT rid, id FROM memories WHERE tenant = $1", &[&t]).await
             }
         }
         .map_err(map_err)?;
@@ -1070,27 +1123,31 @@ impl MemoryStore for PostgresStore {
         let ids: Vec<Uuid> = rows.iter().map(|r| r.get(1)).collect();
         let mut changes = ChangeRows::default();
         if !rids.is_empty() {
-            let counts = tx
-                .query(
-                    "SELECT cid, count(*) FROM mentions WHERE rid = ANY($1) GROUP BY cid",
-                    &[&rids],
-                )
-                .await
-                .map_err(map_err)?;
+            let counts = tx_query(
+                &tx,
+                "SELECT cid, count(*) FROM mentions WHERE rid = ANY($1) GROUP BY cid",
+                &[&rids],
+            )
+            .await
+            .map_err(map_err)?;
             let cids: Vec<i64> = counts.iter().map(|r| r.get(0)).collect();
             let ns: Vec<i64> = counts.iter().map(|r| r.get(1)).collect();
             let exec = |sql: &'static str| sql;
-            tx.execute(exec("DELETE FROM mentions WHERE rid = ANY($1)"), &[&rids])
-                .await
-                .map_err(map_err)?;
-            tx.execute(
+            tx_execute(
+                &tx,
+                exec("DELETE FROM mentions WHERE rid = ANY($1)"),
+                &[&rids],
+            )
+            .await
+            .map_err(map_err)?;
+            tx_execute(
+                &tx,
                 "DELETE FROM decisions WHERE tenant = $1 AND memory_id = ANY($2)",
                 &[&t, &ids],
             )
             .await
             .map_err(map_err)?;
-            let restored = tx
-                .query(
+            let restored = tx_query(&tx,
                     "UPDATE memories SET superseded_by = NULL, valid_until = NULL
                      WHERE tenant = $1 AND superseded_by = ANY($2) AND NOT (id = ANY($2)) RETURNING id",
                     &[&t, &ids],
@@ -1100,7 +1157,7 @@ impl MemoryStore for PostgresStore {
             for r in restored {
                 changes.push(now, "memory.updated", r.get::<_, Uuid>(0).to_string());
             }
-            tx.execute(
+            tx_execute(&tx,
                 "UPDATE sessions s SET memories = s.memories - c.n
                  FROM (SELECT session, count(*) AS n FROM memories WHERE rid = ANY($2) AND session IS NOT NULL
                        GROUP BY session) c
@@ -1109,35 +1166,38 @@ impl MemoryStore for PostgresStore {
             )
             .await
             .map_err(map_err)?;
-            tx.execute("DELETE FROM memories WHERE rid = ANY($1)", &[&rids])
+            tx_execute(&tx, "DELETE FROM memories WHERE rid = ANY($1)", &[&rids])
                 .await
                 .map_err(map_err)?;
-            tx.execute(
+            tx_execute(
+                &tx,
                 "UPDATE concepts SET mentions = concepts.mentions - c.n
                  FROM UNNEST($1::bigint[], $2::bigint[]) AS c(cid, n) WHERE concepts.cid = c.cid",
                 &[&cids, &ns],
             )
             .await
             .map_err(map_err)?;
-            let gone: Vec<i64> = tx
-                .query(
-                    "DELETE FROM concepts WHERE cid = ANY($1) AND mentions <= 0 RETURNING cid",
-                    &[&cids],
-                )
-                .await
-                .map_err(map_err)?
-                .iter()
-                .map(|r| r.get(0))
-                .collect();
+            let gone: Vec<i64> = tx_query(
+                &tx,
+                "DELETE FROM concepts WHERE cid = ANY($1) AND mentions <= 0 RETURNING cid",
+                &[&cids],
+            )
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
             if !gone.is_empty() {
-                tx.execute(
+                tx_execute(
+                    &tx,
                     "DELETE FROM links WHERE a = ANY($1) OR b = ANY($1)",
                     &[&gone],
                 )
                 .await
                 .map_err(map_err)?;
             }
-            tx.execute(
+            tx_execute(
+                &tx,
                 "DELETE FROM sessions WHERE tenant = $1 AND memories <= 0",
                 &[&t],
             )
@@ -1154,7 +1214,7 @@ impl MemoryStore for PostgresStore {
                 "DELETE FROM decisions WHERE tenant = $1",
                 "DELETE FROM sessions WHERE tenant = $1",
             ] {
-                tx.execute(sql, &[&t]).await.map_err(map_err)?;
+                tx_execute(&tx, sql, &[&t]).await.map_err(map_err)?;
             }
         }
         changes.insert(&tx, t).await?;
@@ -1174,8 +1234,7 @@ impl MemoryStore for PostgresStore {
             .iter()
             .map(|k| k.session.as_ref().map(|s| s.as_str().to_string()))
             .collect();
-        let rows = client
-            .query(
+        let rows = cached_query(&client,
                 "SELECT t.i FROM UNNEST($2::uuid[], $3::text[], $4::bigint[], $5::text[]) WITH ORDINALITY
                     AS t(id, h, at, s, i)
                  WHERE EXISTS (SELECT 1 FROM memories m WHERE m.tenant = $1 AND m.id = t.id)
@@ -1194,9 +1253,9 @@ impl MemoryStore for PostgresStore {
     async fn stats(&self, tenant: &TenantId) -> Result<StoreStats> {
         let client = self.client().await?;
         let t = tenant.as_str();
-        let r = client
-            .query_one(
-                "SELECT
+        let r = cached_query_one(
+            &client,
+            "SELECT
                     (SELECT count(*) FROM memories WHERE tenant = $1),
                     (SELECT count(*) FROM sessions WHERE tenant = $1),
                     (SELECT count(*) FROM concepts WHERE tenant = $1),
@@ -1207,10 +1266,10 @@ impl MemoryStore for PostgresStore {
                         JOIN pg_namespace n ON n.oid = c.relnamespace
                         WHERE n.nspname = current_schema() AND c.relkind = 'r'),
                     (SELECT coalesce(max(version), 0) FROM schema_migrations)",
-                &[&t],
-            )
-            .await
-            .map_err(map_err)?;
+            &[&t],
+        )
+        .await
+        .map_err(map_err)?;
         let n = |i: usize| r.get::<_, i64>(i).max(0) as u64;
         Ok(StoreStats {
             memories: n(0),
@@ -1231,8 +1290,7 @@ impl MemoryStore for PostgresStore {
         limit: usize,
     ) -> Result<Vec<Change>> {
         let client = self.client().await?;
-        let rows = client
-            .query(
+        let rows = cached_query(&client,
                 "SELECT seq, at, op, entity FROM changes WHERE tenant = $1 AND seq > $2 ORDER BY seq LIMIT $3",
                 &[&tenant.as_str(), &(after as i64), &(limit.min(MAX_PAGE) as i64)],
             )
@@ -1251,13 +1309,13 @@ impl MemoryStore for PostgresStore {
 
     async fn latest_change(&self, tenant: &TenantId) -> Result<u64> {
         let client = self.client().await?;
-        let r = client
-            .query_one(
-                "SELECT coalesce(max(seq), 0) FROM changes WHERE tenant = $1",
-                &[&tenant.as_str()],
-            )
-            .await
-            .map_err(map_err)?;
+        let r = cached_query_one(
+            &client,
+            "SELECT coalesce(max(seq), 0) FROM changes WHERE tenant = $1",
+            &[&tenant.as_str()],
+        )
+        .await
+        .map_err(map_err)?;
         Ok(r.get::<_, i64>(0).max(0) as u64)
     }
 
@@ -1268,8 +1326,7 @@ impl MemoryStore for PostgresStore {
         limit: usize,
     ) -> Result<Vec<(u64, IndexDoc)>> {
         let client = self.client().await?;
-        let rows = client
-            .query(
+        let rows = cached_query(&client,
                 &format!(
                     "SELECT m.rid, m.content, {HEAD_COLS},
                         coalesce((SELECT array_agg(k.key) FROM mentions mn JOIN concepts k ON k.cid = mn.cid
@@ -1300,13 +1357,12 @@ impl MemoryStore for PostgresStore {
         }
         let client = self.client().await?;
         let ids: Vec<Uuid> = ids.iter().map(|i| i.0).collect();
-        let rows = client
-            .query(
+        let rows = cached_query(&client,
                 &format!(
                     "SELECT m.rid, m.content, {HEAD_COLS},
                         coalesce((SELECT array_agg(k.key) FROM mentions mn JOIN concepts k ON k.cid = mn.cid
                                   WHERE mn.rid = m.rid), '{{}}')
-                     FROM memories m WHERE m.tenant = $1 AND m.id = ANY($2)"
+                     FROM (SELECT * FROM memories WHERE id = ANY($2) OFFSET 0) m WHERE m.tenant = $1"
                 ),
                 &[&tenant.as_str(), &ids],
             )
@@ -1326,8 +1382,7 @@ impl MemoryStore for PostgresStore {
     async fn check(&self) -> Result<Vec<String>> {
         let client = self.client().await?;
         let mut problems = Vec::new();
-        let orphans: i64 = client
-            .query_one(
+        let orphans: i64 = cached_query_one(&client,
                 "SELECT count(*) FROM mentions mn LEFT JOIN memories m ON m.rid = mn.rid WHERE m.rid IS NULL",
                 &[],
             )
@@ -1339,8 +1394,7 @@ impl MemoryStore for PostgresStore {
                 "{orphans} concept mentions point at missing memories"
             ));
         }
-        let dangling: i64 = client
-            .query_one(
+        let dangling: i64 = cached_query_one(&client,
                 "SELECT count(*) FROM links l WHERE NOT EXISTS (SELECT 1 FROM concepts c WHERE c.cid = l.a)
                     OR NOT EXISTS (SELECT 1 FROM concepts c WHERE c.cid = l.b)",
                 &[],
