@@ -413,10 +413,10 @@ impl Engine {
         let kept = collapse_duplicates(&order, |&a, &b| same(a, b));
         let mut dup_counts = vec![0usize; scored.len()];
         for i in 0..scored.len() {
-            if !kept.contains(&i) {
-                if let Some(&k) = kept.iter().find(|&&k| same(k, i)) {
-                    dup_counts[k] += 1;
-                }
+            if !kept.contains(&i)
+                && let Some(&k) = kept.iter().find(|&&k| same(k, i))
+            {
+                dup_counts[k] += 1;
             }
         }
         let chosen: Vec<usize> = kept.into_iter().take(limit).collect();

@@ -6,6 +6,7 @@ mod doctor;
 mod export;
 mod import;
 mod learn;
+mod mcp;
 mod memories;
 mod migrate;
 mod recall;
@@ -19,6 +20,8 @@ use continuum_core::{SessionId, Source, Timestamp};
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Serve MCP over standard input and output (for Claude Desktop, Claude Code, Cursor, …).
+    Mcp,
     /// Store a conversation turn: the user's message, the assistant's reply, optional thinking.
     Learn(learn::LearnArgs),
     /// Store one text (a fact, a document, a note).
@@ -58,6 +61,7 @@ pub enum Command {
 pub async fn run(cli: Cli) -> Result<()> {
     let g = &cli.global;
     match cli.command {
+        Command::Mcp => mcp::mcp(g).await,
         Command::Learn(a) => learn::learn(g, a).await,
         Command::Remember(a) => learn::remember(g, a).await,
         Command::Supersede(a) => learn::supersede(g, a).await,

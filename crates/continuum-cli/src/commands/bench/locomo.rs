@@ -247,8 +247,8 @@ pub async fn locomo(g: &Global, a: LocomoArgs) -> Result<()> {
             }
             question_no += 1;
             match a.half.as_deref() {
-                Some("a") if question_no % 2 == 0 => continue,
-                Some("b") if question_no % 2 == 1 => continue,
+                Some("a") if question_no.is_multiple_of(2) => continue,
+                Some("b") if !question_no.is_multiple_of(2) => continue,
                 _ => {}
             }
             let question = qa

@@ -1,0 +1,87 @@
+//! `continuum mcp` driven by the official MCP Python SDK. Set CONTINUUM_TEST_MCP_PYTHON to a
+//! Python that has `mcp` installed (.ci/run installs it and sets the variable).
+
+use std::process::Command;
+
+const PY_VAR: &str = "CONTINUUM_TEST_MCP_PYTHON";
+
+fn python() -> Option<String> {
+    match std::env::var(PY_VAR) {
+        Ok(p) => Some(p),
+        Err(_) => {
+            eprintln!("skipping: {PY_VAR} is not set (a python with `pip install mcp`)");
+            None
+        }
+    }
+}
+
+fn client() -> String {
+    format!("{}/tests/mcp/client.py", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn an_unmodified_mcp_client_stores_recalls_and_forgets() {
+    let Some(py) = python() else { return };
+    let d = tempfile::tempdir().unwrap();
+    let out = Command::new(&py)
+        .arg(client())
+        .arg(env!("CARGO_BIN_EXE_continuum"))
+        .arg(d.path())
+        .arg("scenario")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        out.status.success() && stdout.contains("OK"),
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
+}
+
+#[test]
+fn two_mcp_servers_on_one_data_dir_write_concurrently() {
+    let Some(py) = python() else { return };
+    let d = tempfile::tempdir().unwrap();
+    let children: Vec<_> = ["alpha", "beta"]
+        .iter()
+        .map(|name| {
+            Command::new(&py)
+                .arg(client())
+                .arg(env!("CARGO_BIN_EXE_continuum"))
+                .arg(d.path())
+                .args(["writer", name, "25"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_continuum"))
+        .arg("--data-dir")
+        .arg(d.path())
+        .args(["concepts", "--json", "rust"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["concept"]["mentions"], 100,
+        "every turn of both servers landed: {v}"
+    );
+    let tokio = v["neighbours"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["key"] == "tokio")
+        .unwrap();
+    assert_eq!(tokio["count"], 50);
+}

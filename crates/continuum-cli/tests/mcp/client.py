@@ -1,0 +1,116 @@
+"""Drives `continuum mcp` with the official MCP Python SDK (`pip install mcp`): a client that
+nobody on this project wrote. Usage:
+
+    client.py BINARY DATA_DIR scenario        the end-to-end scenario; prints OK
+    client.py BINARY DATA_DIR writer NAME N   stores N turns, for concurrency tests
+"""
+
+import asyncio
+import sys
+
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
+
+TOOLS = {
+    "memory_store", "memory_recall", "memory_search", "memory_remember", "memory_get",
+    "memory_list", "memory_forget", "memory_stats", "concept_graph",
+}
+
+
+def text(result):
+    return "\n".join(c.text for c in result.content if getattr(c, "text", None))
+
+
+async def call(s, name, args):
+    result = await s.call_tool(name, args)
+    return result, text(result), result.structured_content
+
+
+async def scenario(s):
+    listed = await s.list_tools()
+    names = {t.name for t in listed.tools}
+    assert TOOLS <= names, f"missing tools: {TOOLS - names}"
+    for t in listed.tools:
+        assert t.description and t.input_schema.get("type") == "object", t.name
+
+    r, _, data = await call(s, "memory_store", {
+        "user_message": "My sister Priya moved to Lisbon last spring; she works as a nurse there.",
+        "ai_response": "That's a big move! Lisbon is lovely in spring.",
+        "session_id": "family",
+    })
+    assert not r.is_error, text(r)
+    assert len(data["memory_ids"]) == 2, data
+    r, _, _ = await call(s, "memory_store", {
+        "user_message": "For the build we use cargo nextest; CI runs on two cores.",
+        "ai_response": "Noted: cargo nextest on two cores.",
+        "thinking": "Builds are slow, keep the dependency tree lean.",
+    })
+    assert not r.is_error, text(r)
+
+    # A question worded differently from what was stored.
+    r, body, data = await call(s, "memory_recall", {"query": "Where does Priya live these days?"})
+    assert not r.is_error, body
+    assert "[MEMORY CONTEXT]" in body and "Lisbon" in body, body
+    lisbon = [m["id"] for m in data["memories"] if "Lisbon" in m["content"]]
+    assert lisbon, data
+
+    # How did I approach this before? Only the reasoning.
+    r, body, data = await call(s, "memory_recall", {"query": "build speed", "source": "thinking"})
+    assert [m["source"] for m in data["memories"]] == ["thinking"], data
+
+    # Ordinary prose and code are valid input.
+    awkward = "SELECT * FROM users; DROP TABLE memories; -- costs $5 | cat ../etc/passwd \"quoted\""
+    r, _, data = await call(s, "memory_remember", {"content": awkward, "source": "fact"})
+    assert not r.is_error, text(r)
+    r, _, got = await call(s, "memory_get", {"id": data["id"]})
+    assert got["content"] == awkward, got
+
+    # Bad input is a readable tool error, and the server keeps serving.
+    r, body, _ = await call(s, "memory_remember", {"content": "   "})
+    assert r.is_error and "empty" in body, body
+    r, body, _ = await call(s, "memory_get", {"id": "not-an-id"})
+    assert r.is_error and "not a memory id" in body, body
+    r, body, _ = await call(s, "memory_list", {"limit": 500})
+    assert r.is_error and "limit" in body, body
+
+    r, body, data = await call(s, "memory_list", {"limit": 2})
+    assert len(data["items"]) == 2 and data["next_cursor"], data
+    r, body, data = await call(s, "memory_search", {"query": "nextest"})
+    assert any("nextest" in h["content"] for h in data["results"]), data
+    r, body, data = await call(s, "concept_graph", {"concept": "CI"})
+    assert not r.is_error, body
+
+    for mid in lisbon:
+        r, body, _ = await call(s, "memory_forget", {"id": mid})
+        assert not r.is_error, body
+    r, body, data = await call(s, "memory_recall", {"query": "Where does Priya live these days?"})
+    assert "Lisbon" not in body, body
+    r, body, data = await call(s, "memory_stats", {})
+    assert data["memories"] == 4, data  # 5 stored + 1 fact - the forgotten ones
+    print("OK")
+
+
+async def writer(s, name, n):
+    for i in range(n):
+        r = await s.call_tool("memory_store", {
+            "user_message": f"{name} turn {i}: Rust and Tokio again",
+            "ai_response": f"Reply {i} about Tokio and Rust",
+            "session_id": name,
+        })
+        assert not r.is_error, text(r)
+    print("OK")
+
+
+async def main():
+    binary, data_dir, mode = sys.argv[1], sys.argv[2], sys.argv[3]
+    params = StdioServerParameters(command=binary, args=["--data-dir", data_dir, "mcp"])
+    async with stdio_client(params) as (read, write):
+        async with ClientSession(read, write) as s:
+            await s.initialize()
+            if mode == "scenario":
+                await scenario(s)
+            else:
+                await writer(s, sys.argv[4], int(sys.argv[5]))
+
+
+asyncio.run(main())

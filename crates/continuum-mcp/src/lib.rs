@@ -1,0 +1,478 @@
+//! Continuum as a Model Context Protocol server, built on the official Rust SDK (`rmcp`).
+//!
+//! Each tool is one engine verb: `memory_store` = learn, `memory_recall` = recall, and so on.
+//! Results are short text a model can read, with the full data as structured content beside
+//! it. The tenant is fixed when the server starts (configuration for stdio, the credential for
+//! HTTP), never taken from a tool argument. Bad input (empty text, over a limit, an unknown id)
+//! is a tool error with a readable message, not a protocol failure.
+//!
+//! Not here: the transport loop itself (`continuum mcp` runs [`serve_stdio`]); the HTTP mount
+//! belongs to the REST server.
+
+use continuum_core::memory::{Metadata, Turn};
+use continuum_core::store::{ForgetSelector, MemoryFilter, Order, PageRequest};
+use continuum_core::{Error, MemoryId, SessionId, Source, TenantId};
+use continuum_engine::{Engine, RecallRequest, RememberRequest, SearchRequest};
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig};
+use rmcp::{
+    ErrorData as McpError, ServerHandler, ServiceExt, schemars, tool, tool_handler, tool_router,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// The most results a listing or search tool returns at once.
+pub const MAX_RESULTS: usize = 50;
+
+/// The MCP server over one engine and one tenant.
+#[derive(Clone)]
+pub struct ContinuumMcp {
+    engine: Engine,
+    tenant: TenantId,
+    tool_router: ToolRouter<Self>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct StoreArgs {
+    /// What the user said in this turn.
+    pub user_message: String,
+    /// What the assistant answered.
+    pub ai_response: String,
+    /// The assistant's reasoning for this turn, if any; stored as its own recallable memory.
+    #[serde(default)]
+    pub thinking: Option<String>,
+    /// A conversation id, to group turns of one session.
+    #[serde(default)]
+    pub session_id: Option<String>,
+    /// Extra facts about the turn (a JSON object).
+    #[serde(default)]
+    pub metadata: Option<serde_json::Map<String, Value>>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct RecallArgs {
+    /// The message to find relevant memories for: usually the user's latest message.
+    pub query: String,
+    /// Token budget of the returned context block (default 1000).
+    #[serde(default)]
+    pub budget_tokens: Option<usize>,
+    /// How many memories to rank (default 10, at most 100).
+    #[serde(default)]
+    pub limit: Option<usize>,
+    /// Only memories from this source: user, assistant, thinking, system, document, fact or note.
+    /// Use "thinking" to recall how you reasoned before.
+    #[serde(default)]
+    pub source: Option<String>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct SearchArgs {
+    /// Words to look for.
+    pub query: String,
+    /// Only memories from this source.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// Only memories of this conversation.
+    #[serde(default)]
+    pub session_id: Option<String>,
+    /// Results per page (default 10, at most 50).
+    #[serde(default)]
+    pub limit: Option<usize>,
+    /// The `next_cursor` of the previous page.
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct RememberArgs {
+    /// The text to remember.
+    pub content: String,
+    /// fact, document, note (default), user, assistant, thinking or system.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// A conversation id.
+    #[serde(default)]
+    pub session_id: Option<String>,
+    /// Extra facts about it (a JSON object).
+    #[serde(default)]
+    pub metadata: Option<serde_json::Map<String, Value>>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct IdArgs {
+    /// A memory id, as returned by the other tools.
+    pub id: String,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct ListArgs {
+    /// Memories per page (default 20, at most 50).
+    #[serde(default)]
+    pub limit: Option<usize>,
+    /// The `next_cursor` of the previous page.
+    #[serde(default)]
+    pub cursor: Option<String>,
+    /// Only memories from this source.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// Only memories of this conversation.
+    #[serde(default)]
+    pub session_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct ForgetArgs {
+    /// The memory to delete.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Delete every memory of this conversation instead.
+    #[serde(default)]
+    pub session_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct ConceptArgs {
+    /// A concept name, any case (a person, project, tool, place…).
+    pub concept: String,
+    /// How many neighbours to return (default 20, at most 50).
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct NoArgs {}
+
+/// A tool result: readable text plus the structured data.
+fn ok(text: String, data: Value) -> Result<CallToolResult, McpError> {
+    let mut r = CallToolResult::success(vec![ContentBlock::text(text)]);
+    r.structured_content = Some(data);
+    Ok(r)
+}
+
+/// An engine error as a tool error the model can read and act on.
+fn tool_error(e: Error) -> Result<CallToolResult, McpError> {
+    let message = match &e {
+        Error::Internal(_) => {
+            "internal error in the memory server (details are in its log)".to_string()
+        }
+        other => other.to_string(),
+    };
+    if let Error::Internal(detail) = &e {
+        eprintln!("continuum mcp: internal error: {detail}");
+    }
+    let mut r = CallToolResult::error(vec![ContentBlock::text(format!(
+        "error ({}): {message}",
+        e.code()
+    ))]);
+    r.structured_content = Some(json!({"error": {"code": e.code(), "message": message}}));
+    Ok(r)
+}
+
+fn source(s: &Option<String>) -> Result<Option<Source>, Error> {
+    s.as_deref().map(str::parse).transpose()
+}
+
+fn session(s: &Option<String>) -> Result<Option<SessionId>, Error> {
+    s.clone().map(SessionId::new).transpose()
+}
+
+fn page_limit(limit: Option<usize>, default: usize) -> Result<usize, Error> {
+    let l = limit.unwrap_or(default);
+    if l == 0 || l > MAX_RESULTS {
+        return Err(Error::InvalidInput(format!(
+            "limit must be between 1 and {MAX_RESULTS}"
+        )));
+    }
+    Ok(l)
+}
+
+fn preview(text: &str, max: usize) -> String {
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= max {
+        flat
+    } else {
+        format!("{}…", flat.chars().take(max - 1).collect::<String>())
+    }
+}
+
+fn memory_line(m: &continuum_core::Memory) -> String {
+    let day = m.created_at.to_rfc3339();
+    format!(
+        "{} [{} {}] {}",
+        m.id,
+        day.get(..10).unwrap_or(&day),
+        m.source,
+        preview(&m.content, 200)
+    )
+}
+
+macro_rules! try_tool {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(e) => return tool_error(e),
+        }
+    };
+}
+
+#[tool_router]
+impl ContinuumMcp {
+    pub fn new(engine: Engine, tenant: TenantId) -> Self {
+        ContinuumMcp {
+            engine,
+            tenant,
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    #[tool(
+        description = "Store one conversation turn in long-term memory: the user's message, your reply, and optionally your reasoning. Call this after every exchange worth remembering. Concepts and their links are extracted automatically."
+    )]
+    async fn memory_store(
+        &self,
+        Parameters(a): Parameters<StoreArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        let turn = Turn {
+            user_message: a.user_message,
+            ai_response: a.ai_response,
+            thinking: a.thinking,
+            session_id: try_tool!(session(&a.session_id)),
+            metadata: a.metadata,
+            timestamp: None,
+        };
+        let out = try_tool!(self.engine.learn(&self.tenant, turn).await);
+        let text = format!(
+            "Stored {} memories. Concepts: {}. {} links, {} decisions.",
+            out.memory_ids.len(),
+            if out.concepts.is_empty() {
+                "none".into()
+            } else {
+                out.concepts.join(", ")
+            },
+            out.links_created,
+            out.decisions_detected
+        );
+        ok(text, json!(out))
+    }
+
+    #[tool(
+        description = "Recall what you know that is relevant to a message. Returns a [MEMORY CONTEXT] block to use in your answer, within a token budget, plus the ranked memories with ids. Call this at the start of a turn."
+    )]
+    async fn memory_recall(
+        &self,
+        Parameters(a): Parameters<RecallArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        let filter = MemoryFilter {
+            sources: try_tool!(source(&a.source)).into_iter().collect(),
+            ..Default::default()
+        };
+        let req = RecallRequest {
+            query: a.query,
+            budget_tokens: a.budget_tokens,
+            limit: a.limit,
+            filter,
+        };
+        let r = try_tool!(self.engine.recall(&self.tenant, &req).await);
+        let mut text = if r.context.is_empty() {
+            "Nothing relevant is remembered.".to_string()
+        } else {
+            r.context.clone()
+        };
+        if !r.memories.is_empty() {
+            text.push_str("\n\nIds (best first): ");
+            text.push_str(
+                &r.memories
+                    .iter()
+                    .map(|m| m.id.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            );
+        }
+        ok(text, json!(r))
+    }
+
+    #[tool(
+        description = "Search memories by words, with optional source and conversation filters. Paged: pass next_cursor to get more."
+    )]
+    async fn memory_search(
+        &self,
+        Parameters(a): Parameters<SearchArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        let limit = try_tool!(page_limit(a.limit, 10));
+        let offset: usize =
+            match a.cursor.as_deref() {
+                None => 0,
+                Some(c) => try_tool!(c.parse().map_err(|_| Error::InvalidInput(format!(
+                    "'{c}' is not a cursor from this tool"
+                )))),
+            };
+        let req = SearchRequest {
+            query: a.query,
+            filter: MemoryFilter {
+                sources: try_tool!(source(&a.source)).into_iter().collect(),
+                session: try_tool!(session(&a.session_id)),
+                ..Default::default()
+            },
+            limit: Some(limit),
+            offset,
+        };
+        let hits = try_tool!(self.engine.search(&self.tenant, &req).await);
+        let next_cursor = (hits.len() == limit).then(|| (offset + limit).to_string());
+        let mut text = if hits.is_empty() {
+            "No matches.".to_string()
+        } else {
+            String::new()
+        };
+        for h in &hits {
+            text.push_str(&memory_line(&h.memory));
+            text.push('\n');
+        }
+        if let Some(c) = &next_cursor {
+            text.push_str(&format!("More: cursor {c}"));
+        }
+        ok(
+            text.trim_end().to_string(),
+            json!({"results": hits, "next_cursor": next_cursor}),
+        )
+    }
+
+    #[tool(
+        description = "Remember one piece of text on its own: a fact, a preference, a document excerpt or a note."
+    )]
+    async fn memory_remember(
+        &self,
+        Parameters(a): Parameters<RememberArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        let req = RememberRequest {
+            content: a.content,
+            source: try_tool!(source(&a.source)).unwrap_or(Source::Note),
+            kind: None,
+            session: try_tool!(session(&a.session_id)),
+            metadata: a.metadata.unwrap_or_else(Metadata::new),
+            created_at: None,
+        };
+        let m = try_tool!(self.engine.remember(&self.tenant, req).await);
+        ok(format!("Remembered {}.", m.id), json!(m))
+    }
+
+    #[tool(description = "Get one memory by id, with its full text and metadata.")]
+    async fn memory_get(
+        &self,
+        Parameters(a): Parameters<IdArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        let id: MemoryId = try_tool!(a.id.parse());
+        let m = try_tool!(self.engine.get(&self.tenant, id).await);
+        ok(format!("{}\n{}", memory_line(&m), m.content), json!(m))
+    }
+
+    #[tool(
+        description = "List memories, newest first, one page at a time (never the whole store). Pass next_cursor for the next page."
+    )]
+    async fn memory_list(
+        &self,
+        Parameters(a): Parameters<ListArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        let page = PageRequest {
+            limit: try_tool!(page_limit(a.limit, 20)),
+            cursor: a.cursor,
+            order: Order::NewestFirst,
+        };
+        let filter = MemoryFilter {
+            sources: try_tool!(source(&a.source)).into_iter().collect(),
+            session: try_tool!(session(&a.session_id)),
+            ..Default::default()
+        };
+        let p = try_tool!(self.engine.list(&self.tenant, &filter, &page).await);
+        let mut text = if p.items.is_empty() {
+            "No memories.".to_string()
+        } else {
+            String::new()
+        };
+        for m in &p.items {
+            text.push_str(&memory_line(m));
+            text.push('\n');
+        }
+        if let Some(c) = &p.next_cursor {
+            text.push_str(&format!("More: cursor {c}"));
+        }
+        ok(text.trim_end().to_string(), json!(p))
+    }
+
+    #[tool(
+        description = "Forget (permanently delete) one memory by id, or every memory of a conversation."
+    )]
+    async fn memory_forget(
+        &self,
+        Parameters(a): Parameters<ForgetArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        let what = match (&a.id, &a.session_id) {
+            (Some(id), None) => ForgetSelector::Ids(vec![try_tool!(id.parse())]),
+            (None, Some(s)) => ForgetSelector::Session(try_tool!(SessionId::new(s.clone()))),
+            _ => return tool_error(Error::InvalidInput("give either id or session_id".into())),
+        };
+        let n = try_tool!(self.engine.forget(&self.tenant, &what).await);
+        ok(format!("Forgot {n} memories."), json!({"forgotten": n}))
+    }
+
+    #[tool(
+        description = "Counts of what is remembered: memories, conversations, concepts, links, decisions."
+    )]
+    async fn memory_stats(
+        &self,
+        Parameters(_): Parameters<NoArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        let s = try_tool!(self.engine.stats(&self.tenant).await);
+        let text = format!(
+            "{} memories in {} conversations; {} concepts, {} links, {} decisions.",
+            s.store.memories, s.store.sessions, s.store.concepts, s.store.links, s.store.decisions
+        );
+        ok(text, json!(s))
+    }
+
+    #[tool(
+        description = "Explore the concept graph: a concept's most strongly linked concepts (link strength 0.1 to 1.0 grows each time they come up together)."
+    )]
+    async fn concept_graph(
+        &self,
+        Parameters(a): Parameters<ConceptArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        let limit = try_tool!(page_limit(a.limit, 20));
+        let v = try_tool!(self.engine.concept(&self.tenant, &a.concept, limit).await);
+        let mut text = format!(
+            "{} ({}, {} mentions)",
+            v.concept.name, v.concept.kind, v.concept.mentions
+        );
+        if v.neighbours.is_empty() {
+            text.push_str(": no linked concepts yet.");
+        }
+        for n in &v.neighbours {
+            text.push_str(&format!("\n- {} ({:.2})", n.name, n.strength));
+        }
+        ok(text, json!(v))
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for ContinuumMcp {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("continuum", env!("CARGO_PKG_VERSION")))
+            .with_instructions(
+                "Long-term memory across conversations. At the start of a turn call memory_recall with \
+                 the user's message and use the context it returns; after answering, call \
+                 memory_store with the user's message and your reply. Use memory_remember for \
+                 standalone facts and memory_forget when the user asks you to forget something.",
+            )
+    }
+}
+
+/// Serves MCP over standard input and output until the client disconnects. Nothing but
+/// protocol messages is written to standard output.
+pub async fn serve_stdio(
+    server: ContinuumMcp,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let running = server.serve(rmcp::transport::stdio()).await?;
+    running.waiting().await?;
+    Ok(())
+}
