@@ -2,7 +2,7 @@
 //! one engine call and prints the result, human-readable or as JSON (`--json`).
 //!
 //! Exit codes scripts can trust: 0 success, 1 internal error, 2 invalid input or usage,
-//! 3 not found, 4 store unavailable (locked, read-only, unreadable), 5 conflict.
+//! 3 not found, 4 store unavailable (locked, read-only, unreadable), 5 conflict, 6 not allowed.
 
 mod app;
 mod commands;

@@ -586,8 +586,14 @@ fn remember_reads_stdin_and_migrate_reports_the_schema() {
     assert_eq!(m["source"], "document");
     assert!(m["content"].as_str().unwrap().contains("restart Nginx"));
     let mig = run_in(d.path(), &["migrate", "--json"]).ok().json();
-    assert_eq!(mig["applied"][0]["version"], 1);
-    assert_eq!(mig["latest"], 1);
+    let versions: Vec<u64> = mig["applied"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(versions, vec![1, 2]);
+    assert_eq!(mig["latest"], 2);
 }
 
 #[test]
@@ -654,4 +660,76 @@ fn bench_locomo_scores_evidence_turns() {
     );
     assert_eq!(bad.code, 2, "{}", bad.stderr);
     assert!(bad.stderr.contains("not a LoCoMo file"), "{}", bad.stderr);
+}
+
+#[test]
+fn keys_are_created_once_listed_without_secrets_and_revoked() {
+    let d = tempfile::tempdir().unwrap();
+    let k = run_in(
+        d.path(),
+        &[
+            "--tenant",
+            "acme",
+            "keys",
+            "create",
+            "--scope",
+            "admin",
+            "--expires",
+            "90d",
+            "--name",
+            "bootstrap",
+            "--json",
+        ],
+    )
+    .ok()
+    .json();
+    let secret = k["key"].as_str().unwrap().to_string();
+    assert!(secret.starts_with("ck_"), "{k}");
+    assert_eq!(k["scope"], "admin");
+    assert!(k["expires_at"].is_string());
+    let plain = run_in(d.path(), &["--tenant", "acme", "keys", "create"]).ok();
+    assert!(
+        plain.stdout.trim().starts_with("ck_") && plain.stderr.contains("shown only this once")
+    );
+    run_in(
+        d.path(),
+        &["--tenant", "other", "keys", "create", "--scope", "read"],
+    )
+    .ok();
+
+    let listed = run_in(d.path(), &["--tenant", "acme", "keys", "list"])
+        .ok()
+        .stdout;
+    assert!(
+        !listed.contains(&secret[16..]),
+        "secrets are never listed: {listed}"
+    );
+    let json = run_in(d.path(), &["--tenant", "acme", "keys", "list", "--json"])
+        .ok()
+        .json();
+    assert_eq!(json.as_array().unwrap().len(), 2);
+    assert!(
+        json[0].get("hash").is_none(),
+        "the hash is not shown either"
+    );
+    assert_eq!(
+        run_in(d.path(), &["keys", "list", "--all-tenants", "--json"])
+            .ok()
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+
+    let prefix = k["prefix"].as_str().unwrap();
+    run_in(d.path(), &["keys", "revoke", prefix]).ok();
+    let after = run_in(d.path(), &["--tenant", "acme", "keys", "list"])
+        .ok()
+        .stdout;
+    assert!(after.contains("revoked"), "{after}");
+    let r = run_in(d.path(), &["keys", "revoke", "000000000000"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    let r = run_in(d.path(), &["keys", "create", "--expires", "soon"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
 }

@@ -13,6 +13,12 @@ pub enum Error {
     /// The request conflicts with what is stored.
     #[error("{0}")]
     Conflict(String),
+    /// No valid credential was presented.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The credential is valid but may not do this.
+    #[error("{0}")]
+    Forbidden(String),
     /// The store cannot serve now: locked by another process, read-only, unreachable.
     #[error("{0}")]
     Unavailable(String),
@@ -28,6 +34,8 @@ impl Error {
             Error::NotFound(_) => "not_found",
             Error::InvalidInput(_) => "invalid_input",
             Error::Conflict(_) => "conflict",
+            Error::Unauthorized(_) => "unauthorized",
+            Error::Forbidden(_) => "forbidden",
             Error::Unavailable(_) => "unavailable",
             Error::Internal(_) => "internal",
         }

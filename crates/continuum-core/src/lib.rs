@@ -13,6 +13,7 @@ pub mod error;
 pub mod extract;
 pub mod hebbian;
 pub mod ids;
+pub mod keys;
 pub mod memory;
 pub mod rank;
 pub mod store;

@@ -347,6 +347,18 @@ pub trait MemoryStore: Send + Sync {
     /// Feeds a derived index: these memories (unknown ids are left out).
     async fn index_docs(&self, tenant: &TenantId, ids: &[MemoryId]) -> Result<Vec<IndexDoc>>;
 
+    /// Stores a new API key (its hash, never the secret).
+    async fn put_key(&self, key: &crate::keys::ApiKey) -> Result<()>;
+
+    /// The key with this public prefix, if any (revoked and expired keys included).
+    async fn key_by_prefix(&self, prefix: &str) -> Result<Option<crate::keys::ApiKey>>;
+
+    /// Keys, newest first; of one tenant or of all.
+    async fn list_keys(&self, tenant: Option<&TenantId>) -> Result<Vec<crate::keys::ApiKey>>;
+
+    /// Marks a key revoked; false when no such key exists.
+    async fn revoke_key(&self, prefix: &str, at: Timestamp) -> Result<bool>;
+
     /// Checks the store's integrity; returns human-readable problems (empty when healthy).
     async fn check(&self) -> Result<Vec<String>>;
 }

@@ -8,11 +8,13 @@
 mod config;
 mod export;
 mod index;
+mod keys;
 mod learn;
 mod recall;
 
 pub use config::{EngineConfig, GraphParams};
 pub use export::{EXPORT_FORMAT, EXPORT_VERSION, ExportHeader, ExportRecord, ImportOutcome};
+pub use keys::MAX_KEY_DAYS;
 pub use learn::{LearnOutcome, PreparedTurns, RememberRequest};
 pub use recall::{
     ActivatedConcept, Recall, RecallRequest, RecalledMemory, SearchHit, SearchRequest,

@@ -265,6 +265,19 @@ fn row_head(r: &Row, at: usize) -> Result<MemoryHead> {
     })
 }
 
+fn key_row(r: &Row) -> Result<continuum_core::keys::ApiKey> {
+    Ok(continuum_core::keys::ApiKey {
+        prefix: r.get(0),
+        tenant: TenantId::new(r.get::<_, String>(1))?,
+        scope: r.get::<_, String>(2).parse()?,
+        hash: r.get(3),
+        name: r.get(4),
+        created_at: Timestamp(r.get(5)),
+        expires_at: r.get::<_, Option<i64>>(6).map(Timestamp),
+        revoked_at: r.get::<_, Option<i64>>(7).map(Timestamp),
+    })
+}
+
 fn row_concept(r: &Row) -> Concept {
     Concept {
         key: r.get(0),
@@ -1377,6 +1390,69 @@ impl MemoryStore for PostgresStore {
                 })
             })
             .collect()
+    }
+
+    async fn put_key(&self, key: &continuum_core::keys::ApiKey) -> Result<()> {
+        let client = self.client().await?;
+        cached_query(
+            &client,
+            "INSERT INTO api_keys (prefix, tenant, scope, hash, name, created_at, expires_at, revoked_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            &[
+                &key.prefix,
+                &key.tenant.as_str(),
+                &key.scope.as_str(),
+                &key.hash,
+                &key.name,
+                &key.created_at.millis(),
+                &key.expires_at.map(|t| t.millis()),
+                &key.revoked_at.map(|t| t.millis()),
+            ],
+        )
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn key_by_prefix(&self, prefix: &str) -> Result<Option<continuum_core::keys::ApiKey>> {
+        let client = self.client().await?;
+        let rows = cached_query(
+            &client,
+            "SELECT prefix, tenant, scope, hash, name, created_at, expires_at, revoked_at
+             FROM api_keys WHERE prefix = $1",
+            &[&prefix],
+        )
+        .await
+        .map_err(map_err)?;
+        rows.first().map(key_row).transpose()
+    }
+
+    async fn list_keys(
+        &self,
+        tenant: Option<&TenantId>,
+    ) -> Result<Vec<continuum_core::keys::ApiKey>> {
+        let client = self.client().await?;
+        let rows = cached_query(
+            &client,
+            "SELECT prefix, tenant, scope, hash, name, created_at, expires_at, revoked_at
+             FROM api_keys WHERE $1::text IS NULL OR tenant = $1 ORDER BY created_at DESC, prefix",
+            &[&tenant.map(|t| t.as_str())],
+        )
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(key_row).collect()
+    }
+
+    async fn revoke_key(&self, prefix: &str, at: Timestamp) -> Result<bool> {
+        let client = self.client().await?;
+        let rows = cached_query(
+            &client,
+            "UPDATE api_keys SET revoked_at = coalesce(revoked_at, $2) WHERE prefix = $1 RETURNING prefix",
+            &[&prefix, &at.millis()],
+        )
+        .await
+        .map_err(map_err)?;
+        Ok(!rows.is_empty())
     }
 
     async fn check(&self) -> Result<Vec<String>> {

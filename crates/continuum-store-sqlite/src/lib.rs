@@ -261,6 +261,23 @@ fn index_doc(r: &Row<'_>) -> rusqlite::Result<IndexDoc> {
     })
 }
 
+fn key_row(r: &Row<'_>) -> rusqlite::Result<Result<continuum_core::keys::ApiKey>> {
+    let tenant: String = r.get(1)?;
+    let scope: String = r.get(2)?;
+    Ok((|| {
+        Ok(continuum_core::keys::ApiKey {
+            prefix: r.get(0).map_err(map_err)?,
+            tenant: TenantId::new(tenant)?,
+            scope: scope.parse()?,
+            hash: r.get(3).map_err(map_err)?,
+            name: r.get(4).map_err(map_err)?,
+            created_at: Timestamp(r.get(5).map_err(map_err)?),
+            expires_at: r.get::<_, Option<i64>>(6).map_err(map_err)?.map(Timestamp),
+            revoked_at: r.get::<_, Option<i64>>(7).map_err(map_err)?.map(Timestamp),
+        })
+    })())
+}
+
 fn row_concept(r: &Row<'_>) -> rusqlite::Result<Concept> {
     Ok(Concept {
         key: r.get(0)?,
@@ -1349,6 +1366,69 @@ impl MemoryStore for SqliteStore {
                 }
             }
             Ok(out)
+        })
+    }
+
+    async fn put_key(&self, key: &continuum_core::keys::ApiKey) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO api_keys (prefix, tenant, scope, hash, name, created_at, expires_at, revoked_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    key.prefix,
+                    key.tenant.as_str(),
+                    key.scope.as_str(),
+                    key.hash,
+                    key.name,
+                    key.created_at.millis(),
+                    key.expires_at.map(|t| t.millis()),
+                    key.revoked_at.map(|t| t.millis())
+                ],
+            )
+            .map_err(|e| match map_err(e) {
+                Error::Internal(m) if m.contains("UNIQUE") => Error::Conflict("a key with this prefix exists".into()),
+                other => other,
+            })?;
+            Ok(())
+        })
+    }
+
+    async fn key_by_prefix(&self, prefix: &str) -> Result<Option<continuum_core::keys::ApiKey>> {
+        let row = self.read(|c| {
+            c.prepare_cached(
+                "SELECT prefix, tenant, scope, hash, name, created_at, expires_at, revoked_at
+                 FROM api_keys WHERE prefix = ?1",
+            )?
+            .query_row([prefix], key_row)
+            .optional()
+        })?;
+        row.transpose()
+    }
+
+    async fn list_keys(
+        &self,
+        tenant: Option<&TenantId>,
+    ) -> Result<Vec<continuum_core::keys::ApiKey>> {
+        let rows = self.read(|c| {
+            c.prepare_cached(
+                "SELECT prefix, tenant, scope, hash, name, created_at, expires_at, revoked_at
+                 FROM api_keys WHERE ?1 IS NULL OR tenant = ?1 ORDER BY created_at DESC, prefix",
+            )?
+            .query_map([tenant.map(|t| t.as_str())], key_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        rows.into_iter().collect()
+    }
+
+    async fn revoke_key(&self, prefix: &str, at: Timestamp) -> Result<bool> {
+        self.write(|tx| {
+            let n = tx
+                .execute(
+                    "UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?2) WHERE prefix = ?1",
+                    params![prefix, at.millis()],
+                )
+                .map_err(map_err)?;
+            Ok(n > 0)
         })
     }
 

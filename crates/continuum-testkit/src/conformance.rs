@@ -1182,3 +1182,51 @@ pub async fn the_store_full_text_search_ranks_and_isolates(make: &Factory) {
         "time filter applies"
     );
 }
+
+pub async fn api_keys_are_stored_hashed_and_revocable(make: &Factory) {
+    use continuum_core::keys::Scope;
+    let s = make().await;
+    let (e, clock) = engine(s.store.clone());
+    let (a, b) = (tenant("a"), tenant("b"));
+    let (secret, key) = e
+        .create_key(&a, Scope::Write, Some(60_000), Some("ci".into()))
+        .await
+        .unwrap();
+    e.create_key(&b, Scope::Read, None, None).await.unwrap();
+    let stored = s.store.key_by_prefix(&key.prefix).await.unwrap().unwrap();
+    assert_ne!(stored.hash, secret, "only the hash is stored");
+    assert!(!stored.hash.contains(&secret[16..]));
+    let who = e.authenticate(&secret).await.unwrap();
+    assert_eq!((who.tenant, who.scope), (a.clone(), Scope::Write));
+    let wrong = format!("{}0", &secret[..secret.len() - 1]);
+    assert!(matches!(
+        e.authenticate(&wrong).await,
+        Err(Error::Unauthorized(_))
+    ));
+    assert!(matches!(
+        e.authenticate("ck_garbage").await,
+        Err(Error::Unauthorized(_))
+    ));
+    assert_eq!(
+        e.list_keys(Some(&a)).await.unwrap().len(),
+        1,
+        "keys are listed per tenant"
+    );
+    assert_eq!(e.list_keys(None).await.unwrap().len(), 2);
+    clock.advance_millis(61_000);
+    assert!(
+        matches!(e.authenticate(&secret).await, Err(Error::Unauthorized(_))),
+        "expired"
+    );
+    let (secret2, key2) = e.create_key(&a, Scope::Admin, None, None).await.unwrap();
+    e.authenticate(&secret2).await.unwrap();
+    e.revoke_key(&key2.prefix).await.unwrap();
+    assert!(
+        matches!(e.authenticate(&secret2).await, Err(Error::Unauthorized(_))),
+        "revoked"
+    );
+    assert!(matches!(
+        e.revoke_key("000000000000").await,
+        Err(Error::NotFound(_))
+    ));
+}

@@ -76,7 +76,8 @@ macro_rules! store_conformance {
             sessions_and_decisions_are_recorded,
             store_check_finds_no_problems,
             the_index_follows_writes_made_after_it_was_built,
-            the_store_full_text_search_ranks_and_isolates
+            the_store_full_text_search_ranks_and_isolates,
+            api_keys_are_stored_hashed_and_revocable
         );
     };
     (@cases $factory:expr; $var:expr; $($case:ident),* $(,)?) => {

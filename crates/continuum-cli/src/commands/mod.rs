@@ -5,6 +5,7 @@ mod concepts;
 mod doctor;
 mod export;
 mod import;
+mod keys;
 mod learn;
 mod mcp;
 mod memories;
@@ -52,6 +53,8 @@ pub enum Command {
     Export(export::ExportArgs),
     /// Load a dump written by `export`, or conversation history with --turns.
     Import(import::ImportArgs),
+    /// Create, list and revoke API keys (works offline against the store).
+    Keys(keys::KeysArgs),
     /// Apply pending schema migrations (they also run automatically at start) and show the state.
     Migrate,
     /// Measure learn throughput and recall latency on generated conversations.
@@ -77,6 +80,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Doctor => doctor::doctor(g).await,
         Command::Export(a) => export::export(g, a).await,
         Command::Import(a) => import::import(g, a).await,
+        Command::Keys(a) => keys::keys(g, a).await,
         Command::Migrate => migrate::migrate(g).await,
         Command::Bench(a) => bench::bench(g, a).await,
     }

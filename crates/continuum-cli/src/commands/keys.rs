@@ -1,0 +1,136 @@
+//! `keys`: create, list and revoke API keys, offline against the store, so an operator can
+//! bootstrap the first admin key. No key or password is ever printed except the one created.
+
+use crate::app::Global;
+use crate::output;
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use continuum_core::Error;
+use continuum_core::keys::Scope;
+
+#[derive(Debug, Args)]
+pub struct KeysArgs {
+    #[command(subcommand)]
+    pub action: KeysAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// Create a key for --tenant; prints the secret once (with --json: the `key` field).
+    Create {
+        /// read, write or admin.
+        #[arg(long, default_value = "write")]
+        scope: Scope,
+        /// How long the key is valid: 30m, 12h, 90d, 2w, 1y (default: until revoked).
+        #[arg(long, value_parser = parse_validity)]
+        expires: Option<i64>,
+        /// A label to recognise the key by.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List keys (never their secrets): of --tenant, or of every tenant with --all-tenants.
+    List {
+        #[arg(long)]
+        all_tenants: bool,
+    },
+    /// Revoke a key by its prefix (or the whole key).
+    Revoke { prefix: String },
+}
+
+/// "90d" → milliseconds.
+fn parse_validity(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: i64 = n
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration like 90d"))?;
+    let ms = match unit {
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" | "" => 86_400_000,
+        "w" => 7 * 86_400_000,
+        "y" => 365 * 86_400_000,
+        _ => return Err(format!("unknown unit in '{s}' (use m, h, d, w or y)")),
+    };
+    n.checked_mul(ms)
+        .filter(|v| *v > 0)
+        .ok_or_else(|| format!("'{s}' is not a positive duration"))
+}
+
+pub async fn keys(g: &Global, a: KeysArgs) -> Result<()> {
+    let (engine, _) = g.open().await?;
+    match a.action {
+        KeysAction::Create {
+            scope,
+            expires,
+            name,
+        } => {
+            let tenant = g.tenant()?;
+            let (secret, key) = engine.create_key(&tenant, scope, expires, name).await?;
+            if g.json {
+                return output::json(&serde_json::json!({
+                    "key": secret,
+                    "prefix": key.prefix,
+                    "tenant": key.tenant,
+                    "scope": key.scope,
+                    "name": key.name,
+                    "created_at": key.created_at,
+                    "expires_at": key.expires_at,
+                }));
+            }
+            println!("{secret}");
+            eprintln!(
+                "created a {} key for tenant '{}' (prefix {}{}); it is shown only this once",
+                key.scope,
+                key.tenant,
+                key.prefix,
+                key.expires_at
+                    .map(|t| format!(", expires {t}"))
+                    .unwrap_or_default()
+            );
+            Ok(())
+        }
+        KeysAction::List { all_tenants } => {
+            let tenant = g.tenant()?;
+            let list = engine.list_keys((!all_tenants).then_some(&tenant)).await?;
+            if g.json {
+                return output::json(&list);
+            }
+            if list.is_empty() {
+                println!("no keys");
+            }
+            let now = continuum_core::Clock::now(&continuum_core::SystemClock);
+            for k in list {
+                let state = if k.revoked_at.is_some() {
+                    "revoked"
+                } else if !k.is_active(now) {
+                    "expired"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{}  {:<6} {:<8} {}  {}{}",
+                    k.prefix,
+                    k.scope,
+                    state,
+                    k.tenant,
+                    k.created_at,
+                    k.name.map(|n| format!("  {n}")).unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+        KeysAction::Revoke { prefix } => {
+            if prefix.trim().is_empty() {
+                return Err(Error::InvalidInput("give the key's prefix".into()).into());
+            }
+            engine.revoke_key(&prefix).await?;
+            if g.json {
+                return output::json(&serde_json::json!({"revoked": prefix}));
+            }
+            println!("revoked {prefix}");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! API keys: what a key may do, how it is written, and how it is stored (hashed).
+//!
+//! A key reads `ck_<prefix>_<secret>`: the prefix (12 hex digits) is public and indexed, so a
+//! request costs one lookup; the store keeps only the SHA-256 of the whole key. Keys are 64 random
+//! bits of prefix and 192 of secret, so a fast hash is right (a slow KDF protects low-entropy
+//! passwords, not random keys). The secret is shown once, at creation.
+
+use crate::error::{Error, Result};
+use crate::ids::TenantId;
+use crate::time::Timestamp;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::fmt;
+use std::str::FromStr;
+
+/// What a key may do. Each scope includes the ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    Read,
+    Write,
+    Admin,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Write => "write",
+            Scope::Admin => "admin",
+        }
+    }
+
+    /// Does a key of this scope allow an action needing `needed`?
+    pub fn allows(self, needed: Scope) -> bool {
+        self >= needed
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Scope {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "read" => Ok(Scope::Read),
+            "write" => Ok(Scope::Write),
+            "admin" => Ok(Scope::Admin),
+            other => Err(Error::InvalidInput(format!(
+                "unknown scope '{other}' (expected read, write or admin)"
+            ))),
+        }
+    }
+}
+
+/// A stored key: everything but the secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiKey {
+    /// The public prefix, also the key's id.
+    pub prefix: String,
+    pub tenant: TenantId,
+    pub scope: Scope,
+    #[serde(skip_serializing)]
+    pub hash: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub created_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<Timestamp>,
+}
+
+impl ApiKey {
+    pub fn is_active(&self, now: Timestamp) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|e| now < e)
+    }
+}
+
+/// Hex SHA-256 of a whole key.
+pub fn hash_key(secret: &str) -> String {
+    Sha256::digest(secret.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Builds a key from 32 random bytes: `(secret, prefix)`.
+pub fn format_key(random: &[u8; 32]) -> (String, String) {
+    let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    let prefix = hex[..12].to_string();
+    let secret = format!("ck_{prefix}_{}", &hex[16..]);
+    (secret, prefix)
+}
+
+/// The public prefix of a presented key, if it has the right shape.
+pub fn key_prefix(secret: &str) -> Option<&str> {
+    let rest = secret.strip_prefix("ck_")?;
+    let (prefix, tail) = rest.split_once('_')?;
+    let hex = |s: &str| s.chars().all(|c| c.is_ascii_hexdigit());
+    (prefix.len() == 12 && tail.len() == 48 && hex(prefix) && hex(tail)).then_some(prefix)
+}
+
+/// Compares two hashes without stopping at the first difference.
+pub fn same_hash(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_have_a_public_prefix_and_a_hashed_secret() {
+        let (secret, prefix) = format_key(&[7u8; 32]);
+        assert_eq!(key_prefix(&secret), Some(prefix.as_str()));
+        assert_eq!(secret.len(), 3 + 12 + 1 + 48);
+        assert!(same_hash(&hash_key(&secret), &hash_key(&secret)));
+        assert!(!same_hash(&hash_key(&secret), &hash_key("ck_other")));
+        for bad in [
+            "",
+            "ck_",
+            "ck_abc_def",
+            "xx_000000000000_",
+            &secret[..secret.len() - 1],
+        ] {
+            assert_eq!(key_prefix(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn scopes_nest() {
+        assert!(Scope::Admin.allows(Scope::Write) && Scope::Write.allows(Scope::Read));
+        assert!(!Scope::Read.allows(Scope::Write));
+        assert_eq!("WRITE".parse::<Scope>().unwrap(), Scope::Write);
+        assert!("root".parse::<Scope>().is_err());
+    }
+}

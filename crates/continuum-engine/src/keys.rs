@@ -1,0 +1,78 @@
+//! API keys: create (the secret is returned once), authenticate, list, revoke.
+
+use crate::Engine;
+use continuum_core::keys::{ApiKey, Scope, format_key, hash_key, key_prefix, same_hash};
+use continuum_core::{Error, Result, TenantId, Timestamp};
+
+/// The longest a key may be valid for, in days.
+pub const MAX_KEY_DAYS: i64 = 3650;
+
+impl Engine {
+    /// Creates a key for `tenant`; returns the secret (shown once, stored only as a hash) and
+    /// the stored record.
+    pub async fn create_key(
+        &self,
+        tenant: &TenantId,
+        scope: Scope,
+        valid_for_millis: Option<i64>,
+        name: Option<String>,
+    ) -> Result<(String, ApiKey)> {
+        if let Some(ms) = valid_for_millis
+            && (ms <= 0 || ms > MAX_KEY_DAYS * 86_400_000)
+        {
+            return Err(Error::InvalidInput(format!(
+                "a key's validity must be between 1 ms and {MAX_KEY_DAYS} days"
+            )));
+        }
+        if name.as_deref().is_some_and(|n| n.len() > 200) {
+            return Err(Error::InvalidInput("key name is over 200 bytes".into()));
+        }
+        let mut random = [0u8; 32];
+        random[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+        random[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+        let (secret, prefix) = format_key(&random);
+        let now = self.clock.now();
+        let key = ApiKey {
+            prefix,
+            tenant: tenant.clone(),
+            scope,
+            hash: hash_key(&secret),
+            name,
+            created_at: now,
+            expires_at: valid_for_millis.map(|ms| Timestamp(now.millis() + ms)),
+            revoked_at: None,
+        };
+        self.store.put_key(&key).await?;
+        Ok((secret, key))
+    }
+
+    /// The key a presented secret belongs to, if it is valid now. Costs one indexed lookup.
+    pub async fn authenticate(&self, secret: &str) -> Result<ApiKey> {
+        let refused = || Error::Unauthorized("invalid, expired or revoked API key".into());
+        let prefix = key_prefix(secret.trim()).ok_or_else(refused)?;
+        let key = self
+            .store
+            .key_by_prefix(prefix)
+            .await?
+            .ok_or_else(refused)?;
+        if !same_hash(&key.hash, &hash_key(secret.trim())) || !key.is_active(self.clock.now()) {
+            return Err(refused());
+        }
+        Ok(key)
+    }
+
+    /// Keys, newest first, of one tenant or all.
+    pub async fn list_keys(&self, tenant: Option<&TenantId>) -> Result<Vec<ApiKey>> {
+        self.store.list_keys(tenant).await
+    }
+
+    /// Revokes a key by its prefix (or by the whole secret).
+    pub async fn revoke_key(&self, prefix_or_key: &str) -> Result<()> {
+        let prefix = key_prefix(prefix_or_key.trim()).unwrap_or(prefix_or_key.trim());
+        if self.store.revoke_key(prefix, self.clock.now()).await? {
+            Ok(())
+        } else {
+            Err(Error::NotFound(format!("no API key with prefix {prefix}")))
+        }
+    }
+}
