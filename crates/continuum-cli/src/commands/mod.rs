@@ -11,6 +11,7 @@ mod mcp;
 mod memories;
 mod migrate;
 mod recall;
+mod serve;
 mod stats;
 
 use crate::app::{Cli, parse_time};
@@ -21,6 +22,8 @@ use continuum_core::{SessionId, Source, Timestamp};
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Serve the REST API (default 127.0.0.1:8420) until Ctrl-C or SIGTERM.
+    Serve(serve::ServeArgs),
     /// Serve MCP over standard input and output (for Claude Desktop, Claude Code, Cursor, …).
     Mcp,
     /// Store a conversation turn: the user's message, the assistant's reply, optional thinking.
@@ -64,6 +67,7 @@ pub enum Command {
 pub async fn run(cli: Cli) -> Result<()> {
     let g = &cli.global;
     match cli.command {
+        Command::Serve(a) => serve::serve(g, a).await,
         Command::Mcp => mcp::mcp(g).await,
         Command::Learn(a) => learn::learn(g, a).await,
         Command::Remember(a) => learn::remember(g, a).await,

@@ -1,0 +1,88 @@
+//! Errors as HTTP responses: one exhaustive mapping from error kind to status.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use continuum_core::Error;
+use serde_json::json;
+
+/// An error answered to a client: `{"error": {"code", "message"}}`.
+#[derive(Debug)]
+pub enum ApiError {
+    /// An engine or store error.
+    Engine(Error),
+    /// A request the HTTP layer refused before the engine saw it (bad JSON, too large, …).
+    Http {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+    },
+    /// Too many requests for this key; retry after this many seconds.
+    RateLimited(u64),
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        ApiError::Engine(e)
+    }
+}
+
+impl ApiError {
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        ApiError::Http {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_input",
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message) = match self {
+            ApiError::Engine(e) => {
+                let status = match &e {
+                    Error::InvalidInput(_) => StatusCode::BAD_REQUEST,
+                    Error::NotFound(_) => StatusCode::NOT_FOUND,
+                    Error::Conflict(_) => StatusCode::CONFLICT,
+                    Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+                    Error::Forbidden(_) => StatusCode::FORBIDDEN,
+                    Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+                    Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                };
+                let message = match &e {
+                    Error::Internal(detail) => {
+                        eprintln!("continuum serve: internal error: {detail}");
+                        "internal error (see the server log)".to_string()
+                    }
+                    Error::Unavailable(detail) => {
+                        eprintln!("continuum serve: store unavailable: {detail}");
+                        "the store is unavailable; try again".to_string()
+                    }
+                    other => other.to_string(),
+                };
+                (status, e.code(), message)
+            }
+            ApiError::Http {
+                status,
+                code,
+                message,
+            } => (status, code, message),
+            ApiError::RateLimited(secs) => {
+                let mut r = (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    axum::Json(json!({"error": {"code": "rate_limited", "message": format!("too many requests for this key; retry in {secs} s")}})),
+                )
+                    .into_response();
+                if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                    r.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+                return r;
+            }
+        };
+        (
+            status,
+            axum::Json(json!({"error": {"code": code, "message": message}})),
+        )
+            .into_response()
+    }
+}

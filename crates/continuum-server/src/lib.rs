@@ -1,0 +1,114 @@
+//! The HTTP face of the engine: a REST API under `/v1`, authenticated by API keys.
+//!
+//! Handlers only translate between HTTP and engine calls. The tenant always comes from the key;
+//! nothing in a request names it. Errors are `{"error": {"code", "message"}}` with the status
+//! of one exhaustive match; internal details go to the log, never to the client. Limits: body
+//! size (413), page sizes (400), a token bucket per key (429 with `Retry-After`), a request
+//! timeout (408). CORS is answered before authentication.
+//!
+//! Not here yet: the OpenAPI document, tenant administration, the `/mcp` mount and WebSocket
+//! events.
+
+mod error;
+mod routes;
+
+pub use error::ApiError;
+
+use axum::Router;
+use continuum_engine::Engine;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Server settings; every limit explicit.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Largest request body, in bytes (413 beyond).
+    pub max_body_bytes: usize,
+    /// A request taking longer is answered 408.
+    pub request_timeout: Duration,
+    /// Requests per second each key may sustain…
+    pub rate_per_second: f64,
+    /// …and in a burst.
+    pub rate_burst: f64,
+    /// Origins allowed by CORS (`*` for any); empty: no cross-origin access.
+    pub cors_origins: Vec<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            max_body_bytes: 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            rate_per_second: 200.0,
+            rate_burst: 400.0,
+            cors_origins: Vec::new(),
+        }
+    }
+}
+
+/// A token bucket per API key.
+#[derive(Default)]
+pub(crate) struct RateLimiter {
+    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+}
+
+impl RateLimiter {
+    /// Takes a token for `key`; on refusal, the seconds until one is available.
+    pub(crate) fn take(&self, key: &str, rate: f64, burst: f64) -> Result<(), u64> {
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let (tokens, last) = buckets.entry(key.to_string()).or_insert((burst, now));
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * rate).min(burst);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - *tokens) / rate).ceil().max(1.0) as u64)
+        }
+    }
+}
+
+pub(crate) struct AppState {
+    pub engine: Engine,
+    pub config: ServerConfig,
+    pub limiter: RateLimiter,
+}
+
+/// The application: every route with its layers.
+pub fn router(engine: Engine, config: ServerConfig) -> Router {
+    let state = Arc::new(AppState {
+        engine,
+        config: config.clone(),
+        limiter: RateLimiter::default(),
+    });
+    routes::router(state, &config)
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then lets requests in flight finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bucket_refuses_past_the_burst_and_says_when_to_retry() {
+        let l = RateLimiter::default();
+        for _ in 0..3 {
+            assert!(l.take("k", 1.0, 3.0).is_ok());
+        }
+        assert_eq!(l.take("k", 1.0, 3.0), Err(1));
+        assert!(l.take("other", 1.0, 3.0).is_ok(), "buckets are per key");
+    }
+}

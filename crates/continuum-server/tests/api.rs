@@ -1,0 +1,501 @@
+//! The REST API driven over real HTTP: a server on port 0, a SQLite store in a temp dir.
+
+use continuum_core::keys::Scope;
+use continuum_core::{TenantId, Timestamp};
+use continuum_engine::{Engine, EngineConfig};
+use continuum_server::{ServerConfig, router, serve};
+use continuum_store_sqlite::{SqliteOptions, SqliteStore};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+struct Server {
+    base: String,
+    engine: Engine,
+    _dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+async fn start(config: ServerConfig) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(
+        dir.path().join("continuum.db"),
+        &SqliteOptions::default(),
+        Timestamp(0),
+    )
+    .unwrap();
+    let engine = Engine::new(Arc::new(store), EngineConfig::default()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let app = router(engine.clone(), config);
+    tokio::spawn(async move {
+        serve(listener, app, async {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    Server {
+        base,
+        engine,
+        _dir: dir,
+        stop: Some(tx),
+    }
+}
+
+impl Server {
+    async fn key(&self, tenant: &str, scope: Scope) -> String {
+        self.engine
+            .create_key(&TenantId::new(tenant).unwrap(), scope, None, None)
+            .await
+            .unwrap()
+            .0
+    }
+}
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    key: Option<String>,
+}
+
+impl Client {
+    fn new(s: &Server, key: Option<&str>) -> Self {
+        Client {
+            http: reqwest::Client::new(),
+            base: s.base.clone(),
+            key: key.map(str::to_string),
+        }
+    }
+
+    fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let r = self.http.request(method, format!("{}{path}", self.base));
+        match &self.key {
+            Some(k) => r.header("X-API-Key", k),
+            None => r,
+        }
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let r = self.req(reqwest::Method::GET, path).send().await.unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let r = self
+            .req(reqwest::Method::POST, path)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        let r = self
+            .req(reqwest::Method::DELETE, path)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+}
+
+fn assert_error(v: &Value, code: &str) {
+    assert_eq!(v["error"]["code"], code, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn the_original_service_shapes_are_kept() {
+    let s = start(ServerConfig::default()).await;
+    let c = Client::new(&s, Some(&s.key("acme", Scope::Write).await));
+
+    let (st, v) = c.get("/v1/health").await;
+    assert_eq!((st, v["status"].as_str()), (StatusCode::OK, Some("ok")));
+
+    let (st, v) = c
+        .post("/v1/learn", json!({"user_message": "We deploy billing on Kubernetes in Frankfurt.", "ai_response": "Noted. I will keep Frankfurt as the primary region.", "metadata": {"channel": "slack"}}))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    for (field, kind) in [
+        ("concepts_extracted", "n"),
+        ("decisions_detected", "n"),
+        ("links_created", "n"),
+        ("compounds_found", "n"),
+        ("tenant_id", "s"),
+    ] {
+        assert!(
+            if kind == "n" {
+                v[field].is_u64()
+            } else {
+                v[field].is_string()
+            },
+            "{field}: {v}"
+        );
+    }
+    assert_eq!(v["tenant_id"], "acme");
+    assert!(v["concepts_extracted"].as_u64().unwrap() >= 2);
+    assert_eq!(v["decisions_detected"], 1);
+
+    let (st, v) = c
+        .post(
+            "/v1/recall",
+            json!({"message": "Which region runs Kubernetes?", "max_concepts": 5}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(v["context"].as_str().unwrap().contains("Frankfurt"), "{v}");
+    assert!(
+        v["concepts_found"].is_u64() && v["relationships_found"].is_u64(),
+        "{v}"
+    );
+    assert!(v["query_time_ms"].is_number());
+    assert_eq!(v["tenant_id"], "acme");
+
+    let (st, v) = c.post("/v1/turn", json!({"user_message": "And the database for billing?", "ai_response": "Billing uses PostgreSQL."})).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert!(
+        v["recall"]["context"].is_string() && v["learn"]["concepts_extracted"].is_u64(),
+        "{v}"
+    );
+
+    let (_, v) = c.get("/v1/stats").await;
+    assert_eq!(v["memories"], 4);
+    assert_eq!(v["tenant_id"], "acme");
+    let (_, v) = c.get("/v1/entities?limit=10&offset=0").await;
+    let names: Vec<&str> = v["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"Frankfurt") && names.contains(&"PostgreSQL"),
+        "{v}"
+    );
+    let (_, v) = c.get("/v1/entities?entity_type=person").await;
+    assert_eq!(v["entities"].as_array().unwrap().len(), 0);
+    let (_, v) = c.get("/v1/messages?limit=2&offset=1").await;
+    assert_eq!(v["messages"].as_array().unwrap().len(), 2);
+    let (_, v) = c
+        .post(
+            "/v1/messages/search",
+            json!({"query": "PostgreSQL billing"}),
+        )
+        .await;
+    assert!(
+        v["results"][0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("PostgreSQL"),
+        "{v}"
+    );
+    let (st, v) = c
+        .post(
+            "/v1/memories",
+            json!({"entity": "Priya", "content": "Priya prefers tea.", "metadata": {"k": 1}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let (_, m) = c
+        .get(&format!("/v1/memories/{}", v["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(m["metadata"]["entity"], "Priya");
+    assert_eq!(m["metadata"]["k"], 1);
+}
+
+#[tokio::test]
+async fn native_endpoints_page_supersede_and_forget() {
+    let s = start(ServerConfig::default()).await;
+    let c = Client::new(&s, Some(&s.key("acme", Scope::Write).await));
+    for i in 0..5 {
+        c.post("/v1/learn", json!({"user_message": format!("Note {i} about the Falcon launch"), "ai_response": "ok", "session_id": "launch"})).await;
+    }
+    let (_, p1) = c.get("/v1/memories?limit=4").await;
+    assert_eq!(p1["items"].as_array().unwrap().len(), 4);
+    let cursor = p1["next_cursor"].as_str().unwrap();
+    let (_, p2) = c
+        .get(&format!("/v1/memories?limit=100&cursor={cursor}"))
+        .await;
+    assert_eq!(p2["items"].as_array().unwrap().len(), 6);
+    let (_, r) = c
+        .post(
+            "/v1/recall/native",
+            json!({"query": "Falcon launch", "limit": 3}),
+        )
+        .await;
+    assert_eq!(r["memories"].as_array().unwrap().len(), 3);
+    assert!(r["memories"][0]["signals"]["lexical"].is_number());
+    let (_, hits) = c
+        .post(
+            "/v1/search",
+            json!({"query": "Falcon", "limit": 2, "offset": 1}),
+        )
+        .await;
+    assert_eq!(hits["results"].as_array().unwrap().len(), 2);
+    let old = p1["items"][0]["id"].as_str().unwrap().to_string();
+    let (st, new) = c
+        .post(
+            &format!("/v1/memories/{old}/supersede"),
+            json!({"content": "The Falcon launch moved to May."}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{new}");
+    let (_, g) = c.get(&format!("/v1/memories/{old}")).await;
+    assert_eq!(g["superseded_by"], new["id"]);
+    let (_, sessions) = c.get("/v1/sessions").await;
+    assert_eq!(sessions["sessions"][0]["id"], "launch");
+    let (_, graph) = c.get("/v1/graph?concept=falcon").await;
+    assert!(!graph["nodes"].as_array().unwrap().is_empty(), "{graph}");
+    let (st, v) = c.delete("/v1/sessions/launch").await;
+    assert_eq!((st, v["forgotten"].as_u64()), (StatusCode::OK, Some(10)));
+    let (st, v) = c.delete(&format!("/v1/memories/{old}")).await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
+    assert_error(&v, "not_found");
+}
+
+#[tokio::test]
+async fn keys_scopes_and_credentials_are_enforced() {
+    let s = start(ServerConfig::default()).await;
+    let read = s.key("acme", Scope::Read).await;
+    let admin = s.key("acme", Scope::Admin).await;
+
+    let (st, v) = Client::new(&s, None).get("/v1/stats").await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    assert_error(&v, "unauthorized");
+    let (st, _) = Client::new(
+        &s,
+        Some("ck_000000000000_000000000000000000000000000000000000000000000000"),
+    )
+    .get("/v1/stats")
+    .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let (st, v) = Client::new(&s, Some(&read))
+        .post(
+            "/v1/learn",
+            json!({"user_message": "a", "ai_response": "b"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    assert_error(&v, "forbidden");
+    let bearer = reqwest::Client::new()
+        .get(format!("{}/v1/stats", s.base))
+        .bearer_auth(&read)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bearer.status(), StatusCode::OK);
+
+    // Key administration needs admin scope and stays inside the tenant.
+    let (st, _) = Client::new(&s, Some(&read)).get("/v1/keys").await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let a = Client::new(&s, Some(&admin));
+    let (st, created) = a
+        .post(
+            "/v1/keys",
+            json!({"scope": "write", "expires_in_days": 30, "name": "bot"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{created}");
+    let new_key = created["key"].as_str().unwrap().to_string();
+    let (_, listed) = a.get("/v1/keys").await;
+    assert_eq!(listed["keys"].as_array().unwrap().len(), 3);
+    assert!(
+        !listed.to_string().contains(&new_key[16..]),
+        "secrets are never listed"
+    );
+    let (st, _) = Client::new(&s, Some(&new_key))
+        .post(
+            "/v1/learn",
+            json!({"user_message": "a b", "ai_response": "c d"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let other_admin = s.key("other", Scope::Admin).await;
+    let (st, _) = Client::new(&s, Some(&other_admin))
+        .delete(&format!("/v1/keys/{}", created["prefix"].as_str().unwrap()))
+        .await;
+    assert_eq!(
+        st,
+        StatusCode::NOT_FOUND,
+        "another tenant's admin cannot revoke it"
+    );
+    let (st, _) = a
+        .delete(&format!("/v1/keys/{}", created["prefix"].as_str().unwrap()))
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, _) = Client::new(&s, Some(&new_key)).get("/v1/stats").await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "revoked");
+}
+
+#[tokio::test]
+async fn one_tenants_key_never_reaches_another_tenants_memories() {
+    let s = start(ServerConfig::default()).await;
+    let a = Client::new(&s, Some(&s.key("alice", Scope::Write).await));
+    let b = Client::new(&s, Some(&s.key("bob", Scope::Write).await));
+    b.post("/v1/learn", json!({"user_message": "Bob's locker code is 4411 at the Oslo office.", "ai_response": "Saved the Oslo locker code.", "session_id": "bob-s"})).await;
+    let (_, bob_mem) = b.get("/v1/memories?limit=1").await;
+    let bob_id = bob_mem["items"][0]["id"].as_str().unwrap().to_string();
+    a.post(
+        "/v1/learn",
+        json!({"user_message": "Alice likes tea.", "ai_response": "Tea it is."}),
+    )
+    .await;
+
+    // A body or query field naming a tenant is not trusted.
+    let (_, v) = a
+        .post(
+            "/v1/recall",
+            json!({"message": "Oslo locker code", "tenant_id": "bob"}),
+        )
+        .await;
+    assert!(!v["context"].as_str().unwrap().contains("Oslo"), "{v}");
+    assert_eq!(v["tenant_id"], "alice");
+    let (_, v) = a
+        .post("/v1/recall/native", json!({"query": "Oslo locker code"}))
+        .await;
+    assert!(
+        v["memories"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| !m["content"].as_str().unwrap().contains("Oslo"))
+    );
+    let (_, v) = a
+        .post("/v1/messages/search", json!({"query": "locker"}))
+        .await;
+    assert!(v["results"].as_array().unwrap().is_empty());
+    let (_, v) = a.post("/v1/search", json!({"query": "Oslo"})).await;
+    assert!(v["results"].as_array().unwrap().is_empty());
+    let (_, v) = a.get("/v1/messages?limit=100").await;
+    assert!(!v.to_string().contains("Oslo"));
+    let (_, v) = a.get("/v1/memories?limit=100&session=bob-s").await;
+    assert!(v["items"].as_array().unwrap().is_empty());
+    let (st, _) = a.get(&format!("/v1/memories/{bob_id}")).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (_, v) = a.get("/v1/stats?tenant=bob").await;
+    assert_eq!(v["memories"], 2);
+    let (_, v) = a.get("/v1/entities").await;
+    assert!(!v.to_string().contains("Oslo"));
+    let (st, _) = a.get("/v1/concepts/oslo").await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (_, v) = a.get("/v1/sessions").await;
+    assert!(v["sessions"].as_array().unwrap().is_empty());
+    let (st, _) = a.delete(&format!("/v1/memories/{bob_id}")).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (st, _) = a.delete("/v1/sessions/bob-s").await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (st, v) = b.get(&format!("/v1/memories/{bob_id}")).await;
+    assert_eq!(st, StatusCode::OK, "Bob still has it: {v}");
+}
+
+#[tokio::test]
+async fn limits_answer_with_clear_errors() {
+    let s = start(ServerConfig {
+        max_body_bytes: 4096,
+        rate_per_second: 2.0,
+        rate_burst: 4.0,
+        ..ServerConfig::default()
+    })
+    .await;
+    let c = Client::new(&s, Some(&s.key("acme", Scope::Write).await));
+    let big = "x ".repeat(5000);
+    let (st, v) = c
+        .post(
+            "/v1/learn",
+            json!({"user_message": big, "ai_response": "b"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
+    assert_error(&v, "payload_too_large");
+    let (st, v) = c.get("/v1/memories?limit=5000").await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert_error(&v, "invalid_input");
+    let r = c
+        .req(reqwest::Method::POST, "/v1/recall")
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let (st, v) = c
+        .post(
+            "/v1/learn",
+            json!({"user_message": "   ", "ai_response": "b"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("empty"),
+        "{v}"
+    );
+    let (st, v) = c.get("/v1/nowhere").await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    assert_error(&v, "not_found");
+    // The bucket: 4 in a burst (some already spent above), then 429 with Retry-After.
+    let mut limited = None;
+    for _ in 0..10 {
+        let r = c
+            .req(reqwest::Method::GET, "/v1/stats")
+            .send()
+            .await
+            .unwrap();
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some(r);
+            break;
+        }
+    }
+    let r = limited.expect("the rate limit answered 429");
+    assert!(r.headers().get("retry-after").is_some());
+    let v: Value = r.json().await.unwrap();
+    assert_error(&v, "rate_limited");
+}
+
+#[tokio::test]
+async fn cors_preflight_is_answered_before_authentication() {
+    let s = start(ServerConfig {
+        cors_origins: vec!["https://app.example".into()],
+        ..ServerConfig::default()
+    })
+    .await;
+    let r = reqwest::Client::new()
+        .request(reqwest::Method::OPTIONS, format!("{}/v1/recall", s.base))
+        .header("Origin", "https://app.example")
+        .header("Access-Control-Request-Method", "POST")
+        .header("Access-Control-Request-Headers", "x-api-key, content-type")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    let other = reqwest::Client::new()
+        .request(reqwest::Method::OPTIONS, format!("{}/v1/recall", s.base))
+        .header("Origin", "https://evil.example")
+        .header("Access-Control-Request-Method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+}
