@@ -85,3 +85,98 @@ fn two_mcp_servers_on_one_data_dir_write_concurrently() {
         .unwrap();
     assert_eq!(tokio["count"], 50);
 }
+
+/// `continuum serve` on a free port; returns the child and its base URL.
+fn serve(data_dir: &std::path::Path) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_continuum"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(stderr)
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    (child, url)
+}
+
+fn key(data_dir: &std::path::Path, tenant: &str, scope: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_continuum"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--tenant", tenant, "keys", "create", "--scope", scope])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn memories(data_dir: &std::path::Path, tenant: &str) -> u64 {
+    let out = Command::new(env!("CARGO_BIN_EXE_continuum"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--tenant", tenant, "stats", "--json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["memories"].as_u64().unwrap()
+}
+
+/// Sends one raw HTTP request and returns the status line.
+fn status_of(url: &str, extra_header: &str) -> String {
+    use std::io::{Read, Write};
+    let addr = url.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+    write!(
+        s,
+        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\n{extra_header}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.lines().next().unwrap_or("").to_string()
+}
+
+#[test]
+fn the_same_client_works_over_http_with_the_tenant_from_the_key() {
+    let Some(py) = python() else { return };
+    let d = tempfile::tempdir().unwrap();
+    let acme = key(d.path(), "acme", "write");
+    let reader = key(d.path(), "acme", "read");
+    let (mut server, url) = serve(d.path());
+    let out = Command::new(&py)
+        .arg(client())
+        .args(["--http", &format!("{url}/mcp"), &acme, "scenario"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    let no_key = status_of(&url, "");
+    let read_only = status_of(&url, &format!("X-API-Key: {reader}\r\n"));
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(
+        out.status.success() && stdout.contains("OK"),
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
+    assert_eq!(
+        memories(d.path(), "acme"),
+        4,
+        "the key's tenant received the memories"
+    );
+    assert_eq!(memories(d.path(), "default"), 0, "and no other tenant");
+    assert!(no_key.contains("401"), "{no_key}");
+    assert!(read_only.contains("403"), "{read_only}");
+}

@@ -16,8 +16,10 @@ use continuum_engine::{Engine, RecallRequest, RememberRequest, SearchRequest};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig};
+use rmcp::service::RequestContext;
 use rmcp::{
-    ErrorData as McpError, ServerHandler, ServiceExt, schemars, tool, tool_handler, tool_router,
+    ErrorData as McpError, RoleServer, ServerHandler, ServiceExt, schemars, tool, tool_handler,
+    tool_router,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -29,9 +31,15 @@ pub const MAX_RESULTS: usize = 50;
 #[derive(Clone)]
 pub struct ContinuumMcp {
     engine: Engine,
-    tenant: TenantId,
+    /// The tenant for stdio; over HTTP each request carries its own ([`McpTenant`]).
+    tenant: Option<TenantId>,
     tool_router: ToolRouter<Self>,
 }
+
+/// The tenant of an authenticated HTTP request: the REST server's auth layer puts it in the
+/// request's extensions, from where each tool call reads it. Never taken from tool arguments.
+#[derive(Debug, Clone)]
+pub struct McpTenant(pub TenantId);
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct StoreArgs {
@@ -218,12 +226,33 @@ macro_rules! try_tool {
 
 #[tool_router]
 impl ContinuumMcp {
+    /// A server whose every call uses `tenant` (stdio).
     pub fn new(engine: Engine, tenant: TenantId) -> Self {
         ContinuumMcp {
             engine,
-            tenant,
+            tenant: Some(tenant),
             tool_router: Self::tool_router(),
         }
+    }
+
+    /// A server that takes each call's tenant from its authenticated HTTP request.
+    pub fn per_request(engine: Engine) -> Self {
+        ContinuumMcp {
+            engine,
+            tenant: None,
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    fn tenant_of(&self, ctx: &RequestContext<RoleServer>) -> Result<TenantId, Error> {
+        if let Some(parts) = ctx.extensions.get::<http::request::Parts>()
+            && let Some(McpTenant(t)) = parts.extensions.get::<McpTenant>()
+        {
+            return Ok(t.clone());
+        }
+        self.tenant.clone().ok_or_else(|| {
+            Error::Unauthorized("this MCP request carries no authenticated tenant".into())
+        })
     }
 
     #[tool(
@@ -232,7 +261,9 @@ impl ContinuumMcp {
     async fn memory_store(
         &self,
         Parameters(a): Parameters<StoreArgs>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
+        let tenant = try_tool!(self.tenant_of(&ctx));
         let turn = Turn {
             user_message: a.user_message,
             ai_response: a.ai_response,
@@ -241,7 +272,7 @@ impl ContinuumMcp {
             metadata: a.metadata,
             timestamp: None,
         };
-        let out = try_tool!(self.engine.learn(&self.tenant, turn).await);
+        let out = try_tool!(self.engine.learn(&tenant, turn).await);
         let text = format!(
             "Stored {} memories. Concepts: {}. {} links, {} decisions.",
             out.memory_ids.len(),
@@ -262,7 +293,9 @@ impl ContinuumMcp {
     async fn memory_recall(
         &self,
         Parameters(a): Parameters<RecallArgs>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
+        let tenant = try_tool!(self.tenant_of(&ctx));
         let filter = MemoryFilter {
             sources: try_tool!(source(&a.source)).into_iter().collect(),
             ..Default::default()
@@ -273,7 +306,7 @@ impl ContinuumMcp {
             limit: a.limit,
             filter,
         };
-        let r = try_tool!(self.engine.recall(&self.tenant, &req).await);
+        let r = try_tool!(self.engine.recall(&tenant, &req).await);
         let mut text = if r.context.is_empty() {
             "Nothing relevant is remembered.".to_string()
         } else {
@@ -298,7 +331,9 @@ impl ContinuumMcp {
     async fn memory_search(
         &self,
         Parameters(a): Parameters<SearchArgs>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
+        let tenant = try_tool!(self.tenant_of(&ctx));
         let limit = try_tool!(page_limit(a.limit, 10));
         let offset: usize =
             match a.cursor.as_deref() {
@@ -317,7 +352,7 @@ impl ContinuumMcp {
             limit: Some(limit),
             offset,
         };
-        let hits = try_tool!(self.engine.search(&self.tenant, &req).await);
+        let hits = try_tool!(self.engine.search(&tenant, &req).await);
         let next_cursor = (hits.len() == limit).then(|| (offset + limit).to_string());
         let mut text = if hits.is_empty() {
             "No matches.".to_string()
@@ -343,7 +378,9 @@ impl ContinuumMcp {
     async fn memory_remember(
         &self,
         Parameters(a): Parameters<RememberArgs>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
+        let tenant = try_tool!(self.tenant_of(&ctx));
         let req = RememberRequest {
             content: a.content,
             source: try_tool!(source(&a.source)).unwrap_or(Source::Note),
@@ -352,7 +389,7 @@ impl ContinuumMcp {
             metadata: a.metadata.unwrap_or_else(Metadata::new),
             created_at: None,
         };
-        let m = try_tool!(self.engine.remember(&self.tenant, req).await);
+        let m = try_tool!(self.engine.remember(&tenant, req).await);
         ok(format!("Remembered {}.", m.id), json!(m))
     }
 
@@ -360,9 +397,11 @@ impl ContinuumMcp {
     async fn memory_get(
         &self,
         Parameters(a): Parameters<IdArgs>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
+        let tenant = try_tool!(self.tenant_of(&ctx));
         let id: MemoryId = try_tool!(a.id.parse());
-        let m = try_tool!(self.engine.get(&self.tenant, id).await);
+        let m = try_tool!(self.engine.get(&tenant, id).await);
         ok(format!("{}\n{}", memory_line(&m), m.content), json!(m))
     }
 
@@ -372,7 +411,9 @@ impl ContinuumMcp {
     async fn memory_list(
         &self,
         Parameters(a): Parameters<ListArgs>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
+        let tenant = try_tool!(self.tenant_of(&ctx));
         let page = PageRequest {
             limit: try_tool!(page_limit(a.limit, 20)),
             cursor: a.cursor,
@@ -383,7 +424,7 @@ impl ContinuumMcp {
             session: try_tool!(session(&a.session_id)),
             ..Default::default()
         };
-        let p = try_tool!(self.engine.list(&self.tenant, &filter, &page).await);
+        let p = try_tool!(self.engine.list(&tenant, &filter, &page).await);
         let mut text = if p.items.is_empty() {
             "No memories.".to_string()
         } else {
@@ -405,13 +446,15 @@ impl ContinuumMcp {
     async fn memory_forget(
         &self,
         Parameters(a): Parameters<ForgetArgs>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
+        let tenant = try_tool!(self.tenant_of(&ctx));
         let what = match (&a.id, &a.session_id) {
             (Some(id), None) => ForgetSelector::Ids(vec![try_tool!(id.parse())]),
             (None, Some(s)) => ForgetSelector::Session(try_tool!(SessionId::new(s.clone()))),
             _ => return tool_error(Error::InvalidInput("give either id or session_id".into())),
         };
-        let n = try_tool!(self.engine.forget(&self.tenant, &what).await);
+        let n = try_tool!(self.engine.forget(&tenant, &what).await);
         ok(format!("Forgot {n} memories."), json!({"forgotten": n}))
     }
 
@@ -421,8 +464,10 @@ impl ContinuumMcp {
     async fn memory_stats(
         &self,
         Parameters(_): Parameters<NoArgs>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        let s = try_tool!(self.engine.stats(&self.tenant).await);
+        let tenant = try_tool!(self.tenant_of(&ctx));
+        let s = try_tool!(self.engine.stats(&tenant).await);
         let text = format!(
             "{} memories in {} conversations; {} concepts, {} links, {} decisions.",
             s.store.memories, s.store.sessions, s.store.concepts, s.store.links, s.store.decisions
@@ -436,9 +481,11 @@ impl ContinuumMcp {
     async fn concept_graph(
         &self,
         Parameters(a): Parameters<ConceptArgs>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
+        let tenant = try_tool!(self.tenant_of(&ctx));
         let limit = try_tool!(page_limit(a.limit, 20));
-        let v = try_tool!(self.engine.concept(&self.tenant, &a.concept, limit).await);
+        let v = try_tool!(self.engine.concept(&tenant, &a.concept, limit).await);
         let mut text = format!(
             "{} ({}, {} mentions)",
             v.concept.name, v.concept.kind, v.concept.mentions

@@ -60,7 +60,8 @@ pub(crate) fn router(state: Arc<AppState>, config: &ServerConfig) -> Router {
         .route("/v1/keys", get(keys_list).post(keys_create))
         .route("/v1/keys/{prefix}", delete(keys_revoke))
         .fallback(not_found)
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(mcp_router(state))
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -70,6 +71,43 @@ pub(crate) fn router(state: Arc<AppState>, config: &ServerConfig) -> Router {
         Some(layer) => api.layer(layer),
         None => api,
     }
+}
+
+/// MCP over streamable HTTP at `/mcp`: the same tools as `continuum mcp`, each call in the
+/// tenant of the request's API key (write scope: the tools store and forget).
+fn mcp_router(state: Arc<AppState>) -> Router {
+    use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+    use rmcp::transport::streamable_http_server::{
+        StreamableHttpServerConfig, StreamableHttpService,
+    };
+    let engine = state.engine.clone();
+    let service = StreamableHttpService::new(
+        move || Ok(continuum_mcp::ContinuumMcp::per_request(engine.clone())),
+        Arc::new(LocalSessionManager::default()),
+        StreamableHttpServerConfig::default(),
+    );
+    Router::new()
+        .nest_service("/mcp", service)
+        .layer(axum::middleware::from_fn_with_state(state, mcp_auth))
+}
+
+async fn mcp_auth(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let (mut parts, body) = request.into_parts();
+    let auth = match Auth::from_request_parts(&mut parts, &state).await {
+        Ok(a) => a,
+        Err(e) => return e.into_response(),
+    };
+    let tenant = match auth.require(Scope::Write) {
+        Ok(t) => t.clone(),
+        Err(e) => return e.into_response(),
+    };
+    parts.extensions.insert(continuum_mcp::McpTenant(tenant));
+    next.run(Request::from_parts(parts, body)).await
 }
 
 fn cors(config: &ServerConfig) -> Option<CorsLayer> {

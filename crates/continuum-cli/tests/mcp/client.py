@@ -1,8 +1,9 @@
-"""Drives `continuum mcp` with the official MCP Python SDK (`pip install mcp`): a client that
-nobody on this project wrote. Usage:
+"""Drives Continuum's MCP server with the official MCP Python SDK (`pip install mcp`): a client
+that nobody on this project wrote. Usage:
 
-    client.py BINARY DATA_DIR scenario        the end-to-end scenario; prints OK
-    client.py BINARY DATA_DIR writer NAME N   stores N turns, for concurrency tests
+    client.py BINARY DATA_DIR scenario          `continuum mcp` over stdio; prints OK
+    client.py BINARY DATA_DIR writer NAME N     stores N turns over stdio (concurrency tests)
+    client.py --http URL API_KEY scenario       the same scenario over streamable HTTP
 """
 
 import asyncio
@@ -101,16 +102,29 @@ async def writer(s, name, n):
     print("OK")
 
 
+async def run(s, mode, rest):
+    await s.initialize()
+    if mode == "scenario":
+        await scenario(s)
+    else:
+        await writer(s, rest[0], int(rest[1]))
+
+
 async def main():
+    if sys.argv[1] == "--http":
+        from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
+        url, key, mode = sys.argv[2], sys.argv[3], sys.argv[4]
+        async with create_mcp_http_client(headers={"X-API-Key": key}) as http:
+            async with streamable_http_client(url, http_client=http) as streams:
+                read, write = streams[0], streams[1]
+                async with ClientSession(read, write) as s:
+                    await run(s, mode, sys.argv[5:])
+        return
     binary, data_dir, mode = sys.argv[1], sys.argv[2], sys.argv[3]
     params = StdioServerParameters(command=binary, args=["--data-dir", data_dir, "mcp"])
     async with stdio_client(params) as (read, write):
         async with ClientSession(read, write) as s:
-            await s.initialize()
-            if mode == "scenario":
-                await scenario(s)
-            else:
-                await writer(s, sys.argv[4], int(sys.argv[5]))
+            await run(s, mode, sys.argv[4:])
 
 
 asyncio.run(main())
