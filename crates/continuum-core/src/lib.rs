@@ -15,6 +15,7 @@ pub mod hebbian;
 pub mod ids;
 pub mod keys;
 pub mod memory;
+pub mod migration;
 pub mod rank;
 pub mod store;
 pub mod text;

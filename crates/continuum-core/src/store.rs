@@ -181,6 +181,17 @@ pub struct Link {
     pub last_at: Timestamp,
 }
 
+/// Orders links strongest first, then most seen, then by keys (every backend's `neighbours`).
+pub fn sort_links(links: &mut [Link]) {
+    links.sort_by(|x, y| {
+        y.strength
+            .total_cmp(&x.strength)
+            .then(y.count.cmp(&x.count))
+            .then_with(|| x.a.cmp(&y.a))
+            .then_with(|| x.b.cmp(&y.b))
+    });
+}
+
 /// What to forget.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ForgetSelector {

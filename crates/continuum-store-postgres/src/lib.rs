@@ -945,13 +945,7 @@ impl MemoryStore for PostgresStore {
             .iter()
             .map(|r| link(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
             .collect();
-        links.sort_by(|x, y| {
-            y.strength
-                .total_cmp(&x.strength)
-                .then(y.count.cmp(&x.count))
-                .then_with(|| x.a.cmp(&y.a))
-                .then_with(|| x.b.cmp(&y.b))
-        });
+        continuum_core::store::sort_links(&mut links);
         Ok(links)
     }
 

@@ -3,13 +3,8 @@
 
 use crate::map_err;
 use continuum_core::{Error, Result};
-use sha2::{Digest, Sha256};
 
-pub struct Migration {
-    pub version: u32,
-    pub name: &'static str,
-    pub sql: &'static str,
-}
+pub use continuum_core::migration::{AppliedMigration, Migration, checksum};
 
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -26,23 +21,7 @@ pub const MIGRATIONS: &[Migration] = &[
 
 /// The schema version this build writes.
 pub fn latest_version() -> u32 {
-    MIGRATIONS.last().map(|m| m.version).unwrap_or(0)
-}
-
-pub fn checksum(sql: &str) -> String {
-    Sha256::digest(sql.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// A migration as recorded in a store.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AppliedMigration {
-    pub version: u32,
-    pub name: String,
-    pub checksum: String,
-    pub applied_at: i64,
+    continuum_core::migration::latest(MIGRATIONS)
 }
 
 const CREATE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -1023,13 +1023,7 @@ impl MemoryStore for SqliteStore {
                     })
                 })
                 .collect();
-            links.sort_by(|x, y| {
-                y.strength
-                    .total_cmp(&x.strength)
-                    .then(y.count.cmp(&x.count))
-                    .then_with(|| x.a.cmp(&y.a))
-                    .then_with(|| x.b.cmp(&y.b))
-            });
+            continuum_core::store::sort_links(&mut links);
             Ok(links)
         })
     }
