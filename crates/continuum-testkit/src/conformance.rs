@@ -1198,7 +1198,10 @@ pub async fn api_keys_are_stored_hashed_and_revocable(make: &Factory) {
     assert!(!stored.hash.contains(&secret[16..]));
     let who = e.authenticate(&secret).await.unwrap();
     assert_eq!((who.tenant, who.scope), (a.clone(), Scope::Write));
-    let wrong = format!("{}0", &secret[..secret.len() - 1]);
+    // Change the last hex digit (to one it is not).
+    let last = if secret.ends_with('0') { '1' } else { '0' };
+    let wrong = format!("{}{last}", &secret[..secret.len() - 1]);
+    assert_ne!(wrong, secret);
     assert!(matches!(
         e.authenticate(&wrong).await,
         Err(Error::Unauthorized(_))
