@@ -230,9 +230,7 @@ pub async fn import(g: &Global, a: ImportArgs) -> Result<()> {
         pb.finish_and_clear();
         return finish(g, report);
     }
-    let mut turns: Vec<Turn> = Vec::new();
     let mut records: Vec<ExportRecord> = Vec::new();
-    let mut learned = TurnsImported::default();
     let mut dumped = ImportOutcome::default();
     let mut first = true;
     let mut lines = Lines::new(&input)?;
@@ -243,25 +241,19 @@ pub async fn import(g: &Global, a: ImportArgs) -> Result<()> {
         }
         // The file was validated above; a line that fails now changed under us.
         let parsed = line
-            .and_then(|text| parse_line(&engine, a.turns, is_first, text))
+            .and_then(|text| parse_line(&engine, false, is_first, text))
             .map_err(|e| Error::InvalidInput(format!("line {n} changed during import: {e}")))?;
         match parsed {
-            Parsed::Header => pb.inc(1),
-            Parsed::Turn(t) => turns.push(t),
             Parsed::Record(r) => records.push(r),
-        }
-        if turns.len() >= a.batch {
-            flush_turns(&engine, &tenant, &mut turns, &mut learned, &pb).await?;
+            Parsed::Header | Parsed::Turn(_) => pb.inc(1),
         }
         if records.len() >= a.batch {
             flush_records(&engine, &tenant, &mut records, &mut dumped, &pb).await?;
         }
     }
-    flush_turns(&engine, &tenant, &mut turns, &mut learned, &pb).await?;
     flush_records(&engine, &tenant, &mut records, &mut dumped, &pb).await?;
     pb.finish_and_clear();
 
-    let _ = learned;
     report.dump = Some(dumped);
     finish(g, report)
 }
@@ -289,28 +281,6 @@ fn finish(g: &Global, report: Report) -> Result<()> {
     if !report.bad_lines.is_empty() {
         println!("skipped {} bad lines", report.bad_lines.len());
     }
-    Ok(())
-}
-
-async fn flush_turns(
-    engine: &Engine,
-    tenant: &TenantId,
-    turns: &mut Vec<Turn>,
-    total: &mut TurnsImported,
-    pb: &indicatif::ProgressBar,
-) -> Result<()> {
-    if turns.is_empty() {
-        return Ok(());
-    }
-    let n = turns.len() as u64;
-    let out = engine.learn_many(tenant, std::mem::take(turns)).await?;
-    total.turns += out.turns;
-    total.memories += out.memory_ids.len() as u64;
-    total.concepts_created += out.concepts_created;
-    total.links_created += out.links_new;
-    total.links_strengthened += out.links_strengthened;
-    total.decisions += out.decisions_detected;
-    pb.inc(n);
     Ok(())
 }
 
