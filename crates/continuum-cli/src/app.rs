@@ -59,6 +59,32 @@ pub struct Global {
     /// Largest text accepted (a message, a note, a query), in bytes.
     #[arg(long, global = true, env = "CONTINUUM_MAX_TEXT_BYTES", default_value_t = 1024 * 1024, value_name = "BYTES")]
     pub max_text_bytes: usize,
+    /// Sentence embeddings for semantic recall: none, local (a model directory on disk) or
+    /// openai (any OpenAI-compatible /v1/embeddings endpoint).
+    #[arg(
+        long,
+        global = true,
+        env = "CONTINUUM_EMBEDDER",
+        default_value = "none",
+        value_name = "KIND"
+    )]
+    pub embedder: String,
+    /// Local embedder: the model directory (config.json, model.safetensors, tokenizer.json).
+    #[arg(long, global = true, env = "CONTINUUM_MODEL_DIR", value_name = "DIR")]
+    pub model_dir: Option<PathBuf>,
+    /// OpenAI-compatible embedder: the endpoint, e.g. http://localhost:11434/v1. The API key,
+    /// if one is needed, comes from CONTINUUM_EMBED_API_KEY.
+    #[arg(long, global = true, env = "CONTINUUM_EMBED_URL", value_name = "URL")]
+    pub embed_url: Option<String>,
+    /// The embedding model: the name to ask the endpoint for; for a local model, overrides the
+    /// name stored with its vectors.
+    #[arg(
+        long,
+        global = true,
+        env = "CONTINUUM_EMBED_MODEL",
+        value_name = "NAME"
+    )]
+    pub embed_model: Option<String>,
 }
 
 impl Global {
@@ -104,6 +130,34 @@ impl Global {
     pub async fn open(&self) -> Result<(Engine, Backend)> {
         let location = self.location()?;
         self.open_location(&location, self.engine_config()).await
+    }
+
+    /// What the embedder flags say.
+    pub fn embedder_settings(&self) -> Result<continuum_embed::EmbedderSettings> {
+        Ok(continuum_embed::EmbedderSettings {
+            kind: self.embedder.parse()?,
+            model_dir: self.model_dir.clone(),
+            url: self.embed_url.clone(),
+            model: self.embed_model.clone(),
+            api_key: std::env::var("CONTINUUM_EMBED_API_KEY")
+                .ok()
+                .filter(|k| !k.is_empty()),
+        })
+    }
+
+    /// Like [`Global::open`], with the configured embedder attached (commands that rank or
+    /// embed: loading a local model takes a moment, so the others skip it).
+    pub async fn open_semantic(&self) -> Result<(Engine, Backend)> {
+        let (engine, backend) = self.open().await?;
+        Ok((self.attach_embedder(engine).await?, backend))
+    }
+
+    /// Attaches the configured embedder, if any.
+    pub async fn attach_embedder(&self, engine: Engine) -> Result<Engine> {
+        Ok(match self.embedder_settings()?.build().await? {
+            Some(e) => engine.with_embedder(e),
+            None => engine,
+        })
     }
 
     /// Opens a store at an explicit location with an explicit engine configuration.

@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields, default)]
 pub struct FusionWeights {
     pub lexical: f64,
+    /// Cosine similarity of sentence vectors (counts only when an embedder is on).
+    pub semantic: f64,
     pub graph: f64,
     pub recency: f64,
     /// Half-life, in days, of the recency signal.
@@ -22,6 +24,7 @@ impl Default for FusionWeights {
             // Chosen on half of the LoCoMo development questions, checked on the other half
             // (BENCHMARKS.md, "Retrieval quality").
             lexical: 0.75,
+            semantic: 0.75,
             graph: 0.15,
             recency: 0.10,
             recency_half_life_days: 30.0,
@@ -35,6 +38,10 @@ impl Default for FusionWeights {
 pub struct Signals {
     /// BM25 normalised by the best BM25 of the query, in [0, 1].
     pub lexical: f64,
+    /// Cosine of the query's and the memory's vectors, min-max normalised over the
+    /// candidates, in [0, 1]; 0 without an embedder or for a memory not yet embedded.
+    #[serde(default)]
+    pub semantic: f64,
     /// Concept-graph activation normalised by the best activation, in [0, 1].
     pub graph: f64,
     /// 0.5^(age / half-life), in (0, 1].
@@ -61,7 +68,8 @@ pub fn normalise_by_max(raw: &mut [f64]) {
 
 /// The fused score of one memory.
 pub fn fuse(w: &FusionWeights, s: &Signals, superseded: bool) -> f64 {
-    let base = w.lexical * s.lexical + w.graph * s.graph + w.recency * s.recency;
+    let base =
+        w.lexical * s.lexical + w.semantic * s.semantic + w.graph * s.graph + w.recency * s.recency;
     if superseded {
         base * w.superseded_factor
     } else {
@@ -97,6 +105,7 @@ mod tests {
         let w = FusionWeights::default();
         let s = Signals {
             lexical: 1.0,
+            semantic: 0.5,
             graph: 0.5,
             recency: 1.0,
         };
@@ -123,8 +132,8 @@ mod tests {
         #[test]
         fn a_stronger_signal_never_lowers_the_score(l in 0.0f64..1.0, g in 0.0f64..1.0, r in 0.0f64..1.0, bump in 0.0f64..1.0) {
             let w = FusionWeights::default();
-            let a = fuse(&w, &Signals { lexical: l, graph: g, recency: r }, false);
-            let b = fuse(&w, &Signals { lexical: (l + bump).min(1.0), graph: g, recency: r }, false);
+            let a = fuse(&w, &Signals { lexical: l, graph: g, recency: r, semantic: 0.0 }, false);
+            let b = fuse(&w, &Signals { lexical: (l + bump).min(1.0), graph: g, recency: r, semantic: 0.0 }, false);
             prop_assert!(b >= a);
         }
     }

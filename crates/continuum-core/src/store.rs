@@ -358,6 +358,43 @@ pub trait MemoryStore: Send + Sync {
     /// Feeds a derived index: these memories (unknown ids are left out).
     async fn index_docs(&self, tenant: &TenantId, ids: &[MemoryId]) -> Result<Vec<IndexDoc>>;
 
+    /// Stores vectors of `model` (dimension `dim`) for these memories, replacing any vector
+    /// they had of that model; memories that no longer exist are skipped. Returns how many were
+    /// stored. Every stored vector gets a new position in the tenant's vector log.
+    async fn put_vectors(
+        &self,
+        tenant: &TenantId,
+        model: &str,
+        dim: usize,
+        vectors: &[(MemoryId, Vec<f32>)],
+    ) -> Result<usize>;
+
+    /// The tenant's vectors of `model` stored after vector-log position `after`, oldest first,
+    /// at most `limit` (feeds the derived vector index).
+    async fn vectors_since(
+        &self,
+        tenant: &TenantId,
+        model: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<crate::embed::StoredVector>>;
+
+    /// Memories without a vector of `model`, after store position `after`, in store order, at
+    /// most `limit`; of one tenant, or of every tenant when `tenant` is `None`.
+    async fn pending_embeddings(
+        &self,
+        tenant: Option<&TenantId>,
+        model: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<crate::embed::PendingEmbedding>>;
+
+    /// The tenant's vector counts per model.
+    async fn vector_counts(&self, tenant: &TenantId) -> Result<Vec<crate::embed::VectorCount>>;
+
+    /// Deletes the tenant's vectors of every model but `keep`; returns how many went.
+    async fn drop_vectors_except(&self, tenant: &TenantId, keep: &str) -> Result<u64>;
+
     /// Stores a new API key (its hash, never the secret).
     async fn put_key(&self, key: &crate::keys::ApiKey) -> Result<()>;
 

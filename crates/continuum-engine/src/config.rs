@@ -63,6 +63,13 @@ pub struct EngineConfig {
     /// Rank with the engine's derived in-memory index (true) or with the store's own full-text
     /// search (false: no build cost, slower per query at scale).
     pub derived_index: bool,
+    /// Semantic candidates considered per recall (when an embedder is on).
+    pub semantic_candidates: usize,
+    /// Each memory's cosine is averaged with these shares of its session neighbours' cosines
+    /// (1 place away, 2 places away, …).
+    pub semantic_context: Vec<f64>,
+    /// Characters of a memory an embedder sees (local models read at most 256 tokens anyway).
+    pub embed_max_chars: usize,
     pub hebbian: HebbianRule,
     pub fusion: FusionWeights,
     pub graph: GraphParams,
@@ -83,6 +90,9 @@ impl Default for EngineConfig {
             near_duplicate_jaccard: 0.9,
             session_context: vec![0.6, 0.3],
             derived_index: true,
+            semantic_candidates: 60,
+            semantic_context: vec![0.5, 0.3],
+            embed_max_chars: 4096,
             hebbian: HebbianRule::default(),
             fusion: FusionWeights::default(),
             graph: GraphParams::default(),
@@ -119,6 +129,17 @@ impl EngineConfig {
                 .any(|w| !(0.0..=2.0).contains(w))
         {
             return bad("session_context takes at most 8 weights, each in [0, 2]");
+        }
+        if self.semantic_context.len() > 8
+            || self
+                .semantic_context
+                .iter()
+                .any(|w| !(0.0..=2.0).contains(w))
+        {
+            return bad("semantic_context takes at most 8 weights, each in [0, 2]");
+        }
+        if self.embed_max_chars == 0 {
+            return bad("embed_max_chars must be positive");
         }
         if !(0.0..=1.0).contains(&self.near_duplicate_jaccard) {
             return bad("near_duplicate_jaccard must lie in [0, 1]");

@@ -52,8 +52,51 @@ impl Engine {
         Ok(index)
     }
 
-    /// The tenant's index, built or caught up to the store's latest change.
+    /// The tenant's index, built or caught up to the store's latest change, with the vectors
+    /// of the engine's embedding model caught up to the store's vector log.
     pub(crate) async fn fresh_index(&self, tenant: &TenantId) -> Result<Slot> {
+        let slot = self.fresh_text_index(tenant).await?;
+        if let Some(embedder) = &self.embedder {
+            self.catch_up_vectors(tenant, embedder.model(), &slot)
+                .await?;
+        }
+        Ok(slot)
+    }
+
+    async fn catch_up_vectors(&self, tenant: &TenantId, model: &str, slot: &Slot) -> Result<()> {
+        loop {
+            let Some(after) = slot.read().map_err(poisoned)?.as_ref().map(|i| i.vec_seq) else {
+                return Ok(());
+            };
+            let page = self
+                .store
+                .vectors_since(tenant, model, after, SCAN_PAGE)
+                .await?;
+            let full = page.len() == SCAN_PAGE;
+            let mut w = slot.write().map_err(poisoned)?;
+            let Some(index) = w.as_mut() else {
+                return Ok(());
+            };
+            if index.vec_seq != after {
+                continue; // another reader moved it meanwhile
+            }
+            for v in page {
+                if !index.contains(&v.id) {
+                    // Its memory was written after the text caught up: wait for the next read
+                    // rather than skip past it.
+                    return Ok(());
+                }
+                // A vector of another dimension under the same model name is left out.
+                index.set_vector(&v.id, &v.vector);
+                index.vec_seq = v.seq;
+            }
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn fresh_text_index(&self, tenant: &TenantId) -> Result<Slot> {
         let slot = self.slot(tenant)?;
         let known = slot.read().map_err(poisoned)?.as_ref().map(|i| i.seq);
         let Some(seq) = known else {

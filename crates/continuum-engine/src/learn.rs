@@ -272,6 +272,7 @@ impl Engine {
             .store
             .apply(tenant, &self.config.hebbian, batches)
             .await?;
+        self.wake_embedder();
         outcome.decisions_detected = applied.decisions;
         outcome.links_created = applied.links_created + applied.links_strengthened;
         outcome.concepts_created = applied.concepts_created;
@@ -344,6 +345,7 @@ impl Engine {
         self.store
             .apply(tenant, &self.config.hebbian, vec![batch])
             .await?;
+        self.wake_embedder();
         Ok(memory)
     }
 }

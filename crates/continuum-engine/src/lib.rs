@@ -6,6 +6,7 @@
 //! results. It holds no storage of its own: state lives behind [`MemoryStore`].
 
 mod config;
+mod embed;
 mod export;
 mod index;
 mod keys;
@@ -13,11 +14,12 @@ mod learn;
 mod recall;
 
 pub use config::{EngineConfig, GraphParams};
+pub use embed::{EmbeddingStatus, ReindexReport, WORKER_BACKOFF, WORKER_POLL};
 pub use export::{EXPORT_FORMAT, EXPORT_VERSION, ExportHeader, ExportRecord, ImportOutcome};
 pub use keys::MAX_KEY_DAYS;
 pub use learn::{LearnOutcome, PreparedTurns, RememberRequest};
 pub use recall::{
-    ActivatedConcept, Recall, RecallRequest, RecalledMemory, SearchHit, SearchRequest,
+    ActivatedConcept, Recall, RecallRequest, RecalledMemory, SearchHit, SearchRequest, SemanticUse,
 };
 
 use continuum_core::extract::{Extractor, RuleExtractor};
@@ -38,6 +40,8 @@ pub struct Engine {
     config: EngineConfig,
     indexes: Arc<index::Registry>,
     analyzer: Arc<std::sync::Mutex<continuum_index::Analyzer>>,
+    embedder: Option<Arc<dyn continuum_core::embed::Embedder>>,
+    embed_wake: Arc<tokio::sync::Notify>,
 }
 
 /// `stats`: the store's counts plus what the engine knows.
@@ -47,6 +51,8 @@ pub struct Stats {
     pub backend: &'static str,
     #[serde(flatten)]
     pub store: StoreStats,
+    /// Sentence vectors held, per model.
+    pub vectors: Vec<continuum_core::embed::VectorCount>,
 }
 
 /// A concept with its neighbourhood, for `concepts NAME`.
@@ -80,12 +86,22 @@ impl Engine {
             config,
             indexes: Arc::default(),
             analyzer: Arc::default(),
+            embedder: None,
+            embed_wake: Arc::default(),
         })
     }
 
     /// Replaces the clock (tests, replays).
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Turns on semantic recall with this embedder: recall embeds the query and ranks embedded
+    /// memories by cosine too; [`Engine::run_embed_worker`] and [`Engine::reindex`] embed
+    /// memories.
+    pub fn with_embedder(mut self, embedder: Arc<dyn continuum_core::embed::Embedder>) -> Self {
+        self.embedder = Some(embedder);
         self
     }
 
@@ -149,6 +165,7 @@ impl Engine {
             tenant: tenant.clone(),
             backend: self.store.backend(),
             store: self.store.stats(tenant).await?,
+            vectors: self.store.vector_counts(tenant).await?,
         })
     }
 

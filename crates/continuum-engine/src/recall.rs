@@ -5,7 +5,8 @@
 //! 2. graph: concepts named in the query are looked up; activation spreads along Hebbian links
 //!    (`parent × strength × decay` per step, at most `depth` steps) and pulls in the newest
 //!    memories mentioning each activated concept, scored by the sum of their activations;
-//! 3. recency: `0.5^(age / half-life)`;
+//! 3. semantic (with an embedder): the cosine of the query's vector with each embedded
+//!    memory's, averaged with a share of its session neighbours'; recency: `0.5^(age / half-life)`;
 //! 4. each signal is normalised to [0, 1] and fused with configured weights; superseded memories
 //!    are demoted; near-duplicates collapse onto the best copy;
 //! 5. the best memories are assembled into a context block within the token budget.
@@ -85,6 +86,20 @@ pub struct Recall {
     /// Links followed during activation (effective strengths).
     pub links: Vec<Link>,
     pub query_terms: Vec<String>,
+    /// How vectors took part, when an embedder is configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub semantic: Option<SemanticUse>,
+}
+
+/// The semantic part of a recall.
+#[derive(Debug, Clone, Serialize)]
+pub struct SemanticUse {
+    pub model: String,
+    /// Memories of the tenant with a vector of the model (the rest were ranked without one).
+    pub embedded: usize,
+    /// Why vectors were not used for this recall (the embedder failed), if so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -278,6 +293,86 @@ impl Engine {
         Ok((act, followed))
     }
 
+    /// Semantic scores, min-max normalised over the candidates (which it extends with the best
+    /// semantic matches). Without an embedder: nothing. When the embedder fails, recall goes on
+    /// without vectors and says why.
+    async fn semantic(
+        &self,
+        tenant: &TenantId,
+        req: &RecallRequest,
+        heads: &mut HashMap<MemoryId, MemoryHead>,
+    ) -> Result<(HashMap<MemoryId, f64>, Option<SemanticUse>)> {
+        let Some(embedder) = self.embedder.clone() else {
+            return Ok((HashMap::new(), None));
+        };
+        let mut info = SemanticUse {
+            model: embedder.model().to_string(),
+            embedded: 0,
+            error: None,
+        };
+        if !self.config.derived_index {
+            info.error = Some("semantic recall needs the derived index (derived_index)".into());
+            return Ok((HashMap::new(), Some(info)));
+        }
+        let query: String = match req.query.char_indices().nth(self.config.embed_max_chars) {
+            Some((cut, _)) => req.query[..cut].to_string(),
+            None => req.query.clone(),
+        };
+        let qv = match embedder.embed(&[query]).await {
+            Ok(mut v) if v.len() == 1 && v[0].len() == embedder.dim() => v.remove(0),
+            Ok(_) => {
+                info.error = Some("the embedder returned no usable vector".into());
+                return Ok((HashMap::new(), Some(info)));
+            }
+            Err(e) => {
+                info.error = Some(e.to_string());
+                return Ok((HashMap::new(), Some(info)));
+            }
+        };
+        let weights: Vec<f32> = self
+            .config
+            .semantic_context
+            .iter()
+            .map(|w| *w as f32)
+            .collect();
+        let slot = self.fresh_index(tenant).await?;
+        let guard = slot
+            .read()
+            .map_err(|_| Error::Internal("index lock poisoned".into()))?;
+        let Some(ix) = guard.as_ref() else {
+            return Ok((HashMap::new(), Some(info)));
+        };
+        info.embedded = ix.vector_count();
+        let known: Vec<MemoryId> = heads.keys().copied().collect();
+        let limit = self
+            .config
+            .semantic_candidates
+            .max(req.limit.unwrap_or(self.config.recall_limit));
+        let (top, extra) = ix.semantic_search(&qv, &weights, &req.filter, limit, &known);
+        drop(guard);
+        let mut raw: HashMap<MemoryId, f64> =
+            extra.into_iter().map(|(id, s)| (id, s as f64)).collect();
+        for s in top {
+            raw.insert(s.head.id, s.score);
+            heads.entry(s.head.id).or_insert(s.head);
+        }
+        let max = raw.values().copied().fold(f64::MIN, f64::max);
+        let min = raw.values().copied().fold(f64::MAX, f64::min);
+        let spread = max - min;
+        let norm = raw
+            .into_iter()
+            .map(|(id, s)| {
+                let v = if spread > 1e-9 {
+                    (s - min) / spread
+                } else {
+                    1.0
+                };
+                (id, v.clamp(0.0, 1.0))
+            })
+            .collect();
+        Ok((norm, Some(info)))
+    }
+
     /// Hybrid recall: ranked, explained memories and a context block within the token budget.
     pub async fn recall(&self, tenant: &TenantId, req: &RecallRequest) -> Result<Recall> {
         let cfg = &self.config;
@@ -345,6 +440,9 @@ impl Engine {
             lex.insert(s.head.id, norm);
             heads.insert(s.head.id, s.head);
         }
+        // Semantic: the query's vector against the embedded memories; its best candidates join
+        // the others, and every candidate gets its cosine.
+        let (sem, semantic) = self.semantic(tenant, req, &mut heads).await?;
         // Every candidate, found by text or by concept, is scored by all the activated concepts
         // it mentions (the mention lists above only bring candidates in).
         if cfg.derived_index {
@@ -375,6 +473,7 @@ impl Engine {
                 };
                 let s = Signals {
                     lexical: lex.get(&h.id).copied().unwrap_or(0.0),
+                    semantic: sem.get(&h.id).copied().unwrap_or(0.0),
                     graph,
                     recency: recency(
                         h.created_at.days_until(now),
@@ -492,6 +591,7 @@ impl Engine {
             concepts,
             links: shown_links,
             query_terms: terms,
+            semantic,
         })
     }
 

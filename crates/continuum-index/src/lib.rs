@@ -6,7 +6,11 @@
 //! other processes are seen and a crash loses nothing. Scoring is term-at-a-time into a dense
 //! accumulator, which costs O(postings of the query terms) with a tiny constant and no SQL.
 //!
-//! Not here: persistence of the index itself (it is rebuilt per process) and vectors.
+//! Sentence vectors of one model live beside the text, one per document at most, searched
+//! exactly (a dot product per embedded document); the engine feeds them from the store's
+//! vector log.
+//!
+//! Not here: persistence of the index itself (it is rebuilt per process).
 
 mod analyze;
 
@@ -55,7 +59,18 @@ pub struct TextIndex {
     live: u32,
     /// The change-log position this index reflects.
     pub seq: u64,
+    /// Per document, its slot in `vectors`, or [`NO_VECTOR`].
+    vec_of: Vec<u32>,
+    /// Vectors of `dim` floats, one slot after another.
+    vectors: Vec<f32>,
+    /// Per vector slot, its document.
+    vec_doc: Vec<u32>,
+    dim: usize,
+    /// The vector-log position this index reflects.
+    pub vec_seq: u64,
 }
+
+const NO_VECTOR: u32 = u32::MAX;
 
 impl TextIndex {
     pub fn new() -> Self {
@@ -136,6 +151,111 @@ impl TextIndex {
             self.place_in_session(slot, ord, created_at);
         }
         self.lens.push(len.min(DEAD - 1));
+        self.vec_of.push(NO_VECTOR);
+    }
+
+    /// Sets (or replaces) the vector of a document. False when the document is unknown or
+    /// forgotten, or the vector's dimension differs from the vectors already held.
+    pub fn set_vector(&mut self, id: &MemoryId, vector: &[f32]) -> bool {
+        let Some(&ord) = self.by_id.get(id) else {
+            return false;
+        };
+        if vector.is_empty() || (self.dim != 0 && vector.len() != self.dim) {
+            return false;
+        }
+        self.dim = vector.len();
+        let slot = self.vec_of[ord as usize];
+        if slot == NO_VECTOR {
+            self.vec_of[ord as usize] = self.vec_doc.len() as u32;
+            self.vec_doc.push(ord);
+            self.vectors.extend_from_slice(vector);
+        } else {
+            let at = slot as usize * self.dim;
+            self.vectors[at..at + self.dim].copy_from_slice(vector);
+        }
+        true
+    }
+
+    /// Live documents that have a vector.
+    pub fn vector_count(&self) -> usize {
+        self.vec_doc
+            .iter()
+            .filter(|&&d| self.lens[d as usize] != DEAD)
+            .count()
+    }
+
+    /// Semantic search: the cosine of `query` (unit length, like the stored vectors) with every
+    /// embedded live document, where each document also takes `weights[i]` of the cosine of
+    /// the documents `i + 1` places around it in its session (a weighted mean: a turn's
+    /// meaning lives partly in its neighbours). Returns the best `limit` passing `filter`, and
+    /// the score of each of `also` that has a vector (candidates found by other signals).
+    pub fn semantic_search(
+        &self,
+        query: &[f32],
+        weights: &[f32],
+        filter: &MemoryFilter,
+        limit: usize,
+        also: &[MemoryId],
+    ) -> (Vec<Scored>, Vec<(MemoryId, f32)>) {
+        if self.dim == 0 || query.len() != self.dim || self.vec_doc.is_empty() {
+            return (Vec::new(), Vec::new());
+        }
+        let mut raw = vec![f32::NAN; self.docs.len()];
+        for (slot, &d) in self.vec_doc.iter().enumerate() {
+            if self.lens[d as usize] == DEAD {
+                continue;
+            }
+            let v = &self.vectors[slot * self.dim..(slot + 1) * self.dim];
+            raw[d as usize] = continuum_core::embed::dot(query, v);
+        }
+        let smoothed = |d: u32| -> f32 {
+            let own = raw[d as usize];
+            if weights.is_empty() || own.is_nan() {
+                return own;
+            }
+            let (mut sum, mut total) = (own, 1.0f32);
+            for (step, w) in weights.iter().enumerate() {
+                for offset in [-(step as i32) - 1, step as i32 + 1] {
+                    if let Some(n) = self.session_neighbour(d, offset) {
+                        let s = raw[n as usize];
+                        if !s.is_nan() {
+                            sum += w * s;
+                            total += w;
+                        }
+                    }
+                }
+            }
+            sum / total
+        };
+        let mut scored: Vec<(u32, f32)> = self
+            .vec_doc
+            .iter()
+            .filter(|&&d| !raw[d as usize].is_nan())
+            .filter(|&&d| filter.is_empty() || filter.matches_head(&self.docs[d as usize].head))
+            .map(|&d| (d, smoothed(d)))
+            .collect();
+        let by_score = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0));
+        if scored.len() > limit && limit > 0 {
+            scored.select_nth_unstable_by(limit - 1, by_score);
+        }
+        scored.truncate(limit);
+        scored.sort_unstable_by(by_score);
+        let top = scored
+            .into_iter()
+            .map(|(d, s)| Scored {
+                head: self.docs[d as usize].head.clone(),
+                score: s as f64,
+            })
+            .collect();
+        let extra = also
+            .iter()
+            .filter_map(|id| {
+                let &d = self.by_id.get(id)?;
+                let s = smoothed(d);
+                (!s.is_nan()).then_some((*id, s))
+            })
+            .collect();
+        (top, extra)
     }
 
     /// Inserts `ord` into its session's time order and renumbers positions when it did not go
@@ -427,6 +547,61 @@ mod tests {
     fn in_session(mut d: IndexDoc, s: &str) -> IndexDoc {
         d.head.session = Some(continuum_core::SessionId::new(s).unwrap());
         d
+    }
+
+    #[test]
+    fn semantic_search_ranks_by_cosine_and_skips_unembedded_and_forgotten() {
+        let mut a = Analyzer::new();
+        let mut ix = TextIndex::new();
+        let mut id = Vec::new();
+        for i in 1..=4 {
+            let d = doc(i, "text", &[]);
+            id.push(d.head.id);
+            ix.add(&mut a, d);
+        }
+        let unit = |x: f32, y: f32| {
+            let n = (x * x + y * y).sqrt();
+            [x / n, y / n]
+        };
+        assert!(ix.set_vector(&id[0], &unit(1.0, 0.0)));
+        assert!(ix.set_vector(&id[1], &unit(1.0, 1.0)));
+        assert!(ix.set_vector(&id[2], &unit(0.0, 1.0)));
+        // Wrong dimension and unknown documents are refused.
+        assert!(!ix.set_vector(&id[3], &[1.0, 0.0, 0.0]));
+        assert!(!ix.set_vector(&MemoryId::new_at(99), &unit(1.0, 0.0)));
+        let all = MemoryFilter::default();
+        let (top, _) = ix.semantic_search(&unit(1.0, 0.1), &[], &all, 10, &[]);
+        assert_eq!(ids(&top), vec![1, 2, 3], "4 has no vector");
+        assert!((top[0].score - unit(1.0, 0.1)[0] as f64).abs() < 1e-5);
+        // Replacing a vector moves the document.
+        assert!(ix.set_vector(&id[2], &unit(1.0, 0.05)));
+        ix.remove(&id[0]);
+        let (top, extra) = ix.semantic_search(&unit(1.0, 0.1), &[], &all, 1, &[id[1], id[3]]);
+        assert_eq!(ids(&top), vec![3]);
+        assert_eq!(extra.len(), 1, "only 2 of the extra ids has a vector");
+        assert_eq!(extra[0].0, id[1]);
+        assert_eq!(ix.vector_count(), 2);
+    }
+
+    #[test]
+    fn semantic_scores_take_a_share_of_session_neighbours() {
+        let mut a = Analyzer::new();
+        let mut ix = TextIndex::new();
+        let mut id = Vec::new();
+        for i in 1..=3 {
+            let d = in_session(doc(i, "text", &[]), "s");
+            id.push(d.head.id);
+            ix.add(&mut a, d);
+        }
+        ix.set_vector(&id[0], &[1.0, 0.0]);
+        ix.set_vector(&id[1], &[0.0, 1.0]);
+        ix.set_vector(&id[2], &[0.0, 1.0]);
+        let (top, _) = ix.semantic_search(&[1.0, 0.0], &[0.5], &MemoryFilter::default(), 3, &[]);
+        let score = |t: i64| top.iter().find(|h| h.head.created_at.0 == t).unwrap().score;
+        // 1: (1 + 0.5·0) / 1.5; 2: (0 + 0.5·1 + 0.5·0) / 2; 3: (0 + 0.5·0) / 1.5.
+        assert!((score(1) - 1.0 / 1.5).abs() < 1e-5, "{top:?}");
+        assert!((score(2) - 0.25).abs() < 1e-5, "{top:?}");
+        assert!(score(3).abs() < 1e-5, "{top:?}");
     }
 
     #[test]

@@ -1149,6 +1149,13 @@ impl MemoryStore for PostgresStore {
             .map_err(map_err)?;
             tx_execute(
                 &tx,
+                exec("DELETE FROM vectors WHERE rid = ANY($1)"),
+                &[&rids],
+            )
+            .await
+            .map_err(map_err)?;
+            tx_execute(
+                &tx,
                 "DELETE FROM decisions WHERE tenant = $1 AND memory_id = ANY($2)",
                 &[&t, &ids],
             )
@@ -1384,6 +1391,152 @@ impl MemoryStore for PostgresStore {
                 })
             })
             .collect()
+    }
+
+    async fn put_vectors(
+        &self,
+        tenant: &TenantId,
+        model: &str,
+        dim: usize,
+        vectors: &[(MemoryId, Vec<f32>)],
+    ) -> Result<usize> {
+        let list: Vec<Vec<f32>> = vectors.iter().map(|(_, v)| v.clone()).collect();
+        continuum_core::embed::check_vectors(model, dim, &list, vectors.len())?;
+        if vectors.is_empty() {
+            return Ok(0);
+        }
+        let t = tenant.as_str();
+        let ids: Vec<Uuid> = vectors.iter().map(|(id, _)| id.0).collect();
+        let blobs: Vec<Vec<u8>> = list
+            .iter()
+            .map(|v| continuum_core::embed::encode_vector(v))
+            .collect();
+        let dim = dim as i32;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_err)?;
+        lock_tenant(&tx, t).await?;
+        // A replaced vector takes a new sequence number: followers see it again.
+        let n = tx_execute(
+            &tx,
+            "INSERT INTO vectors (rid, tenant, model, dim, vector)
+             SELECT m.rid, m.tenant, $3, $4, u.vector
+             FROM UNNEST($2::uuid[], $5::bytea[]) AS u(id, vector)
+             JOIN memories m ON m.id = u.id AND m.tenant = $1
+             ON CONFLICT (rid, model) DO UPDATE
+                SET vector = excluded.vector, dim = excluded.dim,
+                    seq = nextval(pg_get_serial_sequence('vectors', 'seq'))",
+            &[&t, &ids, &model, &dim, &blobs],
+        )
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(n as usize)
+    }
+
+    async fn vectors_since(
+        &self,
+        tenant: &TenantId,
+        model: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<continuum_core::embed::StoredVector>> {
+        let client = self.client().await?;
+        let rows = cached_query(
+            &client,
+            "SELECT v.seq, m.id, v.dim, v.vector FROM vectors v JOIN memories m ON m.rid = v.rid
+             WHERE v.tenant = $1 AND v.model = $2 AND v.seq > $3 ORDER BY v.seq LIMIT $4",
+            &[
+                &tenant.as_str(),
+                &model,
+                &(after as i64),
+                &(limit.min(10_000) as i64),
+            ],
+        )
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(|r| {
+                let dim: i32 = r.get(2);
+                Ok(continuum_core::embed::StoredVector {
+                    seq: r.get::<_, i64>(0) as u64,
+                    id: MemoryId(r.get(1)),
+                    vector: continuum_core::embed::decode_vector(
+                        r.get::<_, &[u8]>(3),
+                        dim.max(0) as usize,
+                    )?,
+                })
+            })
+            .collect()
+    }
+
+    async fn pending_embeddings(
+        &self,
+        tenant: Option<&TenantId>,
+        model: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<continuum_core::embed::PendingEmbedding>> {
+        let client = self.client().await?;
+        let rows = cached_query(
+            &client,
+            "SELECT m.rid, m.tenant, m.id, m.content FROM memories m
+             WHERE m.rid > $2 AND ($1::text IS NULL OR m.tenant = $1)
+               AND NOT EXISTS (SELECT 1 FROM vectors v WHERE v.rid = m.rid AND v.model = $3)
+             ORDER BY m.rid LIMIT $4",
+            &[
+                &tenant.map(TenantId::as_str),
+                &(after as i64),
+                &model,
+                &(limit.min(10_000) as i64),
+            ],
+        )
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(continuum_core::embed::PendingEmbedding {
+                    pos: r.get::<_, i64>(0) as u64,
+                    tenant: TenantId::new(r.get::<_, String>(1))?,
+                    id: MemoryId(r.get(2)),
+                    content: r.get(3),
+                })
+            })
+            .collect()
+    }
+
+    async fn vector_counts(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Vec<continuum_core::embed::VectorCount>> {
+        let client = self.client().await?;
+        let rows = cached_query(
+            &client,
+            "SELECT model, dim, count(*) FROM vectors WHERE tenant = $1
+             GROUP BY model, dim ORDER BY model, dim",
+            &[&tenant.as_str()],
+        )
+        .await
+        .map_err(map_err)?;
+        Ok(rows
+            .iter()
+            .map(|r| continuum_core::embed::VectorCount {
+                model: r.get(0),
+                dim: r.get::<_, i32>(1).max(0) as usize,
+                count: r.get::<_, i64>(2).max(0) as u64,
+            })
+            .collect())
+    }
+
+    async fn drop_vectors_except(&self, tenant: &TenantId, keep: &str) -> Result<u64> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("DELETE FROM vectors WHERE tenant = $1 AND model <> $2")
+            .await
+            .map_err(map_err)?;
+        client
+            .execute(&stmt, &[&tenant.as_str(), &keep])
+            .await
+            .map_err(map_err)
     }
 
     async fn put_key(&self, key: &continuum_core::keys::ApiKey) -> Result<()> {

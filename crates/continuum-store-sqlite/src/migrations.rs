@@ -20,6 +20,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "api_keys",
         sql: include_str!("../migrations/0002_api_keys.sql"),
     },
+    Migration {
+        version: 3,
+        name: "vectors",
+        sql: include_str!("../migrations/0003_vectors.sql"),
+    },
 ];
 
 /// The schema version this build writes.

@@ -41,6 +41,62 @@ pub fn tenant(name: &str) -> TenantId {
     TenantId::new(name).expect("valid tenant id")
 }
 
+/// A stand-in embedder for testing how vectors flow through stores, indexes and ranking (the
+/// real models are tested in `continuum-embed`): each word counts towards a topic, synonyms
+/// towards the same one, so paraphrases without a shared word get close vectors.
+#[derive(Default)]
+pub struct TopicEmbedder {
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+const TOPICS: &[&[&str]] = &[
+    &["dog", "pet", "puppy", "cat", "animal"],
+    &[
+        "chasing", "fetch", "play", "balls", "tennis", "likes", "adores",
+    ],
+    &["budget", "money", "review", "quarterly"],
+    &["deploy", "service", "kubernetes"],
+    &["naps", "sleeps", "sun", "sunshine", "day"],
+];
+
+impl TopicEmbedder {
+    /// Calls to `embed` so far.
+    pub fn calls(&self) -> usize {
+        self.calls.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+#[async_trait::async_trait]
+impl continuum_core::embed::Embedder for TopicEmbedder {
+    fn model(&self) -> &str {
+        "test-topics"
+    }
+
+    fn dim(&self) -> usize {
+        TOPICS.len() + 1
+    }
+
+    async fn embed(&self, texts: &[String]) -> continuum_core::Result<Vec<Vec<f32>>> {
+        self.calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(texts
+            .iter()
+            .map(|t| {
+                let mut v = vec![0f32; TOPICS.len() + 1];
+                v[TOPICS.len()] = 0.05;
+                for w in t.split(|c: char| !c.is_alphanumeric()) {
+                    let w = w.to_lowercase();
+                    if let Some(i) = TOPICS.iter().position(|ws| ws.contains(&w.as_str())) {
+                        v[i] += 1.0;
+                    }
+                }
+                continuum_core::embed::normalize(&mut v);
+                v
+            })
+            .collect())
+    }
+}
+
 /// Expands to one `#[tokio::test]` per conformance case, each given `$factory` (an expression
 /// of type `&'static Factory` or anything that derefs to it).
 ///
@@ -77,7 +133,9 @@ macro_rules! store_conformance {
             store_check_finds_no_problems,
             the_index_follows_writes_made_after_it_was_built,
             the_store_full_text_search_ranks_and_isolates,
-            api_keys_are_stored_hashed_and_revocable
+            api_keys_are_stored_hashed_and_revocable,
+            vectors_are_kept_per_model_and_tenant,
+            recall_finds_paraphrases_through_vectors
         );
     };
     (@cases $factory:expr; $var:expr; $($case:ident),* $(,)?) => {

@@ -9,8 +9,15 @@ use continuum_mcp::{ContinuumMcp, serve_stdio};
 
 pub async fn mcp(g: &Global) -> Result<()> {
     let tenant = g.tenant()?;
-    let (engine, _store) = g.open().await?;
-    serve_stdio(ContinuumMcp::new(engine, tenant))
+    let (engine, _store) = g.open_semantic().await?;
+    let worker = crate::commands::reindex::spawn_worker(&engine);
+    let result = serve_stdio(ContinuumMcp::new(engine, tenant))
         .await
-        .map_err(|e| Error::Unavailable(format!("the MCP session ended with an error: {e}")).into())
+        .map_err(|e| {
+            Error::Unavailable(format!("the MCP session ended with an error: {e}")).into()
+        });
+    if let Some(w) = worker {
+        w.abort();
+    }
+    result
 }

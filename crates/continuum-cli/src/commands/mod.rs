@@ -11,6 +11,7 @@ mod mcp;
 mod memories;
 mod migrate;
 mod recall;
+pub(crate) mod reindex;
 mod serve;
 mod stats;
 
@@ -34,6 +35,9 @@ pub enum Command {
     Supersede(learn::SupersedeArgs),
     /// What is relevant to a message: ranked memories and a context block within a token budget.
     Recall(recall::RecallArgs),
+    /// Embed every memory that has no vector of the configured model (resumable; with a
+    /// progress bar), and optionally delete other models' vectors.
+    Reindex(reindex::ReindexArgs),
     /// Full-text search over memories.
     Search(recall::SearchArgs),
     /// List memories, newest first, a page at a time.
@@ -73,6 +77,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Remember(a) => learn::remember(g, a).await,
         Command::Supersede(a) => learn::supersede(g, a).await,
         Command::Recall(a) => recall::recall(g, a).await,
+        Command::Reindex(a) => reindex::reindex(g, a).await,
         Command::Search(a) => recall::search(g, a).await,
         Command::List(a) => memories::list(g, a).await,
         Command::Get(a) => memories::get(g, a).await,

@@ -39,7 +39,7 @@ pub struct SearchArgs {
 
 pub async fn recall(g: &Global, a: RecallArgs) -> Result<()> {
     let tenant = g.tenant()?;
-    let (engine, _) = g.open().await?;
+    let (engine, _) = g.open_semantic().await?;
     let req = RecallRequest {
         query: a.query,
         budget_tokens: a.budget,
@@ -56,10 +56,11 @@ pub async fn recall(g: &Global, a: RecallArgs) -> Result<()> {
         }
         for (i, m) in r.memories.iter().enumerate() {
             println!(
-                "{:>2}. {:.3}  lexical {:.2}  graph {:.2}  recency {:.2}  [{}] {}",
+                "{:>2}. {:.3}  lexical {:.2}  semantic {:.2}  graph {:.2}  recency {:.2}  [{}] {}",
                 i + 1,
                 m.score,
                 m.signals.lexical,
+                m.signals.semantic,
                 m.signals.graph,
                 m.signals.recency,
                 m.source,
@@ -74,12 +75,38 @@ pub async fn recall(g: &Global, a: RecallArgs) -> Result<()> {
                 .collect();
             println!("concepts: {}", names.join(", "));
         }
+        semantic_note(&engine, &tenant, &r).await?;
         return Ok(());
     }
+    semantic_note(&engine, &tenant, &r).await?;
     if r.context.is_empty() {
         println!("nothing relevant remembered");
     } else {
         println!("{}", r.context);
+    }
+    Ok(())
+}
+
+/// On standard error: why vectors were not used, or how many memories still lack one.
+async fn semantic_note(
+    engine: &continuum_engine::Engine,
+    tenant: &continuum_core::TenantId,
+    r: &continuum_engine::Recall,
+) -> Result<()> {
+    let Some(sem) = &r.semantic else {
+        return Ok(());
+    };
+    if let Some(e) = &sem.error {
+        eprintln!("note: ranked without vectors: {e}");
+        return Ok(());
+    }
+    let status = engine.embedding_status(tenant).await?;
+    if status.pending > 0 {
+        eprintln!(
+            "note: {} of {} memories have no {} vector yet and were ranked by text and concepts only; \
+             `continuum reindex` (or a running `continuum serve`/`mcp`) embeds them",
+            status.pending, status.memories, sem.model
+        );
     }
     Ok(())
 }

@@ -60,7 +60,8 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<()> {
         )
         .into());
     }
-    let (engine, store) = g.open().await?;
+    let (engine, store) = g.open_semantic().await?;
+    let worker = crate::commands::reindex::spawn_worker(&engine);
     let config = ServerConfig {
         max_body_bytes: a.max_body_bytes,
         request_timeout: Duration::from_secs(a.timeout_secs),
@@ -81,8 +82,11 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<()> {
         "continuum serve: listening on http://{addr} (store: {})",
         store.describe()
     );
-    run(listener, router(engine, config), shutdown_signal())
+    let served = run(listener, router(engine, config), shutdown_signal())
         .await
-        .context("serving HTTP")?;
-    Ok(())
+        .context("serving HTTP");
+    if let Some(w) = worker {
+        w.abort();
+    }
+    served
 }

@@ -28,6 +28,12 @@ pub async fn stats(g: &Global) -> Result<()> {
     println!("links:      {}", s.store.links);
     println!("decisions:  {}", s.store.decisions);
     println!("changes:    {}", s.store.change_seq);
+    for v in &s.vectors {
+        println!(
+            "vectors:    {} of {} (dimension {})",
+            v.count, v.model, v.dim
+        );
+    }
     if let Some(b) = s.store.store_bytes {
         println!(
             "size:       {:.1} MiB (all tenants)",

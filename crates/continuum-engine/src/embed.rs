@@ -1,0 +1,219 @@
+//! Embedding memories: the background worker, `reindex`, and the status of a tenant's vectors.
+//!
+//! Embedding never blocks a write. `learn` commits text only and wakes the worker, which walks
+//! the store in order, embeds memories that lack a vector of the engine's model in batches and
+//! stores the vectors; recall uses vectors for what is embedded and lexical and graph signals
+//! for the rest. The walk is resumable by construction: a memory is pending exactly while it has
+//! no vector of the model, so an interrupted `reindex` or worker picks up where it stopped.
+
+use crate::Engine;
+use continuum_core::embed::{PendingEmbedding, VectorCount};
+use continuum_core::{Error, MemoryId, Result, TenantId};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// A tenant's vectors against its memories.
+#[derive(Debug, Clone, Serialize)]
+pub struct EmbeddingStatus {
+    /// The engine's embedding model, when one is configured.
+    pub model: Option<String>,
+    pub dim: Option<usize>,
+    pub memories: u64,
+    /// Memories with a vector of the engine's model.
+    pub embedded: u64,
+    /// Memories still waiting for one.
+    pub pending: u64,
+    /// Vectors held per model (old models' vectors until pruned).
+    pub by_model: Vec<VectorCount>,
+}
+
+/// What a `reindex` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReindexReport {
+    pub model: String,
+    pub dim: usize,
+    pub embedded: u64,
+    /// Vectors of other models deleted.
+    pub pruned: u64,
+    pub seconds: f64,
+}
+
+/// How long the worker sleeps when nothing is pending and nobody woke it.
+pub const WORKER_POLL: Duration = Duration::from_secs(2);
+/// How long the worker waits after a failed batch before trying again.
+pub const WORKER_BACKOFF: Duration = Duration::from_secs(5);
+/// Idle polls between two full passes from the start of the store (a full pass finds memories
+/// committed out of position order by concurrent writers).
+const FULL_PASS_EVERY: u32 = 30;
+
+impl Engine {
+    /// The engine's embedder, when one is configured.
+    pub fn embedder(&self) -> Option<&std::sync::Arc<dyn continuum_core::embed::Embedder>> {
+        self.embedder.as_ref()
+    }
+
+    fn require_embedder(&self) -> Result<&std::sync::Arc<dyn continuum_core::embed::Embedder>> {
+        self.embedder.as_ref().ok_or_else(|| {
+            Error::InvalidInput(
+                "no embedder is configured: pass --embedder local --model-dir DIR (or openai)"
+                    .into(),
+            )
+        })
+    }
+
+    pub async fn embedding_status(&self, tenant: &TenantId) -> Result<EmbeddingStatus> {
+        let memories = self.store.stats(tenant).await?.memories;
+        let by_model = self.store.vector_counts(tenant).await?;
+        let (model, dim, embedded) = match &self.embedder {
+            Some(e) => {
+                let n = by_model
+                    .iter()
+                    .filter(|c| c.model == e.model())
+                    .map(|c| c.count)
+                    .sum();
+                (Some(e.model().to_string()), Some(e.dim()), n)
+            }
+            None => (None, None, 0),
+        };
+        Ok(EmbeddingStatus {
+            model,
+            dim,
+            memories,
+            embedded,
+            pending: if self.embedder.is_some() {
+                memories.saturating_sub(embedded)
+            } else {
+                0
+            },
+            by_model,
+        })
+    }
+
+    /// Embeds one page of pending memories after store position `*after` (of one tenant or of
+    /// all) and stores the vectors; advances `*after`. Returns how many were embedded (0 when
+    /// nothing is pending).
+    pub async fn embed_page(&self, tenant: Option<&TenantId>, after: &mut u64) -> Result<usize> {
+        let embedder = self.require_embedder()?;
+        let batch = embedder.batch_size().max(1);
+        let page = self
+            .store
+            .pending_embeddings(tenant, embedder.model(), *after, batch * 4)
+            .await?;
+        let Some(last) = page.last().map(|p| p.pos) else {
+            return Ok(0);
+        };
+        let n = page.len();
+        // Similar lengths in one batch waste less padding.
+        let mut page = page;
+        page.sort_by_key(|p| p.content.len());
+        let mut by_tenant: HashMap<TenantId, Vec<(MemoryId, Vec<f32>)>> = HashMap::new();
+        for chunk in page.chunks(batch) {
+            let texts: Vec<String> = chunk.iter().map(|p| self.embed_text(p)).collect();
+            let vectors = embedder.embed(&texts).await?;
+            continuum_core::embed::check_vectors(
+                embedder.model(),
+                embedder.dim(),
+                &vectors,
+                texts.len(),
+            )?;
+            for (p, v) in chunk.iter().zip(vectors) {
+                by_tenant
+                    .entry(p.tenant.clone())
+                    .or_default()
+                    .push((p.id, v));
+            }
+        }
+        for (t, vectors) in by_tenant {
+            self.store
+                .put_vectors(&t, embedder.model(), embedder.dim(), &vectors)
+                .await?;
+        }
+        *after = last;
+        Ok(n)
+    }
+
+    /// The text an embedder sees: at most `embed_max_chars` characters.
+    fn embed_text(&self, p: &PendingEmbedding) -> String {
+        let max = self.config.embed_max_chars;
+        match p.content.char_indices().nth(max) {
+            Some((cut, _)) => p.content[..cut].to_string(),
+            None => p.content.clone(),
+        }
+    }
+
+    /// Embeds every memory of the tenant that has no vector of the engine's model, reporting
+    /// `(done, total)` after each page; with `prune`, then deletes the tenant's vectors of other
+    /// models. Safe to interrupt and run again.
+    pub async fn reindex(
+        &self,
+        tenant: &TenantId,
+        prune: bool,
+        progress: &mut (dyn FnMut(u64, u64) + Send),
+    ) -> Result<ReindexReport> {
+        let started = std::time::Instant::now();
+        let embedder = self.require_embedder()?.clone();
+        let total = self.embedding_status(tenant).await?.pending;
+        progress(0, total);
+        let mut after = 0;
+        let mut done = 0u64;
+        loop {
+            let n = self.embed_page(Some(tenant), &mut after).await?;
+            if n == 0 {
+                break;
+            }
+            done += n as u64;
+            progress(done, total.max(done));
+        }
+        let pruned = if prune {
+            self.store
+                .drop_vectors_except(tenant, embedder.model())
+                .await?
+        } else {
+            0
+        };
+        Ok(ReindexReport {
+            model: embedder.model().to_string(),
+            dim: embedder.dim(),
+            embedded: done,
+            pruned,
+            seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// Runs the background embedding worker until the task is dropped: embeds whatever any
+    /// tenant has pending, then waits for a write of this engine (or polls, for other
+    /// processes' writes). Errors are reported through `on_error` and retried after a pause.
+    /// Does nothing when no embedder is configured.
+    pub async fn run_embed_worker(&self, on_error: impl Fn(&Error)) {
+        if self.embedder.is_none() {
+            return;
+        }
+        let mut after = 0u64;
+        let mut idle = 0u32;
+        loop {
+            match self.embed_page(None, &mut after).await {
+                Ok(0) => {
+                    idle += 1;
+                    if idle >= FULL_PASS_EVERY {
+                        idle = 0;
+                        after = 0;
+                    }
+                    let _ = tokio::time::timeout(WORKER_POLL, self.embed_wake.notified()).await;
+                }
+                Ok(_) => idle = 0,
+                Err(e) => {
+                    on_error(&e);
+                    tokio::time::sleep(WORKER_BACKOFF).await;
+                }
+            }
+        }
+    }
+
+    /// Wakes the embedding worker after a write.
+    pub(crate) fn wake_embedder(&self) {
+        if self.embedder.is_some() {
+            self.embed_wake.notify_one();
+        }
+    }
+}
