@@ -208,7 +208,7 @@ impl LocalEmbedder {
                 .as_deref()
                 .is_some_and(|p| p != "absolute")
             || cfg.num_attention_heads == 0
-            || cfg.hidden_size % cfg.num_attention_heads != 0
+            || !cfg.hidden_size.is_multiple_of(cfg.num_attention_heads)
         {
             return Err(Error::InvalidInput(format!(
                 "{}: unsupported BERT variant (needs gelu, absolute positions, heads dividing the hidden size)",

@@ -13,13 +13,15 @@ use crate::app::Global;
 use crate::output;
 use anyhow::{Context, Result};
 use clap::Args;
+use continuum_core::embed::Embedder;
 use continuum_core::memory::Metadata;
 use continuum_core::{Error, MemoryId, SessionId, Source, TenantId, Timestamp};
-use continuum_engine::{RecallRequest, RememberRequest};
+use continuum_engine::{Engine, EngineConfig, RecallRequest, RememberRequest};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(Debug, Args)]
@@ -36,9 +38,14 @@ pub struct LocomoArgs {
     /// Override the session-context weights (neighbours 1, 2, … places away); `none` for none.
     #[arg(long, value_name = "W1,W2,…")]
     pub context_weights: Option<String>,
-    /// Override the fusion weights: lexical,graph,recency.
-    #[arg(long, value_name = "L,G,R")]
-    pub fusion: Option<String>,
+    /// Override the fusion weights: lexical,graph,recency or lexical,semantic,graph,recency.
+    /// Repeat to compare settings in one run (memories are stored and embedded once).
+    #[arg(long, value_name = "L,S,G,R")]
+    pub fusion: Vec<String>,
+    /// Override the semantic session-context weights (with an embedder); `none` for none.
+    /// Repeatable, like --fusion.
+    #[arg(long, value_name = "W1,W2,…")]
+    pub semantic_context: Vec<String>,
     /// Score only every other question (`a`: the 1st, 3rd, …; `b`: the 2nd, 4th, …), so that
     /// settings chosen on one half can be checked on the other.
     #[arg(long, value_parser = ["a", "b"])]
@@ -67,6 +74,10 @@ struct Scores {
 
 #[derive(Debug, Serialize)]
 struct Report {
+    /// The embedding model, when one was on.
+    embedder: Option<String>,
+    fusion: continuum_core::rank::FusionWeights,
+    semantic_context: Vec<f64>,
     questions: usize,
     recall_at: BTreeMap<String, f64>,
     hit_at: BTreeMap<String, f64>,
@@ -146,6 +157,39 @@ fn sessions(conv: &serde_json::Map<String, Value>) -> Vec<Session> {
     out
 }
 
+/// A question with the turns that answer it.
+struct Question {
+    category: u64,
+    text: String,
+    evidence: HashSet<String>,
+}
+
+/// One conversation as stored: its tenant, memory → turn id, and its questions.
+struct Conversation {
+    tenant: TenantId,
+    turn_of: HashMap<MemoryId, String>,
+    questions: Vec<Question>,
+}
+
+fn parse_fusion(f: &str) -> Result<continuum_core::rank::FusionWeights> {
+    let mut w = continuum_core::rank::FusionWeights::default();
+    match weights(f, "--fusion")?.as_slice() {
+        [l, gr, r] => {
+            (w.lexical, w.graph, w.recency) = (*l, *gr, *r);
+        }
+        [l, s, gr, r] => {
+            (w.lexical, w.semantic, w.graph, w.recency) = (*l, *s, *gr, *r);
+        }
+        _ => {
+            return Err(Error::InvalidInput(
+                "--fusion takes lexical,graph,recency or lexical,semantic,graph,recency".into(),
+            )
+            .into());
+        }
+    }
+    Ok(w)
+}
+
 pub async fn locomo(g: &Global, a: LocomoArgs) -> Result<()> {
     let mut ks = a.k.clone();
     ks.sort_unstable();
@@ -153,7 +197,6 @@ pub async fn locomo(g: &Global, a: LocomoArgs) -> Result<()> {
     if ks.is_empty() || ks[0] == 0 || *ks.last().unwrap() > 100 {
         return Err(Error::InvalidInput("--k values must lie between 1 and 100".into()).into());
     }
-    let max_k = *ks.last().unwrap();
     let raw = std::fs::read(&a.data).with_context(|| format!("reading {}", a.data.display()))?;
     let samples: Vec<Value> = serde_json::from_slice(&raw).map_err(|e| {
         Error::InvalidInput(format!(
@@ -162,40 +205,117 @@ pub async fn locomo(g: &Global, a: LocomoArgs) -> Result<()> {
         ))
     })?;
     let scratch = super::Scratch::new(g, a.dir.as_deref())?;
-    let mut config = g.engine_config();
+    let mut base = g.engine_config();
     if let Some(w) = &a.context_weights {
-        config.session_context = weights(w, "--context-weights")?;
+        base.session_context = weights(w, "--context-weights")?;
     }
-    if let Some(f) = &a.fusion {
-        match weights(f, "--fusion")?.as_slice() {
-            [l, gr, r] => {
-                config.fusion.lexical = *l;
-                config.fusion.graph = *gr;
-                config.fusion.recency = *r;
-            }
-            _ => {
-                return Err(Error::InvalidInput(
-                    "--fusion takes three weights: lexical,graph,recency".into(),
-                )
-                .into());
-            }
+    // Every combination of the settings given (the defaults when none are).
+    let fusions = if a.fusion.is_empty() {
+        vec![base.fusion]
+    } else {
+        a.fusion
+            .iter()
+            .map(|f| parse_fusion(f))
+            .collect::<Result<Vec<_>>>()?
+    };
+    let contexts = if a.semantic_context.is_empty() {
+        vec![base.semantic_context.clone()]
+    } else {
+        a.semantic_context
+            .iter()
+            .map(|w| weights(w, "--semantic-context"))
+            .collect::<Result<Vec<_>>>()?
+    };
+    let mut configs = Vec::new();
+    for f in &fusions {
+        for c in &contexts {
+            let cfg = EngineConfig {
+                fusion: *f,
+                semantic_context: c.clone(),
+                ..base.clone()
+            };
+            cfg.validate()?;
+            configs.push(cfg);
         }
     }
-    let (engine, backend) = g.open_location(&scratch.location, config).await?;
+    let (plain, backend) = g.open_location(&scratch.location, base.clone()).await?;
+    let embedder: Option<Arc<dyn Embedder>> = g
+        .embedder_settings()?
+        .build()
+        .await?
+        .map(|inner| Arc::new(super::CachedEmbedder::new(inner)) as Arc<dyn Embedder>);
+    let with_embedder = |e: Engine| match &embedder {
+        Some(em) => e.with_embedder(em.clone()),
+        None => e,
+    };
+    let ingest = with_embedder(plain);
 
-    // Per question: (category, recall@k for each k, hit@k for each k).
-    let mut results: Vec<(u64, Vec<f64>, Vec<bool>)> = Vec::new();
-    let mut latencies = Vec::new();
+    let (convs, memories, skipped_q, skipped_ids) =
+        ingest_all(&ingest, &samples, a.half.as_deref(), g.json).await?;
+    if embedder.is_some() {
+        let total: u64 = convs.iter().map(|c| c.turn_of.len() as u64).sum();
+        let pb = output::progress(total, "embedding", g.json);
+        let mut before = 0;
+        for c in &convs {
+            let r = ingest
+                .reindex(&c.tenant, false, &mut |done, _| {
+                    pb.set_position(before + done)
+                })
+                .await?;
+            before += r.embedded;
+        }
+        pb.finish_and_clear();
+    }
+    let mut reports = Vec::new();
+    for cfg in configs {
+        let engine = with_embedder(Engine::new(ingest.store().clone(), cfg.clone())?);
+        reports.push(
+            evaluate(
+                &engine,
+                &convs,
+                &ks,
+                &cfg,
+                samples.len(),
+                memories,
+                skipped_q,
+                skipped_ids,
+                embedder.as_ref().map(|e| e.model().to_string()),
+            )
+            .await?,
+        );
+    }
+    scratch.finish(&backend).await?;
+    if g.json {
+        return if reports.len() == 1 {
+            output::json(&reports[0])
+        } else {
+            output::json(&reports)
+        };
+    }
+    for report in &reports {
+        print_report(report, &ks);
+    }
+    Ok(())
+}
+
+/// Stores every conversation (one tenant each) and collects the questions to ask.
+async fn ingest_all(
+    engine: &Engine,
+    samples: &[Value],
+    half: Option<&str>,
+    quiet: bool,
+) -> Result<(Vec<Conversation>, usize, usize, usize)> {
     let (mut memories, mut skipped_q, mut skipped_ids) = (0usize, 0usize, 0usize);
     let mut question_no = 0usize;
-    let pb = output::progress(samples.len() as u64, "conversations", g.json);
+    let mut convs = Vec::new();
+    let pb = output::progress(samples.len() as u64, "conversations", quiet);
     for (i, sample) in samples.iter().enumerate() {
         let conv = sample
             .get("conversation")
             .and_then(Value::as_object)
             .ok_or_else(|| Error::InvalidInput(format!("sample {i} has no conversation object")))?;
         let tenant = TenantId::new(format!("locomo-{i}"))?;
-        let mut by_memory: HashMap<MemoryId, String> = HashMap::new();
+        let mut turn_of: HashMap<MemoryId, String> = HashMap::new();
         let mut known: HashSet<String> = HashSet::new();
         let mut last_at = Timestamp(0);
         for session in sessions(conv) {
@@ -227,12 +347,13 @@ pub async fn locomo(g: &Global, a: LocomoArgs) -> Result<()> {
                         },
                     )
                     .await?;
-                by_memory.insert(m.id, turn.dia_id.clone());
+                turn_of.insert(m.id, turn.dia_id.clone());
                 known.insert(turn.dia_id.clone());
                 memories += 1;
                 last_at = at;
             }
         }
+        let mut questions = Vec::new();
         for qa in sample
             .get("qa")
             .and_then(Value::as_array)
@@ -246,7 +367,7 @@ pub async fn locomo(g: &Global, a: LocomoArgs) -> Result<()> {
                 continue;
             }
             question_no += 1;
-            match a.half.as_deref() {
+            match half {
                 Some("a") if question_no.is_multiple_of(2) => continue,
                 Some("b") if !question_no.is_multiple_of(2) => continue,
                 _ => {}
@@ -264,46 +385,86 @@ pub async fn locomo(g: &Global, a: LocomoArgs) -> Result<()> {
                 .filter_map(Value::as_str)
                 .map(|e| e.trim().to_string())
                 .collect();
-            let valid: HashSet<&String> = evidence.iter().filter(|e| known.contains(*e)).collect();
+            let valid: HashSet<String> = evidence
+                .iter()
+                .filter(|e| known.contains(*e))
+                .cloned()
+                .collect();
             skipped_ids += evidence.len() - valid.len();
             if question.is_empty() || valid.is_empty() {
                 skipped_q += 1;
                 continue;
             }
+            questions.push(Question {
+                category,
+                text: question.to_string(),
+                evidence: valid,
+            });
+        }
+        convs.push(Conversation {
+            tenant,
+            turn_of,
+            questions,
+        });
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    Ok((convs, memories, skipped_q, skipped_ids))
+}
+
+/// Asks every question through `recall` and scores the answers.
+#[allow(clippy::too_many_arguments)]
+async fn evaluate(
+    engine: &Engine,
+    convs: &[Conversation],
+    ks: &[usize],
+    cfg: &EngineConfig,
+    conversations: usize,
+    memories: usize,
+    skipped_q: usize,
+    skipped_ids: usize,
+    embedder: Option<String>,
+) -> Result<Report> {
+    let max_k = *ks.last().unwrap_or(&10);
+    // Per question: (category, recall@k for each k, hit@k for each k).
+    let mut results: Vec<(u64, Vec<f64>, Vec<bool>)> = Vec::new();
+    let mut latencies = Vec::new();
+    for c in convs {
+        for q in &c.questions {
             let req = RecallRequest {
-                query: question.to_string(),
+                query: q.text.clone(),
                 limit: Some(max_k),
                 ..Default::default()
             };
             let t0 = Instant::now();
-            let r = engine.recall(&tenant, &req).await?;
+            let r = engine.recall(&c.tenant, &req).await?;
             latencies.push(t0.elapsed().as_secs_f64() * 1000.0);
+            if let Some(e) = r.semantic.as_ref().and_then(|s| s.error.as_ref()) {
+                return Err(Error::Unavailable(format!("the embedder failed: {e}")).into());
+            }
             let ranked: Vec<&String> = r
                 .memories
                 .iter()
-                .filter_map(|m| by_memory.get(&m.id))
+                .filter_map(|m| c.turn_of.get(&m.id))
                 .collect();
             let recall: Vec<f64> = ks
                 .iter()
                 .map(|&k| {
                     let top: HashSet<&String> = ranked.iter().take(k).copied().collect();
-                    valid.iter().filter(|e| top.contains(**e)).count() as f64 / valid.len() as f64
+                    q.evidence.iter().filter(|e| top.contains(*e)).count() as f64
+                        / q.evidence.len() as f64
                 })
                 .collect();
             let hit = recall.iter().map(|r| *r > 0.0).collect();
-            results.push((category, recall, hit));
+            results.push((q.category, recall, hit));
         }
-        pb.inc(1);
     }
-    pb.finish_and_clear();
-    scratch.finish(&backend).await?;
     if results.is_empty() {
         return Err(Error::InvalidInput(
             "no question of categories 1-4 with known evidence turns".into(),
         )
         .into());
     }
-
     let score = |rows: &[&(u64, Vec<f64>, Vec<bool>)]| -> Scores {
         let n = rows.len().max(1) as f64;
         let mut s = Scores {
@@ -331,23 +492,40 @@ pub async fn locomo(g: &Global, a: LocomoArgs) -> Result<()> {
     }
     latencies.sort_by(f64::total_cmp);
     let q = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
-    let report = Report {
+    Ok(Report {
+        embedder,
+        fusion: cfg.fusion,
+        semantic_context: cfg.semantic_context.clone(),
         questions: overall.questions,
         recall_at: overall.recall_at,
         hit_at: overall.hit_at,
         by_category,
         latency_ms: BTreeMap::from([("p50".to_string(), q(0.5)), ("p95".to_string(), q(0.95))]),
-        conversations: samples.len(),
+        conversations,
         memories,
         skipped_questions: skipped_q,
         skipped_evidence_ids: skipped_ids,
-    };
-    if g.json {
-        return output::json(&report);
-    }
+    })
+}
+
+fn print_report(report: &Report, ks: &[usize]) {
+    let f = &report.fusion;
     println!(
         "{} questions from {} conversations ({} memories); {} questions and {} evidence ids skipped",
-        report.questions, report.conversations, report.memories, skipped_q, skipped_ids
+        report.questions,
+        report.conversations,
+        report.memories,
+        report.skipped_questions,
+        report.skipped_evidence_ids
+    );
+    println!(
+        "embedder {}; fusion lexical {} semantic {} graph {} recency {}; semantic context {:?}",
+        report.embedder.as_deref().unwrap_or("none"),
+        f.lexical,
+        f.semantic,
+        f.graph,
+        f.recency,
+        report.semantic_context
     );
     let head: Vec<String> = ks
         .iter()
@@ -371,5 +549,5 @@ pub async fn locomo(g: &Global, a: LocomoArgs) -> Result<()> {
         "recall latency p50 {:.2} ms, p95 {:.2} ms",
         report.latency_ms["p50"], report.latency_ms["p95"]
     );
-    Ok(())
+    println!();
 }

@@ -90,3 +90,59 @@ pub async fn bench(g: &Global, a: BenchArgs) -> Result<()> {
         Some(BenchKind::Locomo(l)) => locomo::locomo(g, l).await,
     }
 }
+
+/// Remembers query vectors, so comparing settings embeds each question once.
+pub(crate) struct CachedEmbedder {
+    inner: std::sync::Arc<dyn continuum_core::embed::Embedder>,
+    cache: std::sync::Mutex<std::collections::HashMap<String, Vec<f32>>>,
+}
+
+impl CachedEmbedder {
+    /// Forgets every cached vector.
+    pub(crate) fn clear(&self) {
+        if let Ok(mut c) = self.cache.lock() {
+            c.clear();
+        }
+    }
+
+    pub(crate) fn new(inner: std::sync::Arc<dyn continuum_core::embed::Embedder>) -> Self {
+        CachedEmbedder {
+            inner,
+            cache: Default::default(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl continuum_core::embed::Embedder for CachedEmbedder {
+    fn model(&self) -> &str {
+        self.inner.model()
+    }
+
+    fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+
+    fn batch_size(&self) -> usize {
+        self.inner.batch_size()
+    }
+
+    async fn embed(&self, texts: &[String]) -> continuum_core::Result<Vec<Vec<f32>>> {
+        if texts.len() == 1
+            && let Some(v) = self
+                .cache
+                .lock()
+                .ok()
+                .and_then(|c| c.get(&texts[0]).cloned())
+        {
+            return Ok(vec![v]);
+        }
+        let out = self.inner.embed(texts).await?;
+        if texts.len() == 1
+            && let Ok(mut c) = self.cache.lock()
+        {
+            c.insert(texts[0].clone(), out[0].clone());
+        }
+        Ok(out)
+    }
+}

@@ -273,6 +273,15 @@ struct SizeResult {
     batch_learn_turns_per_sec: f64,
     recall_ms: Latency,
     disk_mib: f64,
+    /// With an embedder: memories embedded per second while catching up this size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    embed_per_sec: Option<f64>,
+    /// With an embedder: recall latency, the query's vector already computed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    semantic_recall_ms: Option<Latency>,
+    /// With an embedder: recall latency including embedding the query.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    semantic_recall_with_query_ms: Option<Latency>,
 }
 
 #[derive(Debug, Serialize)]
@@ -282,6 +291,8 @@ struct BenchReport {
     single_commit_turns: usize,
     single_commit_turns_per_sec: f64,
     queries_per_size: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    embedder: Option<String>,
 }
 
 pub async fn throughput(g: &Global, a: ThroughputArgs) -> Result<()> {
@@ -295,6 +306,13 @@ pub async fn throughput(g: &Global, a: ThroughputArgs) -> Result<()> {
     let (engine, store) = g
         .open_location(&scratch.location, g.engine_config())
         .await?;
+    let semantic = match g.embedder_settings()?.build().await? {
+        Some(e) => {
+            let cached = std::sync::Arc::new(super::CachedEmbedder::new(e));
+            Some((engine.clone().with_embedder(cached.clone()), cached))
+        }
+        None => None,
+    };
     let tenant = TenantId::new("bench")?;
     let mut text_gen = Gen(fastrand::Rng::with_seed(a.seed));
     let mut results = Vec::new();
@@ -345,12 +363,43 @@ pub async fn throughput(g: &Global, a: ThroughputArgs) -> Result<()> {
             engine.recall(&tenant, &req).await?;
             ms.push(t0.elapsed().as_secs_f64() * 1000.0);
         }
+        let (mut embed_per_sec, mut sem_ms, mut sem_q_ms) = (None, None, None);
+        if let Some((sem, cache)) = &semantic {
+            let epb = output::progress(0, "embedding", g.json);
+            let r = sem
+                .reindex(&tenant, false, &mut |done, total| {
+                    epb.set_length(total);
+                    epb.set_position(done);
+                })
+                .await?;
+            epb.finish_and_clear();
+            embed_per_sec = Some(r.embedded as f64 / r.seconds.max(1e-9));
+            let queries: Vec<String> = (0..a.queries).map(|_| text_gen.query()).collect();
+            let (mut with_q, mut without) = (Vec::new(), Vec::new());
+            for q in &queries {
+                let t0 = Instant::now();
+                sem.recall(&tenant, &RecallRequest::new(q.clone())).await?;
+                with_q.push(t0.elapsed().as_secs_f64() * 1000.0);
+            }
+            // Now every query's vector is cached: the same recalls without embedding.
+            for q in &queries {
+                let t0 = Instant::now();
+                sem.recall(&tenant, &RecallRequest::new(q.clone())).await?;
+                without.push(t0.elapsed().as_secs_f64() * 1000.0);
+            }
+            cache.clear();
+            sem_ms = Some(latency(without));
+            sem_q_ms = Some(latency(with_q));
+        }
         let bytes = store.disk_bytes(&engine, &tenant).await?;
         results.push(SizeResult {
             memories,
             batch_learn_turns_per_sec: seg_turns as f64 / seg_secs.max(1e-9),
             recall_ms: latency(ms),
             disk_mib: bytes as f64 / (1024.0 * 1024.0),
+            embed_per_sec,
+            semantic_recall_ms: sem_ms,
+            semantic_recall_with_query_ms: sem_q_ms,
         });
     }
     pb.finish_and_clear();
@@ -366,6 +415,11 @@ pub async fn throughput(g: &Global, a: ThroughputArgs) -> Result<()> {
         single_commit_turns: a.single_turns,
         single_commit_turns_per_sec: single,
         queries_per_size: a.queries,
+        embedder: semantic.as_ref().map(|(s, _)| {
+            s.embedder()
+                .map(|e| e.model().to_string())
+                .unwrap_or_default()
+        }),
     };
     if g.json {
         return output::json(&report);
@@ -392,6 +446,25 @@ pub async fn throughput(g: &Global, a: ThroughputArgs) -> Result<()> {
             r.recall_ms.p99,
             r.disk_mib
         );
+    }
+    if let Some(model) = &report.embedder {
+        println!("with embedder {model}:");
+        println!(
+            "{:>10}  {:>12}  {:>12}  {:>12}  {:>16}",
+            "memories", "embed/s", "p50 ms", "p95 ms", "p50 ms + query"
+        );
+        for r in &report.sizes {
+            if let (Some(e), Some(s), Some(q)) = (
+                r.embed_per_sec,
+                &r.semantic_recall_ms,
+                &r.semantic_recall_with_query_ms,
+            ) {
+                println!(
+                    "{:>10}  {:>12.1}  {:>12.3}  {:>12.3}  {:>16.3}",
+                    r.memories, e, s.p50, s.p95, q.p50
+                );
+            }
+        }
     }
     Ok(())
 }
