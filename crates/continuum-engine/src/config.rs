@@ -36,6 +36,16 @@ impl Default for GraphParams {
     }
 }
 
+/// How session neighbours take part in lexical ranking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionContextMode {
+    /// Each memory is ranked over its own text and its neighbours' text (BM25F).
+    Expand,
+    /// Each memory adds shares of its neighbours' BM25 scores.
+    Spread,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EngineConfig {
@@ -60,6 +70,11 @@ pub struct EngineConfig {
     /// Each memory also earns these shares of the lexical score of its session neighbours
     /// (1 place away, 2 places away, …). Derived index only.
     pub session_context: Vec<f64>,
+    /// How `session_context` applies: `expand` ranks each memory over two fields, its own text
+    /// and its neighbours' text (weighted by `session_context`), the second counting
+    /// `neighbour_field_weight` (BM25F); `spread` adds shares of the neighbours' scores.
+    pub session_context_mode: SessionContextMode,
+    pub neighbour_field_weight: f64,
     /// Rank with the engine's derived in-memory index (true) or with the store's own full-text
     /// search (false: no build cost, slower per query at scale).
     pub derived_index: bool,
@@ -89,9 +104,11 @@ impl Default for EngineConfig {
             lexical_candidates: 60,
             near_duplicate_jaccard: 0.9,
             session_context: vec![0.6, 0.3],
+            session_context_mode: SessionContextMode::Expand,
+            neighbour_field_weight: 0.7,
             derived_index: true,
             semantic_candidates: 60,
-            semantic_context: vec![0.5, 0.3],
+            semantic_context: vec![0.3, 0.2],
             embed_max_chars: 4096,
             hebbian: HebbianRule::default(),
             fusion: FusionWeights::default(),
@@ -137,6 +154,9 @@ impl EngineConfig {
                 .any(|w| !(0.0..=2.0).contains(w))
         {
             return bad("semantic_context takes at most 8 weights, each in [0, 2]");
+        }
+        if !(0.0..=4.0).contains(&self.neighbour_field_weight) {
+            return bad("neighbour_field_weight must lie in [0, 4]");
         }
         if self.embed_max_chars == 0 {
             return bad("embed_max_chars must be positive");

@@ -13,7 +13,7 @@ mod keys;
 mod learn;
 mod recall;
 
-pub use config::{EngineConfig, GraphParams};
+pub use config::{EngineConfig, GraphParams, SessionContextMode};
 pub use embed::{EmbeddingStatus, ReindexReport, WORKER_BACKOFF, WORKER_POLL};
 pub use export::{EXPORT_FORMAT, EXPORT_VERSION, ExportHeader, ExportRecord, ImportOutcome};
 pub use keys::MAX_KEY_DAYS;

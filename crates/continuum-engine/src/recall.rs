@@ -159,7 +159,18 @@ impl Engine {
             .collect();
         Ok(guard
             .as_ref()
-            .map(|ix| ix.search_in_context(&terms, &weights, filter, limit))
+            .map(|ix| match self.config.session_context_mode {
+                crate::SessionContextMode::Expand => ix.search_expanded(
+                    &terms,
+                    &weights,
+                    self.config.neighbour_field_weight as f32,
+                    filter,
+                    limit,
+                ),
+                crate::SessionContextMode::Spread => {
+                    ix.search_in_context(&terms, &weights, filter, limit)
+                }
+            })
             .unwrap_or_default())
     }
 

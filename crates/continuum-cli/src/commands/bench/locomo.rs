@@ -38,6 +38,13 @@ pub struct LocomoArgs {
     /// Override the session-context weights (neighbours 1, 2, … places away); `none` for none.
     #[arg(long, value_name = "W1,W2,…")]
     pub context_weights: Option<String>,
+    /// How session neighbours count in lexical ranking: expand (BM25F over own and neighbours'
+    /// text) or spread (shares of neighbours' scores).
+    #[arg(long, value_parser = ["expand", "spread"])]
+    pub context_mode: Option<String>,
+    /// Weight of the neighbours' text field in expand mode.
+    #[arg(long)]
+    pub neighbour_weight: Option<f64>,
     /// Override the fusion weights: lexical,graph,recency or lexical,semantic,graph,recency.
     /// Repeat to compare settings in one run (memories are stored and embedded once).
     #[arg(long, value_name = "L,S,G,R")]
@@ -208,6 +215,14 @@ pub async fn locomo(g: &Global, a: LocomoArgs) -> Result<()> {
     let mut base = g.engine_config();
     if let Some(w) = &a.context_weights {
         base.session_context = weights(w, "--context-weights")?;
+    }
+    match a.context_mode.as_deref() {
+        Some("spread") => base.session_context_mode = continuum_engine::SessionContextMode::Spread,
+        Some(_) => base.session_context_mode = continuum_engine::SessionContextMode::Expand,
+        None => {}
+    }
+    if let Some(w) = a.neighbour_weight {
+        base.neighbour_field_weight = w;
     }
     // Every combination of the settings given (the defaults when none are).
     let fusions = if a.fusion.is_empty() {
