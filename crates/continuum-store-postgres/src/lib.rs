@@ -11,6 +11,7 @@
 //! - Versioned, checksummed migrations in `migrations/`, applied under an advisory lock.
 
 pub mod migrations;
+pub mod tls;
 
 use async_trait::async_trait;
 use continuum_core::extract::ExtractedConcept;
@@ -52,6 +53,7 @@ pub struct PostgresStore {
     pool: Pool,
     /// host:port/db, for `stats` and `doctor` (never the password).
     target: String,
+    ssl_mode: tls::SslMode,
 }
 
 /// Maps a driver error to an error kind a caller can act on.
@@ -68,6 +70,17 @@ pub(crate) fn map_err(e: tokio_postgres::Error) -> Error {
             "28000" | "28P01" => Error::Unavailable("the database refused the credentials".into()),
             _ => Error::Internal(format!("{code}: {}", db.message())),
         };
+    }
+    let mut chain = e.to_string();
+    let mut src = std::error::Error::source(&e);
+    while let Some(inner) = src {
+        chain.push_str(&format!(": {inner}"));
+        src = inner.source();
+    }
+    if chain.contains("TLS") || chain.contains("certificate") {
+        return Error::Unavailable(format!(
+            "TLS to PostgreSQL failed ({chain}); see sslmode and sslrootcert in the README"
+        ));
     }
     if e.is_closed() || e.to_string().contains("connect") {
         return Error::Unavailable(format!("cannot reach PostgreSQL: {e}"));
@@ -103,9 +116,15 @@ impl PostgresStore {
     /// Connects to `url` (`postgres://user:password@host:port/db`), creating the schema if one
     /// is named, and applies pending migrations.
     pub async fn connect(url: &str, opts: &PostgresOptions, now: Timestamp) -> Result<Self> {
+        let (url, tls) = tls::split_url(url)?;
         let mut cfg: tokio_postgres::Config = url
             .parse()
             .map_err(|e| Error::InvalidInput(format!("not a PostgreSQL URL: {e}")))?;
+        cfg.ssl_mode(match tls.mode {
+            tls::SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+            tls::SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+            _ => tokio_postgres::config::SslMode::Require,
+        });
         let target = format!(
             "{}/{}",
             cfg.get_hosts()
@@ -123,18 +142,26 @@ impl PostgresStore {
             // Sessions search this schema first; it may not exist yet (created below).
             cfg.options(format!("-c search_path={schema}"));
         }
-        let mgr = Manager::from_config(
-            cfg,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let mgr_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let mgr = match tls::client_config(&tls)? {
+            None => Manager::from_config(cfg, NoTls, mgr_config),
+            Some(client) => Manager::from_config(
+                cfg,
+                tokio_postgres_rustls::MakeRustlsConnect::new(client),
+                mgr_config,
+            ),
+        };
         let pool = Pool::builder(mgr)
             .max_size(opts.pool_size.max(1))
             .build()
             .map_err(|e| Error::Internal(format!("building the connection pool: {e}")))?;
-        let store = PostgresStore { pool, target };
+        let store = PostgresStore {
+            pool,
+            target,
+            ssl_mode: tls.mode,
+        };
         if let Some(schema) = &opts.schema {
             store
                 .client()
@@ -145,6 +172,24 @@ impl PostgresStore {
         }
         store.migrate(now).await?;
         Ok(store)
+    }
+
+    /// The `sslmode` in effect.
+    pub fn ssl_mode(&self) -> tls::SslMode {
+        self.ssl_mode
+    }
+
+    /// Whether this process's connection to the server is encrypted (asks the server).
+    pub async fn encrypted(&self) -> Result<bool> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(row.is_some_and(|r| r.get::<_, bool>(0)))
     }
 
     /// Where the store lives (host/database), for display.

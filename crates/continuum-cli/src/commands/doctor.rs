@@ -59,6 +59,28 @@ pub async fn doctor(g: &Global) -> Result<()> {
                     problems.join("; ")
                 },
             });
+            if let crate::app::Backend::Postgres(pg) = &store {
+                let encrypted = pg.encrypted().await?;
+                let mode = pg.ssl_mode();
+                let verified = matches!(
+                    mode,
+                    continuum_store_postgres::tls::SslMode::VerifyCa
+                        | continuum_store_postgres::tls::SslMode::VerifyFull
+                );
+                checks.push(Check {
+                    name: "connection",
+                    ok: true,
+                    detail: format!(
+                        "sslmode={}: {}",
+                        mode.as_str(),
+                        match (encrypted, verified) {
+                            (false, _) => "not encrypted",
+                            (true, false) => "encrypted, server certificate not verified",
+                            (true, true) => "encrypted, server certificate verified",
+                        }
+                    ),
+                });
+            }
             checks.push(Check {
                 name: "tenant",
                 ok: true,
