@@ -359,6 +359,9 @@ impl TextIndex {
     /// neighbours (`weights[i]` for those `i + 1` places away), the neighbour field counting
     /// `field_weight` of the own one. Unlike spreading scores, a document that holds one query
     /// word while its neighbour holds another matches both (saturation applies to their sum).
+    ///
+    /// For speed the two-field score is computed for the strongest own-text matches (at least
+    /// 256) and their neighbours only; other documents keep their own-text BM25.
     pub fn search_expanded(
         &self,
         terms: &[TermId],
@@ -372,90 +375,114 @@ impl TextIndex {
         }
         let n = self.live as f32;
         let avgdl = (self.total_len as f32 / n).max(1.0);
-        let nb_share: f32 = 2.0 * weights.iter().sum::<f32>();
-        let avg_nb = (avgdl * nb_share).max(1.0);
+        let postings: Vec<&Vec<Posting>> = terms.iter().filter_map(|t| self.terms.get(t)).collect();
+        let idf = |p: &Vec<Posting>| {
+            let df = p.len() as f32;
+            (1.0 + (n - df + 0.5).max(0.0) / (df + 0.5)).ln()
+        };
+        let bm25 = |tf: f32, idf: f32| idf * tf * (K1 + 1.0) / (tf + K1);
+        // 1. Own text only.
         let mut scores = vec![0f32; self.docs.len()];
-        let mut own = vec![0f32; self.docs.len()];
-        let mut nb = vec![0f32; self.docs.len()];
-        let mut nb_len: Vec<f32> = vec![f32::NAN; self.docs.len()];
         let mut touched: Vec<u32> = Vec::new();
-        let mut term_docs: Vec<u32> = Vec::new();
-        for term in terms {
-            let Some(postings) = self.terms.get(term) else {
-                continue;
-            };
-            term_docs.clear();
-            for p in postings {
-                if self.lens[p.doc as usize] == DEAD {
+        for p in &postings {
+            let idf = idf(p);
+            for post in p.iter() {
+                let len = self.lens[post.doc as usize];
+                if len == DEAD {
                     continue;
                 }
-                if own[p.doc as usize] == 0.0 && nb[p.doc as usize] == 0.0 {
-                    term_docs.push(p.doc);
+                let tf = post.tf as f32 / (1.0 - B + B * len as f32 / avgdl);
+                let slot = &mut scores[post.doc as usize];
+                if *slot == 0.0 {
+                    touched.push(post.doc);
                 }
-                own[p.doc as usize] += p.tf as f32;
-                for (step, w) in weights.iter().enumerate().filter(|(_, w)| **w > 0.0) {
-                    for offset in [-(step as i32) - 1, step as i32 + 1] {
-                        let Some(m) = self.session_neighbour(p.doc, offset) else {
-                            continue;
-                        };
-                        if self.lens[m as usize] == DEAD {
-                            continue;
-                        }
-                        if own[m as usize] == 0.0 && nb[m as usize] == 0.0 {
-                            term_docs.push(m);
-                        }
-                        nb[m as usize] += w * p.tf as f32;
-                    }
-                }
-            }
-            let df = term_docs.len() as f32;
-            let idf = (1.0 + (n - df + 0.5).max(0.0) / (df + 0.5)).ln();
-            for &d in &term_docs {
-                let i = d as usize;
-                if nb_len[i].is_nan() {
-                    let mut l = 0.0;
-                    for (step, w) in weights.iter().enumerate() {
-                        for offset in [-(step as i32) - 1, step as i32 + 1] {
-                            if let Some(m) = self.session_neighbour(d, offset)
-                                && self.lens[m as usize] != DEAD
-                            {
-                                l += w * self.lens[m as usize] as f32;
-                            }
-                        }
-                    }
-                    nb_len[i] = l;
-                }
-                let own_norm = 1.0 - B + B * self.lens[i] as f32 / avgdl;
-                let nb_norm = 1.0 - B + B * nb_len[i] / avg_nb;
-                let tf = own[i] / own_norm + field_weight * nb[i] / nb_norm;
-                if scores[i] == 0.0 {
-                    touched.push(d);
-                }
-                scores[i] += idf * tf * (K1 + 1.0) / (tf + K1);
-                own[i] = 0.0;
-                nb[i] = 0.0;
+                *slot += bm25(tf, idf);
             }
         }
-        if !filter.is_empty() {
-            touched.retain(|&d| filter.matches_head(&self.docs[d as usize].head));
+        let steps: Vec<(i32, f32)> = weights
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| **w > 0.0)
+            .flat_map(|(i, w)| [(-(i as i32) - 1, *w), (i as i32 + 1, *w)])
+            .collect();
+        if steps.is_empty() || field_weight <= 0.0 {
+            return self.best(touched, &scores, filter, limit);
         }
-        let by_score = |a: &u32, b: &u32| {
-            scores[*b as usize]
-                .total_cmp(&scores[*a as usize])
-                .then(b.cmp(a))
+        // 2. Candidates: the strongest matches and their neighbours.
+        let seeds_wanted = (limit * 8).max(256);
+        let mut seeds = touched.clone();
+        if seeds.len() > seeds_wanted {
+            seeds.select_nth_unstable_by(seeds_wanted - 1, |a, b| {
+                scores[*b as usize].total_cmp(&scores[*a as usize])
+            });
+            seeds.truncate(seeds_wanted);
+        }
+        let live_neighbour = |d: u32, off: i32| {
+            self.session_neighbour(d, off)
+                .filter(|m| self.lens[*m as usize] != DEAD)
         };
-        if touched.len() > limit {
-            touched.select_nth_unstable_by(limit - 1, by_score);
-            touched.truncate(limit);
+        let mut candidates: Vec<u32> = seeds.clone();
+        for &d in &seeds {
+            candidates.extend(steps.iter().filter_map(|(off, _)| live_neighbour(d, *off)));
         }
-        touched.sort_unstable_by(by_score);
-        touched
-            .into_iter()
-            .map(|d| Scored {
-                head: self.docs[d as usize].head.clone(),
-                score: scores[d as usize] as f64,
+        candidates.sort_unstable();
+        candidates.dedup();
+        // 3. Their two-field score, term by term, from the term frequencies of the candidates
+        //    and of their neighbours.
+        let mut wanted = vec![false; self.docs.len()];
+        for &c in &candidates {
+            wanted[c as usize] = true;
+            for (off, _) in &steps {
+                if let Some(m) = live_neighbour(c, *off) {
+                    wanted[m as usize] = true;
+                }
+            }
+        }
+        let nb_len: Vec<f32> = candidates
+            .iter()
+            .map(|&c| {
+                steps
+                    .iter()
+                    .filter_map(|(off, w)| {
+                        live_neighbour(c, *off).map(|m| w * self.lens[m as usize] as f32)
+                    })
+                    .sum()
             })
-            .collect()
+            .collect();
+        let avg_nb = (avgdl * steps.iter().map(|(_, w)| w).sum::<f32>()).max(1.0);
+        let mut expanded = vec![0f32; candidates.len()];
+        let mut tf_of = vec![0f32; self.docs.len()];
+        let mut seen: Vec<u32> = Vec::new();
+        for p in &postings {
+            let idf = idf(p);
+            for post in p.iter() {
+                if wanted[post.doc as usize] && self.lens[post.doc as usize] != DEAD {
+                    tf_of[post.doc as usize] = post.tf as f32;
+                    seen.push(post.doc);
+                }
+            }
+            for (k, &c) in candidates.iter().enumerate() {
+                let own = tf_of[c as usize] / (1.0 - B + B * self.lens[c as usize] as f32 / avgdl);
+                let nb: f32 = steps
+                    .iter()
+                    .filter_map(|(off, w)| live_neighbour(c, *off).map(|m| w * tf_of[m as usize]))
+                    .sum();
+                let tf = own + field_weight * nb / (1.0 - B + B * nb_len[k] / avg_nb);
+                if tf > 0.0 {
+                    expanded[k] += bm25(tf, idf);
+                }
+            }
+            for d in seen.drain(..) {
+                tf_of[d as usize] = 0.0;
+            }
+        }
+        for (k, &c) in candidates.iter().enumerate() {
+            if scores[c as usize] == 0.0 && expanded[k] > 0.0 {
+                touched.push(c);
+            }
+            scores[c as usize] = scores[c as usize].max(expanded[k]);
+        }
+        self.best(touched, &scores, filter, limit)
     }
 
     /// BM25 where each document also earns `weights[i]` times the BM25 of the documents `i + 1`
@@ -527,6 +554,17 @@ impl TextIndex {
                 }
             }
         }
+        self.best(touched, &scores, filter, limit)
+    }
+
+    /// The best `limit` of the `touched` documents by `scores`, passing `filter`, best first.
+    fn best(
+        &self,
+        mut touched: Vec<u32>,
+        scores: &[f32],
+        filter: &MemoryFilter,
+        limit: usize,
+    ) -> Vec<Scored> {
         if !filter.is_empty() {
             touched.retain(|&d| filter.matches_head(&self.docs[d as usize].head));
         }

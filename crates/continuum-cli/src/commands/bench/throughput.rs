@@ -36,6 +36,9 @@ pub struct ThroughputArgs {
     /// Keep the store in this directory instead of a temporary one (must not hold a store).
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// How session neighbours count in lexical ranking (default: the engine's, expand).
+    #[arg(long, value_parser = ["expand", "spread"])]
+    pub context_mode: Option<String>,
 }
 
 const PEOPLE: &[&str] = &[
@@ -303,9 +306,15 @@ pub async fn throughput(g: &Global, a: ThroughputArgs) -> Result<()> {
         return Err(Error::InvalidInput("sizes, queries and batch must be positive".into()).into());
     }
     let scratch = super::Scratch::new(g, a.dir.as_deref())?;
-    let (engine, store) = g
-        .open_location(&scratch.location, g.engine_config())
-        .await?;
+    let mut config = g.engine_config();
+    match a.context_mode.as_deref() {
+        Some("spread") => {
+            config.session_context_mode = continuum_engine::SessionContextMode::Spread
+        }
+        Some(_) => config.session_context_mode = continuum_engine::SessionContextMode::Expand,
+        None => {}
+    }
+    let (engine, store) = g.open_location(&scratch.location, config).await?;
     let semantic = match g.embedder_settings()?.build().await? {
         Some(e) => {
             let cached = std::sync::Arc::new(super::CachedEmbedder::new(e));
