@@ -499,3 +499,76 @@ async fn cors_preflight_is_answered_before_authentication() {
         .unwrap();
     assert!(other.headers().get("access-control-allow-origin").is_none());
 }
+
+#[tokio::test]
+async fn shutdown_finishes_the_request_in_flight_and_refuses_new_ones() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(
+        dir.path().join("continuum.db"),
+        &SqliteOptions::default(),
+        Timestamp(0),
+    )
+    .unwrap();
+    let engine = Engine::new(Arc::new(store), EngineConfig::default()).unwrap();
+    let tenant = TenantId::new("acme").unwrap();
+    let (key, _) = engine
+        .create_key(&tenant, Scope::Write, None, None)
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(
+        listener,
+        router(engine.clone(), ServerConfig::default()),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+
+    // A learn request whose body is only half sent when the shutdown signal comes.
+    let body = json!({"user_message": "We ship the Falcon release on Friday.", "ai_response": "Noted: Falcon ships Friday."})
+        .to_string();
+    let (first, rest) = body.split_at(body.len() / 2);
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /v1/learn HTTP/1.1\r\nHost: {addr}\r\nX-API-Key: {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    conn.write_all(first.as_bytes()).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    stop.send(()).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+
+    // No new connection is served once shutdown has begun.
+    let refused = match tokio::net::TcpStream::connect(addr).await {
+        Err(_) => true,
+        Ok(mut late) => {
+            let _ = late
+                .write_all(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await;
+            let mut buf = Vec::new();
+            let read = tokio::time::timeout(
+                std::time::Duration::from_secs(2),
+                late.read_to_end(&mut buf),
+            )
+            .await;
+            !matches!(read, Ok(Ok(_))) || buf.is_empty()
+        }
+    };
+    assert!(refused, "a connection opened after the signal was served");
+
+    // The request in flight completes and its write is kept.
+    conn.write_all(rest.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    conn.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    tokio::time::timeout(std::time::Duration::from_secs(5), server)
+        .await
+        .expect("the server stops once the request is done")
+        .unwrap()
+        .unwrap();
+    assert_eq!(engine.stats(&tenant).await.unwrap().store.memories, 2);
+}
