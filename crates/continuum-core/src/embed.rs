@@ -94,7 +94,12 @@ pub fn decode_vector(bytes: &[u8], dim: usize) -> Result<Vec<f32>> {
 }
 
 /// Checks what an embedder returned before it is stored.
-pub fn check_vectors(model: &str, dim: usize, vectors: &[Vec<f32>], texts: usize) -> Result<()> {
+pub fn check_vectors<V: AsRef<[f32]>>(
+    model: &str,
+    dim: usize,
+    vectors: &[V],
+    texts: usize,
+) -> Result<()> {
     if model.is_empty() || model.len() > MAX_MODEL_NAME {
         return Err(Error::InvalidInput(format!(
             "model name must be 1 to {MAX_MODEL_NAME} bytes"
@@ -111,18 +116,29 @@ pub fn check_vectors(model: &str, dim: usize, vectors: &[Vec<f32>], texts: usize
             vectors.len()
         )));
     }
-    if let Some(v) = vectors.iter().find(|v| v.len() != dim) {
+    if let Some(v) = vectors.iter().find(|v| v.as_ref().len() != dim) {
         return Err(Error::Unavailable(format!(
             "the embedder returned a vector of dimension {}, expected {dim} for model {model}",
-            v.len()
+            v.as_ref().len()
         )));
     }
-    if vectors.iter().any(|v| v.iter().any(|x| !x.is_finite())) {
+    if vectors
+        .iter()
+        .any(|v| v.as_ref().iter().any(|x| !x.is_finite()))
+    {
         return Err(Error::Unavailable(
             "the embedder returned a vector with a non-finite component".into(),
         ));
     }
     Ok(())
+}
+
+/// At most `max` characters of `text` (what an embedder is given).
+pub fn truncate_chars(text: &str, max: usize) -> &str {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => &text[..cut],
+        None => text,
+    }
 }
 
 /// A memory waiting for a vector of some model.

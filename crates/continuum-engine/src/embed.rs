@@ -7,7 +7,7 @@
 //! no vector of the model, so an interrupted `reindex` or worker picks up where it stopped.
 
 use crate::Engine;
-use continuum_core::embed::{PendingEmbedding, VectorCount};
+use continuum_core::embed::{PendingEmbedding, VectorCount, truncate_chars};
 use continuum_core::{Error, MemoryId, Result, TenantId};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -111,12 +111,6 @@ impl Engine {
         for chunk in page.chunks(batch) {
             let texts: Vec<String> = chunk.iter().map(|p| self.embed_text(p)).collect();
             let vectors = embedder.embed(&texts).await?;
-            continuum_core::embed::check_vectors(
-                embedder.model(),
-                embedder.dim(),
-                &vectors,
-                texts.len(),
-            )?;
             for (p, v) in chunk.iter().zip(vectors) {
                 by_tenant
                     .entry(p.tenant.clone())
@@ -135,11 +129,7 @@ impl Engine {
 
     /// The text an embedder sees: at most `embed_max_chars` characters.
     fn embed_text(&self, p: &PendingEmbedding) -> String {
-        let max = self.config.embed_max_chars;
-        match p.content.char_indices().nth(max) {
-            Some((cut, _)) => p.content[..cut].to_string(),
-            None => p.content.clone(),
-        }
+        truncate_chars(&p.content, self.config.embed_max_chars).to_string()
     }
 
     /// Embeds every memory of the tenant that has no vector of the engine's model, reporting

@@ -52,18 +52,14 @@ impl Engine {
         Ok(index)
     }
 
-    /// The tenant's index, built or caught up to the store's latest change, with the vectors
-    /// of the engine's embedding model caught up to the store's vector log.
-    pub(crate) async fn fresh_index(&self, tenant: &TenantId) -> Result<Slot> {
-        let slot = self.fresh_text_index(tenant).await?;
-        if let Some(embedder) = &self.embedder {
-            self.catch_up_vectors(tenant, embedder.model(), &slot)
-                .await?;
-        }
-        Ok(slot)
-    }
-
-    async fn catch_up_vectors(&self, tenant: &TenantId, model: &str, slot: &Slot) -> Result<()> {
+    /// Brings the index's vectors of `model` up to the store's vector log (only semantic
+    /// search reads them, so only it pays for this).
+    pub(crate) async fn catch_up_vectors(
+        &self,
+        tenant: &TenantId,
+        model: &str,
+        slot: &Slot,
+    ) -> Result<()> {
         loop {
             let Some(after) = slot.read().map_err(poisoned)?.as_ref().map(|i| i.vec_seq) else {
                 return Ok(());
@@ -96,7 +92,8 @@ impl Engine {
         }
     }
 
-    async fn fresh_text_index(&self, tenant: &TenantId) -> Result<Slot> {
+    /// The tenant's index, built or caught up to the store's latest change.
+    pub(crate) async fn fresh_index(&self, tenant: &TenantId) -> Result<Slot> {
         let slot = self.slot(tenant)?;
         let known = slot.read().map_err(poisoned)?.as_ref().map(|i| i.seq);
         let Some(seq) = known else {

@@ -325,10 +325,8 @@ impl Engine {
             info.error = Some("semantic recall needs the derived index (derived_index)".into());
             return Ok((HashMap::new(), Some(info)));
         }
-        let query: String = match req.query.char_indices().nth(self.config.embed_max_chars) {
-            Some((cut, _)) => req.query[..cut].to_string(),
-            None => req.query.clone(),
-        };
+        let query = continuum_core::embed::truncate_chars(&req.query, self.config.embed_max_chars)
+            .to_string();
         let qv = match embedder.embed(&[query]).await {
             Ok(mut v) if v.len() == 1 && v[0].len() == embedder.dim() => v.remove(0),
             Ok(_) => {
@@ -347,6 +345,8 @@ impl Engine {
             .map(|w| *w as f32)
             .collect();
         let slot = self.fresh_index(tenant).await?;
+        self.catch_up_vectors(tenant, embedder.model(), &slot)
+            .await?;
         let guard = slot
             .read()
             .map_err(|_| Error::Internal("index lock poisoned".into()))?;

@@ -65,6 +65,20 @@ fn dot_i8(q: &[f32], v: &[i8]) -> f32 {
     sum
 }
 
+/// The strongest of the `touched` documents (at least 256, or 8 per result wanted): the ones
+/// whose session neighbours are worth looking at.
+fn seeds(touched: &[u32], scores: &[f32], limit: usize) -> Vec<u32> {
+    let wanted = (limit * 8).max(256);
+    let mut seeds = touched.to_vec();
+    if seeds.len() > wanted {
+        seeds.select_nth_unstable_by(wanted - 1, |a, b| {
+            scores[*b as usize].total_cmp(&scores[*a as usize])
+        });
+        seeds.truncate(wanted);
+    }
+    seeds
+}
+
 /// Marks a forgotten document in `lens`.
 const DEAD: u32 = u32::MAX;
 
@@ -101,6 +115,8 @@ pub struct TextIndex {
     /// Per vector slot, its document.
     vec_doc: Vec<u32>,
     dim: usize,
+    /// Live documents that have a vector.
+    live_vectors: u32,
     /// The vector-log position this index reflects.
     pub vec_seq: u64,
 }
@@ -204,6 +220,7 @@ impl TextIndex {
         if slot == NO_VECTOR {
             self.vec_of[ord as usize] = self.vec_doc.len() as u32;
             self.vec_doc.push(ord);
+            self.live_vectors += 1;
             self.vectors.extend_from_slice(&q);
             self.vec_scale.push(scale);
         } else {
@@ -216,10 +233,7 @@ impl TextIndex {
 
     /// Live documents that have a vector.
     pub fn vector_count(&self) -> usize {
-        self.vec_doc
-            .iter()
-            .filter(|&&d| self.lens[d as usize] != DEAD)
-            .count()
+        self.live_vectors as usize
     }
 
     /// Semantic search: the cosine of `query` (unit length, like the stored vectors) with every
@@ -337,6 +351,9 @@ impl TextIndex {
                 self.live -= 1;
                 self.total_len -= self.lens[ord as usize] as u64;
                 self.lens[ord as usize] = DEAD;
+                if self.vec_of[ord as usize] != NO_VECTOR {
+                    self.live_vectors -= 1;
+                }
             }
             self.by_id.remove(id);
         }
@@ -373,32 +390,11 @@ impl TextIndex {
         if terms.is_empty() || self.live == 0 || limit == 0 {
             return Vec::new();
         }
-        let n = self.live as f32;
-        let avgdl = (self.total_len as f32 / n).max(1.0);
+        let avgdl = self.avgdl();
         let postings: Vec<&Vec<Posting>> = terms.iter().filter_map(|t| self.terms.get(t)).collect();
-        let idf = |p: &Vec<Posting>| {
-            let df = p.len() as f32;
-            (1.0 + (n - df + 0.5).max(0.0) / (df + 0.5)).ln()
-        };
         let bm25 = |tf: f32, idf: f32| idf * tf * (K1 + 1.0) / (tf + K1);
         // 1. Own text only.
-        let mut scores = vec![0f32; self.docs.len()];
-        let mut touched: Vec<u32> = Vec::new();
-        for p in &postings {
-            let idf = idf(p);
-            for post in p.iter() {
-                let len = self.lens[post.doc as usize];
-                if len == DEAD {
-                    continue;
-                }
-                let tf = post.tf as f32 / (1.0 - B + B * len as f32 / avgdl);
-                let slot = &mut scores[post.doc as usize];
-                if *slot == 0.0 {
-                    touched.push(post.doc);
-                }
-                *slot += bm25(tf, idf);
-            }
-        }
+        let (mut scores, mut touched) = self.bm25(terms);
         let steps: Vec<(i32, f32)> = weights
             .iter()
             .enumerate()
@@ -409,14 +405,7 @@ impl TextIndex {
             return self.best(touched, &scores, filter, limit);
         }
         // 2. Candidates: the strongest matches and their neighbours.
-        let seeds_wanted = (limit * 8).max(256);
-        let mut seeds = touched.clone();
-        if seeds.len() > seeds_wanted {
-            seeds.select_nth_unstable_by(seeds_wanted - 1, |a, b| {
-                scores[*b as usize].total_cmp(&scores[*a as usize])
-            });
-            seeds.truncate(seeds_wanted);
-        }
+        let seeds = seeds(&touched, &scores, limit);
         let live_neighbour = |d: u32, off: i32| {
             self.session_neighbour(d, off)
                 .filter(|m| self.lens[*m as usize] != DEAD)
@@ -454,7 +443,7 @@ impl TextIndex {
         let mut tf_of = vec![0f32; self.docs.len()];
         let mut seen: Vec<u32> = Vec::new();
         for p in &postings {
-            let idf = idf(p);
+            let idf = self.idf(p.len());
             for post in p.iter() {
                 if wanted[post.doc as usize] && self.lens[post.doc as usize] != DEAD {
                     tf_of[post.doc as usize] = post.tf as f32;
@@ -498,42 +487,11 @@ impl TextIndex {
         if terms.is_empty() || self.live == 0 || limit == 0 {
             return Vec::new();
         }
-        let n = self.live as f32;
-        let avgdl = (self.total_len as f32 / n).max(1.0);
-        let mut scores = vec![0f32; self.docs.len()];
-        let mut touched: Vec<u32> = Vec::new();
-        for term in terms {
-            let Some(postings) = self.terms.get(term) else {
-                continue;
-            };
-            let df = postings.len() as f32;
-            let idf = (1.0 + (n - df + 0.5).max(0.0) / (df + 0.5)).ln();
-            for p in postings {
-                let len = self.lens[p.doc as usize];
-                if len == DEAD {
-                    continue;
-                }
-                let tf = p.tf as f32;
-                let norm = K1 * (1.0 - B + B * len as f32 / avgdl);
-                let s = idf * tf * (K1 + 1.0) / (tf + norm);
-                let slot = &mut scores[p.doc as usize];
-                if *slot == 0.0 {
-                    touched.push(p.doc);
-                }
-                *slot += s;
-            }
-        }
+        let (mut scores, mut touched) = self.bm25(terms);
         if !weights.is_empty() {
             // Spread from the strongest direct matches only: a weak match's neighbours cannot
             // reach the top, and common words match tens of thousands of documents.
-            let seeds_wanted = (limit * 8).max(256);
-            let mut seeds = touched.clone();
-            if seeds.len() > seeds_wanted {
-                seeds.select_nth_unstable_by(seeds_wanted - 1, |a, b| {
-                    scores[*b as usize].total_cmp(&scores[*a as usize])
-                });
-                seeds.truncate(seeds_wanted);
-            }
+            let seeds = seeds(&touched, &scores, limit);
             let seeds: Vec<(u32, f32)> =
                 seeds.into_iter().map(|d| (d, scores[d as usize])).collect();
             for (d, s) in seeds {
@@ -555,6 +513,44 @@ impl TextIndex {
             }
         }
         self.best(touched, &scores, filter, limit)
+    }
+
+    fn avgdl(&self) -> f32 {
+        (self.total_len as f32 / self.live.max(1) as f32).max(1.0)
+    }
+
+    /// BM25's inverse document frequency for a term in `df` live documents.
+    fn idf(&self, df: usize) -> f32 {
+        let (n, df) = (self.live as f32, df as f32);
+        (1.0 + (n - df + 0.5).max(0.0) / (df + 0.5)).ln()
+    }
+
+    /// Plain BM25 of every live document matching `terms`: dense scores and the documents
+    /// touched.
+    fn bm25(&self, terms: &[TermId]) -> (Vec<f32>, Vec<u32>) {
+        let avgdl = self.avgdl();
+        let mut scores = vec![0f32; self.docs.len()];
+        let mut touched: Vec<u32> = Vec::new();
+        for term in terms {
+            let Some(postings) = self.terms.get(term) else {
+                continue;
+            };
+            let idf = self.idf(postings.len());
+            for p in postings {
+                let len = self.lens[p.doc as usize];
+                if len == DEAD {
+                    continue;
+                }
+                let tf = p.tf as f32;
+                let norm = K1 * (1.0 - B + B * len as f32 / avgdl);
+                let slot = &mut scores[p.doc as usize];
+                if *slot == 0.0 {
+                    touched.push(p.doc);
+                }
+                *slot += idf * tf * (K1 + 1.0) / (tf + norm);
+            }
+        }
+        (scores, touched)
     }
 
     /// The best `limit` of the `touched` documents by `scores`, passing `filter`, best first.

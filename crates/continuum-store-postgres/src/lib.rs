@@ -1445,7 +1445,7 @@ impl MemoryStore for PostgresStore {
         dim: usize,
         vectors: &[(MemoryId, Vec<f32>)],
     ) -> Result<usize> {
-        let list: Vec<Vec<f32>> = vectors.iter().map(|(_, v)| v.clone()).collect();
+        let list: Vec<&[f32]> = vectors.iter().map(|(_, v)| v.as_slice()).collect();
         continuum_core::embed::check_vectors(model, dim, &list, vectors.len())?;
         if vectors.is_empty() {
             return Ok(0);

@@ -1371,7 +1371,7 @@ impl MemoryStore for SqliteStore {
         dim: usize,
         vectors: &[(MemoryId, Vec<f32>)],
     ) -> Result<usize> {
-        let list: Vec<Vec<f32>> = vectors.iter().map(|(_, v)| v.clone()).collect();
+        let list: Vec<&[f32]> = vectors.iter().map(|(_, v)| v.as_slice()).collect();
         continuum_core::embed::check_vectors(model, dim, &list, vectors.len())?;
         let t = tenant.as_str();
         self.write(|tx| {

@@ -216,11 +216,7 @@ pub async fn locomo(g: &Global, a: LocomoArgs) -> Result<()> {
     if let Some(w) = &a.context_weights {
         base.session_context = weights(w, "--context-weights")?;
     }
-    match a.context_mode.as_deref() {
-        Some("spread") => base.session_context_mode = continuum_engine::SessionContextMode::Spread,
-        Some(_) => base.session_context_mode = continuum_engine::SessionContextMode::Expand,
-        None => {}
-    }
+    super::set_context_mode(&mut base, a.context_mode.as_deref());
     if let Some(w) = a.neighbour_weight {
         base.neighbour_field_weight = w;
     }

@@ -146,3 +146,14 @@ impl continuum_core::embed::Embedder for CachedEmbedder {
         Ok(out)
     }
 }
+
+/// Applies `--context-mode expand|spread`, when given.
+pub(crate) fn set_context_mode(config: &mut continuum_engine::EngineConfig, mode: Option<&str>) {
+    match mode {
+        Some("spread") => {
+            config.session_context_mode = continuum_engine::SessionContextMode::Spread
+        }
+        Some(_) => config.session_context_mode = continuum_engine::SessionContextMode::Expand,
+        None => {}
+    }
+}

@@ -307,13 +307,7 @@ pub async fn throughput(g: &Global, a: ThroughputArgs) -> Result<()> {
     }
     let scratch = super::Scratch::new(g, a.dir.as_deref())?;
     let mut config = g.engine_config();
-    match a.context_mode.as_deref() {
-        Some("spread") => {
-            config.session_context_mode = continuum_engine::SessionContextMode::Spread
-        }
-        Some(_) => config.session_context_mode = continuum_engine::SessionContextMode::Expand,
-        None => {}
-    }
+    super::set_context_mode(&mut config, a.context_mode.as_deref());
     let (engine, store) = g.open_location(&scratch.location, config).await?;
     let semantic = match g.embedder_settings()?.build().await? {
         Some(e) => {
