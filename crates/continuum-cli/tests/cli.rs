@@ -733,3 +733,35 @@ fn keys_are_created_once_listed_without_secrets_and_revoked() {
     let r = run_in(d.path(), &["keys", "create", "--expires", "soon"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
 }
+
+#[test]
+fn processes_opening_a_new_store_together_all_succeed() {
+    // The first opener switches the new file to WAL; the others must wait for it, not fail.
+    for round in 0..10 {
+        let d = tempfile::tempdir().unwrap();
+        let children: Vec<_> = (0..6)
+            .map(|i| {
+                Command::new(env!("CARGO_BIN_EXE_continuum"))
+                    .arg("--data-dir")
+                    .arg(d.path())
+                    .args(["remember", &format!("note {i}")])
+                    .env_remove("CONTINUUM_DATA_DIR")
+                    .env_remove("CONTINUUM_TENANT")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for c in children {
+            let out = c.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "round {round}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let stats = run_in(d.path(), &["stats", "--json"]).ok().json();
+        assert_eq!(stats["memories"], 6);
+    }
+}

@@ -101,9 +101,23 @@ fn open_conn(path: &Path, opts: &SqliteOptions) -> Result<Connection> {
     conn.busy_timeout(opts.busy_timeout).map_err(map_err)?;
     // WAL: readers never block the writer; NORMAL sync: a committed write survives a process
     // crash (kill -9); only an OS crash or power loss may lose the last transactions.
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-        .map_err(map_err)?;
+    // Switching a new file to WAL takes an exclusive lock and SQLite reports a conflict at
+    // once, without the busy handler: two processes opening a fresh store together would
+    // otherwise fail. Retry within the busy timeout.
+    let started = std::time::Instant::now();
+    let mode: String = loop {
+        match conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)) {
+            Err(rusqlite::Error::SqliteFailure(f, _))
+                if matches!(
+                    f.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && started.elapsed() < opts.busy_timeout =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => break other.map_err(map_err)?,
+        }
+    };
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(Error::Unavailable(format!(
             "the store could not switch to WAL mode (got {mode}); is the file on a network filesystem?"
