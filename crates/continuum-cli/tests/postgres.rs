@@ -40,6 +40,7 @@ impl Schema {
             let opts = PostgresOptions {
                 pool_size: 1,
                 schema: Some(name.clone()),
+                ..PostgresOptions::default()
             };
             PostgresStore::connect(base, &opts, Timestamp(0))
                 .await

@@ -8,13 +8,14 @@
 //! database never lose an increment. Every method takes the tenant; no method reads or changes
 //! another tenant's rows.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::extract::ExtractedConcept;
 use crate::hebbian::HebbianRule;
 use crate::ids::{MemoryId, SessionId, TenantId};
 use crate::memory::{Decision, Memory, SessionInfo, Source};
 use crate::time::Timestamp;
 use async_trait::async_trait;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// The largest page any listing returns.
@@ -139,7 +140,7 @@ pub struct PageRequest {
 }
 
 /// A page of results and the cursor of the next one, if any.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next_cursor: Option<String>,
@@ -161,7 +162,7 @@ pub struct Scored {
 }
 
 /// A stored concept.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Concept {
     pub key: String,
     pub name: String,
@@ -172,7 +173,7 @@ pub struct Concept {
 }
 
 /// A stored link between two concepts (by key, `a < b`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Link {
     pub a: String,
     pub b: String,
@@ -202,7 +203,7 @@ pub enum ForgetSelector {
 }
 
 /// Counts for `stats`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct StoreStats {
     pub memories: u64,
     pub sessions: u64,
@@ -394,6 +395,45 @@ pub trait MemoryStore: Send + Sync {
 
     /// Deletes the tenant's vectors of every model but `keep`; returns how many went.
     async fn drop_vectors_except(&self, tenant: &TenantId, keep: &str) -> Result<u64>;
+
+    /// Whether the store ranks vectors itself ([`Self::nearest_vectors`] and
+    /// [`Self::vector_scores`] answer), so that the engine keeps no vectors in memory:
+    /// PostgreSQL with pgvector. False by default.
+    fn searches_vectors(&self) -> bool {
+        false
+    }
+
+    /// The memories passing `filter` whose vectors of `model` have the largest dot product with
+    /// `query` (a unit vector), best first, at most `limit`, with that dot product. Stores with
+    /// an approximate index (HNSW) may miss a few of the exact best.
+    async fn nearest_vectors(
+        &self,
+        _tenant: &TenantId,
+        _model: &str,
+        _query: &[f32],
+        _filter: &MemoryFilter,
+        _limit: usize,
+    ) -> Result<Vec<(MemoryId, f32)>> {
+        Err(Error::Unavailable(format!(
+            "the {} store does not search vectors itself",
+            self.backend()
+        )))
+    }
+
+    /// The dot product of `query` with each of these memories' vectors of `model`; memories
+    /// without one (or unknown) are left out.
+    async fn vector_scores(
+        &self,
+        _tenant: &TenantId,
+        _model: &str,
+        _query: &[f32],
+        _ids: &[MemoryId],
+    ) -> Result<Vec<(MemoryId, f32)>> {
+        Err(Error::Unavailable(format!(
+            "the {} store does not search vectors itself",
+            self.backend()
+        )))
+    }
 
     /// Stores a new API key (its hash, never the secret).
     async fn put_key(&self, key: &crate::keys::ApiKey) -> Result<()>;

@@ -344,23 +344,70 @@ impl Engine {
             .iter()
             .map(|w| *w as f32)
             .collect();
-        let slot = self.fresh_index(tenant).await?;
-        self.catch_up_vectors(tenant, embedder.model(), &slot)
-            .await?;
-        let guard = slot
-            .read()
-            .map_err(|_| Error::Internal("index lock poisoned".into()))?;
-        let Some(ix) = guard.as_ref() else {
-            return Ok((HashMap::new(), Some(info)));
-        };
-        info.embedded = ix.vector_count();
         let known: Vec<MemoryId> = heads.keys().copied().collect();
         let limit = self
             .config
             .semantic_candidates
             .max(req.limit.unwrap_or(self.config.recall_limit));
-        let (top, extra) = ix.semantic_search(&qv, &weights, &req.filter, limit, &known);
-        drop(guard);
+        let slot = self.fresh_index(tenant).await?;
+        let (top, extra) = if self.store.searches_vectors() {
+            // The store finds the nearest vectors (pgvector's index) and scores the rest of
+            // what the ranking needs; the index only supplies sessions and heads.
+            let model = embedder.model();
+            let (near, counts) = tokio::join!(
+                self.store
+                    .nearest_vectors(tenant, model, &qv, &req.filter, limit),
+                self.store.vector_counts(tenant)
+            );
+            let near = near?;
+            info.embedded = counts?
+                .iter()
+                .filter(|c| c.model == model)
+                .map(|c| c.count as usize)
+                .sum();
+            let candidates: Vec<MemoryId> = near.iter().map(|(id, _)| *id).collect();
+            let wanted: Vec<MemoryId> = {
+                let guard = slot
+                    .read()
+                    .map_err(|_| Error::Internal("index lock poisoned".into()))?;
+                let Some(ix) = guard.as_ref() else {
+                    return Ok((HashMap::new(), Some(info)));
+                };
+                let scored: std::collections::HashSet<MemoryId> =
+                    candidates.iter().copied().collect();
+                let all: Vec<MemoryId> = candidates.iter().chain(&known).copied().collect();
+                ix.with_session_neighbours(&all, weights.len())
+                    .into_iter()
+                    .filter(|id| !scored.contains(id))
+                    .collect()
+            };
+            let mut scores = near;
+            if !wanted.is_empty() {
+                scores.extend(
+                    self.store
+                        .vector_scores(tenant, model, &qv, &wanted)
+                        .await?,
+                );
+            }
+            let guard = slot
+                .read()
+                .map_err(|_| Error::Internal("index lock poisoned".into()))?;
+            let Some(ix) = guard.as_ref() else {
+                return Ok((HashMap::new(), Some(info)));
+            };
+            ix.semantic_rerank(&scores, &candidates, &weights, &req.filter, limit, &known)
+        } else {
+            self.catch_up_vectors(tenant, embedder.model(), &slot)
+                .await?;
+            let guard = slot
+                .read()
+                .map_err(|_| Error::Internal("index lock poisoned".into()))?;
+            let Some(ix) = guard.as_ref() else {
+                return Ok((HashMap::new(), Some(info)));
+            };
+            info.embedded = ix.vector_count();
+            ix.semantic_search(&qv, &weights, &req.filter, limit, &known)
+        };
         let mut raw: HashMap<MemoryId, f64> =
             extra.into_iter().map(|(id, s)| (id, s as f64)).collect();
         for s in top {

@@ -260,6 +260,68 @@ impl TextIndex {
             let v = &self.vectors[slot * self.dim..(slot + 1) * self.dim];
             raw[d as usize] = dot_i8(query, v) * self.vec_scale[slot];
         }
+        self.rank_semantic(&raw, &self.vec_doc, weights, filter, limit, also)
+    }
+
+    /// The same ranking as [`Self::semantic_search`] over scores computed elsewhere (a store
+    /// that searches vectors itself): `scores` holds the query's cosine with some documents
+    /// (the store's nearest ones and their session neighbours, see
+    /// [`Self::with_session_neighbours`]); only documents among `candidates` are ranked, and
+    /// a neighbour without a score is left out of the mean.
+    pub fn semantic_rerank(
+        &self,
+        scores: &[(MemoryId, f32)],
+        candidates: &[MemoryId],
+        weights: &[f32],
+        filter: &MemoryFilter,
+        limit: usize,
+        also: &[MemoryId],
+    ) -> (Vec<Scored>, Vec<(MemoryId, f32)>) {
+        let mut raw = vec![f32::NAN; self.docs.len()];
+        for (id, s) in scores {
+            if let Some(&d) = self.by_id.get(id)
+                && self.lens[d as usize] != DEAD
+            {
+                raw[d as usize] = *s;
+            }
+        }
+        let docs: Vec<u32> = candidates
+            .iter()
+            .filter_map(|id| self.by_id.get(id).copied())
+            .collect();
+        self.rank_semantic(&raw, &docs, weights, filter, limit, also)
+    }
+
+    /// These documents and their live session neighbours up to `steps` places away, without
+    /// repeats (the scores [`Self::semantic_rerank`] needs). Unknown ids are left out.
+    pub fn with_session_neighbours(&self, ids: &[MemoryId], steps: usize) -> Vec<MemoryId> {
+        let mut seen = rustc_hash::FxHashSet::default();
+        let mut out = Vec::new();
+        for id in ids {
+            let Some(&d) = self.by_id.get(id) else {
+                continue;
+            };
+            let around = (1..=steps as i32).flat_map(|s| [-s, s]);
+            for o in std::iter::once(d).chain(around.filter_map(|o| self.session_neighbour(d, o))) {
+                if self.lens[o as usize] != DEAD && seen.insert(o) {
+                    out.push(self.docs[o as usize].head.id);
+                }
+            }
+        }
+        out
+    }
+
+    /// Ranks `docs` by their `raw` score (NaN: no vector) averaged with `weights` of their
+    /// session neighbours'; the best `limit` passing `filter`, and the scores of `also`.
+    fn rank_semantic(
+        &self,
+        raw: &[f32],
+        docs: &[u32],
+        weights: &[f32],
+        filter: &MemoryFilter,
+        limit: usize,
+        also: &[MemoryId],
+    ) -> (Vec<Scored>, Vec<(MemoryId, f32)>) {
         let smoothed = |d: u32| -> f32 {
             let own = raw[d as usize];
             if weights.is_empty() || own.is_nan() {
@@ -279,8 +341,7 @@ impl TextIndex {
             }
             sum / total
         };
-        let mut scored: Vec<(u32, f32)> = self
-            .vec_doc
+        let mut scored: Vec<(u32, f32)> = docs
             .iter()
             .filter(|&&d| !raw[d as usize].is_nan())
             .filter(|&&d| filter.is_empty() || filter.matches_head(&self.docs[d as usize].head))

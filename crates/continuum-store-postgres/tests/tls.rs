@@ -41,6 +41,7 @@ async fn open(url: &str, schema: &str) -> continuum_core::Result<PostgresStore> 
     let opts = PostgresOptions {
         schema: Some(schema.into()),
         pool_size: 2,
+        ..PostgresOptions::default()
     };
     PostgresStore::connect(url, &opts, Timestamp(0)).await
 }

@@ -1448,3 +1448,169 @@ pub async fn recall_finds_paraphrases_through_vectors(make: &Factory) {
         "query and memory embeddings went through the embedder"
     );
 }
+
+/// A store that searches vectors itself (PostgreSQL with pgvector) must find what an exact scan
+/// finds, honour filters and tenants, and forget with the memory; one that does not must say
+/// so with an error rather than answer wrongly.
+pub async fn stores_that_search_vectors_agree_with_an_exact_scan(make: &Factory) {
+    let s = make().await;
+    let (e, _) = engine(s.store.clone());
+    let store = &s.store;
+    let (t1, t2) = (tenant("t1"), tenant("t2"));
+    const DIM: usize = 16;
+    // A fixed pseudo-random sequence: the same vectors on every run.
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut unit = || {
+        let mut v: Vec<f32> = (0..DIM)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state % 20_000) as f32 / 10_000.0 - 1.0
+            })
+            .collect();
+        continuum_core::embed::normalize(&mut v);
+        v
+    };
+    let mut mine = Vec::new();
+    for i in 0..40 {
+        let source = if i % 2 == 0 {
+            Source::Fact
+        } else {
+            Source::Note
+        };
+        let id = e
+            .remember(&t1, RememberRequest::new(format!("memory {i}"), source))
+            .await
+            .unwrap()
+            .id;
+        mine.push((id, source, unit()));
+    }
+    let theirs = e
+        .remember(&t2, RememberRequest::new("another tenant's", Source::Fact))
+        .await
+        .unwrap()
+        .id;
+    let query = unit();
+    if !store.searches_vectors() {
+        let err = store
+            .nearest_vectors(&t1, "m", &query, &MemoryFilter::default(), 5)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
+        return;
+    }
+    let with_vectors: Vec<(MemoryId, Vec<f32>)> = mine
+        .iter()
+        .take(36) // the last four have no vector
+        .map(|(id, _, v)| (*id, v.clone()))
+        .collect();
+    store
+        .put_vectors(&t1, "m", DIM, &with_vectors)
+        .await
+        .unwrap();
+    // The other tenant's vector is the query itself: the best match, if tenants leaked.
+    store
+        .put_vectors(&t2, "m", DIM, &[(theirs, query.clone())])
+        .await
+        .unwrap();
+    let exact = |filter: &dyn Fn(Source) -> bool, k: usize| -> Vec<(MemoryId, f32)> {
+        let mut all: Vec<(MemoryId, f32)> = mine
+            .iter()
+            .take(36)
+            .filter(|(_, s, _)| filter(*s))
+            .map(|(id, _, v)| (*id, continuum_core::embed::dot(v, &query)))
+            .collect();
+        all.sort_by(|a, b| b.1.total_cmp(&a.1));
+        all.truncate(k);
+        all
+    };
+    let close = |got: &[(MemoryId, f32)], want: &[(MemoryId, f32)]| {
+        assert_eq!(
+            got.iter().map(|g| g.0).collect::<Vec<_>>(),
+            want.iter().map(|w| w.0).collect::<Vec<_>>(),
+            "the nearest memories, best first"
+        );
+        for (g, w) in got.iter().zip(want) {
+            assert!((g.1 - w.1).abs() < 1e-4, "{} against {}", g.1, w.1);
+        }
+    };
+    let got = store
+        .nearest_vectors(&t1, "m", &query, &MemoryFilter::default(), 10)
+        .await
+        .unwrap();
+    close(&got, &exact(&|_| true, 10));
+    let notes = MemoryFilter {
+        sources: vec![Source::Note],
+        ..MemoryFilter::default()
+    };
+    let got = store
+        .nearest_vectors(&t1, "m", &query, &notes, 5)
+        .await
+        .unwrap();
+    close(&got, &exact(&|s| s == Source::Note, 5));
+    // Another model, another dimension: nothing.
+    assert!(
+        store
+            .nearest_vectors(&t1, "other", &query, &MemoryFilter::default(), 5)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .nearest_vectors(&t1, "m", &query[..8], &MemoryFilter::default(), 5)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Scores for chosen memories: those without a vector, and the other tenant's, are left out.
+    let ask = [mine[0].0, mine[37].0, theirs, mine[5].0];
+    let mut scores = store.vector_scores(&t1, "m", &query, &ask).await.unwrap();
+    scores.sort_by_key(|s| s.0);
+    let mut want: Vec<(MemoryId, f32)> = [0usize, 5]
+        .iter()
+        .map(|&i| (mine[i].0, continuum_core::embed::dot(&mine[i].2, &query)))
+        .collect();
+    want.sort_by_key(|s| s.0);
+    assert_eq!(scores.len(), 2, "{scores:?}");
+    for (g, w) in scores.iter().zip(&want) {
+        assert_eq!(g.0, w.0);
+        assert!((g.1 - w.1).abs() < 1e-4);
+    }
+    // A replaced vector is searched in its new form.
+    let best = got_first(store, &t1, &query).await;
+    let flipped: Vec<f32> = query.iter().map(|x| -x).collect();
+    store
+        .put_vectors(&t1, "m", DIM, &[(best, flipped)])
+        .await
+        .unwrap();
+    assert_ne!(got_first(store, &t1, &query).await, best);
+    // Forgetting a memory takes its vector out of the search.
+    let next = got_first(store, &t1, &query).await;
+    e.forget(&t1, &ForgetSelector::Ids(vec![next]))
+        .await
+        .unwrap();
+    assert_ne!(got_first(store, &t1, &query).await, next);
+    // Dropping a model's vectors empties its search.
+    store.drop_vectors_except(&t1, "other").await.unwrap();
+    assert!(
+        store
+            .nearest_vectors(&t1, "m", &query, &MemoryFilter::default(), 5)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn got_first(
+    store: &std::sync::Arc<dyn continuum_core::MemoryStore>,
+    t: &TenantId,
+    query: &[f32],
+) -> MemoryId {
+    store
+        .nearest_vectors(t, "m", query, &MemoryFilter::default(), 1)
+        .await
+        .unwrap()[0]
+        .0
+}

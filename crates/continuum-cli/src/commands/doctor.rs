@@ -80,6 +80,18 @@ pub async fn doctor(g: &Global) -> Result<()> {
                         }
                     ),
                 });
+                checks.push(Check {
+                    name: "vector search",
+                    ok: true,
+                    detail: match pg.pgvector() {
+                        continuum_store_postgres::pgvector::Status::Enabled { version, schema } => {
+                            format!("in the database: pgvector {version} (schema {schema}), HNSW")
+                        }
+                        continuum_store_postgres::pgvector::Status::Disabled(why) => {
+                            format!("in process, not pgvector: {why}")
+                        }
+                    },
+                });
             }
             checks.push(Check {
                 name: "tenant",
