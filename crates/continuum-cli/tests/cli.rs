@@ -765,3 +765,20 @@ fn processes_opening_a_new_store_together_all_succeed() {
         assert_eq!(stats["memories"], 6);
     }
 }
+
+#[test]
+fn openapi_prints_the_document_without_touching_a_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("never-created");
+    let doc = run_in(&missing, &["openapi"]).ok().json();
+    assert_eq!(doc["openapi"], "3.1.0");
+    for path in [
+        "/v1/recall",
+        "/v1/learn",
+        "/v1/memories/{id}",
+        "/v1/openapi.json",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} is documented");
+    }
+    assert!(!missing.exists(), "printing the document opens no store");
+}

@@ -160,7 +160,7 @@ pub struct StoredVector {
 }
 
 /// How many vectors of one model a tenant has.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct VectorCount {
     pub model: String,
     pub dim: usize,

@@ -166,3 +166,37 @@ mod tests {
         assert!("nope".parse::<MemoryId>().is_err());
     }
 }
+
+/// Schemas for API documents: the ids are strings on the wire.
+mod schema {
+    use super::{MemoryId, SessionId, TenantId};
+    use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+    use std::borrow::Cow;
+
+    impl JsonSchema for MemoryId {
+        fn schema_name() -> Cow<'static, str> {
+            "MemoryId".into()
+        }
+        fn json_schema(_: &mut SchemaGenerator) -> Schema {
+            json_schema!({"type": "string", "format": "uuid", "description": "A UUIDv7: ids sort by creation time."})
+        }
+    }
+
+    impl JsonSchema for TenantId {
+        fn schema_name() -> Cow<'static, str> {
+            "TenantId".into()
+        }
+        fn json_schema(_: &mut SchemaGenerator) -> Schema {
+            json_schema!({"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[A-Za-z0-9_.-]+$"})
+        }
+    }
+
+    impl JsonSchema for SessionId {
+        fn schema_name() -> Cow<'static, str> {
+            "SessionId".into()
+        }
+        fn json_schema(_: &mut SchemaGenerator) -> Schema {
+            json_schema!({"type": "string", "minLength": 1, "maxLength": 200, "description": "A conversation's id, chosen by the client."})
+        }
+    }
+}

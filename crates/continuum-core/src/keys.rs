@@ -14,7 +14,19 @@ use std::fmt;
 use std::str::FromStr;
 
 /// What a key may do. Each scope includes the ones before it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
     Read,
@@ -58,13 +70,14 @@ impl FromStr for Scope {
 }
 
 /// A stored key: everything but the secret.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ApiKey {
     /// The public prefix, also the key's id.
     pub prefix: String,
     pub tenant: TenantId,
     pub scope: Scope,
     #[serde(skip_serializing)]
+    #[schemars(skip)]
     pub hash: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,

@@ -3,13 +3,16 @@
 use crate::error::{Error, Result};
 use crate::ids::{MemoryId, SessionId};
 use crate::time::Timestamp;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt;
 use std::str::FromStr;
 
 /// Who or what a memory came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
     User,
@@ -70,7 +73,7 @@ impl FromStr for Source {
 pub type Metadata = serde_json::Map<String, serde_json::Value>;
 
 /// One stored piece of text.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Memory {
     pub id: MemoryId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -138,7 +141,7 @@ pub struct Decision {
 }
 
 /// A conversation, as the store summarises it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SessionInfo {
     pub id: SessionId,
     pub started_at: Timestamp,

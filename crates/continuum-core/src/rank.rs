@@ -34,7 +34,7 @@ impl Default for FusionWeights {
 }
 
 /// The explained parts of one memory's score.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Signals {
     /// BM25 normalised by the best BM25 of the query, in [0, 1].
     pub lexical: f64,

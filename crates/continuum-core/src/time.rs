@@ -59,6 +59,18 @@ impl Serialize for Timestamp {
     }
 }
 
+impl schemars::JsonSchema for Timestamp {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Timestamp".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        // Written as RFC 3339; read as RFC 3339 or milliseconds since the epoch.
+        schemars::json_schema!({
+            "oneOf": [{"type": "string", "format": "date-time"}, {"type": "integer", "description": "milliseconds since the Unix epoch"}]
+        })
+    }
+}
+
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         #[derive(Deserialize)]

@@ -45,7 +45,7 @@ pub struct Engine {
 }
 
 /// `stats`: the store's counts plus what the engine knows.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Stats {
     pub tenant: TenantId,
     pub backend: &'static str,
@@ -56,14 +56,14 @@ pub struct Stats {
 }
 
 /// A concept with its neighbourhood, for `concepts NAME`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ConceptView {
     pub concept: Concept,
     pub neighbours: Vec<Neighbour>,
 }
 
 /// A concept linked to the one asked about.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Neighbour {
     pub key: String,
     pub name: String,

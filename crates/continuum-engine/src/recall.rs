@@ -18,6 +18,7 @@ use continuum_core::rank::{Signals, collapse_duplicates, fuse, recency};
 use continuum_core::store::{Link, MemoryFilter, MemoryHead, Scored};
 use continuum_core::text::{search_terms, signature_jaccard, word_signature, words};
 use continuum_core::{Error, Memory, MemoryId, Result, SessionId, Source, TenantId, Timestamp};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 
@@ -45,7 +46,7 @@ impl RecallRequest {
 }
 
 /// A recalled memory, its fused score and why it matched.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct RecalledMemory {
     pub id: MemoryId,
     pub content: String,
@@ -66,7 +67,7 @@ pub struct RecalledMemory {
 }
 
 /// A concept that took part in a recall.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ActivatedConcept {
     pub key: String,
     pub name: String,
@@ -75,7 +76,7 @@ pub struct ActivatedConcept {
     pub depth: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct Recall {
     /// The `[MEMORY CONTEXT]` block, within the budget.
     pub context: String,
@@ -92,7 +93,7 @@ pub struct Recall {
 }
 
 /// The semantic part of a recall.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct SemanticUse {
     pub model: String,
     /// Memories of the tenant with a vector of the model (the rest were ranked without one).
@@ -114,7 +115,7 @@ pub struct SearchRequest {
     pub offset: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct SearchHit {
     pub score: f64,
     #[serde(flatten)]

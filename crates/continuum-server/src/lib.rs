@@ -6,10 +6,13 @@
 //! size (413), page sizes (400), a token bucket per key (429 with `Retry-After`), a request
 //! timeout (408). CORS is answered before authentication.
 //!
-//! Not here yet: the OpenAPI document, tenant administration, the `/mcp` mount and WebSocket
-//! events.
+//! The OpenAPI document (`GET /v1/openapi.json`, or [`openapi_document`]) is generated from the
+//! list that builds the router, so every route is in it.
+//!
+//! Not here yet: tenant administration and WebSocket events.
 
 mod error;
+mod openapi;
 mod routes;
 
 pub use error::ApiError;
@@ -75,16 +78,25 @@ pub(crate) struct AppState {
     pub engine: Engine,
     pub config: ServerConfig,
     pub limiter: RateLimiter,
+    /// The OpenAPI document, built once at start.
+    pub openapi: serde_json::Value,
 }
 
 /// The application: every route with its layers.
 pub fn router(engine: Engine, config: ServerConfig) -> Router {
+    let (routes, openapi) = routes::api();
     let state = Arc::new(AppState {
         engine,
         config: config.clone(),
         limiter: RateLimiter::default(),
+        openapi,
     });
-    routes::router(state, &config)
+    routes::router(routes, state, &config)
+}
+
+/// The OpenAPI 3.1 document of the REST API (what `GET /v1/openapi.json` serves).
+pub fn openapi_document() -> serde_json::Value {
+    routes::api().1
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then lets requests in flight finish.

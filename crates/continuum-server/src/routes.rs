@@ -6,21 +6,26 @@
 //! engine's richer results.
 
 use crate::error::ApiError;
+use crate::openapi::{Api, Op};
 use crate::{AppState, ServerConfig};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::routing::{delete, get, post};
 use axum::{Json, Router};
+use continuum_core::keys::ApiKey;
 use continuum_core::keys::Scope;
-use continuum_core::memory::{Metadata, Turn};
-use continuum_core::store::{ForgetSelector, MemoryFilter, Order, PageRequest};
-use continuum_core::{Error, MemoryId, SessionId, Source, TenantId};
-use continuum_engine::{LearnOutcome, Recall, RecallRequest, RememberRequest, SearchRequest};
-use serde::Deserialize;
+use continuum_core::memory::{Metadata, SessionInfo, Turn};
+use continuum_core::store::{ForgetSelector, MemoryFilter, Order, Page, PageRequest};
+use continuum_core::{Error, Memory, MemoryId, SessionId, Source, TenantId, Timestamp};
+use continuum_engine::{
+    ConceptView, LearnOutcome, Recall, RecallRequest, RememberRequest, SearchHit, SearchRequest,
+    Stats,
+};
+use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::sync::Arc;
 use std::time::Instant;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
@@ -34,31 +39,246 @@ const MAX_PAGE: usize = 100;
 /// The largest offset the offset-paged compatibility listings accept.
 const MAX_OFFSET: usize = 10_000;
 
-pub(crate) fn router(state: Arc<AppState>, config: &ServerConfig) -> Router {
-    let api = Router::new()
-        .route("/v1/health", get(health))
-        .route("/v1/ready", get(ready))
-        .route("/v1/recall", post(recall_compat))
-        .route("/v1/learn", post(learn_compat))
-        .route("/v1/turn", post(turn_compat))
-        .route("/v1/stats", get(stats))
-        .route("/v1/entities", get(entities))
-        .route("/v1/messages", get(messages))
-        .route("/v1/messages/search", post(messages_search))
-        .route("/v1/memories", post(memories_create).get(memories_list))
-        .route(
-            "/v1/memories/{id}",
-            get(memories_get).delete(memories_forget),
+/// Every REST endpoint: its route and its documentation, from one list (see [`crate::openapi`]).
+pub(crate) fn api() -> (Router<Arc<AppState>>, Value) {
+    use Method as M;
+    use Scope::{Admin, Read, Write};
+    let compat = |tag, summary| Op::new(tag, summary).compat();
+    Api::new()
+        .op(
+            M::GET,
+            "/v1/health",
+            health,
+            compat("service", "Liveness: the process answers").returns::<Health>(),
         )
-        .route("/v1/memories/{id}/supersede", post(memories_supersede))
-        .route("/v1/search", post(search))
-        .route("/v1/recall/native", post(recall_native))
-        .route("/v1/sessions", get(sessions))
-        .route("/v1/sessions/{id}", delete(sessions_forget))
-        .route("/v1/concepts/{name}", get(concept))
-        .route("/v1/graph", get(graph))
-        .route("/v1/keys", get(keys_list).post(keys_create))
-        .route("/v1/keys/{prefix}", delete(keys_revoke))
+        .op(
+            M::GET,
+            "/v1/ready",
+            ready,
+            Op::new(
+                "service",
+                "Readiness: the store opens and passes its checks",
+            )
+            .returns::<Status>(),
+        )
+        .op(
+            M::GET,
+            "/v1/openapi.json",
+            openapi,
+            Op::new("service", "This OpenAPI document"),
+        )
+        .op(
+            M::POST,
+            "/v1/recall",
+            recall_compat,
+            compat(
+                "recall",
+                "Recall the context for a message (original service's shape)",
+            )
+            .scope(Read)
+            .body::<RecallCompat>()
+            .returns::<RecallCompatOut>(),
+        )
+        .op(
+            M::POST,
+            "/v1/learn",
+            learn_compat,
+            compat("learn", "Learn a conversation turn")
+                .scope(Write)
+                .body::<LearnCompat>()
+                .returns::<LearnCompatOut>(),
+        )
+        .op(
+            M::POST,
+            "/v1/turn",
+            turn_compat,
+            compat(
+                "learn",
+                "Recall for the user's message, then learn the turn",
+            )
+            .scope(Write)
+            .body::<TurnCompat>()
+            .returns::<TurnOut>(),
+        )
+        .op(
+            M::GET,
+            "/v1/stats",
+            stats,
+            compat("service", "Counts for the key's tenant")
+                .scope(Read)
+                .returns::<StatsOut>(),
+        )
+        .op(
+            M::GET,
+            "/v1/entities",
+            entities,
+            compat("concepts", "Concepts, most mentioned first, offset-paged")
+                .scope(Read)
+                .query::<EntitiesQuery>()
+                .returns::<EntitiesOut>(),
+        )
+        .op(
+            M::GET,
+            "/v1/messages",
+            messages,
+            compat("memories", "Memories, newest first, offset-paged")
+                .scope(Read)
+                .query::<OffsetQuery>()
+                .returns::<MessagesOut>(),
+        )
+        .op(
+            M::POST,
+            "/v1/messages/search",
+            messages_search,
+            compat("memories", "Full-text search")
+                .scope(Read)
+                .body::<SearchCompat>()
+                .returns::<MessagesSearchOut>(),
+        )
+        .op(
+            M::POST,
+            "/v1/memories",
+            memories_create,
+            compat("memories", "Store a fact about an entity")
+                .scope(Write)
+                .body::<MemoryCompat>()
+                .returns::<MemoryCreated>()
+                .created(),
+        )
+        .op(
+            M::GET,
+            "/v1/memories",
+            memories_list,
+            Op::new("memories", "Memories, newest first, cursor-paged, filtered")
+                .scope(Read)
+                .query::<ListQuery>()
+                .returns::<Page<Memory>>(),
+        )
+        .op(
+            M::GET,
+            "/v1/memories/{id}",
+            memories_get,
+            Op::new("memories", "One memory")
+                .scope(Read)
+                .returns::<Memory>(),
+        )
+        .op(
+            M::DELETE,
+            "/v1/memories/{id}",
+            memories_forget,
+            Op::new(
+                "memories",
+                "Forget one memory, from the store and every index",
+            )
+            .scope(Write)
+            .returns::<Forgotten>(),
+        )
+        .op(
+            M::POST,
+            "/v1/memories/{id}/supersede",
+            memories_supersede,
+            Op::new(
+                "memories",
+                "Store a new version; the old one is kept, marked superseded",
+            )
+            .scope(Write)
+            .body::<SupersedeBody>()
+            .returns::<Memory>(),
+        )
+        .op(
+            M::POST,
+            "/v1/search",
+            search,
+            Op::new("memories", "Full-text search with filters, offset-paged")
+                .scope(Read)
+                .body::<SearchBody>()
+                .returns::<SearchOut>(),
+        )
+        .op(
+            M::POST,
+            "/v1/recall/native",
+            recall_native,
+            Op::new(
+                "recall",
+                "Recall: the context block and the ranked, explained memories",
+            )
+            .scope(Read)
+            .body::<RecallBody>()
+            .returns::<Recall>(),
+        )
+        .op(
+            M::GET,
+            "/v1/sessions",
+            sessions,
+            Op::new("sessions", "Conversations by recent activity")
+                .scope(Read)
+                .query::<OffsetQuery>()
+                .returns::<SessionsOut>(),
+        )
+        .op(
+            M::DELETE,
+            "/v1/sessions/{id}",
+            sessions_forget,
+            Op::new("sessions", "Forget a conversation's memories")
+                .scope(Write)
+                .returns::<Forgotten>(),
+        )
+        .op(
+            M::GET,
+            "/v1/concepts/{name}",
+            concept,
+            Op::new("concepts", "A concept and its strongest links")
+                .scope(Read)
+                .query::<OffsetQuery>()
+                .returns::<ConceptView>(),
+        )
+        .op(
+            M::GET,
+            "/v1/graph",
+            graph,
+            Op::new("concepts", "A concept's neighbourhood as nodes and edges")
+                .scope(Read)
+                .query::<GraphQuery>()
+                .returns::<GraphOut>(),
+        )
+        .op(
+            M::GET,
+            "/v1/keys",
+            keys_list,
+            Op::new("keys", "The tenant's API keys (never their secrets)")
+                .scope(Admin)
+                .returns::<KeysOut>(),
+        )
+        .op(
+            M::POST,
+            "/v1/keys",
+            keys_create,
+            Op::new(
+                "keys",
+                "Create an API key for the tenant; the secret is in this response only",
+            )
+            .scope(Admin)
+            .body::<KeyCreate>()
+            .returns::<KeyCreated>()
+            .created(),
+        )
+        .op(
+            M::DELETE,
+            "/v1/keys/{prefix}",
+            keys_revoke,
+            Op::new("keys", "Revoke one of the tenant's keys")
+                .scope(Admin)
+                .returns::<Revoked>(),
+        )
+        .finish()
+}
+
+pub(crate) fn router(
+    routes: Router<Arc<AppState>>,
+    state: Arc<AppState>,
+    config: &ServerConfig,
+) -> Router {
+    let api = routes
         .fallback(not_found)
         .with_state(state.clone())
         .merge(mcp_router(state))
@@ -260,43 +480,76 @@ fn session(s: &Option<String>) -> AppResult<Option<SessionId>> {
 
 // ---- health --------------------------------------------------------------------------
 
-async fn health() -> Json<Value> {
-    Json(json!({"status": "ok", "service": "continuum", "version": env!("CARGO_PKG_VERSION")}))
+#[derive(Serialize, JsonSchema)]
+struct Health {
+    status: &'static str,
+    service: &'static str,
+    version: &'static str,
 }
 
-async fn ready(State(s): St) -> AppResult<Json<Value>> {
+async fn health() -> Json<Health> {
+    Json(Health {
+        status: "ok",
+        service: "continuum",
+        version: env!("CARGO_PKG_VERSION"),
+    })
+}
+
+#[derive(Serialize, JsonSchema)]
+struct Status {
+    status: &'static str,
+}
+
+async fn ready(State(s): St) -> AppResult<Json<Status>> {
     let problems = s.engine.check().await?;
     if problems.is_empty() {
-        Ok(Json(json!({"status": "ready"})))
+        Ok(Json(Status { status: "ready" }))
     } else {
         Err(Error::Unavailable(problems.join("; ")).into())
     }
 }
 
+/// The OpenAPI document of this API, built once.
+async fn openapi(State(s): St) -> Json<Value> {
+    Json(s.openapi.clone())
+}
+
 // ---- compatibility endpoints ---------------------------------------------------------
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 struct RecallCompat {
+    /// The new message to find relevant memories for.
     message: String,
+    /// How many memories to return (1 to 100; default 10).
     #[serde(default)]
     max_concepts: Option<usize>,
 }
 
-fn recall_compat_body(r: &Recall, started: Instant, tenant: &TenantId) -> Value {
-    json!({
-        "context": r.context,
-        "concepts_found": r.concepts.len(),
-        "relationships_found": r.links.len(),
-        "query_time_ms": started.elapsed().as_secs_f64() * 1000.0,
-        "tenant_id": tenant,
-    })
+#[derive(Serialize, JsonSchema)]
+struct RecallCompatOut {
+    /// The `[MEMORY CONTEXT]` block for the prompt.
+    context: String,
+    concepts_found: usize,
+    relationships_found: usize,
+    query_time_ms: f64,
+    tenant_id: TenantId,
+}
+
+fn recall_compat_body(r: &Recall, started: Instant, tenant: &TenantId) -> RecallCompatOut {
+    RecallCompatOut {
+        context: r.context.clone(),
+        concepts_found: r.concepts.len(),
+        relationships_found: r.links.len(),
+        query_time_ms: started.elapsed().as_secs_f64() * 1000.0,
+        tenant_id: tenant.clone(),
+    }
 }
 
 async fn recall_compat(
     State(s): St,
     auth: Auth,
     Body(b): Body<RecallCompat>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<RecallCompatOut>> {
     let tenant = auth.require(Scope::Read)?;
     let started = Instant::now();
     let req = RecallRequest {
@@ -308,7 +561,7 @@ async fn recall_compat(
     Ok(Json(recall_compat_body(&r, started, tenant)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 struct LearnCompat {
     user_message: String,
     ai_response: String,
@@ -320,14 +573,23 @@ struct LearnCompat {
     session_id: Option<String>,
 }
 
-fn learn_compat_body(o: &LearnOutcome, tenant: &TenantId) -> Value {
-    json!({
-        "concepts_extracted": o.concepts_extracted,
-        "decisions_detected": o.decisions_detected,
-        "links_created": o.links_created,
-        "compounds_found": o.compounds_found,
-        "tenant_id": tenant,
-    })
+#[derive(Serialize, JsonSchema)]
+struct LearnCompatOut {
+    concepts_extracted: u64,
+    decisions_detected: u64,
+    links_created: u64,
+    compounds_found: u64,
+    tenant_id: TenantId,
+}
+
+fn learn_compat_body(o: &LearnOutcome, tenant: &TenantId) -> LearnCompatOut {
+    LearnCompatOut {
+        concepts_extracted: o.concepts_extracted,
+        decisions_detected: o.decisions_detected,
+        links_created: o.links_created,
+        compounds_found: o.compounds_found,
+        tenant_id: tenant.clone(),
+    }
 }
 
 fn turn_of(b: LearnCompat) -> AppResult<Turn> {
@@ -345,13 +607,13 @@ async fn learn_compat(
     State(s): St,
     auth: Auth,
     Body(b): Body<LearnCompat>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<LearnCompatOut>> {
     let tenant = auth.require(Scope::Write)?;
     let out = s.engine.learn(tenant, turn_of(b)?).await?;
     Ok(Json(learn_compat_body(&out, tenant)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 struct TurnCompat {
     #[serde(flatten)]
     learn: LearnCompat,
@@ -359,12 +621,18 @@ struct TurnCompat {
     max_concepts: Option<usize>,
 }
 
+#[derive(Serialize, JsonSchema)]
+struct TurnOut {
+    recall: RecallCompatOut,
+    learn: LearnCompatOut,
+}
+
 /// Recall for the user's message, then learn the turn: one call per exchange.
 async fn turn_compat(
     State(s): St,
     auth: Auth,
     Body(b): Body<TurnCompat>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<TurnOut>> {
     let tenant = auth.require(Scope::Write)?;
     let started = Instant::now();
     let req = RecallRequest {
@@ -375,31 +643,59 @@ async fn turn_compat(
     let r = s.engine.recall(tenant, &req).await?;
     let recall = recall_compat_body(&r, started, tenant);
     let out = s.engine.learn(tenant, turn_of(b.learn)?).await?;
-    Ok(Json(
-        json!({"recall": recall, "learn": learn_compat_body(&out, tenant)}),
-    ))
+    Ok(Json(TurnOut {
+        recall,
+        learn: learn_compat_body(&out, tenant),
+    }))
 }
 
-async fn stats(State(s): St, auth: Auth) -> AppResult<Json<Value>> {
+#[derive(Serialize, JsonSchema)]
+struct StatsOut {
+    #[serde(flatten)]
+    stats: Stats,
+    tenant_id: TenantId,
+}
+
+async fn stats(State(s): St, auth: Auth) -> AppResult<Json<StatsOut>> {
     let tenant = auth.require(Scope::Read)?;
-    let st = s.engine.stats(tenant).await?;
-    let mut v = json!(st);
-    v["tenant_id"] = json!(tenant);
-    Ok(Json(v))
+    let stats = s.engine.stats(tenant).await?;
+    Ok(Json(StatsOut {
+        stats,
+        tenant_id: tenant.clone(),
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 struct EntitiesQuery {
     limit: Option<usize>,
     offset: Option<usize>,
     entity_type: Option<String>,
 }
 
+#[derive(Serialize, JsonSchema)]
+struct Entity {
+    name: String,
+    key: String,
+    entity_type: String,
+    mentions: u64,
+    first_seen: Timestamp,
+    last_seen: Timestamp,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct EntitiesOut {
+    entities: Vec<Entity>,
+    total: usize,
+    limit: usize,
+    offset: usize,
+    tenant_id: TenantId,
+}
+
 async fn entities(
     State(s): St,
     auth: Auth,
     Query(q): Query<EntitiesQuery>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<EntitiesOut>> {
     let tenant = auth.require(Scope::Read)?;
     let (limit, offset) = (page(q.limit, 50)?, offset(q.offset)?);
     let mut list = s
@@ -410,28 +706,41 @@ async fn entities(
         list.retain(|c| c.kind.eq_ignore_ascii_case(t));
     }
     let total = list.len();
-    let entities: Vec<Value> = list
+    let entities = list
         .into_iter()
         .skip(offset)
         .take(limit)
-        .map(|c| json!({"name": c.name, "key": c.key, "entity_type": c.kind, "mentions": c.mentions, "first_seen": c.first_seen, "last_seen": c.last_seen}))
+        .map(|c| Entity {
+            name: c.name,
+            key: c.key,
+            entity_type: c.kind,
+            mentions: c.mentions,
+            first_seen: c.first_seen,
+            last_seen: c.last_seen,
+        })
         .collect();
-    Ok(Json(
-        json!({"entities": entities, "total": total, "limit": limit, "offset": offset, "tenant_id": tenant}),
-    ))
+    Ok(Json(EntitiesOut {
+        entities,
+        total,
+        limit,
+        offset,
+        tenant_id: tenant.clone(),
+    }))
 }
 
-#[derive(Deserialize)]
-struct MessagesQuery {
-    limit: Option<usize>,
-    offset: Option<usize>,
+#[derive(Serialize, JsonSchema)]
+struct MessagesOut {
+    messages: Vec<Memory>,
+    limit: usize,
+    offset: usize,
+    tenant_id: TenantId,
 }
 
 async fn messages(
     State(s): St,
     auth: Auth,
-    Query(q): Query<MessagesQuery>,
-) -> AppResult<Json<Value>> {
+    Query(q): Query<OffsetQuery>,
+) -> AppResult<Json<MessagesOut>> {
     let tenant = auth.require(Scope::Read)?;
     let (limit, offset) = (page(q.limit, 50)?, offset(q.offset)?);
     // Offset paging over the newest-first listing (bounded by MAX_OFFSET).
@@ -452,37 +761,49 @@ async fn messages(
             None => break,
         }
     }
-    let page: Vec<_> = items.into_iter().skip(offset).take(limit).collect();
-    Ok(Json(
-        json!({"messages": page, "limit": limit, "offset": offset, "tenant_id": tenant}),
-    ))
+    let messages = items.into_iter().skip(offset).take(limit).collect();
+    Ok(Json(MessagesOut {
+        messages,
+        limit,
+        offset,
+        tenant_id: tenant.clone(),
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 struct SearchCompat {
     query: String,
     #[serde(default)]
     limit: Option<usize>,
 }
 
+#[derive(Serialize, JsonSchema)]
+struct MessagesSearchOut {
+    results: Vec<SearchHit>,
+    count: usize,
+    tenant_id: TenantId,
+}
+
 async fn messages_search(
     State(s): St,
     auth: Auth,
     Body(b): Body<SearchCompat>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<MessagesSearchOut>> {
     let tenant = auth.require(Scope::Read)?;
     let req = SearchRequest {
         query: b.query,
         limit: Some(page(b.limit, 10)?),
         ..Default::default()
     };
-    let hits = s.engine.search(tenant, &req).await?;
-    Ok(Json(
-        json!({"results": hits, "count": hits.len(), "tenant_id": tenant}),
-    ))
+    let results = s.engine.search(tenant, &req).await?;
+    Ok(Json(MessagesSearchOut {
+        count: results.len(),
+        results,
+        tenant_id: tenant.clone(),
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 struct MemoryCompat {
     entity: String,
     content: String,
@@ -490,12 +811,22 @@ struct MemoryCompat {
     metadata: Option<Metadata>,
 }
 
+#[derive(Serialize, JsonSchema)]
+struct MemoryCreated {
+    success: bool,
+    id: MemoryId,
+    entity: String,
+    content: String,
+    created_at: Timestamp,
+    tenant_id: TenantId,
+}
+
 /// The original service's "store a memory about an entity".
 async fn memories_create(
     State(s): St,
     auth: Auth,
     Body(b): Body<MemoryCompat>,
-) -> AppResult<(StatusCode, Json<Value>)> {
+) -> AppResult<(StatusCode, Json<MemoryCreated>)> {
     let tenant = auth.require(Scope::Write)?;
     if b.entity.trim().is_empty() {
         return Err(ApiError::bad_request("entity is empty"));
@@ -507,15 +838,20 @@ async fn memories_create(
     let m = s.engine.remember(tenant, req).await?;
     Ok((
         StatusCode::CREATED,
-        Json(
-            json!({"success": true, "id": m.id, "entity": b.entity.trim(), "content": m.content, "created_at": m.created_at, "tenant_id": tenant}),
-        ),
+        Json(MemoryCreated {
+            success: true,
+            id: m.id,
+            entity: b.entity.trim().to_string(),
+            content: m.content,
+            created_at: m.created_at,
+            tenant_id: tenant.clone(),
+        }),
     ))
 }
 
 // ---- native endpoints ----------------------------------------------------------------
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 struct ListQuery {
     limit: Option<usize>,
     cursor: Option<String>,
@@ -527,7 +863,7 @@ async fn memories_list(
     State(s): St,
     auth: Auth,
     Query(q): Query<ListQuery>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<Page<Memory>>> {
     let tenant = auth.require(Scope::Read)?;
     let filter = MemoryFilter {
         sources: sources(&q.source)?,
@@ -539,32 +875,38 @@ async fn memories_list(
         cursor: q.cursor,
         order: Order::NewestFirst,
     };
-    Ok(Json(json!(s.engine.list(tenant, &filter, &req).await?)))
+    Ok(Json(s.engine.list(tenant, &filter, &req).await?))
 }
 
 fn memory_id(id: &str) -> AppResult<MemoryId> {
     Ok(id.parse()?)
 }
 
-async fn memories_get(State(s): St, auth: Auth, Path(id): Path<String>) -> AppResult<Json<Value>> {
+async fn memories_get(State(s): St, auth: Auth, Path(id): Path<String>) -> AppResult<Json<Memory>> {
     let tenant = auth.require(Scope::Read)?;
-    Ok(Json(json!(s.engine.get(tenant, memory_id(&id)?).await?)))
+    Ok(Json(s.engine.get(tenant, memory_id(&id)?).await?))
+}
+
+#[derive(Serialize, JsonSchema)]
+struct Forgotten {
+    /// Memories deleted.
+    forgotten: u64,
 }
 
 async fn memories_forget(
     State(s): St,
     auth: Auth,
     Path(id): Path<String>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<Forgotten>> {
     let tenant = auth.require(Scope::Write)?;
     let n = s
         .engine
         .forget(tenant, &ForgetSelector::Ids(vec![memory_id(&id)?]))
         .await?;
-    Ok(Json(json!({"forgotten": n})))
+    Ok(Json(Forgotten { forgotten: n }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 struct SupersedeBody {
     content: String,
     #[serde(default)]
@@ -576,7 +918,7 @@ async fn memories_supersede(
     auth: Auth,
     Path(id): Path<String>,
     Body(b): Body<SupersedeBody>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<Memory>> {
     let tenant = auth.require(Scope::Write)?;
     let source = sources(&b.source)?.pop().unwrap_or(Source::Fact);
     let m = s
@@ -587,10 +929,10 @@ async fn memories_supersede(
             RememberRequest::new(b.content, source),
         )
         .await?;
-    Ok(Json(json!(m)))
+    Ok(Json(m))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 struct SearchBody {
     query: String,
     #[serde(default)]
@@ -603,7 +945,12 @@ struct SearchBody {
     session: Option<String>,
 }
 
-async fn search(State(s): St, auth: Auth, Body(b): Body<SearchBody>) -> AppResult<Json<Value>> {
+#[derive(Serialize, JsonSchema)]
+struct SearchOut {
+    results: Vec<SearchHit>,
+}
+
+async fn search(State(s): St, auth: Auth, Body(b): Body<SearchBody>) -> AppResult<Json<SearchOut>> {
     let tenant = auth.require(Scope::Read)?;
     let req = SearchRequest {
         query: b.query,
@@ -615,12 +962,12 @@ async fn search(State(s): St, auth: Auth, Body(b): Body<SearchBody>) -> AppResul
         limit: Some(page(b.limit, 10)?),
         offset: offset(b.offset)?,
     };
-    Ok(Json(
-        json!({"results": s.engine.search(tenant, &req).await?}),
-    ))
+    Ok(Json(SearchOut {
+        results: s.engine.search(tenant, &req).await?,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 struct RecallBody {
     query: String,
     #[serde(default)]
@@ -638,7 +985,7 @@ async fn recall_native(
     State(s): St,
     auth: Auth,
     Body(b): Body<RecallBody>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<Recall>> {
     let tenant = auth.require(Scope::Read)?;
     let req = RecallRequest {
         query: b.query,
@@ -650,39 +997,44 @@ async fn recall_native(
             ..Default::default()
         },
     };
-    Ok(Json(json!(s.engine.recall(tenant, &req).await?)))
+    Ok(Json(s.engine.recall(tenant, &req).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 struct OffsetQuery {
     limit: Option<usize>,
     offset: Option<usize>,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct SessionsOut {
+    sessions: Vec<SessionInfo>,
 }
 
 async fn sessions(
     State(s): St,
     auth: Auth,
     Query(q): Query<OffsetQuery>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<SessionsOut>> {
     let tenant = auth.require(Scope::Read)?;
     let list = s
         .engine
         .sessions(tenant, page(q.limit, 20)?, offset(q.offset)?)
         .await?;
-    Ok(Json(json!({"sessions": list})))
+    Ok(Json(SessionsOut { sessions: list }))
 }
 
 async fn sessions_forget(
     State(s): St,
     auth: Auth,
     Path(id): Path<String>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<Forgotten>> {
     let tenant = auth.require(Scope::Write)?;
     let n = s
         .engine
         .forget(tenant, &ForgetSelector::Session(SessionId::new(id)?))
         .await?;
-    Ok(Json(json!({"forgotten": n})))
+    Ok(Json(Forgotten { forgotten: n }))
 }
 
 async fn concept(
@@ -690,52 +1042,86 @@ async fn concept(
     auth: Auth,
     Path(name): Path<String>,
     Query(q): Query<OffsetQuery>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<ConceptView>> {
     let tenant = auth.require(Scope::Read)?;
-    Ok(Json(json!(
-        s.engine.concept(tenant, &name, page(q.limit, 20)?).await?
-    )))
+    Ok(Json(
+        s.engine.concept(tenant, &name, page(q.limit, 20)?).await?,
+    ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 struct GraphQuery {
     concept: String,
     limit: Option<usize>,
 }
 
-async fn graph(State(s): St, auth: Auth, Query(q): Query<GraphQuery>) -> AppResult<Json<Value>> {
+#[derive(Serialize, JsonSchema)]
+struct GraphNode {
+    key: String,
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mentions: Option<u64>,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct GraphEdge {
+    a: String,
+    b: String,
+    strength: f64,
+    count: u64,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct GraphOut {
+    nodes: Vec<GraphNode>,
+    edges: Vec<GraphEdge>,
+}
+
+async fn graph(State(s): St, auth: Auth, Query(q): Query<GraphQuery>) -> AppResult<Json<GraphOut>> {
     let tenant = auth.require(Scope::Read)?;
     let v = s
         .engine
         .concept(tenant, &q.concept, page(q.limit, 20)?)
         .await?;
-    let nodes: Vec<Value> = std::iter::once(
-        json!({"key": v.concept.key, "name": v.concept.name, "mentions": v.concept.mentions}),
-    )
-    .chain(
-        v.neighbours
-            .iter()
-            .map(|n| json!({"key": n.key, "name": n.name})),
-    )
+    let nodes = std::iter::once(GraphNode {
+        key: v.concept.key.clone(),
+        name: v.concept.name.clone(),
+        mentions: Some(v.concept.mentions),
+    })
+    .chain(v.neighbours.iter().map(|n| GraphNode {
+        key: n.key.clone(),
+        name: n.name.clone(),
+        mentions: None,
+    }))
     .collect();
-    let edges: Vec<Value> = v
+    let edges = v
         .neighbours
         .iter()
-        .map(|n| json!({"a": v.concept.key, "b": n.key, "strength": n.strength, "count": n.count}))
+        .map(|n| GraphEdge {
+            a: v.concept.key.clone(),
+            b: n.key.clone(),
+            strength: n.strength,
+            count: n.count,
+        })
         .collect();
-    Ok(Json(json!({"nodes": nodes, "edges": edges})))
+    Ok(Json(GraphOut { nodes, edges }))
 }
 
 // ---- keys (admin scope, own tenant) --------------------------------------------------
 
-async fn keys_list(State(s): St, auth: Auth) -> AppResult<Json<Value>> {
-    let tenant = auth.require(Scope::Admin)?;
-    Ok(Json(
-        json!({"keys": s.engine.list_keys(Some(tenant)).await?}),
-    ))
+#[derive(Serialize, JsonSchema)]
+struct KeysOut {
+    keys: Vec<ApiKey>,
 }
 
-#[derive(Deserialize)]
+async fn keys_list(State(s): St, auth: Auth) -> AppResult<Json<KeysOut>> {
+    let tenant = auth.require(Scope::Admin)?;
+    Ok(Json(KeysOut {
+        keys: s.engine.list_keys(Some(tenant)).await?,
+    }))
+}
+
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct KeyCreate {
     scope: String,
@@ -745,25 +1131,38 @@ struct KeyCreate {
     name: Option<String>,
 }
 
+#[derive(Serialize, JsonSchema)]
+struct KeyCreated {
+    #[serde(flatten)]
+    key: ApiKey,
+    /// The secret: shown here once, stored only as a hash.
+    #[serde(rename = "key")]
+    secret: String,
+}
+
 async fn keys_create(
     State(s): St,
     auth: Auth,
     Body(b): Body<KeyCreate>,
-) -> AppResult<(StatusCode, Json<Value>)> {
+) -> AppResult<(StatusCode, Json<KeyCreated>)> {
     let tenant = auth.require(Scope::Admin)?.clone();
     let scope: Scope = b.scope.parse()?;
     let valid = b.expires_in_days.map(|d| d.saturating_mul(86_400_000));
     let (secret, key) = s.engine.create_key(&tenant, scope, valid, b.name).await?;
-    let mut v = json!(key);
-    v["key"] = json!(secret);
-    Ok((StatusCode::CREATED, Json(v)))
+    Ok((StatusCode::CREATED, Json(KeyCreated { key, secret })))
+}
+
+#[derive(Serialize, JsonSchema)]
+struct Revoked {
+    /// The revoked key's prefix.
+    revoked: String,
 }
 
 async fn keys_revoke(
     State(s): St,
     auth: Auth,
     Path(prefix): Path<String>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<Revoked>> {
     let tenant = auth.require(Scope::Admin)?;
     // Only the caller's own tenant's keys: another tenant's prefix is "not found".
     let owned = s
@@ -776,5 +1175,5 @@ async fn keys_revoke(
         return Err(Error::NotFound(format!("no API key with prefix {prefix}")).into());
     }
     s.engine.revoke_key(&prefix).await?;
-    Ok(Json(json!({"revoked": prefix})))
+    Ok(Json(Revoked { revoked: prefix }))
 }

@@ -572,3 +572,227 @@ async fn shutdown_finishes_the_request_in_flight_and_refuses_new_ones() {
         .unwrap();
     assert_eq!(engine.stats(&tenant).await.unwrap().store.memories, 2);
 }
+
+/// The schema a `$ref` points at (or the schema itself), resolved against the document.
+fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
+    match schema["$ref"].as_str() {
+        Some(r) => {
+            let name = r.rsplit('/').next().unwrap();
+            &doc["components"]["schemas"][name]
+        }
+        None => schema,
+    }
+}
+
+/// Top-level property names of a documented object schema.
+fn documented_fields(doc: &Value, schema: &Value) -> std::collections::BTreeSet<String> {
+    resolve(doc, schema)["properties"]
+        .as_object()
+        .unwrap_or_else(|| panic!("an object schema: {schema}"))
+        .keys()
+        .cloned()
+        .collect()
+}
+
+#[tokio::test]
+async fn the_openapi_document_covers_every_route_and_matches_real_responses() {
+    let s = start(ServerConfig::default()).await;
+    let anonymous = Client::new(&s, None);
+    let (st, doc) = anonymous.get("/v1/openapi.json").await;
+    assert_eq!(st, StatusCode::OK, "served without a key");
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert_eq!(
+        doc,
+        continuum_server::openapi_document(),
+        "the served document is the code's"
+    );
+
+    // Every documented operation is routed: called with an admin key, none meets the
+    // router's fallback (404 "no such endpoint") or a 405.
+    let admin = Client::new(&s, Some(&s.key("acme", Scope::Admin).await));
+    let paths = doc["paths"].as_object().unwrap();
+    let mut operations = 0;
+    for (path, item) in paths {
+        for method in item.as_object().unwrap().keys() {
+            operations += 1;
+            let concrete = path
+                .replace("{id}", "x")
+                .replace("{name}", "x")
+                .replace("{prefix}", "x");
+            let m = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let r = admin
+                .req(m, &concrete)
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap();
+            let status = r.status();
+            let body: Value = r.json().await.unwrap_or(Value::Null);
+            assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+            assert_ne!(
+                body["error"]["message"], "no such endpoint",
+                "{method} {path} is documented but not routed"
+            );
+            let op = &item[method];
+            assert!(
+                op["summary"].as_str().is_some_and(|t| !t.is_empty()),
+                "{method} {path}"
+            );
+            assert!(
+                op["responses"]
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                    .any(|k| k.starts_with('2'))
+            );
+        }
+    }
+    assert!(operations >= 24, "{operations} operations");
+
+    // The original service's endpoints are there with their shapes.
+    let body_fields = |path: &str, method: &str| {
+        documented_fields(
+            &doc,
+            &doc["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"],
+        )
+    };
+    let response_schema = |path: &str, method: &str, status: &str| {
+        doc["paths"][path][method]["responses"][status]["content"]["application/json"]["schema"]
+            .clone()
+    };
+    assert!(
+        body_fields("/v1/recall", "post")
+            .is_superset(&["message".to_string(), "max_concepts".into()].into())
+    );
+    assert!(
+        body_fields("/v1/learn", "post").is_superset(
+            &[
+                "user_message".to_string(),
+                "ai_response".into(),
+                "thinking".into(),
+                "metadata".into()
+            ]
+            .into()
+        )
+    );
+    let recall_required = resolve(
+        &doc,
+        &doc["paths"]["/v1/recall"]["post"]["requestBody"]["content"]["application/json"]["schema"],
+    )["required"]
+        .clone();
+    assert_eq!(recall_required, json!(["message"]));
+    assert_eq!(
+        doc["paths"]["/v1/recall"]["post"]["x-required-scope"],
+        "read"
+    );
+    assert_eq!(
+        doc["paths"]["/v1/learn"]["post"]["x-required-scope"],
+        "write"
+    );
+    assert_eq!(
+        doc["paths"]["/v1/keys"]["post"]["x-required-scope"],
+        "admin"
+    );
+    assert_eq!(doc["paths"]["/v1/health"]["get"]["security"], json!([]));
+    let entities = &doc["paths"]["/v1/entities"]["get"]["parameters"];
+    let names: Vec<&str> = entities
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    for q in ["limit", "offset", "entity_type"] {
+        assert!(names.contains(&q), "{names:?}");
+    }
+
+    // Real responses carry exactly the documented fields.
+    let c = Client::new(&s, Some(&s.key("acme", Scope::Write).await));
+    let fields = |v: &Value| -> std::collections::BTreeSet<String> {
+        v.as_object().unwrap().keys().cloned().collect()
+    };
+    let (_, v) = c
+        .post("/v1/learn", json!({"user_message": "We ship the Rust service from Berlin.", "ai_response": "I'll note Berlin."}))
+        .await;
+    assert_eq!(
+        fields(&v),
+        documented_fields(&doc, &response_schema("/v1/learn", "post", "200"))
+    );
+    let (_, v) = c
+        .post("/v1/recall", json!({"message": "Where do we ship from?"}))
+        .await;
+    assert_eq!(
+        fields(&v),
+        documented_fields(&doc, &response_schema("/v1/recall", "post", "200"))
+    );
+    let (_, v) = c
+        .post(
+            "/v1/turn",
+            json!({"user_message": "And the Go service?", "ai_response": "Also Berlin."}),
+        )
+        .await;
+    assert_eq!(
+        fields(&v),
+        documented_fields(&doc, &response_schema("/v1/turn", "post", "200"))
+    );
+    let (_, v) = c.get("/v1/health").await;
+    assert_eq!(
+        fields(&v),
+        documented_fields(&doc, &response_schema("/v1/health", "get", "200"))
+    );
+    let (_, v) = c
+        .post("/v1/recall/native", json!({"query": "Berlin"}))
+        .await;
+    let documented = documented_fields(&doc, &response_schema("/v1/recall/native", "post", "200"));
+    assert!(documented.is_superset(&fields(&v)), "{v}");
+    let memory = &v["memories"][0];
+    let recalled = resolve(&doc, &response_schema("/v1/recall/native", "post", "200"))["properties"]["memories"]["items"].clone();
+    assert_eq!(fields(memory), documented_fields(&doc, &recalled));
+    let (_, v) = c
+        .post(
+            "/v1/memories",
+            json!({"entity": "Berlin", "content": "Berlin is the shipping hub."}),
+        )
+        .await;
+    assert_eq!(
+        fields(&v),
+        documented_fields(&doc, &response_schema("/v1/memories", "post", "201"))
+    );
+    let (_, v) = c
+        .get(&format!("/v1/memories/{}", v["id"].as_str().unwrap()))
+        .await;
+    assert!(
+        documented_fields(&doc, &response_schema("/v1/memories/{id}", "get", "200"))
+            .is_superset(&fields(&v))
+    );
+    let (_, v) = c.get("/v1/stats").await;
+    assert_eq!(
+        fields(&v),
+        documented_fields(&doc, &response_schema("/v1/stats", "get", "200"))
+    );
+}
+
+/// The document is valid OpenAPI 3.1, by the reference validator (`openapi-spec-validator` from
+/// PyPI; CI installs it and sets CONTINUUM_TEST_OPENAPI_PYTHON).
+#[test]
+fn the_openapi_document_passes_the_reference_validator() {
+    let Ok(python) = std::env::var("CONTINUUM_TEST_OPENAPI_PYTHON") else {
+        eprintln!(
+            "skipping: CONTINUUM_TEST_OPENAPI_PYTHON is not set (a Python with openapi-spec-validator)"
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("openapi.json");
+    std::fs::write(&path, continuum_server::openapi_document().to_string()).unwrap();
+    let out = std::process::Command::new(python)
+        .args(["-m", "openapi_spec_validator"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -27,6 +27,8 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Serve MCP over standard input and output (for Claude Desktop, Claude Code, Cursor, …).
     Mcp,
+    /// Print the REST API's OpenAPI 3.1 document (what `serve` answers at /v1/openapi.json).
+    Openapi,
     /// Store a conversation turn: the user's message, the assistant's reply, optional thinking.
     Learn(learn::LearnArgs),
     /// Store one text (a fact, a document, a note).
@@ -73,6 +75,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve(a) => serve::serve(g, a).await,
         Command::Mcp => mcp::mcp(g).await,
+        Command::Openapi => crate::output::json(&continuum_server::openapi_document()),
         Command::Learn(a) => learn::learn(g, a).await,
         Command::Remember(a) => learn::remember(g, a).await,
         Command::Supersede(a) => learn::supersede(g, a).await,
