@@ -782,3 +782,41 @@ fn openapi_prints_the_document_without_touching_a_store() {
     }
     assert!(!missing.exists(), "printing the document opens no store");
 }
+
+#[test]
+fn tenants_are_listed_created_and_erased_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    run_in(
+        d,
+        &["--tenant", "acme", "remember", "Acme ships from Oslo."],
+    )
+    .ok();
+    let created = run_in(d, &["--json", "tenants", "create", "globex"])
+        .ok()
+        .json();
+    assert_eq!(created["tenant"], "globex");
+    assert_eq!(created["scope"], "admin");
+    assert!(created["key"].as_str().unwrap().starts_with("ck_"));
+    let again = run_in(d, &["tenants", "create", "globex"]);
+    assert_eq!(again.code, 5, "a conflict: {}", again.stderr);
+    let list = run_in(d, &["--json", "tenants"]).ok().json();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["tenant"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["acme", "globex"]);
+    assert_eq!(list[0]["memories"], 1);
+    let refused = run_in(d, &["tenants", "erase", "acme"]);
+    assert_eq!(refused.code, 2, "erasing needs --yes: {}", refused.stderr);
+    let erased = run_in(d, &["--json", "tenants", "erase", "acme", "--yes"])
+        .ok()
+        .json();
+    assert_eq!(erased["memories"], 1);
+    let stats = run_in(d, &["--tenant", "acme", "--json", "stats"])
+        .ok()
+        .json();
+    assert_eq!(stats["memories"], 0);
+}

@@ -31,7 +31,11 @@ use std::str::FromStr;
 pub enum Scope {
     Read,
     Write,
+    /// Manages the tenant's own keys.
     Admin,
+    /// Administers tenants: lists them, creates them with a first admin key, erases them.
+    /// Never reads another tenant's memories.
+    Operator,
 }
 
 impl Scope {
@@ -40,6 +44,7 @@ impl Scope {
             Scope::Read => "read",
             Scope::Write => "write",
             Scope::Admin => "admin",
+            Scope::Operator => "operator",
         }
     }
 
@@ -62,8 +67,9 @@ impl FromStr for Scope {
             "read" => Ok(Scope::Read),
             "write" => Ok(Scope::Write),
             "admin" => Ok(Scope::Admin),
+            "operator" => Ok(Scope::Operator),
             other => Err(Error::InvalidInput(format!(
-                "unknown scope '{other}' (expected read, write or admin)"
+                "unknown scope '{other}' (expected read, write, admin or operator)"
             ))),
         }
     }
@@ -155,5 +161,7 @@ mod tests {
         assert!(!Scope::Read.allows(Scope::Write));
         assert_eq!("WRITE".parse::<Scope>().unwrap(), Scope::Write);
         assert!("root".parse::<Scope>().is_err());
+        assert!(Scope::Operator.allows(Scope::Admin) && !Scope::Admin.allows(Scope::Operator));
+        assert_eq!("operator".parse::<Scope>().unwrap(), Scope::Operator);
     }
 }

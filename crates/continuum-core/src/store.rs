@@ -217,6 +217,14 @@ pub struct StoreStats {
     pub schema_version: u32,
 }
 
+/// A tenant as the store sees it: how many memories it holds, and when the newest was made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TenantMemories {
+    pub tenant: TenantId,
+    pub memories: u64,
+    pub last_memory_at: Option<Timestamp>,
+}
+
 /// One entry of the change log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Change {
@@ -434,6 +442,10 @@ pub trait MemoryStore: Send + Sync {
             self.backend()
         )))
     }
+
+    /// Every tenant holding memories, by tenant id, with its count (operator administration;
+    /// never a tenant's data).
+    async fn tenants(&self) -> Result<Vec<TenantMemories>>;
 
     /// Stores a new API key (its hash, never the secret).
     async fn put_key(&self, key: &crate::keys::ApiKey) -> Result<()>;

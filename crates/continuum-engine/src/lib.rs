@@ -12,6 +12,7 @@ mod index;
 mod keys;
 mod learn;
 mod recall;
+mod tenants;
 
 pub use config::{EngineConfig, GraphParams, SessionContextMode};
 pub use embed::{EmbeddingStatus, ReindexReport, WORKER_BACKOFF, WORKER_POLL};
@@ -21,6 +22,7 @@ pub use learn::{LearnOutcome, PreparedTurns, RememberRequest};
 pub use recall::{
     ActivatedConcept, Recall, RecallRequest, RecalledMemory, SearchHit, SearchRequest, SemanticUse,
 };
+pub use tenants::{TenantErased, TenantInfo};
 
 use continuum_core::extract::{Extractor, RuleExtractor};
 use continuum_core::memory::{Decision, SessionInfo};

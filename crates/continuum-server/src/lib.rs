@@ -9,7 +9,10 @@
 //! The OpenAPI document (`GET /v1/openapi.json`, or [`openapi_document`]) is generated from the
 //! list that builds the router, so every route is in it.
 //!
-//! Not here yet: tenant administration and WebSocket events.
+//! Tenants are administered by operator keys (`/v1/tenants`), which see counts and keys, never
+//! a tenant's content.
+//!
+//! Not here yet: WebSocket events and webhooks.
 
 mod error;
 mod openapi;

@@ -222,6 +222,7 @@ fn document(ops: &[(Method, &'static str, Op)]) -> Value {
                     Scope::Read => "The key lacks the read scope",
                     Scope::Write => "The key lacks the write scope",
                     Scope::Admin => "The key lacks the admin scope",
+                    Scope::Operator => "The key lacks the operator scope",
                 }),
             );
             responses_doc.insert(

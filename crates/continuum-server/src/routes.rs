@@ -20,7 +20,7 @@ use continuum_core::store::{ForgetSelector, MemoryFilter, Order, Page, PageReque
 use continuum_core::{Error, Memory, MemoryId, SessionId, Source, TenantId, Timestamp};
 use continuum_engine::{
     ConceptView, LearnOutcome, Recall, RecallRequest, RememberRequest, SearchHit, SearchRequest,
-    Stats,
+    Stats, TenantErased, TenantInfo,
 };
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
@@ -42,7 +42,7 @@ const MAX_OFFSET: usize = 10_000;
 /// Every REST endpoint: its route and its documentation, from one list (see [`crate::openapi`]).
 pub(crate) fn api() -> (Router<Arc<AppState>>, Value) {
     use Method as M;
-    use Scope::{Admin, Read, Write};
+    use Scope::{Admin, Operator, Read, Write};
     let compat = |tag, summary| Op::new(tag, summary).compat();
     Api::new()
         .op(
@@ -269,6 +269,41 @@ pub(crate) fn api() -> (Router<Arc<AppState>>, Value) {
             Op::new("keys", "Revoke one of the tenant's keys")
                 .scope(Admin)
                 .returns::<Revoked>(),
+        )
+        .op(
+            M::GET,
+            "/v1/tenants",
+            tenants_list,
+            Op::new(
+                "tenants",
+                "Every tenant with its memory and key counts (never its content)",
+            )
+            .scope(Operator)
+            .returns::<TenantsOut>(),
+        )
+        .op(
+            M::POST,
+            "/v1/tenants",
+            tenants_create,
+            Op::new(
+                "tenants",
+                "Create a tenant and its first admin key; the secret is in this response only",
+            )
+            .scope(Operator)
+            .body::<TenantCreate>()
+            .returns::<TenantCreated>()
+            .created(),
+        )
+        .op(
+            M::DELETE,
+            "/v1/tenants/{id}",
+            tenants_erase,
+            Op::new(
+                "tenants",
+                "Erase a tenant: delete everything it stored, revoke its keys",
+            )
+            .scope(Operator)
+            .returns::<TenantErased>(),
         )
         .finish()
 }
@@ -1147,6 +1182,13 @@ async fn keys_create(
 ) -> AppResult<(StatusCode, Json<KeyCreated>)> {
     let tenant = auth.require(Scope::Admin)?.clone();
     let scope: Scope = b.scope.parse()?;
+    if !auth.scope.allows(scope) {
+        return Err(Error::Forbidden(format!(
+            "a key with {} scope cannot create a key with {scope} scope",
+            auth.scope
+        ))
+        .into());
+    }
     let valid = b.expires_in_days.map(|d| d.saturating_mul(86_400_000));
     let (secret, key) = s.engine.create_key(&tenant, scope, valid, b.name).await?;
     Ok((StatusCode::CREATED, Json(KeyCreated { key, secret })))
@@ -1176,4 +1218,70 @@ async fn keys_revoke(
     }
     s.engine.revoke_key(&prefix).await?;
     Ok(Json(Revoked { revoked: prefix }))
+}
+
+// ---- tenants (operator scope) --------------------------------------------------------
+
+#[derive(Serialize, JsonSchema)]
+struct TenantsOut {
+    tenants: Vec<TenantInfo>,
+}
+
+async fn tenants_list(State(s): St, auth: Auth) -> AppResult<Json<TenantsOut>> {
+    auth.require(Scope::Operator)?;
+    Ok(Json(TenantsOut {
+        tenants: s.engine.tenants().await?,
+    }))
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct TenantCreate {
+    /// The new tenant's id: 1 to 64 characters of `A-Z a-z 0-9 _ . -`.
+    tenant: String,
+    /// A name for its first admin key.
+    #[serde(default)]
+    name: Option<String>,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct TenantCreated {
+    tenant: TenantId,
+    /// The first admin key's record.
+    admin_key: ApiKey,
+    /// Its secret: shown here once, stored only as a hash.
+    key: String,
+}
+
+async fn tenants_create(
+    State(s): St,
+    auth: Auth,
+    Body(b): Body<TenantCreate>,
+) -> AppResult<(StatusCode, Json<TenantCreated>)> {
+    auth.require(Scope::Operator)?;
+    let tenant = TenantId::new(b.tenant)?;
+    let (key, admin_key) = s.engine.create_tenant(&tenant, b.name).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(TenantCreated {
+            tenant,
+            admin_key,
+            key,
+        }),
+    ))
+}
+
+async fn tenants_erase(
+    State(s): St,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> AppResult<Json<TenantErased>> {
+    let own = auth.require(Scope::Operator)?;
+    let tenant = TenantId::new(id)?;
+    if &tenant == own {
+        return Err(ApiError::bad_request(
+            "an operator key cannot erase its own tenant (use another operator's key)",
+        ));
+    }
+    Ok(Json(s.engine.erase_tenant(&tenant).await?))
 }

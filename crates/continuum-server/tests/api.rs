@@ -796,3 +796,95 @@ fn the_openapi_document_passes_the_reference_validator() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn operators_administer_tenants_without_reading_them() {
+    let s = start(ServerConfig::default()).await;
+    let operator = Client::new(&s, Some(&s.key("ops", Scope::Operator).await));
+    let admin = Client::new(&s, Some(&s.key("acme", Scope::Admin).await));
+
+    // Only an operator key may; an admin cannot mint itself one.
+    let (st, v) = admin.get("/v1/tenants").await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+    let (st, v) = admin.post("/v1/keys", json!({"scope": "operator"})).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+    assert_error(&v, "forbidden");
+
+    // A new tenant comes with an admin key that works in it, and only in it.
+    let (st, v) = operator
+        .post("/v1/tenants", json!({"tenant": "globex", "name": "first"}))
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    assert_eq!(v["tenant"], "globex");
+    assert_eq!(v["admin_key"]["scope"], "admin");
+    let globex_admin = v["key"].as_str().unwrap().to_string();
+    let globex = Client::new(&s, Some(&globex_admin));
+    let (st, _) = globex
+        .post(
+            "/v1/learn",
+            json!({"user_message": "Globex ships from Oslo.", "ai_response": "Noted."}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, v) = operator
+        .post("/v1/tenants", json!({"tenant": "globex"}))
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    let (st, v) = operator
+        .post("/v1/tenants", json!({"tenant": "no spaces"}))
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+
+    let w = Client::new(&s, Some(&s.key("acme", Scope::Write).await));
+    w.post(
+        "/v1/learn",
+        json!({"user_message": "Acme runs on Kubernetes.", "ai_response": "Ok."}),
+    )
+    .await;
+    let (st, v) = operator.get("/v1/tenants").await;
+    assert_eq!(st, StatusCode::OK);
+    let row = |t: &str| {
+        v["tenants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["tenant"] == t)
+            .cloned()
+            .unwrap_or_else(|| panic!("{t} listed: {v}"))
+    };
+    assert_eq!(row("globex")["memories"], 2);
+    assert_eq!(row("acme")["memories"], 2);
+    assert_eq!(row("acme")["active_keys"], 2);
+    assert!(
+        !v.to_string().contains("Kubernetes"),
+        "counts, never content: {v}"
+    );
+    // The operator's own tenant holds nothing of the others.
+    let (_, r) = operator
+        .post(
+            "/v1/recall",
+            json!({"message": "Where does Globex ship from?"}),
+        )
+        .await;
+    assert!(!r["context"].as_str().unwrap().contains("Oslo"), "{r}");
+
+    // Erasing: everything goes, its keys stop working, the others stay.
+    let (st, v) = operator.delete("/v1/tenants/ops").await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "not its own tenant: {v}");
+    let (st, v) = operator.delete("/v1/tenants/globex").await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["memories"].as_u64(), v["keys_revoked"].as_u64()),
+        (Some(2), Some(1))
+    );
+    let (st, _) = globex.get("/v1/stats").await;
+    assert_eq!(
+        st,
+        StatusCode::UNAUTHORIZED,
+        "the erased tenant's key is revoked"
+    );
+    let (st, _) = operator.delete("/v1/tenants/globex").await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (_, v) = w.get("/v1/stats").await;
+    assert_eq!(v["memories"], 2, "another tenant is untouched");
+}

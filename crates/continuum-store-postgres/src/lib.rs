@@ -1374,6 +1374,26 @@ impl MemoryStore for PostgresStore {
         })
     }
 
+    async fn tenants(&self) -> Result<Vec<continuum_core::store::TenantMemories>> {
+        let client = self.client().await?;
+        let rows = cached_query(
+            &client,
+            "SELECT tenant, count(*), max(created_at) FROM memories GROUP BY tenant ORDER BY tenant",
+            &[],
+        )
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(continuum_core::store::TenantMemories {
+                    tenant: TenantId::new(r.get::<_, String>(0))?,
+                    memories: r.get::<_, i64>(1).max(0) as u64,
+                    last_memory_at: r.get::<_, Option<i64>>(2).map(Timestamp),
+                })
+            })
+            .collect()
+    }
+
     async fn changes_since(
         &self,
         tenant: &TenantId,

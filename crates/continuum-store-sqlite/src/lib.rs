@@ -1243,6 +1243,25 @@ impl MemoryStore for SqliteStore {
         })
     }
 
+    async fn tenants(&self) -> Result<Vec<continuum_core::store::TenantMemories>> {
+        let rows: Vec<(String, i64, Option<i64>)> = self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT tenant, count(*), max(created_at) FROM memories GROUP BY tenant ORDER BY tenant",
+            )?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect()
+        })?;
+        rows.into_iter()
+            .map(|(t, n, last)| {
+                Ok(continuum_core::store::TenantMemories {
+                    tenant: TenantId::new(t)?,
+                    memories: n.max(0) as u64,
+                    last_memory_at: last.map(Timestamp),
+                })
+            })
+            .collect()
+    }
+
     async fn changes_since(
         &self,
         tenant: &TenantId,

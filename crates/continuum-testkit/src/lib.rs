@@ -136,7 +136,8 @@ macro_rules! store_conformance {
             api_keys_are_stored_hashed_and_revocable,
             vectors_are_kept_per_model_and_tenant,
             recall_finds_paraphrases_through_vectors,
-            stores_that_search_vectors_agree_with_an_exact_scan
+            stores_that_search_vectors_agree_with_an_exact_scan,
+            tenants_are_listed_created_and_erased_whole
         );
     };
     (@cases $factory:expr; $var:expr; $($case:ident),* $(,)?) => {

@@ -18,7 +18,7 @@ pub struct KeysArgs {
 pub enum KeysAction {
     /// Create a key for --tenant; prints the secret once (with --json: the `key` field).
     Create {
-        /// read, write or admin.
+        /// read, write, admin (the tenant's keys) or operator (every tenant: `tenants`).
         #[arg(long, default_value = "write")]
         scope: Scope,
         /// How long the key is valid: 30m, 12h, 90d, 2w, 1y (default: until revoked).

@@ -14,6 +14,7 @@ mod recall;
 pub(crate) mod reindex;
 mod serve;
 mod stats;
+mod tenants;
 
 use crate::app::{Cli, parse_time};
 use anyhow::Result;
@@ -64,6 +65,8 @@ pub enum Command {
     Import(import::ImportArgs),
     /// Create, list and revoke API keys (works offline against the store).
     Keys(keys::KeysArgs),
+    /// List, create and erase tenants (works offline against the store).
+    Tenants(tenants::TenantsArgs),
     /// Apply pending schema migrations (they also run automatically at start) and show the state.
     Migrate,
     /// Measure learn throughput and recall latency on generated conversations.
@@ -93,6 +96,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Export(a) => export::export(g, a).await,
         Command::Import(a) => import::import(g, a).await,
         Command::Keys(a) => keys::keys(g, a).await,
+        Command::Tenants(a) => tenants::tenants(g, a).await,
         Command::Migrate => migrate::migrate(g).await,
         Command::Bench(a) => bench::bench(g, a).await,
     }
