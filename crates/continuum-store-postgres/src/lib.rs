@@ -1572,12 +1572,13 @@ impl MemoryStore for PostgresStore {
         }
         let limit = limit.min(MAX_PAGE);
         // Two plans. First the HNSW walk: the dimension is a literal so that the planner
-        // matches the partial index (`WHERE dim = D`, on `embedding::vector(D)`), and the
-        // tenant test is written so that no other index can serve it (with the tenant index
-        // the planner tends to sort the whole tenant: 38 ms against 2 ms at 10k vectors).
-        // The walk is approximate and, when the tenant is a small part of the table, may stop
-        // (hnsw.max_scan_tuples) before finding `limit` of its rows; then the tenant is
-        // searched exactly through its index, which is cheap precisely when it is small.
+        // matches the partial index (`WHERE dim = D`, on `embedding::vector(D)`); tenant,
+        // model and filters are checked on the rows the walk yields (`vector_ann` has no other
+        // index the planner could prefer). The walk is approximate and, when the tenant is a
+        // small part of the table, may stop (hnsw.max_scan_tuples) before it finds `limit` of
+        // the tenant's rows; then the tenant's vectors are ranked exactly, found through the
+        // tenant index of `vectors` and ordered by an expression no index provides, which is
+        // cheap precisely when the tenant is small.
         let ty = ann.ty(Some(dim));
         let op = ann.neg_ip();
         let mut p: Params = vec![
@@ -1587,15 +1588,23 @@ impl MemoryStore for PostgresStore {
         ];
         let filter = filter_sql(filter, &mut p);
         p.push(Box::new(limit as i64));
-        let sql = |tenant_test: &str| {
-            format!(
-                "SELECT m.id, -((a.embedding::{ty}) {op} $3::text::{ty})::float4
-                 FROM vector_ann a JOIN memories m ON m.rid = a.rid
-                 WHERE a.dim = {dim} AND {tenant_test} AND a.model = $2{filter}
-                 ORDER BY (a.embedding::{ty}) {op} $3::text::{ty} LIMIT ${}",
-                p.len()
-            )
-        };
+        let distance = format!("(a.embedding::{ty}) {op} $3::text::{ty}");
+        let approximate = format!(
+            "SELECT m.id, -({distance})::float4
+             FROM vector_ann a JOIN memories m ON m.rid = a.rid
+             WHERE a.dim = {dim} AND a.tenant = $1 AND a.model = $2{filter}
+             ORDER BY {distance} LIMIT ${}",
+            p.len()
+        );
+        let exact = format!(
+            "SELECT m.id, -({distance})::float4
+             FROM vectors v
+             JOIN vector_ann a ON a.rid = v.rid AND a.model = v.model
+             JOIN memories m ON m.rid = v.rid
+             WHERE v.tenant = $1 AND v.model = $2 AND v.dim = {dim} AND a.dim = {dim}{filter}
+             ORDER BY ({distance}) + 0 LIMIT ${}",
+            p.len()
+        );
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_err)?;
         let mut settings = format!(
@@ -1607,16 +1616,14 @@ impl MemoryStore for PostgresStore {
             settings.push_str("SET LOCAL hnsw.iterative_scan = strict_order;");
         }
         tx.batch_execute(&settings).await.map_err(map_err)?;
-        let mut rows = tx_query(&tx, &sql("(a.tenant || '') = $1"), &refs(&p))
+        let mut rows = tx_query(&tx, &approximate, &refs(&p))
             .await
             .map_err(map_err)?;
         if rows.len() < limit {
-            tx.batch_execute("SET LOCAL enable_seqscan = on; SET LOCAL enable_indexscan = off;")
+            tx.batch_execute("SET LOCAL enable_seqscan = on")
                 .await
                 .map_err(map_err)?;
-            rows = tx_query(&tx, &sql("a.tenant = $1"), &refs(&p))
-                .await
-                .map_err(map_err)?;
+            rows = tx_query(&tx, &exact, &refs(&p)).await.map_err(map_err)?;
         }
         tx.commit().await.map_err(map_err)?;
         Ok(rows

@@ -1540,6 +1540,12 @@ pub async fn stores_that_search_vectors_agree_with_an_exact_scan(make: &Factory)
         .await
         .unwrap();
     close(&got, &exact(&|_| true, 10));
+    // Asking for more than the tenant has: all of them, in exact order.
+    let all = store
+        .nearest_vectors(&t1, "m", &query, &MemoryFilter::default(), 100)
+        .await
+        .unwrap();
+    close(&all, &exact(&|_| true, 100));
     let notes = MemoryFilter {
         sources: vec![Source::Note],
         ..MemoryFilter::default()
