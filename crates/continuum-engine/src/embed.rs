@@ -122,6 +122,7 @@ impl Engine {
             self.store
                 .put_vectors(&t, embedder.model(), embedder.dim(), &vectors)
                 .await?;
+            self.vectors_changed(&t);
         }
         *after = last;
         Ok(n)
@@ -156,9 +157,12 @@ impl Engine {
             progress(done, total.max(done));
         }
         let pruned = if prune {
-            self.store
+            let n = self
+                .store
                 .drop_vectors_except(tenant, embedder.model())
-                .await?
+                .await?;
+            self.vectors_changed(tenant);
+            n
         } else {
             0
         };

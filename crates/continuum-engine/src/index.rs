@@ -19,7 +19,14 @@ const SCAN_PAGE: usize = 5_000;
 #[derive(Default)]
 pub(crate) struct Registry {
     slots: Mutex<HashMap<TenantId, Arc<RwLock<Option<TextIndex>>>>>,
+    /// Per tenant and model, how many memories have a vector, and when that was read, for
+    /// stores that search vectors themselves (the index then holds none to count).
+    vector_counts: Mutex<HashMap<(TenantId, String), (std::time::Instant, usize)>>,
 }
+
+/// How long a vector count read from a store that searches vectors itself is reused. Writes
+/// through this engine reset it at once; other processes' show within this time.
+const VECTOR_COUNT_TTL: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub(crate) type Slot = Arc<RwLock<Option<TextIndex>>>;
 
@@ -28,6 +35,47 @@ fn poisoned<T>(_: T) -> continuum_core::Error {
 }
 
 impl Engine {
+    /// How many of the tenant's memories have a vector of `model`, in a store that searches
+    /// vectors itself (see [`VECTOR_COUNT_TTL`]).
+    pub(crate) async fn stored_vector_count(
+        &self,
+        tenant: &TenantId,
+        model: &str,
+    ) -> Result<usize> {
+        let key = (tenant.clone(), model.to_string());
+        if let Some((at, n)) = self
+            .indexes
+            .vector_counts
+            .lock()
+            .map_err(poisoned)?
+            .get(&key)
+            && at.elapsed() < VECTOR_COUNT_TTL
+        {
+            return Ok(*n);
+        }
+        let n = self
+            .store
+            .vector_counts(tenant)
+            .await?
+            .iter()
+            .filter(|c| c.model == model)
+            .map(|c| c.count as usize)
+            .sum();
+        self.indexes
+            .vector_counts
+            .lock()
+            .map_err(poisoned)?
+            .insert(key, (std::time::Instant::now(), n));
+        Ok(n)
+    }
+
+    /// Forgets cached vector counts of the tenant (after this engine changed its vectors).
+    pub(crate) fn vectors_changed(&self, tenant: &TenantId) {
+        if let Ok(mut counts) = self.indexes.vector_counts.lock() {
+            counts.retain(|(t, _), _| t != tenant);
+        }
+    }
+
     fn slot(&self, tenant: &TenantId) -> Result<Slot> {
         let mut slots = self.indexes.slots.lock().map_err(poisoned)?;
         Ok(slots.entry(tenant.clone()).or_default().clone())

@@ -150,6 +150,7 @@ impl Engine {
     /// Forgetting ids that do not exist is `NotFound`, so a typo is not mistaken for success.
     pub async fn forget(&self, tenant: &TenantId, what: &ForgetSelector) -> Result<u64> {
         let n = self.store.forget(tenant, what).await?;
+        self.vectors_changed(tenant);
         match what {
             ForgetSelector::Ids(ids) if n == 0 => Err(Error::NotFound(match ids.as_slice() {
                 [one] => format!("no memory with id {one}"),

@@ -355,17 +355,11 @@ impl Engine {
             // The store finds the nearest vectors (pgvector's index) and scores the rest of
             // what the ranking needs; the index only supplies sessions and heads.
             let model = embedder.model();
-            let (near, counts) = tokio::join!(
-                self.store
-                    .nearest_vectors(tenant, model, &qv, &req.filter, limit),
-                self.store.vector_counts(tenant)
-            );
-            let near = near?;
-            info.embedded = counts?
-                .iter()
-                .filter(|c| c.model == model)
-                .map(|c| c.count as usize)
-                .sum();
+            let near = self
+                .store
+                .nearest_vectors(tenant, model, &qv, &req.filter, limit)
+                .await?;
+            info.embedded = self.stored_vector_count(tenant, model).await?;
             let candidates: Vec<MemoryId> = near.iter().map(|(id, _)| *id).collect();
             let wanted: Vec<MemoryId> = {
                 let guard = slot

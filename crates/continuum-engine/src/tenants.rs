@@ -87,6 +87,7 @@ impl Engine {
     pub async fn erase_tenant(&self, tenant: &TenantId) -> Result<TenantErased> {
         let keys = self.store.list_keys(Some(tenant)).await?;
         let memories = self.store.forget(tenant, &ForgetSelector::All).await?;
+        self.vectors_changed(tenant);
         if memories == 0 && keys.iter().all(|k| k.revoked_at.is_some()) {
             return Err(Error::NotFound(format!(
                 "no tenant {tenant} (nothing stored, no key that is not revoked)"

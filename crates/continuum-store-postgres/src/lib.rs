@@ -1588,7 +1588,8 @@ impl MemoryStore for PostgresStore {
         ];
         let filter = filter_sql(filter, &mut p);
         p.push(Box::new(limit as i64));
-        let distance = format!("(a.embedding::{ty}) {op} $3::text::{ty}");
+        // The query vector as an InitPlan: parsed from text once, not once per row.
+        let distance = format!("(a.embedding::{ty}) {op} (SELECT $3::text::{ty})");
         let approximate = format!(
             "SELECT m.id, -({distance})::float4
              FROM vector_ann a JOIN memories m ON m.rid = a.rid
@@ -1651,7 +1652,7 @@ impl MemoryStore for PostgresStore {
         let rows = cached_query(
             &client,
             &format!(
-                "SELECT m.id, -(a.embedding {op} $3::text::{ty})::float4
+                "SELECT m.id, -(a.embedding {op} (SELECT $3::text::{ty}))::float4
                  FROM memories m JOIN vector_ann a ON a.rid = m.rid AND a.model = $2
                  WHERE m.id = ANY($4) AND m.tenant = $1 AND a.dim = $5",
                 op = ann.neg_ip(),
