@@ -1,13 +1,15 @@
 //! The PostgreSQL store: the same model and behaviour as the SQLite store, for team servers and
 //! hosted PostgreSQL (Supabase, Neon, RDS are plain PostgreSQL to a client).
 //!
-//! - A connection pool (deadpool); plain TCP for now (TLS to the database is not built yet).
+//! - A connection pool (deadpool); TLS (rustls) as libpq's `sslmode` says ([`tls`]).
 //! - Writes are set-based: `apply` sends each kind of row as arrays through `UNNEST`, about ten
 //!   round trips per transaction whatever its size. Hebbian arithmetic happens in the upsert.
 //! - Writers of one tenant are serialised by a transaction-scoped advisory lock, so a tenant's
 //!   change-log order is its commit order (the derived index catches up by sequence number) and
 //!   concurrent learns of the same concept neither duplicate it nor lose an increment.
 //! - Full text: a generated `tsvector` with a GIN index, ranked with `ts_rank_cd`.
+//! - Vectors: BYTEA in `vectors`, searched in the database with pgvector's HNSW index when the
+//!   server has the extension ([`pgvector`]), otherwise by the engine's in-memory index.
 //! - Versioned, checksummed migrations in `migrations/`, applied under an advisory lock.
 
 pub mod migrations;
