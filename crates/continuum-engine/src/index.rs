@@ -140,6 +140,13 @@ impl Engine {
         }
     }
 
+    /// The tenant's index as it is, without asking the store for newer changes: for the later
+    /// steps of one recall, once [`Self::fresh_index`] has run at its start (one change-log
+    /// query per recall, and every step ranks the same snapshot).
+    pub(crate) fn current_index(&self, tenant: &TenantId) -> Result<Slot> {
+        self.slot(tenant)
+    }
+
     /// The tenant's index, built or caught up to the store's latest change.
     pub(crate) async fn fresh_index(&self, tenant: &TenantId) -> Result<Slot> {
         let slot = self.slot(tenant)?;

@@ -187,7 +187,7 @@ impl Engine {
             return self.store.mentions(tenant, keys, per_concept).await;
         }
         // `lexical` ran first in this recall, so the index is fresh.
-        let slot = self.fresh_index(tenant).await?;
+        let slot = self.current_index(tenant)?;
         let guard = slot
             .read()
             .map_err(|_| Error::Internal("index lock poisoned".into()))?;
@@ -350,7 +350,8 @@ impl Engine {
             .config
             .semantic_candidates
             .max(req.limit.unwrap_or(self.config.recall_limit));
-        let slot = self.fresh_index(tenant).await?;
+        // `lexical` ran first in this recall, so the index is fresh.
+        let slot = self.current_index(tenant)?;
         let (top, extra) = if self.store.searches_vectors() {
             // The store finds the nearest vectors (pgvector's index) and scores the rest of
             // what the ranking needs; the index only supplies sessions and heads.
@@ -502,7 +503,7 @@ impl Engine {
             let ids: Vec<MemoryId> = heads.keys().copied().collect();
             graph_raw.clear();
             graph_concepts.clear();
-            let slot = self.fresh_index(tenant).await?;
+            let slot = self.current_index(tenant)?;
             let guard = slot
                 .read()
                 .map_err(|_| Error::Internal("index lock poisoned".into()))?;
