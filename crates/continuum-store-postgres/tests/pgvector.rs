@@ -230,3 +230,91 @@ async fn recall_ranks_alike_with_vectors_in_the_database_and_in_process() {
         }
     }
 }
+
+/// `url` with another user and database (query string kept).
+fn as_user_on(url: &str, user: &str, db: &str) -> String {
+    let (scheme, rest) = url.split_once("://").expect("a postgres:// URL");
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
+    let (host, tail) = rest.split_once('/').unwrap_or((rest, ""));
+    let query = tail
+        .split_once('?')
+        .map(|(_, q)| format!("?{q}"))
+        .unwrap_or_default();
+    format!("{scheme}://{user}@{host}/{db}{query}")
+}
+
+/// On a database without the extension, as a user who may not install it: `auto` goes on
+/// with vectors ranked in process and says why; `on` refuses to start.
+#[tokio::test]
+async fn without_the_right_to_install_pgvector_auto_falls_back_and_on_refuses() {
+    let Some(db) = db().await else { return };
+    let admin = db.sql().await;
+    let tag = format!("{:012x}", fastrand::u64(..) >> 16);
+    let (role, name) = (
+        format!("continuum_plain_{tag}"),
+        format!("continuum_nv_{tag}"),
+    );
+    // One statement per call: CREATE and DROP DATABASE refuse to run in a transaction.
+    let sql = |q: String| {
+        let admin = &admin;
+        async move { admin.batch_execute(&q).await.unwrap() }
+    };
+    sql(format!("CREATE ROLE {role} LOGIN")).await;
+    sql(format!("CREATE DATABASE {name} OWNER {role}")).await;
+    let url = as_user_on(&db.0.url, &role, &name);
+    let outcome = async move {
+        let open = |mode| {
+            let url = url.clone();
+            async move {
+                let opts = PostgresOptions {
+                    pool_size: 1,
+                    schema: None,
+                    pgvector: mode,
+                };
+                PostgresStore::connect(&url, &opts, Timestamp(0)).await
+            }
+        };
+        let store = open(Mode::Auto).await.expect("auto works without pgvector");
+        assert!(!store.searches_vectors());
+        let Status::Disabled(why) = store.pgvector() else {
+            panic!("pgvector cannot be on here")
+        };
+        assert!(why.contains("could not be installed"), "{why}");
+        let store: Arc<dyn MemoryStore> = Arc::new(store);
+        let (e, _) = engine(store);
+        let e = e.with_embedder(Arc::new(TopicEmbedder::default()));
+        let t = tenant("t1");
+        let dog = e
+            .remember(
+                &t,
+                RememberRequest::new(
+                    "My dog adores chasing tennis balls.",
+                    continuum_core::Source::Fact,
+                ),
+            )
+            .await
+            .unwrap();
+        e.reindex(&t, false, &mut |_, _| {}).await.unwrap();
+        let r = e
+            .recall(&t, &RecallRequest::new("Which pet likes to play fetch?"))
+            .await
+            .unwrap();
+        assert_eq!(r.memories[0].id, dog.id, "vectors ranked in process");
+        let err = open(Mode::On)
+            .await
+            .err()
+            .expect("on refuses without pgvector");
+        assert!(err.to_string().contains("pgvector"), "{err}");
+    };
+    // Clean up even when an assertion fails.
+    let result = tokio::spawn(outcome).await;
+    sql(format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+    ))
+    .await;
+    sql(format!("DROP DATABASE IF EXISTS {name}")).await;
+    sql(format!("DROP ROLE IF EXISTS {role}")).await;
+    if let Err(e) = result {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
