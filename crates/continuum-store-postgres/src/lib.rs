@@ -1533,8 +1533,8 @@ impl MemoryStore for PostgresStore {
             tx_execute(
                 &tx,
                 &format!(
-                    "INSERT INTO vector_ann (rid, model, tenant, dim, embedding)
-                     SELECT m.rid, $3, m.tenant, $4, u.e::{}
+                    "INSERT INTO vector_ann (rid, id, model, tenant, dim, embedding)
+                     SELECT m.rid, m.id, $3, m.tenant, $4, u.e::{}
                      FROM UNNEST($2::uuid[], $5::text[]) AS u(id, e)
                      JOIN memories m ON m.id = u.id AND m.tenant = $1
                      ON CONFLICT (rid, model) DO UPDATE
@@ -1592,15 +1592,21 @@ impl MemoryStore for PostgresStore {
         p.push(Box::new(limit as i64));
         // The query vector as an InitPlan: parsed from text once, not once per row.
         let distance = format!("(a.embedding::{ty}) {op} (SELECT $3::text::{ty})");
+        // The memories table is joined only when a filter needs its columns.
+        let join = if filter.is_empty() {
+            ""
+        } else {
+            "JOIN memories m ON m.rid = a.rid"
+        };
         let approximate = format!(
-            "SELECT m.id, -({distance})::float4
-             FROM vector_ann a JOIN memories m ON m.rid = a.rid
+            "SELECT a.id, -({distance})::float4
+             FROM vector_ann a {join}
              WHERE a.dim = {dim} AND a.tenant = $1 AND a.model = $2{filter}
              ORDER BY {distance} LIMIT ${}",
             p.len()
         );
         let exact = format!(
-            "SELECT m.id, -({distance})::float4
+            "SELECT a.id, -({distance})::float4
              FROM vectors v
              JOIN vector_ann a ON a.rid = v.rid AND a.model = v.model
              JOIN memories m ON m.rid = v.rid
@@ -1654,9 +1660,9 @@ impl MemoryStore for PostgresStore {
         let rows = cached_query(
             &client,
             &format!(
-                "SELECT m.id, -(a.embedding {op} (SELECT $3::text::{ty}))::float4
-                 FROM memories m JOIN vector_ann a ON a.rid = m.rid AND a.model = $2
-                 WHERE m.id = ANY($4) AND m.tenant = $1 AND a.dim = $5",
+                "SELECT a.id, -(a.embedding {op} (SELECT $3::text::{ty}))::float4
+                 FROM vector_ann a
+                 WHERE a.id = ANY($4) AND a.tenant = $1 AND a.model = $2 AND a.dim = $5",
                 op = ann.neg_ip(),
                 ty = ann.ty(None)
             ),

@@ -1,8 +1,8 @@
 //! Vector search inside PostgreSQL with the pgvector extension, when the server has it.
 //!
 //! The `vectors` table (BYTEA, little-endian f32) stays the store's own copy; `vector_ann` is
-//! derived from it: the same vectors as pgvector's `vector` type, deleted with their `vectors`
-//! row by a cascading foreign key, with one HNSW index per dimension (inner product, the
+//! derived from it: the same vectors as pgvector's `vector` type beside their memory's id,
+//! deleted with their `vectors` row by a cascading foreign key, with one HNSW index per dimension (inner product, the
 //! vectors being unit length) and deliberately no index by tenant: given one, the planner
 //! sorts the whole tenant by distance instead of walking the HNSW graph (26 ms against 2 ms at
 //! 10k vectors). Exact searches of a tenant go through `vectors`' own tenant index instead (see
@@ -230,16 +230,37 @@ impl Ann {
             indexed: Mutex::new(BTreeSet::new()),
         };
         let tx = locked(client, "continuum:vector_ann").await?;
+        // Derived data: a table of an older shape (without the memory id) is dropped and
+        // filled again from `vectors` below.
+        let old_shape = tx
+            .query_opt(
+                "SELECT 1 FROM information_schema.tables t
+                 WHERE t.table_schema = current_schema() AND t.table_name = 'vector_ann'
+                   AND NOT EXISTS (SELECT 1 FROM information_schema.columns c
+                                   WHERE c.table_schema = t.table_schema
+                                     AND c.table_name = 'vector_ann' AND c.column_name = 'id')",
+                &[],
+            )
+            .await
+            .map_err(map_err)?
+            .is_some();
+        if old_shape {
+            tx.batch_execute("DROP TABLE vector_ann")
+                .await
+                .map_err(map_err)?;
+        }
         tx.batch_execute(&format!(
             "CREATE TABLE IF NOT EXISTS vector_ann (
                  rid       BIGINT  NOT NULL,
+                 id        UUID    NOT NULL,
                  model     TEXT    NOT NULL,
                  tenant    TEXT    NOT NULL,
                  dim       INTEGER NOT NULL,
                  embedding {}  NOT NULL,
                  PRIMARY KEY (rid, model),
                  FOREIGN KEY (rid, model) REFERENCES vectors (rid, model) ON DELETE CASCADE
-             )",
+             );
+             CREATE INDEX IF NOT EXISTS vector_ann_by_id ON vector_ann (id);",
             ann.ty(None)
         ))
         .await
@@ -278,17 +299,18 @@ impl Ann {
     async fn backfill(&self, client: &tokio_postgres::Client) -> Result<BTreeSet<usize>> {
         let mut dims = BTreeSet::new();
         let insert = format!(
-            "INSERT INTO vector_ann (rid, model, tenant, dim, embedding)
-             SELECT u.rid, u.model, u.tenant, u.dim, u.e::{}
-             FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::int[], $5::text[])
-                  AS u(rid, model, tenant, dim, e)
+            "INSERT INTO vector_ann (rid, id, model, tenant, dim, embedding)
+             SELECT u.rid, u.id, u.model, u.tenant, u.dim, u.e::{}
+             FROM UNNEST($1::bigint[], $6::uuid[], $2::text[], $3::text[], $4::int[], $5::text[])
+                  AS u(rid, id, model, tenant, dim, e)
              ON CONFLICT (rid, model) DO NOTHING",
             self.ty(None)
         );
         loop {
             let rows = client
                 .query(
-                    "SELECT v.rid, v.model, v.tenant, v.dim, v.vector FROM vectors v
+                    "SELECT v.rid, v.model, v.tenant, v.dim, v.vector, m.id
+                     FROM vectors v JOIN memories m ON m.rid = v.rid
                      WHERE NOT EXISTS
                        (SELECT 1 FROM vector_ann a WHERE a.rid = v.rid AND a.model = v.model)
                      LIMIT $1",
@@ -299,12 +321,19 @@ impl Ann {
             if rows.is_empty() {
                 return Ok(dims);
             }
-            let (mut rid, mut model, mut tenant, mut dim, mut e) =
-                (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            let (mut rid, mut model, mut tenant, mut dim, mut e, mut id) = (
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+                Vec::<uuid::Uuid>::new(),
+            );
             for r in &rows {
                 let d: i32 = r.get(3);
                 let v = continuum_core::embed::decode_vector(r.get::<_, &[u8]>(4), d.max(0) as _)?;
                 rid.push(r.get::<_, i64>(0));
+                id.push(r.get(5));
                 model.push(r.get::<_, String>(1));
                 tenant.push(r.get::<_, String>(2));
                 dim.push(d);
@@ -312,7 +341,7 @@ impl Ann {
                 e.push(literal(&v));
             }
             client
-                .execute(&insert, &[&rid, &model, &tenant, &dim, &e])
+                .execute(&insert, &[&rid, &model, &tenant, &dim, &e, &id])
                 .await
                 .map_err(map_err)?;
         }
