@@ -6,8 +6,8 @@
 //! builds pgvector for the machine's PostgreSQL and sets CONTINUUM_TEST_PGVECTOR=1, which makes
 //! a missing extension a failure rather than a skip).
 
-use continuum_core::MemoryStore;
 use continuum_core::time::Timestamp;
+use continuum_core::{MemoryId, MemoryStore};
 use continuum_engine::{RecallRequest, RememberRequest};
 use continuum_store_postgres::pgvector::{Mode, Status};
 use continuum_store_postgres::{PostgresOptions, PostgresStore};
@@ -49,6 +49,24 @@ impl Db {
             .get(0)
     }
 }
+
+/// An engine over `store` with the stand-in topic embedder.
+fn semantic(store: Arc<dyn MemoryStore>) -> continuum_engine::Engine {
+    engine(store)
+        .0
+        .with_embedder(Arc::new(TopicEmbedder::default()))
+}
+
+async fn fact(e: &continuum_engine::Engine, t: &continuum_core::TenantId, text: &str) -> MemoryId {
+    e.remember(t, RememberRequest::new(text, continuum_core::Source::Fact))
+        .await
+        .unwrap()
+        .id
+}
+
+/// The paraphrase the stand-in embedder links to the dog memory (no shared keyword).
+const FETCH: &str = "Which pet likes to play fetch?";
+const DOG: &str = "My dog adores chasing tennis balls.";
 
 /// A scratch schema on a server with pgvector, or `None` (after saying why) to skip.
 async fn db() -> Option<Db> {
@@ -113,30 +131,11 @@ async fn vectors_stored_without_pgvector_are_searched_once_it_is_on() {
     let t = tenant("t1");
     // Written while pgvector is off: only the store's own BYTEA copy exists.
     let off: Arc<dyn MemoryStore> = Arc::new(db.open(Mode::Off).await.unwrap());
-    let (e, _) = engine(off.clone());
-    let semantic = e.with_embedder(Arc::new(TopicEmbedder::default()));
-    let dog = semantic
-        .remember(
-            &t,
-            RememberRequest::new(
-                "My dog adores chasing tennis balls.",
-                continuum_core::Source::Fact,
-            ),
-        )
-        .await
-        .unwrap();
-    semantic
-        .remember(
-            &t,
-            RememberRequest::new(
-                "The quarterly budget review is on Thursday.",
-                continuum_core::Source::Fact,
-            ),
-        )
-        .await
-        .unwrap();
+    let writer = semantic(off);
+    let dog = fact(&writer, &t, DOG).await;
+    fact(&writer, &t, "The quarterly budget review is on Thursday.").await;
     assert_eq!(
-        semantic
+        writer
             .reindex(&t, false, &mut |_, _| {})
             .await
             .unwrap()
@@ -164,13 +163,11 @@ async fn vectors_stored_without_pgvector_are_searched_once_it_is_on() {
         .map(|r| r.get(0));
     let index = index.expect("an HNSW index for dimension 6");
     assert!(index.contains("hnsw"), "{index}");
-    let (e, _) = engine(on.clone());
-    let semantic = e.with_embedder(Arc::new(TopicEmbedder::default()));
-    let r = semantic
-        .recall(&t, &RecallRequest::new("Which pet likes to play fetch?"))
+    let r = semantic(on)
+        .recall(&t, &RecallRequest::new(FETCH))
         .await
         .unwrap();
-    assert_eq!(r.memories[0].id, dog.id, "{:?}", r.memories);
+    assert_eq!(r.memories[0].id, dog, "{:?}", r.memories);
     assert_eq!(r.semantic.as_ref().unwrap().embedded, 2);
     assert!(r.memories[0].signals.semantic > 0.99);
 }
@@ -184,8 +181,7 @@ async fn recall_ranks_alike_with_vectors_in_the_database_and_in_process() {
     let t = tenant("t1");
     let on: Arc<dyn MemoryStore> = Arc::new(db.open(Mode::On).await.unwrap());
     let off: Arc<dyn MemoryStore> = Arc::new(db.open(Mode::Off).await.unwrap());
-    let (writer, _) = engine(on.clone());
-    let writer = writer.with_embedder(Arc::new(TopicEmbedder::default()));
+    let writer = semantic(on.clone());
     let lines = [
         "We adopted a puppy last spring.",
         "The puppy loves to play fetch in the park.",
@@ -211,9 +207,10 @@ async fn recall_ranks_alike_with_vectors_in_the_database_and_in_process() {
     ] {
         let mut got = Vec::new();
         for store in [&on, &off] {
-            let (e, _) = engine(store.clone());
-            let e = e.with_embedder(Arc::new(TopicEmbedder::default()));
-            let r = e.recall(&t, &RecallRequest::new(query)).await.unwrap();
+            let r = semantic(store.clone())
+                .recall(&t, &RecallRequest::new(query))
+                .await
+                .unwrap();
             got.push(
                 r.memories
                     .iter()
@@ -280,26 +277,12 @@ async fn without_the_right_to_install_pgvector_auto_falls_back_and_on_refuses() 
             panic!("pgvector cannot be on here")
         };
         assert!(why.contains("could not be installed"), "{why}");
-        let store: Arc<dyn MemoryStore> = Arc::new(store);
-        let (e, _) = engine(store);
-        let e = e.with_embedder(Arc::new(TopicEmbedder::default()));
+        let e = semantic(Arc::new(store));
         let t = tenant("t1");
-        let dog = e
-            .remember(
-                &t,
-                RememberRequest::new(
-                    "My dog adores chasing tennis balls.",
-                    continuum_core::Source::Fact,
-                ),
-            )
-            .await
-            .unwrap();
+        let dog = fact(&e, &t, DOG).await;
         e.reindex(&t, false, &mut |_, _| {}).await.unwrap();
-        let r = e
-            .recall(&t, &RecallRequest::new("Which pet likes to play fetch?"))
-            .await
-            .unwrap();
-        assert_eq!(r.memories[0].id, dog.id, "vectors ranked in process");
+        let r = e.recall(&t, &RecallRequest::new(FETCH)).await.unwrap();
+        assert_eq!(r.memories[0].id, dog, "vectors ranked in process");
         let err = open(Mode::On)
             .await
             .err()
