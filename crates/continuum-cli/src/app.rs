@@ -59,6 +59,20 @@ pub struct Global {
     /// Largest text accepted (a message, a note, a query), in bytes.
     #[arg(long, global = true, env = "CONTINUUM_MAX_TEXT_BYTES", default_value_t = 1024 * 1024, value_name = "BYTES")]
     pub max_text_bytes: usize,
+    /// Vectors a tenant needs before semantic search goes through an HNSW graph (fewer are
+    /// all scanned, exactly).
+    #[arg(
+        long,
+        global = true,
+        env = "CONTINUUM_ANN_MIN_VECTORS",
+        default_value_t = 20_000,
+        value_name = "N"
+    )]
+    pub ann_min_vectors: usize,
+    /// Keep the HNSW graph in memory only, instead of saving it beside the SQLite file for the
+    /// next process.
+    #[arg(long, global = true, env = "CONTINUUM_NO_ANN_SNAPSHOTS")]
+    pub no_ann_snapshots: bool,
     /// Sentence embeddings for semantic recall: none, local (a model directory on disk) or
     /// openai (any OpenAI-compatible /v1/embeddings endpoint).
     #[arg(
@@ -104,6 +118,8 @@ impl Global {
     pub fn engine_config(&self) -> EngineConfig {
         EngineConfig {
             max_text_bytes: self.max_text_bytes,
+            ann_min_vectors: self.ann_min_vectors,
+            ann_snapshots: !self.no_ann_snapshots,
             ..EngineConfig::default()
         }
     }

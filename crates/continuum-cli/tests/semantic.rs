@@ -151,3 +151,60 @@ fn embedder_flags_fail_clearly() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("needs an embedder"), "{err}");
 }
+
+#[test]
+fn reindex_builds_the_vector_graph_that_recall_then_uses() {
+    let Some(model) = model_dir() else { return };
+    let d = tempfile::tempdir().unwrap();
+    remember_all(d.path());
+    let small = ["--ann-min-vectors", "3"];
+    let with = |args: &[&str]| -> Vec<String> {
+        small.iter().chain(args).map(|s| s.to_string()).collect()
+    };
+    let run_with = |args: &[&str]| {
+        let args = with(args);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(d.path(), Some(&model), &args)
+    };
+
+    let report = ok_json(run_with(&["reindex", "--json"]));
+    assert_eq!(report["vector_index"]["search"], "hnsw", "{report:#}");
+    assert_eq!(report["vector_index"]["graph_vectors"], 4);
+    let snapshot = PathBuf::from(report["vector_index"]["snapshot"].as_str().unwrap());
+    assert!(snapshot.exists(), "{}", snapshot.display());
+    assert!(
+        snapshot.starts_with(d.path().join("continuum.db-index")),
+        "{}",
+        snapshot.display()
+    );
+
+    // The next process (a one-shot recall) loads the saved graph and searches through it.
+    let r = ok_json(run_with(&["recall", "--json", QUERY]));
+    assert_eq!(r["semantic"]["search"], "hnsw", "{r:#}");
+    assert_eq!(top(&r).as_deref(), Some(TARGET));
+    // The default threshold (20,000) scans these four.
+    let r = ok_json(run(d.path(), Some(&model), &["recall", "--json", QUERY]));
+    assert_eq!(r["semantic"]["search"], "exact");
+    let doctor = ok_json(run_with(&["doctor", "--json"]));
+    let graph = doctor["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "vector graph")
+        .unwrap_or_else(|| panic!("{doctor:#}"));
+    assert!(
+        graph["detail"].as_str().unwrap().contains("1 saved"),
+        "{graph}"
+    );
+
+    // Forgetting deletes the saved graph with the memory.
+    let id = r["memories"][0]["id"].as_str().unwrap().to_string();
+    let (code, _, stderr) = run(d.path(), None, &["forget", &id]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        !snapshot.exists(),
+        "the graph file outlived a forgotten memory"
+    );
+    let r = ok_json(run_with(&["recall", "--json", QUERY]));
+    assert_ne!(top(&r).as_deref(), Some(TARGET));
+}

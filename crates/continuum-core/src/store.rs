@@ -411,6 +411,13 @@ pub trait MemoryStore: Send + Sync {
         false
     }
 
+    /// A directory beside the store where the engine may keep derived data that is slow to
+    /// rebuild (the vector neighbour graph), or `None` (in-memory stores, servers): it is then
+    /// rebuilt per process. Everything in it can be deleted at any time.
+    fn derived_dir(&self) -> Option<std::path::PathBuf> {
+        None
+    }
+
     /// The memories passing `filter` whose vectors of `model` have the largest dot product with
     /// `query` (a unit vector), best first, at most `limit`, with that dot product. Stores with
     /// an approximate index (HNSW) may miss a few of the exact best.

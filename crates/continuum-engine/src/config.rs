@@ -83,6 +83,13 @@ pub struct EngineConfig {
     /// Each memory's cosine is averaged with these shares of its session neighbours' cosines
     /// (1 place away, 2 places away, …).
     pub semantic_context: Vec<f64>,
+    /// Tenants with at least this many vectors search them through an approximate neighbour
+    /// graph (HNSW), built in the background; below, every vector is scanned (exact, and
+    /// cheap at that size). Stores that search vectors themselves (pgvector) ignore it.
+    pub ann_min_vectors: usize,
+    /// Save the neighbour graph beside the store (SQLite: `<file>-index/`), so the next
+    /// process loads it instead of rebuilding.
+    pub ann_snapshots: bool,
     /// Characters of a memory an embedder sees (local models read at most 256 tokens anyway).
     pub embed_max_chars: usize,
     pub hebbian: HebbianRule,
@@ -109,6 +116,8 @@ impl Default for EngineConfig {
             derived_index: true,
             semantic_candidates: 60,
             semantic_context: vec![0.3, 0.2],
+            ann_min_vectors: 20_000,
+            ann_snapshots: true,
             embed_max_chars: 4096,
             hebbian: HebbianRule::default(),
             fusion: FusionWeights::default(),

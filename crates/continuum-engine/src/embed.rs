@@ -162,6 +162,7 @@ impl Engine {
                 .drop_vectors_except(tenant, embedder.model())
                 .await?;
             self.vectors_changed(tenant);
+            self.drop_snapshots(tenant, Some((embedder.model(), embedder.dim())));
             n
         } else {
             0

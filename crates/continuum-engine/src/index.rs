@@ -22,6 +22,8 @@ pub(crate) struct Registry {
     /// Per tenant and model, how many memories have a vector, and when that was read, for
     /// stores that search vectors themselves (the index then holds none to count).
     vector_counts: Mutex<HashMap<(TenantId, String), (std::time::Instant, usize)>>,
+    /// Tenants whose vector graph is being built, loaded or saved in the background.
+    pub(crate) ann_jobs: Mutex<std::collections::HashSet<TenantId>>,
 }
 
 /// How long a vector count read from a store that searches vectors itself is reused. Writes
@@ -131,7 +133,7 @@ impl Engine {
                     return Ok(());
                 }
                 // A vector of another dimension under the same model name is left out.
-                index.set_vector(&v.id, &v.vector);
+                index.set_vector_at(&v.id, &v.vector, v.seq);
                 index.vec_seq = v.seq;
             }
             if !full {

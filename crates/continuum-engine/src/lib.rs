@@ -5,6 +5,7 @@
 //! validates input, runs the extractor, prepares write batches, ranks and assembles recall
 //! results. It holds no storage of its own: state lives behind [`MemoryStore`].
 
+mod ann;
 mod config;
 mod embed;
 mod export;
@@ -14,6 +15,7 @@ mod learn;
 mod recall;
 mod tenants;
 
+pub use ann::VectorIndexInfo;
 pub use config::{EngineConfig, GraphParams, SessionContextMode};
 pub use embed::{EmbeddingStatus, ReindexReport, WORKER_BACKOFF, WORKER_POLL};
 pub use export::{EXPORT_FORMAT, EXPORT_VERSION, ExportHeader, ExportRecord, ImportOutcome};
@@ -107,6 +109,13 @@ impl Engine {
         self
     }
 
+    /// The same engine (store, indexes, embedder) under another configuration, validated.
+    pub fn with_config(mut self, config: EngineConfig) -> Result<Self> {
+        config.validate()?;
+        self.config = config;
+        Ok(self)
+    }
+
     /// Replaces the extractor.
     pub fn with_extractor(mut self, extractor: Arc<dyn Extractor>) -> Self {
         self.extractor = extractor;
@@ -151,6 +160,10 @@ impl Engine {
     pub async fn forget(&self, tenant: &TenantId, what: &ForgetSelector) -> Result<u64> {
         let n = self.store.forget(tenant, what).await?;
         self.vectors_changed(tenant);
+        if n > 0 {
+            // A saved vector graph must not outlive the memories it holds.
+            self.drop_snapshots(tenant, None);
+        }
         match what {
             ForgetSelector::Ids(ids) if n == 0 => Err(Error::NotFound(match ids.as_slice() {
                 [one] => format!("no memory with id {one}"),

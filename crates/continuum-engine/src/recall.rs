@@ -98,6 +98,10 @@ pub struct SemanticUse {
     pub model: String,
     /// Memories of the tenant with a vector of the model (the rest were ranked without one).
     pub embedded: usize,
+    /// How the nearest vectors were found: `hnsw` (the tenant's neighbour graph proposes them;
+    /// a filter too narrow for it falls back to a scan), `exact`
+    /// (every vector scanned) or `store` (the store's own search, e.g. pgvector).
+    pub search: String,
     /// Why vectors were not used for this recall (the embedder failed), if so.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -320,6 +324,12 @@ impl Engine {
         let mut info = SemanticUse {
             model: embedder.model().to_string(),
             embedded: 0,
+            search: if self.store.searches_vectors() {
+                "store"
+            } else {
+                "exact"
+            }
+            .into(),
             error: None,
         };
         if !self.config.derived_index {
@@ -395,6 +405,7 @@ impl Engine {
         } else {
             self.catch_up_vectors(tenant, embedder.model(), &slot)
                 .await?;
+            self.tend_vector_index(tenant, &slot)?;
             let guard = slot
                 .read()
                 .map_err(|_| Error::Internal("index lock poisoned".into()))?;
@@ -402,6 +413,9 @@ impl Engine {
                 return Ok((HashMap::new(), Some(info)));
             };
             info.embedded = ix.vector_count();
+            if ix.ann().is_some() {
+                info.search = "hnsw".into();
+            }
             ix.semantic_search(&qv, &weights, &req.filter, limit, &known)
         };
         let mut raw: HashMap<MemoryId, f64> =

@@ -88,6 +88,7 @@ impl Engine {
         let keys = self.store.list_keys(Some(tenant)).await?;
         let memories = self.store.forget(tenant, &ForgetSelector::All).await?;
         self.vectors_changed(tenant);
+        self.drop_snapshots(tenant, None);
         if memories == 0 && keys.iter().all(|k| k.revoked_at.is_some()) {
             return Err(Error::NotFound(format!(
                 "no tenant {tenant} (nothing stored, no key that is not revoked)"

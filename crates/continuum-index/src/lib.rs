@@ -7,12 +7,16 @@
 //! accumulator, which costs O(postings of the query terms) with a tiny constant and no SQL.
 //!
 //! Sentence vectors of one model live beside the text, one per document at most, held as 8-bit
-//! integers with a scale per vector and scanned exhaustively (a dot product per embedded
-//! document, no approximate neighbour graph); the engine feeds them from the store's vector log.
+//! integers with a scale per vector; the engine feeds them from the store's vector log. They
+//! are scanned exhaustively (a dot product per embedded document) unless an approximate
+//! neighbour graph ([`ann::Ann`]) is attached, which the engine does above a size threshold;
+//! the graph can be saved and loaded (it is the one part worth persisting: it takes minutes
+//! to build at 100k vectors, the rest seconds).
 //!
-//! Not here: persistence of the index itself (it is rebuilt per process).
+//! Not here: persistence of the text index itself (it is rebuilt per process).
 
 mod analyze;
+pub mod ann;
 
 pub use analyze::{Analyzer, TermId};
 
@@ -119,9 +123,56 @@ pub struct TextIndex {
     live_vectors: u32,
     /// The vector-log position this index reflects.
     pub vec_seq: u64,
+    /// Per vector slot, the vector-log position of its vector.
+    vec_seqs: Vec<u64>,
+    /// The approximate neighbour graph over the vectors, when one is attached.
+    ann: Option<ann::Ann>,
+}
+
+/// What a neighbour graph lacks against an index: vectors to (re)insert and memories to drop,
+/// up to the vector-log position `seq` (see [`TextIndex::ann_backlog`]).
+#[derive(Debug, Default)]
+pub struct AnnBacklog {
+    pub insert: Vec<(MemoryId, Vec<i8>)>,
+    pub remove: Vec<MemoryId>,
+    pub seq: u64,
+}
+
+impl AnnBacklog {
+    pub fn len(&self) -> usize {
+        self.insert.len() + self.remove.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Applies it to `graph`; `progress` hears how many vectors went in so far.
+    pub fn apply_to(
+        &self,
+        graph: &mut ann::Ann,
+        progress: impl Fn(usize) + Sync,
+    ) -> continuum_core::Result<()> {
+        for id in &self.remove {
+            graph.forget(id)?;
+        }
+        let items: Vec<(MemoryId, &[i8])> = self
+            .insert
+            .iter()
+            .map(|(id, v)| (*id, v.as_slice()))
+            .collect();
+        graph.insert_many(&items, progress)?;
+        graph.synced_seq = graph.synced_seq.max(self.seq);
+        Ok(())
+    }
 }
 
 const NO_VECTOR: u32 = u32::MAX;
+
+/// A semantic search's best documents, and the scores of the extra ids asked about.
+pub type SemanticHits = (Vec<Scored>, Vec<(MemoryId, f32)>);
+/// The neighbour graph proposes this many candidates per result wanted.
+const ANN_POOL: usize = 2;
 
 impl TextIndex {
     pub fn new() -> Self {
@@ -208,6 +259,13 @@ impl TextIndex {
     /// Sets (or replaces) the vector of a document. False when the document is unknown or
     /// forgotten, or the vector's dimension differs from the vectors already held.
     pub fn set_vector(&mut self, id: &MemoryId, vector: &[f32]) -> bool {
+        let seq = self.vec_seq + 1;
+        self.set_vector_at(id, vector, seq)
+    }
+
+    /// [`Self::set_vector`] for a vector at position `seq` of the store's vector log (which
+    /// the index then reflects up to there).
+    pub fn set_vector_at(&mut self, id: &MemoryId, vector: &[f32], seq: u64) -> bool {
         let Some(&ord) = self.by_id.get(id) else {
             return false;
         };
@@ -215,7 +273,14 @@ impl TextIndex {
             return false;
         }
         self.dim = vector.len();
+        self.vec_seq = self.vec_seq.max(seq);
         let (q, scale) = quantize(vector);
+        if let Some(graph) = &mut self.ann
+            && graph.insert(*id, &q).is_err()
+        {
+            // Derived data: without the graph, search scans, and the engine builds it again.
+            self.ann = None;
+        }
         let slot = self.vec_of[ord as usize];
         if slot == NO_VECTOR {
             self.vec_of[ord as usize] = self.vec_doc.len() as u32;
@@ -223,12 +288,83 @@ impl TextIndex {
             self.live_vectors += 1;
             self.vectors.extend_from_slice(&q);
             self.vec_scale.push(scale);
+            self.vec_seqs.push(seq);
         } else {
             let at = slot as usize * self.dim;
             self.vectors[at..at + self.dim].copy_from_slice(&q);
             self.vec_scale[slot as usize] = scale;
+            self.vec_seqs[slot as usize] = seq;
         }
         true
+    }
+
+    /// The dimension of the vectors held (0: none yet).
+    pub fn vector_dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The attached neighbour graph, if any.
+    pub fn ann(&self) -> Option<&ann::Ann> {
+        self.ann.as_ref()
+    }
+
+    pub fn ann_mut(&mut self) -> Option<&mut ann::Ann> {
+        self.ann.as_mut()
+    }
+
+    /// Detaches the neighbour graph (search scans again).
+    pub fn take_ann(&mut self) -> Option<ann::Ann> {
+        self.ann.take()
+    }
+
+    /// What `graph` lacks to answer for this index: the vectors it does not hold or holds in
+    /// an older version (written after its [`ann::Ann::synced_seq`]), and the memories it
+    /// holds that are forgotten here. Copies the vectors, so it can be applied without a lock
+    /// on the index.
+    pub fn ann_backlog(&self, graph: &ann::Ann) -> AnnBacklog {
+        let mut out = AnnBacklog {
+            seq: self.vec_seq,
+            ..AnnBacklog::default()
+        };
+        if graph.dim() != self.dim {
+            return out;
+        }
+        for (slot, &d) in self.vec_doc.iter().enumerate() {
+            if self.lens[d as usize] == DEAD {
+                continue;
+            }
+            let id = self.docs[d as usize].head.id;
+            if !graph.contains(&id) || self.vec_seqs[slot] > graph.synced_seq {
+                let v = &self.vectors[slot * self.dim..(slot + 1) * self.dim];
+                out.insert.push((id, v.to_vec()));
+            }
+        }
+        out.remove = graph
+            .ids()
+            .filter(|id| {
+                self.by_id
+                    .get(id)
+                    .is_none_or(|&d| self.vec_of[d as usize] == NO_VECTOR)
+            })
+            .copied()
+            .collect();
+        out
+    }
+
+    /// Attaches a neighbour graph after bringing it up to this index (see
+    /// [`Self::ann_backlog`]: cheap when the caller applied most of it beforehand). Semantic
+    /// search then asks the graph for candidates instead of scanning.
+    pub fn attach_ann(&mut self, mut graph: ann::Ann) -> continuum_core::Result<()> {
+        if graph.dim() != self.dim {
+            return Err(continuum_core::Error::Internal(format!(
+                "vector index: a graph of {} dimensions for vectors of {}",
+                graph.dim(),
+                self.dim
+            )));
+        }
+        self.ann_backlog(&graph).apply_to(&mut graph, |_| {})?;
+        self.ann = Some(graph);
+        Ok(())
     }
 
     /// Live documents that have a vector.
@@ -252,6 +388,9 @@ impl TextIndex {
         if self.dim == 0 || query.len() != self.dim || self.vec_doc.is_empty() {
             return (Vec::new(), Vec::new());
         }
+        if let Some(found) = self.semantic_search_ann(query, weights, filter, limit, also) {
+            return found;
+        }
         let mut raw = vec![f32::NAN; self.docs.len()];
         for (slot, &d) in self.vec_doc.iter().enumerate() {
             if self.lens[d as usize] == DEAD {
@@ -261,6 +400,69 @@ impl TextIndex {
             raw[d as usize] = dot_i8(query, v) * self.vec_scale[slot];
         }
         self.rank_semantic(&raw, &self.vec_doc, weights, filter, limit, also)
+    }
+
+    /// [`Self::semantic_search`] through the neighbour graph: its nearest `limit` passing the
+    /// filter are the candidates, scored again (with their session neighbours and `also`)
+    /// from the index's own vectors. `None` (scan instead) without a graph, or when the graph
+    /// found fewer candidates than wanted (a narrow filter: the scan is exact and then cheap).
+    fn semantic_search_ann(
+        &self,
+        query: &[f32],
+        weights: &[f32],
+        filter: &MemoryFilter,
+        limit: usize,
+        also: &[MemoryId],
+    ) -> Option<SemanticHits> {
+        let graph = self.ann.as_ref()?;
+        if graph.dim() != self.dim {
+            return None;
+        }
+        let (q8, _) = quantize(query);
+        let keep = |id: &MemoryId| {
+            self.by_id.get(id).is_some_and(|&d| {
+                self.vec_of[d as usize] != NO_VECTOR
+                    && (filter.is_empty() || filter.matches_head(&self.docs[d as usize].head))
+            })
+        };
+        // A wider pool than `limit`: session neighbours move documents up and down.
+        let pool = (limit * ANN_POOL).max(64);
+        let near = graph.search(&q8, pool, keep).ok()?;
+        if near.len() < pool.min(self.live_vectors as usize) {
+            return None;
+        }
+        let docs: Vec<u32> = near
+            .iter()
+            .filter_map(|id| self.by_id.get(id).copied())
+            .collect();
+        let mut raw = vec![f32::NAN; self.docs.len()];
+        let steps = weights.len() as i32;
+        let also_docs = also.iter().filter_map(|id| self.by_id.get(id).copied());
+        for d in docs.iter().copied().chain(also_docs) {
+            for o in std::iter::once(0).chain((1..=steps).flat_map(|s| [-s, s])) {
+                let n = if o == 0 {
+                    Some(d)
+                } else {
+                    self.session_neighbour(d, o)
+                };
+                if let Some(n) = n
+                    && raw[n as usize].is_nan()
+                {
+                    raw[n as usize] = self.cosine_of(n, query);
+                }
+            }
+        }
+        Some(self.rank_semantic(&raw, &docs, weights, filter, limit, also))
+    }
+
+    /// The query's cosine with a live document's vector (NaN: none).
+    fn cosine_of(&self, d: u32, query: &[f32]) -> f32 {
+        let slot = self.vec_of[d as usize];
+        if slot == NO_VECTOR || self.lens[d as usize] == DEAD {
+            return f32::NAN;
+        }
+        let at = slot as usize * self.dim;
+        dot_i8(query, &self.vectors[at..at + self.dim]) * self.vec_scale[slot as usize]
     }
 
     /// The same ranking as [`Self::semantic_search`] over scores computed elsewhere (a store
@@ -417,6 +619,11 @@ impl TextIndex {
                 }
             }
             self.by_id.remove(id);
+            if let Some(graph) = &mut self.ann
+                && graph.forget(id).is_err()
+            {
+                self.ann = None;
+            }
         }
     }
 
@@ -817,6 +1024,144 @@ mod tests {
         assert_eq!(extra.len(), 1, "only 2 of the extra ids has a vector");
         assert_eq!(extra[0].0, id[1]);
         assert_eq!(ix.vector_count(), 2);
+    }
+
+    /// Clustered unit vectors (like sentence embeddings, unlike uniform noise): `n` documents
+    /// in sessions of 20, each near one of 40 centres. Deterministic.
+    fn clustered(n: usize, dim: usize) -> (TextIndex, Vec<MemoryId>, Vec<Vec<f32>>) {
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+        };
+        let centres: Vec<Vec<f32>> = (0..40)
+            .map(|_| (0..dim).map(|_| next()).collect())
+            .collect();
+        let mut a = Analyzer::new();
+        let mut ix = TextIndex::new();
+        let (mut ids, mut vecs) = (Vec::new(), Vec::new());
+        for i in 0..n {
+            let d = in_session(doc(i as i64 + 1, "text", &[]), &format!("s{}", i / 20));
+            ids.push(d.head.id);
+            ix.add(&mut a, d);
+            let c = &centres[(i * 7) % centres.len()];
+            let mut v: Vec<f32> = c.iter().map(|x| x + 0.6 * next()).collect();
+            continuum_core::embed::normalize(&mut v);
+            assert!(ix.set_vector_at(&ids[i], &v, i as u64 + 1));
+            vecs.push(v);
+        }
+        (ix, ids, vecs)
+    }
+
+    fn graph_for(ix: &TextIndex) -> ann::Ann {
+        let mut g = ann::Ann::new(ix.vector_dim(), ix.vector_count()).unwrap();
+        ix.ann_backlog(&g).apply_to(&mut g, |_| {}).unwrap();
+        g
+    }
+
+    fn top_ids(hits: &[Scored]) -> Vec<MemoryId> {
+        hits.iter().map(|h| h.head.id).collect()
+    }
+
+    #[test]
+    fn the_graph_finds_what_the_exact_scan_finds() {
+        let (mut ix, ids, vecs) = clustered(3000, 48);
+        let all = MemoryFilter::default();
+        let queries: Vec<&Vec<f32>> = vecs.iter().step_by(61).collect();
+        let exact: Vec<_> = queries
+            .iter()
+            .map(|q| ix.semantic_search(q, &[0.3, 0.2], &all, 10, &ids[..3]))
+            .collect();
+        let g = graph_for(&ix);
+        assert_eq!(g.len(), 3000);
+        ix.attach_ann(g).unwrap();
+        let (mut found, mut wanted) = (0, 0);
+        for (q, (want, want_extra)) in queries.iter().zip(&exact) {
+            let (got, extra) = ix.semantic_search(q, &[0.3, 0.2], &all, 10, &ids[..3]);
+            let got = top_ids(&got);
+            found += top_ids(want).iter().filter(|id| got.contains(id)).count();
+            wanted += want.len();
+            // Scores of the other signals' candidates do not depend on the graph.
+            assert_eq!(&extra, want_extra);
+        }
+        let recall = found as f64 / wanted as f64;
+        assert!(
+            recall >= 0.9,
+            "top-10 agreement with the exact scan: {recall:.3}"
+        );
+    }
+
+    #[test]
+    fn the_graph_follows_new_replaced_and_forgotten_vectors() {
+        let (mut ix, ids, vecs) = clustered(600, 32);
+        let g = graph_for(&ix);
+        ix.attach_ann(g).unwrap();
+        let all = MemoryFilter::default();
+        let q = &vecs[5];
+        let (top, _) = ix.semantic_search(q, &[], &all, 5, &[]);
+        assert_eq!(top[0].head.id, ids[5]);
+        // Forgotten: gone from the graph and from results.
+        ix.remove(&ids[5]);
+        assert!(!ix.ann().unwrap().contains(&ids[5]));
+        let (top, _) = ix.semantic_search(q, &[], &all, 5, &[]);
+        assert!(!top_ids(&top).contains(&ids[5]));
+        // Replaced: a far document given the query's vector comes first.
+        assert!(ix.set_vector(&ids[300], q));
+        let (top, _) = ix.semantic_search(q, &[], &all, 5, &[]);
+        assert_eq!(top[0].head.id, ids[300]);
+        assert!(top[0].score > 0.99);
+        // A filter applies to the graph's candidates.
+        let one = MemoryFilter {
+            session: Some(continuum_core::SessionId::new("s3").unwrap()),
+            ..MemoryFilter::default()
+        };
+        let (top, _) = ix.semantic_search(q, &[], &one, 5, &[]);
+        assert_eq!(top.len(), 5);
+        assert!(
+            top.iter()
+                .all(|h| h.head.session.as_ref().unwrap().as_str() == "s3")
+        );
+    }
+
+    #[test]
+    fn a_saved_graph_loads_and_catches_up() {
+        let (mut ix, ids, vecs) = clustered(800, 32);
+        let g = graph_for(&ix);
+        let bytes = g.to_bytes().unwrap();
+        assert!(
+            ann::Ann::from_bytes(&bytes, 16).is_err(),
+            "another dimension"
+        );
+        assert!(
+            ann::Ann::from_bytes(&bytes[..bytes.len() - 1], 32).is_err(),
+            "truncated"
+        );
+        assert!(ann::Ann::from_bytes(b"CTMANN01 and then nonsense", 32).is_err());
+        // After the save: one vector replaced, one memory forgotten, one memory added.
+        assert!(ix.set_vector_at(&ids[10], &vecs[700], 801));
+        ix.remove(&ids[20]);
+        let mut a = Analyzer::new();
+        let late = in_session(doc(5000, "text", &[]), "s0");
+        let late_id = late.head.id;
+        ix.add(&mut a, late);
+        assert!(ix.set_vector_at(&late_id, &vecs[400], 802));
+        let loaded = ann::Ann::from_bytes(&bytes, 32).unwrap();
+        assert_eq!(loaded.len(), 800);
+        assert_eq!(loaded.synced_seq, 800);
+        let backlog = ix.ann_backlog(&loaded);
+        let inserted: Vec<MemoryId> = backlog.insert.iter().map(|(id, _)| *id).collect();
+        assert_eq!(inserted, vec![ids[10], late_id]);
+        assert_eq!(backlog.remove, vec![ids[20]]);
+        ix.attach_ann(loaded).unwrap();
+        assert!(ix.ann_backlog(ix.ann().unwrap()).is_empty());
+        let all = MemoryFilter::default();
+        let (top, _) = ix.semantic_search(&vecs[400], &[], &all, 3, &[]);
+        let top = top_ids(&top);
+        assert!(top.contains(&late_id) && top.contains(&ids[400]), "{top:?}");
+        let (top, _) = ix.semantic_search(&vecs[20], &[], &all, 10, &[]);
+        assert!(!top_ids(&top).contains(&ids[20]));
     }
 
     #[test]

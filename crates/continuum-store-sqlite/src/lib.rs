@@ -817,6 +817,14 @@ impl MemoryStore for SqliteStore {
         "sqlite"
     }
 
+    /// `<database file>-index`, beside the database (its WAL and shared-memory files sit there
+    /// too).
+    fn derived_dir(&self) -> Option<PathBuf> {
+        let mut name = self.path.file_name()?.to_os_string();
+        name.push("-index");
+        Some(self.path.with_file_name(name))
+    }
+
     async fn apply(
         &self,
         tenant: &TenantId,

@@ -93,6 +93,29 @@ pub async fn doctor(g: &Global) -> Result<()> {
                     },
                 });
             }
+            if !matches!(store, crate::app::Backend::Postgres(_)) {
+                let graphs = engine.saved_vector_graphs(&tenant);
+                let bytes: u64 = graphs.iter().map(|(_, b)| b).sum();
+                checks.push(Check {
+                    name: "vector graph",
+                    ok: true,
+                    detail: format!(
+                        "HNSW from {} vectors per tenant, exact scan below; {}",
+                        engine.config().ann_min_vectors,
+                        match graphs.first() {
+                            None => "none saved for this tenant".to_string(),
+                            Some((p, _)) => format!(
+                                "{} saved ({:.1} MiB, {})",
+                                graphs.len(),
+                                bytes as f64 / (1024.0 * 1024.0),
+                                p.parent()
+                                    .map(|d| d.display().to_string())
+                                    .unwrap_or_default()
+                            ),
+                        }
+                    ),
+                });
+            }
             checks.push(Check {
                 name: "tenant",
                 ok: true,

@@ -34,8 +34,18 @@ pub async fn reindex(g: &Global, a: ReindexArgs) -> Result<()> {
         .await;
     pb.finish_and_clear();
     let report = report?;
+    // Then the neighbour graph (large tenants only), saved so the next process loads it.
+    build_graph(&engine, &tenant, g.json).await?;
+    let vector_index = engine.vector_index_info(&tenant)?;
     if g.json {
-        return output::json(&report);
+        return output::json(&serde_json::json!({
+            "model": report.model,
+            "dim": report.dim,
+            "embedded": report.embedded,
+            "pruned": report.pruned,
+            "seconds": report.seconds,
+            "vector_index": vector_index,
+        }));
     }
     let rate = if report.seconds > 0.0 {
         report.embedded as f64 / report.seconds
@@ -49,7 +59,42 @@ pub async fn reindex(g: &Global, a: ReindexArgs) -> Result<()> {
     if a.prune {
         println!("deleted {} vectors of other models", report.pruned);
     }
+    match vector_index.graph_vectors {
+        Some(n) => println!(
+            "vector graph (HNSW): {n} vectors{}",
+            vector_index
+                .snapshot
+                .map(|p| format!(", saved to {p}"))
+                .unwrap_or_default()
+        ),
+        None => println!(
+            "vector search scans every vector (a graph is built from {} vectors)",
+            vector_index.min_vectors
+        ),
+    }
     Ok(())
+}
+
+/// Builds (or loads and catches up) the tenant's HNSW graph with a progress bar; its size, or
+/// `None` below the threshold.
+pub async fn build_graph(
+    engine: &Engine,
+    tenant: &continuum_core::TenantId,
+    quiet: bool,
+) -> Result<Option<usize>> {
+    let pb = output::progress(0, "vector graph", quiet);
+    let bar = pb.clone();
+    let built = engine
+        .build_vector_index(
+            tenant,
+            std::sync::Arc::new(move |done, total| {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            }),
+        )
+        .await;
+    pb.finish_and_clear();
+    Ok(built?)
 }
 
 /// Starts the embedding worker when an embedder is configured; its errors go to stderr.

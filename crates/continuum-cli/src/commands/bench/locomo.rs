@@ -441,6 +441,11 @@ async fn evaluate(
     let mut results: Vec<(u64, Vec<f64>, Vec<bool>)> = Vec::new();
     let mut latencies = Vec::new();
     for c in convs {
+        // Conversations of `--ann-min-vectors` vectors or more are searched through the HNSW
+        // graph: build it first, so every question sees the same search.
+        engine
+            .build_vector_index(&c.tenant, std::sync::Arc::new(|_, _| {}))
+            .await?;
         for q in &c.questions {
             let req = RecallRequest {
                 query: q.text.clone(),

@@ -285,6 +285,13 @@ struct SizeResult {
     /// With an embedder: recall latency including embedding the query.
     #[serde(skip_serializing_if = "Option::is_none")]
     semantic_recall_with_query_ms: Option<Latency>,
+    /// With an embedder, at sizes of `--ann-min-vectors` (global flag) and up: seconds to build the HNSW
+    /// graph over every vector, and recall latency through it (query vector cached). The
+    /// two figures above are then those of the exact scan.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    graph_build_secs: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    semantic_recall_graph_ms: Option<Latency>,
 }
 
 #[derive(Debug, Serialize)]
@@ -308,6 +315,7 @@ pub async fn throughput(g: &Global, a: ThroughputArgs) -> Result<()> {
     let scratch = super::Scratch::new(g, a.dir.as_deref())?;
     let mut config = g.engine_config();
     super::set_context_mode(&mut config, a.context_mode.as_deref());
+
     let (engine, store) = g.open_location(&scratch.location, config).await?;
     let semantic = match g.embedder_settings()?.build().await? {
         Some(e) => {
@@ -367,6 +375,7 @@ pub async fn throughput(g: &Global, a: ThroughputArgs) -> Result<()> {
             ms.push(t0.elapsed().as_secs_f64() * 1000.0);
         }
         let (mut embed_per_sec, mut sem_ms, mut sem_q_ms) = (None, None, None);
+        let (mut graph_secs, mut graph_ms) = (None, None);
         if let Some((sem, cache)) = &semantic {
             let epb = output::progress(0, "embedding", g.json);
             let r = sem
@@ -378,21 +387,45 @@ pub async fn throughput(g: &Global, a: ThroughputArgs) -> Result<()> {
             epb.finish_and_clear();
             embed_per_sec = Some(r.embedded as f64 / r.seconds.max(1e-9));
             let queries: Vec<String> = (0..a.queries).map(|_| text_gen.query()).collect();
+            // First the exact scan: no graph is built by this engine's recalls.
+            let exact = sem.clone().with_config(continuum_engine::EngineConfig {
+                ann_min_vectors: usize::MAX,
+                ..sem.config().clone()
+            })?;
             let (mut with_q, mut without) = (Vec::new(), Vec::new());
             for q in &queries {
                 let t0 = Instant::now();
-                sem.recall(&tenant, &RecallRequest::new(q.clone())).await?;
+                exact
+                    .recall(&tenant, &RecallRequest::new(q.clone()))
+                    .await?;
                 with_q.push(t0.elapsed().as_secs_f64() * 1000.0);
             }
             // Now every query's vector is cached: the same recalls without embedding.
             for q in &queries {
                 let t0 = Instant::now();
-                sem.recall(&tenant, &RecallRequest::new(q.clone())).await?;
+                exact
+                    .recall(&tenant, &RecallRequest::new(q.clone()))
+                    .await?;
                 without.push(t0.elapsed().as_secs_f64() * 1000.0);
             }
-            cache.clear();
             sem_ms = Some(latency(without));
             sem_q_ms = Some(latency(with_q));
+            let t0 = Instant::now();
+            let built = crate::commands::reindex::build_graph(sem, &tenant, g.json).await?;
+            if built.is_some() {
+                graph_secs = Some(t0.elapsed().as_secs_f64());
+                let mut through = Vec::new();
+                for q in &queries {
+                    let t0 = Instant::now();
+                    let r = sem.recall(&tenant, &RecallRequest::new(q.clone())).await?;
+                    through.push(t0.elapsed().as_secs_f64() * 1000.0);
+                    if r.semantic.as_ref().map(|s| s.search.as_str()) != Some("hnsw") {
+                        return Err(Error::Internal("the vector graph was not used".into()).into());
+                    }
+                }
+                graph_ms = Some(latency(through));
+            }
+            cache.clear();
         }
         let bytes = store.disk_bytes(&engine, &tenant).await?;
         results.push(SizeResult {
@@ -403,6 +436,8 @@ pub async fn throughput(g: &Global, a: ThroughputArgs) -> Result<()> {
             embed_per_sec,
             semantic_recall_ms: sem_ms,
             semantic_recall_with_query_ms: sem_q_ms,
+            graph_build_secs: graph_secs,
+            semantic_recall_graph_ms: graph_ms,
         });
     }
     pb.finish_and_clear();
@@ -466,6 +501,21 @@ pub async fn throughput(g: &Global, a: ThroughputArgs) -> Result<()> {
                     "{:>10}  {:>12.1}  {:>12.3}  {:>12.3}  {:>16.3}",
                     r.memories, e, s.p50, s.p95, q.p50
                 );
+            }
+        }
+        if report.sizes.iter().any(|r| r.graph_build_secs.is_some()) {
+            println!("through the vector graph (HNSW), query vector cached:");
+            println!(
+                "{:>10}  {:>12}  {:>12}  {:>12}",
+                "memories", "build s", "p50 ms", "p95 ms"
+            );
+            for r in &report.sizes {
+                if let (Some(b), Some(s)) = (r.graph_build_secs, &r.semantic_recall_graph_ms) {
+                    println!(
+                        "{:>10}  {:>12.1}  {:>12.3}  {:>12.3}",
+                        r.memories, b, s.p50, s.p95
+                    );
+                }
             }
         }
     }
