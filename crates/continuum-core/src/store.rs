@@ -152,6 +152,8 @@ pub struct IndexDoc {
     pub head: MemoryHead,
     pub content: String,
     pub concepts: Vec<String>,
+    /// Who said it: the memory's `metadata.speaker`, when that is a string.
+    pub speaker: Option<String>,
 }
 
 /// A memory with a lexical (BM25) score; higher is better.

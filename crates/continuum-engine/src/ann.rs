@@ -257,11 +257,13 @@ impl Engine {
             }
             // A saved graph that needs little catching up is attached now, so that even a
             // one-shot command searches through it: a file read and a few inserts.
-            if !has_graph
-                && let Some(p) = &path
-                && try_attach_saved(slot, p, dim).unwrap_or(false)
-            {
-                self.release_job(tenant);
+            let attached = !has_graph
+                && path
+                    .as_ref()
+                    .is_some_and(|p| try_attach_saved(slot, p, dim).unwrap_or(false));
+            self.release_job(tenant);
+            // One build at a time per engine: each uses every core while it runs.
+            if attached || !self.claim_job_alone(tenant)? {
                 return Ok(());
             }
             let (engine, tenant, slot) = (self.clone(), tenant.clone(), slot.clone());
@@ -297,6 +299,12 @@ impl Engine {
             .lock()
             .map_err(poisoned)?
             .insert(tenant.clone()))
+    }
+
+    /// [`Self::claim_job`] when no other tenant's job runs either.
+    fn claim_job_alone(&self, tenant: &TenantId) -> Result<bool> {
+        let mut jobs = self.indexes.ann_jobs.lock().map_err(poisoned)?;
+        Ok(jobs.is_empty() && jobs.insert(tenant.clone()))
     }
 
     fn release_job(&self, tenant: &TenantId) {

@@ -75,6 +75,9 @@ pub struct EngineConfig {
     /// `neighbour_field_weight` (BM25F); `spread` adds shares of the neighbours' scores.
     pub session_context_mode: SessionContextMode,
     pub neighbour_field_weight: f64,
+    /// In `expand` mode, memories whose speaker (`metadata.speaker`) the query names score
+    /// `1 + speaker_boost` times their lexical score.
+    pub speaker_boost: f64,
     /// Rank with the engine's derived in-memory index (true) or with the store's own full-text
     /// search (false: no build cost, slower per query at scale).
     pub derived_index: bool,
@@ -113,6 +116,7 @@ impl Default for EngineConfig {
             session_context: vec![0.6, 0.3],
             session_context_mode: SessionContextMode::Expand,
             neighbour_field_weight: 0.7,
+            speaker_boost: 1.0,
             derived_index: true,
             semantic_candidates: 60,
             semantic_context: vec![0.3, 0.2],
@@ -131,6 +135,9 @@ impl EngineConfig {
         let bad = |m: &str| Err(Error::InvalidInput(format!("invalid configuration: {m}")));
         if self.max_text_bytes == 0 {
             return bad("max_text_bytes must be positive");
+        }
+        if !(0.0..=10.0).contains(&self.speaker_boost) {
+            return bad("speaker_boost must lie in [0, 10]");
         }
         if self.graph.depth > 2 {
             return bad("graph.depth may be at most 2");

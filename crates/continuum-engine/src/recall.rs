@@ -169,6 +169,7 @@ impl Engine {
                     &terms,
                     &weights,
                     self.config.neighbour_field_weight as f32,
+                    self.config.speaker_boost as f32,
                     filter,
                     limit,
                 ),

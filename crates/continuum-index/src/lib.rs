@@ -125,6 +125,8 @@ pub struct TextIndex {
     pub vec_seq: u64,
     /// Per vector slot, the vector-log position of its vector.
     vec_seqs: Vec<u64>,
+    /// Per document, the terms of its speaker's name (`metadata.speaker`), if any.
+    speakers: Vec<Box<[TermId]>>,
     /// The approximate neighbour graph over the vectors, when one is attached.
     ann: Option<ann::Ann>,
 }
@@ -168,6 +170,8 @@ impl AnnBacklog {
 }
 
 const NO_VECTOR: u32 = u32::MAX;
+/// Words of a speaker's name that are kept (a first name, a surname, one more).
+const MAX_SPEAKER_TERMS: usize = 3;
 
 /// A semantic search's best documents, and the scores of the extra ids asked about.
 pub type SemanticHits = (Vec<Scored>, Vec<(MemoryId, f32)>);
@@ -208,6 +212,12 @@ impl TextIndex {
         }
         let ord = self.docs.len() as u32;
         let mut ids = Vec::with_capacity(64);
+        let mut speaker = Vec::new();
+        if let Some(name) = &doc.speaker {
+            analyzer.term_ids(name, &mut speaker);
+            speaker.truncate(MAX_SPEAKER_TERMS);
+        }
+        self.speakers.push(speaker.into_boxed_slice());
         analyzer.term_ids(&doc.content, &mut ids);
         let len = ids.len() as u32;
         // Term frequencies by sorting ids: no map per document.
@@ -647,11 +657,17 @@ impl TextIndex {
     ///
     /// For speed the two-field score is computed for the strongest own-text matches (at least
     /// 256) and their neighbours only; other documents keep their own-text BM25.
+    ///
+    /// A document whose speaker the query names (a query term among the words of its
+    /// `speaker`) scores `1 + speaker_boost` times as much: "what did Anna say about …" is
+    /// mostly about Anna's own turns, yet her name is too common in her conversations to weigh
+    /// anything as a term.
     pub fn search_expanded(
         &self,
         terms: &[TermId],
         weights: &[f32],
         field_weight: f32,
+        speaker_boost: f32,
         filter: &MemoryFilter,
         limit: usize,
     ) -> Vec<Scored> {
@@ -670,6 +686,7 @@ impl TextIndex {
             .flat_map(|(i, w)| [(-(i as i32) - 1, *w), (i as i32 + 1, *w)])
             .collect();
         if steps.is_empty() || field_weight <= 0.0 {
+            self.boost_speakers(terms, speaker_boost, &touched, &mut scores);
             return self.best(touched, &scores, filter, limit);
         }
         // 2. Candidates: the strongest matches and their neighbours.
@@ -739,6 +756,7 @@ impl TextIndex {
             }
             scores[c as usize] = scores[c as usize].max(expanded[k]);
         }
+        self.boost_speakers(terms, speaker_boost, &touched, &mut scores);
         self.best(touched, &scores, filter, limit)
     }
 
@@ -822,6 +840,18 @@ impl TextIndex {
     }
 
     /// The best `limit` of the `touched` documents by `scores`, passing `filter`, best first.
+    /// Multiplies the scores of the `touched` documents whose speaker a query term names.
+    fn boost_speakers(&self, terms: &[TermId], boost: f32, touched: &[u32], scores: &mut [f32]) {
+        if boost <= 0.0 || self.speakers.iter().all(|s| s.is_empty()) {
+            return;
+        }
+        for &d in touched {
+            if self.speakers[d as usize].iter().any(|t| terms.contains(t)) {
+                scores[d as usize] *= 1.0 + boost;
+            }
+        }
+    }
+
     fn best(
         &self,
         mut touched: Vec<u32>,
@@ -901,6 +931,7 @@ mod tests {
             },
             content: text.into(),
             concepts: concepts.iter().map(|s| s.to_string()).collect(),
+            speaker: None,
         }
     }
 
@@ -1226,7 +1257,7 @@ mod tests {
         ix.add(&mut a, in_session(doc(4, "Unrelated chatter.", &[]), "s2"));
         let q = a.query_terms("Melanie Lisbon", 8);
         let all = MemoryFilter::default();
-        let hits = ix.search_expanded(&q, &[0.5], 0.7, &all, 10);
+        let hits = ix.search_expanded(&q, &[0.5], 0.7, 0.0, &all, 10);
         // 2 holds "Lisbon" and its neighbour "Melanie": it matches both words, so it outranks
         // 3, which holds "Lisbon" too but has no neighbour naming Melanie.
         let mut top2 = ids(&hits)[..2].to_vec();
@@ -1236,10 +1267,10 @@ mod tests {
         let rank = |t: i64| ids(&hits).iter().position(|&x| x == t).unwrap();
         assert!(rank(3) < rank(4), "{hits:?}");
         // Without neighbour weights it is plain BM25: 4 matches nothing.
-        let plain = ix.search_expanded(&q, &[], 0.7, &all, 10);
+        let plain = ix.search_expanded(&q, &[], 0.7, 0.0, &all, 10);
         assert_eq!(plain.len(), 3, "{plain:?}");
         assert!(!ids(&plain).contains(&4));
-        assert_eq!(ix.search_expanded(&q, &[0.5], 0.7, &all, 1).len(), 1);
+        assert_eq!(ix.search_expanded(&q, &[0.5], 0.7, 0.0, &all, 1).len(), 1);
     }
 
     #[test]

@@ -1443,7 +1443,9 @@ impl MemoryStore for PostgresStore {
                 &format!(
                     "SELECT m.rid, m.content, {HEAD_COLS},
                         coalesce((SELECT array_agg(k.key) FROM mentions mn JOIN concepts k ON k.cid = mn.cid
-                                  WHERE mn.rid = m.rid), '{{}}')
+                                  WHERE mn.rid = m.rid), '{{}}'),
+                        CASE WHEN jsonb_typeof(m.metadata->'speaker') = 'string'
+                             THEN m.metadata->>'speaker' END
                      FROM memories m WHERE m.tenant = $1 AND m.rid > $2 ORDER BY m.rid LIMIT $3"
                 ),
                 &[&tenant.as_str(), &(after as i64), &(limit.min(10_000) as i64)],
@@ -1458,6 +1460,7 @@ impl MemoryStore for PostgresStore {
                         content: r.get(1),
                         head: row_head(r, 2)?,
                         concepts: r.get(7),
+                        speaker: r.get(8),
                     },
                 ))
             })
@@ -1474,7 +1477,9 @@ impl MemoryStore for PostgresStore {
                 &format!(
                     "SELECT m.rid, m.content, {HEAD_COLS},
                         coalesce((SELECT array_agg(k.key) FROM mentions mn JOIN concepts k ON k.cid = mn.cid
-                                  WHERE mn.rid = m.rid), '{{}}')
+                                  WHERE mn.rid = m.rid), '{{}}'),
+                        CASE WHEN jsonb_typeof(m.metadata->'speaker') = 'string'
+                             THEN m.metadata->>'speaker' END
                      FROM (SELECT * FROM memories WHERE id = ANY($2) OFFSET 0) m WHERE m.tenant = $1"
                 ),
                 &[&tenant.as_str(), &ids],
@@ -1487,6 +1492,7 @@ impl MemoryStore for PostgresStore {
                     content: r.get(1),
                     head: row_head(r, 2)?,
                     concepts: r.get(7),
+                    speaker: r.get(8),
                 })
             })
             .collect()

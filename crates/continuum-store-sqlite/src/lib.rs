@@ -263,7 +263,10 @@ fn row_head(r: &Row<'_>, at: usize) -> rusqlite::Result<MemoryHead> {
 
 const HEAD_COLS: &str = "m.id, m.source, m.session, m.created_at, m.superseded_by IS NOT NULL";
 
-/// Reads `rid, content, concept keys (unit-separated), head…`.
+/// The memory's `metadata.speaker` when it is a string (an index column).
+const SPEAKER_COL: &str = "CASE WHEN json_type(m.metadata, '$.speaker') = 'text' THEN json_extract(m.metadata, '$.speaker') END";
+
+/// Reads `rid, content, concept keys (unit-separated), head…, speaker`.
 fn index_doc(r: &Row<'_>) -> rusqlite::Result<IndexDoc> {
     let keys: Option<String> = r.get(2)?;
     Ok(IndexDoc {
@@ -272,6 +275,7 @@ fn index_doc(r: &Row<'_>) -> rusqlite::Result<IndexDoc> {
             .map(|k| k.split('\u{1f}').map(str::to_string).collect())
             .unwrap_or_default(),
         head: row_head(r, 3)?,
+        speaker: r.get(8)?,
     })
 }
 
@@ -1312,7 +1316,7 @@ impl MemoryStore for SqliteStore {
     ) -> Result<Vec<(u64, IndexDoc)>> {
         let sql = format!(
             // `+m.tenant`: walk the rowid order; the tenant index would sort every row per page.
-            "SELECT m.rid, m.content, {HEAD_COLS} FROM memories m
+            "SELECT m.rid, m.content, {HEAD_COLS}, {SPEAKER_COL} FROM memories m
              WHERE +m.tenant = ?1 AND m.rid > ?2 ORDER BY m.rid LIMIT ?3"
         );
         self.read(|c| {
@@ -1327,6 +1331,7 @@ impl MemoryStore for SqliteStore {
                                 content: r.get(1)?,
                                 concepts: Vec::new(),
                                 head: row_head(r, 2)?,
+                                speaker: r.get(7)?,
                             },
                         ))
                     },
@@ -1384,7 +1389,7 @@ impl MemoryStore for SqliteStore {
             "SELECT m.rid, m.content,
                 (SELECT group_concat(k.key, char(31)) FROM mentions mn JOIN concepts k ON k.cid = mn.cid
                  WHERE mn.rid = m.rid),
-                {HEAD_COLS}
+                {HEAD_COLS}, {SPEAKER_COL}
              FROM memories m WHERE +m.tenant = ?1 AND m.id = ?2"
         );
         self.read(|c| {

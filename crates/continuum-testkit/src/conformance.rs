@@ -222,6 +222,51 @@ pub async fn a_failed_write_changes_nothing(make: &Factory) {
     assert_eq!(e.stats(&t).await.unwrap().store.memories, after.memories);
 }
 
+/// The store hands the index each memory's `metadata.speaker`: a question naming a speaker
+/// prefers that speaker's turns (`speaker_boost`), though the name is nowhere in their text.
+pub async fn recall_prefers_turns_by_a_speaker_the_query_names(make: &Factory) {
+    let s = make().await;
+    let (e, _) = engine(s.store.clone());
+    let t = tenant("t1");
+    let mut ids = Vec::new();
+    for (speaker, text) in [
+        (
+            serde_json::json!("Anna"),
+            "The release waits for the audit.",
+        ),
+        (
+            serde_json::json!("Ben Okafor"),
+            "After a long meeting we agreed that the release waits for the audit.",
+        ),
+        // Not a string: no speaker.
+        (
+            serde_json::json!(7),
+            "Everyone at the table said the release waits for the audit.",
+        ),
+    ] {
+        let mut req = RememberRequest::new(text, Source::User);
+        req.metadata.insert("speaker".into(), speaker);
+        ids.push(e.remember(&t, req).await.unwrap().id);
+    }
+    async fn top(e: &Engine, t: &TenantId, q: &str) -> Vec<MemoryId> {
+        let r = e.recall(t, &RecallRequest::new(q)).await.unwrap();
+        r.memories.iter().map(|m| m.id).collect()
+    }
+    let q = "what did okafor say about the release audit";
+    // Without the boost the shortest text wins; with it, Ben's (longer) turn.
+    let plain = e
+        .clone()
+        .with_config(EngineConfig {
+            speaker_boost: 0.0,
+            ..EngineConfig::default()
+        })
+        .unwrap();
+    assert_eq!(top(&plain, &t, q).await[0], ids[0]);
+    assert_eq!(top(&e, &t, q).await[0], ids[1]);
+    let anna = "what did anna say about the release audit";
+    assert_eq!(top(&e, &t, anna).await[0], ids[0]);
+}
+
 pub async fn recall_ranks_the_matching_memory_first(make: &Factory) {
     let s = make().await;
     let (e, _) = engine(s.store.clone());

@@ -117,6 +117,7 @@ macro_rules! store_conformance {
             batched_learn_equals_turn_by_turn,
             a_failed_write_changes_nothing,
             recall_ranks_the_matching_memory_first,
+            recall_prefers_turns_by_a_speaker_the_query_names,
             recall_follows_concept_links,
             recall_filters_by_source,
             recall_collapses_duplicates,

@@ -45,6 +45,9 @@ pub struct LocomoArgs {
     /// Weight of the neighbours' text field in expand mode.
     #[arg(long)]
     pub neighbour_weight: Option<f64>,
+    /// Boost of turns by a speaker the question names (engine `speaker_boost`; 0 turns it off).
+    #[arg(long)]
+    pub speaker_boost: Option<f64>,
     /// Override the fusion weights: lexical,graph,recency or lexical,semantic,graph,recency.
     /// Repeat to compare settings in one run (memories are stored and embedded once).
     #[arg(long, value_name = "L,S,G,R")]
@@ -90,6 +93,10 @@ struct Report {
     hit_at: BTreeMap<String, f64>,
     by_category: BTreeMap<String, Scores>,
     latency_ms: BTreeMap<String, f64>,
+    /// With an embedder: how many questions found their nearest vectors each way (`hnsw`,
+    /// `exact`, `store`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    vector_search: BTreeMap<String, usize>,
     conversations: usize,
     memories: usize,
     skipped_questions: usize,
@@ -219,6 +226,9 @@ pub async fn locomo(g: &Global, a: LocomoArgs) -> Result<()> {
     super::set_context_mode(&mut base, a.context_mode.as_deref());
     if let Some(w) = a.neighbour_weight {
         base.neighbour_field_weight = w;
+    }
+    if let Some(b) = a.speaker_boost {
+        base.speaker_boost = b;
     }
     // Every combination of the settings given (the defaults when none are).
     let fusions = if a.fusion.is_empty() {
@@ -440,6 +450,7 @@ async fn evaluate(
     // Per question: (category, recall@k for each k, hit@k for each k).
     let mut results: Vec<(u64, Vec<f64>, Vec<bool>)> = Vec::new();
     let mut latencies = Vec::new();
+    let mut vector_search = BTreeMap::new();
     for c in convs {
         // Conversations of `--ann-min-vectors` vectors or more are searched through the HNSW
         // graph: build it first, so every question sees the same search.
@@ -457,6 +468,9 @@ async fn evaluate(
             latencies.push(t0.elapsed().as_secs_f64() * 1000.0);
             if let Some(e) = r.semantic.as_ref().and_then(|s| s.error.as_ref()) {
                 return Err(Error::Unavailable(format!("the embedder failed: {e}")).into());
+            }
+            if let Some(s) = &r.semantic {
+                *vector_search.entry(s.search.clone()).or_insert(0) += 1;
             }
             let ranked: Vec<&String> = r
                 .memories
@@ -517,6 +531,7 @@ async fn evaluate(
         hit_at: overall.hit_at,
         by_category,
         latency_ms: BTreeMap::from([("p50".to_string(), q(0.5)), ("p95".to_string(), q(0.95))]),
+        vector_search,
         conversations,
         memories,
         skipped_questions: skipped_q,
