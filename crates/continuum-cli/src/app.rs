@@ -59,6 +59,10 @@ pub struct Global {
     /// Largest text accepted (a message, a note, a query), in bytes.
     #[arg(long, global = true, env = "CONTINUUM_MAX_TEXT_BYTES", default_value_t = 1024 * 1024, value_name = "BYTES")]
     pub max_text_bytes: usize,
+    /// Fusion weights of recall's signals: lexical,graph,recency or
+    /// lexical,semantic,graph,recency (default 0.75,0.75,0.15,0.10, chosen on LoCoMo).
+    #[arg(long, global = true, env = "CONTINUUM_FUSION_WEIGHTS", value_name = "L,S,G,R", value_parser = parse_fusion_weights)]
+    pub fusion_weights: Option<continuum_core::rank::FusionWeights>,
     /// Vectors a tenant needs before semantic search goes through an HNSW graph (fewer are
     /// all scanned, exactly).
     #[arg(
@@ -120,6 +124,7 @@ impl Global {
             max_text_bytes: self.max_text_bytes,
             ann_min_vectors: self.ann_min_vectors,
             ann_snapshots: !self.no_ann_snapshots,
+            fusion: self.fusion_weights.unwrap_or_default(),
             ..EngineConfig::default()
         }
     }
@@ -234,6 +239,32 @@ pub enum StoreLocation {
 pub enum Backend {
     Sqlite(Arc<SqliteStore>),
     Postgres(Arc<PostgresStore>),
+}
+
+/// `L,G,R` or `L,S,G,R` as fusion weights (the others keep their defaults). Each must be a
+/// finite number in [0, 10].
+pub fn parse_fusion_weights(
+    s: &str,
+) -> std::result::Result<continuum_core::rank::FusionWeights, String> {
+    let parts: Vec<f64> = s
+        .split(',')
+        .map(|w| w.trim().parse::<f64>())
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| "fusion weights must be comma-separated numbers".to_string())?;
+    if parts.iter().any(|w| !(0.0..=10.0).contains(w)) {
+        return Err("each fusion weight must lie in [0, 10]".into());
+    }
+    let mut w = continuum_core::rank::FusionWeights::default();
+    match parts.as_slice() {
+        [l, g, r] => (w.lexical, w.graph, w.recency) = (*l, *g, *r),
+        [l, sem, g, r] => (w.lexical, w.semantic, w.graph, w.recency) = (*l, *sem, *g, *r),
+        _ => {
+            return Err(
+                "fusion weights are lexical,graph,recency or lexical,semantic,graph,recency".into(),
+            );
+        }
+    }
+    Ok(w)
 }
 
 /// A migration as `continuum migrate` shows it.

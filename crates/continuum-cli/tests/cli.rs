@@ -299,6 +299,48 @@ fn a_bad_history_file_is_refused_whole_with_line_numbers() {
 }
 
 #[test]
+fn fusion_weights_from_the_flag_and_the_environment_rank_recall() {
+    let d = tempfile::tempdir().unwrap();
+    learn(
+        d.path(),
+        "The Falcon turbopump failed its test.",
+        "Noted.",
+        &[],
+    );
+    let score_of = |r: &Value| {
+        let m = &r["memories"][0];
+        let s = &m["signals"];
+        (
+            m["score"].as_f64().unwrap(),
+            s["lexical"].as_f64().unwrap(),
+            s["graph"].as_f64().unwrap(),
+            s["recency"].as_f64().unwrap(),
+        )
+    };
+    let r = run_in(
+        d.path(),
+        &[
+            "--fusion-weights",
+            "2,0,0",
+            "recall",
+            "--json",
+            "Falcon turbopump",
+        ],
+    )
+    .ok()
+    .json();
+    let (score, lexical, _, _) = score_of(&r);
+    assert!((score - 2.0 * lexical).abs() < 1e-9, "{r}");
+    let r = run_with(d.path(), &["recall", "--json", "Falcon turbopump"], |c| {
+        c.env("CONTINUUM_FUSION_WEIGHTS", "0,0,0,1");
+    })
+    .ok()
+    .json();
+    let (score, _, _, recency) = score_of(&r);
+    assert!((score - recency).abs() < 1e-9, "{r}");
+}
+
+#[test]
 fn bad_input_gets_one_clear_line_and_an_exit_code() {
     let d = tempfile::tempdir().unwrap();
     run_in(d.path(), &["remember", "keep this"]).ok();
@@ -323,6 +365,17 @@ fn bad_input_gets_one_clear_line_and_an_exit_code() {
         (&["forget", "--all"], 2, "--yes"),
         (&["--tenant", "../etc", "stats"], 2, "tenant id"),
         (&["recall", "x", "--budget", "0"], 2, "budget"),
+        (
+            &["--fusion-weights", "1,x", "recall", "x"],
+            2,
+            "comma-separated numbers",
+        ),
+        (
+            &["--fusion-weights", "1,2", "recall", "x"],
+            2,
+            "lexical,graph,recency",
+        ),
+        (&["--fusion-weights", "1,0,-1", "recall", "x"], 2, "[0, 10]"),
         (&["list", "--limit", "5000"], 2, "page size"),
         (&["remember", "--source", "robot", "hi"], 2, "robot"),
     ];

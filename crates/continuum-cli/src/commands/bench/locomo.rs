@@ -186,22 +186,8 @@ struct Conversation {
 }
 
 fn parse_fusion(f: &str) -> Result<continuum_core::rank::FusionWeights> {
-    let mut w = continuum_core::rank::FusionWeights::default();
-    match weights(f, "--fusion")?.as_slice() {
-        [l, gr, r] => {
-            (w.lexical, w.graph, w.recency) = (*l, *gr, *r);
-        }
-        [l, s, gr, r] => {
-            (w.lexical, w.semantic, w.graph, w.recency) = (*l, *s, *gr, *r);
-        }
-        _ => {
-            return Err(Error::InvalidInput(
-                "--fusion takes lexical,graph,recency or lexical,semantic,graph,recency".into(),
-            )
-            .into());
-        }
-    }
-    Ok(w)
+    crate::app::parse_fusion_weights(f)
+        .map_err(|e| Error::InvalidInput(format!("--fusion: {e}")).into())
 }
 
 pub async fn locomo(g: &Global, a: LocomoArgs) -> Result<()> {
