@@ -252,42 +252,51 @@ impl Engine {
         }
         let path = self.snapshot_path(tenant, embedder.model(), dim);
         if count >= self.config.ann_min_vectors && (!has_graph || fresh) {
-            if !self.claim_job(tenant)? {
+            // One build at a time per engine (each uses every core while it runs); meanwhile
+            // the other tenants scan.
+            if !self.claim_job_alone(tenant)? {
                 return Ok(());
             }
             // A saved graph that needs little catching up is attached now, so that even a
-            // one-shot command searches through it: a file read and a few inserts.
-            let attached = !has_graph
-                && path
-                    .as_ref()
-                    .is_some_and(|p| try_attach_saved(slot, p, dim).unwrap_or(false));
-            self.release_job(tenant);
-            // One build at a time per engine: each uses every core while it runs.
-            if attached || !self.claim_job_alone(tenant)? {
+            // one-shot command searches through it: a file read and a few inserts. Otherwise
+            // the thread below loads (or builds) and catches up.
+            if !has_graph
+                && let Some(p) = &path
+                && try_attach_saved(slot, p, dim).unwrap_or(false)
+            {
+                self.release_job(tenant);
                 return Ok(());
             }
-            let (engine, tenant, slot) = (self.clone(), tenant.clone(), slot.clone());
-            std::thread::Builder::new()
-                .name("continuum-ann".into())
-                .spawn(move || {
-                    let _ = prepare_graph(&slot, path, dim, fresh, &|_, _| {});
-                    engine.release_job(&tenant);
-                })
-                .map_err(|e| Error::Internal(format!("could not start a thread: {e}")))?;
+            let (engine, t, s) = (self.clone(), tenant.clone(), slot.clone());
+            self.spawn_job(tenant, "continuum-ann", move || {
+                let _ = prepare_graph(&s, path, dim, fresh, &|_, _| {});
+                engine.release_job(&t);
+            })?;
         } else if let (Some((unsaved, len)), Some(path)) = (unsaved, path)
             && unsaved >= SAVE_EVERY.max(len / 10)
         {
             if !self.claim_job(tenant)? {
                 return Ok(());
             }
-            let (engine, tenant, slot) = (self.clone(), tenant.clone(), slot.clone());
-            std::thread::Builder::new()
-                .name("continuum-ann-save".into())
-                .spawn(move || {
-                    let _ = save_graph(&slot, &path);
-                    engine.release_job(&tenant);
-                })
-                .map_err(|e| Error::Internal(format!("could not start a thread: {e}")))?;
+            let (engine, t, s) = (self.clone(), tenant.clone(), slot.clone());
+            self.spawn_job(tenant, "continuum-ann-save", move || {
+                let _ = save_graph(&s, &path);
+                engine.release_job(&t);
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Runs a claimed job on a thread of its own; the claim is released if none can start.
+    fn spawn_job(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        job: impl FnOnce() + Send + 'static,
+    ) -> Result<()> {
+        if let Err(e) = std::thread::Builder::new().name(name.into()).spawn(job) {
+            self.release_job(tenant);
+            return Err(Error::Internal(format!("could not start a thread: {e}")));
         }
         Ok(())
     }
