@@ -123,6 +123,17 @@ async fn wait_for_graph(engine: &Engine, t: &TenantId, q: &str) {
     }
 }
 
+async fn build(engine: &Engine, t: &TenantId) -> Option<usize> {
+    engine
+        .build_vector_index(t, Arc::new(|_, _| {}))
+        .await
+        .unwrap()
+}
+
+fn graph_size(engine: &Engine, t: &TenantId) -> Option<usize> {
+    engine.vector_index_info(t).unwrap().graph_vectors
+}
+
 #[tokio::test]
 async fn the_graph_is_built_saved_loaded_caught_up_and_cleaned_after_a_forget() {
     let dir = tempfile::tempdir().unwrap();
@@ -133,17 +144,8 @@ async fn the_graph_is_built_saved_loaded_caught_up_and_cleaned_after_a_forget() 
 
     // Below the threshold nothing is built; at it, reindex's call builds and saves.
     let exact = open(&db, usize::MAX);
-    assert_eq!(
-        exact
-            .build_vector_index(&t, Arc::new(|_, _| {}))
-            .await
-            .unwrap(),
-        None
-    );
-    let n = engine
-        .build_vector_index(&t, Arc::new(|_, _| {}))
-        .await
-        .unwrap();
+    assert_eq!(build(&exact, &t).await, None);
+    let n = build(&engine, &t).await;
     assert_eq!(n, Some(600));
     let snap = snapshot_of(&db);
     let saved_at = std::fs::metadata(&snap).unwrap().modified().unwrap();
@@ -166,10 +168,7 @@ async fn the_graph_is_built_saved_loaded_caught_up_and_cleaned_after_a_forget() 
     drop(engine);
     let engine = open(&db, 300);
     wait_for_graph(&engine, &t, &text(3)).await;
-    assert_eq!(
-        engine.vector_index_info(&t).unwrap().graph_vectors,
-        Some(600)
-    );
+    assert_eq!(graph_size(&engine, &t), Some(600));
     assert_eq!(
         std::fs::metadata(&snap).unwrap().modified().unwrap(),
         saved_at
@@ -177,13 +176,7 @@ async fn the_graph_is_built_saved_loaded_caught_up_and_cleaned_after_a_forget() 
 
     // Later writes are caught up, and the graph saved again.
     let more = remember(&engine, &t, 600, 650).await;
-    assert_eq!(
-        engine
-            .build_vector_index(&t, Arc::new(|_, _| {}))
-            .await
-            .unwrap(),
-        Some(650)
-    );
+    assert_eq!(build(&engine, &t).await, Some(650));
     let (top, _) = top_ids(&engine, &t, &text(640)).await;
     assert_eq!(top[0], more[40].id.to_string());
     let saved = Ann::from_bytes(&std::fs::read(&snap).unwrap(), DIM).unwrap();
@@ -198,13 +191,7 @@ async fn the_graph_is_built_saved_loaded_caught_up_and_cleaned_after_a_forget() 
     assert!(!snap.exists(), "the snapshot outlived a forgotten memory");
     let (top, _) = top_ids(&engine, &t, &text(5)).await;
     assert!(!top.contains(&gone.to_string()));
-    assert_eq!(
-        engine
-            .build_vector_index(&t, Arc::new(|_, _| {}))
-            .await
-            .unwrap(),
-        Some(649)
-    );
+    assert_eq!(build(&engine, &t).await, Some(649));
     let saved = Ann::from_bytes(&std::fs::read(snapshot_of(&db)).unwrap(), DIM).unwrap();
     assert_eq!(saved.len(), 649);
     assert!(!saved.contains(&gone));
@@ -215,10 +202,7 @@ async fn the_graph_is_built_saved_loaded_caught_up_and_cleaned_after_a_forget() 
     drop(engine);
     let engine = open(&db, 300);
     wait_for_graph(&engine, &t, &text(9)).await;
-    assert_eq!(
-        engine.vector_index_info(&t).unwrap().graph_vectors,
-        Some(649)
-    );
+    assert_eq!(graph_size(&engine, &t), Some(649));
     let saved = Ann::from_bytes(&std::fs::read(snapshot_of(&db)).unwrap(), DIM).unwrap();
     assert_eq!(saved.len(), 649);
 
