@@ -15,10 +15,19 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let cli = app::Cli::parse();
     let json = cli.global.json;
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    // `serve` answers requests on every core; the other commands do one thing at a time and
+    // keep to one thread (their background work runs on threads of its own).
+    let runtime = if matches!(cli.command, commands::Command::Serve(_)) {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("continuum-serve")
+            .build()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    };
+    let runtime = match runtime {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
