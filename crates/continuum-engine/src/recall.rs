@@ -523,11 +523,10 @@ impl Engine {
                 .read()
                 .map_err(|_| Error::Internal("index lock poisoned".into()))?;
             if let Some(ix) = guard.as_ref() {
-                for (key, a) in &active {
-                    for id in ix.mentioned_among(key, &ids) {
-                        *graph_raw.entry(id).or_default() += a.value;
-                        graph_concepts.entry(id).or_default().push(a.name.clone());
-                    }
+                let keys: Vec<&str> = active.iter().map(|(k, _)| k.as_str()).collect();
+                for (id, at) in ix.mentions_among(&keys, &ids) {
+                    graph_raw.insert(id, at.iter().map(|&i| active[i].1.value).sum());
+                    graph_concepts.insert(id, at.iter().map(|&i| active[i].1.name.clone()).collect());
                 }
             }
         }

@@ -101,7 +101,12 @@ pub struct TextIndex {
     lens: Vec<u32>,
     by_id: FxHashMap<MemoryId, u32>,
     terms: FxHashMap<TermId, Vec<Posting>>,
-    concepts: FxHashMap<Box<str>, Vec<u32>>,
+    /// Concept keys, interned: key → concept number.
+    concept_ids: FxHashMap<Box<str>, u32>,
+    /// Per concept number, the documents mentioning it, in insertion order.
+    concept_docs: Vec<Vec<u32>>,
+    /// Per document, the numbers of the concepts it mentions.
+    doc_concepts: Vec<Box<[u32]>>,
     session_slots: FxHashMap<Box<str>, u32>,
     /// Per session slot, its documents in time order.
     sessions: Vec<Vec<u32>>,
@@ -236,12 +241,22 @@ impl TextIndex {
                 .push(Posting { doc: ord, tf });
             i = j;
         }
+        let mut mentioned: Vec<u32> = Vec::with_capacity(doc.concepts.len());
         for key in doc.concepts {
-            self.concepts
+            let next = self.concept_docs.len() as u32;
+            let c = *self
+                .concept_ids
                 .entry(key.into_boxed_str())
-                .or_default()
-                .push(ord);
+                .or_insert(next);
+            if c == next {
+                self.concept_docs.push(Vec::new());
+            }
+            if !mentioned.contains(&c) {
+                mentioned.push(c);
+                self.concept_docs[c as usize].push(ord);
+            }
         }
+        self.doc_concepts.push(mentioned.into_boxed_slice());
         self.total_len += len as u64;
         self.live += 1;
         self.by_id.insert(doc.head.id, ord);
@@ -702,50 +717,74 @@ impl TextIndex {
         candidates.sort_unstable();
         candidates.dedup();
         // 3. Their two-field score, term by term, from the term frequencies of the candidates
-        //    and of their neighbours.
-        let mut wanted = vec![false; self.docs.len()];
-        for &c in &candidates {
-            wanted[c as usize] = true;
-            for (off, _) in &steps {
+        //    and of their neighbours. Each candidate's live neighbours are listed once, with
+        //    their weights (`nb_of[nb_at[k]..nb_at[k + 1]]`, in `steps` order); `reach` lists,
+        //    for every document involved, the candidates it feeds (itself, or as a
+        //    neighbour), so a term's postings visit only the candidates they change.
+        let mut nb_of: Vec<(u32, f32)> = Vec::with_capacity(candidates.len() * steps.len());
+        let mut nb_at: Vec<u32> = Vec::with_capacity(candidates.len() + 1);
+        let mut reach: Vec<(u32, u32)> = Vec::with_capacity(candidates.len() * (steps.len() + 1));
+        let mut nb_len: Vec<f32> = Vec::with_capacity(candidates.len());
+        for (k, &c) in candidates.iter().enumerate() {
+            nb_at.push(nb_of.len() as u32);
+            reach.push((c, k as u32));
+            let mut len = 0f32;
+            for (off, w) in &steps {
                 if let Some(m) = live_neighbour(c, *off) {
-                    wanted[m as usize] = true;
+                    nb_of.push((m, *w));
+                    reach.push((m, k as u32));
+                    len += w * self.lens[m as usize] as f32;
                 }
             }
+            nb_len.push(len);
         }
-        let nb_len: Vec<f32> = candidates
-            .iter()
-            .map(|&c| {
-                steps
-                    .iter()
-                    .filter_map(|(off, w)| {
-                        live_neighbour(c, *off).map(|m| w * self.lens[m as usize] as f32)
-                    })
-                    .sum()
-            })
-            .collect();
+        nb_at.push(nb_of.len() as u32);
+        reach.sort_unstable();
+        const NONE: u32 = u32::MAX;
+        let mut first = vec![NONE; self.docs.len()];
+        for (i, (m, _)) in reach.iter().enumerate().rev() {
+            first[*m as usize] = i as u32;
+        }
         let avg_nb = (avgdl * steps.iter().map(|(_, w)| w).sum::<f32>()).max(1.0);
         let mut expanded = vec![0f32; candidates.len()];
         let mut tf_of = vec![0f32; self.docs.len()];
         let mut seen: Vec<u32> = Vec::new();
+        let mut hit = vec![false; candidates.len()];
+        let mut hits: Vec<u32> = Vec::new();
         for p in &postings {
             let idf = self.idf(p.len());
             for post in p.iter() {
-                if wanted[post.doc as usize] && self.lens[post.doc as usize] != DEAD {
-                    tf_of[post.doc as usize] = post.tf as f32;
-                    seen.push(post.doc);
+                let f = first[post.doc as usize];
+                if f == NONE || self.lens[post.doc as usize] == DEAD {
+                    continue;
+                }
+                tf_of[post.doc as usize] = post.tf as f32;
+                seen.push(post.doc);
+                for &(m, k) in &reach[f as usize..] {
+                    if m != post.doc {
+                        break;
+                    }
+                    if !hit[k as usize] {
+                        hit[k as usize] = true;
+                        hits.push(k);
+                    }
                 }
             }
-            for (k, &c) in candidates.iter().enumerate() {
-                let own = tf_of[c as usize] / (1.0 - B + B * self.lens[c as usize] as f32 / avgdl);
-                let nb: f32 = steps
+            for &k in &hits {
+                let k = k as usize;
+                hit[k] = false;
+                let c = candidates[k] as usize;
+                let own = tf_of[c] / (1.0 - B + B * self.lens[c] as f32 / avgdl);
+                let nb: f32 = nb_of[nb_at[k] as usize..nb_at[k + 1] as usize]
                     .iter()
-                    .filter_map(|(off, w)| live_neighbour(c, *off).map(|m| w * tf_of[m as usize]))
+                    .map(|(m, w)| w * tf_of[*m as usize])
                     .sum();
                 let tf = own + field_weight * nb / (1.0 - B + B * nb_len[k] / avg_nb);
                 if tf > 0.0 {
                     expanded[k] += bm25(tf, idf);
                 }
             }
+            hits.clear();
             for d in seen.drain(..) {
                 tf_of[d as usize] = 0.0;
             }
@@ -881,27 +920,41 @@ impl TextIndex {
             .collect()
     }
 
-    /// Those of `ids` that mention concept `key`.
-    pub fn mentioned_among(&self, key: &str, ids: &[MemoryId]) -> Vec<MemoryId> {
-        let Some(ords) = self.concepts.get(key) else {
+    /// Which of `keys` each of `ids` mentions: per id that mentions at least one, the
+    /// positions in `keys` of those it mentions, ascending. Unknown and forgotten ids are
+    /// left out.
+    pub fn mentions_among(&self, keys: &[&str], ids: &[MemoryId]) -> Vec<(MemoryId, Vec<usize>)> {
+        let wanted: FxHashMap<u32, usize> = keys
+            .iter()
+            .enumerate()
+            .filter_map(|(i, k)| self.concept_ids.get(*k).map(|&c| (c, i)))
+            .collect();
+        if wanted.is_empty() {
             return Vec::new();
-        };
+        }
         ids.iter()
-            .filter(|id| {
-                self.by_id
-                    .get(id)
-                    .is_some_and(|o| ords.binary_search(o).is_ok())
+            .filter_map(|id| {
+                let &ord = self.by_id.get(id)?;
+                let mut at: Vec<usize> = self.doc_concepts[ord as usize]
+                    .iter()
+                    .filter_map(|c| wanted.get(c).copied())
+                    .collect();
+                if at.is_empty() {
+                    return None;
+                }
+                at.sort_unstable();
+                Some((*id, at))
             })
-            .copied()
             .collect()
     }
 
     /// The newest live documents mentioning a concept, at most `limit`, passing `filter`.
     pub fn mentions(&self, key: &str, filter: &MemoryFilter, limit: usize) -> Vec<MemoryHead> {
-        let Some(ords) = self.concepts.get(key) else {
+        let Some(&c) = self.concept_ids.get(key) else {
             return Vec::new();
         };
-        ords.iter()
+        self.concept_docs[c as usize]
+            .iter()
             .rev()
             .map(|&o| &self.docs[o as usize])
             .filter(|d| d.alive && filter.matches_head(&d.head))
@@ -995,6 +1048,32 @@ mod tests {
                 .is_empty()
         );
         assert!(ix.dead_ratio() > 0.99);
+    }
+
+    #[test]
+    fn mentions_among_names_the_keys_each_memory_mentions() {
+        let mut a = Analyzer::new();
+        let mut ix = TextIndex::new();
+        let d1 = doc(1, "kafka and redis", &["kafka", "redis", "kafka"]);
+        let d2 = doc(2, "redis only", &["redis"]);
+        let d3 = doc(3, "nothing relevant", &["tokio"]);
+        for d in [&d1, &d2, &d3] {
+            ix.add(&mut a, d.clone());
+        }
+        let ids = [d3.head.id, d2.head.id, d1.head.id, MemoryId::new_at(99)];
+        let got = ix.mentions_among(&["redis", "kafka", "absent"], &ids);
+        assert_eq!(
+            got,
+            vec![(d2.head.id, vec![0]), (d1.head.id, vec![0, 1])],
+            "in the order of ids, key positions ascending, a repeated key once"
+        );
+        ix.remove(&d1.head.id);
+        assert_eq!(
+            ix.mentions_among(&["kafka"], &ids),
+            vec![],
+            "a forgotten memory mentions nothing"
+        );
+        assert!(ix.mentions_among(&["absent"], &ids).is_empty());
     }
 
     #[test]
