@@ -106,10 +106,16 @@ impl fmt::Display for TenantId {
     }
 }
 
-/// A conversation's id, chosen by the client (any non-empty text up to 200 bytes).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(transparent)]
-pub struct SessionId(String);
+/// A conversation's id, chosen by the client (any non-empty text up to 200 bytes). Shared, not
+/// copied, when cloned: every memory head of a session carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(std::sync::Arc<str>);
+
+impl Serialize for SessionId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
 
 impl SessionId {
     pub const MAX_LEN: usize = 200;
@@ -123,7 +129,7 @@ impl SessionId {
                 "session id may not hold control characters".into(),
             ));
         }
-        Ok(SessionId(s))
+        Ok(SessionId(s.into()))
     }
 
     pub fn as_str(&self) -> &str {

@@ -93,6 +93,10 @@ pub struct EngineConfig {
     /// Save the neighbour graph beside the store (SQLite: `<file>-index/`), so the next
     /// process loads it instead of rebuilding.
     pub ann_snapshots: bool,
+    /// Recall keeps what it reads from the store (concepts, links, memory texts) while the
+    /// tenant's index stays at one change-log position: at most this many entries of each
+    /// kind per tenant (and 64 MiB of text over all tenants). 0 turns the cache off.
+    pub recall_cache_entries: usize,
     /// Characters of a memory an embedder sees (local models read at most 256 tokens anyway).
     pub embed_max_chars: usize,
     pub hebbian: HebbianRule,
@@ -122,6 +126,7 @@ impl Default for EngineConfig {
             semantic_context: vec![0.3, 0.2],
             ann_min_vectors: 20_000,
             ann_snapshots: true,
+            recall_cache_entries: 20_000,
             embed_max_chars: 4096,
             hebbian: HebbianRule::default(),
             fusion: FusionWeights::default(),

@@ -24,6 +24,8 @@ pub(crate) struct Registry {
     vector_counts: Mutex<HashMap<(TenantId, String), (std::time::Instant, usize)>>,
     /// Tenants whose vector graph is being built, loaded or saved in the background.
     pub(crate) ann_jobs: Mutex<std::collections::HashSet<TenantId>>,
+    /// What recall read from the store, per tenant, at the index's position (see `cache`).
+    pub(crate) reads: crate::cache::ReadCaches,
 }
 
 /// How long a vector count read from a store that searches vectors itself is reused. Writes

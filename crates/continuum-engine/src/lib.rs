@@ -6,6 +6,7 @@
 //! results. It holds no storage of its own: state lives behind [`MemoryStore`].
 
 mod ann;
+mod cache;
 mod config;
 mod embed;
 mod export;

@@ -214,6 +214,7 @@ impl Engine {
     async fn activate(
         &self,
         tenant: &TenantId,
+        at: Option<u64>,
         query: &str,
         terms: &[String],
     ) -> Result<(HashMap<String, Activation>, Vec<Link>)> {
@@ -231,7 +232,7 @@ impl Engine {
             }
         }
         let mut act: HashMap<String, Activation> = HashMap::new();
-        for c in self.store.concepts(tenant, &keys).await? {
+        for c in self.concepts_at(tenant, at, &keys).await? {
             act.insert(
                 c.key,
                 Activation {
@@ -249,8 +250,7 @@ impl Engine {
                 break;
             }
             let links = self
-                .store
-                .neighbours(tenant, &frontier, g.neighbours_per_concept)
+                .neighbours_at(tenant, at, &frontier, g.neighbours_per_concept)
                 .await?;
             let frontier_set: HashSet<&String> = frontier.iter().collect();
             let mut reached: HashMap<String, f64> = HashMap::new();
@@ -295,7 +295,7 @@ impl Engine {
             .filter(|(_, a)| a.depth > 0)
             .map(|(k, _)| k.clone())
             .collect();
-        for c in self.store.concepts(tenant, &unnamed).await? {
+        for c in self.concepts_at(tenant, at, &unnamed).await? {
             if let Some(a) = act.get_mut(&c.key) {
                 a.name = c.name;
             }
@@ -468,8 +468,9 @@ impl Engine {
             .lexical(tenant, &req.query, &terms, &req.filter, candidates)
             .await?;
 
-        // 2. graph
-        let (act, followed) = self.activate(tenant, &req.query, &terms).await?;
+        // 2. graph (what it reads from the store is cached at the index's position)
+        let at = self.cache_position(tenant)?;
+        let (act, followed) = self.activate(tenant, at, &req.query, &terms).await?;
         let mut active: Vec<(&String, &Activation)> = act.iter().collect();
         active.sort_by(|a, b| b.1.value.total_cmp(&a.1.value).then(a.0.cmp(b.0)));
         active.truncate(cfg.graph.max_active_concepts);
@@ -555,8 +556,7 @@ impl Engine {
         ranked.truncate((limit * 3).max(limit));
         let ids: Vec<MemoryId> = ranked.iter().map(|r| r.2.id).collect();
         let mut texts: HashMap<MemoryId, Memory> = self
-            .store
-            .get(tenant, &ids)
+            .recall_texts_at(tenant, at, &ids)
             .await?
             .into_iter()
             .map(|m| (m.id, m))

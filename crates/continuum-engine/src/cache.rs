@@ -1,0 +1,250 @@
+//! What recall reads from the store besides the derived index (concepts named in a query, the
+//! strongest links of a concept, the texts of the best memories) kept per tenant for as long
+//! as the tenant's index stays at the same change-log position.
+//!
+//! Every write that can change these (a learned turn's concepts and links, an update, a
+//! supersede, a forget, an erase) logs a change, and the next recall's catch-up moves the index
+//! past it; a cache filled at another position is dropped whole. So a cached answer is never
+//! older than the index the same recall ranks with. Entries are read at or after that position,
+//! as without the cache. Strengths are kept as stored; decay is applied when they are used.
+//!
+//! Limits: `recall_cache_entries` per kind and tenant (the kind is emptied when full),
+//! [`MAX_CACHED_TEXT_BYTES`] of memory text over all tenants, and [`MAX_CACHED_TENANTS`]
+//! tenants (everything is dropped when a limit would be passed).
+
+use crate::Engine;
+use continuum_core::store::{Concept, Link, sort_links};
+use continuum_core::{Error, Memory, MemoryId, Result, TenantId};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+/// Tenants whose reads are cached at once.
+pub const MAX_CACHED_TENANTS: usize = 256;
+/// Memory text held, over all tenants (each memory counts its content plus 256 bytes).
+pub const MAX_CACHED_TEXT_BYTES: usize = 64 * 1024 * 1024;
+
+#[derive(Default)]
+pub(crate) struct ReadCache {
+    /// The index position the entries belong to.
+    seq: u64,
+    concepts: HashMap<String, Option<Arc<Concept>>>,
+    /// Per concept key, its strongest links, for `per` links a side.
+    links: HashMap<(String, usize), Arc<[Link]>>,
+    /// Recall's view of a memory: everything but its metadata.
+    memories: HashMap<MemoryId, Arc<Memory>>,
+}
+
+#[derive(Default)]
+pub(crate) struct Caches {
+    tenants: HashMap<TenantId, ReadCache>,
+    /// Text bytes held in `memories`, over all tenants.
+    text_bytes: usize,
+}
+
+pub(crate) type ReadCaches = std::sync::Mutex<Caches>;
+
+fn text_cost(m: &Memory) -> usize {
+    m.content.len() + 256
+}
+
+fn poisoned<T>(_: T) -> Error {
+    Error::Internal("the read cache lock was poisoned".into())
+}
+
+/// Inserts into a map bounded at `cap` entries, emptying it first when full.
+fn bounded_insert<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, cap: usize, k: K, v: V) {
+    if map.len() >= cap {
+        map.clear();
+    }
+    map.insert(k, v);
+}
+
+impl Engine {
+    /// Runs `f` on the tenant's cache at index position `seq`, dropping entries of another.
+    fn with_cache<T>(
+        &self,
+        tenant: &TenantId,
+        seq: u64,
+        f: impl FnOnce(&mut ReadCache, &mut usize) -> T,
+    ) -> Result<T> {
+        let mut all = self.indexes.reads.lock().map_err(poisoned)?;
+        if !all.tenants.contains_key(tenant) && all.tenants.len() >= MAX_CACHED_TENANTS {
+            *all = Caches::default();
+        }
+        let Caches { tenants, text_bytes } = &mut *all;
+        let cache = tenants.entry(tenant.clone()).or_default();
+        if cache.seq != seq {
+            *text_bytes -= cache.memories.values().map(|m| text_cost(m)).sum::<usize>();
+            *cache = ReadCache {
+                seq,
+                ..Default::default()
+            };
+        }
+        Ok(f(cache, text_bytes))
+    }
+
+    /// The position caches may be keyed on, or none when caching is off (no derived index,
+    /// `recall_cache_entries` 0, or no index built yet).
+    pub(crate) fn cache_position(&self, tenant: &TenantId) -> Result<Option<u64>> {
+        if !self.config.derived_index || self.config.recall_cache_entries == 0 {
+            return Ok(None);
+        }
+        let slot = self.current_index(tenant)?;
+        let guard = slot
+            .read()
+            .map_err(|_| Error::Internal("index lock poisoned".into()))?;
+        Ok(guard.as_ref().map(|ix| ix.seq))
+    }
+
+    /// The stored concepts among `keys`, as [`continuum_core::MemoryStore::concepts`].
+    pub(crate) async fn concepts_at(
+        &self,
+        tenant: &TenantId,
+        at: Option<u64>,
+        keys: &[String],
+    ) -> Result<Vec<Concept>> {
+        let Some(seq) = at else {
+            return self.store.concepts(tenant, keys).await;
+        };
+        let cap = self.config.recall_cache_entries;
+        let (mut found, missing) = self.with_cache(tenant, seq, |c, _| {
+            let mut found = Vec::new();
+            let mut missing = Vec::new();
+            for k in keys {
+                match c.concepts.get(k) {
+                    Some(Some(concept)) => found.push(Concept::clone(concept)),
+                    Some(None) => {}
+                    None => missing.push(k.clone()),
+                }
+            }
+            (found, missing)
+        })?;
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        let read = self.store.concepts(tenant, &missing).await?;
+        self.with_cache(tenant, seq, |c, _| {
+            let mut known: HashMap<&str, &Concept> =
+                read.iter().map(|k| (k.key.as_str(), k)).collect();
+            for k in &missing {
+                let v = known.remove(k.as_str()).map(|c| Arc::new(c.clone()));
+                bounded_insert(&mut c.concepts, cap, k.clone(), v);
+            }
+        })?;
+        found.extend(read);
+        Ok(found)
+    }
+
+    /// The strongest links of each of `keys`, as [`continuum_core::MemoryStore::neighbours`]:
+    /// the union of each key's own, strongest first.
+    pub(crate) async fn neighbours_at(
+        &self,
+        tenant: &TenantId,
+        at: Option<u64>,
+        keys: &[String],
+        per: usize,
+    ) -> Result<Vec<Link>> {
+        let Some(seq) = at else {
+            return self.store.neighbours(tenant, keys, per).await;
+        };
+        let cap = self.config.recall_cache_entries;
+        let (lists, missing) = self.with_cache(tenant, seq, |c, _| {
+            let mut lists: Vec<Arc<[Link]>> = Vec::new();
+            let mut missing = Vec::new();
+            for k in keys {
+                match c.links.get(&(k.clone(), per)) {
+                    Some(l) => lists.push(l.clone()),
+                    None => missing.push(k.clone()),
+                }
+            }
+            (lists, missing)
+        })?;
+        let mut read: Vec<(String, Arc<[Link]>)> = Vec::with_capacity(missing.len());
+        // One key at a time: a key's list must not depend on which keys it was asked with.
+        for k in missing {
+            let links = self
+                .store
+                .neighbours(tenant, std::slice::from_ref(&k), per)
+                .await?;
+            read.push((k, links.into()));
+        }
+        if !read.is_empty() {
+            self.with_cache(tenant, seq, |c, _| {
+                for (k, l) in &read {
+                    bounded_insert(&mut c.links, cap, (k.clone(), per), l.clone());
+                }
+            })?;
+        }
+        let mut seen: HashSet<(&str, &str)> = HashSet::new();
+        let mut out: Vec<Link> = Vec::new();
+        for list in lists.iter().chain(read.iter().map(|(_, l)| l)) {
+            for l in list.iter() {
+                if seen.insert((l.a.as_str(), l.b.as_str())) {
+                    out.push(l.clone());
+                }
+            }
+        }
+        sort_links(&mut out);
+        Ok(out)
+    }
+
+    /// The memories among `ids`, as [`continuum_core::MemoryStore::get`] but without their
+    /// metadata (recall does not show it).
+    pub(crate) async fn recall_texts_at(
+        &self,
+        tenant: &TenantId,
+        at: Option<u64>,
+        ids: &[MemoryId],
+    ) -> Result<Vec<Memory>> {
+        let Some(seq) = at else {
+            return self.store.get(tenant, ids).await;
+        };
+        let cap = self.config.recall_cache_entries;
+        let (mut found, missing) = self.with_cache(tenant, seq, |c, _| {
+            let mut found = Vec::new();
+            let mut missing = Vec::new();
+            for id in ids {
+                match c.memories.get(id) {
+                    Some(m) => found.push(Memory::clone(m)),
+                    None => missing.push(*id),
+                }
+            }
+            (found, missing)
+        })?;
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        let mut read = self.store.get(tenant, &missing).await?;
+        for m in &mut read {
+            m.metadata = Default::default();
+        }
+        let mut all = self.indexes.reads.lock().map_err(poisoned)?;
+        let Caches { tenants, text_bytes } = &mut *all;
+        for m in &read {
+            let cost = text_cost(m);
+            let full = tenants
+                .get(tenant)
+                .is_some_and(|c| c.memories.len() >= cap);
+            if *text_bytes + cost > MAX_CACHED_TEXT_BYTES || full {
+                // Make room: every tenant's texts go (entries of other kinds stay).
+                for c in tenants.values_mut() {
+                    c.memories.clear();
+                }
+                *text_bytes = 0;
+            }
+            let Some(c) = tenants.get_mut(tenant).filter(|c| c.seq == seq) else {
+                break; // another recall moved the cache to a newer position meanwhile
+            };
+            if cost > MAX_CACHED_TEXT_BYTES {
+                continue;
+            }
+            if let Some(old) = c.memories.insert(m.id, Arc::new(m.clone())) {
+                *text_bytes -= text_cost(&old);
+            }
+            *text_bytes += cost;
+        }
+        drop(all);
+        found.extend(read);
+        Ok(found)
+    }
+}
