@@ -71,7 +71,10 @@ impl Engine {
         if !all.tenants.contains_key(tenant) && all.tenants.len() >= MAX_CACHED_TENANTS {
             *all = Caches::default();
         }
-        let Caches { tenants, text_bytes } = &mut *all;
+        let Caches {
+            tenants,
+            text_bytes,
+        } = &mut *all;
         let cache = tenants.entry(tenant.clone()).or_default();
         if cache.seq != seq {
             *text_bytes -= cache.memories.values().map(|m| text_cost(m)).sum::<usize>();
@@ -219,12 +222,13 @@ impl Engine {
             m.metadata = Default::default();
         }
         let mut all = self.indexes.reads.lock().map_err(poisoned)?;
-        let Caches { tenants, text_bytes } = &mut *all;
+        let Caches {
+            tenants,
+            text_bytes,
+        } = &mut *all;
         for m in &read {
             let cost = text_cost(m);
-            let full = tenants
-                .get(tenant)
-                .is_some_and(|c| c.memories.len() >= cap);
+            let full = tenants.get(tenant).is_some_and(|c| c.memories.len() >= cap);
             if *text_bytes + cost > MAX_CACHED_TEXT_BYTES || full {
                 // Make room: every tenant's texts go (entries of other kinds stay).
                 for c in tenants.values_mut() {

@@ -527,7 +527,8 @@ impl Engine {
                 let keys: Vec<&str> = active.iter().map(|(k, _)| k.as_str()).collect();
                 for (id, at) in ix.mentions_among(&keys, &ids) {
                     graph_raw.insert(id, at.iter().map(|&i| active[i].1.value).sum());
-                    graph_concepts.insert(id, at.iter().map(|&i| active[i].1.name.clone()).collect());
+                    graph_concepts
+                        .insert(id, at.iter().map(|&i| active[i].1.name.clone()).collect());
                 }
             }
         }

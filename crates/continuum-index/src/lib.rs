@@ -245,10 +245,7 @@ impl TextIndex {
         let mut mentioned: Vec<u32> = Vec::with_capacity(doc.concepts.len());
         for key in doc.concepts {
             let next = self.concept_docs.len() as u32;
-            let c = *self
-                .concept_ids
-                .entry(key.into_boxed_str())
-                .or_insert(next);
+            let c = *self.concept_ids.entry(key.into_boxed_str()).or_insert(next);
             if c == next {
                 self.concept_docs.push(Vec::new());
             }
@@ -758,8 +755,11 @@ impl TextIndex {
                 }
                 tf_of[m as usize] = post.tf as f32;
                 seen.push(m);
-                let fed = std::iter::once(m)
-                    .chain(steps.iter().filter_map(|(off, _)| self.session_neighbour(m, -off)));
+                let fed = std::iter::once(m).chain(
+                    steps
+                        .iter()
+                        .filter_map(|(off, _)| self.session_neighbour(m, -off)),
+                );
                 for c in fed {
                     let k = cand_k[c as usize];
                     if k != NONE && !hit[k as usize] {

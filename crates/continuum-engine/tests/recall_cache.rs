@@ -1,0 +1,233 @@
+//! Recall's read cache (concepts, links, texts kept at the index's change-log position) never
+//! answers differently from an engine without it: on a real SQLite file, with the writes made
+//! by another engine (as another process would), a cached engine's recalls stay equal to
+//! those of a long-lived engine whose cache is off, through new links, stronger links, a
+//! supersede, a forget and the passing of time. (The reference must live as long: an index
+//! caught up past a forget ranks a little differently from one built afresh, because the
+//! forgotten memory's postings count in document frequencies until a rebuild.)
+
+use continuum_core::store::ForgetSelector;
+use continuum_core::time::ManualClock;
+use continuum_core::{MemoryId, SessionId, Source, TenantId, Timestamp};
+use continuum_engine::{Engine, EngineConfig, RecallRequest, RememberRequest};
+use continuum_store_sqlite::{SqliteOptions, SqliteStore};
+use serde_json::Value;
+use std::path::Path;
+use std::sync::Arc;
+
+const NOW: i64 = 1_780_000_000_000;
+
+fn open(path: &Path, clock: &Arc<ManualClock>, cache_entries: usize) -> Engine {
+    let store = SqliteStore::open(path, &SqliteOptions::default(), Timestamp(NOW)).unwrap();
+    let config = EngineConfig {
+        recall_cache_entries: cache_entries,
+        ..EngineConfig::default()
+    };
+    Engine::new(Arc::new(store), config)
+        .unwrap()
+        .with_clock(clock.clone())
+}
+
+async fn learn(engine: &Engine, t: &TenantId, session: &str, user: &str, ai: &str) {
+    engine
+        .learn(
+            t,
+            continuum_core::memory::Turn {
+                user_message: user.into(),
+                ai_response: ai.into(),
+                thinking: None,
+                session_id: Some(SessionId::new(session).unwrap()),
+                metadata: None,
+                timestamp: None,
+            },
+        )
+        .await
+        .unwrap();
+}
+
+async fn recall(engine: &Engine, t: &TenantId, q: &str) -> Value {
+    serde_json::to_value(engine.recall(t, &RecallRequest::new(q)).await.unwrap()).unwrap()
+}
+
+/// The first place where two JSON values differ, as a path, with both sides.
+fn first_difference(a: &Value, b: &Value, path: String) -> Option<String> {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => x.keys().chain(y.keys()).find_map(|k| {
+            let (l, r) = (
+                x.get(k).unwrap_or(&Value::Null),
+                y.get(k).unwrap_or(&Value::Null),
+            );
+            first_difference(l, r, format!("{path}.{k}"))
+        }),
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
+            .iter()
+            .zip(y)
+            .enumerate()
+            .find_map(|(i, (l, r))| first_difference(l, r, format!("{path}[{i}]"))),
+        _ if a == b => None,
+        _ => Some(format!("{path}: {a} vs {b}")),
+    }
+}
+
+fn ids(r: &Value) -> Vec<String> {
+    r["memories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn link_strength(r: &Value, a: &str, b: &str) -> Option<f64> {
+    r["links"].as_array().unwrap().iter().find_map(|l| {
+        let (x, y) = (l["a"].as_str().unwrap(), l["b"].as_str().unwrap());
+        ((x, y) == (a, b) || (x, y) == (b, a)).then(|| l["strength"].as_f64().unwrap())
+    })
+}
+
+#[tokio::test]
+async fn cached_recall_equals_uncached_recall_through_every_kind_of_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("c.db");
+    let clock = Arc::new(ManualClock::new(Timestamp(NOW)));
+    let writer = open(&db, &clock, 0);
+    let cached = open(&db, &clock, 20_000);
+    let plain = open(&db, &clock, 0);
+    let t = TenantId::new("acme").unwrap();
+    let topics = ["Kafka", "Redis", "Postgres", "Grafana", "Tokio"];
+    for i in 0..40 {
+        let a = topics[i % topics.len()];
+        let b = topics[(i / 2 + 1) % topics.len()];
+        clock.advance_millis(1000);
+        learn(
+            &writer,
+            &t,
+            &format!("s{}", i / 8),
+            &format!("Priya moved the billing job from {a} to {b} (ticket {i})."),
+            &format!("Noted: {a} is out and {b} is in for ticket {i}."),
+        )
+        .await;
+    }
+    let queries = [
+        "What did Priya say about Kafka?",
+        "Why did the billing job leave Redis?",
+        "Grafana and Tokio",
+    ];
+    // Every check reads the cached engine twice (cold, then warm) and the uncached one, all at
+    // the same clock reading.
+    let check = |label: &'static str| {
+        let (cached, plain, t) = (&cached, &plain, &t);
+        async move {
+            let mut out = Vec::new();
+            for q in queries {
+                let first = recall(cached, t, q).await;
+                let again = recall(cached, t, q).await;
+                let truth = recall(plain, t, q).await;
+                for (read, got) in [("first", &first), ("warm", &again)] {
+                    if let Some(d) = first_difference(got, &truth, String::new()) {
+                        panic!("{label}: cached engine, {read} read of {q:?} differs at {d}");
+                    }
+                }
+                out.push(truth);
+            }
+            out
+        }
+    };
+    let before = check("after the first turns").await;
+    assert!(!ids(&before[0]).is_empty(), "the query finds memories");
+    let kafka_redis = link_strength(&before[0], "kafka", "redis");
+
+    // New turns that strengthen links the first query follows and bring a new concept.
+    for i in 0..6 {
+        clock.advance_millis(1000);
+        learn(
+            &writer,
+            &t,
+            "s-new",
+            &format!(
+                "Kafka and Redis again, now with Vitess (ticket {}).",
+                100 + i
+            ),
+            "Kafka keeps feeding Redis; Vitess joins them.",
+        )
+        .await;
+    }
+    let after_learn = check("after new links").await;
+    let strengthened = link_strength(&after_learn[0], "kafka", "redis");
+    assert!(
+        strengthened.is_some() && strengthened > kafka_redis,
+        "the cached engine sees the stronger link: {kafka_redis:?} -> {strengthened:?}"
+    );
+
+    // Supersede the best memory of the first query: the cached text must not hide it.
+    let best: MemoryId = ids(&after_learn[0])[0].parse().unwrap();
+    clock.advance_millis(1000);
+    writer
+        .supersede(
+            &t,
+            best,
+            RememberRequest::new("Priya says Kafka is retired for good.", Source::User),
+        )
+        .await
+        .unwrap();
+    let after_supersede = check("after a supersede").await;
+    let shown = after_supersede[0]["memories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == best.to_string());
+    assert!(
+        shown.is_none_or(|m| m["superseded"] == true),
+        "the superseded memory is shown as such, if at all"
+    );
+
+    // Forget what the second query found best.
+    let gone: MemoryId = ids(&after_supersede[1])[0].parse().unwrap();
+    writer
+        .forget(&t, &ForgetSelector::Ids(vec![gone]))
+        .await
+        .unwrap();
+    let after_forget = check("after a forget").await;
+    for r in &after_forget {
+        assert!(
+            !ids(r).contains(&gone.to_string()),
+            "a forgotten memory is never recalled from the cache"
+        );
+    }
+
+    // Time passes without writes: decay applies to cached strengths as to fresh ones.
+    clock.advance_millis(40 * 86_400_000);
+    check("forty days later").await;
+}
+
+#[tokio::test]
+async fn the_cache_keeps_tenants_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let clock = Arc::new(ManualClock::new(Timestamp(NOW)));
+    let engine = open(&db, &clock, 20_000);
+    let (a, b) = (TenantId::new("a").unwrap(), TenantId::new("b").unwrap());
+    learn(
+        &engine,
+        &a,
+        "s",
+        "Kafka runs the ledger in Lisbon.",
+        "Kafka, Lisbon: noted.",
+    )
+    .await;
+    learn(
+        &engine,
+        &b,
+        "s",
+        "Kafka runs payroll in Oslo.",
+        "Kafka, Oslo: noted.",
+    )
+    .await;
+    for _ in 0..2 {
+        let ra = recall(&engine, &a, "Kafka").await;
+        let rb = recall(&engine, &b, "Kafka").await;
+        let text = |r: &Value| r["context"].as_str().unwrap().to_string();
+        assert!(text(&ra).contains("Lisbon") && !text(&ra).contains("Oslo"));
+        assert!(text(&rb).contains("Oslo") && !text(&rb).contains("Lisbon"));
+    }
+}
