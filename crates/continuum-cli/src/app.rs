@@ -73,6 +73,16 @@ pub struct Global {
         value_name = "N"
     )]
     pub ann_min_vectors: usize,
+    /// Entries of each kind (concepts, links, memory texts) recall keeps per tenant between
+    /// writes, instead of reading them from the store again; 0 turns the cache off.
+    #[arg(
+        long,
+        global = true,
+        env = "CONTINUUM_RECALL_CACHE_ENTRIES",
+        default_value_t = 20_000,
+        value_name = "N"
+    )]
+    pub recall_cache_entries: usize,
     /// Keep the HNSW graph in memory only, instead of saving it beside the SQLite file for the
     /// next process.
     #[arg(long, global = true, env = "CONTINUUM_NO_ANN_SNAPSHOTS")]
@@ -124,6 +134,7 @@ impl Global {
             max_text_bytes: self.max_text_bytes,
             ann_min_vectors: self.ann_min_vectors,
             ann_snapshots: !self.no_ann_snapshots,
+            recall_cache_entries: self.recall_cache_entries,
             fusion: self.fusion_weights.unwrap_or_default(),
             ..EngineConfig::default()
         }

@@ -341,6 +341,33 @@ fn fusion_weights_from_the_flag_and_the_environment_rank_recall() {
 }
 
 #[test]
+fn the_recall_cache_can_be_turned_off_and_refuses_a_bad_size() {
+    let d = tempfile::tempdir().unwrap();
+    learn(
+        d.path(),
+        "Kafka feeds the billing ledger.",
+        "Noted: Kafka.",
+        &[],
+    );
+    let context = |args: &[&str]| run_in(d.path(), args).ok().json()["context"].clone();
+    let cached = context(&["recall", "--json", "Kafka ledger"]);
+    assert!(
+        cached.as_str().unwrap().contains("billing ledger"),
+        "{cached}"
+    );
+    let uncached = context(&[
+        "--recall-cache-entries",
+        "0",
+        "recall",
+        "--json",
+        "Kafka ledger",
+    ]);
+    assert_eq!(cached, uncached);
+    let r = run_in(d.path(), &["--recall-cache-entries", "-1", "recall", "x"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+}
+
+#[test]
 fn bad_input_gets_one_clear_line_and_an_exit_code() {
     let d = tempfile::tempdir().unwrap();
     run_in(d.path(), &["remember", "keep this"]).ok();
