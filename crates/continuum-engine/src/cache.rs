@@ -8,6 +8,10 @@
 //! older than the index the same recall ranks with. Entries are read at or after that position,
 //! as without the cache. Strengths are kept as stored; decay is applied when they are used.
 //!
+//! One write logs no change: an import whose memories are all present already but whose links
+//! raise stored strengths. This engine drops the tenant's cache after such an import; a
+//! server in another process keeps the old strengths until the tenant's next write.
+//!
 //! Limits: `recall_cache_entries` per kind and tenant (the kind is emptied when full),
 //! [`MAX_CACHED_TEXT_BYTES`] of memory text over all tenants, and [`MAX_CACHED_TENANTS`]
 //! tenants (everything is dropped when a limit would be passed).
@@ -84,6 +88,15 @@ impl Engine {
             };
         }
         Ok(f(cache, text_bytes))
+    }
+
+    /// Drops everything cached for the tenant.
+    pub(crate) fn drop_read_cache(&self, tenant: &TenantId) {
+        if let Ok(mut all) = self.indexes.reads.lock()
+            && let Some(c) = all.tenants.remove(tenant)
+        {
+            all.text_bytes -= c.memories.values().map(|m| text_cost(m)).sum::<usize>();
+        }
     }
 
     /// The position caches may be keyed on, or none when caching is off (no derived index,

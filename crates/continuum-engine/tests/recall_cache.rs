@@ -231,3 +231,48 @@ async fn the_cache_keeps_tenants_apart() {
         assert!(text(&rb).contains("Oslo") && !text(&rb).contains("Lisbon"));
     }
 }
+
+#[tokio::test]
+async fn an_import_that_only_raises_links_reaches_the_cached_recall() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("i.db");
+    let clock = Arc::new(ManualClock::new(Timestamp(NOW)));
+    let engine = open(&db, &clock, 20_000);
+    let t = TenantId::new("acme").unwrap();
+    for i in 0..3 {
+        learn(
+            &engine,
+            &t,
+            "s",
+            &format!("Kafka feeds Redis ({i})."),
+            "Noted.",
+        )
+        .await;
+    }
+    let q = "What does Kafka feed?";
+    let before = link_strength(&recall(&engine, &t, q).await, "kafka", "redis").unwrap();
+    // A dump whose memories are all here already, with a stronger link: no change is logged.
+    let raised = before + 0.5;
+    let outcome = engine
+        .import(
+            &t,
+            vec![continuum_engine::ExportRecord::Link {
+                a: "kafka".into(),
+                b: "redis".into(),
+                strength: raised,
+                count: 50,
+                last_at: Timestamp(NOW),
+            }],
+        )
+        .await
+        .unwrap();
+    assert_eq!((outcome.memories_added, outcome.links), (0, 1));
+    let after = link_strength(&recall(&engine, &t, q).await, "kafka", "redis").unwrap();
+    assert!(
+        (after - raised).abs() < 1e-9,
+        "recall sees the imported strength: {before} -> {after} (imported {raised})"
+    );
+    let plain = open(&db, &clock, 0);
+    let truth = link_strength(&recall(&plain, &t, q).await, "kafka", "redis").unwrap();
+    assert_eq!(after, truth);
+}
