@@ -2,15 +2,11 @@
 //! strongest links of a concept, the texts of the best memories) kept per tenant for as long
 //! as the tenant's index stays at the same change-log position.
 //!
-//! Every write that can change these (a learned turn's concepts and links, an update, a
-//! supersede, a forget, an erase) logs a change, and the next recall's catch-up moves the index
-//! past it; a cache filled at another position is dropped whole. So a cached answer is never
+//! Every write that can change these (a learned turn's concepts and links, links raised by an
+//! import, an update, a supersede, a forget, an erase) logs a change, and the next recall's
+//! catch-up moves the index past it; a cache filled at another position is dropped whole. So a cached answer is never
 //! older than the index the same recall ranks with. Entries are read at or after that position,
 //! as without the cache. Strengths are kept as stored; decay is applied when they are used.
-//!
-//! One write logs no change: an import whose memories are all present already but whose links
-//! raise stored strengths. This engine drops the tenant's cache after such an import; a
-//! server in another process keeps the old strengths until the tenant's next write.
 //!
 //! Limits: `recall_cache_entries` per kind and tenant (the kind is emptied when full),
 //! [`MAX_CACHED_TEXT_BYTES`] of memory text over all tenants, and [`MAX_CACHED_TENANTS`]
@@ -88,15 +84,6 @@ impl Engine {
             };
         }
         Ok(f(cache, text_bytes))
-    }
-
-    /// Drops everything cached for the tenant.
-    pub(crate) fn drop_read_cache(&self, tenant: &TenantId) {
-        if let Ok(mut all) = self.indexes.reads.lock()
-            && let Some(c) = all.tenants.remove(tenant)
-        {
-            all.text_bytes -= c.memories.values().map(|m| text_cost(m)).sum::<usize>();
-        }
     }
 
     /// The position caches may be keyed on, or none when caching is off (no derived index,

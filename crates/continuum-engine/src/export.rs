@@ -239,10 +239,6 @@ impl Engine {
         out.memories_added = applied.memories;
         out.links = applied.links_created + applied.links_strengthened;
         out.decisions = applied.decisions;
-        if out.links > 0 && applied.memories == 0 {
-            // Links written without a memory log no change: recall's cache would not notice.
-            self.drop_read_cache(tenant);
-        }
         Ok(out)
     }
 }

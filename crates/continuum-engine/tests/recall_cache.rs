@@ -252,7 +252,8 @@ async fn an_import_that_only_raises_links_reaches_the_cached_recall() {
     let q = "Where do we run Kafka?";
     let first = recall(&engine, &t, q).await;
     let before = link_strength(&first, "kafka", "redis").expect("the link is followed");
-    // A dump whose memories are all here already, with a stronger link: no change is logged.
+    // A dump whose memories are all here already, with a stronger link: the store logs
+    // `links.strengthened`, which moves the index on and drops the cache.
     let raised = before + 0.5;
     let outcome = engine
         .import(
