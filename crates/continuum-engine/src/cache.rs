@@ -59,13 +59,26 @@ fn bounded_insert<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, cap: usiz
     map.insert(k, v);
 }
 
+/// Splits `wanted` into what `get` finds for them and what it does not.
+fn split<W: Clone, V>(wanted: &[W], get: impl Fn(&W) -> Option<V>) -> (Vec<V>, Vec<W>) {
+    let mut found = Vec::new();
+    let mut missing = Vec::new();
+    for w in wanted {
+        match get(w) {
+            Some(v) => found.push(v),
+            None => missing.push(w.clone()),
+        }
+    }
+    (found, missing)
+}
+
 impl Engine {
     /// Runs `f` on the tenant's cache at index position `seq`, dropping entries of another.
     fn with_cache<T>(
         &self,
         tenant: &TenantId,
         seq: u64,
-        f: impl FnOnce(&mut ReadCache, &mut usize) -> T,
+        f: impl FnOnce(&mut ReadCache) -> T,
     ) -> Result<T> {
         let mut all = self.indexes.reads.lock().map_err(poisoned)?;
         if !all.tenants.contains_key(tenant) && all.tenants.len() >= MAX_CACHED_TENANTS {
@@ -83,7 +96,7 @@ impl Engine {
                 ..Default::default()
             };
         }
-        Ok(f(cache, text_bytes))
+        Ok(f(cache))
     }
 
     /// The position caches may be keyed on, or none when caching is off (no derived index,
@@ -110,23 +123,15 @@ impl Engine {
             return self.store.concepts(tenant, keys).await;
         };
         let cap = self.config.recall_cache_entries;
-        let (mut found, missing) = self.with_cache(tenant, seq, |c, _| {
-            let mut found = Vec::new();
-            let mut missing = Vec::new();
-            for k in keys {
-                match c.concepts.get(k) {
-                    Some(Some(concept)) => found.push(Concept::clone(concept)),
-                    Some(None) => {}
-                    None => missing.push(k.clone()),
-                }
-            }
-            (found, missing)
-        })?;
+        let (known, missing) =
+            self.with_cache(tenant, seq, |c| split(keys, |k| c.concepts.get(k).cloned()))?;
+        // A key known to name no concept is cached as `None`.
+        let mut found: Vec<Concept> = known.into_iter().flatten().map(|c| (*c).clone()).collect();
         if missing.is_empty() {
             return Ok(found);
         }
         let read = self.store.concepts(tenant, &missing).await?;
-        self.with_cache(tenant, seq, |c, _| {
+        self.with_cache(tenant, seq, |c| {
             let mut known: HashMap<&str, &Concept> =
                 read.iter().map(|k| (k.key.as_str(), k)).collect();
             for k in &missing {
@@ -151,16 +156,8 @@ impl Engine {
             return self.store.neighbours(tenant, keys, per).await;
         };
         let cap = self.config.recall_cache_entries;
-        let (lists, missing) = self.with_cache(tenant, seq, |c, _| {
-            let mut lists: Vec<Arc<[Link]>> = Vec::new();
-            let mut missing = Vec::new();
-            for k in keys {
-                match c.links.get(&(k.clone(), per)) {
-                    Some(l) => lists.push(l.clone()),
-                    None => missing.push(k.clone()),
-                }
-            }
-            (lists, missing)
+        let (lists, missing) = self.with_cache(tenant, seq, |c| {
+            split(keys, |k| c.links.get(&(k.clone(), per)).cloned())
         })?;
         let mut read: Vec<(String, Arc<[Link]>)> = Vec::with_capacity(missing.len());
         // One key at a time: a key's list must not depend on which keys it was asked with.
@@ -172,7 +169,7 @@ impl Engine {
             read.push((k, links.into()));
         }
         if !read.is_empty() {
-            self.with_cache(tenant, seq, |c, _| {
+            self.with_cache(tenant, seq, |c| {
                 for (k, l) in &read {
                     bounded_insert(&mut c.links, cap, (k.clone(), per), l.clone());
                 }
@@ -203,17 +200,10 @@ impl Engine {
             return self.store.get(tenant, ids).await;
         };
         let cap = self.config.recall_cache_entries;
-        let (mut found, missing) = self.with_cache(tenant, seq, |c, _| {
-            let mut found = Vec::new();
-            let mut missing = Vec::new();
-            for id in ids {
-                match c.memories.get(id) {
-                    Some(m) => found.push(Memory::clone(m)),
-                    None => missing.push(*id),
-                }
-            }
-            (found, missing)
+        let (known, missing) = self.with_cache(tenant, seq, |c| {
+            split(ids, |id| c.memories.get(id).cloned())
         })?;
+        let mut found: Vec<Memory> = known.into_iter().map(|m| (*m).clone()).collect();
         if missing.is_empty() {
             return Ok(found);
         }
@@ -228,6 +218,9 @@ impl Engine {
         } = &mut *all;
         for m in &read {
             let cost = text_cost(m);
+            if cost > MAX_CACHED_TEXT_BYTES {
+                continue;
+            }
             let full = tenants.get(tenant).is_some_and(|c| c.memories.len() >= cap);
             if *text_bytes + cost > MAX_CACHED_TEXT_BYTES || full {
                 // Make room: every tenant's texts go (entries of other kinds stay).
@@ -239,9 +232,6 @@ impl Engine {
             let Some(c) = tenants.get_mut(tenant).filter(|c| c.seq == seq) else {
                 break; // another recall moved the cache to a newer position meanwhile
             };
-            if cost > MAX_CACHED_TEXT_BYTES {
-                continue;
-            }
             if let Some(old) = c.memories.insert(m.id, Arc::new(m.clone())) {
                 *text_bytes -= text_cost(&old);
             }
