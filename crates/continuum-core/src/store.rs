@@ -357,6 +357,15 @@ pub trait MemoryStore: Send + Sync {
     /// The tenant's latest change-log position (0 when it has none).
     async fn latest_change(&self, tenant: &TenantId) -> Result<u64>;
 
+    /// A number that differs whenever anything was committed to the store since it was last
+    /// read, by this process or another, and costs far less than a query: readers compare it
+    /// to skip asking for changes when there are none. Read it *before* the query it guards,
+    /// so a commit in between shows at the next comparison. `None` (the default): the store
+    /// cannot tell, and callers must ask every time.
+    async fn commit_marker(&self) -> Result<Option<u64>> {
+        Ok(None)
+    }
+
     /// Feeds a derived index: the tenant's memories after store position `after` (0 to start),
     /// in store order, at most `limit`, each with its position.
     async fn index_scan(

@@ -26,6 +26,8 @@ pub(crate) struct Registry {
     pub(crate) ann_jobs: Mutex<std::collections::HashSet<TenantId>>,
     /// What recall read from the store, per tenant, at the index's position (see `cache`).
     pub(crate) reads: crate::cache::ReadCaches,
+    /// Stored API keys by prefix, with the store's commit marker when each was read.
+    pub(crate) keys: Mutex<HashMap<String, (u64, continuum_core::keys::ApiKey)>>,
 }
 
 /// How long a vector count read from a store that searches vectors itself is reused. Writes
@@ -151,12 +153,21 @@ impl Engine {
         self.slot(tenant)
     }
 
-    /// The tenant's index, built or caught up to the store's latest change.
+    /// The tenant's index, built or caught up to the store's latest change. While the store's
+    /// commit marker has not moved since the last catch-up, nothing was written and the
+    /// change log is not asked.
     pub(crate) async fn fresh_index(&self, tenant: &TenantId) -> Result<Slot> {
         let slot = self.slot(tenant)?;
-        let known = slot.read().map_err(poisoned)?.as_ref().map(|i| i.seq);
-        let Some(seq) = known else {
-            let built = self.build_index(tenant).await?;
+        // Read before the change log: a commit after this shows as a moved marker next time.
+        let marker = self.store.commit_marker().await?;
+        let known = slot
+            .read()
+            .map_err(poisoned)?
+            .as_ref()
+            .map(|i| (i.seq, i.marker));
+        let Some((seq, seen)) = known else {
+            let mut built = self.build_index(tenant).await?;
+            built.marker = marker;
             let mut w = slot.write().map_err(poisoned)?;
             if w.as_ref().is_none_or(|i| i.seq < built.seq) {
                 *w = Some(built);
@@ -164,6 +175,9 @@ impl Engine {
             drop(w);
             return Ok(slot);
         };
+        if marker.is_some() && marker == seen {
+            return Ok(slot);
+        }
         let mut changes = Vec::new();
         let mut after = seq;
         loop {
@@ -181,10 +195,17 @@ impl Engine {
             }
         }
         if after == seq {
+            // Nothing for this tenant (another tenant wrote): remember the marker.
+            if let Some(index) = slot.write().map_err(poisoned)?.as_mut()
+                && index.seq == seq
+            {
+                index.marker = marker;
+            }
             return Ok(slot);
         }
         if changes.len() > MAX_CATCH_UP {
-            let built = self.build_index(tenant).await?;
+            let mut built = self.build_index(tenant).await?;
+            built.marker = marker;
             *slot.write().map_err(poisoned)? = Some(built);
             return Ok(slot);
         }
@@ -226,11 +247,13 @@ impl Engine {
                 }
             }
             index.seq = index.seq.max(after);
+            index.marker = marker;
             index.dead_ratio() > MAX_DEAD_RATIO
         };
         if rebuild {
             // Forgotten documents keep their postings until a rebuild reclaims them.
-            let built = self.build_index(tenant).await?;
+            let mut built = self.build_index(tenant).await?;
+            built.marker = marker;
             *slot.write().map_err(poisoned)? = Some(built);
         }
         Ok(slot)

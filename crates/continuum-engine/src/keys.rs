@@ -7,6 +7,10 @@ use continuum_core::{Error, Result, TenantId, Timestamp};
 /// The longest a key may be valid for, in days.
 pub const MAX_KEY_DAYS: i64 = 3650;
 
+/// Stored key records kept between requests (see [`Engine::authenticate`]); the cache is
+/// emptied when full.
+const MAX_VERIFIED_KEYS: usize = 10_000;
+
 impl Engine {
     /// Creates a key for `tenant`; returns the secret (shown once, stored only as a hash) and
     /// the stored record.
@@ -46,15 +50,43 @@ impl Engine {
         Ok((secret, key))
     }
 
-    /// The key a presented secret belongs to, if it is valid now. Costs one indexed lookup.
+    /// The key a presented secret belongs to, if it is valid now. Costs one indexed lookup, or
+    /// none while the store's commit marker shows no write since the key was last read (a
+    /// revocation is a write, so it takes effect at once, from any process).
     pub async fn authenticate(&self, secret: &str) -> Result<ApiKey> {
         let refused = || Error::Unauthorized("invalid, expired or revoked API key".into());
         let prefix = key_prefix(secret.trim()).ok_or_else(refused)?;
-        let key = self
-            .store
-            .key_by_prefix(prefix)
-            .await?
-            .ok_or_else(refused)?;
+        let marker = self.store.commit_marker().await?;
+        let cached = match marker {
+            Some(m) => self
+                .indexes
+                .keys
+                .lock()
+                .map_err(|_| Error::Internal("the key cache lock was poisoned".into()))?
+                .get(prefix)
+                .filter(|(at, _)| *at == m)
+                .map(|(_, k)| k.clone()),
+            None => None,
+        };
+        let key = match cached {
+            Some(k) => k,
+            None => {
+                let k = self
+                    .store
+                    .key_by_prefix(prefix)
+                    .await?
+                    .ok_or_else(refused)?;
+                if let Some(m) = marker
+                    && let Ok(mut keys) = self.indexes.keys.lock()
+                {
+                    if keys.len() >= MAX_VERIFIED_KEYS {
+                        keys.clear();
+                    }
+                    keys.insert(prefix.to_string(), (m, k.clone()));
+                }
+                k
+            }
+        };
         if !same_hash(&key.hash, &hash_key(secret.trim())) || !key.is_active(self.clock.now()) {
             return Err(refused());
         }

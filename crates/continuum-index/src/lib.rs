@@ -188,6 +188,9 @@ pub struct TextIndex {
     live: u32,
     /// The change-log position this index reflects.
     pub seq: u64,
+    /// The store's commit marker read before the index was last brought up to `seq` (see
+    /// `MemoryStore::commit_marker`): while the store still shows it, nothing was written.
+    pub marker: Option<u64>,
     /// Per document, its slot in `vectors`, or [`NO_VECTOR`].
     vec_of: Vec<u32>,
     /// Vectors quantised to 8 bits (`dim` per slot, one slot after another): a search reads a

@@ -60,6 +60,9 @@ pub struct SqliteStore {
     writer: Mutex<Connection>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
+    /// A connection that never writes, for `PRAGMA data_version`: it moves whenever another
+    /// connection (this process's writer, or any other process) commits.
+    watch: Mutex<Connection>,
 }
 
 /// Maps a driver error to an error kind a caller can act on.
@@ -159,11 +162,19 @@ impl SqliteStore {
         let readers = (0..opts.readers.max(1))
             .map(|_| open_conn(&path, &reader_opts).map(Mutex::new))
             .collect::<Result<Vec<_>>>()?;
+        let watch = open_conn(
+            &path,
+            &SqliteOptions {
+                cache_kib: 64,
+                ..opts.clone()
+            },
+        )?;
         Ok(SqliteStore {
             path,
             writer: Mutex::new(writer),
             readers,
             next_reader: AtomicUsize::new(0),
+            watch: Mutex::new(watch),
         })
     }
 
@@ -1298,6 +1309,18 @@ impl MemoryStore for SqliteStore {
             )?
             .collect()
         })
+    }
+
+    async fn commit_marker(&self) -> Result<Option<u64>> {
+        let conn = self
+            .watch
+            .lock()
+            .map_err(|_| Error::Internal("the watch connection was poisoned".into()))?;
+        let version: i64 = conn
+            .prepare_cached("PRAGMA data_version")
+            .and_then(|mut st| st.query_row([], |r| r.get(0)))
+            .map_err(map_err)?;
+        Ok(Some(version as u64))
     }
 
     async fn latest_change(&self, tenant: &TenantId) -> Result<u64> {

@@ -1170,6 +1170,52 @@ pub async fn the_index_follows_writes_made_after_it_was_built(make: &Factory) {
     assert_eq!(r.memories.len(), 2);
 }
 
+/// A store that offers a commit marker moves it with every committed write, from any engine
+/// on the store, and leaves it still otherwise: engines skip their change-log query and reuse
+/// verified API keys while it stays. A key revoked through another engine must stop working
+/// at once for an engine that had it verified.
+pub async fn the_commit_marker_moves_with_every_write(make: &Factory) {
+    use continuum_core::keys::Scope;
+    let s = make().await;
+    let (e, _) = engine(s.store.clone());
+    let (other, _) = engine(s.store.clone());
+    let t = tenant("t1");
+    let (secret, key) = e.create_key(&t, Scope::Read, None, None).await.unwrap();
+    e.authenticate(&secret).await.unwrap();
+    if let Some(first) = s.store.commit_marker().await.unwrap() {
+        let marker = || async { s.store.commit_marker().await.unwrap().unwrap() };
+        assert_eq!(marker().await, first, "reading moves nothing");
+        e.recall(&t, &RecallRequest::new("anything")).await.unwrap();
+        e.authenticate(&secret).await.unwrap();
+        assert_eq!(
+            marker().await,
+            first,
+            "a recall and a key check are no writes"
+        );
+        other
+            .remember(&t, RememberRequest::new("The marker moves.", Source::Fact))
+            .await
+            .unwrap();
+        let moved = marker().await;
+        assert_ne!(moved, first, "a write moves it");
+        assert_eq!(
+            e.recall(&t, &RecallRequest::new("marker moves"))
+                .await
+                .unwrap()
+                .memories
+                .len(),
+            1,
+            "and the other engine's recall sees the write"
+        );
+        other.revoke_key(&key.prefix).await.unwrap();
+        assert_ne!(marker().await, moved, "a revocation moves it");
+    }
+    assert!(
+        matches!(e.authenticate(&secret).await, Err(Error::Unauthorized(_))),
+        "a key revoked through another engine is refused"
+    );
+}
+
 pub async fn the_store_full_text_search_ranks_and_isolates(make: &Factory) {
     let s = make().await;
     let clock = std::sync::Arc::new(continuum_core::time::ManualClock::new(T0));

@@ -133,6 +133,7 @@ macro_rules! store_conformance {
             sessions_and_decisions_are_recorded,
             store_check_finds_no_problems,
             the_index_follows_writes_made_after_it_was_built,
+            the_commit_marker_moves_with_every_write,
             the_store_full_text_search_ranks_and_isolates,
             api_keys_are_stored_hashed_and_revocable,
             vectors_are_kept_per_model_and_tenant,
