@@ -20,7 +20,8 @@ use std::sync::Arc;
 
 /// Tenants whose reads are cached at once.
 pub const MAX_CACHED_TENANTS: usize = 256;
-/// Memory text held, over all tenants (each memory counts its content plus 256 bytes).
+/// Memory text held, over all tenants (each memory counts its content, its word signature
+/// and 256 bytes).
 pub const MAX_CACHED_TEXT_BYTES: usize = 64 * 1024 * 1024;
 
 #[derive(Default)]
@@ -31,7 +32,7 @@ pub(crate) struct ReadCache {
     /// Per concept key, its strongest links, for `per` links a side.
     links: HashMap<(String, usize), Arc<[Link]>>,
     /// Recall's view of a memory: everything but its metadata.
-    memories: HashMap<MemoryId, Arc<Memory>>,
+    memories: HashMap<MemoryId, Arc<RecallText>>,
 }
 
 #[derive(Default)]
@@ -43,8 +44,24 @@ pub(crate) struct Caches {
 
 pub(crate) type ReadCaches = std::sync::Mutex<Caches>;
 
-fn text_cost(m: &Memory) -> usize {
-    m.content.len() + 256
+/// A memory as recall shows it (without its metadata), with its word signature for the
+/// near-duplicate test, computed once.
+#[derive(Debug)]
+pub(crate) struct RecallText {
+    pub memory: Memory,
+    pub signature: Vec<u64>,
+}
+
+impl RecallText {
+    fn new(mut memory: Memory) -> Self {
+        memory.metadata = Default::default();
+        let signature = continuum_core::text::word_signature(&memory.content);
+        RecallText { memory, signature }
+    }
+}
+
+fn text_cost(m: &RecallText) -> usize {
+    m.memory.content.len() + m.signature.len() * 8 + 256
 }
 
 fn poisoned<T>(_: T) -> Error {
@@ -195,22 +212,28 @@ impl Engine {
         tenant: &TenantId,
         at: Option<u64>,
         ids: &[MemoryId],
-    ) -> Result<Vec<Memory>> {
+    ) -> Result<Vec<Arc<RecallText>>> {
         let Some(seq) = at else {
-            return self.store.get(tenant, ids).await;
+            let read = self.store.get(tenant, ids).await?;
+            return Ok(read
+                .into_iter()
+                .map(|m| Arc::new(RecallText::new(m)))
+                .collect());
         };
         let cap = self.config.recall_cache_entries;
-        let (known, missing) = self.with_cache(tenant, seq, |c| {
+        let (mut found, missing) = self.with_cache(tenant, seq, |c| {
             split(ids, |id| c.memories.get(id).cloned())
         })?;
-        let mut found: Vec<Memory> = known.into_iter().map(|m| (*m).clone()).collect();
         if missing.is_empty() {
             return Ok(found);
         }
-        let mut read = self.store.get(tenant, &missing).await?;
-        for m in &mut read {
-            m.metadata = Default::default();
-        }
+        let read: Vec<Arc<RecallText>> = self
+            .store
+            .get(tenant, &missing)
+            .await?
+            .into_iter()
+            .map(|m| Arc::new(RecallText::new(m)))
+            .collect();
         let mut all = self.indexes.reads.lock().map_err(poisoned)?;
         let Caches {
             tenants,
@@ -232,7 +255,7 @@ impl Engine {
             let Some(c) = tenants.get_mut(tenant).filter(|c| c.seq == seq) else {
                 break; // another recall moved the cache to a newer position meanwhile
             };
-            if let Some(old) = c.memories.insert(m.id, Arc::new(m.clone())) {
+            if let Some(old) = c.memories.insert(m.memory.id, m.clone()) {
                 *text_bytes -= text_cost(&old);
             }
             *text_bytes += cost;

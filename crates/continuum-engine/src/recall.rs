@@ -12,15 +12,18 @@
 //! 5. the best memories are assembled into a context block within the token budget.
 
 use crate::Engine;
+use crate::cache::RecallText;
 use continuum_core::context::{ShownLink, assemble};
 use continuum_core::extract::concept_key;
 use continuum_core::rank::{Signals, collapse_duplicates, fuse, recency};
 use continuum_core::store::{Link, MemoryFilter, MemoryHead, Scored};
-use continuum_core::text::{search_terms, signature_jaccard, word_signature, words};
+use continuum_core::text::{search_terms, signature_jaccard, words};
 use continuum_core::{Error, Memory, MemoryId, Result, SessionId, Source, TenantId, Timestamp};
+use rustc_hash::FxHashMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -180,16 +183,28 @@ impl Engine {
             .unwrap_or_default())
     }
 
-    /// The newest memories mentioning each concept, passing `filter`.
+    /// The newest memories mentioning each concept, passing `filter`: each with the position
+    /// in `keys` of the concept it mentions.
     async fn concept_mentions(
         &self,
         tenant: &TenantId,
         keys: &[String],
         filter: &MemoryFilter,
         per_concept: usize,
-    ) -> Result<Vec<(String, MemoryHead)>> {
+    ) -> Result<Vec<(usize, MemoryHead)>> {
         if !self.config.derived_index {
-            return self.store.mentions(tenant, keys, per_concept).await;
+            let at: HashMap<&str, usize> = keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| (k.as_str(), i))
+                .collect();
+            return Ok(self
+                .store
+                .mentions(tenant, keys, per_concept)
+                .await?
+                .into_iter()
+                .filter_map(|(k, h)| at.get(k.as_str()).map(|&i| (i, h)))
+                .collect());
         }
         // `lexical` ran first in this recall, so the index is fresh.
         let slot = self.current_index(tenant)?;
@@ -201,10 +216,11 @@ impl Engine {
         };
         Ok(keys
             .iter()
-            .flat_map(|k| {
+            .enumerate()
+            .flat_map(|(i, k)| {
                 ix.mentions(k, filter, per_concept)
                     .into_iter()
-                    .map(move |h| (k.clone(), h))
+                    .map(move |h| (i, h))
             })
             .collect())
     }
@@ -317,7 +333,7 @@ impl Engine {
         &self,
         tenant: &TenantId,
         req: &RecallRequest,
-        heads: &mut HashMap<MemoryId, MemoryHead>,
+        heads: &mut FxHashMap<MemoryId, MemoryHead>,
     ) -> Result<(HashMap<MemoryId, f64>, Option<SemanticUse>)> {
         let Some(embedder) = self.embedder.clone() else {
             return Ok((HashMap::new(), None));
@@ -483,24 +499,26 @@ impl Engine {
                 cfg.graph.memories_per_concept,
             )
             .await?;
-        let mut graph_raw: HashMap<MemoryId, f64> = HashMap::new();
-        let mut graph_concepts: HashMap<MemoryId, Vec<String>> = HashMap::new();
-        let mut heads: HashMap<MemoryId, MemoryHead> = HashMap::new();
-        for (key, head) in mentions {
+        // Per memory, its graph score and the positions in `active` of the concepts it
+        // mentions (named only for the memories shown).
+        let mut graph_raw: FxHashMap<MemoryId, f64> = FxHashMap::default();
+        let mut graph_concepts: FxHashMap<MemoryId, Vec<usize>> = FxHashMap::default();
+        let mut heads: FxHashMap<MemoryId, MemoryHead> = FxHashMap::default();
+        for (i, head) in mentions {
             if !req.filter.matches_head(&head) {
                 continue;
             }
-            *graph_raw.entry(head.id).or_default() += act[&key].value;
-            graph_concepts
-                .entry(head.id)
-                .or_default()
-                .push(act[&key].name.clone());
+            if !cfg.derived_index {
+                // With the index, every candidate is scored below from all it mentions.
+                *graph_raw.entry(head.id).or_default() += active[i].1.value;
+                graph_concepts.entry(head.id).or_default().push(i);
+            }
             heads.insert(head.id, head);
         }
 
         // 3-4. Score every candidate from its head; read the text of the best only.
         let lex_max = lexical.iter().map(|s| s.score).fold(0.0f64, f64::max);
-        let mut lex: HashMap<MemoryId, f64> = HashMap::new();
+        let mut lex: FxHashMap<MemoryId, f64> = FxHashMap::default();
         for s in lexical {
             let norm = if lex_max > 0.0 {
                 (s.score / lex_max).clamp(0.0, 1.0)
@@ -517,8 +535,6 @@ impl Engine {
         // it mentions (the mention lists above only bring candidates in).
         if cfg.derived_index {
             let ids: Vec<MemoryId> = heads.keys().copied().collect();
-            graph_raw.clear();
-            graph_concepts.clear();
             let slot = self.current_index(tenant)?;
             let guard = slot
                 .read()
@@ -527,8 +543,7 @@ impl Engine {
                 let keys: Vec<&str> = active.iter().map(|(k, _)| k.as_str()).collect();
                 for (id, at) in ix.mentions_among(&keys, &ids) {
                     graph_raw.insert(id, at.iter().map(|&i| active[i].1.value).sum());
-                    graph_concepts
-                        .insert(id, at.iter().map(|&i| active[i].1.name.clone()).collect());
+                    graph_concepts.insert(id, at);
                 }
             }
         }
@@ -556,26 +571,23 @@ impl Engine {
         ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.2.id.cmp(&a.2.id)));
         ranked.truncate((limit * 3).max(limit));
         let ids: Vec<MemoryId> = ranked.iter().map(|r| r.2.id).collect();
-        let mut texts: HashMap<MemoryId, Memory> = self
+        let mut texts: FxHashMap<MemoryId, Arc<RecallText>> = self
             .recall_texts_at(tenant, at, &ids)
             .await?
             .into_iter()
-            .map(|m| (m.id, m))
+            .map(|m| (m.memory.id, m))
             .collect();
-        let scored: Vec<(f64, Signals, Memory)> = ranked
+        let scored: Vec<(f64, Signals, Arc<RecallText>)> = ranked
             .into_iter()
             .filter_map(|(score, s, h)| texts.remove(&h.id).map(|m| (score, s, m)))
             .collect();
 
         // Near-duplicates: same text, or nearly the same words.
         let threshold = cfg.near_duplicate_jaccard;
-        let signatures: Vec<Vec<u64>> = scored
-            .iter()
-            .map(|s| word_signature(&s.2.content))
-            .collect();
         let same = |i: usize, j: usize| {
-            scored[i].2.content_hash == scored[j].2.content_hash
-                || signature_jaccard(&signatures[i], &signatures[j], threshold) >= threshold
+            let (a, b) = (&scored[i].2, &scored[j].2);
+            a.memory.content_hash == b.memory.content_hash
+                || signature_jaccard(&a.signature, &b.signature, threshold) >= threshold
         };
         let order: Vec<usize> = (0..scored.len()).collect();
         let kept = collapse_duplicates(&order, |&a, &b| same(a, b));
@@ -602,7 +614,7 @@ impl Engine {
             .collect();
         concepts.truncate(12);
         let shown_links: Vec<Link> = followed.into_iter().take(12).collect();
-        let mem_refs: Vec<&Memory> = chosen.iter().map(|&i| &scored[i].2).collect();
+        let mem_refs: Vec<&Memory> = chosen.iter().map(|&i| &scored[i].2.memory).collect();
         let concept_names: Vec<&str> = concepts.iter().take(8).map(|c| c.name.as_str()).collect();
         let name_of = |key: &'_ str| -> String {
             act.get(key)
@@ -629,6 +641,7 @@ impl Engine {
             .iter()
             .map(|&i| {
                 let (score, signals, m) = &scored[i];
+                let m = &m.memory;
                 let matched_terms: Vec<String> = {
                     let mut seen = HashSet::new();
                     words(&m.content)
@@ -645,7 +658,10 @@ impl Engine {
                     score: *score,
                     signals: *signals,
                     matched_terms,
-                    matched_concepts: graph_concepts.get(&m.id).cloned().unwrap_or_default(),
+                    matched_concepts: graph_concepts
+                        .get(&m.id)
+                        .map(|at| at.iter().map(|&i| active[i].1.name.clone()).collect())
+                        .unwrap_or_default(),
                     superseded: m.is_superseded(),
                     duplicates: dup_counts[i],
                     in_context: included.contains(&m.id),
