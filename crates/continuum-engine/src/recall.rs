@@ -643,11 +643,24 @@ impl Engine {
                 let (score, signals, m) = &scored[i];
                 let m = &m.memory;
                 let matched_terms: Vec<String> = {
-                    let mut seen = HashSet::new();
-                    words(&m.content)
-                        .map(str::to_lowercase)
-                        .filter(|w| term_set.contains(w.as_str()) && seen.insert(w.clone()))
-                        .collect()
+                    let mut found: Vec<&str> = Vec::new();
+                    for w in words(&m.content) {
+                        // Query terms are lower case: an ASCII word is compared in place.
+                        let term = if w.is_ascii() {
+                            terms
+                                .iter()
+                                .find(|t| t.eq_ignore_ascii_case(w))
+                                .map(String::as_str)
+                        } else {
+                            term_set.get(w.to_lowercase().as_str()).copied()
+                        };
+                        if let Some(t) = term
+                            && !found.contains(&t)
+                        {
+                            found.push(t);
+                        }
+                    }
+                    found.into_iter().map(str::to_string).collect()
                 };
                 RecalledMemory {
                     id: m.id,

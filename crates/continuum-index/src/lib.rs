@@ -254,6 +254,17 @@ impl AnnBacklog {
 const NO_VECTOR: u32 = u32::MAX;
 /// No document (in [`TextIndex::near`]).
 const NO_DOC: u32 = u32::MAX;
+
+/// Where the neighbour `offset` places away is kept in a [`TextIndex::near`] entry.
+fn near_slot(offset: i32) -> Option<usize> {
+    match offset {
+        -2 => Some(0),
+        -1 => Some(1),
+        1 => Some(2),
+        2 => Some(3),
+        _ => None,
+    }
+}
 /// Words of a speaker's name that are kept (a first name, a surname, one more).
 const MAX_SPEAKER_TERMS: usize = 3;
 
@@ -712,14 +723,7 @@ impl TextIndex {
 
     /// The document `offset` places after (or before, when negative) `ord` in its session.
     fn session_neighbour(&self, ord: u32, offset: i32) -> Option<u32> {
-        let near = match offset {
-            -2 => Some(0),
-            -1 => Some(1),
-            1 => Some(2),
-            2 => Some(3),
-            _ => None,
-        };
-        if let Some(i) = near {
+        if let Some(i) = near_slot(offset) {
             let n = self.near[ord as usize][i];
             return (n != NO_DOC).then_some(n);
         }
@@ -856,6 +860,9 @@ impl TextIndex {
             nb_norm.push(1.0 - B + B * len / avg_nb);
         }
         let n_steps = steps.len();
+        // Per step, where in a posting's `near` entry the candidate it feeds is (the neighbour
+        // at the opposite offset), or None beyond two places (looked up in its session).
+        let fed_by: Vec<Option<usize>> = steps.iter().map(|(off, _)| near_slot(-off)).collect();
         let mut expanded = vec![0f32; candidates.len()];
         let mut own_tf = vec![0f32; candidates.len()];
         let mut nb_tf = vec![0f32; candidates.len() * n_steps];
@@ -877,10 +884,15 @@ impl TextIndex {
                         hits.push(k);
                     }
                 }
+                let near = &self.near[m as usize];
                 for (s, (off, _)) in steps.iter().enumerate() {
-                    let Some(c) = self.session_neighbour(m, -off) else {
-                        continue;
+                    let c = match fed_by[s] {
+                        Some(i) => near[i],
+                        None => self.session_neighbour(m, -off).unwrap_or(NO_DOC),
                     };
+                    if c == NO_DOC {
+                        continue;
+                    }
                     let k = role[c as usize];
                     if k < NEIGHBOUR {
                         nb_tf[k as usize * n_steps + s] = tf;
@@ -1045,7 +1057,8 @@ impl TextIndex {
     /// positions in `keys` of those it mentions, ascending. Unknown and forgotten ids are
     /// left out.
     pub fn mentions_among(&self, keys: &[&str], ids: &[MemoryId]) -> Vec<(MemoryId, Vec<usize>)> {
-        let wanted: FxHashMap<u32, usize> = keys
+        // A few dozen keys at most: a scan beats hashing.
+        let wanted: Vec<(u32, usize)> = keys
             .iter()
             .enumerate()
             .filter_map(|(i, k)| self.concept_ids.get(*k).map(|&c| (c, i)))
@@ -1058,7 +1071,7 @@ impl TextIndex {
                 let &ord = self.by_id.get(id)?;
                 let mut at: Vec<usize> = self.doc_concepts[ord as usize]
                     .iter()
-                    .filter_map(|c| wanted.get(c).copied())
+                    .filter_map(|c| wanted.iter().find(|(w, _)| w == c).map(|(_, i)| *i))
                     .collect();
                 if at.is_empty() {
                     return None;
