@@ -13,9 +13,9 @@
 //! tenants (everything is dropped when a limit would be passed).
 
 use crate::Engine;
-use continuum_core::store::{Concept, Link, sort_links};
+use continuum_core::store::{Concept, Link};
 use continuum_core::{Error, Memory, MemoryId, Result, TenantId};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Tenants whose reads are cached at once.
@@ -160,20 +160,21 @@ impl Engine {
         Ok(found)
     }
 
-    /// The strongest links of each of `keys`, as [`continuum_core::MemoryStore::neighbours`]:
-    /// the union of each key's own, strongest first.
+    /// The strongest links of each of `keys`, as [`continuum_core::MemoryStore::neighbours`]
+    /// gives them, in lists (one per key when cached) that may repeat a link joining two keys.
     pub(crate) async fn neighbours_at(
         &self,
         tenant: &TenantId,
         at: Option<u64>,
         keys: &[String],
         per: usize,
-    ) -> Result<Vec<Link>> {
+    ) -> Result<Vec<Arc<[Link]>>> {
         let Some(seq) = at else {
-            return self.store.neighbours(tenant, keys, per).await;
+            let links = self.store.neighbours(tenant, keys, per).await?;
+            return Ok(vec![links.into()]);
         };
         let cap = self.config.recall_cache_entries;
-        let (lists, missing) = self.with_cache(tenant, seq, |c| {
+        let (mut lists, missing) = self.with_cache(tenant, seq, |c| {
             split(keys, |k| c.links.get(&(k.clone(), per)).cloned())
         })?;
         let mut read: Vec<(String, Arc<[Link]>)> = Vec::with_capacity(missing.len());
@@ -192,17 +193,8 @@ impl Engine {
                 }
             })?;
         }
-        let mut seen: HashSet<(&str, &str)> = HashSet::new();
-        let mut out: Vec<Link> = Vec::new();
-        for list in lists.iter().chain(read.iter().map(|(_, l)| l)) {
-            for l in list.iter() {
-                if seen.insert((l.a.as_str(), l.b.as_str())) {
-                    out.push(l.clone());
-                }
-            }
-        }
-        sort_links(&mut out);
-        Ok(out)
+        lists.extend(read.into_iter().map(|(_, l)| l));
+        Ok(lists)
     }
 
     /// The memories among `ids`, as [`continuum_core::MemoryStore::get`] but without their

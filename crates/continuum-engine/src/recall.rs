@@ -129,6 +129,9 @@ pub struct SearchHit {
     pub memory: Memory,
 }
 
+/// Links a recall shows (the strongest it followed).
+const MAX_SHOWN_LINKS: usize = 12;
+
 struct Activation {
     name: String,
     value: f64,
@@ -226,14 +229,14 @@ impl Engine {
     }
 
     /// Spreads activation from the concepts named in `query`; returns activated concepts and
-    /// the links followed.
+    /// the strongest links followed (at most [`MAX_SHOWN_LINKS`], effective strengths).
     async fn activate(
         &self,
         tenant: &TenantId,
         at: Option<u64>,
         query: &str,
         terms: &[String],
-    ) -> Result<(HashMap<String, Activation>, Vec<Link>)> {
+    ) -> Result<(FxHashMap<String, Activation>, Vec<Link>)> {
         let g = self.config.graph;
         let mut keys: Vec<String> = self
             .extractor
@@ -247,7 +250,7 @@ impl Engine {
                 keys.push(k);
             }
         }
-        let mut act: HashMap<String, Activation> = HashMap::new();
+        let mut act: FxHashMap<String, Activation> = FxHashMap::default();
         for c in self.concepts_at(tenant, at, &keys).await? {
             act.insert(
                 c.key,
@@ -259,36 +262,45 @@ impl Engine {
             );
         }
         let now = self.clock.now();
-        let mut followed: Vec<Link> = Vec::new();
+        // Every link list read, and the links followed as (effective strength, list, link):
+        // only the strongest few are copied out at the end.
+        let mut lists: Vec<Arc<[Link]>> = Vec::new();
+        let mut followed: Vec<(f64, usize, usize)> = Vec::new();
         let mut frontier: Vec<String> = act.keys().cloned().collect();
         for depth in 1..=g.depth {
             if frontier.is_empty() {
                 break;
             }
-            let links = self
+            let read = self
                 .neighbours_at(tenant, at, &frontier, g.neighbours_per_concept)
                 .await?;
-            let frontier_set: HashSet<&String> = frontier.iter().collect();
-            let mut reached: HashMap<String, f64> = HashMap::new();
-            for l in &links {
-                let strength = self.config.hebbian.effective(l.strength, l.last_at, now);
-                for (from, to) in [(&l.a, &l.b), (&l.b, &l.a)] {
-                    if !frontier_set.contains(from) {
-                        continue;
+            let first = lists.len();
+            lists.extend(read);
+            let frontier_set: HashSet<&str> = frontier.iter().map(String::as_str).collect();
+            let mut reached: FxHashMap<&str, f64> = FxHashMap::default();
+            // A link between two frontier concepts is in both their lists: seeing it twice
+            // changes no maximum, and the copy in `followed` goes at the end.
+            for (n, list) in lists.iter().enumerate().skip(first) {
+                for (i, l) in list.iter().enumerate() {
+                    let strength = self.config.hebbian.effective(l.strength, l.last_at, now);
+                    for (from, to) in [(&l.a, &l.b), (&l.b, &l.a)] {
+                        if !frontier_set.contains(from.as_str()) {
+                            continue;
+                        }
+                        let v = act[from].value * strength * g.decay;
+                        if act.get(to).is_some_and(|a| a.value >= v) {
+                            continue;
+                        }
+                        let best = reached.entry(to.as_str()).or_insert(0.0);
+                        *best = best.max(v);
                     }
-                    let v = act[from].value * strength * g.decay;
-                    if act.get(to).is_some_and(|a| a.value >= v) {
-                        continue;
-                    }
-                    let best = reached.entry(to.clone()).or_insert(0.0);
-                    *best = best.max(v);
+                    followed.push((strength, n, i));
                 }
-                followed.push(Link {
-                    strength,
-                    ..l.clone()
-                });
             }
-            let mut next: Vec<(String, f64)> = reached.into_iter().collect();
+            let mut next: Vec<(String, f64)> = reached
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
             next.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
             next.truncate(g.max_active_concepts);
             for (k, v) in &next {
@@ -316,14 +328,24 @@ impl Engine {
                 a.name = c.name;
             }
         }
-        followed.sort_by(|a, b| {
-            b.strength
-                .total_cmp(&a.strength)
-                .then(a.a.cmp(&b.a))
-                .then(a.b.cmp(&b.b))
+        let link = |&(_, n, i): &(f64, usize, usize)| &lists[n][i];
+        followed.sort_by(|x, y| {
+            let (a, b) = (link(x), link(y));
+            y.0.total_cmp(&x.0).then(a.a.cmp(&b.a)).then(a.b.cmp(&b.b))
         });
-        followed.dedup_by(|x, y| x.a == y.a && x.b == y.b);
-        Ok((act, followed))
+        followed.dedup_by(|x, y| {
+            let (a, b) = (link(x), link(y));
+            a.a == b.a && a.b == b.b
+        });
+        let shown = followed
+            .iter()
+            .take(MAX_SHOWN_LINKS)
+            .map(|f| Link {
+                strength: f.0,
+                ..link(f).clone()
+            })
+            .collect();
+        Ok((act, shown))
     }
 
     /// Semantic scores, min-max normalised over the candidates (which it extends with the best
@@ -613,7 +635,7 @@ impl Engine {
             })
             .collect();
         concepts.truncate(12);
-        let shown_links: Vec<Link> = followed.into_iter().take(12).collect();
+        let shown_links = followed;
         let mem_refs: Vec<&Memory> = chosen.iter().map(|&i| &scored[i].2.memory).collect();
         let concept_names: Vec<&str> = concepts.iter().take(8).map(|c| c.name.as_str()).collect();
         let name_of = |key: &'_ str| -> String {
