@@ -453,6 +453,28 @@ pub fn signature_jaccard(a: &[u64], b: &[u64], at_least: f64) -> f64 {
     inter as f64 / (a.len() + b.len() - inter) as f64
 }
 
+/// A 64-bit sketch of a word signature: bit `h % 64` set for each hash `h`. Two signatures
+/// differ in at least as many words as their sketches differ in bits, which bounds their
+/// Jaccard similarity from above at the cost of a popcount (see [`may_reach_jaccard`]).
+pub fn signature_sketch(signature: &[u64]) -> u64 {
+    signature.iter().fold(0, |m, h| m | 1 << (h % 64))
+}
+
+/// False when two signatures of these sizes and sketches certainly have a Jaccard similarity
+/// below `at_least` (then [`signature_jaccard`] need not run). A Jaccard of at least `t`
+/// leaves at most `(1 - t)·|A ∪ B| ≤ (1 - t)·(|A| + |B|)` words in one set only, and each
+/// bit the sketches disagree on needs one such word.
+pub fn may_reach_jaccard(
+    a_len: usize,
+    a_sketch: u64,
+    b_len: usize,
+    b_sketch: u64,
+    at_least: f64,
+) -> bool {
+    let differing = (a_sketch ^ b_sketch).count_ones() as f64;
+    differing <= (1.0 - at_least) * (a_len + b_len) as f64 + 1e-9
+}
+
 /// Jaccard similarity of two sets (two empty sets are identical).
 pub fn jaccard(a: &HashSet<String>, b: &HashSet<String>) -> f64 {
     if a.is_empty() && b.is_empty() {
@@ -502,6 +524,36 @@ mod tests {
     fn jaccard_measures_overlap() {
         assert_eq!(word_jaccard("a b c", "C b A"), 1.0);
         assert!((word_jaccard("a b", "b c") - 1.0 / 3.0).abs() < 1e-9);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_sketch_never_rejects_a_pair_that_reaches_the_threshold(
+            a in proptest::collection::vec("[a-f]{1,2}", 0..30),
+            b in proptest::collection::vec("[a-f]{1,2}", 0..30),
+            t in 0.0f64..1.0,
+        ) {
+            let (x, y) = (word_signature(&a.join(" ")), word_signature(&b.join(" ")));
+            let j = signature_jaccard(&x, &y, 0.0);
+            if !may_reach_jaccard(x.len(), signature_sketch(&x), y.len(), signature_sketch(&y), t) {
+                proptest::prop_assert!(j < t, "rejected at {t}, jaccard {j}");
+            }
+        }
+    }
+
+    #[test]
+    fn sketches_reject_different_texts_and_keep_near_copies() {
+        let sig = |t: &str| {
+            let s = word_signature(t);
+            (s.len(), signature_sketch(&s))
+        };
+        let (a, b, c) = (
+            sig("we deploy the billing service on kubernetes in frankfurt every friday"),
+            sig("we deploy the billing service on kubernetes in frankfurt every friday!"),
+            sig("my sister started violin lessons and practises every evening after work"),
+        );
+        assert!(may_reach_jaccard(a.0, a.1, b.0, b.1, 0.9));
+        assert!(!may_reach_jaccard(a.0, a.1, c.0, c.1, 0.9));
     }
 
     #[test]

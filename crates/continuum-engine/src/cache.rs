@@ -50,13 +50,20 @@ pub(crate) type ReadCaches = std::sync::Mutex<Caches>;
 pub(crate) struct RecallText {
     pub memory: Memory,
     pub signature: Vec<u64>,
+    /// [`continuum_core::text::signature_sketch`] of `signature`.
+    pub sketch: u64,
 }
 
 impl RecallText {
     fn new(mut memory: Memory) -> Self {
         memory.metadata = Default::default();
         let signature = continuum_core::text::word_signature(&memory.content);
-        RecallText { memory, signature }
+        let sketch = continuum_core::text::signature_sketch(&signature);
+        RecallText {
+            memory,
+            signature,
+            sketch,
+        }
     }
 }
 

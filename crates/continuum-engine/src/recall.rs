@@ -17,7 +17,7 @@ use continuum_core::context::{ShownLink, assemble};
 use continuum_core::extract::concept_key;
 use continuum_core::rank::{Signals, collapse_duplicates, fuse, recency};
 use continuum_core::store::{Link, MemoryFilter, MemoryHead, Scored};
-use continuum_core::text::{search_terms, signature_jaccard, words};
+use continuum_core::text::{may_reach_jaccard, search_terms, signature_jaccard, words};
 use continuum_core::{Error, Memory, MemoryId, Result, SessionId, Source, TenantId, Timestamp};
 use rustc_hash::FxHashMap;
 use schemars::JsonSchema;
@@ -609,7 +609,13 @@ impl Engine {
         let same = |i: usize, j: usize| {
             let (a, b) = (&scored[i].2, &scored[j].2);
             a.memory.content_hash == b.memory.content_hash
-                || signature_jaccard(&a.signature, &b.signature, threshold) >= threshold
+                || (may_reach_jaccard(
+                    a.signature.len(),
+                    a.sketch,
+                    b.signature.len(),
+                    b.sketch,
+                    threshold,
+                ) && signature_jaccard(&a.signature, &b.signature, threshold) >= threshold)
         };
         let order: Vec<usize> = (0..scored.len()).collect();
         let kept = collapse_duplicates(&order, |&a, &b| same(a, b));
