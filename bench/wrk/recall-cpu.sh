@@ -11,20 +11,8 @@
 # wrk; PERF=1 needs perf (Debian's linux-perf).
 set -euo pipefail
 secs=${1:-10}
-here=$(cd "$(dirname "$0")" && pwd)
-bin=${CONTINUUM_BIN:-$here/../../target/release/continuum}
-[ -x "$bin" ] || bin=${CARGO_TARGET_DIR:-/work/target}/release/continuum
-command -v wrk > /dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
-dir=$(mktemp -d /tmp/continuum-cpu.XXXXXX)
 port=${PORT:-18422}
-url=http://127.0.0.1:$port
-"$bin" bench --sizes 10000 --queries 10 --single-turns 10 --dir "$dir" > /dev/null
-KEY=$("$bin" --data-dir "$dir" --tenant bench keys create --scope write 2> /dev/null)
-export KEY
-"$bin" --data-dir "$dir" serve --bind 127.0.0.1:$port --rate 1000000 2> "$dir/serve.log" &
-server=$!
-trap 'kill $server 2> /dev/null; wait $server 2> /dev/null; rm -rf "$dir"' EXIT
-for _ in $(seq 50); do curl -sf "$url/v1/health" > /dev/null && break; sleep 0.2; done
+. "$(dirname "$0")/serve.sh"
 wrk -t2 -c16 -d3s -s "$here/recall.lua" "$url" > /dev/null
 ticks() { awk '{print $14 + $15}' "/proc/$server/stat"; }
 hz=$(getconf CLK_TCK)
