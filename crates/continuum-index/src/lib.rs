@@ -209,6 +209,9 @@ pub struct TextIndex {
     vec_seqs: Vec<u64>,
     /// Per document, the terms of its speaker's name (`metadata.speaker`), if any.
     speakers: Vec<Box<[TermId]>>,
+    /// Documents (forgotten ones included) whose `speakers` entry is not empty: none means
+    /// no query can name a speaker.
+    with_speaker: u32,
     /// The approximate neighbour graph over the vectors, when one is attached.
     ann: Option<ann::Ann>,
 }
@@ -312,6 +315,7 @@ impl TextIndex {
             analyzer.term_ids(name, &mut speaker);
             speaker.truncate(MAX_SPEAKER_TERMS);
         }
+        self.with_speaker += u32::from(!speaker.is_empty());
         self.speakers.push(speaker.into_boxed_slice());
         analyzer.term_ids(&doc.content, &mut ids);
         let len = ids.len() as u32;
@@ -1014,7 +1018,7 @@ impl TextIndex {
     /// The best `limit` of the `touched` documents by `scores`, passing `filter`, best first.
     /// Multiplies the scores of the `touched` documents whose speaker a query term names.
     fn boost_speakers(&self, terms: &[TermId], boost: f32, touched: &[u32], scores: &mut [f32]) {
-        if boost <= 0.0 || self.speakers.iter().all(|s| s.is_empty()) {
+        if boost <= 0.0 || self.with_speaker == 0 {
             return;
         }
         for &d in touched {
