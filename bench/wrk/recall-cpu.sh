@@ -19,7 +19,7 @@ hz=$(getconf CLK_TCK)
 before=$(ticks)
 profiler=""
 if [ -n "${PERF:-}" ]; then
-  perf record -F 999 -g -p "$server" -o perf.data -- sleep "$secs" > /dev/null 2>&1 &
+  perf record -F 999 ${PERF_CG:--g} -p "$server" -o perf.data -- sleep "$secs" > /dev/null 2>&1 &
   profiler=$!
 fi
 wrk -t2 -c16 -d"${secs}s" --latency -s "$here/recall.lua" "$url" | tee "$dir/wrk.txt" \

@@ -41,16 +41,34 @@ pub struct AssembledContext {
     pub tokens: usize,
 }
 
+/// `- [YYYY-MM-DD source] text`, the text's runs of white space turned into single spaces.
 fn memory_line(m: &Memory) -> String {
-    let date = m.created_at.to_rfc3339();
-    let day = date.get(..10).unwrap_or(&date);
-    let content = m.content.split_whitespace().collect::<Vec<_>>().join(" ");
-    let superseded = if m.is_superseded() {
-        " (superseded)"
-    } else {
-        ""
-    };
-    format!("- [{day} {}{superseded}] {content}", m.source)
+    use chrono::Datelike;
+    use std::fmt::Write;
+    let mut line = String::with_capacity(m.content.len() + 48);
+    line.push_str("- [");
+    match chrono::DateTime::from_timestamp_millis(m.created_at.0).map(|dt| dt.date_naive()) {
+        Some(d) if (0..=9999).contains(&d.year()) => {
+            let _ = write!(line, "{:04}-{:02}-{:02}", d.year(), d.month(), d.day());
+        }
+        // Outside four-digit years: the first ten characters of the full timestamp.
+        _ => {
+            let date = m.created_at.to_rfc3339();
+            line.push_str(date.get(..10).unwrap_or(&date));
+        }
+    }
+    let _ = write!(line, " {}", m.source);
+    if m.is_superseded() {
+        line.push_str(" (superseded)");
+    }
+    line.push_str("] ");
+    for (i, word) in m.content.split_whitespace().enumerate() {
+        if i > 0 {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    line
 }
 
 /// Builds the block from memories sorted best first, within `budget_tokens`.
@@ -109,7 +127,10 @@ pub fn assemble(
             let mut first_skipped: Option<String> = None;
             for m in memories {
                 let line = memory_line(m);
-                if try_push(line.clone(), &mut used, &mut body) {
+                let cost = estimate_tokens(&line);
+                if used + cost <= budget_tokens {
+                    used += cost;
+                    body.push(line);
                     included.push(m.id);
                 } else if first_skipped.is_none() {
                     first_skipped = Some(line);
@@ -158,6 +179,45 @@ mod tests {
             valid_until: None,
             superseded_by: None,
         }
+    }
+
+    #[test]
+    fn memory_lines_show_the_day_source_and_text_on_one_line() {
+        // The line as the first version of the block wrote it: the first ten characters of the
+        // RFC 3339 timestamp, and the text's words joined by single spaces.
+        let reference = |m: &Memory| {
+            let date = m.created_at.to_rfc3339();
+            let day = date.get(..10).unwrap_or(&date).to_string();
+            let content = m.content.split_whitespace().collect::<Vec<_>>().join(" ");
+            let superseded = if m.is_superseded() {
+                " (superseded)"
+            } else {
+                ""
+            };
+            format!("- [{day} {}{superseded}] {content}", m.source)
+        };
+        let text = "  Moved the\tbilling service\n\nto Kafka  ";
+        for at in [
+            0,
+            -1,
+            1_700_000_000_000,
+            86_399_999,
+            253_402_300_799_999, // 9999-12-31T23:59:59.999Z
+            253_402_300_800_000, // year 10000
+            -62_167_219_200_001, // just before year 0
+            i64::MAX,
+            i64::MIN,
+        ] {
+            let mut m = mem(text, at);
+            assert_eq!(memory_line(&m), reference(&m), "at {at}");
+            m.superseded_by = Some(MemoryId::new_at(1));
+            m.source = crate::memory::Source::Assistant;
+            assert_eq!(memory_line(&m), reference(&m), "at {at}");
+        }
+        assert_eq!(
+            memory_line(&mem(text, 1_700_000_000_000)),
+            "- [2023-11-14 user] Moved the billing service to Kafka"
+        );
     }
 
     #[test]

@@ -6,9 +6,39 @@ use std::fmt;
 use std::str::FromStr;
 
 /// A memory's id: a UUIDv7, so ids sort by creation time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+///
+/// Compared, ordered and hashed as one 128-bit integer (the same order as the UUID's bytes):
+/// recall sorts and looks up hundreds of ids per query, and byte-wise comparisons went through
+/// `memcmp`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct MemoryId(pub uuid::Uuid);
+
+impl PartialEq for MemoryId {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_u128() == other.0.as_u128()
+    }
+}
+
+impl Eq for MemoryId {}
+
+impl PartialOrd for MemoryId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for MemoryId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.as_u128().cmp(&other.0.as_u128())
+    }
+}
+
+impl std::hash::Hash for MemoryId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u128(self.0.as_u128());
+    }
+}
 
 impl MemoryId {
     /// A new time-ordered id for a memory created at `at_millis` (milliseconds since the epoch).
@@ -170,6 +200,35 @@ mod tests {
         assert_eq!(a.0.get_version_num(), 7);
         assert_eq!(a.to_string().parse::<MemoryId>().unwrap(), a);
         assert!("nope".parse::<MemoryId>().is_err());
+    }
+
+    #[test]
+    fn memory_ids_order_and_compare_as_their_bytes() {
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let ids: Vec<MemoryId> = (0..200)
+            .map(|i| {
+                let mut b = [0u8; 16];
+                b[..8].copy_from_slice(&next().to_le_bytes());
+                b[8..].copy_from_slice(&next().to_le_bytes());
+                // Some pairs share long prefixes or are equal.
+                if i % 7 == 0 {
+                    b[..12].fill(0xab);
+                }
+                MemoryId(uuid::Uuid::from_bytes(b))
+            })
+            .collect();
+        for a in &ids {
+            for b in &ids {
+                assert_eq!(a.cmp(b), a.as_bytes().cmp(b.as_bytes()));
+                assert_eq!(a == b, a.as_bytes() == b.as_bytes());
+            }
+        }
     }
 }
 

@@ -15,7 +15,7 @@
 use crate::Engine;
 use continuum_core::store::{Concept, Link};
 use continuum_core::{Error, Memory, MemoryId, Result, TenantId};
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 
 /// Tenants whose reads are cached at once.
@@ -29,8 +29,8 @@ pub(crate) struct ReadCache {
     /// The index position the entries belong to.
     seq: u64,
     concepts: HashMap<String, Option<Arc<Concept>>>,
-    /// Per concept key, its strongest links, for `per` links a side.
-    links: HashMap<(String, usize), Arc<[Link]>>,
+    /// Per concept key, its strongest links, for `per` links a side: (`per`, links).
+    links: HashMap<String, (usize, Arc<[Link]>)>,
     /// Recall's view of a memory: everything but its metadata.
     memories: HashMap<MemoryId, Arc<RecallText>>,
 }
@@ -112,7 +112,12 @@ impl Engine {
             tenants,
             text_bytes,
         } = &mut *all;
-        let cache = tenants.entry(tenant.clone()).or_default();
+        if !tenants.contains_key(tenant) {
+            tenants.insert(tenant.clone(), ReadCache::default());
+        }
+        let Some(cache) = tenants.get_mut(tenant) else {
+            return Err(Error::Internal("the read cache lost a tenant".into()));
+        };
         if cache.seq != seq {
             *text_bytes -= cache.memories.values().map(|m| text_cost(m)).sum::<usize>();
             *cache = ReadCache {
@@ -142,24 +147,31 @@ impl Engine {
         tenant: &TenantId,
         at: Option<u64>,
         keys: &[String],
-    ) -> Result<Vec<Concept>> {
+    ) -> Result<Vec<Arc<Concept>>> {
         let Some(seq) = at else {
-            return self.store.concepts(tenant, keys).await;
+            let read = self.store.concepts(tenant, keys).await?;
+            return Ok(read.into_iter().map(Arc::new).collect());
         };
         let cap = self.config.recall_cache_entries;
         let (known, missing) =
             self.with_cache(tenant, seq, |c| split(keys, |k| c.concepts.get(k).cloned()))?;
         // A key known to name no concept is cached as `None`.
-        let mut found: Vec<Concept> = known.into_iter().flatten().map(|c| (*c).clone()).collect();
+        let mut found: Vec<Arc<Concept>> = known.into_iter().flatten().collect();
         if missing.is_empty() {
             return Ok(found);
         }
-        let read = self.store.concepts(tenant, &missing).await?;
+        let read: Vec<Arc<Concept>> = self
+            .store
+            .concepts(tenant, &missing)
+            .await?
+            .into_iter()
+            .map(Arc::new)
+            .collect();
         self.with_cache(tenant, seq, |c| {
-            let mut known: HashMap<&str, &Concept> =
+            let mut known: HashMap<&str, &Arc<Concept>> =
                 read.iter().map(|k| (k.key.as_str(), k)).collect();
             for k in &missing {
-                let v = known.remove(k.as_str()).map(|c| Arc::new(c.clone()));
+                let v = known.remove(k.as_str()).cloned();
                 bounded_insert(&mut c.concepts, cap, k.clone(), v);
             }
         })?;
@@ -182,7 +194,12 @@ impl Engine {
         };
         let cap = self.config.recall_cache_entries;
         let (mut lists, missing) = self.with_cache(tenant, seq, |c| {
-            split(keys, |k| c.links.get(&(k.clone(), per)).cloned())
+            split(keys, |k| {
+                c.links
+                    .get(k)
+                    .filter(|(p, _)| *p == per)
+                    .map(|(_, l)| l.clone())
+            })
         })?;
         let mut read: Vec<(String, Arc<[Link]>)> = Vec::with_capacity(missing.len());
         // One key at a time: a key's list must not depend on which keys it was asked with.
@@ -196,7 +213,7 @@ impl Engine {
         if !read.is_empty() {
             self.with_cache(tenant, seq, |c| {
                 for (k, l) in &read {
-                    bounded_insert(&mut c.links, cap, (k.clone(), per), l.clone());
+                    bounded_insert(&mut c.links, cap, k.clone(), (per, l.clone()));
                 }
             })?;
         }

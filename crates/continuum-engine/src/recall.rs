@@ -253,9 +253,9 @@ impl Engine {
         let mut act: FxHashMap<String, Activation> = FxHashMap::default();
         for c in self.concepts_at(tenant, at, &keys).await? {
             act.insert(
-                c.key,
+                c.key.clone(),
                 Activation {
-                    name: c.name,
+                    name: c.name.clone(),
                     value: 1.0,
                     depth: 0,
                 },
@@ -325,18 +325,41 @@ impl Engine {
             .collect();
         for c in self.concepts_at(tenant, at, &unnamed).await? {
             if let Some(a) = act.get_mut(&c.key) {
-                a.name = c.name;
+                a.name = c.name.clone();
             }
         }
         let link = |&(_, n, i): &(f64, usize, usize)| &lists[n][i];
-        followed.sort_by(|x, y| {
+        let order = |x: &(f64, usize, usize), y: &(f64, usize, usize)| {
             let (a, b) = (link(x), link(y));
             y.0.total_cmp(&x.0).then(a.a.cmp(&b.a)).then(a.b.cmp(&b.b))
-        });
-        followed.dedup_by(|x, y| {
+        };
+        let same = |x: &mut (f64, usize, usize), y: &mut (f64, usize, usize)| {
             let (a, b) = (link(x), link(y));
             a.a == b.a && a.b == b.b
-        });
+        };
+        // Hundreds of links are followed and a dozen shown: order only those at least as
+        // strong as the 4 × MAX_SHOWN_LINKS-th strongest (copies of a link share its
+        // strength, so they stay together). When those hold too few distinct links, order all.
+        let pool = 4 * MAX_SHOWN_LINKS;
+        let mut strongest = Vec::new();
+        if followed.len() > pool {
+            let mut by_strength = followed.clone();
+            by_strength.select_nth_unstable_by(pool - 1, |x, y| y.0.total_cmp(&x.0));
+            let floor = by_strength[pool - 1].0;
+            strongest = followed
+                .iter()
+                .filter(|f| f.0.total_cmp(&floor).is_ge())
+                .copied()
+                .collect();
+            strongest.sort_unstable_by(order);
+            strongest.dedup_by(same);
+        }
+        if strongest.len() >= MAX_SHOWN_LINKS {
+            followed = strongest;
+        } else {
+            followed.sort_unstable_by(order);
+            followed.dedup_by(same);
+        }
         let shown = followed
             .iter()
             .take(MAX_SHOWN_LINKS)
@@ -525,7 +548,8 @@ impl Engine {
         // mentions (named only for the memories shown).
         let mut graph_raw: FxHashMap<MemoryId, f64> = FxHashMap::default();
         let mut graph_concepts: FxHashMap<MemoryId, Vec<usize>> = FxHashMap::default();
-        let mut heads: FxHashMap<MemoryId, MemoryHead> = FxHashMap::default();
+        let mut heads: FxHashMap<MemoryId, MemoryHead> =
+            FxHashMap::with_capacity_and_hasher(mentions.len() + lexical.len(), Default::default());
         for (i, head) in mentions {
             if !req.filter.matches_head(&head) {
                 continue;
@@ -540,7 +564,8 @@ impl Engine {
 
         // 3-4. Score every candidate from its head; read the text of the best only.
         let lex_max = lexical.iter().map(|s| s.score).fold(0.0f64, f64::max);
-        let mut lex: FxHashMap<MemoryId, f64> = FxHashMap::default();
+        let mut lex: FxHashMap<MemoryId, f64> =
+            FxHashMap::with_capacity_and_hasher(lexical.len(), Default::default());
         for s in lexical {
             let norm = if lex_max > 0.0 {
                 (s.score / lex_max).clamp(0.0, 1.0)
@@ -563,15 +588,16 @@ impl Engine {
                 .map_err(|_| Error::Internal("index lock poisoned".into()))?;
             if let Some(ix) = guard.as_ref() {
                 let keys: Vec<&str> = active.iter().map(|(k, _)| k.as_str()).collect();
-                for (id, at) in ix.mentions_among(&keys, &ids) {
+                graph_raw.reserve(ids.len());
+                // The concepts' names are looked up again for the memories shown only.
+                ix.each_mention_among(&keys, &ids, |id, at| {
                     graph_raw.insert(id, at.iter().map(|&i| active[i].1.value).sum());
-                    graph_concepts.insert(id, at);
-                }
+                });
             }
         }
         let graph_max = graph_raw.values().cloned().fold(0.0f64, f64::max);
         let now = self.clock.now();
-        let mut ranked: Vec<(f64, Signals, MemoryHead)> = heads
+        let ranked: Vec<(f64, Signals, MemoryHead)> = heads
             .into_values()
             .map(|h| {
                 let graph = match graph_raw.get(&h.id) {
@@ -590,8 +616,24 @@ impl Engine {
                 (fuse(&cfg.fusion, &s, h.superseded), s, h)
             })
             .collect();
-        ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.2.id.cmp(&a.2.id)));
-        ranked.truncate((limit * 3).max(limit));
+        // Only the best few are read further: pick them by (score, id), then order them,
+        // moving small keys rather than whole candidates.
+        let by_score = |a: &(f64, MemoryId, usize), b: &(f64, MemoryId, usize)| {
+            b.0.total_cmp(&a.0).then(b.1.cmp(&a.1))
+        };
+        let keep = (limit * 3).max(limit);
+        let mut order: Vec<(f64, MemoryId, usize)> = ranked
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.0, r.2.id, i))
+            .collect();
+        if order.len() > keep {
+            order.select_nth_unstable_by(keep - 1, by_score);
+            order.truncate(keep);
+        }
+        order.sort_unstable_by(by_score);
+        let ranked: Vec<(f64, Signals, MemoryHead)> =
+            order.iter().map(|&(_, _, i)| ranked[i].clone()).collect();
         let ids: Vec<MemoryId> = ranked.iter().map(|r| r.2.id).collect();
         let mut texts: FxHashMap<MemoryId, Arc<RecallText>> = self
             .recall_texts_at(tenant, at, &ids)
@@ -628,6 +670,19 @@ impl Engine {
             }
         }
         let chosen: Vec<usize> = kept.into_iter().take(limit).collect();
+        if cfg.derived_index {
+            let ids: Vec<MemoryId> = chosen.iter().map(|&i| scored[i].2.memory.id).collect();
+            let slot = self.current_index(tenant)?;
+            let guard = slot
+                .read()
+                .map_err(|_| Error::Internal("index lock poisoned".into()))?;
+            if let Some(ix) = guard.as_ref() {
+                let keys: Vec<&str> = active.iter().map(|(k, _)| k.as_str()).collect();
+                ix.each_mention_among(&keys, &ids, |id, at| {
+                    graph_concepts.insert(id, at.to_vec());
+                });
+            }
+        }
         let term_set: HashSet<&str> = terms.iter().map(String::as_str).collect();
 
         // 5. context

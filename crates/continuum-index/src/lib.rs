@@ -136,18 +136,41 @@ fn dot_i8(q: &[f32], v: &[i8]) -> f32 {
     sum
 }
 
+/// A document's place in a ranking as one integer: its score's bits in `f32::total_cmp` order
+/// above, the document below, so that larger keys rank first (higher score, then the later
+/// document). Selecting and sorting plain integers beats comparing through the score array.
+fn rank_key(score: f32, doc: u32) -> u64 {
+    let bits = score.to_bits();
+    let ordered = if bits >> 31 == 1 {
+        !bits
+    } else {
+        bits | 0x8000_0000
+    };
+    (u64::from(ordered) << 32) | u64::from(doc)
+}
+
+/// The best `limit` of `docs` by `scores` (score, then the later document), best first.
+fn top_docs(docs: impl Iterator<Item = u32>, scores: &[f32], limit: usize) -> Vec<u32> {
+    let mut keys: Vec<u64> = docs.map(|d| rank_key(scores[d as usize], d)).collect();
+    if limit == 0 {
+        return Vec::new();
+    }
+    if keys.len() > limit {
+        keys.select_nth_unstable_by(limit - 1, |a, b| b.cmp(a));
+        keys.truncate(limit);
+    }
+    keys.sort_unstable_by(|a, b| b.cmp(a));
+    keys.into_iter().map(|k| k as u32).collect()
+}
+
 /// The strongest of the `touched` documents (at least 256, or 8 per result wanted): the ones
-/// whose session neighbours are worth looking at.
+/// whose session neighbours are worth looking at. Ties go to the later document.
 fn seeds(touched: &[u32], scores: &[f32], limit: usize) -> Vec<u32> {
     let wanted = (limit * 8).max(256);
-    let mut seeds = touched.to_vec();
-    if seeds.len() > wanted {
-        seeds.select_nth_unstable_by(wanted - 1, |a, b| {
-            scores[*b as usize].total_cmp(&scores[*a as usize])
-        });
-        seeds.truncate(wanted);
+    if touched.len() <= wanted {
+        return touched.to_vec();
     }
-    seeds
+    top_docs(touched.iter().copied(), scores, wanted)
 }
 
 /// Marks a forgotten document in `lens`.
@@ -816,9 +839,14 @@ impl TextIndex {
         }
         // 2. Candidates: the strongest matches and their neighbours.
         let seeds = seeds(&touched, &scores, limit);
-        let live_neighbour = |d: u32, off: i32| {
-            self.session_neighbour(d, off)
-                .filter(|m| self.lens[*m as usize] != DEAD)
+        // Per step, where its neighbour sits in a `near` entry (None beyond two places).
+        let step_slot: Vec<Option<usize>> = steps.iter().map(|(off, _)| near_slot(*off)).collect();
+        let live_neighbour = |d: u32, s: usize| {
+            let m = match step_slot[s] {
+                Some(i) => self.near[d as usize][i],
+                None => self.session_neighbour(d, steps[s].0).unwrap_or(NO_DOC),
+            };
+            (m != NO_DOC && self.lens[m as usize] != DEAD).then_some(m)
         };
         // Per document: NONE (not involved), NEIGHBOUR (only a candidate's neighbour), or
         // its candidate number.
@@ -831,8 +859,8 @@ impl TextIndex {
             candidates.push(d);
         }
         for &d in &seeds {
-            for (off, _) in &steps {
-                if let Some(m) = live_neighbour(d, *off)
+            for s in 0..steps.len() {
+                if let Some(m) = live_neighbour(d, s)
                     && role[m as usize] == NONE
                 {
                     role[m as usize] = candidates.len() as u32;
@@ -852,8 +880,8 @@ impl TextIndex {
         let mut nb_norm: Vec<f32> = Vec::with_capacity(candidates.len());
         for &c in &candidates {
             let mut len = 0f32;
-            for (off, w) in &steps {
-                if let Some(m) = live_neighbour(c, *off) {
+            for (s, (_, w)) in steps.iter().enumerate() {
+                if let Some(m) = live_neighbour(c, s) {
                     if role[m as usize] == NONE {
                         role[m as usize] = NEIGHBOUR;
                     }
@@ -1015,7 +1043,6 @@ impl TextIndex {
         (scores, touched)
     }
 
-    /// The best `limit` of the `touched` documents by `scores`, passing `filter`, best first.
     /// Multiplies the scores of the `touched` documents whose speaker a query term names.
     fn boost_speakers(&self, terms: &[TermId], boost: f32, touched: &[u32], scores: &mut [f32]) {
         if boost <= 0.0 || self.with_speaker == 0 {
@@ -1028,28 +1055,26 @@ impl TextIndex {
         }
     }
 
+    /// The best `limit` of the `touched` documents by `scores`, passing `filter`, best first
+    /// (ties go to the later document).
     fn best(
         &self,
-        mut touched: Vec<u32>,
+        touched: Vec<u32>,
         scores: &[f32],
         filter: &MemoryFilter,
         limit: usize,
     ) -> Vec<Scored> {
-        if !filter.is_empty() {
-            touched.retain(|&d| filter.matches_head(&self.docs[d as usize].head));
-        }
-        let by_score = |a: &u32, b: &u32| {
-            scores[*b as usize]
-                .total_cmp(&scores[*a as usize])
-                .then(b.cmp(a))
+        let docs = touched.into_iter();
+        let top = if filter.is_empty() {
+            top_docs(docs, scores, limit)
+        } else {
+            top_docs(
+                docs.filter(|&d| filter.matches_head(&self.docs[d as usize].head)),
+                scores,
+                limit,
+            )
         };
-        if touched.len() > limit {
-            touched.select_nth_unstable_by(limit - 1, by_score);
-            touched.truncate(limit);
-        }
-        touched.sort_unstable_by(by_score);
-        touched
-            .into_iter()
+        top.into_iter()
             .map(|d| Scored {
                 head: self.docs[d as usize].head.clone(),
                 score: scores[d as usize] as f64,
@@ -1061,29 +1086,53 @@ impl TextIndex {
     /// positions in `keys` of those it mentions, ascending. Unknown and forgotten ids are
     /// left out.
     pub fn mentions_among(&self, keys: &[&str], ids: &[MemoryId]) -> Vec<(MemoryId, Vec<usize>)> {
-        // A few dozen keys at most: a scan beats hashing.
+        let mut out = Vec::new();
+        self.each_mention_among(keys, ids, |id, at| out.push((id, at.to_vec())));
+        out
+    }
+
+    /// As [`TextIndex::mentions_among`], handing each id and its positions to `each` in the
+    /// order of `ids` instead of collecting them (recall asks this for hundreds of ids).
+    pub fn each_mention_among(
+        &self,
+        keys: &[&str],
+        ids: &[MemoryId],
+        mut each: impl FnMut(MemoryId, &[usize]),
+    ) {
+        // A few dozen keys at most: a 256-bit filter on the concept number rules out most of
+        // a memory's concepts, and the rest are found by a scan.
         let wanted: Vec<(u32, usize)> = keys
             .iter()
             .enumerate()
             .filter_map(|(i, k)| self.concept_ids.get(*k).map(|&c| (c, i)))
             .collect();
         if wanted.is_empty() {
-            return Vec::new();
+            return;
         }
-        ids.iter()
-            .filter_map(|id| {
-                let &ord = self.by_id.get(id)?;
-                let mut at: Vec<usize> = self.doc_concepts[ord as usize]
-                    .iter()
-                    .filter_map(|c| wanted.iter().find(|(w, _)| w == c).map(|(_, i)| *i))
-                    .collect();
-                if at.is_empty() {
-                    return None;
+        let mut filter = [0u64; 4];
+        for &(c, _) in &wanted {
+            filter[(c as usize >> 6) & 3] |= 1 << (c & 63);
+        }
+        let mut at: Vec<usize> = Vec::with_capacity(wanted.len());
+        for id in ids {
+            let Some(&ord) = self.by_id.get(id) else {
+                continue;
+            };
+            at.clear();
+            for &c in self.doc_concepts[ord as usize].iter() {
+                if filter[(c as usize >> 6) & 3] & (1 << (c & 63)) == 0 {
+                    continue;
                 }
-                at.sort_unstable();
-                Some((*id, at))
-            })
-            .collect()
+                if let Some(&(_, i)) = wanted.iter().find(|(w, _)| *w == c) {
+                    at.push(i);
+                }
+            }
+            if at.is_empty() {
+                continue;
+            }
+            at.sort_unstable();
+            each(*id, &at);
+        }
     }
 
     /// The newest live documents mentioning a concept, at most `limit`, passing `filter`.
