@@ -77,13 +77,15 @@ pub fn fuse(w: &FusionWeights, s: &Signals, superseded: bool) -> f64 {
     }
 }
 
-/// Given items sorted best first, returns the indices to keep: an item is dropped when
-/// `same(kept, item)` holds for an item kept before it.
-pub fn collapse_duplicates<T>(items: &[T], same: impl Fn(&T, &T) -> bool) -> Vec<usize> {
-    let mut kept: Vec<usize> = Vec::new();
+/// Given items sorted best first, returns the indices to keep, each with how many later items
+/// were folded into it: an item is dropped (and counted for the first kept item it matches)
+/// when `same(kept, item)` holds for an item kept before it.
+pub fn collapse_duplicates<T>(items: &[T], same: impl Fn(&T, &T) -> bool) -> Vec<(usize, usize)> {
+    let mut kept: Vec<(usize, usize)> = Vec::new();
     for (i, item) in items.iter().enumerate() {
-        if !kept.iter().any(|&k| same(&items[k], item)) {
-            kept.push(i);
+        match kept.iter_mut().find(|(k, _)| same(&items[*k], item)) {
+            Some((_, folded)) => *folded += 1,
+            None => kept.push((i, 0)),
         }
     }
     kept
@@ -115,7 +117,14 @@ mod tests {
     #[test]
     fn duplicates_collapse_onto_the_first() {
         let items = ["a", "b", "a", "c", "b"];
-        assert_eq!(collapse_duplicates(&items, |x, y| x == y), vec![0, 1, 3]);
+        assert_eq!(
+            collapse_duplicates(&items, |x, y| x == y),
+            vec![(0, 1), (1, 1), (3, 0)]
+        );
+        // "ab" matches both "a" and "b" kept before it: it counts for the first, "a".
+        let words = ["a", "b", "ab"];
+        let shares = |x: &&str, y: &&str| x.chars().any(|c| y.contains(c));
+        assert_eq!(collapse_duplicates(&words, shares), vec![(0, 1), (1, 0)]);
     }
 
     proptest! {

@@ -138,6 +138,37 @@ struct Activation {
     depth: usize,
 }
 
+/// `items` ordered by `order` with copies (by `same`) removed, the first `n` distinct ones
+/// at least: what sorting all of them and removing adjacent copies gives, cut after its `n`-th
+/// item or later. Copies must sit next to each other in `order`. Recall follows hundreds of
+/// links and shows a dozen: only the first `4 n` items are ordered, unless they hold fewer
+/// than `n` distinct ones.
+fn first_distinct<T>(
+    mut items: Vec<T>,
+    n: usize,
+    order: impl Fn(&T, &T) -> std::cmp::Ordering,
+    same: impl Fn(&T, &T) -> bool,
+) -> Vec<T> {
+    let pool = 4 * n;
+    if n > 0 && items.len() > pool {
+        items.select_nth_unstable_by(pool - 1, &order);
+        items[..pool].sort_unstable_by(&order);
+        let distinct = 1 + items[..pool]
+            .windows(2)
+            .filter(|w| !same(&w[0], &w[1]))
+            .count();
+        if distinct >= n {
+            items.truncate(pool);
+        } else {
+            items.sort_unstable_by(&order);
+        }
+    } else {
+        items.sort_unstable_by(&order);
+    }
+    items.dedup_by(|x, y| same(x, y));
+    items
+}
+
 impl Engine {
     /// Full-text candidates, best first: from the derived index, or the store's own search.
     async fn lexical(
@@ -333,33 +364,11 @@ impl Engine {
             let (a, b) = (link(x), link(y));
             y.0.total_cmp(&x.0).then(a.a.cmp(&b.a)).then(a.b.cmp(&b.b))
         };
-        let same = |x: &mut (f64, usize, usize), y: &mut (f64, usize, usize)| {
+        let same = |x: &(f64, usize, usize), y: &(f64, usize, usize)| {
             let (a, b) = (link(x), link(y));
             a.a == b.a && a.b == b.b
         };
-        // Hundreds of links are followed and a dozen shown: order only those at least as
-        // strong as the 4 × MAX_SHOWN_LINKS-th strongest (copies of a link share its
-        // strength, so they stay together). When those hold too few distinct links, order all.
-        let pool = 4 * MAX_SHOWN_LINKS;
-        let mut strongest = Vec::new();
-        if followed.len() > pool {
-            let mut by_strength = followed.clone();
-            by_strength.select_nth_unstable_by(pool - 1, |x, y| y.0.total_cmp(&x.0));
-            let floor = by_strength[pool - 1].0;
-            strongest = followed
-                .iter()
-                .filter(|f| f.0.total_cmp(&floor).is_ge())
-                .copied()
-                .collect();
-            strongest.sort_unstable_by(order);
-            strongest.dedup_by(same);
-        }
-        if strongest.len() >= MAX_SHOWN_LINKS {
-            followed = strongest;
-        } else {
-            followed.sort_unstable_by(order);
-            followed.dedup_by(same);
-        }
+        let followed = first_distinct(followed, MAX_SHOWN_LINKS, order, same);
         let shown = followed
             .iter()
             .take(MAX_SHOWN_LINKS)
@@ -662,14 +671,10 @@ impl Engine {
         let order: Vec<usize> = (0..scored.len()).collect();
         let kept = collapse_duplicates(&order, |&a, &b| same(a, b));
         let mut dup_counts = vec![0usize; scored.len()];
-        for i in 0..scored.len() {
-            if !kept.contains(&i)
-                && let Some(&k) = kept.iter().find(|&&k| same(k, i))
-            {
-                dup_counts[k] += 1;
-            }
+        for &(k, folded) in &kept {
+            dup_counts[k] = folded;
         }
-        let chosen: Vec<usize> = kept.into_iter().take(limit).collect();
+        let chosen: Vec<usize> = kept.into_iter().take(limit).map(|(k, _)| k).collect();
         if cfg.derived_index {
             let ids: Vec<MemoryId> = chosen.iter().map(|&i| scored[i].2.memory.id).collect();
             let slot = self.current_index(tenant)?;
@@ -813,5 +818,35 @@ impl Engine {
                 })
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_distinct;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn the_first_distinct_items_are_those_of_a_full_sort(
+            pairs in proptest::collection::vec((0u8..6, 0u8..6), 0..300),
+            n in 1usize..20,
+        ) {
+            // A link (a, b) has one strength however often it was followed.
+            let strength = |a: u8, b: u8| f64::from((a * 7 + b * 3) % 5) / 4.0;
+            let items: Vec<(f64, u8, u8)> =
+                pairs.iter().map(|&(a, b)| (strength(a, b), a, b)).collect();
+            let order = |x: &(f64, u8, u8), y: &(f64, u8, u8)| {
+                y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)).then(x.2.cmp(&y.2))
+            };
+            let same = |x: &(f64, u8, u8), y: &(f64, u8, u8)| x.1 == y.1 && x.2 == y.2;
+            let mut full = items.clone();
+            full.sort_by(order);
+            full.dedup_by(|x, y| same(x, y));
+            let got = first_distinct(items, n, order, same);
+            prop_assert!(got.len() >= n.min(full.len()));
+            let k = n.min(full.len());
+            prop_assert_eq!(&got[..k], &full[..k]);
+        }
     }
 }
