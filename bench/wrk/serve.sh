@@ -10,7 +10,9 @@ url=http://127.0.0.1:$port
 "$bin" bench --sizes 10000 --queries 10 --single-turns 10 --dir "$dir" > /dev/null
 KEY=$("$bin" --data-dir "$dir" --tenant bench keys create --scope write 2> /dev/null)
 export KEY
-"$bin" --data-dir "$dir" serve --bind 127.0.0.1:$port --rate 1000000 2> "$dir/serve.log" &
+# SERVE_WRAP runs the server under another program (recall-instr.sh: valgrind).
+${SERVE_WRAP:-} "$bin" --data-dir "$dir" serve --bind 127.0.0.1:$port --rate 1000000 \
+  2> "$dir/serve.log" &
 server=$!
 trap 'kill $server 2> /dev/null; wait $server 2> /dev/null; rm -rf "$dir"' EXIT
-for _ in $(seq 50); do curl -sf "$url/v1/health" > /dev/null && break; sleep 0.2; done
+for _ in $(seq "${SERVE_WAIT:-50}"); do curl -sf "$url/v1/health" > /dev/null && break; sleep 0.2; done
