@@ -259,6 +259,25 @@ impl Engine {
             .collect())
     }
 
+    /// [`continuum_index::TextIndex::each_mention_among`] on the tenant's current index (which
+    /// `lexical` brought up to date earlier in the same recall).
+    fn each_mention_among(
+        &self,
+        tenant: &TenantId,
+        keys: &[&str],
+        ids: &[MemoryId],
+        each: impl FnMut(MemoryId, &[usize]),
+    ) -> Result<()> {
+        let slot = self.current_index(tenant)?;
+        let guard = slot
+            .read()
+            .map_err(|_| Error::Internal("index lock poisoned".into()))?;
+        if let Some(ix) = guard.as_ref() {
+            ix.each_mention_among(keys, ids, each);
+        }
+        Ok(())
+    }
+
     /// Spreads activation from the concepts named in `query`; returns activated concepts and
     /// the strongest links followed (at most [`MAX_SHOWN_LINKS`], effective strengths).
     async fn activate(
@@ -589,20 +608,14 @@ impl Engine {
         let (sem, semantic) = self.semantic(tenant, req, &mut heads).await?;
         // Every candidate, found by text or by concept, is scored by all the activated concepts
         // it mentions (the mention lists above only bring candidates in).
+        let keys: Vec<&str> = active.iter().map(|(k, _)| k.as_str()).collect();
         if cfg.derived_index {
             let ids: Vec<MemoryId> = heads.keys().copied().collect();
-            let slot = self.current_index(tenant)?;
-            let guard = slot
-                .read()
-                .map_err(|_| Error::Internal("index lock poisoned".into()))?;
-            if let Some(ix) = guard.as_ref() {
-                let keys: Vec<&str> = active.iter().map(|(k, _)| k.as_str()).collect();
-                graph_raw.reserve(ids.len());
-                // The concepts' names are looked up again for the memories shown only.
-                ix.each_mention_among(&keys, &ids, |id, at| {
-                    graph_raw.insert(id, at.iter().map(|&i| active[i].1.value).sum());
-                });
-            }
+            graph_raw.reserve(ids.len());
+            // The concepts' names are looked up again for the memories shown only.
+            self.each_mention_among(tenant, &keys, &ids, |id, at| {
+                graph_raw.insert(id, at.iter().map(|&i| active[i].1.value).sum());
+            })?;
         }
         let graph_max = graph_raw.values().cloned().fold(0.0f64, f64::max);
         let now = self.clock.now();
@@ -677,16 +690,9 @@ impl Engine {
         let chosen: Vec<usize> = kept.into_iter().take(limit).map(|(k, _)| k).collect();
         if cfg.derived_index {
             let ids: Vec<MemoryId> = chosen.iter().map(|&i| scored[i].2.memory.id).collect();
-            let slot = self.current_index(tenant)?;
-            let guard = slot
-                .read()
-                .map_err(|_| Error::Internal("index lock poisoned".into()))?;
-            if let Some(ix) = guard.as_ref() {
-                let keys: Vec<&str> = active.iter().map(|(k, _)| k.as_str()).collect();
-                ix.each_mention_among(&keys, &ids, |id, at| {
-                    graph_concepts.insert(id, at.to_vec());
-                });
-            }
+            self.each_mention_among(tenant, &keys, &ids, |id, at| {
+                graph_concepts.insert(id, at.to_vec());
+            })?;
         }
         let term_set: HashSet<&str> = terms.iter().map(String::as_str).collect();
 
