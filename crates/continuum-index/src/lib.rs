@@ -36,8 +36,11 @@ mod scratch {
         static U32S: RefCell<Vec<Vec<u32>>> = const { RefCell::new(Vec::new()) };
     }
 
-    /// Buffers a thread keeps of each type; a larger one (a bigger tenant) replaces none.
-    const KEEP: usize = 4;
+    /// Buffers a thread keeps of each type (a BM25F search holds six `f32` ones at once); a
+    /// larger one (a bigger tenant) replaces none. A buffer keeps the largest size it was
+    /// used at, so a thread holds at most `KEEP × 4` bytes per document of the largest tenant
+    /// of each type: 32 MB at a million memories.
+    const KEEP: usize = 8;
 
     /// A vector of `n` copies of a value, returned to its thread's pool when dropped.
     pub(crate) struct Pooled<T: Pool>(Vec<T>);
@@ -876,9 +879,11 @@ impl TextIndex {
         // Per candidate, the length normalisation of its two fields (a term's tf in each is
         // divided by these).
         let avg_nb = (avgdl * steps.iter().map(|(_, w)| w).sum::<f32>()).max(1.0);
-        let mut own_norm: Vec<f32> = Vec::with_capacity(candidates.len());
-        let mut nb_norm: Vec<f32> = Vec::with_capacity(candidates.len());
-        for &c in &candidates {
+        // Scratch arrays come from the thread's pool: a search would otherwise allocate and
+        // zero tens of kilobytes afresh.
+        let mut own_norm = Pooled::filled(candidates.len(), 0f32);
+        let mut nb_norm = Pooled::filled(candidates.len(), 0f32);
+        for (k, &c) in candidates.iter().enumerate() {
             let mut len = 0f32;
             for (s, (_, w)) in steps.iter().enumerate() {
                 if let Some(m) = live_neighbour(c, s) {
@@ -888,17 +893,18 @@ impl TextIndex {
                     len += w * self.lens[m as usize] as f32;
                 }
             }
-            own_norm.push(1.0 - B + B * self.lens[c as usize] as f32 / avgdl);
-            nb_norm.push(1.0 - B + B * len / avg_nb);
+            own_norm[k] = 1.0 - B + B * self.lens[c as usize] as f32 / avgdl;
+            nb_norm[k] = 1.0 - B + B * len / avg_nb;
         }
         let n_steps = steps.len();
         // Per step, where in a posting's `near` entry the candidate it feeds is (the neighbour
         // at the opposite offset), or None beyond two places (looked up in its session).
         let fed_by: Vec<Option<usize>> = steps.iter().map(|(off, _)| near_slot(-off)).collect();
-        let mut expanded = vec![0f32; candidates.len()];
-        let mut own_tf = vec![0f32; candidates.len()];
-        let mut nb_tf = vec![0f32; candidates.len() * n_steps];
-        let mut hit = vec![false; candidates.len()];
+        let mut expanded = Pooled::filled(candidates.len(), 0f32);
+        let mut own_tf = Pooled::filled(candidates.len(), 0f32);
+        let mut nb_tf = Pooled::filled(candidates.len() * n_steps, 0f32);
+        // 1 when a candidate is in `hits` for the current term.
+        let mut hit = Pooled::filled(candidates.len(), 0u32);
         let mut hits: Vec<u32> = Vec::new();
         for p in &postings {
             let idf = self.idf(p.len());
@@ -911,8 +917,8 @@ impl TextIndex {
                 let k = role[m as usize];
                 if k < NEIGHBOUR {
                     own_tf[k as usize] = tf;
-                    if !hit[k as usize] {
-                        hit[k as usize] = true;
+                    if hit[k as usize] == 0 {
+                        hit[k as usize] = 1;
                         hits.push(k);
                     }
                 }
@@ -928,8 +934,8 @@ impl TextIndex {
                     let k = role[c as usize];
                     if k < NEIGHBOUR {
                         nb_tf[k as usize * n_steps + s] = tf;
-                        if !hit[k as usize] {
-                            hit[k as usize] = true;
+                        if hit[k as usize] == 0 {
+                            hit[k as usize] = 1;
                             hits.push(k);
                         }
                     }
@@ -937,7 +943,7 @@ impl TextIndex {
             }
             for &k in &hits {
                 let k = k as usize;
-                hit[k] = false;
+                hit[k] = 0;
                 let own = own_tf[k] / own_norm[k];
                 let slots = &mut nb_tf[k * n_steps..(k + 1) * n_steps];
                 let nb: f32 = steps
