@@ -154,17 +154,42 @@ fn rank_key(score: f32, doc: u32) -> u64 {
 
 /// The best `limit` of `docs` by `scores` (score, then the later document), best first.
 fn top_docs(docs: impl Iterator<Item = u32>, scores: &[f32], limit: usize) -> Vec<u32> {
-    let mut keys: Vec<u64> = docs.map(|d| rank_key(scores[d as usize], d)).collect();
+    use std::cmp::Reverse;
     if limit == 0 {
         return Vec::new();
     }
-    if keys.len() > limit {
-        keys.select_nth_unstable_by(limit - 1, |a, b| b.cmp(a));
-        keys.truncate(limit);
-    }
-    keys.sort_unstable_by(|a, b| b.cmp(a));
-    keys.into_iter().map(|k| k as u32).collect()
+    let keys = docs.map(|d| rank_key(scores[d as usize], d));
+    let mut top: Vec<u64> = if limit <= HEAP_LIMIT {
+        // The best `limit` keys so far, smallest on top: most documents are turned away by
+        // one comparison with it. Keys are distinct (they hold the document): the set is exact.
+        let mut best: std::collections::BinaryHeap<Reverse<u64>> =
+            std::collections::BinaryHeap::with_capacity(limit);
+        for key in keys {
+            if best.len() < limit {
+                best.push(Reverse(key));
+            } else if let Some(mut least) = best.peek_mut()
+                && key > least.0
+            {
+                *least = Reverse(key);
+            }
+        }
+        best.into_iter().map(|Reverse(k)| k).collect()
+    } else {
+        let mut all: Vec<u64> = keys.collect();
+        if all.len() > limit {
+            all.select_nth_unstable_by(limit - 1, |a, b| b.cmp(a));
+            all.truncate(limit);
+        }
+        all
+    };
+    top.sort_unstable_by(|a, b| b.cmp(a));
+    top.into_iter().map(|k| k as u32).collect()
 }
+
+/// Up to this many best documents, [`top_docs`] keeps a heap of them; beyond, a selection over
+/// all of them is cheaper (measured with `bench/wrk/recall-instr.sh`: results want 60, BM25F
+/// seeds 480).
+const HEAP_LIMIT: usize = 128;
 
 /// The strongest of the `touched` documents (at least 256, or 8 per result wanted): the ones
 /// whose session neighbours are worth looking at. Ties go to the later document.
@@ -1750,6 +1775,26 @@ mod tests {
             let want = reference_expanded(&ix, &q, &weights, 0.7, boost, &all, limit);
             let key = |h: &Scored| (h.head.id, h.score.to_bits());
             proptest::prop_assert_eq!(got.iter().map(key).collect::<Vec<_>>(), want.iter().map(key).collect::<Vec<_>>());
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn top_docs_are_the_head_of_a_full_sort(
+            raw in proptest::collection::vec(-3i8..40, 0..400),
+            limit in 0usize..300,
+        ) {
+            // Few distinct scores, so ties are common; zero and negative scores included.
+            let scores: Vec<f32> = raw.iter().map(|&v| f32::from(v) / 4.0).collect();
+            let docs: Vec<u32> = (0..scores.len() as u32).rev().collect();
+            let mut full = docs.clone();
+            full.sort_by(|a, b| {
+                scores[*b as usize]
+                    .total_cmp(&scores[*a as usize])
+                    .then(b.cmp(a))
+            });
+            full.truncate(limit);
+            proptest::prop_assert_eq!(top_docs(docs.into_iter(), &scores, limit), full);
         }
     }
 
