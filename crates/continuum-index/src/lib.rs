@@ -1095,17 +1095,11 @@ impl TextIndex {
         filter: &MemoryFilter,
         limit: usize,
     ) -> Vec<Scored> {
-        let docs = touched.into_iter();
-        let top = if filter.is_empty() {
-            top_docs(docs, scores, limit)
-        } else {
-            top_docs(
-                docs.filter(|&d| filter.matches_head(&self.docs[d as usize].head)),
-                scores,
-                limit,
-            )
-        };
-        top.into_iter()
+        let passing = touched
+            .into_iter()
+            .filter(|&d| filter.is_empty() || filter.matches_head(&self.docs[d as usize].head));
+        top_docs(passing, scores, limit)
+            .into_iter()
             .map(|d| Scored {
                 head: self.docs[d as usize].head.clone(),
                 score: scores[d as usize] as f64,
@@ -1113,17 +1107,10 @@ impl TextIndex {
             .collect()
     }
 
-    /// Which of `keys` each of `ids` mentions: per id that mentions at least one, the
-    /// positions in `keys` of those it mentions, ascending. Unknown and forgotten ids are
-    /// left out.
-    pub fn mentions_among(&self, keys: &[&str], ids: &[MemoryId]) -> Vec<(MemoryId, Vec<usize>)> {
-        let mut out = Vec::new();
-        self.each_mention_among(keys, ids, |id, at| out.push((id, at.to_vec())));
-        out
-    }
-
-    /// As [`TextIndex::mentions_among`], handing each id and its positions to `each` in the
-    /// order of `ids` instead of collecting them (recall asks this for hundreds of ids).
+    /// Which of `keys` each of `ids` mentions: for each id that mentions at least one, in the
+    /// order of `ids`, `each` gets the id and the positions in `keys` of those it mentions,
+    /// ascending (recall asks this for hundreds of ids, so nothing is collected). Unknown and
+    /// forgotten ids are left out.
     pub fn each_mention_among(
         &self,
         keys: &[&str],
@@ -1268,6 +1255,16 @@ mod tests {
         assert!(ix.dead_ratio() > 0.99);
     }
 
+    fn mentions_among(
+        ix: &TextIndex,
+        keys: &[&str],
+        ids: &[MemoryId],
+    ) -> Vec<(MemoryId, Vec<usize>)> {
+        let mut out = Vec::new();
+        ix.each_mention_among(keys, ids, |id, at| out.push((id, at.to_vec())));
+        out
+    }
+
     #[test]
     fn mentions_among_names_the_keys_each_memory_mentions() {
         let mut a = Analyzer::new();
@@ -1279,7 +1276,7 @@ mod tests {
             ix.add(&mut a, d.clone());
         }
         let ids = [d3.head.id, d2.head.id, d1.head.id, MemoryId::new_at(99)];
-        let got = ix.mentions_among(&["redis", "kafka", "absent"], &ids);
+        let got = mentions_among(&ix, &["redis", "kafka", "absent"], &ids);
         assert_eq!(
             got,
             vec![(d2.head.id, vec![0]), (d1.head.id, vec![0, 1])],
@@ -1287,11 +1284,11 @@ mod tests {
         );
         ix.remove(&d1.head.id);
         assert_eq!(
-            ix.mentions_among(&["kafka"], &ids),
+            mentions_among(&ix, &["kafka"], &ids),
             vec![],
             "a forgotten memory mentions nothing"
         );
-        assert!(ix.mentions_among(&["absent"], &ids).is_empty());
+        assert!(mentions_among(&ix, &["absent"], &ids).is_empty());
     }
 
     #[test]
