@@ -24,6 +24,7 @@ use continuum_core::MemoryId;
 pub use continuum_core::store::IndexDoc;
 use continuum_core::store::{MemoryFilter, MemoryHead, Scored};
 use rustc_hash::FxHashMap;
+use std::sync::{Arc, Mutex};
 
 /// Per-document scratch arrays of a search (scores, term frequencies, roles), reused by each
 /// thread instead of allocated per query: with glibc, every allocation of that size also
@@ -265,6 +266,8 @@ pub struct TextIndex {
     with_speaker: u32,
     /// The approximate neighbour graph over the vectors, when one is attached.
     ann: Option<ann::Ann>,
+    /// BM25F scores per query term, valid until the next change.
+    impacts: Mutex<ImpactCache>,
 }
 
 /// What a neighbour graph lacks against an index: vectors to (re)insert and memories to drop,
@@ -302,6 +305,99 @@ impl AnnBacklog {
         graph.insert_many(&items, progress)?;
         graph.synced_seq = graph.synced_seq.max(self.seq);
         Ok(())
+    }
+}
+
+/// Session steps of a neighbour weighting: `weights[i]` applies to the neighbours `i + 1`
+/// places before and after, listed as (offset, weight), zero weights left out.
+fn steps_of(weights: &[f32]) -> Vec<(i32, f32)> {
+    weights
+        .iter()
+        .enumerate()
+        .filter(|(_, w)| **w > 0.0)
+        .flat_map(|(i, w)| [(-(i as i32) - 1, *w), (i as i32 + 1, *w)])
+        .collect()
+}
+
+/// Per query term, the BM25F score it gives each document it reaches
+/// ([`TextIndex::search_expanded`]), kept while the index stays as it is: every added or
+/// forgotten document changes document counts, lengths or neighbours, so any change empties
+/// it. Queries of one tenant share their words far more often than not, and a kept term costs
+/// an addition per document it reaches instead of a pass over its postings and each
+/// posting's neighbours.
+///
+/// A term's scores are one `f32` per document (candidates look theirs up), computed once the
+/// term was asked for [`BUILD_AFTER`] times since the last change, so that a term asked only
+/// once, or an index that changes between queries (a conversation learning each turn), costs
+/// nothing more; and only for terms that reach few enough documents to be worth it
+/// ([`TextIndex::worth_keeping`]).
+///
+/// Bounded by [`IMPACT_CACHE_SCORES`] scores in all: once full, further terms are scored from
+/// their postings until the next change empties it (evicting instead would have two sets of
+/// terms take turns, each paying to be computed again).
+#[derive(Debug, Default)]
+struct ImpactCache {
+    /// The weights the entries were computed with (bits of each step's offset and weight,
+    /// then of the field weight): a query with others starts the cache afresh.
+    params: Vec<u32>,
+    /// Per term, a score per document (0: not reached).
+    entries: FxHashMap<TermId, Arc<[f32]>>,
+    /// Scores held over all entries.
+    held: usize,
+    /// How often each term was asked for since the last change.
+    asked: FxHashMap<TermId, u32>,
+}
+
+/// At most this many scores are kept per index: 32 MiB (830 terms at 10,000 memories, 250
+/// at the largest index that keeps any).
+const IMPACT_CACHE_SCORES: usize = 8 << 20;
+
+/// A term's scores are kept on its query number this many since the index last changed.
+const BUILD_AFTER: u32 = 2;
+/// Scores are kept only for terms reaching at most this many documents
+/// ([`TextIndex::worth_keeping`]).
+const MAX_KEPT_REACH: usize = 16_384;
+/// No scores are kept for an index of more documents than this (slots, forgotten ones
+/// included).
+const MAX_KEPT_DOCS: usize = 32_768;
+
+impl ImpactCache {
+    fn params_of(steps: &[(i32, f32)], field_weight: f32) -> Vec<u32> {
+        steps
+            .iter()
+            .flat_map(|&(off, w)| [off as u32, w.to_bits()])
+            .chain([field_weight.to_bits()])
+            .collect()
+    }
+
+    /// Starts afresh unless the entries were computed with `params`.
+    fn use_params(&mut self, params: Vec<u32>) {
+        if self.params != params {
+            self.clear();
+            self.params = params;
+        }
+    }
+
+    /// Counts one more query for `term`; returns the count.
+    fn asked(&mut self, term: TermId) -> u32 {
+        let n = self.asked.entry(term).or_insert(0);
+        *n = n.saturating_add(1);
+        *n
+    }
+
+    /// Keeps a term's scores if there is room (another thread may have taken it since).
+    fn insert(&mut self, term: TermId, impacts: Arc<[f32]>) {
+        if self.entries.contains_key(&term) || self.held + impacts.len() > IMPACT_CACHE_SCORES {
+            return;
+        }
+        self.held += impacts.len();
+        self.entries.insert(term, impacts);
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.held = 0;
+        self.asked.clear();
     }
 }
 
@@ -359,6 +455,7 @@ impl TextIndex {
         if self.by_id.contains_key(&doc.head.id) {
             return;
         }
+        self.forget_impacts();
         let ord = self.docs.len() as u32;
         let mut ids = Vec::with_capacity(64);
         let mut speaker = Vec::new();
@@ -791,12 +888,21 @@ impl TextIndex {
         list.get(p as usize).copied()
     }
 
+    /// Drops the cached BM25F scores: the index is about to change.
+    fn forget_impacts(&mut self) {
+        self.impacts
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
     /// Marks a document forgotten. Its postings stay until the index is rebuilt.
     pub fn remove(&mut self, id: &MemoryId) {
         if let Some(&ord) = self.by_id.get(id) {
             let d = &mut self.docs[ord as usize];
             if d.alive {
                 d.alive = false;
+                self.impacts.get_mut().unwrap_or_else(|e| e.into_inner()).clear();
                 self.live -= 1;
                 self.total_len -= self.lens[ord as usize] as u64;
                 self.lens[ord as usize] = DEAD;
@@ -834,6 +940,12 @@ impl TextIndex {
     /// For speed the two-field score is computed for the strongest own-text matches (at least
     /// 256) and their neighbours only; other documents keep their own-text BM25.
     ///
+    /// What a term gives a document under BM25F depends on the index alone, not on the rest
+    /// of the query: a term asked for again while the index is unchanged has those scores
+    /// computed for every document it reaches and kept ([`ImpactCache`]), and a query whose
+    /// terms all have them adds them up for its candidates instead of reading postings and
+    /// neighbours. Both ways give the same scores, to the bit.
+    ///
     /// A document whose speaker the query names (a query term among the words of its
     /// `speaker`) scores `1 + speaker_boost` times as much: "what did Anna say about …" is
     /// mostly about Anna's own turns, yet her name is too common in her conversations to weigh
@@ -855,12 +967,7 @@ impl TextIndex {
         let bm25 = |tf: f32, idf: f32| idf * tf * (K1 + 1.0) / (tf + K1);
         // 1. Own text only.
         let (mut scores, mut touched) = self.bm25(terms);
-        let steps: Vec<(i32, f32)> = weights
-            .iter()
-            .enumerate()
-            .filter(|(_, w)| **w > 0.0)
-            .flat_map(|(i, w)| [(-(i as i32) - 1, *w), (i as i32 + 1, *w)])
-            .collect();
+        let steps = steps_of(weights);
         if steps.is_empty() || field_weight <= 0.0 {
             self.boost_speakers(terms, speaker_boost, &touched, &mut scores);
             return self.best(touched, &scores, filter, limit);
@@ -896,94 +1003,106 @@ impl TextIndex {
                 }
             }
         }
-        // 3. Their two-field score, term by term. A posting of document `m` is pushed to the
-        //    candidates it feeds: `m` itself (own field) and the candidates `m` is the neighbour
-        //    of at each step (neighbourhood is symmetric: `m` is `c`'s neighbour at offset `o`
-        //    when `c` is `m`'s at `-o`). Each candidate keeps one slot per step, so its
-        //    neighbour field is summed in step order, as if read from its neighbours.
-        // Per candidate, the length normalisation of its two fields (a term's tf in each is
-        // divided by these).
-        let avg_nb = (avgdl * steps.iter().map(|(_, w)| w).sum::<f32>()).max(1.0);
-        // Scratch arrays come from the thread's pool: a search would otherwise allocate and
-        // zero tens of kilobytes afresh.
-        let mut own_norm = Pooled::filled(candidates.len(), 0f32);
-        let mut nb_norm = Pooled::filled(candidates.len(), 0f32);
-        for (k, &c) in candidates.iter().enumerate() {
-            let mut len = 0f32;
-            for (s, (_, w)) in steps.iter().enumerate() {
-                if let Some(m) = live_neighbour(c, s) {
-                    if role[m as usize] == NONE {
-                        role[m as usize] = NEIGHBOUR;
-                    }
-                    len += w * self.lens[m as usize] as f32;
-                }
-            }
-            own_norm[k] = 1.0 - B + B * self.lens[c as usize] as f32 / avgdl;
-            nb_norm[k] = 1.0 - B + B * len / avg_nb;
-        }
-        let n_steps = steps.len();
-        // Per step, where in a posting's `near` entry the candidate it feeds is (the neighbour
-        // at the opposite offset), or None beyond two places (looked up in its session).
-        let fed_by: Vec<Option<usize>> = steps.iter().map(|(off, _)| near_slot(-off)).collect();
+        // 3. Their two-field score: from the kept scores of each term when all are there,
+        //    otherwise term by term from the postings.
         let mut expanded = Pooled::filled(candidates.len(), 0f32);
-        let mut own_tf = Pooled::filled(candidates.len(), 0f32);
-        let mut nb_tf = Pooled::filled(candidates.len() * n_steps, 0f32);
-        // 1 when a candidate is in `hits` for the current term.
-        let mut hit = Pooled::filled(candidates.len(), 0u32);
-        let mut hits: Vec<u32> = Vec::new();
-        for p in &postings {
-            let idf = self.idf(p.len());
-            for post in p.iter() {
-                let m = post.doc;
-                if role[m as usize] == NONE || self.lens[m as usize] == DEAD {
-                    continue;
+        if let Some(kept) = self.cached_impacts(terms, &postings, &steps, field_weight) {
+            for (k, &c) in candidates.iter().enumerate() {
+                let mut sum = 0f32;
+                for scores in &kept {
+                    sum += scores[c as usize];
                 }
-                let tf = post.tf as f32;
-                let k = role[m as usize];
-                if k < NEIGHBOUR {
-                    own_tf[k as usize] = tf;
-                    if hit[k as usize] == 0 {
-                        hit[k as usize] = 1;
-                        hits.push(k);
+                expanded[k] = sum;
+            }
+        } else {
+            // Term by term. A posting of document `m` is pushed to the
+            //    candidates it feeds: `m` itself (own field) and the candidates `m` is the neighbour
+            //    of at each step (neighbourhood is symmetric: `m` is `c`'s neighbour at offset `o`
+            //    when `c` is `m`'s at `-o`). Each candidate keeps one slot per step, so its
+            //    neighbour field is summed in step order, as if read from its neighbours.
+            // Per candidate, the length normalisation of its two fields (a term's tf in each is
+            // divided by these).
+            let avg_nb = (avgdl * steps.iter().map(|(_, w)| w).sum::<f32>()).max(1.0);
+            // Scratch arrays come from the thread's pool: a search would otherwise allocate and
+            // zero tens of kilobytes afresh.
+            let mut own_norm = Pooled::filled(candidates.len(), 0f32);
+            let mut nb_norm = Pooled::filled(candidates.len(), 0f32);
+            for (k, &c) in candidates.iter().enumerate() {
+                let mut len = 0f32;
+                for (s, (_, w)) in steps.iter().enumerate() {
+                    if let Some(m) = live_neighbour(c, s) {
+                        if role[m as usize] == NONE {
+                            role[m as usize] = NEIGHBOUR;
+                        }
+                        len += w * self.lens[m as usize] as f32;
                     }
                 }
-                let near = &self.near[m as usize];
-                for (s, (off, _)) in steps.iter().enumerate() {
-                    let c = match fed_by[s] {
-                        Some(i) => near[i],
-                        None => self.session_neighbour(m, -off).unwrap_or(NO_DOC),
-                    };
-                    if c == NO_DOC {
+                own_norm[k] = 1.0 - B + B * self.lens[c as usize] as f32 / avgdl;
+                nb_norm[k] = 1.0 - B + B * len / avg_nb;
+            }
+            let n_steps = steps.len();
+            // Per step, where in a posting's `near` entry the candidate it feeds is (the neighbour
+            // at the opposite offset), or None beyond two places (looked up in its session).
+            let fed_by: Vec<Option<usize>> = steps.iter().map(|(off, _)| near_slot(-off)).collect();
+            let mut own_tf = Pooled::filled(candidates.len(), 0f32);
+            let mut nb_tf = Pooled::filled(candidates.len() * n_steps, 0f32);
+            // 1 when a candidate is in `hits` for the current term.
+            let mut hit = Pooled::filled(candidates.len(), 0u32);
+            let mut hits: Vec<u32> = Vec::new();
+            for p in &postings {
+                let idf = self.idf(p.len());
+                for post in p.iter() {
+                    let m = post.doc;
+                    if role[m as usize] == NONE || self.lens[m as usize] == DEAD {
                         continue;
                     }
-                    let k = role[c as usize];
+                    let tf = post.tf as f32;
+                    let k = role[m as usize];
                     if k < NEIGHBOUR {
-                        nb_tf[k as usize * n_steps + s] = tf;
+                        own_tf[k as usize] = tf;
                         if hit[k as usize] == 0 {
                             hit[k as usize] = 1;
                             hits.push(k);
                         }
                     }
+                    let near = &self.near[m as usize];
+                    for (s, (off, _)) in steps.iter().enumerate() {
+                        let c = match fed_by[s] {
+                            Some(i) => near[i],
+                            None => self.session_neighbour(m, -off).unwrap_or(NO_DOC),
+                        };
+                        if c == NO_DOC {
+                            continue;
+                        }
+                        let k = role[c as usize];
+                        if k < NEIGHBOUR {
+                            nb_tf[k as usize * n_steps + s] = tf;
+                            if hit[k as usize] == 0 {
+                                hit[k as usize] = 1;
+                                hits.push(k);
+                            }
+                        }
+                    }
                 }
-            }
-            for &k in &hits {
-                let k = k as usize;
-                hit[k] = 0;
-                let own = own_tf[k] / own_norm[k];
-                let slots = &mut nb_tf[k * n_steps..(k + 1) * n_steps];
-                let nb: f32 = steps
-                    .iter()
-                    .zip(slots.iter())
-                    .map(|((_, w), t)| w * t)
-                    .sum();
-                slots.fill(0.0);
-                own_tf[k] = 0.0;
-                let tf = own + field_weight * nb / nb_norm[k];
-                if tf > 0.0 {
-                    expanded[k] += bm25(tf, idf);
+                for &k in &hits {
+                    let k = k as usize;
+                    hit[k] = 0;
+                    let own = own_tf[k] / own_norm[k];
+                    let slots = &mut nb_tf[k * n_steps..(k + 1) * n_steps];
+                    let nb: f32 = steps
+                        .iter()
+                        .zip(slots.iter())
+                        .map(|((_, w), t)| w * t)
+                        .sum();
+                    slots.fill(0.0);
+                    own_tf[k] = 0.0;
+                    let tf = own + field_weight * nb / nb_norm[k];
+                    if tf > 0.0 {
+                        expanded[k] += bm25(tf, idf);
+                    }
                 }
+                hits.clear();
             }
-            hits.clear();
         }
         for (k, &c) in candidates.iter().enumerate() {
             if scores[c as usize] == 0.0 && expanded[k] > 0.0 {
@@ -993,6 +1112,139 @@ impl TextIndex {
         }
         self.boost_speakers(terms, speaker_boost, &touched, &mut scores);
         self.best(touched, &scores, filter, limit)
+    }
+
+    /// The kept BM25F scores of each of `terms` (those with `postings`, in order), or None
+    /// when some are missing; computes those of terms asked for often enough.
+    fn cached_impacts(
+        &self,
+        terms: &[TermId],
+        postings: &[&Vec<Posting>],
+        steps: &[(i32, f32)],
+        field_weight: f32,
+    ) -> Option<Vec<Arc<[f32]>>> {
+        let params = ImpactCache::params_of(steps, field_weight);
+        let present: Vec<TermId> = terms
+            .iter()
+            .copied()
+            .filter(|t| self.terms.contains_key(t))
+            .collect();
+        let mut lists: Vec<Option<Arc<[f32]>>> = Vec::with_capacity(present.len());
+        let mut build: Vec<usize> = Vec::new();
+        {
+            let mut cache = self.impact_cache();
+            cache.use_params(params);
+            for (i, &t) in present.iter().enumerate() {
+                let list = cache.entries.get(&t).cloned();
+                if list.is_none()
+                    && self.worth_keeping(postings[i].len(), steps.len())
+                    && cache.asked(t) >= BUILD_AFTER
+                    && cache.held + (build.len() + 1) * self.docs.len() <= IMPACT_CACHE_SCORES
+                {
+                    build.push(i);
+                }
+                lists.push(list);
+            }
+        }
+        let missing = lists.iter().filter(|l| l.is_none()).count();
+        for &i in &build {
+            let mut dense = vec![0f32; self.docs.len()];
+            for (d, score) in self.term_impacts(postings[i], steps, field_weight) {
+                dense[d as usize] = score;
+            }
+            let list: Arc<[f32]> = dense.into();
+            self.impact_cache().insert(present[i], list.clone());
+            lists[i] = Some(list);
+        }
+        if build.len() < missing {
+            return None;
+        }
+        lists.into_iter().collect()
+    }
+
+    /// Whether scores are worth keeping for a term with `postings` documents: computing them
+    /// visits every document it reaches (up to `1 + steps` per posting), and a kept term saves
+    /// about the work of the candidates' neighbours, a few thousand documents per query
+    /// whatever the index size. A term reaching more than [`MAX_KEPT_REACH`] documents (a
+    /// word in a fifth of a large tenant's memories) would cost more to compute than it
+    /// saves over many queries. Above [`MAX_KEPT_DOCS`] documents nothing is kept: at 100,000
+    /// generated memories the kept terms did not make the median query faster, and computing
+    /// them lengthened the slowest ones (`continuum bench --sizes 100000`).
+    fn worth_keeping(&self, postings: usize, steps: usize) -> bool {
+        self.docs.len() <= MAX_KEPT_DOCS
+            && (postings * (1 + steps)).min(self.docs.len()) <= MAX_KEPT_REACH
+    }
+
+    fn impact_cache(&self) -> std::sync::MutexGuard<'_, ImpactCache> {
+        // The cache holds derived numbers only: after a panic elsewhere it is still sound.
+        self.impacts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The BM25F score one term with these `postings` gives each live document it reaches
+    /// (the score [`Self::search_expanded`] computes for a candidate),
+    /// through the document's own text or its neighbours'. A document's
+    /// neighbour field is the weighted sum of its live neighbours' term frequencies, in
+    /// `steps` order, and its length the same sum of their lengths.
+    fn term_impacts(
+        &self,
+        postings: &[Posting],
+        steps: &[(i32, f32)],
+        field_weight: f32,
+    ) -> Vec<(u32, f32)> {
+        let n = self.docs.len();
+        let avgdl = self.avgdl();
+        let avg_nb = (avgdl * steps.iter().map(|(_, w)| w).sum::<f32>()).max(1.0);
+        let idf = self.idf(postings.len());
+        let live_neighbour = |d: u32, offset: i32| {
+            let m = match near_slot(offset) {
+                Some(i) => self.near[d as usize][i],
+                None => self.session_neighbour(d, offset).unwrap_or(NO_DOC),
+            };
+            (m != NO_DOC && self.lens[m as usize] != DEAD).then_some(m)
+        };
+        // Term frequency per document (0: none, or forgotten), and the documents reached:
+        // those holding the term and those that have one of them as a neighbour
+        // (neighbourhood is symmetric: `m` is `c`'s neighbour at offset `o` when `c` is
+        // `m`'s at `-o`).
+        let mut tf_of = Pooled::filled(n, 0f32);
+        let mut seen = Pooled::filled(n, 0u32);
+        let mut reached: Vec<u32> = Vec::with_capacity(postings.len() * (1 + steps.len()));
+        for p in postings {
+            if self.lens[p.doc as usize] == DEAD {
+                continue;
+            }
+            tf_of[p.doc as usize] = p.tf as f32;
+            if seen[p.doc as usize] == 0 {
+                seen[p.doc as usize] = 1;
+                reached.push(p.doc);
+            }
+            for (off, _) in steps {
+                if let Some(c) = live_neighbour(p.doc, -off)
+                    && seen[c as usize] == 0
+                {
+                    seen[c as usize] = 1;
+                    reached.push(c);
+                }
+            }
+        }
+        reached
+            .into_iter()
+            .filter_map(|d| {
+                let own = tf_of[d as usize] / (1.0 - B + B * self.lens[d as usize] as f32 / avgdl);
+                let (mut nb, mut nb_len) = (0f32, 0f32);
+                for &(off, w) in steps {
+                    if let Some(m) = live_neighbour(d, off) {
+                        nb += w * tf_of[m as usize];
+                        nb_len += w * self.lens[m as usize] as f32;
+                    }
+                }
+                let tf = own + field_weight * nb / (1.0 - B + B * nb_len / avg_nb);
+                // Zero when the term is in every document (forgotten ones count until a
+                // rebuild): such a term tells nothing and puts no document in the results.
+                let score = idf * tf * (K1 + 1.0) / (tf + K1);
+                (score > 0.0).then_some((d, score))
+            })
+            .collect()
     }
 
     /// BM25 where each document also earns `weights[i]` times the BM25 of the documents `i + 1`
@@ -1615,12 +1867,7 @@ mod tests {
         let bm25 = |tf: f32, idf: f32| idf * tf * (K1 + 1.0) / (tf + K1);
         // 1. Own text only.
         let (mut scores, mut touched) = ix.bm25(terms);
-        let steps: Vec<(i32, f32)> = weights
-            .iter()
-            .enumerate()
-            .filter(|(_, w)| **w > 0.0)
-            .flat_map(|(i, w)| [(-(i as i32) - 1, *w), (i as i32 + 1, *w)])
-            .collect();
+        let steps = steps_of(weights);
         if steps.is_empty() || field_weight <= 0.0 {
             ix.boost_speakers(terms, speaker_boost, &touched, &mut scores);
             return ix.best(touched, &scores, filter, limit);
@@ -1743,7 +1990,10 @@ mod tests {
             // Times out of insertion order now and then, as imports add them.
             let at = i as i64 * 10 + next(25) as i64;
             let session = format!("s{}", next(1 + n as u64 / 6));
-            let d = in_session(doc(at, &words.join(" "), &[]), &session);
+            let mut d = in_session(doc(at, &words.join(" "), &[]), &session);
+            if next(3) == 0 {
+                d.speaker = Some("Melanie".into());
+            }
             ids.push(d.head.id);
             ix.add(&mut a, d);
         }
@@ -1765,14 +2015,61 @@ mod tests {
             weights in proptest::sample::select(vec![vec![0.6f32, 0.3], vec![0.5], vec![0.4, 0.0, 0.2]]),
             query in proptest::collection::vec(proptest::sample::select(vec!["lisbon", "train", "melanie", "rust", "kafka", "plan", "absent"]), 1..5),
         ) {
-            let (mut a, ix, _) = random_index(seed, n, forget);
+            let (mut a, mut ix, ids) = random_index(seed, n, forget);
             let q = a.query_terms(&query.join(" "), 32);
             let all = MemoryFilter::default();
-            let got = ix.search_expanded(&q, &weights, 0.7, boost, &all, limit);
-            let want = reference_expanded(&ix, &q, &weights, 0.7, boost, &all, limit);
             let key = |h: &Scored| (h.head.id, h.score.to_bits());
-            proptest::prop_assert_eq!(got.iter().map(key).collect::<Vec<_>>(), want.iter().map(key).collect::<Vec<_>>());
+            let keys = |hits: Vec<Scored>| hits.iter().map(key).collect::<Vec<_>>();
+            let want = keys(reference_expanded(&ix, &q, &weights, 0.7, boost, &all, limit));
+            // From the postings; then the query that keeps each term's scores; then from those.
+            for _ in 0..BUILD_AFTER + 1 {
+                proptest::prop_assert_eq!(keys(ix.search_expanded(&q, &weights, 0.7, boost, &all, limit)), want.clone());
+            }
+            // Other weights do not read the first ones' scores.
+            let other = [0.5f32];
+            let want = keys(reference_expanded(&ix, &q, &other, 0.7, boost, &all, limit));
+            for _ in 0..BUILD_AFTER + 1 {
+                proptest::prop_assert_eq!(keys(ix.search_expanded(&q, &other, 0.7, boost, &all, limit)), want.clone());
+            }
+            // Forgetting and adding change every score: none may come from before.
+            ix.remove(&ids[seed as usize % ids.len()]);
+            ix.add(&mut a, in_session(doc(5, "lisbon train kafka plan", &[]), "s0"));
+            let want = keys(reference_expanded(&ix, &q, &other, 0.7, boost, &all, limit));
+            for _ in 0..BUILD_AFTER + 1 {
+                proptest::prop_assert_eq!(keys(ix.search_expanded(&q, &other, 0.7, boost, &all, limit)), want.clone());
+            }
         }
+    }
+
+    #[test]
+    fn a_term_asked_twice_keeps_its_scores_until_the_index_changes() {
+        let (mut a, mut ix, ids) = random_index(7, 300, 10);
+        let q = a.query_terms("lisbon kafka", 8);
+        let all = MemoryFilter::default();
+        let kept = |ix: &TextIndex| ix.impacts.lock().unwrap().entries.len();
+        let first = ix.search_expanded(&q, &[0.6, 0.3], 0.7, 0.0, &all, 10);
+        for _ in 2..BUILD_AFTER {
+            ix.search_expanded(&q, &[0.6, 0.3], 0.7, 0.0, &all, 10);
+        }
+        assert_eq!(kept(&ix), 0, "too few queries keep nothing");
+        let second = ix.search_expanded(&q, &[0.6, 0.3], 0.7, 0.0, &all, 10);
+        assert_eq!(kept(&ix), 2);
+        let third = ix.search_expanded(&q, &[0.6, 0.3], 0.7, 0.0, &all, 10);
+        let key = |hits: &[Scored]| {
+            hits.iter()
+                .map(|h| (h.head.id, h.score.to_bits()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(key(&first), key(&second));
+        assert_eq!(key(&first), key(&third));
+        ix.remove(&ids[3]);
+        assert_eq!(kept(&ix), 0, "forgetting drops them");
+        for _ in 0..BUILD_AFTER {
+            ix.search_expanded(&q, &[0.6, 0.3], 0.7, 0.0, &all, 10);
+        }
+        assert_eq!(kept(&ix), 2);
+        ix.add(&mut a, in_session(doc(9, "kafka in lisbon", &[]), "s1"));
+        assert_eq!(kept(&ix), 0, "adding drops them");
     }
 
     proptest::proptest! {
