@@ -902,7 +902,10 @@ impl TextIndex {
             let d = &mut self.docs[ord as usize];
             if d.alive {
                 d.alive = false;
-                self.impacts.get_mut().unwrap_or_else(|e| e.into_inner()).clear();
+                self.impacts
+                    .get_mut()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clear();
                 self.live -= 1;
                 self.total_len -= self.lens[ord as usize] as u64;
                 self.lens[ord as usize] = DEAD;
