@@ -9,7 +9,6 @@ use crate::error::{Error, Result};
 use crate::ids::TenantId;
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::fmt;
 use std::str::FromStr;
 
@@ -102,15 +101,12 @@ impl ApiKey {
 
 /// Hex SHA-256 of a whole key.
 pub fn hash_key(secret: &str) -> String {
-    Sha256::digest(secret.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::sha256_hex(secret.as_bytes())
 }
 
 /// Builds a key from 32 random bytes: `(secret, prefix)`.
 pub fn format_key(random: &[u8; 32]) -> (String, String) {
-    let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = crate::hex(random);
     let prefix = hex[..12].to_string();
     let secret = format!("ck_{prefix}_{}", &hex[16..]);
     (secret, prefix)

@@ -27,3 +27,20 @@ pub use ids::{MemoryId, SessionId, TenantId};
 pub use memory::{Memory, NewMemory, Source};
 pub use store::MemoryStore;
 pub use time::{Clock, SystemClock, Timestamp};
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    out
+}
+
+/// Lower-case hex SHA-256 of `bytes`: content hashes, API key hashes, migration checksums.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex(&sha2::Sha256::digest(bytes))
+}

@@ -5,7 +5,6 @@ use crate::ids::{MemoryId, SessionId};
 use crate::time::Timestamp;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::fmt;
 use std::str::FromStr;
 
@@ -103,13 +102,7 @@ pub type NewMemory = Memory;
 
 /// Hex SHA-256 of a text.
 pub fn content_hash(text: &str) -> String {
-    let digest = Sha256::digest(text.as_bytes());
-    let mut out = String::with_capacity(64);
-    for b in digest.iter() {
-        use std::fmt::Write;
-        let _ = write!(out, "{b:02x}");
-    }
-    out
+    crate::sha256_hex(text.as_bytes())
 }
 
 /// One conversation turn as an agent hands it over: the shape of the original service's learn

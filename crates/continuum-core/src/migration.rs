@@ -1,8 +1,6 @@
 //! What every backend's migrations share: a versioned SQL script, its checksum, and the record
 //! of it in a store. Each backend embeds its own scripts and applies them its own way.
 
-use sha2::{Digest, Sha256};
-
 /// One forward-only schema step.
 pub struct Migration {
     pub version: u32,
@@ -21,10 +19,7 @@ pub struct AppliedMigration {
 
 /// Hex SHA-256 of a script: an edited migration no longer matches what a store recorded.
 pub fn checksum(sql: &str) -> String {
-    Sha256::digest(sql.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::sha256_hex(sql.as_bytes())
 }
 
 /// The highest version in a list of migrations.

@@ -52,6 +52,9 @@ pub(crate) struct RecallText {
     pub signature: Vec<u64>,
     /// [`continuum_core::text::signature_sketch`] of `signature`.
     pub sketch: u64,
+    /// The first eight bytes of the content hash: recall compares every pair of its best
+    /// candidates, and two different hashes nearly always differ there already.
+    pub hash_head: u64,
 }
 
 impl RecallText {
@@ -59,10 +62,15 @@ impl RecallText {
         memory.metadata = Default::default();
         let signature = continuum_core::text::word_signature(&memory.content);
         let sketch = continuum_core::text::signature_sketch(&signature);
+        let mut head = [0u8; 8];
+        let bytes = memory.content_hash.as_bytes();
+        let n = bytes.len().min(8);
+        head[..n].copy_from_slice(&bytes[..n]);
         RecallText {
             memory,
             signature,
             sketch,
+            hash_head: u64::from_le_bytes(head),
         }
     }
 }

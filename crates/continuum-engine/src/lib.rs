@@ -261,7 +261,11 @@ impl Engine {
                 count: l.count,
             })
             .collect();
-        neighbours.sort_by(|a, b| b.strength.total_cmp(&a.strength).then(a.key.cmp(&b.key)));
+        neighbours.sort_by(|a, b| {
+            b.strength
+                .total_cmp(&a.strength)
+                .then_with(|| a.key.cmp(&b.key))
+        });
         Ok(ConceptView {
             concept,
             neighbours,

@@ -19,10 +19,10 @@ use continuum_core::rank::{Signals, collapse_duplicates, fuse, recency};
 use continuum_core::store::{Link, MemoryFilter, MemoryHead, Scored};
 use continuum_core::text::{may_reach_jaccard, search_terms, signature_jaccard, words};
 use continuum_core::{Error, Memory, MemoryId, Result, SessionId, Source, TenantId, Timestamp};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -326,7 +326,7 @@ impl Engine {
                 .await?;
             let first = lists.len();
             lists.extend(read);
-            let frontier_set: HashSet<&str> = frontier.iter().map(String::as_str).collect();
+            let frontier_set: FxHashSet<&str> = frontier.iter().map(String::as_str).collect();
             let mut reached: FxHashMap<&str, f64> = FxHashMap::default();
             // A link between two frontier concepts is in both their lists: seeing it twice
             // changes no maximum, and the copy in `followed` goes at the end.
@@ -351,7 +351,7 @@ impl Engine {
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v))
                 .collect();
-            next.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            next.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
             next.truncate(g.max_active_concepts);
             for (k, v) in &next {
                 act.insert(
@@ -381,7 +381,9 @@ impl Engine {
         let link = |&(_, n, i): &(f64, usize, usize)| &lists[n][i];
         let order = |x: &(f64, usize, usize), y: &(f64, usize, usize)| {
             let (a, b) = (link(x), link(y));
-            y.0.total_cmp(&x.0).then(a.a.cmp(&b.a)).then(a.b.cmp(&b.b))
+            y.0.total_cmp(&x.0)
+                .then_with(|| a.a.cmp(&b.a))
+                .then_with(|| a.b.cmp(&b.b))
         };
         let same = |x: &(f64, usize, usize), y: &(f64, usize, usize)| {
             let (a, b) = (link(x), link(y));
@@ -561,7 +563,7 @@ impl Engine {
         let at = self.cache_position(tenant)?;
         let (act, followed) = self.activate(tenant, at, &req.query, &terms).await?;
         let mut active: Vec<(&String, &Activation)> = act.iter().collect();
-        active.sort_by(|a, b| b.1.value.total_cmp(&a.1.value).then(a.0.cmp(b.0)));
+        active.sort_by(|a, b| b.1.value.total_cmp(&a.1.value).then_with(|| a.0.cmp(b.0)));
         active.truncate(cfg.graph.max_active_concepts);
         let active_keys: Vec<String> = active.iter().map(|(k, _)| (*k).clone()).collect();
         let mentions = self
@@ -672,7 +674,7 @@ impl Engine {
         let threshold = cfg.near_duplicate_jaccard;
         let same = |i: usize, j: usize| {
             let (a, b) = (&scored[i].2, &scored[j].2);
-            a.memory.content_hash == b.memory.content_hash
+            (a.hash_head == b.hash_head && a.memory.content_hash == b.memory.content_hash)
                 || (may_reach_jaccard(
                     a.signature.len(),
                     a.sketch,
@@ -694,7 +696,7 @@ impl Engine {
                 graph_concepts.insert(id, at.to_vec());
             })?;
         }
-        let term_set: HashSet<&str> = terms.iter().map(String::as_str).collect();
+        let term_set: FxHashSet<&str> = terms.iter().map(String::as_str).collect();
 
         // 5. context
         let mut concepts: Vec<ActivatedConcept> = active
@@ -729,7 +731,7 @@ impl Engine {
             })
             .collect();
         let ctx = assemble(&mem_refs, &concept_names, &link_view, budget);
-        let included: HashSet<MemoryId> = ctx.included.iter().copied().collect();
+        let included: FxHashSet<MemoryId> = ctx.included.iter().copied().collect();
 
         let recalled = chosen
             .iter()

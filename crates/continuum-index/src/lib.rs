@@ -155,12 +155,19 @@ fn rank_key(score: f32, doc: u32) -> u64 {
 
 /// The best `limit` of `docs` by `scores` (score, then the later document), best first.
 fn top_docs(docs: impl Iterator<Item = u32>, scores: &[f32], limit: usize) -> Vec<u32> {
+    let mut top = top_keys(docs, scores, limit);
+    top.sort_unstable_by(|a, b| b.cmp(a));
+    top.into_iter().map(|k| k as u32).collect()
+}
+
+/// The [`rank_key`]s of the best `limit` of `docs` by `scores`, in no particular order.
+fn top_keys(docs: impl Iterator<Item = u32>, scores: &[f32], limit: usize) -> Vec<u64> {
     use std::cmp::Reverse;
     if limit == 0 {
         return Vec::new();
     }
     let keys = docs.map(|d| rank_key(scores[d as usize], d));
-    let mut top: Vec<u64> = if limit <= HEAP_LIMIT {
+    if limit <= HEAP_LIMIT {
         // The best `limit` keys so far, smallest on top: most documents are turned away by
         // one comparison with it. Keys are distinct (they hold the document): the set is exact.
         let mut best: std::collections::BinaryHeap<Reverse<u64>> =
@@ -182,9 +189,7 @@ fn top_docs(docs: impl Iterator<Item = u32>, scores: &[f32], limit: usize) -> Ve
             all.truncate(limit);
         }
         all
-    };
-    top.sort_unstable_by(|a, b| b.cmp(a));
-    top.into_iter().map(|k| k as u32).collect()
+    }
 }
 
 /// Up to this many best documents, [`top_docs`] keeps a heap of them; beyond, a selection over
@@ -193,13 +198,17 @@ fn top_docs(docs: impl Iterator<Item = u32>, scores: &[f32], limit: usize) -> Ve
 const HEAP_LIMIT: usize = 128;
 
 /// The strongest of the `touched` documents (at least 256, or 8 per result wanted): the ones
-/// whose session neighbours are worth looking at. Ties go to the later document.
+/// whose session neighbours are worth looking at. Ties go to the later document. In no
+/// particular order: the scores computed for them do not depend on it.
 fn seeds(touched: &[u32], scores: &[f32], limit: usize) -> Vec<u32> {
     let wanted = (limit * 8).max(256);
     if touched.len() <= wanted {
         return touched.to_vec();
     }
-    top_docs(touched.iter().copied(), scores, wanted)
+    top_keys(touched.iter().copied(), scores, wanted)
+        .into_iter()
+        .map(|k| k as u32)
+        .collect()
 }
 
 /// Marks a forgotten document in `lens`.
@@ -224,8 +233,13 @@ pub struct TextIndex {
     concept_ids: FxHashMap<Box<str>, u32>,
     /// Per concept number, the documents mentioning it, in insertion order.
     concept_docs: Vec<Vec<u32>>,
-    /// Per document, the numbers of the concepts it mentions.
-    doc_concepts: Vec<Box<[u32]>>,
+    /// The numbers of the concepts each document mentions, one document after another:
+    /// document `d`'s are `doc_concepts[concepts_from[d]..concepts_from[d + 1]]`. One array
+    /// rather than one allocation per document: recall reads these for hundreds of
+    /// documents scattered over the index, and each separate allocation is a cache miss more.
+    doc_concepts: Vec<u32>,
+    /// Where each document's concepts start in `doc_concepts`, and (last) where they end.
+    concepts_from: Vec<u32>,
     session_slots: FxHashMap<Box<str>, u32>,
     /// Per session slot, its documents in time order.
     sessions: Vec<Vec<u32>>,
@@ -484,19 +498,22 @@ impl TextIndex {
                 .push(Posting { doc: ord, tf });
             i = j;
         }
-        let mut mentioned: Vec<u32> = Vec::with_capacity(doc.concepts.len());
+        if self.concepts_from.is_empty() {
+            self.concepts_from.push(0);
+        }
+        let first = self.doc_concepts.len();
         for key in doc.concepts {
             let next = self.concept_docs.len() as u32;
             let c = *self.concept_ids.entry(key.into_boxed_str()).or_insert(next);
             if c == next {
                 self.concept_docs.push(Vec::new());
             }
-            if !mentioned.contains(&c) {
-                mentioned.push(c);
+            if !self.doc_concepts[first..].contains(&c) {
+                self.doc_concepts.push(c);
                 self.concept_docs[c as usize].push(ord);
             }
         }
-        self.doc_concepts.push(mentioned.into_boxed_slice());
+        self.concepts_from.push(self.doc_concepts.len() as u32);
         self.total_len += len as u64;
         self.live += 1;
         self.by_id.insert(doc.head.id, ord);
@@ -1268,7 +1285,9 @@ impl TextIndex {
         if !weights.is_empty() {
             // Spread from the strongest direct matches only: a weak match's neighbours cannot
             // reach the top, and common words match tens of thousands of documents.
-            let seeds = seeds(&touched, &scores, limit);
+            // Strongest first: a neighbour's score adds the seeds' shares in this order.
+            let mut seeds = seeds(&touched, &scores, limit);
+            seeds.sort_unstable_by_key(|&d| std::cmp::Reverse(rank_key(scores[d as usize], d)));
             let seeds: Vec<(u32, f32)> =
                 seeds.into_iter().map(|d| (d, scores[d as usize])).collect();
             for (d, s) in seeds {
@@ -1351,9 +1370,10 @@ impl TextIndex {
         filter: &MemoryFilter,
         limit: usize,
     ) -> Vec<Scored> {
+        let everything = filter.is_empty();
         let passing = touched
             .into_iter()
-            .filter(|&d| filter.is_empty() || filter.matches_head(&self.docs[d as usize].head));
+            .filter(|&d| everything || filter.matches_head(&self.docs[d as usize].head));
         top_docs(passing, scores, limit)
             .into_iter()
             .map(|d| Scored {
@@ -1393,7 +1413,11 @@ impl TextIndex {
                 continue;
             };
             at.clear();
-            for &c in self.doc_concepts[ord as usize].iter() {
+            let (from, to) = (
+                self.concepts_from[ord as usize] as usize,
+                self.concepts_from[ord as usize + 1] as usize,
+            );
+            for &c in &self.doc_concepts[from..to] {
                 if filter[(c as usize >> 6) & 3] & (1 << (c & 63)) == 0 {
                     continue;
                 }
