@@ -169,6 +169,25 @@ fn first_distinct<T>(
     items
 }
 
+/// What ranking needs of a candidate memory: its head without the session (recall would
+/// otherwise clone hundreds of heads, each a shared reference count to raise and drop).
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    id: MemoryId,
+    created_at: Timestamp,
+    superseded: bool,
+}
+
+impl Candidate {
+    fn of(h: &MemoryHead) -> Self {
+        Candidate {
+            id: h.id,
+            created_at: h.created_at,
+            superseded: h.superseded,
+        }
+    }
+}
+
 impl Engine {
     /// Full-text candidates, best first: from the derived index, or the store's own search.
     async fn lexical(
@@ -219,26 +238,34 @@ impl Engine {
 
     /// The newest memories mentioning each concept, passing `filter`: each with the position
     /// in `keys` of the concept it mentions.
+    /// The newest memories mentioning each of `keys` (at most `per_concept` each) that pass
+    /// `filter`, as (position in `keys`, candidate). With the derived index, also the graph
+    /// score of each:
+    /// the sum of `values` over all of `keys` it mentions (the index reads a memory's
+    /// concepts when it lists the memory anyway).
     async fn concept_mentions(
         &self,
         tenant: &TenantId,
         keys: &[String],
+        values: &[f64],
         filter: &MemoryFilter,
         per_concept: usize,
-    ) -> Result<Vec<(usize, MemoryHead)>> {
+    ) -> Result<(Vec<(usize, Candidate)>, FxHashMap<MemoryId, f64>)> {
         if !self.config.derived_index {
             let at: HashMap<&str, usize> = keys
                 .iter()
                 .enumerate()
                 .map(|(i, k)| (k.as_str(), i))
                 .collect();
-            return Ok(self
+            let found = self
                 .store
                 .mentions(tenant, keys, per_concept)
                 .await?
                 .into_iter()
-                .filter_map(|(k, h)| at.get(k.as_str()).map(|&i| (i, h)))
-                .collect());
+                .filter(|(_, h)| filter.matches_head(h))
+                .filter_map(|(k, h)| at.get(k.as_str()).map(|&i| (i, Candidate::of(&h))))
+                .collect();
+            return Ok((found, FxHashMap::default()));
         }
         // `lexical` ran first in this recall, so the index is fresh.
         let slot = self.current_index(tenant)?;
@@ -246,17 +273,18 @@ impl Engine {
             .read()
             .map_err(|_| Error::Internal("index lock poisoned".into()))?;
         let Some(ix) = guard.as_ref() else {
-            return Ok(Vec::new());
+            return Ok(Default::default());
         };
-        Ok(keys
-            .iter()
-            .enumerate()
-            .flat_map(|(i, k)| {
-                ix.mentions(k, filter, per_concept)
-                    .into_iter()
-                    .map(move |h| (i, h))
-            })
-            .collect())
+        let names: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let mut found = Vec::new();
+        let mut scores: FxHashMap<MemoryId, f64> = FxHashMap::default();
+        ix.each_mentioning(&names, filter, per_concept, |i, head, at| {
+            scores
+                .entry(head.id)
+                .or_insert_with(|| at.iter().map(|&j| values[j]).sum());
+            found.push((i, Candidate::of(head)));
+        });
+        Ok((found, scores))
     }
 
     /// [`continuum_index::TextIndex::each_mention_among`] on the tenant's current index (which
@@ -408,7 +436,7 @@ impl Engine {
         &self,
         tenant: &TenantId,
         req: &RecallRequest,
-        heads: &mut FxHashMap<MemoryId, MemoryHead>,
+        heads: &mut FxHashMap<MemoryId, Candidate>,
     ) -> Result<(HashMap<MemoryId, f64>, Option<SemanticUse>)> {
         let Some(embedder) = self.embedder.clone() else {
             return Ok((HashMap::new(), None));
@@ -514,7 +542,9 @@ impl Engine {
             extra.into_iter().map(|(id, s)| (id, s as f64)).collect();
         for s in top {
             raw.insert(s.head.id, s.score);
-            heads.entry(s.head.id).or_insert(s.head);
+            heads
+                .entry(s.head.id)
+                .or_insert_with(|| Candidate::of(&s.head));
         }
         let max = raw.values().copied().fold(f64::MIN, f64::max);
         let min = raw.values().copied().fold(f64::MAX, f64::min);
@@ -566,24 +596,23 @@ impl Engine {
         active.sort_by(|a, b| b.1.value.total_cmp(&a.1.value).then_with(|| a.0.cmp(b.0)));
         active.truncate(cfg.graph.max_active_concepts);
         let active_keys: Vec<String> = active.iter().map(|(k, _)| (*k).clone()).collect();
-        let mentions = self
+        let values: Vec<f64> = active.iter().map(|(_, a)| a.value).collect();
+        // Per memory, its graph score (here for those just listed, with the derived index)
+        // and the positions in `active` of the concepts it mentions (named only for the
+        // memories shown).
+        let (mentions, mut graph_raw) = self
             .concept_mentions(
                 tenant,
                 &active_keys,
+                &values,
                 &req.filter,
                 cfg.graph.memories_per_concept,
             )
             .await?;
-        // Per memory, its graph score and the positions in `active` of the concepts it
-        // mentions (named only for the memories shown).
-        let mut graph_raw: FxHashMap<MemoryId, f64> = FxHashMap::default();
         let mut graph_concepts: FxHashMap<MemoryId, Vec<usize>> = FxHashMap::default();
-        let mut heads: FxHashMap<MemoryId, MemoryHead> =
+        let mut heads: FxHashMap<MemoryId, Candidate> =
             FxHashMap::with_capacity_and_hasher(mentions.len() + lexical.len(), Default::default());
         for (i, head) in mentions {
-            if !req.filter.matches_head(&head) {
-                continue;
-            }
             if !cfg.derived_index {
                 // With the index, every candidate is scored below from all it mentions.
                 *graph_raw.entry(head.id).or_default() += active[i].1.value;
@@ -603,7 +632,7 @@ impl Engine {
                 0.0
             };
             lex.insert(s.head.id, norm);
-            heads.insert(s.head.id, s.head);
+            heads.insert(s.head.id, Candidate::of(&s.head));
         }
         // Semantic: the query's vector against the embedded memories; its best candidates join
         // the others, and every candidate gets its cosine.
@@ -612,16 +641,21 @@ impl Engine {
         // it mentions (the mention lists above only bring candidates in).
         let keys: Vec<&str> = active.iter().map(|(k, _)| k.as_str()).collect();
         if cfg.derived_index {
-            let ids: Vec<MemoryId> = heads.keys().copied().collect();
+            // Those the concept lists did not bring in (the index scored those already).
+            let ids: Vec<MemoryId> = heads
+                .keys()
+                .filter(|id| !graph_raw.contains_key(id))
+                .copied()
+                .collect();
             graph_raw.reserve(ids.len());
             // The concepts' names are looked up again for the memories shown only.
             self.each_mention_among(tenant, &keys, &ids, |id, at| {
-                graph_raw.insert(id, at.iter().map(|&i| active[i].1.value).sum());
+                graph_raw.insert(id, at.iter().map(|&i| values[i]).sum());
             })?;
         }
         let graph_max = graph_raw.values().cloned().fold(0.0f64, f64::max);
         let now = self.clock.now();
-        let ranked: Vec<(f64, Signals, MemoryHead)> = heads
+        let ranked: Vec<(f64, Signals, Candidate)> = heads
             .into_values()
             .map(|h| {
                 let graph = match graph_raw.get(&h.id) {
@@ -656,8 +690,8 @@ impl Engine {
             order.truncate(keep);
         }
         order.sort_unstable_by(by_score);
-        let ranked: Vec<(f64, Signals, MemoryHead)> =
-            order.iter().map(|&(_, _, i)| ranked[i].clone()).collect();
+        let ranked: Vec<(f64, Signals, Candidate)> =
+            order.iter().map(|&(_, _, i)| ranked[i]).collect();
         let ids: Vec<MemoryId> = ranked.iter().map(|r| r.2.id).collect();
         let mut texts: FxHashMap<MemoryId, Arc<RecallText>> = self
             .recall_texts_at(tenant, at, &ids)

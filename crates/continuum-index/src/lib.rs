@@ -211,6 +211,51 @@ fn seeds(touched: &[u32], scores: &[f32], limit: usize) -> Vec<u32> {
         .collect()
 }
 
+/// A few dozen concept keys, by number, with a 256-bit filter on the number that rules out
+/// most of a document's concepts at once (the rest are found by a scan).
+struct KeySet {
+    /// (concept number, position among the keys asked for).
+    wanted: Vec<(u32, usize)>,
+    bits: [u64; 4],
+}
+
+impl KeySet {
+    /// None when the index knows none of `keys`.
+    fn new(ix: &TextIndex, keys: &[&str]) -> Option<Self> {
+        let wanted: Vec<(u32, usize)> = keys
+            .iter()
+            .enumerate()
+            .filter_map(|(i, k)| ix.concept_ids.get(*k).map(|&c| (c, i)))
+            .collect();
+        if wanted.is_empty() {
+            return None;
+        }
+        let mut bits = [0u64; 4];
+        for &(c, _) in &wanted {
+            bits[(c as usize >> 6) & 3] |= 1 << (c & 63);
+        }
+        Some(KeySet { wanted, bits })
+    }
+
+    /// Sets `at` to the positions of the keys document `ord` mentions, ascending.
+    fn mentioned_by(&self, ix: &TextIndex, ord: u32, at: &mut Vec<usize>) {
+        at.clear();
+        let (from, to) = (
+            ix.concepts_from[ord as usize] as usize,
+            ix.concepts_from[ord as usize + 1] as usize,
+        );
+        for &c in &ix.doc_concepts[from..to] {
+            if self.bits[(c as usize >> 6) & 3] & (1 << (c & 63)) == 0 {
+                continue;
+            }
+            if let Some(&(_, i)) = self.wanted.iter().find(|(w, _)| *w == c) {
+                at.push(i);
+            }
+        }
+        at.sort_unstable();
+    }
+}
+
 /// Marks a forgotten document in `lens`.
 const DEAD: u32 = u32::MAX;
 
@@ -360,7 +405,15 @@ struct ImpactCache {
     held: usize,
     /// How often each term was asked for since the last change.
     asked: FxHashMap<TermId, u32>,
+    /// Per term, the plain BM25 of its own text each of its postings gives, in postings
+    /// order ([`DEAD_POSTING`] for a forgotten document): kept from a term's second query
+    /// on, as the BM25F scores, and counted in `held` with them.
+    own: FxHashMap<TermId, Arc<[f32]>>,
 }
+
+/// In a kept list of own-text scores, marks a posting of a forgotten document (scores are
+/// never negative).
+const DEAD_POSTING: f32 = -1.0;
 
 /// At most this many scores are kept per index: 32 MiB (830 terms at 10,000 memories, 250
 /// at the largest index that keeps any).
@@ -409,8 +462,18 @@ impl ImpactCache {
         self.entries.insert(term, impacts);
     }
 
+    /// Keeps a term's own-text scores if there is room.
+    fn insert_own(&mut self, term: TermId, scores: Arc<[f32]>) {
+        if self.own.contains_key(&term) || self.held + scores.len() > IMPACT_CACHE_SCORES {
+            return;
+        }
+        self.held += scores.len();
+        self.own.insert(term, scores);
+    }
+
     fn clear(&mut self) {
         self.entries.clear();
+        self.own.clear();
         self.held = 0;
         self.asked.clear();
     }
@@ -987,7 +1050,7 @@ impl TextIndex {
         let postings: Vec<&Vec<Posting>> = terms.iter().filter_map(|t| self.terms.get(t)).collect();
         let bm25 = |tf: f32, idf: f32| idf * tf * (K1 + 1.0) / (tf + K1);
         // 1. Own text only.
-        let (mut scores, mut touched) = self.bm25(terms);
+        let (mut scores, mut touched) = self.bm25_kept(terms);
         let steps = steps_of(weights);
         if steps.is_empty() || field_weight <= 0.0 {
             self.boost_speakers(terms, speaker_boost, &touched, &mut scores);
@@ -1028,12 +1091,12 @@ impl TextIndex {
         //    otherwise term by term from the postings.
         let mut expanded = Pooled::filled(candidates.len(), 0f32);
         if let Some(kept) = self.cached_impacts(terms, &postings, &steps, field_weight) {
-            for (k, &c) in candidates.iter().enumerate() {
-                let mut sum = 0f32;
-                for scores in &kept {
-                    sum += scores[c as usize];
+            // Term by term, each candidate's sum grows in term order, as in the pass below.
+            for scores in &kept {
+                let scores: &[f32] = scores;
+                for (sum, &c) in expanded.iter_mut().zip(&candidates) {
+                    *sum += scores[c as usize];
                 }
-                expanded[k] = sum;
             }
         } else {
             // Term by term. A posting of document `m` is pushed to the
@@ -1349,6 +1412,77 @@ impl TextIndex {
         (scores, touched)
     }
 
+    /// [`Self::bm25`], to the bit, reading the kept own-text scores of terms asked for
+    /// before since the index last changed ([`ImpactCache::own`]) instead of computing them,
+    /// and keeping those of such terms that have none yet.
+    fn bm25_kept(&self, terms: &[TermId]) -> (Pooled<f32>, Vec<u32>) {
+        // Per term: its postings, its kept scores, and whether to keep them now.
+        type Own<'a> = (TermId, &'a [Posting], Option<Arc<[f32]>>, bool);
+        let mut lists: Vec<Own<'_>> = Vec::with_capacity(terms.len());
+        {
+            let cache = self.impact_cache();
+            for &t in terms {
+                let Some(postings) = self.terms.get(&t) else {
+                    continue;
+                };
+                let kept = cache.own.get(&t).cloned();
+                let keep = kept.is_none()
+                    && self.docs.len() <= MAX_KEPT_DOCS
+                    && cache.asked.get(&t).is_some_and(|&n| n >= 1)
+                    && cache.held + postings.len() <= IMPACT_CACHE_SCORES;
+                lists.push((t, postings.as_slice(), kept, keep));
+            }
+        }
+        let avgdl = self.avgdl();
+        let mut scores = Pooled::filled(self.docs.len(), 0f32);
+        let mut touched: Vec<u32> = Vec::new();
+        for (term, postings, kept, keep) in lists {
+            if let Some(own) = kept {
+                for (p, &s) in postings.iter().zip(own.iter()) {
+                    if s == DEAD_POSTING {
+                        continue;
+                    }
+                    let slot = &mut scores[p.doc as usize];
+                    if *slot == 0.0 {
+                        touched.push(p.doc);
+                    }
+                    *slot += s;
+                }
+                continue;
+            }
+            let idf = self.idf(postings.len());
+            let mut own: Vec<f32> = if keep {
+                Vec::with_capacity(postings.len())
+            } else {
+                Vec::new()
+            };
+            for p in postings {
+                let len = self.lens[p.doc as usize];
+                if len == DEAD {
+                    if keep {
+                        own.push(DEAD_POSTING);
+                    }
+                    continue;
+                }
+                let tf = p.tf as f32;
+                let norm = K1 * (1.0 - B + B * len as f32 / avgdl);
+                let s = idf * tf * (K1 + 1.0) / (tf + norm);
+                if keep {
+                    own.push(s);
+                }
+                let slot = &mut scores[p.doc as usize];
+                if *slot == 0.0 {
+                    touched.push(p.doc);
+                }
+                *slot += s;
+            }
+            if keep {
+                self.impact_cache().insert_own(term, own.into());
+            }
+        }
+        (scores, touched)
+    }
+
     /// Multiplies the scores of the `touched` documents whose speaker a query term names.
     fn boost_speakers(&self, terms: &[TermId], boost: f32, touched: &[u32], scores: &mut [f32]) {
         if boost <= 0.0 || self.with_speaker == 0 {
@@ -1393,43 +1527,52 @@ impl TextIndex {
         ids: &[MemoryId],
         mut each: impl FnMut(MemoryId, &[usize]),
     ) {
-        // A few dozen keys at most: a 256-bit filter on the concept number rules out most of
-        // a memory's concepts, and the rest are found by a scan.
-        let wanted: Vec<(u32, usize)> = keys
-            .iter()
-            .enumerate()
-            .filter_map(|(i, k)| self.concept_ids.get(*k).map(|&c| (c, i)))
-            .collect();
-        if wanted.is_empty() {
+        let Some(wanted) = KeySet::new(self, keys) else {
             return;
-        }
-        let mut filter = [0u64; 4];
-        for &(c, _) in &wanted {
-            filter[(c as usize >> 6) & 3] |= 1 << (c & 63);
-        }
-        let mut at: Vec<usize> = Vec::with_capacity(wanted.len());
+        };
+        let mut at: Vec<usize> = Vec::with_capacity(keys.len());
         for id in ids {
             let Some(&ord) = self.by_id.get(id) else {
                 continue;
             };
-            at.clear();
-            let (from, to) = (
-                self.concepts_from[ord as usize] as usize,
-                self.concepts_from[ord as usize + 1] as usize,
-            );
-            for &c in &self.doc_concepts[from..to] {
-                if filter[(c as usize >> 6) & 3] & (1 << (c & 63)) == 0 {
-                    continue;
-                }
-                if let Some(&(_, i)) = wanted.iter().find(|(w, _)| *w == c) {
-                    at.push(i);
-                }
+            wanted.mentioned_by(self, ord, &mut at);
+            if !at.is_empty() {
+                each(*id, &at);
             }
-            if at.is_empty() {
+        }
+    }
+
+    /// For each of `keys` in turn, its newest live documents passing `filter` (at most
+    /// `limit`, as [`Self::mentions`] gives them): `each` gets the key's position, the
+    /// document's head and the positions of all `keys` it mentions, ascending (what
+    /// [`Self::each_mention_among`] would say of it, without looking its id up).
+    pub fn each_mentioning(
+        &self,
+        keys: &[&str],
+        filter: &MemoryFilter,
+        limit: usize,
+        mut each: impl FnMut(usize, &MemoryHead, &[usize]),
+    ) {
+        let Some(wanted) = KeySet::new(self, keys) else {
+            return;
+        };
+        let mut at: Vec<usize> = Vec::with_capacity(keys.len());
+        for (i, key) in keys.iter().enumerate() {
+            let Some(&c) = self.concept_ids.get(*key) else {
                 continue;
+            };
+            let newest = self.concept_docs[c as usize]
+                .iter()
+                .rev()
+                .filter(|&&o| {
+                    let d = &self.docs[o as usize];
+                    d.alive && filter.matches_head(&d.head)
+                })
+                .take(limit);
+            for &ord in newest {
+                wanted.mentioned_by(self, ord, &mut at);
+                each(i, &self.docs[ord as usize].head, &at);
             }
-            at.sort_unstable();
-            each(*id, &at);
         }
     }
 
@@ -1569,6 +1712,60 @@ mod tests {
             "a forgotten memory mentions nothing"
         );
         assert!(mentions_among(&ix, &["absent"], &ids).is_empty());
+    }
+
+    #[test]
+    fn each_mentioning_lists_each_keys_newest_with_all_the_keys_they_mention() {
+        let mut a = Analyzer::new();
+        let mut ix = TextIndex::new();
+        let concepts: [&[&str]; 6] = [
+            &["kafka", "redis"],
+            &["redis"],
+            &["kafka", "tokio", "redis"],
+            &["tokio"],
+            &["kafka"],
+            &[],
+        ];
+        let docs: Vec<IndexDoc> = concepts
+            .iter()
+            .enumerate()
+            .map(|(i, c)| doc(i as i64, "text", c))
+            .collect();
+        for d in &docs {
+            ix.add(&mut a, d.clone());
+        }
+        ix.remove(&docs[4].head.id);
+        let keys = ["redis", "absent", "kafka", "tokio"];
+        let all = MemoryFilter::default();
+        let mut got: Vec<(usize, MemoryId, Vec<usize>)> = Vec::new();
+        ix.each_mentioning(&keys, &all, 2, |i, head, at| {
+            got.push((i, head.id, at.to_vec()))
+        });
+        // The same as asking `mentions` per key, then `each_mention_among` for each.
+        let mut want = Vec::new();
+        for (i, k) in keys.iter().enumerate() {
+            let ids: Vec<MemoryId> = ix.mentions(k, &all, 2).iter().map(|h| h.id).collect();
+            for (id, at) in mentions_among(&ix, &keys, &ids) {
+                want.push((i, id, at));
+            }
+        }
+        assert_eq!(got, want);
+        let id = |n: usize| docs[n].head.id;
+        assert_eq!(
+            got,
+            vec![
+                (0, id(2), vec![0, 2, 3]),
+                (0, id(1), vec![0]),
+                (2, id(2), vec![0, 2, 3]),
+                (2, id(0), vec![0, 2]),
+                (3, id(3), vec![3]),
+                (3, id(2), vec![0, 2, 3]),
+            ],
+            "newest first, the forgotten one left out, positions ascending"
+        );
+        let mut none = 0;
+        ix.each_mentioning(&["absent"], &all, 5, |_, _, _| none += 1);
+        assert_eq!(none, 0);
     }
 
     #[test]
@@ -2075,11 +2272,13 @@ mod tests {
         let q = a.query_terms("lisbon kafka", 8);
         let all = MemoryFilter::default();
         let kept = |ix: &TextIndex| ix.impacts.lock().unwrap().entries.len();
+        let own = |ix: &TextIndex| ix.impacts.lock().unwrap().own.len();
         let first = ix.search_expanded(&q, &[0.6, 0.3], 0.7, 0.0, &all, 10);
-        // BUILD_AFTER is 2: the second query keeps them.
-        assert_eq!(kept(&ix), 0, "one query keeps nothing");
+        // BUILD_AFTER is 2: the second query keeps them, and the own-text scores too (read
+        // from the third on).
+        assert_eq!((kept(&ix), own(&ix)), (0, 0), "one query keeps nothing");
         let second = ix.search_expanded(&q, &[0.6, 0.3], 0.7, 0.0, &all, 10);
-        assert_eq!(kept(&ix), 2);
+        assert_eq!((kept(&ix), own(&ix)), (2, 2));
         let third = ix.search_expanded(&q, &[0.6, 0.3], 0.7, 0.0, &all, 10);
         let key = |hits: &[Scored]| {
             hits.iter()
@@ -2089,13 +2288,16 @@ mod tests {
         assert_eq!(key(&first), key(&second));
         assert_eq!(key(&first), key(&third));
         ix.remove(&ids[3]);
-        assert_eq!(kept(&ix), 0, "forgetting drops them");
+        assert_eq!((kept(&ix), own(&ix)), (0, 0), "forgetting drops them");
         for _ in 0..BUILD_AFTER {
             ix.search_expanded(&q, &[0.6, 0.3], 0.7, 0.0, &all, 10);
         }
         assert_eq!(kept(&ix), 2);
+        // Read back with a forgotten document among the postings.
+        let after = ix.search_expanded(&q, &[0.6, 0.3], 0.7, 0.0, &all, 10);
+        assert!(after.iter().all(|h| h.head.id != ids[3]));
         ix.add(&mut a, in_session(doc(9, "kafka in lisbon", &[]), "s1"));
-        assert_eq!(kept(&ix), 0, "adding drops them");
+        assert_eq!((kept(&ix), own(&ix)), (0, 0), "adding drops them");
     }
 
     proptest::proptest! {
