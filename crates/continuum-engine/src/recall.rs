@@ -236,13 +236,10 @@ impl Engine {
             .unwrap_or_default())
     }
 
-    /// The newest memories mentioning each concept, passing `filter`: each with the position
-    /// in `keys` of the concept it mentions.
     /// The newest memories mentioning each of `keys` (at most `per_concept` each) that pass
     /// `filter`, as (position in `keys`, candidate). With the derived index, also the graph
-    /// score of each:
-    /// the sum of `values` over all of `keys` it mentions (the index reads a memory's
-    /// concepts when it lists the memory anyway).
+    /// score of each: the sum of `values` over all of `keys` it mentions (the index reads a
+    /// memory's concepts when it lists the memory anyway).
     async fn concept_mentions(
         &self,
         tenant: &TenantId,
@@ -614,7 +611,7 @@ impl Engine {
             FxHashMap::with_capacity_and_hasher(mentions.len() + lexical.len(), Default::default());
         for (i, head) in mentions {
             if !cfg.derived_index {
-                // With the index, every candidate is scored below from all it mentions.
+                // With the index, these came scored from all they mention.
                 *graph_raw.entry(head.id).or_default() += active[i].1.value;
                 graph_concepts.entry(head.id).or_default().push(i);
             }

@@ -453,22 +453,19 @@ impl ImpactCache {
         *n
     }
 
-    /// Keeps a term's scores if there is room (another thread may have taken it since).
-    fn insert(&mut self, term: TermId, impacts: Arc<[f32]>) {
-        if self.entries.contains_key(&term) || self.held + impacts.len() > IMPACT_CACHE_SCORES {
-            return;
-        }
-        self.held += impacts.len();
-        self.entries.insert(term, impacts);
-    }
-
-    /// Keeps a term's own-text scores if there is room.
-    fn insert_own(&mut self, term: TermId, scores: Arc<[f32]>) {
-        if self.own.contains_key(&term) || self.held + scores.len() > IMPACT_CACHE_SCORES {
+    /// Keeps a term's BM25F scores (`own`: its own-text scores per posting) if there is room
+    /// (another thread may have kept them since).
+    fn insert(&mut self, term: TermId, scores: Arc<[f32]>, own: bool) {
+        let map = if own {
+            &mut self.own
+        } else {
+            &mut self.entries
+        };
+        if map.contains_key(&term) || self.held + scores.len() > IMPACT_CACHE_SCORES {
             return;
         }
         self.held += scores.len();
-        self.own.insert(term, scores);
+        map.insert(term, scores);
     }
 
     fn clear(&mut self) {
@@ -1237,7 +1234,7 @@ impl TextIndex {
                 dense[d as usize] = score;
             }
             let list: Arc<[f32]> = dense.into();
-            self.impact_cache().insert(present[i], list.clone());
+            self.impact_cache().insert(present[i], list.clone(), false);
             lists[i] = Some(list);
         }
         if build.len() < missing {
@@ -1477,7 +1474,7 @@ impl TextIndex {
                 *slot += s;
             }
             if keep {
-                self.impact_cache().insert_own(term, own.into());
+                self.impact_cache().insert(term, own.into(), true);
             }
         }
         (scores, touched)
