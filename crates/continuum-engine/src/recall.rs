@@ -138,35 +138,57 @@ struct Activation {
     depth: usize,
 }
 
-/// `items` ordered by `order` with copies (by `same`) removed, the first `n` distinct ones
-/// at least: what sorting all of them and removing adjacent copies gives, cut after its `n`-th
-/// item or later. Copies must sit next to each other in `order`. Recall follows hundreds of
-/// links and shows a dozen: only the first `4 n` items are ordered, unless they hold fewer
-/// than `n` distinct ones.
-fn first_distinct<T>(
-    mut items: Vec<T>,
+/// The first `n` distinct items (by `same`) of `items` ordered by `order`, in that order:
+/// what sorting all of them and removing adjacent copies gives, cut after its `n`-th item.
+/// `key` must agree with `order` (a larger key comes first; equal keys leave it to `order`),
+/// and copies must be equal under `order`.
+///
+/// Recall follows a hundred links or more and shows a dozen, and many links tie on strength:
+/// the best `n` so far are kept in order, and most items are turned away by one comparison of
+/// integer keys with the last of them.
+fn first_distinct<T: Copy>(
+    items: Vec<T>,
     n: usize,
+    key: impl Fn(&T) -> u128,
     order: impl Fn(&T, &T) -> std::cmp::Ordering,
     same: impl Fn(&T, &T) -> bool,
 ) -> Vec<T> {
-    let pool = 4 * n;
-    if n > 0 && items.len() > pool {
-        items.select_nth_unstable_by(pool - 1, &order);
-        items[..pool].sort_unstable_by(&order);
-        let distinct = 1 + items[..pool]
-            .windows(2)
-            .filter(|w| !same(&w[0], &w[1]))
-            .count();
-        if distinct >= n {
-            items.truncate(pool);
-        } else {
-            items.sort_unstable_by(&order);
+    use std::cmp::Ordering::Less;
+    let by = |a: &(u128, T), b: &(u128, T)| b.0.cmp(&a.0).then_with(|| order(&a.1, &b.1));
+    let mut top: Vec<(u128, T)> = Vec::with_capacity(n + 1);
+    for x in items {
+        let item = (key(&x), x);
+        if top.len() == n && top.last().is_none_or(|last| by(&item, last) != Less) {
+            continue;
         }
-    } else {
-        items.sort_unstable_by(&order);
+        // A copy of `item` would sit where it goes.
+        let at = top.partition_point(|t| by(t, &item) == Less);
+        if at < top.len() && same(&top[at].1, &item.1) {
+            continue;
+        }
+        top.insert(at, item);
+        top.truncate(n);
     }
-    items.dedup_by(|x, y| same(x, y));
-    items
+    top.into_iter().map(|(_, x)| x).collect()
+}
+
+/// `x`'s bits in `f64::total_cmp` order, as an unsigned integer.
+fn ordered_bits(x: f64) -> u64 {
+    let bits = x.to_bits();
+    if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | (1 << 63)
+    }
+}
+
+/// The first eight bytes of `s` as a big-endian integer (zeros past its end): when two of them
+/// differ, the strings compare the same way.
+fn prefix_bits(s: &str) -> u64 {
+    let mut b = [0u8; 8];
+    let n = s.len().min(8);
+    b[..n].copy_from_slice(&s.as_bytes()[..n]);
+    u64::from_be_bytes(b)
 }
 
 /// What ranking needs of a candidate memory: its head without the session (recall would
@@ -405,16 +427,20 @@ impl Engine {
         }
         let link = |&(_, n, i): &(f64, usize, usize)| &lists[n][i];
         let order = |x: &(f64, usize, usize), y: &(f64, usize, usize)| {
-            let (a, b) = (link(x), link(y));
-            y.0.total_cmp(&x.0)
-                .then_with(|| a.a.cmp(&b.a))
-                .then_with(|| a.b.cmp(&b.b))
+            y.0.total_cmp(&x.0).then_with(|| {
+                let (a, b) = (link(x), link(y));
+                a.a.cmp(&b.a).then_with(|| a.b.cmp(&b.b))
+            })
         };
         let same = |x: &(f64, usize, usize), y: &(f64, usize, usize)| {
             let (a, b) = (link(x), link(y));
             a.a == b.a && a.b == b.b
         };
-        let followed = first_distinct(followed, MAX_SHOWN_LINKS, order, same);
+        // Stronger first, then by the first key's leading bytes (smaller first).
+        let key = |f: &(f64, usize, usize)| {
+            (u128::from(ordered_bits(f.0)) << 64) | u128::from(!prefix_bits(&link(f).a))
+        };
+        let followed = first_distinct(followed, MAX_SHOWN_LINKS, key, order, same);
         let shown = followed
             .iter()
             .take(MAX_SHOWN_LINKS)
@@ -862,30 +888,51 @@ impl Engine {
 
 #[cfg(test)]
 mod tests {
-    use super::first_distinct;
+    use super::{first_distinct, ordered_bits, prefix_bits};
     use proptest::prelude::*;
+
+    /// Concept keys that share long prefixes, so the integer keys tie and `order` decides.
+    const NAMES: [&str; 6] = ["alp", "alpha", "alphabet-a", "alphabet-b", "b", "beta"];
 
     proptest! {
         #[test]
         fn the_first_distinct_items_are_those_of_a_full_sort(
-            pairs in proptest::collection::vec((0u8..6, 0u8..6), 0..300),
+            pairs in proptest::collection::vec((0usize..6, 0usize..6), 0..300),
             n in 1usize..20,
         ) {
             // A link (a, b) has one strength however often it was followed.
-            let strength = |a: u8, b: u8| f64::from((a * 7 + b * 3) % 5) / 4.0;
-            let items: Vec<(f64, u8, u8)> =
+            let strength = |a: usize, b: usize| ((a * 7 + b * 3) % 5) as f64 / 4.0;
+            let items: Vec<(f64, usize, usize)> =
                 pairs.iter().map(|&(a, b)| (strength(a, b), a, b)).collect();
-            let order = |x: &(f64, u8, u8), y: &(f64, u8, u8)| {
-                y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)).then(x.2.cmp(&y.2))
+            let order = |x: &(f64, usize, usize), y: &(f64, usize, usize)| {
+                y.0.total_cmp(&x.0)
+                    .then(NAMES[x.1].cmp(NAMES[y.1]))
+                    .then(NAMES[x.2].cmp(NAMES[y.2]))
             };
-            let same = |x: &(f64, u8, u8), y: &(f64, u8, u8)| x.1 == y.1 && x.2 == y.2;
+            let key = |x: &(f64, usize, usize)| {
+                (u128::from(ordered_bits(x.0)) << 64) | u128::from(!prefix_bits(NAMES[x.1]))
+            };
+            let same = |x: &(f64, usize, usize), y: &(f64, usize, usize)| x.1 == y.1 && x.2 == y.2;
             let mut full = items.clone();
             full.sort_by(order);
             full.dedup_by(|x, y| same(x, y));
-            let got = first_distinct(items, n, order, same);
-            prop_assert!(got.len() >= n.min(full.len()));
-            let k = n.min(full.len());
-            prop_assert_eq!(&got[..k], &full[..k]);
+            let got = first_distinct(items, n, key, order, same);
+            full.truncate(n);
+            prop_assert_eq!(got, full);
+        }
+
+        #[test]
+        fn integer_keys_order_as_their_sources(
+            x in proptest::num::f64::ANY,
+            y in proptest::num::f64::ANY,
+            a in "[a-c]{0,10}",
+            b in "[a-c]{0,10}",
+        ) {
+            prop_assert_eq!(ordered_bits(x).cmp(&ordered_bits(y)), x.total_cmp(&y));
+            let (pa, pb) = (prefix_bits(&a), prefix_bits(&b));
+            if pa != pb {
+                prop_assert_eq!(pa.cmp(&pb), a.cmp(&b));
+            }
         }
     }
 }
