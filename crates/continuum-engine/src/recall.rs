@@ -295,8 +295,10 @@ impl Engine {
             return Ok(Default::default());
         };
         let names: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let mut found = Vec::new();
-        let mut scores: FxHashMap<MemoryId, f64> = FxHashMap::default();
+        let most = keys.len() * per_concept;
+        let mut found = Vec::with_capacity(most);
+        let mut scores: FxHashMap<MemoryId, f64> =
+            FxHashMap::with_capacity_and_hasher(most, Default::default());
         ix.each_mentioning(&names, filter, per_concept, |i, head, at| {
             scores
                 .entry(head.id)

@@ -211,30 +211,47 @@ fn seeds(touched: &[u32], scores: &[f32], limit: usize) -> Vec<u32> {
         .collect()
 }
 
-/// A few dozen concept keys, by number, with a 256-bit filter on the number that rules out
-/// most of a document's concepts at once (the rest are found by a scan).
+/// A few dozen concept keys, by number: each key's position among those asked for, in an
+/// array indexed by concept number, so that a document's concepts are looked up one load each.
+/// The array stays with the thread and is cleared entry by entry when the set is dropped.
 struct KeySet {
-    /// (concept number, position among the keys asked for).
-    wanted: Vec<(u32, usize)>,
-    bits: [u64; 4],
+    /// Concept numbers asked for (their entries in `at` are the ones to clear).
+    wanted: Vec<u32>,
+    /// Per concept number, its key's position, or [`KeySet::NONE`].
+    at: Vec<u32>,
+}
+
+thread_local! {
+    /// The arrays of dropped key sets, every entry `KeySet::NONE`.
+    static KEY_POSITIONS: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl KeySet {
+    const NONE: u32 = u32::MAX;
+
     /// None when the index knows none of `keys`.
     fn new(ix: &TextIndex, keys: &[&str]) -> Option<Self> {
-        let wanted: Vec<(u32, usize)> = keys
+        let found: Vec<(u32, usize)> = keys
             .iter()
             .enumerate()
             .filter_map(|(i, k)| ix.concept_ids.get(*k).map(|&c| (c, i)))
             .collect();
-        if wanted.is_empty() {
+        if found.is_empty() {
             return None;
         }
-        let mut bits = [0u64; 4];
-        for &(c, _) in &wanted {
-            bits[(c as usize >> 6) & 3] |= 1 << (c & 63);
+        let mut at = KEY_POSITIONS.with(|p| std::mem::take(&mut *p.borrow_mut()));
+        if at.len() < ix.concept_ids.len() {
+            at.resize(ix.concept_ids.len(), Self::NONE);
         }
-        Some(KeySet { wanted, bits })
+        let mut wanted = Vec::with_capacity(found.len());
+        for (c, i) in found {
+            // A key named twice keeps its first position.
+            if at[c as usize] == Self::NONE {
+                at[c as usize] = i as u32;
+                wanted.push(c);
+            }
+        }
+        Some(KeySet { wanted, at })
     }
 
     /// Sets `at` to the positions of the keys document `ord` mentions, ascending.
@@ -245,14 +262,27 @@ impl KeySet {
             ix.concepts_from[ord as usize + 1] as usize,
         );
         for &c in &ix.doc_concepts[from..to] {
-            if self.bits[(c as usize >> 6) & 3] & (1 << (c & 63)) == 0 {
-                continue;
-            }
-            if let Some(&(_, i)) = self.wanted.iter().find(|(w, _)| *w == c) {
-                at.push(i);
+            let i = self.at[c as usize];
+            if i != Self::NONE {
+                at.push(i as usize);
             }
         }
         at.sort_unstable();
+    }
+}
+
+impl Drop for KeySet {
+    fn drop(&mut self) {
+        for &c in &self.wanted {
+            self.at[c as usize] = Self::NONE;
+        }
+        let at = std::mem::take(&mut self.at);
+        KEY_POSITIONS.with(|p| {
+            let mut kept = p.borrow_mut();
+            if kept.len() < at.len() {
+                *kept = at;
+            }
+        });
     }
 }
 
