@@ -172,6 +172,35 @@ fn first_distinct<T: Copy>(
     top.into_iter().map(|(_, x)| x).collect()
 }
 
+/// `items` ordered by value (larger first), then by name, cut to the first `keep`. Names are
+/// compared only when the values and the names' leading bytes tie: activation ranks a hundred
+/// concepts per recall, and many share a value.
+fn best_named<T: Copy>(
+    items: Vec<T>,
+    keep: usize,
+    value: impl Fn(&T) -> f64,
+    name: impl Fn(&T) -> &str,
+) -> Vec<T> {
+    let mut keyed: Vec<(u128, T)> = items
+        .into_iter()
+        .map(|x| {
+            let k =
+                (u128::from(ordered_bits(value(&x))) << 64) | u128::from(!prefix_bits(name(&x)));
+            (k, x)
+        })
+        .collect();
+    let by = |a: &(u128, T), b: &(u128, T)| b.0.cmp(&a.0).then_with(|| name(&a.1).cmp(name(&b.1)));
+    if keep == 0 {
+        return Vec::new();
+    }
+    if keyed.len() > keep {
+        keyed.select_nth_unstable_by(keep - 1, by);
+        keyed.truncate(keep);
+    }
+    keyed.sort_unstable_by(by);
+    keyed.into_iter().map(|(_, x)| x).collect()
+}
+
 /// `x`'s bits in `f64::total_cmp` order, as an unsigned integer.
 fn ordered_bits(x: f64) -> u64 {
     let bits = x.to_bits();
@@ -396,12 +425,15 @@ impl Engine {
                     followed.push((strength, n, i));
                 }
             }
-            let mut next: Vec<(String, f64)> = reached
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect();
-            next.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-            next.truncate(g.max_active_concepts);
+            let next: Vec<(String, f64)> = best_named(
+                reached.into_iter().collect(),
+                g.max_active_concepts,
+                |r| r.1,
+                |r| r.0,
+            )
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
             for (k, v) in &next {
                 act.insert(
                     k.clone(),
@@ -617,9 +649,12 @@ impl Engine {
         // 2. graph (what it reads from the store is cached at the index's position)
         let at = self.cache_position(tenant)?;
         let (act, followed) = self.activate(tenant, at, &req.query, &terms).await?;
-        let mut active: Vec<(&String, &Activation)> = act.iter().collect();
-        active.sort_by(|a, b| b.1.value.total_cmp(&a.1.value).then_with(|| a.0.cmp(b.0)));
-        active.truncate(cfg.graph.max_active_concepts);
+        let active: Vec<(&String, &Activation)> = best_named(
+            act.iter().collect(),
+            cfg.graph.max_active_concepts,
+            |a| a.1.value,
+            |a| a.0.as_str(),
+        );
         let active_keys: Vec<String> = active.iter().map(|(k, _)| (*k).clone()).collect();
         let values: Vec<f64> = active.iter().map(|(_, a)| a.value).collect();
         // Per memory, its graph score (here for those just listed, with the derived index)
@@ -890,7 +925,7 @@ impl Engine {
 
 #[cfg(test)]
 mod tests {
-    use super::{first_distinct, ordered_bits, prefix_bits};
+    use super::{best_named, first_distinct, ordered_bits, prefix_bits};
     use proptest::prelude::*;
 
     /// Concept keys that share long prefixes, so the integer keys tie and `order` decides.
@@ -921,6 +956,20 @@ mod tests {
             let got = first_distinct(items, n, key, order, same);
             full.truncate(n);
             prop_assert_eq!(got, full);
+        }
+
+        #[test]
+        fn best_named_is_the_head_of_a_full_sort(
+            raw in proptest::collection::btree_map("(alphabet-|b)[a-c]{0,3}", 0u8..4, 0..60),
+            keep in 0usize..70,
+        ) {
+            // Distinct names (as the keys of a map), few values: ties are common.
+            let items: Vec<(&str, f64)> =
+                raw.iter().map(|(k, v)| (k.as_str(), f64::from(*v) / 2.0)).collect();
+            let mut full = items.clone();
+            full.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+            full.truncate(keep);
+            prop_assert_eq!(best_named(items, keep, |x| x.1, |x| x.0), full);
         }
 
         #[test]
