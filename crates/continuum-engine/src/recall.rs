@@ -622,6 +622,23 @@ impl Engine {
 
     /// Hybrid recall: ranked, explained memories and a context block within the token budget.
     pub async fn recall(&self, tenant: &TenantId, req: &RecallRequest) -> Result<Recall> {
+        self.recall_with(tenant, req, true).await
+    }
+
+    /// The context block of [`Self::recall`] alone, for callers that show nothing else (the
+    /// original service's `/v1/recall`): the same ranking and the same block, without listing
+    /// the memories, their matched terms and concepts. `memories` is empty; `concepts` and
+    /// `links` are those of the full recall.
+    pub async fn recall_context(&self, tenant: &TenantId, req: &RecallRequest) -> Result<Recall> {
+        self.recall_with(tenant, req, false).await
+    }
+
+    async fn recall_with(
+        &self,
+        tenant: &TenantId,
+        req: &RecallRequest,
+        explain: bool,
+    ) -> Result<Recall> {
         let cfg = &self.config;
         cfg.check_text("query", &req.query)?;
         let limit = req.limit.unwrap_or(cfg.recall_limit);
@@ -784,7 +801,7 @@ impl Engine {
             dup_counts[k] = folded;
         }
         let chosen: Vec<usize> = kept.into_iter().take(limit).map(|(k, _)| k).collect();
-        if cfg.derived_index {
+        if cfg.derived_index && explain {
             let ids: Vec<MemoryId> = chosen.iter().map(|&i| scored[i].2.memory.id).collect();
             self.each_mention_among(tenant, &keys, &ids, |id, at| {
                 graph_concepts.insert(id, at.to_vec());
@@ -829,6 +846,7 @@ impl Engine {
 
         let recalled = chosen
             .iter()
+            .filter(|_| explain)
             .map(|&i| {
                 let (score, signals, m) = &scored[i];
                 let m = &m.memory;

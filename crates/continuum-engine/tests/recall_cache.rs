@@ -278,3 +278,49 @@ async fn an_import_that_only_raises_links_reaches_the_cached_recall() {
     let truth = link_strength(&recall(&plain, &t, q).await, "kafka", "redis").unwrap();
     assert_eq!(after, truth);
 }
+
+#[tokio::test]
+async fn the_context_alone_is_the_context_of_the_full_recall() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(Timestamp(NOW)));
+    let engine = open(&dir.path().join("c.db"), &clock, 20_000);
+    let t = TenantId::new("acme").unwrap();
+    let topics = ["Kafka", "Redis", "Postgres", "Grafana", "Tokio"];
+    for i in 0..30 {
+        let (a, b) = (topics[i % 5], topics[(i / 3 + 2) % 5]);
+        clock.advance_millis(1000);
+        learn(
+            &engine,
+            &t,
+            &format!("s{}", i / 6),
+            &format!("Lucas wired {a} into {b} for the search index (step {i})."),
+            &format!("So {b} now reads from {a}."),
+        )
+        .await;
+    }
+    for q in [
+        "What reads from Kafka?",
+        "Redis and Tokio",
+        "Who wired Grafana?",
+    ] {
+        let req = RecallRequest::new(q);
+        let full = engine.recall(&t, &req).await.unwrap();
+        let brief = engine.recall_context(&t, &req).await.unwrap();
+        assert!(
+            !full.memories.is_empty(),
+            "{q}: the full recall lists memories"
+        );
+        assert!(
+            brief.memories.is_empty(),
+            "{q}: the context alone lists none"
+        );
+        assert_eq!(brief.context, full.context, "{q}");
+        assert_eq!(brief.context_tokens, full.context_tokens, "{q}");
+        let names = |r: &continuum_engine::Recall| {
+            r.concepts.iter().map(|c| c.key.clone()).collect::<Vec<_>>()
+        };
+        assert_eq!(names(&brief), names(&full), "{q}");
+        assert_eq!(brief.links.len(), full.links.len(), "{q}");
+        assert!(full.context.contains("Lucas"), "{q}: {}", full.context);
+    }
+}

@@ -570,9 +570,9 @@ struct RecallCompatOut {
     tenant_id: TenantId,
 }
 
-fn recall_compat_body(r: &Recall, started: Instant, tenant: &TenantId) -> RecallCompatOut {
+fn recall_compat_body(r: Recall, started: Instant, tenant: &TenantId) -> RecallCompatOut {
     RecallCompatOut {
-        context: r.context.clone(),
+        context: r.context,
         concepts_found: r.concepts.len(),
         relationships_found: r.links.len(),
         query_time_ms: started.elapsed().as_secs_f64() * 1000.0,
@@ -592,8 +592,9 @@ async fn recall_compat(
         limit: b.max_concepts.map(|n| n.clamp(1, MAX_PAGE)),
         ..Default::default()
     };
-    let r = s.engine.recall(tenant, &req).await?;
-    Ok(Json(recall_compat_body(&r, started, tenant)))
+    // The original shape shows the context block only: the memories are not listed.
+    let r = s.engine.recall_context(tenant, &req).await?;
+    Ok(Json(recall_compat_body(r, started, tenant)))
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -675,8 +676,8 @@ async fn turn_compat(
         limit: b.max_concepts.map(|n| n.clamp(1, MAX_PAGE)),
         ..Default::default()
     };
-    let r = s.engine.recall(tenant, &req).await?;
-    let recall = recall_compat_body(&r, started, tenant);
+    let r = s.engine.recall_context(tenant, &req).await?;
+    let recall = recall_compat_body(r, started, tenant);
     let out = s.engine.learn(tenant, turn_of(b.learn)?).await?;
     Ok(Json(TurnOut {
         recall,
