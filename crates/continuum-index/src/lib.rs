@@ -2293,6 +2293,35 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+        #[test]
+        fn expanded_ranking_of_many_touched_documents_equals_the_reference(
+            seed in 0u64..u64::MAX,
+            n in 500usize..1500,
+            limit in 1usize..80,
+            boost in proptest::sample::select(vec![0.0f32, 1.0]),
+            since in proptest::option::of(0i64..100),
+            query in proptest::collection::vec(proptest::sample::select(vec!["lisbon", "train", "melanie", "rust", "kafka", "plan"]), 1..4),
+        ) {
+            // Hundreds of documents touched, often more than the seeds, with or without a
+            // filter that leaves few of them.
+            let (mut a, ix, _) = random_index(seed, n, 20);
+            let q = a.query_terms(&query.join(" "), 32);
+            // Since a share of the documents' times (up to the newest few percent).
+            let filter = MemoryFilter {
+                since: since.map(|pct| Timestamp(n as i64 * 10 * pct / 100)),
+                ..Default::default()
+            };
+            let key = |h: &Scored| (h.head.id, h.score.to_bits());
+            let keys = |hits: Vec<Scored>| hits.iter().map(key).collect::<Vec<_>>();
+            let want = keys(reference_expanded(&ix, &q, &[0.6, 0.3], 0.7, boost, &filter, limit));
+            for _ in 0..BUILD_AFTER + 1 {
+                proptest::prop_assert_eq!(keys(ix.search_expanded(&q, &[0.6, 0.3], 0.7, boost, &filter, limit)), want.clone());
+            }
+        }
+    }
+
     #[test]
     fn a_term_asked_twice_keeps_its_scores_until_the_index_changes() {
         let (mut a, mut ix, ids) = random_index(7, 300, 10);
