@@ -154,15 +154,17 @@ impl Engine {
         &self,
         tenant: &TenantId,
         at: Option<u64>,
-        keys: &[String],
+        keys: &[&str],
     ) -> Result<Vec<Arc<Concept>>> {
+        let owned = |keys: &[&str]| keys.iter().map(|k| k.to_string()).collect::<Vec<String>>();
         let Some(seq) = at else {
-            let read = self.store.concepts(tenant, keys).await?;
+            let read = self.store.concepts(tenant, &owned(keys)).await?;
             return Ok(read.into_iter().map(Arc::new).collect());
         };
         let cap = self.config.recall_cache_entries;
-        let (known, missing) =
-            self.with_cache(tenant, seq, |c| split(keys, |k| c.concepts.get(k).cloned()))?;
+        let (known, missing) = self.with_cache(tenant, seq, |c| {
+            split(keys, |k| c.concepts.get(*k).cloned())
+        })?;
         // A key known to name no concept is cached as `None`.
         let mut found: Vec<Arc<Concept>> = known.into_iter().flatten().collect();
         if missing.is_empty() {
@@ -170,7 +172,7 @@ impl Engine {
         }
         let read: Vec<Arc<Concept>> = self
             .store
-            .concepts(tenant, &missing)
+            .concepts(tenant, &owned(&missing))
             .await?
             .into_iter()
             .map(Arc::new)
@@ -179,8 +181,8 @@ impl Engine {
             let mut known: HashMap<&str, &Arc<Concept>> =
                 read.iter().map(|k| (k.key.as_str(), k)).collect();
             for k in &missing {
-                let v = known.remove(k.as_str()).cloned();
-                bounded_insert(&mut c.concepts, cap, k.clone(), v);
+                let v = known.remove(k).cloned();
+                bounded_insert(&mut c.concepts, cap, k.to_string(), v);
             }
         })?;
         found.extend(read);

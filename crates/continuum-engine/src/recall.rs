@@ -16,7 +16,7 @@ use crate::cache::RecallText;
 use continuum_core::context::{ShownLink, assemble};
 use continuum_core::extract::concept_key;
 use continuum_core::rank::{Signals, collapse_duplicates, fuse, recency};
-use continuum_core::store::{Link, MemoryFilter, MemoryHead, Scored};
+use continuum_core::store::{Concept, Link, MemoryFilter, MemoryHead, Scored};
 use continuum_core::text::{may_reach_jaccard, search_terms, signature_jaccard, words};
 use continuum_core::{Error, Memory, MemoryId, Result, SessionId, Source, TenantId, Timestamp};
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -133,9 +133,17 @@ pub struct SearchHit {
 const MAX_SHOWN_LINKS: usize = 12;
 
 struct Activation {
-    name: String,
+    /// The stored concept, for its display name (none found: the key is shown).
+    named: Option<Arc<Concept>>,
     value: f64,
     depth: usize,
+}
+
+impl Activation {
+    /// The concept's display name, or `key` when it has none.
+    fn name<'a>(&'a self, key: &'a str) -> &'a str {
+        self.named.as_deref().map_or(key, |c| c.name.as_str())
+    }
 }
 
 /// The first `n` distinct items (by `same`) of `items` ordered by `order`, in that order:
@@ -294,20 +302,17 @@ impl Engine {
     async fn concept_mentions(
         &self,
         tenant: &TenantId,
-        keys: &[String],
+        keys: &[&str],
         values: &[f64],
         filter: &MemoryFilter,
         per_concept: usize,
     ) -> Result<(Vec<(usize, Candidate)>, FxHashMap<MemoryId, f64>)> {
         if !self.config.derived_index {
-            let at: HashMap<&str, usize> = keys
-                .iter()
-                .enumerate()
-                .map(|(i, k)| (k.as_str(), i))
-                .collect();
+            let at: HashMap<&str, usize> = keys.iter().enumerate().map(|(i, k)| (*k, i)).collect();
+            let owned: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
             let found = self
                 .store
-                .mentions(tenant, keys, per_concept)
+                .mentions(tenant, &owned, per_concept)
                 .await?
                 .into_iter()
                 .filter(|(_, h)| filter.matches_head(h))
@@ -323,12 +328,11 @@ impl Engine {
         let Some(ix) = guard.as_ref() else {
             return Ok(Default::default());
         };
-        let names: Vec<&str> = keys.iter().map(String::as_str).collect();
         let most = keys.len() * per_concept;
         let mut found = Vec::with_capacity(most);
         let mut scores: FxHashMap<MemoryId, f64> =
             FxHashMap::with_capacity_and_hasher(most, Default::default());
-        ix.each_mentioning(&names, filter, per_concept, |i, head, at| {
+        ix.each_mentioning(keys, filter, per_concept, |i, head, at| {
             scores
                 .entry(head.id)
                 .or_insert_with(|| at.iter().map(|&j| values[j]).sum());
@@ -379,11 +383,12 @@ impl Engine {
             }
         }
         let mut act: FxHashMap<String, Activation> = FxHashMap::default();
-        for c in self.concepts_at(tenant, at, &keys).await? {
+        let asked: Vec<&str> = keys.iter().map(String::as_str).collect();
+        for c in self.concepts_at(tenant, at, &asked).await? {
             act.insert(
                 c.key.clone(),
                 Activation {
-                    name: c.name.clone(),
+                    named: Some(c),
                     value: 1.0,
                     depth: 0,
                 },
@@ -425,38 +430,41 @@ impl Engine {
                     followed.push((strength, n, i));
                 }
             }
-            let next: Vec<(String, f64)> = best_named(
+            let next = best_named(
                 reached.into_iter().collect(),
                 g.max_active_concepts,
                 |r| r.1,
                 |r| r.0,
-            )
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect();
-            for (k, v) in &next {
+            );
+            // Only the strongest concepts spread further: deeper activation is weak anyway
+            // (≤ decay² × strengths) and hubs would otherwise drag in the whole graph.
+            let mut spreading = Vec::with_capacity(g.frontier.min(next.len()));
+            for (i, (k, value)) in next.into_iter().enumerate() {
+                let k = k.to_string();
+                if i < g.frontier {
+                    spreading.push(k.clone());
+                }
                 act.insert(
-                    k.clone(),
+                    k,
                     Activation {
-                        name: k.clone(),
-                        value: *v,
+                        named: None,
+                        value,
                         depth,
                     },
                 );
             }
-            // Only the strongest concepts spread further: deeper activation is weak anyway
-            // (≤ decay² × strengths) and hubs would otherwise drag in the whole graph.
-            frontier = next.into_iter().take(g.frontier).map(|(k, _)| k).collect();
+            frontier = spreading;
         }
         // Display names for concepts reached over links.
-        let unnamed: Vec<String> = act
+        let unnamed: Vec<&str> = act
             .iter()
             .filter(|(_, a)| a.depth > 0)
-            .map(|(k, _)| k.clone())
+            .map(|(k, _)| k.as_str())
             .collect();
-        for c in self.concepts_at(tenant, at, &unnamed).await? {
-            if let Some(a) = act.get_mut(&c.key) {
-                a.name = c.name.clone();
+        let named = self.concepts_at(tenant, at, &unnamed).await?;
+        for c in named {
+            if let Some(a) = act.get_mut(c.key.as_str()) {
+                a.named = Some(c);
             }
         }
         let link = |&(_, n, i): &(f64, usize, usize)| &lists[n][i];
@@ -672,7 +680,7 @@ impl Engine {
             |a| a.1.value,
             |a| a.0.as_str(),
         );
-        let active_keys: Vec<String> = active.iter().map(|(k, _)| (*k).clone()).collect();
+        let active_keys: Vec<&str> = active.iter().map(|(k, _)| k.as_str()).collect();
         let values: Vec<f64> = active.iter().map(|(_, a)| a.value).collect();
         // Per memory, its graph score (here for those just listed, with the derived index)
         // and the positions in `active` of the concepts it mentions (named only for the
@@ -716,7 +724,7 @@ impl Engine {
         let (sem, semantic) = self.semantic(tenant, req, &mut heads).await?;
         // Every candidate, found by text or by concept, is scored by all the activated concepts
         // it mentions (the mention lists above only bring candidates in).
-        let keys: Vec<&str> = active.iter().map(|(k, _)| k.as_str()).collect();
+        let keys = &active_keys;
         if cfg.derived_index {
             // Those the concept lists did not bring in (the index scored those already).
             let ids: Vec<MemoryId> = heads
@@ -726,7 +734,7 @@ impl Engine {
                 .collect();
             graph_raw.reserve(ids.len());
             // The concepts' names are looked up again for the memories shown only.
-            self.each_mention_among(tenant, &keys, &ids, |id, at| {
+            self.each_mention_among(tenant, keys, &ids, |id, at| {
                 graph_raw.insert(id, at.iter().map(|&i| values[i]).sum());
             })?;
         }
@@ -803,7 +811,7 @@ impl Engine {
         let chosen: Vec<usize> = kept.into_iter().take(limit).map(|(k, _)| k).collect();
         if cfg.derived_index && explain {
             let ids: Vec<MemoryId> = chosen.iter().map(|&i| scored[i].2.memory.id).collect();
-            self.each_mention_among(tenant, &keys, &ids, |id, at| {
+            self.each_mention_among(tenant, keys, &ids, |id, at| {
                 graph_concepts.insert(id, at.to_vec());
             })?;
         }
@@ -814,7 +822,7 @@ impl Engine {
             .iter()
             .map(|(k, a)| ActivatedConcept {
                 key: (*k).clone(),
-                name: a.name.clone(),
+                name: a.name(k).to_string(),
                 activation: a.value,
                 depth: a.depth,
             })
@@ -825,8 +833,7 @@ impl Engine {
         let concept_names: Vec<&str> = concepts.iter().take(8).map(|c| c.name.as_str()).collect();
         let name_of = |key: &'_ str| -> String {
             act.get(key)
-                .map(|a| a.name.clone())
-                .unwrap_or_else(|| key.to_string())
+                .map_or_else(|| key.to_string(), |a| a.name(key).to_string())
         };
         let link_names: Vec<(String, String, f64)> = shown_links
             .iter()
@@ -881,7 +888,11 @@ impl Engine {
                     matched_terms,
                     matched_concepts: graph_concepts
                         .get(&m.id)
-                        .map(|at| at.iter().map(|&i| active[i].1.name.clone()).collect())
+                        .map(|at| {
+                            at.iter()
+                                .map(|&i| active[i].1.name(active[i].0).to_string())
+                                .collect()
+                        })
                         .unwrap_or_default(),
                     superseded: m.is_superseded(),
                     duplicates: dup_counts[i],
