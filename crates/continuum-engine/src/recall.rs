@@ -247,6 +247,27 @@ impl Candidate {
     }
 }
 
+/// A candidate memory and the signals recall has gathered for it so far: one map entry per
+/// memory, so that each signal is written where the candidate is, not in a map of its own.
+#[derive(Debug, Clone, Copy)]
+struct Gathered {
+    head: Candidate,
+    /// Normalised BM25 (0 when text did not find it).
+    lexical: f64,
+    /// Sum of the activations of the concepts it mentions (None until looked up).
+    graph: Option<f64>,
+}
+
+impl Gathered {
+    fn of(head: Candidate) -> Self {
+        Gathered {
+            head,
+            lexical: 0.0,
+            graph: None,
+        }
+    }
+}
+
 impl Engine {
     /// Full-text candidates, best first: from the derived index, or the store's own search.
     async fn lexical(
@@ -295,30 +316,39 @@ impl Engine {
             .unwrap_or_default())
     }
 
-    /// The newest memories mentioning each of `keys` (at most `per_concept` each) that pass
-    /// `filter`, as (position in `keys`, candidate). With the derived index, also the graph
-    /// score of each: the sum of `values` over all of `keys` it mentions (the index reads a
-    /// memory's concepts when it lists the memory anyway).
+    /// Adds to `gathered` the newest memories mentioning each of `keys` (at most the configured
+    /// `memories_per_concept` each) that pass `filter`, each with its graph score: the sum of `values` over all of
+    /// `keys` it mentions. With the derived index the index reads a memory's concepts when it
+    /// lists the memory anyway; without it, the score sums the lists a memory is in, and
+    /// `graph_concepts` gets the positions of those keys.
     async fn concept_mentions(
         &self,
         tenant: &TenantId,
         keys: &[&str],
         values: &[f64],
         filter: &MemoryFilter,
-        per_concept: usize,
-    ) -> Result<(Vec<(usize, Candidate)>, FxHashMap<MemoryId, f64>)> {
+        gathered: &mut FxHashMap<MemoryId, Gathered>,
+        graph_concepts: &mut FxHashMap<MemoryId, Vec<usize>>,
+    ) -> Result<()> {
+        let per_concept = self.config.graph.memories_per_concept;
         if !self.config.derived_index {
             let at: HashMap<&str, usize> = keys.iter().enumerate().map(|(i, k)| (*k, i)).collect();
             let owned: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
-            let found = self
-                .store
-                .mentions(tenant, &owned, per_concept)
-                .await?
-                .into_iter()
-                .filter(|(_, h)| filter.matches_head(h))
-                .filter_map(|(k, h)| at.get(k.as_str()).map(|&i| (i, Candidate::of(&h))))
-                .collect();
-            return Ok((found, FxHashMap::default()));
+            let found = self.store.mentions(tenant, &owned, per_concept).await?;
+            for (k, h) in found {
+                if !filter.matches_head(&h) {
+                    continue;
+                }
+                let Some(&i) = at.get(k.as_str()) else {
+                    continue;
+                };
+                let g = gathered
+                    .entry(h.id)
+                    .or_insert_with(|| Gathered::of(Candidate::of(&h)));
+                *g.graph.get_or_insert(0.0) += values[i];
+                graph_concepts.entry(h.id).or_default().push(i);
+            }
+            return Ok(());
         }
         // `lexical` ran first in this recall, so the index is fresh.
         let slot = self.current_index(tenant)?;
@@ -326,19 +356,16 @@ impl Engine {
             .read()
             .map_err(|_| Error::Internal("index lock poisoned".into()))?;
         let Some(ix) = guard.as_ref() else {
-            return Ok(Default::default());
+            return Ok(());
         };
-        let most = keys.len() * per_concept;
-        let mut found = Vec::with_capacity(most);
-        let mut scores: FxHashMap<MemoryId, f64> =
-            FxHashMap::with_capacity_and_hasher(most, Default::default());
-        ix.each_mentioning(keys, filter, per_concept, |i, head, at| {
-            scores
-                .entry(head.id)
-                .or_insert_with(|| at.iter().map(|&j| values[j]).sum());
-            found.push((i, Candidate::of(head)));
+        gathered.reserve(keys.len() * per_concept);
+        ix.each_mentioning(keys, filter, per_concept, |_, head, at| {
+            gathered.entry(head.id).or_insert_with(|| Gathered {
+                graph: Some(at.iter().map(|&j| values[j]).sum()),
+                ..Gathered::of(Candidate::of(head))
+            });
         });
-        Ok((found, scores))
+        Ok(())
     }
 
     /// [`continuum_index::TextIndex::each_mention_among`] on the tenant's current index (which
@@ -501,7 +528,7 @@ impl Engine {
         &self,
         tenant: &TenantId,
         req: &RecallRequest,
-        heads: &mut FxHashMap<MemoryId, Candidate>,
+        heads: &mut FxHashMap<MemoryId, Gathered>,
     ) -> Result<(HashMap<MemoryId, f64>, Option<SemanticUse>)> {
         let Some(embedder) = self.embedder.clone() else {
             return Ok((HashMap::new(), None));
@@ -609,7 +636,7 @@ impl Engine {
             raw.insert(s.head.id, s.score);
             heads
                 .entry(s.head.id)
-                .or_insert_with(|| Candidate::of(&s.head));
+                .or_insert_with(|| Gathered::of(Candidate::of(&s.head)));
         }
         let max = raw.values().copied().fold(f64::MIN, f64::max);
         let min = raw.values().copied().fold(f64::MAX, f64::min);
@@ -682,42 +709,34 @@ impl Engine {
         );
         let active_keys: Vec<&str> = active.iter().map(|(k, _)| k.as_str()).collect();
         let values: Vec<f64> = active.iter().map(|(_, a)| a.value).collect();
-        // Per memory, its graph score (here for those just listed, with the derived index)
-        // and the positions in `active` of the concepts it mentions (named only for the
-        // memories shown).
-        let (mentions, mut graph_raw) = self
-            .concept_mentions(
-                tenant,
-                &active_keys,
-                &values,
-                &req.filter,
-                cfg.graph.memories_per_concept,
-            )
-            .await?;
+        // Every candidate with what is known of it (here those the concept lists bring, with
+        // their graph scores), and per memory the positions in `active` of the concepts it
+        // mentions (named only for the memories shown).
         let mut graph_concepts: FxHashMap<MemoryId, Vec<usize>> = FxHashMap::default();
-        let mut heads: FxHashMap<MemoryId, Candidate> =
-            FxHashMap::with_capacity_and_hasher(mentions.len() + lexical.len(), Default::default());
-        for (i, head) in mentions {
-            if !cfg.derived_index {
-                // With the index, these came scored from all they mention.
-                *graph_raw.entry(head.id).or_default() += active[i].1.value;
-                graph_concepts.entry(head.id).or_default().push(i);
-            }
-            heads.insert(head.id, head);
-        }
+        let mut heads: FxHashMap<MemoryId, Gathered> = FxHashMap::default();
+        self.concept_mentions(
+            tenant,
+            &active_keys,
+            &values,
+            &req.filter,
+            &mut heads,
+            &mut graph_concepts,
+        )
+        .await?;
 
         // 3-4. Score every candidate from its head; read the text of the best only.
         let lex_max = lexical.iter().map(|s| s.score).fold(0.0f64, f64::max);
-        let mut lex: FxHashMap<MemoryId, f64> =
-            FxHashMap::with_capacity_and_hasher(lexical.len(), Default::default());
+        heads.reserve(lexical.len());
         for s in lexical {
             let norm = if lex_max > 0.0 {
                 (s.score / lex_max).clamp(0.0, 1.0)
             } else {
                 0.0
             };
-            lex.insert(s.head.id, norm);
-            heads.insert(s.head.id, Candidate::of(&s.head));
+            heads
+                .entry(s.head.id)
+                .or_insert_with(|| Gathered::of(Candidate::of(&s.head)))
+                .lexical = norm;
         }
         // Semantic: the query's vector against the embedded memories; its best candidates join
         // the others, and every candidate gets its cosine.
@@ -728,27 +747,32 @@ impl Engine {
         if cfg.derived_index {
             // Those the concept lists did not bring in (the index scored those already).
             let ids: Vec<MemoryId> = heads
-                .keys()
-                .filter(|id| !graph_raw.contains_key(id))
-                .copied()
+                .values()
+                .filter(|g| g.graph.is_none())
+                .map(|g| g.head.id)
                 .collect();
-            graph_raw.reserve(ids.len());
             // The concepts' names are looked up again for the memories shown only.
             self.each_mention_among(tenant, keys, &ids, |id, at| {
-                graph_raw.insert(id, at.iter().map(|&i| values[i]).sum());
+                if let Some(g) = heads.get_mut(&id) {
+                    g.graph = Some(at.iter().map(|&i| values[i]).sum());
+                }
             })?;
         }
-        let graph_max = graph_raw.values().cloned().fold(0.0f64, f64::max);
+        let graph_max = heads
+            .values()
+            .filter_map(|g| g.graph)
+            .fold(0.0f64, f64::max);
         let now = self.clock.now();
         let ranked: Vec<(f64, Signals, Candidate)> = heads
             .into_values()
-            .map(|h| {
-                let graph = match graph_raw.get(&h.id) {
-                    Some(g) if graph_max > 0.0 => (g / graph_max).clamp(0.0, 1.0),
+            .map(|g| {
+                let h = g.head;
+                let graph = match g.graph {
+                    Some(v) if graph_max > 0.0 => (v / graph_max).clamp(0.0, 1.0),
                     _ => 0.0,
                 };
                 let s = Signals {
-                    lexical: lex.get(&h.id).copied().unwrap_or(0.0),
+                    lexical: g.lexical,
                     semantic: sem.get(&h.id).copied().unwrap_or(0.0),
                     graph,
                     recency: recency(
