@@ -317,10 +317,10 @@ impl Engine {
     }
 
     /// Adds to `gathered` the newest memories mentioning each of `keys` (at most the configured
-    /// `memories_per_concept` each) that pass `filter`, each with its graph score: the sum of `values` over all of
-    /// `keys` it mentions. With the derived index the index reads a memory's concepts when it
-    /// lists the memory anyway; without it, the score sums the lists a memory is in, and
-    /// `graph_concepts` gets the positions of those keys.
+    /// `memories_per_concept` each) that pass `filter`, each with its graph score: the sum of
+    /// `values` over all of `keys` it mentions. With the derived index the index reads a
+    /// memory's concepts when it lists the memory anyway; without it, the score sums the lists
+    /// a memory is in, and `graph_concepts` gets the positions of those keys.
     async fn concept_mentions(
         &self,
         tenant: &TenantId,
