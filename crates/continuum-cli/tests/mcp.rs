@@ -1,6 +1,9 @@
 //! `continuum mcp` driven by the official MCP Python SDK. Set CONTINUUM_TEST_MCP_PYTHON to a
 //! Python that has `mcp` installed (.ci/run installs it and sets the variable).
 
+mod common;
+
+use common::serve;
 use std::process::Command;
 
 const PY_VAR: &str = "CONTINUUM_TEST_MCP_PYTHON";
@@ -86,29 +89,6 @@ fn two_mcp_servers_on_one_data_dir_write_concurrently() {
     assert_eq!(tokio["count"], 50);
 }
 
-/// `continuum serve` on a free port; returns the child and its base URL.
-fn serve(data_dir: &std::path::Path) -> (std::process::Child, String) {
-    use std::io::BufRead;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_continuum"))
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(["serve", "--bind", "127.0.0.1:0"])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(stderr)
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_string();
-    (child, url)
-}
-
 fn key(data_dir: &std::path::Path, tenant: &str, scope: &str) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_continuum"))
         .arg("--data-dir")
@@ -153,7 +133,7 @@ fn the_same_client_works_over_http_with_the_tenant_from_the_key() {
     let d = tempfile::tempdir().unwrap();
     let acme = key(d.path(), "acme", "write");
     let reader = key(d.path(), "acme", "read");
-    let (mut server, url) = serve(d.path());
+    let (server, url) = serve(d.path());
     let out = Command::new(&py)
         .arg(client())
         .args(["--http", &format!("{url}/mcp"), &acme, "scenario"])
@@ -165,8 +145,7 @@ fn the_same_client_works_over_http_with_the_tenant_from_the_key() {
     );
     let no_key = status_of(&url, "");
     let read_only = status_of(&url, &format!("X-API-Key: {reader}\r\n"));
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     assert!(
         out.status.success() && stdout.contains("OK"),
         "stdout: {stdout}\nstderr: {stderr}"

@@ -61,8 +61,72 @@ pub struct SqliteStore {
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
     /// A connection that never writes, for `PRAGMA data_version`: it moves whenever another
-    /// connection (this process's writer, or any other process) commits.
+    /// connection (this process's writer, or any other process) commits. The commit marker
+    /// when the WAL-index header cannot be read.
     watch: Mutex<Connection>,
+    /// The WAL-index header, read for the commit marker without taking any lock.
+    wal_header: Option<WalHeader>,
+}
+
+/// The header of the store's WAL index: the first 96 bytes of its `-shm` file, two copies of
+/// the 48-byte header every commit rewrites, with a counter each write transaction moves
+/// (layout: <https://www.sqlite.org/walformat.html>; processes running different SQLite
+/// versions share this file, so it does not change between versions). Reading it is one
+/// `pread`, where `PRAGMA data_version` opens a read transaction: file locks and the shared
+/// memory's mutexes, which threads asking at once queue on.
+struct WalHeader {
+    file: std::fs::File,
+    /// The header last read, and how many different ones were read: the commit marker.
+    seen: Mutex<([u8; WAL_HEADER_BYTES], u64)>,
+}
+
+const WAL_HEADER_BYTES: usize = 96;
+
+impl WalHeader {
+    /// Opens the `-shm` file of the store at `db`, once a connection has read the store (so
+    /// that the index is built): None where it cannot be read.
+    fn open(db: &Path) -> Option<Self> {
+        let mut name = db.as_os_str().to_owned();
+        name.push("-shm");
+        let file = std::fs::File::open(PathBuf::from(name)).ok()?;
+        let header = WalHeader {
+            file,
+            seen: Mutex::new(([0; WAL_HEADER_BYTES], 0)),
+        };
+        let now = header.read()?;
+        // `isInit` (byte 12 of the first copy): a header SQLite has written.
+        (now[12] == 1).then_some(())?;
+        header.seen.lock().ok()?.0 = now;
+        Some(header)
+    }
+
+    #[cfg(unix)]
+    fn read(&self) -> Option<[u8; WAL_HEADER_BYTES]> {
+        use std::os::unix::fs::FileExt;
+        let mut now = [0; WAL_HEADER_BYTES];
+        self.file.read_exact_at(&mut now, 0).ok()?;
+        Some(now)
+    }
+
+    #[cfg(not(unix))]
+    fn read(&self) -> Option<[u8; WAL_HEADER_BYTES]> {
+        None
+    }
+
+    /// A number that moves whenever the header differs from the one read last. A commit
+    /// finished before this call rewrote both copies, with a counter it moved: the bytes
+    /// differ from any read before it, so the number returned differs from any handed out
+    /// before it. A read torn by a commit in progress differs too, and only costs the
+    /// caller one more query.
+    fn marker(&self) -> Option<u64> {
+        let now = self.read()?;
+        let mut seen = self.seen.lock().ok()?;
+        if seen.0 != now {
+            seen.0 = now;
+            seen.1 += 1;
+        }
+        Some(seen.1)
+    }
 }
 
 /// Maps a driver error to an error kind a caller can act on.
@@ -169,17 +233,29 @@ impl SqliteStore {
                 ..opts.clone()
             },
         )?;
+        // A read builds the WAL index if no connection has yet.
+        watch
+            .query_row("PRAGMA data_version", [], |r| r.get::<_, i64>(0))
+            .map_err(map_err)?;
+        let wal_header = WalHeader::open(&path);
         Ok(SqliteStore {
             path,
             writer: Mutex::new(writer),
             readers,
             next_reader: AtomicUsize::new(0),
             watch: Mutex::new(watch),
+            wal_header,
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Whether the commit marker is read from the WAL-index header (one `pread`), rather than
+    /// with `PRAGMA data_version` (a read transaction) where that header cannot be read.
+    pub fn reads_wal_header(&self) -> bool {
+        self.wal_header.is_some()
     }
 
     /// The migrations recorded in the store.
@@ -1312,6 +1388,10 @@ impl MemoryStore for SqliteStore {
     }
 
     async fn commit_marker(&self) -> Result<Option<u64>> {
+        if let Some(header) = &self.wal_header {
+            // Unreadable now (it never was at open otherwise): callers ask every time.
+            return Ok(header.marker());
+        }
         let conn = self
             .watch
             .lock()
