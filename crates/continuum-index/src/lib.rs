@@ -2374,6 +2374,33 @@ mod tests {
             full.truncate(limit);
             proptest::prop_assert_eq!(top_docs(docs.into_iter(), &scores, limit), full);
         }
+
+        #[test]
+        fn top_docs_over_scores_of_any_size_are_the_head_of_a_full_sort(
+            raw in proptest::collection::vec((0u32..6, proptest::num::f32::POSITIVE | proptest::num::f32::ZERO), 0..3000),
+            limit in 1usize..700,
+        ) {
+            // Scores spread over every exponent, bunched close together, or repeated; limits
+            // on either side of the heap's.
+            let scores: Vec<f32> = raw
+                .iter()
+                .map(|&(shape, v)| match shape {
+                    0 => v,
+                    1 => 1.0 + (v.to_bits() % 1024) as f32 / 1e6,
+                    2 => (v.to_bits() % 7) as f32,
+                    _ => (v.to_bits() % 100_000) as f32 / 1000.0,
+                })
+                .collect();
+            let docs: Vec<u32> = (0..scores.len() as u32).collect();
+            let mut full = docs.clone();
+            full.sort_by(|a, b| {
+                scores[*b as usize]
+                    .total_cmp(&scores[*a as usize])
+                    .then(b.cmp(a))
+            });
+            full.truncate(limit);
+            proptest::prop_assert_eq!(top_docs(docs.into_iter(), &scores, limit), full);
+        }
     }
 
     proptest::proptest! {
