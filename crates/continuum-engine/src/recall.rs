@@ -359,6 +359,8 @@ impl Engine {
             return Ok(());
         };
         gathered.reserve(keys.len() * per_concept);
+        // Each memory comes once; `gathered` holds nothing else yet (lexical candidates join
+        // after), but an entry is still never replaced.
         ix.each_mentioning(keys, filter, per_concept, |_, head, at| {
             gathered.entry(head.id).or_insert_with(|| Gathered {
                 graph: Some(at.iter().map(|&j| values[j]).sum()),
