@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Two builds of `continuum` compared under the same recall load, alternated on one store, so
+# that this VM's changes of speed (up to 40% within a minute) fall on both alike.
+#
+#   bash bench/wrk/recall-ab.sh OLD_BINARY NEW_BINARY [ROUNDS] [SECONDS]   # default 6 rounds of 5 s
+#
+# Builds the 10k-memory store of run.sh once with NEW_BINARY. Each round then starts the old
+# server and the new one in turn (rate limit lifted), warms it for 3 s, and runs wrk (2 threads,
+# 16 connections, recall.lua), reading the server's user + system time from /proc. It prints
+# one line per run and the mean of each build. Needs wrk and curl.
+set -euo pipefail
+[ $# -ge 2 ] || { echo "usage: $0 OLD_BINARY NEW_BINARY [ROUNDS] [SECONDS]" >&2; exit 2; }
+old=$1 new=$2 rounds=${3:-6} secs=${4:-5}
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+command -v wrk > /dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
+for b in "$old" "$new"; do [ -x "$b" ] || { echo "not an executable: $b" >&2; exit 1; }; done
+dir=$(mktemp -d /tmp/continuum-ab.XXXXXX)
+server=""
+trap '[ -z "$server" ] || kill $server 2> /dev/null; rm -rf "$dir"' EXIT
+"$new" bench --sizes 10000 --queries 10 --single-turns 10 --dir "$dir" > /dev/null
+KEY=$("$new" --data-dir "$dir" --tenant bench keys create --scope write 2> /dev/null)
+export KEY
+hz=$(getconf CLK_TCK)
+port=${PORT:-18440}
+for r in $(seq "$rounds"); do
+  for which in old new; do
+    bin=$old
+    [ "$which" = new ] && bin=$new
+    url=http://127.0.0.1:$port
+    "$bin" --data-dir "$dir" serve --bind 127.0.0.1:$port --rate 1000000 2> "$dir/serve.log" &
+    server=$!
+    for _ in $(seq 50); do curl -sf "$url/v1/health" > /dev/null && break; sleep 0.2; done
+    wrk -t2 -c16 -d3s -s "$here/recall.lua" "$url" > /dev/null
+    before=$(awk '{print $14 + $15}' "/proc/$server/stat")
+    out=$(wrk -t2 -c16 -d"${secs}s" --latency -s "$here/recall.lua" "$url")
+    after=$(awk '{print $14 + $15}' "/proc/$server/stat")
+    kill "$server"
+    wait "$server" 2> /dev/null || true
+    server=""
+    port=$((port + 1))
+    n=$(awk '/requests in/ {print $1}' <<< "$out")
+    rps=$(awk '/Requests\/sec/ {print $2}' <<< "$out")
+    p99=$(awk '$1 == "99%" {print $2}' <<< "$out")
+    errors=$(awk '/Non-2xx/ {print $NF} /Socket errors/ {print}' <<< "$out")
+    us=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$n" 'BEGIN { printf "%.0f", t / hz * 1e6 / n }')
+    echo "round $r $which: $rps requests/s, p99 $p99, server CPU per recall $us us${errors:+, errors: $errors}"
+  done
+done | tee "$dir/runs.txt"
+awk '{ w = $3; sub(":", "", w); rps[w] += $4; us[w] += $(NF - 1); n[w]++ }
+  END { for (w in n) printf "%s: mean %.0f requests/s, %.0f us of server CPU per recall\n", w, rps[w] / n[w], us[w] / n[w] }' \
+  "$dir/runs.txt" | sort -r
