@@ -62,6 +62,10 @@ fn memory_line(m: &Memory) -> String {
         line.push_str(" (superseded)");
     }
     line.push_str("] ");
+    if is_single_spaced(&m.content) {
+        line.push_str(&m.content);
+        return line;
+    }
     for (i, word) in m.content.split_whitespace().enumerate() {
         if i > 0 {
             line.push(' ');
@@ -69,6 +73,20 @@ fn memory_line(m: &Memory) -> String {
         line.push_str(word);
     }
     line
+}
+
+/// Whether `text` is already its words joined by single spaces, as most texts are: printable
+/// ASCII only (any other byte may be, or belong to, white space: such texts take the general
+/// path), no space at either end and no two in a row. Checked 32 bytes at a time without
+/// branches, where splitting into words decodes characters and copies word by word.
+fn is_single_spaced(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let printable = bytes.chunks(32).all(|chunk| {
+        chunk
+            .iter()
+            .fold(true, |ok, &b| ok & (b.wrapping_sub(b' ') < 0x5f))
+    });
+    printable && bytes.first() != Some(&b' ') && bytes.last() != Some(&b' ') && !text.contains("  ")
 }
 
 /// Builds the block from memories sorted best first, within `budget_tokens`.
@@ -218,6 +236,36 @@ mod tests {
             memory_line(&mem(text, 1_700_000_000_000)),
             "- [2023-11-14 user] Moved the billing service to Kafka"
         );
+    }
+
+    #[test]
+    fn plain_sentences_are_copied_and_the_rest_rejoined() {
+        assert!(is_single_spaced("We moved billing to Kafka (in May)."));
+        assert!(is_single_spaced(""));
+        for text in [
+            " lead",
+            "trail ",
+            "two  spaces",
+            "tab\there",
+            "é",
+            "line\nbreak",
+        ] {
+            assert!(!is_single_spaced(text), "{text:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn memory_lines_join_the_words_of_any_text_with_single_spaces(
+            text in "([a-zA-Z.,'!?~-]{1,8}|[ ]{1,3}|[\t\n\r\x0b\x0c\x01\x7f]|\u{a0}|\u{2003}|\u{3000}|é|…){0,40}",
+        ) {
+            let m = mem(&text, 1_700_000_000_000);
+            let words = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            proptest::prop_assert_eq!(memory_line(&m), format!("- [2023-11-14 user] {words}"));
+            // Printable ASCII already single-spaced takes the copying path; the rest, the words'.
+            let printable = text.bytes().all(|b| (b' '..=b'~').contains(&b));
+            proptest::prop_assert_eq!(is_single_spaced(&text), printable && text == words);
+        }
     }
 
     #[test]
