@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::serve;
+use common::{request, serve};
 use std::process::Command;
 
 const PY_VAR: &str = "CONTINUUM_TEST_MCP_PYTHON";
@@ -110,21 +110,11 @@ fn memories(data_dir: &std::path::Path, tenant: &str) -> u64 {
     v["memories"].as_u64().unwrap()
 }
 
-/// Sends one raw HTTP request and returns the status line.
-fn status_of(url: &str, extra_header: &str) -> String {
-    use std::io::{Read, Write};
-    let addr = url.trim_start_matches("http://");
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
+/// The status of an MCP `tools/list` over HTTP, with `extra_header` (e.g. a key).
+fn status_of(url: &str, extra_header: &str) -> u16 {
+    let headers = format!("Accept: application/json, text/event-stream\r\n{extra_header}");
     let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
-    write!(
-        s,
-        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\n{extra_header}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out.lines().next().unwrap_or("").to_string()
+    request(url, "POST", "/mcp", &headers, body).0
 }
 
 #[test]
@@ -156,6 +146,6 @@ fn the_same_client_works_over_http_with_the_tenant_from_the_key() {
         "the key's tenant received the memories"
     );
     assert_eq!(memories(d.path(), "default"), 0, "and no other tenant");
-    assert!(no_key.contains("401"), "{no_key}");
-    assert!(read_only.contains("403"), "{read_only}");
+    assert_eq!(no_key, 401);
+    assert_eq!(read_only, 403);
 }

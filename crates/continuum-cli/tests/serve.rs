@@ -24,6 +24,21 @@ fn cli(data_dir: &std::path::Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+fn learn(data_dir: &std::path::Path, user: &str, assistant: &str) {
+    cli(
+        data_dir,
+        &[
+            "--tenant",
+            "acme",
+            "learn",
+            "--user",
+            user,
+            "--assistant",
+            assistant,
+        ],
+    );
+}
+
 fn recall(url: &str, key: &str, message: &str) -> (u16, String) {
     request(
         url,
@@ -42,17 +57,10 @@ fn the_server_sees_what_other_processes_commit_at_once() {
         &["--tenant", "acme", "keys", "create", "--scope", "write"],
     );
     let key = key.trim();
-    cli(
+    learn(
         d.path(),
-        &[
-            "--tenant",
-            "acme",
-            "learn",
-            "--user",
-            "Our staging cluster runs in Frankfurt.",
-            "--assistant",
-            "Noted: staging is in Frankfurt.",
-        ],
+        "Our staging cluster runs in Frankfurt.",
+        "Noted: staging is in Frankfurt.",
     );
     let (_server, url) = serve(d.path());
 
@@ -64,17 +72,10 @@ fn the_server_sees_what_other_processes_commit_at_once() {
     }
 
     // Another process learns a turn; the next recall has it.
-    cli(
+    learn(
         d.path(),
-        &[
-            "--tenant",
-            "acme",
-            "learn",
-            "--user",
-            "The quarantine pipeline moved to Reykjavik last week.",
-            "--assistant",
-            "Understood, the quarantine pipeline now runs in Reykjavik.",
-        ],
+        "The quarantine pipeline moved to Reykjavik last week.",
+        "Understood, the quarantine pipeline now runs in Reykjavik.",
     );
     let (status, body) = recall(&url, key, "Where does the quarantine pipeline run?");
     assert_eq!(status, 200, "{body}");
