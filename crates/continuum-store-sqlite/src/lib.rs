@@ -84,7 +84,7 @@ const WAL_HEADER_BYTES: usize = 96;
 
 impl WalHeader {
     /// Opens the `-shm` file of the store at `db`, once a connection has read the store (so
-    /// that the index is built): None where it cannot be read.
+    /// that SQLite has written the header): None where it cannot be read.
     fn open(db: &Path) -> Option<Self> {
         let mut name = db.as_os_str().to_owned();
         name.push("-shm");
@@ -1389,7 +1389,8 @@ impl MemoryStore for SqliteStore {
 
     async fn commit_marker(&self) -> Result<Option<u64>> {
         if let Some(header) = &self.wal_header {
-            // Unreadable now (it never was at open otherwise): callers ask every time.
+            // None if the header, readable at open, cannot be read now: callers then ask
+            // the store every time.
             return Ok(header.marker());
         }
         let conn = self
