@@ -3,11 +3,16 @@
 # that this VM's changes of speed (up to 40% within a minute) fall on both alike.
 #
 #   bash bench/wrk/recall-ab.sh OLD_BINARY NEW_BINARY [ROUNDS] [SECONDS]   # default 6 rounds of 5 s
+#   MIXED=1 bash bench/wrk/recall-ab.sh OLD NEW [ROUNDS] [SECONDS]          # recall beside a learner
 #
 # Builds the 10k-memory store of run.sh once with NEW_BINARY. Each round then starts the old
 # server and the new one in turn (rate limit lifted), warms it for 3 s, and runs wrk (2 threads,
 # 16 connections, recall.lua), reading the server's user + system time from /proc. It prints
 # one line per run and the mean of each build. Needs wrk and curl.
+#
+# With MIXED=1 each run works on a fresh copy of the store (a learner adds thousands of turns a
+# run), recall gets 15 connections while one more keeps learning (learn.lua), and the server's
+# CPU is divided by recalls and learns together.
 set -euo pipefail
 [ $# -ge 2 ] || { echo "usage: $0 OLD_BINARY NEW_BINARY [ROUNDS] [SECONDS]" >&2; exit 2; }
 old=$1 new=$2 rounds=${3:-6} secs=${4:-5}
@@ -17,8 +22,9 @@ for b in "$old" "$new"; do [ -x "$b" ] || { echo "not an executable: $b" >&2; ex
 dir=$(mktemp -d /tmp/continuum-ab.XXXXXX)
 server=""
 trap '[ -z "$server" ] || kill $server 2> /dev/null; rm -rf "$dir"' EXIT
-"$new" bench --sizes 10000 --queries 10 --single-turns 10 --dir "$dir" > /dev/null
-KEY=$("$new" --data-dir "$dir" --tenant bench keys create --scope write 2> /dev/null)
+store=$dir/store
+"$new" bench --sizes 10000 --queries 10 --single-turns 10 --dir "$store" > /dev/null
+KEY=$("$new" --data-dir "$store" --tenant bench keys create --scope write 2> /dev/null)
 export KEY
 hz=$(getconf CLK_TCK)
 port=${PORT:-18440}
@@ -27,13 +33,33 @@ for r in $(seq "$rounds"); do
     bin=$old
     [ "$which" = new ] && bin=$new
     url=http://127.0.0.1:$port
-    "$bin" --data-dir "$dir" serve --bind 127.0.0.1:$port --rate 1000000 2> "$dir/serve.log" &
+    data=$store
+    conns=16
+    if [ -n "${MIXED:-}" ]; then
+      data=$dir/run
+      rm -rf "$data"
+      cp -r "$store" "$data"
+      conns=15
+    fi
+    "$bin" --data-dir "$data" serve --bind 127.0.0.1:$port --rate 1000000 2> "$dir/serve.log" &
     server=$!
     for _ in $(seq 50); do curl -sf "$url/v1/health" > /dev/null && break; sleep 0.2; done
     wrk -t2 -c16 -d3s -s "$here/recall.lua" "$url" > /dev/null
+    learner=""
+    if [ -n "${MIXED:-}" ]; then
+      wrk -t1 -c1 -d"$((secs + 2))s" -s "$here/learn.lua" "$url" > "$dir/learn.txt" &
+      learner=$!
+      sleep 1
+    fi
     before=$(awk '{print $14 + $15}' "/proc/$server/stat")
-    out=$(wrk -t2 -c16 -d"${secs}s" --latency -s "$here/recall.lua" "$url")
+    out=$(wrk -t2 -c"$conns" -d"${secs}s" --latency -s "$here/recall.lua" "$url")
     after=$(awk '{print $14 + $15}' "/proc/$server/stat")
+    learned=0
+    if [ -n "$learner" ]; then
+      wait "$learner"
+      # The learner ran secs + 2 s; count the share that fell in the measured secs.
+      learned=$(awk -v s="$secs" '/requests in/ {d = $4; sub("s,", "", d); printf "%.0f", $1 * s / d}' "$dir/learn.txt")
+    fi
     kill "$server"
     wait "$server" 2> /dev/null || true
     server=""
@@ -42,10 +68,12 @@ for r in $(seq "$rounds"); do
     rps=$(awk '/Requests\/sec/ {print $2}' <<< "$out")
     p99=$(awk '$1 == "99%" {print $2}' <<< "$out")
     errors=$(awk '/Non-2xx/ {print $NF} /Socket errors/ {print}' <<< "$out")
-    us=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$n" 'BEGIN { printf "%.0f", t / hz * 1e6 / n }')
-    echo "round $r $which: $rps requests/s, p99 $p99, server CPU per recall $us us${errors:+, errors: $errors}"
+    us=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$((n + learned))" 'BEGIN { printf "%.0f", t / hz * 1e6 / n }')
+    beside=""
+    [ -z "$learner" ] || beside=", learner $(awk '/Requests\/sec/ {print $2}' "$dir/learn.txt") turns/s"
+    echo "round $r $which: $rps requests/s, p99 $p99$beside, server CPU per ${MIXED:+request}${MIXED:-recall} $us us${errors:+, errors: $errors}"
   done
 done | tee "$dir/runs.txt"
-awk '{ w = $3; sub(":", "", w); rps[w] += $4; us[w] += $(NF - 1); n[w]++ }
-  END { for (w in n) printf "%s: mean %.0f requests/s, %.0f us of server CPU per recall\n", w, rps[w] / n[w], us[w] / n[w] }' \
+awk -v per="${MIXED:+request}${MIXED:-recall}" '{ w = $3; sub(":", "", w); rps[w] += $4; us[w] += $(NF - 1); n[w]++ }
+  END { for (w in n) printf "%s: mean %.0f recall requests/s, %.0f us of server CPU per %s\n", w, rps[w] / n[w], us[w] / n[w], per }' \
   "$dir/runs.txt" | sort -r

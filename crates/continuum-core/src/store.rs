@@ -233,10 +233,39 @@ pub struct Change {
     pub seq: u64,
     pub at: Timestamp,
     /// `memory.created`, `memory.superseded`, `memory.updated`, `memory.forgotten`,
-    /// `concept.created`, `links.strengthened`, `decision.created`.
+    /// `concept.created`, [`CONCEPTS_CHANGED`], `decision.created`. Logs written before
+    /// [`CONCEPTS_CHANGED`] existed hold `links.strengthened` (with a count) in its place.
     pub op: String,
-    /// The memory id, concept key or a count, by op.
+    /// The memory id or concept key, by op; for [`CONCEPTS_CHANGED`], see
+    /// [`concepts_changed_entity`].
     pub entity: String,
+}
+
+/// The change-log op of a write that changed concepts' rows (mention counts, times) or their
+/// links: one entry per write, naming every concept it touched, so that readers keeping
+/// concepts or links in memory drop those alone.
+pub const CONCEPTS_CHANGED: &str = "concepts.changed";
+
+/// Concepts a [`CONCEPTS_CHANGED`] entry names at most; a write touching more (a large
+/// import) logs `*`, which tells readers to drop everything they keep of concepts and links.
+pub const MAX_CHANGED_CONCEPTS: usize = 256;
+
+/// The entity of a [`CONCEPTS_CHANGED`] entry: the keys as a JSON array of strings (sorted, no
+/// repeats), or `*` past [`MAX_CHANGED_CONCEPTS`].
+pub fn concepts_changed_entity<'a>(keys: impl IntoIterator<Item = &'a str>) -> String {
+    let mut keys: Vec<&str> = keys.into_iter().collect();
+    keys.sort_unstable();
+    keys.dedup();
+    if keys.len() > MAX_CHANGED_CONCEPTS {
+        return "*".into();
+    }
+    serde_json::to_string(&keys).unwrap_or_else(|_| "*".into())
+}
+
+/// The keys a [`CONCEPTS_CHANGED`] entity names, or None when it does not name them (`*`, or
+/// anything else that is not a JSON array of strings).
+pub fn changed_concepts(entity: &str) -> Option<Vec<String>> {
+    serde_json::from_str(entity).ok()
 }
 
 /// Identity of a memory for idempotent import: same id, or same content, session and time.
@@ -479,4 +508,36 @@ pub trait MemoryStore: Send + Sync {
 
     /// Checks the store's integrity; returns human-readable problems (empty when healthy).
     async fn check(&self) -> Result<Vec<String>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_concepts_changed_entry_names_its_keys_or_says_it_cannot() {
+        let e = concepts_changed_entity(["redis", "kafka \"x\"", "redis", "a,b"]);
+        assert_eq!(
+            changed_concepts(&e),
+            Some(vec![
+                "a,b".to_string(),
+                "kafka \"x\"".into(),
+                "redis".into()
+            ])
+        );
+        let many: Vec<String> = (0..=MAX_CHANGED_CONCEPTS)
+            .map(|i| format!("k{i}"))
+            .collect();
+        let e = concepts_changed_entity(many.iter().map(String::as_str));
+        assert_eq!(e, "*");
+        assert_eq!(changed_concepts(&e), None);
+        // What older logs hold under `links.strengthened`: a count, not keys.
+        assert_eq!(changed_concepts("3"), None);
+        let most: Vec<String> = many[..MAX_CHANGED_CONCEPTS].to_vec();
+        let e = concepts_changed_entity(most.iter().map(String::as_str));
+        assert_eq!(
+            changed_concepts(&e).map(|k| k.len()),
+            Some(MAX_CHANGED_CONCEPTS)
+        );
+    }
 }

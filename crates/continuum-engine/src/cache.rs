@@ -1,19 +1,24 @@
 //! What recall reads from the store besides the derived index (concepts named in a query, the
-//! strongest links of a concept, the texts of the best memories) kept per tenant for as long
-//! as the tenant's index stays at the same change-log position.
+//! strongest links of a concept, the texts of the best memories) kept per tenant and moved on
+//! with the tenant's index.
 //!
-//! Every write that can change these (a learned turn's concepts and links, links raised by an
-//! import, an update, a supersede, a forget, an erase) logs a change, and the next recall's
-//! catch-up moves the index past it; a cache filled at another position is dropped whole. So a cached answer is never
-//! older than the index the same recall ranks with. Entries are read at or after that position,
-//! as without the cache. Strengths are kept as stored; decay is applied when they are used.
+//! Every write that can change these logs a change: a learned turn or an import names the
+//! concepts whose rows or links it wrote (`concepts.changed`), a supersede names the memory,
+//! a forget names each memory forgotten. When a recall's catch-up moves the index past them,
+//! the cache moves with it and drops what they name: the concepts and link lists of the
+//! concepts named, the text of a superseded or restored memory. A forget, an entry it cannot
+//! read (a log written by an older version) or a cache at another position than the index it
+//! is moved with drops the tenant's cache whole. So every entry is what the store would answer
+//! at the cache's position, never older than the index a recall ranks with; a recall still
+//! ranking on an older index may read the entries but does not add to them. Strengths are kept
+//! as stored; decay is applied when they are used.
 //!
 //! Limits: `recall_cache_entries` per kind and tenant (the kind is emptied when full),
 //! [`MAX_CACHED_TEXT_BYTES`] of memory text over all tenants, and [`MAX_CACHED_TENANTS`]
 //! tenants (everything is dropped when a limit would be passed).
 
 use crate::Engine;
-use continuum_core::store::{Concept, Link};
+use continuum_core::store::{CONCEPTS_CHANGED, Change, Concept, Link, changed_concepts};
 use continuum_core::{Error, Memory, MemoryId, Result, TenantId};
 use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
@@ -104,36 +109,117 @@ fn split<W: Clone, V>(wanted: &[W], get: impl Fn(&W) -> Option<V>) -> (Vec<V>, V
     (found, missing)
 }
 
-impl Engine {
-    /// Runs `f` on the tenant's cache at index position `seq`, dropping entries of another.
-    fn with_cache<T>(
-        &self,
-        tenant: &TenantId,
-        seq: u64,
-        f: impl FnOnce(&mut ReadCache) -> T,
-    ) -> Result<T> {
-        let mut all = self.indexes.reads.lock().map_err(poisoned)?;
-        if !all.tenants.contains_key(tenant) && all.tenants.len() >= MAX_CACHED_TENANTS {
-            *all = Caches::default();
-        }
-        let Caches {
-            tenants,
-            text_bytes,
-        } = &mut *all;
-        if !tenants.contains_key(tenant) {
-            tenants.insert(tenant.clone(), ReadCache::default());
-        }
-        let Some(cache) = tenants.get_mut(tenant) else {
-            return Err(Error::Internal("the read cache lost a tenant".into()));
+impl ReadCache {
+    /// Drops what `c` may have changed; false when that is not known (the cache must go whole).
+    fn forget_changed(&mut self, c: &Change, text_bytes: &mut usize) -> bool {
+        let mut drop_concept = |key: &str| {
+            self.concepts.remove(key);
+            self.links.remove(key);
         };
-        if cache.seq != seq {
-            *text_bytes -= cache.memories.values().map(|m| text_cost(m)).sum::<usize>();
+        match c.op.as_str() {
+            // A new memory's text was never asked for; recall reads no decisions.
+            "memory.created" | "decision.created" => true,
+            "concept.created" => {
+                drop_concept(&c.entity);
+                true
+            }
+            CONCEPTS_CHANGED => match changed_concepts(&c.entity) {
+                Some(keys) => {
+                    keys.iter().for_each(|k| drop_concept(k));
+                    true
+                }
+                None => false,
+            },
+            // The memory's `superseded_by` and `valid_until` changed.
+            "memory.superseded" | "memory.updated" => {
+                let Ok(id) = c.entity.parse::<MemoryId>() else {
+                    return false;
+                };
+                if let Some(old) = self.memories.remove(&id) {
+                    *text_bytes -= text_cost(&old);
+                }
+                true
+            }
+            // A forget also lowers mention counts and deletes concepts and links it does not
+            // name; `links.strengthened` (older logs) names no concepts.
+            _ => false,
+        }
+    }
+}
+
+impl Caches {
+    /// Empties the tenant's cache and puts it at `seq`.
+    fn reset(&mut self, tenant: &TenantId, seq: u64) {
+        if let Some(cache) = self.tenants.get_mut(tenant) {
+            self.text_bytes -= cache.memories.values().map(|m| text_cost(m)).sum::<usize>();
             *cache = ReadCache {
                 seq,
                 ..Default::default()
             };
         }
-        Ok(f(cache))
+    }
+}
+
+impl Engine {
+    /// Runs `f` on the tenant's cache for a recall ranking on the index at position `seq`, with
+    /// whether it may add entries (only while the cache is at that position: a recall on an
+    /// older index may have read the store before a change the cache has since dropped).
+    /// A cache behind `seq` (never moved with the index) is emptied and put there.
+    fn with_cache<T>(
+        &self,
+        tenant: &TenantId,
+        seq: u64,
+        f: impl FnOnce(&mut ReadCache, bool) -> T,
+    ) -> Result<T> {
+        let mut all = self.indexes.reads.lock().map_err(poisoned)?;
+        if !all.tenants.contains_key(tenant) && all.tenants.len() >= MAX_CACHED_TENANTS {
+            *all = Caches::default();
+        }
+        if !all.tenants.contains_key(tenant) {
+            all.tenants.insert(
+                tenant.clone(),
+                ReadCache {
+                    seq,
+                    ..Default::default()
+                },
+            );
+        }
+        if all.tenants.get(tenant).is_some_and(|c| c.seq < seq) {
+            all.reset(tenant, seq);
+        }
+        let Some(cache) = all.tenants.get_mut(tenant) else {
+            return Err(Error::Internal("the read cache lost a tenant".into()));
+        };
+        let current = cache.seq == seq;
+        Ok(f(cache, current))
+    }
+
+    /// Moves the tenant's cache with its index from position `from` to `to`, past `changes`
+    /// (the tenant's change-log entries in between), dropping what they changed. Called with
+    /// the index's write lock held, so no recall sees the index at `to` and the cache behind.
+    pub(crate) fn move_cache(
+        &self,
+        tenant: &TenantId,
+        from: u64,
+        to: u64,
+        changes: &[Change],
+    ) -> Result<()> {
+        let mut all = self.indexes.reads.lock().map_err(poisoned)?;
+        let Caches {
+            tenants,
+            text_bytes,
+        } = &mut *all;
+        let Some(cache) = tenants.get_mut(tenant) else {
+            return Ok(());
+        };
+        let known =
+            cache.seq == from && changes.iter().all(|c| cache.forget_changed(c, text_bytes));
+        if known {
+            cache.seq = to;
+        } else {
+            all.reset(tenant, to);
+        }
+        Ok(())
     }
 
     /// The position caches may be keyed on, or none when caching is off (no derived index,
@@ -162,7 +248,7 @@ impl Engine {
             return Ok(read.into_iter().map(Arc::new).collect());
         };
         let cap = self.config.recall_cache_entries;
-        let (known, missing) = self.with_cache(tenant, seq, |c| {
+        let (known, missing) = self.with_cache(tenant, seq, |c, _| {
             split(keys, |k| c.concepts.get(*k).cloned())
         })?;
         // A key known to name no concept is cached as `None`.
@@ -177,7 +263,10 @@ impl Engine {
             .into_iter()
             .map(Arc::new)
             .collect();
-        self.with_cache(tenant, seq, |c| {
+        self.with_cache(tenant, seq, |c, current| {
+            if !current {
+                return;
+            }
             let mut known: HashMap<&str, &Arc<Concept>> =
                 read.iter().map(|k| (k.key.as_str(), k)).collect();
             for k in &missing {
@@ -203,7 +292,7 @@ impl Engine {
             return Ok(vec![links.into()]);
         };
         let cap = self.config.recall_cache_entries;
-        let (mut lists, missing) = self.with_cache(tenant, seq, |c| {
+        let (mut lists, missing) = self.with_cache(tenant, seq, |c, _| {
             split(keys, |k| {
                 c.links
                     .get(k)
@@ -221,7 +310,10 @@ impl Engine {
             read.push((k, links.into()));
         }
         if !read.is_empty() {
-            self.with_cache(tenant, seq, |c| {
+            self.with_cache(tenant, seq, |c, current| {
+                if !current {
+                    return;
+                }
                 for (k, l) in &read {
                     bounded_insert(&mut c.links, cap, k.clone(), (per, l.clone()));
                 }
@@ -247,7 +339,7 @@ impl Engine {
                 .collect());
         };
         let cap = self.config.recall_cache_entries;
-        let (mut found, missing) = self.with_cache(tenant, seq, |c| {
+        let (mut found, missing) = self.with_cache(tenant, seq, |c, _| {
             split(ids, |id| c.memories.get(id).cloned())
         })?;
         if missing.is_empty() {
@@ -289,5 +381,35 @@ impl Engine {
         drop(all);
         found.extend(read);
         Ok(found)
+    }
+}
+
+/// What [`Engine::read_cache_probe`] finds: the cache's position, and the entries themselves
+/// (the same allocation after a write means the entry was kept, not read again).
+#[doc(hidden)]
+pub type CacheProbe = (
+    u64,
+    Option<Arc<[Link]>>,
+    Option<Arc<dyn std::any::Any + Send + Sync>>,
+);
+
+impl Engine {
+    /// For tests of the read cache: its position for the tenant, the link list cached for
+    /// `key` and the text cached for `id`.
+    #[doc(hidden)]
+    pub fn read_cache_probe(
+        &self,
+        tenant: &TenantId,
+        key: &str,
+        id: &MemoryId,
+    ) -> Option<CacheProbe> {
+        let all = self.indexes.reads.lock().ok()?;
+        let c = all.tenants.get(tenant)?;
+        let links = c.links.get(key).map(|(_, l)| l.clone());
+        let text = c
+            .memories
+            .get(id)
+            .map(|m| m.clone() as Arc<dyn std::any::Any + Send + Sync>);
+        Some((c.seq, links, text))
     }
 }

@@ -3,7 +3,7 @@
 //! before every read, so writes from this process and from other processes are all seen.
 
 use crate::Engine;
-use continuum_core::store::IndexDoc;
+use continuum_core::store::{Change, IndexDoc};
 use continuum_core::{MemoryId, Result, TenantId};
 use continuum_index::TextIndex;
 use std::collections::HashMap;
@@ -189,7 +189,7 @@ impl Engine {
             if let Some(last) = page.last() {
                 after = last.seq;
             }
-            changes.extend(page.into_iter().filter(|c| c.op.starts_with("memory.")));
+            changes.extend(page);
             if n < continuum_core::store::MAX_PAGE || changes.len() > MAX_CATCH_UP {
                 break;
             }
@@ -209,8 +209,10 @@ impl Engine {
             *slot.write().map_err(poisoned)? = Some(built);
             return Ok(slot);
         }
+        let is_memory = |c: &&Change| c.op.starts_with("memory.");
         let wanted: Vec<MemoryId> = changes
             .iter()
+            .filter(is_memory)
             .filter(|c| c.op != "memory.forgotten")
             .filter_map(|c| c.entity.parse().ok())
             .collect();
@@ -228,7 +230,8 @@ impl Engine {
             };
             let mut analyzer = self.analyzer.lock().map_err(poisoned)?;
             let applied_to = index.seq;
-            for c in changes.iter().filter(|c| c.seq > applied_to) {
+            let new = changes.partition_point(|c| c.seq <= applied_to);
+            for c in changes[new..].iter().filter(is_memory) {
                 let Ok(id) = c.entity.parse::<MemoryId>() else {
                     continue;
                 };
@@ -248,6 +251,9 @@ impl Engine {
             }
             index.seq = index.seq.max(after);
             index.marker = marker;
+            drop(analyzer);
+            // Still under the index's write lock: the read cache moves with it.
+            self.move_cache(tenant, applied_to, index.seq, &changes[new..])?;
             index.dead_ratio() > MAX_DEAD_RATIO
         };
         if rebuild {

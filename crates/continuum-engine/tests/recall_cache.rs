@@ -201,6 +201,128 @@ async fn cached_recall_equals_uncached_recall_through_every_kind_of_write() {
 }
 
 #[tokio::test]
+async fn a_write_drops_only_the_cached_entries_it_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("k.db");
+    let clock = Arc::new(ManualClock::new(Timestamp(NOW)));
+    let writer = open(&db, &clock, 0);
+    let cached = open(&db, &clock, 20_000);
+    let plain = open(&db, &clock, 0);
+    let t = TenantId::new("acme").unwrap();
+    for i in 0..6 {
+        clock.advance_millis(1000);
+        learn(
+            &writer,
+            &t,
+            "infra",
+            &format!("Kafka feeds Redis for the billing job (ticket {i})."),
+            "Kafka and Redis: noted.",
+        )
+        .await;
+        learn(
+            &writer,
+            &t,
+            "travel",
+            &format!("Melanie takes the train from Lisbon to Porto (trip {i})."),
+            "Lisbon to Porto by train: noted.",
+        )
+        .await;
+    }
+    let q = "What feeds Redis?";
+    let probe = |r: &Value| {
+        let best: MemoryId = ids(r)[0].parse().unwrap();
+        let p = cached.read_cache_probe(&t, "redis", &best).unwrap();
+        (best, p)
+    };
+    let same_as_plain = |got: &Value, truth: &Value, label: &str| {
+        if let Some(d) = first_difference(got, truth, String::new()) {
+            panic!("{label}: the cached recall differs at {d}");
+        }
+    };
+    let first = recall(&cached, &t, q).await;
+    let (best, (seq, links, text)) = probe(&first);
+    let (links, text) = (links.unwrap(), text.unwrap());
+
+    // A turn about other concepts: the cache moves on and keeps Redis's links and the text.
+    clock.advance_millis(1000);
+    learn(
+        &writer,
+        &t,
+        "travel",
+        "Melanie booked the Porto train for Friday.",
+        "Porto on Friday: noted.",
+    )
+    .await;
+    let second = recall(&cached, &t, q).await;
+    same_as_plain(
+        &second,
+        &recall(&plain, &t, q).await,
+        "after an unrelated turn",
+    );
+    let (best2, (seq2, links2, text2)) = probe(&second);
+    let (links2, text2) = (links2.unwrap(), text2.unwrap());
+    assert!(
+        seq2 > seq,
+        "the cache moved with the index: {seq} -> {seq2}"
+    );
+    assert!(
+        Arc::ptr_eq(&links2, &links),
+        "Redis's links were kept, not read again"
+    );
+    assert_eq!(best2, best);
+    assert!(
+        Arc::ptr_eq(&text2, &text),
+        "the text was kept, not read again"
+    );
+
+    // A turn that links Redis again: its list is read afresh, the text still kept.
+    clock.advance_millis(1000);
+    learn(
+        &writer,
+        &t,
+        "infra",
+        "Kafka feeds Redis and Grafana for the billing job (ticket 7).",
+        "Kafka, Redis and Grafana: noted.",
+    )
+    .await;
+    let named = writer.store().changes_since(&t, seq2, 100).await.unwrap();
+    assert!(
+        named
+            .iter()
+            .any(|c| c.op == "concepts.changed" && c.entity.contains("\"redis\"")),
+        "the turn's log names Redis: {named:?}"
+    );
+    let third = recall(&cached, &t, q).await;
+    same_as_plain(
+        &third,
+        &recall(&plain, &t, q).await,
+        "after a turn linking Redis",
+    );
+    let (_, (seq3, links3, text3)) = probe(&third);
+    let (links3, text3) = (links3.unwrap(), text3.unwrap());
+    assert!(seq3 > seq2);
+    assert!(
+        !Arc::ptr_eq(&links3, &links2),
+        "Redis's links were read again"
+    );
+    assert!(Arc::ptr_eq(&text3, &text2), "the text was kept");
+
+    // A forget drops the tenant's cache whole (it changes concepts it does not name).
+    let other: MemoryId = ids(&third)[1].parse().unwrap();
+    writer
+        .forget(&t, &ForgetSelector::Ids(vec![other]))
+        .await
+        .unwrap();
+    let fourth = recall(&cached, &t, q).await;
+    same_as_plain(&fourth, &recall(&plain, &t, q).await, "after a forget");
+    let (_, (_, links4, text4)) = probe(&fourth);
+    assert!(
+        !Arc::ptr_eq(&links4.unwrap(), &links3) && !Arc::ptr_eq(&text4.unwrap(), &text3),
+        "everything was read again"
+    );
+}
+
+#[tokio::test]
 async fn the_cache_keeps_tenants_apart() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("t.db");
@@ -253,7 +375,7 @@ async fn an_import_that_only_raises_links_reaches_the_cached_recall() {
     let first = recall(&engine, &t, q).await;
     let before = link_strength(&first, "kafka", "redis").expect("the link is followed");
     // A dump whose memories are all here already, with a stronger link: the store logs
-    // `links.strengthened`, which moves the index on and drops the cache.
+    // `concepts.changed` naming both concepts, which moves the index on and drops their lists.
     let raised = before + 0.5;
     let outcome = engine
         .import(

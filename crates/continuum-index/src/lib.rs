@@ -416,9 +416,11 @@ fn steps_of(weights: &[f32]) -> Vec<(i32, f32)> {
 /// posting's neighbours.
 ///
 /// A term's scores are one `f32` per document (candidates look theirs up), computed once the
-/// term was asked for [`BUILD_AFTER`] times since the last change, so that a term asked only
-/// once, or an index that changes between queries (a conversation learning each turn), costs
-/// nothing more; and only for terms that reach few enough documents to be worth it
+/// term was asked for [`BUILD_AFTER`] times since the last change and the index has answered
+/// [`STEADY_AFTER`] searches since then, so that a term asked only once, or an index that
+/// changes every few queries (a conversation learning each turn, or a server learning beside
+/// its recalls), costs nothing more: its scores would be dropped before they paid for
+/// themselves. And only for terms that reach few enough documents to be worth it
 /// ([`TextIndex::worth_keeping`]).
 ///
 /// Bounded by [`IMPACT_CACHE_SCORES`] scores in all: once full, further terms are scored from
@@ -439,6 +441,8 @@ struct ImpactCache {
     /// order ([`DEAD_POSTING`] for a forgotten document): kept from a term's second query
     /// on, as the BM25F scores, and counted in `held` with them.
     own: FxHashMap<TermId, Arc<[f32]>>,
+    /// Session-expanded searches answered since the last change.
+    searches: u32,
 }
 
 /// In a kept list of own-text scores, marks a posting of a forgotten document (scores are
@@ -452,6 +456,11 @@ const IMPACT_CACHE_SCORES: usize = 8 << 20;
 /// A term's scores are kept on its query number this many since the index last changed
 /// (tests assume 2).
 const BUILD_AFTER: u32 = 2;
+/// No term's scores are kept before the index has answered this many session-expanded
+/// searches since it last changed. Measured beside a learner (bench/wrk/run.sh: one write
+/// every five or six recalls), scores kept from the second query on were dropped before their
+/// third use and cost recall a fifth of its CPU.
+const STEADY_AFTER: u32 = 32;
 /// Scores are kept only for terms reaching at most this many documents
 /// ([`TextIndex::worth_keeping`]).
 const MAX_KEPT_REACH: usize = 16_384;
@@ -471,7 +480,10 @@ impl ImpactCache {
     /// Starts afresh unless the entries were computed with `params`.
     fn use_params(&mut self, params: Vec<u32>) {
         if self.params != params {
+            // The index did not change: it stays as steady as it was.
+            let searches = self.searches;
             self.clear();
+            self.searches = searches;
             self.params = params;
         }
     }
@@ -503,6 +515,7 @@ impl ImpactCache {
         self.own.clear();
         self.held = 0;
         self.asked.clear();
+        self.searches = 0;
     }
 }
 
@@ -1245,11 +1258,14 @@ impl TextIndex {
         {
             let mut cache = self.impact_cache();
             cache.use_params(params);
+            let steady = cache.searches >= STEADY_AFTER;
+            cache.searches = cache.searches.saturating_add(1);
             for (i, &t) in present.iter().enumerate() {
                 let list = cache.entries.get(&t).cloned();
                 if list.is_none()
                     && self.worth_keeping(postings[i].len(), steps.len())
                     && cache.asked(t) >= BUILD_AFTER
+                    && steady
                     && cache.held + (build.len() + 1) * self.docs.len() <= IMPACT_CACHE_SCORES
                 {
                     build.push(i);
@@ -2233,6 +2249,12 @@ mod tests {
         ix.best(touched, &scores, filter, limit)
     }
 
+    /// Marks the index as having answered enough searches since its last change for terms'
+    /// scores to be kept ([`STEADY_AFTER`]).
+    fn settle(ix: &TextIndex) {
+        ix.impacts.lock().unwrap().searches = STEADY_AFTER;
+    }
+
     fn random_index(seed: u64, n: usize, forget: usize) -> (Analyzer, TextIndex, Vec<MemoryId>) {
         let vocab = [
             "lisbon", "train", "melanie", "painting", "rust", "kafka", "berlin", "hiking", "plan",
@@ -2285,12 +2307,14 @@ mod tests {
             let keys = |hits: Vec<Scored>| hits.iter().map(key).collect::<Vec<_>>();
             let want = keys(reference_expanded(&ix, &q, &weights, 0.7, boost, &all, limit));
             // From the postings; then the query that keeps each term's scores; then from those.
+            settle(&ix);
             for _ in 0..BUILD_AFTER + 1 {
                 proptest::prop_assert_eq!(keys(ix.search_expanded(&q, &weights, 0.7, boost, &all, limit)), want.clone());
             }
             // Other weights do not read the first ones' scores.
             let other = [0.5f32];
             let want = keys(reference_expanded(&ix, &q, &other, 0.7, boost, &all, limit));
+            settle(&ix);
             for _ in 0..BUILD_AFTER + 1 {
                 proptest::prop_assert_eq!(keys(ix.search_expanded(&q, &other, 0.7, boost, &all, limit)), want.clone());
             }
@@ -2298,6 +2322,7 @@ mod tests {
             ix.remove(&ids[seed as usize % ids.len()]);
             ix.add(&mut a, in_session(doc(5, "lisbon train kafka plan", &[]), "s0"));
             let want = keys(reference_expanded(&ix, &q, &other, 0.7, boost, &all, limit));
+            settle(&ix);
             for _ in 0..BUILD_AFTER + 1 {
                 proptest::prop_assert_eq!(keys(ix.search_expanded(&q, &other, 0.7, boost, &all, limit)), want.clone());
             }
@@ -2327,6 +2352,7 @@ mod tests {
             let key = |h: &Scored| (h.head.id, h.score.to_bits());
             let keys = |hits: Vec<Scored>| hits.iter().map(key).collect::<Vec<_>>();
             let want = keys(reference_expanded(&ix, &q, &[0.6, 0.3], 0.7, boost, &filter, limit));
+            settle(&ix);
             for _ in 0..BUILD_AFTER + 1 {
                 proptest::prop_assert_eq!(keys(ix.search_expanded(&q, &[0.6, 0.3], 0.7, boost, &filter, limit)), want.clone());
             }
@@ -2340,6 +2366,7 @@ mod tests {
         let all = MemoryFilter::default();
         let kept = |ix: &TextIndex| ix.impacts.lock().unwrap().entries.len();
         let own = |ix: &TextIndex| ix.impacts.lock().unwrap().own.len();
+        settle(&ix);
         let first = ix.search_expanded(&q, &[0.6, 0.3], 0.7, 0.0, &all, 10);
         // BUILD_AFTER is 2: the second query keeps them, and the own-text scores too (read
         // from the third on).
@@ -2356,6 +2383,7 @@ mod tests {
         assert_eq!(key(&first), key(&third));
         ix.remove(&ids[3]);
         assert_eq!((kept(&ix), own(&ix)), (0, 0), "forgetting drops them");
+        settle(&ix);
         for _ in 0..BUILD_AFTER {
             ix.search_expanded(&q, &[0.6, 0.3], 0.7, 0.0, &all, 10);
         }
@@ -2365,6 +2393,30 @@ mod tests {
         assert!(after.iter().all(|h| h.head.id != ids[3]));
         ix.add(&mut a, in_session(doc(9, "kafka in lisbon", &[]), "s1"));
         assert_eq!((kept(&ix), own(&ix)), (0, 0), "adding drops them");
+    }
+
+    #[test]
+    fn scores_are_kept_only_once_the_index_has_answered_enough_searches_since_it_changed() {
+        let (mut a, ix, _) = random_index(11, 300, 0);
+        let q = a.query_terms("lisbon kafka", 8);
+        let all = MemoryFilter::default();
+        let kept = |ix: &TextIndex| ix.impacts.lock().unwrap().entries.len();
+        let first = ix.search_expanded(&q, &[0.6, 0.3], 0.7, 0.0, &all, 10);
+        // The search that counts to STEADY_AFTER is not yet steady; the one after keeps.
+        for _ in 1..STEADY_AFTER {
+            ix.search_expanded(&q, &[0.6, 0.3], 0.7, 0.0, &all, 10);
+        }
+        assert_eq!(kept(&ix), 0, "an index that may change soon keeps nothing");
+        let keeping = ix.search_expanded(&q, &[0.6, 0.3], 0.7, 0.0, &all, 10);
+        assert_eq!(kept(&ix), 2);
+        let reading = ix.search_expanded(&q, &[0.6, 0.3], 0.7, 0.0, &all, 10);
+        let key = |hits: &[Scored]| {
+            hits.iter()
+                .map(|h| (h.head.id, h.score.to_bits()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(key(&first), key(&keeping));
+        assert_eq!(key(&first), key(&reading));
     }
 
     proptest::proptest! {

@@ -21,8 +21,9 @@ use continuum_core::extract::ExtractedConcept;
 use continuum_core::hebbian::HebbianRule;
 use continuum_core::memory::{Decision, Metadata, SessionInfo};
 use continuum_core::store::{
-    Applied, Change, Concept, ForgetSelector, ImportKey, IndexDoc, Link, LinkWrite, MAX_PAGE,
-    MemoryFilter, MemoryHead, Order, Page, PageRequest, Scored, StoreStats, WriteBatch,
+    Applied, CONCEPTS_CHANGED, Change, Concept, ForgetSelector, ImportKey, IndexDoc, Link,
+    LinkWrite, MAX_PAGE, MemoryFilter, MemoryHead, Order, Page, PageRequest, Scored, StoreStats,
+    WriteBatch, concepts_changed_entity,
 };
 use continuum_core::{
     Error, Memory, MemoryId, MemoryStore, Result, SessionId, TenantId, Timestamp,
@@ -712,7 +713,6 @@ async fn apply_batches(
             }
         }
     }
-    let mut link_changes = 0u64;
     if !floor.is_empty() {
         let (mut a, mut b, mut s, mut n, mut at) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -743,7 +743,6 @@ async fn apply_batches(
                 out.links_strengthened += 1;
             }
         }
-        link_changes += floor.len() as u64;
     }
     if !co.is_empty() {
         let (mut a, mut b, mut n, mut at) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -773,10 +772,14 @@ async fn apply_batches(
                 out.links_strengthened += 1;
             }
         }
-        link_changes += co.len() as u64;
     }
-    if link_changes > 0 {
-        changes.push(last_at, "links.strengthened", link_changes.to_string());
+    // Every concept upserted above had a mention or a link written (or both).
+    if !concept_rows.is_empty() {
+        changes.push(
+            last_at,
+            CONCEPTS_CHANGED,
+            concepts_changed_entity(concept_rows.keys().map(String::as_str)),
+        );
     }
 
     // Decisions and supersessions.

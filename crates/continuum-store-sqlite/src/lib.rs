@@ -14,8 +14,9 @@ use continuum_core::extract::ExtractedConcept;
 use continuum_core::hebbian::HebbianRule;
 use continuum_core::memory::{Decision, Metadata, SessionInfo};
 use continuum_core::store::{
-    Applied, Change, Concept, ForgetSelector, ImportKey, IndexDoc, Link, LinkWrite, MAX_PAGE,
-    MemoryFilter, MemoryHead, Order, Page, PageRequest, Scored, StoreStats, WriteBatch,
+    Applied, CONCEPTS_CHANGED, Change, Concept, ForgetSelector, ImportKey, IndexDoc, Link,
+    LinkWrite, MAX_PAGE, MemoryFilter, MemoryHead, Order, Page, PageRequest, Scored, StoreStats,
+    WriteBatch, concepts_changed_entity,
 };
 use continuum_core::{
     Error, Memory, MemoryId, MemoryStore, Result, SessionId, TenantId, Timestamp,
@@ -525,7 +526,6 @@ fn apply_batches(
     let mut cids: HashMap<String, i64> = HashMap::new();
     // cid -> (new mentions, first, last): applied once per call.
     let mut mention_delta: HashMap<i64, (i64, i64, i64)> = HashMap::new();
-    let mut link_changes = 0u64;
     let mut last_at = 0i64;
     // session -> (new memories, first, last): one upsert per session per call.
     let mut session_delta: HashMap<&str, (i64, i64, i64)> = HashMap::new();
@@ -685,7 +685,6 @@ fn apply_batches(
             } else {
                 out.links_strengthened += 1;
             }
-            link_changes += 1;
         }
         for d in &batch.decisions {
             let inserted = tx.prepare_cached(
@@ -743,13 +742,14 @@ fn apply_batches(
         .and_then(|mut s| s.execute(params![n, first, last, cid]))
         .map_err(map_err)?;
     }
-    if link_changes > 0 {
+    // Every concept looked up above had a mention or a link written (or both).
+    if !cids.is_empty() {
         log_change(
             tx,
             tenant,
             last_at,
-            "links.strengthened",
-            &link_changes.to_string(),
+            CONCEPTS_CHANGED,
+            &concepts_changed_entity(cids.keys().map(String::as_str)),
         )?;
     }
     out.change_seq = tx

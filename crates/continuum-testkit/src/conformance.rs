@@ -917,6 +917,25 @@ pub async fn change_log_numbers_every_write_in_order(make: &Factory) {
     let ops: Vec<&str> = changes.iter().map(|c| c.op.as_str()).collect();
     assert_eq!(ops.iter().filter(|o| **o == "memory.created").count(), 3);
     assert!(ops.contains(&"concept.created"));
+    // The turn names, in one entry, every concept whose row or links it wrote, so that
+    // readers keeping concepts or links drop those alone.
+    let named: Vec<Vec<String>> = changes
+        .iter()
+        .filter(|c| c.seq <= first.change_seq && c.op == continuum_core::store::CONCEPTS_CHANGED)
+        .map(|c| continuum_core::store::changed_concepts(&c.entity).expect("a JSON array of keys"))
+        .collect();
+    assert_eq!(named.len(), 1, "one entry per write: {named:?}");
+    let turn_concepts = e.store().concepts(&t, &named[0]).await.unwrap();
+    assert_eq!(
+        turn_concepts.len(),
+        named[0].len(),
+        "every key named is a stored concept"
+    );
+    assert!(named[0].contains(&"ansible".to_string()), "{named:?}");
+    assert!(
+        named[0].windows(2).all(|w| w[0] < w[1]),
+        "sorted, no repeats"
+    );
     assert_eq!(*ops.last().unwrap(), "memory.forgotten");
     assert_eq!(changes.last().unwrap().entity, m.id.to_string());
     let later = e
