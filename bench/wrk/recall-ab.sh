@@ -27,6 +27,8 @@ store=$dir/store
 KEY=$("$new" --data-dir "$store" --tenant bench keys create --scope write 2> /dev/null)
 export KEY
 hz=$(getconf CLK_TCK)
+per=recall
+[ -z "${MIXED:-}" ] || per=request
 port=${PORT:-18440}
 for r in $(seq "$rounds"); do
   for which in old new; do
@@ -71,9 +73,9 @@ for r in $(seq "$rounds"); do
     us=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$((n + learned))" 'BEGIN { printf "%.0f", t / hz * 1e6 / n }')
     beside=""
     [ -z "$learner" ] || beside=", learner $(awk '/Requests\/sec/ {print $2}' "$dir/learn.txt") turns/s"
-    echo "round $r $which: $rps requests/s, p99 $p99$beside, server CPU per ${MIXED:+request}${MIXED:-recall} $us us${errors:+, errors: $errors}"
+    echo "round $r $which: $rps requests/s, p99 $p99$beside, server CPU per $per $us us${errors:+, errors: $errors}"
   done
 done | tee "$dir/runs.txt"
-awk -v per="${MIXED:+request}${MIXED:-recall}" '{ w = $3; sub(":", "", w); rps[w] += $4; us[w] += $(NF - 1); n[w]++ }
+awk -v per="$per" '{ w = $3; sub(":", "", w); rps[w] += $4; us[w] += $(NF - 1); n[w]++ }
   END { for (w in n) printf "%s: mean %.0f recall requests/s, %.0f us of server CPU per %s\n", w, rps[w] / n[w], us[w] / n[w], per }' \
   "$dir/runs.txt" | sort -r
