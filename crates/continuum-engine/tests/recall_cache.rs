@@ -28,6 +28,16 @@ fn open(path: &Path, clock: &Arc<ManualClock>, cache_entries: usize) -> Engine {
         .with_clock(clock.clone())
 }
 
+/// Three engines on one store file: one that writes (as another process would), one that
+/// caches recall's reads, and one that does not (the reference). All read `clock`.
+fn writer_cached_plain(db: &Path, clock: &Arc<ManualClock>) -> (Engine, Engine, Engine) {
+    (
+        open(db, clock, 0),
+        open(db, clock, 20_000),
+        open(db, clock, 0),
+    )
+}
+
 async fn learn(engine: &Engine, t: &TenantId, session: &str, user: &str, ai: &str) {
     engine
         .learn(
@@ -90,9 +100,7 @@ async fn cached_recall_equals_uncached_recall_through_every_kind_of_write() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("c.db");
     let clock = Arc::new(ManualClock::new(Timestamp(NOW)));
-    let writer = open(&db, &clock, 0);
-    let cached = open(&db, &clock, 20_000);
-    let plain = open(&db, &clock, 0);
+    let (writer, cached, plain) = writer_cached_plain(&db, &clock);
     let t = TenantId::new("acme").unwrap();
     let topics = ["Kafka", "Redis", "Postgres", "Grafana", "Tokio"];
     for i in 0..40 {
@@ -205,9 +213,7 @@ async fn a_write_drops_only_the_cached_entries_it_changed() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("k.db");
     let clock = Arc::new(ManualClock::new(Timestamp(NOW)));
-    let writer = open(&db, &clock, 0);
-    let cached = open(&db, &clock, 20_000);
-    let plain = open(&db, &clock, 0);
+    let (writer, cached, plain) = writer_cached_plain(&db, &clock);
     let t = TenantId::new("acme").unwrap();
     for i in 0..6 {
         clock.advance_millis(1000);
