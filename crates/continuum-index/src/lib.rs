@@ -153,6 +153,16 @@ fn rank_key(score: f32, doc: u32) -> u64 {
     (u64::from(ordered) << 32) | u64::from(doc)
 }
 
+/// The score a [`rank_key`] was made of.
+fn key_score(key: u64) -> f32 {
+    let ordered = (key >> 32) as u32;
+    f32::from_bits(if ordered >> 31 == 1 {
+        ordered & 0x7fff_ffff
+    } else {
+        !ordered
+    })
+}
+
 /// The best `limit` of `docs` by `scores` (score, then the later document), best first.
 fn top_docs(docs: impl Iterator<Item = u32>, scores: &[f32], limit: usize) -> Vec<u32> {
     let mut top = top_keys(docs, scores, limit);
@@ -162,33 +172,78 @@ fn top_docs(docs: impl Iterator<Item = u32>, scores: &[f32], limit: usize) -> Ve
 
 /// The [`rank_key`]s of the best `limit` of `docs` by `scores`, in no particular order.
 fn top_keys(docs: impl Iterator<Item = u32>, scores: &[f32], limit: usize) -> Vec<u64> {
-    use std::cmp::Reverse;
-    if limit == 0 {
-        return Vec::new();
-    }
-    let keys = docs.map(|d| rank_key(scores[d as usize], d));
-    if limit <= HEAP_LIMIT {
-        // The best `limit` keys so far, smallest on top: most documents are turned away by
-        // one comparison with it. Keys are distinct (they hold the document): the set is exact.
-        let mut best: std::collections::BinaryHeap<Reverse<u64>> =
-            std::collections::BinaryHeap::with_capacity(limit);
-        for key in keys {
-            if best.len() < limit {
-                best.push(Reverse(key));
-            } else if let Some(mut least) = best.peek_mut()
-                && key > least.0
-            {
-                *least = Reverse(key);
-            }
-        }
-        best.into_iter().map(|Reverse(k)| k).collect()
-    } else {
+    top_keys_of(docs.map(|d| rank_key(scores[d as usize], d)), limit)
+}
+
+/// The largest `limit` of `keys` (distinct [`rank_key`]s), in no particular order.
+fn top_keys_of(keys: impl Iterator<Item = u64>, limit: usize) -> Vec<u64> {
+    if limit > HEAP_LIMIT {
         let mut all: Vec<u64> = keys.collect();
         if all.len() > limit {
             all.select_nth_unstable_by(limit - 1, |a, b| b.cmp(a));
             all.truncate(limit);
         }
-        all
+        return all;
+    }
+    let mut top = TopKeys::new(limit);
+    for key in keys {
+        top.offer(key);
+    }
+    top.into_keys()
+}
+
+/// The largest `limit` of the [`rank_key`]s offered to it (keys are distinct: they hold the
+/// document, so the set is exact).
+struct TopKeys {
+    limit: usize,
+    /// Up to [`HEAP_LIMIT`]: the best keys so far, smallest on top.
+    heap: std::collections::BinaryHeap<std::cmp::Reverse<u64>>,
+    /// The key on top once the heap is full (a key must beat it to enter), `u64::MAX` before.
+    least: u64,
+    /// Above [`HEAP_LIMIT`]: every key, selected from at the end.
+    all: Vec<u64>,
+}
+
+impl TopKeys {
+    fn new(limit: usize) -> Self {
+        TopKeys {
+            limit,
+            heap: std::collections::BinaryHeap::with_capacity(limit.min(HEAP_LIMIT)),
+            least: u64::MAX,
+            all: Vec::new(),
+        }
+    }
+
+    /// Most keys are turned away by one comparison.
+    #[inline(always)]
+    fn offer(&mut self, key: u64) {
+        use std::cmp::Reverse;
+        if self.limit > HEAP_LIMIT {
+            self.all.push(key);
+        } else if key > self.least {
+            if let Some(mut top) = self.heap.peek_mut() {
+                *top = Reverse(key);
+            }
+            self.least = self.heap.peek().map_or(u64::MAX, |k| k.0);
+        } else if self.heap.len() < self.limit {
+            self.heap.push(Reverse(key));
+            if self.heap.len() == self.limit {
+                self.least = self.heap.peek().map_or(u64::MAX, |k| k.0);
+            }
+        }
+    }
+
+    fn into_keys(self) -> Vec<u64> {
+        if self.limit > HEAP_LIMIT {
+            let mut all = self.all;
+            if all.len() > self.limit {
+                all.select_nth_unstable_by(self.limit - 1, |a, b| b.cmp(a));
+                all.truncate(self.limit);
+            }
+            all
+        } else {
+            self.heap.into_iter().map(|k| k.0).collect()
+        }
     }
 }
 
@@ -1090,7 +1145,7 @@ impl TextIndex {
         let postings: Vec<&Vec<Posting>> = terms.iter().filter_map(|t| self.terms.get(t)).collect();
         let bm25 = |tf: f32, idf: f32| idf * tf * (K1 + 1.0) / (tf + K1);
         // 1. Own text only.
-        let (mut scores, mut touched) = self.bm25_kept(terms);
+        let (mut scores, touched) = self.bm25_kept(terms);
         let steps = steps_of(weights);
         if steps.is_empty() || field_weight <= 0.0 {
             self.boost_speakers(terms, speaker_boost, &touched, &mut scores);
@@ -1228,14 +1283,48 @@ impl TextIndex {
                 hits.clear();
             }
         }
-        for (k, &c) in candidates.iter().enumerate() {
-            if scores[c as usize] == 0.0 && expanded[k] > 0.0 {
-                touched.push(c);
+        // 4. Final scores, ranked as they are computed: a candidate keeps the better of its
+        //    own-text and two-field scores; a touched document that is no candidate keeps its
+        //    own. Either is then raised for a named speaker.
+        let boost = speaker_boost > 0.0 && self.with_speaker != 0;
+        let everything = filter.is_empty();
+        let passes = |d: u32| everything || filter.matches_head(&self.docs[d as usize].head);
+        let speaking = |d: u32, score: f32| {
+            if boost {
+                self.speaking(terms, speaker_boost, d, score)
+            } else {
+                score
             }
-            scores[c as usize] = scores[c as usize].max(expanded[k]);
+        };
+        let mut top = TopKeys::new(limit);
+        // Every touched document scores (see `idf`), and so does a candidate that counts.
+        for (&c, &e) in candidates.iter().zip(expanded.iter()) {
+            let score = scores[c as usize].max(e);
+            if score > 0.0 && (everything || filter.matches_head(&self.docs[c as usize].head)) {
+                top.offer(rank_key(speaking(c, score), c));
+            }
         }
-        self.boost_speakers(terms, speaker_boost, &touched, &mut scores);
-        self.best(touched, &scores, filter, limit)
+        // Every touched document is a seed, hence a candidate, unless there were more of them
+        // than seeds: the rest keep their own-text score. Unless a filter or a speaker's boost
+        // moves scores, they cannot place: every seed outranks them by its own text already.
+        if touched.len() > seeds.len() && (boost || !everything || seeds.len() < limit) {
+            for &d in &touched {
+                if role[d as usize] >= NEIGHBOUR && passes(d) {
+                    top.offer(rank_key(speaking(d, scores[d as usize]), d));
+                }
+            }
+        }
+        let mut top = top.into_keys();
+        top.sort_unstable_by(|a, b| b.cmp(a));
+        top.into_iter()
+            .map(|key| {
+                let d = key as u32;
+                Scored {
+                    head: self.docs[d as usize].head.clone(),
+                    score: key_score(key) as f64,
+                }
+            })
+            .collect()
     }
 
     /// The kept BM25F scores of each of `terms` (those with `postings`, in order), or None
@@ -1422,9 +1511,15 @@ impl TextIndex {
     }
 
     /// BM25's inverse document frequency for a term in `df` live documents.
+    /// Never zero, so that every match scores: `df` counts the postings of forgotten documents
+    /// too (they stay until a rebuild), so it can exceed the live count, and such a term
+    /// weighs what a term in every live document does; where `1 + x` rounds to 1 (millions
+    /// of documents), `x` is the logarithm to float precision.
     fn idf(&self, df: usize) -> f32 {
         let (n, df) = (self.live as f32, df as f32);
-        (1.0 + (n - df + 0.5).max(0.0) / (df + 0.5)).ln()
+        let x = (n - df + 0.5).max(0.5) / (df + 0.5);
+        let idf = (1.0 + x).ln();
+        if idf > 0.0 { idf } else { x }
     }
 
     /// Plain BM25 of every live document matching `terms`: dense scores and the documents
@@ -1527,6 +1622,16 @@ impl TextIndex {
     }
 
     /// Multiplies the scores of the `touched` documents whose speaker a query term names.
+    /// `score` raised by `boost` if the query names the speaker of document `d`.
+    #[inline(always)]
+    fn speaking(&self, terms: &[TermId], boost: f32, d: u32, score: f32) -> f32 {
+        if self.speakers[d as usize].iter().any(|t| terms.contains(t)) {
+            score * (1.0 + boost)
+        } else {
+            score
+        }
+    }
+
     fn boost_speakers(&self, terms: &[TermId], boost: f32, touched: &[u32], scores: &mut [f32]) {
         if boost <= 0.0 || self.with_speaker == 0 {
             return;
@@ -1701,6 +1806,33 @@ mod tests {
                 .len(),
             3
         );
+    }
+
+    #[test]
+    fn a_word_in_more_postings_than_live_documents_still_scores_each_match_once() {
+        // Forgotten documents keep their postings until a rebuild: "kafka" and "plan" are in
+        // five postings and three live documents.
+        let mut a = Analyzer::new();
+        let mut ix = TextIndex::new();
+        let docs: Vec<IndexDoc> = (1..=5)
+            .map(|i| in_session(doc(i, "kafka plan", &[]), "s"))
+            .collect();
+        for d in &docs {
+            ix.add(&mut a, d.clone());
+        }
+        ix.remove(&docs[0].head.id);
+        ix.remove(&docs[1].head.id);
+        let q = a.query_terms("kafka plan", 32);
+        let all = MemoryFilter::default();
+        for hits in [
+            ix.search(&q, &all, 10),
+            ix.search_expanded(&q, &[0.6, 0.3], 0.7, 0.0, &all, 10),
+        ] {
+            let mut found = ids(&hits);
+            found.sort_unstable();
+            assert_eq!(found, vec![3, 4, 5]);
+            assert!(hits.iter().all(|h| h.score > 0.0), "{hits:?}");
+        }
     }
 
     #[test]
