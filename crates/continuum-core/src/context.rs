@@ -41,6 +41,25 @@ pub struct AssembledContext {
     pub tokens: usize,
 }
 
+/// Appends `v` with two decimals, as `format!("{v:.2}")` writes it. Recall shows a few
+/// link strengths each time, and the general formatter takes its slow exact path for most of
+/// them; here the hundredths come from `v × 100` rounded, unless that product lies so near a
+/// half that its own rounding error could decide (or `v` is not a plain non-negative number),
+/// when the formatter writes it.
+fn push_hundredths(out: &mut String, v: f64) {
+    use std::fmt::Write;
+    let x = v * 100.0;
+    if v.is_sign_negative() || !(0.0..1e15).contains(&x) || ((x - x.floor()) - 0.5).abs() < 1e-6 {
+        let _ = write!(out, "{v:.2}");
+        return;
+    }
+    let n = x.round() as u64;
+    let _ = write!(out, "{}.", n / 100);
+    let cents = (n % 100) as u8;
+    out.push(char::from(b'0' + cents / 10));
+    out.push(char::from(b'0' + cents % 10));
+}
+
 /// `- [YYYY-MM-DD source] text`, the text's runs of white space turned into single spaces.
 fn memory_line(m: &Memory) -> String {
     use chrono::Datelike;
@@ -130,7 +149,16 @@ pub fn assemble(
     if !links.is_empty() {
         let shown: Vec<String> = links
             .iter()
-            .map(|l| format!("{} <-> {} ({:.2})", l.a, l.b, l.strength))
+            .map(|l| {
+                let mut line = String::with_capacity(l.a.len() + l.b.len() + 14);
+                line.push_str(l.a);
+                line.push_str(" <-> ");
+                line.push_str(l.b);
+                line.push_str(" (");
+                push_hundredths(&mut line, l.strength);
+                line.push(')');
+                line
+            })
             .collect();
         try_push(
             format!("Relationships: {}", shown.join("; ")),
@@ -251,6 +279,55 @@ mod tests {
             "line\nbreak",
         ] {
             assert!(!is_single_spaced(text), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn hundredths_are_written_as_the_formatter_writes_them() {
+        let mut awkward = vec![
+            0.0,
+            -0.0,
+            0.005,
+            0.015,
+            0.125,
+            0.375,
+            0.995,
+            1.005,
+            2.675,
+            99.995,
+            1e-300,
+            0.3,
+            0.7,
+            1.0,
+            12.345,
+            1e14,
+            1e16,
+            f64::NAN,
+            f64::INFINITY,
+            -1.25,
+        ];
+        // Every hundredth and the halves between them, and their floating-point neighbours.
+        for i in 0..2000u32 {
+            let v = f64::from(i) / 200.0;
+            awkward.extend([
+                v,
+                f64::from_bits(v.to_bits() + 1),
+                f64::from_bits(v.to_bits().saturating_sub(1)),
+            ]);
+        }
+        for v in awkward {
+            let mut out = String::new();
+            super::push_hundredths(&mut out, v);
+            assert_eq!(out, format!("{v:.2}"), "{v:e}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_hundredths_are_written_as_the_formatter_writes_them(v in 0.0f64..1000.0) {
+            let mut out = String::new();
+            super::push_hundredths(&mut out, v);
+            proptest::prop_assert_eq!(out, format!("{v:.2}"));
         }
     }
 

@@ -1286,31 +1286,27 @@ impl TextIndex {
         // 4. Final scores, ranked as they are computed: a candidate keeps the better of its
         //    own-text and two-field scores; a touched document that is no candidate keeps its
         //    own. Either is then raised for a named speaker.
-        let boost = speaker_boost > 0.0 && self.with_speaker != 0;
+        let boost = (speaker_boost > 0.0 && self.with_speaker != 0).then_some(speaker_boost);
         let everything = filter.is_empty();
         let passes = |d: u32| everything || filter.matches_head(&self.docs[d as usize].head);
-        let speaking = |d: u32, score: f32| {
-            if boost {
-                self.speaking(terms, speaker_boost, d, score)
-            } else {
-                score
-            }
-        };
         let mut top = TopKeys::new(limit);
         // Every touched document scores (see `idf`), and so does a candidate that counts.
         for (&c, &e) in candidates.iter().zip(expanded.iter()) {
             let score = scores[c as usize].max(e);
             if score > 0.0 && (everything || filter.matches_head(&self.docs[c as usize].head)) {
-                top.offer(rank_key(speaking(c, score), c));
+                top.offer(rank_key(self.speaking(terms, boost, c, score), c));
             }
         }
         // Every touched document is a seed, hence a candidate, unless there were more of them
         // than seeds: the rest keep their own-text score. Unless a filter or a speaker's boost
         // moves scores, they cannot place: every seed outranks them by its own text already.
-        if touched.len() > seeds.len() && (boost || !everything || seeds.len() < limit) {
+        if touched.len() > seeds.len() && (boost.is_some() || !everything || seeds.len() < limit) {
             for &d in &touched {
                 if role[d as usize] >= NEIGHBOUR && passes(d) {
-                    top.offer(rank_key(speaking(d, scores[d as usize]), d));
+                    top.offer(rank_key(
+                        self.speaking(terms, boost, d, scores[d as usize]),
+                        d,
+                    ));
                 }
             }
         }
@@ -1622,13 +1618,14 @@ impl TextIndex {
     }
 
     /// Multiplies the scores of the `touched` documents whose speaker a query term names.
-    /// `score` raised by `boost` if the query names the speaker of document `d`.
+    /// `score` raised by `boost` (if any) when the query names the speaker of document `d`.
     #[inline(always)]
-    fn speaking(&self, terms: &[TermId], boost: f32, d: u32, score: f32) -> f32 {
-        if self.speakers[d as usize].iter().any(|t| terms.contains(t)) {
-            score * (1.0 + boost)
-        } else {
-            score
+    fn speaking(&self, terms: &[TermId], boost: Option<f32>, d: u32, score: f32) -> f32 {
+        match boost {
+            Some(b) if self.speakers[d as usize].iter().any(|t| terms.contains(t)) => {
+                score * (1.0 + b)
+            }
+            _ => score,
         }
     }
 
