@@ -81,11 +81,28 @@ pub fn fuse(w: &FusionWeights, s: &Signals, superseded: bool) -> f64 {
 /// were folded into it: an item is dropped (and counted for the first kept item it matches)
 /// when `same(kept, item)` holds for an item kept before it.
 pub fn collapse_duplicates<T>(items: &[T], same: impl Fn(&T, &T) -> bool) -> Vec<(usize, usize)> {
+    collapse_duplicates_first(items, usize::MAX, true, same)
+}
+
+/// The first `keep` entries of [`collapse_duplicates`]: items are compared with those kept
+/// items only, since a later kept item never takes a count from an earlier one. With `count`
+/// false the scan stops at the `keep`-th kept item, and the counts are only of the items
+/// before it (for a caller that shows no counts).
+pub fn collapse_duplicates_first<T>(
+    items: &[T],
+    keep: usize,
+    count: bool,
+    same: impl Fn(&T, &T) -> bool,
+) -> Vec<(usize, usize)> {
     let mut kept: Vec<(usize, usize)> = Vec::new();
     for (i, item) in items.iter().enumerate() {
-        match kept.iter_mut().find(|(k, _)| same(&items[*k], item)) {
-            Some((_, folded)) => *folded += 1,
-            None => kept.push((i, 0)),
+        if let Some((_, folded)) = kept.iter_mut().find(|(k, _)| same(&items[*k], item)) {
+            *folded += 1;
+        } else if kept.len() < keep {
+            kept.push((i, 0));
+            if kept.len() == keep && !count {
+                break;
+            }
         }
     }
     kept
@@ -128,6 +145,21 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn the_first_kept_duplicates_are_those_of_the_full_collapse(
+            items in proptest::collection::vec(0u8..12, 0..40),
+            keep in 0usize..15,
+        ) {
+            // Items sharing a bit are duplicates: one may match several kept items.
+            let same = |a: &u8, b: &u8| a & b != 0 || a == b;
+            let full = collapse_duplicates(&items, same);
+            let first: Vec<(usize, usize)> = full.iter().copied().take(keep).collect();
+            prop_assert_eq!(collapse_duplicates_first(&items, keep, true, same), first.clone());
+            let uncounted = collapse_duplicates_first(&items, keep, false, same);
+            let ids = |v: &[(usize, usize)]| v.iter().map(|x| x.0).collect::<Vec<_>>();
+            prop_assert_eq!(ids(&uncounted), ids(&first));
+        }
+
         #[test]
         fn normalised_scores_lie_in_unit_interval_and_keep_order(mut v in proptest::collection::vec(0.0f64..1e6, 0..50)) {
             let orig = v.clone();

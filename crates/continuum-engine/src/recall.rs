@@ -15,7 +15,7 @@ use crate::Engine;
 use crate::cache::RecallText;
 use continuum_core::context::{ShownLink, assemble};
 use continuum_core::extract::concept_key;
-use continuum_core::rank::{Signals, collapse_duplicates, fuse, recency};
+use continuum_core::rank::{Signals, collapse_duplicates_first, fuse, recency};
 use continuum_core::store::{Concept, Link, MemoryFilter, MemoryHead, Scored};
 use continuum_core::text::{may_reach_jaccard, search_terms, signature_jaccard, words};
 use continuum_core::{Error, Memory, MemoryId, Result, SessionId, Source, TenantId, Timestamp};
@@ -829,12 +829,13 @@ impl Engine {
                 ) && signature_jaccard(&a.signature, &b.signature, threshold) >= threshold)
         };
         let order: Vec<usize> = (0..scored.len()).collect();
-        let kept = collapse_duplicates(&order, |&a, &b| same(a, b));
+        // Only the memories listed count their duplicates.
+        let kept = collapse_duplicates_first(&order, limit, explain, |&a, &b| same(a, b));
         let mut dup_counts = vec![0usize; scored.len()];
         for &(k, folded) in &kept {
             dup_counts[k] = folded;
         }
-        let chosen: Vec<usize> = kept.into_iter().take(limit).map(|(k, _)| k).collect();
+        let chosen: Vec<usize> = kept.into_iter().map(|(k, _)| k).collect();
         if cfg.derived_index && explain {
             let ids: Vec<MemoryId> = chosen.iter().map(|&i| scored[i].2.memory.id).collect();
             self.each_mention_among(tenant, keys, &ids, |id, at| {

@@ -2420,6 +2420,24 @@ mod tests {
 
     proptest::proptest! {
         #[test]
+        fn seeds_are_the_touched_documents_with_the_largest_keys(
+            raw in proptest::collection::vec((0u32..40, -30i32..30), 0..3000),
+            limit in 1usize..80,
+        ) {
+            // Scores from a few dozen values (many ties) over a wide range of magnitudes.
+            let scores: Vec<f32> = raw.iter().map(|&(m, e)| (m as f32 + 1.0) * 2f32.powi(e)).collect();
+            let touched: Vec<u32> = (0..scores.len() as u32).filter(|d| d % 7 != 3).collect();
+            let mut got = seeds(&touched, &scores, limit);
+            got.sort_unstable();
+            let mut want: Vec<u64> = touched.iter().map(|&d| rank_key(scores[d as usize], d)).collect();
+            want.sort_unstable_by(|a, b| b.cmp(a));
+            want.truncate((limit * 8).max(256));
+            let mut want: Vec<u32> = want.into_iter().map(|k| k as u32).collect();
+            want.sort_unstable();
+            proptest::prop_assert_eq!(got, want);
+        }
+
+        #[test]
         fn expanded_ranking_equals_the_reference_exactly(
             seed in 0u64..u64::MAX,
             n in 1usize..400,
