@@ -1186,11 +1186,23 @@ impl TextIndex {
         //    otherwise term by term from the postings.
         let mut expanded = Pooled::filled(candidates.len(), 0f32);
         if let Some(kept) = self.cached_impacts(terms, &postings, &steps, field_weight) {
-            // Term by term, each candidate's sum grows in term order, as in the pass below.
-            for scores in &kept {
-                let scores: &[f32] = scores;
-                for (sum, &c) in expanded.iter_mut().zip(&candidates) {
-                    *sum += scores[c as usize];
+            // Each candidate's sum grows in term order, as in the pass below; two terms per
+            // pass over the candidates.
+            for pair in kept.chunks(2) {
+                match pair {
+                    [a, b] => {
+                        let (a, b): (&[f32], &[f32]) = (a, b);
+                        for (sum, &c) in expanded.iter_mut().zip(&candidates) {
+                            *sum = (*sum + a[c as usize]) + b[c as usize];
+                        }
+                    }
+                    [a] => {
+                        let a: &[f32] = a;
+                        for (sum, &c) in expanded.iter_mut().zip(&candidates) {
+                            *sum += a[c as usize];
+                        }
+                    }
+                    _ => unreachable!("chunks of two"),
                 }
             }
         } else {
