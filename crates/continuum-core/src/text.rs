@@ -320,8 +320,11 @@ const STOP_WORDS: &[&str] = &[
     "yourselves",
 ];
 
-fn stop_set() -> &'static HashSet<&'static str> {
-    static SET: std::sync::OnceLock<HashSet<&'static str>> = std::sync::OnceLock::new();
+/// Fx rather than SipHash: every word of every learned turn and query is looked up here, and
+/// the set is fixed (nothing an attacker sends can fill its buckets).
+fn stop_set() -> &'static rustc_hash::FxHashSet<&'static str> {
+    static SET: std::sync::OnceLock<rustc_hash::FxHashSet<&'static str>> =
+        std::sync::OnceLock::new();
     SET.get_or_init(|| STOP_WORDS.iter().copied().collect())
 }
 
