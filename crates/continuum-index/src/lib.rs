@@ -1718,6 +1718,7 @@ impl TextIndex {
         let mut at: Vec<usize> = Vec::with_capacity(keys.len());
         // One bit per document: handed over already.
         let mut done = vec![0u64; self.docs.len().div_ceil(64)];
+        let everything = filter.is_empty();
         for (i, key) in keys.iter().enumerate() {
             let Some(&c) = self.concept_ids.get(*key) else {
                 continue;
@@ -1727,7 +1728,7 @@ impl TextIndex {
                 .rev()
                 .filter(|&&o| {
                     let d = &self.docs[o as usize];
-                    d.alive && filter.matches_head(&d.head)
+                    d.alive && (everything || filter.matches_head(&d.head))
                 })
                 .take(limit);
             for &ord in newest {
