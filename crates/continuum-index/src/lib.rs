@@ -178,18 +178,22 @@ fn top_keys(docs: impl Iterator<Item = u32>, scores: &[f32], limit: usize) -> Ve
 /// The largest `limit` of `keys` (distinct [`rank_key`]s), in no particular order.
 fn top_keys_of(keys: impl Iterator<Item = u64>, limit: usize) -> Vec<u64> {
     if limit > HEAP_LIMIT {
-        let mut all: Vec<u64> = keys.collect();
-        if all.len() > limit {
-            all.select_nth_unstable_by(limit - 1, |a, b| b.cmp(a));
-            all.truncate(limit);
-        }
-        return all;
+        return largest(keys.collect(), limit);
     }
     let mut top = TopKeys::new(limit);
     for key in keys {
         top.offer(key);
     }
     top.into_keys()
+}
+
+/// The largest `limit` of `all`, in no particular order.
+fn largest(mut all: Vec<u64>, limit: usize) -> Vec<u64> {
+    if all.len() > limit {
+        all.select_nth_unstable_by(limit - 1, |a, b| b.cmp(a));
+        all.truncate(limit);
+    }
+    all
 }
 
 /// The largest `limit` of the [`rank_key`]s offered to it (keys are distinct: they hold the
@@ -235,12 +239,7 @@ impl TopKeys {
 
     fn into_keys(self) -> Vec<u64> {
         if self.limit > HEAP_LIMIT {
-            let mut all = self.all;
-            if all.len() > self.limit {
-                all.select_nth_unstable_by(self.limit - 1, |a, b| b.cmp(a));
-                all.truncate(self.limit);
-            }
-            all
+            largest(self.all, self.limit)
         } else {
             self.heap.into_iter().map(|k| k.0).collect()
         }
@@ -1302,7 +1301,8 @@ impl TextIndex {
         let everything = filter.is_empty();
         let passes = |d: u32| everything || filter.matches_head(&self.docs[d as usize].head);
         let mut top = TopKeys::new(limit);
-        // Every touched document scores (see `idf`), and so does a candidate that counts.
+        // Every touched document scores (see `idf`), and so does a candidate that counts. The
+        // filter test is written out here: as `passes`, it was called rather than inlined.
         for (&c, &e) in candidates.iter().zip(expanded.iter()) {
             let score = scores[c as usize].max(e);
             if score > 0.0 && (everything || filter.matches_head(&self.docs[c as usize].head)) {
