@@ -1783,6 +1783,13 @@ mod tests {
         }
     }
 
+    /// What rankings are compared by: each hit's memory and its score's exact bits.
+    fn hit_keys(hits: &[Scored]) -> Vec<(MemoryId, u64)> {
+        hits.iter()
+            .map(|h| (h.head.id, h.score.to_bits()))
+            .collect()
+    }
+
     fn ids(hits: &[Scored]) -> Vec<i64> {
         hits.iter().map(|h| h.head.created_at.0).collect()
     }
@@ -2463,8 +2470,7 @@ mod tests {
             let (mut a, mut ix, ids) = random_index(seed, n, forget);
             let q = a.query_terms(&query.join(" "), 32);
             let all = MemoryFilter::default();
-            let key = |h: &Scored| (h.head.id, h.score.to_bits());
-            let keys = |hits: Vec<Scored>| hits.iter().map(key).collect::<Vec<_>>();
+            let keys = |hits: Vec<Scored>| hit_keys(&hits);
             let want = keys(reference_expanded(&ix, &q, &weights, 0.7, boost, &all, limit));
             // From the postings; then the query that keeps each term's scores; then from those.
             settle(&ix);
@@ -2509,8 +2515,7 @@ mod tests {
                 since: since.map(|pct| Timestamp(n as i64 * 10 * pct / 100)),
                 ..Default::default()
             };
-            let key = |h: &Scored| (h.head.id, h.score.to_bits());
-            let keys = |hits: Vec<Scored>| hits.iter().map(key).collect::<Vec<_>>();
+            let keys = |hits: Vec<Scored>| hit_keys(&hits);
             let want = keys(reference_expanded(&ix, &q, &[0.6, 0.3], 0.7, boost, &filter, limit));
             settle(&ix);
             for _ in 0..BUILD_AFTER + 1 {
@@ -2534,11 +2539,7 @@ mod tests {
         let second = ix.search_expanded(&q, &[0.6, 0.3], 0.7, 0.0, &all, 10);
         assert_eq!((kept(&ix), own(&ix)), (2, 2));
         let third = ix.search_expanded(&q, &[0.6, 0.3], 0.7, 0.0, &all, 10);
-        let key = |hits: &[Scored]| {
-            hits.iter()
-                .map(|h| (h.head.id, h.score.to_bits()))
-                .collect::<Vec<_>>()
-        };
+        let key = |hits: &[Scored]| hit_keys(hits);
         assert_eq!(key(&first), key(&second));
         assert_eq!(key(&first), key(&third));
         ix.remove(&ids[3]);
@@ -2570,11 +2571,7 @@ mod tests {
         let keeping = ix.search_expanded(&q, &[0.6, 0.3], 0.7, 0.0, &all, 10);
         assert_eq!(kept(&ix), 2);
         let reading = ix.search_expanded(&q, &[0.6, 0.3], 0.7, 0.0, &all, 10);
-        let key = |hits: &[Scored]| {
-            hits.iter()
-                .map(|h| (h.head.id, h.score.to_bits()))
-                .collect::<Vec<_>>()
-        };
+        let key = |hits: &[Scored]| hit_keys(hits);
         assert_eq!(key(&first), key(&keeping));
         assert_eq!(key(&first), key(&reading));
     }
