@@ -2440,6 +2440,26 @@ mod tests {
 
     proptest::proptest! {
         #[test]
+        fn largest_is_the_head_of_a_full_sort(
+            raw in proptest::collection::vec(0u64..1 << 40, 0..4000),
+            limit in 1usize..700,
+            order in 0u8..3,
+        ) {
+            // Distinct keys, as rank keys are; in the order given, ascending or descending.
+            let mut keys: Vec<u64> = raw.iter().enumerate().map(|(i, &k)| k << 12 | i as u64).collect();
+            match order {
+                1 => keys.sort_unstable(),
+                2 => keys.sort_unstable_by(|a, b| b.cmp(a)),
+                _ => {}
+            }
+            let mut got = largest(keys.clone(), limit);
+            got.sort_unstable_by(|a, b| b.cmp(a));
+            keys.sort_unstable_by(|a, b| b.cmp(a));
+            keys.truncate(limit);
+            proptest::prop_assert_eq!(got, keys);
+        }
+
+        #[test]
         fn seeds_are_the_touched_documents_with_the_largest_keys(
             raw in proptest::collection::vec((0u32..40, -30i32..30), 0..3000),
             limit in 1usize..80,
