@@ -1,7 +1,7 @@
 //! The domain of Continuum, free of I/O.
 //!
 //! This crate holds what every backend and every interface agrees on: the types of the domain
-//! (tenants, memories, sessions, concepts, links, decisions, the change log), the deterministic
+//! (tenants, memories, sessions, concepts, links, decisions, the typed event log), the deterministic
 //! concept extractor, the Hebbian link rule, ranking and fusion of recall signals, the rendering
 //! of the context block, and the [`MemoryStore`] trait that storage backends implement.
 //!
@@ -11,6 +11,7 @@
 pub mod context;
 pub mod embed;
 pub mod error;
+pub mod event;
 pub mod extract;
 pub mod hebbian;
 pub mod ids;
@@ -23,6 +24,7 @@ pub mod text;
 pub mod time;
 
 pub use error::{Error, Result};
+pub use event::{Event, EventRecord, EventScope};
 pub use ids::{MemoryId, SessionId, TenantId};
 pub use memory::{Memory, NewMemory, Source};
 pub use store::MemoryStore;

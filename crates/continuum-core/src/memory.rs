@@ -124,7 +124,7 @@ pub struct Turn {
 }
 
 /// A decision detected in an assistant's reply ("I will…", "Let's…").
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Decision {
     pub id: MemoryId,
     /// The memory the decision was found in.

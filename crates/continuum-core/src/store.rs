@@ -9,6 +9,7 @@
 //! another tenant's rows.
 
 use crate::error::{Error, Result};
+use crate::event::{Event, EventRecord, EventScope};
 use crate::extract::ExtractedConcept;
 use crate::hebbian::HebbianRule;
 use crate::ids::{MemoryId, SessionId, TenantId};
@@ -28,8 +29,9 @@ pub struct MemoryWrite {
     pub concepts: Vec<ExtractedConcept>,
 }
 
-/// How links between two concepts change.
-#[derive(Debug, Clone, PartialEq)]
+/// How links between two concepts change (also the payload of a `links.strengthened` event).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "rule", rename_all = "snake_case")]
 pub enum LinkWrite {
     /// `count` more co-occurrences under the Hebbian rule.
     CoOccurred { a: String, b: String, count: u64 },
@@ -64,7 +66,7 @@ pub struct Applied {
     pub links_created: u64,
     pub links_strengthened: u64,
     pub decisions: u64,
-    /// The change-log position after the write.
+    /// The event-log position after the write.
     pub change_seq: u64,
 }
 
@@ -227,47 +229,6 @@ pub struct TenantMemories {
     pub last_memory_at: Option<Timestamp>,
 }
 
-/// One entry of the change log.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Change {
-    pub seq: u64,
-    pub at: Timestamp,
-    /// `memory.created`, `memory.superseded`, `memory.updated`, `memory.forgotten`,
-    /// `concept.created`, [`CONCEPTS_CHANGED`], `decision.created`. Logs written before
-    /// [`CONCEPTS_CHANGED`] existed hold `links.strengthened` (with a count) in its place.
-    pub op: String,
-    /// The memory id or concept key, by op; for [`CONCEPTS_CHANGED`], see
-    /// [`concepts_changed_entity`].
-    pub entity: String,
-}
-
-/// The change-log op of a write that changed concepts' rows (mention counts, times) or their
-/// links: one entry per write, naming every concept it touched, so that readers keeping
-/// concepts or links in memory drop those alone.
-pub const CONCEPTS_CHANGED: &str = "concepts.changed";
-
-/// Concepts a [`CONCEPTS_CHANGED`] entry names at most; a write touching more (a large
-/// import) logs `*`, which tells readers to drop everything they keep of concepts and links.
-pub const MAX_CHANGED_CONCEPTS: usize = 256;
-
-/// The entity of a [`CONCEPTS_CHANGED`] entry: the keys as a JSON array of strings (sorted, no
-/// repeats), or `*` past [`MAX_CHANGED_CONCEPTS`].
-pub fn concepts_changed_entity<'a>(keys: impl IntoIterator<Item = &'a str>) -> String {
-    let mut keys: Vec<&str> = keys.into_iter().collect();
-    keys.sort_unstable();
-    keys.dedup();
-    if keys.len() > MAX_CHANGED_CONCEPTS {
-        return "*".into();
-    }
-    serde_json::to_string(&keys).unwrap_or_else(|_| "*".into())
-}
-
-/// The keys a [`CONCEPTS_CHANGED`] entity names, or None when it does not name them (`*`, or
-/// anything else that is not a JSON array of strings).
-pub fn changed_concepts(entity: &str) -> Option<Vec<String>> {
-    serde_json::from_str(entity).ok()
-}
-
 /// Identity of a memory for idempotent import: same id, or same content, session and time.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ImportKey {
@@ -375,16 +336,17 @@ pub trait MemoryStore: Send + Sync {
 
     async fn stats(&self, tenant: &TenantId) -> Result<StoreStats>;
 
-    /// The tenant's change-log entries after `after`, oldest first, at most `limit`.
-    async fn changes_since(
+    /// Events after position `after` (0 to start), oldest first, at most `limit`: of one
+    /// tenant, or of every tenant (store-wide order) with [`EventScope::All`].
+    async fn events_since(
         &self,
-        tenant: &TenantId,
+        scope: EventScope<'_>,
         after: u64,
         limit: usize,
-    ) -> Result<Vec<Change>>;
+    ) -> Result<Vec<EventRecord>>;
 
-    /// The tenant's latest change-log position (0 when it has none).
-    async fn latest_change(&self, tenant: &TenantId) -> Result<u64>;
+    /// The tenant's latest event position (0 when it has none).
+    async fn latest_event(&self, tenant: &TenantId) -> Result<u64>;
 
     /// A number that differs whenever anything was committed to the store since it was last
     /// read, by this process or another, and costs far less than a query: readers compare it
@@ -494,8 +456,9 @@ pub trait MemoryStore: Send + Sync {
     /// never a tenant's data).
     async fn tenants(&self) -> Result<Vec<TenantMemories>>;
 
-    /// Stores a new API key (its hash, never the secret).
-    async fn put_key(&self, key: &crate::keys::ApiKey) -> Result<()>;
+    /// Stores a new API key (its hash, never the secret) and appends `events` for its tenant
+    /// in the same transaction (`key.created`, and `tenant.created` for a tenant's first key).
+    async fn put_key(&self, key: &crate::keys::ApiKey, events: &[Event]) -> Result<()>;
 
     /// The key with this public prefix, if any (revoked and expired keys included).
     async fn key_by_prefix(&self, prefix: &str) -> Result<Option<crate::keys::ApiKey>>;
@@ -503,41 +466,18 @@ pub trait MemoryStore: Send + Sync {
     /// Keys, newest first; of one tenant or of all.
     async fn list_keys(&self, tenant: Option<&TenantId>) -> Result<Vec<crate::keys::ApiKey>>;
 
-    /// Marks a key revoked; false when no such key exists.
+    /// Marks a key revoked and records `key.revoked` (a key revoked before stays as it was,
+    /// with no new event); false when no such key exists.
     async fn revoke_key(&self, prefix: &str, at: Timestamp) -> Result<bool>;
+
+    /// Appends events that go with no other row change (`tenant.erased`), in one transaction.
+    async fn record_events(
+        &self,
+        tenant: &TenantId,
+        at: Timestamp,
+        events: &[Event],
+    ) -> Result<u64>;
 
     /// Checks the store's integrity; returns human-readable problems (empty when healthy).
     async fn check(&self) -> Result<Vec<String>>;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_concepts_changed_entry_names_its_keys_or_says_it_cannot() {
-        let e = concepts_changed_entity(["redis", "kafka \"x\"", "redis", "a,b"]);
-        assert_eq!(
-            changed_concepts(&e),
-            Some(vec![
-                "a,b".to_string(),
-                "kafka \"x\"".into(),
-                "redis".into()
-            ])
-        );
-        let many: Vec<String> = (0..=MAX_CHANGED_CONCEPTS)
-            .map(|i| format!("k{i}"))
-            .collect();
-        let e = concepts_changed_entity(many.iter().map(String::as_str));
-        assert_eq!(e, "*");
-        assert_eq!(changed_concepts(&e), None);
-        // What older logs hold under `links.strengthened`: a count, not keys.
-        assert_eq!(changed_concepts("3"), None);
-        let most: Vec<String> = many[..MAX_CHANGED_CONCEPTS].to_vec();
-        let e = concepts_changed_entity(most.iter().map(String::as_str));
-        assert_eq!(
-            changed_concepts(&e).map(|k| k.len()),
-            Some(MAX_CHANGED_CONCEPTS)
-        );
-    }
 }

@@ -2,13 +2,14 @@
 //! strongest links of a concept, the texts of the best memories) kept per tenant and moved on
 //! with the tenant's index.
 //!
-//! Every write that can change these logs a change: a learned turn or an import names the
-//! concepts whose rows or links it wrote (`concepts.changed`), a supersede names the memory,
-//! a forget names each memory forgotten. When a recall's catch-up moves the index past them,
-//! the cache moves with it and drops what they name: the concepts and link lists of the
-//! concepts named, the text of a superseded or restored memory. A forget, an entry it cannot
-//! read (a log written by an older version) or a cache at another position than the index it
-//! is moved with drops the tenant's cache whole. So every entry is what the store would answer
+//! Every write that can change these records events: a learned turn or an import names the
+//! concepts each new memory mentions (`memory.created`) and the links it wrote
+//! (`links.strengthened`), a supersede names the memory, a forget names each memory
+//! forgotten. When a recall's catch-up moves the index past them, the cache moves with it and
+//! drops what they name: the concepts and link lists of the concepts named, the text of a
+//! superseded or restored memory. A forget, an event that does not say what it touched (a
+//! `concepts.changed` of unknown keys, migrated from an older log) or a cache at another
+//! position than the index it is moved with drops the tenant's cache whole. So every entry is what the store would answer
 //! at the cache's position, never older than the index a recall ranks with; a recall still
 //! ranking on an older index may read the entries but does not add to them. Strengths are kept
 //! as stored; decay is applied when they are used.
@@ -18,7 +19,8 @@
 //! tenants (everything is dropped when a limit would be passed).
 
 use crate::Engine;
-use continuum_core::store::{CONCEPTS_CHANGED, Change, Concept, Link, changed_concepts};
+use continuum_core::event::{Event, EventRecord};
+use continuum_core::store::{Concept, Link, LinkWrite};
 use continuum_core::{Error, Memory, MemoryId, Result, TenantId};
 use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
@@ -111,38 +113,51 @@ fn split<W: Clone, V>(wanted: &[W], get: impl Fn(&W) -> Option<V>) -> (Vec<V>, V
 
 impl ReadCache {
     /// Drops what `c` may have changed; false when that is not known (the cache must go whole).
-    fn forget_changed(&mut self, c: &Change, text_bytes: &mut usize) -> bool {
+    fn forget_changed(&mut self, c: &EventRecord, text_bytes: &mut usize) -> bool {
         let mut drop_concept = |key: &str| {
             self.concepts.remove(key);
             self.links.remove(key);
         };
-        match c.op.as_str() {
-            // A new memory's text was never asked for; recall reads no decisions.
-            "memory.created" | "decision.created" => true,
-            "concept.created" => {
-                drop_concept(&c.entity);
+        match &c.event {
+            // A new memory's text was never asked for, but the mention counts of its concepts
+            // moved. Recall reads no decisions; keys and tenants are not cached here.
+            Event::MemoryCreated { concepts, .. } => {
+                concepts.iter().for_each(|k| drop_concept(&k.key));
                 true
             }
-            CONCEPTS_CHANGED => match changed_concepts(&c.entity) {
-                Some(keys) => {
-                    keys.iter().for_each(|k| drop_concept(k));
-                    true
+            Event::ConceptCreated { key, .. } => {
+                drop_concept(key);
+                true
+            }
+            Event::LinksStrengthened { links } => {
+                for l in links {
+                    let (LinkWrite::CoOccurred { a, b, .. } | LinkWrite::AtLeast { a, b, .. }) = l;
+                    drop_concept(a);
+                    drop_concept(b);
                 }
-                None => false,
-            },
+                true
+            }
+            Event::ConceptsChanged { keys: Some(keys) } => {
+                keys.iter().for_each(|k| drop_concept(k));
+                true
+            }
             // The memory's `superseded_by` and `valid_until` changed.
-            "memory.superseded" | "memory.updated" => {
-                let Ok(id) = c.entity.parse::<MemoryId>() else {
-                    return false;
-                };
-                if let Some(old) = self.memories.remove(&id) {
+            Event::MemorySuperseded { id, .. } | Event::MemoryUpdated { id, .. } => {
+                if let Some(old) = self.memories.remove(id) {
                     *text_bytes -= text_cost(&old);
                 }
                 true
             }
+            Event::DecisionCreated { .. }
+            | Event::KeyCreated { .. }
+            | Event::KeyRevoked { .. }
+            | Event::TenantCreated => true,
             // A forget also lowers mention counts and deletes concepts and links it does not
-            // name; `links.strengthened` (older logs) names no concepts.
-            _ => false,
+            // name; a migrated `concepts.changed` may not name its concepts.
+            Event::MemoryForgotten { .. }
+            | Event::SessionForgotten { .. }
+            | Event::TenantErased { .. }
+            | Event::ConceptsChanged { keys: None } => false,
         }
     }
 }
@@ -202,7 +217,7 @@ impl Engine {
         tenant: &TenantId,
         from: u64,
         to: u64,
-        changes: &[Change],
+        changes: &[EventRecord],
     ) -> Result<()> {
         let mut all = self.indexes.reads.lock().map_err(poisoned)?;
         let Caches {

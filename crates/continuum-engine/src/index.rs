@@ -1,9 +1,12 @@
 //! Keeping the derived in-memory indexes ([`continuum_index::TextIndex`]) in step with the
-//! store: built from the store on a tenant's first read, then caught up from the change log
-//! before every read, so writes from this process and from other processes are all seen.
+//! store: built from the store on a tenant's first read, then caught up from the event log
+//! before every read, so writes from this process and from other processes are all seen. A
+//! `memory.created` carries the memory and its concepts, so new memories are indexed from the
+//! events alone; only a supersession (whose new head the index needs) reads the store.
 
 use crate::Engine;
-use continuum_core::store::{Change, IndexDoc};
+use continuum_core::event::{Event, EventScope};
+use continuum_core::store::{IndexDoc, MemoryHead};
 use continuum_core::{MemoryId, Result, TenantId};
 use continuum_index::TextIndex;
 use std::collections::HashMap;
@@ -90,7 +93,7 @@ impl Engine {
     async fn build_index(&self, tenant: &TenantId) -> Result<TextIndex> {
         // Read the log position first: anything written during the scan is replayed later,
         // and replaying is idempotent.
-        let seq = self.store.latest_change(tenant).await?;
+        let seq = self.store.latest_event(tenant).await?;
         let mut index = TextIndex::new();
         let mut after = 0;
         loop {
@@ -183,7 +186,11 @@ impl Engine {
         loop {
             let page = self
                 .store
-                .changes_since(tenant, after, continuum_core::store::MAX_PAGE)
+                .events_since(
+                    EventScope::Tenant(tenant),
+                    after,
+                    continuum_core::store::MAX_PAGE,
+                )
                 .await?;
             let n = page.len();
             if let Some(last) = page.last() {
@@ -209,20 +216,33 @@ impl Engine {
             *slot.write().map_err(poisoned)? = Some(built);
             return Ok(slot);
         }
-        let is_memory = |c: &&Change| c.op.starts_with("memory.");
+        // Memories created and forgotten within the window are never indexed.
+        let forgotten: std::collections::HashSet<MemoryId> = changes
+            .iter()
+            .filter_map(|c| match &c.event {
+                Event::MemoryForgotten { id } => Some(*id),
+                _ => None,
+            })
+            .collect();
+        // A supersession's new head is read from the store (it may have moved again since).
         let wanted: Vec<MemoryId> = changes
             .iter()
-            .filter(is_memory)
-            .filter(|c| c.op != "memory.forgotten")
-            .filter_map(|c| c.entity.parse().ok())
+            .filter_map(|c| match &c.event {
+                Event::MemorySuperseded { id, .. } | Event::MemoryUpdated { id, .. } => Some(*id),
+                _ => None,
+            })
+            .filter(|id| !forgotten.contains(id))
             .collect();
-        let mut docs: HashMap<MemoryId, IndexDoc> = self
-            .store
-            .index_docs(tenant, &wanted)
-            .await?
-            .into_iter()
-            .map(|d| (d.head.id, d))
-            .collect();
+        let heads: HashMap<MemoryId, MemoryHead> = if wanted.is_empty() {
+            HashMap::new()
+        } else {
+            self.store
+                .index_docs(tenant, &wanted)
+                .await?
+                .into_iter()
+                .map(|d| (d.head.id, d.head))
+                .collect()
+        };
         let rebuild = {
             let mut w = slot.write().map_err(poisoned)?;
             let Some(index) = w.as_mut() else {
@@ -231,22 +251,26 @@ impl Engine {
             let mut analyzer = self.analyzer.lock().map_err(poisoned)?;
             let applied_to = index.seq;
             let new = changes.partition_point(|c| c.seq <= applied_to);
-            for c in changes[new..].iter().filter(is_memory) {
-                let Ok(id) = c.entity.parse::<MemoryId>() else {
-                    continue;
-                };
-                match c.op.as_str() {
-                    "memory.created" => {
-                        if let Some(doc) = docs.remove(&id) {
-                            index.add(&mut analyzer, doc);
+            for c in &changes[new..] {
+                match &c.event {
+                    Event::MemoryCreated {
+                        id,
+                        memory,
+                        concepts,
+                    } => {
+                        if let Some(m) = memory
+                            && !forgotten.contains(id)
+                        {
+                            index.add(&mut analyzer, index_doc(m, concepts));
                         }
                     }
-                    "memory.forgotten" => index.remove(&id),
-                    _ => {
-                        if let Some(doc) = docs.get(&id) {
-                            index.update_head(doc.head.clone());
+                    Event::MemoryForgotten { id } => index.remove(id),
+                    Event::MemorySuperseded { id, .. } | Event::MemoryUpdated { id, .. } => {
+                        if let Some(head) = heads.get(id) {
+                            index.update_head(head.clone());
                         }
                     }
+                    _ => {}
                 }
             }
             index.seq = index.seq.max(after);
@@ -263,5 +287,28 @@ impl Engine {
             *slot.write().map_err(poisoned)? = Some(built);
         }
         Ok(slot)
+    }
+}
+
+/// A memory as the index takes it, from the `memory.created` event that carries it.
+fn index_doc(
+    m: &continuum_core::Memory,
+    concepts: &[continuum_core::extract::ExtractedConcept],
+) -> IndexDoc {
+    let mut keys: Vec<String> = Vec::with_capacity(concepts.len());
+    for c in concepts {
+        if !keys.contains(&c.key) {
+            keys.push(c.key.clone());
+        }
+    }
+    IndexDoc {
+        head: MemoryHead::of(m),
+        content: m.content.clone(),
+        concepts: keys,
+        speaker: m
+            .metadata
+            .get("speaker")
+            .and_then(|v| v.as_str())
+            .map(str::to_string),
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::Engine;
 use continuum_core::keys::{ApiKey, Scope, format_key, hash_key, key_prefix, same_hash};
-use continuum_core::{Error, Result, TenantId, Timestamp};
+use continuum_core::{Error, Event, Result, TenantId, Timestamp};
 
 /// The longest a key may be valid for, in days.
 pub const MAX_KEY_DAYS: i64 = 3650;
@@ -20,6 +20,19 @@ impl Engine {
         scope: Scope,
         valid_for_millis: Option<i64>,
         name: Option<String>,
+    ) -> Result<(String, ApiKey)> {
+        self.put_new_key(tenant, scope, valid_for_millis, name, false)
+            .await
+    }
+
+    /// Makes and stores a key, recording `key.created` (after `tenant.created` when `first`).
+    pub(crate) async fn put_new_key(
+        &self,
+        tenant: &TenantId,
+        scope: Scope,
+        valid_for_millis: Option<i64>,
+        name: Option<String>,
+        first: bool,
     ) -> Result<(String, ApiKey)> {
         if let Some(ms) = valid_for_millis
             && (ms <= 0 || ms > MAX_KEY_DAYS * 86_400_000)
@@ -46,7 +59,18 @@ impl Engine {
             expires_at: valid_for_millis.map(|ms| Timestamp(now.millis() + ms)),
             revoked_at: None,
         };
-        self.store.put_key(&key).await?;
+        let created = Event::KeyCreated {
+            prefix: key.prefix.clone(),
+            scope: key.scope,
+            name: key.name.clone(),
+            expires_at: key.expires_at,
+        };
+        let events = if first {
+            vec![Event::TenantCreated, created]
+        } else {
+            vec![created]
+        };
+        self.store.put_key(&key, &events).await?;
         Ok((secret, key))
     }
 

@@ -80,7 +80,8 @@ impl Engine {
                 t.memories, t.active_keys
             )));
         }
-        self.create_key(tenant, Scope::Admin, None, name).await
+        self.put_new_key(tenant, Scope::Admin, None, name, true)
+            .await
     }
 
     /// Deletes everything the tenant stored and revokes its keys.
@@ -101,6 +102,11 @@ impl Engine {
                 keys_revoked += 1;
             }
         }
+        let event = continuum_core::Event::TenantErased {
+            memories,
+            keys_revoked,
+        };
+        self.store.record_events(tenant, now, &[event]).await?;
         Ok(TenantErased {
             tenant: tenant.clone(),
             memories,

@@ -291,12 +291,12 @@ async fn a_write_drops_only_the_cached_entries_it_changed() {
         "Kafka, Redis and Grafana: noted.",
     )
     .await;
-    let named = writer.store().changes_since(&t, seq2, 100).await.unwrap();
+    let named = writer.events(&t, seq2, 100).await.unwrap();
     assert!(
-        named
-            .iter()
-            .any(|c| c.op == "concepts.changed" && c.entity.contains("\"redis\"")),
-        "the turn's log names Redis: {named:?}"
+        named.iter().any(|c| matches!(&c.event,
+            continuum_core::Event::LinksStrengthened { links } if links.iter().any(|l| matches!(l,
+                continuum_core::store::LinkWrite::CoOccurred { a, b, .. } if a == "redis" || b == "redis")))),
+        "the turn's events name Redis's links: {named:?}"
     );
     let third = recall(&cached, &t, q).await;
     same_as_plain(

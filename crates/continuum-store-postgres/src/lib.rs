@@ -17,13 +17,13 @@ pub mod pgvector;
 pub mod tls;
 
 use async_trait::async_trait;
+use continuum_core::event::{EVENT_VERSION, Event, EventRecord, EventScope};
 use continuum_core::extract::ExtractedConcept;
 use continuum_core::hebbian::HebbianRule;
 use continuum_core::memory::{Decision, Metadata, SessionInfo};
 use continuum_core::store::{
-    Applied, CONCEPTS_CHANGED, Change, Concept, ForgetSelector, ImportKey, IndexDoc, Link,
-    LinkWrite, MAX_PAGE, MemoryFilter, MemoryHead, Order, Page, PageRequest, Scored, StoreStats,
-    WriteBatch, concepts_changed_entity,
+    Applied, Concept, ForgetSelector, ImportKey, IndexDoc, Link, LinkWrite, MAX_PAGE, MemoryFilter,
+    MemoryHead, Order, Page, PageRequest, Scored, StoreStats, WriteBatch,
 };
 use continuum_core::{
     Error, Memory, MemoryId, MemoryStore, Result, SessionId, TenantId, Timestamp,
@@ -434,34 +434,75 @@ fn ts_query(terms: &[String]) -> Option<String> {
     (!clean.is_empty()).then(|| clean.join(" | "))
 }
 
-/// Change-log rows gathered during a write, inserted in one statement.
+/// Events gathered during a write, appended in one statement at its end.
 #[derive(Default)]
-struct ChangeRows {
+struct EventRows {
     at: Vec<i64>,
-    op: Vec<String>,
-    entity: Vec<String>,
+    kind: Vec<&'static str>,
+    subject: Vec<Option<String>>,
+    payload: Vec<String>,
 }
 
-impl ChangeRows {
-    fn push(&mut self, at: i64, op: &str, entity: String) {
+impl EventRows {
+    fn push(&mut self, at: i64, event: Event) {
         self.at.push(at);
-        self.op.push(op.to_string());
-        self.entity.push(entity);
+        self.kind.push(event.kind());
+        self.subject.push(event.subject().map(|id| id.to_string()));
+        self.payload.push(event.encode());
     }
 
-    async fn insert(self, tx: &deadpool_postgres::Transaction<'_>, tenant: &str) -> Result<()> {
+    /// Appends the events and returns the log's position after them. The positions come from
+    /// the one-row `event_head`, whose row lock is held from here to commit: writers of
+    /// different tenants take turns for this last step only, so the sequence is gap-free
+    /// (a rollback returns the numbers) and in commit order (no later number commits first).
+    async fn insert(self, tx: &deadpool_postgres::Transaction<'_>, tenant: &str) -> Result<u64> {
         if self.at.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
-        tx_execute(tx,
-            "INSERT INTO changes (tenant, at, op, entity)
-             SELECT $1, at, op, entity FROM UNNEST($2::bigint[], $3::text[], $4::text[]) AS t(at, op, entity)",
-            &[&tenant, &self.at, &self.op, &self.entity],
+        let n = self.at.len() as i64;
+        let kinds: Vec<&str> = self.kind;
+        let row = tx_query_one(
+            tx,
+            "WITH head AS (UPDATE event_head SET seq = seq + $2 WHERE id = 1 RETURNING seq),
+                  ins AS (
+                INSERT INTO events (seq, tenant, at, type, v, subject, payload)
+                SELECT head.seq - $2 + t.ord, $1, t.at, t.type, $7, t.subject, t.payload
+                FROM head, UNNEST($3::bigint[], $4::text[], $5::text[], $6::text[])
+                    WITH ORDINALITY AS t(at, type, subject, payload, ord))
+             SELECT seq FROM head",
+            &[
+                &tenant,
+                &n,
+                &self.at,
+                &kinds,
+                &self.subject,
+                &self.payload,
+                &(EVENT_VERSION as i32),
+            ],
         )
         .await
         .map_err(map_err)?;
-        Ok(())
+        Ok(row.get::<_, i64>(0).max(0) as u64)
     }
+}
+
+/// Removes forgotten memories' text from the events that carry it (the ids stay).
+async fn scrub_events(
+    tx: &deadpool_postgres::Transaction<'_>,
+    tenant: &str,
+    ids: &[String],
+) -> Result<()> {
+    tx_execute(
+        tx,
+        "UPDATE events SET payload = (CASE type
+            WHEN 'memory.created' THEN payload::jsonb || '{\"memory\": null, \"concepts\": []}'::jsonb
+            ELSE payload::jsonb || '{\"decision\": null}'::jsonb END)::text
+         WHERE subject = ANY($1) AND tenant = $2 AND type IN ('memory.created', 'decision.created')",
+        &[&ids, &tenant],
+    )
+    .await
+    .map_err(map_err)?;
+    Ok(())
 }
 
 async fn lock_tenant(tx: &deadpool_postgres::Transaction<'_>, tenant: &str) -> Result<()> {
@@ -483,7 +524,7 @@ async fn apply_batches(
 ) -> Result<Applied> {
     let t = tenant.as_str();
     let mut out = Applied::default();
-    let mut changes = ChangeRows::default();
+    let mut events = EventRows::default();
 
     // Memories, in one statement.
     let mut ids = Vec::new();
@@ -523,7 +564,14 @@ async fn apply_batches(
                 e.1 = e.1.min(ts);
                 e.2 = e.2.max(ts);
             }
-            changes.push(batch.at.millis(), "memory.created", m.id.to_string());
+            events.push(
+                batch.at.millis(),
+                Event::MemoryCreated {
+                    id: m.id,
+                    memory: Some(Box::new(m.clone())),
+                    concepts: w.concepts.clone(),
+                },
+            );
             let mut seen = std::collections::HashSet::new();
             for c in &w.concepts {
                 if !seen.insert(c.key.as_str()) {
@@ -655,7 +703,18 @@ async fn apply_batches(
             let key: String = r.get(1);
             if r.get::<_, bool>(2) {
                 out.concepts_created += 1;
-                changes.push(last_at, "concept.created", key.clone());
+                let (name, kind) = concept_rows
+                    .get(&key)
+                    .map(|(n, k, ..)| (n.clone(), k.clone()))
+                    .unwrap_or_else(|| (key.clone(), "concept".into()));
+                events.push(
+                    last_at,
+                    Event::ConceptCreated {
+                        key: key.clone(),
+                        name,
+                        kind,
+                    },
+                );
             }
             cid_of.insert(key, r.get(0));
         }
@@ -711,6 +770,19 @@ async fn apply_batches(
                     e.2 = e.2.max(last_at.millis());
                 }
             }
+        }
+    }
+    for batch in &batches {
+        let links: Vec<LinkWrite> = batch
+            .links
+            .iter()
+            .filter(|l| match l {
+                LinkWrite::CoOccurred { a, b, .. } | LinkWrite::AtLeast { a, b, .. } => a != b,
+            })
+            .cloned()
+            .collect();
+        if !links.is_empty() {
+            events.push(batch.at.millis(), Event::LinksStrengthened { links });
         }
     }
     if !floor.is_empty() {
@@ -773,15 +845,6 @@ async fn apply_batches(
             }
         }
     }
-    // Every concept upserted above had a mention or a link written (or both).
-    if !concept_rows.is_empty() {
-        changes.push(
-            last_at,
-            CONCEPTS_CHANGED,
-            concepts_changed_entity(concept_rows.keys().map(String::as_str)),
-        );
-    }
-
     // Decisions and supersessions.
     let (mut did, mut dmem, mut dtext, mut dat) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for batch in &batches {
@@ -801,9 +864,23 @@ async fn apply_batches(
             )
             .await
             .map_err(map_err)?;
+        let by_id: HashMap<Uuid, &continuum_core::memory::Decision> = batches
+            .iter()
+            .flat_map(|b| &b.decisions)
+            .map(|d| (d.id.0, d))
+            .collect();
         for r in rows {
             out.decisions += 1;
-            changes.push(last_at, "decision.created", r.get::<_, Uuid>(0).to_string());
+            let id = r.get::<_, Uuid>(0);
+            if let Some(d) = by_id.get(&id) {
+                events.push(
+                    last_at,
+                    Event::DecisionCreated {
+                        id: d.id,
+                        decision: Some((*d).clone()),
+                    },
+                );
+            }
         }
     }
     for batch in &batches {
@@ -819,15 +896,16 @@ async fn apply_batches(
             if n == 0 {
                 return Err(Error::NotFound(format!("no memory with id {old}")));
             }
-            changes.push(batch.at.millis(), "memory.superseded", old.to_string());
+            events.push(
+                batch.at.millis(),
+                Event::MemorySuperseded {
+                    id: *old,
+                    by: Some(*new),
+                },
+            );
         }
     }
-    changes.insert(tx, t).await?;
-    out.change_seq = tx_query_one(tx, "SELECT coalesce(max(seq), 0) FROM changes", &[])
-        .await
-        .map_err(map_err)?
-        .get::<_, i64>(0)
-        .max(0) as u64;
+    out.change_seq = events.insert(tx, t).await?;
     Ok(out)
 }
 
@@ -1210,7 +1288,7 @@ impl MemoryStore for PostgresStore {
         .map_err(map_err)?;
         let rids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
         let ids: Vec<Uuid> = rows.iter().map(|r| r.get(1)).collect();
-        let mut changes = ChangeRows::default();
+        let mut events = EventRows::default();
         if !rids.is_empty() {
             let counts = tx_query(
                 &tx,
@@ -1251,7 +1329,13 @@ impl MemoryStore for PostgresStore {
                 .await
                 .map_err(map_err)?;
             for r in restored {
-                changes.push(now, "memory.updated", r.get::<_, Uuid>(0).to_string());
+                events.push(
+                    now,
+                    Event::MemoryUpdated {
+                        id: MemoryId(r.get::<_, Uuid>(0)),
+                        superseded_by: None,
+                    },
+                );
             }
             tx_execute(&tx,
                 "UPDATE sessions s SET memories = s.memories - c.n
@@ -1299,8 +1383,19 @@ impl MemoryStore for PostgresStore {
             )
             .await
             .map_err(map_err)?;
+            let texts: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+            scrub_events(&tx, t, &texts).await?;
             for id in &ids {
-                changes.push(now, "memory.forgotten", id.to_string());
+                events.push(now, Event::MemoryForgotten { id: MemoryId(*id) });
+            }
+            if let ForgetSelector::Session(session) = what {
+                events.push(
+                    now,
+                    Event::SessionForgotten {
+                        session: session.clone(),
+                        memories: ids.len() as u64,
+                    },
+                );
             }
         }
         if matches!(what, ForgetSelector::All) {
@@ -1309,11 +1404,17 @@ impl MemoryStore for PostgresStore {
                 "DELETE FROM concepts WHERE tenant = $1",
                 "DELETE FROM decisions WHERE tenant = $1",
                 "DELETE FROM sessions WHERE tenant = $1",
+                // Concept names and keys come from the tenant's text too.
+                "UPDATE events SET payload = (payload::jsonb || CASE type
+                    WHEN 'concept.created' THEN '{\"key\": \"\", \"name\": \"\"}'::jsonb
+                    WHEN 'links.strengthened' THEN '{\"links\": []}'::jsonb
+                    ELSE '{\"keys\": null}'::jsonb END)::text
+                 WHERE tenant = $1 AND type IN ('concept.created', 'links.strengthened', 'concepts.changed')",
             ] {
                 tx_execute(&tx, sql, &[&t]).await.map_err(map_err)?;
             }
         }
-        changes.insert(&tx, t).await?;
+        events.insert(&tx, t).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(rids.len() as u64)
     }
@@ -1357,7 +1458,7 @@ impl MemoryStore for PostgresStore {
                     (SELECT count(*) FROM concepts WHERE tenant = $1),
                     (SELECT count(*) FROM links WHERE tenant = $1),
                     (SELECT count(*) FROM decisions WHERE tenant = $1),
-                    (SELECT coalesce(max(seq), 0) FROM changes),
+                    (SELECT seq FROM event_head WHERE id = 1),
                     (SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c
                         JOIN pg_namespace n ON n.oid = c.relnamespace
                         WHERE n.nspname = current_schema() AND c.relkind = 'r'),
@@ -1399,35 +1500,54 @@ impl MemoryStore for PostgresStore {
             .collect()
     }
 
-    async fn changes_since(
+    async fn events_since(
         &self,
-        tenant: &TenantId,
+        scope: EventScope<'_>,
         after: u64,
         limit: usize,
-    ) -> Result<Vec<Change>> {
+    ) -> Result<Vec<EventRecord>> {
         let client = self.client().await?;
-        let rows = cached_query(&client,
-                "SELECT seq, at, op, entity FROM changes WHERE tenant = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-                &[&tenant.as_str(), &(after as i64), &(limit.min(MAX_PAGE) as i64)],
-            )
-            .await
-            .map_err(map_err)?;
-        Ok(rows
-            .iter()
-            .map(|r| Change {
-                seq: r.get::<_, i64>(0) as u64,
-                at: Timestamp(r.get(1)),
-                op: r.get(2),
-                entity: r.get(3),
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let limit = limit.min(MAX_PAGE) as i64;
+        let rows = match scope {
+            EventScope::Tenant(t) => {
+                cached_query(
+                    &client,
+                    "SELECT seq, tenant, at, v, payload FROM events
+                     WHERE tenant = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                    &[&t.as_str(), &after, &limit],
+                )
+                .await
+            }
+            EventScope::All => {
+                cached_query(
+                    &client,
+                    "SELECT seq, tenant, at, v, payload FROM events WHERE seq > $1 ORDER BY seq LIMIT $2",
+                    &[&after, &limit],
+                )
+                .await
+            }
+        }
+        .map_err(map_err)?;
+        rows.iter()
+            .map(|r| {
+                let v = r.get::<_, i32>(3).max(0) as u32;
+                Ok(EventRecord {
+                    seq: r.get::<_, i64>(0).max(0) as u64,
+                    tenant: TenantId::new(r.get::<_, String>(1))?,
+                    at: Timestamp(r.get(2)),
+                    v,
+                    event: Event::decode(r.get::<_, &str>(4), v)?,
+                })
             })
-            .collect())
+            .collect()
     }
 
-    async fn latest_change(&self, tenant: &TenantId) -> Result<u64> {
+    async fn latest_event(&self, tenant: &TenantId) -> Result<u64> {
         let client = self.client().await?;
         let r = cached_query_one(
             &client,
-            "SELECT coalesce(max(seq), 0) FROM changes WHERE tenant = $1",
+            "SELECT coalesce(max(seq), 0) FROM events WHERE tenant = $1",
             &[&tenant.as_str()],
         )
         .await
@@ -1797,10 +1917,11 @@ impl MemoryStore for PostgresStore {
             .map_err(map_err)
     }
 
-    async fn put_key(&self, key: &continuum_core::keys::ApiKey) -> Result<()> {
-        let client = self.client().await?;
-        cached_query(
-            &client,
+    async fn put_key(&self, key: &continuum_core::keys::ApiKey, events: &[Event]) -> Result<()> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_err)?;
+        tx_execute(
+            &tx,
             "INSERT INTO api_keys (prefix, tenant, scope, hash, name, created_at, expires_at, revoked_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             &[
@@ -1816,6 +1937,12 @@ impl MemoryStore for PostgresStore {
         )
         .await
         .map_err(map_err)?;
+        let mut rows = EventRows::default();
+        for e in events {
+            rows.push(key.created_at.millis(), e.clone());
+        }
+        rows.insert(&tx, key.tenant.as_str()).await?;
+        tx.commit().await.map_err(map_err)?;
         Ok(())
     }
 
@@ -1849,15 +1976,52 @@ impl MemoryStore for PostgresStore {
     }
 
     async fn revoke_key(&self, prefix: &str, at: Timestamp) -> Result<bool> {
-        let client = self.client().await?;
-        let rows = cached_query(
-            &client,
-            "UPDATE api_keys SET revoked_at = coalesce(revoked_at, $2) WHERE prefix = $1 RETURNING prefix",
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_err)?;
+        let rows = tx_query(
+            &tx,
+            "UPDATE api_keys SET revoked_at = $2 WHERE prefix = $1 AND revoked_at IS NULL RETURNING tenant",
             &[&prefix, &at.millis()],
         )
         .await
         .map_err(map_err)?;
-        Ok(!rows.is_empty())
+        let Some(row) = rows.first() else {
+            // Unknown, or revoked before (which is not a change).
+            let found = tx_query(&tx, "SELECT 1 FROM api_keys WHERE prefix = $1", &[&prefix])
+                .await
+                .map_err(map_err)?;
+            // End the transaction here: a dropped one goes back to the pool still open.
+            tx.commit().await.map_err(map_err)?;
+            return Ok(!found.is_empty());
+        };
+        let tenant: String = row.get(0);
+        let mut events = EventRows::default();
+        events.push(
+            at.millis(),
+            Event::KeyRevoked {
+                prefix: prefix.to_string(),
+            },
+        );
+        events.insert(&tx, &tenant).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
+    }
+
+    async fn record_events(
+        &self,
+        tenant: &TenantId,
+        at: Timestamp,
+        events: &[Event],
+    ) -> Result<u64> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_err)?;
+        let mut rows = EventRows::default();
+        for e in events {
+            rows.push(at.millis(), e.clone());
+        }
+        let seq = rows.insert(&tx, tenant.as_str()).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(seq)
     }
 
     async fn check(&self) -> Result<Vec<String>> {

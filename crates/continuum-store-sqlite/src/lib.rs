@@ -10,13 +10,13 @@
 pub mod migrations;
 
 use async_trait::async_trait;
+use continuum_core::event::{EVENT_VERSION, Event, EventRecord, EventScope};
 use continuum_core::extract::ExtractedConcept;
 use continuum_core::hebbian::HebbianRule;
 use continuum_core::memory::{Decision, Metadata, SessionInfo};
 use continuum_core::store::{
-    Applied, CONCEPTS_CHANGED, Change, Concept, ForgetSelector, ImportKey, IndexDoc, Link,
-    LinkWrite, MAX_PAGE, MemoryFilter, MemoryHead, Order, Page, PageRequest, Scored, StoreStats,
-    WriteBatch, concepts_changed_entity,
+    Applied, Concept, ForgetSelector, ImportKey, IndexDoc, Link, LinkWrite, MAX_PAGE, MemoryFilter,
+    MemoryHead, Order, Page, PageRequest, Scored, StoreStats, WriteBatch,
 };
 use continuum_core::{
     Error, Memory, MemoryId, MemoryStore, Result, SessionId, TenantId, Timestamp,
@@ -466,16 +466,36 @@ fn parse_cursor(c: &str) -> Result<(i64, i64)> {
     Ok((t.parse().map_err(|_| bad())?, r.parse().map_err(|_| bad())?))
 }
 
-fn log_change(
-    tx: &Transaction<'_>,
-    tenant: &TenantId,
-    at: i64,
-    op: &str,
-    entity: &str,
-) -> Result<()> {
-    tx.prepare_cached("INSERT INTO changes (tenant, at, op, entity) VALUES (?1, ?2, ?3, ?4)")
-        .and_then(|mut s| s.execute(params![tenant.as_str(), at, op, entity]))
-        .map_err(map_err)?;
+/// Appends an event to the log, in the caller's transaction (so it commits or rolls back with
+/// the change it describes). One writer at a time: the sequence is gap-free in commit order.
+fn log_event(tx: &Transaction<'_>, tenant: &TenantId, at: i64, event: &Event) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO events (tenant, at, type, v, subject, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            tenant.as_str(),
+            at,
+            event.kind(),
+            EVENT_VERSION,
+            event.subject().map(|id| id.to_string()),
+            event.encode()
+        ])
+    })
+    .map_err(map_err)?;
+    Ok(())
+}
+
+/// Removes a forgotten memory's text from the events that carry it (the ids stay).
+fn scrub_events(tx: &Transaction<'_>, tenant: &str, id: &MemoryId) -> Result<()> {
+    tx.prepare_cached(
+        "UPDATE events SET payload = CASE type
+            WHEN 'memory.created' THEN json_set(payload, '$.memory', json('null'), '$.concepts', json('[]'))
+            ELSE json_set(payload, '$.decision', json('null')) END
+         WHERE subject = ?1 AND tenant = ?2 AND type IN ('memory.created', 'decision.created')",
+    )
+    .and_then(|mut s| s.execute(params![id.to_string(), tenant]))
+    .map_err(map_err)?;
     Ok(())
 }
 
@@ -507,7 +527,16 @@ fn concept_id(
             .and_then(|mut s| s.execute(params![tenant.as_str(), c.key, c.name, c.kind, at]))
             .map_err(map_err)?;
             let cid = tx.last_insert_rowid();
-            log_change(tx, tenant, at, "concept.created", &c.key)?;
+            log_event(
+                tx,
+                tenant,
+                at,
+                &Event::ConceptCreated {
+                    key: c.key.clone(),
+                    name: c.name.clone(),
+                    kind: c.kind.clone(),
+                },
+            )?;
             (cid, true)
         }
     };
@@ -582,7 +611,16 @@ fn apply_batches(
                 e.1 = e.1.min(ts);
                 e.2 = e.2.max(ts);
             }
-            log_change(tx, tenant, at, "memory.created", &m.id.to_string())?;
+            log_event(
+                tx,
+                tenant,
+                at,
+                &Event::MemoryCreated {
+                    id: m.id,
+                    memory: Some(Box::new(m.clone())),
+                    concepts: w.concepts.clone(),
+                },
+            )?;
             out.memories += 1;
             for c in &w.concepts {
                 let (cid, created) = concept_id(tx, tenant, c, m.created_at.millis(), &mut cids)?;
@@ -600,6 +638,7 @@ fn apply_batches(
                 }
             }
         }
+        let mut links_written = Vec::new();
         for link in &batch.links {
             let (ka, kb) = match link {
                 LinkWrite::CoOccurred { a, b, .. } | LinkWrite::AtLeast { a, b, .. } => (a, b),
@@ -607,6 +646,7 @@ fn apply_batches(
             if ka == kb {
                 continue;
             }
+            links_written.push(link.clone());
             let mut cid_of = |key: &String| -> Result<i64> {
                 let c = ExtractedConcept {
                     key: key.clone(),
@@ -686,6 +726,16 @@ fn apply_batches(
                 out.links_strengthened += 1;
             }
         }
+        if !links_written.is_empty() {
+            log_event(
+                tx,
+                tenant,
+                at,
+                &Event::LinksStrengthened {
+                    links: links_written,
+                },
+            )?;
+        }
         for d in &batch.decisions {
             let inserted = tx.prepare_cached(
                 "INSERT INTO decisions (id, tenant, memory_id, text, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -702,7 +752,15 @@ fn apply_batches(
             })
             .map_err(map_err)?;
             if inserted > 0 {
-                log_change(tx, tenant, at, "decision.created", &d.id.to_string())?;
+                log_event(
+                    tx,
+                    tenant,
+                    at,
+                    &Event::DecisionCreated {
+                        id: d.id,
+                        decision: Some(d.clone()),
+                    },
+                )?;
                 out.decisions += 1;
             }
         }
@@ -719,7 +777,15 @@ fn apply_batches(
             if n == 0 {
                 return Err(Error::NotFound(format!("no memory with id {old}")));
             }
-            log_change(tx, tenant, at, "memory.superseded", &old.to_string())?;
+            log_event(
+                tx,
+                tenant,
+                at,
+                &Event::MemorySuperseded {
+                    id: *old,
+                    by: Some(*new),
+                },
+            )?;
         }
     }
     for (session, (n, first, last)) in session_delta {
@@ -742,18 +808,8 @@ fn apply_batches(
         .and_then(|mut s| s.execute(params![n, first, last, cid]))
         .map_err(map_err)?;
     }
-    // Every concept looked up above had a mention or a link written (or both).
-    if !cids.is_empty() {
-        log_change(
-            tx,
-            tenant,
-            last_at,
-            CONCEPTS_CHANGED,
-            &concepts_changed_entity(cids.keys().map(String::as_str)),
-        )?;
-    }
     out.change_seq = tx
-        .query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| {
+        .query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| {
             r.get::<_, i64>(0)
         })
         .map_err(map_err)? as u64;
@@ -850,12 +906,14 @@ fn forget_tx(
             })
             .map_err(map_err)?;
         for old in &restored {
-            log_change(
+            log_event(
                 tx,
                 tenant,
                 now,
-                "memory.updated",
-                &MemoryId::from_slice(old)?.to_string(),
+                &Event::MemoryUpdated {
+                    id: MemoryId::from_slice(old)?,
+                    superseded_by: None,
+                },
             )?;
         }
         exec(
@@ -868,8 +926,9 @@ fn forget_tx(
             &[&t, rid],
         )?;
         exec("DELETE FROM memories WHERE rid = ?1", &[rid])?;
-        let id_text = MemoryId::from_slice(id)?.to_string();
-        log_change(tx, tenant, now, "memory.forgotten", &id_text)?;
+        let id = MemoryId::from_slice(id)?;
+        scrub_events(tx, t, &id)?;
+        log_event(tx, tenant, now, &Event::MemoryForgotten { id })?;
     }
     for (cid, n) in touched_concepts {
         tx.prepare_cached("UPDATE concepts SET mentions = mentions - ?1 WHERE cid = ?2")
@@ -898,6 +957,29 @@ fn forget_tx(
             .map_err(map_err)?;
         tx.execute("DELETE FROM decisions WHERE tenant = ?1", [t])
             .map_err(map_err)?;
+        // Concept names and keys come from the tenant's text too.
+        tx.execute(
+            "UPDATE events SET payload = CASE type
+                WHEN 'concept.created' THEN json_set(payload, '$.key', '', '$.name', '')
+                WHEN 'links.strengthened' THEN json_set(payload, '$.links', json('[]'))
+                ELSE json_set(payload, '$.keys', json('null')) END
+             WHERE tenant = ?1 AND type IN ('concept.created', 'links.strengthened', 'concepts.changed')",
+            [t],
+        )
+        .map_err(map_err)?;
+    }
+    if let ForgetSelector::Session(session) = what
+        && !rids.is_empty()
+    {
+        log_event(
+            tx,
+            tenant,
+            now,
+            &Event::SessionForgotten {
+                session: session.clone(),
+                memories: rids.len() as u64,
+            },
+        )?;
     }
     Ok(rids.len() as u64)
 }
@@ -1332,7 +1414,7 @@ impl MemoryStore for SqliteStore {
                 links: count("SELECT count(*) FROM links WHERE tenant = ?1")?,
                 decisions: count("SELECT count(*) FROM decisions WHERE tenant = ?1")?,
                 change_seq: c
-                    .query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| {
+                    .query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| {
                         r.get::<_, i64>(0)
                     })?
                     .max(0) as u64,
@@ -1361,30 +1443,44 @@ impl MemoryStore for SqliteStore {
             .collect()
     }
 
-    async fn changes_since(
+    async fn events_since(
         &self,
-        tenant: &TenantId,
+        scope: EventScope<'_>,
         after: u64,
         limit: usize,
-    ) -> Result<Vec<Change>> {
-        self.read(|c| {
-            c.prepare_cached(
-                "SELECT seq, at, op, entity FROM changes WHERE tenant = ?1 AND seq > ?2
-                 ORDER BY seq LIMIT ?3",
-            )?
-            .query_map(
-                params![tenant.as_str(), after as i64, limit.min(MAX_PAGE) as i64],
-                |r| {
-                    Ok(Change {
-                        seq: r.get::<_, i64>(0)? as u64,
-                        at: Timestamp(r.get(1)?),
-                        op: r.get(2)?,
-                        entity: r.get(3)?,
-                    })
-                },
-            )?
+    ) -> Result<Vec<EventRecord>> {
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let limit = limit.min(MAX_PAGE) as i64;
+        let rows: Vec<(i64, String, i64, u32, String)> = self.read(|c| {
+            let map = |r: &Row<'_>| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?));
+            match scope {
+                EventScope::Tenant(t) => c
+                    .prepare_cached(
+                        "SELECT seq, tenant, at, v, payload FROM events
+                         WHERE tenant = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+                    )?
+                    .query_map(params![t.as_str(), after, limit], map)?
+                    .collect(),
+                EventScope::All => c
+                    .prepare_cached(
+                        "SELECT seq, tenant, at, v, payload FROM events
+                         WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                    )?
+                    .query_map(params![after, limit], map)?
+                    .collect(),
+            }
+        })?;
+        rows.into_iter()
+            .map(|(seq, tenant, at, v, payload)| {
+                Ok(EventRecord {
+                    seq: seq.max(0) as u64,
+                    tenant: TenantId::new(tenant)?,
+                    at: Timestamp(at),
+                    v,
+                    event: Event::decode(&payload, v)?,
+                })
+            })
             .collect()
-        })
     }
 
     async fn commit_marker(&self) -> Result<Option<u64>> {
@@ -1404,9 +1500,9 @@ impl MemoryStore for SqliteStore {
         Ok(Some(version as u64))
     }
 
-    async fn latest_change(&self, tenant: &TenantId) -> Result<u64> {
+    async fn latest_event(&self, tenant: &TenantId) -> Result<u64> {
         self.read(|c| {
-            c.prepare_cached("SELECT coalesce(max(seq), 0) FROM changes WHERE tenant = ?1")?
+            c.prepare_cached("SELECT coalesce(max(seq), 0) FROM events WHERE tenant = ?1")?
                 .query_row([tenant.as_str()], |r| r.get::<_, i64>(0))
                 .map(|n| n.max(0) as u64)
         })
@@ -1645,7 +1741,7 @@ impl MemoryStore for SqliteStore {
         })
     }
 
-    async fn put_key(&self, key: &continuum_core::keys::ApiKey) -> Result<()> {
+    async fn put_key(&self, key: &continuum_core::keys::ApiKey, events: &[Event]) -> Result<()> {
         self.write(|tx| {
             tx.execute(
                 "INSERT INTO api_keys (prefix, tenant, scope, hash, name, created_at, expires_at, revoked_at)
@@ -1665,6 +1761,9 @@ impl MemoryStore for SqliteStore {
                 Error::Internal(m) if m.contains("UNIQUE") => Error::Conflict("a key with this prefix exists".into()),
                 other => other,
             })?;
+            for e in events {
+                log_event(tx, &key.tenant, key.created_at.millis(), e)?;
+            }
             Ok(())
         })
     }
@@ -1698,13 +1797,48 @@ impl MemoryStore for SqliteStore {
 
     async fn revoke_key(&self, prefix: &str, at: Timestamp) -> Result<bool> {
         self.write(|tx| {
-            let n = tx
-                .execute(
-                    "UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?2) WHERE prefix = ?1",
+            let tenant: Option<String> = tx
+                .query_row(
+                    "UPDATE api_keys SET revoked_at = ?2 WHERE prefix = ?1 AND revoked_at IS NULL
+                     RETURNING tenant",
                     params![prefix, at.millis()],
+                    |r| r.get(0),
                 )
+                .optional()
                 .map_err(map_err)?;
-            Ok(n > 0)
+            let Some(tenant) = tenant else {
+                // Unknown, or revoked before (which is not a change).
+                return tx
+                    .query_row("SELECT 1 FROM api_keys WHERE prefix = ?1", [prefix], |_| {
+                        Ok(())
+                    })
+                    .optional()
+                    .map(|found| found.is_some())
+                    .map_err(map_err);
+            };
+            let event = Event::KeyRevoked {
+                prefix: prefix.to_string(),
+            };
+            log_event(tx, &TenantId::new(tenant)?, at.millis(), &event)?;
+            Ok(true)
+        })
+    }
+
+    async fn record_events(
+        &self,
+        tenant: &TenantId,
+        at: Timestamp,
+        events: &[Event],
+    ) -> Result<u64> {
+        self.write(|tx| {
+            for e in events {
+                log_event(tx, tenant, at.millis(), e)?;
+            }
+            tx.query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|n| n.max(0) as u64)
+            .map_err(map_err)
         })
     }
 

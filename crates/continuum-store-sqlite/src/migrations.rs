@@ -25,6 +25,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "vectors",
         sql: include_str!("../migrations/0003_vectors.sql"),
     },
+    Migration {
+        version: 4,
+        name: "events",
+        sql: include_str!("../migrations/0004_events.sql"),
+    },
 ];
 
 /// The schema version this build writes.

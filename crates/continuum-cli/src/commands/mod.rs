@@ -3,6 +3,7 @@
 mod bench;
 mod concepts;
 mod doctor;
+mod events;
 mod export;
 mod import;
 mod keys;
@@ -59,6 +60,9 @@ pub enum Command {
     Concepts(concepts::ConceptsArgs),
     /// Check the data directory, the store and its indexes.
     Doctor,
+    /// The tenant's event log, oldest first (one JSON object per line with --json); --follow
+    /// keeps printing new events.
+    Events(events::EventsArgs),
     /// Write the tenant's memories, links and decisions as JSON Lines (stdout or --output).
     Export(export::ExportArgs),
     /// Load a dump written by `export`, or conversation history with --turns.
@@ -93,6 +97,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Decisions(a) => stats::decisions(g, a).await,
         Command::Concepts(a) => concepts::concepts(g, a).await,
         Command::Doctor => doctor::doctor(g).await,
+        Command::Events(a) => events::events(g, a).await,
         Command::Export(a) => export::export(g, a).await,
         Command::Import(a) => import::import(g, a).await,
         Command::Keys(a) => keys::keys(g, a).await,
