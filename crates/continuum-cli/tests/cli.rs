@@ -900,3 +900,87 @@ fn tenants_are_listed_created_and_erased_from_the_command_line() {
         .json();
     assert_eq!(stats["memories"], 0);
 }
+
+fn event_lines(run: &Run) -> Vec<Value> {
+    run.stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+#[test]
+fn events_lists_follows_and_refuses_bad_positions() {
+    let dir = tempfile::tempdir().unwrap();
+    learn(dir.path(), "We deploy Kafka.", "Let's keep Kafka.", &[]);
+    learn(dir.path(), "Redis caches.", "Noted.", &["--tenant", "acme"]);
+    let all = event_lines(&run_in(dir.path(), &["events", "--json"]).ok());
+    assert!(all.iter().all(|e| e["tenant"] == "default"), "{all:?}");
+    let seqs: Vec<u64> = all.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "oldest first");
+    let created: Vec<&Value> = all
+        .iter()
+        .filter(|e| e["type"] == "memory.created")
+        .collect();
+    assert_eq!(created.len(), 2);
+    assert_eq!(created[0]["memory"]["content"], "We deploy Kafka.");
+
+    let since = seqs[0].to_string();
+    let page = event_lines(
+        &run_in(
+            dir.path(),
+            &["events", "--json", "--since", &since, "--limit", "2"],
+        )
+        .ok(),
+    );
+    assert_eq!(page.len(), 2);
+    assert_eq!(page[0]["seq"].as_u64(), Some(seqs[1]));
+
+    let every = event_lines(&run_in(dir.path(), &["events", "--json", "--all-tenants"]).ok());
+    assert!(every.iter().any(|e| e["tenant"] == "acme"));
+    assert!(every.len() > all.len());
+
+    let human = run_in(dir.path(), &["events"]).ok();
+    assert!(human.stdout.contains("memory.created"), "{}", human.stdout);
+    let past = run_in(dir.path(), &["events", "--since", "999999"]).ok();
+    assert_eq!(past.stdout, "", "past the end is empty, not an error");
+    for bad in ["--since=-1", "--since=abc", "--limit=0"] {
+        let r = run_in(dir.path(), &["events", bad]);
+        assert_ne!(r.code, 0, "{bad}");
+        assert!(
+            r.stderr.contains("not an event position") || r.stderr.contains("--limit"),
+            "{bad}: {}",
+            r.stderr
+        );
+    }
+
+    // --follow sees what another process writes.
+    let head = seqs.last().unwrap().to_string();
+    let mut follow = Command::new(env!("CARGO_BIN_EXE_continuum"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["events", "--follow", "--json", "--since", &head])
+        .env_remove("CONTINUUM_TENANT")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = follow.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    learn(dir.path(), "Grafana shows the lag.", "Noted.", &[]);
+    let line = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("the followed log shows the new turn");
+    let _ = follow.kill();
+    let _ = follow.wait();
+    let e: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(e["type"], "memory.created");
+    assert_eq!(e["memory"]["content"], "Grafana shows the lag.");
+    assert!(e["seq"].as_u64().unwrap() > seqs[seqs.len() - 1]);
+}

@@ -156,6 +156,18 @@ pub(crate) fn api() -> (Router<Arc<AppState>>, Value) {
         )
         .op(
             M::GET,
+            "/v1/events",
+            events_list,
+            Op::new(
+                "events",
+                "The tenant's event log after a position, oldest first: every write, typed, with its payload",
+            )
+            .scope(Read)
+            .query::<EventsQuery>()
+            .returns::<EventsOut>(),
+        )
+        .op(
+            M::GET,
             "/v1/memories/{id}",
             memories_get,
             Op::new("memories", "One memory")
@@ -489,6 +501,40 @@ fn page(limit: Option<usize>, default: usize) -> AppResult<usize> {
         )));
     }
     Ok(l)
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct EventsQuery {
+    /// Events after this position (0, the default: from the start). A position past the end
+    /// gives an empty page.
+    since: Option<String>,
+    /// At most this many events (1 to 1000, default 100).
+    limit: Option<usize>,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct EventsOut {
+    events: Vec<continuum_core::EventRecord>,
+    /// The position to ask from next (`?since=`): the last event's, or the one asked from.
+    next_since: u64,
+}
+
+async fn events_list(
+    State(s): St,
+    auth: Auth,
+    Query(q): Query<EventsQuery>,
+) -> AppResult<Json<EventsOut>> {
+    let tenant = auth.require(Scope::Read)?;
+    let since = match q.since.as_deref() {
+        Some(text) => continuum_core::event::parse_position(text)?,
+        None => 0,
+    };
+    let events = s
+        .engine
+        .events(tenant, since, q.limit.unwrap_or(100))
+        .await?;
+    let next_since = events.last().map_or(since, |e| e.seq);
+    Ok(Json(EventsOut { events, next_since }))
 }
 
 fn offset(o: Option<usize>) -> AppResult<usize> {

@@ -888,3 +888,63 @@ async fn operators_administer_tenants_without_reading_them() {
     let (_, v) = w.get("/v1/stats").await;
     assert_eq!(v["memories"], 2, "another tenant is untouched");
 }
+
+#[tokio::test]
+async fn the_event_log_pages_by_position_for_the_keys_tenant_only() {
+    let s = start(ServerConfig::default()).await;
+    let writer = Client::new(&s, Some(&s.key("acme", Scope::Write).await));
+    let reader = Client::new(&s, Some(&s.key("acme", Scope::Read).await));
+    let other = Client::new(&s, Some(&s.key("globex", Scope::Read).await));
+    for i in 0..3 {
+        let (st, _) = writer
+            .post(
+                "/v1/learn",
+                json!({"user_message": format!("Kafka note {i}"), "ai_response": "ok"}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK);
+    }
+    let (st, v) = reader.get("/v1/events?limit=2").await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let events = v["events"].as_array().unwrap();
+    assert_eq!(events.len(), 2);
+    // The first events of a store are the keys made above, then the turns.
+    assert!(events.iter().all(|e| e["tenant"] == "acme"), "{v}");
+    assert_eq!(events[0]["type"], "key.created");
+    assert!(events[0].get("hash").is_none() && events[0]["prefix"].is_string());
+    let next = v["next_since"].as_u64().unwrap();
+    assert_eq!(next, events[1]["seq"].as_u64().unwrap());
+    let (_, rest) = reader
+        .get(&format!("/v1/events?since={next}&limit=1000"))
+        .await;
+    let rest = rest["events"].as_array().unwrap();
+    assert!(rest.iter().all(|e| e["seq"].as_u64().unwrap() > next));
+    let created: Vec<&Value> = rest
+        .iter()
+        .filter(|e| e["type"] == "memory.created")
+        .collect();
+    assert_eq!(created.len(), 6);
+    assert_eq!(created[0]["memory"]["content"], "Kafka note 0");
+    assert_eq!(created[0]["v"], 1);
+
+    // Another tenant's key sees only its own (its key.created).
+    let (_, theirs) = other.get("/v1/events").await;
+    let theirs = theirs["events"].as_array().unwrap();
+    assert_eq!(theirs.len(), 1);
+    assert_eq!(theirs[0]["tenant"], "globex");
+
+    // Past the end: empty, not an error. Bad positions and limits: clear errors.
+    let (st, v) = reader.get("/v1/events?since=999999").await;
+    assert_eq!(
+        (st, v["events"].as_array().unwrap().len()),
+        (StatusCode::OK, 0)
+    );
+    assert_eq!(v["next_since"], 999_999);
+    for bad in ["since=-1", "since=abc", "limit=0", "limit=1001"] {
+        let (st, v) = reader.get(&format!("/v1/events?{bad}")).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{bad}: {v}");
+        assert!(v["error"]["message"].as_str().unwrap().len() > 10, "{v}");
+    }
+    let (st, _) = Client::new(&s, None).get("/v1/events").await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+}
