@@ -229,6 +229,31 @@ pub struct TenantMemories {
     pub last_memory_at: Option<Timestamp>,
 }
 
+/// One item of a consistent snapshot of a tenant (see [`MemoryStore::snapshot`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum SnapshotItem {
+    /// Always first: the store-wide event position the snapshot reflects.
+    Begin {
+        position: u64,
+    },
+    /// A memory with the concepts it mentions.
+    Memory {
+        memory: Memory,
+        concepts: Vec<ExtractedConcept>,
+    },
+    Link(Link),
+    Decision(Decision),
+    /// A memory's sentence vector of one model.
+    Vector {
+        id: MemoryId,
+        model: String,
+        vector: Vec<f32>,
+    },
+}
+
+/// Where a snapshot goes, one item at a time; an error stops the snapshot.
+pub type SnapshotSink<'a> = &'a mut (dyn FnMut(SnapshotItem) -> Result<()> + Send);
+
 /// Identity of a memory for idempotent import: same id, or same content, session and time.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ImportKey {
@@ -356,6 +381,12 @@ pub trait MemoryStore: Send + Sync {
     async fn commit_marker(&self) -> Result<Option<u64>> {
         Ok(None)
     }
+
+    /// Streams [`SnapshotItem::Begin`], then the tenant's memories (oldest first, each with
+    /// its concepts), links, decisions and vectors, all read in one read transaction: the store as it was at one
+    /// moment, whatever is written meanwhile. Returns the store-wide event position the
+    /// snapshot reflects: every event up to it is in it, none after it.
+    async fn snapshot(&self, tenant: &TenantId, sink: SnapshotSink<'_>) -> Result<u64>;
 
     /// Feeds a derived index: the tenant's memories after store position `after` (0 to start),
     /// in store order, at most `limit`, each with its position.

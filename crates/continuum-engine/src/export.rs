@@ -1,18 +1,19 @@
 //! Portable export and idempotent import, as JSON Lines.
 //!
 //! A dump is one JSON object per line: a `header`, then every `memory` (oldest first, each with
-//! the concepts it mentions), every `link` (with its strength and count) and every `decision`.
-//! Importing a dump into an empty store reproduces the tenant exactly, so recall gives the same
-//! results. Import is idempotent: a memory already present (same id, or same content hash,
+//! the concepts it mentions), every `link` (with its strength and count), every `decision` and
+//! every `vector` (with its model and dimension, so a restored store needs no re-embedding).
+//! It is a consistent snapshot, read in one transaction while writes go on, and its header
+//! records the event-log `position` it reflects: replaying the tenant's events after it brings
+//! a restored copy up to date. Importing a dump into an empty store reproduces the tenant
+//! exactly, so recall gives the same results. Import is idempotent: a memory already present (same id, or same content hash,
 //! session and time) is skipped, links are raised to at least the dumped strength, and decisions
 //! are keyed by id.
 
 use crate::Engine;
 use continuum_core::extract::ExtractedConcept;
 use continuum_core::memory::Decision;
-use continuum_core::store::{
-    ImportKey, LinkWrite, MAX_PAGE, MemoryFilter, MemoryWrite, Order, PageRequest, WriteBatch,
-};
+use continuum_core::store::{ImportKey, LinkWrite, MemoryWrite, SnapshotItem, WriteBatch};
 use continuum_core::{Error, Memory, Result, TenantId, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -25,7 +26,13 @@ pub struct ExportHeader {
     pub version: u32,
     pub tenant: TenantId,
     pub exported_at: Timestamp,
+    /// The store-wide event position the dump reflects (absent in dumps of older releases).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<u64>,
 }
+
+/// The largest vector dimension a dump may carry.
+pub const MAX_VECTOR_DIM: usize = 8192;
 
 /// One line of a dump.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,6 +53,13 @@ pub enum ExportRecord {
         last_at: Timestamp,
     },
     Decision(Decision),
+    /// A memory's sentence vector of `model`.
+    Vector {
+        id: continuum_core::MemoryId,
+        model: String,
+        dim: usize,
+        vector: Vec<f32>,
+    },
 }
 
 /// What an import did.
@@ -55,84 +69,57 @@ pub struct ImportOutcome {
     pub memories_skipped: u64,
     pub links: u64,
     pub decisions: u64,
+    #[serde(default)]
+    pub vectors: u64,
 }
 
 impl Engine {
     /// Streams the tenant's dump to `sink`, one record at a time (memory use stays bounded by
-    /// the page size). `progress` is told how many memories were written so far.
+    /// the store's fetch size), from one consistent snapshot. `progress` is told how many
+    /// memories were written so far. Returns the memories written.
     pub async fn export(
         &self,
         tenant: &TenantId,
-        sink: &mut dyn FnMut(&ExportRecord) -> Result<()>,
-        progress: &mut dyn FnMut(u64),
+        sink: &mut (dyn FnMut(&ExportRecord) -> Result<()> + Send),
+        progress: &mut (dyn FnMut(u64) + Send),
     ) -> Result<u64> {
-        sink(&ExportRecord::Header(ExportHeader {
-            format: EXPORT_FORMAT.into(),
-            version: EXPORT_VERSION,
-            tenant: tenant.clone(),
-            exported_at: self.clock.now(),
-        }))?;
-        let mut page = PageRequest {
-            limit: MAX_PAGE,
-            cursor: None,
-            order: Order::OldestFirst,
-        };
+        let exported_at = self.clock.now();
         let mut written = 0u64;
-        loop {
-            let p = self
-                .store
-                .list(tenant, &MemoryFilter::default(), &page)
-                .await?;
-            let ids: Vec<_> = p.items.iter().map(|m| m.id).collect();
-            let mentions = self.store.concepts_of(tenant, &ids).await?;
-            for m in p.items {
-                let concepts = mentions
-                    .iter()
-                    .filter(|(id, _)| *id == m.id)
-                    .map(|(_, c)| c.clone())
-                    .collect();
-                sink(&ExportRecord::Memory {
-                    memory: m,
-                    concepts,
-                })?;
-                written += 1;
-            }
-            progress(written);
-            match p.next_cursor {
-                Some(c) => page.cursor = Some(c),
-                None => break,
-            }
-        }
-        let mut offset = 0;
-        loop {
-            let links = self.store.list_links(tenant, MAX_PAGE, offset).await?;
-            let n = links.len();
-            for l in links {
-                sink(&ExportRecord::Link {
+        let mut each = |item: SnapshotItem| -> Result<()> {
+            let record = match item {
+                SnapshotItem::Begin { position } => ExportRecord::Header(ExportHeader {
+                    format: EXPORT_FORMAT.into(),
+                    version: EXPORT_VERSION,
+                    tenant: tenant.clone(),
+                    exported_at,
+                    position: Some(position),
+                }),
+                SnapshotItem::Memory { memory, concepts } => {
+                    written += 1;
+                    if written % 1000 == 0 {
+                        progress(written);
+                    }
+                    ExportRecord::Memory { memory, concepts }
+                }
+                SnapshotItem::Link(l) => ExportRecord::Link {
                     a: l.a,
                     b: l.b,
                     strength: l.strength,
                     count: l.count,
                     last_at: l.last_at,
-                })?;
-            }
-            if n < MAX_PAGE {
-                break;
-            }
-            offset += n;
-        }
-        let mut offset = 0;
-        loop {
-            let ds = self.store.decisions(tenant, MAX_PAGE, offset).await?;
-            let n = ds.len();
-            for d in ds {
-                sink(&ExportRecord::Decision(d))?;
-            }
-            if n < MAX_PAGE {
-                break;
-            }
-            offset += n;
-        }
+                },
+                SnapshotItem::Decision(d) => ExportRecord::Decision(d),
+                SnapshotItem::Vector { id, model, vector } => ExportRecord::Vector {
+                    id,
+                    model,
+                    dim: vector.len(),
+                    vector,
+                },
+            };
+            sink(&record)
+        };
+        self.store.snapshot(tenant, &mut each).await?;
+        progress(written);
         Ok(written)
     }
 
@@ -166,6 +153,30 @@ impl Engine {
                 Ok(())
             }
             ExportRecord::Decision(d) => self.config.check_text("decision", &d.text),
+            ExportRecord::Vector {
+                id,
+                model,
+                dim,
+                vector,
+            } => {
+                if model.is_empty() || model.len() > 200 {
+                    return Err(Error::InvalidInput(format!(
+                        "vector of {id}: the model name must be 1 to 200 bytes"
+                    )));
+                }
+                if *dim == 0 || *dim > MAX_VECTOR_DIM || vector.len() != *dim {
+                    return Err(Error::InvalidInput(format!(
+                        "vector of {id}: {} values for dimension {dim} (at most {MAX_VECTOR_DIM})",
+                        vector.len()
+                    )));
+                }
+                if vector.iter().any(|x| !x.is_finite()) {
+                    return Err(Error::InvalidInput(format!(
+                        "vector of {id} holds a value that is not a finite number"
+                    )));
+                }
+                Ok(())
+            }
         }
     }
 
@@ -179,6 +190,7 @@ impl Engine {
         let mut memories = Vec::new();
         let mut links = Vec::new();
         let mut decisions = Vec::new();
+        let mut vectors: std::collections::BTreeMap<(String, usize), Vec<_>> = Default::default();
         for r in records {
             self.validate_record(&r)?;
             match r {
@@ -200,6 +212,12 @@ impl Engine {
                     last_at,
                 }),
                 ExportRecord::Decision(d) => decisions.push(d),
+                ExportRecord::Vector {
+                    id,
+                    model,
+                    dim,
+                    vector,
+                } => vectors.entry((model, dim)).or_default().push((id, vector)),
             }
         }
         let keys: Vec<ImportKey> = memories
@@ -239,6 +257,14 @@ impl Engine {
         out.memories_added = applied.memories;
         out.links = applied.links_created + applied.links_strengthened;
         out.decisions = applied.decisions;
+        // Vectors go after the memories they belong to (a dump lists them last); a vector of
+        // a memory not in the store is skipped by the store.
+        for ((model, dim), list) in vectors {
+            out.vectors += self.store.put_vectors(tenant, &model, dim, &list).await? as u64;
+        }
+        if out.vectors > 0 {
+            self.vectors_changed(tenant);
+        }
         Ok(out)
     }
 }

@@ -23,7 +23,8 @@ use continuum_core::hebbian::HebbianRule;
 use continuum_core::memory::{Decision, Metadata, SessionInfo};
 use continuum_core::store::{
     Applied, Concept, ForgetSelector, ImportKey, IndexDoc, Link, LinkWrite, MAX_PAGE, MemoryFilter,
-    MemoryHead, Order, Page, PageRequest, Scored, StoreStats, WriteBatch,
+    MemoryHead, Order, Page, PageRequest, Scored, SnapshotItem, SnapshotSink, StoreStats,
+    WriteBatch,
 };
 use continuum_core::{
     Error, Memory, MemoryId, MemoryStore, Result, SessionId, TenantId, Timestamp,
@@ -1553,6 +1554,138 @@ impl MemoryStore for PostgresStore {
         .await
         .map_err(map_err)?;
         Ok(r.get::<_, i64>(0).max(0) as u64)
+    }
+
+    async fn snapshot(&self, tenant: &TenantId, sink: SnapshotSink<'_>) -> Result<u64> {
+        // One REPEATABLE READ, READ ONLY transaction: every query sees the same snapshot,
+        // and writers are never blocked. Rows are fetched through portals, a page at a time.
+        const FETCH: i32 = 500;
+        let t = tenant.as_str();
+        let mut client = self.client().await?;
+        let tx = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(map_err)?;
+        let position = tx
+            .query_one("SELECT seq FROM event_head WHERE id = 1", &[])
+            .await
+            .map_err(map_err)?
+            .get::<_, i64>(0)
+            .max(0) as u64;
+        sink(SnapshotItem::Begin { position })?;
+        let sql = format!(
+            "SELECT {MEMORY_COLS}, m.rid FROM memories m WHERE m.tenant = $1 ORDER BY m.created_at, m.rid"
+        );
+        let portal = tx.bind(sql.as_str(), &[&t]).await.map_err(map_err)?;
+        loop {
+            let rows = tx.query_portal(&portal, FETCH).await.map_err(map_err)?;
+            if rows.is_empty() {
+                break;
+            }
+            let rids: Vec<i64> = rows.iter().map(|r| r.get(10)).collect();
+            let mut mentioned: HashMap<i64, Vec<ExtractedConcept>> = HashMap::new();
+            for r in tx
+                .query(
+                    "SELECT mn.rid, k.key, k.name, k.kind FROM mentions mn
+                     JOIN concepts k ON k.cid = mn.cid WHERE mn.rid = ANY($1) ORDER BY k.key",
+                    &[&rids],
+                )
+                .await
+                .map_err(map_err)?
+            {
+                mentioned
+                    .entry(r.get(0))
+                    .or_default()
+                    .push(ExtractedConcept {
+                        key: r.get(1),
+                        name: r.get(2),
+                        kind: r.get(3),
+                    });
+            }
+            for r in &rows {
+                let rid: i64 = r.get(10);
+                sink(SnapshotItem::Memory {
+                    memory: row_memory(r)?,
+                    concepts: mentioned.remove(&rid).unwrap_or_default(),
+                })?;
+            }
+        }
+        let portal = tx
+            .bind(
+                "SELECT ca.key, cb.key, l.strength, l.count, l.last_at FROM links l
+                 JOIN concepts ca ON ca.cid = l.a JOIN concepts cb ON cb.cid = l.b
+                 WHERE l.tenant = $1 ORDER BY l.a, l.b",
+                &[&t],
+            )
+            .await
+            .map_err(map_err)?;
+        loop {
+            let rows = tx.query_portal(&portal, FETCH).await.map_err(map_err)?;
+            if rows.is_empty() {
+                break;
+            }
+            for r in &rows {
+                sink(SnapshotItem::Link(link(
+                    r.get(0),
+                    r.get(1),
+                    r.get(2),
+                    r.get(3),
+                    r.get(4),
+                )))?;
+            }
+        }
+        let portal = tx
+            .bind(
+                "SELECT id, memory_id, text, created_at FROM decisions WHERE tenant = $1
+                 ORDER BY created_at, id",
+                &[&t],
+            )
+            .await
+            .map_err(map_err)?;
+        loop {
+            let rows = tx.query_portal(&portal, FETCH).await.map_err(map_err)?;
+            if rows.is_empty() {
+                break;
+            }
+            for r in &rows {
+                sink(SnapshotItem::Decision(Decision {
+                    id: MemoryId(r.get::<_, Uuid>(0)),
+                    memory_id: MemoryId(r.get::<_, Uuid>(1)),
+                    text: r.get(2),
+                    created_at: Timestamp(r.get(3)),
+                }))?;
+            }
+        }
+        let portal = tx
+            .bind(
+                "SELECT m.id, v.model, v.dim, v.vector FROM vectors v JOIN memories m ON m.rid = v.rid
+                 WHERE v.tenant = $1 ORDER BY v.model, v.seq",
+                &[&t],
+            )
+            .await
+            .map_err(map_err)?;
+        loop {
+            let rows = tx.query_portal(&portal, FETCH).await.map_err(map_err)?;
+            if rows.is_empty() {
+                break;
+            }
+            for r in &rows {
+                let dim: i32 = r.get(2);
+                sink(SnapshotItem::Vector {
+                    id: MemoryId(r.get::<_, Uuid>(0)),
+                    model: r.get(1),
+                    vector: continuum_core::embed::decode_vector(
+                        r.get::<_, &[u8]>(3),
+                        dim.max(0) as usize,
+                    )?,
+                })?;
+            }
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(position)
     }
 
     async fn index_scan(

@@ -133,6 +133,7 @@ macro_rules! store_conformance {
             the_store_wide_read_sees_every_tenant_and_a_tenant_read_one,
             concurrent_writers_get_positions_in_commit_order,
             forgetting_scrubs_past_events_and_keys_are_recorded,
+            export_is_a_snapshot_at_a_position_with_vectors,
             awkward_text_is_stored_and_found,
             sessions_and_decisions_are_recorded,
             store_check_finds_no_problems,

@@ -1,4 +1,5 @@
-//! `export`: the tenant as JSON Lines.
+//! `export`: the tenant as JSON Lines, a consistent snapshot whose header records the event
+//! position it reflects.
 
 use crate::app::Global;
 use anyhow::{Context, Result};
@@ -18,11 +19,11 @@ pub async fn export(g: &Global, a: ExportArgs) -> Result<()> {
     let tenant = g.tenant()?;
     let (engine, _) = g.open().await?;
     let total = engine.stats(&tenant).await?.store.memories;
-    let mut out: Box<dyn Write> = match &a.output {
+    let mut out: Box<dyn Write + Send> = match &a.output {
         Some(p) => Box::new(BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
         )),
-        None => Box::new(BufWriter::new(std::io::stdout().lock())),
+        None => Box::new(BufWriter::new(std::io::stdout())),
     };
     let pb = crate::output::progress(total, "exporting", g.json && a.output.is_none());
     let mut sink = |r: &continuum_engine::ExportRecord| -> continuum_core::Result<()> {

@@ -273,8 +273,8 @@ fn finish(g: &Global, report: Report) -> Result<()> {
             t.decisions
         ),
         (_, Some(d)) => println!(
-            "imported {} memories ({} already present), {} links, {} decisions",
-            d.memories_added, d.memories_skipped, d.links, d.decisions
+            "imported {} memories ({} already present), {} links, {} decisions, {} vectors",
+            d.memories_added, d.memories_skipped, d.links, d.decisions, d.vectors
         ),
         _ => {}
     }
@@ -300,6 +300,7 @@ async fn flush_records(
     total.memories_skipped += out.memories_skipped;
     total.links += out.links;
     total.decisions += out.decisions;
+    total.vectors += out.vectors;
     pb.inc(n);
     Ok(())
 }

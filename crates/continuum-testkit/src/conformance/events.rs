@@ -412,3 +412,116 @@ pub async fn forgetting_scrubs_past_events_and_keys_are_recorded(make: &Factory)
     let other: TenantId = tenant("fresh");
     assert_eq!(e.events(&other, 0, 10).await.unwrap().len(), 2, "untouched");
 }
+
+/// An export is one consistent snapshot: a write committed while it runs is not in it, its
+/// header names the event position it reflects, and it carries vectors, so that an import
+/// needs no re-embedding.
+pub async fn export_is_a_snapshot_at_a_position_with_vectors(make: &Factory) {
+    use continuum_engine::ExportRecord;
+    let s = make().await;
+    let (e, _) = engine(s.store.clone());
+    let t = tenant("t1");
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let m = e
+            .remember(
+                &t,
+                RememberRequest::new(format!("Snapshot note {i}"), Source::Note),
+            )
+            .await
+            .unwrap();
+        ids.push(m.id);
+    }
+    let vectors: Vec<_> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (*id, vec![i as f32 / 8.0, 0.5, -0.25]))
+        .collect();
+    s.store
+        .put_vectors(&t, "tiny-model", 3, &vectors)
+        .await
+        .unwrap();
+    let head = s.store.latest_event(&t).await.unwrap();
+
+    let mut dump: Vec<ExportRecord> = Vec::new();
+    let mut wrote_during = false;
+    let writer = e.clone();
+    let tt = t.clone();
+    let mut sink = |r: &ExportRecord| -> continuum_core::Result<()> {
+        if matches!(r, ExportRecord::Memory { .. }) && !wrote_during {
+            wrote_during = true;
+            // Another writer commits while the export is under way.
+            let (w, t2) = (writer.clone(), tt.clone());
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(
+                    w.remember(&t2, RememberRequest::new("Written meanwhile", Source::Note)),
+                )
+                .unwrap();
+            })
+            .join()
+            .unwrap();
+        }
+        dump.push(r.clone());
+        Ok(())
+    };
+    let n = e.export(&t, &mut sink, &mut |_| {}).await.unwrap();
+    assert!(wrote_during);
+    assert_eq!(n, 5, "the memory written meanwhile is not in the snapshot");
+    let ExportRecord::Header(h) = &dump[0] else {
+        panic!("{:?}", dump[0])
+    };
+    assert_eq!(
+        h.position,
+        Some(head),
+        "the header names the position it reflects"
+    );
+    assert!(s.store.latest_event(&t).await.unwrap() > head);
+    let dumped: Vec<_> = dump
+        .iter()
+        .filter_map(|r| match r {
+            ExportRecord::Vector {
+                id,
+                model,
+                dim,
+                vector,
+            } => {
+                assert_eq!((model.as_str(), *dim), ("tiny-model", 3));
+                Some((*id, vector.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(dumped.len(), 5);
+    for (id, v) in &vectors {
+        assert!(dumped.contains(&(*id, v.clone())), "{id}");
+    }
+
+    // Imported into another store, the vectors come along.
+    let s2 = make().await;
+    let (e2, _) = engine(s2.store.clone());
+    let copy = tenant("copy");
+    let records: Vec<ExportRecord> = dump.into_iter().skip(1).collect();
+    let out = e2.import(&copy, records).await.unwrap();
+    assert_eq!((out.memories_added, out.vectors), (5, 5));
+    let counts = s2.store.vector_counts(&copy).await.unwrap();
+    assert_eq!(counts.len(), 1);
+    assert_eq!(
+        (counts[0].model.as_str(), counts[0].count),
+        ("tiny-model", 5)
+    );
+    // A vector that does not fit its dimension is refused with the rest of its chunk.
+    let bad = ExportRecord::Vector {
+        id: vectors[0].0,
+        model: "tiny-model".into(),
+        dim: 4,
+        vector: vec![0.0; 3],
+    };
+    assert!(matches!(
+        e2.import(&copy, vec![bad]).await,
+        Err(continuum_core::Error::InvalidInput(_))
+    ));
+}
