@@ -362,7 +362,7 @@ pub fn classify(err: &anyhow::Error) -> (u8, &'static str) {
                 Error::InvalidInput(_) => 2,
                 Error::NotFound(_) => 3,
                 Error::Unavailable(_) => 4,
-                Error::Conflict(_) => 5,
+                Error::Conflict(_) | Error::Gone(_) => 5,
                 Error::Unauthorized(_) | Error::Forbidden(_) => 6,
                 Error::Internal(_) => 1,
             };

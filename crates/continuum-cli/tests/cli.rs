@@ -984,3 +984,35 @@ fn events_lists_follows_and_refuses_bad_positions() {
     assert_eq!(e["memory"]["content"], "Grafana shows the lag.");
     assert!(e["seq"].as_u64().unwrap() > seqs[seqs.len() - 1]);
 }
+
+#[test]
+fn events_compact_keeps_what_a_cursor_holds_and_then_says_to_start_over() {
+    let dir = tempfile::tempdir().unwrap();
+    learn(dir.path(), "We deploy Kafka.", "Noted.", &[]);
+    let first = event_lines(&run_in(dir.path(), &["events", "--json"]).ok());
+    let held = first[1]["seq"].as_u64().unwrap().to_string();
+    run_in(
+        dir.path(),
+        &["events", "cursor-set", "offsite-backup", &held],
+    )
+    .ok();
+    let cursors = run_in(dir.path(), &["--json", "events", "cursors"])
+        .ok()
+        .json();
+    assert_eq!(cursors[0]["name"], "offsite-backup");
+    let c = run_in(
+        dir.path(),
+        &["--json", "events", "compact", "--min-age", "0"],
+    )
+    .ok()
+    .json();
+    assert_eq!(c["compacted_through"].as_u64().unwrap().to_string(), held);
+    assert_eq!(c["held_by"], "offsite-backup");
+    let r = run_in(dir.path(), &["events"]);
+    assert_eq!(r.code, 5, "{}", r.stderr);
+    assert!(r.stderr.contains("snapshot"), "{}", r.stderr);
+    let rest = event_lines(&run_in(dir.path(), &["events", "--json", "--since", &held]).ok());
+    assert_eq!(rest.len(), first.len() - 2);
+    let bad = run_in(dir.path(), &["events", "compact", "--min-age", "soon"]);
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+}

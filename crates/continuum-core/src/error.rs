@@ -19,6 +19,10 @@ pub enum Error {
     /// The credential is valid but may not do this.
     #[error("{0}")]
     Forbidden(String),
+    /// What was asked for is gone for good: events before the log's compaction point. The
+    /// caller must start again from a snapshot.
+    #[error("{0}")]
+    Gone(String),
     /// The store cannot serve now: locked by another process, read-only, unreachable.
     #[error("{0}")]
     Unavailable(String),
@@ -36,6 +40,7 @@ impl Error {
             Error::Conflict(_) => "conflict",
             Error::Unauthorized(_) => "unauthorized",
             Error::Forbidden(_) => "forbidden",
+            Error::Gone(_) => "gone",
             Error::Unavailable(_) => "unavailable",
             Error::Internal(_) => "internal",
         }

@@ -207,6 +207,39 @@ pub struct EventRecord {
     pub event: Event,
 }
 
+/// A consumer's named position in the log (sync peers, backups, webhooks, streams): events
+/// it has not passed are never compacted away.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct EventCursor {
+    pub name: String,
+    pub position: u64,
+    pub updated_at: Timestamp,
+}
+
+/// Checks a cursor name: 1 to 64 characters of `a-z 0-9 . _ : -`.
+pub fn check_cursor_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b".:_-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidInput(format!(
+            "'{name}' is not a cursor name (1 to 64 of a-z, 0-9, '.', ':', '_', '-')"
+        )))
+    }
+}
+
+/// The error for a read from before the compaction point.
+pub fn compacted_error(after: u64, through: u64) -> Error {
+    Error::Gone(format!(
+        "events up to position {through} were compacted away, so none can be read after {after}; \
+         start again from a snapshot (`continuum export` records the position to follow from)"
+    ))
+}
+
 /// Whose events a read returns.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum EventScope<'a> {

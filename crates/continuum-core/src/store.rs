@@ -370,8 +370,32 @@ pub trait MemoryStore: Send + Sync {
         limit: usize,
     ) -> Result<Vec<EventRecord>>;
 
-    /// The tenant's latest event position (0 when it has none).
+    /// The tenant's latest event position (0 when it has none), never below the compaction
+    /// point (a reader caught up to it has nothing older to read).
     async fn latest_event(&self, tenant: &TenantId) -> Result<u64>;
+
+    /// The store-wide latest event position (0 for an empty log).
+    async fn event_head(&self) -> Result<u64>;
+
+    /// The position up to which events were compacted away (0: none). Reading after an
+    /// earlier position is an [`Error::Gone`].
+    async fn compacted_through(&self) -> Result<u64>;
+
+    /// Deletes the events at or below `through` and moves the compaction point there (never
+    /// back). Returns how many went.
+    async fn compact_events(&self, through: u64) -> Result<u64>;
+
+    /// The first position whose event time is at or after `at`, if any.
+    async fn first_event_at_or_after(&self, at: Timestamp) -> Result<Option<u64>>;
+
+    /// Consumers' named positions.
+    async fn event_cursors(&self) -> Result<Vec<crate::event::EventCursor>>;
+
+    /// Creates or moves a named cursor.
+    async fn set_event_cursor(&self, name: &str, position: u64, at: Timestamp) -> Result<()>;
+
+    /// Deletes a named cursor; false when there was none.
+    async fn delete_event_cursor(&self, name: &str) -> Result<bool>;
 
     /// A number that differs whenever anything was committed to the store since it was last
     /// read, by this process or another, and costs far less than a query: readers compare it

@@ -184,14 +184,25 @@ impl Engine {
         let mut changes = Vec::new();
         let mut after = seq;
         loop {
-            let page = self
+            let page = match self
                 .store
                 .events_since(
                     EventScope::Tenant(tenant),
                     after,
                     continuum_core::store::MAX_PAGE,
                 )
-                .await?;
+                .await
+            {
+                Ok(page) => page,
+                // The index is older than the log's compaction point: build it afresh.
+                Err(continuum_core::Error::Gone(_)) => {
+                    let mut built = self.build_index(tenant).await?;
+                    built.marker = marker;
+                    *slot.write().map_err(poisoned)? = Some(built);
+                    return Ok(slot);
+                }
+                Err(e) => return Err(e),
+            };
             let n = page.len();
             if let Some(last) = page.last() {
                 after = last.seq;

@@ -20,7 +20,7 @@ mod tenants;
 pub use ann::VectorIndexInfo;
 pub use config::{EngineConfig, GraphParams, SessionContextMode};
 pub use embed::{EmbeddingStatus, ReindexReport, WORKER_BACKOFF, WORKER_POLL};
-pub use events::MAX_EVENTS_PAGE;
+pub use events::{Compaction, DEFAULT_EVENT_RETENTION_MILLIS, MAX_EVENTS_PAGE};
 pub use export::{EXPORT_FORMAT, EXPORT_VERSION, ExportHeader, ExportRecord, ImportOutcome};
 pub use keys::MAX_KEY_DAYS;
 pub use learn::{LearnOutcome, PreparedTurns, RememberRequest};

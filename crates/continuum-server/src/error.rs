@@ -46,6 +46,7 @@ impl IntoResponse for ApiError {
                     Error::Conflict(_) => StatusCode::CONFLICT,
                     Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
                     Error::Forbidden(_) => StatusCode::FORBIDDEN,
+                    Error::Gone(_) => StatusCode::GONE,
                     Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
                     Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
                 };

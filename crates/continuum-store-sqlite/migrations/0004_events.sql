@@ -79,3 +79,17 @@ DROP TABLE changes;
 CREATE INDEX events_by_tenant ON events (tenant, seq);
 -- Forgetting a memory finds the events that carry its text.
 CREATE INDEX events_by_subject ON events (subject) WHERE subject IS NOT NULL;
+
+-- Consumers' named positions: events a cursor has not passed are never compacted.
+CREATE TABLE event_cursors (
+    name       TEXT    PRIMARY KEY,
+    position   BIGINT  NOT NULL,
+    updated_at BIGINT  NOT NULL
+);
+
+-- How far the log was compacted: reading after an earlier position is refused.
+CREATE TABLE event_head (
+    id                INTEGER PRIMARY KEY CHECK (id = 1),
+    compacted_through INTEGER NOT NULL
+);
+INSERT INTO event_head (id, compacted_through) VALUES (1, 0);

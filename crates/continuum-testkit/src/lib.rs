@@ -134,6 +134,7 @@ macro_rules! store_conformance {
             concurrent_writers_get_positions_in_commit_order,
             forgetting_scrubs_past_events_and_keys_are_recorded,
             export_is_a_snapshot_at_a_position_with_vectors,
+            compaction_respects_cursors_and_retention,
             awkward_text_is_stored_and_found,
             sessions_and_decisions_are_recorded,
             store_check_finds_no_problems,

@@ -4,7 +4,7 @@
 use crate::app::Global;
 use crate::output;
 use anyhow::{Context, Result};
-use clap::Args;
+use clap::{Args, Subcommand};
 use continuum_core::event::{Event, EventRecord};
 use continuum_engine::MAX_EVENTS_PAGE;
 use std::io::Write;
@@ -14,7 +14,10 @@ use std::time::Duration;
 const FOLLOW_POLL: Duration = Duration::from_millis(200);
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct EventsArgs {
+    #[command(subcommand)]
+    pub action: Option<EventsAction>,
     /// Print the events after this position (0: from the start).
     #[arg(long, default_value = "0", value_parser = parse_since)]
     pub since: u64,
@@ -29,6 +32,34 @@ pub struct EventsArgs {
     pub all_tenants: bool,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum EventsAction {
+    /// Consumers' named cursors: events a cursor has not passed are never compacted.
+    Cursors,
+    /// Create or move a named cursor (a consumer that reads the log outside Continuum).
+    CursorSet {
+        name: String,
+        #[arg(value_parser = parse_since)]
+        position: u64,
+    },
+    /// Delete a named cursor, letting its events be compacted.
+    CursorDelete { name: String },
+    /// Delete the events every cursor has passed that are older than --min-age.
+    Compact {
+        /// Keep at least this much history: 30m, 12h, 7d, 2w, or 0.
+        #[arg(long, default_value = "7d", value_parser = parse_retention)]
+        min_age: i64,
+    },
+}
+
+/// "7d" → milliseconds; "0" keeps nothing beyond what cursors hold.
+pub(crate) fn parse_retention(s: &str) -> std::result::Result<i64, String> {
+    if s.trim() == "0" {
+        return Ok(0);
+    }
+    crate::commands::keys::parse_validity(s)
+}
+
 fn parse_since(s: &str) -> std::result::Result<u64, String> {
     continuum_core::event::parse_position(s).map_err(|e| e.to_string())
 }
@@ -37,6 +68,9 @@ fn parse_since(s: &str) -> std::result::Result<u64, String> {
 const MAX_LIMIT: usize = 100_000;
 
 pub async fn events(g: &Global, a: EventsArgs) -> Result<()> {
+    if let Some(action) = a.action {
+        return manage(g, action).await;
+    }
     if a.limit == 0 || a.limit > MAX_LIMIT {
         anyhow::bail!("--limit must be between 1 and {MAX_LIMIT}");
     }
@@ -97,6 +131,54 @@ pub async fn events(g: &Global, a: EventsArgs) -> Result<()> {
     }
     if !g.json && after == a.since && !a.follow {
         eprintln!("no events after position {}", a.since);
+    }
+    Ok(())
+}
+
+/// Cursors and compaction: operator actions on the whole store (offline).
+async fn manage(g: &Global, action: EventsAction) -> Result<()> {
+    let (engine, _) = g.open().await?;
+    match action {
+        EventsAction::Cursors => {
+            let list = engine.event_cursors().await?;
+            if g.json {
+                return output::json(&list);
+            }
+            if list.is_empty() {
+                println!("no cursors");
+            }
+            for c in list {
+                println!("{:<24}  {:>10}  {}", c.name, c.position, c.updated_at);
+            }
+        }
+        EventsAction::CursorSet { name, position } => {
+            engine.set_event_cursor(&name, position).await?;
+            if g.json {
+                return output::json(&serde_json::json!({"name": name, "position": position}));
+            }
+            println!("cursor {name} at {position}");
+        }
+        EventsAction::CursorDelete { name } => {
+            engine.delete_event_cursor(&name).await?;
+            if g.json {
+                return output::json(&serde_json::json!({"deleted": name}));
+            }
+            println!("deleted cursor {name}");
+        }
+        EventsAction::Compact { min_age } => {
+            let c = engine.compact_events(min_age).await?;
+            if g.json {
+                return output::json(&c);
+            }
+            print!(
+                "removed {} events; the log now starts after position {}",
+                c.removed, c.compacted_through
+            );
+            match c.held_by {
+                Some(name) => println!(" (held there by cursor {name})"),
+                None => println!(),
+            }
+        }
     }
     Ok(())
 }

@@ -38,7 +38,7 @@ pub enum KeysAction {
 }
 
 /// "90d" → milliseconds.
-fn parse_validity(s: &str) -> Result<i64, String> {
+pub(crate) fn parse_validity(s: &str) -> Result<i64, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (n, unit) = s.split_at(split);

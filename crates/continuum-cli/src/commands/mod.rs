@@ -3,10 +3,10 @@
 mod bench;
 mod concepts;
 mod doctor;
-mod events;
+pub(crate) mod events;
 mod export;
 mod import;
-mod keys;
+pub(crate) mod keys;
 mod learn;
 mod mcp;
 mod memories;

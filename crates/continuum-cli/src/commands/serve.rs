@@ -29,6 +29,37 @@ pub struct ServeArgs {
     /// Seconds before a request is answered 408.
     #[arg(long, default_value_t = 30)]
     pub timeout_secs: u64,
+    /// Events kept at least this long (30m, 12h, 7d, 2w, or 0) before the hourly compaction
+    /// deletes those every named cursor has passed.
+    #[arg(long, env = "CONTINUUM_EVENT_RETENTION", default_value = "7d",
+          value_parser = crate::commands::events::parse_retention)]
+    pub event_retention: i64,
+}
+
+/// How often `serve` compacts the event log.
+const COMPACT_EVERY: Duration = Duration::from_secs(3600);
+
+/// Compacts the event log now and then every [`COMPACT_EVERY`]; a failure is reported and
+/// retried at the next tick, never fatal.
+fn spawn_compaction(
+    engine: &continuum_engine::Engine,
+    retention: i64,
+) -> tokio::task::JoinHandle<()> {
+    let engine = engine.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(COMPACT_EVERY);
+        loop {
+            tick.tick().await;
+            match engine.compact_events(retention).await {
+                Ok(c) if c.removed > 0 => eprintln!(
+                    "continuum serve: compacted {} events (the log starts after {})",
+                    c.removed, c.compacted_through
+                ),
+                Ok(_) => {}
+                Err(e) => eprintln!("continuum serve: event compaction failed: {e}"),
+            }
+        }
+    })
 }
 
 async fn shutdown_signal() {
@@ -62,6 +93,7 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<()> {
     }
     let (engine, store) = g.open_semantic().await?;
     let worker = crate::commands::reindex::spawn_worker(&engine);
+    let compaction = spawn_compaction(&engine, a.event_retention);
     let config = ServerConfig {
         max_body_bytes: a.max_body_bytes,
         request_timeout: Duration::from_secs(a.timeout_secs),
@@ -88,5 +120,6 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<()> {
     if let Some(w) = worker {
         w.abort();
     }
+    compaction.abort();
     served
 }

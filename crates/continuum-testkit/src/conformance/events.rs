@@ -525,3 +525,86 @@ pub async fn export_is_a_snapshot_at_a_position_with_vectors(make: &Factory) {
         Err(continuum_core::Error::InvalidInput(_))
     ));
 }
+
+/// Compaction deletes what every cursor has passed and the retention allows, never more; a
+/// reader from before the compaction point is told to start again, never silently skips; the
+/// derived index rebuilds past it.
+pub async fn compaction_respects_cursors_and_retention(make: &Factory) {
+    use continuum_core::Error;
+    let s = make().await;
+    let (e, clock) = engine(s.store.clone());
+    let t = tenant("t1");
+    let note =
+        |i: usize| RememberRequest::new(format!("Compaction note {i} about Kafka"), Source::Note);
+    e.remember(&t, note(0)).await.unwrap();
+    // The index is built here, at an early position.
+    let r = e
+        .recall(&t, &continuum_engine::RecallRequest::new("Kafka"))
+        .await
+        .unwrap();
+    assert_eq!(r.memories.len(), 1);
+    for i in 1..4 {
+        e.remember(&t, note(i)).await.unwrap();
+    }
+    let held = s.store.event_head().await.unwrap();
+    e.set_event_cursor("backup", held).await.unwrap();
+    clock.advance_millis(2 * 3_600_000);
+    for i in 4..6 {
+        e.remember(&t, note(i)).await.unwrap();
+    }
+    let head = s.store.event_head().await.unwrap();
+
+    // An hour's retention keeps the two young writes; the cursor would allow no more anyway.
+    let c = e.compact_events(3_600_000).await.unwrap();
+    assert_eq!(c.compacted_through, held);
+    assert!(c.removed > 0 && c.removed <= held);
+    // A cursor holds what it has not passed (every event is old enough now).
+    clock.advance_millis(1);
+    e.set_event_cursor("backup", held).await.unwrap();
+    let c = e.compact_events(0).await.unwrap();
+    assert_eq!((c.compacted_through, c.removed), (held, 0));
+    assert_eq!(c.held_by.as_deref(), Some("backup"));
+
+    let gone = e.events(&t, 0, 100).await.unwrap_err();
+    assert!(matches!(gone, Error::Gone(_)), "{gone:?}");
+    assert!(gone.to_string().contains("snapshot"), "{gone}");
+    let rest = e.events(&t, held, 100).await.unwrap();
+    assert_eq!(rest.last().unwrap().seq, head);
+    assert!(s.store.latest_event(&t).await.unwrap() >= held);
+
+    // Bad cursors are refused.
+    assert!(matches!(
+        e.set_event_cursor("Bad Name", held).await,
+        Err(Error::InvalidInput(_))
+    ));
+    assert!(matches!(
+        e.set_event_cursor("late", head + 1).await,
+        Err(Error::InvalidInput(_))
+    ));
+    assert!(matches!(
+        e.set_event_cursor("early", 0).await,
+        Err(Error::Gone(_))
+    ));
+    assert!(matches!(
+        e.delete_event_cursor("nobody").await,
+        Err(Error::NotFound(_))
+    ));
+
+    // Without the cursor, everything old enough goes; the index built before the compaction
+    // point rebuilds and finds the newest memory.
+    e.delete_event_cursor("backup").await.unwrap();
+    assert!(e.event_cursors().await.unwrap().is_empty());
+    let c = e.compact_events(0).await.unwrap();
+    assert_eq!((c.compacted_through, c.held_by), (head, None));
+    assert!(e.events(&t, head, 10).await.unwrap().is_empty());
+    let r = e
+        .recall(&t, &continuum_engine::RecallRequest::new("Kafka note 5"))
+        .await
+        .unwrap();
+    assert_eq!(r.memories.len(), 6, "every memory, the newest included");
+    // The log goes on after the compaction point.
+    let m = e.remember(&t, note(6)).await.unwrap();
+    let next = e.events(&t, head, 10).await.unwrap();
+    assert!(next[0].seq > head);
+    assert!(matches!(&next[0].event, Event::MemoryCreated { id, .. } if *id == m.id));
+}
