@@ -74,6 +74,49 @@ impl FromStr for Scope {
     }
 }
 
+/// Who is asking, decided once at the edge and handed to the engine: the tenant the key
+/// belongs to, its scope, and its prefix. The engine, not the interface, decides what a caller
+/// may do with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub tenant: TenantId,
+    pub scope: Scope,
+    /// The key's public prefix; `None` for someone with the store itself in hand (the CLI).
+    pub key: Option<String>,
+}
+
+impl Caller {
+    /// The caller an API key makes.
+    pub fn of_key(key: &ApiKey) -> Caller {
+        Caller {
+            tenant: key.tenant.clone(),
+            scope: key.scope,
+            key: Some(key.prefix.clone()),
+        }
+    }
+
+    /// Someone who opened the store directly (the CLI, offline): every right, on `tenant`.
+    pub fn local(tenant: TenantId) -> Caller {
+        Caller {
+            tenant,
+            scope: Scope::Operator,
+            key: None,
+        }
+    }
+
+    /// The caller's tenant, when its scope allows `needed`.
+    pub fn require(&self, needed: Scope) -> Result<&TenantId> {
+        if self.scope.allows(needed) {
+            Ok(&self.tenant)
+        } else {
+            Err(Error::Forbidden(format!(
+                "this key has {} scope; this needs {needed}",
+                self.scope
+            )))
+        }
+    }
+}
+
 /// A stored key: everything but the secret.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ApiKey {

@@ -44,6 +44,17 @@ impl Engine {
             .await
     }
 
+    /// The caller's tenant's events (read scope).
+    pub async fn events_as(
+        &self,
+        caller: &continuum_core::keys::Caller,
+        since: u64,
+        limit: usize,
+    ) -> Result<Vec<EventRecord>> {
+        let tenant = caller.require(continuum_core::keys::Scope::Read)?;
+        self.events(tenant, since, limit).await
+    }
+
     /// Every tenant's events after `since`, in store order (operators, replication).
     pub async fn events_all_tenants(&self, since: u64, limit: usize) -> Result<Vec<EventRecord>> {
         check_limit(limit)?;

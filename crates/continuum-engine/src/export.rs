@@ -96,7 +96,7 @@ impl Engine {
                 }),
                 SnapshotItem::Memory { memory, concepts } => {
                     written += 1;
-                    if written % 1000 == 0 {
+                    if written.is_multiple_of(1000) {
                         progress(written);
                     }
                     ExportRecord::Memory { memory, concepts }

@@ -1,7 +1,7 @@
 //! API keys: create (the secret is returned once), authenticate, list, revoke.
 
 use crate::Engine;
-use continuum_core::keys::{ApiKey, Scope, format_key, hash_key, key_prefix, same_hash};
+use continuum_core::keys::{ApiKey, Caller, Scope, format_key, hash_key, key_prefix, same_hash};
 use continuum_core::{Error, Event, Result, TenantId, Timestamp};
 
 /// The longest a key may be valid for, in days.
@@ -115,6 +115,52 @@ impl Engine {
             return Err(refused());
         }
         Ok(key)
+    }
+
+    /// A key for the caller's tenant (admin scope), of a scope no higher than the caller's.
+    pub async fn create_key_as(
+        &self,
+        caller: &Caller,
+        scope: Scope,
+        valid_for_millis: Option<i64>,
+        name: Option<String>,
+    ) -> Result<(String, ApiKey)> {
+        let tenant = caller.require(Scope::Admin)?.clone();
+        if !caller.scope.allows(scope) {
+            return Err(Error::Forbidden(format!(
+                "a key with {} scope cannot create a key with {scope} scope",
+                caller.scope
+            )));
+        }
+        self.create_key(&tenant, scope, valid_for_millis, name)
+            .await
+    }
+
+    /// The caller's tenant's keys (admin scope).
+    pub async fn list_keys_as(&self, caller: &Caller) -> Result<Vec<ApiKey>> {
+        let tenant = caller.require(Scope::Admin)?;
+        self.store.list_keys(Some(tenant)).await
+    }
+
+    /// Revokes one of the caller's tenant's keys (admin scope). Another tenant's key is "not
+    /// found"; a key of a higher scope than the caller's is refused (an admin key never
+    /// revokes its tenant's operator key).
+    pub async fn revoke_key_as(&self, caller: &Caller, prefix_or_key: &str) -> Result<()> {
+        let tenant = caller.require(Scope::Admin)?;
+        let prefix = key_prefix(prefix_or_key.trim()).unwrap_or(prefix_or_key.trim());
+        let key = self
+            .store
+            .key_by_prefix(prefix)
+            .await?
+            .filter(|k| &k.tenant == tenant)
+            .ok_or_else(|| Error::NotFound(format!("no API key with prefix {prefix}")))?;
+        if !caller.scope.allows(key.scope) {
+            return Err(Error::Forbidden(format!(
+                "a key with {} scope cannot revoke a key with {} scope",
+                caller.scope, key.scope
+            )));
+        }
+        self.revoke_key(prefix).await
     }
 
     /// Keys, newest first, of one tenant or all.

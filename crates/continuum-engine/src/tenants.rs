@@ -3,7 +3,7 @@
 //! keys, never content.
 
 use crate::Engine;
-use continuum_core::keys::{ApiKey, Scope};
+use continuum_core::keys::{ApiKey, Caller, Scope};
 use continuum_core::store::ForgetSelector;
 use continuum_core::{Error, Result, TenantId, Timestamp};
 use serde::Serialize;
@@ -82,6 +82,39 @@ impl Engine {
         }
         self.put_new_key(tenant, Scope::Admin, None, name, true)
             .await
+    }
+
+    /// [`Self::tenants`] for an operator.
+    pub async fn tenants_as(&self, caller: &Caller) -> Result<Vec<TenantInfo>> {
+        caller.require(Scope::Operator)?;
+        self.tenants().await
+    }
+
+    /// [`Self::create_tenant`] for an operator.
+    pub async fn create_tenant_as(
+        &self,
+        caller: &Caller,
+        tenant: &TenantId,
+        name: Option<String>,
+    ) -> Result<(String, ApiKey)> {
+        caller.require(Scope::Operator)?;
+        self.create_tenant(tenant, name).await
+    }
+
+    /// [`Self::erase_tenant`] for an operator key, which may not erase its own tenant (another
+    /// operator's key must).
+    pub async fn erase_tenant_as(
+        &self,
+        caller: &Caller,
+        tenant: &TenantId,
+    ) -> Result<TenantErased> {
+        let own = caller.require(Scope::Operator)?;
+        if caller.key.is_some() && own == tenant {
+            return Err(Error::InvalidInput(
+                "an operator key cannot erase its own tenant (use another operator's key)".into(),
+            ));
+        }
+        self.erase_tenant(tenant).await
     }
 
     /// Deletes everything the tenant stored and revokes its keys.

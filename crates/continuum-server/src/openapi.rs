@@ -22,6 +22,12 @@ fn schema_of<T: JsonSchema>(g: &mut SchemaGenerator) -> Schema {
     g.subschema_for::<T>()
 }
 
+/// The scope a route declares, put in each of its requests: the `Auth` extractor enforces it
+/// as soon as the key is known (before the body is read), so the documented scope and the
+/// enforced one are the same by construction.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RequiredScope(pub(crate) Scope);
+
 /// One operation's documentation.
 pub(crate) struct Op {
     tag: &'static str,
@@ -103,7 +109,12 @@ impl<S: Clone + Send + Sync + 'static> Api<S> {
     {
         let filter = MethodFilter::try_from(method.clone())
             .unwrap_or_else(|_| panic!("{method} is not a routable method"));
-        self.router = self.router.route(path, on(filter, handler));
+        let route = on(filter, handler);
+        let route = match op.scope {
+            Some(s) => route.layer(axum::Extension(RequiredScope(s))),
+            None => route,
+        };
+        self.router = self.router.route(path, route);
         self.ops.push((method, path, op));
         self
     }

@@ -6,15 +6,15 @@
 //! engine's richer results.
 
 use crate::error::ApiError;
-use crate::openapi::{Api, Op};
+use crate::openapi::{Api, Op, RequiredScope};
 use crate::{AppState, ServerConfig};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::{Json, Router};
-use continuum_core::keys::ApiKey;
 use continuum_core::keys::Scope;
+use continuum_core::keys::{ApiKey, Caller};
 use continuum_core::memory::{Metadata, SessionInfo, Turn};
 use continuum_core::store::{ForgetSelector, MemoryFilter, Order, Page, PageRequest};
 use continuum_core::{Error, Memory, MemoryId, SessionId, Source, TenantId, Timestamp};
@@ -410,21 +410,12 @@ async fn not_found() -> ApiError {
 /// The caller, from its API key (`X-API-Key`, or `Authorization: Bearer`). The tenant comes
 /// from the key and from nowhere else.
 pub(crate) struct Auth {
-    tenant: TenantId,
-    scope: Scope,
+    caller: Caller,
 }
 
 impl Auth {
     fn require(&self, needed: Scope) -> AppResult<&TenantId> {
-        if self.scope.allows(needed) {
-            Ok(&self.tenant)
-        } else {
-            Err(Error::Forbidden(format!(
-                "this key has {} scope; this needs {needed}",
-                self.scope
-            ))
-            .into())
-        }
+        Ok(self.caller.require(needed)?)
     }
 }
 
@@ -452,10 +443,12 @@ impl FromRequestParts<Arc<AppState>> for Auth {
             .limiter
             .take(&key.prefix, c.rate_per_second, c.rate_burst)
             .map_err(ApiError::RateLimited)?;
-        Ok(Auth {
-            tenant: key.tenant,
-            scope: key.scope,
-        })
+        let caller = Caller::of_key(&key);
+        // The route's declared scope, checked before anything else of the request is read.
+        if let Some(RequiredScope(needed)) = parts.extensions.get::<RequiredScope>() {
+            caller.require(*needed)?;
+        }
+        Ok(Auth { caller })
     }
 }
 
@@ -524,14 +517,13 @@ async fn events_list(
     auth: Auth,
     Query(q): Query<EventsQuery>,
 ) -> AppResult<Json<EventsOut>> {
-    let tenant = auth.require(Scope::Read)?;
     let since = match q.since.as_deref() {
         Some(text) => continuum_core::event::parse_position(text)?,
         None => 0,
     };
     let events = s
         .engine
-        .events(tenant, since, q.limit.unwrap_or(100))
+        .events_as(&auth.caller, since, q.limit.unwrap_or(100))
         .await?;
     let next_since = events.last().map_or(since, |e| e.seq);
     Ok(Json(EventsOut { events, next_since }))
@@ -1197,9 +1189,8 @@ struct KeysOut {
 }
 
 async fn keys_list(State(s): St, auth: Auth) -> AppResult<Json<KeysOut>> {
-    let tenant = auth.require(Scope::Admin)?;
     Ok(Json(KeysOut {
-        keys: s.engine.list_keys(Some(tenant)).await?,
+        keys: s.engine.list_keys_as(&auth.caller).await?,
     }))
 }
 
@@ -1227,17 +1218,12 @@ async fn keys_create(
     auth: Auth,
     Body(b): Body<KeyCreate>,
 ) -> AppResult<(StatusCode, Json<KeyCreated>)> {
-    let tenant = auth.require(Scope::Admin)?.clone();
     let scope: Scope = b.scope.parse()?;
-    if !auth.scope.allows(scope) {
-        return Err(Error::Forbidden(format!(
-            "a key with {} scope cannot create a key with {scope} scope",
-            auth.scope
-        ))
-        .into());
-    }
     let valid = b.expires_in_days.map(|d| d.saturating_mul(86_400_000));
-    let (secret, key) = s.engine.create_key(&tenant, scope, valid, b.name).await?;
+    let (secret, key) = s
+        .engine
+        .create_key_as(&auth.caller, scope, valid, b.name)
+        .await?;
     Ok((StatusCode::CREATED, Json(KeyCreated { key, secret })))
 }
 
@@ -1252,18 +1238,7 @@ async fn keys_revoke(
     auth: Auth,
     Path(prefix): Path<String>,
 ) -> AppResult<Json<Revoked>> {
-    let tenant = auth.require(Scope::Admin)?;
-    // Only the caller's own tenant's keys: another tenant's prefix is "not found".
-    let owned = s
-        .engine
-        .list_keys(Some(tenant))
-        .await?
-        .into_iter()
-        .any(|k| k.prefix == prefix);
-    if !owned {
-        return Err(Error::NotFound(format!("no API key with prefix {prefix}")).into());
-    }
-    s.engine.revoke_key(&prefix).await?;
+    s.engine.revoke_key_as(&auth.caller, &prefix).await?;
     Ok(Json(Revoked { revoked: prefix }))
 }
 
@@ -1275,9 +1250,8 @@ struct TenantsOut {
 }
 
 async fn tenants_list(State(s): St, auth: Auth) -> AppResult<Json<TenantsOut>> {
-    auth.require(Scope::Operator)?;
     Ok(Json(TenantsOut {
-        tenants: s.engine.tenants().await?,
+        tenants: s.engine.tenants_as(&auth.caller).await?,
     }))
 }
 
@@ -1305,9 +1279,11 @@ async fn tenants_create(
     auth: Auth,
     Body(b): Body<TenantCreate>,
 ) -> AppResult<(StatusCode, Json<TenantCreated>)> {
-    auth.require(Scope::Operator)?;
     let tenant = TenantId::new(b.tenant)?;
-    let (key, admin_key) = s.engine.create_tenant(&tenant, b.name).await?;
+    let (key, admin_key) = s
+        .engine
+        .create_tenant_as(&auth.caller, &tenant, b.name)
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(TenantCreated {
@@ -1323,12 +1299,6 @@ async fn tenants_erase(
     auth: Auth,
     Path(id): Path<String>,
 ) -> AppResult<Json<TenantErased>> {
-    let own = auth.require(Scope::Operator)?;
     let tenant = TenantId::new(id)?;
-    if &tenant == own {
-        return Err(ApiError::bad_request(
-            "an operator key cannot erase its own tenant (use another operator's key)",
-        ));
-    }
-    Ok(Json(s.engine.erase_tenant(&tenant).await?))
+    Ok(Json(s.engine.erase_tenant_as(&auth.caller, &tenant).await?))
 }

@@ -948,3 +948,106 @@ async fn the_event_log_pages_by_position_for_the_keys_tenant_only() {
     let (st, _) = Client::new(&s, None).get("/v1/events").await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
 }
+
+/// Every route in the OpenAPI document, called with a key of each scope: a scope below the
+/// documented one is refused with 403 before anything else of the request is looked at, and
+/// the documented scope (or a higher one) is never refused for its scope.
+#[tokio::test]
+async fn every_route_enforces_exactly_the_scope_it_documents() {
+    let s = start(ServerConfig {
+        rate_per_second: 10_000.0,
+        rate_burst: 20_000.0,
+        ..ServerConfig::default()
+    })
+    .await;
+    let scopes = [Scope::Read, Scope::Write, Scope::Admin, Scope::Operator];
+    let mut keys = Vec::new();
+    for sc in scopes {
+        keys.push((sc, s.key("walker", sc).await));
+    }
+    let (_, doc) = Client::new(&s, None).get("/v1/openapi.json").await;
+    let mut checked = 0;
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            let Some(needed) = op["x-required-scope"].as_str() else {
+                continue;
+            };
+            let needed: Scope = needed.parse().unwrap();
+            // Path parameters that name nothing stored: no call below changes anything.
+            let url = path
+                .replace("{id}", "01890a5d-ac96-774b-bcce-b302099a8057")
+                .replace("{prefix}", "000000000000")
+                .replace("{name}", "nothing-here");
+            let url = if path == "/v1/tenants/{id}" {
+                "/v1/tenants/nobody-here".to_string()
+            } else {
+                url
+            };
+            let m: reqwest::Method = method.to_uppercase().parse().unwrap();
+            for (sc, key) in &keys {
+                let c = Client::new(&s, Some(key));
+                let mut r = c.req(m.clone(), &url);
+                if m == reqwest::Method::POST {
+                    r = r.json(&json!({}));
+                }
+                let resp = r.send().await.unwrap();
+                let status = resp.status();
+                let body: Value = resp.json().await.unwrap_or(Value::Null);
+                if sc.allows(needed) {
+                    assert!(
+                        status != StatusCode::FORBIDDEN && status != StatusCode::UNAUTHORIZED,
+                        "{method} {path} with a {sc} key (needs {needed}): {status} {body}"
+                    );
+                } else {
+                    assert_eq!(
+                        status,
+                        StatusCode::FORBIDDEN,
+                        "{method} {path} with a {sc} key (needs {needed}): {body}"
+                    );
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 25, "only {checked} operations walked");
+}
+
+#[tokio::test]
+async fn a_key_never_revokes_or_creates_a_key_above_its_own_scope() {
+    let s = start(ServerConfig::default()).await;
+    let admin = Client::new(&s, Some(&s.key("acme", Scope::Admin).await));
+    let (_, operator) = s
+        .engine
+        .create_key(&TenantId::new("acme").unwrap(), Scope::Operator, None, None)
+        .await
+        .unwrap();
+    let (st, v) = admin.delete(&format!("/v1/keys/{}", operator.prefix)).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+    assert!(
+        s.engine
+            .list_keys(Some(&TenantId::new("acme").unwrap()))
+            .await
+            .unwrap()
+            .iter()
+            .all(|k| k.revoked_at.is_none()),
+        "nothing was revoked"
+    );
+    let (st, _) = admin.post("/v1/keys", json!({"scope": "operator"})).await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    // Another tenant's key is not found, whatever its scope.
+    let (_, theirs) = s
+        .engine
+        .create_key(&TenantId::new("globex").unwrap(), Scope::Read, None, None)
+        .await
+        .unwrap();
+    let (st, _) = admin.delete(&format!("/v1/keys/{}", theirs.prefix)).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    // Its own tenant's write key it may revoke.
+    let (_, write) = s
+        .engine
+        .create_key(&TenantId::new("acme").unwrap(), Scope::Write, None, None)
+        .await
+        .unwrap();
+    let (st, v) = admin.delete(&format!("/v1/keys/{}", write.prefix)).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+}

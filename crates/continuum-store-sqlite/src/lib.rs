@@ -1690,14 +1690,13 @@ impl MemoryStore for SqliteStore {
     async fn snapshot(&self, tenant: &TenantId, sink: SnapshotSink<'_>) -> Result<u64> {
         // A read transaction on one connection: every SELECT below sees the same commit.
         let t = tenant.as_str();
-        let outcome = self.read(|c| {
+        self.read(|c| {
             c.execute_batch("BEGIN")?;
             let r = snapshot_tx(c, t, sink);
             let end = c.execute_batch("COMMIT");
             let r = r?;
             end.map(|_| r)
-        })?;
-        outcome
+        })?
     }
 
     async fn index_scan(

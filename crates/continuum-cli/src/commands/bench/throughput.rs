@@ -300,6 +300,10 @@ struct BenchReport {
     batch_learn_turns_per_sec: f64,
     single_commit_turns: usize,
     single_commit_turns_per_sec: f64,
+    /// Events in the log at the end, and how fast the whole log is read back through the
+    /// store-wide `events_since`, a page of 1,000 at a time.
+    events: u64,
+    events_read_per_sec: f64,
     queries_per_size: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     embedder: Option<String>,
@@ -446,12 +450,25 @@ pub async fn throughput(g: &Global, a: ThroughputArgs) -> Result<()> {
         engine.learn(&tenant, text_gen.turn(session)).await?;
     }
     let single = a.single_turns as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+    let t0 = Instant::now();
+    let (mut events, mut after) = (0u64, 0u64);
+    loop {
+        let page = engine
+            .events_all_tenants(after, continuum_engine::MAX_EVENTS_PAGE)
+            .await?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        events += page.len() as u64;
+    }
+    let events_read_per_sec = events as f64 / t0.elapsed().as_secs_f64().max(1e-9);
     scratch.finish(&store).await?;
     let report = BenchReport {
         sizes: results,
         batch_learn_turns_per_sec: total_turns as f64 / total_secs.max(1e-9),
         single_commit_turns: a.single_turns,
         single_commit_turns_per_sec: single,
+        events,
+        events_read_per_sec,
         queries_per_size: a.queries,
         embedder: semantic.as_ref().map(|(s, _)| {
             s.embedder()
@@ -469,6 +486,10 @@ pub async fn throughput(g: &Global, a: ThroughputArgs) -> Result<()> {
     println!(
         "one turn per transaction: {:.0} turns/s ({} turns)",
         single, a.single_turns
+    );
+    println!(
+        "event log: {} events, read back at {:.0} events/s",
+        report.events, report.events_read_per_sec
     );
     println!(
         "{:>10}  {:>12}  {:>9}  {:>9}  {:>9}  {:>9}",
