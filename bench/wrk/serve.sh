@@ -3,7 +3,7 @@
 # the per-key rate limit lifted. Sets dir, server and url; removes everything on exit.
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 bin=${CONTINUUM_BIN:-$here/../../target/release/continuum}
-[ -x "$bin" ] || bin=${CARGO_TARGET_DIR:-/work/target}/release/continuum
+[ -x "$bin" ] || bin=${CARGO_TARGET_DIR:-$here/../../target}/release/continuum
 command -v wrk > /dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 dir=$(mktemp -d /tmp/continuum-load.XXXXXX)
 url=http://127.0.0.1:$port

@@ -16,6 +16,7 @@ pub mod extract;
 pub mod hebbian;
 pub mod ids;
 pub mod keys;
+pub mod limits;
 pub mod memory;
 pub mod migration;
 pub mod rank;
@@ -27,7 +28,7 @@ pub use error::{Error, Result};
 pub use event::{Event, EventRecord, EventScope};
 pub use ids::{MemoryId, SessionId, TenantId};
 pub use memory::{Memory, NewMemory, Source};
-pub use store::MemoryStore;
+pub use store::{EventLog, KeyStore, MemoryGraph, MemoryStore, VectorSearch, VectorStore};
 pub use time::{Clock, SystemClock, Timestamp};
 
 /// Lower-case hex of `bytes`.

@@ -8,7 +8,7 @@
 //! database never lose an increment. Every method takes the tenant; no method reads or changes
 //! another tenant's rows.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::event::{Event, EventRecord, EventScope};
 use crate::extract::ExtractedConcept;
 use crate::hebbian::HebbianRule;
@@ -20,7 +20,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// The largest page any listing returns.
-pub const MAX_PAGE: usize = 1000;
+pub use crate::limits::MAX_PAGE;
 
 /// A memory to insert with the concepts it mentions.
 #[derive(Debug, Clone)]
@@ -263,9 +263,17 @@ pub struct ImportKey {
     pub created_at: Timestamp,
 }
 
-/// The storage port.
+/// The storage port, split by capability: [`MemoryGraph`], [`EventLog`], [`VectorStore`] (with
+/// [`VectorSearch`] as an optional capability) and [`KeyStore`]. Every backend implements all
+/// of them and runs the conformance suite of each; the engine holds an `Arc<dyn MemoryStore>`.
+pub trait MemoryStore: MemoryGraph + EventLog + VectorStore + KeyStore {}
+
+impl<T: MemoryGraph + EventLog + VectorStore + KeyStore> MemoryStore for T {}
+
+/// Memories, sessions, concepts, links and decisions: the data itself, its full text, its
+/// listings and what the derived index is fed from.
 #[async_trait]
-pub trait MemoryStore: Send + Sync {
+pub trait MemoryGraph: Send + Sync {
     /// Backend name for `stats` and `doctor`.
     fn backend(&self) -> &'static str;
 
@@ -361,6 +369,48 @@ pub trait MemoryStore: Send + Sync {
 
     async fn stats(&self, tenant: &TenantId) -> Result<StoreStats>;
 
+    /// A number that differs whenever anything was committed to the store since it was last
+    /// read, by this process or another, and costs far less than a query: readers compare it
+    /// to skip asking for changes when there are none. Read it *before* the query it guards,
+    /// so a commit in between shows at the next comparison. `None` (the default): the store
+    /// cannot tell, and callers must ask every time.
+    async fn commit_marker(&self) -> Result<Option<u64>> {
+        Ok(None)
+    }
+
+    /// Streams [`SnapshotItem::Begin`], then the tenant's memories (oldest first, each with
+    /// its concepts), links, decisions and vectors, all read in one read transaction: the store as it was at one
+    /// moment, whatever is written meanwhile. Returns the store-wide event position the
+    /// snapshot reflects: every event up to it is in it, none after it.
+    async fn snapshot(&self, tenant: &TenantId, sink: SnapshotSink<'_>) -> Result<u64>;
+
+    /// Feeds a derived index: the tenant's memories after store position `after` (0 to start),
+    /// in store order, at most `limit`, each with its position.
+    async fn index_scan(
+        &self,
+        tenant: &TenantId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, IndexDoc)>>;
+
+    /// Feeds a derived index: these memories (unknown ids are left out).
+    async fn index_docs(&self, tenant: &TenantId, ids: &[MemoryId]) -> Result<Vec<IndexDoc>>;
+
+    /// A directory beside the store where the engine may keep derived data that is slow to
+    /// rebuild (the vector neighbour graph), or `None` (in-memory stores, servers): it is then
+    /// rebuilt per process. Everything in it can be deleted at any time.
+    fn derived_dir(&self) -> Option<std::path::PathBuf> {
+        None
+    }
+
+    /// Checks the store's integrity; returns human-readable problems (empty when healthy).
+    async fn check(&self) -> Result<Vec<String>>;
+}
+
+/// The event log: typed events appended with every write, read store-wide or per tenant,
+/// consumers' cursors and compaction.
+#[async_trait]
+pub trait EventLog: Send + Sync {
     /// Events after position `after` (0 to start), oldest first, at most `limit`: of one
     /// tenant, or of every tenant (store-wide order) with [`EventScope::All`].
     async fn events_since(
@@ -397,33 +447,18 @@ pub trait MemoryStore: Send + Sync {
     /// Deletes a named cursor; false when there was none.
     async fn delete_event_cursor(&self, name: &str) -> Result<bool>;
 
-    /// A number that differs whenever anything was committed to the store since it was last
-    /// read, by this process or another, and costs far less than a query: readers compare it
-    /// to skip asking for changes when there are none. Read it *before* the query it guards,
-    /// so a commit in between shows at the next comparison. `None` (the default): the store
-    /// cannot tell, and callers must ask every time.
-    async fn commit_marker(&self) -> Result<Option<u64>> {
-        Ok(None)
-    }
-
-    /// Streams [`SnapshotItem::Begin`], then the tenant's memories (oldest first, each with
-    /// its concepts), links, decisions and vectors, all read in one read transaction: the store as it was at one
-    /// moment, whatever is written meanwhile. Returns the store-wide event position the
-    /// snapshot reflects: every event up to it is in it, none after it.
-    async fn snapshot(&self, tenant: &TenantId, sink: SnapshotSink<'_>) -> Result<u64>;
-
-    /// Feeds a derived index: the tenant's memories after store position `after` (0 to start),
-    /// in store order, at most `limit`, each with its position.
-    async fn index_scan(
+    /// Appends events that go with no other row change (`tenant.erased`), in one transaction.
+    async fn record_events(
         &self,
         tenant: &TenantId,
-        after: u64,
-        limit: usize,
-    ) -> Result<Vec<(u64, IndexDoc)>>;
+        at: Timestamp,
+        events: &[Event],
+    ) -> Result<u64>;
+}
 
-    /// Feeds a derived index: these memories (unknown ids are left out).
-    async fn index_docs(&self, tenant: &TenantId, ids: &[MemoryId]) -> Result<Vec<IndexDoc>>;
-
+/// Sentence vectors, per memory and model, and the vector log the derived vector index follows.
+#[async_trait]
+pub trait VectorStore: Send + Sync {
     /// Stores vectors of `model` (dimension `dim`) for these memories, replacing any vector
     /// they had of that model; memories that no longer exist are skipped. Returns how many were
     /// stored. Every stored vector gets a new position in the tenant's vector log.
@@ -461,52 +496,48 @@ pub trait MemoryStore: Send + Sync {
     /// Deletes the tenant's vectors of every model but `keep`; returns how many went.
     async fn drop_vectors_except(&self, tenant: &TenantId, keep: &str) -> Result<u64>;
 
-    /// Whether the store ranks vectors itself ([`Self::nearest_vectors`] and
-    /// [`Self::vector_scores`] answer), so that the engine keeps no vectors in memory:
-    /// PostgreSQL with pgvector. False by default.
-    fn searches_vectors(&self) -> bool {
-        false
-    }
-
-    /// A directory beside the store where the engine may keep derived data that is slow to
-    /// rebuild (the vector neighbour graph), or `None` (in-memory stores, servers): it is then
-    /// rebuilt per process. Everything in it can be deleted at any time.
-    fn derived_dir(&self) -> Option<std::path::PathBuf> {
+    /// The store's own vector search, when it has one (PostgreSQL with pgvector); `None` by
+    /// default: the engine then ranks vectors in its derived index.
+    fn vector_search(&self) -> Option<&dyn VectorSearch> {
         None
     }
 
+    /// Whether [`Self::vector_search`] offers a search.
+    fn searches_vectors(&self) -> bool {
+        self.vector_search().is_some()
+    }
+}
+
+/// A store that ranks vectors itself (PostgreSQL with pgvector): the engine then keeps no
+/// vectors in memory. Offered through [`VectorStore::vector_search`].
+#[async_trait]
+pub trait VectorSearch: Send + Sync {
     /// The memories passing `filter` whose vectors of `model` have the largest dot product with
     /// `query` (a unit vector), best first, at most `limit`, with that dot product. Stores with
     /// an approximate index (HNSW) may miss a few of the exact best.
     async fn nearest_vectors(
         &self,
-        _tenant: &TenantId,
-        _model: &str,
-        _query: &[f32],
-        _filter: &MemoryFilter,
-        _limit: usize,
-    ) -> Result<Vec<(MemoryId, f32)>> {
-        Err(Error::Unavailable(format!(
-            "the {} store does not search vectors itself",
-            self.backend()
-        )))
-    }
+        tenant: &TenantId,
+        model: &str,
+        query: &[f32],
+        filter: &MemoryFilter,
+        limit: usize,
+    ) -> Result<Vec<(MemoryId, f32)>>;
 
     /// The dot product of `query` with each of these memories' vectors of `model`; memories
     /// without one (or unknown) are left out.
     async fn vector_scores(
         &self,
-        _tenant: &TenantId,
-        _model: &str,
-        _query: &[f32],
-        _ids: &[MemoryId],
-    ) -> Result<Vec<(MemoryId, f32)>> {
-        Err(Error::Unavailable(format!(
-            "the {} store does not search vectors itself",
-            self.backend()
-        )))
-    }
+        tenant: &TenantId,
+        model: &str,
+        query: &[f32],
+        ids: &[MemoryId],
+    ) -> Result<Vec<(MemoryId, f32)>>;
+}
 
+/// API keys (hashes only) and the tenants that hold data: operator administration.
+#[async_trait]
+pub trait KeyStore: Send + Sync {
     /// Every tenant holding memories, by tenant id, with its count (operator administration;
     /// never a tenant's data).
     async fn tenants(&self) -> Result<Vec<TenantMemories>>;
@@ -524,15 +555,4 @@ pub trait MemoryStore: Send + Sync {
     /// Marks a key revoked and records `key.revoked` (a key revoked before stays as it was,
     /// with no new event); false when no such key exists.
     async fn revoke_key(&self, prefix: &str, at: Timestamp) -> Result<bool>;
-
-    /// Appends events that go with no other row change (`tenant.erased`), in one transaction.
-    async fn record_events(
-        &self,
-        tenant: &TenantId,
-        at: Timestamp,
-        events: &[Event],
-    ) -> Result<u64>;
-
-    /// Checks the store's integrity; returns human-readable problems (empty when healthy).
-    async fn check(&self) -> Result<Vec<String>>;
 }

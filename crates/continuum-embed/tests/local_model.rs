@@ -23,9 +23,9 @@ struct Reference {
 fn reference() -> Reference {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/bench/embeddings/minilm-reference.json"
+        "/tests/data/minilm-reference.json"
     );
-    let text = std::fs::read_to_string(path).expect("the shared reference vectors");
+    let text = std::fs::read_to_string(path).expect("the reference vectors");
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     let items = v["items"].as_array().unwrap();
     Reference {

@@ -576,12 +576,11 @@ impl Engine {
             .max(req.limit.unwrap_or(self.config.recall_limit));
         // `lexical` ran first in this recall, so the index is fresh.
         let slot = self.current_index(tenant)?;
-        let (top, extra) = if self.store.searches_vectors() {
+        let (top, extra) = if let Some(search) = self.store.vector_search() {
             // The store finds the nearest vectors (pgvector's index) and scores the rest of
             // what the ranking needs; the index only supplies sessions and heads.
             let model = embedder.model();
-            let near = self
-                .store
+            let near = search
                 .nearest_vectors(tenant, model, &qv, &req.filter, limit)
                 .await?;
             info.embedded = self.stored_vector_count(tenant, model).await?;
@@ -603,11 +602,7 @@ impl Engine {
             };
             let mut scores = near;
             if !wanted.is_empty() {
-                scores.extend(
-                    self.store
-                        .vector_scores(tenant, model, &qv, &wanted)
-                        .await?,
-                );
+                scores.extend(search.vector_scores(tenant, model, &qv, &wanted).await?);
             }
             let guard = slot
                 .read()
@@ -939,14 +934,18 @@ impl Engine {
         })
     }
 
-    /// Full-text search with filters and paging (`limit` ≤ 100, `offset + limit` ≤ 1000).
+    /// Full-text search with filters and paging (`limit` ≤ [`MAX_RESULTS`], `offset + limit`
+    /// ≤ [`continuum_core::limits::MAX_PAGE`]).
+    ///
+    /// [`MAX_RESULTS`]: continuum_core::limits::MAX_RESULTS
     pub async fn search(&self, tenant: &TenantId, req: &SearchRequest) -> Result<Vec<SearchHit>> {
         self.config.check_text("query", &req.query)?;
         let limit = req.limit.unwrap_or(10);
-        if limit == 0 || limit > 100 {
-            return Err(Error::InvalidInput(
-                "limit must be between 1 and 100".into(),
-            ));
+        let most = continuum_core::limits::MAX_RESULTS;
+        if limit == 0 || limit > most {
+            return Err(Error::InvalidInput(format!(
+                "limit must be between 1 and {most}"
+            )));
         }
         if req.offset + limit > continuum_core::store::MAX_PAGE {
             return Err(Error::InvalidInput(format!(

@@ -25,7 +25,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 /// The most results a listing or search tool returns at once.
-pub const MAX_RESULTS: usize = 50;
+pub use continuum_core::limits::MAX_RESULTS;
 
 /// The MCP server over one engine and one tenant.
 #[derive(Clone)]
@@ -84,7 +84,7 @@ pub struct SearchArgs {
     /// Only memories of this conversation.
     #[serde(default)]
     pub session_id: Option<String>,
-    /// Results per page (default 10, at most 50).
+    /// Results per page (default 10, at most 100).
     #[serde(default)]
     pub limit: Option<usize>,
     /// The `next_cursor` of the previous page.
@@ -115,7 +115,7 @@ pub struct IdArgs {
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct ListArgs {
-    /// Memories per page (default 20, at most 50).
+    /// Memories per page (default 20, at most 100).
     #[serde(default)]
     pub limit: Option<usize>,
     /// The `next_cursor` of the previous page.
@@ -143,7 +143,7 @@ pub struct ForgetArgs {
 pub struct ConceptArgs {
     /// A concept name, any case (a person, project, tool, place…).
     pub concept: String,
-    /// How many neighbours to return (default 20, at most 50).
+    /// How many neighbours to return (default 20, at most 100).
     #[serde(default)]
     pub limit: Option<usize>,
 }

@@ -34,10 +34,9 @@ use tower_http::timeout::TimeoutLayer;
 type AppResult<T> = Result<T, ApiError>;
 type St = State<Arc<AppState>>;
 
-/// The most items a listing returns.
-const MAX_PAGE: usize = 100;
-/// The largest offset the offset-paged compatibility listings accept.
-const MAX_OFFSET: usize = 10_000;
+/// The most items a listing returns, and the largest offset of the offset-paged listings:
+/// the limits every interface shares.
+use continuum_core::limits::{MAX_OFFSET, MAX_RESULTS as MAX_PAGE};
 
 /// Every REST endpoint: its route and its documentation, from one list (see [`crate::openapi`]).
 pub(crate) fn api() -> (Router<Arc<AppState>>, Value) {

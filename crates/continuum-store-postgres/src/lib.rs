@@ -27,7 +27,8 @@ use continuum_core::store::{
     WriteBatch,
 };
 use continuum_core::{
-    Error, Memory, MemoryId, MemoryStore, Result, SessionId, TenantId, Timestamp,
+    Error, EventLog, KeyStore, Memory, MemoryGraph, MemoryId, Result, SessionId, TenantId,
+    Timestamp, VectorSearch, VectorStore,
 };
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use std::collections::{BTreeMap, HashMap};
@@ -911,7 +912,7 @@ async fn apply_batches(
 }
 
 #[async_trait]
-impl MemoryStore for PostgresStore {
+impl MemoryGraph for PostgresStore {
     fn backend(&self) -> &'static str {
         "postgres"
     }
@@ -1481,98 +1482,6 @@ impl MemoryStore for PostgresStore {
         })
     }
 
-    async fn tenants(&self) -> Result<Vec<continuum_core::store::TenantMemories>> {
-        let client = self.client().await?;
-        let rows = cached_query(
-            &client,
-            "SELECT tenant, count(*), max(created_at) FROM memories GROUP BY tenant ORDER BY tenant",
-            &[],
-        )
-        .await
-        .map_err(map_err)?;
-        rows.iter()
-            .map(|r| {
-                Ok(continuum_core::store::TenantMemories {
-                    tenant: TenantId::new(r.get::<_, String>(0))?,
-                    memories: r.get::<_, i64>(1).max(0) as u64,
-                    last_memory_at: r.get::<_, Option<i64>>(2).map(Timestamp),
-                })
-            })
-            .collect()
-    }
-
-    async fn events_since(
-        &self,
-        scope: EventScope<'_>,
-        after: u64,
-        limit: usize,
-    ) -> Result<Vec<EventRecord>> {
-        let client = self.client().await?;
-        let after = i64::try_from(after).unwrap_or(i64::MAX);
-        let limit = limit.min(MAX_PAGE) as i64;
-        let rows = match scope {
-            EventScope::Tenant(t) => {
-                cached_query(
-                    &client,
-                    "SELECT seq, tenant, at, v, payload FROM events
-                     WHERE tenant = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-                    &[&t.as_str(), &after, &limit],
-                )
-                .await
-            }
-            EventScope::All => {
-                cached_query(
-                    &client,
-                    "SELECT seq, tenant, at, v, payload FROM events WHERE seq > $1 ORDER BY seq LIMIT $2",
-                    &[&after, &limit],
-                )
-                .await
-            }
-        }
-        .map_err(map_err)?;
-        // Read after the events: a compaction that ran before the read above shows here, so
-        // a page that may have lost events is never returned as complete.
-        let through = cached_query_one(
-            &client,
-            "SELECT compacted_through FROM event_head WHERE id = 1",
-            &[],
-        )
-        .await
-        .map_err(map_err)?
-        .get::<_, i64>(0);
-        if after < through {
-            return Err(continuum_core::event::compacted_error(
-                after.max(0) as u64,
-                through.max(0) as u64,
-            ));
-        }
-        rows.iter()
-            .map(|r| {
-                let v = r.get::<_, i32>(3).max(0) as u32;
-                Ok(EventRecord {
-                    seq: r.get::<_, i64>(0).max(0) as u64,
-                    tenant: TenantId::new(r.get::<_, String>(1))?,
-                    at: Timestamp(r.get(2)),
-                    v,
-                    event: Event::decode(r.get::<_, &str>(4), v)?,
-                })
-            })
-            .collect()
-    }
-
-    async fn latest_event(&self, tenant: &TenantId) -> Result<u64> {
-        let client = self.client().await?;
-        let r = cached_query_one(
-            &client,
-            "SELECT GREATEST(coalesce((SELECT max(seq) FROM events WHERE tenant = $1), 0),
-                             (SELECT compacted_through FROM event_head WHERE id = 1))",
-            &[&tenant.as_str()],
-        )
-        .await
-        .map_err(map_err)?;
-        Ok(r.get::<_, i64>(0).max(0) as u64)
-    }
-
     async fn snapshot(&self, tenant: &TenantId, sink: SnapshotSink<'_>) -> Result<u64> {
         // One REPEATABLE READ, READ ONLY transaction: every query sees the same snapshot,
         // and writers are never blocked. Rows are fetched through portals, a page at a time.
@@ -1705,6 +1614,176 @@ impl MemoryStore for PostgresStore {
         Ok(position)
     }
 
+    async fn index_scan(
+        &self,
+        tenant: &TenantId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, IndexDoc)>> {
+        let client = self.client().await?;
+        let rows = cached_query(&client,
+                &format!(
+                    "SELECT m.rid, m.content, {HEAD_COLS},
+                        coalesce((SELECT array_agg(k.key) FROM mentions mn JOIN concepts k ON k.cid = mn.cid
+                                  WHERE mn.rid = m.rid), '{{}}'),
+                        CASE WHEN jsonb_typeof(m.metadata->'speaker') = 'string'
+                             THEN m.metadata->>'speaker' END
+                     FROM memories m WHERE m.tenant = $1 AND m.rid > $2 ORDER BY m.rid LIMIT $3"
+                ),
+                &[&tenant.as_str(), &(after as i64), &(limit.min(10_000) as i64)],
+            )
+            .await
+            .map_err(map_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.get::<_, i64>(0) as u64,
+                    IndexDoc {
+                        content: r.get(1),
+                        head: row_head(r, 2)?,
+                        concepts: r.get(7),
+                        speaker: r.get(8),
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    async fn index_docs(&self, tenant: &TenantId, ids: &[MemoryId]) -> Result<Vec<IndexDoc>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let client = self.client().await?;
+        let ids: Vec<Uuid> = ids.iter().map(|i| i.0).collect();
+        let rows = cached_query(&client,
+                &format!(
+                    "SELECT m.rid, m.content, {HEAD_COLS},
+                        coalesce((SELECT array_agg(k.key) FROM mentions mn JOIN concepts k ON k.cid = mn.cid
+                                  WHERE mn.rid = m.rid), '{{}}'),
+                        CASE WHEN jsonb_typeof(m.metadata->'speaker') = 'string'
+                             THEN m.metadata->>'speaker' END
+                     FROM (SELECT * FROM memories WHERE id = ANY($2) OFFSET 0) m WHERE m.tenant = $1"
+                ),
+                &[&tenant.as_str(), &ids],
+            )
+            .await
+            .map_err(map_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(IndexDoc {
+                    content: r.get(1),
+                    head: row_head(r, 2)?,
+                    concepts: r.get(7),
+                    speaker: r.get(8),
+                })
+            })
+            .collect()
+    }
+
+    async fn check(&self) -> Result<Vec<String>> {
+        let client = self.client().await?;
+        let mut problems = Vec::new();
+        let orphans: i64 = cached_query_one(&client,
+                "SELECT count(*) FROM mentions mn LEFT JOIN memories m ON m.rid = mn.rid WHERE m.rid IS NULL",
+                &[],
+            )
+            .await
+            .map_err(map_err)?
+            .get(0);
+        if orphans > 0 {
+            problems.push(format!(
+                "{orphans} concept mentions point at missing memories"
+            ));
+        }
+        let dangling: i64 = cached_query_one(&client,
+                "SELECT count(*) FROM links l WHERE NOT EXISTS (SELECT 1 FROM concepts c WHERE c.cid = l.a)
+                    OR NOT EXISTS (SELECT 1 FROM concepts c WHERE c.cid = l.b)",
+                &[],
+            )
+            .await
+            .map_err(map_err)?
+            .get(0);
+        if dangling > 0 {
+            problems.push(format!("{dangling} links point at missing concepts"));
+        }
+        Ok(problems)
+    }
+}
+
+#[async_trait]
+impl EventLog for PostgresStore {
+    async fn events_since(
+        &self,
+        scope: EventScope<'_>,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<EventRecord>> {
+        let client = self.client().await?;
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let limit = limit.min(MAX_PAGE) as i64;
+        let rows = match scope {
+            EventScope::Tenant(t) => {
+                cached_query(
+                    &client,
+                    "SELECT seq, tenant, at, v, payload FROM events
+                     WHERE tenant = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                    &[&t.as_str(), &after, &limit],
+                )
+                .await
+            }
+            EventScope::All => {
+                cached_query(
+                    &client,
+                    "SELECT seq, tenant, at, v, payload FROM events WHERE seq > $1 ORDER BY seq LIMIT $2",
+                    &[&after, &limit],
+                )
+                .await
+            }
+        }
+        .map_err(map_err)?;
+        // Read after the events: a compaction that ran before the read above shows here, so
+        // a page that may have lost events is never returned as complete.
+        let through = cached_query_one(
+            &client,
+            "SELECT compacted_through FROM event_head WHERE id = 1",
+            &[],
+        )
+        .await
+        .map_err(map_err)?
+        .get::<_, i64>(0);
+        if after < through {
+            return Err(continuum_core::event::compacted_error(
+                after.max(0) as u64,
+                through.max(0) as u64,
+            ));
+        }
+        rows.iter()
+            .map(|r| {
+                let v = r.get::<_, i32>(3).max(0) as u32;
+                Ok(EventRecord {
+                    seq: r.get::<_, i64>(0).max(0) as u64,
+                    tenant: TenantId::new(r.get::<_, String>(1))?,
+                    at: Timestamp(r.get(2)),
+                    v,
+                    event: Event::decode(r.get::<_, &str>(4), v)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn latest_event(&self, tenant: &TenantId) -> Result<u64> {
+        let client = self.client().await?;
+        let r = cached_query_one(
+            &client,
+            "SELECT GREATEST(coalesce((SELECT max(seq) FROM events WHERE tenant = $1), 0),
+                             (SELECT compacted_through FROM event_head WHERE id = 1))",
+            &[&tenant.as_str()],
+        )
+        .await
+        .map_err(map_err)?;
+        Ok(r.get::<_, i64>(0).max(0) as u64)
+    }
+
     async fn event_head(&self) -> Result<u64> {
         let client = self.client().await?;
         let r = cached_query_one(&client, "SELECT seq FROM event_head WHERE id = 1", &[])
@@ -1801,72 +1880,26 @@ impl MemoryStore for PostgresStore {
         Ok(!rows.is_empty())
     }
 
-    async fn index_scan(
+    async fn record_events(
         &self,
         tenant: &TenantId,
-        after: u64,
-        limit: usize,
-    ) -> Result<Vec<(u64, IndexDoc)>> {
-        let client = self.client().await?;
-        let rows = cached_query(&client,
-                &format!(
-                    "SELECT m.rid, m.content, {HEAD_COLS},
-                        coalesce((SELECT array_agg(k.key) FROM mentions mn JOIN concepts k ON k.cid = mn.cid
-                                  WHERE mn.rid = m.rid), '{{}}'),
-                        CASE WHEN jsonb_typeof(m.metadata->'speaker') = 'string'
-                             THEN m.metadata->>'speaker' END
-                     FROM memories m WHERE m.tenant = $1 AND m.rid > $2 ORDER BY m.rid LIMIT $3"
-                ),
-                &[&tenant.as_str(), &(after as i64), &(limit.min(10_000) as i64)],
-            )
-            .await
-            .map_err(map_err)?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.get::<_, i64>(0) as u64,
-                    IndexDoc {
-                        content: r.get(1),
-                        head: row_head(r, 2)?,
-                        concepts: r.get(7),
-                        speaker: r.get(8),
-                    },
-                ))
-            })
-            .collect()
-    }
-
-    async fn index_docs(&self, tenant: &TenantId, ids: &[MemoryId]) -> Result<Vec<IndexDoc>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
+        at: Timestamp,
+        events: &[Event],
+    ) -> Result<u64> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_err)?;
+        let mut rows = EventRows::default();
+        for e in events {
+            rows.push(at.millis(), e.clone());
         }
-        let client = self.client().await?;
-        let ids: Vec<Uuid> = ids.iter().map(|i| i.0).collect();
-        let rows = cached_query(&client,
-                &format!(
-                    "SELECT m.rid, m.content, {HEAD_COLS},
-                        coalesce((SELECT array_agg(k.key) FROM mentions mn JOIN concepts k ON k.cid = mn.cid
-                                  WHERE mn.rid = m.rid), '{{}}'),
-                        CASE WHEN jsonb_typeof(m.metadata->'speaker') = 'string'
-                             THEN m.metadata->>'speaker' END
-                     FROM (SELECT * FROM memories WHERE id = ANY($2) OFFSET 0) m WHERE m.tenant = $1"
-                ),
-                &[&tenant.as_str(), &ids],
-            )
-            .await
-            .map_err(map_err)?;
-        rows.iter()
-            .map(|r| {
-                Ok(IndexDoc {
-                    content: r.get(1),
-                    head: row_head(r, 2)?,
-                    concepts: r.get(7),
-                    speaker: r.get(8),
-                })
-            })
-            .collect()
+        let seq = rows.insert(&tx, tenant.as_str()).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(seq)
     }
+}
 
+#[async_trait]
+impl VectorStore for PostgresStore {
     async fn put_vectors(
         &self,
         tenant: &TenantId,
@@ -1928,10 +1961,119 @@ impl MemoryStore for PostgresStore {
         Ok(n as usize)
     }
 
-    fn searches_vectors(&self) -> bool {
-        self.ann.is_some()
+    fn vector_search(&self) -> Option<&dyn VectorSearch> {
+        self.ann.as_ref().map(|_| self as &dyn VectorSearch)
     }
 
+    async fn vectors_since(
+        &self,
+        tenant: &TenantId,
+        model: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<continuum_core::embed::StoredVector>> {
+        let client = self.client().await?;
+        let rows = cached_query(
+            &client,
+            "SELECT v.seq, m.id, v.dim, v.vector FROM vectors v JOIN memories m ON m.rid = v.rid
+             WHERE v.tenant = $1 AND v.model = $2 AND v.seq > $3 ORDER BY v.seq LIMIT $4",
+            &[
+                &tenant.as_str(),
+                &model,
+                &(after as i64),
+                &(limit.min(10_000) as i64),
+            ],
+        )
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(|r| {
+                let dim: i32 = r.get(2);
+                Ok(continuum_core::embed::StoredVector {
+                    seq: r.get::<_, i64>(0) as u64,
+                    id: MemoryId(r.get(1)),
+                    vector: continuum_core::embed::decode_vector(
+                        r.get::<_, &[u8]>(3),
+                        dim.max(0) as usize,
+                    )?,
+                })
+            })
+            .collect()
+    }
+
+    async fn pending_embeddings(
+        &self,
+        tenant: Option<&TenantId>,
+        model: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<continuum_core::embed::PendingEmbedding>> {
+        let client = self.client().await?;
+        let rows = cached_query(
+            &client,
+            "SELECT m.rid, m.tenant, m.id, m.content FROM memories m
+             WHERE m.rid > $2 AND ($1::text IS NULL OR m.tenant = $1)
+               AND NOT EXISTS (SELECT 1 FROM vectors v WHERE v.rid = m.rid AND v.model = $3)
+             ORDER BY m.rid LIMIT $4",
+            &[
+                &tenant.map(TenantId::as_str),
+                &(after as i64),
+                &model,
+                &(limit.min(10_000) as i64),
+            ],
+        )
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(continuum_core::embed::PendingEmbedding {
+                    pos: r.get::<_, i64>(0) as u64,
+                    tenant: TenantId::new(r.get::<_, String>(1))?,
+                    id: MemoryId(r.get(2)),
+                    content: r.get(3),
+                })
+            })
+            .collect()
+    }
+
+    async fn vector_counts(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Vec<continuum_core::embed::VectorCount>> {
+        let client = self.client().await?;
+        let rows = cached_query(
+            &client,
+            "SELECT model, dim, count(*) FROM vectors WHERE tenant = $1
+             GROUP BY model, dim ORDER BY model, dim",
+            &[&tenant.as_str()],
+        )
+        .await
+        .map_err(map_err)?;
+        Ok(rows
+            .iter()
+            .map(|r| continuum_core::embed::VectorCount {
+                model: r.get(0),
+                dim: r.get::<_, i32>(1).max(0) as usize,
+                count: r.get::<_, i64>(2).max(0) as u64,
+            })
+            .collect())
+    }
+
+    async fn drop_vectors_except(&self, tenant: &TenantId, keep: &str) -> Result<u64> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("DELETE FROM vectors WHERE tenant = $1 AND model <> $2")
+            .await
+            .map_err(map_err)?;
+        client
+            .execute(&stmt, &[&tenant.as_str(), &keep])
+            .await
+            .map_err(map_err)
+    }
+}
+
+#[async_trait]
+impl VectorSearch for PostgresStore {
     async fn nearest_vectors(
         &self,
         tenant: &TenantId,
@@ -2056,111 +2198,28 @@ impl MemoryStore for PostgresStore {
             .map(|r| (MemoryId(r.get(0)), r.get::<_, f32>(1)))
             .collect())
     }
+}
 
-    async fn vectors_since(
-        &self,
-        tenant: &TenantId,
-        model: &str,
-        after: u64,
-        limit: usize,
-    ) -> Result<Vec<continuum_core::embed::StoredVector>> {
+#[async_trait]
+impl KeyStore for PostgresStore {
+    async fn tenants(&self) -> Result<Vec<continuum_core::store::TenantMemories>> {
         let client = self.client().await?;
         let rows = cached_query(
             &client,
-            "SELECT v.seq, m.id, v.dim, v.vector FROM vectors v JOIN memories m ON m.rid = v.rid
-             WHERE v.tenant = $1 AND v.model = $2 AND v.seq > $3 ORDER BY v.seq LIMIT $4",
-            &[
-                &tenant.as_str(),
-                &model,
-                &(after as i64),
-                &(limit.min(10_000) as i64),
-            ],
+            "SELECT tenant, count(*), max(created_at) FROM memories GROUP BY tenant ORDER BY tenant",
+            &[],
         )
         .await
         .map_err(map_err)?;
         rows.iter()
             .map(|r| {
-                let dim: i32 = r.get(2);
-                Ok(continuum_core::embed::StoredVector {
-                    seq: r.get::<_, i64>(0) as u64,
-                    id: MemoryId(r.get(1)),
-                    vector: continuum_core::embed::decode_vector(
-                        r.get::<_, &[u8]>(3),
-                        dim.max(0) as usize,
-                    )?,
+                Ok(continuum_core::store::TenantMemories {
+                    tenant: TenantId::new(r.get::<_, String>(0))?,
+                    memories: r.get::<_, i64>(1).max(0) as u64,
+                    last_memory_at: r.get::<_, Option<i64>>(2).map(Timestamp),
                 })
             })
             .collect()
-    }
-
-    async fn pending_embeddings(
-        &self,
-        tenant: Option<&TenantId>,
-        model: &str,
-        after: u64,
-        limit: usize,
-    ) -> Result<Vec<continuum_core::embed::PendingEmbedding>> {
-        let client = self.client().await?;
-        let rows = cached_query(
-            &client,
-            "SELECT m.rid, m.tenant, m.id, m.content FROM memories m
-             WHERE m.rid > $2 AND ($1::text IS NULL OR m.tenant = $1)
-               AND NOT EXISTS (SELECT 1 FROM vectors v WHERE v.rid = m.rid AND v.model = $3)
-             ORDER BY m.rid LIMIT $4",
-            &[
-                &tenant.map(TenantId::as_str),
-                &(after as i64),
-                &model,
-                &(limit.min(10_000) as i64),
-            ],
-        )
-        .await
-        .map_err(map_err)?;
-        rows.iter()
-            .map(|r| {
-                Ok(continuum_core::embed::PendingEmbedding {
-                    pos: r.get::<_, i64>(0) as u64,
-                    tenant: TenantId::new(r.get::<_, String>(1))?,
-                    id: MemoryId(r.get(2)),
-                    content: r.get(3),
-                })
-            })
-            .collect()
-    }
-
-    async fn vector_counts(
-        &self,
-        tenant: &TenantId,
-    ) -> Result<Vec<continuum_core::embed::VectorCount>> {
-        let client = self.client().await?;
-        let rows = cached_query(
-            &client,
-            "SELECT model, dim, count(*) FROM vectors WHERE tenant = $1
-             GROUP BY model, dim ORDER BY model, dim",
-            &[&tenant.as_str()],
-        )
-        .await
-        .map_err(map_err)?;
-        Ok(rows
-            .iter()
-            .map(|r| continuum_core::embed::VectorCount {
-                model: r.get(0),
-                dim: r.get::<_, i32>(1).max(0) as usize,
-                count: r.get::<_, i64>(2).max(0) as u64,
-            })
-            .collect())
-    }
-
-    async fn drop_vectors_except(&self, tenant: &TenantId, keep: &str) -> Result<u64> {
-        let client = self.client().await?;
-        let stmt = client
-            .prepare_cached("DELETE FROM vectors WHERE tenant = $1 AND model <> $2")
-            .await
-            .map_err(map_err)?;
-        client
-            .execute(&stmt, &[&tenant.as_str(), &keep])
-            .await
-            .map_err(map_err)
     }
 
     async fn put_key(&self, key: &continuum_core::keys::ApiKey, events: &[Event]) -> Result<()> {
@@ -2251,52 +2310,6 @@ impl MemoryStore for PostgresStore {
         events.insert(&tx, &tenant).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(true)
-    }
-
-    async fn record_events(
-        &self,
-        tenant: &TenantId,
-        at: Timestamp,
-        events: &[Event],
-    ) -> Result<u64> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(map_err)?;
-        let mut rows = EventRows::default();
-        for e in events {
-            rows.push(at.millis(), e.clone());
-        }
-        let seq = rows.insert(&tx, tenant.as_str()).await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(seq)
-    }
-
-    async fn check(&self) -> Result<Vec<String>> {
-        let client = self.client().await?;
-        let mut problems = Vec::new();
-        let orphans: i64 = cached_query_one(&client,
-                "SELECT count(*) FROM mentions mn LEFT JOIN memories m ON m.rid = mn.rid WHERE m.rid IS NULL",
-                &[],
-            )
-            .await
-            .map_err(map_err)?
-            .get(0);
-        if orphans > 0 {
-            problems.push(format!(
-                "{orphans} concept mentions point at missing memories"
-            ));
-        }
-        let dangling: i64 = cached_query_one(&client,
-                "SELECT count(*) FROM links l WHERE NOT EXISTS (SELECT 1 FROM concepts c WHERE c.cid = l.a)
-                    OR NOT EXISTS (SELECT 1 FROM concepts c WHERE c.cid = l.b)",
-                &[],
-            )
-            .await
-            .map_err(map_err)?
-            .get(0);
-        if dangling > 0 {
-            problems.push(format!("{dangling} links point at missing concepts"));
-        }
-        Ok(problems)
     }
 }
 

@@ -4,7 +4,7 @@
 
 use continuum_core::event::{Event, EventScope};
 use continuum_core::time::Timestamp;
-use continuum_core::{MemoryId, MemoryStore, TenantId};
+use continuum_core::{EventLog, MemoryGraph, MemoryId, TenantId};
 use continuum_store_postgres::{PostgresOptions, PostgresStore, pgvector};
 
 mod common;

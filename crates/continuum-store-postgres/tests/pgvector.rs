@@ -7,7 +7,7 @@
 //! a missing extension a failure rather than a skip).
 
 use continuum_core::time::Timestamp;
-use continuum_core::{MemoryId, MemoryStore};
+use continuum_core::{MemoryId, MemoryStore, VectorStore};
 use continuum_engine::{RecallRequest, RememberRequest};
 use continuum_store_postgres::pgvector::{Mode, Status};
 use continuum_store_postgres::{PostgresOptions, PostgresStore};

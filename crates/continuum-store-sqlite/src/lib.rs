@@ -20,7 +20,8 @@ use continuum_core::store::{
 };
 use continuum_core::store::{SnapshotItem, SnapshotSink};
 use continuum_core::{
-    Error, Memory, MemoryId, MemoryStore, Result, SessionId, TenantId, Timestamp,
+    Error, EventLog, KeyStore, Memory, MemoryGraph, MemoryId, Result, SessionId, TenantId,
+    Timestamp, VectorStore,
 };
 use rusqlite::types::Value;
 use rusqlite::{
@@ -1071,7 +1072,7 @@ fn snapshot_tx(c: &Connection, t: &str, sink: SnapshotSink<'_>) -> rusqlite::Res
 }
 
 #[async_trait]
-impl MemoryStore for SqliteStore {
+impl MemoryGraph for SqliteStore {
     fn backend(&self) -> &'static str {
         "sqlite"
     }
@@ -1510,25 +1511,169 @@ impl MemoryStore for SqliteStore {
         })
     }
 
-    async fn tenants(&self) -> Result<Vec<continuum_core::store::TenantMemories>> {
-        let rows: Vec<(String, i64, Option<i64>)> = self.read(|c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT tenant, count(*), max(created_at) FROM memories GROUP BY tenant ORDER BY tenant",
-            )?;
-            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                .collect()
-        })?;
-        rows.into_iter()
-            .map(|(t, n, last)| {
-                Ok(continuum_core::store::TenantMemories {
-                    tenant: TenantId::new(t)?,
-                    memories: n.max(0) as u64,
-                    last_memory_at: last.map(Timestamp),
-                })
-            })
-            .collect()
+    async fn commit_marker(&self) -> Result<Option<u64>> {
+        if let Some(header) = &self.wal_header {
+            // None if the header, readable at open, cannot be read now: callers then ask
+            // the store every time.
+            return Ok(header.marker());
+        }
+        let conn = self
+            .watch
+            .lock()
+            .map_err(|_| Error::Internal("the watch connection was poisoned".into()))?;
+        let version: i64 = conn
+            .prepare_cached("PRAGMA data_version")
+            .and_then(|mut st| st.query_row([], |r| r.get(0)))
+            .map_err(map_err)?;
+        Ok(Some(version as u64))
     }
 
+    async fn snapshot(&self, tenant: &TenantId, sink: SnapshotSink<'_>) -> Result<u64> {
+        // A read transaction on one connection: every SELECT below sees the same commit.
+        let t = tenant.as_str();
+        self.read(|c| {
+            c.execute_batch("BEGIN")?;
+            let r = snapshot_tx(c, t, sink);
+            let end = c.execute_batch("COMMIT");
+            let r = r?;
+            end.map(|_| r)
+        })?
+    }
+
+    async fn index_scan(
+        &self,
+        tenant: &TenantId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, IndexDoc)>> {
+        let sql = format!(
+            // `+m.tenant`: walk the rowid order; the tenant index would sort every row per page.
+            "SELECT m.rid, m.content, {HEAD_COLS}, {SPEAKER_COL} FROM memories m
+             WHERE +m.tenant = ?1 AND m.rid > ?2 ORDER BY m.rid LIMIT ?3"
+        );
+        self.read(|c| {
+            let mut docs: Vec<(u64, IndexDoc)> = c
+                .prepare_cached(&sql)?
+                .query_map(
+                    params![tenant.as_str(), after as i64, limit.min(10_000) as i64],
+                    |r| {
+                        Ok((
+                            r.get::<_, i64>(0)? as u64,
+                            IndexDoc {
+                                content: r.get(1)?,
+                                concepts: Vec::new(),
+                                head: row_head(r, 2)?,
+                                speaker: r.get(7)?,
+                            },
+                        ))
+                    },
+                )?
+                .collect::<rusqlite::Result<_>>()?;
+            let (Some(first), Some(last)) = (docs.first().map(|d| d.0), docs.last().map(|d| d.0))
+            else {
+                return Ok(docs);
+            };
+            // Mentions of the page by memory range (other tenants' rows in the range are
+            // skipped below), then each concept's key once.
+            let mut by_rid: HashMap<i64, Vec<i64>> = HashMap::new();
+            let mut stmt =
+                c.prepare_cached("SELECT rid, cid FROM mentions WHERE rid BETWEEN ?1 AND ?2")?;
+            let rows = stmt.query_map(params![first as i64, last as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+            for row in rows {
+                let (rid, cid): (i64, i64) = row?;
+                by_rid.entry(rid).or_default().push(cid);
+            }
+            let cids: Vec<i64> = by_rid
+                .values()
+                .flatten()
+                .copied()
+                .collect::<std::collections::HashSet<_>>()
+                .into_iter()
+                .collect();
+            let mut keys: HashMap<i64, String> = HashMap::new();
+            for chunk in cids.chunks(500) {
+                let sql = format!(
+                    "SELECT cid, key FROM concepts WHERE tenant = ? AND cid IN ({})",
+                    placeholders(chunk.len())
+                );
+                let mut p: Vec<Value> = vec![Value::Text(tenant.as_str().into())];
+                p.extend(chunk.iter().map(|c| Value::Integer(*c)));
+                let mut stmt = c.prepare_cached(&sql)?;
+                let rows = stmt.query_map(params_from_iter(p), |r| Ok((r.get(0)?, r.get(1)?)))?;
+                for row in rows {
+                    let (cid, key): (i64, String) = row?;
+                    keys.insert(cid, key);
+                }
+            }
+            for (rid, doc) in &mut docs {
+                if let Some(cids) = by_rid.get(&(*rid as i64)) {
+                    doc.concepts = cids.iter().filter_map(|c| keys.get(c).cloned()).collect();
+                }
+            }
+            Ok(docs)
+        })
+    }
+
+    async fn index_docs(&self, tenant: &TenantId, ids: &[MemoryId]) -> Result<Vec<IndexDoc>> {
+        let sql = format!(
+            "SELECT m.rid, m.content,
+                (SELECT group_concat(k.key, char(31)) FROM mentions mn JOIN concepts k ON k.cid = mn.cid
+                 WHERE mn.rid = m.rid),
+                {HEAD_COLS}, {SPEAKER_COL}
+             FROM memories m WHERE +m.tenant = ?1 AND m.id = ?2"
+        );
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(&sql)?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                if let Some(doc) = stmt
+                    .query_row(
+                        params![tenant.as_str(), id.as_bytes().as_slice()],
+                        index_doc,
+                    )
+                    .optional()?
+                {
+                    out.push(doc);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    async fn check(&self) -> Result<Vec<String>> {
+        self.read(|c| {
+            let mut problems = Vec::new();
+            let mut stmt = c.prepare("PRAGMA integrity_check")?;
+            for row in stmt.query_map([], |r| r.get::<_, String>(0))? {
+                let row = row?;
+                if row != "ok" {
+                    problems.push(format!("integrity: {row}"));
+                }
+            }
+            let memories: i64 = c.query_row("SELECT count(*) FROM memories", [], |r| r.get(0))?;
+            let indexed: i64 = c.query_row("SELECT count(*) FROM memories_fts", [], |r| r.get(0))?;
+            if memories != indexed {
+                problems.push(format!(
+                    "full-text index holds {indexed} entries for {memories} memories"
+                ));
+            }
+            let orphans: i64 = c.query_row(
+                "SELECT count(*) FROM mentions mn LEFT JOIN memories m ON m.rid = mn.rid WHERE m.rid IS NULL",
+                [],
+                |r| r.get(0),
+            )?;
+            if orphans > 0 {
+                problems.push(format!("{orphans} concept mentions point at missing memories"));
+            }
+            Ok(problems)
+        })
+    }
+}
+
+#[async_trait]
+impl EventLog for SqliteStore {
     async fn events_since(
         &self,
         scope: EventScope<'_>,
@@ -1659,23 +1804,6 @@ impl MemoryStore for SqliteStore {
         })
     }
 
-    async fn commit_marker(&self) -> Result<Option<u64>> {
-        if let Some(header) = &self.wal_header {
-            // None if the header, readable at open, cannot be read now: callers then ask
-            // the store every time.
-            return Ok(header.marker());
-        }
-        let conn = self
-            .watch
-            .lock()
-            .map_err(|_| Error::Internal("the watch connection was poisoned".into()))?;
-        let version: i64 = conn
-            .prepare_cached("PRAGMA data_version")
-            .and_then(|mut st| st.query_row([], |r| r.get(0)))
-            .map_err(map_err)?;
-        Ok(Some(version as u64))
-    }
-
     async fn latest_event(&self, tenant: &TenantId) -> Result<u64> {
         self.read(|c| {
             c.prepare_cached(
@@ -1687,120 +1815,27 @@ impl MemoryStore for SqliteStore {
         })
     }
 
-    async fn snapshot(&self, tenant: &TenantId, sink: SnapshotSink<'_>) -> Result<u64> {
-        // A read transaction on one connection: every SELECT below sees the same commit.
-        let t = tenant.as_str();
-        self.read(|c| {
-            c.execute_batch("BEGIN")?;
-            let r = snapshot_tx(c, t, sink);
-            let end = c.execute_batch("COMMIT");
-            let r = r?;
-            end.map(|_| r)
-        })?
-    }
-
-    async fn index_scan(
+    async fn record_events(
         &self,
         tenant: &TenantId,
-        after: u64,
-        limit: usize,
-    ) -> Result<Vec<(u64, IndexDoc)>> {
-        let sql = format!(
-            // `+m.tenant`: walk the rowid order; the tenant index would sort every row per page.
-            "SELECT m.rid, m.content, {HEAD_COLS}, {SPEAKER_COL} FROM memories m
-             WHERE +m.tenant = ?1 AND m.rid > ?2 ORDER BY m.rid LIMIT ?3"
-        );
-        self.read(|c| {
-            let mut docs: Vec<(u64, IndexDoc)> = c
-                .prepare_cached(&sql)?
-                .query_map(
-                    params![tenant.as_str(), after as i64, limit.min(10_000) as i64],
-                    |r| {
-                        Ok((
-                            r.get::<_, i64>(0)? as u64,
-                            IndexDoc {
-                                content: r.get(1)?,
-                                concepts: Vec::new(),
-                                head: row_head(r, 2)?,
-                                speaker: r.get(7)?,
-                            },
-                        ))
-                    },
-                )?
-                .collect::<rusqlite::Result<_>>()?;
-            let (Some(first), Some(last)) = (docs.first().map(|d| d.0), docs.last().map(|d| d.0))
-            else {
-                return Ok(docs);
-            };
-            // Mentions of the page by memory range (other tenants' rows in the range are
-            // skipped below), then each concept's key once.
-            let mut by_rid: HashMap<i64, Vec<i64>> = HashMap::new();
-            let mut stmt =
-                c.prepare_cached("SELECT rid, cid FROM mentions WHERE rid BETWEEN ?1 AND ?2")?;
-            let rows = stmt.query_map(params![first as i64, last as i64], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?;
-            for row in rows {
-                let (rid, cid): (i64, i64) = row?;
-                by_rid.entry(rid).or_default().push(cid);
+        at: Timestamp,
+        events: &[Event],
+    ) -> Result<u64> {
+        self.write(|tx| {
+            for e in events {
+                log_event(tx, tenant, at.millis(), e)?;
             }
-            let cids: Vec<i64> = by_rid
-                .values()
-                .flatten()
-                .copied()
-                .collect::<std::collections::HashSet<_>>()
-                .into_iter()
-                .collect();
-            let mut keys: HashMap<i64, String> = HashMap::new();
-            for chunk in cids.chunks(500) {
-                let sql = format!(
-                    "SELECT cid, key FROM concepts WHERE tenant = ? AND cid IN ({})",
-                    placeholders(chunk.len())
-                );
-                let mut p: Vec<Value> = vec![Value::Text(tenant.as_str().into())];
-                p.extend(chunk.iter().map(|c| Value::Integer(*c)));
-                let mut stmt = c.prepare_cached(&sql)?;
-                let rows = stmt.query_map(params_from_iter(p), |r| Ok((r.get(0)?, r.get(1)?)))?;
-                for row in rows {
-                    let (cid, key): (i64, String) = row?;
-                    keys.insert(cid, key);
-                }
-            }
-            for (rid, doc) in &mut docs {
-                if let Some(cids) = by_rid.get(&(*rid as i64)) {
-                    doc.concepts = cids.iter().filter_map(|c| keys.get(c).cloned()).collect();
-                }
-            }
-            Ok(docs)
+            tx.query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|n| n.max(0) as u64)
+            .map_err(map_err)
         })
     }
+}
 
-    async fn index_docs(&self, tenant: &TenantId, ids: &[MemoryId]) -> Result<Vec<IndexDoc>> {
-        let sql = format!(
-            "SELECT m.rid, m.content,
-                (SELECT group_concat(k.key, char(31)) FROM mentions mn JOIN concepts k ON k.cid = mn.cid
-                 WHERE mn.rid = m.rid),
-                {HEAD_COLS}, {SPEAKER_COL}
-             FROM memories m WHERE +m.tenant = ?1 AND m.id = ?2"
-        );
-        self.read(|c| {
-            let mut stmt = c.prepare_cached(&sql)?;
-            let mut out = Vec::with_capacity(ids.len());
-            for id in ids {
-                if let Some(doc) = stmt
-                    .query_row(
-                        params![tenant.as_str(), id.as_bytes().as_slice()],
-                        index_doc,
-                    )
-                    .optional()?
-                {
-                    out.push(doc);
-                }
-            }
-            Ok(out)
-        })
-    }
-
+#[async_trait]
+impl VectorStore for SqliteStore {
     async fn put_vectors(
         &self,
         tenant: &TenantId,
@@ -1931,6 +1966,28 @@ impl MemoryStore for SqliteStore {
             .map_err(map_err)
         })
     }
+}
+
+#[async_trait]
+impl KeyStore for SqliteStore {
+    async fn tenants(&self) -> Result<Vec<continuum_core::store::TenantMemories>> {
+        let rows: Vec<(String, i64, Option<i64>)> = self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT tenant, count(*), max(created_at) FROM memories GROUP BY tenant ORDER BY tenant",
+            )?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect()
+        })?;
+        rows.into_iter()
+            .map(|(t, n, last)| {
+                Ok(continuum_core::store::TenantMemories {
+                    tenant: TenantId::new(t)?,
+                    memories: n.max(0) as u64,
+                    last_memory_at: last.map(Timestamp),
+                })
+            })
+            .collect()
+    }
 
     async fn put_key(&self, key: &continuum_core::keys::ApiKey, events: &[Event]) -> Result<()> {
         self.write(|tx| {
@@ -2012,53 +2069,6 @@ impl MemoryStore for SqliteStore {
             };
             log_event(tx, &TenantId::new(tenant)?, at.millis(), &event)?;
             Ok(true)
-        })
-    }
-
-    async fn record_events(
-        &self,
-        tenant: &TenantId,
-        at: Timestamp,
-        events: &[Event],
-    ) -> Result<u64> {
-        self.write(|tx| {
-            for e in events {
-                log_event(tx, tenant, at.millis(), e)?;
-            }
-            tx.query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| {
-                r.get::<_, i64>(0)
-            })
-            .map(|n| n.max(0) as u64)
-            .map_err(map_err)
-        })
-    }
-
-    async fn check(&self) -> Result<Vec<String>> {
-        self.read(|c| {
-            let mut problems = Vec::new();
-            let mut stmt = c.prepare("PRAGMA integrity_check")?;
-            for row in stmt.query_map([], |r| r.get::<_, String>(0))? {
-                let row = row?;
-                if row != "ok" {
-                    problems.push(format!("integrity: {row}"));
-                }
-            }
-            let memories: i64 = c.query_row("SELECT count(*) FROM memories", [], |r| r.get(0))?;
-            let indexed: i64 = c.query_row("SELECT count(*) FROM memories_fts", [], |r| r.get(0))?;
-            if memories != indexed {
-                problems.push(format!(
-                    "full-text index holds {indexed} entries for {memories} memories"
-                ));
-            }
-            let orphans: i64 = c.query_row(
-                "SELECT count(*) FROM mentions mn LEFT JOIN memories m ON m.rid = mn.rid WHERE m.rid IS NULL",
-                [],
-                |r| r.get(0),
-            )?;
-            if orphans > 0 {
-                problems.push(format!("{orphans} concept mentions point at missing memories"));
-            }
-            Ok(problems)
         })
     }
 }

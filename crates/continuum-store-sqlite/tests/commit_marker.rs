@@ -1,7 +1,7 @@
 //! The commit marker read from the WAL-index header: it moves with every commit from any
 //! connection (here a plain SQLite connection stands for another process), and only then.
 
-use continuum_core::store::MemoryStore;
+use continuum_core::store::MemoryGraph;
 use continuum_core::time::Timestamp;
 use continuum_store_sqlite::{SqliteOptions, SqliteStore};
 

@@ -26,7 +26,7 @@ use std::time::Instant;
 
 #[derive(Debug, Args)]
 pub struct LocomoArgs {
-    /// A LoCoMo-format file, e.g. ../shared/bench/locomo/locomo-dev.json.
+    /// A LoCoMo-format file (the LoCoMo release's `locomo10.json`, or a split of it).
     #[arg(long)]
     pub data: PathBuf,
     /// Cut-offs for recall@k and hit@k.

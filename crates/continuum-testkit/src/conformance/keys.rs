@@ -1,0 +1,142 @@
+//! Conformance cases for keys and tenant administration.
+
+use super::*;
+
+pub async fn api_keys_are_stored_hashed_and_revocable(make: &Factory) {
+    use continuum_core::keys::Scope;
+    let s = make().await;
+    let (e, clock) = engine(s.store.clone());
+    let (a, b) = (tenant("a"), tenant("b"));
+    let (secret, key) = e
+        .create_key(&a, Scope::Write, Some(60_000), Some("ci".into()))
+        .await
+        .unwrap();
+    e.create_key(&b, Scope::Read, None, None).await.unwrap();
+    let stored = s.store.key_by_prefix(&key.prefix).await.unwrap().unwrap();
+    assert_ne!(stored.hash, secret, "only the hash is stored");
+    assert!(!stored.hash.contains(&secret[16..]));
+    let who = e.authenticate(&secret).await.unwrap();
+    assert_eq!((who.tenant, who.scope), (a.clone(), Scope::Write));
+    // Change the last hex digit (to one it is not).
+    let last = if secret.ends_with('0') { '1' } else { '0' };
+    let wrong = format!("{}{last}", &secret[..secret.len() - 1]);
+    assert_ne!(wrong, secret);
+    assert!(matches!(
+        e.authenticate(&wrong).await,
+        Err(Error::Unauthorized(_))
+    ));
+    assert!(matches!(
+        e.authenticate("ck_garbage").await,
+        Err(Error::Unauthorized(_))
+    ));
+    assert_eq!(
+        e.list_keys(Some(&a)).await.unwrap().len(),
+        1,
+        "keys are listed per tenant"
+    );
+    assert_eq!(e.list_keys(None).await.unwrap().len(), 2);
+    clock.advance_millis(61_000);
+    assert!(
+        matches!(e.authenticate(&secret).await, Err(Error::Unauthorized(_))),
+        "expired"
+    );
+    let (secret2, key2) = e.create_key(&a, Scope::Admin, None, None).await.unwrap();
+    e.authenticate(&secret2).await.unwrap();
+    e.revoke_key(&key2.prefix).await.unwrap();
+    assert!(
+        matches!(e.authenticate(&secret2).await, Err(Error::Unauthorized(_))),
+        "revoked"
+    );
+    assert!(matches!(
+        e.revoke_key("000000000000").await,
+        Err(Error::NotFound(_))
+    ));
+}
+
+/// Operators see tenants as counts and keys; erasing one removes all it stored and revokes its
+/// keys, and leaves every other tenant as it was.
+pub async fn tenants_are_listed_created_and_erased_whole(make: &Factory) {
+    use continuum_core::keys::Scope;
+    let s = make().await;
+    let (e, _) = engine(s.store.clone());
+    let (a, b, c, d) = (tenant("a"), tenant("b"), tenant("c"), tenant("d"));
+    for text in ["Ana moved to Lisbon.", "Ana is a nurse.", "Ana likes Fado."] {
+        e.remember(&a, RememberRequest::new(text, Source::Fact))
+            .await
+            .unwrap();
+    }
+    e.learn(&a, turn("We use Kafka at work.", "Kafka it is."))
+        .await
+        .unwrap();
+    e.remember(
+        &b,
+        RememberRequest::new("Bo runs the Oslo office.", Source::Fact),
+    )
+    .await
+    .unwrap();
+    e.create_key(&a, Scope::Write, None, None).await.unwrap();
+    e.create_key(&c, Scope::Read, None, None).await.unwrap();
+    let list = e.tenants().await.unwrap();
+    let summary: Vec<(String, u64, u64)> = list
+        .iter()
+        .map(|t| (t.tenant.to_string(), t.memories, t.active_keys))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![("a".into(), 5, 1), ("b".into(), 1, 0), ("c".into(), 0, 1)]
+    );
+    assert!(list[0].last_memory_at.is_some() && list[2].last_memory_at.is_none());
+
+    // A tenant with data or a working key cannot be "created" again (that would hand out a
+    // key to its data); a new one gets an admin key.
+    for taken in [&a, &b, &c] {
+        let err = e.create_tenant(taken, None).await.unwrap_err();
+        assert!(matches!(err, Error::Conflict(_)), "{taken}: {err:?}");
+    }
+    let (secret, key) = e.create_tenant(&d, Some("first".into())).await.unwrap();
+    assert_eq!((key.tenant.clone(), key.scope), (d.clone(), Scope::Admin));
+    assert_eq!(e.authenticate(&secret).await.unwrap().tenant, d);
+
+    let erased = e.erase_tenant(&a).await.unwrap();
+    assert_eq!((erased.memories, erased.keys_revoked), (5, 1));
+    let st = e.stats(&a).await.unwrap().store;
+    assert_eq!(
+        (st.memories, st.concepts, st.links, st.decisions),
+        (0, 0, 0, 0),
+        "nothing of the tenant is left"
+    );
+    assert!(
+        e.recall(&a, &RecallRequest::new("Where does Ana live?"))
+            .await
+            .unwrap()
+            .memories
+            .is_empty()
+    );
+    assert!(
+        e.list_keys(Some(&a))
+            .await
+            .unwrap()
+            .iter()
+            .all(|k| k.revoked_at.is_some())
+    );
+    // The others are untouched.
+    let r = e
+        .recall(&b, &RecallRequest::new("Who runs the Oslo office?"))
+        .await
+        .unwrap();
+    assert_eq!(r.memories.len(), 1);
+    assert_eq!(e.stats(&b).await.unwrap().store.memories, 1);
+    let names: Vec<String> = e
+        .tenants()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|t| t.memories > 0 || t.active_keys > 0)
+        .map(|t| t.tenant.to_string())
+        .collect();
+    assert_eq!(names, ["b", "c", "d"]);
+    // Once erased, the id can be given out again.
+    e.create_tenant(&a, None).await.unwrap();
+    let err = e.erase_tenant(&tenant("nobody")).await.unwrap_err();
+    assert!(matches!(err, Error::NotFound(_)), "{err:?}");
+}
