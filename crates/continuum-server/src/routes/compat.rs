@@ -1,0 +1,341 @@
+//! The original service's endpoints, with its request and response shapes.
+
+use super::*;
+
+#[derive(Deserialize, JsonSchema)]
+pub(super) struct RecallCompat {
+    /// The new message to find relevant memories for.
+    message: String,
+    /// How many memories to return (1 to 100; default 10).
+    #[serde(default)]
+    max_concepts: Option<usize>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub(super) struct RecallCompatOut {
+    /// The `[MEMORY CONTEXT]` block for the prompt.
+    context: String,
+    concepts_found: usize,
+    relationships_found: usize,
+    query_time_ms: f64,
+    tenant_id: TenantId,
+}
+
+pub(super) fn recall_compat_body(
+    r: Recall,
+    started: Instant,
+    tenant: &TenantId,
+) -> RecallCompatOut {
+    RecallCompatOut {
+        context: r.context,
+        concepts_found: r.concepts.len(),
+        relationships_found: r.links.len(),
+        query_time_ms: started.elapsed().as_secs_f64() * 1000.0,
+        tenant_id: tenant.clone(),
+    }
+}
+
+pub(super) async fn recall_compat(
+    State(s): St,
+    auth: Auth,
+    Body(b): Body<RecallCompat>,
+) -> AppResult<Json<RecallCompatOut>> {
+    let tenant = auth.require(Scope::Read)?;
+    let started = Instant::now();
+    let req = RecallRequest {
+        query: b.message,
+        limit: b.max_concepts.map(|n| n.clamp(1, MAX_PAGE)),
+        ..Default::default()
+    };
+    // The original shape shows the context block only: the memories are not listed.
+    let r = s.engine.recall_context(tenant, &req).await?;
+    Ok(Json(recall_compat_body(r, started, tenant)))
+}
+
+#[derive(Deserialize, JsonSchema)]
+pub(super) struct LearnCompat {
+    user_message: String,
+    ai_response: String,
+    #[serde(default)]
+    thinking: Option<String>,
+    #[serde(default)]
+    metadata: Option<Metadata>,
+    #[serde(default)]
+    session_id: Option<String>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub(super) struct LearnCompatOut {
+    concepts_extracted: u64,
+    decisions_detected: u64,
+    links_created: u64,
+    compounds_found: u64,
+    tenant_id: TenantId,
+}
+
+pub(super) fn learn_compat_body(o: &LearnOutcome, tenant: &TenantId) -> LearnCompatOut {
+    LearnCompatOut {
+        concepts_extracted: o.concepts_extracted,
+        decisions_detected: o.decisions_detected,
+        links_created: o.links_created,
+        compounds_found: o.compounds_found,
+        tenant_id: tenant.clone(),
+    }
+}
+
+pub(super) fn turn_of(b: LearnCompat) -> AppResult<Turn> {
+    Ok(Turn {
+        user_message: b.user_message,
+        ai_response: b.ai_response,
+        thinking: b.thinking,
+        session_id: session(&b.session_id)?,
+        metadata: b.metadata,
+        timestamp: None,
+    })
+}
+
+pub(super) async fn learn_compat(
+    State(s): St,
+    auth: Auth,
+    Body(b): Body<LearnCompat>,
+) -> AppResult<Json<LearnCompatOut>> {
+    let tenant = auth.require(Scope::Write)?;
+    let out = s.engine.learn(tenant, turn_of(b)?).await?;
+    Ok(Json(learn_compat_body(&out, tenant)))
+}
+
+#[derive(Deserialize, JsonSchema)]
+pub(super) struct TurnCompat {
+    #[serde(flatten)]
+    learn: LearnCompat,
+    #[serde(default)]
+    max_concepts: Option<usize>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub(super) struct TurnOut {
+    recall: RecallCompatOut,
+    learn: LearnCompatOut,
+}
+
+/// Recall for the user's message, then learn the turn: one call per exchange.
+pub(super) async fn turn_compat(
+    State(s): St,
+    auth: Auth,
+    Body(b): Body<TurnCompat>,
+) -> AppResult<Json<TurnOut>> {
+    let tenant = auth.require(Scope::Write)?;
+    let started = Instant::now();
+    let req = RecallRequest {
+        query: b.learn.user_message.clone(),
+        limit: b.max_concepts.map(|n| n.clamp(1, MAX_PAGE)),
+        ..Default::default()
+    };
+    let r = s.engine.recall_context(tenant, &req).await?;
+    let recall = recall_compat_body(r, started, tenant);
+    let out = s.engine.learn(tenant, turn_of(b.learn)?).await?;
+    Ok(Json(TurnOut {
+        recall,
+        learn: learn_compat_body(&out, tenant),
+    }))
+}
+
+#[derive(Serialize, JsonSchema)]
+pub(super) struct StatsOut {
+    #[serde(flatten)]
+    stats: Stats,
+    tenant_id: TenantId,
+}
+
+pub(super) async fn stats(State(s): St, auth: Auth) -> AppResult<Json<StatsOut>> {
+    let tenant = auth.require(Scope::Read)?;
+    let stats = s.engine.stats(tenant).await?;
+    Ok(Json(StatsOut {
+        stats,
+        tenant_id: tenant.clone(),
+    }))
+}
+
+#[derive(Deserialize, JsonSchema)]
+pub(super) struct EntitiesQuery {
+    limit: Option<usize>,
+    offset: Option<usize>,
+    entity_type: Option<String>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub(super) struct Entity {
+    name: String,
+    key: String,
+    entity_type: String,
+    mentions: u64,
+    first_seen: Timestamp,
+    last_seen: Timestamp,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub(super) struct EntitiesOut {
+    entities: Vec<Entity>,
+    total: usize,
+    limit: usize,
+    offset: usize,
+    tenant_id: TenantId,
+}
+
+pub(super) async fn entities(
+    State(s): St,
+    auth: Auth,
+    Query(q): Query<EntitiesQuery>,
+) -> AppResult<Json<EntitiesOut>> {
+    let tenant = auth.require(Scope::Read)?;
+    let (limit, offset) = (page(q.limit, 50)?, offset(q.offset)?);
+    let mut list = s
+        .engine
+        .list_concepts(tenant, continuum_core::store::MAX_PAGE, 0)
+        .await?;
+    if let Some(t) = &q.entity_type {
+        list.retain(|c| c.kind.eq_ignore_ascii_case(t));
+    }
+    let total = list.len();
+    let entities = list
+        .into_iter()
+        .skip(offset)
+        .take(limit)
+        .map(|c| Entity {
+            name: c.name,
+            key: c.key,
+            entity_type: c.kind,
+            mentions: c.mentions,
+            first_seen: c.first_seen,
+            last_seen: c.last_seen,
+        })
+        .collect();
+    Ok(Json(EntitiesOut {
+        entities,
+        total,
+        limit,
+        offset,
+        tenant_id: tenant.clone(),
+    }))
+}
+
+#[derive(Serialize, JsonSchema)]
+pub(super) struct MessagesOut {
+    messages: Vec<Memory>,
+    limit: usize,
+    offset: usize,
+    tenant_id: TenantId,
+}
+
+pub(super) async fn messages(
+    State(s): St,
+    auth: Auth,
+    Query(q): Query<OffsetQuery>,
+) -> AppResult<Json<MessagesOut>> {
+    let tenant = auth.require(Scope::Read)?;
+    let (limit, offset) = (page(q.limit, 50)?, offset(q.offset)?);
+    // Offset paging over the newest-first listing (bounded by MAX_OFFSET).
+    let mut items = Vec::new();
+    let mut req = PageRequest {
+        limit: continuum_core::store::MAX_PAGE,
+        cursor: None,
+        order: Order::NewestFirst,
+    };
+    while items.len() < offset + limit {
+        let p = s
+            .engine
+            .list(tenant, &MemoryFilter::default(), &req)
+            .await?;
+        items.extend(p.items);
+        match p.next_cursor {
+            Some(c) => req.cursor = Some(c),
+            None => break,
+        }
+    }
+    let messages = items.into_iter().skip(offset).take(limit).collect();
+    Ok(Json(MessagesOut {
+        messages,
+        limit,
+        offset,
+        tenant_id: tenant.clone(),
+    }))
+}
+
+#[derive(Deserialize, JsonSchema)]
+pub(super) struct SearchCompat {
+    query: String,
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub(super) struct MessagesSearchOut {
+    results: Vec<SearchHit>,
+    count: usize,
+    tenant_id: TenantId,
+}
+
+pub(super) async fn messages_search(
+    State(s): St,
+    auth: Auth,
+    Body(b): Body<SearchCompat>,
+) -> AppResult<Json<MessagesSearchOut>> {
+    let tenant = auth.require(Scope::Read)?;
+    let req = SearchRequest {
+        query: b.query,
+        limit: Some(page(b.limit, 10)?),
+        ..Default::default()
+    };
+    let results = s.engine.search(tenant, &req).await?;
+    Ok(Json(MessagesSearchOut {
+        count: results.len(),
+        results,
+        tenant_id: tenant.clone(),
+    }))
+}
+
+#[derive(Deserialize, JsonSchema)]
+pub(super) struct MemoryCompat {
+    entity: String,
+    content: String,
+    #[serde(default)]
+    metadata: Option<Metadata>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub(super) struct MemoryCreated {
+    success: bool,
+    id: MemoryId,
+    entity: String,
+    content: String,
+    created_at: Timestamp,
+    tenant_id: TenantId,
+}
+
+/// The original service's "store a memory about an entity".
+pub(super) async fn memories_create(
+    State(s): St,
+    auth: Auth,
+    Body(b): Body<MemoryCompat>,
+) -> AppResult<(StatusCode, Json<MemoryCreated>)> {
+    let tenant = auth.require(Scope::Write)?;
+    if b.entity.trim().is_empty() {
+        return Err(ApiError::bad_request("entity is empty"));
+    }
+    let mut metadata = b.metadata.unwrap_or_default();
+    metadata.insert("entity".into(), Value::String(b.entity.trim().to_string()));
+    let mut req = RememberRequest::new(b.content, Source::Fact);
+    req.metadata = metadata;
+    let m = s.engine.remember(tenant, req).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(MemoryCreated {
+            success: true,
+            id: m.id,
+            entity: b.entity.trim().to_string(),
+            content: m.content,
+            created_at: m.created_at,
+            tenant_id: tenant.clone(),
+        }),
+    ))
+}

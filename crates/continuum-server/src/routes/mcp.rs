@@ -1,0 +1,40 @@
+//! MCP over streamable HTTP at `/mcp`, behind the API-key check.
+
+use super::*;
+
+/// MCP over streamable HTTP at `/mcp`: the same tools as `continuum mcp`, each call in the
+/// tenant of the request's API key (write scope: the tools store and forget).
+pub(super) fn mcp_router(state: Arc<AppState>) -> Router {
+    use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+    use rmcp::transport::streamable_http_server::{
+        StreamableHttpServerConfig, StreamableHttpService,
+    };
+    let engine = state.engine.clone();
+    let service = StreamableHttpService::new(
+        move || Ok(continuum_mcp::ContinuumMcp::per_request(engine.clone())),
+        Arc::new(LocalSessionManager::default()),
+        StreamableHttpServerConfig::default(),
+    );
+    Router::new()
+        .nest_service("/mcp", service)
+        .layer(axum::middleware::from_fn_with_state(state, mcp_auth))
+}
+
+pub(super) async fn mcp_auth(
+    State(state): State<Arc<AppState>>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let (mut parts, body) = request.into_parts();
+    let auth = match Auth::from_request_parts(&mut parts, &state).await {
+        Ok(a) => a,
+        Err(e) => return e.into_response(),
+    };
+    let tenant = match auth.require(Scope::Write) {
+        Ok(t) => t.clone(),
+        Err(e) => return e.into_response(),
+    };
+    parts.extensions.insert(continuum_mcp::McpTenant(tenant));
+    next.run(Request::from_parts(parts, body)).await
+}

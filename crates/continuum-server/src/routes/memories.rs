@@ -1,0 +1,271 @@
+//! Native endpoints: memories, search, recall, sessions, concepts and the graph.
+
+use super::*;
+
+#[derive(Deserialize, JsonSchema)]
+pub(super) struct ListQuery {
+    limit: Option<usize>,
+    cursor: Option<String>,
+    source: Option<String>,
+    session: Option<String>,
+}
+
+pub(super) async fn memories_list(
+    State(s): St,
+    auth: Auth,
+    Query(q): Query<ListQuery>,
+) -> AppResult<Json<Page<Memory>>> {
+    let tenant = auth.require(Scope::Read)?;
+    let filter = MemoryFilter {
+        sources: sources(&q.source)?,
+        session: session(&q.session)?,
+        ..Default::default()
+    };
+    let req = PageRequest {
+        limit: page(q.limit, 20)?,
+        cursor: q.cursor,
+        order: Order::NewestFirst,
+    };
+    Ok(Json(s.engine.list(tenant, &filter, &req).await?))
+}
+
+pub(super) fn memory_id(id: &str) -> AppResult<MemoryId> {
+    Ok(id.parse()?)
+}
+
+pub(super) async fn memories_get(
+    State(s): St,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> AppResult<Json<Memory>> {
+    let tenant = auth.require(Scope::Read)?;
+    Ok(Json(s.engine.get(tenant, memory_id(&id)?).await?))
+}
+
+#[derive(Serialize, JsonSchema)]
+pub(super) struct Forgotten {
+    /// Memories deleted.
+    forgotten: u64,
+}
+
+pub(super) async fn memories_forget(
+    State(s): St,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> AppResult<Json<Forgotten>> {
+    let tenant = auth.require(Scope::Write)?;
+    let n = s
+        .engine
+        .forget(tenant, &ForgetSelector::Ids(vec![memory_id(&id)?]))
+        .await?;
+    Ok(Json(Forgotten { forgotten: n }))
+}
+
+#[derive(Deserialize, JsonSchema)]
+pub(super) struct SupersedeBody {
+    content: String,
+    #[serde(default)]
+    source: Option<String>,
+}
+
+pub(super) async fn memories_supersede(
+    State(s): St,
+    auth: Auth,
+    Path(id): Path<String>,
+    Body(b): Body<SupersedeBody>,
+) -> AppResult<Json<Memory>> {
+    let tenant = auth.require(Scope::Write)?;
+    let source = sources(&b.source)?.pop().unwrap_or(Source::Fact);
+    let m = s
+        .engine
+        .supersede(
+            tenant,
+            memory_id(&id)?,
+            RememberRequest::new(b.content, source),
+        )
+        .await?;
+    Ok(Json(m))
+}
+
+#[derive(Deserialize, JsonSchema)]
+pub(super) struct SearchBody {
+    query: String,
+    #[serde(default)]
+    limit: Option<usize>,
+    #[serde(default)]
+    offset: Option<usize>,
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    session: Option<String>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub(super) struct SearchOut {
+    results: Vec<SearchHit>,
+}
+
+pub(super) async fn search(
+    State(s): St,
+    auth: Auth,
+    Body(b): Body<SearchBody>,
+) -> AppResult<Json<SearchOut>> {
+    let tenant = auth.require(Scope::Read)?;
+    let req = SearchRequest {
+        query: b.query,
+        filter: MemoryFilter {
+            sources: sources(&b.source)?,
+            session: session(&b.session)?,
+            ..Default::default()
+        },
+        limit: Some(page(b.limit, 10)?),
+        offset: offset(b.offset)?,
+    };
+    Ok(Json(SearchOut {
+        results: s.engine.search(tenant, &req).await?,
+    }))
+}
+
+#[derive(Deserialize, JsonSchema)]
+pub(super) struct RecallBody {
+    query: String,
+    #[serde(default)]
+    budget_tokens: Option<usize>,
+    #[serde(default)]
+    limit: Option<usize>,
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default)]
+    session: Option<String>,
+}
+
+/// The engine's full recall: context, ranked memories with per-signal scores, concepts, links.
+pub(super) async fn recall_native(
+    State(s): St,
+    auth: Auth,
+    Body(b): Body<RecallBody>,
+) -> AppResult<Json<Recall>> {
+    let tenant = auth.require(Scope::Read)?;
+    let req = RecallRequest {
+        query: b.query,
+        budget_tokens: b.budget_tokens,
+        limit: b.limit,
+        filter: MemoryFilter {
+            sources: sources(&b.source)?,
+            session: session(&b.session)?,
+            ..Default::default()
+        },
+    };
+    Ok(Json(s.engine.recall(tenant, &req).await?))
+}
+
+#[derive(Deserialize, JsonSchema)]
+pub(super) struct OffsetQuery {
+    pub(super) limit: Option<usize>,
+    pub(super) offset: Option<usize>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub(super) struct SessionsOut {
+    sessions: Vec<SessionInfo>,
+}
+
+pub(super) async fn sessions(
+    State(s): St,
+    auth: Auth,
+    Query(q): Query<OffsetQuery>,
+) -> AppResult<Json<SessionsOut>> {
+    let tenant = auth.require(Scope::Read)?;
+    let list = s
+        .engine
+        .sessions(tenant, page(q.limit, 20)?, offset(q.offset)?)
+        .await?;
+    Ok(Json(SessionsOut { sessions: list }))
+}
+
+pub(super) async fn sessions_forget(
+    State(s): St,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> AppResult<Json<Forgotten>> {
+    let tenant = auth.require(Scope::Write)?;
+    let n = s
+        .engine
+        .forget(tenant, &ForgetSelector::Session(SessionId::new(id)?))
+        .await?;
+    Ok(Json(Forgotten { forgotten: n }))
+}
+
+pub(super) async fn concept(
+    State(s): St,
+    auth: Auth,
+    Path(name): Path<String>,
+    Query(q): Query<OffsetQuery>,
+) -> AppResult<Json<ConceptView>> {
+    let tenant = auth.require(Scope::Read)?;
+    Ok(Json(
+        s.engine.concept(tenant, &name, page(q.limit, 20)?).await?,
+    ))
+}
+
+#[derive(Deserialize, JsonSchema)]
+pub(super) struct GraphQuery {
+    concept: String,
+    limit: Option<usize>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub(super) struct GraphNode {
+    key: String,
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mentions: Option<u64>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub(super) struct GraphEdge {
+    a: String,
+    b: String,
+    strength: f64,
+    count: u64,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub(super) struct GraphOut {
+    nodes: Vec<GraphNode>,
+    edges: Vec<GraphEdge>,
+}
+
+pub(super) async fn graph(
+    State(s): St,
+    auth: Auth,
+    Query(q): Query<GraphQuery>,
+) -> AppResult<Json<GraphOut>> {
+    let tenant = auth.require(Scope::Read)?;
+    let v = s
+        .engine
+        .concept(tenant, &q.concept, page(q.limit, 20)?)
+        .await?;
+    let nodes = std::iter::once(GraphNode {
+        key: v.concept.key.clone(),
+        name: v.concept.name.clone(),
+        mentions: Some(v.concept.mentions),
+    })
+    .chain(v.neighbours.iter().map(|n| GraphNode {
+        key: n.key.clone(),
+        name: n.name.clone(),
+        mentions: None,
+    }))
+    .collect();
+    let edges = v
+        .neighbours
+        .iter()
+        .map(|n| GraphEdge {
+            a: v.concept.key.clone(),
+            b: n.key.clone(),
+            strength: n.strength,
+            count: n.count,
+        })
+        .collect();
+    Ok(Json(GraphOut { nodes, edges }))
+}
