@@ -1,0 +1,488 @@
+//! Writes: applying batches (memories, concepts, mentions, links, decisions, supersessions) and forgetting.
+
+use super::*;
+
+/// Finds or creates a concept, returning (cid, created).
+pub(crate) fn concept_id(
+    tx: &Transaction<'_>,
+    tenant: &TenantId,
+    c: &ExtractedConcept,
+    at: i64,
+    cache: &mut HashMap<String, i64>,
+) -> Result<(i64, bool)> {
+    if let Some(&cid) = cache.get(&c.key) {
+        return Ok((cid, false));
+    }
+    let found: Option<i64> = tx
+        .prepare_cached("SELECT cid FROM concepts WHERE tenant = ?1 AND key = ?2")
+        .and_then(|mut s| {
+            s.query_row(params![tenant.as_str(), c.key], |r| r.get(0))
+                .optional()
+        })
+        .map_err(map_err)?;
+    let (cid, created) = match found {
+        Some(cid) => (cid, false),
+        None => {
+            tx.prepare_cached(
+                "INSERT INTO concepts (tenant, key, name, kind, mentions, first_seen, last_seen)
+                 VALUES (?1, ?2, ?3, ?4, 0, ?5, ?5)",
+            )
+            .and_then(|mut s| s.execute(params![tenant.as_str(), c.key, c.name, c.kind, at]))
+            .map_err(map_err)?;
+            let cid = tx.last_insert_rowid();
+            log_event(
+                tx,
+                tenant,
+                at,
+                &Event::ConceptCreated {
+                    key: c.key.clone(),
+                    name: c.name.clone(),
+                    kind: c.kind.clone(),
+                },
+            )?;
+            (cid, true)
+        }
+    };
+    cache.insert(c.key.clone(), cid);
+    Ok((cid, created))
+}
+
+pub(crate) fn apply_batches(
+    tx: &Transaction<'_>,
+    tenant: &TenantId,
+    rule: &HebbianRule,
+    batches: Vec<WriteBatch>,
+) -> Result<Applied> {
+    let t = tenant.as_str();
+    let mut out = Applied::default();
+    let mut cids: HashMap<String, i64> = HashMap::new();
+    // cid -> (new mentions, first, last): applied once per call.
+    let mut mention_delta: HashMap<i64, (i64, i64, i64)> = HashMap::new();
+    let mut last_at = 0i64;
+    // session -> (new memories, first, last): one upsert per session per call.
+    let mut session_delta: HashMap<&str, (i64, i64, i64)> = HashMap::new();
+    for batch in &batches {
+        let at = batch.at.millis();
+        last_at = last_at.max(at);
+        for w in &batch.memories {
+            let m = &w.memory;
+            let metadata = if m.metadata.is_empty() {
+                "{}".to_string()
+            } else {
+                serde_json::to_string(&m.metadata).map_err(|e| {
+                    Error::InvalidInput(format!("metadata is not serialisable: {e}"))
+                })?
+            };
+            let inserted = tx
+                .prepare_cached(
+                    "INSERT INTO memories (id, tenant, session, source, kind, content, metadata,
+                        created_at, content_hash, valid_until, superseded_by)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        m.id.as_bytes().as_slice(),
+                        t,
+                        m.session.as_ref().map(|s| s.as_str()),
+                        m.source.as_str(),
+                        m.kind,
+                        m.content,
+                        metadata,
+                        m.created_at.millis(),
+                        m.content_hash,
+                        m.valid_until.map(|v| v.millis()),
+                        m.superseded_by.as_ref().map(|s| s.as_bytes().to_vec()),
+                    ])
+                });
+            match inserted {
+                Ok(_) => {}
+                Err(rusqlite::Error::SqliteFailure(f, _))
+                    if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    return Err(Error::Conflict(format!("memory {} already exists", m.id)));
+                }
+                Err(e) => return Err(map_err(e)),
+            }
+            let rid = tx.last_insert_rowid();
+            tx.prepare_cached("INSERT INTO memories_fts (rowid, content) VALUES (?1, ?2)")
+                .and_then(|mut s| s.execute(params![rid, m.content]))
+                .map_err(map_err)?;
+            if let Some(session) = &m.session {
+                let ts = m.created_at.millis();
+                let e = session_delta.entry(session.as_str()).or_insert((0, ts, ts));
+                e.0 += 1;
+                e.1 = e.1.min(ts);
+                e.2 = e.2.max(ts);
+            }
+            log_event(
+                tx,
+                tenant,
+                at,
+                &Event::MemoryCreated {
+                    id: m.id,
+                    memory: Some(Box::new(m.clone())),
+                    concepts: w.concepts.clone(),
+                },
+            )?;
+            out.memories += 1;
+            for c in &w.concepts {
+                let (cid, created) = concept_id(tx, tenant, c, m.created_at.millis(), &mut cids)?;
+                out.concepts_created += created as u64;
+                let n = tx
+                    .prepare_cached("INSERT OR IGNORE INTO mentions (cid, rid) VALUES (?1, ?2)")
+                    .and_then(|mut s| s.execute(params![cid, rid]))
+                    .map_err(map_err)?;
+                if n > 0 {
+                    let ts = m.created_at.millis();
+                    let e = mention_delta.entry(cid).or_insert((0, ts, ts));
+                    e.0 += 1;
+                    e.1 = e.1.min(ts);
+                    e.2 = e.2.max(ts);
+                }
+            }
+        }
+        let mut links_written = Vec::new();
+        for link in &batch.links {
+            let (ka, kb) = match link {
+                LinkWrite::CoOccurred { a, b, .. } | LinkWrite::AtLeast { a, b, .. } => (a, b),
+            };
+            if ka == kb {
+                continue;
+            }
+            links_written.push(link.clone());
+            let mut cid_of = |key: &String| -> Result<i64> {
+                let c = ExtractedConcept {
+                    key: key.clone(),
+                    name: key.clone(),
+                    kind: "concept".into(),
+                };
+                let (cid, created) = concept_id(tx, tenant, &c, at, &mut cids)?;
+                out.concepts_created += created as u64;
+                Ok(cid)
+            };
+            let (x, y) = (cid_of(ka)?, cid_of(kb)?);
+            let (a, b) = (x.min(y), x.max(y));
+            // `created`: the row's count after the write equals what this write added.
+            let created = match link {
+                LinkWrite::CoOccurred { count, .. } => {
+                    let n = (*count).max(1);
+                    tx.prepare_cached(
+                        "INSERT INTO links (a, b, tenant, strength, count, first_at, last_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+                         ON CONFLICT (a, b) DO UPDATE SET
+                            strength = min(?7, strength + ?8 * excluded.count),
+                            count = count + excluded.count,
+                            last_at = max(last_at, excluded.last_at)
+                         RETURNING count",
+                    )
+                    .and_then(|mut s| {
+                        s.query_row(
+                            params![
+                                a,
+                                b,
+                                t,
+                                rule.new_strength(n),
+                                n as i64,
+                                at,
+                                rule.cap,
+                                rule.increment
+                            ],
+                            |r| r.get::<_, i64>(0),
+                        )
+                    })
+                    .map_err(map_err)?
+                        == n as i64
+                }
+                LinkWrite::AtLeast {
+                    strength,
+                    count,
+                    last_at,
+                    ..
+                } => tx
+                    .prepare_cached(
+                        "INSERT INTO links (a, b, tenant, strength, count, first_at, last_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+                         ON CONFLICT (a, b) DO UPDATE SET
+                            strength = max(strength, excluded.strength),
+                            count = max(count, excluded.count),
+                            last_at = max(last_at, excluded.last_at)
+                         RETURNING first_at = last_at AND last_at = ?6 AND count = ?5",
+                    )
+                    .and_then(|mut s| {
+                        s.query_row(
+                            params![
+                                a,
+                                b,
+                                t,
+                                strength.clamp(0.0, rule.cap),
+                                *count as i64,
+                                last_at.millis()
+                            ],
+                            |r| r.get::<_, bool>(0),
+                        )
+                    })
+                    .map_err(map_err)?,
+            };
+            if created {
+                out.links_created += 1;
+            } else {
+                out.links_strengthened += 1;
+            }
+        }
+        if !links_written.is_empty() {
+            log_event(
+                tx,
+                tenant,
+                at,
+                &Event::LinksStrengthened {
+                    links: links_written,
+                },
+            )?;
+        }
+        for d in &batch.decisions {
+            let inserted = tx.prepare_cached(
+                "INSERT INTO decisions (id, tenant, memory_id, text, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    d.id.as_bytes().as_slice(),
+                    t,
+                    d.memory_id.as_bytes().as_slice(),
+                    d.text,
+                    d.created_at.millis()
+                ])
+            })
+            .map_err(map_err)?;
+            if inserted > 0 {
+                log_event(
+                    tx,
+                    tenant,
+                    at,
+                    &Event::DecisionCreated {
+                        id: d.id,
+                        decision: Some(d.clone()),
+                    },
+                )?;
+                out.decisions += 1;
+            }
+        }
+        for (old, new) in &batch.supersedes {
+            let n = tx
+                .prepare_cached(
+                    "UPDATE memories SET superseded_by = ?1, valid_until = coalesce(valid_until, ?2)
+                     WHERE +tenant = ?3 AND id = ?4",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![new.as_bytes().as_slice(), at, t, old.as_bytes().as_slice()])
+                })
+                .map_err(map_err)?;
+            if n == 0 {
+                return Err(Error::NotFound(format!("no memory with id {old}")));
+            }
+            log_event(
+                tx,
+                tenant,
+                at,
+                &Event::MemorySuperseded {
+                    id: *old,
+                    by: Some(*new),
+                },
+            )?;
+        }
+    }
+    for (session, (n, first, last)) in session_delta {
+        tx.prepare_cached(
+            "INSERT INTO sessions (tenant, id, started_at, last_at, memories)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (tenant, id) DO UPDATE SET
+                started_at = min(started_at, excluded.started_at),
+                last_at = max(last_at, excluded.last_at),
+                memories = memories + excluded.memories",
+        )
+        .and_then(|mut s| s.execute(params![t, session, first, last, n]))
+        .map_err(map_err)?;
+    }
+    for (cid, (n, first, last)) in mention_delta {
+        tx.prepare_cached(
+            "UPDATE concepts SET mentions = mentions + ?1, first_seen = min(first_seen, ?2),
+                last_seen = max(last_seen, ?3) WHERE cid = ?4",
+        )
+        .and_then(|mut s| s.execute(params![n, first, last, cid]))
+        .map_err(map_err)?;
+    }
+    out.change_seq = tx
+        .query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .map_err(map_err)? as u64;
+    Ok(out)
+}
+
+/// The rids of the memories a selector names, in this tenant.
+pub(crate) fn selected_rids(
+    tx: &Transaction<'_>,
+    t: &str,
+    what: &ForgetSelector,
+) -> Result<Vec<(i64, Vec<u8>)>> {
+    let mut out = Vec::new();
+    let mut push = |r: &Row<'_>| -> rusqlite::Result<()> {
+        out.push((r.get(0)?, r.get(1)?));
+        Ok(())
+    };
+    match what {
+        ForgetSelector::Ids(ids) => {
+            let mut stmt = tx
+                .prepare_cached("SELECT rid, id FROM memories WHERE +tenant = ?1 AND id = ?2")
+                .map_err(map_err)?;
+            for id in ids {
+                let mut rows = stmt
+                    .query(params![t, id.as_bytes().as_slice()])
+                    .map_err(map_err)?;
+                while let Some(r) = rows.next().map_err(map_err)? {
+                    push(r).map_err(map_err)?;
+                }
+            }
+        }
+        ForgetSelector::Session(s) => {
+            let mut stmt = tx
+                .prepare_cached("SELECT rid, id FROM memories WHERE tenant = ?1 AND session = ?2")
+                .map_err(map_err)?;
+            let mut rows = stmt.query(params![t, s.as_str()]).map_err(map_err)?;
+            while let Some(r) = rows.next().map_err(map_err)? {
+                push(r).map_err(map_err)?;
+            }
+        }
+        ForgetSelector::All => {
+            let mut stmt = tx
+                .prepare_cached("SELECT rid, id FROM memories WHERE tenant = ?1")
+                .map_err(map_err)?;
+            let mut rows = stmt.query(params![t]).map_err(map_err)?;
+            while let Some(r) = rows.next().map_err(map_err)? {
+                push(r).map_err(map_err)?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn forget_tx(
+    tx: &Transaction<'_>,
+    tenant: &TenantId,
+    what: &ForgetSelector,
+    now: i64,
+) -> Result<u64> {
+    let t = tenant.as_str();
+    let rids = selected_rids(tx, t, what)?;
+    let mut touched_concepts: HashMap<i64, i64> = HashMap::new();
+    for (rid, id) in &rids {
+        {
+            let mut stmt = tx
+                .prepare_cached("SELECT cid FROM mentions WHERE rid = ?1")
+                .map_err(map_err)?;
+            let cids = stmt
+                .query_map([rid], |r| r.get::<_, i64>(0))
+                .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+                .map_err(map_err)?;
+            for cid in cids {
+                *touched_concepts.entry(cid).or_default() += 1;
+            }
+        }
+        let exec = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<usize> {
+            tx.prepare_cached(sql)
+                .and_then(|mut s| s.execute(p))
+                .map_err(map_err)
+        };
+        exec("DELETE FROM mentions WHERE rid = ?1", &[rid])?;
+        exec("DELETE FROM vectors WHERE rid = ?1", &[rid])?;
+        exec("DELETE FROM memories_fts WHERE rowid = ?1", &[rid])?;
+        exec(
+            "DELETE FROM decisions WHERE tenant = ?1 AND memory_id = ?2",
+            &[&t, id],
+        )?;
+        // The memory it replaced becomes current again.
+        let restored: Vec<Vec<u8>> = tx
+            .prepare_cached("SELECT id FROM memories WHERE superseded_by = ?1 AND +tenant = ?2")
+            .and_then(|mut s| {
+                s.query_map(params![id, t], |r| r.get(0))?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .map_err(map_err)?;
+        for old in &restored {
+            log_event(
+                tx,
+                tenant,
+                now,
+                &Event::MemoryUpdated {
+                    id: MemoryId::from_slice(old)?,
+                    superseded_by: None,
+                },
+            )?;
+        }
+        exec(
+            "UPDATE memories SET superseded_by = NULL, valid_until = NULL WHERE tenant = ?1 AND superseded_by = ?2",
+            &[&t, id],
+        )?;
+        exec(
+            "UPDATE sessions SET memories = memories - 1
+             WHERE tenant = ?1 AND id = (SELECT session FROM memories WHERE rid = ?2)",
+            &[&t, rid],
+        )?;
+        exec("DELETE FROM memories WHERE rid = ?1", &[rid])?;
+        let id = MemoryId::from_slice(id)?;
+        scrub_events(tx, t, &id)?;
+        log_event(tx, tenant, now, &Event::MemoryForgotten { id })?;
+    }
+    for (cid, n) in touched_concepts {
+        tx.prepare_cached("UPDATE concepts SET mentions = mentions - ?1 WHERE cid = ?2")
+            .and_then(|mut s| s.execute(params![n, cid]))
+            .map_err(map_err)?;
+        let gone: Option<String> = tx
+            .prepare_cached("DELETE FROM concepts WHERE cid = ?1 AND mentions <= 0 RETURNING key")
+            .and_then(|mut s| s.query_row([cid], |r| r.get(0)).optional())
+            .map_err(map_err)?;
+        if gone.is_some() {
+            tx.prepare_cached("DELETE FROM links WHERE a = ?1 OR b = ?1")
+                .and_then(|mut s| s.execute([cid]))
+                .map_err(map_err)?;
+        }
+    }
+    tx.execute(
+        "DELETE FROM sessions WHERE tenant = ?1 AND memories <= 0",
+        [t],
+    )
+    .map_err(map_err)?;
+    if matches!(what, ForgetSelector::All) {
+        // Links or concepts left without mentions (from imports) go with the tenant.
+        tx.execute("DELETE FROM links WHERE tenant = ?1", [t])
+            .map_err(map_err)?;
+        tx.execute("DELETE FROM concepts WHERE tenant = ?1", [t])
+            .map_err(map_err)?;
+        tx.execute("DELETE FROM decisions WHERE tenant = ?1", [t])
+            .map_err(map_err)?;
+        // Concept names and keys come from the tenant's text too.
+        tx.execute(
+            "UPDATE events SET payload = CASE type
+                WHEN 'concept.created' THEN json_set(payload, '$.key', '', '$.name', '')
+                WHEN 'links.strengthened' THEN json_set(payload, '$.links', json('[]'))
+                ELSE json_set(payload, '$.keys', json('null')) END
+             WHERE tenant = ?1 AND type IN ('concept.created', 'links.strengthened', 'concepts.changed')",
+            [t],
+        )
+        .map_err(map_err)?;
+    }
+    if let ForgetSelector::Session(session) = what
+        && !rids.is_empty()
+    {
+        log_event(
+            tx,
+            tenant,
+            now,
+            &Event::SessionForgotten {
+                session: session.clone(),
+                memories: rids.len() as u64,
+            },
+        )?;
+    }
+    Ok(rids.len() as u64)
+}
