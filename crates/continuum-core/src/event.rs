@@ -67,7 +67,8 @@ pub enum Event {
         name: String,
         kind: String,
     },
-    /// Links changed: co-occurrences counted under the Hebbian rule, or an imported floor.
+    /// Links changed: co-occurrences counted under the Hebbian rule, or an imported floor. One
+    /// per write, merged per pair ([`crate::store::merge_link_writes`]).
     #[serde(rename = "links.strengthened")]
     LinksStrengthened { links: Vec<LinkWrite> },
     /// Only in logs migrated from a release without payloads: a write touched these concepts'

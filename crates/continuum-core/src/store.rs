@@ -45,6 +45,63 @@ pub enum LinkWrite {
     },
 }
 
+/// The link changes of one write, as its `links.strengthened` event records them: one entry
+/// per pair and rule, pairs in key order (`a < b`), self-links left out. Co-occurrences of a
+/// pair add up (a count of 0 counts 1, as stores apply it), which the Hebbian rule makes the
+/// same as applying them one by one; imported floors keep the largest strength, count and time.
+pub fn merge_link_writes<'a>(links: impl IntoIterator<Item = &'a LinkWrite>) -> Vec<LinkWrite> {
+    use std::collections::BTreeMap;
+    let mut co: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+    let mut floor: BTreeMap<(&str, &str), (f64, u64, Timestamp)> = BTreeMap::new();
+    for l in links {
+        let (x, y) = match l {
+            LinkWrite::CoOccurred { a, b, .. } | LinkWrite::AtLeast { a, b, .. } => (a, b),
+        };
+        if x == y {
+            continue;
+        }
+        let pair = if x < y {
+            (x.as_str(), y.as_str())
+        } else {
+            (y.as_str(), x.as_str())
+        };
+        match l {
+            LinkWrite::CoOccurred { count, .. } => *co.entry(pair).or_default() += (*count).max(1),
+            LinkWrite::AtLeast {
+                strength,
+                count,
+                last_at,
+                ..
+            } => {
+                let e = floor.entry(pair).or_insert((*strength, *count, *last_at));
+                e.0 = e.0.max(*strength);
+                e.1 = e.1.max(*count);
+                e.2 = e.2.max(*last_at);
+            }
+        }
+    }
+    let mut out: Vec<LinkWrite> = co
+        .into_iter()
+        .map(|((a, b), count)| LinkWrite::CoOccurred {
+            a: a.into(),
+            b: b.into(),
+            count,
+        })
+        .collect();
+    out.extend(
+        floor
+            .into_iter()
+            .map(|((a, b), (strength, count, last_at))| LinkWrite::AtLeast {
+                a: a.into(),
+                b: b.into(),
+                strength,
+                count,
+                last_at,
+            }),
+    );
+    out
+}
+
 /// Everything one write (a learned turn, a remembered note, an imported record) changes, applied
 /// atomically with the other batches of the same call.
 #[derive(Debug, Clone, Default)]
@@ -555,4 +612,51 @@ pub trait KeyStore: Send + Sync {
     /// Marks a key revoked and records `key.revoked` (a key revoked before stays as it was,
     /// with no new event); false when no such key exists.
     async fn revoke_key(&self, prefix: &str, at: Timestamp) -> Result<bool>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn co(a: &str, b: &str, count: u64) -> LinkWrite {
+        LinkWrite::CoOccurred {
+            a: a.into(),
+            b: b.into(),
+            count,
+        }
+    }
+
+    #[test]
+    fn a_writes_link_changes_merge_per_pair_and_rule() {
+        let floor = |s: f64, n: u64, t: i64| LinkWrite::AtLeast {
+            a: "redis".into(),
+            b: "kafka".into(),
+            strength: s,
+            count: n,
+            last_at: Timestamp(t),
+        };
+        let merged = merge_link_writes(&[
+            co("redis", "kafka", 1),
+            co("kafka", "redis", 2),
+            co("kafka", "kafka", 5),
+            co("a", "b", 0),
+            floor(0.3, 4, 10),
+            floor(0.2, 9, 5),
+        ]);
+        assert_eq!(
+            merged,
+            vec![
+                co("a", "b", 1),
+                co("kafka", "redis", 3),
+                LinkWrite::AtLeast {
+                    a: "kafka".into(),
+                    b: "redis".into(),
+                    strength: 0.3,
+                    count: 9,
+                    last_at: Timestamp(10)
+                }
+            ]
+        );
+        assert!(merge_link_writes(&[]).is_empty());
+    }
 }

@@ -272,18 +272,10 @@ pub(crate) async fn apply_batches(
             }
         }
     }
-    for batch in &batches {
-        let links: Vec<LinkWrite> = batch
-            .links
-            .iter()
-            .filter(|l| match l {
-                LinkWrite::CoOccurred { a, b, .. } | LinkWrite::AtLeast { a, b, .. } => a != b,
-            })
-            .cloned()
-            .collect();
-        if !links.is_empty() {
-            events.push(batch.at.millis(), Event::LinksStrengthened { links });
-        }
+    // One event for the write's link changes, merged per pair.
+    let links = continuum_core::store::merge_link_writes(batches.iter().flat_map(|b| &b.links));
+    if !links.is_empty() {
+        events.push(last_at, Event::LinksStrengthened { links });
     }
     if !floor.is_empty() {
         let (mut a, mut b, mut s, mut n, mut at) =

@@ -141,7 +141,6 @@ pub(crate) fn apply_batches(
                 }
             }
         }
-        let mut links_written = Vec::new();
         for link in &batch.links {
             let (ka, kb) = match link {
                 LinkWrite::CoOccurred { a, b, .. } | LinkWrite::AtLeast { a, b, .. } => (a, b),
@@ -149,7 +148,6 @@ pub(crate) fn apply_batches(
             if ka == kb {
                 continue;
             }
-            links_written.push(link.clone());
             let mut cid_of = |key: &String| -> Result<i64> {
                 let c = ExtractedConcept {
                     key: key.clone(),
@@ -229,16 +227,6 @@ pub(crate) fn apply_batches(
                 out.links_strengthened += 1;
             }
         }
-        if !links_written.is_empty() {
-            log_event(
-                tx,
-                tenant,
-                at,
-                &Event::LinksStrengthened {
-                    links: links_written,
-                },
-            )?;
-        }
         for d in &batch.decisions {
             let inserted = tx.prepare_cached(
                 "INSERT INTO decisions (id, tenant, memory_id, text, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -310,6 +298,11 @@ pub(crate) fn apply_batches(
         )
         .and_then(|mut s| s.execute(params![n, first, last, cid]))
         .map_err(map_err)?;
+    }
+    // One event for the write's link changes, merged per pair.
+    let links = continuum_core::store::merge_link_writes(batches.iter().flat_map(|b| &b.links));
+    if !links.is_empty() {
+        log_event(tx, tenant, last_at, &Event::LinksStrengthened { links })?;
     }
     out.change_seq = tx
         .query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| {
