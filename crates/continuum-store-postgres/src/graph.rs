@@ -576,7 +576,6 @@ impl MemoryGraph for PostgresStore {
     async fn snapshot(&self, tenant: &TenantId, sink: SnapshotSink<'_>) -> Result<u64> {
         // One REPEATABLE READ, READ ONLY transaction: every query sees the same snapshot,
         // and writers are never blocked. Rows are fetched through portals, a page at a time.
-        const FETCH: i32 = 500;
         let t = tenant.as_str();
         let mut client = self.client().await?;
         let tx = client
@@ -598,7 +597,10 @@ impl MemoryGraph for PostgresStore {
         );
         let portal = tx.bind(sql.as_str(), &[&t]).await.map_err(map_err)?;
         loop {
-            let rows = tx.query_portal(&portal, FETCH).await.map_err(map_err)?;
+            let rows = tx
+                .query_portal(&portal, SNAPSHOT_FETCH)
+                .await
+                .map_err(map_err)?;
             if rows.is_empty() {
                 break;
             }
@@ -630,66 +632,39 @@ impl MemoryGraph for PostgresStore {
                 })?;
             }
         }
-        let portal = tx
-            .bind(
-                "SELECT ca.key, cb.key, l.strength, l.count, l.last_at FROM links l
-                 JOIN concepts ca ON ca.cid = l.a JOIN concepts cb ON cb.cid = l.b
-                 WHERE l.tenant = $1 ORDER BY l.a, l.b",
-                &[&t],
-            )
-            .await
-            .map_err(map_err)?;
-        loop {
-            let rows = tx.query_portal(&portal, FETCH).await.map_err(map_err)?;
-            if rows.is_empty() {
-                break;
-            }
-            for r in &rows {
-                sink(SnapshotItem::Link(link(
-                    r.get(0),
-                    r.get(1),
-                    r.get(2),
-                    r.get(3),
-                    r.get(4),
-                )))?;
-            }
-        }
-        let portal = tx
-            .bind(
-                "SELECT id, memory_id, text, created_at FROM decisions WHERE tenant = $1
-                 ORDER BY created_at, id",
-                &[&t],
-            )
-            .await
-            .map_err(map_err)?;
-        loop {
-            let rows = tx.query_portal(&portal, FETCH).await.map_err(map_err)?;
-            if rows.is_empty() {
-                break;
-            }
-            for r in &rows {
+        each_row(
+            &tx,
+            "SELECT ca.key, cb.key, l.strength, l.count, l.last_at FROM links l
+             JOIN concepts ca ON ca.cid = l.a JOIN concepts cb ON cb.cid = l.b
+             WHERE l.tenant = $1 ORDER BY l.a, l.b",
+            &[&t],
+            |r| {
+                let l = link(r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
+                sink(SnapshotItem::Link(l))
+            },
+        )
+        .await?;
+        each_row(
+            &tx,
+            "SELECT id, memory_id, text, created_at FROM decisions WHERE tenant = $1
+             ORDER BY created_at, id",
+            &[&t],
+            |r| {
                 sink(SnapshotItem::Decision(Decision {
                     id: MemoryId(r.get::<_, Uuid>(0)),
                     memory_id: MemoryId(r.get::<_, Uuid>(1)),
                     text: r.get(2),
                     created_at: Timestamp(r.get(3)),
-                }))?;
-            }
-        }
-        let portal = tx
-            .bind(
-                "SELECT m.id, v.model, v.dim, v.vector FROM vectors v JOIN memories m ON m.rid = v.rid
-                 WHERE v.tenant = $1 ORDER BY v.model, v.seq",
-                &[&t],
-            )
-            .await
-            .map_err(map_err)?;
-        loop {
-            let rows = tx.query_portal(&portal, FETCH).await.map_err(map_err)?;
-            if rows.is_empty() {
-                break;
-            }
-            for r in &rows {
+                }))
+            },
+        )
+        .await?;
+        each_row(
+            &tx,
+            "SELECT m.id, v.model, v.dim, v.vector FROM vectors v JOIN memories m ON m.rid = v.rid
+             WHERE v.tenant = $1 ORDER BY v.model, v.seq",
+            &[&t],
+            |r| {
                 let dim: i32 = r.get(2);
                 sink(SnapshotItem::Vector {
                     id: MemoryId(r.get::<_, Uuid>(0)),
@@ -698,9 +673,10 @@ impl MemoryGraph for PostgresStore {
                         r.get::<_, &[u8]>(3),
                         dim.max(0) as usize,
                     )?,
-                })?;
-            }
-        }
+                })
+            },
+        )
+        .await?;
         tx.commit().await.map_err(map_err)?;
         Ok(position)
     }
@@ -798,5 +774,31 @@ impl MemoryGraph for PostgresStore {
             problems.push(format!("{dangling} links point at missing concepts"));
         }
         Ok(problems)
+    }
+}
+
+/// Rows a snapshot fetches from a portal at a time.
+const SNAPSHOT_FETCH: i32 = 500;
+
+/// Runs `sql` in the snapshot's transaction through a portal, [`SNAPSHOT_FETCH`] rows at a time,
+/// handing each row to `each`; stops at the first error.
+async fn each_row(
+    tx: &deadpool_postgres::Transaction<'_>,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+    mut each: impl FnMut(&Row) -> Result<()>,
+) -> Result<()> {
+    let portal = tx.bind(sql, params).await.map_err(map_err)?;
+    loop {
+        let rows = tx
+            .query_portal(&portal, SNAPSHOT_FETCH)
+            .await
+            .map_err(map_err)?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        for r in &rows {
+            each(r)?;
+        }
     }
 }

@@ -1,24 +1,13 @@
 //! Conformance cases for the event log: order, completeness, payloads, tenants, scrubbing.
 
+use super::turn;
 use crate::{Factory, engine, tenant};
 use continuum_core::event::{Event, EventRecord, EventScope};
 use continuum_core::keys::Scope;
-use continuum_core::memory::Turn;
 use continuum_core::store::ForgetSelector;
 use continuum_core::{MemoryStore, SessionId, Source, TenantId};
 use continuum_engine::RememberRequest;
 use std::collections::BTreeSet;
-
-fn turn(user: &str, assistant: &str) -> Turn {
-    Turn {
-        user_message: user.into(),
-        ai_response: assistant.into(),
-        thinking: None,
-        session_id: None,
-        metadata: None,
-        timestamp: None,
-    }
-}
 
 async fn all_events(store: &dyn MemoryStore, scope: EventScope<'_>) -> Vec<EventRecord> {
     let mut out: Vec<EventRecord> = Vec::new();
