@@ -117,6 +117,21 @@ impl Caller {
     }
 }
 
+/// A tenant given as the caller: someone with the store itself in hand ([`Caller::local`]),
+/// with every right on it. The CLI and tests call engine verbs this way; the REST API and MCP
+/// over HTTP pass the [`Caller`] their key made.
+impl From<&TenantId> for Caller {
+    fn from(tenant: &TenantId) -> Caller {
+        Caller::local(tenant.clone())
+    }
+}
+
+impl From<&Caller> for Caller {
+    fn from(c: &Caller) -> Caller {
+        c.clone()
+    }
+}
+
 /// A stored key: everything but the secret.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ApiKey {

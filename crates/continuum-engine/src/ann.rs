@@ -18,6 +18,7 @@
 
 use crate::Engine;
 use crate::index::Slot;
+use continuum_core::keys::{Caller, Scope};
 use continuum_core::{Error, Result, TenantId};
 use continuum_index::ann::Ann;
 use serde::Serialize;
@@ -329,9 +330,11 @@ impl Engine {
     /// searches vectors itself.
     pub async fn build_vector_index(
         &self,
-        tenant: &TenantId,
+        who: impl Into<Caller>,
         progress: Arc<dyn Fn(usize, usize) + Send + Sync>,
     ) -> Result<Option<usize>> {
+        let caller = who.into();
+        let tenant = caller.require(Scope::Write)?;
         let Some(embedder) = self.embedder.clone() else {
             return Ok(None);
         };

@@ -8,6 +8,7 @@
 
 use crate::Engine;
 use continuum_core::embed::{PendingEmbedding, VectorCount, truncate_chars};
+use continuum_core::keys::{Caller, Scope};
 use continuum_core::{Error, MemoryId, Result, TenantId};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -62,7 +63,9 @@ impl Engine {
         })
     }
 
-    pub async fn embedding_status(&self, tenant: &TenantId) -> Result<EmbeddingStatus> {
+    pub async fn embedding_status(&self, who: impl Into<Caller>) -> Result<EmbeddingStatus> {
+        let caller = who.into();
+        let tenant = caller.require(Scope::Read)?;
         let memories = self.store.stats(tenant).await?.memories;
         let by_model = self.store.vector_counts(tenant).await?;
         let (model, dim, embedded) = match &self.embedder {
@@ -138,10 +141,12 @@ impl Engine {
     /// models. Safe to interrupt and run again.
     pub async fn reindex(
         &self,
-        tenant: &TenantId,
+        who: impl Into<Caller>,
         prune: bool,
         progress: &mut (dyn FnMut(u64, u64) + Send),
     ) -> Result<ReindexReport> {
+        let caller = who.into();
+        let tenant = caller.require(Scope::Write)?;
         let started = std::time::Instant::now();
         let embedder = self.require_embedder()?.clone();
         let total = self.embedding_status(tenant).await?.pending;

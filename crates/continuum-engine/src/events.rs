@@ -8,8 +8,9 @@
 
 use crate::Engine;
 use continuum_core::event::{EventCursor, EventRecord, EventScope, check_cursor_name};
+use continuum_core::keys::{Caller, Scope};
 use continuum_core::store::MAX_PAGE;
-use continuum_core::{Error, Result, TenantId};
+use continuum_core::{Error, Result};
 use serde::Serialize;
 
 /// The most events one read returns.
@@ -30,29 +31,21 @@ pub struct Compaction {
 }
 
 impl Engine {
-    /// The tenant's events after position `since` (0: from the start), oldest first, at most
-    /// `limit` (1 to [`MAX_EVENTS_PAGE`]). A position past the end gives an empty page.
+    /// The caller's tenant's events (read scope) after position `since` (0: from the start),
+    /// oldest first, at most `limit` (1 to [`MAX_EVENTS_PAGE`]). A position past the end gives
+    /// an empty page.
     pub async fn events(
         &self,
-        tenant: &TenantId,
+        who: impl Into<Caller>,
         since: u64,
         limit: usize,
     ) -> Result<Vec<EventRecord>> {
+        let caller = who.into();
+        let tenant = caller.require(Scope::Read)?;
         check_limit(limit)?;
         self.store
             .events_since(EventScope::Tenant(tenant), since, limit)
             .await
-    }
-
-    /// The caller's tenant's events (read scope).
-    pub async fn events_as(
-        &self,
-        caller: &continuum_core::keys::Caller,
-        since: u64,
-        limit: usize,
-    ) -> Result<Vec<EventRecord>> {
-        let tenant = caller.require(continuum_core::keys::Scope::Read)?;
-        self.events(tenant, since, limit).await
     }
 
     /// Every tenant's events after `since`, in store order (operators, replication).

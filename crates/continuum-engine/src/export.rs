@@ -12,6 +12,7 @@
 
 use crate::Engine;
 use continuum_core::extract::ExtractedConcept;
+use continuum_core::keys::{Caller, Scope};
 use continuum_core::memory::Decision;
 use continuum_core::store::{ImportKey, LinkWrite, MemoryWrite, SnapshotItem, WriteBatch};
 use continuum_core::{Error, Memory, Result, TenantId, Timestamp};
@@ -79,10 +80,12 @@ impl Engine {
     /// memories were written so far. Returns the memories written.
     pub async fn export(
         &self,
-        tenant: &TenantId,
+        who: impl Into<Caller>,
         sink: &mut (dyn FnMut(&ExportRecord) -> Result<()> + Send),
         progress: &mut (dyn FnMut(u64) + Send),
     ) -> Result<u64> {
+        let caller = who.into();
+        let tenant = caller.require(Scope::Read)?;
         let exported_at = self.clock.now();
         let mut written = 0u64;
         let mut each = |item: SnapshotItem| -> Result<()> {
@@ -183,9 +186,11 @@ impl Engine {
     /// Imports records (a chunk of a dump, header excluded) in one transaction.
     pub async fn import(
         &self,
-        tenant: &TenantId,
+        who: impl Into<Caller>,
         records: Vec<ExportRecord>,
     ) -> Result<ImportOutcome> {
+        let caller = who.into();
+        let tenant = caller.require(Scope::Write)?;
         let mut out = ImportOutcome::default();
         let mut memories = Vec::new();
         let mut links = Vec::new();

@@ -3,6 +3,7 @@
 use crate::Engine;
 use continuum_core::extract::ExtractedConcept;
 use continuum_core::hebbian::canonical_pair;
+use continuum_core::keys::{Caller, Scope};
 use continuum_core::memory::{Decision, Metadata, Turn, content_hash};
 use continuum_core::store::{Applied, LinkWrite, MemoryWrite, WriteBatch};
 use continuum_core::{Memory, MemoryId, Result, SessionId, Source, TenantId, Timestamp};
@@ -205,14 +206,22 @@ impl Engine {
     /// Stores a conversation turn: one memory per side (user, assistant, and thinking when
     /// given), the concepts they mention, Hebbian links between the turn's concepts, and the
     /// assistant's decisions. One transaction: all of it or nothing.
-    pub async fn learn(&self, tenant: &TenantId, turn: Turn) -> Result<LearnOutcome> {
+    pub async fn learn(&self, who: impl Into<Caller>, turn: Turn) -> Result<LearnOutcome> {
+        let caller = who.into();
+        let tenant = caller.require(Scope::Write)?;
         self.learn_many(tenant, vec![turn]).await
     }
 
     /// Stores many turns in one transaction (bulk import of history). Every turn is validated
     /// before anything is written; co-occurrences are summed per link, which the Hebbian rule
     /// makes equal to applying the turns one by one.
-    pub async fn learn_many(&self, tenant: &TenantId, turns: Vec<Turn>) -> Result<LearnOutcome> {
+    pub async fn learn_many(
+        &self,
+        who: impl Into<Caller>,
+        turns: Vec<Turn>,
+    ) -> Result<LearnOutcome> {
+        let caller = who.into();
+        let tenant = caller.require(Scope::Write)?;
         let prepared = self.prepare_turns(turns)?;
         self.apply_turns(tenant, prepared).await
     }
@@ -261,9 +270,11 @@ impl Engine {
     /// The store half of [`Engine::learn_many`]: one transaction.
     pub async fn apply_turns(
         &self,
-        tenant: &TenantId,
+        who: impl Into<Caller>,
         prepared: PreparedTurns,
     ) -> Result<LearnOutcome> {
+        let caller = who.into();
+        let tenant = caller.require(Scope::Write)?;
         let PreparedTurns {
             batches,
             mut outcome,
@@ -283,7 +294,9 @@ impl Engine {
     }
 
     /// Stores one text (a fact, a document, a note) with its concepts.
-    pub async fn remember(&self, tenant: &TenantId, req: RememberRequest) -> Result<Memory> {
+    pub async fn remember(&self, who: impl Into<Caller>, req: RememberRequest) -> Result<Memory> {
+        let caller = who.into();
+        let tenant = caller.require(Scope::Write)?;
         self.remember_inner(tenant, req, None).await
     }
 
@@ -291,10 +304,12 @@ impl Engine {
     /// (and demoted in recall), never destroyed.
     pub async fn supersede(
         &self,
-        tenant: &TenantId,
+        who: impl Into<Caller>,
         old: MemoryId,
         req: RememberRequest,
     ) -> Result<Memory> {
+        let caller = who.into();
+        let tenant = caller.require(Scope::Write)?;
         // Fail early with NotFound rather than storing the new text first.
         self.get(tenant, old).await?;
         self.remember_inner(tenant, req, Some(old)).await

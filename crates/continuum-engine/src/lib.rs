@@ -30,6 +30,7 @@ pub use recall::{
 pub use tenants::{TenantErased, TenantInfo};
 
 use continuum_core::extract::{Extractor, RuleExtractor};
+use continuum_core::keys::{Caller, Scope};
 use continuum_core::memory::{Decision, SessionInfo};
 use continuum_core::store::{
     Concept, ForgetSelector, Link, MAX_PAGE, MemoryFilter, Page, PageRequest, StoreStats,
@@ -134,7 +135,9 @@ impl Engine {
     }
 
     /// One memory by id.
-    pub async fn get(&self, tenant: &TenantId, id: MemoryId) -> Result<Memory> {
+    pub async fn get(&self, who: impl Into<Caller>, id: MemoryId) -> Result<Memory> {
+        let caller = who.into();
+        let tenant = caller.require(Scope::Read)?;
         self.store
             .get(tenant, &[id])
             .await?
@@ -145,10 +148,12 @@ impl Engine {
     /// Memories matching a filter, newest first unless the page says otherwise; never unbounded.
     pub async fn list(
         &self,
-        tenant: &TenantId,
+        who: impl Into<Caller>,
         filter: &MemoryFilter,
         page: &PageRequest,
     ) -> Result<Page<Memory>> {
+        let caller = who.into();
+        let tenant = caller.require(Scope::Read)?;
         if page.limit == 0 || page.limit > MAX_PAGE {
             return Err(Error::InvalidInput(format!(
                 "page size must be between 1 and {MAX_PAGE}"
@@ -160,7 +165,9 @@ impl Engine {
     /// Deletes memories (and what only they carried) from the store and its indexes.
     ///
     /// Forgetting ids that do not exist is `NotFound`, so a typo is not mistaken for success.
-    pub async fn forget(&self, tenant: &TenantId, what: &ForgetSelector) -> Result<u64> {
+    pub async fn forget(&self, who: impl Into<Caller>, what: &ForgetSelector) -> Result<u64> {
+        let caller = who.into();
+        let tenant = caller.require(Scope::Write)?;
         let n = self.store.forget(tenant, what).await?;
         self.vectors_changed(tenant);
         if n > 0 {
@@ -179,7 +186,9 @@ impl Engine {
         }
     }
 
-    pub async fn stats(&self, tenant: &TenantId) -> Result<Stats> {
+    pub async fn stats(&self, who: impl Into<Caller>) -> Result<Stats> {
+        let caller = who.into();
+        let tenant = caller.require(Scope::Read)?;
         Ok(Stats {
             tenant: tenant.clone(),
             backend: self.store.backend(),
@@ -190,10 +199,12 @@ impl Engine {
 
     pub async fn sessions(
         &self,
-        tenant: &TenantId,
+        who: impl Into<Caller>,
         limit: usize,
         offset: usize,
     ) -> Result<Vec<SessionInfo>> {
+        let caller = who.into();
+        let tenant = caller.require(Scope::Read)?;
         self.store
             .sessions(tenant, limit.clamp(1, MAX_PAGE), offset)
             .await
@@ -201,10 +212,12 @@ impl Engine {
 
     pub async fn decisions(
         &self,
-        tenant: &TenantId,
+        who: impl Into<Caller>,
         limit: usize,
         offset: usize,
     ) -> Result<Vec<Decision>> {
+        let caller = who.into();
+        let tenant = caller.require(Scope::Read)?;
         self.store
             .decisions(tenant, limit.clamp(1, MAX_PAGE), offset)
             .await
@@ -213,10 +226,12 @@ impl Engine {
     /// The most mentioned concepts.
     pub async fn list_concepts(
         &self,
-        tenant: &TenantId,
+        who: impl Into<Caller>,
         limit: usize,
         offset: usize,
     ) -> Result<Vec<Concept>> {
+        let caller = who.into();
+        let tenant = caller.require(Scope::Read)?;
         self.store
             .list_concepts(tenant, limit.clamp(1, MAX_PAGE), offset)
             .await
@@ -225,10 +240,12 @@ impl Engine {
     /// A concept (by name, any case) and its strongest neighbours.
     pub async fn concept(
         &self,
-        tenant: &TenantId,
+        who: impl Into<Caller>,
         name: &str,
         limit: usize,
     ) -> Result<ConceptView> {
+        let caller = who.into();
+        let tenant = caller.require(Scope::Read)?;
         let key = continuum_core::extract::concept_key(name);
         if key.is_empty() {
             return Err(Error::InvalidInput("concept name is empty".into()));

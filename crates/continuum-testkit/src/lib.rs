@@ -142,6 +142,7 @@ macro_rules! store_conformance {
             the_commit_marker_moves_with_every_write,
             the_store_full_text_search_ranks_and_isolates,
             api_keys_are_stored_hashed_and_revocable,
+            engine_verbs_decide_rights_from_the_caller,
             vectors_are_kept_per_model_and_tenant,
             recall_finds_paraphrases_through_vectors,
             stores_that_search_vectors_agree_with_an_exact_scan,

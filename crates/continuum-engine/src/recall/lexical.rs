@@ -1,6 +1,7 @@
 //! Step 1, lexical: BM25F over memory text (and `search`, which is this step alone, paged).
 
 use super::*;
+use continuum_core::keys::{Caller, Scope};
 
 impl Engine {
     /// Full-text candidates, best first: from the derived index, or the store's own search.
@@ -54,7 +55,13 @@ impl Engine {
     /// ≤ [`continuum_core::limits::MAX_PAGE`]).
     ///
     /// [`MAX_RESULTS`]: continuum_core::limits::MAX_RESULTS
-    pub async fn search(&self, tenant: &TenantId, req: &SearchRequest) -> Result<Vec<SearchHit>> {
+    pub async fn search(
+        &self,
+        who: impl Into<Caller>,
+        req: &SearchRequest,
+    ) -> Result<Vec<SearchHit>> {
+        let caller = who.into();
+        let tenant = caller.require(Scope::Read)?;
         self.config.check_text("query", &req.query)?;
         let limit = req.limit.unwrap_or(10);
         let most = continuum_core::limits::MAX_RESULTS;

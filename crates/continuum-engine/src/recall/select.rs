@@ -2,6 +2,7 @@
 //! assembled into the context block.
 
 use super::*;
+use continuum_core::keys::{Caller, Scope};
 
 /// What ranking needs of a candidate memory: its head without the session (recall would
 /// otherwise clone hundreds of heads, each a shared reference count to raise and drop).
@@ -45,7 +46,9 @@ impl Gathered {
 
 impl Engine {
     /// Hybrid recall: ranked, explained memories and a context block within the token budget.
-    pub async fn recall(&self, tenant: &TenantId, req: &RecallRequest) -> Result<Recall> {
+    pub async fn recall(&self, who: impl Into<Caller>, req: &RecallRequest) -> Result<Recall> {
+        let caller = who.into();
+        let tenant = caller.require(Scope::Read)?;
         self.recall_with(tenant, req, true).await
     }
 
@@ -53,7 +56,13 @@ impl Engine {
     /// original service's `/v1/recall`): the same ranking and the same block, without listing
     /// the memories, their matched terms and concepts. `memories` is empty; `concepts` and
     /// `links` are those of the full recall.
-    pub async fn recall_context(&self, tenant: &TenantId, req: &RecallRequest) -> Result<Recall> {
+    pub async fn recall_context(
+        &self,
+        who: impl Into<Caller>,
+        req: &RecallRequest,
+    ) -> Result<Recall> {
+        let caller = who.into();
+        let tenant = caller.require(Scope::Read)?;
         self.recall_with(tenant, req, false).await
     }
 

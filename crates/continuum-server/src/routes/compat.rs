@@ -40,7 +40,7 @@ pub(super) async fn recall_compat(
     auth: Auth,
     Body(b): Body<RecallCompat>,
 ) -> AppResult<Json<RecallCompatOut>> {
-    let tenant = auth.require(Scope::Read)?;
+    let caller = &auth.caller;
     let started = Instant::now();
     let req = RecallRequest {
         query: b.message,
@@ -48,8 +48,8 @@ pub(super) async fn recall_compat(
         ..Default::default()
     };
     // The original shape shows the context block only: the memories are not listed.
-    let r = s.engine.recall_context(tenant, &req).await?;
-    Ok(Json(recall_compat_body(r, started, tenant)))
+    let r = s.engine.recall_context(caller, &req).await?;
+    Ok(Json(recall_compat_body(r, started, &caller.tenant)))
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -99,9 +99,9 @@ pub(super) async fn learn_compat(
     auth: Auth,
     Body(b): Body<LearnCompat>,
 ) -> AppResult<Json<LearnCompatOut>> {
-    let tenant = auth.require(Scope::Write)?;
-    let out = s.engine.learn(tenant, turn_of(b)?).await?;
-    Ok(Json(learn_compat_body(&out, tenant)))
+    let caller = &auth.caller;
+    let out = s.engine.learn(caller, turn_of(b)?).await?;
+    Ok(Json(learn_compat_body(&out, &caller.tenant)))
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -124,19 +124,19 @@ pub(super) async fn turn_compat(
     auth: Auth,
     Body(b): Body<TurnCompat>,
 ) -> AppResult<Json<TurnOut>> {
-    let tenant = auth.require(Scope::Write)?;
+    let caller = &auth.caller;
     let started = Instant::now();
     let req = RecallRequest {
         query: b.learn.user_message.clone(),
         limit: b.max_concepts.map(|n| n.clamp(1, MAX_PAGE)),
         ..Default::default()
     };
-    let r = s.engine.recall_context(tenant, &req).await?;
-    let recall = recall_compat_body(r, started, tenant);
-    let out = s.engine.learn(tenant, turn_of(b.learn)?).await?;
+    let r = s.engine.recall_context(caller, &req).await?;
+    let recall = recall_compat_body(r, started, &caller.tenant);
+    let out = s.engine.learn(caller, turn_of(b.learn)?).await?;
     Ok(Json(TurnOut {
         recall,
-        learn: learn_compat_body(&out, tenant),
+        learn: learn_compat_body(&out, &caller.tenant),
     }))
 }
 
@@ -148,11 +148,11 @@ pub(super) struct StatsOut {
 }
 
 pub(super) async fn stats(State(s): St, auth: Auth) -> AppResult<Json<StatsOut>> {
-    let tenant = auth.require(Scope::Read)?;
-    let stats = s.engine.stats(tenant).await?;
+    let caller = &auth.caller;
+    let stats = s.engine.stats(caller).await?;
     Ok(Json(StatsOut {
         stats,
-        tenant_id: tenant.clone(),
+        tenant_id: caller.tenant.clone(),
     }))
 }
 
@@ -187,11 +187,11 @@ pub(super) async fn entities(
     auth: Auth,
     Query(q): Query<EntitiesQuery>,
 ) -> AppResult<Json<EntitiesOut>> {
-    let tenant = auth.require(Scope::Read)?;
+    let caller = &auth.caller;
     let (limit, offset) = (page(q.limit, 50)?, offset(q.offset)?);
     let mut list = s
         .engine
-        .list_concepts(tenant, continuum_core::store::MAX_PAGE, 0)
+        .list_concepts(caller, continuum_core::store::MAX_PAGE, 0)
         .await?;
     if let Some(t) = &q.entity_type {
         list.retain(|c| c.kind.eq_ignore_ascii_case(t));
@@ -215,7 +215,7 @@ pub(super) async fn entities(
         total,
         limit,
         offset,
-        tenant_id: tenant.clone(),
+        tenant_id: caller.tenant.clone(),
     }))
 }
 
@@ -232,7 +232,7 @@ pub(super) async fn messages(
     auth: Auth,
     Query(q): Query<OffsetQuery>,
 ) -> AppResult<Json<MessagesOut>> {
-    let tenant = auth.require(Scope::Read)?;
+    let caller = &auth.caller;
     let (limit, offset) = (page(q.limit, 50)?, offset(q.offset)?);
     // Offset paging over the newest-first listing (bounded by MAX_OFFSET).
     let mut items = Vec::new();
@@ -244,7 +244,7 @@ pub(super) async fn messages(
     while items.len() < offset + limit {
         let p = s
             .engine
-            .list(tenant, &MemoryFilter::default(), &req)
+            .list(caller, &MemoryFilter::default(), &req)
             .await?;
         items.extend(p.items);
         match p.next_cursor {
@@ -257,7 +257,7 @@ pub(super) async fn messages(
         messages,
         limit,
         offset,
-        tenant_id: tenant.clone(),
+        tenant_id: caller.tenant.clone(),
     }))
 }
 
@@ -280,17 +280,17 @@ pub(super) async fn messages_search(
     auth: Auth,
     Body(b): Body<SearchCompat>,
 ) -> AppResult<Json<MessagesSearchOut>> {
-    let tenant = auth.require(Scope::Read)?;
+    let caller = &auth.caller;
     let req = SearchRequest {
         query: b.query,
         limit: Some(page(b.limit, 10)?),
         ..Default::default()
     };
-    let results = s.engine.search(tenant, &req).await?;
+    let results = s.engine.search(caller, &req).await?;
     Ok(Json(MessagesSearchOut {
         count: results.len(),
         results,
-        tenant_id: tenant.clone(),
+        tenant_id: caller.tenant.clone(),
     }))
 }
 
@@ -318,7 +318,7 @@ pub(super) async fn memories_create(
     auth: Auth,
     Body(b): Body<MemoryCompat>,
 ) -> AppResult<(StatusCode, Json<MemoryCreated>)> {
-    let tenant = auth.require(Scope::Write)?;
+    let caller = &auth.caller;
     if b.entity.trim().is_empty() {
         return Err(ApiError::bad_request("entity is empty"));
     }
@@ -326,7 +326,7 @@ pub(super) async fn memories_create(
     metadata.insert("entity".into(), Value::String(b.entity.trim().to_string()));
     let mut req = RememberRequest::new(b.content, Source::Fact);
     req.metadata = metadata;
-    let m = s.engine.remember(tenant, req).await?;
+    let m = s.engine.remember(caller, req).await?;
     Ok((
         StatusCode::CREATED,
         Json(MemoryCreated {
@@ -335,7 +335,7 @@ pub(super) async fn memories_create(
             entity: b.entity.trim().to_string(),
             content: m.content,
             created_at: m.created_at,
-            tenant_id: tenant.clone(),
+            tenant_id: caller.tenant.clone(),
         }),
     ))
 }

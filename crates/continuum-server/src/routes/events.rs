@@ -29,7 +29,7 @@ pub(super) async fn events_list(
     };
     let events = s
         .engine
-        .events_as(&auth.caller, since, q.limit.unwrap_or(100))
+        .events(&auth.caller, since, q.limit.unwrap_or(100))
         .await?;
     let next_since = events.last().map_or(since, |e| e.seq);
     Ok(Json(EventsOut { events, next_since }))

@@ -15,7 +15,7 @@ pub(super) async fn memories_list(
     auth: Auth,
     Query(q): Query<ListQuery>,
 ) -> AppResult<Json<Page<Memory>>> {
-    let tenant = auth.require(Scope::Read)?;
+    let caller = &auth.caller;
     let filter = MemoryFilter {
         sources: sources(&q.source)?,
         session: session(&q.session)?,
@@ -26,7 +26,7 @@ pub(super) async fn memories_list(
         cursor: q.cursor,
         order: Order::NewestFirst,
     };
-    Ok(Json(s.engine.list(tenant, &filter, &req).await?))
+    Ok(Json(s.engine.list(caller, &filter, &req).await?))
 }
 
 pub(super) fn memory_id(id: &str) -> AppResult<MemoryId> {
@@ -38,8 +38,8 @@ pub(super) async fn memories_get(
     auth: Auth,
     Path(id): Path<String>,
 ) -> AppResult<Json<Memory>> {
-    let tenant = auth.require(Scope::Read)?;
-    Ok(Json(s.engine.get(tenant, memory_id(&id)?).await?))
+    let caller = &auth.caller;
+    Ok(Json(s.engine.get(caller, memory_id(&id)?).await?))
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -53,10 +53,10 @@ pub(super) async fn memories_forget(
     auth: Auth,
     Path(id): Path<String>,
 ) -> AppResult<Json<Forgotten>> {
-    let tenant = auth.require(Scope::Write)?;
+    let caller = &auth.caller;
     let n = s
         .engine
-        .forget(tenant, &ForgetSelector::Ids(vec![memory_id(&id)?]))
+        .forget(caller, &ForgetSelector::Ids(vec![memory_id(&id)?]))
         .await?;
     Ok(Json(Forgotten { forgotten: n }))
 }
@@ -74,12 +74,12 @@ pub(super) async fn memories_supersede(
     Path(id): Path<String>,
     Body(b): Body<SupersedeBody>,
 ) -> AppResult<Json<Memory>> {
-    let tenant = auth.require(Scope::Write)?;
+    let caller = &auth.caller;
     let source = sources(&b.source)?.pop().unwrap_or(Source::Fact);
     let m = s
         .engine
         .supersede(
-            tenant,
+            caller,
             memory_id(&id)?,
             RememberRequest::new(b.content, source),
         )
@@ -110,7 +110,7 @@ pub(super) async fn search(
     auth: Auth,
     Body(b): Body<SearchBody>,
 ) -> AppResult<Json<SearchOut>> {
-    let tenant = auth.require(Scope::Read)?;
+    let caller = &auth.caller;
     let req = SearchRequest {
         query: b.query,
         filter: MemoryFilter {
@@ -122,7 +122,7 @@ pub(super) async fn search(
         offset: offset(b.offset)?,
     };
     Ok(Json(SearchOut {
-        results: s.engine.search(tenant, &req).await?,
+        results: s.engine.search(caller, &req).await?,
     }))
 }
 
@@ -145,7 +145,7 @@ pub(super) async fn recall_native(
     auth: Auth,
     Body(b): Body<RecallBody>,
 ) -> AppResult<Json<Recall>> {
-    let tenant = auth.require(Scope::Read)?;
+    let caller = &auth.caller;
     let req = RecallRequest {
         query: b.query,
         budget_tokens: b.budget_tokens,
@@ -156,7 +156,7 @@ pub(super) async fn recall_native(
             ..Default::default()
         },
     };
-    Ok(Json(s.engine.recall(tenant, &req).await?))
+    Ok(Json(s.engine.recall(caller, &req).await?))
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -175,10 +175,10 @@ pub(super) async fn sessions(
     auth: Auth,
     Query(q): Query<OffsetQuery>,
 ) -> AppResult<Json<SessionsOut>> {
-    let tenant = auth.require(Scope::Read)?;
+    let caller = &auth.caller;
     let list = s
         .engine
-        .sessions(tenant, page(q.limit, 20)?, offset(q.offset)?)
+        .sessions(caller, page(q.limit, 20)?, offset(q.offset)?)
         .await?;
     Ok(Json(SessionsOut { sessions: list }))
 }
@@ -188,10 +188,10 @@ pub(super) async fn sessions_forget(
     auth: Auth,
     Path(id): Path<String>,
 ) -> AppResult<Json<Forgotten>> {
-    let tenant = auth.require(Scope::Write)?;
+    let caller = &auth.caller;
     let n = s
         .engine
-        .forget(tenant, &ForgetSelector::Session(SessionId::new(id)?))
+        .forget(caller, &ForgetSelector::Session(SessionId::new(id)?))
         .await?;
     Ok(Json(Forgotten { forgotten: n }))
 }
@@ -202,9 +202,9 @@ pub(super) async fn concept(
     Path(name): Path<String>,
     Query(q): Query<OffsetQuery>,
 ) -> AppResult<Json<ConceptView>> {
-    let tenant = auth.require(Scope::Read)?;
+    let caller = &auth.caller;
     Ok(Json(
-        s.engine.concept(tenant, &name, page(q.limit, 20)?).await?,
+        s.engine.concept(caller, &name, page(q.limit, 20)?).await?,
     ))
 }
 
@@ -241,10 +241,10 @@ pub(super) async fn graph(
     auth: Auth,
     Query(q): Query<GraphQuery>,
 ) -> AppResult<Json<GraphOut>> {
-    let tenant = auth.require(Scope::Read)?;
+    let caller = &auth.caller;
     let v = s
         .engine
-        .concept(tenant, &q.concept, page(q.limit, 20)?)
+        .concept(caller, &q.concept, page(q.limit, 20)?)
         .await?;
     let nodes = std::iter::once(GraphNode {
         key: v.concept.key.clone(),

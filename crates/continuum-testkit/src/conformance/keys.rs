@@ -140,3 +140,55 @@ pub async fn tenants_are_listed_created_and_erased_whole(make: &Factory) {
     let err = e.erase_tenant(&tenant("nobody")).await.unwrap_err();
     assert!(matches!(err, Error::NotFound(_)), "{err:?}");
 }
+
+/// The engine decides what a caller may do: a read key's caller recalls but cannot learn or
+/// forget; a write key's caller can; each works in its own tenant only.
+pub async fn engine_verbs_decide_rights_from_the_caller(make: &Factory) {
+    use continuum_core::keys::{Caller, Scope};
+    let s = make().await;
+    let (e, _) = engine(s.store.clone());
+    let t = tenant("acme");
+    let as_key = |scope| Caller {
+        tenant: t.clone(),
+        scope,
+        key: Some("000000000000".into()),
+    };
+    let (reader, writer) = (as_key(Scope::Read), as_key(Scope::Write));
+    let err = e
+        .learn(&reader, turn("Kafka feeds Redis.", "Noted."))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Forbidden(_)), "{err:?}");
+    let out = e
+        .learn(&writer, turn("Kafka feeds Redis.", "Noted."))
+        .await
+        .unwrap();
+    let r = e
+        .recall(&reader, &RecallRequest::new("Kafka"))
+        .await
+        .unwrap();
+    assert!(r.memories.iter().any(|m| m.content == "Kafka feeds Redis."));
+    let gone = ForgetSelector::Ids(out.memory_ids.clone());
+    assert!(matches!(
+        e.forget(&reader, &gone).await,
+        Err(Error::Forbidden(_))
+    ));
+    assert!(matches!(
+        e.events(&as_key(Scope::Read), 0, 10).await,
+        Ok(ev) if !ev.is_empty()
+    ));
+    // Another tenant's caller sees nothing of acme's.
+    let other = Caller {
+        tenant: tenant("globex"),
+        scope: Scope::Admin,
+        key: None,
+    };
+    assert!(
+        e.recall(&other, &RecallRequest::new("Kafka"))
+            .await
+            .unwrap()
+            .memories
+            .is_empty()
+    );
+    assert_eq!(e.forget(&writer, &gone).await.unwrap(), 2);
+}
