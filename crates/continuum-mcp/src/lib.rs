@@ -9,6 +9,7 @@
 //! Not here: the transport loop itself (`continuum mcp` runs [`serve_stdio`]); the HTTP mount
 //! belongs to the REST server.
 
+use continuum_core::keys::Caller;
 use continuum_core::memory::{Metadata, Turn};
 use continuum_core::store::{ForgetSelector, MemoryFilter, Order, PageRequest};
 use continuum_core::{Error, MemoryId, SessionId, Source, TenantId};
@@ -31,15 +32,16 @@ pub use continuum_core::limits::MAX_RESULTS;
 #[derive(Clone)]
 pub struct ContinuumMcp {
     engine: Engine,
-    /// The tenant for stdio; over HTTP each request carries its own ([`McpTenant`]).
+    /// The tenant for stdio; over HTTP each request carries its caller ([`McpCaller`]).
     tenant: Option<TenantId>,
     tool_router: ToolRouter<Self>,
 }
 
-/// The tenant of an authenticated HTTP request: the REST server's auth layer puts it in the
-/// request's extensions, from where each tool call reads it. Never taken from tool arguments.
+/// The caller of an authenticated HTTP request (its key's tenant and scope): the REST server's
+/// auth layer puts it in the request's extensions, from where each tool call reads it and hands
+/// it to the engine, which decides what it may do. Never taken from tool arguments.
 #[derive(Debug, Clone)]
-pub struct McpTenant(pub TenantId);
+pub struct McpCaller(pub Caller);
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct StoreArgs {
@@ -244,13 +246,15 @@ impl ContinuumMcp {
         }
     }
 
-    fn tenant_of(&self, ctx: &RequestContext<RoleServer>) -> Result<TenantId, Error> {
+    /// The caller of a tool call: the authenticated HTTP request's, or over stdio the local
+    /// caller of the tenant the server was started for.
+    fn caller_of(&self, ctx: &RequestContext<RoleServer>) -> Result<Caller, Error> {
         if let Some(parts) = ctx.extensions.get::<http::request::Parts>()
-            && let Some(McpTenant(t)) = parts.extensions.get::<McpTenant>()
+            && let Some(McpCaller(c)) = parts.extensions.get::<McpCaller>()
         {
-            return Ok(t.clone());
+            return Ok(c.clone());
         }
-        self.tenant.clone().ok_or_else(|| {
+        self.tenant.clone().map(Caller::local).ok_or_else(|| {
             Error::Unauthorized("this MCP request carries no authenticated tenant".into())
         })
     }
@@ -263,7 +267,7 @@ impl ContinuumMcp {
         Parameters(a): Parameters<StoreArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        let tenant = try_tool!(self.tenant_of(&ctx));
+        let caller = try_tool!(self.caller_of(&ctx));
         let turn = Turn {
             user_message: a.user_message,
             ai_response: a.ai_response,
@@ -272,7 +276,7 @@ impl ContinuumMcp {
             metadata: a.metadata,
             timestamp: None,
         };
-        let out = try_tool!(self.engine.learn(&tenant, turn).await);
+        let out = try_tool!(self.engine.learn(&caller, turn).await);
         let text = format!(
             "Stored {} memories. Concepts: {}. {} links, {} decisions.",
             out.memory_ids.len(),
@@ -295,7 +299,7 @@ impl ContinuumMcp {
         Parameters(a): Parameters<RecallArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        let tenant = try_tool!(self.tenant_of(&ctx));
+        let caller = try_tool!(self.caller_of(&ctx));
         let filter = MemoryFilter {
             sources: try_tool!(source(&a.source)).into_iter().collect(),
             ..Default::default()
@@ -306,7 +310,7 @@ impl ContinuumMcp {
             limit: a.limit,
             filter,
         };
-        let r = try_tool!(self.engine.recall(&tenant, &req).await);
+        let r = try_tool!(self.engine.recall(&caller, &req).await);
         let mut text = if r.context.is_empty() {
             "Nothing relevant is remembered.".to_string()
         } else {
@@ -333,7 +337,7 @@ impl ContinuumMcp {
         Parameters(a): Parameters<SearchArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        let tenant = try_tool!(self.tenant_of(&ctx));
+        let caller = try_tool!(self.caller_of(&ctx));
         let limit = try_tool!(page_limit(a.limit, 10));
         let offset: usize =
             match a.cursor.as_deref() {
@@ -352,7 +356,7 @@ impl ContinuumMcp {
             limit: Some(limit),
             offset,
         };
-        let hits = try_tool!(self.engine.search(&tenant, &req).await);
+        let hits = try_tool!(self.engine.search(&caller, &req).await);
         let next_cursor = (hits.len() == limit).then(|| (offset + limit).to_string());
         let mut text = if hits.is_empty() {
             "No matches.".to_string()
@@ -380,7 +384,7 @@ impl ContinuumMcp {
         Parameters(a): Parameters<RememberArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        let tenant = try_tool!(self.tenant_of(&ctx));
+        let caller = try_tool!(self.caller_of(&ctx));
         let req = RememberRequest {
             content: a.content,
             source: try_tool!(source(&a.source)).unwrap_or(Source::Note),
@@ -389,7 +393,7 @@ impl ContinuumMcp {
             metadata: a.metadata.unwrap_or_else(Metadata::new),
             created_at: None,
         };
-        let m = try_tool!(self.engine.remember(&tenant, req).await);
+        let m = try_tool!(self.engine.remember(&caller, req).await);
         ok(format!("Remembered {}.", m.id), json!(m))
     }
 
@@ -399,9 +403,9 @@ impl ContinuumMcp {
         Parameters(a): Parameters<IdArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        let tenant = try_tool!(self.tenant_of(&ctx));
+        let caller = try_tool!(self.caller_of(&ctx));
         let id: MemoryId = try_tool!(a.id.parse());
-        let m = try_tool!(self.engine.get(&tenant, id).await);
+        let m = try_tool!(self.engine.get(&caller, id).await);
         ok(format!("{}\n{}", memory_line(&m), m.content), json!(m))
     }
 
@@ -413,7 +417,7 @@ impl ContinuumMcp {
         Parameters(a): Parameters<ListArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        let tenant = try_tool!(self.tenant_of(&ctx));
+        let caller = try_tool!(self.caller_of(&ctx));
         let page = PageRequest {
             limit: try_tool!(page_limit(a.limit, 20)),
             cursor: a.cursor,
@@ -424,7 +428,7 @@ impl ContinuumMcp {
             session: try_tool!(session(&a.session_id)),
             ..Default::default()
         };
-        let p = try_tool!(self.engine.list(&tenant, &filter, &page).await);
+        let p = try_tool!(self.engine.list(&caller, &filter, &page).await);
         let mut text = if p.items.is_empty() {
             "No memories.".to_string()
         } else {
@@ -448,13 +452,13 @@ impl ContinuumMcp {
         Parameters(a): Parameters<ForgetArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        let tenant = try_tool!(self.tenant_of(&ctx));
+        let caller = try_tool!(self.caller_of(&ctx));
         let what = match (&a.id, &a.session_id) {
             (Some(id), None) => ForgetSelector::Ids(vec![try_tool!(id.parse())]),
             (None, Some(s)) => ForgetSelector::Session(try_tool!(SessionId::new(s.clone()))),
             _ => return tool_error(Error::InvalidInput("give either id or session_id".into())),
         };
-        let n = try_tool!(self.engine.forget(&tenant, &what).await);
+        let n = try_tool!(self.engine.forget(&caller, &what).await);
         ok(format!("Forgot {n} memories."), json!({"forgotten": n}))
     }
 
@@ -466,8 +470,8 @@ impl ContinuumMcp {
         Parameters(_): Parameters<NoArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        let tenant = try_tool!(self.tenant_of(&ctx));
-        let s = try_tool!(self.engine.stats(&tenant).await);
+        let caller = try_tool!(self.caller_of(&ctx));
+        let s = try_tool!(self.engine.stats(&caller).await);
         let text = format!(
             "{} memories in {} conversations; {} concepts, {} links, {} decisions.",
             s.store.memories, s.store.sessions, s.store.concepts, s.store.links, s.store.decisions
@@ -483,9 +487,9 @@ impl ContinuumMcp {
         Parameters(a): Parameters<ConceptArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        let tenant = try_tool!(self.tenant_of(&ctx));
+        let caller = try_tool!(self.caller_of(&ctx));
         let limit = try_tool!(page_limit(a.limit, 20));
-        let v = try_tool!(self.engine.concept(&tenant, &a.concept, limit).await);
+        let v = try_tool!(self.engine.concept(&caller, &a.concept, limit).await);
         let mut text = format!(
             "{} ({}, {} mentions)",
             v.concept.name, v.concept.kind, v.concept.mentions

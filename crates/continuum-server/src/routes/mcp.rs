@@ -31,10 +31,13 @@ pub(super) async fn mcp_auth(
         Ok(a) => a,
         Err(e) => return e.into_response(),
     };
-    let tenant = match auth.require(Scope::Write) {
-        Ok(t) => t.clone(),
-        Err(e) => return e.into_response(),
-    };
-    parts.extensions.insert(continuum_mcp::McpTenant(tenant));
+    // MCP sessions store and forget: write scope to open one; each tool call's engine verb
+    // then checks the caller's rights again.
+    if let Err(e) = auth.require(Scope::Write) {
+        return e.into_response();
+    }
+    parts
+        .extensions
+        .insert(continuum_mcp::McpCaller(auth.caller));
     next.run(Request::from_parts(parts, body)).await
 }
