@@ -23,6 +23,10 @@ pub struct Cli {
 
 #[derive(Debug, Args, Clone)]
 pub struct Global {
+    /// Configuration file (default: continuum.toml in the data directory, when present).
+    /// Precedence: flag > environment > file > default; `continuum config show` explains.
+    #[arg(long, global = true, env = "CONTINUUM_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Directory holding the store (default: the per-user data directory, e.g. ~/.local/share/continuum).
     #[arg(long, global = true, env = "CONTINUUM_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -113,9 +117,39 @@ pub struct Global {
         value_name = "NAME"
     )]
     pub embed_model: Option<String>,
+    /// The OpenAI-compatible embedder's API key (from the environment or the configuration
+    /// file; a flag would show it to every user of the machine).
+    #[arg(
+        long,
+        global = true,
+        env = "CONTINUUM_EMBED_API_KEY",
+        hide = true,
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    pub embed_api_key: Option<String>,
+    /// Log lines on standard error: pretty (for people) or json (one object per line).
+    #[arg(long, global = true, env = "CONTINUUM_LOG_FORMAT", default_value = "pretty",
+          value_name = "FORMAT", value_parser = ["pretty", "json"])]
+    pub log_format: String,
+    /// Which log lines to write: a level (error, warn, info, debug, trace) or a filter such as
+    /// `warn,continuum_server=info`. RUST_LOG, when set, wins.
+    #[arg(long, global = true, env = "CONTINUUM_LOG_LEVEL", default_value = "info",
+          value_name = "LEVEL", value_parser = continuum_ops::logging::parse_level)]
+    pub log_level: String,
 }
 
 impl Global {
+    /// Installs the log subscriber the flags describe.
+    pub fn init_logging(&self) -> Result<()> {
+        let format = self
+            .log_format
+            .parse()
+            .map_err(|e: String| Error::InvalidInput(e))?;
+        continuum_ops::logging::init(format, &self.log_level)
+            .map_err(|e| Error::InvalidInput(e).into())
+    }
+
     pub fn tenant(&self) -> Result<TenantId> {
         Ok(TenantId::new(self.tenant.clone())?)
     }
@@ -171,9 +205,7 @@ impl Global {
             model_dir: self.model_dir.clone(),
             url: self.embed_url.clone(),
             model: self.embed_model.clone(),
-            api_key: std::env::var("CONTINUUM_EMBED_API_KEY")
-                .ok()
-                .filter(|k| !k.is_empty()),
+            api_key: self.embed_api_key.clone().filter(|k| !k.is_empty()),
         })
     }
 

@@ -6,10 +6,10 @@
 
 mod app;
 mod commands;
+mod config;
 mod output;
 mod pipeline;
 
-use clap::Parser;
 use std::process::ExitCode;
 
 /// mimalloc rather than the system allocator: a recall allocates and frees hundreds of small
@@ -18,8 +18,18 @@ use std::process::ExitCode;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = app::Cli::parse();
+    let (cli, file) = match config::parse_with_file(std::env::args_os().collect()) {
+        Ok(parsed) => parsed,
+        Err(err) => {
+            eprintln!("error: {}", app::one_line(&err));
+            return ExitCode::from(2);
+        }
+    };
     let json = cli.global.json;
+    if let Err(err) = cli.global.init_logging() {
+        eprintln!("error: {}", app::one_line(&err));
+        return ExitCode::from(2);
+    }
     // `serve` answers requests on every core; the other commands do one thing at a time and
     // keep to one thread (their background work runs on threads of its own).
     let runtime = if matches!(cli.command, commands::Command::Serve(_)) {
@@ -39,7 +49,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(commands::run(cli)) {
+    match runtime.block_on(commands::run(cli, file)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             let (code, kind) = app::classify(&err);

@@ -4,25 +4,7 @@
 
 mod common;
 
-use common::{request, serve};
-use std::process::Command;
-
-fn cli(data_dir: &std::path::Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_continuum"))
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(args)
-        .env_remove("CONTINUUM_DATA_DIR")
-        .env_remove("CONTINUUM_TENANT")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "continuum {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+use common::{cli, request, serve};
 
 fn learn(data_dir: &std::path::Path, user: &str, assistant: &str) {
     cli(

@@ -13,6 +13,7 @@ use continuum_core::{Error, MemoryId, Result, TenantId};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// A tenant's vectors against its memories.
 #[derive(Debug, Clone, Serialize)]
@@ -181,17 +182,18 @@ impl Engine {
         })
     }
 
-    /// Runs the background embedding worker until the task is dropped: embeds whatever any
+    /// Runs the background embedding worker until `stop` is cancelled: embeds whatever any
     /// tenant has pending, then waits for a write of this engine (or polls, for other
-    /// processes' writes). Errors are reported through `on_error` and retried after a pause.
-    /// Does nothing when no embedder is configured.
-    pub async fn run_embed_worker(&self, on_error: impl Fn(&Error)) {
+    /// processes' writes). Stops only between pages (each page's vectors are stored in their
+    /// own transactions), so nothing is half-written. Errors are reported through `on_error`
+    /// and retried after a pause. Does nothing when no embedder is configured.
+    pub async fn run_embed_worker(&self, stop: CancellationToken, on_error: impl Fn(&Error)) {
         if self.embedder.is_none() {
             return;
         }
         let mut after = 0u64;
         let mut idle = 0u32;
-        loop {
+        while !stop.is_cancelled() {
             match self.embed_page(None, &mut after).await {
                 Ok(0) => {
                     idle += 1;
@@ -199,15 +201,34 @@ impl Engine {
                         idle = 0;
                         after = 0;
                     }
-                    let _ = tokio::time::timeout(WORKER_POLL, self.embed_wake.notified()).await;
+                    tokio::select! {
+                        _ = stop.cancelled() => {}
+                        _ = tokio::time::timeout(WORKER_POLL, self.embed_wake.notified()) => {}
+                    }
                 }
                 Ok(_) => idle = 0,
                 Err(e) => {
                     on_error(&e);
-                    tokio::time::sleep(WORKER_BACKOFF).await;
+                    tokio::select! {
+                        _ = stop.cancelled() => {}
+                        _ = tokio::time::sleep(WORKER_BACKOFF) => {}
+                    }
                 }
             }
         }
+    }
+
+    /// Memories of every tenant still waiting for an embedding by the configured model (0
+    /// without an embedder). Reads each tenant's counts: an operator's figure, for metrics.
+    pub async fn embedding_backlog(&self) -> Result<u64> {
+        if self.embedder.is_none() {
+            return Ok(0);
+        }
+        let mut pending = 0;
+        for t in self.store.tenants().await? {
+            pending += self.embedding_status(&t.tenant).await?.pending;
+        }
+        Ok(pending)
     }
 
     /// Wakes the embedding worker after a write.

@@ -56,6 +56,11 @@ impl Engine {
 }
 
 impl Engine {
+    /// The store-wide newest event position (0 for an empty log): an operator's figure.
+    pub async fn event_head(&self) -> Result<u64> {
+        self.store.event_head().await
+    }
+
     /// Consumers' named cursors.
     pub async fn event_cursors(&self) -> Result<Vec<EventCursor>> {
         self.store.event_cursors().await

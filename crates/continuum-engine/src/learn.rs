@@ -222,8 +222,12 @@ impl Engine {
     ) -> Result<LearnOutcome> {
         let caller = who.into();
         let tenant = caller.require(Scope::Write)?;
+        let started = std::time::Instant::now();
         let prepared = self.prepare_turns(turns)?;
-        self.apply_turns(tenant, prepared).await
+        let out = self.apply_turns(tenant, prepared).await;
+        metrics::histogram!(continuum_ops::metrics::LEARN_DURATION)
+            .record(started.elapsed().as_secs_f64());
+        out
     }
 
     /// The CPU half of [`Engine::learn_many`]: validation, extraction, hashing, link counting.

@@ -28,6 +28,8 @@ pub use recall::{
     ActivatedConcept, Recall, RecallRequest, RecalledMemory, SearchHit, SearchRequest, SemanticUse,
 };
 pub use tenants::{TenantErased, TenantInfo};
+/// Stops long-running engine work (the embedding worker) at a safe point.
+pub use tokio_util::sync::CancellationToken;
 
 use continuum_core::extract::{Extractor, RuleExtractor};
 use continuum_core::keys::{Caller, Scope};

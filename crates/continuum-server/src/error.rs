@@ -52,11 +52,11 @@ impl IntoResponse for ApiError {
                 };
                 let message = match &e {
                     Error::Internal(detail) => {
-                        eprintln!("continuum serve: internal error: {detail}");
+                        tracing::error!(error = %detail, "internal error");
                         "internal error (see the server log)".to_string()
                     }
                     Error::Unavailable(detail) => {
-                        eprintln!("continuum serve: store unavailable: {detail}");
+                        tracing::error!(error = %detail, "store unavailable");
                         "the store is unavailable; try again".to_string()
                     }
                     other => other.to_string(),

@@ -15,10 +15,12 @@
 //! Not here yet: WebSocket events and webhooks.
 
 mod error;
+mod observe;
 mod openapi;
 mod routes;
 
 pub use error::ApiError;
+pub use observe::MAX_REQUEST_ID;
 
 use axum::Router;
 use continuum_engine::Engine;
@@ -40,6 +42,11 @@ pub struct ServerConfig {
     pub rate_burst: f64,
     /// Origins allowed by CORS (`*` for any); empty: no cross-origin access.
     pub cors_origins: Vec<String>,
+    /// Serve `GET /metrics` on the API listener, behind an operator key (when metrics have
+    /// no listener of their own; see [`metrics_router`]).
+    pub metrics_on_api: bool,
+    /// The process's background jobs, shown by `/v1/ready`.
+    pub jobs: Option<continuum_ops::Supervisor>,
 }
 
 impl Default for ServerConfig {
@@ -50,6 +57,8 @@ impl Default for ServerConfig {
             rate_per_second: 200.0,
             rate_burst: 400.0,
             cors_origins: Vec::new(),
+            metrics_on_api: false,
+            jobs: None,
         }
     }
 }
@@ -72,6 +81,7 @@ impl RateLimiter {
             *tokens -= 1.0;
             Ok(())
         } else {
+            metrics::counter!(continuum_ops::metrics::RATE_LIMITED).increment(1);
             Err(((1.0 - *tokens) / rate).ceil().max(1.0) as u64)
         }
     }
@@ -83,6 +93,7 @@ pub(crate) struct AppState {
     pub limiter: RateLimiter,
     /// The OpenAPI document, built once at start.
     pub openapi: serde_json::Value,
+    pub scrape: observe::ScrapeCache,
 }
 
 /// The application: every route with its layers.
@@ -93,8 +104,25 @@ pub fn router(engine: Engine, config: ServerConfig) -> Router {
         config: config.clone(),
         limiter: RateLimiter::default(),
         openapi,
+        scrape: Default::default(),
     });
     routes::router(routes, state, &config)
+}
+
+/// `GET /metrics` alone, without a key, for a listener only the scraper reaches
+/// (`serve --metrics-bind`). Metrics must be installed ([`continuum_ops::metrics::install`]);
+/// otherwise it answers 404.
+pub fn metrics_router(engine: Engine) -> Router {
+    let state = Arc::new(AppState {
+        engine,
+        config: ServerConfig::default(),
+        limiter: RateLimiter::default(),
+        openapi: serde_json::Value::Null,
+        scrape: Default::default(),
+    });
+    Router::new()
+        .route("/metrics", axum::routing::get(observe::open_metrics))
+        .with_state(state)
 }
 
 /// The OpenAPI 3.1 document of the REST API (what `GET /v1/openapi.json` serves).

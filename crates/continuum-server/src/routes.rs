@@ -345,6 +345,11 @@ pub(crate) fn router(
     state: Arc<AppState>,
     config: &ServerConfig,
 ) -> Router {
+    let routes = if config.metrics_on_api {
+        routes.route("/metrics", axum::routing::get(metrics_behind_key))
+    } else {
+        routes
+    };
     let api = routes
         .fallback(not_found)
         .with_state(state.clone())
@@ -353,7 +358,8 @@ pub(crate) fn router(
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             config.request_timeout,
-        ));
+        ))
+        .layer(axum::middleware::from_fn(crate::observe::observe));
     match cors(config) {
         Some(layer) => api.layer(layer),
         None => api,
@@ -380,6 +386,12 @@ fn cors(config: &ServerConfig) -> Option<CorsLayer> {
             .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
             .allow_headers(Any),
     )
+}
+
+/// `GET /metrics` on the API listener: operators only.
+async fn metrics_behind_key(auth: Auth, State(s): St) -> AppResult<axum::response::Response> {
+    auth.require(Scope::Operator)?;
+    Ok(crate::observe::exposition(&s).await)
 }
 
 async fn not_found() -> ApiError {

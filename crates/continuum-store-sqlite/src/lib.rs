@@ -154,7 +154,7 @@ pub(crate) fn map_err(e: rusqlite::Error) -> Error {
         let detail = msg.clone().unwrap_or_default();
         return match f.code {
             C::DatabaseBusy | C::DatabaseLocked => Error::Unavailable(
-                "the store is locked by another process; try again, or raise the busy timeout (--busy-timeout)"
+                "the store is locked by another process; try again, or raise the busy timeout (--busy-timeout-ms, CONTINUUM_BUSY_TIMEOUT_MS)"
                     .into(),
             ),
             C::ReadOnly => Error::Unavailable(

@@ -10,14 +10,13 @@ use continuum_mcp::{ContinuumMcp, serve_stdio};
 pub async fn mcp(g: &Global) -> Result<()> {
     let tenant = g.tenant()?;
     let (engine, _store) = g.open_semantic().await?;
-    let worker = crate::commands::reindex::spawn_worker(&engine);
+    let jobs = continuum_ops::Supervisor::new();
+    crate::commands::reindex::spawn_worker(&engine, &jobs)?;
     let result = serve_stdio(ContinuumMcp::new(engine, tenant))
         .await
         .map_err(|e| {
             Error::Unavailable(format!("the MCP session ended with an error: {e}")).into()
         });
-    if let Some(w) = worker {
-        w.abort();
-    }
+    jobs.shutdown(crate::commands::serve::SHUTDOWN_GRACE).await;
     result
 }

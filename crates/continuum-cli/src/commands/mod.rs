@@ -2,6 +2,7 @@
 
 mod bench;
 mod concepts;
+mod config;
 mod doctor;
 pub(crate) mod events;
 mod export;
@@ -60,6 +61,8 @@ pub enum Command {
     Concepts(concepts::ConceptsArgs),
     /// Check the data directory, the store and its indexes.
     Doctor,
+    /// The configuration file: write a commented default one, or show every effective setting.
+    Config(config::ConfigArgs),
     /// The tenant's event log, oldest first (one JSON object per line with --json); --follow
     /// keeps printing new events.
     Events(events::EventsArgs),
@@ -77,9 +80,10 @@ pub enum Command {
     Bench(bench::BenchArgs),
 }
 
-pub async fn run(cli: Cli) -> Result<()> {
+pub async fn run(cli: Cli, file: crate::config::ConfigFile) -> Result<()> {
     let g = &cli.global;
     match cli.command {
+        Command::Config(a) => config::config(g, a, &file),
         Command::Serve(a) => serve::serve(g, a).await,
         Command::Mcp => mcp::mcp(g).await,
         Command::Openapi => crate::output::json(&continuum_server::openapi_document()),

@@ -97,13 +97,24 @@ pub async fn build_graph(
     Ok(built?)
 }
 
-/// Starts the embedding worker when an embedder is configured; its errors go to stderr.
-pub fn spawn_worker(engine: &Engine) -> Option<tokio::task::JoinHandle<()>> {
-    engine.embedder()?;
+/// Puts the embedding worker under `jobs` when an embedder is configured (named `embedder`).
+/// It stops between pages when the supervisor shuts down; its errors are logged and retried.
+pub fn spawn_worker(engine: &Engine, jobs: &continuum_ops::Supervisor) -> anyhow::Result<()> {
+    if engine.embedder().is_none() {
+        return Ok(());
+    }
     let engine = engine.clone();
-    Some(tokio::spawn(async move {
-        engine
-            .run_embed_worker(|e| eprintln!("continuum: embedding worker: {e} (retrying)"))
-            .await
-    }))
+    jobs.spawn("embedder", continuum_ops::Backoff::default(), move |stop| {
+        let engine = engine.clone();
+        async move {
+            engine
+                .run_embed_worker(
+                    stop,
+                    |e| tracing::warn!(job = "embedder", error = %e, "embedding failed; retrying"),
+                )
+                .await;
+            Ok(())
+        }
+    })
+    .map_err(|e| continuum_core::Error::Internal(e).into())
 }

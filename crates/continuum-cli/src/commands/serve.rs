@@ -21,45 +21,71 @@ pub struct ServeArgs {
     )]
     pub cors_origins: Vec<String>,
     /// Largest request body, in bytes.
-    #[arg(long, default_value_t = 1024 * 1024)]
+    #[arg(long, env = "CONTINUUM_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
     /// Requests per second each API key may sustain (bursts up to twice that).
-    #[arg(long, default_value_t = 200.0)]
+    #[arg(long, env = "CONTINUUM_RATE", default_value_t = 200.0)]
     pub rate: f64,
     /// Seconds before a request is answered 408.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, env = "CONTINUUM_TIMEOUT_SECS", default_value_t = 30)]
     pub timeout_secs: u64,
     /// Events kept at least this long (30m, 12h, 7d, 2w, or 0) before the hourly compaction
     /// deletes those every named cursor has passed.
     #[arg(long, env = "CONTINUUM_EVENT_RETENTION", default_value = "7d",
           value_parser = crate::commands::events::parse_retention)]
     pub event_retention: i64,
+    /// Serve Prometheus metrics (`GET /metrics`, no key) on a listener of its own at this
+    /// address; bind it where only the scraper reaches it. Unset, `/metrics` is on the API
+    /// listener behind an operator key.
+    #[arg(long, env = "CONTINUUM_METRICS_BIND", value_name = "ADDR")]
+    pub metrics_bind: Option<String>,
+    /// Keep no metrics at all.
+    #[arg(long, env = "CONTINUUM_NO_METRICS")]
+    pub no_metrics: bool,
 }
 
 /// How often `serve` compacts the event log.
 const COMPACT_EVERY: Duration = Duration::from_secs(3600);
 
-/// Compacts the event log now and then every [`COMPACT_EVERY`]; a failure is reported and
-/// retried at the next tick, never fatal.
+/// How long shutdown waits for background jobs to reach a safe point before aborting them.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Puts the event-log compaction under `jobs` (named `event-compaction`): now, then every
+/// [`COMPACT_EVERY`]. A failed run fails the job, which the supervisor restarts with backoff.
 fn spawn_compaction(
     engine: &continuum_engine::Engine,
     retention: i64,
-) -> tokio::task::JoinHandle<()> {
+    jobs: &continuum_ops::Supervisor,
+) -> Result<()> {
     let engine = engine.clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(COMPACT_EVERY);
-        loop {
-            tick.tick().await;
-            match engine.compact_events(retention).await {
-                Ok(c) if c.removed > 0 => eprintln!(
-                    "continuum serve: compacted {} events (the log starts after {})",
-                    c.removed, c.compacted_through
-                ),
-                Ok(_) => {}
-                Err(e) => eprintln!("continuum serve: event compaction failed: {e}"),
+    jobs.spawn(
+        "event-compaction",
+        continuum_ops::Backoff::default(),
+        move |stop| {
+            let engine = engine.clone();
+            async move {
+                let mut tick = tokio::time::interval(COMPACT_EVERY);
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => return Ok(()),
+                        _ = tick.tick() => {}
+                    }
+                    let c = engine
+                        .compact_events(retention)
+                        .await
+                        .map_err(|e| format!("event compaction: {e}"))?;
+                    if c.removed > 0 {
+                        tracing::info!(
+                            removed = c.removed,
+                            compacted_through = c.compacted_through,
+                            "compacted the event log"
+                        );
+                    }
+                }
             }
-        }
-    })
+        },
+    )
+    .map_err(|e| Error::Internal(e).into())
 }
 
 async fn shutdown_signal() {
@@ -81,7 +107,7 @@ async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = term => {},
     }
-    eprintln!("continuum serve: shutting down, finishing requests in flight");
+    tracing::info!("shutting down: finishing requests in flight, stopping background jobs");
 }
 
 pub async fn serve(g: &Global, a: ServeArgs) -> Result<()> {
@@ -91,9 +117,19 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<()> {
         )
         .into());
     }
+    if a.metrics_bind.is_some() && a.no_metrics {
+        return Err(Error::InvalidInput(
+            "--metrics-bind and --no-metrics contradict each other".into(),
+        )
+        .into());
+    }
+    if !a.no_metrics {
+        continuum_ops::metrics::install().map_err(Error::Internal)?;
+    }
     let (engine, store) = g.open_semantic().await?;
-    let worker = crate::commands::reindex::spawn_worker(&engine);
-    let compaction = spawn_compaction(&engine, a.event_retention);
+    let jobs = continuum_ops::Supervisor::new();
+    crate::commands::reindex::spawn_worker(&engine, &jobs)?;
+    spawn_compaction(&engine, a.event_retention, &jobs)?;
     let config = ServerConfig {
         max_body_bytes: a.max_body_bytes,
         request_timeout: Duration::from_secs(a.timeout_secs),
@@ -104,22 +140,42 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<()> {
             .into_iter()
             .filter(|o| !o.trim().is_empty())
             .collect(),
+        metrics_on_api: !a.no_metrics && a.metrics_bind.is_none(),
+        jobs: Some(jobs.clone()),
     };
     let listener = tokio::net::TcpListener::bind(&a.bind)
         .await
         .map_err(|e| Error::Unavailable(format!("cannot listen on {}: {e}", a.bind)))?;
     let addr = listener.local_addr().context("reading the bound address")?;
-    // The one line a supervisor or a test waits for. No key or password is printed.
-    eprintln!(
-        "continuum serve: listening on http://{addr} (store: {})",
-        store.describe()
-    );
+    let cancel = jobs.cancellation();
+    let metrics_server = match &a.metrics_bind {
+        Some(bind) => {
+            let l = tokio::net::TcpListener::bind(bind).await.map_err(|e| {
+                Error::Unavailable(format!("cannot listen on {bind} for metrics: {e}"))
+            })?;
+            let maddr = l.local_addr().context("reading the metrics address")?;
+            tracing::info!("metrics on http://{maddr}/metrics");
+            let stop = cancel.clone();
+            Some(tokio::spawn(run(
+                l,
+                continuum_server::metrics_router(engine.clone()),
+                async move { stop.cancelled().await },
+            )))
+        }
+        None => None,
+    };
+    // The line a supervisor or a test waits for. No key or password is printed.
+    tracing::info!(store = %store.describe(), "listening on http://{addr}");
     let served = run(listener, router(engine, config), shutdown_signal())
         .await
         .context("serving HTTP");
-    if let Some(w) = worker {
-        w.abort();
+    let aborted = jobs.shutdown(SHUTDOWN_GRACE).await;
+    if !aborted.is_empty() {
+        tracing::warn!(jobs = ?aborted, "background jobs aborted after the grace period");
     }
-    compaction.abort();
+    if let Some(m) = metrics_server {
+        let _ = m.await;
+    }
+    tracing::info!("stopped");
     served
 }

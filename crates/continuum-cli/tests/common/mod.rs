@@ -3,41 +3,121 @@
 
 use std::process::Command;
 
+/// Runs `continuum --data-dir DIR ARGS…` (no inherited CONTINUUM_* selection) and returns
+/// its standard output; panics with its standard error on failure.
+pub fn cli(data_dir: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_continuum"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env_remove("CONTINUUM_DATA_DIR")
+        .env_remove("CONTINUUM_TENANT")
+        .env_remove("CONTINUUM_CONFIG")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "continuum {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// A running `continuum serve`, stopped when dropped (also when a test fails midway).
-pub struct Server(std::process::Child);
+pub struct Server {
+    pub child: std::process::Child,
+    /// Everything the server wrote to standard error so far (a thread keeps reading it, so
+    /// the server never blocks on a full pipe).
+    pub log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Server {
+    /// The log so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
 /// `continuum serve` on a free port; returns the server and its base URL.
 pub fn serve(data_dir: &std::path::Path) -> (Server, String) {
+    serve_with(data_dir, &[], &[])
+}
+
+/// `continuum [global...] serve --bind 127.0.0.1:0 [serve_args...]`; returns the server and the
+/// base URL from its "listening on" line.
+pub fn serve_with(
+    data_dir: &std::path::Path,
+    global: &[&str],
+    serve_args: &[&str],
+) -> (Server, String) {
     use std::io::BufRead;
     let mut child = Command::new(env!("CARGO_BIN_EXE_continuum"))
         .arg("--data-dir")
         .arg(data_dir)
+        .args(global)
         .args(["serve", "--bind", "127.0.0.1:0"])
+        .args(serve_args)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let stderr = child.stderr.take().unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(stderr)
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_string();
-    (Server(child), url)
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            sink.lock().unwrap().push_str(&line);
+            sink.lock().unwrap().push('\n');
+            if line.contains("listening on")
+                && let Some(tx) = tx.take()
+            {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    let line = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("the server did not start: {}", log.lock().unwrap()));
+    let url = url_in(&line, "http://");
+    (Server { child, log }, url)
+}
+
+/// The first word of `line` starting with `scheme`, without trailing punctuation.
+pub fn url_in(line: &str, scheme: &str) -> String {
+    let start = line
+        .find(scheme)
+        .unwrap_or_else(|| panic!("no {scheme} address in {line:?}"));
+    line[start..]
+        .split(|c: char| c.is_whitespace() || c == '"' || c == ',')
+        .next()
+        .unwrap()
+        .to_string()
 }
 
 /// Sends one HTTP/1.1 request (closing the connection) and returns the status code and body.
 pub fn request(url: &str, method: &str, path: &str, headers: &str, body: &str) -> (u16, String) {
+    let (status, _, body) = request_full(url, method, path, headers, body);
+    (status, body)
+}
+
+/// Like [`request`], with the response's header block too (lower-cased names).
+pub fn request_full(
+    url: &str,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &str,
+) -> (u16, String, String) {
     use std::io::{Read, Write};
     let addr = url.trim_start_matches("http://");
     let mut s = std::net::TcpStream::connect(addr).unwrap();
@@ -54,9 +134,6 @@ pub fn request(url: &str, method: &str, path: &str, headers: &str, body: &str) -
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or_else(|| panic!("no status in {out:?}"));
-    let body = out
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_string();
-    (status, body)
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((out.as_str(), ""));
+    (status, head.to_ascii_lowercase(), body.to_string())
 }

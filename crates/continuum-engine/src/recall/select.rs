@@ -72,6 +72,19 @@ impl Engine {
         req: &RecallRequest,
         explain: bool,
     ) -> Result<Recall> {
+        let started = std::time::Instant::now();
+        let out = self.recall_ranked(tenant, req, explain).await;
+        metrics::histogram!(continuum_ops::metrics::RECALL_DURATION)
+            .record(started.elapsed().as_secs_f64());
+        out
+    }
+
+    async fn recall_ranked(
+        &self,
+        tenant: &TenantId,
+        req: &RecallRequest,
+        explain: bool,
+    ) -> Result<Recall> {
         let cfg = &self.config;
         cfg.check_text("query", &req.query)?;
         let limit = req.limit.unwrap_or(cfg.recall_limit);

@@ -34,6 +34,9 @@ impl FromRequestParts<Arc<AppState>> for Auth {
             })
             .ok_or_else(|| Error::Unauthorized("missing API key (send it in X-API-Key)".into()))?;
         let key = state.engine.authenticate(&presented).await?;
+        if let Some(slot) = parts.extensions.get::<crate::observe::RequestTenant>() {
+            let _ = slot.0.set(key.tenant.as_str().to_string());
+        }
         let c = &state.config;
         state
             .limiter

@@ -179,9 +179,10 @@ pub async fn recall_finds_paraphrases_through_vectors(make: &Factory) {
     assert!(after.memories[0].signals.semantic > 0.99);
     assert_eq!(after.memories[0].signals.lexical, 0.0);
     // Memories learned later are embedded by the worker, without blocking the write.
+    let stop = continuum_engine::CancellationToken::new();
     let worker = {
-        let e = semantic.clone();
-        tokio::spawn(async move { e.run_embed_worker(|err| panic!("{err}")).await })
+        let (e, stop) = (semantic.clone(), stop.clone());
+        tokio::spawn(async move { e.run_embed_worker(stop, |err| panic!("{err}")).await })
     };
     let cat = semantic
         .remember(
@@ -196,7 +197,12 @@ pub async fn recall_finds_paraphrases_through_vectors(make: &Factory) {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         waited += 1;
     }
-    worker.abort();
+    // Cancelled, the worker returns at its next safe point.
+    stop.cancel();
+    tokio::time::timeout(std::time::Duration::from_secs(10), worker)
+        .await
+        .expect("the worker stops when cancelled")
+        .unwrap();
     let r = semantic
         .recall(&t, &RecallRequest::new("Which animal sleeps in sunshine?"))
         .await

@@ -1,0 +1,383 @@
+//! Operating `continuum serve`: JSON log lines and request ids, Prometheus metrics checked
+//! with a real text-format parser, bounded label sets, `/metrics` behind an operator key, and
+//! a clean stop on SIGTERM.
+
+mod common;
+
+use common::{cli, request, request_full, serve_with, url_in};
+use serde_json::Value;
+use std::process::Command;
+
+fn key(data_dir: &std::path::Path, tenant: &str, scope: &str) -> String {
+    cli(
+        data_dir,
+        &["--tenant", tenant, "keys", "create", "--scope", scope],
+    )
+    .trim()
+    .to_string()
+}
+
+fn learn_body(i: usize) -> String {
+    format!(
+        r#"{{"user_message": "Deploy number {i} goes to the Oslo cluster.", "ai_response": "Noted, deploy {i} to Oslo."}}"#
+    )
+}
+
+/// Parses an exposition with the Python `prometheus_client` parser; returns its samples as
+/// `[name, labels, value]` triples, or `None` (with the reason printed) when no Python with
+/// that package is configured.
+fn parse_with_prometheus_client(text: &str) -> Option<Vec<(String, Value, f64)>> {
+    let Ok(python) = std::env::var("CONTINUUM_TEST_PROMETHEUS_PYTHON") else {
+        eprintln!(
+            "skipping the Prometheus parser check: CONTINUUM_TEST_PROMETHEUS_PYTHON is not set"
+        );
+        return None;
+    };
+    let script = r#"
+import json, sys
+from prometheus_client.parser import text_string_to_metric_families
+out = []
+for fam in text_string_to_metric_families(sys.stdin.read()):
+    for s in fam.samples:
+        out.append([s.name, s.labels, s.value, fam.type])
+print(json.dumps(out))
+"#;
+    let mut child = Command::new(python)
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the Prometheus parser refused the exposition: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let parsed: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    Some(
+        parsed
+            .into_iter()
+            .map(|s| {
+                (
+                    s[0].as_str().unwrap().to_string(),
+                    s[1].clone(),
+                    s[2].as_f64().unwrap(),
+                )
+            })
+            .collect(),
+    )
+}
+
+fn sample(samples: &[(String, Value, f64)], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    samples
+        .iter()
+        .find(|(n, l, _)| n == name && labels.iter().all(|(k, v)| l[*k] == *v))
+        .map(|s| s.2)
+}
+
+#[test]
+fn metrics_count_known_traffic_and_keep_labels_bounded_over_a_thousand_tenants() {
+    let d = tempfile::tempdir().unwrap();
+    let operator = key(d.path(), "ops", "operator");
+    let (server, url) = serve_with(
+        d.path(),
+        &[],
+        &["--metrics-bind", "127.0.0.1:0", "--rate", "100000"],
+    );
+    let metrics_url = {
+        let log = server.log();
+        let line = log
+            .lines()
+            .find(|l| l.contains("metrics on"))
+            .expect("the metrics address is logged")
+            .to_string();
+        url_in(&line, "http://")
+            .trim_end_matches("/metrics")
+            .to_string()
+    };
+
+    // 1,000 tenants, each created through the API and learning one turn with its own key.
+    let tenants = 1000;
+    let mut names = Vec::new();
+    for i in 0..tenants {
+        let name = format!("tenant-{i:04}");
+        let (status, body) = request(
+            &url,
+            "POST",
+            "/v1/tenants",
+            &format!("X-API-Key: {operator}\r\n"),
+            &format!(r#"{{"tenant": "{name}"}}"#),
+        );
+        assert_eq!(status, 201, "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        let secret = v["key"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no key in {body}"))
+            .to_string();
+        let (status, body) = request(
+            &url,
+            "POST",
+            "/v1/learn",
+            &format!("X-API-Key: {secret}\r\n"),
+            &learn_body(i),
+        );
+        assert_eq!(status, 200, "{body}");
+        if i < 3 {
+            let (status, body) = request(
+                &url,
+                "POST",
+                "/v1/recall",
+                &format!("X-API-Key: {secret}\r\n"),
+                r#"{"message": "Where do deploys go?"}"#,
+            );
+            assert_eq!(status, 200, "{body}");
+        }
+        names.push(name);
+    }
+    for _ in 0..2 {
+        let (status, _) = request(&url, "POST", "/v1/recall", "", r#"{"message": "x"}"#);
+        assert_eq!(status, 401);
+    }
+
+    // The separate listener needs no key.
+    let (status, head, text) = request_full(&metrics_url, "GET", "/metrics", "", "");
+    assert_eq!(status, 200, "{text}");
+    assert!(head.contains("content-type: text/plain"), "{head}");
+
+    // Bounded label sets: no tenant id anywhere, few series in all.
+    for name in &names {
+        assert!(!text.contains(name.as_str()), "{name} is a label value");
+    }
+    let series = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .count();
+    assert!(series < 400, "{series} series after 1,000 tenants:\n{text}");
+
+    let Some(samples) = parse_with_prometheus_client(&text) else {
+        return;
+    };
+    let learn = [
+        ("method", "POST"),
+        ("route", "/v1/learn"),
+        ("status", "200"),
+    ];
+    assert_eq!(
+        sample(&samples, "continuum_http_requests_total", &learn),
+        Some(tenants as f64)
+    );
+    let recall = [("method", "POST"), ("route", "/v1/recall")];
+    assert_eq!(
+        sample(
+            &samples,
+            "continuum_http_requests_total",
+            &[recall[0], recall[1], ("status", "200")]
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        sample(
+            &samples,
+            "continuum_http_requests_total",
+            &[recall[0], recall[1], ("status", "401")]
+        ),
+        Some(2.0)
+    );
+    // Histogram: cumulative buckets ending in +Inf = count.
+    let buckets: Vec<(f64, f64)> = samples
+        .iter()
+        .filter(|(n, l, _)| {
+            n == "continuum_http_request_duration_seconds_bucket"
+                && l["route"] == "/v1/learn"
+                && l["method"] == "POST"
+        })
+        .map(|(_, l, v)| {
+            let le = l["le"].as_str().unwrap();
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().unwrap()
+            };
+            (le, *v)
+        })
+        .collect();
+    assert!(buckets.len() >= 10, "{buckets:?}");
+    assert!(
+        buckets
+            .windows(2)
+            .all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1)
+    );
+    assert_eq!(buckets.last().unwrap(), &(f64::INFINITY, tenants as f64));
+    assert_eq!(
+        sample(
+            &samples,
+            "continuum_http_request_duration_seconds_count",
+            &recall
+        ),
+        Some(5.0)
+    );
+    // Engine-side histograms and the other figures.
+    assert_eq!(
+        sample(&samples, "continuum_learn_duration_seconds_count", &[]),
+        Some(tenants as f64)
+    );
+    assert_eq!(
+        sample(&samples, "continuum_recall_duration_seconds_count", &[]),
+        Some(3.0)
+    );
+    let head = sample(&samples, "continuum_event_log_head", &[]).unwrap();
+    assert!(head >= 2.0 * tenants as f64, "event head {head}");
+    assert_eq!(
+        sample(
+            &samples,
+            "continuum_job_state",
+            &[("job", "event-compaction"), ("state", "running")]
+        ),
+        Some(1.0)
+    );
+    for name in [
+        "process_resident_memory_bytes",
+        "process_open_fds",
+        "process_cpu_seconds_total",
+    ] {
+        assert!(sample(&samples, name, &[]).is_some(), "{name} missing");
+    }
+}
+
+#[test]
+fn metrics_on_the_api_listener_need_an_operator_key() {
+    let d = tempfile::tempdir().unwrap();
+    let operator = key(d.path(), "ops", "operator");
+    let reader = key(d.path(), "acme", "read");
+    let (_server, url) = serve_with(d.path(), &[], &[]);
+    let (status, body) = request(&url, "GET", "/metrics", "", "");
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = request(
+        &url,
+        "GET",
+        "/metrics",
+        &format!("X-API-Key: {reader}\r\n"),
+        "",
+    );
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = request(
+        &url,
+        "GET",
+        "/metrics",
+        &format!("X-API-Key: {operator}\r\n"),
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("continuum_http_requests_total"), "{body}");
+}
+
+#[test]
+fn json_logs_parse_line_by_line_and_a_request_id_round_trips() {
+    let d = tempfile::tempdir().unwrap();
+    let secret = key(d.path(), "acme", "write");
+    let (server, url) = serve_with(d.path(), &["--log-format", "json"], &[]);
+    let (status, head, body) = request_full(
+        &url,
+        "POST",
+        "/v1/learn",
+        &format!("X-API-Key: {secret}\r\nX-Request-Id: trace-me-42\r\n"),
+        &learn_body(1),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(head.contains("x-request-id: trace-me-42"), "{head}");
+    // An id the server will not take is replaced by one of its own.
+    let (_, head, _) = request_full(
+        &url,
+        "GET",
+        "/v1/health",
+        "X-Request-Id: has spaces and ; semicolons\r\n",
+        "",
+    );
+    let generated = head
+        .lines()
+        .find_map(|l| l.strip_prefix("x-request-id: "))
+        .expect("a generated request id");
+    assert!(
+        !generated.contains(' ') && generated.len() >= 16,
+        "{generated}"
+    );
+    // The log line of the learn, once written.
+    let mut found = None;
+    for _ in 0..100 {
+        let log = server.log();
+        for line in log.lines() {
+            let v: Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("a log line is not JSON ({e}): {line}"));
+            assert!(
+                v["timestamp"].is_string() && v["level"].is_string(),
+                "{line}"
+            );
+            if v["request_id"] == "trace-me-42" && v["message"] == "request" {
+                found = Some(v);
+            }
+        }
+        if found.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let line = found.expect("a log line for the request");
+    assert_eq!(line["route"], "/v1/learn");
+    assert_eq!(line["status"], 200);
+    assert_eq!(line["tenant"], "acme");
+    assert!(line["latency_ms"].as_f64().unwrap() >= 0.0);
+    let log = server.log();
+    assert!(!log.contains(&secret), "a key secret is in the log");
+    assert!(!log.contains("Oslo"), "memory text is in the log at info");
+}
+
+#[test]
+fn sigterm_stops_the_server_promptly_and_cleanly() {
+    let d = tempfile::tempdir().unwrap();
+    let secret = key(d.path(), "acme", "write");
+    let (mut server, url) = serve_with(d.path(), &[], &[]);
+    for i in 0..20 {
+        let (status, body) = request(
+            &url,
+            "POST",
+            "/v1/learn",
+            &format!("X-API-Key: {secret}\r\n"),
+            &learn_body(i),
+        );
+        assert_eq!(status, 200, "{body}");
+    }
+    let started = std::time::Instant::now();
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = loop {
+        if let Some(s) = server.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "still running 30 s after SIGTERM:\n{}",
+            server.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}\n{}", server.log());
+    let log = server.log();
+    assert!(log.contains("background job stopped"), "{log}");
+    assert!(log.contains("stopped"), "{log}");
+    // Nothing half-written: the store passes its checks and holds every turn.
+    let doctor = cli(d.path(), &["--tenant", "acme", "--json", "stats"]);
+    let v: Value = serde_json::from_str(&doctor).unwrap();
+    assert_eq!(v["memories"].as_u64(), Some(40), "{doctor}");
+}

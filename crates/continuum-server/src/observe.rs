@@ -1,0 +1,158 @@
+//! What the server tells its operator: a request id and one log line per request, HTTP
+//! metrics, and the `/metrics` exposition.
+//!
+//! The request id comes from the client's `x-request-id` when it is sane (1 to
+//! [`MAX_REQUEST_ID`] characters of letters, digits and `-_.:`), and is generated otherwise;
+//! it is returned in the response's `x-request-id` and carried by every log line written
+//! while the request is handled. The request's line names the method, the route template
+//! (never the raw path, which may carry ids), the status, the latency and the tenant; never a
+//! key, a query string or a body.
+
+use crate::AppState;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+use tracing::Instrument;
+
+/// The longest request id accepted from a client.
+pub const MAX_REQUEST_ID: usize = 128;
+
+/// The request's tenant, filled in by the key check for the request's log line.
+#[derive(Clone, Default)]
+pub(crate) struct RequestTenant(pub Arc<OnceLock<String>>);
+
+fn sane_id(v: &HeaderValue) -> Option<String> {
+    let s = v.to_str().ok()?;
+    let ok = !s.is_empty()
+        && s.len() <= MAX_REQUEST_ID
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+    ok.then(|| s.to_string())
+}
+
+/// Middleware around every route: request id, span, log line, metrics.
+pub(crate) async fn observe(mut req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(sane_id)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let method = req.method().as_str().to_string();
+    let tenant = RequestTenant::default();
+    req.extensions_mut().insert(tenant.clone());
+    let span = tracing::info_span!("request", request_id = %id);
+    let mut response = next.run(req).instrument(span.clone()).await;
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    let tenant = tenant.0.get().map(String::as_str).unwrap_or("-");
+    let latency_ms = (elapsed.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0;
+    span.in_scope(|| {
+        let request_id = id.as_str();
+        if status >= 500 {
+            tracing::warn!(
+                request_id, method, route, status, latency_ms, tenant, "request"
+            );
+        } else {
+            tracing::info!(
+                request_id, method, route, status, latency_ms, tenant, "request"
+            );
+        }
+    });
+    record(&method, &route, status, elapsed);
+    response
+}
+
+fn record(method: &str, route: &str, status: u16, elapsed: Duration) {
+    if !continuum_ops::metrics::enabled() {
+        return;
+    }
+    use continuum_ops::metrics::{HTTP_DURATION, HTTP_REQUESTS};
+    metrics::counter!(HTTP_REQUESTS, "method" => method.to_string(), "route" => route.to_string(),
+        "status" => status.to_string())
+    .increment(1);
+    metrics::histogram!(HTTP_DURATION, "method" => method.to_string(), "route" => route.to_string())
+        .record(elapsed.as_secs_f64());
+}
+
+/// Figures read from the engine at scrape time, kept this long (a scrape every few seconds
+/// must not count every tenant's backlog each time).
+const ENGINE_FIGURES_TTL: Duration = Duration::from_secs(15);
+
+#[derive(Default)]
+pub(crate) struct ScrapeCache {
+    at: std::sync::Mutex<Option<Instant>>,
+}
+
+/// The Prometheus exposition text, with the engine's figures refreshed when stale.
+pub(crate) async fn exposition(state: &AppState) -> Response {
+    let stale = {
+        let mut at = state.scrape.at.lock().unwrap_or_else(|p| p.into_inner());
+        let stale = at.is_none_or(|t| t.elapsed() >= ENGINE_FIGURES_TTL);
+        if stale {
+            *at = Some(Instant::now());
+        }
+        stale
+    };
+    if stale {
+        use continuum_ops::metrics::{EMBED_BACKLOG, EVENT_HEAD};
+        match state.engine.event_head().await {
+            Ok(head) => metrics::gauge!(EVENT_HEAD).set(head as f64),
+            Err(e) => tracing::warn!(error = %e, "metrics: reading the event head failed"),
+        }
+        match state.engine.embedding_backlog().await {
+            Ok(n) => metrics::gauge!(EMBED_BACKLOG).set(n as f64),
+            Err(e) => tracing::warn!(error = %e, "metrics: reading the embedding backlog failed"),
+        }
+    }
+    match continuum_ops::metrics::render() {
+        Some(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        None => crate::ApiError::Http {
+            status: StatusCode::NOT_FOUND,
+            code: "not_found",
+            message: "metrics are off in this process".into(),
+        }
+        .into_response(),
+    }
+}
+
+/// `GET /metrics` on a listener of its own: no key, as scrapers expect.
+pub(crate) async fn open_metrics(State(state): State<Arc<AppState>>) -> Response {
+    exposition(&state).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_sane_request_ids_are_taken_from_the_client() {
+        let ok = HeaderValue::from_static("req-42_a.b:c");
+        assert_eq!(sane_id(&ok).as_deref(), Some("req-42_a.b:c"));
+        for bad in ["", "has space", "semi;colon", "new\u{7f}line"] {
+            if let Ok(v) = HeaderValue::from_str(bad) {
+                assert_eq!(sane_id(&v), None, "{bad:?}");
+            }
+        }
+        let long = HeaderValue::from_str(&"x".repeat(MAX_REQUEST_ID + 1)).unwrap();
+        assert_eq!(sane_id(&long), None);
+    }
+}
