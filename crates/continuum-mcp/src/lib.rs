@@ -44,6 +44,7 @@ pub struct ContinuumMcp {
 pub struct McpCaller(pub Caller);
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct StoreArgs {
     /// What the user said in this turn.
     pub user_message: String,
@@ -61,6 +62,7 @@ pub struct StoreArgs {
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RecallArgs {
     /// The message to find relevant memories for: usually the user's latest message.
     pub query: String,
@@ -77,6 +79,7 @@ pub struct RecallArgs {
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SearchArgs {
     /// Words to look for.
     pub query: String,
@@ -95,6 +98,7 @@ pub struct SearchArgs {
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RememberArgs {
     /// The text to remember.
     pub content: String,
@@ -110,12 +114,14 @@ pub struct RememberArgs {
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct IdArgs {
     /// A memory id, as returned by the other tools.
     pub id: String,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ListArgs {
     /// Memories per page (default 20, at most 100).
     #[serde(default)]
@@ -132,6 +138,7 @@ pub struct ListArgs {
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ForgetArgs {
     /// The memory to delete.
     #[serde(default)]
@@ -142,6 +149,7 @@ pub struct ForgetArgs {
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ConceptArgs {
     /// A concept name, any case (a person, project, tool, place…).
     pub concept: String,
@@ -151,6 +159,7 @@ pub struct ConceptArgs {
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NoArgs {}
 
 /// A tool result: readable text plus the structured data.

@@ -28,6 +28,11 @@ fn schema_of<T: JsonSchema>(g: &mut SchemaGenerator) -> Schema {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RequiredScope(pub(crate) Scope);
 
+/// Marks the requests of the original service's endpoints, whose malformed JSON bodies are
+/// answered 422 as the original (FastAPI) answered them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CompatRoute;
+
 /// One operation's documentation.
 pub(crate) struct Op {
     tag: &'static str,
@@ -40,6 +45,8 @@ pub(crate) struct Op {
     status: u16,
     /// Kept with the request and response shapes of the original Python service.
     compat: bool,
+    /// Answers an HTML page rather than JSON.
+    html: bool,
 }
 
 impl Op {
@@ -53,6 +60,7 @@ impl Op {
             response: None,
             status: 200,
             compat: false,
+            html: false,
         }
     }
 
@@ -78,6 +86,11 @@ impl Op {
 
     pub(crate) fn created(mut self) -> Op {
         self.status = 201;
+        self
+    }
+
+    pub(crate) fn html(mut self) -> Op {
+        self.html = true;
         self
     }
 
@@ -113,6 +126,11 @@ impl<S: Clone + Send + Sync + 'static> Api<S> {
         let route = match op.scope {
             Some(s) => route.layer(axum::Extension(RequiredScope(s))),
             None => route,
+        };
+        let route = if op.compat {
+            route.layer(axum::Extension(CompatRoute))
+        } else {
+            route
         };
         self.router = self.router.route(path, route);
         self.ops.push((method, path, op));
@@ -204,6 +222,10 @@ fn document(ops: &[(Method, &'static str, Op)]) -> Value {
             Some(r) => json!({
                 "description": if op.status == 201 { "Created" } else { "OK" },
                 "content": {"application/json": {"schema": r(&mut responses)}}
+            }),
+            None if op.html => json!({
+                "description": "OK",
+                "content": {"text/html": {"schema": {"type": "string"}}}
             }),
             None => json!({"description": "OK"}),
         };

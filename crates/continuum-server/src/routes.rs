@@ -6,7 +6,7 @@
 //! engine's richer results.
 
 use crate::error::ApiError;
-use crate::openapi::{Api, Op, RequiredScope};
+use crate::openapi::{Api, CompatRoute, Op, RequiredScope};
 use crate::{AppState, ServerConfig};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request, State};
@@ -29,7 +29,6 @@ use serde_json::Value;
 use std::sync::Arc;
 use std::time::Instant;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
-use tower_http::timeout::TimeoutLayer;
 
 type AppResult<T> = Result<T, ApiError>;
 type St = State<Arc<AppState>>;
@@ -70,6 +69,18 @@ pub(crate) fn api() -> (Router<Arc<AppState>>, Value) {
             "/v1/health",
             health,
             compat("service", "Liveness: the process answers").returns::<Health>(),
+        )
+        .op(
+            M::GET,
+            "/",
+            root,
+            compat("service", "What this server is and its main endpoints").returns::<Root>(),
+        )
+        .op(
+            M::GET,
+            "/docs",
+            docs,
+            Op::new("service", "This API's documentation as a web page (HTML)").html(),
         )
         .op(
             M::GET,
@@ -350,14 +361,15 @@ pub(crate) fn router(
     } else {
         routes
     };
+    let timeout = config.request_timeout;
     let api = routes
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state.clone())
         .merge(mcp_router(state))
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            config.request_timeout,
+        .layer(axum::middleware::from_fn(
+            move |req: Request, next: axum::middleware::Next| deadline(timeout, req, next),
         ))
         .layer(axum::middleware::from_fn(crate::observe::observe));
     match cors(config) {
@@ -392,6 +404,35 @@ fn cors(config: &ServerConfig) -> Option<CorsLayer> {
 async fn metrics_behind_key(auth: Auth, State(s): St) -> AppResult<axum::response::Response> {
     auth.require(Scope::Operator)?;
     Ok(crate::observe::exposition(&s).await)
+}
+
+/// Answers 408, in the error envelope, when a request takes longer than `limit`.
+async fn deadline(
+    limit: std::time::Duration,
+    req: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::Http {
+            status: StatusCode::REQUEST_TIMEOUT,
+            code: "timeout",
+            message: format!(
+                "the request took longer than {} s and was abandoned",
+                limit.as_secs_f64()
+            ),
+        }
+        .into_response(),
+    }
+}
+
+async fn method_not_allowed(method: Method) -> ApiError {
+    ApiError::Http {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        code: "method_not_allowed",
+        message: format!("{method} is not allowed on this endpoint"),
+    }
 }
 
 async fn not_found() -> ApiError {

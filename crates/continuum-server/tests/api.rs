@@ -129,7 +129,20 @@ async fn the_original_service_shapes_are_kept() {
     let c = Client::new(&s, Some(&s.key("acme", Scope::Write).await));
 
     let (st, v) = c.get("/v1/health").await;
-    assert_eq!((st, v["status"].as_str()), (StatusCode::OK, Some("ok")));
+    assert_eq!(
+        (st, v["status"].as_str()),
+        (StatusCode::OK, Some("healthy"))
+    );
+    assert_eq!(v["service"], "continuum");
+    assert!(
+        Timestamp::parse(v["timestamp"].as_str().unwrap()).is_ok(),
+        "{v}"
+    );
+    let (st, v) = c.get("/").await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["service"], "CONTINUUM");
+    assert_eq!(v["endpoints"]["recall"], "/v1/recall");
+    assert!(v["version"].is_string());
 
     let (st, v) = c
         .post("/v1/learn", json!({"user_message": "We deploy billing on Kubernetes in Frankfurt.", "ai_response": "Noted. I will keep Frankfurt as the primary region.", "metadata": {"channel": "slack"}}))
@@ -177,9 +190,41 @@ async fn the_original_service_shapes_are_kept() {
         "{v}"
     );
 
+    // `query` is the synonym some of the original's clients send.
+    let (st, v) = c
+        .post(
+            "/v1/recall",
+            json!({"query": "Which region runs Kubernetes?"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert!(v["context"].as_str().unwrap().contains("Frankfurt"), "{v}");
+    // max_concepts is held to its documented range.
+    for bad in [json!(0), json!(101), json!(u64::MAX)] {
+        let (st, v) = c
+            .post(
+                "/v1/recall",
+                json!({"message": "Kubernetes", "max_concepts": bad}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{bad}: {v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("max_concepts"),
+            "{v}"
+        );
+    }
+
     let (_, v) = c.get("/v1/stats").await;
     assert_eq!(v["memories"], 4);
     assert_eq!(v["tenant_id"], "acme");
+    assert_eq!(v["messages"], 4);
+    assert_eq!(v["entities"], v["concepts"]);
+    assert_eq!(v["attention_links"], v["links"]);
+    assert_eq!(v["decisions"], 1);
+    assert_eq!(v["compound_concepts"], 0);
     let (_, v) = c.get("/v1/entities?limit=10&offset=0").await;
     let names: Vec<&str> = v["entities"]
         .as_array()
@@ -436,7 +481,8 @@ async fn limits_answer_with_clear_errors() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // The original (FastAPI) answered 422 to a body that is not JSON.
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let (st, v) = c
         .post(
             "/v1/learn",
@@ -1050,4 +1096,228 @@ async fn a_key_never_revokes_or_creates_a_key_above_its_own_scope() {
         .unwrap();
     let (st, v) = admin.delete(&format!("/v1/keys/{}", write.prefix)).await;
     assert_eq!(st, StatusCode::OK, "{v}");
+}
+
+/// The body of an error answer: the envelope, in JSON, without Rust type names.
+fn assert_envelope(what: &str, status: StatusCode, content_type: &str, body: &str) {
+    assert!(
+        status.is_client_error(),
+        "{what}: {status} is not a client error: {body}"
+    );
+    assert!(
+        content_type.starts_with("application/json"),
+        "{what}: {status} answered {content_type:?}: {body:?}"
+    );
+    let v: Value = serde_json::from_str(body)
+        .unwrap_or_else(|e| panic!("{what}: {status} body is not JSON ({e}): {body:?}"));
+    let code = v["error"]["code"].as_str().unwrap_or("");
+    let message = v["error"]["message"].as_str().unwrap_or("");
+    assert!(
+        !code.is_empty() && !message.is_empty(),
+        "{what}: not the envelope: {v}"
+    );
+    for rust in ["struct ", "usize", "u64", "Option<"] {
+        assert!(
+            !message.contains(rust),
+            "{what}: names a Rust type: {message}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_route_answers_malformed_input_with_the_error_envelope() {
+    let s = start(ServerConfig::default()).await;
+    let key = s.key("ops", Scope::Operator).await;
+    let doc = continuum_server::openapi_document();
+    let http = reqwest::Client::new();
+    let send =
+        |method: reqwest::Method, path: String, key: Option<&str>, body: Option<(&str, &str)>| {
+            let mut r = http.request(method, format!("{}{path}", s.base));
+            if let Some(k) = key {
+                r = r.header("X-API-Key", k);
+            }
+            if let Some((ct, b)) = body {
+                r = r.header("content-type", ct).body(b.to_string());
+            }
+            async move {
+                let r = r.send().await.unwrap();
+                let status = r.status();
+                let ct = r
+                    .headers()
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
+                (status, ct, r.text().await.unwrap())
+            }
+        };
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        // Path parameters filled with text no id has.
+        let concrete: String = path
+            .split('/')
+            .map(|seg| {
+                if seg.starts_with('{') {
+                    "no%20such%20thing"
+                } else {
+                    seg
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        for (method, op) in item.as_object().unwrap() {
+            let m: reqwest::Method = method.to_uppercase().parse().unwrap();
+            let what = format!("{method} {path}");
+            let secured = op["x-required-scope"].is_string();
+            if secured {
+                let (st, ct, b) = send(m.clone(), concrete.clone(), None, None).await;
+                assert_eq!(st, StatusCode::UNAUTHORIZED, "{what} without a key: {b}");
+                assert_envelope(&format!("{what} without a key"), st, &ct, &b);
+                let (st, ct, b) = send(m.clone(), concrete.clone(), Some("cm_bogus"), None).await;
+                assert_envelope(&format!("{what} with a bad key"), st, &ct, &b);
+            }
+            if op["requestBody"].is_object() {
+                let compat = op["x-compatibility"].is_string();
+                for (label, ct_in, body) in [
+                    ("not JSON", "application/json", "{not json"),
+                    ("an array", "application/json", "[1, 2]"),
+                    (
+                        "wrong types",
+                        "application/json",
+                        r#"{"message": 5, "user_message": [], "content": {}, "query": false, "tenant": 1, "scope": 2}"#,
+                    ),
+                    ("not declared JSON", "text/plain", "{}"),
+                ] {
+                    let (st, ct, b) =
+                        send(m.clone(), concrete.clone(), Some(&key), Some((ct_in, body))).await;
+                    let w = format!("{what} with {label}");
+                    assert_envelope(&w, st, &ct, &b);
+                    if label == "not JSON" && compat {
+                        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{w}: {b}");
+                    }
+                }
+            }
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                if p["in"] != "query" {
+                    continue;
+                }
+                let name = p["name"].as_str().unwrap();
+                for bad in ["-1", "abc", "99999999999999999999999", "%FF%FE"] {
+                    let (st, ct, b) = send(
+                        m.clone(),
+                        format!("{concrete}?{name}={bad}"),
+                        Some(&key),
+                        None,
+                    )
+                    .await;
+                    if st.is_success() {
+                        continue; // a free-text parameter takes any text
+                    }
+                    assert_envelope(&format!("{what}?{name}={bad}"), st, &ct, &b);
+                }
+            }
+            let (st, ct, b) =
+                send(reqwest::Method::PATCH, concrete.clone(), Some(&key), None).await;
+            assert_eq!(st, StatusCode::METHOD_NOT_ALLOWED, "PATCH {path}: {b}");
+            assert_envelope(&format!("PATCH {path}"), st, &ct, &b);
+            checked += 1;
+        }
+    }
+    assert!(checked >= 25, "only {checked} operations walked");
+    let (st, ct, b) = send(
+        reqwest::Method::GET,
+        "/v1/no-such-endpoint".into(),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    assert_envelope("an unknown path", st, &ct, &b);
+    // Lower-case scheme: RFC 9110 makes it case-insensitive.
+    let r = http
+        .get(format!("{}/v1/stats", s.base))
+        .header("authorization", format!("bearer {key}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_request_over_the_deadline_answers_408_in_the_envelope() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = start(ServerConfig {
+        request_timeout: std::time::Duration::from_millis(300),
+        ..ServerConfig::default()
+    })
+    .await;
+    let key = s.key("acme", Scope::Write).await;
+    // A client that announces a body and stops sending it halfway.
+    let addr = s.base.trim_start_matches("http://");
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    conn.write_all(
+        format!(
+            "POST /v1/learn HTTP/1.1\r\nHost: {addr}\r\nX-API-Key: {key}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"user_mess"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = conn.read(&mut chunk).await.unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            if buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.ends_with(b"}}") {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no answer within 10 s");
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let status: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let ct = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-type: ")
+                .map(str::to_string)
+        })
+        .unwrap_or_default();
+    assert_eq!(status, 408, "{text}");
+    assert_envelope(
+        "a late request",
+        StatusCode::from_u16(status).unwrap(),
+        &ct,
+        body,
+    );
+}
+
+#[tokio::test]
+async fn the_docs_page_is_served_whole_by_the_binary() {
+    let s = start(ServerConfig::default()).await;
+    let r = reqwest::get(format!("{}/docs", s.base)).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let ct = r.headers()["content-type"].to_str().unwrap().to_string();
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let page = r.text().await.unwrap();
+    assert!(ct.starts_with("text/html"), "{ct}");
+    assert!(page.contains("/v1/openapi.json") && page.contains("<script>"));
+    // Nothing is fetched from elsewhere: no external script, style, image or font, and the
+    // browser is told so.
+    for attr in ["src=", "href=", "url(", "@import"] {
+        assert!(!page.contains(attr), "the page loads something: {attr}");
+    }
+    assert!(csp.contains("default-src 'none'") && csp.contains("connect-src 'self'"));
+    let doc = continuum_server::openapi_document();
+    assert!(doc["paths"]["/docs"]["get"]["responses"]["200"]["content"]["text/html"].is_object());
 }

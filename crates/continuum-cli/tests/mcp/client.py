@@ -73,6 +73,14 @@ async def scenario(s):
     assert r.is_error and "not a memory id" in body, body
     r, body, _ = await call(s, "memory_list", {"limit": 500})
     assert r.is_error and "limit" in body, body
+    # A misspelled argument is refused, never silently dropped (which would widen a filter).
+    try:
+        r, body, _ = await call(s, "memory_recall", {"query": "Priya", "session": "family"})
+        refused = r.is_error and "session" in body
+    except Exception as e:  # reported as a JSON-RPC error by some SDK versions
+        refused = "session" in str(e)
+        body = str(e)
+    assert refused, body
 
     r, body, data = await call(s, "memory_list", {"limit": 2})
     assert len(data["items"]) == 2 and data["next_cursor"], data

@@ -29,7 +29,11 @@ impl FromRequestParts<Arc<AppState>> for Auth {
                     .headers
                     .get(header::AUTHORIZATION)
                     .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.strip_prefix("Bearer "))
+                    .and_then(|v| {
+                        // The scheme is case-insensitive (RFC 9110, section 11.1).
+                        let (scheme, token) = v.split_once(' ')?;
+                        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+                    })
                     .map(str::to_string)
             })
             .ok_or_else(|| Error::Unauthorized("missing API key (send it in X-API-Key)".into()))?;

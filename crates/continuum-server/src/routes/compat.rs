@@ -4,11 +4,24 @@ use super::*;
 
 #[derive(Deserialize, JsonSchema)]
 pub(super) struct RecallCompat {
-    /// The new message to find relevant memories for.
+    /// The new message to find relevant memories for (`query` is accepted as a synonym).
+    #[serde(alias = "query")]
+    #[schemars(length(min = 1))]
     message: String,
     /// How many memories to return (1 to 100; default 10).
     #[serde(default)]
+    #[schemars(range(min = 1, max = 100))]
     max_concepts: Option<usize>,
+}
+
+/// `max_concepts` checked against its documented range.
+pub(super) fn max_concepts(n: Option<usize>) -> AppResult<Option<usize>> {
+    match n {
+        Some(n) if !(1..=MAX_PAGE).contains(&n) => Err(ApiError::bad_request(format!(
+            "max_concepts must be between 1 and {MAX_PAGE}"
+        ))),
+        n => Ok(n),
+    }
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -44,7 +57,7 @@ pub(super) async fn recall_compat(
     let started = Instant::now();
     let req = RecallRequest {
         query: b.message,
-        limit: b.max_concepts.map(|n| n.clamp(1, MAX_PAGE)),
+        limit: max_concepts(b.max_concepts)?,
         ..Default::default()
     };
     // The original shape shows the context block only: the memories are not listed.
@@ -128,7 +141,7 @@ pub(super) async fn turn_compat(
     let started = Instant::now();
     let req = RecallRequest {
         query: b.learn.user_message.clone(),
-        limit: b.max_concepts.map(|n| n.clamp(1, MAX_PAGE)),
+        limit: max_concepts(b.max_concepts)?,
         ..Default::default()
     };
     let r = s.engine.recall_context(caller, &req).await?;
@@ -145,14 +158,27 @@ pub(super) struct StatsOut {
     #[serde(flatten)]
     stats: Stats,
     tenant_id: TenantId,
+    /// The original service's name for concepts.
+    entities: u64,
+    /// Stored messages: every memory (each side of a turn is one).
+    messages: u64,
+    /// The original service's name for links.
+    attention_links: u64,
+    /// Compound concepts are not computed: always 0.
+    compound_concepts: u64,
 }
 
 pub(super) async fn stats(State(s): St, auth: Auth) -> AppResult<Json<StatsOut>> {
     let caller = &auth.caller;
     let stats = s.engine.stats(caller).await?;
+    let st = &stats.store;
     Ok(Json(StatsOut {
-        stats,
+        entities: st.concepts,
+        messages: st.memories,
+        attention_links: st.links,
+        compound_concepts: 0,
         tenant_id: caller.tenant.clone(),
+        stats,
     }))
 }
 
@@ -185,7 +211,7 @@ pub(super) struct EntitiesOut {
 pub(super) async fn entities(
     State(s): St,
     auth: Auth,
-    Query(q): Query<EntitiesQuery>,
+    Q(q): Q<EntitiesQuery>,
 ) -> AppResult<Json<EntitiesOut>> {
     let caller = &auth.caller;
     let (limit, offset) = (page(q.limit, 50)?, offset(q.offset)?);
@@ -230,7 +256,7 @@ pub(super) struct MessagesOut {
 pub(super) async fn messages(
     State(s): St,
     auth: Auth,
-    Query(q): Query<OffsetQuery>,
+    Q(q): Q<OffsetQuery>,
 ) -> AppResult<Json<MessagesOut>> {
     let caller = &auth.caller;
     let (limit, offset) = (page(q.limit, 50)?, offset(q.offset)?);

@@ -21,7 +21,7 @@ pub(super) struct EventsOut {
 pub(super) async fn events_list(
     State(s): St,
     auth: Auth,
-    Query(q): Query<EventsQuery>,
+    Q(q): Q<EventsQuery>,
 ) -> AppResult<Json<EventsOut>> {
     let since = match q.since.as_deref() {
         Some(text) => continuum_core::event::parse_position(text)?,

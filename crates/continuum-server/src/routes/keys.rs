@@ -55,7 +55,7 @@ pub(super) struct Revoked {
 pub(super) async fn keys_revoke(
     State(s): St,
     auth: Auth,
-    Path(prefix): Path<String>,
+    P(prefix): P<String>,
 ) -> AppResult<Json<Revoked>> {
     s.engine.revoke_key_as(&auth.caller, &prefix).await?;
     Ok(Json(Revoked { revoked: prefix }))

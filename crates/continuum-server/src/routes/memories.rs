@@ -13,7 +13,7 @@ pub(super) struct ListQuery {
 pub(super) async fn memories_list(
     State(s): St,
     auth: Auth,
-    Query(q): Query<ListQuery>,
+    Q(q): Q<ListQuery>,
 ) -> AppResult<Json<Page<Memory>>> {
     let caller = &auth.caller;
     let filter = MemoryFilter {
@@ -36,7 +36,7 @@ pub(super) fn memory_id(id: &str) -> AppResult<MemoryId> {
 pub(super) async fn memories_get(
     State(s): St,
     auth: Auth,
-    Path(id): Path<String>,
+    P(id): P<String>,
 ) -> AppResult<Json<Memory>> {
     let caller = &auth.caller;
     Ok(Json(s.engine.get(caller, memory_id(&id)?).await?))
@@ -51,7 +51,7 @@ pub(super) struct Forgotten {
 pub(super) async fn memories_forget(
     State(s): St,
     auth: Auth,
-    Path(id): Path<String>,
+    P(id): P<String>,
 ) -> AppResult<Json<Forgotten>> {
     let caller = &auth.caller;
     let n = s
@@ -71,7 +71,7 @@ pub(super) struct SupersedeBody {
 pub(super) async fn memories_supersede(
     State(s): St,
     auth: Auth,
-    Path(id): Path<String>,
+    P(id): P<String>,
     Body(b): Body<SupersedeBody>,
 ) -> AppResult<Json<Memory>> {
     let caller = &auth.caller;
@@ -173,7 +173,7 @@ pub(super) struct SessionsOut {
 pub(super) async fn sessions(
     State(s): St,
     auth: Auth,
-    Query(q): Query<OffsetQuery>,
+    Q(q): Q<OffsetQuery>,
 ) -> AppResult<Json<SessionsOut>> {
     let caller = &auth.caller;
     let list = s
@@ -186,7 +186,7 @@ pub(super) async fn sessions(
 pub(super) async fn sessions_forget(
     State(s): St,
     auth: Auth,
-    Path(id): Path<String>,
+    P(id): P<String>,
 ) -> AppResult<Json<Forgotten>> {
     let caller = &auth.caller;
     let n = s
@@ -199,8 +199,8 @@ pub(super) async fn sessions_forget(
 pub(super) async fn concept(
     State(s): St,
     auth: Auth,
-    Path(name): Path<String>,
-    Query(q): Query<OffsetQuery>,
+    P(name): P<String>,
+    Q(q): Q<OffsetQuery>,
 ) -> AppResult<Json<ConceptView>> {
     let caller = &auth.caller;
     Ok(Json(
@@ -239,7 +239,7 @@ pub(super) struct GraphOut {
 pub(super) async fn graph(
     State(s): St,
     auth: Auth,
-    Query(q): Query<GraphQuery>,
+    Q(q): Q<GraphQuery>,
 ) -> AppResult<Json<GraphOut>> {
     let caller = &auth.caller;
     let v = s

@@ -4,17 +4,75 @@ use super::*;
 
 #[derive(Serialize, JsonSchema)]
 pub(super) struct Health {
+    /// Always `healthy` when the process answers.
     status: &'static str,
     service: &'static str,
     version: &'static str,
+    /// The server's clock, ISO 8601 UTC.
+    timestamp: String,
 }
 
 pub(super) async fn health() -> Json<Health> {
     Json(Health {
-        status: "ok",
+        status: "healthy",
         service: "continuum",
         version: env!("CARGO_PKG_VERSION"),
+        timestamp: continuum_core::Clock::now(&continuum_core::SystemClock).to_rfc3339(),
     })
+}
+
+#[derive(Serialize, JsonSchema)]
+pub(super) struct Root {
+    service: &'static str,
+    version: &'static str,
+    /// The main endpoints, by name.
+    endpoints: std::collections::BTreeMap<&'static str, &'static str>,
+}
+
+/// `GET /`: what this server is and where its main endpoints are.
+pub(super) async fn root() -> Json<Root> {
+    let endpoints = [
+        ("health", "/v1/health"),
+        ("ready", "/v1/ready"),
+        ("recall", "/v1/recall"),
+        ("learn", "/v1/learn"),
+        ("turn", "/v1/turn"),
+        ("stats", "/v1/stats"),
+        ("entities", "/v1/entities"),
+        ("messages", "/v1/messages"),
+        ("search", "/v1/search"),
+        ("memories", "/v1/memories"),
+        ("events", "/v1/events"),
+        ("keys", "/v1/keys"),
+        ("tenants", "/v1/tenants"),
+        ("mcp", "/mcp"),
+        ("openapi", "/v1/openapi.json"),
+        ("docs", "/docs"),
+    ]
+    .into_iter()
+    .collect();
+    Json(Root {
+        service: "CONTINUUM",
+        version: env!("CARGO_PKG_VERSION"),
+        endpoints,
+    })
+}
+
+/// `GET /docs`: the OpenAPI document rendered for people by a page and script this binary
+/// serves itself (nothing is fetched from elsewhere).
+pub(super) async fn docs() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'",
+            ),
+        ],
+        include_str!("docs.html"),
+    )
+        .into_response()
 }
 
 #[derive(Serialize, JsonSchema)]

@@ -55,7 +55,7 @@ pub(super) async fn tenants_create(
 pub(super) async fn tenants_erase(
     State(s): St,
     auth: Auth,
-    Path(id): Path<String>,
+    P(id): P<String>,
 ) -> AppResult<Json<TenantErased>> {
     let tenant = TenantId::new(id)?;
     Ok(Json(s.engine.erase_tenant_as(&auth.caller, &tenant).await?))
