@@ -81,10 +81,10 @@ fn validate_name(what: &str, s: &str, max: usize) -> Result<()> {
     if s.is_empty() {
         return Err(Error::InvalidInput(format!("{what} is empty")));
     }
-    if s.len() > max {
+    let chars = s.chars().count();
+    if chars > max {
         return Err(Error::InvalidInput(format!(
-            "{what} is {} bytes long, over the {max}-byte limit",
-            s.len()
+            "{what} is {chars} characters long, over the {max}-character limit"
         )));
     }
     Ok(())
@@ -136,7 +136,8 @@ impl fmt::Display for TenantId {
     }
 }
 
-/// A conversation's id, chosen by the client (any non-empty text up to 200 bytes). Shared, not
+/// A conversation's id, chosen by the client: up to 200 characters, no control characters,
+/// not only spaces (surrounding spaces are trimmed). Shared, not
 /// copied, when cloned: every memory head of a session carries it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SessionId(std::sync::Arc<str>);
@@ -152,13 +153,21 @@ impl SessionId {
 
     pub fn new(s: impl Into<String>) -> Result<Self> {
         let s: String = s.into();
-        let s = s.trim().to_string();
-        validate_name("session id", &s, Self::MAX_LEN)?;
+        // Checked as given, before trimming, so that the limits are the documented ones.
+        let given = s.chars().count();
+        if given > Self::MAX_LEN {
+            return Err(Error::InvalidInput(format!(
+                "session id is {given} characters long, over the {}-character limit",
+                Self::MAX_LEN
+            )));
+        }
         if s.chars().any(char::is_control) {
             return Err(Error::InvalidInput(
                 "session id may not hold control characters".into(),
             ));
         }
+        let s = s.trim().to_string();
+        validate_name("session id", &s, Self::MAX_LEN)?;
         Ok(SessionId(s.into()))
     }
 

@@ -11,3 +11,7 @@ pub const MAX_RESULTS: usize = 100;
 
 /// The largest offset of the offset-paged listings (the original service's shapes).
 pub const MAX_OFFSET: usize = 10_000;
+
+/// The largest offset of a search page: with a full page of [`MAX_RESULTS`], a search reaches
+/// down to the [`MAX_PAGE`]th result and no further.
+pub const MAX_SEARCH_OFFSET: usize = MAX_PAGE - MAX_RESULTS;

@@ -41,8 +41,10 @@ impl Engine {
                 "a key's validity must be between 1 ms and {MAX_KEY_DAYS} days"
             )));
         }
-        if name.as_deref().is_some_and(|n| n.len() > 200) {
-            return Err(Error::InvalidInput("key name is over 200 bytes".into()));
+        if name.as_deref().is_some_and(|n| n.chars().count() > 200) {
+            return Err(Error::InvalidInput(
+                "key name is over 200 characters".into(),
+            ));
         }
         let mut random = [0u8; 32];
         random[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());

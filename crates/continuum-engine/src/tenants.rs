@@ -110,7 +110,7 @@ impl Engine {
     ) -> Result<TenantErased> {
         let own = caller.require(Scope::Operator)?;
         if caller.key.is_some() && own == tenant {
-            return Err(Error::InvalidInput(
+            return Err(Error::Forbidden(
                 "an operator key cannot erase its own tenant (use another operator's key)".into(),
             ));
         }

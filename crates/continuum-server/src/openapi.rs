@@ -47,6 +47,8 @@ pub(crate) struct Op {
     compat: bool,
     /// Answers an HTML page rather than JSON.
     html: bool,
+    /// Error statuses particular to this operation, with their meaning.
+    also: Vec<(u16, &'static str)>,
 }
 
 impl Op {
@@ -61,6 +63,7 @@ impl Op {
             status: 200,
             compat: false,
             html: false,
+            also: Vec::new(),
         }
     }
 
@@ -86,6 +89,12 @@ impl Op {
 
     pub(crate) fn created(mut self) -> Op {
         self.status = 201;
+        self
+    }
+
+    /// Documents an error status particular to this operation.
+    pub(crate) fn also(mut self, status: u16, description: &'static str) -> Op {
+        self.also.push((status, description));
         self
     }
 
@@ -164,6 +173,32 @@ fn path_params(path: &str) -> Vec<&str> {
         .collect()
 }
 
+/// What a path parameter accepts: the same rules the handlers apply to it.
+fn path_param_schema(path: &str, name: &str) -> Value {
+    match (path, name) {
+        (p, "id") if p.starts_with("/v1/memories/") => {
+            json!({"type": "string", "format": "uuid", "description": "A memory id (a UUID)"})
+        }
+        (p, "id") if p.starts_with("/v1/tenants/") => json!({
+            "type": "string",
+            "pattern": "^[A-Za-z0-9_.-]{1,64}$",
+            "description": "A tenant id"
+        }),
+        (p, "id") if p.starts_with("/v1/sessions/") => json!({
+            "type": "string",
+            "minLength": 1,
+            "maxLength": continuum_core::SessionId::MAX_LEN,
+            "pattern": SESSION_PATTERN,
+            "description": "A session id"
+        }),
+        _ => json!({"type": "string", "minLength": 1}),
+    }
+}
+
+/// A session id: no control characters, not only spaces.
+pub(crate) const SESSION_PATTERN: &str =
+    "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$";
+
 /// Query parameters from an object schema: one per property.
 fn query_params(schema: &Schema, g: &SchemaGenerator) -> Vec<Value> {
     // A `$ref` to a component: look the object up among the definitions.
@@ -212,7 +247,7 @@ fn document(ops: &[(Method, &'static str, Op)]) -> Value {
     for (method, path, op) in ops {
         let mut params: Vec<Value> = path_params(path)
             .into_iter()
-            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": path_param_schema(path, name)}))
             .collect();
         if let Some(q) = op.query {
             let s = q(&mut requests);
@@ -243,6 +278,13 @@ fn document(ops: &[(Method, &'static str, Op)]) -> Value {
         }
         if op.body.is_some() {
             responses_doc.insert("413".into(), error_response("Body over the size limit"));
+            responses_doc.insert(
+                "415".into(),
+                error_response("The body is not declared as application/json"),
+            );
+        }
+        for (status, description) in &op.also {
+            responses_doc.insert(status.to_string(), error_response(description));
         }
         if let Some(scope) = op.scope {
             responses_doc.insert(

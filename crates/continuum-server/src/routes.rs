@@ -88,7 +88,7 @@ pub(crate) fn api() -> (Router<Arc<AppState>>, Value) {
             ready,
             Op::new(
                 "service",
-                "Readiness: the store opens and passes its checks",
+                "Readiness: the store answers; the background jobs and their states",
             )
             .returns::<Status>(),
         )
@@ -195,6 +195,7 @@ pub(crate) fn api() -> (Router<Arc<AppState>>, Value) {
             )
             .scope(Read)
             .query::<EventsQuery>()
+            .also(410, "Events from before the log's compaction point were asked for")
             .returns::<EventsOut>(),
         )
         .op(
@@ -282,7 +283,8 @@ pub(crate) fn api() -> (Router<Arc<AppState>>, Value) {
             Op::new("concepts", "A concept's neighbourhood as nodes and edges")
                 .scope(Read)
                 .query::<GraphQuery>()
-                .returns::<GraphOut>(),
+                .also(404, "No such concept in this tenant")
+            .returns::<GraphOut>(),
         )
         .op(
             M::GET,
@@ -335,7 +337,8 @@ pub(crate) fn api() -> (Router<Arc<AppState>>, Value) {
             .scope(Operator)
             .body::<TenantCreate>()
             .returns::<TenantCreated>()
-            .created(),
+            .created()
+            .also(409, "The tenant already holds memories or a working key"),
         )
         .op(
             M::DELETE,

@@ -574,7 +574,13 @@ impl MemoryGraph for SqliteStore {
     }
 
     async fn check(&self) -> Result<Vec<String>> {
-        self.read(|c| {
+        // Under the write lock (an IMMEDIATE transaction that writes nothing): every figure
+        // from one state of the store. From a reader, a write committed between two
+        // statements showed as a count mismatch, and FTS5's own check reported corruption
+        // that was not there while segments were being merged.
+        self.write(|tx| {
+            let c: &Connection = tx;
+            let run = || -> rusqlite::Result<Vec<String>> {
             let mut problems = Vec::new();
             let mut stmt = c.prepare("PRAGMA integrity_check")?;
             for row in stmt.query_map([], |r| r.get::<_, String>(0))? {
@@ -598,7 +604,10 @@ impl MemoryGraph for SqliteStore {
             if orphans > 0 {
                 problems.push(format!("{orphans} concept mentions point at missing memories"));
             }
+            drop(stmt);
             Ok(problems)
+            };
+            run().map_err(map_err)
         })
     }
 }

@@ -6,10 +6,10 @@ use super::*;
 pub(super) struct RecallCompat {
     /// The new message to find relevant memories for (`query` is accepted as a synonym).
     #[serde(alias = "query")]
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1), regex(pattern = r"\S"))]
     message: String,
     /// How many memories to return (1 to 100; default 10).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "count")]
     #[schemars(range(min = 1, max = 100))]
     max_concepts: Option<usize>,
 }
@@ -67,13 +67,19 @@ pub(super) async fn recall_compat(
 
 #[derive(Deserialize, JsonSchema)]
 pub(super) struct LearnCompat {
+    #[schemars(length(min = 1), regex(pattern = r"\S"))]
     user_message: String,
+    #[schemars(length(min = 1), regex(pattern = r"\S"))]
     ai_response: String,
     #[serde(default)]
     thinking: Option<String>,
     #[serde(default)]
     metadata: Option<Metadata>,
     #[serde(default)]
+    #[schemars(
+        length(min = 1, max = 50),
+        regex(pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$")
+    )]
     session_id: Option<String>,
 }
 
@@ -121,7 +127,8 @@ pub(super) async fn learn_compat(
 pub(super) struct TurnCompat {
     #[serde(flatten)]
     learn: LearnCompat,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "count")]
+    #[schemars(range(min = 1, max = 100))]
     max_concepts: Option<usize>,
 }
 
@@ -184,7 +191,9 @@ pub(super) async fn stats(State(s): St, auth: Auth) -> AppResult<Json<StatsOut>>
 
 #[derive(Deserialize, JsonSchema)]
 pub(super) struct EntitiesQuery {
+    #[schemars(range(min = 1, max = MAX_PAGE))]
     limit: Option<usize>,
+    #[schemars(range(max = MAX_OFFSET))]
     offset: Option<usize>,
     entity_type: Option<String>,
 }
@@ -289,8 +298,10 @@ pub(super) async fn messages(
 
 #[derive(Deserialize, JsonSchema)]
 pub(super) struct SearchCompat {
+    #[schemars(length(min = 1), regex(pattern = r"\S"))]
     query: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "count")]
+    #[schemars(range(min = 1, max = MAX_PAGE))]
     limit: Option<usize>,
 }
 
@@ -322,7 +333,9 @@ pub(super) async fn messages_search(
 
 #[derive(Deserialize, JsonSchema)]
 pub(super) struct MemoryCompat {
+    #[schemars(length(min = 1), regex(pattern = r"\S"))]
     entity: String,
+    #[schemars(length(min = 1), regex(pattern = r"\S"))]
     content: String,
     #[serde(default)]
     metadata: Option<Metadata>,

@@ -6,8 +6,10 @@ use super::*;
 pub(super) struct EventsQuery {
     /// Events after this position (0, the default: from the start). A position past the end
     /// gives an empty page.
+    #[schemars(regex(pattern = r"^[0-9]{1,18}$"))]
     since: Option<String>,
     /// At most this many events (1 to 1000, default 100).
+    #[schemars(range(min = 1, max = 1000))]
     limit: Option<usize>,
 }
 

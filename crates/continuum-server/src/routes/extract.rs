@@ -68,6 +68,42 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for P<T> {
     }
 }
 
+/// A JSON count: a non-negative integer, also written as a float with no fraction (`5.0`),
+/// which JSON Schema counts as an integer too.
+pub(crate) fn count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    use serde::de::Error as _;
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    // Past the largest count, still a count: the range check that follows names the limit.
+    if let Some(u) = n.as_u64() {
+        return Ok(Some(usize::try_from(u).unwrap_or(usize::MAX)));
+    }
+    match n.as_f64() {
+        Some(f) if f.fract() == 0.0 && f >= 0.0 => Ok(Some(if f < 9.0e15 {
+            f as usize
+        } else {
+            usize::MAX
+        })),
+        _ => Err(D::Error::custom(format!("{n} is not a non-negative integer"))),
+    }
+}
+
+/// A JSON integer, also written as a float with no fraction.
+pub(crate) fn whole<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    use serde::de::Error as _;
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if let Some(i) = n.as_i64() {
+        return Ok(Some(i));
+    }
+    match n.as_f64() {
+        Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(Some(f as i64)),
+        _ => Err(D::Error::custom(format!("{n} is not an integer in range"))),
+    }
+}
+
 /// A deserialisation message in the API's words: no Rust type names (`struct LearnCompat`,
 /// `usize`, `u64`), which mean nothing to a client.
 pub(crate) fn plain_types(message: &str) -> String {
@@ -132,6 +168,18 @@ pub(super) fn offset(o: Option<usize>) -> AppResult<usize> {
     if o > MAX_OFFSET {
         return Err(ApiError::bad_request(format!(
             "offset may be at most {MAX_OFFSET}"
+        )));
+    }
+    Ok(o)
+}
+
+/// A search offset: at most [`continuum_core::limits::MAX_SEARCH_OFFSET`].
+pub(super) fn search_offset(o: Option<usize>) -> AppResult<usize> {
+    use continuum_core::limits::MAX_SEARCH_OFFSET;
+    let o = o.unwrap_or(0);
+    if o > MAX_SEARCH_OFFSET {
+        return Err(ApiError::bad_request(format!(
+            "a search offset may be at most {MAX_SEARCH_OFFSET}"
         )));
     }
     Ok(o)

@@ -16,10 +16,13 @@ pub(super) async fn keys_list(State(s): St, auth: Auth) -> AppResult<Json<KeysOu
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct KeyCreate {
+    #[schemars(extend("enum" = ["read", "write", "admin", "operator"]))]
     scope: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole")]
+    #[schemars(range(min = 1, max = continuum_engine::MAX_KEY_DAYS))]
     expires_in_days: Option<i64>,
     #[serde(default)]
+    #[schemars(length(max = 200))]
     name: Option<String>,
 }
 

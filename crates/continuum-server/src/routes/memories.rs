@@ -4,9 +4,17 @@ use super::*;
 
 #[derive(Deserialize, JsonSchema)]
 pub(super) struct ListQuery {
+    #[schemars(range(min = 1, max = MAX_PAGE))]
     limit: Option<usize>,
+    /// The `next_cursor` of the previous page.
+    #[schemars(regex(pattern = r"^[+-]?[0-9]{1,18}:[+-]?[0-9]{1,18}$"))]
     cursor: Option<String>,
+    #[schemars(extend("enum" = ["user", "assistant", "thinking", "system", "document", "fact", "note", null]))]
     source: Option<String>,
+    #[schemars(
+        length(min = 1, max = 50),
+        regex(pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$")
+    )]
     session: Option<String>,
 }
 
@@ -63,8 +71,10 @@ pub(super) async fn memories_forget(
 
 #[derive(Deserialize, JsonSchema)]
 pub(super) struct SupersedeBody {
+    #[schemars(length(min = 1), regex(pattern = r"\S"))]
     content: String,
     #[serde(default)]
+    #[schemars(extend("enum" = ["user", "assistant", "thinking", "system", "document", "fact", "note", null]))]
     source: Option<String>,
 }
 
@@ -89,14 +99,22 @@ pub(super) async fn memories_supersede(
 
 #[derive(Deserialize, JsonSchema)]
 pub(super) struct SearchBody {
+    #[schemars(length(min = 1), regex(pattern = r"\S"))]
     query: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "count")]
+    #[schemars(range(min = 1, max = MAX_PAGE))]
     limit: Option<usize>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "count")]
+    #[schemars(range(max = continuum_core::limits::MAX_SEARCH_OFFSET))]
     offset: Option<usize>,
     #[serde(default)]
+    #[schemars(extend("enum" = ["user", "assistant", "thinking", "system", "document", "fact", "note", null]))]
     source: Option<String>,
     #[serde(default)]
+    #[schemars(
+        length(min = 1, max = 50),
+        regex(pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$")
+    )]
     session: Option<String>,
 }
 
@@ -119,7 +137,7 @@ pub(super) async fn search(
             ..Default::default()
         },
         limit: Some(page(b.limit, 10)?),
-        offset: offset(b.offset)?,
+        offset: search_offset(b.offset)?,
     };
     Ok(Json(SearchOut {
         results: s.engine.search(caller, &req).await?,
@@ -128,14 +146,22 @@ pub(super) async fn search(
 
 #[derive(Deserialize, JsonSchema)]
 pub(super) struct RecallBody {
+    #[schemars(length(min = 1), regex(pattern = r"\S"))]
     query: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "count")]
+    #[schemars(range(min = 1, max = 100_000))]
     budget_tokens: Option<usize>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "count")]
+    #[schemars(range(min = 1, max = 100))]
     limit: Option<usize>,
     #[serde(default)]
+    #[schemars(extend("enum" = ["user", "assistant", "thinking", "system", "document", "fact", "note", null]))]
     source: Option<String>,
     #[serde(default)]
+    #[schemars(
+        length(min = 1, max = 50),
+        regex(pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$")
+    )]
     session: Option<String>,
 }
 
@@ -161,7 +187,9 @@ pub(super) async fn recall_native(
 
 #[derive(Deserialize, JsonSchema)]
 pub(super) struct OffsetQuery {
+    #[schemars(range(min = 1, max = MAX_PAGE))]
     pub(super) limit: Option<usize>,
+    #[schemars(range(max = MAX_OFFSET))]
     pub(super) offset: Option<usize>,
 }
 
@@ -210,7 +238,9 @@ pub(super) async fn concept(
 
 #[derive(Deserialize, JsonSchema)]
 pub(super) struct GraphQuery {
+    #[schemars(length(min = 1), regex(pattern = r"\S"))]
     concept: String,
+    #[schemars(range(min = 1, max = MAX_PAGE))]
     limit: Option<usize>,
 }
 

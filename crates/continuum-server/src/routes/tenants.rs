@@ -17,9 +17,11 @@ pub(super) async fn tenants_list(State(s): St, auth: Auth) -> AppResult<Json<Ten
 #[serde(deny_unknown_fields)]
 pub(super) struct TenantCreate {
     /// The new tenant's id: 1 to 64 characters of `A-Z a-z 0-9 _ . -`.
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_.-]{1,64}$"))]
     tenant: String,
     /// A name for its first admin key.
     #[serde(default)]
+    #[schemars(length(max = 200))]
     name: Option<String>,
 }
 
