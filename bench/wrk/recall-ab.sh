@@ -4,6 +4,10 @@
 #
 #   bash bench/wrk/recall-ab.sh OLD_BINARY NEW_BINARY [ROUNDS] [SECONDS]   # default 6 rounds of 5 s
 #   MIXED=1 bash bench/wrk/recall-ab.sh OLD NEW [ROUNDS] [SECONDS]          # recall beside a learner
+#   OLD_ARGS="--no-metrics --log-level warn" bash bench/wrk/recall-ab.sh BIN BIN   # one build, two setups
+#
+# OLD_ARGS and NEW_ARGS are extra `serve` arguments for each side (split on spaces); with the
+# same binary on both sides they measure a setting's cost, e.g. logging and metrics.
 #
 # Builds the 10k-memory store of run.sh once with NEW_BINARY. Each round then starts the old
 # server and the new one in turn (rate limit lifted), warms it for 3 s, and runs wrk (2 threads,
@@ -33,7 +37,11 @@ port=${PORT:-18440}
 for r in $(seq "$rounds"); do
   for which in old new; do
     bin=$old
-    [ "$which" = new ] && bin=$new
+    args=${OLD_ARGS:-}
+    if [ "$which" = new ]; then
+      bin=$new
+      args=${NEW_ARGS:-}
+    fi
     url=http://127.0.0.1:$port
     data=$store
     conns=16
@@ -43,7 +51,8 @@ for r in $(seq "$rounds"); do
       cp -r "$store" "$data"
       conns=15
     fi
-    "$bin" --data-dir "$data" serve --bind 127.0.0.1:$port --rate 1000000 2> "$dir/serve.log" &
+    # shellcheck disable=SC2086 # $args is a list of arguments
+    "$bin" --data-dir "$data" serve --bind 127.0.0.1:$port --rate 1000000 $args 2> "$dir/serve.log" &
     server=$!
     for _ in $(seq 50); do curl -sf "$url/v1/health" > /dev/null && break; sleep 0.2; done
     wrk -t2 -c16 -d3s -s "$here/recall.lua" "$url" > /dev/null

@@ -108,7 +108,18 @@ fn metrics_count_known_traffic_and_keep_labels_bounded_over_a_thousand_tenants()
     // 1,000 tenants, each created through the API and learning one turn with its own key.
     let tenants = 1000;
     let mut names = Vec::new();
+    let series_of = |text: &str| -> std::collections::BTreeSet<String> {
+        text.lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty() && !l.starts_with("process_"))
+            .map(|l| l.rsplit_once(' ').map_or(l, |(k, _)| k).to_string())
+            .collect()
+    };
+    let mut early = None;
     for i in 0..tenants {
+        if i == 10 {
+            let (_, _, text) = request_full(&metrics_url, "GET", "/metrics", "", "");
+            early = Some(series_of(&text));
+        }
         let name = format!("tenant-{i:04}");
         let (status, body) = request(
             &url,
@@ -157,11 +168,15 @@ fn metrics_count_known_traffic_and_keep_labels_bounded_over_a_thousand_tenants()
     for name in &names {
         assert!(!text.contains(name.as_str()), "{name} is a label value");
     }
-    let series = text
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .count();
-    assert!(series < 400, "{series} series after 1,000 tenants:\n{text}");
+    // The same series after 10 tenants and after 1,000 (the unauthorised recalls and the
+    // embedding figures came after the early scrape; nothing else may be new).
+    let late = series_of(&text);
+    let new: Vec<&String> = late
+        .difference(early.as_ref().unwrap())
+        .filter(|s| !s.contains("status=\"401\"") && !s.contains("route=\"/metrics\""))
+        .collect();
+    assert!(new.is_empty(), "series that grew with tenants: {new:?}");
+    assert!(late.len() < 2000, "{} series", late.len());
 
     let Some(samples) = parse_with_prometheus_client(&text) else {
         return;
@@ -234,6 +249,14 @@ fn metrics_count_known_traffic_and_keep_labels_bounded_over_a_thousand_tenants()
         sample(&samples, "continuum_recall_duration_seconds_count", &[]),
         Some(3.0)
     );
+    // Every learn is one store transaction (`apply`), timed by operation.
+    let applies = sample(
+        &samples,
+        "continuum_store_operation_duration_seconds_count",
+        &[("op", "apply")],
+    )
+    .unwrap();
+    assert!(applies >= tenants as f64, "{applies} applies");
     let head = sample(&samples, "continuum_event_log_head", &[]).unwrap();
     assert!(head >= 2.0 * tenants as f64, "event head {head}");
     assert_eq!(
@@ -380,4 +403,37 @@ fn sigterm_stops_the_server_promptly_and_cleanly() {
     let doctor = cli(d.path(), &["--tenant", "acme", "--json", "stats"]);
     let v: Value = serde_json::from_str(&doctor).unwrap();
     assert_eq!(v["memories"].as_u64(), Some(40), "{doctor}");
+}
+
+#[test]
+fn doctor_shows_a_running_servers_jobs() {
+    let d = tempfile::tempdir().unwrap();
+    let other = tempfile::tempdir().unwrap();
+    let (_server, url) = serve_with(d.path(), &[], &[]);
+    // Another data directory for doctor's own checks; the jobs come from the server.
+    let out = cli(other.path(), &["--json", "doctor", "--server", &url]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let checks = v["checks"].as_array().unwrap();
+    let find = |name: &str| {
+        checks
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} check in {out}"))
+    };
+    assert_eq!(find("server")["ok"], true, "{out}");
+    let job = find("job event-compaction");
+    assert_eq!(job["ok"], true);
+    assert!(
+        job["detail"].as_str().unwrap().starts_with("running;"),
+        "{out}"
+    );
+    // A server that does not answer is a failed check, and doctor says so in its exit code.
+    let out = Command::new(env!("CARGO_BIN_EXE_continuum"))
+        .arg("--data-dir")
+        .arg(other.path())
+        .args(["doctor", "--server", "http://127.0.0.1:9"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("FAIL  server"));
 }

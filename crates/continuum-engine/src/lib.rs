@@ -14,6 +14,7 @@ mod export;
 mod index;
 mod keys;
 mod learn;
+mod metered;
 mod recall;
 mod tenants;
 
@@ -90,7 +91,7 @@ impl Engine {
             ..Default::default()
         };
         Ok(Engine {
-            store,
+            store: Arc::new(metered::Metered(store)),
             clock: Arc::new(SystemClock),
             extractor: Arc::new(extractor),
             config,

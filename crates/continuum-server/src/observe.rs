@@ -86,8 +86,8 @@ fn record(method: &str, route: &str, status: u16, elapsed: Duration) {
         .record(elapsed.as_secs_f64());
 }
 
-/// Figures read from the engine at scrape time, kept this long (a scrape every few seconds
-/// must not count every tenant's backlog each time).
+/// The embedding backlog, counted over every tenant at scrape time, is kept this long (a scrape
+/// every few seconds must not count every tenant's backlog each time).
 const ENGINE_FIGURES_TTL: Duration = Duration::from_secs(15);
 
 #[derive(Default)]
@@ -105,12 +105,13 @@ pub(crate) async fn exposition(state: &AppState) -> Response {
         }
         stale
     };
+    use continuum_ops::metrics::{EMBED_BACKLOG, EVENT_HEAD};
+    // One indexed read: fresh at every scrape.
+    match state.engine.event_head().await {
+        Ok(head) => metrics::gauge!(EVENT_HEAD).set(head as f64),
+        Err(e) => tracing::warn!(error = %e, "metrics: reading the event head failed"),
+    }
     if stale {
-        use continuum_ops::metrics::{EMBED_BACKLOG, EVENT_HEAD};
-        match state.engine.event_head().await {
-            Ok(head) => metrics::gauge!(EVENT_HEAD).set(head as f64),
-            Err(e) => tracing::warn!(error = %e, "metrics: reading the event head failed"),
-        }
         match state.engine.embedding_backlog().await {
             Ok(n) => metrics::gauge!(EMBED_BACKLOG).set(n as f64),
             Err(e) => tracing::warn!(error = %e, "metrics: reading the embedding backlog failed"),

@@ -8,17 +8,81 @@ use serde::Serialize;
 
 #[derive(Serialize)]
 struct Check {
-    name: &'static str,
+    name: String,
     ok: bool,
     detail: String,
 }
 
-pub async fn doctor(g: &Global) -> Result<()> {
+#[derive(Debug, clap::Args)]
+pub struct DoctorArgs {
+    /// Also ask a running server (e.g. http://127.0.0.1:8420) for its readiness and the states
+    /// of its background jobs.
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+}
+
+/// How long `doctor --server` waits for the server's answer.
+const SERVER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The server's readiness and one check per background job.
+async fn server_checks(url: &str, checks: &mut Vec<Check>) {
+    let url = format!("{}/v1/ready", url.trim_end_matches('/'));
+    let answer = async {
+        let client = reqwest::Client::builder()
+            .timeout(SERVER_TIMEOUT)
+            .build()
+            .map_err(|e| e.to_string())?;
+        let r = client.get(&url).send().await.map_err(|e| e.to_string())?;
+        let status = r.status();
+        let body: serde_json::Value = r.json().await.map_err(|e| e.to_string())?;
+        Ok::<_, String>((status, body))
+    }
+    .await;
+    let (status, body) = match answer {
+        Ok(a) => a,
+        Err(e) => {
+            checks.push(Check {
+                name: "server".into(),
+                ok: false,
+                detail: format!("{url}: {e}"),
+            });
+            return;
+        }
+    };
+    checks.push(Check {
+        name: "server".into(),
+        ok: status.is_success(),
+        detail: format!(
+            "{url}: {}",
+            body["status"]
+                .as_str()
+                .or(body["error"]["message"].as_str())
+                .unwrap_or(status.as_str())
+        ),
+    });
+    for job in body["jobs"].as_array().into_iter().flatten() {
+        let state = job["state"].as_str().unwrap_or("unknown");
+        let mut detail = format!(
+            "{state}; {} restarts, {} failures",
+            job["restarts"], job["failures"]
+        );
+        if let Some(e) = job["last_error"].as_str() {
+            detail.push_str(&format!("; last error: {e}"));
+        }
+        checks.push(Check {
+            name: format!("job {}", job["name"].as_str().unwrap_or("?")),
+            ok: state != "backoff",
+            detail,
+        });
+    }
+}
+
+pub async fn doctor(g: &Global, a: DoctorArgs) -> Result<()> {
     let mut checks = Vec::new();
     let location = g.location()?;
     if let crate::app::StoreLocation::Sqlite(dir) = &location {
         checks.push(Check {
-            name: "data directory",
+            name: "data directory".into(),
             ok: true,
             detail: dir.display().to_string(),
         });
@@ -27,7 +91,7 @@ pub async fn doctor(g: &Global) -> Result<()> {
             .and_then(|_| std::fs::write(&probe, b"probe"))
             .and_then(|_| std::fs::remove_file(&probe));
         checks.push(Check {
-            name: "data directory writable",
+            name: "data directory writable".into(),
             ok: writable.is_ok(),
             detail: match &writable {
                 Ok(()) => "yes".into(),
@@ -39,19 +103,19 @@ pub async fn doctor(g: &Global) -> Result<()> {
         Ok((engine, store)) => {
             let tenant = g.tenant()?;
             checks.push(Check {
-                name: "store opens",
+                name: "store opens".into(),
                 ok: true,
                 detail: store.describe(),
             });
             let stats = engine.stats(&tenant).await?;
             checks.push(Check {
-                name: "schema",
+                name: "schema".into(),
                 ok: stats.store.schema_version == store.latest_version(),
                 detail: format!("v{}", stats.store.schema_version),
             });
             let problems = engine.check().await?;
             checks.push(Check {
-                name: "integrity and indexes",
+                name: "integrity and indexes".into(),
                 ok: problems.is_empty(),
                 detail: if problems.is_empty() {
                     "ok".into()
@@ -68,7 +132,7 @@ pub async fn doctor(g: &Global) -> Result<()> {
                         | continuum_store_postgres::tls::SslMode::VerifyFull
                 );
                 checks.push(Check {
-                    name: "connection",
+                    name: "connection".into(),
                     ok: true,
                     detail: format!(
                         "sslmode={}: {}",
@@ -81,7 +145,7 @@ pub async fn doctor(g: &Global) -> Result<()> {
                     ),
                 });
                 checks.push(Check {
-                    name: "vector search",
+                    name: "vector search".into(),
                     ok: true,
                     detail: match pg.pgvector() {
                         continuum_store_postgres::pgvector::Status::Enabled { version, schema } => {
@@ -97,7 +161,7 @@ pub async fn doctor(g: &Global) -> Result<()> {
                 let graphs = engine.saved_vector_graphs(&tenant);
                 let bytes: u64 = graphs.iter().map(|(_, b)| b).sum();
                 checks.push(Check {
-                    name: "vector graph",
+                    name: "vector graph".into(),
                     ok: true,
                     detail: format!(
                         "HNSW from {} vectors per tenant, exact scan below; {}",
@@ -117,13 +181,13 @@ pub async fn doctor(g: &Global) -> Result<()> {
                 });
             }
             checks.push(Check {
-                name: "tenant",
+                name: "tenant".into(),
                 ok: true,
                 detail: format!("{} ({} memories)", tenant, stats.store.memories),
             });
         }
         Err(e) => checks.push(Check {
-            name: "store opens",
+            name: "store opens".into(),
             ok: false,
             detail: match &location {
                 crate::app::StoreLocation::Sqlite(dir) => {
@@ -136,6 +200,9 @@ pub async fn doctor(g: &Global) -> Result<()> {
                 crate::app::StoreLocation::Postgres { .. } => crate::app::one_line(&e),
             },
         }),
+    }
+    if let Some(url) = &a.server {
+        server_checks(url, &mut checks).await;
     }
     let healthy = checks.iter().all(|c| c.ok);
     if g.json {

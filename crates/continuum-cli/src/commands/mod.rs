@@ -60,7 +60,7 @@ pub enum Command {
     /// A concept's neighbours with link strengths; without a name, the most mentioned concepts.
     Concepts(concepts::ConceptsArgs),
     /// Check the data directory, the store and its indexes.
-    Doctor,
+    Doctor(doctor::DoctorArgs),
     /// The configuration file: write a commented default one, or show every effective setting.
     Config(config::ConfigArgs),
     /// The tenant's event log, oldest first (one JSON object per line with --json); --follow
@@ -100,7 +100,7 @@ pub async fn run(cli: Cli, file: crate::config::ConfigFile) -> Result<()> {
         Command::Sessions(a) => stats::sessions(g, a).await,
         Command::Decisions(a) => stats::decisions(g, a).await,
         Command::Concepts(a) => concepts::concepts(g, a).await,
-        Command::Doctor => doctor::doctor(g).await,
+        Command::Doctor(a) => doctor::doctor(g, a).await,
         Command::Events(a) => events::events(g, a).await,
         Command::Export(a) => export::export(g, a).await,
         Command::Import(a) => import::import(g, a).await,

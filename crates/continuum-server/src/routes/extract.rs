@@ -80,12 +80,12 @@ pub(crate) fn count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usi
         return Ok(Some(usize::try_from(u).unwrap_or(usize::MAX)));
     }
     match n.as_f64() {
-        Some(f) if f.fract() == 0.0 && f >= 0.0 => Ok(Some(if f < 9.0e15 {
-            f as usize
-        } else {
-            usize::MAX
-        })),
-        _ => Err(D::Error::custom(format!("{n} is not a non-negative integer"))),
+        Some(f) if f.fract() == 0.0 && f >= 0.0 => {
+            Ok(Some(if f < 9.0e15 { f as usize } else { usize::MAX }))
+        }
+        _ => Err(D::Error::custom(format!(
+            "{n} is not a non-negative integer"
+        ))),
     }
 }
 
