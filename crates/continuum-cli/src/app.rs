@@ -137,16 +137,34 @@ pub struct Global {
     #[arg(long, global = true, env = "CONTINUUM_LOG_LEVEL", default_value = "info",
           value_name = "LEVEL", value_parser = continuum_ops::logging::parse_level)]
     pub log_level: String,
+    /// Send traces over OTLP/HTTP to this collector (e.g. http://127.0.0.1:4318; `/v1/traces`
+    /// is appended). Unset, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT
+    /// if set; otherwise traces are off.
+    #[arg(
+        long,
+        global = true,
+        env = "CONTINUUM_OTLP_ENDPOINT",
+        value_name = "URL"
+    )]
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Global {
-    /// Installs the log subscriber the flags describe.
-    pub fn init_logging(&self) -> Result<()> {
+    /// Installs the log subscriber and the trace exporter the flags describe.
+    pub fn init_logging(&self) -> Result<continuum_ops::logging::Telemetry> {
         let format = self
             .log_format
             .parse()
             .map_err(|e: String| Error::InvalidInput(e))?;
-        continuum_ops::logging::init(format, &self.log_level)
+        let endpoint = self.otlp_endpoint.clone().or_else(|| {
+            [
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+            ]
+            .iter()
+            .find_map(|v| std::env::var(v).ok().filter(|e| !e.trim().is_empty()))
+        });
+        continuum_ops::logging::init(format, &self.log_level, endpoint.as_deref())
             .map_err(|e| Error::InvalidInput(e).into())
     }
 

@@ -126,6 +126,7 @@ const SETTINGS: &[Setting] = &[
     global("recall.no_ann_snapshots", "no_ann_snapshots", Kind::Bool),
     global("log.format", "log_format", Kind::Str),
     global("log.level", "log_level", Kind::Str),
+    global("log.otlp_endpoint", "otlp_endpoint", Kind::Str),
 ];
 
 /// A value from the file: its text for the flag's parser, and its line.

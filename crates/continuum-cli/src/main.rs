@@ -26,10 +26,13 @@ fn main() -> ExitCode {
         }
     };
     let json = cli.global.json;
-    if let Err(err) = cli.global.init_logging() {
-        eprintln!("error: {}", app::one_line(&err));
-        return ExitCode::from(2);
-    }
+    let telemetry = match cli.global.init_logging() {
+        Ok(t) => t,
+        Err(err) => {
+            eprintln!("error: {}", app::one_line(&err));
+            return ExitCode::from(2);
+        }
+    };
     // `serve` answers requests on every core; the other commands do one thing at a time and
     // keep to one thread (their background work runs on threads of its own).
     let runtime = if matches!(cli.command, commands::Command::Serve(_)) {
@@ -49,7 +52,11 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(commands::run(cli, file)) {
+    let outcome = runtime.block_on(commands::run(cli, file));
+    drop(runtime);
+    // Outside the runtime: the trace exporter's client blocks while it sends the last spans.
+    telemetry.shutdown();
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             let (code, kind) = app::classify(&err);

@@ -114,7 +114,8 @@ impl Engine {
         let mut by_tenant: HashMap<TenantId, Vec<(MemoryId, Vec<f32>)>> = HashMap::new();
         for chunk in page.chunks(batch) {
             let texts: Vec<String> = chunk.iter().map(|p| self.embed_text(p)).collect();
-            let vectors = embedder.embed(&texts).await?;
+            let span = tracing::debug_span!("embed", texts = texts.len(), model = embedder.model());
+            let vectors = tracing::Instrument::instrument(embedder.embed(&texts), span).await?;
             for (p, v) in chunk.iter().zip(vectors) {
                 by_tenant
                     .entry(p.tenant.clone())

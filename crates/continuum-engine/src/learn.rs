@@ -215,6 +215,7 @@ impl Engine {
     /// Stores many turns in one transaction (bulk import of history). Every turn is validated
     /// before anything is written; co-occurrences are summed per link, which the Hebbian rule
     /// makes equal to applying the turns one by one.
+    #[tracing::instrument(name = "engine.learn", level = "debug", skip_all, fields(turns = turns.len()))]
     pub async fn learn_many(
         &self,
         who: impl Into<Caller>,

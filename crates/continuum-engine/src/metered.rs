@@ -16,8 +16,11 @@ pub(crate) struct Metered(pub(crate) Arc<dyn MemoryStore>);
 
 /// Runs `call`, recording its latency under `op` (a method name: a bounded label set).
 async fn timed<T>(op: &'static str, call: impl std::future::Future<Output = T>) -> T {
+    use tracing::Instrument;
     let started = Instant::now();
-    let out = call.await;
+    // A span per store call for traces (debug: disabled unless a trace exporter wants it).
+    let span = tracing::debug_span!("store", otel.name = op, db.operation.name = op);
+    let out = call.instrument(span).await;
     metrics::histogram!(continuum_ops::metrics::STORE_DURATION, "op" => op)
         .record(started.elapsed().as_secs_f64());
     out

@@ -1,12 +1,24 @@
-//! Log setup: every crate logs through `tracing`; the binary picks the format and level here.
+//! Log and trace setup: every crate logs through `tracing`; the binary picks the format, the
+//! level and, optionally, an OpenTelemetry endpoint here.
 //!
 //! `pretty` is for people (one line an event, on stderr); `json` writes one object per line
 //! with `timestamp`, `level`, `target`, the event's fields and its spans' fields, for a log
 //! shipper. The level is a `tracing` filter (`info`, `warn,continuum_server=debug`, …);
 //! `RUST_LOG`, when set, wins over the configured level.
+//!
+//! Traces: with an OTLP endpoint, spans go to it over OTLP/HTTP (protobuf), batched by a
+//! thread of the SDK: `http.request` (server) → `engine.*` (the verb) → one span per store
+//! call (named after the port's method) and per embedding batch. Those inner spans are at
+//! `debug`, enabled for the trace exporter only, so with tracing off (the default) they are
+//! disabled at their call sites and cost nothing, whatever the log level.
 
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::{Protocol, WithExportConfig};
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use std::str::FromStr;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,9 +48,53 @@ pub fn parse_level(level: &str) -> Result<String, String> {
         .map_err(|e| format!("invalid log level {level:?}: {e}"))
 }
 
-/// Installs the process's subscriber, writing to stderr. `RUST_LOG` overrides `level`.
-/// Does nothing if one is installed already (a second call in tests).
-pub fn init(format: LogFormat, level: &str) -> Result<(), String> {
+/// The spans sent to a trace endpoint: everything at `info`, and the engine's, the stores'
+/// and the embedders' inner spans at `debug`.
+const TRACE_FILTER: &str =
+    "info,continuum_server=debug,continuum_engine=debug,continuum_embed=debug";
+
+/// The OTLP/HTTP traces URL for an endpoint: `BASE/v1/traces`, as the OpenTelemetry SDKs
+/// read `OTEL_EXPORTER_OTLP_ENDPOINT` (a URL already ending in `/v1/traces` is kept).
+pub fn traces_url(endpoint: &str) -> String {
+    let e = endpoint.trim().trim_end_matches('/');
+    if e.ends_with("/v1/traces") {
+        e.to_string()
+    } else {
+        format!("{e}/v1/traces")
+    }
+}
+
+/// What `init` installed; [`Telemetry::shutdown`] sends the spans still batched.
+#[must_use = "call shutdown() before exiting, or batched spans are lost"]
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Is a trace exporter installed?
+    pub fn tracing(&self) -> bool {
+        self.provider.is_some()
+    }
+
+    /// Flushes and stops the trace exporter. Call outside any async runtime (the exporter's
+    /// HTTP client is a blocking one).
+    pub fn shutdown(self) {
+        if let Some(p) = self.provider
+            && let Err(e) = p.shutdown()
+        {
+            eprintln!("warning: sending the last traces failed: {e}");
+        }
+    }
+}
+
+/// Installs the process's subscriber, writing to stderr, and with `otlp_endpoint` a trace
+/// exporter. `RUST_LOG` overrides `level`. Must run outside an async runtime. A second call
+/// (tests) installs nothing.
+pub fn init(
+    format: LogFormat,
+    level: &str,
+    otlp_endpoint: Option<&str>,
+) -> Result<Telemetry, String> {
     let filter = match std::env::var("RUST_LOG") {
         Ok(v) if !v.trim().is_empty() => EnvFilter::builder()
             .parse(&v)
@@ -47,24 +103,58 @@ pub fn init(format: LogFormat, level: &str) -> Result<(), String> {
             .parse(level)
             .map_err(|e| format!("invalid log level {level:?}: {e}"))?,
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let done = match format {
-        LogFormat::Pretty => builder
+    let lines = match format {
+        LogFormat::Pretty => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .with_target(false)
-            .try_init(),
-        LogFormat::Json => builder
+            .boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
             .with_current_span(false)
             .with_span_list(true)
-            .try_init(),
+            .with_writer(std::io::stderr)
+            .boxed(),
+    }
+    .with_filter(filter);
+    let provider = match otlp_endpoint.map(str::trim).filter(|e| !e.is_empty()) {
+        Some(endpoint) => Some(provider(endpoint)?),
+        None => None,
     };
+    let traces = provider.as_ref().map(|p| {
+        tracing_opentelemetry::layer()
+            .with_tracer(p.tracer("continuum"))
+            .with_filter(EnvFilter::new(TRACE_FILTER))
+    });
     // An installed subscriber (tests calling twice) is not an error worth stopping for.
-    let _ = done;
-    Ok(())
+    let _ = tracing_subscriber::registry()
+        .with(lines)
+        .with(traces)
+        .try_init();
+    Ok(Telemetry { provider })
+}
+
+fn provider(endpoint: &str) -> Result<SdkTracerProvider, String> {
+    let url = traces_url(endpoint);
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(format!(
+            "the OTLP endpoint must be an http:// or https:// URL, not {endpoint:?}"
+        ));
+    }
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_protocol(Protocol::HttpBinary)
+        .with_endpoint(url)
+        .build()
+        .map_err(|e| format!("cannot set up the OTLP exporter: {e}"))?;
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name("continuum")
+        .build();
+    Ok(SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(resource)
+        .build())
 }
 
 #[cfg(test)]
@@ -82,5 +172,17 @@ mod tests {
         );
         assert!(parse_level("info,continuum_server=debug").is_ok());
         assert!(parse_level("info,=[").is_err());
+    }
+
+    #[test]
+    fn the_traces_url_follows_the_sdk_convention() {
+        assert_eq!(
+            traces_url("http://127.0.0.1:4318"),
+            "http://127.0.0.1:4318/v1/traces"
+        );
+        assert_eq!(
+            traces_url("http://collector:4318/v1/traces/"),
+            "http://collector:4318/v1/traces"
+        );
     }
 }

@@ -66,6 +66,7 @@ impl Engine {
         self.recall_with(tenant, req, false).await
     }
 
+    #[tracing::instrument(name = "engine.recall", level = "debug", skip_all, fields(tenant = %tenant))]
     pub(super) async fn recall_with(
         &self,
         tenant: &TenantId,
