@@ -111,6 +111,11 @@ const SETTINGS: &[Setting] = &[
     serve("server.event_retention", "event_retention", Kind::Str),
     serve("server.metrics_bind", "metrics_bind", Kind::Str),
     serve("server.no_metrics", "no_metrics", Kind::Bool),
+    serve(
+        "server.metrics_per_tenant",
+        "metrics_per_tenant",
+        Kind::Bool,
+    ),
     global("limits.max_text_bytes", "max_text_bytes", Kind::Int),
     serve("limits.max_body_bytes", "max_body_bytes", Kind::Int),
     serve("limits.rate", "rate", Kind::Float),

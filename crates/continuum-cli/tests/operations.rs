@@ -284,6 +284,8 @@ fn metrics_on_the_api_listener_need_an_operator_key() {
     let (_server, url) = serve_with(d.path(), &[], &[]);
     let (status, body) = request(&url, "GET", "/metrics", "", "");
     assert_eq!(status, 401, "{body}");
+    // Per-tenant counts are off unless asked for.
+    assert!(!body.contains("continuum_tenant_http_requests_total"));
     let (status, body) = request(
         &url,
         "GET",
@@ -436,4 +438,34 @@ fn doctor_shows_a_running_servers_jobs() {
         .unwrap();
     assert_eq!(out.status.code(), Some(4));
     assert!(String::from_utf8_lossy(&out.stdout).contains("FAIL  server"));
+}
+
+#[test]
+fn per_tenant_counts_are_kept_only_when_turned_on() {
+    let d = tempfile::tempdir().unwrap();
+    let operator = key(d.path(), "ops", "operator");
+    let writer = key(d.path(), "acme", "write");
+    let (_server, url) = serve_with(d.path(), &[], &["--metrics-per-tenant"]);
+    for _ in 0..3 {
+        let (status, _) = request(
+            &url,
+            "POST",
+            "/v1/learn",
+            &format!("X-API-Key: {writer}\r\n"),
+            &learn_body(7),
+        );
+        assert_eq!(status, 200);
+    }
+    let (status, body) = request(
+        &url,
+        "GET",
+        "/metrics",
+        &format!("X-API-Key: {operator}\r\n"),
+        "",
+    );
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("continuum_tenant_http_requests_total{tenant=\"acme\"} 3"),
+        "{body}"
+    );
 }

@@ -45,6 +45,9 @@ pub struct ServerConfig {
     /// Serve `GET /metrics` on the API listener, behind an operator key (when metrics have
     /// no listener of their own; see [`metrics_router`]).
     pub metrics_on_api: bool,
+    /// Also count requests per tenant (`continuum_tenant_http_requests_total{tenant}`): one
+    /// series per tenant, so off by default.
+    pub metrics_per_tenant: bool,
     /// The process's background jobs, shown by `/v1/ready`.
     pub jobs: Option<continuum_ops::Supervisor>,
 }
@@ -58,6 +61,7 @@ impl Default for ServerConfig {
             rate_burst: 400.0,
             cors_origins: Vec::new(),
             metrics_on_api: false,
+            metrics_per_tenant: false,
             jobs: None,
         }
     }

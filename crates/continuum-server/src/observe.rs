@@ -33,8 +33,19 @@ fn sane_id(v: &HeaderValue) -> Option<String> {
     ok.then(|| s.to_string())
 }
 
+/// Whether requests are also counted per tenant.
+#[derive(Clone, Copy)]
+pub(crate) struct PerTenant(pub bool);
+
+/// Requests per tenant, when the operator turns it on.
+pub const TENANT_REQUESTS: &str = "continuum_tenant_http_requests_total";
+
 /// Middleware around every route: request id, span, log line, metrics.
-pub(crate) async fn observe(mut req: Request, next: Next) -> Response {
+pub(crate) async fn observe(
+    State(per_tenant): State<PerTenant>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let id = req
         .headers()
@@ -82,6 +93,9 @@ pub(crate) async fn observe(mut req: Request, next: Next) -> Response {
         }
     });
     record(&method, &route, status, elapsed);
+    if per_tenant.0 && tenant != "-" {
+        metrics::counter!(TENANT_REQUESTS, "tenant" => tenant.to_string()).increment(1);
+    }
     response
 }
 

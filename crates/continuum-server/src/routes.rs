@@ -374,7 +374,10 @@ pub(crate) fn router(
         .layer(axum::middleware::from_fn(
             move |req: Request, next: axum::middleware::Next| deadline(timeout, req, next),
         ))
-        .layer(axum::middleware::from_fn(crate::observe::observe));
+        .layer(axum::middleware::from_fn_with_state(
+            crate::observe::PerTenant(config.metrics_per_tenant),
+            crate::observe::observe,
+        ));
     match cors(config) {
         Some(layer) => api.layer(layer),
         None => api,

@@ -39,6 +39,10 @@ pub struct ServeArgs {
     /// listener behind an operator key.
     #[arg(long, env = "CONTINUUM_METRICS_BIND", value_name = "ADDR")]
     pub metrics_bind: Option<String>,
+    /// Also count requests per tenant (continuum_tenant_http_requests_total{tenant}): one series
+    /// per tenant, so only where the number of tenants is small.
+    #[arg(long, env = "CONTINUUM_METRICS_PER_TENANT")]
+    pub metrics_per_tenant: bool,
     /// Keep no metrics at all.
     #[arg(long, env = "CONTINUUM_NO_METRICS")]
     pub no_metrics: bool,
@@ -141,6 +145,7 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<()> {
             .filter(|o| !o.trim().is_empty())
             .collect(),
         metrics_on_api: !a.no_metrics && a.metrics_bind.is_none(),
+        metrics_per_tenant: a.metrics_per_tenant,
         jobs: Some(jobs.clone()),
     };
     let listener = tokio::net::TcpListener::bind(&a.bind)
