@@ -469,3 +469,89 @@ fn per_tenant_counts_are_kept_only_when_turned_on() {
         "{body}"
     );
 }
+
+#[test]
+fn sigterm_during_embedding_stops_within_the_grace_and_leaves_the_store_whole() {
+    let Ok(model) = std::env::var("CONTINUUM_TEST_MODEL_DIR") else {
+        eprintln!("skipping: CONTINUUM_TEST_MODEL_DIR is not set (a MiniLM model directory)");
+        return;
+    };
+    let d = tempfile::tempdir().unwrap();
+    // A backlog that takes the embedding worker many seconds.
+    let mut turns = String::new();
+    for i in 0..1500 {
+        turns.push_str(&format!(
+            "{{\"user_message\": \"Question {i}: where does deploy {i} of the billing service run?\", \"ai_response\": \"Deploy {i} runs in region {} with {} replicas.\"}}\n",
+            i % 7,
+            i % 5 + 1
+        ));
+    }
+    let file = d.path().join("turns.jsonl");
+    std::fs::write(&file, turns).unwrap();
+    cli(
+        d.path(),
+        &[
+            "--tenant",
+            "acme",
+            "import",
+            "--turns",
+            file.to_str().unwrap(),
+        ],
+    );
+    let embedder = ["--embedder", "local", "--model-dir", model.as_str()];
+    let (mut server, _url) = serve_with(d.path(), &embedder, &[]);
+    // (memories, vectors) of the tenant.
+    let counts = || -> (u64, u64) {
+        let v: Value =
+            serde_json::from_str(&cli(d.path(), &["--tenant", "acme", "--json", "stats"])).unwrap();
+        let vectors = v["vectors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["count"].as_u64().unwrap())
+            .sum();
+        (v["memories"].as_u64().unwrap(), vectors)
+    };
+    // Once the worker has stored its first vectors, stop the server in the middle of its work.
+    let waiting = std::time::Instant::now();
+    while counts().1 == 0 {
+        assert!(
+            waiting.elapsed() < std::time::Duration::from_secs(60),
+            "the worker stored nothing in 60 s: {}",
+            server.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let started = std::time::Instant::now();
+    Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = loop {
+        if let Some(s) = server.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "still running 30 s after SIGTERM:\n{}",
+            server.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}\n{}", server.log());
+    assert!(
+        server.log().contains("background job stopped"),
+        "{}",
+        server.log()
+    );
+    // Stopped midway: some memories have vectors, some do not, and the store is whole.
+    let (memories, vectors) = counts();
+    assert_eq!(memories, 3000);
+    assert!(vectors > 0, "the worker had not started: {}", server.log());
+    assert!(
+        vectors < memories,
+        "the worker finished before the signal; make the backlog larger"
+    );
+    // doctor exits non-zero on any problem.
+    cli(d.path(), &["--tenant", "acme", "doctor"]);
+}
