@@ -64,6 +64,14 @@ pub fn traces_url(endpoint: &str) -> String {
     }
 }
 
+static TRACES_ON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Is a trace exporter installed in this process? Code that would only fill span attributes
+/// for traces asks first.
+pub fn traces_on() -> bool {
+    TRACES_ON.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// What `init` installed; [`Telemetry::shutdown`] sends the spans still batched.
 #[must_use = "call shutdown() before exiting, or batched spans are lost"]
 pub struct Telemetry {
@@ -128,10 +136,14 @@ pub fn init(
             .with_filter(EnvFilter::new(TRACE_FILTER))
     });
     // An installed subscriber (tests calling twice) is not an error worth stopping for.
-    let _ = tracing_subscriber::registry()
+    let installed = tracing_subscriber::registry()
         .with(lines)
         .with(traces)
-        .try_init();
+        .try_init()
+        .is_ok();
+    if installed && provider.is_some() {
+        TRACES_ON.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     Ok(Telemetry { provider })
 }
 

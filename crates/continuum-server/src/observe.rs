@@ -60,21 +60,32 @@ pub(crate) async fn observe(
     let method = req.method().as_str().to_string();
     let tenant = RequestTenant::default();
     req.extensions_mut().insert(tenant.clone());
-    // Named by method and route for a trace viewer (`otel.name`), with the HTTP semantic
-    // conventions' attributes.
+    // The request id travels with every line logged while the request is handled. For a
+    // trace exporter the span is also named by method and route (`otel.name`) and carries the
+    // HTTP semantic conventions' attributes; they are recorded only then, since the log
+    // layer would format them for every request otherwise.
     let span = tracing::info_span!(
         "http.request",
-        otel.name = %format_args!("{method} {route}"),
-        otel.kind = "server",
         request_id = %id,
-        http.request.method = %method,
-        http.route = %route,
+        otel.name = tracing::field::Empty,
+        otel.kind = tracing::field::Empty,
+        http.request.method = tracing::field::Empty,
+        http.route = tracing::field::Empty,
         http.response.status_code = tracing::field::Empty,
     );
+    let traced = continuum_ops::logging::traces_on();
+    if traced {
+        span.record("otel.name", format!("{method} {route}"));
+        span.record("otel.kind", "server");
+        span.record("http.request.method", method.as_str());
+        span.record("http.route", route.as_str());
+    }
     let mut response = next.run(req).instrument(span.clone()).await;
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
-    span.record("http.response.status_code", status);
+    if traced {
+        span.record("http.response.status_code", status);
+    }
     if let Ok(v) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", v);
     }
@@ -104,11 +115,51 @@ fn record(method: &str, route: &str, status: u16, elapsed: Duration) {
         return;
     }
     use continuum_ops::metrics::{HTTP_DURATION, HTTP_REQUESTS};
-    metrics::counter!(HTTP_REQUESTS, "method" => method.to_string(), "route" => route.to_string(),
-        "status" => status.to_string())
+    // Static label values where the set is known: no allocation per request for them.
+    let method: &'static str = match method {
+        "GET" => "GET",
+        "POST" => "POST",
+        "DELETE" => "DELETE",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        _ => "other",
+    };
+    let status = match static_code(status) {
+        Some(s) => std::borrow::Cow::Borrowed(s),
+        None => std::borrow::Cow::Owned(status.to_string()),
+    };
+    metrics::counter!(HTTP_REQUESTS, "method" => method, "route" => route.to_string(),
+        "status" => status)
     .increment(1);
-    metrics::histogram!(HTTP_DURATION, "method" => method.to_string(), "route" => route.to_string())
+    metrics::histogram!(HTTP_DURATION, "method" => method, "route" => route.to_string())
         .record(elapsed.as_secs_f64());
+}
+
+/// The status codes the server usually answers, as static label values.
+fn static_code(status: u16) -> Option<&'static str> {
+    Some(match status {
+        200 => "200",
+        201 => "201",
+        202 => "202",
+        204 => "204",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        405 => "405",
+        408 => "408",
+        409 => "409",
+        410 => "410",
+        413 => "413",
+        415 => "415",
+        422 => "422",
+        429 => "429",
+        500 => "500",
+        503 => "503",
+        _ => return None,
+    })
 }
 
 /// The embedding backlog, counted over every tenant at scrape time, is kept this long (a scrape
