@@ -178,7 +178,7 @@ fn tool_error(e: Error) -> Result<CallToolResult, McpError> {
         other => other.to_string(),
     };
     if let Error::Internal(detail) = &e {
-        eprintln!("continuum mcp: internal error: {detail}");
+        tracing::error!(error = %detail, "MCP tool: internal error");
     }
     let mut r = CallToolResult::error(vec![ContentBlock::text(format!(
         "error ({}): {message}",

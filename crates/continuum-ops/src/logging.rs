@@ -90,7 +90,7 @@ impl Telemetry {
         if let Some(p) = self.provider
             && let Err(e) = p.shutdown()
         {
-            eprintln!("warning: sending the last traces failed: {e}");
+            tracing::warn!(error = %e, "sending the last traces failed");
         }
     }
 }
