@@ -12,7 +12,9 @@
 # Builds the 10k-memory store of run.sh once with NEW_BINARY. Each round then starts the old
 # server and the new one in turn (rate limit lifted), warms it for 3 s, and runs wrk (2 threads,
 # 16 connections, recall.lua), reading the server's user + system time from /proc. It prints
-# one line per run and the mean of each build. Needs wrk and curl.
+# one line per run and the mean of each build. Needs wrk and curl. Rounds alternate which
+# build goes first (an A/A run with one build on both sides measured the second slot 5% slower
+# on 2026-12-06), so use an even number of rounds.
 #
 # With MIXED=1 each run works on a fresh copy of the store (a learner adds thousands of turns a
 # run), recall gets 15 connections while one more keeps learning (learn.lua), and the server's
@@ -35,7 +37,11 @@ per=recall
 [ -z "${MIXED:-}" ] || per=request
 port=${PORT:-18440}
 for r in $(seq "$rounds"); do
-  for which in old new; do
+  # Alternate which build runs first: the second server of a round measured about 5% more
+  # CPU per recall even when both sides ran the same binary with the same flags.
+  order="old new"
+  [ $((r % 2)) -eq 0 ] && order="new old"
+  for which in $order; do
     bin=$old
     args=${OLD_ARGS:-}
     if [ "$which" = new ]; then

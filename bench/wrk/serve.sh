@@ -11,8 +11,10 @@ url=http://127.0.0.1:$port
 KEY=$("$bin" --data-dir "$dir" --tenant bench keys create --scope write 2> /dev/null)
 export KEY
 # SERVE_WRAP runs the server under another program (recall-instr.sh: valgrind).
+# SERVE_ARGS: more `serve` arguments (split on spaces), e.g. "--no-metrics --log-level warn".
+# shellcheck disable=SC2086
 ${SERVE_WRAP:-} "$bin" --data-dir "$dir" serve --bind 127.0.0.1:$port --rate 1000000 \
-  2> "$dir/serve.log" &
+  ${SERVE_ARGS:-} 2> "$dir/serve.log" &
 server=$!
 trap 'kill $server 2> /dev/null; wait $server 2> /dev/null; rm -rf "$dir"' EXIT
 for _ in $(seq "${SERVE_WAIT:-50}"); do curl -sf "$url/v1/health" > /dev/null && break; sleep 0.2; done
