@@ -78,6 +78,7 @@ impl Engine {
     /// Streams the tenant's dump to `sink`, one record at a time (memory use stays bounded by
     /// the store's fetch size), from one consistent snapshot. `progress` is told how many
     /// memories were written so far. Returns the memories written.
+    #[tracing::instrument(name = "engine.export", level = "debug", skip_all)]
     pub async fn export(
         &self,
         who: impl Into<Caller>,
@@ -184,6 +185,7 @@ impl Engine {
     }
 
     /// Imports records (a chunk of a dump, header excluded) in one transaction.
+    #[tracing::instrument(name = "engine.import", level = "debug", skip_all)]
     pub async fn import(
         &self,
         who: impl Into<Caller>,

@@ -299,6 +299,7 @@ impl Engine {
     }
 
     /// Stores one text (a fact, a document, a note) with its concepts.
+    #[tracing::instrument(name = "engine.remember", level = "debug", skip_all)]
     pub async fn remember(&self, who: impl Into<Caller>, req: RememberRequest) -> Result<Memory> {
         let caller = who.into();
         let tenant = caller.require(Scope::Write)?;
@@ -307,6 +308,7 @@ impl Engine {
 
     /// Stores `req` as the new version of memory `old`: the old one is kept, marked superseded
     /// (and demoted in recall), never destroyed.
+    #[tracing::instrument(name = "engine.supersede", level = "debug", skip_all)]
     pub async fn supersede(
         &self,
         who: impl Into<Caller>,

@@ -168,6 +168,7 @@ impl Engine {
     /// Deletes memories (and what only they carried) from the store and its indexes.
     ///
     /// Forgetting ids that do not exist is `NotFound`, so a typo is not mistaken for success.
+    #[tracing::instrument(name = "engine.forget", level = "debug", skip_all)]
     pub async fn forget(&self, who: impl Into<Caller>, what: &ForgetSelector) -> Result<u64> {
         let caller = who.into();
         let tenant = caller.require(Scope::Write)?;

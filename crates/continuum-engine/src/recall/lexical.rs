@@ -55,6 +55,7 @@ impl Engine {
     /// ≤ [`continuum_core::limits::MAX_PAGE`]).
     ///
     /// [`MAX_RESULTS`]: continuum_core::limits::MAX_RESULTS
+    #[tracing::instrument(name = "engine.search", level = "debug", skip_all)]
     pub async fn search(
         &self,
         who: impl Into<Caller>,
