@@ -134,15 +134,68 @@ pub fn openapi_document() -> serde_json::Value {
     routes::api().1
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves, then lets requests in flight finish.
+/// The most header fields a request may carry, and their total size in bytes: past either the
+/// answer is 431 in the error envelope. (HTTP parsing itself stops at [`PARSER_MAX_HEADERS`]
+/// fields or a [`PARSER_MAX_BUF`]-byte head, where the connection gets a bare 431.)
+pub const MAX_HEADERS: usize = 100;
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+/// The HTTP parser's own limits, well past the API's so that the API answers first.
+pub const PARSER_MAX_HEADERS: usize = 1000;
+pub const PARSER_MAX_BUF: usize = 1024 * 1024;
+
+/// Serves `app` on `listener` (HTTP/1.1) until `shutdown` resolves, then stops accepting and
+/// lets requests in flight finish.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    use hyper_util::rt::TokioIo;
+    use hyper_util::service::TowerToHyperService;
+    let stopping = continuum_ops::CancellationToken::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                // Out of file descriptors and the like: wait a moment rather than spin.
+                Err(e) => {
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone());
+        let stop = stopping.clone();
+        connections.spawn(async move {
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .max_headers(PARSER_MAX_HEADERS)
+                .max_buf_size(PARSER_MAX_BUF)
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(30));
+            let conn = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = stop.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.as_mut().await;
+                }
+            }
+        });
+        // Reap finished connections so the set does not grow with the server's age.
+        while connections.try_join_next().is_some() {}
+    }
+    stopping.cancel();
+    while connections.join_next().await.is_some() {}
+    Ok(())
 }
 
 #[cfg(test)]

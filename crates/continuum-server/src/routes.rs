@@ -374,6 +374,7 @@ pub(crate) fn router(
         .layer(axum::middleware::from_fn(
             move |req: Request, next: axum::middleware::Next| deadline(timeout, req, next),
         ))
+        .layer(axum::middleware::from_fn(header_limits))
         .layer(axum::middleware::from_fn_with_state(
             crate::observe::PerTenant(config.metrics_per_tenant),
             crate::observe::observe,
@@ -410,6 +411,27 @@ fn cors(config: &ServerConfig) -> Option<CorsLayer> {
 async fn metrics_behind_key(auth: Auth, State(s): St) -> AppResult<axum::response::Response> {
     auth.require(Scope::Operator)?;
     Ok(crate::observe::exposition(&s).await)
+}
+
+/// Answers 431, in the error envelope, to a request with more than [`crate::MAX_HEADERS`]
+/// header fields or more than [`crate::MAX_HEADER_BYTES`] of them.
+async fn header_limits(req: Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let h = req.headers();
+    let bytes: usize = h.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+    if h.len() > crate::MAX_HEADERS || bytes > crate::MAX_HEADER_BYTES {
+        return ApiError::Http {
+            status: StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            code: "headers_too_large",
+            message: format!(
+                "at most {} header fields and {} bytes of them are accepted",
+                crate::MAX_HEADERS,
+                crate::MAX_HEADER_BYTES
+            ),
+        }
+        .into_response();
+    }
+    next.run(req).await
 }
 
 /// Answers 408, in the error envelope, when a request takes longer than `limit`.

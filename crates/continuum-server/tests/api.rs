@@ -1321,3 +1321,35 @@ async fn the_docs_page_is_served_whole_by_the_binary() {
     let doc = continuum_server::openapi_document();
     assert!(doc["paths"]["/docs"]["get"]["responses"]["200"]["content"]["text/html"].is_object());
 }
+
+#[tokio::test]
+async fn too_many_or_too_large_headers_answer_431_in_the_envelope() {
+    let s = start(ServerConfig::default()).await;
+    let http = reqwest::Client::new();
+    let many = (0..150).fold(http.get(format!("{}/v1/health", s.base)), |r, i| {
+        r.header(format!("x-extra-{i}"), "1")
+    });
+    let large = http
+        .get(format!("{}/v1/health", s.base))
+        .header("x-large", "a".repeat(40 * 1024));
+    for (what, req) in [("150 headers", many), ("40 KiB of headers", large)] {
+        let r = req.send().await.unwrap();
+        let status = r.status();
+        let ct = r.headers()["content-type"].to_str().unwrap().to_string();
+        let body = r.text().await.unwrap();
+        assert_eq!(
+            status,
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "{what}: {body}"
+        );
+        assert_envelope(what, status, &ct, &body);
+    }
+    // Within the limits, the same request is answered.
+    let r = http
+        .get(format!("{}/v1/health", s.base))
+        .header("x-large", "a".repeat(1024))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
