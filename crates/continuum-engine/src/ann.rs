@@ -270,7 +270,10 @@ impl Engine {
             }
             let (engine, t, s) = (self.clone(), tenant.clone(), slot.clone());
             self.spawn_job(tenant, "continuum-ann", move || {
-                let _ = prepare_graph(&s, path, dim, fresh, &|_, _| {});
+                if let Err(e) = prepare_graph(&s, path, dim, fresh, &|_, _| {}) {
+                    // Recall goes on scanning exactly; the next one tries again.
+                    tracing::warn!(tenant = %t, error = %e, "building the vector graph failed");
+                }
                 engine.release_job(&t);
             })?;
         } else if let (Some((unsaved, len)), Some(path)) = (unsaved, path)
@@ -281,7 +284,9 @@ impl Engine {
             }
             let (engine, t, s) = (self.clone(), tenant.clone(), slot.clone());
             self.spawn_job(tenant, "continuum-ann-save", move || {
-                let _ = save_graph(&s, &path);
+                if let Err(e) = save_graph(&s, &path) {
+                    tracing::warn!(tenant = %t, error = %e, "saving the vector graph failed");
+                }
                 engine.release_job(&t);
             })?;
         }
