@@ -4,6 +4,7 @@
 //! - [`metrics`]: the Prometheus recorder, the metric names, the process's own figures;
 //! - [`logging`]: the `tracing` subscriber (pretty or JSON lines).
 
+pub mod batched;
 pub mod logging;
 pub mod metrics;
 pub mod supervisor;

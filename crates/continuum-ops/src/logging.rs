@@ -87,11 +87,13 @@ impl Telemetry {
     /// Flushes and stops the trace exporter. Call outside any async runtime (the exporter's
     /// HTTP client is a blocking one).
     pub fn shutdown(self) {
+        crate::batched::flush();
         if let Some(p) = self.provider
             && let Err(e) = p.shutdown()
         {
             tracing::warn!(error = %e, "sending the last traces failed");
         }
+        crate::batched::flush();
     }
 }
 
@@ -113,7 +115,7 @@ pub fn init(
     };
     let lines = match format {
         LogFormat::Pretty => tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stderr)
+            .with_writer(crate::batched::BatchedStderr)
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .with_target(false)
             .boxed(),
@@ -122,7 +124,7 @@ pub fn init(
             .flatten_event(true)
             .with_current_span(false)
             .with_span_list(true)
-            .with_writer(std::io::stderr)
+            .with_writer(crate::batched::BatchedStderr)
             .boxed(),
     }
     .with_filter(filter);
