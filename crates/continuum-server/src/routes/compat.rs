@@ -78,7 +78,7 @@ pub(super) struct LearnCompat {
     #[serde(default)]
     #[schemars(
         length(min = 1, max = 50),
-        regex(pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$")
+        regex(pattern = crate::openapi::SESSION_PATTERN)
     )]
     session_id: Option<String>,
 }

@@ -13,7 +13,7 @@ pub(super) struct ListQuery {
     source: Option<String>,
     #[schemars(
         length(min = 1, max = 50),
-        regex(pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$")
+        regex(pattern = crate::openapi::SESSION_PATTERN)
     )]
     session: Option<String>,
 }
@@ -113,7 +113,7 @@ pub(super) struct SearchBody {
     #[serde(default)]
     #[schemars(
         length(min = 1, max = 50),
-        regex(pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$")
+        regex(pattern = crate::openapi::SESSION_PATTERN)
     )]
     session: Option<String>,
 }
@@ -160,7 +160,7 @@ pub(super) struct RecallBody {
     #[serde(default)]
     #[schemars(
         length(min = 1, max = 50),
-        regex(pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$")
+        regex(pattern = crate::openapi::SESSION_PATTERN)
     )]
     session: Option<String>,
 }
