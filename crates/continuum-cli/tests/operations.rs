@@ -499,7 +499,21 @@ fn sigterm_during_embedding_stops_within_the_grace_and_leaves_the_store_whole() 
         ],
     );
     let embedder = ["--embedder", "local", "--model-dir", model.as_str()];
-    let (mut server, _url) = serve_with(d.path(), &embedder, &[]);
+    let (mut server, url) = serve_with(d.path(), &embedder, &[]);
+    // With an embedder, the worker and the vector-graph job run under the supervisor.
+    let (status, body) = request(&url, "GET", "/v1/ready", "", "");
+    assert_eq!(status, 200, "{body}");
+    let ready: Value = serde_json::from_str(&body).unwrap();
+    for name in ["embedder", "vector-graph", "event-compaction"] {
+        assert!(
+            ready["jobs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|j| j["name"] == name && j["state"] == "running"),
+            "{name} not running: {ready}"
+        );
+    }
     // (memories, vectors) of the tenant.
     let counts = || -> (u64, u64) {
         let v: Value =

@@ -24,6 +24,45 @@ use continuum_index::ann::Ann;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use tokio_util::sync::CancellationToken;
+
+/// Work for the vector-graph job, claimed for its tenant (see `Engine::claim_job`).
+pub(crate) struct GraphTask {
+    tenant: TenantId,
+    slot: Slot,
+    work: GraphWork,
+}
+
+enum GraphWork {
+    /// Load the saved graph (unless `fresh`) or start one, catch it up, attach it, save it.
+    Build {
+        path: Option<PathBuf>,
+        dim: usize,
+        fresh: bool,
+    },
+    /// Save the attached graph.
+    Save { path: PathBuf },
+}
+
+/// Releases a tenant's graph claim when dropped, a panic included.
+struct Claim<'a> {
+    engine: &'a Engine,
+    tenant: &'a TenantId,
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        self.engine.release_job(self.tenant);
+    }
+}
+
+fn graph_len(slot: &Slot) -> usize {
+    slot.read()
+        .ok()
+        .and_then(|g| g.as_ref().and_then(|ix| ix.ann().map(|a| a.len())))
+        .unwrap_or(0)
+}
 
 /// Changes (vectors added or removed) after which an attached graph is saved again, at least;
 /// a tenth of the graph when that is more.
@@ -110,6 +149,7 @@ fn catch_up_and_attach(
     slot: &Slot,
     mut graph: Ann,
     progress: &(dyn Fn(usize, usize) + Sync),
+    stop: &(dyn Fn() -> bool + Sync),
 ) -> Result<bool> {
     let backlog = {
         let guard = slot.read().map_err(poisoned)?;
@@ -124,7 +164,7 @@ fn catch_up_and_attach(
     let total = backlog.insert.len();
     progress(0, total);
     backlog
-        .apply_to(&mut graph, |n| progress(n, total))
+        .apply_until(&mut graph, |n| progress(n, total), stop)
         .map_err(|e| Error::Internal(e.to_string()))?;
     let mut guard = slot.write().map_err(poisoned)?;
     let Some(ix) = guard.as_mut() else {
@@ -268,13 +308,10 @@ impl Engine {
                 self.release_job(tenant);
                 return Ok(());
             }
-            let (engine, t, s) = (self.clone(), tenant.clone(), slot.clone());
-            self.spawn_job(tenant, "continuum-ann", move || {
-                if let Err(e) = prepare_graph(&s, path, dim, fresh, &|_, _| {}) {
-                    // Recall goes on scanning exactly; the next one tries again.
-                    tracing::warn!(tenant = %t, error = %e, "building the vector graph failed");
-                }
-                engine.release_job(&t);
+            self.submit(GraphTask {
+                tenant: tenant.clone(),
+                slot: slot.clone(),
+                work: GraphWork::Build { path, dim, fresh },
             })?;
         } else if let (Some((unsaved, len)), Some(path)) = (unsaved, path)
             && unsaved >= SAVE_EVERY.max(len / 10)
@@ -282,29 +319,129 @@ impl Engine {
             if !self.claim_job(tenant)? {
                 return Ok(());
             }
-            let (engine, t, s) = (self.clone(), tenant.clone(), slot.clone());
-            self.spawn_job(tenant, "continuum-ann-save", move || {
-                if let Err(e) = save_graph(&s, &path) {
-                    tracing::warn!(tenant = %t, error = %e, "saving the vector graph failed");
-                }
-                engine.release_job(&t);
+            self.submit(GraphTask {
+                tenant: tenant.clone(),
+                slot: slot.clone(),
+                work: GraphWork::Save { path },
             })?;
         }
         Ok(())
     }
 
-    /// Runs a claimed job on a thread of its own; the claim is released if none can start.
-    fn spawn_job(
-        &self,
-        tenant: &TenantId,
-        name: &str,
-        job: impl FnOnce() + Send + 'static,
-    ) -> Result<()> {
-        if let Err(e) = std::thread::Builder::new().name(name.into()).spawn(job) {
-            self.release_job(tenant);
+    /// Hands a claimed task to the vector-graph job when one runs ([`Self::run_vector_graph_job`]),
+    /// or else to a thread of its own (a process without a supervisor: a one-shot command or
+    /// an embedding application). The claim is released if neither can start.
+    fn submit(&self, task: GraphTask) -> Result<()> {
+        if self.indexes.graph_job.load(Ordering::Acquire) {
+            self.indexes
+                .graph_queue
+                .lock()
+                .map_err(poisoned)?
+                .push_back(task);
+            self.indexes.graph_wake.notify_one();
+            return Ok(());
+        }
+        let tenant = task.tenant.clone();
+        let engine = self.clone();
+        let name = match task.work {
+            GraphWork::Build { .. } => "continuum-ann",
+            GraphWork::Save { .. } => "continuum-ann-save",
+        };
+        if let Err(e) = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || engine.run_graph_task(task, &|| false))
+        {
+            self.release_job(&tenant);
             return Err(Error::Internal(format!("could not start a thread: {e}")));
         }
         Ok(())
+    }
+
+    /// Does one task and releases its claim (also when it panics). Blocking.
+    fn run_graph_task(&self, task: GraphTask, stop: &(dyn Fn() -> bool + Sync)) {
+        let _claim = Claim {
+            engine: self,
+            tenant: &task.tenant,
+        };
+        let t = &task.tenant;
+        match task.work {
+            GraphWork::Build { path, dim, fresh } => {
+                let started = std::time::Instant::now();
+                match prepare_graph(&task.slot, path, dim, fresh, &|_, _| {}, stop) {
+                    Ok(true) => tracing::info!(
+                        tenant = %t,
+                        vectors = graph_len(&task.slot),
+                        seconds = started.elapsed().as_secs_f64(),
+                        "vector graph ready"
+                    ),
+                    Ok(false) => {}
+                    // Shutdown: the half-built graph is dropped; nothing was attached or saved.
+                    Err(_) if stop() => {
+                        tracing::info!(tenant = %t, "vector graph build stopped for shutdown")
+                    }
+                    // Recall goes on scanning exactly; the next one tries again.
+                    Err(e) => {
+                        tracing::warn!(tenant = %t, error = %e, "building the vector graph failed")
+                    }
+                }
+            }
+            GraphWork::Save { path } => {
+                if let Err(e) = save_graph(&task.slot, &path) {
+                    tracing::warn!(tenant = %t, error = %e, "saving the vector graph failed");
+                }
+            }
+        }
+    }
+
+    /// Runs the vector-graph job until `stop` is cancelled: from the moment it is called,
+    /// recall hands its graph builds, loads and saves to this job (one at a time) instead of
+    /// starting threads. A build in progress when `stop` is cancelled gives up between two
+    /// vector insertions and drops its half-built graph; a save (a file written under a
+    /// temporary name and renamed) finishes. A task that panics fails the job, so that its
+    /// supervisor reports and restarts it; the tasks queued behind it wait.
+    pub async fn run_vector_graph_job(
+        &self,
+        stop: CancellationToken,
+    ) -> std::result::Result<(), String> {
+        self.expect_vector_graph_job();
+        loop {
+            let next = self
+                .indexes
+                .graph_queue
+                .lock()
+                .map_err(|_| "the vector graph queue lock was poisoned".to_string())?
+                .pop_front();
+            let Some(task) = next else {
+                tokio::select! {
+                    _ = stop.cancelled() => return Ok(()),
+                    _ = self.indexes.graph_wake.notified() => continue,
+                }
+            };
+            if stop.is_cancelled() {
+                self.release_job(&task.tenant);
+                return Ok(());
+            }
+            let tenant = task.tenant.clone();
+            let (engine, s) = (self.clone(), stop.clone());
+            tokio::task::spawn_blocking(move || engine.run_graph_task(task, &|| s.is_cancelled()))
+                .await
+                .map_err(|e| format!("a vector graph task for tenant {tenant} failed: {e}"))?;
+        }
+    }
+
+    /// Says that [`Self::run_vector_graph_job`] is (about to be) running, so that graph work
+    /// queues for it rather than starting threads. Call before serving requests.
+    pub fn expect_vector_graph_job(&self) {
+        self.indexes.graph_job.store(true, Ordering::Release);
+    }
+
+    /// Graph tasks waiting for the vector-graph job.
+    pub fn vector_graph_queue(&self) -> usize {
+        self.indexes
+            .graph_queue
+            .lock()
+            .map(|q| q.len())
+            .unwrap_or(0)
     }
 
     fn claim_job(&self, tenant: &TenantId) -> Result<bool> {
@@ -372,7 +509,7 @@ impl Engine {
             .is_some_and(|g| g.forgotten > 0 || g.removed_ratio() > MAX_REMOVED);
         let (engine, t, s) = (self.clone(), tenant.clone(), slot.clone());
         let done = tokio::task::spawn_blocking(move || {
-            let r = prepare_graph(&s, path, dim, fresh, &*progress);
+            let r = prepare_graph(&s, path, dim, fresh, &*progress, &|| false);
             engine.release_job(&t);
             r
         })
@@ -386,8 +523,6 @@ impl Engine {
     }
 }
 
-/// Loads the saved graph (unless `fresh`) or starts an empty one, catches it up, attaches
-/// it and saves it. Blocking: runs on a thread of its own, or in `reindex`.
 /// Loads the graph saved at `path` and attaches it if at most [`SAVE_EVERY`] vectors need
 /// inserting; false (nothing changed) otherwise.
 fn try_attach_saved(slot: &Slot, path: &Path, dim: usize) -> Result<bool> {
@@ -425,12 +560,16 @@ fn load_trusted(slot: &Slot, path: &Path, dim: usize) -> Result<Option<Ann>> {
     Ok(load_snapshot(path, dim).filter(|g| g.synced_seq <= vec_seq))
 }
 
+/// Loads the saved graph (unless `fresh`) or starts an empty one, catches it up, attaches
+/// it and saves it. Blocking: runs in the vector-graph job, on a thread of its
+/// own, or in `reindex`; gives up when `stop` says so.
 fn prepare_graph(
     slot: &Slot,
     path: Option<PathBuf>,
     dim: usize,
     fresh: bool,
     progress: &(dyn Fn(usize, usize) + Sync),
+    stop: &(dyn Fn() -> bool + Sync),
 ) -> Result<bool> {
     let count = {
         let guard = slot.read().map_err(poisoned)?;
@@ -447,7 +586,7 @@ fn prepare_graph(
         Some(g) => g,
         None => Ann::new(dim, count).map_err(|e| Error::Internal(e.to_string()))?,
     };
-    let attached = catch_up_and_attach(slot, graph, progress)?;
+    let attached = catch_up_and_attach(slot, graph, progress, stop)?;
     if attached && let Some(p) = &path {
         let unsaved = {
             let guard = slot.read().map_err(poisoned)?;

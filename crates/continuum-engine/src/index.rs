@@ -27,6 +27,10 @@ pub(crate) struct Registry {
     vector_counts: Mutex<HashMap<(TenantId, String), (std::time::Instant, usize)>>,
     /// Tenants whose vector graph is being built, loaded or saved in the background.
     pub(crate) ann_jobs: Mutex<std::collections::HashSet<TenantId>>,
+    /// Claimed graph tasks waiting for the vector-graph job, when one runs (`graph_job`).
+    pub(crate) graph_queue: Mutex<std::collections::VecDeque<crate::ann::GraphTask>>,
+    pub(crate) graph_wake: tokio::sync::Notify,
+    pub(crate) graph_job: std::sync::atomic::AtomicBool,
     /// What recall read from the store, per tenant, at the index's position (see `cache`).
     pub(crate) reads: crate::cache::ReadCaches,
     /// Stored API keys by prefix, with the store's commit marker when each was read.

@@ -215,3 +215,98 @@ async fn the_graph_is_built_saved_loaded_caught_up_and_cleaned_after_a_forget() 
         0
     );
 }
+
+/// Files in the store's index directory.
+fn index_files(db: &Path) -> Vec<String> {
+    std::fs::read_dir(format!("{}-index", db.display()))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn graph_job(sup: &continuum_ops::Supervisor, engine: &Engine) {
+    engine.expect_vector_graph_job();
+    let engine = engine.clone();
+    sup.spawn(
+        "vector-graph",
+        continuum_ops::Backoff::default(),
+        move |stop| {
+            let engine = engine.clone();
+            async move { engine.run_vector_graph_job(stop).await }
+        },
+    )
+    .unwrap();
+}
+
+#[tokio::test]
+async fn the_supervised_graph_job_stops_mid_build_and_builds_again_after_a_restart() {
+    const N: usize = 20_000;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("memory.db");
+    let t = TenantId::new("supervised").unwrap();
+    let engine = open(&db, 300);
+    let started = Instant::now();
+    remember(&engine, &t, 0, N).await;
+    eprintln!(
+        "{N} memories stored and embedded in {:?}",
+        started.elapsed()
+    );
+
+    // Under a supervisor, recall queues the build for the job instead of starting a thread.
+    let sup = continuum_ops::Supervisor::new();
+    graph_job(&sup, &engine);
+    let _ = engine
+        .recall(&t, &RecallRequest::new(text(1)))
+        .await
+        .unwrap();
+    let info = engine.vector_index_info(&t).unwrap();
+    assert!(info.building, "{info:?}");
+    assert_eq!(info.search, "exact");
+    // Wait until the job has taken the build, then shut down while it runs.
+    let waited = Instant::now();
+    while engine.vector_graph_queue() > 0 {
+        assert!(
+            waited.elapsed() < Duration::from_secs(30),
+            "the job never took the build"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let stopping = Instant::now();
+    let aborted = sup.shutdown(Duration::from_secs(30)).await;
+    eprintln!(
+        "the job stopped {:?} after the shutdown began",
+        stopping.elapsed()
+    );
+    assert!(
+        aborted.is_empty(),
+        "aborted instead of stopping: {aborted:?}"
+    );
+    let job = sup
+        .statuses()
+        .into_iter()
+        .find(|j| j.name == "vector-graph")
+        .unwrap();
+    assert_eq!(job.state, continuum_ops::JobState::Stopped, "{job:?}");
+    // Nothing half-built was attached or written, and the tenant is free for the next build.
+    let info = engine.vector_index_info(&t).unwrap();
+    assert_eq!(
+        info.search, "exact",
+        "the build finished before the shutdown: {info:?}"
+    );
+    assert!(!info.building, "the claim outlived the job: {info:?}");
+    assert!(index_files(&db).is_empty(), "{:?}", index_files(&db));
+
+    // A new supervisor's job builds the whole graph and saves it; exact search until then.
+    let sup = continuum_ops::Supervisor::new();
+    graph_job(&sup, &engine);
+    let built = Instant::now();
+    wait_for_graph(&engine, &t, &text(2)).await;
+    eprintln!("the job built a graph of {N} in {:?}", built.elapsed());
+    assert_eq!(graph_size(&engine, &t), Some(N));
+    let saved = Ann::from_bytes(&std::fs::read(snapshot_of(&db)).unwrap(), DIM).unwrap();
+    assert_eq!(saved.len(), N);
+    assert!(sup.shutdown(Duration::from_secs(30)).await.is_empty());
+}

@@ -27,6 +27,9 @@ const EXPANSION_ADD: usize = 128;
 const EXPANSION_SEARCH: usize = 128;
 const MAGIC: &[u8; 8] = b"CTMANN01";
 
+/// The reason [`Ann::insert_many_until`] gives when it was told to stop.
+pub const STOPPED: &str = "stopped before the end";
+
 fn ann_error(what: &str, e: impl std::fmt::Display) -> continuum_core::Error {
     continuum_core::Error::Internal(format!("vector index: {what}: {e}"))
 }
@@ -151,6 +154,18 @@ impl Ann {
         items: &[(MemoryId, &[i8])],
         progress: impl Fn(usize) + Sync,
     ) -> Result<()> {
+        self.insert_many_until(items, progress, &|| false)
+    }
+
+    /// [`Self::insert_many`], giving up as soon as `stop` says so (checked before each
+    /// vector): the vectors inserted so far are taken out again and an error says it stopped,
+    /// so the graph is left as it was apart from the replaced vectors' removal.
+    pub fn insert_many_until(
+        &mut self,
+        items: &[(MemoryId, &[i8])],
+        progress: impl Fn(usize) + Sync,
+        stop: &(dyn Fn() -> bool + Sync),
+    ) -> Result<()> {
         if let Some((_, v)) = items.iter().find(|(_, v)| v.len() != self.dim) {
             return Err(ann_error(
                 "insert",
@@ -176,8 +191,14 @@ impl Ann {
         std::thread::scope(|scope| {
             for worker in 0..threads {
                 let (index, done, failed, progress) = (&self.index, &done, &failed, &progress);
+                let stop = &stop;
                 scope.spawn(move || {
                     for (i, (_, v)) in items.iter().enumerate().skip(worker).step_by(threads) {
+                        if stop() {
+                            *failed.lock().unwrap_or_else(|p| p.into_inner()) =
+                                Some(STOPPED.to_string());
+                            return;
+                        }
                         if let Err(e) = index.add(first + i as u64, v) {
                             *failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
                             return;

@@ -214,6 +214,17 @@ impl AnnBacklog {
         graph: &mut ann::Ann,
         progress: impl Fn(usize) + Sync,
     ) -> continuum_core::Result<()> {
+        self.apply_until(graph, progress, &|| false)
+    }
+
+    /// [`Self::apply_to`], giving up (with an error) as soon as `stop` says so; a graph
+    /// given up on must be dropped, not attached or saved.
+    pub fn apply_until(
+        &self,
+        graph: &mut ann::Ann,
+        progress: impl Fn(usize) + Sync,
+        stop: &(dyn Fn() -> bool + Sync),
+    ) -> continuum_core::Result<()> {
         for id in &self.remove {
             graph.forget(id)?;
         }
@@ -222,7 +233,7 @@ impl AnnBacklog {
             .iter()
             .map(|(id, v)| (*id, v.as_slice()))
             .collect();
-        graph.insert_many(&items, progress)?;
+        graph.insert_many_until(&items, progress, stop)?;
         graph.synced_seq = graph.synced_seq.max(self.seq);
         Ok(())
     }

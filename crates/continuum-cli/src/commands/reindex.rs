@@ -97,15 +97,16 @@ pub async fn build_graph(
     Ok(built?)
 }
 
-/// Puts the embedding worker under `jobs` when an embedder is configured (named `embedder`).
-/// It stops between pages when the supervisor shuts down; its errors are logged and retried.
+/// Puts the embedding worker (named `embedder`) and the vector-graph job (`vector-graph`:
+/// HNSW builds, loads and saves) under `jobs` when an embedder is configured. Both stop at a
+/// safe point when the supervisor shuts down; their errors are logged and retried.
 pub fn spawn_worker(engine: &Engine, jobs: &continuum_ops::Supervisor) -> anyhow::Result<()> {
     if engine.embedder().is_none() {
         return Ok(());
     }
-    let engine = engine.clone();
+    let worker = engine.clone();
     jobs.spawn("embedder", continuum_ops::Backoff::default(), move |stop| {
-        let engine = engine.clone();
+        let engine = worker.clone();
         async move {
             engine
                 .run_embed_worker(
@@ -116,5 +117,19 @@ pub fn spawn_worker(engine: &Engine, jobs: &continuum_ops::Supervisor) -> anyhow
             Ok(())
         }
     })
-    .map_err(|e| continuum_core::Error::Internal(e).into())
+    .map_err(continuum_core::Error::Internal)?;
+    if !engine.store().searches_vectors() {
+        engine.expect_vector_graph_job();
+        let graphs = engine.clone();
+        jobs.spawn(
+            "vector-graph",
+            continuum_ops::Backoff::default(),
+            move |stop| {
+                let engine = graphs.clone();
+                async move { engine.run_vector_graph_job(stop).await }
+            },
+        )
+        .map_err(continuum_core::Error::Internal)?;
+    }
+    Ok(())
 }
