@@ -27,5 +27,8 @@ done
 if [ -z "$url" ]; then
   echo "the server did not start:"; cat "$log"; exit 1
 fi
+# The event streams are left out: the Server-Sent Events stream never ends by design (a fuzzer
+# would wait on it forever) and the fuzzer speaks no WebSocket. Their tests are in
+# crates/continuum-server/tests/streams.rs.
 st run "$url/v1/openapi.json" --checks all --max-examples "$examples" --seed "$seed" \
-  -H "X-API-Key: $key" --no-color --output-sanitize true
+  -H "X-API-Key: $key" --no-color --output-sanitize true --exclude-path /v1/events/stream --exclude-path /v1/ws

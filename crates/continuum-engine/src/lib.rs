@@ -53,6 +53,8 @@ pub struct Engine {
     analyzer: Arc<std::sync::Mutex<continuum_index::Analyzer>>,
     embedder: Option<Arc<dyn continuum_core::embed::Embedder>>,
     embed_wake: Arc<tokio::sync::Notify>,
+    /// Bumped after every event-writing store call of this engine (see [`Engine::written`]).
+    written: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 /// `stats`: the store's counts plus what the engine knows.
@@ -90,8 +92,10 @@ impl Engine {
             max_per_text: config.max_concepts_per_memory,
             ..Default::default()
         };
+        let written = Arc::new(tokio::sync::watch::Sender::new(0));
         Ok(Engine {
-            store: Arc::new(metered::Metered(store)),
+            store: Arc::new(metered::Metered(store, written.clone())),
+            written,
             clock: Arc::new(SystemClock),
             extractor: Arc::new(extractor),
             config,
@@ -135,6 +139,13 @@ impl Engine {
 
     pub fn store(&self) -> &Arc<dyn MemoryStore> {
         &self.store
+    }
+
+    /// A receiver that sees a change whenever this engine (any clone of it) has written
+    /// events: what stream readers wait on between reads of the log. Writes by other
+    /// processes sharing the store are not announced; readers poll for those.
+    pub fn written(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.written.subscribe()
     }
 
     /// One memory by id.

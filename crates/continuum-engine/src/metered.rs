@@ -11,8 +11,21 @@ use continuum_core::*;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// A store whose calls are timed.
-pub(crate) struct Metered(pub(crate) Arc<dyn MemoryStore>);
+/// A store whose calls are timed, and whose event-writing calls are announced on the
+/// second field (a counter bumped after each, for [`crate::Engine::written`]).
+pub(crate) struct Metered(
+    pub(crate) Arc<dyn MemoryStore>,
+    pub(crate) Arc<tokio::sync::watch::Sender<u64>>,
+);
+
+impl Metered {
+    /// Announces that events may have been written (also after a failed call: a commit that
+    /// reported an error may still have landed, and a needless wake costs one read).
+    fn wrote<T>(&self, out: T) -> T {
+        self.1.send_modify(|n| *n = n.wrapping_add(1));
+        out
+    }
+}
 
 /// Runs `call`, recording its latency under `op` (a method name: a bounded label set).
 async fn timed<T>(op: &'static str, call: impl std::future::Future<Output = T>) -> T {
@@ -38,7 +51,7 @@ impl MemoryGraph for Metered {
         rule: &HebbianRule,
         batches: Vec<WriteBatch>,
     ) -> Result<Applied> {
-        timed("apply", self.0.apply(tenant, rule, batches)).await
+        self.wrote(timed("apply", self.0.apply(tenant, rule, batches)).await)
     }
 
     async fn get(&self, tenant: &TenantId, ids: &[MemoryId]) -> Result<Vec<Memory>> {
@@ -135,7 +148,7 @@ impl MemoryGraph for Metered {
     }
 
     async fn forget(&self, tenant: &TenantId, what: &ForgetSelector) -> Result<u64> {
-        timed("forget", self.0.forget(tenant, what)).await
+        self.wrote(timed("forget", self.0.forget(tenant, what)).await)
     }
 
     async fn existing(&self, tenant: &TenantId, keys: &[ImportKey]) -> Result<Vec<ImportKey>> {
@@ -233,7 +246,7 @@ impl EventLog for Metered {
         at: Timestamp,
         events: &[Event],
     ) -> Result<u64> {
-        timed("record_events", self.0.record_events(tenant, at, events)).await
+        self.wrote(timed("record_events", self.0.record_events(tenant, at, events)).await)
     }
 }
 
@@ -312,7 +325,7 @@ impl KeyStore for Metered {
     }
 
     async fn put_key(&self, key: &continuum_core::keys::ApiKey, events: &[Event]) -> Result<()> {
-        timed("put_key", self.0.put_key(key, events)).await
+        self.wrote(timed("put_key", self.0.put_key(key, events)).await)
     }
 
     async fn key_by_prefix(&self, prefix: &str) -> Result<Option<continuum_core::keys::ApiKey>> {
@@ -327,6 +340,6 @@ impl KeyStore for Metered {
     }
 
     async fn revoke_key(&self, prefix: &str, at: Timestamp) -> Result<bool> {
-        timed("revoke_key", self.0.revoke_key(prefix, at)).await
+        self.wrote(timed("revoke_key", self.0.revoke_key(prefix, at)).await)
     }
 }

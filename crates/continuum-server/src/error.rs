@@ -36,9 +36,11 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, code, message) = match self {
+impl ApiError {
+    /// The status, stable code and client-safe message (internal details are logged, not
+    /// returned), and for a rate limit the seconds to wait.
+    pub(crate) fn parts(self) -> (StatusCode, &'static str, String, Option<u64>) {
+        match self {
             ApiError::Engine(e) => {
                 let status = match &e {
                     Error::InvalidInput(_) => StatusCode::BAD_REQUEST,
@@ -61,29 +63,36 @@ impl IntoResponse for ApiError {
                     }
                     other => other.to_string(),
                 };
-                (status, e.code(), message)
+                (status, e.code(), message, None)
             }
             ApiError::Http {
                 status,
                 code,
                 message,
-            } => (status, code, message),
-            ApiError::RateLimited(secs) => {
-                let mut r = (
-                    StatusCode::TOO_MANY_REQUESTS,
-                    axum::Json(json!({"error": {"code": "rate_limited", "message": format!("too many requests for this key; retry in {secs} s")}})),
-                )
-                    .into_response();
-                if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-                    r.headers_mut().insert(header::RETRY_AFTER, v);
-                }
-                return r;
-            }
-        };
-        (
+            } => (status, code, message, None),
+            ApiError::RateLimited(secs) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("too many requests for this key; retry in {secs} s"),
+                Some(secs),
+            ),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message, retry_after) = self.parts();
+        let mut r = (
             status,
             axum::Json(json!({"error": {"code": code, "message": message}})),
         )
-            .into_response()
+            .into_response();
+        if let Some(secs) = retry_after
+            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+        {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        r
     }
 }

@@ -98,6 +98,8 @@ pub(crate) struct AppState {
     /// The OpenAPI document, built once at start.
     pub openapi: serde_json::Value,
     pub scrape: observe::ScrapeCache,
+    /// Open event streams (WebSocket and Server-Sent Events), by key.
+    pub(crate) streams: routes::Streams,
 }
 
 /// The application: every route with its layers.
@@ -109,6 +111,7 @@ pub fn router(engine: Engine, config: ServerConfig) -> Router {
         limiter: RateLimiter::default(),
         openapi,
         scrape: Default::default(),
+        streams: Default::default(),
     });
     routes::router(routes, state, &config)
 }
@@ -123,6 +126,7 @@ pub fn metrics_router(engine: Engine) -> Router {
         limiter: RateLimiter::default(),
         openapi: serde_json::Value::Null,
         scrape: Default::default(),
+        streams: Default::default(),
     });
     Router::new()
         .route("/metrics", axum::routing::get(observe::open_metrics))
@@ -150,8 +154,8 @@ pub async fn serve(
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use hyper::body::Incoming;
     use hyper_util::rt::TokioIo;
-    use hyper_util::service::TowerToHyperService;
     let stopping = continuum_ops::CancellationToken::new();
     let mut shutdown = std::pin::pin!(shutdown);
     let mut connections = tokio::task::JoinSet::new();
@@ -169,8 +173,14 @@ pub async fn serve(
             _ = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone());
         let stop = stopping.clone();
+        // Every request carries the stop signal: streams end when the server stops, so that
+        // their connections can close.
+        let (app, signal) = (app.clone(), routes::Stopping(stop.clone()));
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+            req.extensions_mut().insert(signal.clone());
+            tower_service::Service::call(&mut app.clone(), req)
+        });
         connections.spawn(async move {
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder

@@ -45,8 +45,8 @@ pub(crate) struct Op {
     status: u16,
     /// Kept with the request and response shapes of the original Python service.
     compat: bool,
-    /// Answers an HTML page rather than JSON.
-    html: bool,
+    /// Answers this media type rather than JSON (an HTML page, an event stream).
+    media: Option<&'static str>,
     /// Error statuses particular to this operation, with their meaning.
     also: Vec<(u16, &'static str)>,
 }
@@ -62,7 +62,7 @@ impl Op {
             response: None,
             status: 200,
             compat: false,
-            html: false,
+            media: None,
             also: Vec::new(),
         }
     }
@@ -98,8 +98,18 @@ impl Op {
         self
     }
 
-    pub(crate) fn html(mut self) -> Op {
-        self.html = true;
+    pub(crate) fn html(self) -> Op {
+        self.media("text/html")
+    }
+
+    pub(crate) fn media(mut self, media: &'static str) -> Op {
+        self.media = Some(media);
+        self
+    }
+
+    /// Answers 101 and switches to the WebSocket protocol.
+    pub(crate) fn upgrades(mut self) -> Op {
+        self.status = 101;
         self
     }
 
@@ -258,11 +268,14 @@ fn document(ops: &[(Method, &'static str, Op)]) -> Value {
                 "description": if op.status == 201 { "Created" } else { "OK" },
                 "content": {"application/json": {"schema": r(&mut responses)}}
             }),
-            None if op.html => json!({
-                "description": "OK",
-                "content": {"text/html": {"schema": {"type": "string"}}}
-            }),
-            None => json!({"description": "OK"}),
+            None if op.status == 101 => json!({"description": "Switching Protocols: a WebSocket"}),
+            None => match op.media {
+                Some(media) => json!({
+                    "description": "OK",
+                    "content": {media: {"schema": {"type": "string"}}}
+                }),
+                None => json!({"description": "OK"}),
+            },
         };
         let mut responses_doc = Map::new();
         responses_doc.insert(op.status.to_string(), ok);

@@ -42,6 +42,7 @@ mod keys;
 mod mcp;
 mod memories;
 mod service;
+mod stream;
 mod tenants;
 
 use auth::Auth;
@@ -52,6 +53,8 @@ use keys::*;
 use mcp::mcp_router;
 use memories::*;
 use service::*;
+pub(crate) use stream::{Stopping, Streams};
+use stream::{StreamQuery, sse, ws};
 use tenants::*;
 
 /// The most items a listing returns, and the largest offset of the offset-paged listings:
@@ -197,6 +200,34 @@ pub(crate) fn api() -> (Router<Arc<AppState>>, Value) {
             .query::<EventsQuery>()
             .also(410, "Events from before the log's compaction point were asked for")
             .returns::<EventsOut>(),
+        )
+        .op(
+            M::GET,
+            "/v1/events/stream",
+            sse,
+            Op::new(
+                "events",
+                "The tenant's events as Server-Sent Events: a replay after `since` (or Last-Event-ID), then live, with heartbeats",
+            )
+            .scope(Read)
+            .query::<StreamQuery>()
+            .media("text/event-stream")
+            .also(410, "Events from before the log's compaction point were asked for")
+            .also(429, "Too many open streams for this key or server, or the rate limit"),
+        )
+        .op(
+            M::GET,
+            "/v1/ws",
+            ws,
+            Op::new(
+                "events",
+                "The tenant's events over a WebSocket: a replay after `since`, then live, with heartbeats; the key in a header or a first `auth` message",
+            )
+            .scope(Read)
+            .query::<StreamQuery>()
+            .upgrades()
+            .also(410, "Events from before the log's compaction point were asked for")
+            .also(426, "Not a WebSocket upgrade request"),
         )
         .op(
             M::GET,

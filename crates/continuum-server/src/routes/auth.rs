@@ -18,7 +18,7 @@ impl Auth {
 /// The key a request presents, in `X-API-Key` or as an `Authorization: Bearer` token (the
 /// scheme in any case, RFC 9110 section 11.1). Credentials that are ambiguous are refused: an
 /// `Authorization` header that is not a Bearer token, an empty one, or two different keys.
-fn presented_key(headers: &axum::http::HeaderMap) -> AppResult<String> {
+pub(super) fn presented_key(headers: &axum::http::HeaderMap) -> AppResult<String> {
     let unreadable = || Error::Unauthorized("the API key header is not readable text".into());
     let api_key = match headers.get("x-api-key") {
         Some(v) => Some(v.to_str().map_err(|_| unreadable())?.trim().to_string()),
