@@ -50,6 +50,8 @@ pub struct ServerConfig {
     pub metrics_per_tenant: bool,
     /// The process's background jobs, shown by `/v1/ready`.
     pub jobs: Option<continuum_ops::Supervisor>,
+    /// How often an event stream sends a heartbeat and re-checks its key (15 s).
+    pub stream_heartbeat: Duration,
 }
 
 impl Default for ServerConfig {
@@ -63,6 +65,7 @@ impl Default for ServerConfig {
             metrics_on_api: false,
             metrics_per_tenant: false,
             jobs: None,
+            stream_heartbeat: Duration::from_secs(15),
         }
     }
 }

@@ -390,3 +390,26 @@ async fn server_sent_events_carry_ids_and_resume_from_last_event_id() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 401);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_key_ends_its_streams_at_the_next_heartbeat() {
+    let s = start(ServerConfig {
+        stream_heartbeat: Duration::from_millis(200),
+        ..ServerConfig::default()
+    })
+    .await;
+    let key = s.key("acme", Scope::Read).await;
+    let mut ws = connect(&s, Some(&key), "").await.unwrap();
+    next_json(&mut ws).await.unwrap();
+    let beat = next_json(&mut ws).await.unwrap();
+    assert_eq!(beat["type"], "stream.heartbeat", "{beat}");
+    assert!(beat["position"].as_u64().is_some() && beat["head"].as_u64().is_some());
+    s.engine.revoke_key(&key).await.unwrap();
+    let mut last = None;
+    while let Some(m) = next_json(&mut ws).await {
+        last = Some(m);
+    }
+    let last = last.unwrap();
+    assert_eq!(last["type"], "stream.error", "{last}");
+    assert_eq!(last["code"], "unauthorized");
+}

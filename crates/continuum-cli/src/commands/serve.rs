@@ -147,6 +147,7 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<()> {
         metrics_on_api: !a.no_metrics && a.metrics_bind.is_none(),
         metrics_per_tenant: a.metrics_per_tenant,
         jobs: Some(jobs.clone()),
+        ..ServerConfig::default()
     };
     let listener = tokio::net::TcpListener::bind(&a.bind)
         .await

@@ -27,8 +27,6 @@ use std::sync::Mutex;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// How often a stream says where it is (and re-checks its key) when nothing else is sent.
-pub(crate) const HEARTBEAT: Duration = Duration::from_secs(15);
 /// How often an idle stream looks for events written by other processes.
 const POLL: Duration = Duration::from_secs(1);
 /// Events read from the log at a time.
@@ -161,6 +159,7 @@ struct Follow {
     position: u64,
     types: Option<Vec<&'static str>>,
     written: tokio::sync::watch::Receiver<u64>,
+    heartbeat: Duration,
     next_heartbeat: Instant,
 }
 
@@ -202,7 +201,8 @@ impl Follow {
                 position,
                 types,
                 written,
-                next_heartbeat: Instant::now() + HEARTBEAT,
+                heartbeat: state.config.stream_heartbeat,
+                next_heartbeat: Instant::now() + state.config.stream_heartbeat,
             },
             stored,
         ))
@@ -231,7 +231,7 @@ impl Follow {
                 continue;
             }
             if Instant::now() >= self.next_heartbeat {
-                self.next_heartbeat = Instant::now() + HEARTBEAT;
+                self.next_heartbeat = Instant::now() + self.heartbeat;
                 self.engine.authenticate(&self.key).await?;
                 let head = self.engine.event_head().await?;
                 return Ok(Step::Heartbeat { head });
