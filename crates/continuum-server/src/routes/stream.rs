@@ -300,6 +300,7 @@ fn start_position(
 pub(super) async fn ws(
     State(s): St,
     stopping: Option<axum::Extension<Stopping>>,
+    logged: Option<axum::Extension<crate::observe::RequestTenant>>,
     headers: axum::http::HeaderMap,
     Q(q): Q<StreamQuery>,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
@@ -311,6 +312,9 @@ pub(super) async fn ws(
     let started = match &key {
         Some(k) => {
             let (follow, stored) = Follow::start(&s, k.clone(), since, types.clone()).await?;
+            if let Some(l) = &logged {
+                let _ = l.0.0.set(stored.tenant.as_str().to_string());
+            }
             let slot = open_slot(&s, &stored.prefix)?;
             Some((follow, slot))
         }
@@ -488,6 +492,7 @@ async fn follow_over_ws(
 pub(super) async fn sse(
     State(s): St,
     stopping: Option<axum::Extension<Stopping>>,
+    logged: Option<axum::Extension<crate::observe::RequestTenant>>,
     headers: axum::http::HeaderMap,
     Q(q): Q<StreamQuery>,
 ) -> AppResult<Response> {
@@ -495,6 +500,9 @@ pub(super) async fn sse(
     let types = parse_types(q.types.as_deref())?;
     let key = auth::presented_key(&headers)?;
     let (follow, stored) = Follow::start(&s, key, since, types).await?;
+    if let Some(l) = &logged {
+        let _ = l.0.0.set(stored.tenant.as_str().to_string());
+    }
     let slot = open_slot(&s, &stored.prefix)?;
     let stopping = stopping.map(|e| e.0.0.clone()).unwrap_or_default();
     struct Sse_ {

@@ -1,6 +1,7 @@
 //! `bench`: measurements that BENCHMARKS.md quotes, each reproducible with one command.
 
 mod locomo;
+mod streams;
 mod throughput;
 
 use crate::app::{Backend, Global, StoreLocation};
@@ -24,6 +25,8 @@ pub enum BenchKind {
     Throughput(throughput::ThroughputArgs),
     /// Retrieval quality on a LoCoMo-format file: recall@k and hit@k of the evidence turns.
     Locomo(locomo::LocomoArgs),
+    /// Events per second to many WebSocket clients following a tenant while turns are learned.
+    Streams(streams::StreamsArgs),
 }
 
 /// A fresh store for a benchmark: a temporary (or given) directory for SQLite, a scratch schema
@@ -88,6 +91,7 @@ pub async fn bench(g: &Global, a: BenchArgs) -> Result<()> {
         None => throughput::throughput(g, a.throughput).await,
         Some(BenchKind::Throughput(t)) => throughput::throughput(g, t).await,
         Some(BenchKind::Locomo(l)) => locomo::locomo(g, l).await,
+        Some(BenchKind::Streams(s)) => streams::streams(g, s).await,
     }
 }
 

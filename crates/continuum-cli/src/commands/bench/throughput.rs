@@ -150,7 +150,7 @@ const DETAILS: &[&str] = &[
 ];
 const MONTHS: &[&str] = &["January", "March", "May", "July", "September", "November"];
 
-struct Gen(fastrand::Rng);
+pub(super) struct Gen(pub(super) fastrand::Rng);
 
 impl Gen {
     fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
@@ -222,7 +222,7 @@ impl Gen {
         }
     }
 
-    fn turn(&mut self, session: usize) -> Turn {
+    pub(super) fn turn(&mut self, session: usize) -> Turn {
         Turn {
             user_message: self.user(),
             ai_response: self.assistant(),
@@ -252,14 +252,14 @@ impl Gen {
 }
 
 #[derive(Debug, Serialize)]
-struct Latency {
-    p50: f64,
-    p95: f64,
-    p99: f64,
-    mean: f64,
+pub(super) struct Latency {
+    pub(super) p50: f64,
+    pub(super) p95: f64,
+    pub(super) p99: f64,
+    pub(super) mean: f64,
 }
 
-fn latency(mut ms: Vec<f64>) -> Latency {
+pub(super) fn latency(mut ms: Vec<f64>) -> Latency {
     ms.sort_by(f64::total_cmp);
     let q = |p: f64| ms[((ms.len() as f64 - 1.0) * p).round() as usize];
     Latency {
