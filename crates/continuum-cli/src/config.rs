@@ -120,6 +120,17 @@ const SETTINGS: &[Setting] = &[
     serve("limits.max_body_bytes", "max_body_bytes", Kind::Int),
     serve("limits.rate", "rate", Kind::Float),
     serve("limits.timeout_secs", "timeout_secs", Kind::Int),
+    serve(
+        "limits.header_timeout_secs",
+        "header_timeout_secs",
+        Kind::Int,
+    ),
+    serve("limits.max_connections", "max_connections", Kind::Int),
+    serve(
+        "limits.auth_failures_per_minute",
+        "auth_failures_per_minute",
+        Kind::Float,
+    ),
     global("embedder.kind", "embedder", Kind::Str),
     global("embedder.model_dir", "model_dir", Kind::Str),
     global("embedder.url", "embed_url", Kind::Str),

@@ -18,6 +18,12 @@ pub const HTTP_REQUESTS: &str = "continuum_http_requests_total";
 pub const HTTP_DURATION: &str = "continuum_http_request_duration_seconds";
 /// Requests refused by a key's rate limit.
 pub const RATE_LIMITED: &str = "continuum_rate_limited_total";
+/// Failed authentications (unknown, revoked or expired keys), and requests refused because
+/// their source address failed too often.
+pub const AUTH_FAILURES: &str = "continuum_auth_failures_total";
+pub const AUTH_THROTTLED: &str = "continuum_auth_throttled_total";
+/// Connections refused at the connection limit.
+pub const CONNECTIONS_REFUSED: &str = "continuum_connections_refused_total";
 /// `learn` latency (one turn or a batch), engine side.
 pub const LEARN_DURATION: &str = "continuum_learn_duration_seconds";
 /// `recall` latency, engine side.
@@ -71,6 +77,18 @@ fn describe() {
     describe_counter!(HTTP_REQUESTS, "HTTP requests answered");
     describe_histogram!(HTTP_DURATION, Unit::Seconds, "HTTP request latency");
     describe_counter!(RATE_LIMITED, "Requests refused by a key's rate limit");
+    describe_counter!(
+        AUTH_FAILURES,
+        "Requests with an unknown, revoked or expired API key"
+    );
+    describe_counter!(
+        AUTH_THROTTLED,
+        "Requests refused because their source address failed authentication too often"
+    );
+    describe_counter!(
+        CONNECTIONS_REFUSED,
+        "Connections refused at the server's connection limit"
+    );
     describe_histogram!(LEARN_DURATION, Unit::Seconds, "Engine learn latency");
     describe_histogram!(RECALL_DURATION, Unit::Seconds, "Engine recall latency");
     describe_histogram!(STORE_DURATION, Unit::Seconds, "Store call latency");

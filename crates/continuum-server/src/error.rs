@@ -18,6 +18,8 @@ pub enum ApiError {
     },
     /// Too many requests for this key; retry after this many seconds.
     RateLimited(u64),
+    /// Too many failed authentications from this address; retry after this many seconds.
+    AuthThrottled(u64),
 }
 
 impl From<Error> for ApiError {
@@ -74,6 +76,12 @@ impl ApiError {
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
                 format!("too many requests for this key; retry in {secs} s"),
+                Some(secs),
+            ),
+            ApiError::AuthThrottled(secs) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "auth_throttled",
+                format!("too many failed authentications from this address; retry in {secs} s"),
                 Some(secs),
             ),
         }

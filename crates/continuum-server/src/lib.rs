@@ -52,6 +52,9 @@ pub struct ServerConfig {
     pub jobs: Option<continuum_ops::Supervisor>,
     /// How often an event stream sends a heartbeat and re-checks its key (15 s).
     pub stream_heartbeat: Duration,
+    /// Failed authentications a source address may make per minute (and in a burst) before
+    /// its requests are refused with 429 for a while (30; 0 turns the limit off).
+    pub auth_failures_per_minute: f64,
 }
 
 impl Default for ServerConfig {
@@ -66,6 +69,7 @@ impl Default for ServerConfig {
             metrics_per_tenant: false,
             jobs: None,
             stream_heartbeat: Duration::from_secs(15),
+            auth_failures_per_minute: 30.0,
         }
     }
 }
@@ -103,6 +107,8 @@ pub(crate) struct AppState {
     pub scrape: observe::ScrapeCache,
     /// Open event streams (WebSocket and Server-Sent Events), by key.
     pub(crate) streams: routes::Streams,
+    /// Failed authentications by source address.
+    pub(crate) auth_failures: routes::AuthFailures,
 }
 
 /// The application: every route with its layers.
@@ -115,6 +121,7 @@ pub fn router(engine: Engine, config: ServerConfig) -> Router {
         openapi,
         scrape: Default::default(),
         streams: Default::default(),
+        auth_failures: Default::default(),
     });
     routes::router(routes, state, &config)
 }
@@ -130,6 +137,7 @@ pub fn metrics_router(engine: Engine) -> Router {
         openapi: serde_json::Value::Null,
         scrape: Default::default(),
         streams: Default::default(),
+        auth_failures: Default::default(),
     });
     Router::new()
         .route("/metrics", axum::routing::get(observe::open_metrics))
@@ -150,20 +158,60 @@ pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 pub const PARSER_MAX_HEADERS: usize = 1000;
 pub const PARSER_MAX_BUF: usize = 1024 * 1024;
 
+/// Limits on connections, enforced by [`serve_with`] before any request is read.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// Time a client has to send a request's whole head, counted from the connection's start
+    /// or from the end of the previous response: a connection that sends nothing, or half a
+    /// header, is closed after it (10 s).
+    pub header_read_timeout: Duration,
+    /// Connections open at once; past it a new connection is answered 503 and closed (4096).
+    pub max_connections: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 4096,
+        }
+    }
+}
+
 /// Serves `app` on `listener` (HTTP/1.1) until `shutdown` resolves, then stops accepting and
-/// lets requests in flight finish.
+/// lets requests in flight finish; [`ConnectionLimits::default`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_with(listener, app, shutdown, ConnectionLimits::default()).await
+}
+
+/// The answer to a connection past [`ConnectionLimits::max_connections`].
+fn too_many_connections() -> String {
+    let body = r#"{"error":{"code":"too_many_connections","message":"the server is at its connection limit; retry shortly"}}"#;
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// [`serve`] with explicit connection limits.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    limits: ConnectionLimits,
 ) -> std::io::Result<()> {
     use hyper::body::Incoming;
     use hyper_util::rt::TokioIo;
     let stopping = continuum_ops::CancellationToken::new();
     let mut shutdown = std::pin::pin!(shutdown);
     let mut connections = tokio::task::JoinSet::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     loop {
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 // Out of file descriptors and the like: wait a moment rather than spin.
@@ -175,22 +223,43 @@ pub async fn serve(
             },
             _ = &mut shutdown => break,
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            metrics::counter!(continuum_ops::metrics::CONNECTIONS_REFUSED).increment(1);
+            tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt;
+                let mut stream = stream;
+                let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                    let _ = stream.write_all(too_many_connections().as_bytes()).await;
+                    let _ = stream.shutdown().await;
+                })
+                .await;
+            });
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let stop = stopping.clone();
-        // Every request carries the stop signal: streams end when the server stops, so that
-        // their connections can close.
-        let (app, signal) = (app.clone(), routes::Stopping(stop.clone()));
+        // Every request carries the stop signal (streams end when the server stops, so that
+        // their connections can close) and the client's address (for the limits on failed
+        // authentications).
+        let (app, signal, addr) = (
+            app.clone(),
+            routes::Stopping(stop.clone()),
+            routes::ClientAddr(peer.ip()),
+        );
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             req.extensions_mut().insert(signal.clone());
+            req.extensions_mut().insert(addr);
             tower_service::Service::call(&mut app.clone(), req)
         });
+        let header_timeout = limits.header_read_timeout;
         connections.spawn(async move {
+            let _slot = slot;
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
                 .max_headers(PARSER_MAX_HEADERS)
                 .max_buf_size(PARSER_MAX_BUF)
                 .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(30));
+                .header_read_timeout(header_timeout);
             let conn = builder
                 .serve_connection(TokioIo::new(stream), service)
                 .with_upgrades();

@@ -46,6 +46,7 @@ mod stream;
 mod tenants;
 
 use auth::Auth;
+pub(crate) use auth::{AuthFailures, ClientAddr};
 use compat::*;
 use events::*;
 use extract::*;
@@ -396,6 +397,7 @@ pub(crate) fn router(
         routes
     };
     let timeout = config.request_timeout;
+    let max_body = config.max_body_bytes;
     let api = routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -405,7 +407,9 @@ pub(crate) fn router(
         .layer(axum::middleware::from_fn(
             move |req: Request, next: axum::middleware::Next| deadline(timeout, req, next),
         ))
-        .layer(axum::middleware::from_fn(header_limits))
+        .layer(axum::middleware::from_fn(
+            move |req: Request, next: axum::middleware::Next| header_limits(max_body, req, next),
+        ))
         .layer(axum::middleware::from_fn_with_state(
             crate::observe::PerTenant(config.metrics_per_tenant),
             crate::observe::observe,
@@ -446,9 +450,27 @@ async fn metrics_behind_key(auth: Auth, State(s): St) -> AppResult<axum::respons
 
 /// Answers 431, in the error envelope, to a request with more than [`crate::MAX_HEADERS`]
 /// header fields or more than [`crate::MAX_HEADER_BYTES`] of them.
-async fn header_limits(req: Request, next: axum::middleware::Next) -> axum::response::Response {
+/// Also answers 413 at once to a request whose declared `Content-Length` is over the body
+/// limit, before any of the body is read.
+async fn header_limits(
+    max_body: usize,
+    req: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
     use axum::response::IntoResponse;
     let h = req.headers();
+    let declared = h
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max_body as u64) {
+        return ApiError::Http {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            code: "payload_too_large",
+            message: format!("request body is over the size limit ({max_body} bytes)"),
+        }
+        .into_response();
+    }
     let bytes: usize = h.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
     if h.len() > crate::MAX_HEADERS || bytes > crate::MAX_HEADER_BYTES {
         return ApiError::Http {

@@ -29,6 +29,21 @@ pub struct ServeArgs {
     /// Seconds before a request is answered 408.
     #[arg(long, env = "CONTINUUM_TIMEOUT_SECS", default_value_t = 30)]
     pub timeout_secs: u64,
+    /// Seconds a client has to send a request's head (from connecting, or from the previous
+    /// response): idle and half-sent connections are closed after it.
+    #[arg(long, env = "CONTINUUM_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_timeout_secs: u64,
+    /// Connections open at once; past it new ones are answered 503 and closed.
+    #[arg(long, env = "CONTINUUM_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+    /// Failed authentications one source address may make per minute (and in a burst) before
+    /// its requests get 429 for a while; 0 turns the limit off.
+    #[arg(
+        long,
+        env = "CONTINUUM_AUTH_FAILURES_PER_MINUTE",
+        default_value_t = 30.0
+    )]
+    pub auth_failures_per_minute: f64,
     /// Events kept at least this long (30m, 12h, 7d, 2w, or 0) before the hourly compaction
     /// deletes those every named cursor has passed.
     #[arg(long, env = "CONTINUUM_EVENT_RETENTION", default_value = "7d",
@@ -115,9 +130,15 @@ async fn shutdown_signal() {
 }
 
 pub async fn serve(g: &Global, a: ServeArgs) -> Result<()> {
-    if !(a.rate > 0.0 && a.rate.is_finite()) || a.max_body_bytes == 0 || a.timeout_secs == 0 {
+    if !(a.rate > 0.0 && a.rate.is_finite())
+        || a.max_body_bytes == 0
+        || a.timeout_secs == 0
+        || a.header_timeout_secs == 0
+        || a.max_connections == 0
+        || !(a.auth_failures_per_minute >= 0.0 && a.auth_failures_per_minute.is_finite())
+    {
         return Err(Error::InvalidInput(
-            "--rate, --max-body-bytes and --timeout-secs must be positive".into(),
+            "--rate, --max-body-bytes, --timeout-secs, --header-timeout-secs and --max-connections must be positive, --auth-failures-per-minute at least 0".into(),
         )
         .into());
     }
@@ -147,7 +168,12 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<()> {
         metrics_on_api: !a.no_metrics && a.metrics_bind.is_none(),
         metrics_per_tenant: a.metrics_per_tenant,
         jobs: Some(jobs.clone()),
+        auth_failures_per_minute: a.auth_failures_per_minute,
         ..ServerConfig::default()
+    };
+    let limits = continuum_server::ConnectionLimits {
+        header_read_timeout: Duration::from_secs(a.header_timeout_secs),
+        max_connections: a.max_connections,
     };
     let listener = tokio::net::TcpListener::bind(&a.bind)
         .await
@@ -172,9 +198,10 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<()> {
     };
     // The line a supervisor or a test waits for. No key or password is printed.
     tracing::info!(store = %store.describe(), "listening on http://{addr}");
-    let served = run(listener, router(engine, config), shutdown_signal())
-        .await
-        .context("serving HTTP");
+    let served =
+        continuum_server::serve_with(listener, router(engine, config), shutdown_signal(), limits)
+            .await
+            .context("serving HTTP");
     let aborted = jobs.shutdown(SHUTDOWN_GRACE).await;
     if !aborted.is_empty() {
         tracing::warn!(jobs = ?aborted, "background jobs aborted after the grace period");

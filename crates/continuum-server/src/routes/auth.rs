@@ -59,8 +59,9 @@ impl FromRequestParts<Arc<AppState>> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> AppResult<Self> {
+        let source = parts.extensions.get::<ClientAddr>().copied();
         let presented = presented_key(&parts.headers)?;
-        let key = state.engine.authenticate(&presented).await?;
+        let key = check_key(state, source, &presented).await?;
         if let Some(slot) = parts.extensions.get::<crate::observe::RequestTenant>() {
             let _ = slot.0.set(key.tenant.as_str().to_string());
         }
@@ -75,5 +76,95 @@ impl FromRequestParts<Arc<AppState>> for Auth {
             caller.require(*needed)?;
         }
         Ok(Auth { caller })
+    }
+}
+
+/// The address a connection comes from (put into each request by [`crate::serve_with`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientAddr(pub(crate) std::net::IpAddr);
+
+/// Failed authentications per source address: a token bucket each, refilled at
+/// `ServerConfig::auth_failures_per_minute` and as deep. An address with an empty bucket is
+/// answered 429 before its key is even looked at, so that keys cannot be guessed at speed;
+/// other addresses are not affected.
+#[derive(Default)]
+pub(crate) struct AuthFailures {
+    buckets: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, (f64, Instant)>>,
+}
+
+/// Addresses tracked at most; past it, addresses whose bucket has refilled are forgotten.
+const MAX_TRACKED_ADDRESSES: usize = 100_000;
+
+impl AuthFailures {
+    fn refill(entry: &mut (f64, Instant), now: Instant, per_minute: f64) {
+        entry.0 = (entry.0 + now.duration_since(entry.1).as_secs_f64() * per_minute / 60.0)
+            .min(per_minute);
+        entry.1 = now;
+    }
+
+    /// `Err(seconds to wait)` when `ip` has no failure left to spend.
+    fn check(&self, ip: std::net::IpAddr, per_minute: f64) -> Result<(), u64> {
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(entry) = buckets.get_mut(&ip) else {
+            return Ok(());
+        };
+        Self::refill(entry, now, per_minute);
+        if entry.0 >= 1.0 {
+            Ok(())
+        } else {
+            Err(((1.0 - entry.0) * 60.0 / per_minute).ceil().max(1.0) as u64)
+        }
+    }
+
+    /// Spends one of `ip`'s failures.
+    fn charge(&self, ip: std::net::IpAddr, per_minute: f64) {
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if buckets.len() >= MAX_TRACKED_ADDRESSES && !buckets.contains_key(&ip) {
+            buckets.retain(|_, e| {
+                Self::refill(e, now, per_minute);
+                e.0 < per_minute
+            });
+        }
+        let entry = buckets.entry(ip).or_insert((per_minute, now));
+        Self::refill(entry, now, per_minute);
+        entry.0 = (entry.0 - 1.0).max(0.0);
+    }
+}
+
+/// The stored key behind `presented`, with the limits on failed attempts: a source address
+/// that failed too often is refused (429) before the key is looked at, and a failure is
+/// charged to its address and logged (the key's prefix at most, never the secret).
+pub(super) async fn check_key(
+    state: &AppState,
+    source: Option<ClientAddr>,
+    presented: &str,
+) -> AppResult<ApiKey> {
+    let per_minute = state.config.auth_failures_per_minute;
+    if let Some(ClientAddr(ip)) = source
+        && per_minute > 0.0
+        && let Err(wait) = state.auth_failures.check(ip, per_minute)
+    {
+        metrics::counter!(continuum_ops::metrics::AUTH_THROTTLED).increment(1);
+        return Err(ApiError::AuthThrottled(wait));
+    }
+    match state.engine.authenticate(presented).await {
+        Ok(key) => Ok(key),
+        Err(e @ Error::Unauthorized(_)) => {
+            metrics::counter!(continuum_ops::metrics::AUTH_FAILURES).increment(1);
+            let prefix = continuum_core::keys::key_prefix(presented.trim()).unwrap_or("-");
+            match source {
+                Some(ClientAddr(ip)) => {
+                    if per_minute > 0.0 {
+                        state.auth_failures.charge(ip, per_minute);
+                    }
+                    tracing::warn!(source = %ip, key_prefix = prefix, reason = %e, "authentication failed");
+                }
+                None => tracing::warn!(key_prefix = prefix, reason = %e, "authentication failed"),
+            }
+            Err(e.into())
+        }
+        Err(e) => Err(e.into()),
     }
 }

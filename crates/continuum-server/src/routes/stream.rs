@@ -168,12 +168,13 @@ impl Follow {
     /// unknown, revoked or expired key, a position before the compaction point: an error.
     async fn start(
         state: &AppState,
+        source: Option<auth::ClientAddr>,
         key: String,
         since: Option<u64>,
         types: Option<Vec<&'static str>>,
     ) -> Result<(Follow, ApiKey), ApiError> {
         let engine = state.engine.clone();
-        let stored = engine.authenticate(&key).await?;
+        let stored = auth::check_key(state, source, &key).await?;
         state
             .limiter
             .take(
@@ -301,17 +302,20 @@ pub(super) async fn ws(
     State(s): St,
     stopping: Option<axum::Extension<Stopping>>,
     logged: Option<axum::Extension<crate::observe::RequestTenant>>,
+    source: Option<axum::Extension<auth::ClientAddr>>,
     headers: axum::http::HeaderMap,
     Q(q): Q<StreamQuery>,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> AppResult<Response> {
+    let source = source.map(|e| e.0);
     let since = start_position(&q, None)?;
     let types = parse_types(q.types.as_deref())?;
     let key = header_key(&headers)?;
     // A key in a header is checked before the upgrade: a bad one never gets a WebSocket.
     let started = match &key {
         Some(k) => {
-            let (follow, stored) = Follow::start(&s, k.clone(), since, types.clone()).await?;
+            let (follow, stored) =
+                Follow::start(&s, source, k.clone(), since, types.clone()).await?;
             if let Some(l) = &logged {
                 let _ = l.0.0.set(stored.tenant.as_str().to_string());
             }
@@ -345,7 +349,8 @@ pub(super) async fn ws(
             let mut socket = socket;
             let (follow, _slot) = match started {
                 Some(s) => s,
-                None => match authenticate_in_band(&mut socket, &state, since, types).await {
+                None => match authenticate_in_band(&mut socket, &state, source, since, types).await
+                {
                     Some(s) => s,
                     None => return,
                 },
@@ -359,6 +364,7 @@ pub(super) async fn ws(
 async fn authenticate_in_band(
     socket: &mut WebSocket,
     state: &Arc<AppState>,
+    source: Option<auth::ClientAddr>,
     since: Option<u64>,
     types: Option<Vec<&'static str>>,
 ) -> Option<(Follow, StreamSlot)> {
@@ -384,7 +390,7 @@ async fn authenticate_in_band(
         Ok(_) => return None,
     };
     let started = match outcome {
-        Ok(key) => match Follow::start(state, key, since, types).await {
+        Ok(key) => match Follow::start(state, source, key, since, types).await {
             Ok((follow, stored)) => open_slot(state, &stored.prefix).map(|slot| (follow, slot)),
             Err(e) => Err(e),
         },
@@ -493,13 +499,15 @@ pub(super) async fn sse(
     State(s): St,
     stopping: Option<axum::Extension<Stopping>>,
     logged: Option<axum::Extension<crate::observe::RequestTenant>>,
+    source: Option<axum::Extension<auth::ClientAddr>>,
     headers: axum::http::HeaderMap,
     Q(q): Q<StreamQuery>,
 ) -> AppResult<Response> {
+    let source = source.map(|e| e.0);
     let since = start_position(&q, Some(&headers))?;
     let types = parse_types(q.types.as_deref())?;
     let key = auth::presented_key(&headers)?;
-    let (follow, stored) = Follow::start(&s, key, since, types).await?;
+    let (follow, stored) = Follow::start(&s, source, key, since, types).await?;
     if let Some(l) = &logged {
         let _ = l.0.0.set(stored.tenant.as_str().to_string());
     }

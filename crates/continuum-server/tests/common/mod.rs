@@ -6,7 +6,7 @@
 use continuum_core::keys::Scope;
 use continuum_core::{TenantId, Timestamp};
 use continuum_engine::{Engine, EngineConfig};
-use continuum_server::{ServerConfig, router, serve};
+use continuum_server::{ConnectionLimits, ServerConfig, router, serve_with};
 use continuum_store_sqlite::{SqliteOptions, SqliteStore};
 use std::sync::Arc;
 
@@ -27,6 +27,10 @@ impl Drop for Server {
 }
 
 pub async fn start(config: ServerConfig) -> Server {
+    start_with(config, ConnectionLimits::default()).await
+}
+
+pub async fn start_with(config: ServerConfig, limits: ConnectionLimits) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(
         dir.path().join("continuum.db"),
@@ -40,9 +44,14 @@ pub async fn start(config: ServerConfig) -> Server {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let app = router(engine.clone(), config);
     let task = tokio::spawn(async move {
-        serve(listener, app, async {
-            let _ = rx.await;
-        })
+        serve_with(
+            listener,
+            app,
+            async {
+                let _ = rx.await;
+            },
+            limits,
+        )
         .await
         .unwrap();
     });
