@@ -23,12 +23,15 @@ pub mod rank;
 pub mod store;
 pub mod text;
 pub mod time;
+pub mod webhook;
 
 pub use error::{Error, Result};
 pub use event::{Event, EventRecord, EventScope};
 pub use ids::{MemoryId, SessionId, TenantId};
 pub use memory::{Memory, NewMemory, Source};
-pub use store::{EventLog, KeyStore, MemoryGraph, MemoryStore, VectorSearch, VectorStore};
+pub use store::{
+    EventLog, KeyStore, MemoryGraph, MemoryStore, VectorSearch, VectorStore, WebhookStore,
+};
 pub use time::{Clock, SystemClock, Timestamp};
 
 /// Lower-case hex of `bytes`.

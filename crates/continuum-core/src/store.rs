@@ -323,9 +323,9 @@ pub struct ImportKey {
 /// The storage port, split by capability: [`MemoryGraph`], [`EventLog`], [`VectorStore`] (with
 /// [`VectorSearch`] as an optional capability) and [`KeyStore`]. Every backend implements all
 /// of them and runs the conformance suite of each; the engine holds an `Arc<dyn MemoryStore>`.
-pub trait MemoryStore: MemoryGraph + EventLog + VectorStore + KeyStore {}
+pub trait MemoryStore: MemoryGraph + EventLog + VectorStore + KeyStore + WebhookStore {}
 
-impl<T: MemoryGraph + EventLog + VectorStore + KeyStore> MemoryStore for T {}
+impl<T: MemoryGraph + EventLog + VectorStore + KeyStore + WebhookStore> MemoryStore for T {}
 
 /// Memories, sessions, concepts, links and decisions: the data itself, its full text, its
 /// listings and what the derived index is fed from.
@@ -612,6 +612,33 @@ pub trait KeyStore: Send + Sync {
     /// Marks a key revoked and records `key.revoked` (a key revoked before stays as it was,
     /// with no new event); false when no such key exists.
     async fn revoke_key(&self, prefix: &str, at: Timestamp) -> Result<bool>;
+}
+
+/// Webhook subscriptions and their delivery records (see [`crate::webhook`]).
+#[async_trait]
+pub trait WebhookStore: Send + Sync {
+    /// Inserts or replaces a subscription.
+    async fn put_webhook(&self, webhook: &crate::webhook::Webhook) -> Result<()>;
+
+    async fn webhook(&self, id: &str) -> Result<Option<crate::webhook::Webhook>>;
+
+    /// Subscriptions of one tenant or of all (the delivery job), oldest first.
+    async fn webhooks(&self, tenant: Option<&TenantId>) -> Result<Vec<crate::webhook::Webhook>>;
+
+    /// Deletes a subscription and its delivery records; false when there was none.
+    async fn delete_webhook(&self, id: &str) -> Result<bool>;
+
+    /// Inserts or replaces a delivery record.
+    async fn put_delivery(&self, delivery: &crate::webhook::Delivery) -> Result<()>;
+
+    async fn delivery(&self, id: &str) -> Result<Option<crate::webhook::Delivery>>;
+
+    /// A subscription's delivery records, newest event first, at most `limit`.
+    async fn deliveries(
+        &self,
+        webhook: &str,
+        limit: usize,
+    ) -> Result<Vec<crate::webhook::Delivery>>;
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ mod learn;
 mod metered;
 mod recall;
 mod tenants;
+mod webhooks;
 
 pub use ann::VectorIndexInfo;
 pub use config::{EngineConfig, GraphParams, SessionContextMode};
@@ -31,6 +32,9 @@ pub use recall::{
 pub use tenants::{TenantErased, TenantInfo};
 /// Stops long-running engine work (the embedding worker) at a safe point.
 pub use tokio_util::sync::CancellationToken;
+pub use webhooks::{
+    MAX_DELIVERIES_PAGE, MAX_ROTATION_OVERLAP_MILLIS, WebhookView, WebhookWithSecret,
+};
 
 use continuum_core::extract::{Extractor, RuleExtractor};
 use continuum_core::keys::{Caller, Scope};

@@ -343,3 +343,41 @@ impl KeyStore for Metered {
         self.wrote(timed("revoke_key", self.0.revoke_key(prefix, at)).await)
     }
 }
+
+#[async_trait]
+impl WebhookStore for Metered {
+    async fn put_webhook(&self, w: &continuum_core::webhook::Webhook) -> Result<()> {
+        timed("put_webhook", self.0.put_webhook(w)).await
+    }
+
+    async fn webhook(&self, id: &str) -> Result<Option<continuum_core::webhook::Webhook>> {
+        timed("webhook", self.0.webhook(id)).await
+    }
+
+    async fn webhooks(
+        &self,
+        tenant: Option<&TenantId>,
+    ) -> Result<Vec<continuum_core::webhook::Webhook>> {
+        timed("webhooks", self.0.webhooks(tenant)).await
+    }
+
+    async fn delete_webhook(&self, id: &str) -> Result<bool> {
+        timed("delete_webhook", self.0.delete_webhook(id)).await
+    }
+
+    async fn put_delivery(&self, d: &continuum_core::webhook::Delivery) -> Result<()> {
+        timed("put_delivery", self.0.put_delivery(d)).await
+    }
+
+    async fn delivery(&self, id: &str) -> Result<Option<continuum_core::webhook::Delivery>> {
+        timed("delivery", self.0.delivery(id)).await
+    }
+
+    async fn deliveries(
+        &self,
+        webhook: &str,
+        limit: usize,
+    ) -> Result<Vec<continuum_core::webhook::Delivery>> {
+        timed("deliveries", self.0.deliveries(webhook, limit)).await
+    }
+}

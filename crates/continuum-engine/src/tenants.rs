@@ -121,6 +121,7 @@ impl Engine {
     pub async fn erase_tenant(&self, tenant: &TenantId) -> Result<TenantErased> {
         let keys = self.store.list_keys(Some(tenant)).await?;
         let memories = self.store.forget(tenant, &ForgetSelector::All).await?;
+        self.drop_webhooks(tenant).await?;
         self.vectors_changed(tenant);
         self.drop_snapshots(tenant, None);
         if memories == 0 && keys.iter().all(|k| k.revoked_at.is_some()) {

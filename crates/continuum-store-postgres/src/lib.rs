@@ -42,6 +42,7 @@ mod keys;
 mod rows;
 mod sql;
 mod vectors;
+mod webhooks;
 mod write;
 
 use events::*;

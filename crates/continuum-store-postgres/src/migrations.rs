@@ -27,6 +27,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "events",
         sql: include_str!("../migrations/0004_events.sql"),
     },
+    Migration {
+        version: 5,
+        name: "webhooks",
+        sql: include_str!("../migrations/0005_webhooks.sql"),
+    },
 ];
 
 /// The schema version this build writes.

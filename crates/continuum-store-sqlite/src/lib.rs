@@ -40,6 +40,7 @@ mod rows;
 mod snapshot;
 mod sql;
 mod vectors;
+mod webhooks;
 mod write;
 
 use events::*;

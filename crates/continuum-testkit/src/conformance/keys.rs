@@ -192,3 +192,122 @@ pub async fn engine_verbs_decide_rights_from_the_caller(make: &Factory) {
     );
     assert_eq!(e.forget(&writer, &gone).await.unwrap(), 2);
 }
+
+pub async fn webhooks_are_stored_per_tenant_hold_their_cursor_and_go_with_the_tenant(
+    make: &Factory,
+) {
+    use continuum_core::keys::{Caller, Scope};
+    use continuum_core::webhook::{Delivery, DeliveryState};
+    let s = make().await;
+    let (e, _clock) = engine(s.store.clone());
+    let (a, b) = (tenant("a"), tenant("b"));
+    e.remember(
+        &a,
+        RememberRequest::new("Before the subscription.", Source::User),
+    )
+    .await
+    .unwrap();
+    let created = e
+        .create_webhook(
+            &a,
+            "https://hooks.example.com/a",
+            vec!["memory.created".into(), "memory.created".into()],
+            Some("ci".into()),
+        )
+        .await
+        .unwrap();
+    assert!(created.secret.starts_with("whsec_"));
+    assert_eq!(created.webhook.events, vec!["memory.created".to_string()]);
+    // It starts at the head, and its cursor keeps what it has not handled from compaction.
+    let head = e.event_head().await.unwrap();
+    assert_eq!(created.webhook.position, head);
+    let cursors = e.event_cursors().await.unwrap();
+    assert!(
+        cursors
+            .iter()
+            .any(|c| c.name == format!("webhook:{}", created.webhook.id) && c.position == head),
+        "{cursors:?}"
+    );
+    e.create_webhook(&b, "https://hooks.example.com/b", vec![], None)
+        .await
+        .unwrap();
+    // Bad input is refused and stores nothing.
+    for (url, events) in [
+        ("ftp://example.com/", vec![]),
+        ("https://example.com/", vec!["memory.nonsense".to_string()]),
+    ] {
+        assert!(matches!(
+            e.create_webhook(&a, url, events, None).await,
+            Err(Error::InvalidInput(_))
+        ));
+    }
+    // Each tenant sees its own; a read key sees none; another tenant's id is not found.
+    assert_eq!(e.webhooks(&a).await.unwrap().len(), 1);
+    assert_eq!(e.all_webhooks().await.unwrap().len(), 2);
+    let reader = Caller {
+        tenant: a.clone(),
+        scope: Scope::Read,
+        key: Some("000000000000".into()),
+    };
+    assert!(matches!(
+        e.webhooks(&reader).await,
+        Err(Error::Forbidden(_))
+    ));
+    let of_b = e.webhooks(&b).await.unwrap()[0].id.clone();
+    assert!(matches!(
+        e.delete_webhook(&a, &of_b).await,
+        Err(Error::NotFound(_))
+    ));
+    // Delivery records round-trip, newest event first.
+    for seq in [head + 1, head + 2] {
+        let d = Delivery {
+            id: Delivery::id_for(&created.webhook.id, seq),
+            webhook: created.webhook.id.clone(),
+            seq,
+            event_type: "memory.created".into(),
+            state: DeliveryState::Pending,
+            attempts: 1,
+            next_attempt_at: None,
+            last_status: Some(500),
+            last_error: Some("the receiver answered 500".into()),
+            created_at: T0,
+            updated_at: T0,
+        };
+        e.save_delivery(&d).await.unwrap();
+    }
+    let listed = e
+        .webhook_deliveries(&a, &created.webhook.id, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.iter().map(|d| d.seq).collect::<Vec<_>>(),
+        vec![head + 2, head + 1]
+    );
+    assert_eq!(listed[0].last_status, Some(500));
+    // Rotation keeps the old secret for the overlap.
+    let rotated = e
+        .rotate_webhook_secret(&a, &created.webhook.id, 60_000)
+        .await
+        .unwrap();
+    let stored = s.store.webhook(&created.webhook.id).await.unwrap().unwrap();
+    assert_eq!(stored.secret, rotated.secret);
+    assert_eq!(
+        stored.previous_secret.as_deref(),
+        Some(created.secret.as_str())
+    );
+    // Deleting removes the records and the cursor; erasing a tenant removes its webhooks.
+    e.delete_webhook(&a, &created.webhook.id).await.unwrap();
+    assert!(s.store.delivery(&listed[0].id).await.unwrap().is_none());
+    assert!(!e.event_cursors().await.unwrap().iter().any(|c| {
+        c.name
+            .starts_with(&format!("webhook:{}", created.webhook.id))
+    }));
+    e.remember(
+        &b,
+        RememberRequest::new("So that b has data.", Source::User),
+    )
+    .await
+    .unwrap();
+    e.erase_tenant(&b).await.unwrap();
+    assert!(e.all_webhooks().await.unwrap().is_empty());
+}
