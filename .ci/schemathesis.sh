@@ -16,7 +16,9 @@ trap cleanup EXIT
 key="$("$bin" --data-dir "$dir/data" --tenant ops keys create --scope operator 2>/dev/null)"
 "$bin" --data-dir "$dir/data" --tenant ops learn --user "We deploy billing in Frankfurt." \
   --assistant "Noted: Frankfurt." --session seed >/dev/null
-"$bin" --data-dir "$dir/data" serve --bind 127.0.0.1:0 --rate 100000 2>"$log" &
+# The rate and failed-authentication limits are lifted: the fuzzer sends thousands of
+# requests, many with wrong keys on purpose (the limits have tests of their own).
+"$bin" --data-dir "$dir/data" serve --bind 127.0.0.1:0 --rate 100000 --auth-failures-per-minute 0 2>"$log" &
 pid=$!
 url=""
 for _ in $(seq 1 100); do

@@ -147,9 +147,21 @@ pub struct Global {
         value_name = "URL"
     )]
     pub otlp_endpoint: Option<String>,
+    /// Let webhooks target private, loopback and link-local addresses (on-premises receivers,
+    /// tests). Off, such targets are refused when subscribed and at every delivery.
+    #[arg(long, global = true, env = "CONTINUUM_WEBHOOKS_ALLOW_PRIVATE")]
+    pub webhooks_allow_private: bool,
 }
 
 impl Global {
+    /// How webhooks are delivered (`serve`'s job, `webhooks retry`).
+    pub fn webhook_config(&self) -> continuum_webhooks::DeliveryConfig {
+        continuum_webhooks::DeliveryConfig {
+            allow_private: self.webhooks_allow_private,
+            ..Default::default()
+        }
+    }
+
     /// Installs the log subscriber and the trace exporter the flags describe.
     pub fn init_logging(&self) -> Result<continuum_ops::logging::Telemetry> {
         let format = self

@@ -131,6 +131,11 @@ const SETTINGS: &[Setting] = &[
         "auth_failures_per_minute",
         Kind::Float,
     ),
+    global(
+        "webhooks.allow_private",
+        "webhooks_allow_private",
+        Kind::Bool,
+    ),
     global("embedder.kind", "embedder", Kind::Str),
     global("embedder.model_dir", "model_dir", Kind::Str),
     global("embedder.url", "embed_url", Kind::Str),

@@ -55,6 +55,8 @@ pub struct ServerConfig {
     /// Failed authentications a source address may make per minute (and in a burst) before
     /// its requests are refused with 429 for a while (30; 0 turns the limit off).
     pub auth_failures_per_minute: f64,
+    /// How webhooks are delivered, and whether their targets may be private addresses.
+    pub webhooks: continuum_webhooks::DeliveryConfig,
 }
 
 impl Default for ServerConfig {
@@ -70,6 +72,7 @@ impl Default for ServerConfig {
             jobs: None,
             stream_heartbeat: Duration::from_secs(15),
             auth_failures_per_minute: 30.0,
+            webhooks: Default::default(),
         }
     }
 }

@@ -194,6 +194,16 @@ fn path_param_schema(path: &str, name: &str) -> Value {
             "pattern": "^[A-Za-z0-9_.-]{1,64}$",
             "description": "A tenant id"
         }),
+        (p, "id") if p.starts_with("/v1/webhooks/") => json!({
+            "type": "string",
+            "pattern": "^wh_[0-9a-f]{32}$",
+            "description": "A webhook subscription id"
+        }),
+        (_, "delivery") => json!({
+            "type": "string",
+            "pattern": "^wh_[0-9a-f]{32}\\.[0-9]{1,18}$",
+            "description": "A delivery id: the subscription's id, a dot, the event's position"
+        }),
         (p, "id") if p.starts_with("/v1/sessions/") => json!({
             "type": "string",
             "minLength": 1,

@@ -44,6 +44,7 @@ mod memories;
 mod service;
 mod stream;
 mod tenants;
+mod webhooks;
 
 use auth::Auth;
 pub(crate) use auth::{AuthFailures, ClientAddr};
@@ -57,6 +58,7 @@ use service::*;
 pub(crate) use stream::{Stopping, Streams};
 use stream::{StreamQuery, sse, ws};
 use tenants::*;
+use webhooks::*;
 
 /// The most items a listing returns, and the largest offset of the offset-paged listings:
 /// the limits every interface shares.
@@ -346,6 +348,73 @@ pub(crate) fn api() -> (Router<Arc<AppState>>, Value) {
             Op::new("keys", "Revoke one of the tenant's keys")
                 .scope(Admin)
                 .returns::<Revoked>(),
+        )
+        .op(
+            M::GET,
+            "/v1/webhooks",
+            webhooks_list,
+            Op::new("webhooks", "The tenant's webhook subscriptions (never their secrets)")
+                .scope(Admin)
+                .returns::<WebhooksOut>(),
+        )
+        .op(
+            M::POST,
+            "/v1/webhooks",
+            webhooks_create,
+            Op::new(
+                "webhooks",
+                "Subscribe a URL to the tenant's events from now on; the signing secret is in this response only",
+            )
+            .scope(Admin)
+            .body::<WebhookCreate>()
+            .returns::<continuum_engine::WebhookWithSecret>()
+            .created()
+            .also(403, "The URL points where webhooks may not go: a private, loopback or link-local address, or it holds credentials")
+            .also(409, "The tenant already holds the most subscriptions allowed"),
+        )
+        .op(
+            M::DELETE,
+            "/v1/webhooks/{id}",
+            webhooks_delete,
+            Op::new("webhooks", "Delete a subscription and its delivery records")
+                .scope(Admin)
+                .returns::<WebhookDeleted>(),
+        )
+        .op(
+            M::POST,
+            "/v1/webhooks/{id}/rotate-secret",
+            webhooks_rotate,
+            Op::new(
+                "webhooks",
+                "A new signing secret; the old one still signs beside it for the overlap",
+            )
+            .scope(Admin)
+            .body::<RotateBody>()
+            .returns::<continuum_engine::WebhookWithSecret>(),
+        )
+        .op(
+            M::GET,
+            "/v1/webhooks/{id}/deliveries",
+            webhooks_deliveries,
+            Op::new(
+                "webhooks",
+                "A subscription's deliveries, newest event first: attempts, last status, dead letters",
+            )
+            .scope(Admin)
+            .query::<DeliveriesQuery>()
+            .returns::<DeliveriesOut>(),
+        )
+        .op(
+            M::POST,
+            "/v1/webhooks/{id}/deliveries/{delivery}/retry",
+            webhooks_retry,
+            Op::new(
+                "webhooks",
+                "Send a delivery again now (a dead letter, say) and record the result",
+            )
+            .scope(Admin)
+            .returns::<continuum_core::webhook::Delivery>()
+            .also(410, "The event is no longer in the log"),
         )
         .op(
             M::GET,

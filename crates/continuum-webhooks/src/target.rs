@@ -52,7 +52,8 @@ pub fn is_global(ip: IpAddr) -> bool {
 }
 
 /// Checks a target URL: http(s), a host, no user name or password (secrets never in URLs),
-/// and, unless `allow_private`, no address in the URL that is not global.
+/// and, unless `allow_private`, no address in the URL that is not global. A URL that does not
+/// parse is invalid input; one that parses but points where webhooks may not go is forbidden.
 pub fn check_target(url: &str, allow_private: bool) -> Result<Url> {
     let parsed =
         Url::parse(url).map_err(|e| Error::InvalidInput(format!("url: not a URL ({e})")))?;
@@ -62,7 +63,7 @@ pub fn check_target(url: &str, allow_private: bool) -> Result<Url> {
         ));
     }
     if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err(Error::InvalidInput(
+        return Err(Error::Forbidden(
             "url: credentials do not go in a webhook URL (verify the signature instead)".into(),
         ));
     }
@@ -92,7 +93,7 @@ pub fn check_target(url: &str, allow_private: bool) -> Result<Url> {
 }
 
 fn private(what: &str) -> Error {
-    Error::InvalidInput(format!(
+    Error::Forbidden(format!(
         "url: {what} is not a public address; webhook targets must be (an operator may allow private targets: [webhooks] allow_private)"
     ))
 }

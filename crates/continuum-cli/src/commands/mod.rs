@@ -17,6 +17,7 @@ pub(crate) mod reindex;
 mod serve;
 mod stats;
 mod tenants;
+mod webhooks;
 
 use crate::app::{Cli, parse_time};
 use anyhow::Result;
@@ -74,6 +75,9 @@ pub enum Command {
     Keys(keys::KeysArgs),
     /// List, create and erase tenants (works offline against the store).
     Tenants(tenants::TenantsArgs),
+    /// Webhook subscriptions of --tenant: create, list, delete, rotate-secret, deliveries,
+    /// retry (`serve` delivers them).
+    Webhooks(webhooks::WebhooksArgs),
     /// Apply pending schema migrations (they also run automatically at start) and show the state.
     Migrate,
     /// Measure learn throughput and recall latency on generated conversations.
@@ -106,6 +110,7 @@ pub async fn run(cli: Cli, file: crate::config::ConfigFile) -> Result<()> {
         Command::Import(a) => import::import(g, a).await,
         Command::Keys(a) => keys::keys(g, a).await,
         Command::Tenants(a) => tenants::tenants(g, a).await,
+        Command::Webhooks(a) => webhooks::webhooks(g, a).await,
         Command::Migrate => migrate::migrate(g).await,
         Command::Bench(a) => bench::bench(g, a).await,
     }

@@ -69,6 +69,21 @@ const COMPACT_EVERY: Duration = Duration::from_secs(3600);
 /// How long shutdown waits for background jobs to reach a safe point before aborting them.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
+/// Puts the webhook delivery job under `jobs` (named `webhooks`). It stops between two
+/// attempts; a failed pass fails the job, which the supervisor restarts with backoff.
+fn spawn_webhooks(
+    engine: &continuum_engine::Engine,
+    config: continuum_webhooks::DeliveryConfig,
+    jobs: &continuum_ops::Supervisor,
+) -> Result<()> {
+    let sender = continuum_webhooks::Deliverer::new(engine.clone(), config)?;
+    jobs.spawn("webhooks", continuum_ops::Backoff::default(), move |stop| {
+        let sender = sender.clone();
+        async move { sender.run(stop).await }
+    })
+    .map_err(|e| Error::Internal(e).into())
+}
+
 /// Puts the event-log compaction under `jobs` (named `event-compaction`): now, then every
 /// [`COMPACT_EVERY`]. A failed run fails the job, which the supervisor restarts with backoff.
 fn spawn_compaction(
@@ -155,6 +170,7 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<()> {
     let jobs = continuum_ops::Supervisor::new();
     crate::commands::reindex::spawn_worker(&engine, &jobs)?;
     spawn_compaction(&engine, a.event_retention, &jobs)?;
+    spawn_webhooks(&engine, g.webhook_config(), &jobs)?;
     let config = ServerConfig {
         max_body_bytes: a.max_body_bytes,
         request_timeout: Duration::from_secs(a.timeout_secs),
@@ -169,6 +185,7 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<()> {
         metrics_per_tenant: a.metrics_per_tenant,
         jobs: Some(jobs.clone()),
         auth_failures_per_minute: a.auth_failures_per_minute,
+        webhooks: g.webhook_config(),
         ..ServerConfig::default()
     };
     let limits = continuum_server::ConnectionLimits {
