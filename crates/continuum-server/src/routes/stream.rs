@@ -416,6 +416,20 @@ async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
     let _ = tokio::time::timeout(Duration::from_secs(5), socket.send(frame)).await;
 }
 
+/// Sends a page of events, one message each, flushed once; false if the client is gone or
+/// took longer than [`SEND_TIMEOUT`] over it.
+async fn send_all(socket: &mut WebSocket, events: &[EventRecord]) -> bool {
+    use futures_util::SinkExt;
+    let all = async {
+        for e in events {
+            let text = serde_json::to_string(e).unwrap_or_default();
+            socket.feed(Message::Text(text.into())).await?;
+        }
+        socket.flush().await
+    };
+    matches!(tokio::time::timeout(SEND_TIMEOUT, all).await, Ok(Ok(())))
+}
+
 /// Sends `text`; false if the client is gone or too slow to take it.
 async fn send(socket: &mut WebSocket, text: String) -> bool {
     matches!(
@@ -454,21 +468,18 @@ async fn follow_over_ws(
         };
         match step {
             Ok(Step::Events(events)) => {
-                for e in events {
-                    let text = serde_json::to_string(&e).unwrap_or_default();
-                    if !send(&mut socket, text).await {
-                        tracing::info!(
-                            position = follow.position,
-                            "a stream client was too slow or left; closed"
-                        );
-                        close(
-                            &mut socket,
-                            4408,
-                            "too slow; resume from your last position",
-                        )
-                        .await;
-                        return;
-                    }
+                if !send_all(&mut socket, &events).await {
+                    tracing::info!(
+                        position = follow.position,
+                        "a stream client was too slow or left; closed"
+                    );
+                    close(
+                        &mut socket,
+                        4408,
+                        "too slow; resume from your last position",
+                    )
+                    .await;
+                    return;
                 }
             }
             Ok(Step::Heartbeat { head }) => {

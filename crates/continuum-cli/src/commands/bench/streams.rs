@@ -29,6 +29,10 @@ pub struct StreamsArgs {
     /// Turns learned, one transaction each, while the clients follow.
     #[arg(long, default_value_t = 2000)]
     pub turns: usize,
+    /// Learn at most this many turns per second (0: as fast as the store allows). Paced, the
+    /// latency is that of delivery; unpaced, it includes the backlog the clients build up.
+    #[arg(long, default_value_t = 0.0)]
+    pub turns_per_sec: f64,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
 }
@@ -38,6 +42,8 @@ struct Report {
     backend: &'static str,
     clients: usize,
     turns: usize,
+    /// The pace asked for (0: unpaced).
+    turns_per_sec_asked: f64,
     /// Events each client received (the tenant's events written during the run).
     events_per_client: u64,
     /// Events received by all clients together, per second of the run.
@@ -50,7 +56,7 @@ struct Report {
 }
 
 pub async fn streams(g: &Global, a: StreamsArgs) -> Result<()> {
-    if a.clients == 0 || a.turns == 0 || a.clients > 4096 {
+    if a.clients == 0 || a.turns == 0 || a.clients > 4096 || !(a.turns_per_sec >= 0.0) {
         return Err(
             Error::InvalidInput("clients must be 1 to 4096 and turns positive".into()).into(),
         );
@@ -128,6 +134,10 @@ pub async fn streams(g: &Global, a: StreamsArgs) -> Result<()> {
     let mut commits: Vec<(u64, Instant)> = Vec::with_capacity(a.turns);
     let started = Instant::now();
     for i in 0..a.turns {
+        if a.turns_per_sec > 0.0 {
+            let due = started + Duration::from_secs_f64(i as f64 / a.turns_per_sec);
+            tokio::time::sleep_until(due.into()).await;
+        }
         let turn = text_gen.turn(i / 20);
         engine.learn(&tenant, turn).await?;
         commits.push((engine.event_head().await?, Instant::now()));
@@ -161,6 +171,7 @@ pub async fn streams(g: &Global, a: StreamsArgs) -> Result<()> {
         backend: store.store().backend(),
         clients: a.clients,
         turns: a.turns,
+        turns_per_sec_asked: a.turns_per_sec,
         events_per_client: per_client,
         events_delivered_per_sec: (per_client * a.clients as u64) as f64 / seconds,
         learn_turns_per_sec: a.turns as f64 / learn_secs,
