@@ -56,7 +56,11 @@ struct Report {
 }
 
 pub async fn streams(g: &Global, a: StreamsArgs) -> Result<()> {
-    if a.clients == 0 || a.turns == 0 || a.clients > 4096 || !(a.turns_per_sec >= 0.0) {
+    if a.clients == 0
+        || a.turns == 0
+        || a.clients > 4096
+        || !(a.turns_per_sec.is_finite() && a.turns_per_sec >= 0.0)
+    {
         return Err(
             Error::InvalidInput("clients must be 1 to 4096 and turns positive".into()).into(),
         );
