@@ -155,6 +155,31 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn names_that_resolve_only_to_private_addresses_are_refused_at_connection_time() {
+        use reqwest::dns::Resolve;
+        // `localhost` stands for any name whose addresses are private (check_target refuses
+        // this one by name too; the resolver is what catches the others, and rebinding).
+        let name = || "localhost".parse::<reqwest::dns::Name>().unwrap();
+        let refused = GlobalOnly {
+            allow_private: false,
+        }
+        .resolve(name())
+        .await;
+        let e = refused
+            .err()
+            .expect("a private-only name resolved")
+            .to_string();
+        assert!(e.contains("no public address"), "{e}");
+        let allowed = GlobalOnly {
+            allow_private: true,
+        }
+        .resolve(name())
+        .await
+        .unwrap();
+        assert!(allowed.into_iter().all(|a| a.ip().is_loopback()));
+    }
+
     #[test]
     fn public_targets_pass_and_bad_urls_are_explained() {
         for url in [
