@@ -3,6 +3,7 @@
 mod locomo;
 mod streams;
 mod throughput;
+mod webhooks;
 
 use crate::app::{Backend, Global, StoreLocation};
 use anyhow::{Context, Result};
@@ -27,6 +28,8 @@ pub enum BenchKind {
     Locomo(locomo::LocomoArgs),
     /// Events per second to many WebSocket clients following a tenant while turns are learned.
     Streams(streams::StreamsArgs),
+    /// Signed webhook deliveries per second to a receiver on loopback.
+    Webhooks(webhooks::WebhooksArgs),
 }
 
 /// A fresh store for a benchmark: a temporary (or given) directory for SQLite, a scratch schema
@@ -92,6 +95,7 @@ pub async fn bench(g: &Global, a: BenchArgs) -> Result<()> {
         Some(BenchKind::Throughput(t)) => throughput::throughput(g, t).await,
         Some(BenchKind::Locomo(l)) => locomo::locomo(g, l).await,
         Some(BenchKind::Streams(s)) => streams::streams(g, s).await,
+        Some(BenchKind::Webhooks(w)) => webhooks::webhooks(g, w).await,
     }
 }
 
