@@ -111,6 +111,7 @@ const SETTINGS: &[Setting] = &[
     serve("server.event_retention", "event_retention", Kind::Str),
     serve("server.metrics_bind", "metrics_bind", Kind::Str),
     serve("server.no_metrics", "no_metrics", Kind::Bool),
+    serve("server.trusted_proxies", "trusted_proxies", Kind::List),
     serve(
         "server.metrics_per_tenant",
         "metrics_per_tenant",

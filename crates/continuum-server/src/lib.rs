@@ -17,6 +17,7 @@
 mod error;
 mod observe;
 mod openapi;
+pub mod proxy;
 mod routes;
 
 pub use error::ApiError;
@@ -57,6 +58,9 @@ pub struct ServerConfig {
     pub auth_failures_per_minute: f64,
     /// How webhooks are delivered, and whether their targets may be private addresses.
     pub webhooks: continuum_webhooks::DeliveryConfig,
+    /// Proxies (a CDN, a load balancer, a DDoS filter) whose `X-Forwarded-For` names the
+    /// client; from anyone else the header is ignored (see [`proxy`]).
+    pub trusted_proxies: Vec<proxy::Cidr>,
 }
 
 impl Default for ServerConfig {
@@ -73,6 +77,7 @@ impl Default for ServerConfig {
             stream_heartbeat: Duration::from_secs(15),
             auth_failures_per_minute: 30.0,
             webhooks: Default::default(),
+            trusted_proxies: Vec::new(),
         }
     }
 }

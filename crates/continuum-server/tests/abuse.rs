@@ -194,3 +194,47 @@ async fn a_body_declared_over_the_limit_is_refused_before_it_is_sent() {
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.contains("payload_too_large"), "{answer}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_failures_count_per_forwarded_client() {
+    let s = start(ServerConfig {
+        auth_failures_per_minute: 5.0,
+        trusted_proxies: vec!["127.0.0.1".parse().unwrap()],
+        ..ServerConfig::default()
+    })
+    .await;
+    let good = s.key("acme", Scope::Read).await;
+    let get = |from: &'static str, forwarded: &'static str, key: String| {
+        let base = s.base.clone();
+        async move {
+            reqwest::Client::builder()
+                .local_address(Some(from.parse().unwrap()))
+                .build()
+                .unwrap()
+                .get(format!("{base}/v1/stats"))
+                .header("x-forwarded-for", forwarded)
+                .header("x-api-key", key)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let wrong = || "ck_000000000000_000000000000000000000000000000000000000000000000".to_string();
+    // Through the proxy (127.0.0.1), one client guesses until it is throttled...
+    let mut last = 0;
+    for _ in 0..10 {
+        last = get("127.0.0.1", "203.0.113.7", wrong()).await;
+    }
+    assert_eq!(last, 429);
+    // ...while another client behind the same proxy is served.
+    assert_eq!(get("127.0.0.1", "203.0.113.8", good.clone()).await, 200);
+    // From an address that is not a trusted proxy the header is ignored: the guesses count
+    // on 127.0.0.2 itself, whatever client it claims to forward.
+    for _ in 0..10 {
+        last = get("127.0.0.2", "198.51.100.1", wrong()).await;
+    }
+    assert_eq!(last, 429);
+    assert_eq!(get("127.0.0.2", "198.51.100.2", good.clone()).await, 429);
+}

@@ -186,6 +186,7 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<()> {
         jobs: Some(jobs.clone()),
         auth_failures_per_minute: a.auth_failures_per_minute,
         webhooks: g.webhook_config(),
+        trusted_proxies: a.trusted_proxies,
         ..ServerConfig::default()
     };
     let limits = continuum_server::ConnectionLimits {

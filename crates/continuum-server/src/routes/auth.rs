@@ -59,7 +59,7 @@ impl FromRequestParts<Arc<AppState>> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> AppResult<Self> {
-        let source = parts.extensions.get::<ClientAddr>().copied();
+        let source = client_addr(state, parts.extensions.get::<ClientAddr>(), &parts.headers);
         let presented = presented_key(&parts.headers)?;
         let key = check_key(state, source, &presented).await?;
         if let Some(slot) = parts.extensions.get::<crate::observe::RequestTenant>() {
@@ -82,6 +82,22 @@ impl FromRequestParts<Arc<AppState>> for Auth {
 /// The address a connection comes from (put into each request by [`crate::serve_with`]).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ClientAddr(pub(crate) std::net::IpAddr);
+
+/// The request's client address: the connection's peer, or the one a trusted proxy names
+/// (see [`crate::proxy`]).
+pub(super) fn client_addr(
+    state: &AppState,
+    peer: Option<&ClientAddr>,
+    headers: &axum::http::HeaderMap,
+) -> Option<ClientAddr> {
+    peer.map(|p| {
+        ClientAddr(crate::proxy::client_ip(
+            p.0,
+            &state.config.trusted_proxies,
+            headers,
+        ))
+    })
+}
 
 /// Failed authentications per source address: a token bucket each, refilled at
 /// `ServerConfig::auth_failures_per_minute` and as deep. An address with an empty bucket is

@@ -307,7 +307,7 @@ pub(super) async fn ws(
     Q(q): Q<StreamQuery>,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> AppResult<Response> {
-    let source = source.map(|e| e.0);
+    let source = auth::client_addr(&s, source.as_ref().map(|e| &e.0), &headers);
     let since = start_position(&q, None)?;
     let types = parse_types(q.types.as_deref())?;
     let key = header_key(&headers)?;
@@ -514,7 +514,7 @@ pub(super) async fn sse(
     headers: axum::http::HeaderMap,
     Q(q): Q<StreamQuery>,
 ) -> AppResult<Response> {
-    let source = source.map(|e| e.0);
+    let source = auth::client_addr(&s, source.as_ref().map(|e| &e.0), &headers);
     let since = start_position(&q, Some(&headers))?;
     let types = parse_types(q.types.as_deref())?;
     let key = auth::presented_key(&headers)?;
