@@ -44,6 +44,16 @@ pub struct ServeArgs {
         default_value_t = 30.0
     )]
     pub auth_failures_per_minute: f64,
+    /// A proxy, CDN or DDoS filter in front of the server (an address or a range such as
+    /// 10.0.0.0/8; repeatable): its X-Forwarded-For names the client. From anyone else the
+    /// header is ignored.
+    #[arg(
+        long = "trusted-proxy",
+        env = "CONTINUUM_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_name = "CIDR"
+    )]
+    pub trusted_proxies: Vec<continuum_server::proxy::Cidr>,
     /// Events kept at least this long (30m, 12h, 7d, 2w, or 0) before the hourly compaction
     /// deletes those every named cursor has passed.
     #[arg(long, env = "CONTINUUM_EVENT_RETENTION", default_value = "7d",
