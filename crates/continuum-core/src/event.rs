@@ -91,6 +91,14 @@ pub enum Event {
     },
     #[serde(rename = "key.revoked")]
     KeyRevoked { prefix: String },
+    /// A key was replaced by `successor` (same tenant, scope and name); it keeps working until
+    /// `expires_at`, the end of the overlap.
+    #[serde(rename = "key.rotated")]
+    KeyRotated {
+        prefix: String,
+        successor: String,
+        expires_at: Timestamp,
+    },
     #[serde(rename = "tenant.created")]
     TenantCreated,
     /// The tenant's data was deleted and its keys revoked.
@@ -100,7 +108,7 @@ pub enum Event {
 
 impl Event {
     /// Every type name, as written in the `type` field.
-    pub const TYPES: [&'static str; 13] = [
+    pub const TYPES: [&'static str; 14] = [
         "memory.created",
         "memory.superseded",
         "memory.updated",
@@ -112,6 +120,7 @@ impl Event {
         "decision.created",
         "key.created",
         "key.revoked",
+        "key.rotated",
         "tenant.created",
         "tenant.erased",
     ];
@@ -130,6 +139,7 @@ impl Event {
             Event::DecisionCreated { .. } => "decision.created",
             Event::KeyCreated { .. } => "key.created",
             Event::KeyRevoked { .. } => "key.revoked",
+            Event::KeyRotated { .. } => "key.rotated",
             Event::TenantCreated => "tenant.created",
             Event::TenantErased { .. } => "tenant.erased",
         }

@@ -157,6 +157,28 @@ impl ApiKey {
     }
 }
 
+/// The events a rotation records, in order: the successor's `key.created`, then the old
+/// key's `key.rotated`.
+pub fn rotation_events(
+    prefix: &str,
+    successor: &ApiKey,
+    expires_at: Timestamp,
+) -> [crate::Event; 2] {
+    [
+        crate::Event::KeyCreated {
+            prefix: successor.prefix.clone(),
+            scope: successor.scope,
+            name: successor.name.clone(),
+            expires_at: successor.expires_at,
+        },
+        crate::Event::KeyRotated {
+            prefix: prefix.to_string(),
+            successor: successor.prefix.clone(),
+            expires_at,
+        },
+    ]
+}
+
 /// Hex SHA-256 of a whole key.
 pub fn hash_key(secret: &str) -> String {
     crate::sha256_hex(secret.as_bytes())

@@ -612,6 +612,16 @@ pub trait KeyStore: Send + Sync {
     /// Marks a key revoked and records `key.revoked` (a key revoked before stays as it was,
     /// with no new event); false when no such key exists.
     async fn revoke_key(&self, prefix: &str, at: Timestamp) -> Result<bool>;
+
+    /// In one transaction: stores `successor`, makes the key `prefix` expire at `expires_at`
+    /// (or at its own expiry, if sooner), and records `key.created` and `key.rotated`. False
+    /// (and nothing changed) when `prefix` names no key that is not revoked.
+    async fn rotate_key(
+        &self,
+        prefix: &str,
+        successor: &crate::keys::ApiKey,
+        expires_at: Timestamp,
+    ) -> Result<bool>;
 }
 
 /// Webhook subscriptions and their delivery records (see [`crate::webhook`]).

@@ -151,6 +151,7 @@ impl ReadCache {
             Event::DecisionCreated { .. }
             | Event::KeyCreated { .. }
             | Event::KeyRevoked { .. }
+            | Event::KeyRotated { .. }
             | Event::TenantCreated => true,
             // A forget also lowers mention counts and deletes concepts and links it does not
             // name; a migrated `concepts.changed` may not name its concepts.

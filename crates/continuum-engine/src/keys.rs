@@ -11,6 +11,44 @@ pub const MAX_KEY_DAYS: i64 = 3650;
 /// emptied when full.
 const MAX_VERIFIED_KEYS: usize = 10_000;
 
+/// The longest overlap a rotation may give the old key, in days.
+pub const MAX_ROTATION_OVERLAP_DAYS: i64 = 30;
+
+/// A fresh key (secret and record) from the system's random source.
+fn make_key(
+    tenant: &TenantId,
+    scope: Scope,
+    name: Option<String>,
+    now: Timestamp,
+    expires_at: Option<Timestamp>,
+) -> (String, ApiKey) {
+    let mut random = [0u8; 32];
+    random[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    random[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    let (secret, prefix) = format_key(&random);
+    let key = ApiKey {
+        prefix,
+        tenant: tenant.clone(),
+        scope,
+        hash: hash_key(&secret),
+        name,
+        created_at: now,
+        expires_at,
+        revoked_at: None,
+    };
+    (secret, key)
+}
+
+/// What a rotation made: the new key's secret (shown once) and record, and when the old key
+/// stops working.
+#[derive(Debug, Clone)]
+pub struct Rotation {
+    pub secret: String,
+    pub key: ApiKey,
+    pub old_prefix: String,
+    pub old_expires_at: Timestamp,
+}
+
 impl Engine {
     /// Creates a key for `tenant`; returns the secret (shown once, stored only as a hash) and
     /// the stored record.
@@ -46,21 +84,14 @@ impl Engine {
                 "key name is over 200 characters".into(),
             ));
         }
-        let mut random = [0u8; 32];
-        random[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-        random[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-        let (secret, prefix) = format_key(&random);
         let now = self.clock.now();
-        let key = ApiKey {
-            prefix,
-            tenant: tenant.clone(),
+        let (secret, key) = make_key(
+            tenant,
             scope,
-            hash: hash_key(&secret),
             name,
-            created_at: now,
-            expires_at: valid_for_millis.map(|ms| Timestamp(now.millis() + ms)),
-            revoked_at: None,
-        };
+            now,
+            valid_for_millis.map(|ms| Timestamp(now.millis() + ms)),
+        );
         let created = Event::KeyCreated {
             prefix: key.prefix.clone(),
             scope: key.scope,
@@ -163,6 +194,79 @@ impl Engine {
             )));
         }
         self.revoke_key(prefix).await
+    }
+
+    /// Replaces a working key with a new one of the same tenant, scope and name (and, if the
+    /// old one had a limited validity, the same length of it). The old key keeps working for
+    /// `overlap_millis` (0 to 30 days), then is refused as expired, so clients can switch
+    /// without an outage. Recorded as `key.created` and `key.rotated`.
+    pub async fn rotate_key(&self, prefix_or_key: &str, overlap_millis: i64) -> Result<Rotation> {
+        self.rotate(None, prefix_or_key, overlap_millis).await
+    }
+
+    /// [`Self::rotate_key`] for a caller (admin scope): one of its tenant's keys, of a scope
+    /// no higher than its own.
+    pub async fn rotate_key_as(
+        &self,
+        caller: &Caller,
+        prefix_or_key: &str,
+        overlap_millis: i64,
+    ) -> Result<Rotation> {
+        self.rotate(Some(caller), prefix_or_key, overlap_millis)
+            .await
+    }
+
+    async fn rotate(
+        &self,
+        caller: Option<&Caller>,
+        prefix_or_key: &str,
+        overlap_millis: i64,
+    ) -> Result<Rotation> {
+        if !(0..=MAX_ROTATION_OVERLAP_DAYS * 86_400_000).contains(&overlap_millis) {
+            return Err(Error::InvalidInput(format!(
+                "the overlap must be between 0 and {MAX_ROTATION_OVERLAP_DAYS} days"
+            )));
+        }
+        let prefix = key_prefix(prefix_or_key.trim()).unwrap_or(prefix_or_key.trim());
+        let tenant = match caller {
+            Some(c) => Some(c.require(Scope::Admin)?),
+            None => None,
+        };
+        let now = self.clock.now();
+        let not_found = || Error::NotFound(format!("no working API key with prefix {prefix}"));
+        let old = self
+            .store
+            .key_by_prefix(prefix)
+            .await?
+            .filter(|k| tenant.is_none_or(|t| &k.tenant == t))
+            .filter(|k| k.is_active(now))
+            .ok_or_else(not_found)?;
+        if let Some(c) = caller
+            && !c.scope.allows(old.scope)
+        {
+            return Err(Error::Forbidden(format!(
+                "a key with {} scope cannot rotate a key with {} scope",
+                c.scope, old.scope
+            )));
+        }
+        let validity = old
+            .expires_at
+            .map(|e| Timestamp(now.millis() + (e.millis() - old.created_at.millis()).max(1)));
+        let (secret, key) = make_key(&old.tenant, old.scope, old.name.clone(), now, validity);
+        let old_expires_at = Timestamp(now.millis() + overlap_millis);
+        let old_expires_at = match old.expires_at {
+            Some(e) if e < old_expires_at => e,
+            _ => old_expires_at,
+        };
+        if !self.store.rotate_key(prefix, &key, old_expires_at).await? {
+            return Err(not_found());
+        }
+        Ok(Rotation {
+            secret,
+            key,
+            old_prefix: prefix.to_string(),
+            old_expires_at,
+        })
     }
 
     /// Keys, newest first, of one tenant or all.

@@ -342,6 +342,21 @@ impl KeyStore for Metered {
     async fn revoke_key(&self, prefix: &str, at: Timestamp) -> Result<bool> {
         self.wrote(timed("revoke_key", self.0.revoke_key(prefix, at)).await)
     }
+
+    async fn rotate_key(
+        &self,
+        prefix: &str,
+        successor: &continuum_core::keys::ApiKey,
+        expires_at: Timestamp,
+    ) -> Result<bool> {
+        self.wrote(
+            timed(
+                "rotate_key",
+                self.0.rotate_key(prefix, successor, expires_at),
+            )
+            .await,
+        )
+    }
 }
 
 #[async_trait]

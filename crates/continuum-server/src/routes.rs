@@ -342,6 +342,19 @@ pub(crate) fn api() -> (Router<Arc<AppState>>, Value) {
             .created(),
         )
         .op(
+            M::POST,
+            "/v1/keys/{prefix}/rotate",
+            keys_rotate,
+            Op::new(
+                "keys",
+                "Replace a key with a new one (same scope and name); the old one works until the overlap ends",
+            )
+            .scope(Admin)
+            .body::<KeyRotate>()
+            .returns::<KeyRotated>()
+            .created(),
+        )
+        .op(
             M::DELETE,
             "/v1/keys/{prefix}",
             keys_revoke,

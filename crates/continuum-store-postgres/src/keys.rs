@@ -1,6 +1,7 @@
 //! [`KeyStore`]: API keys and tenants.
 
 use super::*;
+use continuum_core::keys::rotation_events;
 
 #[async_trait]
 impl KeyStore for PostgresStore {
@@ -110,6 +111,52 @@ impl KeyStore for PostgresStore {
             },
         );
         events.insert(&tx, &tenant).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(true)
+    }
+
+    async fn rotate_key(
+        &self,
+        prefix: &str,
+        successor: &continuum_core::keys::ApiKey,
+        expires_at: Timestamp,
+    ) -> Result<bool> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_err)?;
+        let changed = tx_execute(
+            &tx,
+            "UPDATE api_keys SET expires_at = least(coalesce(expires_at, $2), $2)
+             WHERE prefix = $1 AND revoked_at IS NULL AND tenant = $3",
+            &[&prefix, &expires_at.millis(), &successor.tenant.as_str()],
+        )
+        .await
+        .map_err(map_err)?;
+        if changed == 0 {
+            // End the transaction here: a dropped one goes back to the pool still open.
+            tx.commit().await.map_err(map_err)?;
+            return Ok(false);
+        }
+        tx_execute(
+            &tx,
+            "INSERT INTO api_keys (prefix, tenant, scope, hash, name, created_at, expires_at, revoked_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)",
+            &[
+                &successor.prefix,
+                &successor.tenant.as_str(),
+                &successor.scope.as_str(),
+                &successor.hash,
+                &successor.name,
+                &successor.created_at.millis(),
+                &successor.expires_at.map(|t| t.millis()),
+            ],
+        )
+        .await
+        .map_err(map_err)?;
+        let mut rows = EventRows::default();
+        for e in rotation_events(prefix, successor, expires_at) {
+            rows.push(successor.created_at.millis(), e);
+        }
+        rows.insert(&tx, successor.tenant.as_str()).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(true)
     }

@@ -1,6 +1,7 @@
 //! [`KeyStore`]: API keys and tenants.
 
 use super::*;
+use continuum_core::keys::rotation_events;
 
 #[async_trait]
 impl KeyStore for SqliteStore {
@@ -102,6 +103,45 @@ impl KeyStore for SqliteStore {
                 prefix: prefix.to_string(),
             };
             log_event(tx, &TenantId::new(tenant)?, at.millis(), &event)?;
+            Ok(true)
+        })
+    }
+
+    async fn rotate_key(
+        &self,
+        prefix: &str,
+        successor: &continuum_core::keys::ApiKey,
+        expires_at: Timestamp,
+    ) -> Result<bool> {
+        self.write(|tx| {
+            let changed = tx
+                .execute(
+                    "UPDATE api_keys SET expires_at = min(coalesce(expires_at, ?2), ?2)
+                     WHERE prefix = ?1 AND revoked_at IS NULL AND tenant = ?3",
+                    params![prefix, expires_at.millis(), successor.tenant.as_str()],
+                )
+                .map_err(map_err)?;
+            if changed == 0 {
+                return Ok(false);
+            }
+            tx.execute(
+                "INSERT INTO api_keys (prefix, tenant, scope, hash, name, created_at, expires_at, revoked_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)",
+                params![
+                    successor.prefix,
+                    successor.tenant.as_str(),
+                    successor.scope.as_str(),
+                    successor.hash,
+                    successor.name,
+                    successor.created_at.millis(),
+                    successor.expires_at.map(|t| t.millis()),
+                ],
+            )
+            .map_err(map_err)?;
+            let at = successor.created_at.millis();
+            for e in rotation_events(prefix, successor, expires_at) {
+                log_event(tx, &successor.tenant, at, &e)?;
+            }
             Ok(true)
         })
     }

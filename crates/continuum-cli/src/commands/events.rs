@@ -228,6 +228,11 @@ fn human(r: &EventRecord, with_tenant: bool) -> String {
         Event::DecisionCreated { id, decision: None } => format!("{id} (forgotten since)"),
         Event::KeyCreated { prefix, scope, .. } => format!("{prefix} ({scope})"),
         Event::KeyRevoked { prefix } => prefix.clone(),
+        Event::KeyRotated {
+            prefix,
+            successor,
+            expires_at,
+        } => format!("{prefix} → {successor} (old works until {expires_at})"),
         Event::TenantCreated => String::new(),
         Event::TenantErased {
             memories,

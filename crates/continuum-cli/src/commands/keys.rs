@@ -35,6 +35,22 @@ pub enum KeysAction {
     },
     /// Revoke a key by its prefix (or the whole key).
     Revoke { prefix: String },
+    /// Replace a key with a new one of the same tenant, scope and name; prints the new secret
+    /// once. The old key keeps working for --overlap (30m, 12h, 1d, up to 30d; 0: it stops
+    /// at once), then is refused as expired.
+    Rotate {
+        prefix: String,
+        #[arg(long, default_value = "24h", value_parser = parse_overlap)]
+        overlap: i64,
+    },
+}
+
+/// A duration like `parse_validity`'s, or 0.
+pub(crate) fn parse_overlap(s: &str) -> Result<i64, String> {
+    if s.trim() == "0" {
+        return Ok(0);
+    }
+    parse_validity(s)
 }
 
 /// "90d" → milliseconds.
@@ -110,15 +126,41 @@ pub async fn keys(g: &Global, a: KeysArgs) -> Result<()> {
                     "active"
                 };
                 println!(
-                    "{}  {:<6} {:<8} {}  {}{}",
+                    "{}  {:<6} {:<8} {}  {}{}{}",
                     k.prefix,
                     k.scope,
                     state,
                     k.tenant,
                     k.created_at,
+                    k.expires_at
+                        .filter(|_| state == "active")
+                        .map(|t| format!("  until {t}"))
+                        .unwrap_or_default(),
                     k.name.map(|n| format!("  {n}")).unwrap_or_default()
                 );
             }
+            Ok(())
+        }
+        KeysAction::Rotate { prefix, overlap } => {
+            let r = engine.rotate_key(&prefix, overlap).await?;
+            if g.json {
+                return output::json(&serde_json::json!({
+                    "key": r.secret,
+                    "prefix": r.key.prefix,
+                    "tenant": r.key.tenant,
+                    "scope": r.key.scope,
+                    "name": r.key.name,
+                    "created_at": r.key.created_at,
+                    "expires_at": r.key.expires_at,
+                    "replaces": r.old_prefix,
+                    "replaced_key_expires_at": r.old_expires_at,
+                }));
+            }
+            println!("{}", r.secret);
+            eprintln!(
+                "rotated key {} of tenant '{}': the new key (prefix {}) is shown only this once; the old one works until {}",
+                r.old_prefix, r.key.tenant, r.key.prefix, r.old_expires_at
+            );
             Ok(())
         }
         KeysAction::Revoke { prefix } => {

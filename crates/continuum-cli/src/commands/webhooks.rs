@@ -31,7 +31,7 @@ pub enum WebhooksAction {
     /// default 1h; 0 for none). Prints the new secret once.
     RotateSecret {
         id: String,
-        #[arg(long, default_value = "1h", value_parser = parse_overlap)]
+        #[arg(long, default_value = "1h", value_parser = crate::commands::keys::parse_overlap)]
         overlap: i64,
     },
     /// A subscription's deliveries, newest event first.
@@ -42,13 +42,6 @@ pub enum WebhooksAction {
     },
     /// Send a delivery again now (a dead letter, say) and show the result.
     Retry { id: String, delivery: String },
-}
-
-fn parse_overlap(s: &str) -> Result<i64, String> {
-    if s.trim() == "0" {
-        return Ok(0);
-    }
-    crate::commands::keys::parse_validity(s)
 }
 
 fn print_view(w: &continuum_engine::WebhookView) {

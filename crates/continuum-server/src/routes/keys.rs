@@ -63,3 +63,46 @@ pub(super) async fn keys_revoke(
     s.engine.revoke_key_as(&auth.caller, &prefix).await?;
     Ok(Json(Revoked { revoked: prefix }))
 }
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct KeyRotate {
+    /// Seconds the old key keeps working beside the new one (default 86400; 0: it stops now).
+    #[serde(default, deserialize_with = "count")]
+    #[schemars(range(max = 2_592_000))]
+    overlap_secs: Option<usize>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub(super) struct KeyRotated {
+    #[serde(flatten)]
+    key: ApiKey,
+    /// The new secret: shown here once, stored only as a hash.
+    #[serde(rename = "key")]
+    secret: String,
+    /// The key it replaces, and when that one stops working.
+    replaces: String,
+    replaced_key_expires_at: Timestamp,
+}
+
+pub(super) async fn keys_rotate(
+    State(s): St,
+    auth: Auth,
+    P(prefix): P<String>,
+    Body(b): Body<KeyRotate>,
+) -> AppResult<(StatusCode, Json<KeyRotated>)> {
+    let overlap = b.overlap_secs.unwrap_or(86_400) as i64 * 1000;
+    let r = s
+        .engine
+        .rotate_key_as(&auth.caller, &prefix, overlap)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(KeyRotated {
+            key: r.key,
+            secret: r.secret,
+            replaces: r.old_prefix,
+            replaced_key_expires_at: r.old_expires_at,
+        }),
+    ))
+}

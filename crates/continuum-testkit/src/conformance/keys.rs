@@ -311,3 +311,111 @@ pub async fn webhooks_are_stored_per_tenant_hold_their_cursor_and_go_with_the_te
     e.erase_tenant(&b).await.unwrap();
     assert!(e.all_webhooks().await.unwrap().is_empty());
 }
+
+pub async fn a_rotated_key_works_until_the_overlap_ends_and_its_successor_after(make: &Factory) {
+    use continuum_core::Event;
+    use continuum_core::keys::{Caller, Scope};
+    let s = make().await;
+    let (e, clock) = engine(s.store.clone());
+    // A second engine on the same store stands for another process.
+    let (other, other_clock) = engine(s.store.clone());
+    let (a, b) = (tenant("a"), tenant("b"));
+    let (old_secret, old) = e
+        .create_key(&a, Scope::Write, None, Some("ci".into()))
+        .await
+        .unwrap();
+    e.authenticate(&old_secret).await.unwrap();
+    other.authenticate(&old_secret).await.unwrap();
+    let before = e.event_head().await.unwrap();
+
+    let r = e.rotate_key(&old.prefix, 3_600_000).await.unwrap();
+    assert_eq!(
+        (r.key.tenant.clone(), r.key.scope),
+        (a.clone(), Scope::Write)
+    );
+    assert_eq!(r.key.name.as_deref(), Some("ci"));
+    assert_ne!(r.key.prefix, old.prefix);
+    assert_eq!(r.old_expires_at.millis(), T0.millis() + 3_600_000);
+    // Both work during the overlap, in both "processes".
+    for eng in [&e, &other] {
+        assert_eq!(
+            eng.authenticate(&old_secret).await.unwrap().prefix,
+            old.prefix
+        );
+        assert_eq!(
+            eng.authenticate(&r.secret).await.unwrap().prefix,
+            r.key.prefix
+        );
+    }
+    // Recorded: the successor's key.created, then key.rotated.
+    let events: Vec<Event> = e
+        .events(&a, before, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.event)
+        .collect();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(matches!(&events[0], Event::KeyCreated { prefix, .. } if *prefix == r.key.prefix));
+    assert_eq!(
+        events[1],
+        Event::KeyRotated {
+            prefix: old.prefix.clone(),
+            successor: r.key.prefix.clone(),
+            expires_at: r.old_expires_at,
+        }
+    );
+    // After the overlap the old key is refused, everywhere; the new one goes on.
+    clock.advance_millis(3_600_001);
+    other_clock.advance_millis(3_600_001);
+    for eng in [&e, &other] {
+        assert!(matches!(
+            eng.authenticate(&old_secret).await,
+            Err(Error::Unauthorized(_))
+        ));
+        eng.authenticate(&r.secret).await.unwrap();
+    }
+    // An expired, revoked or unknown key cannot be rotated, and nothing is written.
+    let head = e.event_head().await.unwrap();
+    for prefix in [old.prefix.as_str(), "000000000000"] {
+        assert!(matches!(
+            e.rotate_key(prefix, 0).await,
+            Err(Error::NotFound(_))
+        ));
+    }
+    assert_eq!(e.event_head().await.unwrap(), head);
+    assert!(matches!(
+        e.rotate_key(&r.key.prefix, 31 * 86_400_000).await,
+        Err(Error::InvalidInput(_))
+    ));
+    // Through a caller: its own tenant only, and never a key of a higher scope.
+    let (_, op) = e.create_key(&a, Scope::Operator, None, None).await.unwrap();
+    let (_, of_b) = e.create_key(&b, Scope::Read, None, None).await.unwrap();
+    let admin = Caller {
+        tenant: a.clone(),
+        scope: Scope::Admin,
+        key: Some("000000000001".into()),
+    };
+    assert!(matches!(
+        e.rotate_key_as(&admin, &op.prefix, 0).await,
+        Err(Error::Forbidden(_))
+    ));
+    assert!(matches!(
+        e.rotate_key_as(&admin, &of_b.prefix, 0).await,
+        Err(Error::NotFound(_))
+    ));
+    // With no overlap the old key stops at once; a limited key's successor gets as long.
+    let (limited_secret, limited) = e
+        .create_key(&a, Scope::Read, Some(86_400_000), None)
+        .await
+        .unwrap();
+    let r2 = e.rotate_key_as(&admin, &limited.prefix, 0).await.unwrap();
+    assert!(matches!(
+        e.authenticate(&limited_secret).await,
+        Err(Error::Unauthorized(_))
+    ));
+    assert_eq!(
+        r2.key.expires_at.unwrap().millis() - r2.key.created_at.millis(),
+        86_400_000
+    );
+}
