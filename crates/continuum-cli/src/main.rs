@@ -33,9 +33,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // `serve` answers requests on every core; the other commands do one thing at a time and
-    // keep to one thread (their background work runs on threads of its own).
-    let runtime = if matches!(cli.command, commands::Command::Serve(_)) {
+    // `serve` answers requests on every core, and so do the benchmarks that run a server in
+    // the process; the other commands do one thing at a time and keep to one thread (their
+    // background work runs on threads of its own).
+    let runtime = if cli.command.uses_every_core() {
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .thread_name("continuum-serve")

@@ -84,6 +84,17 @@ pub enum Command {
     Bench(bench::BenchArgs),
 }
 
+impl Command {
+    /// Whether the command runs a server in the process (and so wants a runtime on every core).
+    pub fn uses_every_core(&self) -> bool {
+        match self {
+            Command::Serve(_) => true,
+            Command::Bench(b) => b.runs_a_server(),
+            _ => false,
+        }
+    }
+}
+
 pub async fn run(cli: Cli, file: crate::config::ConfigFile) -> Result<()> {
     let g = &cli.global;
     match cli.command {

@@ -32,6 +32,16 @@ pub enum BenchKind {
     Webhooks(webhooks::WebhooksArgs),
 }
 
+impl BenchArgs {
+    /// `bench streams` and `bench webhooks` run a server (and its clients) in the process.
+    pub fn runs_a_server(&self) -> bool {
+        matches!(
+            self.kind,
+            Some(BenchKind::Streams(_)) | Some(BenchKind::Webhooks(_))
+        )
+    }
+}
+
 /// A fresh store for a benchmark: a temporary (or given) directory for SQLite, a scratch schema
 /// for PostgreSQL (`--store`), dropped by [`Scratch::finish`].
 pub(crate) struct Scratch {
