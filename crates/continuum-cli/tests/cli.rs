@@ -677,6 +677,49 @@ fn remember_reads_stdin_and_migrate_reports_the_schema() {
 }
 
 #[test]
+fn bench_streams_and_webhooks_deliver_every_event() {
+    let d = tempfile::tempdir().unwrap();
+    let streams = run_in(
+        d.path(),
+        &[
+            "--json",
+            "bench",
+            "streams",
+            "--clients",
+            "3",
+            "--turns",
+            "20",
+        ],
+    )
+    .ok()
+    .json();
+    // Every client got every event the turns wrote (several per turn).
+    assert!(
+        streams["events_per_client"].as_u64().unwrap() >= 40,
+        "{streams}"
+    );
+    assert!(streams["events_delivered_per_sec"].as_f64().unwrap() > 0.0);
+    assert!(streams["latency_ms"]["p50"].as_f64().is_some());
+    let hooks = run_in(
+        d.path(),
+        &[
+            "--json",
+            "bench",
+            "webhooks",
+            "--subscriptions",
+            "2",
+            "--turns",
+            "10",
+        ],
+    )
+    .ok()
+    .json();
+    let events = hooks["events"].as_u64().unwrap();
+    assert!(events >= 20, "{hooks}");
+    assert_eq!(hooks["deliveries"].as_u64().unwrap(), 2 * events, "{hooks}");
+}
+
+#[test]
 fn bench_locomo_scores_evidence_turns() {
     let d = tempfile::tempdir().unwrap();
     let data = d.path().join("mini-locomo.json");
