@@ -3,6 +3,31 @@
 use super::*;
 use continuum_core::keys::rotation_events;
 
+/// Inserts a key record.
+async fn insert_key(
+    tx: &deadpool_postgres::Transaction<'_>,
+    key: &continuum_core::keys::ApiKey,
+) -> Result<()> {
+    tx_execute(
+        tx,
+        "INSERT INTO api_keys (prefix, tenant, scope, hash, name, created_at, expires_at, revoked_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        &[
+            &key.prefix,
+            &key.tenant.as_str(),
+            &key.scope.as_str(),
+            &key.hash,
+            &key.name,
+            &key.created_at.millis(),
+            &key.expires_at.map(|t| t.millis()),
+            &key.revoked_at.map(|t| t.millis()),
+        ],
+    )
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
 #[async_trait]
 impl KeyStore for PostgresStore {
     async fn tenants(&self) -> Result<Vec<continuum_core::store::TenantMemories>> {
@@ -28,23 +53,7 @@ impl KeyStore for PostgresStore {
     async fn put_key(&self, key: &continuum_core::keys::ApiKey, events: &[Event]) -> Result<()> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_err)?;
-        tx_execute(
-            &tx,
-            "INSERT INTO api_keys (prefix, tenant, scope, hash, name, created_at, expires_at, revoked_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            &[
-                &key.prefix,
-                &key.tenant.as_str(),
-                &key.scope.as_str(),
-                &key.hash,
-                &key.name,
-                &key.created_at.millis(),
-                &key.expires_at.map(|t| t.millis()),
-                &key.revoked_at.map(|t| t.millis()),
-            ],
-        )
-        .await
-        .map_err(map_err)?;
+        insert_key(&tx, key).await?;
         let mut rows = EventRows::default();
         for e in events {
             rows.push(key.created_at.millis(), e.clone());
@@ -136,22 +145,7 @@ impl KeyStore for PostgresStore {
             tx.commit().await.map_err(map_err)?;
             return Ok(false);
         }
-        tx_execute(
-            &tx,
-            "INSERT INTO api_keys (prefix, tenant, scope, hash, name, created_at, expires_at, revoked_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)",
-            &[
-                &successor.prefix,
-                &successor.tenant.as_str(),
-                &successor.scope.as_str(),
-                &successor.hash,
-                &successor.name,
-                &successor.created_at.millis(),
-                &successor.expires_at.map(|t| t.millis()),
-            ],
-        )
-        .await
-        .map_err(map_err)?;
+        insert_key(&tx, successor).await?;
         let mut rows = EventRows::default();
         for e in rotation_events(prefix, successor, expires_at) {
             rows.push(successor.created_at.millis(), e);

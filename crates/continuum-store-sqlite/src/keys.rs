@@ -3,6 +3,31 @@
 use super::*;
 use continuum_core::keys::rotation_events;
 
+/// Inserts a key record (a prefix already taken is a conflict).
+fn insert_key(tx: &Transaction<'_>, key: &continuum_core::keys::ApiKey) -> Result<()> {
+    tx.execute(
+        "INSERT INTO api_keys (prefix, tenant, scope, hash, name, created_at, expires_at, revoked_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            key.prefix,
+            key.tenant.as_str(),
+            key.scope.as_str(),
+            key.hash,
+            key.name,
+            key.created_at.millis(),
+            key.expires_at.map(|t| t.millis()),
+            key.revoked_at.map(|t| t.millis())
+        ],
+    )
+    .map_err(|e| match map_err(e) {
+        Error::Internal(m) if m.contains("UNIQUE") => {
+            Error::Conflict("a key with this prefix exists".into())
+        }
+        other => other,
+    })?;
+    Ok(())
+}
+
 #[async_trait]
 impl KeyStore for SqliteStore {
     async fn tenants(&self) -> Result<Vec<continuum_core::store::TenantMemories>> {
@@ -26,24 +51,7 @@ impl KeyStore for SqliteStore {
 
     async fn put_key(&self, key: &continuum_core::keys::ApiKey, events: &[Event]) -> Result<()> {
         self.write(|tx| {
-            tx.execute(
-                "INSERT INTO api_keys (prefix, tenant, scope, hash, name, created_at, expires_at, revoked_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![
-                    key.prefix,
-                    key.tenant.as_str(),
-                    key.scope.as_str(),
-                    key.hash,
-                    key.name,
-                    key.created_at.millis(),
-                    key.expires_at.map(|t| t.millis()),
-                    key.revoked_at.map(|t| t.millis())
-                ],
-            )
-            .map_err(|e| match map_err(e) {
-                Error::Internal(m) if m.contains("UNIQUE") => Error::Conflict("a key with this prefix exists".into()),
-                other => other,
-            })?;
+            insert_key(tx, key)?;
             for e in events {
                 log_event(tx, &key.tenant, key.created_at.millis(), e)?;
             }
@@ -124,20 +132,7 @@ impl KeyStore for SqliteStore {
             if changed == 0 {
                 return Ok(false);
             }
-            tx.execute(
-                "INSERT INTO api_keys (prefix, tenant, scope, hash, name, created_at, expires_at, revoked_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)",
-                params![
-                    successor.prefix,
-                    successor.tenant.as_str(),
-                    successor.scope.as_str(),
-                    successor.hash,
-                    successor.name,
-                    successor.created_at.millis(),
-                    successor.expires_at.map(|t| t.millis()),
-                ],
-            )
-            .map_err(map_err)?;
+            insert_key(tx, successor)?;
             let at = successor.created_at.millis();
             for e in rotation_events(prefix, successor, expires_at) {
                 log_event(tx, &successor.tenant, at, &e)?;
