@@ -7,6 +7,9 @@
 //! request) and the subscription moves on. A subscription whose attempts have all failed for
 //! [`DeliveryConfig::disable_after`], or whose receiver answered 410 Gone, is disabled.
 //!
+//! Up to [`CONCURRENT_SUBSCRIPTIONS`] subscriptions are delivered to at once, so a slow or
+//! unreachable receiver delays only its own.
+//!
 //! Delivery is at least once: a crash between a receiver's 2xx and the saved position sends
 //! that event again, with the same `webhook-id` (`evt_{position}`), for the receiver to drop.
 
@@ -21,6 +24,9 @@ use std::time::Duration;
 /// Deliveries, by result (`delivered`, `failed`: an attempt that will be retried, `dead`:
 /// dead-lettered).
 pub const DELIVERIES: &str = "continuum_webhook_deliveries_total";
+
+/// Subscriptions delivered to at the same time (each in its own order).
+pub const CONCURRENT_SUBSCRIPTIONS: usize = 16;
 
 /// How the job delivers.
 #[derive(Debug, Clone)]
@@ -308,20 +314,28 @@ impl Deliverer {
         Ok(())
     }
 
-    /// One pass over every active subscription.
+    /// One pass over every active subscription, [`CONCURRENT_SUBSCRIPTIONS`] at a time: a
+    /// slow or unreachable receiver holds up its own subscription, not the others.
     pub async fn pass(&self, stop: &CancellationToken) -> Result<()> {
-        for w in self.engine.all_webhooks().await? {
-            if stop.is_cancelled() {
-                break;
-            }
-            if w.state != WebhookState::Active {
-                continue;
-            }
-            let id = w.id.clone();
-            if let Err(e) = self.tend(w, stop).await {
-                tracing::warn!(webhook = %id, error = %e, "webhook delivery pass failed");
-            }
-        }
+        use futures_util::StreamExt;
+        let active: Vec<Webhook> = self
+            .engine
+            .all_webhooks()
+            .await?
+            .into_iter()
+            .filter(|w| w.state == WebhookState::Active)
+            .collect();
+        futures_util::stream::iter(active)
+            .for_each_concurrent(CONCURRENT_SUBSCRIPTIONS, |w| async move {
+                if stop.is_cancelled() {
+                    return;
+                }
+                let id = w.id.clone();
+                if let Err(e) = self.tend(w, stop).await {
+                    tracing::warn!(webhook = %id, error = %e, "webhook delivery pass failed");
+                }
+            })
+            .await;
         Ok(())
     }
 

@@ -23,6 +23,11 @@ struct Got {
 
 /// A receiver on a loopback port answering `answers` in turn (then 200), recording requests.
 async fn receiver(answers: Vec<u16>) -> (String, Arc<Mutex<Vec<Got>>>) {
+    receiver_after(answers, Duration::ZERO).await
+}
+
+/// [`receiver`], taking `delay` before each answer.
+async fn receiver_after(answers: Vec<u16>, delay: Duration) -> (String, Arc<Mutex<Vec<Got>>>) {
     let got = Arc::new(Mutex::new(Vec::new()));
     let script = Arc::new(Mutex::new(answers.into_iter()));
     let (g, sc) = (got.clone(), script.clone());
@@ -37,6 +42,7 @@ async fn receiver(answers: Vec<u16>) -> (String, Arc<Mutex<Vec<Got>>>) {
                     at: Instant::now(),
                 });
                 let code = sc.lock().unwrap().next().unwrap_or(200);
+                tokio::time::sleep(delay).await;
                 StatusCode::from_u16(code).unwrap()
             }
         }),
@@ -322,4 +328,35 @@ async fn private_targets_are_refused_unless_allowed_and_rotation_signs_with_both
     // Without an overlap, only the new secret signs.
     let rotated_again = e.rotate_webhook_secret(&t, &w.webhook.id, 0).await.unwrap();
     assert!(rotated_again.webhook.previous_secret_until.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_receiver_does_not_hold_up_other_subscriptions() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = engine(dir.path());
+    let t = TenantId::new("acme").unwrap();
+    let (slow_url, slow) = receiver_after(vec![], Duration::from_secs(4)).await;
+    let (fast_url, fast) = receiver(vec![]).await;
+    let events = vec!["memory.created".to_string()];
+    e.create_webhook(&t, &slow_url, events.clone(), None)
+        .await
+        .unwrap();
+    e.create_webhook(&t, &fast_url, events, None).await.unwrap();
+    let d = Deliverer::new(e.clone(), quick(true, &[100])).unwrap();
+    let stop = start(&d);
+    let started = Instant::now();
+    e.remember(
+        &t,
+        RememberRequest::new("Wanted by both receivers.", Source::User),
+    )
+    .await
+    .unwrap();
+    wait_for("the fast receiver", || !fast.lock().unwrap().is_empty()).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the fast receiver waited {:?} behind the slow one",
+        started.elapsed()
+    );
+    wait_for("the slow receiver", || !slow.lock().unwrap().is_empty()).await;
+    stop.cancel();
 }
