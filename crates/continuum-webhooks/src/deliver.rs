@@ -205,7 +205,7 @@ impl Deliverer {
     /// log, or waiting for a retry.
     async fn tend(&self, mut w: Webhook, stop: &CancellationToken) -> Result<()> {
         const PAGE: usize = 100;
-        let start = w.position;
+        let before = w.clone();
         'pages: while !stop.is_cancelled() {
             let page = self
                 .engine
@@ -308,7 +308,8 @@ impl Deliverer {
                 break;
             }
         }
-        if w.position != start || w.state == WebhookState::Disabled || w.failing_since.is_some() {
+        // Saved only when something changed: a subscription waiting for a retry writes nothing.
+        if w != before {
             self.engine.save_webhook(&w).await?;
         }
         Ok(())
