@@ -112,6 +112,8 @@ const SETTINGS: &[Setting] = &[
     serve("server.metrics_bind", "metrics_bind", Kind::Str),
     serve("server.no_metrics", "no_metrics", Kind::Bool),
     serve("server.trusted_proxies", "trusted_proxies", Kind::List),
+    serve("server.tls_cert", "tls_cert", Kind::Str),
+    serve("server.tls_key", "tls_key", Kind::Str),
     serve(
         "server.metrics_per_tenant",
         "metrics_per_tenant",

@@ -19,6 +19,7 @@ mod observe;
 mod openapi;
 pub mod proxy;
 mod routes;
+pub mod tls;
 
 pub use error::ApiError;
 pub use observe::MAX_REQUEST_ID;
@@ -166,15 +167,17 @@ pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 pub const PARSER_MAX_HEADERS: usize = 1000;
 pub const PARSER_MAX_BUF: usize = 1024 * 1024;
 
-/// Limits on connections, enforced by [`serve_with`] before any request is read.
-#[derive(Debug, Clone, Copy)]
+/// Limits on connections, enforced by [`serve_with`] before any request is read, and TLS.
+#[derive(Debug, Clone)]
 pub struct ConnectionLimits {
-    /// Time a client has to send a request's whole head, counted from the connection's start
-    /// or from the end of the previous response: a connection that sends nothing, or half a
-    /// header, is closed after it (10 s).
+    /// Time a client has to send a request's whole head (and, with TLS, to finish the
+    /// handshake), counted from the connection's start or from the end of the previous
+    /// response: a connection that sends nothing, or half a header, is closed after it (10 s).
     pub header_read_timeout: Duration,
     /// Connections open at once; past it a new connection is answered 503 and closed (4096).
     pub max_connections: usize,
+    /// Serve HTTPS with this certificate instead of plain HTTP.
+    pub tls: Option<Arc<tls::Tls>>,
 }
 
 impl Default for ConnectionLimits {
@@ -182,6 +185,7 @@ impl Default for ConnectionLimits {
         ConnectionLimits {
             header_read_timeout: Duration::from_secs(10),
             max_connections: 4096,
+            tls: None,
         }
     }
 }
@@ -194,6 +198,38 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     serve_with(listener, app, shutdown, ConnectionLimits::default()).await
+}
+
+/// Serves HTTP/1.1 on one connection until it closes, or gracefully once `stop` is cancelled.
+async fn serve_connection<I, S>(
+    io: I,
+    service: S,
+    header_timeout: Duration,
+    stop: continuum_ops::CancellationToken,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::HttpService<hyper::body::Incoming> + Send + 'static,
+    S::Future: Send + 'static,
+    S::ResBody: Send + 'static,
+    <S::ResBody as hyper::body::Body>::Data: Send,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .max_headers(PARSER_MAX_HEADERS)
+        .max_buf_size(PARSER_MAX_BUF)
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    let conn = builder.serve_connection(io, service).with_upgrades();
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = stop.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.as_mut().await;
+        }
+    }
 }
 
 /// The answer to a connection past [`ConnectionLimits::max_connections`].
@@ -260,23 +296,19 @@ pub async fn serve_with(
             tower_service::Service::call(&mut app.clone(), req)
         });
         let header_timeout = limits.header_read_timeout;
+        let tls = limits.tls.as_ref().map(|t| t.acceptor());
         connections.spawn(async move {
             let _slot = slot;
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .max_headers(PARSER_MAX_HEADERS)
-                .max_buf_size(PARSER_MAX_BUF)
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(header_timeout);
-            let conn = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades();
-            let mut conn = std::pin::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = stop.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.as_mut().await;
+            match tls {
+                None => serve_connection(TokioIo::new(stream), service, header_timeout, stop).await,
+                Some(acceptor) => {
+                    // A client that does not finish the handshake in time is dropped.
+                    let Ok(Ok(stream)) =
+                        tokio::time::timeout(header_timeout, acceptor.accept(stream)).await
+                    else {
+                        return;
+                    };
+                    serve_connection(TokioIo::new(stream), service, header_timeout, stop).await
                 }
             }
         });

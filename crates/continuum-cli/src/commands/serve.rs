@@ -54,6 +54,23 @@ pub struct ServeArgs {
         value_name = "CIDR"
     )]
     pub trusted_proxies: Vec<continuum_server::proxy::Cidr>,
+    /// Serve HTTPS: the certificate chain (PEM). Re-read on SIGHUP and when the file changes,
+    /// without dropping connections. Needs --tls-key.
+    #[arg(
+        long,
+        env = "CONTINUUM_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The certificate's private key (PEM). Needs --tls-cert.
+    #[arg(
+        long,
+        env = "CONTINUUM_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<std::path::PathBuf>,
     /// Events kept at least this long (30m, 12h, 7d, 2w, or 0) before the hourly compaction
     /// deletes those every named cursor has passed.
     #[arg(long, env = "CONTINUUM_EVENT_RETENTION", default_value = "7d",
@@ -78,6 +95,51 @@ const COMPACT_EVERY: Duration = Duration::from_secs(3600);
 
 /// How long shutdown waits for background jobs to reach a safe point before aborting them.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// How often the certificate files are looked at for a renewal.
+const TLS_CHECK_EVERY: Duration = Duration::from_secs(10);
+
+/// Puts the certificate reload under `jobs` (named `tls-reload`): on SIGHUP, and when the
+/// files' modification times change. A reload that fails keeps the certificate in use and
+/// says why in the log.
+fn spawn_tls_reload(
+    tls: std::sync::Arc<continuum_server::tls::Tls>,
+    jobs: &continuum_ops::Supervisor,
+) -> Result<()> {
+    jobs.spawn("tls-reload", continuum_ops::Backoff::default(), move |stop| {
+        let tls = tls.clone();
+        async move {
+            #[cfg(unix)]
+            let mut hup =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+                    .map_err(|e| format!("listening for SIGHUP: {e}"))?;
+            let mut seen = tls.stamp();
+            loop {
+                #[cfg(unix)]
+                let signalled = async { hup.recv().await };
+                #[cfg(not(unix))]
+                let signalled = std::future::pending::<Option<()>>();
+                let why = tokio::select! {
+                    _ = stop.cancelled() => return Ok(()),
+                    _ = signalled => "SIGHUP",
+                    _ = tokio::time::sleep(TLS_CHECK_EVERY) => {
+                        let now = tls.stamp();
+                        if now == seen {
+                            continue;
+                        }
+                        seen = now;
+                        "the files changed"
+                    }
+                };
+                match tls.reload() {
+                    Ok(()) => tracing::info!(reason = why, "TLS certificate reloaded"),
+                    Err(e) => tracing::warn!(reason = why, error = %e, "TLS certificate not reloaded; the previous one stays in use"),
+                }
+            }
+        }
+    })
+    .map_err(|e| Error::Internal(e).into())
+}
 
 /// Puts the webhook delivery job under `jobs` (named `webhooks`). It stops between two
 /// attempts; a failed pass fails the job, which the supervisor restarts with backoff.
@@ -199,9 +261,19 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<()> {
         trusted_proxies: a.trusted_proxies,
         ..ServerConfig::default()
     };
+    let tls = match (&a.tls_cert, &a.tls_key) {
+        (Some(cert), Some(key)) => {
+            let tls = continuum_server::tls::Tls::load(cert, key).map_err(Error::InvalidInput)?;
+            spawn_tls_reload(tls.clone(), &jobs)?;
+            Some(tls)
+        }
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let limits = continuum_server::ConnectionLimits {
         header_read_timeout: Duration::from_secs(a.header_timeout_secs),
         max_connections: a.max_connections,
+        tls,
     };
     let listener = tokio::net::TcpListener::bind(&a.bind)
         .await
@@ -225,7 +297,7 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<()> {
         None => None,
     };
     // The line a supervisor or a test waits for. No key or password is printed.
-    tracing::info!(store = %store.describe(), "listening on http://{addr}");
+    tracing::info!(store = %store.describe(), "listening on {scheme}://{addr}");
     let served =
         continuum_server::serve_with(listener, router(engine, config), shutdown_signal(), limits)
             .await

@@ -88,7 +88,12 @@ pub fn serve_with(
     let line = rx
         .recv_timeout(std::time::Duration::from_secs(60))
         .unwrap_or_else(|_| panic!("the server did not start: {}", log.lock().unwrap()));
-    let url = url_in(&line, "http://");
+    let scheme = if line.contains("https://") {
+        "https://"
+    } else {
+        "http://"
+    };
+    let url = url_in(&line, scheme);
     (Server { child, log }, url)
 }
 
