@@ -152,6 +152,7 @@ async fn past_the_connection_limit_new_connections_get_503() {
         ConnectionLimits {
             header_read_timeout: Duration::from_secs(30),
             max_connections: 8,
+            tls: None,
         },
     )
     .await;
