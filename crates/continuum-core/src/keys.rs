@@ -149,11 +149,23 @@ pub struct ApiKey {
     pub expires_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked_at: Option<Timestamp>,
+    /// How long the key may live before it is due for rotation, in milliseconds: past it,
+    /// it still works, but `keys list`, `doctor` and the metrics point it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age_ms: Option<i64>,
 }
 
 impl ApiKey {
     pub fn is_active(&self, now: Timestamp) -> bool {
         self.revoked_at.is_none() && self.expires_at.is_none_or(|e| now < e)
+    }
+
+    /// A working key older than its maximum age.
+    pub fn due_for_rotation(&self, now: Timestamp) -> bool {
+        self.is_active(now)
+            && self
+                .max_age_ms
+                .is_some_and(|m| now.millis() - self.created_at.millis() >= m)
     }
 }
 

@@ -35,6 +35,7 @@ fn make_key(
         created_at: now,
         expires_at,
         revoked_at: None,
+        max_age_ms: None,
     };
     (secret, key)
 }
@@ -59,7 +60,21 @@ impl Engine {
         valid_for_millis: Option<i64>,
         name: Option<String>,
     ) -> Result<(String, ApiKey)> {
-        self.put_new_key(tenant, scope, valid_for_millis, name, false)
+        self.put_new_key(tenant, scope, valid_for_millis, name, None, false)
+            .await
+    }
+
+    /// [`Self::create_key`] for a key due for rotation once it is `max_age_millis` old (it
+    /// still works after; `keys list`, `doctor` and the metrics point it out).
+    pub async fn create_key_with_max_age(
+        &self,
+        tenant: &TenantId,
+        scope: Scope,
+        valid_for_millis: Option<i64>,
+        name: Option<String>,
+        max_age_millis: Option<i64>,
+    ) -> Result<(String, ApiKey)> {
+        self.put_new_key(tenant, scope, valid_for_millis, name, max_age_millis, false)
             .await
     }
 
@@ -70,8 +85,16 @@ impl Engine {
         scope: Scope,
         valid_for_millis: Option<i64>,
         name: Option<String>,
+        max_age_millis: Option<i64>,
         first: bool,
     ) -> Result<(String, ApiKey)> {
+        if let Some(ms) = max_age_millis
+            && (ms <= 0 || ms > MAX_KEY_DAYS * 86_400_000)
+        {
+            return Err(Error::InvalidInput(format!(
+                "a key's maximum age must be between 1 ms and {MAX_KEY_DAYS} days"
+            )));
+        }
         if let Some(ms) = valid_for_millis
             && (ms <= 0 || ms > MAX_KEY_DAYS * 86_400_000)
         {
@@ -85,13 +108,14 @@ impl Engine {
             ));
         }
         let now = self.clock.now();
-        let (secret, key) = make_key(
+        let (secret, mut key) = make_key(
             tenant,
             scope,
             name,
             now,
             valid_for_millis.map(|ms| Timestamp(now.millis() + ms)),
         );
+        key.max_age_ms = max_age_millis;
         let created = Event::KeyCreated {
             prefix: key.prefix.clone(),
             scope: key.scope,
@@ -157,6 +181,7 @@ impl Engine {
         scope: Scope,
         valid_for_millis: Option<i64>,
         name: Option<String>,
+        max_age_millis: Option<i64>,
     ) -> Result<(String, ApiKey)> {
         let tenant = caller.require(Scope::Admin)?.clone();
         if !caller.scope.allows(scope) {
@@ -165,8 +190,15 @@ impl Engine {
                 caller.scope
             )));
         }
-        self.create_key(&tenant, scope, valid_for_millis, name)
-            .await
+        self.put_new_key(
+            &tenant,
+            scope,
+            valid_for_millis,
+            name,
+            max_age_millis,
+            false,
+        )
+        .await
     }
 
     /// The caller's tenant's keys (admin scope).
@@ -252,7 +284,8 @@ impl Engine {
         let validity = old
             .expires_at
             .map(|e| Timestamp(now.millis() + (e.millis() - old.created_at.millis()).max(1)));
-        let (secret, key) = make_key(&old.tenant, old.scope, old.name.clone(), now, validity);
+        let (secret, mut key) = make_key(&old.tenant, old.scope, old.name.clone(), now, validity);
+        key.max_age_ms = old.max_age_ms;
         let old_expires_at = Timestamp(now.millis() + overlap_millis);
         let old_expires_at = match old.expires_at {
             Some(e) if e < old_expires_at => e,

@@ -80,7 +80,7 @@ impl Engine {
                 t.memories, t.active_keys
             )));
         }
-        self.put_new_key(tenant, Scope::Admin, None, name, true)
+        self.put_new_key(tenant, Scope::Admin, None, name, None, true)
             .await
     }
 

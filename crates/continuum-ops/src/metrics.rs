@@ -34,6 +34,8 @@ pub const STORE_DURATION: &str = "continuum_store_operation_duration_seconds";
 pub const EVENT_HEAD: &str = "continuum_event_log_head";
 /// Memories waiting for an embedding, over every tenant.
 pub const EMBED_BACKLOG: &str = "continuum_embedding_backlog";
+/// Working API keys past their maximum age (`keys create --max-age`).
+pub const KEYS_DUE: &str = "continuum_keys_due_for_rotation";
 /// 1 for a job's current state, 0 for the others, by `job` and `state`.
 pub const JOB_STATE: &str = "continuum_job_state";
 /// Job runs that ended in an error or a panic, by `job`.
@@ -94,6 +96,7 @@ fn describe() {
     describe_histogram!(STORE_DURATION, Unit::Seconds, "Store call latency");
     describe_gauge!(EVENT_HEAD, "Newest position of the event log");
     describe_gauge!(EMBED_BACKLOG, "Memories waiting for an embedding");
+    describe_gauge!(KEYS_DUE, "Working API keys past their maximum age");
     describe_gauge!(JOB_STATE, "1 for a background job's current state");
     describe_counter!(JOB_FAILURES, "Background job runs that failed or panicked");
     describe_counter!(JOB_RESTARTS, "Background job restarts");

@@ -181,7 +181,7 @@ pub(crate) async fn exposition(state: &AppState) -> Response {
         }
         stale
     };
-    use continuum_ops::metrics::{EMBED_BACKLOG, EVENT_HEAD};
+    use continuum_ops::metrics::{EMBED_BACKLOG, EVENT_HEAD, KEYS_DUE};
     // One indexed read: fresh at every scrape.
     match state.engine.event_head().await {
         Ok(head) => metrics::gauge!(EVENT_HEAD).set(head as f64),
@@ -191,6 +191,12 @@ pub(crate) async fn exposition(state: &AppState) -> Response {
         match state.engine.embedding_backlog().await {
             Ok(n) => metrics::gauge!(EMBED_BACKLOG).set(n as f64),
             Err(e) => tracing::warn!(error = %e, "metrics: reading the embedding backlog failed"),
+        }
+        let now = continuum_core::Clock::now(&continuum_core::SystemClock);
+        match state.engine.list_keys(None).await {
+            Ok(keys) => metrics::gauge!(KEYS_DUE)
+                .set(keys.iter().filter(|k| k.due_for_rotation(now)).count() as f64),
+            Err(e) => tracing::warn!(error = %e, "metrics: reading the keys failed"),
         }
     }
     match continuum_ops::metrics::render() {

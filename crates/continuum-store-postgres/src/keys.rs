@@ -10,8 +10,8 @@ async fn insert_key(
 ) -> Result<()> {
     tx_execute(
         tx,
-        "INSERT INTO api_keys (prefix, tenant, scope, hash, name, created_at, expires_at, revoked_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO api_keys (prefix, tenant, scope, hash, name, created_at, expires_at, revoked_at, max_age_ms)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         &[
             &key.prefix,
             &key.tenant.as_str(),
@@ -21,6 +21,7 @@ async fn insert_key(
             &key.created_at.millis(),
             &key.expires_at.map(|t| t.millis()),
             &key.revoked_at.map(|t| t.millis()),
+            &key.max_age_ms,
         ],
     )
     .await
@@ -67,7 +68,7 @@ impl KeyStore for PostgresStore {
         let client = self.client().await?;
         let rows = cached_query(
             &client,
-            "SELECT prefix, tenant, scope, hash, name, created_at, expires_at, revoked_at
+            "SELECT prefix, tenant, scope, hash, name, created_at, expires_at, revoked_at, max_age_ms
              FROM api_keys WHERE prefix = $1",
             &[&prefix],
         )
@@ -83,7 +84,7 @@ impl KeyStore for PostgresStore {
         let client = self.client().await?;
         let rows = cached_query(
             &client,
-            "SELECT prefix, tenant, scope, hash, name, created_at, expires_at, revoked_at
+            "SELECT prefix, tenant, scope, hash, name, created_at, expires_at, revoked_at, max_age_ms
              FROM api_keys WHERE $1::text IS NULL OR tenant = $1 ORDER BY created_at DESC, prefix",
             &[&tenant.map(|t| t.as_str())],
         )

@@ -52,6 +52,7 @@ pub(crate) fn key_row(r: &Row) -> Result<continuum_core::keys::ApiKey> {
         created_at: Timestamp(r.get(5)),
         expires_at: r.get::<_, Option<i64>>(6).map(Timestamp),
         revoked_at: r.get::<_, Option<i64>>(7).map(Timestamp),
+        max_age_ms: r.get(8),
     })
 }
 

@@ -6,8 +6,8 @@ use continuum_core::keys::rotation_events;
 /// Inserts a key record (a prefix already taken is a conflict).
 fn insert_key(tx: &Transaction<'_>, key: &continuum_core::keys::ApiKey) -> Result<()> {
     tx.execute(
-        "INSERT INTO api_keys (prefix, tenant, scope, hash, name, created_at, expires_at, revoked_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO api_keys (prefix, tenant, scope, hash, name, created_at, expires_at, revoked_at, max_age_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![
             key.prefix,
             key.tenant.as_str(),
@@ -16,7 +16,8 @@ fn insert_key(tx: &Transaction<'_>, key: &continuum_core::keys::ApiKey) -> Resul
             key.name,
             key.created_at.millis(),
             key.expires_at.map(|t| t.millis()),
-            key.revoked_at.map(|t| t.millis())
+            key.revoked_at.map(|t| t.millis()),
+            key.max_age_ms
         ],
     )
     .map_err(|e| match map_err(e) {
@@ -62,7 +63,7 @@ impl KeyStore for SqliteStore {
     async fn key_by_prefix(&self, prefix: &str) -> Result<Option<continuum_core::keys::ApiKey>> {
         let row = self.read(|c| {
             c.prepare_cached(
-                "SELECT prefix, tenant, scope, hash, name, created_at, expires_at, revoked_at
+                "SELECT prefix, tenant, scope, hash, name, created_at, expires_at, revoked_at, max_age_ms
                  FROM api_keys WHERE prefix = ?1",
             )?
             .query_row([prefix], key_row)
@@ -77,7 +78,7 @@ impl KeyStore for SqliteStore {
     ) -> Result<Vec<continuum_core::keys::ApiKey>> {
         let rows = self.read(|c| {
             c.prepare_cached(
-                "SELECT prefix, tenant, scope, hash, name, created_at, expires_at, revoked_at
+                "SELECT prefix, tenant, scope, hash, name, created_at, expires_at, revoked_at, max_age_ms
                  FROM api_keys WHERE ?1 IS NULL OR tenant = ?1 ORDER BY created_at DESC, prefix",
             )?
             .query_map([tenant.map(|t| t.as_str())], key_row)?

@@ -35,6 +35,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "webhooks",
         sql: include_str!("../migrations/0005_webhooks.sql"),
     },
+    Migration {
+        version: 6,
+        name: "key_max_age",
+        sql: include_str!("../migrations/0006_key_max_age.sql"),
+    },
 ];
 
 /// The schema version this build writes.

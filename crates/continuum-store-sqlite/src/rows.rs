@@ -92,6 +92,7 @@ pub(crate) fn key_row(r: &Row<'_>) -> rusqlite::Result<Result<continuum_core::ke
             created_at: Timestamp(r.get(5).map_err(map_err)?),
             expires_at: r.get::<_, Option<i64>>(6).map_err(map_err)?.map(Timestamp),
             revoked_at: r.get::<_, Option<i64>>(7).map_err(map_err)?.map(Timestamp),
+            max_age_ms: r.get(8).map_err(map_err)?,
         })
     })())
 }

@@ -113,6 +113,27 @@ pub async fn doctor(g: &Global, a: DoctorArgs) -> Result<()> {
                 ok: stats.store.schema_version == store.latest_version(),
                 detail: format!("v{}", stats.store.schema_version),
             });
+            let now = continuum_core::Clock::now(&continuum_core::SystemClock);
+            let due: Vec<String> = engine
+                .list_keys(None)
+                .await?
+                .into_iter()
+                .filter(|k| k.due_for_rotation(now))
+                .map(|k| format!("{} ({})", k.prefix, k.tenant))
+                .collect();
+            checks.push(Check {
+                name: "keys due for rotation".into(),
+                ok: due.is_empty(),
+                detail: if due.is_empty() {
+                    "none".into()
+                } else {
+                    format!(
+                        "{} past their --max-age: {} (continuum keys rotate PREFIX)",
+                        due.len(),
+                        due.join(", ")
+                    )
+                },
+            });
             let problems = engine.check().await?;
             checks.push(Check {
                 name: "integrity and indexes".into(),

@@ -27,6 +27,10 @@ pub enum KeysAction {
         /// A label to recognise the key by.
         #[arg(long)]
         name: Option<String>,
+        /// Age after which the key is due for rotation (90d, 1y): it keeps working, but
+        /// `keys list`, `doctor` and the metrics point it out.
+        #[arg(long, value_parser = parse_validity)]
+        max_age: Option<i64>,
     },
     /// List keys (never their secrets): of --tenant, or of every tenant with --all-tenants.
     List {
@@ -81,9 +85,12 @@ pub async fn keys(g: &Global, a: KeysArgs) -> Result<()> {
             scope,
             expires,
             name,
+            max_age,
         } => {
             let tenant = g.tenant()?;
-            let (secret, key) = engine.create_key(&tenant, scope, expires, name).await?;
+            let (secret, key) = engine
+                .create_key_with_max_age(&tenant, scope, expires, name, max_age)
+                .await?;
             if g.json {
                 return output::json(&serde_json::json!({
                     "key": secret,
@@ -122,6 +129,8 @@ pub async fn keys(g: &Global, a: KeysArgs) -> Result<()> {
                     "revoked"
                 } else if !k.is_active(now) {
                     "expired"
+                } else if k.due_for_rotation(now) {
+                    "rotate"
                 } else {
                     "active"
                 };
@@ -133,7 +142,7 @@ pub async fn keys(g: &Global, a: KeysArgs) -> Result<()> {
                     k.tenant,
                     k.created_at,
                     k.expires_at
-                        .filter(|_| state == "active")
+                        .filter(|_| state == "active" || state == "rotate")
                         .map(|t| format!("  until {t}"))
                         .unwrap_or_default(),
                     k.name.map(|n| format!("  {n}")).unwrap_or_default()

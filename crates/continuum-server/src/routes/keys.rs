@@ -24,6 +24,10 @@ pub(super) struct KeyCreate {
     #[serde(default)]
     #[schemars(length(max = 200))]
     name: Option<String>,
+    /// Days after which the key is due for rotation (it keeps working; listings point it out).
+    #[serde(default, deserialize_with = "whole")]
+    #[schemars(range(min = 1, max = continuum_engine::MAX_KEY_DAYS))]
+    max_age_days: Option<i64>,
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -44,7 +48,13 @@ pub(super) async fn keys_create(
     let valid = b.expires_in_days.map(|d| d.saturating_mul(86_400_000));
     let (secret, key) = s
         .engine
-        .create_key_as(&auth.caller, scope, valid, b.name)
+        .create_key_as(
+            &auth.caller,
+            scope,
+            valid,
+            b.name,
+            b.max_age_days.map(|d| d.saturating_mul(86_400_000)),
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(KeyCreated { key, secret })))
 }

@@ -418,4 +418,32 @@ pub async fn a_rotated_key_works_until_the_overlap_ends_and_its_successor_after(
         r2.key.expires_at.unwrap().millis() - r2.key.created_at.millis(),
         86_400_000
     );
+    use continuum_core::Clock;
+    // A key with a maximum age is due for rotation after it (and still works); its
+    // successor has the same maximum age, counted from its own creation.
+    let (aging_secret, aging) = e
+        .create_key_with_max_age(&a, Scope::Read, None, None, Some(86_400_000))
+        .await
+        .unwrap();
+    let stored = s.store.key_by_prefix(&aging.prefix).await.unwrap().unwrap();
+    assert_eq!(stored.max_age_ms, Some(86_400_000));
+    assert!(!stored.due_for_rotation(clock.now()));
+    clock.advance_millis(86_400_000);
+    let stored = s.store.key_by_prefix(&aging.prefix).await.unwrap().unwrap();
+    assert!(stored.due_for_rotation(clock.now()));
+    e.authenticate(&aging_secret).await.unwrap();
+    let r3 = e.rotate_key(&aging.prefix, 0).await.unwrap();
+    let successor = s
+        .store
+        .key_by_prefix(&r3.key.prefix)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(successor.max_age_ms, Some(86_400_000));
+    assert!(!successor.due_for_rotation(clock.now()));
+    assert!(matches!(
+        e.create_key_with_max_age(&a, Scope::Read, None, None, Some(0))
+            .await,
+        Err(Error::InvalidInput(_))
+    ));
 }
