@@ -118,6 +118,8 @@ pub(crate) struct AppState {
     pub(crate) streams: routes::Streams,
     /// Failed authentications by source address.
     pub(crate) auth_failures: routes::AuthFailures,
+    /// Open MCP sessions, by key.
+    pub(crate) mcp_sessions: routes::McpSessions,
 }
 
 /// The application: every route with its layers.
@@ -131,6 +133,7 @@ pub fn router(engine: Engine, config: ServerConfig) -> Router {
         scrape: Default::default(),
         streams: Default::default(),
         auth_failures: Default::default(),
+        mcp_sessions: Default::default(),
     });
     routes::router(routes, state, &config)
 }
@@ -147,6 +150,7 @@ pub fn metrics_router(engine: Engine) -> Router {
         scrape: Default::default(),
         streams: Default::default(),
         auth_failures: Default::default(),
+        mcp_sessions: Default::default(),
     });
     Router::new()
         .route("/metrics", axum::routing::get(observe::open_metrics))

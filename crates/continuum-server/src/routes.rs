@@ -52,6 +52,7 @@ use compat::*;
 use events::*;
 use extract::*;
 use keys::*;
+pub(crate) use mcp::McpSessions;
 use mcp::mcp_router;
 use memories::*;
 use service::*;

@@ -239,3 +239,54 @@ async fn behind_a_trusted_proxy_failures_count_per_forwarded_client() {
     assert_eq!(last, 429);
     assert_eq!(get("127.0.0.2", "198.51.100.2", good.clone()).await, 429);
 }
+
+/// Opens an MCP session over HTTP; the session id, or the refusal's status.
+async fn open_mcp_session(base: &str, key: &str) -> Result<String, u16> {
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"abuse-test","version":"1"}}}"#;
+    let r = reqwest::Client::new()
+        .post(format!("{base}/mcp"))
+        .header("x-api-key", key)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let id = r
+        .headers()
+        .get("mcp-session-id")
+        .map(|v| v.to_str().unwrap().to_string());
+    let _ = r.bytes().await;
+    match (status, id) {
+        (200, Some(id)) => Ok(id),
+        (s, _) => Err(s),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_sessions_are_capped_per_key() {
+    let s = start(ServerConfig::default()).await;
+    let (one, two) = (
+        s.key("acme", Scope::Write).await,
+        s.key("acme", Scope::Write).await,
+    );
+    let mut ids = Vec::new();
+    for _ in 0..32 {
+        ids.push(open_mcp_session(&s.base, &one).await.unwrap());
+    }
+    assert_eq!(open_mcp_session(&s.base, &one).await, Err(429));
+    // Another key is not affected.
+    open_mcp_session(&s.base, &two).await.unwrap();
+    // Closing a session frees its place.
+    let r = reqwest::Client::new()
+        .delete(format!("{}/mcp", s.base))
+        .header("x-api-key", &one)
+        .header("mcp-session-id", &ids[0])
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    open_mcp_session(&s.base, &one).await.unwrap();
+    assert_eq!(open_mcp_session(&s.base, &one).await, Err(429));
+}

@@ -10,14 +10,36 @@ pub(super) fn mcp_router(state: Arc<AppState>) -> Router {
         StreamableHttpServerConfig, StreamableHttpService,
     };
     let engine = state.engine.clone();
+    let mut sessions = LocalSessionManager::default();
+    // The same idle limit as the per-key count below, so that both forget a session together.
+    sessions.session_config.keep_alive = Some(MCP_SESSION_IDLE);
     let service = StreamableHttpService::new(
         move || Ok(continuum_mcp::ContinuumMcp::per_request(engine.clone())),
-        Arc::new(LocalSessionManager::default()),
+        Arc::new(sessions),
         StreamableHttpServerConfig::default(),
     );
     Router::new()
         .nest_service("/mcp", service)
         .layer(axum::middleware::from_fn_with_state(state, mcp_auth))
+}
+
+/// MCP sessions a key may hold open at once; past it, opening one is answered 429.
+pub(crate) const MAX_MCP_SESSIONS_PER_KEY: usize = 32;
+/// An MCP session unused this long is closed (by the MCP layer) and no longer counted.
+pub(crate) const MCP_SESSION_IDLE: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Open MCP sessions: session id → (key prefix, last use).
+#[derive(Default)]
+pub(crate) struct McpSessions {
+    open: std::sync::Mutex<std::collections::HashMap<String, (String, Instant)>>,
+}
+
+impl McpSessions {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (String, Instant)>> {
+        self.open.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 pub(super) async fn mcp_auth(
@@ -36,8 +58,58 @@ pub(super) async fn mcp_auth(
     if let Err(e) = auth.require(Scope::Write) {
         return e.into_response();
     }
+    let prefix = auth.caller.key.clone().unwrap_or_default();
+    let session = parts
+        .headers
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let closing = parts.method == Method::DELETE;
+    match &session {
+        Some(id) => {
+            if let Some(entry) = state.mcp_sessions.lock().get_mut(id) {
+                entry.1 = Instant::now();
+            }
+        }
+        None => {
+            // A new session: count the key's open ones, forgetting those idle too long.
+            let mut open = state.mcp_sessions.lock();
+            open.retain(|_, (_, used)| used.elapsed() < MCP_SESSION_IDLE);
+            let mine = open.values().filter(|(p, _)| *p == prefix).count();
+            if mine >= MAX_MCP_SESSIONS_PER_KEY {
+                return ApiError::Http {
+                    status: StatusCode::TOO_MANY_REQUESTS,
+                    code: "too_many_sessions",
+                    message: format!(
+                        "this key already holds {MAX_MCP_SESSIONS_PER_KEY} open MCP sessions (the limit); close one (DELETE /mcp) or wait for idle ones to end ({} s)",
+                        MCP_SESSION_IDLE.as_secs()
+                    ),
+                }
+                .into_response();
+            }
+        }
+    }
     parts
         .extensions
         .insert(continuum_mcp::McpCaller(auth.caller));
-    next.run(Request::from_parts(parts, body)).await
+    let response = next.run(Request::from_parts(parts, body)).await;
+    match session {
+        Some(id) if closing && response.status().is_success() => {
+            state.mcp_sessions.lock().remove(&id);
+        }
+        Some(_) => {}
+        None => {
+            if let Some(id) = response
+                .headers()
+                .get("mcp-session-id")
+                .and_then(|v| v.to_str().ok())
+            {
+                state
+                    .mcp_sessions
+                    .lock()
+                    .insert(id.to_string(), (prefix, Instant::now()));
+            }
+        }
+    }
+    response
 }
