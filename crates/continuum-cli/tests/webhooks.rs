@@ -191,15 +191,25 @@ fn serve_delivers_signed_events_to_subscriptions_made_from_the_cli_and_the_api()
 
     // The deliveries, through the API and the CLI.
     let id = created["id"].as_str().unwrap();
-    let (status, body) = request(
-        &base,
-        "GET",
-        &format!("/v1/webhooks/{id}/deliveries"),
-        &auth,
-        "",
-    );
-    assert_eq!(status, 200, "{body}");
-    let records: Value = serde_json::from_str(&body).unwrap();
+    // A delivery is recorded after the receiver answers: wait for both records.
+    let started = Instant::now();
+    let records: Value = loop {
+        let (status, body) = request(
+            &base,
+            "GET",
+            &format!("/v1/webhooks/{id}/deliveries"),
+            &auth,
+            "",
+        );
+        assert_eq!(status, 200, "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        let all = v["deliveries"].as_array().unwrap();
+        if all.len() == 2 && all.iter().all(|r| r["state"] == "delivered") {
+            break v;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{v}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert_eq!(
         records["deliveries"].as_array().unwrap().len(),
         2,

@@ -96,9 +96,6 @@ pub fn check_subscription(events: &[String], description: Option<&str>) -> Resul
             )));
         }
     }
-    if events.len() > crate::Event::TYPES.len() {
-        return Err(Error::InvalidInput("events: a type is listed twice".into()));
-    }
     if let Some(d) = description
         && (d.len() > MAX_DESCRIPTION_BYTES || d.chars().any(char::is_control))
     {

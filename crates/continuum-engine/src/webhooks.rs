@@ -277,16 +277,6 @@ impl Engine {
         self.store.delivery(id).await
     }
 
-    /// A tenant's events after `since`, for the delivery job.
-    pub async fn tenant_events(
-        &self,
-        tenant: &TenantId,
-        since: u64,
-        limit: usize,
-    ) -> Result<Vec<continuum_core::EventRecord>> {
-        self.events(tenant, since, limit).await
-    }
-
     /// Deletes every subscription of a tenant (when it is erased).
     pub(crate) async fn drop_webhooks(&self, tenant: &TenantId) -> Result<()> {
         for w in self.store.webhooks(Some(tenant)).await? {

@@ -207,10 +207,7 @@ impl Deliverer {
         const PAGE: usize = 100;
         let before = w.clone();
         'pages: while !stop.is_cancelled() {
-            let page = self
-                .engine
-                .tenant_events(&w.tenant, w.position, PAGE)
-                .await?;
+            let page = self.engine.events(&w.tenant, w.position, PAGE).await?;
             if page.is_empty() {
                 break;
             }
@@ -361,7 +358,7 @@ impl Deliverer {
     pub async fn retry(&self, w: &Webhook, mut d: Delivery) -> Result<Delivery> {
         let record = self
             .engine
-            .tenant_events(&w.tenant, d.seq.saturating_sub(1), 1)
+            .events(&w.tenant, d.seq.saturating_sub(1), 1)
             .await?
             .into_iter()
             .find(|r| r.seq == d.seq)

@@ -41,8 +41,8 @@ const MAX_CLIENT_MESSAGE: usize = 4096;
 /// Open streams per key, and in all.
 pub(crate) const MAX_STREAMS_PER_KEY: usize = 64;
 pub(crate) const MAX_STREAMS: usize = 4096;
-/// The most types a `types` filter may list (there are fewer event types than this).
-const MAX_TYPES: usize = 32;
+/// The longest `types` filter, in bytes (as the OpenAPI document says).
+const MAX_TYPES_BYTES: usize = 512;
 
 /// Cancelled when the server begins to shut down: streams then end, so that the connections
 /// they hold can close. Put into every request's extensions by [`crate::serve`].
@@ -123,6 +123,11 @@ fn parse_types(text: Option<&str>) -> Result<Option<Vec<&'static str>>, Error> {
     let Some(text) = text else {
         return Ok(None);
     };
+    if text.len() > MAX_TYPES_BYTES {
+        return Err(Error::InvalidInput(format!(
+            "types: at most {MAX_TYPES_BYTES} bytes"
+        )));
+    }
     let mut out = Vec::new();
     for name in text.split(',').map(str::trim) {
         let Some(known) = Event::TYPES.iter().find(|t| **t == name) else {
@@ -134,11 +139,6 @@ fn parse_types(text: Option<&str>) -> Result<Option<Vec<&'static str>>, Error> {
         };
         if !out.contains(known) {
             out.push(*known);
-        }
-        if out.len() > MAX_TYPES {
-            return Err(Error::InvalidInput(format!(
-                "types: at most {MAX_TYPES} names"
-            )));
         }
     }
     Ok(Some(out))

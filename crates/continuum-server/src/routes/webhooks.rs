@@ -16,7 +16,7 @@ pub(super) struct WebhookCreate {
     url: String,
     /// Event types to send (absent or empty: every type).
     #[serde(default)]
-    #[schemars(length(max = 13))]
+    #[schemars(length(max = continuum_core::Event::TYPES.len()))]
     events: Vec<String>,
     #[serde(default)]
     #[schemars(length(max = 500))]
