@@ -423,7 +423,7 @@ pub fn classify(err: &anyhow::Error) -> (u8, &'static str) {
             let code = match e {
                 Error::InvalidInput(_) => 2,
                 Error::NotFound(_) => 3,
-                Error::Unavailable(_) => 4,
+                Error::Unavailable(_) | Error::QuotaExceeded(..) => 4,
                 Error::Conflict(_) | Error::Gone(_) => 5,
                 Error::Unauthorized(_) | Error::Forbidden(_) => 6,
                 Error::Internal(_) => 1,

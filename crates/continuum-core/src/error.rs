@@ -26,6 +26,10 @@ pub enum Error {
     /// The store cannot serve now: locked by another process, read-only, unreachable.
     #[error("{0}")]
     Unavailable(String),
+    /// A quota of the tenant's tier is used up (the message names it and says when it resets
+    /// or what to do); the seconds until it resets, when it does.
+    #[error("{0}")]
+    QuotaExceeded(String, Option<u64>),
     /// A fault inside Continuum or its store; details belong in logs.
     #[error("internal error: {0}")]
     Internal(String),
@@ -42,6 +46,7 @@ impl Error {
             Error::Forbidden(_) => "forbidden",
             Error::Gone(_) => "gone",
             Error::Unavailable(_) => "unavailable",
+            Error::QuotaExceeded(..) => "quota_exceeded",
             Error::Internal(_) => "internal",
         }
     }

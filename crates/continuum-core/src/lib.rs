@@ -8,6 +8,7 @@
 //! It is not a store, a server or a runtime: it depends on no async runtime, SQL driver or HTTP
 //! stack (CI checks this with `cargo tree -p continuum-core -e normal`).
 
+pub mod account;
 pub mod context;
 pub mod embed;
 pub mod error;

@@ -321,11 +321,19 @@ pub struct ImportKey {
 }
 
 /// The storage port, split by capability: [`MemoryGraph`], [`EventLog`], [`VectorStore`] (with
-/// [`VectorSearch`] as an optional capability) and [`KeyStore`]. Every backend implements all
-/// of them and runs the conformance suite of each; the engine holds an `Arc<dyn MemoryStore>`.
-pub trait MemoryStore: MemoryGraph + EventLog + VectorStore + KeyStore + WebhookStore {}
+/// [`VectorSearch`] as an optional capability), [`KeyStore`], [`WebhookStore`] and
+/// [`crate::account::AccountStore`]. Every backend implements all of them and runs the
+/// conformance suite of each; the engine holds an `Arc<dyn MemoryStore>`.
+pub trait MemoryStore:
+    MemoryGraph + EventLog + VectorStore + KeyStore + WebhookStore + crate::account::AccountStore
+{
+}
 
-impl<T: MemoryGraph + EventLog + VectorStore + KeyStore + WebhookStore> MemoryStore for T {}
+impl<
+    T: MemoryGraph + EventLog + VectorStore + KeyStore + WebhookStore + crate::account::AccountStore,
+> MemoryStore for T
+{
+}
 
 /// Memories, sessions, concepts, links and decisions: the data itself, its full text, its
 /// listings and what the derived index is fed from.

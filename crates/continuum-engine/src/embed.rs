@@ -128,6 +128,7 @@ impl Engine {
                 .put_vectors(&t, embedder.model(), embedder.dim(), &vectors)
                 .await?;
             self.vectors_changed(&t);
+            self.count_usage(&t, |c| c.embeddings += vectors.len() as u64);
         }
         *after = last;
         Ok(n)

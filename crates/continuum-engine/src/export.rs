@@ -250,6 +250,7 @@ impl Engine {
         let mut seen = std::collections::HashSet::new();
         memories.retain(|w| seen.insert(w.memory.id));
         out.memories_skipped = (before - memories.len()) as u64;
+        self.check_storage(tenant, memories.len() as u64).await?;
         let batch = WriteBatch {
             memories,
             links,
@@ -262,6 +263,7 @@ impl Engine {
             .apply(tenant, &self.config.hebbian, vec![batch])
             .await?;
         out.memories_added = applied.memories;
+        self.note_stored(tenant, applied.memories);
         out.links = applied.links_created + applied.links_strengthened;
         out.decisions = applied.decisions;
         // Vectors go after the memories they belong to (a dump lists them last); a vector of

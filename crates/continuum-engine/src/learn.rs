@@ -284,10 +284,13 @@ impl Engine {
             batches,
             mut outcome,
         } = prepared;
+        let adding: u64 = batches.iter().map(|b| b.memories.len() as u64).sum();
+        self.check_storage(tenant, adding).await?;
         let applied: Applied = self
             .store
             .apply(tenant, &self.config.hebbian, batches)
             .await?;
+        self.note_stored(tenant, applied.memories);
         self.wake_embedder();
         outcome.decisions_detected = applied.decisions;
         outcome.links_created = applied.links_created + applied.links_strengthened;
@@ -364,9 +367,12 @@ impl Engine {
             supersedes: supersedes.map(|old| (old, memory.id)).into_iter().collect(),
             at,
         };
-        self.store
+        self.check_storage(tenant, 1).await?;
+        let applied = self
+            .store
             .apply(tenant, &self.config.hebbian, vec![batch])
             .await?;
+        self.note_stored(tenant, applied.memories);
         self.wake_embedder();
         Ok(memory)
     }

@@ -5,6 +5,7 @@
 //! validates input, runs the extractor, prepares write batches, ranks and assembles recall
 //! results. It holds no storage of its own: state lives behind [`MemoryStore`].
 
+mod account;
 mod ann;
 mod cache;
 mod config;
@@ -19,6 +20,10 @@ mod recall;
 mod tenants;
 mod webhooks;
 
+pub use account::{
+    BILLING_EVENT_MEMORY_MILLIS, BillingChange, FOOTPRINT_TTL, MAX_USAGE_DAYS, MAX_USAGE_ROWS,
+    PLAN_TTL, PlanView, USAGE_FLUSH_INTERVAL, UsageReport, UsageTotals,
+};
 pub use ann::VectorIndexInfo;
 pub use config::{EngineConfig, GraphParams, SessionContextMode};
 pub use embed::{EmbeddingStatus, ReindexReport, WORKER_BACKOFF, WORKER_POLL};
@@ -59,6 +64,8 @@ pub struct Engine {
     embed_wake: Arc<tokio::sync::Notify>,
     /// Bumped after every event-writing store call of this engine (see [`Engine::written`]).
     written: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Usage counted and not yet flushed, tiers and quotas (see [`account`]).
+    accounts: Arc<account::Accounts>,
 }
 
 /// `stats`: the store's counts plus what the engine knows.
@@ -107,7 +114,14 @@ impl Engine {
             analyzer: Arc::default(),
             embedder: None,
             embed_wake: Arc::default(),
+            accounts: Arc::default(),
         })
+    }
+
+    /// Sets the deployment's tiers (the built-in ones, custom ones, and the default).
+    pub fn with_tiers(mut self, tiers: continuum_core::account::Tiers) -> Self {
+        self.accounts = Arc::new(account::Accounts::new(tiers));
+        self
     }
 
     /// Replaces the clock (tests, replays).

@@ -3,6 +3,7 @@
 //! wraps every store it is given, so each backend is measured alike.
 
 use async_trait::async_trait;
+use continuum_core::account::{AccountStore, BillingRecord, Footprint, Plan, UsageDay, UsageDelta};
 use continuum_core::extract::ExtractedConcept;
 use continuum_core::hebbian::HebbianRule;
 use continuum_core::memory::{Decision, SessionInfo};
@@ -394,5 +395,52 @@ impl WebhookStore for Metered {
         limit: usize,
     ) -> Result<Vec<continuum_core::webhook::Delivery>> {
         timed("deliveries", self.0.deliveries(webhook, limit)).await
+    }
+}
+
+#[async_trait]
+impl AccountStore for Metered {
+    async fn add_usage(&self, deltas: &[UsageDelta]) -> Result<Vec<UsageDay>> {
+        timed("add_usage", self.0.add_usage(deltas)).await
+    }
+
+    async fn usage(
+        &self,
+        tenant: Option<&TenantId>,
+        from: &str,
+        to: &str,
+        limit: usize,
+    ) -> Result<Vec<UsageDay>> {
+        timed("usage", self.0.usage(tenant, from, to, limit)).await
+    }
+
+    async fn footprint(&self, tenant: &TenantId) -> Result<Footprint> {
+        timed("footprint", self.0.footprint(tenant)).await
+    }
+
+    async fn put_plan(&self, plan: &Plan) -> Result<()> {
+        timed("put_plan", self.0.put_plan(plan)).await
+    }
+
+    async fn plan(&self, tenant: &TenantId) -> Result<Option<Plan>> {
+        timed("plan", self.0.plan(tenant)).await
+    }
+
+    async fn plans(&self) -> Result<Vec<Plan>> {
+        timed("plans", self.0.plans()).await
+    }
+
+    async fn record_billing_event(
+        &self,
+        id: &str,
+        at: Timestamp,
+        forget_before: Timestamp,
+        plan: Option<&Plan>,
+    ) -> Result<BillingRecord> {
+        timed(
+            "record_billing_event",
+            self.0.record_billing_event(id, at, forget_before, plan),
+        )
+        .await
     }
 }

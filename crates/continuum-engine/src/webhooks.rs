@@ -118,10 +118,25 @@ impl Engine {
         events.sort();
         events.dedup();
         check_subscription(&events, description.as_deref())?;
-        if self.store.webhooks(Some(tenant)).await?.len() >= MAX_WEBHOOKS_PER_TENANT {
+        let held = self.store.webhooks(Some(tenant)).await?.len();
+        if held >= MAX_WEBHOOKS_PER_TENANT {
             return Err(Error::Conflict(format!(
                 "a tenant holds at most {MAX_WEBHOOKS_PER_TENANT} webhook subscriptions; delete one first"
             )));
+        }
+        let tier = self.tier_of(tenant).await?;
+        if let Some(max) = tier.max_webhooks
+            && held as u64 >= max
+        {
+            metrics::counter!(continuum_ops::metrics::QUOTA_REFUSED, "quota" => "webhooks")
+                .increment(1);
+            return Err(Error::QuotaExceeded(
+                format!(
+                    "tier '{}' allows {max} webhook subscriptions and the tenant holds {held}; delete one, or move the tenant to a larger tier",
+                    tier.name
+                ),
+                None,
+            ));
         }
         let position = self.store.event_head().await?;
         let now = self.clock.now();

@@ -9,6 +9,7 @@
 //! Not here: the transport loop itself (`continuum mcp` runs [`serve_stdio`]); the HTTP mount
 //! belongs to the REST server.
 
+use continuum_core::account::UsageKind;
 use continuum_core::keys::Caller;
 use continuum_core::memory::{Metadata, Turn};
 use continuum_core::store::{ForgetSelector, MemoryFilter, Order, PageRequest};
@@ -255,6 +256,18 @@ impl ContinuumMcp {
         }
     }
 
+    /// The caller of a tool call, counted as a request of `kind` by metering (and refused
+    /// when its tenant's daily request quota is used up).
+    async fn caller_for(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        kind: UsageKind,
+    ) -> Result<Caller, Error> {
+        let caller = self.caller_of(ctx)?;
+        self.engine.admit_request(&caller, kind).await?;
+        Ok(caller)
+    }
+
     /// The caller of a tool call: the authenticated HTTP request's, or over stdio the local
     /// caller of the tenant the server was started for.
     fn caller_of(&self, ctx: &RequestContext<RoleServer>) -> Result<Caller, Error> {
@@ -276,7 +289,7 @@ impl ContinuumMcp {
         Parameters(a): Parameters<StoreArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        let caller = try_tool!(self.caller_of(&ctx));
+        let caller = try_tool!(self.caller_for(&ctx, UsageKind::Learn).await);
         let turn = Turn {
             user_message: a.user_message,
             ai_response: a.ai_response,
@@ -308,7 +321,7 @@ impl ContinuumMcp {
         Parameters(a): Parameters<RecallArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        let caller = try_tool!(self.caller_of(&ctx));
+        let caller = try_tool!(self.caller_for(&ctx, UsageKind::Recall).await);
         let filter = MemoryFilter {
             sources: try_tool!(source(&a.source)).into_iter().collect(),
             ..Default::default()
@@ -346,7 +359,7 @@ impl ContinuumMcp {
         Parameters(a): Parameters<SearchArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        let caller = try_tool!(self.caller_of(&ctx));
+        let caller = try_tool!(self.caller_for(&ctx, UsageKind::Search).await);
         let limit = try_tool!(page_limit(a.limit, 10));
         let offset: usize =
             match a.cursor.as_deref() {
@@ -393,7 +406,7 @@ impl ContinuumMcp {
         Parameters(a): Parameters<RememberArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        let caller = try_tool!(self.caller_of(&ctx));
+        let caller = try_tool!(self.caller_for(&ctx, UsageKind::Learn).await);
         let req = RememberRequest {
             content: a.content,
             source: try_tool!(source(&a.source)).unwrap_or(Source::Note),
@@ -412,7 +425,7 @@ impl ContinuumMcp {
         Parameters(a): Parameters<IdArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        let caller = try_tool!(self.caller_of(&ctx));
+        let caller = try_tool!(self.caller_for(&ctx, UsageKind::Other).await);
         let id: MemoryId = try_tool!(a.id.parse());
         let m = try_tool!(self.engine.get(&caller, id).await);
         ok(format!("{}\n{}", memory_line(&m), m.content), json!(m))
@@ -426,7 +439,7 @@ impl ContinuumMcp {
         Parameters(a): Parameters<ListArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        let caller = try_tool!(self.caller_of(&ctx));
+        let caller = try_tool!(self.caller_for(&ctx, UsageKind::Other).await);
         let page = PageRequest {
             limit: try_tool!(page_limit(a.limit, 20)),
             cursor: a.cursor,
@@ -461,7 +474,7 @@ impl ContinuumMcp {
         Parameters(a): Parameters<ForgetArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        let caller = try_tool!(self.caller_of(&ctx));
+        let caller = try_tool!(self.caller_for(&ctx, UsageKind::Other).await);
         let what = match (&a.id, &a.session_id) {
             (Some(id), None) => ForgetSelector::Ids(vec![try_tool!(id.parse())]),
             (None, Some(s)) => ForgetSelector::Session(try_tool!(SessionId::new(s.clone()))),
@@ -479,7 +492,7 @@ impl ContinuumMcp {
         Parameters(_): Parameters<NoArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        let caller = try_tool!(self.caller_of(&ctx));
+        let caller = try_tool!(self.caller_for(&ctx, UsageKind::Other).await);
         let s = try_tool!(self.engine.stats(&caller).await);
         let text = format!(
             "{} memories in {} conversations; {} concepts, {} links, {} decisions.",

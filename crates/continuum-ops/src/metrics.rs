@@ -18,6 +18,9 @@ pub const HTTP_REQUESTS: &str = "continuum_http_requests_total";
 pub const HTTP_DURATION: &str = "continuum_http_request_duration_seconds";
 /// Requests refused by a key's rate limit.
 pub const RATE_LIMITED: &str = "continuum_rate_limited_total";
+/// Requests and writes refused by a tier's quota, by quota (`requests_per_day`, `memories`,
+/// `webhooks`).
+pub const QUOTA_REFUSED: &str = "continuum_quota_refused_total";
 /// Failed authentications (unknown, revoked or expired keys), and requests refused because
 /// their source address failed too often.
 pub const AUTH_FAILURES: &str = "continuum_auth_failures_total";
@@ -79,6 +82,10 @@ fn describe() {
     describe_counter!(HTTP_REQUESTS, "HTTP requests answered");
     describe_histogram!(HTTP_DURATION, Unit::Seconds, "HTTP request latency");
     describe_counter!(RATE_LIMITED, "Requests refused by a key's rate limit");
+    describe_counter!(
+        QUOTA_REFUSED,
+        "Requests and writes refused by a tier's quota"
+    );
     describe_counter!(
         AUTH_FAILURES,
         "Requests with an unknown, revoked or expired API key"

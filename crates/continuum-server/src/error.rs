@@ -52,6 +52,7 @@ impl ApiError {
                     Error::Forbidden(_) => StatusCode::FORBIDDEN,
                     Error::Gone(_) => StatusCode::GONE,
                     Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+                    Error::QuotaExceeded(..) => StatusCode::TOO_MANY_REQUESTS,
                     Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
                 };
                 let message = match &e {
@@ -65,7 +66,11 @@ impl ApiError {
                     }
                     other => other.to_string(),
                 };
-                (status, e.code(), message, None)
+                let retry_after = match &e {
+                    Error::QuotaExceeded(_, wait) => *wait,
+                    _ => None,
+                };
+                (status, e.code(), message, retry_after)
             }
             ApiError::Http {
                 status,

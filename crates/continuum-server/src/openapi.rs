@@ -33,6 +33,11 @@ pub(crate) struct RequiredScope(pub(crate) Scope);
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CompatRoute;
 
+/// How metering counts a route's requests (put into every authenticated route's requests
+/// and read by the `Auth` extractor).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Metered(pub(crate) continuum_core::account::UsageKind);
+
 /// One operation's documentation.
 pub(crate) struct Op {
     tag: &'static str,
@@ -49,6 +54,8 @@ pub(crate) struct Op {
     media: Option<&'static str>,
     /// Error statuses particular to this operation, with their meaning.
     also: Vec<(u16, &'static str)>,
+    /// How metering counts its requests (authenticated routes only).
+    usage: continuum_core::account::UsageKind,
 }
 
 impl Op {
@@ -64,6 +71,7 @@ impl Op {
             compat: false,
             media: None,
             also: Vec::new(),
+            usage: continuum_core::account::UsageKind::Other,
         }
     }
 
@@ -113,6 +121,12 @@ impl Op {
         self
     }
 
+    /// Counts the operation's requests as `kind` (learn, recall, search; others are `other`).
+    pub(crate) fn usage(mut self, kind: continuum_core::account::UsageKind) -> Op {
+        self.usage = kind;
+        self
+    }
+
     pub(crate) fn compat(mut self) -> Op {
         self.compat = true;
         self
@@ -143,7 +157,7 @@ impl<S: Clone + Send + Sync + 'static> Api<S> {
             .unwrap_or_else(|_| panic!("{method} is not a routable method"));
         let route = on(filter, handler);
         let route = match op.scope {
-            Some(s) => route.layer(axum::Extension(RequiredScope(s))),
+            Some(s) => route.layer(axum::Extension((RequiredScope(s), Metered(op.usage)))),
             None => route,
         };
         let route = if op.compat {

@@ -6,13 +6,14 @@
 //! engine's richer results.
 
 use crate::error::ApiError;
-use crate::openapi::{Api, CompatRoute, Op, RequiredScope};
+use crate::openapi::{Api, CompatRoute, Metered, Op, RequiredScope};
 use crate::{AppState, ServerConfig};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::{Json, Router};
+use continuum_core::account::UsageKind;
 use continuum_core::keys::Scope;
 use continuum_core::keys::{ApiKey, Caller};
 use continuum_core::memory::{Metadata, SessionInfo, Turn};
@@ -115,7 +116,8 @@ pub(crate) fn api() -> (Router<Arc<AppState>>, Value) {
             )
             .scope(Read)
             .body::<RecallCompat>()
-            .returns::<RecallCompatOut>(),
+            .returns::<RecallCompatOut>()
+            .usage(UsageKind::Recall),
         )
         .op(
             M::POST,
@@ -124,7 +126,8 @@ pub(crate) fn api() -> (Router<Arc<AppState>>, Value) {
             compat("learn", "Learn a conversation turn")
                 .scope(Write)
                 .body::<LearnCompat>()
-                .returns::<LearnCompatOut>(),
+                .returns::<LearnCompatOut>()
+            .usage(UsageKind::Learn),
         )
         .op(
             M::POST,
@@ -136,7 +139,8 @@ pub(crate) fn api() -> (Router<Arc<AppState>>, Value) {
             )
             .scope(Write)
             .body::<TurnCompat>()
-            .returns::<TurnOut>(),
+            .returns::<TurnOut>()
+            .usage(UsageKind::Learn),
         )
         .op(
             M::GET,
@@ -171,7 +175,8 @@ pub(crate) fn api() -> (Router<Arc<AppState>>, Value) {
             compat("memories", "Full-text search")
                 .scope(Read)
                 .body::<SearchCompat>()
-                .returns::<MessagesSearchOut>(),
+                .returns::<MessagesSearchOut>()
+            .usage(UsageKind::Search),
         )
         .op(
             M::POST,
@@ -181,7 +186,8 @@ pub(crate) fn api() -> (Router<Arc<AppState>>, Value) {
                 .scope(Write)
                 .body::<MemoryCompat>()
                 .returns::<MemoryCreated>()
-                .created(),
+                .created()
+            .usage(UsageKind::Learn),
         )
         .op(
             M::GET,
@@ -262,7 +268,8 @@ pub(crate) fn api() -> (Router<Arc<AppState>>, Value) {
             )
             .scope(Write)
             .body::<SupersedeBody>()
-            .returns::<Memory>(),
+            .returns::<Memory>()
+            .usage(UsageKind::Learn),
         )
         .op(
             M::POST,
@@ -271,7 +278,8 @@ pub(crate) fn api() -> (Router<Arc<AppState>>, Value) {
             Op::new("memories", "Full-text search with filters, offset-paged")
                 .scope(Read)
                 .body::<SearchBody>()
-                .returns::<SearchOut>(),
+                .returns::<SearchOut>()
+            .usage(UsageKind::Search),
         )
         .op(
             M::POST,
@@ -283,7 +291,8 @@ pub(crate) fn api() -> (Router<Arc<AppState>>, Value) {
             )
             .scope(Read)
             .body::<RecallBody>()
-            .returns::<Recall>(),
+            .returns::<Recall>()
+            .usage(UsageKind::Recall),
         )
         .op(
             M::GET,

@@ -36,6 +36,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
+mod accounts;
 mod events;
 mod graph;
 mod keys;

@@ -40,6 +40,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "key_max_age",
         sql: include_str!("../migrations/0006_key_max_age.sql"),
     },
+    Migration {
+        version: 7,
+        name: "accounts",
+        sql: include_str!("../migrations/0007_accounts.sql"),
+    },
 ];
 
 /// The schema version this build writes.

@@ -2,12 +2,15 @@
 //! engine the way users do, asserting what any backend must guarantee.
 //!
 //! Grouped by the store port's capabilities: memories and the graph here, the event log in
-//! `events`, vectors in `vectors`, keys and tenants in `keys`.
+//! `events`, vectors in `vectors`, keys and tenants in `keys`, usage, tiers and billing in
+//! `accounts`.
 
+mod accounts;
 mod events;
 mod keys;
 mod vectors;
 
+pub use accounts::*;
 pub use events::*;
 pub use keys::*;
 pub use vectors::*;

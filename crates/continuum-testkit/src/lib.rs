@@ -148,7 +148,10 @@ macro_rules! store_conformance {
             vectors_are_kept_per_model_and_tenant,
             recall_finds_paraphrases_through_vectors,
             stores_that_search_vectors_agree_with_an_exact_scan,
-            tenants_are_listed_created_and_erased_whole
+            tenants_are_listed_created_and_erased_whole,
+            usage_is_counted_per_tenant_and_day_and_added_up_by_flushes,
+            quotas_refuse_past_the_tier_and_a_new_tier_applies_at_once,
+            billing_events_apply_once_and_never_undo_a_later_one
         );
     };
     (@cases $factory:expr; $var:expr; $($case:ident),* $(,)?) => {

@@ -245,6 +245,8 @@ impl Deliverer {
                     break 'pages; // waiting for its retry; the events behind it wait too
                 }
                 let outcome = self.attempt(&w, record).await;
+                self.engine
+                    .count_usage(&w.tenant, |c| c.webhook_deliveries += 1);
                 let now = now_ms();
                 d.attempts += 1;
                 d.last_status = outcome.status;
@@ -369,6 +371,8 @@ impl Deliverer {
                 ))
             })?;
         let outcome = self.attempt(w, &record).await;
+        self.engine
+            .count_usage(&w.tenant, |c| c.webhook_deliveries += 1);
         d.attempts += 1;
         d.last_status = outcome.status;
         d.last_error = outcome.error.clone();

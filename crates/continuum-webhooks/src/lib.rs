@@ -9,9 +9,12 @@
 //! - [`deliver`]: the delivery job: in order per subscription, retried on a schedule with
 //!   jitter, dead-lettered when every attempt failed, a subscription disabled when it has
 //!   failed for too long.
+//! - [`stripe`]: the inbound side of billing: Stripe's webhooks verified (`Stripe-Signature`)
+//!   and read as tier changes.
 
 pub mod deliver;
 pub mod sign;
+pub mod stripe;
 pub mod target;
 
 pub use deliver::{Deliverer, DeliveryConfig};

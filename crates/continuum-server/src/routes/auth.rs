@@ -66,14 +66,24 @@ impl FromRequestParts<Arc<AppState>> for Auth {
             let _ = slot.0.set(key.tenant.as_str().to_string());
         }
         let c = &state.config;
+        let tier = state.engine.tier_of(&key.tenant).await?;
+        // The tier's rate per key, when lower than the server's.
+        let (rate, burst) = match tier.rate_per_key {
+            Some(r) if r < c.rate_per_second => (r, (2.0 * r).max(1.0)),
+            _ => (c.rate_per_second, c.rate_burst),
+        };
         state
             .limiter
-            .take(&key.prefix, c.rate_per_second, c.rate_burst)
+            .take(&key.prefix, rate, burst)
             .map_err(ApiError::RateLimited)?;
         let caller = Caller::of_key(&key);
         // The route's declared scope, checked before anything else of the request is read.
-        if let Some(RequiredScope(needed)) = parts.extensions.get::<RequiredScope>() {
+        // Then it is counted (and held to the daily request quota).
+        if let Some((RequiredScope(needed), Metered(kind))) =
+            parts.extensions.get::<(RequiredScope, Metered)>()
+        {
             caller.require(*needed)?;
+            state.engine.admit(&caller, *kind, &tier)?;
         }
         Ok(Auth { caller })
     }
