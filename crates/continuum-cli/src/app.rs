@@ -151,9 +151,34 @@ pub struct Global {
     /// tests). Off, such targets are refused when subscribed and at every delivery.
     #[arg(long, global = true, env = "CONTINUUM_WEBHOOKS_ALLOW_PRIVATE")]
     pub webhooks_allow_private: bool,
+    /// The tier of tenants never given one (default: unlimited, no quota). Built-in tiers:
+    /// free, pro, enterprise, unlimited; `continuum tiers` lists them with their quotas.
+    #[arg(
+        long,
+        global = true,
+        env = "CONTINUUM_DEFAULT_TIER",
+        value_name = "TIER"
+    )]
+    pub default_tier: Option<String>,
+    /// A custom tier, or a built-in one redefined (repeatable):
+    /// NAME:memories=N,requests_per_day=N,rate=R,webhooks=N (a quota left out is unlimited).
+    #[arg(long = "tier", global = true, value_name = "SPEC", value_parser = parse_tier)]
+    pub tiers: Vec<continuum_core::account::Tier>,
+}
+
+fn parse_tier(s: &str) -> std::result::Result<continuum_core::account::Tier, String> {
+    continuum_core::account::Tier::parse(s).map_err(|e| e.to_string())
 }
 
 impl Global {
+    /// The tiers the flags and the configuration file define.
+    pub fn tiers(&self) -> Result<continuum_core::account::Tiers> {
+        Ok(continuum_core::account::Tiers::new(
+            self.tiers.clone(),
+            self.default_tier.as_deref(),
+        )?)
+    }
+
     /// How webhooks are delivered (`serve`'s job, `webhooks retry`).
     pub fn webhook_config(&self) -> continuum_webhooks::DeliveryConfig {
         continuum_webhooks::DeliveryConfig {
@@ -294,7 +319,7 @@ impl Global {
                 Backend::Postgres(Arc::new(PostgresStore::connect(url, &opts, now).await?))
             }
         };
-        let engine = Engine::new(backend.store(), config)?;
+        let engine = Engine::new(backend.store(), config)?.with_tiers(self.tiers()?);
         Ok((engine, backend))
     }
 }

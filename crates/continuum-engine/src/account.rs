@@ -12,7 +12,10 @@
 //! Limits of what is enforced, stated: the daily request count is this process's count plus
 //! what the store held at its last flush, so several servers on one store may together pass a
 //! daily quota by what they count between two flushes; the storage count is at most
-//! [`FOOTPRINT_TTL`] old plus this process's own writes since.
+//! [`FOOTPRINT_TTL`] old plus this process's own writes since (forgetting makes it measured
+//! again). The footprint in a usage day is the same reading, measured again at a flush when
+//! older than [`FOOTPRINT_TTL`]: between measurements, writes by other processes and
+//! memories that a write deduplicated are not reflected.
 
 use crate::Engine;
 use continuum_core::account::{
@@ -31,9 +34,7 @@ pub const USAGE_FLUSH_INTERVAL: Duration = Duration::from_secs(10);
 /// How long a tenant's tier is trusted before it is read again.
 pub const PLAN_TTL: Duration = Duration::from_secs(5);
 /// How old a tenant's storage footprint may be when a write is checked against its quota.
-pub const FOOTPRINT_TTL: Duration = Duration::from_secs(30);
-/// How often a flush re-measures an active tenant's footprint for its usage day.
-const FOOTPRINT_REFRESH: Duration = Duration::from_secs(60);
+pub const FOOTPRINT_TTL: Duration = Duration::from_secs(60);
 /// Tenants idle this long (nothing pending) are dropped from memory at a flush.
 const IDLE: Duration = Duration::from_secs(600);
 /// The longest span `usage` reports, in days.
@@ -56,8 +57,8 @@ struct Account {
     /// Counted, not yet flushed, by day.
     pending: BTreeMap<String, UsageCounts>,
     footprint: Option<(Footprint, Instant)>,
-    /// Memories this process stored since `footprint` was measured.
-    stored_since: u64,
+    /// What this process stored since `footprint` was measured.
+    since: Footprint,
     touched: Instant,
 }
 
@@ -70,7 +71,7 @@ impl Account {
             stored_requests: 0,
             pending: BTreeMap::new(),
             footprint: None,
-            stored_since: 0,
+            since: Footprint::default(),
             touched: Instant::now(),
         }
     }
@@ -302,7 +303,7 @@ impl Engine {
             all.get(tenant).and_then(|a| {
                 a.footprint
                     .filter(|(_, at)| at.elapsed() < FOOTPRINT_TTL)
-                    .map(|(f, _)| f.memories + a.stored_since)
+                    .map(|(f, _)| f.memories + a.since.memories)
             })
         };
         let stored = match cached {
@@ -323,11 +324,21 @@ impl Engine {
         Ok(())
     }
 
-    /// Notes `n` memories stored by this process (the storage check counts them until the
-    /// next measurement).
-    pub(crate) fn note_stored(&self, tenant: &TenantId, n: u64) {
+    /// Notes what this process stored (the storage check and the usage day count it until
+    /// the next measurement).
+    pub(crate) fn note_stored(&self, tenant: &TenantId, added: Footprint) {
         if let Some(a) = self.accounts.lock().get_mut(tenant) {
-            a.stored_since += n;
+            a.since.memories += added.memories;
+            a.since.bytes += added.bytes;
+        }
+    }
+
+    /// Forgets the measured footprint (after memories were deleted), so that the next check
+    /// measures it again.
+    pub(crate) fn footprint_changed(&self, tenant: &TenantId) {
+        if let Some(a) = self.accounts.lock().get_mut(tenant) {
+            a.footprint = None;
+            a.since = Footprint::default();
         }
     }
 
@@ -335,7 +346,7 @@ impl Engine {
         let f = self.store.footprint(tenant).await?;
         if let Some(a) = self.accounts.lock().get_mut(tenant) {
             a.footprint = Some((f, Instant::now()));
-            a.stored_since = 0;
+            a.since = Footprint::default();
         }
         Ok(f)
     }
@@ -354,17 +365,27 @@ impl Engine {
                     if counts.is_empty() {
                         continue;
                     }
-                    if day == today
-                        && a.footprint
-                            .is_none_or(|(_, at)| at.elapsed() >= FOOTPRINT_REFRESH)
-                    {
-                        remeasure.push(tenant.clone());
-                    }
+                    // Today's footprint: the recent reading plus what was stored since, or a
+                    // new reading.
+                    let footprint = match a.footprint {
+                        Some((f, at)) if day == today && at.elapsed() < FOOTPRINT_TTL => {
+                            Some(Footprint {
+                                memories: f.memories + a.since.memories,
+                                bytes: f.bytes + a.since.bytes,
+                            })
+                        }
+                        _ => {
+                            if day == today {
+                                remeasure.push(tenant.clone());
+                            }
+                            None
+                        }
+                    };
                     deltas.push(UsageDelta {
                         tenant: tenant.clone(),
                         day,
                         counts,
-                        footprint: None,
+                        footprint,
                     });
                 }
             }

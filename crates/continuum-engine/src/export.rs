@@ -250,7 +250,6 @@ impl Engine {
         let mut seen = std::collections::HashSet::new();
         memories.retain(|w| seen.insert(w.memory.id));
         out.memories_skipped = (before - memories.len()) as u64;
-        self.check_storage(tenant, memories.len() as u64).await?;
         let batch = WriteBatch {
             memories,
             links,
@@ -258,12 +257,14 @@ impl Engine {
             supersedes: Vec::new(),
             at: self.clock.now(),
         };
+        let adding = crate::learn::footprint_of(std::slice::from_ref(&batch));
+        self.check_storage(tenant, adding.memories).await?;
         let applied = self
             .store
             .apply(tenant, &self.config.hebbian, vec![batch])
             .await?;
         out.memories_added = applied.memories;
-        self.note_stored(tenant, applied.memories);
+        self.note_stored(tenant, adding);
         out.links = applied.links_created + applied.links_strengthened;
         out.decisions = applied.decisions;
         // Vectors go after the memories they belong to (a dump lists them last); a vector of

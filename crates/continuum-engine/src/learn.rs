@@ -284,13 +284,13 @@ impl Engine {
             batches,
             mut outcome,
         } = prepared;
-        let adding: u64 = batches.iter().map(|b| b.memories.len() as u64).sum();
-        self.check_storage(tenant, adding).await?;
+        let adding = footprint_of(&batches);
+        self.check_storage(tenant, adding.memories).await?;
         let applied: Applied = self
             .store
             .apply(tenant, &self.config.hebbian, batches)
             .await?;
-        self.note_stored(tenant, applied.memories);
+        self.note_stored(tenant, adding);
         self.wake_embedder();
         outcome.decisions_detected = applied.decisions;
         outcome.links_created = applied.links_created + applied.links_strengthened;
@@ -367,13 +367,23 @@ impl Engine {
             supersedes: supersedes.map(|old| (old, memory.id)).into_iter().collect(),
             at,
         };
-        self.check_storage(tenant, 1).await?;
-        let applied = self
-            .store
+        let adding = footprint_of(std::slice::from_ref(&batch));
+        self.check_storage(tenant, adding.memories).await?;
+        self.store
             .apply(tenant, &self.config.hebbian, vec![batch])
             .await?;
-        self.note_stored(tenant, applied.memories);
+        self.note_stored(tenant, adding);
         self.wake_embedder();
         Ok(memory)
     }
+}
+
+/// The memories and bytes of text a write adds.
+pub(crate) fn footprint_of(batches: &[WriteBatch]) -> continuum_core::account::Footprint {
+    let mut f = continuum_core::account::Footprint::default();
+    for m in batches.iter().flat_map(|b| &b.memories) {
+        f.memories += 1;
+        f.bytes += m.memory.content.len() as u64;
+    }
+    f
 }

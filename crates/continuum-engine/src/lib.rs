@@ -206,6 +206,7 @@ impl Engine {
         if n > 0 {
             // A saved vector graph must not outlive the memories it holds.
             self.drop_snapshots(tenant, None);
+            self.footprint_changed(tenant);
         }
         match what {
             ForgetSelector::Ids(ids) if n == 0 => Err(Error::NotFound(match ids.as_slice() {

@@ -124,6 +124,7 @@ impl Engine {
         self.drop_webhooks(tenant).await?;
         self.vectors_changed(tenant);
         self.drop_snapshots(tenant, None);
+        self.footprint_changed(tenant);
         if memories == 0 && keys.iter().all(|k| k.revoked_at.is_some()) {
             return Err(Error::NotFound(format!(
                 "no tenant {tenant} (nothing stored, no key that is not revoked)"

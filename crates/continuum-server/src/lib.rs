@@ -12,7 +12,8 @@
 //! Tenants are administered by operator keys (`/v1/tenants`), which see counts and keys, never
 //! a tenant's content.
 //!
-//! Not here yet: WebSocket events and webhooks.
+//! Metering and tiers: each authenticated request is counted by its route's kind and held to
+//! the tenant's tier (daily requests, rate per key); Stripe's webhooks set tiers.
 
 mod error;
 mod observe;
@@ -62,6 +63,8 @@ pub struct ServerConfig {
     /// Proxies (a CDN, a load balancer, a DDoS filter) whose `X-Forwarded-For` names the
     /// client; from anyone else the header is ignored (see [`proxy`]).
     pub trusted_proxies: Vec<proxy::Cidr>,
+    /// Stripe's webhooks at `POST /v1/billing/stripe` (`None`: answered 404).
+    pub stripe: Option<continuum_webhooks::stripe::StripeConfig>,
 }
 
 impl Default for ServerConfig {
@@ -79,6 +82,7 @@ impl Default for ServerConfig {
             auth_failures_per_minute: 30.0,
             webhooks: Default::default(),
             trusted_proxies: Vec::new(),
+            stripe: None,
         }
     }
 }

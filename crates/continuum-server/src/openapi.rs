@@ -36,7 +36,7 @@ pub(crate) struct CompatRoute;
 /// How metering counts a route's requests (put into every authenticated route's requests
 /// and read by the `Auth` extractor).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Metered(pub(crate) continuum_core::account::UsageKind);
+pub(crate) struct Metered(pub(crate) Option<continuum_core::account::UsageKind>);
 
 /// One operation's documentation.
 pub(crate) struct Op {
@@ -54,8 +54,9 @@ pub(crate) struct Op {
     media: Option<&'static str>,
     /// Error statuses particular to this operation, with their meaning.
     also: Vec<(u16, &'static str)>,
-    /// How metering counts its requests (authenticated routes only).
-    usage: continuum_core::account::UsageKind,
+    /// How metering counts its requests (authenticated routes only); `None`: not counted,
+    /// and allowed past the daily request quota.
+    usage: Option<continuum_core::account::UsageKind>,
 }
 
 impl Op {
@@ -71,7 +72,7 @@ impl Op {
             compat: false,
             media: None,
             also: Vec::new(),
-            usage: continuum_core::account::UsageKind::Other,
+            usage: Some(continuum_core::account::UsageKind::Other),
         }
     }
 
@@ -123,7 +124,14 @@ impl Op {
 
     /// Counts the operation's requests as `kind` (learn, recall, search; others are `other`).
     pub(crate) fn usage(mut self, kind: continuum_core::account::UsageKind) -> Op {
-        self.usage = kind;
+        self.usage = Some(kind);
+        self
+    }
+
+    /// Neither counted nor held to the daily request quota (a tenant over its quota can still
+    /// read its usage and plan); the rate limit still applies.
+    pub(crate) fn unmetered(mut self) -> Op {
+        self.usage = None;
         self
     }
 

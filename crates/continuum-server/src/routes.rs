@@ -36,6 +36,7 @@ type St = State<Arc<AppState>>;
 
 // One module per resource family; auth, extractors and the MCP mount beside them.
 mod auth;
+mod billing;
 mod compat;
 mod events;
 mod extract;
@@ -49,6 +50,7 @@ mod webhooks;
 
 use auth::Auth;
 pub(crate) use auth::{AuthFailures, ClientAddr};
+use billing::*;
 use compat::*;
 use events::*;
 use extract::*;
@@ -474,6 +476,69 @@ pub(crate) fn api() -> (Router<Arc<AppState>>, Value) {
             )
             .scope(Operator)
             .returns::<TenantErased>(),
+        )
+        .op(
+            M::GET,
+            "/v1/tenants/{id}/plan",
+            tenant_plan_get,
+            Op::new("tenants", "A tenant's tier, its quotas and the plan behind it")
+                .scope(Operator)
+                .returns::<continuum_engine::PlanView>(),
+        )
+        .op(
+            M::POST,
+            "/v1/tenants/{id}/tier",
+            tenant_tier_set,
+            Op::new(
+                "tenants",
+                "Put a tenant on a tier; takes effect at once (within 5 s on other servers)",
+            )
+            .scope(Operator)
+            .body::<TierSet>()
+            .returns::<continuum_engine::PlanView>(),
+        )
+        .op(
+            M::GET,
+            "/v1/usage",
+            usage_get,
+            Op::new(
+                "usage",
+                "Usage per tenant and UTC day: requests by kind, embeddings, webhook deliveries, memories and bytes stored",
+            )
+            .scope(Admin)
+            .unmetered()
+            .query::<UsageQuery>()
+            .returns::<continuum_engine::UsageReport>(),
+        )
+        .op(
+            M::GET,
+            "/v1/plan",
+            plan_get,
+            Op::new("usage", "This key's tenant's tier and quotas")
+                .scope(Read)
+                .unmetered()
+                .returns::<continuum_engine::PlanView>(),
+        )
+        .op(
+            M::GET,
+            "/v1/tiers",
+            tiers_list,
+            Op::new("usage", "The tiers this server defines, with their quotas")
+                .scope(Read)
+                .unmetered()
+                .returns::<TiersOut>(),
+        )
+        .op(
+            M::POST,
+            "/v1/billing/stripe",
+            stripe_hook,
+            Op::new(
+                "billing",
+                "Stripe webhooks (verified by Stripe-Signature, not an API key): subscription events set tenants' tiers",
+            )
+            .returns::<StripeReceipt>()
+            .also(400, "The signature is missing, wrong or too old, or the body is not an event")
+            .also(404, "Billing is not configured on this server"),
         )
         .finish()
 }

@@ -12,6 +12,7 @@ pub async fn mcp(g: &Global) -> Result<()> {
     let (engine, _store) = g.open_semantic().await?;
     let jobs = continuum_ops::Supervisor::new();
     crate::commands::reindex::spawn_worker(&engine, &jobs)?;
+    crate::commands::serve::spawn_usage_flush(&engine, &jobs)?;
     let result = serve_stdio(ContinuumMcp::new(engine, tenant))
         .await
         .map_err(|e| {

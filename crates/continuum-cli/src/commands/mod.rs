@@ -17,6 +17,7 @@ pub(crate) mod reindex;
 mod serve;
 mod stats;
 mod tenants;
+mod usage;
 mod webhooks;
 
 use crate::app::{Cli, parse_time};
@@ -75,6 +76,11 @@ pub enum Command {
     Keys(keys::KeysArgs),
     /// List, create and erase tenants (works offline against the store).
     Tenants(tenants::TenantsArgs),
+    /// Usage per tenant and UTC day: requests by kind, embeddings, webhook deliveries,
+    /// memories and bytes stored (--tenant's; every tenant's with --all-tenants).
+    Usage(usage::UsageArgs),
+    /// The tiers this configuration defines, with their quotas.
+    Tiers,
     /// Webhook subscriptions of --tenant: create, list, delete, rotate-secret, deliveries,
     /// retry (`serve` delivers them).
     Webhooks(webhooks::WebhooksArgs),
@@ -122,6 +128,8 @@ pub async fn run(cli: Cli, file: crate::config::ConfigFile) -> Result<()> {
         Command::Keys(a) => keys::keys(g, a).await,
         Command::Tenants(a) => tenants::tenants(g, a).await,
         Command::Webhooks(a) => webhooks::webhooks(g, a).await,
+        Command::Usage(a) => usage::usage(g, a).await,
+        Command::Tiers => usage::tiers(g).await,
         Command::Migrate => migrate::migrate(g).await,
         Command::Bench(a) => bench::bench(g, a).await,
     }

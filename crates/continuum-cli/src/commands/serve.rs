@@ -88,6 +88,87 @@ pub struct ServeArgs {
     /// Keep no metrics at all.
     #[arg(long, env = "CONTINUUM_NO_METRICS")]
     pub no_metrics: bool,
+    /// Receive Stripe's webhooks at POST /v1/billing/stripe, verified with this endpoint
+    /// signing secret (whsec_…; from the environment or the configuration file, never a flag
+    /// others can read). Unset, that endpoint answers 404.
+    #[arg(
+        long,
+        env = "CONTINUUM_STRIPE_WEBHOOK_SECRET",
+        hide = true,
+        hide_env_values = true,
+        value_name = "SECRET"
+    )]
+    pub stripe_webhook_secret: Option<String>,
+    /// A Stripe price and the tier it buys, PRICE_ID=TIER (repeatable).
+    #[arg(
+        long = "stripe-price",
+        env = "CONTINUUM_STRIPE_PRICES",
+        value_delimiter = ',',
+        value_name = "PRICE=TIER"
+    )]
+    pub stripe_prices: Vec<String>,
+    /// The tier of a tenant whose subscription is cancelled, unpaid or failing payment.
+    #[arg(long, env = "CONTINUUM_STRIPE_FALLBACK_TIER", default_value = "free")]
+    pub stripe_fallback_tier: String,
+}
+
+/// The Stripe receiver the flags describe, checked against the tiers the engine knows.
+fn stripe_config(
+    a: &ServeArgs,
+    tiers: &continuum_core::account::Tiers,
+) -> Result<Option<continuum_webhooks::stripe::StripeConfig>> {
+    let Some(secret) = a
+        .stripe_webhook_secret
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    else {
+        if !a.stripe_prices.is_empty() {
+            return Err(Error::InvalidInput(
+                "--stripe-price needs the endpoint secret (CONTINUUM_STRIPE_WEBHOOK_SECRET or billing.stripe_webhook_secret)".into(),
+            )
+            .into());
+        }
+        return Ok(None);
+    };
+    let mut prices = std::collections::BTreeMap::new();
+    for p in a.stripe_prices.iter().filter(|p| !p.trim().is_empty()) {
+        let (price, tier) = p.split_once('=').ok_or_else(|| {
+            Error::InvalidInput(format!("--stripe-price '{p}' is not PRICE_ID=TIER"))
+        })?;
+        tiers.require(tier.trim())?;
+        prices.insert(price.trim().to_string(), tier.trim().to_string());
+    }
+    tiers.require(&a.stripe_fallback_tier)?;
+    Ok(Some(continuum_webhooks::stripe::StripeConfig {
+        secret: secret.to_string(),
+        prices,
+        fallback_tier: a.stripe_fallback_tier.clone(),
+        tolerance_secs: continuum_webhooks::stripe::DEFAULT_TOLERANCE_SECS,
+    }))
+}
+
+/// Puts the usage flush under `jobs` (named `usage-flush`): the usage counted in memory is
+/// written to the store every few seconds, and once more when the job stops.
+pub fn spawn_usage_flush(
+    engine: &continuum_engine::Engine,
+    jobs: &continuum_ops::Supervisor,
+) -> Result<()> {
+    let engine = engine.clone();
+    jobs.spawn(
+        "usage-flush",
+        continuum_ops::Backoff::default(),
+        move |stop| {
+            let engine = engine.clone();
+            async move {
+                engine
+                    .run_usage_flush(stop)
+                    .await
+                    .map_err(|e| format!("usage flush: {e}"))
+            }
+        },
+    )
+    .map_err(|e| Error::Internal(e).into())
 }
 
 /// How often `serve` compacts the event log.
@@ -243,6 +324,8 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<()> {
     crate::commands::reindex::spawn_worker(&engine, &jobs)?;
     spawn_compaction(&engine, a.event_retention, &jobs)?;
     spawn_webhooks(&engine, g.webhook_config(), &jobs)?;
+    spawn_usage_flush(&engine, &jobs)?;
+    let stripe = stripe_config(&a, engine.tiers())?;
     let config = ServerConfig {
         max_body_bytes: a.max_body_bytes,
         request_timeout: Duration::from_secs(a.timeout_secs),
@@ -259,6 +342,7 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<()> {
         auth_failures_per_minute: a.auth_failures_per_minute,
         webhooks: g.webhook_config(),
         trusted_proxies: a.trusted_proxies,
+        stripe,
         ..ServerConfig::default()
     };
     let tls = match (&a.tls_cert, &a.tls_key) {

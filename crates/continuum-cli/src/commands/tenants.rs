@@ -5,6 +5,7 @@ use crate::app::Global;
 use crate::output;
 use anyhow::Result;
 use clap::{Args, Subcommand};
+use continuum_core::keys::Caller;
 use continuum_core::{Error, TenantId};
 
 #[derive(Debug, Args)]
@@ -24,6 +25,11 @@ pub enum TenantsAction {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Put a tenant on a tier (free, pro, enterprise, unlimited or a custom one); a running
+    /// server applies it within seconds, without a restart.
+    SetTier { tenant: String, tier: String },
+    /// A tenant's tier, its quotas and the plan behind it (who set it, billing status).
+    Plan { tenant: String },
     /// Delete everything a tenant stored and revoke its keys. Cannot be undone.
     Erase {
         tenant: String,
@@ -74,6 +80,57 @@ pub async fn tenants(g: &Global, a: TenantsArgs) -> Result<()> {
                 "created tenant '{tenant}' with an admin key (prefix {}); it is shown only this once",
                 key.prefix
             );
+            Ok(())
+        }
+        TenantsAction::SetTier { tenant, tier } => {
+            let tenant = TenantId::new(tenant)?;
+            let view = engine
+                .set_tier(Caller::local(tenant.clone()), &tenant, &tier)
+                .await?;
+            if g.json {
+                return output::json(&view);
+            }
+            println!("tenant '{tenant}' is on tier '{}'", view.tier.name);
+            Ok(())
+        }
+        TenantsAction::Plan { tenant } => {
+            let tenant = TenantId::new(tenant)?;
+            let view = engine.plan(Caller::local(tenant.clone()), None).await?;
+            if g.json {
+                return output::json(&view);
+            }
+            let t = &view.tier;
+            let q = |v: Option<String>| v.unwrap_or_else(|| "unlimited".into());
+            println!("tenant:        {tenant}");
+            println!("tier:          {}", t.name);
+            println!(
+                "memories:      {}",
+                q(t.max_memories.map(|v| v.to_string()))
+            );
+            println!(
+                "requests/day:  {}",
+                q(t.requests_per_day.map(|v| v.to_string()))
+            );
+            println!(
+                "rate per key:  {}",
+                q(t.rate_per_key.map(|v| format!("{v}/s")))
+            );
+            println!(
+                "webhooks:      {}",
+                q(t.max_webhooks.map(|v| v.to_string()))
+            );
+            match &view.plan {
+                Some(p) => println!(
+                    "set by:        {} at {}{}",
+                    p.source,
+                    p.updated_at,
+                    p.status
+                        .as_deref()
+                        .map(|s| format!(" (billing status {s})"))
+                        .unwrap_or_default()
+                ),
+                None => println!("set by:        nobody (the default tier)"),
+            }
             Ok(())
         }
         TenantsAction::Erase { tenant, yes } => {

@@ -83,7 +83,9 @@ impl FromRequestParts<Arc<AppState>> for Auth {
             parts.extensions.get::<(RequiredScope, Metered)>()
         {
             caller.require(*needed)?;
-            state.engine.admit(&caller, *kind, &tier)?;
+            if let Some(kind) = kind {
+                state.engine.admit(&caller, *kind, &tier)?;
+            }
         }
         Ok(Auth { caller })
     }

@@ -31,6 +31,22 @@ pub async fn start(config: ServerConfig) -> Server {
 }
 
 pub async fn start_with(config: ServerConfig, limits: ConnectionLimits) -> Server {
+    start_full(config, limits, continuum_core::account::Tiers::default()).await
+}
+
+/// A server whose engine knows `tiers`.
+pub async fn start_with_tiers(
+    config: ServerConfig,
+    tiers: continuum_core::account::Tiers,
+) -> Server {
+    start_full(config, ConnectionLimits::default(), tiers).await
+}
+
+async fn start_full(
+    config: ServerConfig,
+    limits: ConnectionLimits,
+    tiers: continuum_core::account::Tiers,
+) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(
         dir.path().join("continuum.db"),
@@ -38,7 +54,9 @@ pub async fn start_with(config: ServerConfig, limits: ConnectionLimits) -> Serve
         Timestamp(0),
     )
     .unwrap();
-    let engine = Engine::new(Arc::new(store), EngineConfig::default()).unwrap();
+    let engine = Engine::new(Arc::new(store), EngineConfig::default())
+        .unwrap()
+        .with_tiers(tiers);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
