@@ -1,6 +1,7 @@
 //! `bench`: measurements that BENCHMARKS.md quotes, each reproducible with one command.
 
 mod locomo;
+mod metering;
 mod streams;
 mod throughput;
 mod webhooks;
@@ -30,6 +31,9 @@ pub enum BenchKind {
     Streams(streams::StreamsArgs),
     /// Signed webhook deliveries per second to a receiver on loopback.
     Webhooks(webhooks::WebhooksArgs),
+    /// What metering costs recall throughput: plain, metered, and metered with a daily quota,
+    /// side by side.
+    Metering(metering::MeteringArgs),
 }
 
 impl BenchArgs {
@@ -37,7 +41,9 @@ impl BenchArgs {
     pub fn runs_a_server(&self) -> bool {
         matches!(
             self.kind,
-            Some(BenchKind::Streams(_)) | Some(BenchKind::Webhooks(_))
+            Some(BenchKind::Streams(_))
+                | Some(BenchKind::Webhooks(_))
+                | Some(BenchKind::Metering(_))
         )
     }
 }
@@ -106,6 +112,7 @@ pub async fn bench(g: &Global, a: BenchArgs) -> Result<()> {
         Some(BenchKind::Locomo(l)) => locomo::locomo(g, l).await,
         Some(BenchKind::Streams(s)) => streams::streams(g, s).await,
         Some(BenchKind::Webhooks(w)) => webhooks::webhooks(g, w).await,
+        Some(BenchKind::Metering(m)) => metering::metering(g, m).await,
     }
 }
 

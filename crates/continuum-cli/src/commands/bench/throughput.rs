@@ -233,7 +233,7 @@ impl Gen {
         }
     }
 
-    fn query(&mut self) -> String {
+    pub(super) fn query(&mut self) -> String {
         let (p, t, pl, pr, h) = (
             self.pick(PEOPLE),
             self.pick(TOOLS),
