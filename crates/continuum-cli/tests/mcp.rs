@@ -41,6 +41,26 @@ fn an_unmodified_mcp_client_stores_recalls_and_forgets() {
         out.status.success() && stdout.contains("OK"),
         "stdout: {stdout}\nstderr: {stderr}"
     );
+    // Every tool call was metered by kind, and written when the server stopped.
+    let out = Command::new(env!("CARGO_BIN_EXE_continuum"))
+        .arg("--data-dir")
+        .arg(d.path())
+        .args(["usage", "--json"])
+        .output()
+        .unwrap();
+    let usage: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let day = &usage["days"][0];
+    assert_eq!(day["tenant"], "default", "{usage}");
+    assert_eq!(
+        day["learn"], 4,
+        "two memory_store, two memory_remember: {usage}"
+    );
+    assert_eq!(day["search"], 1, "{usage}");
+    assert!(day["recall"].as_u64().unwrap() >= 3, "{usage}");
+    assert!(
+        day["other"].as_u64().unwrap() >= 5,
+        "get, list, concept_graph, forget, stats: {usage}"
+    );
 }
 
 #[test]

@@ -509,7 +509,7 @@ impl ContinuumMcp {
         Parameters(a): Parameters<ConceptArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, McpError> {
-        let caller = try_tool!(self.caller_of(&ctx));
+        let caller = try_tool!(self.caller_for(&ctx, UsageKind::Other).await);
         let limit = try_tool!(page_limit(a.limit, 20));
         let v = try_tool!(self.engine.concept(&caller, &a.concept, limit).await);
         let mut text = format!(
