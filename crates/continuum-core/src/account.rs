@@ -297,10 +297,10 @@ impl Tiers {
         self.by_name.get(name)
     }
 
-    /// The named tier, or a clear error listing the known ones.
+    /// The named tier, or a clear error (not found) listing the known ones.
     pub fn require(&self, name: &str) -> Result<&Tier> {
         self.get(name).ok_or_else(|| {
-            Error::InvalidInput(format!(
+            Error::NotFound(format!(
                 "unknown tier '{name}' (known: {})",
                 self.by_name.keys().cloned().collect::<Vec<_>>().join(", ")
             ))

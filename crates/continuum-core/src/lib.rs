@@ -9,6 +9,7 @@
 //! stack (CI checks this with `cargo tree -p continuum-core -e normal`).
 
 pub mod account;
+pub mod audit;
 pub mod context;
 pub mod embed;
 pub mod error;

@@ -321,16 +321,28 @@ pub struct ImportKey {
 }
 
 /// The storage port, split by capability: [`MemoryGraph`], [`EventLog`], [`VectorStore`] (with
-/// [`VectorSearch`] as an optional capability), [`KeyStore`], [`WebhookStore`] and
-/// [`crate::account::AccountStore`]. Every backend implements all of them and runs the
+/// [`VectorSearch`] as an optional capability), [`KeyStore`], [`WebhookStore`],
+/// [`crate::account::AccountStore`] and [`crate::audit::AuditStore`]. Every backend implements all of them and runs the
 /// conformance suite of each; the engine holds an `Arc<dyn MemoryStore>`.
 pub trait MemoryStore:
-    MemoryGraph + EventLog + VectorStore + KeyStore + WebhookStore + crate::account::AccountStore
+    MemoryGraph
+    + EventLog
+    + VectorStore
+    + KeyStore
+    + WebhookStore
+    + crate::account::AccountStore
+    + crate::audit::AuditStore
 {
 }
 
 impl<
-    T: MemoryGraph + EventLog + VectorStore + KeyStore + WebhookStore + crate::account::AccountStore,
+    T: MemoryGraph
+        + EventLog
+        + VectorStore
+        + KeyStore
+        + WebhookStore
+        + crate::account::AccountStore
+        + crate::audit::AuditStore,
 > MemoryStore for T
 {
 }

@@ -37,8 +37,6 @@ pub const PLAN_TTL: Duration = Duration::from_secs(5);
 pub const FOOTPRINT_TTL: Duration = Duration::from_secs(60);
 /// Tenants idle this long (nothing pending) are dropped from memory at a flush.
 const IDLE: Duration = Duration::from_secs(600);
-/// The longest span `usage` reports, in days.
-pub const MAX_USAGE_DAYS: i64 = 366;
 /// The most usage rows one report holds.
 pub const MAX_USAGE_ROWS: usize = 10_000;
 /// How long billing event ids are kept to refuse replays. Stripe signs a timestamp that is
@@ -442,7 +440,8 @@ impl Engine {
         self.flush_usage().await.map(|_| ())
     }
 
-    /// Usage from `from` to `to` (inclusive days, default: the last 30 days). An admin sees
+    /// Usage from `from` to `to` (inclusive days, default: the last 30 days; at most
+    /// [`MAX_USAGE_ROWS`] rows, then `truncated`). An admin sees
     /// its own tenant; an operator any tenant, or all when `tenant` is `None`. Counts not yet
     /// flushed are flushed first, so the report is current.
     pub async fn usage(
@@ -472,16 +471,15 @@ impl Engine {
             Some(d) => parse_day(d)?,
             None => day_of(Timestamp(now.millis() - 29 * 86_400_000)),
         };
-        let span = days_between(&from, &to)?;
-        if span < 0 {
-            return Err(Error::InvalidInput(format!(
-                "from ({from}) is after to ({to})"
-            )));
-        }
-        if span >= MAX_USAGE_DAYS {
-            return Err(Error::InvalidInput(format!(
-                "a usage report spans at most {MAX_USAGE_DAYS} days"
-            )));
+        // A span ending before it starts is empty; a long one is bounded by the row limit.
+        if days_between(&from, &to)? < 0 {
+            return Ok(UsageReport {
+                from,
+                to,
+                days: Vec::new(),
+                totals: UsageTotals::default(),
+                truncated: false,
+            });
         }
         if let Err(e) = self.flush_usage().await {
             tracing::warn!(error = %e, "usage flush before a report failed");
@@ -552,6 +550,13 @@ impl Engine {
         };
         self.store.put_plan(&plan).await?;
         self.forget_tier(tenant);
+        self.audit_ok(
+            &crate::actor_of(&caller),
+            Some(tenant),
+            "tenant.tier_set",
+            serde_json::json!({ "tier": tier }),
+        )
+        .await;
         tracing::info!(tenant = %tenant, tier, "tenant tier set");
         self.plan(caller, Some(tenant)).await
     }
@@ -583,6 +588,17 @@ impl Engine {
             .await?;
         if out == BillingRecord::Applied {
             self.forget_tier(&change.tenant);
+            self.audit_ok(
+                change.source,
+                Some(&change.tenant),
+                "tenant.tier_set",
+                serde_json::json!({
+                    "tier": change.tier,
+                    "status": change.status,
+                    "event": change.event_id,
+                }),
+            )
+            .await;
             tracing::info!(tenant = %change.tenant, tier = %change.tier, source = change.source, "tenant tier set by billing");
         }
         Ok(out)

@@ -124,6 +124,13 @@ impl Engine {
         };
         self.store.snapshot(tenant, &mut each).await?;
         progress(written);
+        self.audit_ok(
+            &crate::actor_of(&caller),
+            Some(tenant),
+            "export",
+            serde_json::json!({ "records": written }),
+        )
+        .await;
         Ok(written)
     }
 
@@ -275,6 +282,16 @@ impl Engine {
         if out.vectors > 0 {
             self.vectors_changed(tenant);
         }
+        self.audit_ok(
+            &crate::actor_of(&caller),
+            Some(tenant),
+            "import",
+            serde_json::json!({
+                "memories_added": out.memories_added,
+                "memories_skipped": out.memories_skipped,
+            }),
+        )
+        .await;
         Ok(out)
     }
 }

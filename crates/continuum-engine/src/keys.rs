@@ -60,7 +60,7 @@ impl Engine {
         valid_for_millis: Option<i64>,
         name: Option<String>,
     ) -> Result<(String, ApiKey)> {
-        self.put_new_key(tenant, scope, valid_for_millis, name, None, false)
+        self.put_new_key(tenant, scope, valid_for_millis, name, None, false, "local")
             .await
     }
 
@@ -74,8 +74,16 @@ impl Engine {
         name: Option<String>,
         max_age_millis: Option<i64>,
     ) -> Result<(String, ApiKey)> {
-        self.put_new_key(tenant, scope, valid_for_millis, name, max_age_millis, false)
-            .await
+        self.put_new_key(
+            tenant,
+            scope,
+            valid_for_millis,
+            name,
+            max_age_millis,
+            false,
+            "local",
+        )
+        .await
     }
 
     /// Makes and stores a key, recording `key.created` (after `tenant.created` when `first`).
@@ -87,6 +95,7 @@ impl Engine {
         name: Option<String>,
         max_age_millis: Option<i64>,
         first: bool,
+        actor: &str,
     ) -> Result<(String, ApiKey)> {
         if let Some(ms) = max_age_millis
             && (ms <= 0 || ms > MAX_KEY_DAYS * 86_400_000)
@@ -128,6 +137,21 @@ impl Engine {
             vec![created]
         };
         self.store.put_key(&key, &events).await?;
+        let mut records = Vec::new();
+        if first {
+            records.push(self.audit_record(actor, tenant, "tenant.created", serde_json::json!({})));
+        }
+        records.push(self.audit_record(
+            actor,
+            tenant,
+            "key.created",
+            serde_json::json!({
+                "prefix": key.prefix,
+                "scope": key.scope.as_str(),
+                "expires_at": key.expires_at.map(|t| t.to_rfc3339()),
+            }),
+        ));
+        self.audit(records).await;
         Ok((secret, key))
     }
 
@@ -197,6 +221,7 @@ impl Engine {
             name,
             max_age_millis,
             false,
+            &crate::actor_of(caller),
         )
         .await
     }
@@ -225,7 +250,7 @@ impl Engine {
                 caller.scope, key.scope
             )));
         }
-        self.revoke_key(prefix).await
+        self.revoke_key_by(prefix, &crate::actor_of(caller)).await
     }
 
     /// Replaces a working key with a new one of the same tenant, scope and name (and, if the
@@ -294,6 +319,18 @@ impl Engine {
         if !self.store.rotate_key(prefix, &key, old_expires_at).await? {
             return Err(not_found());
         }
+        let actor = caller.map_or_else(|| "local".to_string(), crate::actor_of);
+        self.audit_ok(
+            &actor,
+            Some(&old.tenant),
+            "key.rotated",
+            serde_json::json!({
+                "prefix": prefix,
+                "successor": key.prefix,
+                "old_expires_at": old_expires_at.to_rfc3339(),
+            }),
+        )
+        .await;
         Ok(Rotation {
             secret,
             key,
@@ -309,8 +346,20 @@ impl Engine {
 
     /// Revokes a key by its prefix (or by the whole secret).
     pub async fn revoke_key(&self, prefix_or_key: &str) -> Result<()> {
+        self.revoke_key_by(prefix_or_key, "local").await
+    }
+
+    async fn revoke_key_by(&self, prefix_or_key: &str, actor: &str) -> Result<()> {
         let prefix = key_prefix(prefix_or_key.trim()).unwrap_or(prefix_or_key.trim());
+        let tenant = self.store.key_by_prefix(prefix).await?.map(|k| k.tenant);
         if self.store.revoke_key(prefix, self.clock.now()).await? {
+            self.audit_ok(
+                actor,
+                tenant.as_ref(),
+                "key.revoked",
+                serde_json::json!({ "prefix": prefix }),
+            )
+            .await;
             Ok(())
         } else {
             Err(Error::NotFound(format!("no API key with prefix {prefix}")))

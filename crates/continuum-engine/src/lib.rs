@@ -7,6 +7,7 @@
 
 mod account;
 mod ann;
+mod audit;
 mod cache;
 mod config;
 mod embed;
@@ -21,10 +22,11 @@ mod tenants;
 mod webhooks;
 
 pub use account::{
-    BILLING_EVENT_MEMORY_MILLIS, BillingChange, FOOTPRINT_TTL, MAX_USAGE_DAYS, MAX_USAGE_ROWS,
-    PLAN_TTL, PlanView, USAGE_FLUSH_INTERVAL, UsageReport, UsageTotals,
+    BILLING_EVENT_MEMORY_MILLIS, BillingChange, FOOTPRINT_TTL, MAX_USAGE_ROWS, PLAN_TTL, PlanView,
+    USAGE_FLUSH_INTERVAL, UsageReport, UsageTotals,
 };
 pub use ann::VectorIndexInfo;
+pub use audit::{AuditVerification, MAX_AUDIT_PAGE, actor_of};
 pub use config::{EngineConfig, GraphParams, SessionContextMode};
 pub use embed::{EmbeddingStatus, ReindexReport, WORKER_BACKOFF, WORKER_POLL};
 pub use events::{Compaction, DEFAULT_EVENT_RETENTION_MILLIS, MAX_EVENTS_PAGE};
@@ -202,6 +204,20 @@ impl Engine {
         let caller = who.into();
         let tenant = caller.require(Scope::Write)?;
         let n = self.store.forget(tenant, what).await?;
+        let whole = match what {
+            ForgetSelector::Session(s) => Some(serde_json::json!({"session": s, "memories": n})),
+            ForgetSelector::All => Some(serde_json::json!({"all": true, "memories": n})),
+            _ => None,
+        };
+        if let Some(details) = whole.filter(|_| n > 0) {
+            self.audit_ok(
+                &actor_of(&caller),
+                Some(tenant),
+                "memories.forgotten",
+                details,
+            )
+            .await;
+        }
         self.vectors_changed(tenant);
         if n > 0 {
             // A saved vector graph must not outlive the memories it holds.

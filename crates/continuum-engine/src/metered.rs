@@ -444,3 +444,26 @@ impl AccountStore for Metered {
         .await
     }
 }
+
+#[async_trait]
+impl continuum_core::audit::AuditStore for Metered {
+    async fn append_audit(
+        &self,
+        records: &[continuum_core::audit::AuditRecord],
+    ) -> Result<Vec<continuum_core::audit::AuditEntry>> {
+        timed("append_audit", self.0.append_audit(records)).await
+    }
+
+    async fn audit_head(&self) -> Result<u64> {
+        timed("audit_head", self.0.audit_head()).await
+    }
+
+    async fn audit_entries(
+        &self,
+        tenant: Option<&TenantId>,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<continuum_core::audit::AuditEntry>> {
+        timed("audit_entries", self.0.audit_entries(tenant, after, limit)).await
+    }
+}

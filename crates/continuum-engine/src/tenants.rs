@@ -70,6 +70,15 @@ impl Engine {
         tenant: &TenantId,
         name: Option<String>,
     ) -> Result<(String, ApiKey)> {
+        self.create_tenant_by(tenant, name, "local").await
+    }
+
+    async fn create_tenant_by(
+        &self,
+        tenant: &TenantId,
+        name: Option<String>,
+        actor: &str,
+    ) -> Result<(String, ApiKey)> {
         let existing = self.tenants().await?;
         if let Some(t) = existing
             .iter()
@@ -80,7 +89,7 @@ impl Engine {
                 t.memories, t.active_keys
             )));
         }
-        self.put_new_key(tenant, Scope::Admin, None, name, None, true)
+        self.put_new_key(tenant, Scope::Admin, None, name, None, true, actor)
             .await
     }
 
@@ -98,7 +107,8 @@ impl Engine {
         name: Option<String>,
     ) -> Result<(String, ApiKey)> {
         caller.require(Scope::Operator)?;
-        self.create_tenant(tenant, name).await
+        self.create_tenant_by(tenant, name, &crate::actor_of(caller))
+            .await
     }
 
     /// [`Self::erase_tenant`] for an operator key, which may not erase its own tenant (another
@@ -114,11 +124,15 @@ impl Engine {
                 "an operator key cannot erase its own tenant (use another operator's key)".into(),
             ));
         }
-        self.erase_tenant(tenant).await
+        self.erase_tenant_by(tenant, &crate::actor_of(caller)).await
     }
 
     /// Deletes everything the tenant stored and revokes its keys.
     pub async fn erase_tenant(&self, tenant: &TenantId) -> Result<TenantErased> {
+        self.erase_tenant_by(tenant, "local").await
+    }
+
+    async fn erase_tenant_by(&self, tenant: &TenantId, actor: &str) -> Result<TenantErased> {
         let keys = self.store.list_keys(Some(tenant)).await?;
         let memories = self.store.forget(tenant, &ForgetSelector::All).await?;
         self.drop_webhooks(tenant).await?;
@@ -142,6 +156,13 @@ impl Engine {
             keys_revoked,
         };
         self.store.record_events(tenant, now, &[event]).await?;
+        self.audit_ok(
+            actor,
+            Some(tenant),
+            "tenant.erased",
+            serde_json::json!({ "memories": memories, "keys_revoked": keys_revoked }),
+        )
+        .await;
         Ok(TenantErased {
             tenant: tenant.clone(),
             memories,

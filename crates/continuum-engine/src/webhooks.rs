@@ -159,6 +159,13 @@ impl Engine {
             .set_event_cursor(&cursor_name(&webhook.id), position, now)
             .await?;
         self.store.put_webhook(&webhook).await?;
+        self.audit_ok(
+            &crate::actor_of(&caller),
+            Some(tenant),
+            "webhook.created",
+            serde_json::json!({ "id": webhook.id, "events": webhook.events }),
+        )
+        .await;
         Ok(WebhookWithSecret {
             webhook: (&webhook).into(),
             secret: webhook.secret,
@@ -193,6 +200,13 @@ impl Engine {
         let w = self.own_webhook(tenant, id).await?;
         self.store.delete_webhook(&w.id).await?;
         self.store.delete_event_cursor(&cursor_name(&w.id)).await?;
+        self.audit_ok(
+            &crate::actor_of(&caller),
+            Some(tenant),
+            "webhook.deleted",
+            serde_json::json!({ "id": w.id }),
+        )
+        .await;
         Ok(())
     }
 
@@ -218,6 +232,13 @@ impl Engine {
         w.previous_until = (overlap_millis > 0).then_some(Timestamp(now.millis() + overlap_millis));
         w.secret = new_secret();
         self.store.put_webhook(&w).await?;
+        self.audit_ok(
+            &crate::actor_of(&caller),
+            Some(tenant),
+            "webhook.secret_rotated",
+            serde_json::json!({ "id": w.id, "overlap_ms": overlap_millis }),
+        )
+        .await;
         Ok(WebhookWithSecret {
             webhook: (&w).into(),
             secret: w.secret,

@@ -21,6 +21,8 @@ pub const RATE_LIMITED: &str = "continuum_rate_limited_total";
 /// Requests and writes refused by a tier's quota, by quota (`requests_per_day`, `memories`,
 /// `webhooks`).
 pub const QUOTA_REFUSED: &str = "continuum_quota_refused_total";
+/// Audit entries that could not be written (the act they describe stood).
+pub const AUDIT_FAILURES: &str = "continuum_audit_failures_total";
 /// Billing webhooks refused (bad, missing or stale signatures).
 pub const BILLING_REFUSED: &str = "continuum_billing_webhooks_refused_total";
 /// Failed authentications (unknown, revoked or expired keys), and requests refused because

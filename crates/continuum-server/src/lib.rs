@@ -124,6 +124,8 @@ pub(crate) struct AppState {
     pub(crate) auth_failures: routes::AuthFailures,
     /// Open MCP sessions, by key.
     pub(crate) mcp_sessions: routes::McpSessions,
+    /// Audit writes of failed authentications not finished yet.
+    pub(crate) audit_in_flight: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// The application: every route with its layers.
@@ -138,6 +140,7 @@ pub fn router(engine: Engine, config: ServerConfig) -> Router {
         streams: Default::default(),
         auth_failures: Default::default(),
         mcp_sessions: Default::default(),
+        audit_in_flight: Default::default(),
     });
     routes::router(routes, state, &config)
 }
@@ -155,6 +158,7 @@ pub fn metrics_router(engine: Engine) -> Router {
         streams: Default::default(),
         auth_failures: Default::default(),
         mcp_sessions: Default::default(),
+        audit_in_flight: Default::default(),
     });
     Router::new()
         .route("/metrics", axum::routing::get(observe::open_metrics))

@@ -35,6 +35,7 @@ type AppResult<T> = Result<T, ApiError>;
 type St = State<Arc<AppState>>;
 
 // One module per resource family; auth, extractors and the MCP mount beside them.
+mod audit;
 mod auth;
 mod billing;
 mod compat;
@@ -48,6 +49,7 @@ mod stream;
 mod tenants;
 mod webhooks;
 
+use audit::*;
 use auth::Auth;
 pub(crate) use auth::{AuthFailures, ClientAddr};
 use billing::*;
@@ -527,6 +529,29 @@ pub(crate) fn api() -> (Router<Arc<AppState>>, Value) {
                 .scope(Read)
                 .unmetered()
                 .returns::<TiersOut>(),
+        )
+        .op(
+            M::GET,
+            "/v1/audit",
+            audit_list,
+            Op::new(
+                "audit",
+                "The audit log, oldest first: an admin's tenant's entries, or (operator) all",
+            )
+            .scope(Admin)
+            .query::<AuditQuery>()
+            .returns::<AuditOut>(),
+        )
+        .op(
+            M::GET,
+            "/v1/audit/verify",
+            audit_verify,
+            Op::new(
+                "audit",
+                "Check the audit log's hash chain; names the first entry altered, removed or reordered",
+            )
+            .scope(Operator)
+            .returns::<continuum_engine::AuditVerification>(),
         )
         .op(
             M::POST,

@@ -84,7 +84,7 @@ async fn quotas_answer_429_saying_which_and_a_new_tier_applies_at_once() {
         Some(tier("gold")),
     )
     .await;
-    assert_eq!(st, 400, "{body}");
+    assert_eq!(st, 404, "{body}");
     assert!(
         body["error"]["message"]
             .as_str()

@@ -37,6 +37,7 @@ use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
 mod accounts;
+mod audit;
 mod events;
 mod graph;
 mod keys;

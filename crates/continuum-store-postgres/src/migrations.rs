@@ -42,6 +42,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "accounts",
         sql: include_str!("../migrations/0007_accounts.sql"),
     },
+    Migration {
+        version: 8,
+        name: "audit",
+        sql: include_str!("../migrations/0008_audit.sql"),
+    },
 ];
 
 /// The schema version this build writes.

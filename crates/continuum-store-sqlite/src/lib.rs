@@ -34,6 +34,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 mod accounts;
+mod audit;
 mod events;
 mod graph;
 mod keys;

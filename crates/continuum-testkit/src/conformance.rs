@@ -6,11 +6,13 @@
 //! `accounts`.
 
 mod accounts;
+mod audit;
 mod events;
 mod keys;
 mod vectors;
 
 pub use accounts::*;
+pub use audit::*;
 pub use events::*;
 pub use keys::*;
 pub use vectors::*;

@@ -6,6 +6,8 @@
 
 pub mod conformance;
 
+pub use conformance::audit_tampering_is_named;
+
 use continuum_core::time::ManualClock;
 use continuum_core::{MemoryStore, TenantId, Timestamp};
 use continuum_engine::{Engine, EngineConfig};
@@ -151,7 +153,8 @@ macro_rules! store_conformance {
             tenants_are_listed_created_and_erased_whole,
             usage_is_counted_per_tenant_and_day_and_added_up_by_flushes,
             quotas_refuse_past_the_tier_and_a_new_tier_applies_at_once,
-            billing_events_apply_once_and_never_undo_a_later_one
+            billing_events_apply_once_and_never_undo_a_later_one,
+            the_audit_log_records_security_acts_in_one_verified_chain
         );
     };
     (@cases $factory:expr; $var:expr; $($case:ident),* $(,)?) => {

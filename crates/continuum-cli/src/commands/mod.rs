@@ -1,5 +1,6 @@
 //! One module per command family; each translates flags into engine calls.
 
+mod audit;
 mod bench;
 mod concepts;
 mod config;
@@ -84,6 +85,9 @@ pub enum Command {
     /// Webhook subscriptions of --tenant: create, list, delete, rotate-secret, deliveries,
     /// retry (`serve` delivers them).
     Webhooks(webhooks::WebhooksArgs),
+    /// The audit log of security-relevant acts: `verify` its hash chain, `tail [--follow]`,
+    /// `export --format jsonl|syslog|cef`.
+    Audit(audit::AuditArgs),
     /// Apply pending schema migrations (they also run automatically at start) and show the state.
     Migrate,
     /// Measure learn throughput and recall latency on generated conversations.
@@ -131,6 +135,7 @@ pub async fn run(cli: Cli, file: crate::config::ConfigFile) -> Result<()> {
         Command::Usage(a) => usage::usage(g, a).await,
         Command::Tiers => usage::tiers(g).await,
         Command::Migrate => migrate::migrate(g).await,
+        Command::Audit(a) => audit::audit(g, a).await,
         Command::Bench(a) => bench::bench(g, a).await,
     }
 }

@@ -380,6 +380,23 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<()> {
         }
         None => None,
     };
+    // The settings the server starts with, in the audit log (never a secret).
+    engine
+        .audit_start(serde_json::json!({
+            "bind": addr.to_string(),
+            "tls": scheme == "https",
+            "store": store.store().backend(),
+            "rate_per_key": config.rate_per_second,
+            "max_body_bytes": config.max_body_bytes,
+            "auth_failures_per_minute": config.auth_failures_per_minute,
+            "trusted_proxies": config.trusted_proxies.len(),
+            "cors_origins": config.cors_origins.len(),
+            "default_tier": engine.tiers().default_tier().name,
+            "billing": config.stripe.is_some(),
+            "webhooks_allow_private": config.webhooks.allow_private,
+            "version": env!("CARGO_PKG_VERSION"),
+        }))
+        .await;
     // The line a supervisor or a test waits for. No key or password is printed.
     tracing::info!(store = %store.describe(), "listening on {scheme}://{addr}");
     let served =

@@ -15,7 +15,7 @@ pub struct UsageArgs {
     /// First day, YYYY-MM-DD (UTC; default: 29 days before --to).
     #[arg(long, value_name = "DAY")]
     pub from: Option<String>,
-    /// Last day, YYYY-MM-DD (UTC; default: today). At most 366 days after --from.
+    /// Last day, YYYY-MM-DD (UTC; default: today).
     #[arg(long, value_name = "DAY")]
     pub to: Option<String>,
 }

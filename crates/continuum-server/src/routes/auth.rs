@@ -91,6 +91,32 @@ impl FromRequestParts<Arc<AppState>> for Auth {
     }
 }
 
+/// Audit writes of failed authentications in flight at most; past it they are dropped (and
+/// counted in `continuum_audit_failures_total`) rather than queued without bound.
+const MAX_AUDIT_IN_FLIGHT: usize = 256;
+
+/// Records a failed authentication in the audit log, off the request's path.
+fn audit_failure(state: &AppState, prefix: &str, source: Option<ClientAddr>, e: &Error) {
+    use std::sync::atomic::Ordering;
+    let in_flight = state.audit_in_flight.clone();
+    if in_flight.fetch_add(1, Ordering::AcqRel) >= MAX_AUDIT_IN_FLIGHT {
+        in_flight.fetch_sub(1, Ordering::AcqRel);
+        metrics::counter!(continuum_ops::metrics::AUDIT_FAILURES).increment(1);
+        tracing::warn!("too many audit writes in flight; a failed authentication was not audited");
+        return;
+    }
+    let engine = state.engine.clone();
+    let prefix = (prefix != "-").then(|| prefix.to_string());
+    let source = source.map(|ClientAddr(ip)| ip.to_string());
+    let reason = e.to_string();
+    tokio::spawn(async move {
+        engine
+            .audit_auth_failure(prefix.as_deref(), source, &reason)
+            .await;
+        in_flight.fetch_sub(1, Ordering::AcqRel);
+    });
+}
+
 /// The address a connection comes from (put into each request by [`crate::serve_with`]).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ClientAddr(pub(crate) std::net::IpAddr);
@@ -182,6 +208,7 @@ pub(super) async fn check_key(
         Err(e @ Error::Unauthorized(_)) => {
             metrics::counter!(continuum_ops::metrics::AUTH_FAILURES).increment(1);
             let prefix = continuum_core::keys::key_prefix(presented.trim()).unwrap_or("-");
+            audit_failure(state, prefix, source, &e);
             match source {
                 Some(ClientAddr(ip)) => {
                     if per_minute > 0.0 {

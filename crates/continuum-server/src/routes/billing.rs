@@ -8,11 +8,12 @@ use continuum_webhooks::stripe::{self, Decision, StripeEvent};
 
 #[derive(Deserialize, JsonSchema)]
 pub(super) struct UsageQuery {
-    /// First day (`YYYY-MM-DD`, UTC; default: 29 days before `to`).
-    #[schemars(regex(pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"))]
+    /// First day (`YYYY-MM-DD`, UTC; default: 29 days before `to`). A `from` after `to` is an
+    /// empty span.
+    #[schemars(extend("format" = "date"))]
     from: Option<String>,
-    /// Last day (`YYYY-MM-DD`, UTC; default: today). At most 366 days from `from`.
-    #[schemars(regex(pattern = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"))]
+    /// Last day (`YYYY-MM-DD`, UTC; default: today).
+    #[schemars(extend("format" = "date"))]
     to: Option<String>,
     /// Another tenant (operator keys only). An operator that names none sees every tenant.
     #[schemars(regex(pattern = r"^[A-Za-z0-9_.-]{1,64}$"))]
