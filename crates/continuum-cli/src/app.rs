@@ -164,6 +164,20 @@ pub struct Global {
     /// NAME:memories=N,requests_per_day=N,rate=R,webhooks=N (a quota left out is unlimited).
     #[arg(long = "tier", global = true, value_name = "SPEC", value_parser = parse_tier)]
     pub tiers: Vec<continuum_core::account::Tier>,
+    /// The Ed25519 key that signs audit checkpoints (made on first use, readable by its owner
+    /// only; default: audit-signing.key in the data directory). Keep a copy of its public key
+    /// (`continuum audit public-key`) where checkpoints are checked.
+    #[arg(long, global = true, env = "CONTINUUM_AUDIT_KEY", value_name = "FILE")]
+    pub audit_key: Option<PathBuf>,
+    /// The name checkpoints are signed under (default: continuum).
+    #[arg(
+        long,
+        global = true,
+        env = "CONTINUUM_AUDIT_KEY_NAME",
+        default_value = "continuum",
+        value_name = "NAME"
+    )]
+    pub audit_key_name: String,
 }
 
 fn parse_tier(s: &str) -> std::result::Result<continuum_core::account::Tier, String> {
@@ -171,6 +185,23 @@ fn parse_tier(s: &str) -> std::result::Result<continuum_core::account::Tier, Str
 }
 
 impl Global {
+    /// The audit checkpoint signing key (made on first use).
+    pub fn audit_key(&self) -> Result<continuum_audit::AuditKey> {
+        let path = match &self.audit_key {
+            Some(p) => p.clone(),
+            None => {
+                let dir = self.data_dir()?;
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+                dir.join("audit-signing.key")
+            }
+        };
+        Ok(continuum_audit::AuditKey::load_or_create(
+            &path,
+            &self.audit_key_name,
+        )?)
+    }
+
     /// The tiers the flags and the configuration file define.
     pub fn tiers(&self) -> Result<continuum_core::account::Tiers> {
         Ok(continuum_core::account::Tiers::new(

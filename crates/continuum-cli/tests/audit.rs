@@ -138,3 +138,144 @@ fn acts_of_concurrent_processes_form_one_chain_that_verify_checks() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("altered"), "{err}");
 }
+
+/// Rewrites the chain from entry `from` on, each hash recomputed, so the chain verifies on
+/// its own (what someone with write access to the file could do).
+fn rewrite_chain_from(db: &rusqlite::Connection, from: i64) {
+    let rows: Vec<(i64, String, String)> = db
+        .prepare("SELECT seq, body, prev_hash FROM audit_log WHERE seq >= ?1 ORDER BY seq")
+        .unwrap()
+        .query_map([from], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut prev = rows[0].2.clone();
+    for (i, (seq, body, _)) in rows.into_iter().enumerate() {
+        let body = if i == 0 {
+            body.replace("\"key.created\"", "\"key.revoked\"")
+        } else {
+            body
+        };
+        let hash = continuum_core::audit::chain_hash(&prev, &body).unwrap();
+        db.execute(
+            "UPDATE audit_log SET body = ?1, prev_hash = ?2, hash = ?3 WHERE seq = ?4",
+            rusqlite::params![body, prev, hash, seq],
+        )
+        .unwrap();
+        prev = hash;
+    }
+}
+
+#[test]
+fn signed_checkpoints_find_a_cut_tail_and_a_rewritten_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoints = dir.path().join("elsewhere");
+    let (server, _url) = serve_with(
+        dir.path(),
+        &[],
+        &[
+            "--audit-checkpoint-dir",
+            checkpoints.to_str().unwrap(),
+            "--audit-checkpoint-every",
+            "1",
+            "--audit-checkpoint-secs",
+            "1",
+        ],
+    );
+    for i in 0..4 {
+        cli(
+            dir.path(),
+            &["--tenant", &format!("t{i}"), "keys", "create"],
+        );
+    }
+    // The job signs within a second or two of the entries.
+    let latest = checkpoints.join("latest.txt");
+    let started = std::time::Instant::now();
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&latest)
+            && text.lines().nth(1) == Some("5")
+        {
+            break;
+        }
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "no checkpoint of 5 entries: {}",
+            server.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    drop(server);
+    let public = cli(dir.path(), &["audit", "public-key"]).trim().to_string();
+    assert!(public.starts_with("continuum+"), "{public}");
+    let out = continuum(
+        dir.path(),
+        &[
+            "audit",
+            "verify",
+            "--checkpoint",
+            latest.to_str().unwrap(),
+            "--public-key",
+            &public,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("holds the checkpoint"));
+
+    // A checkpoint signed by another key is refused.
+    let other = tempfile::tempdir().unwrap();
+    let stranger = cli(other.path(), &["audit", "public-key"])
+        .trim()
+        .to_string();
+    let out = continuum(
+        dir.path(),
+        &[
+            "audit",
+            "verify",
+            "--checkpoint",
+            latest.to_str().unwrap(),
+            "--public-key",
+            &stranger,
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The chain rewritten from entry 3 on verifies by itself, but not against the checkpoint.
+    let db = rusqlite::Connection::open(dir.path().join("continuum.db")).unwrap();
+    rewrite_chain_from(&db, 3);
+    let out = continuum(dir.path(), &["audit", "verify"]);
+    assert!(
+        out.status.success(),
+        "the rewritten chain is consistent in itself"
+    );
+    let out = continuum(
+        dir.path(),
+        &["audit", "verify", "--checkpoint", latest.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(5));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("rewritten"));
+
+    // The tail cut off: the chain is still consistent, the checkpoint says entries are gone.
+    db.execute("DELETE FROM audit_log WHERE seq >= 4", [])
+        .unwrap();
+    drop(db);
+    assert!(continuum(dir.path(), &["audit", "verify"]).status.success());
+    let out = continuum(
+        dir.path(),
+        &["audit", "verify", "--checkpoint", latest.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(5));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cut") && err.contains("records 5 entries, the log holds 3"),
+        "{err}"
+    );
+}

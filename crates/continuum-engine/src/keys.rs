@@ -50,6 +50,22 @@ pub struct Rotation {
     pub old_expires_at: Timestamp,
 }
 
+/// Who makes a key, and whether it is a new tenant's first (for the event log and the audit
+/// log).
+pub(crate) struct Made<'a> {
+    pub(crate) actor: &'a str,
+    pub(crate) first_of_tenant: bool,
+}
+
+impl<'a> Made<'a> {
+    pub(crate) fn by(actor: &'a str) -> Self {
+        Made {
+            actor,
+            first_of_tenant: false,
+        }
+    }
+}
+
 impl Engine {
     /// Creates a key for `tenant`; returns the secret (shown once, stored only as a hash) and
     /// the stored record.
@@ -60,8 +76,15 @@ impl Engine {
         valid_for_millis: Option<i64>,
         name: Option<String>,
     ) -> Result<(String, ApiKey)> {
-        self.put_new_key(tenant, scope, valid_for_millis, name, None, false, "local")
-            .await
+        self.put_new_key(
+            tenant,
+            scope,
+            valid_for_millis,
+            name,
+            None,
+            Made::by("local"),
+        )
+        .await
     }
 
     /// [`Self::create_key`] for a key due for rotation once it is `max_age_millis` old (it
@@ -80,8 +103,7 @@ impl Engine {
             valid_for_millis,
             name,
             max_age_millis,
-            false,
-            "local",
+            Made::by("local"),
         )
         .await
     }
@@ -94,9 +116,9 @@ impl Engine {
         valid_for_millis: Option<i64>,
         name: Option<String>,
         max_age_millis: Option<i64>,
-        first: bool,
-        actor: &str,
+        made: Made<'_>,
     ) -> Result<(String, ApiKey)> {
+        let (first, actor) = (made.first_of_tenant, made.actor);
         if let Some(ms) = max_age_millis
             && (ms <= 0 || ms > MAX_KEY_DAYS * 86_400_000)
         {
@@ -220,8 +242,7 @@ impl Engine {
             valid_for_millis,
             name,
             max_age_millis,
-            false,
-            &crate::actor_of(caller),
+            Made::by(&crate::actor_of(caller)),
         )
         .await
     }

@@ -89,7 +89,11 @@ impl Engine {
                 t.memories, t.active_keys
             )));
         }
-        self.put_new_key(tenant, Scope::Admin, None, name, None, true, actor)
+        let made = crate::keys::Made {
+            actor,
+            first_of_tenant: true,
+        };
+        self.put_new_key(tenant, Scope::Admin, None, name, None, made)
             .await
     }
 

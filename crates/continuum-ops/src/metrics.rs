@@ -23,6 +23,8 @@ pub const RATE_LIMITED: &str = "continuum_rate_limited_total";
 pub const QUOTA_REFUSED: &str = "continuum_quota_refused_total";
 /// Audit entries that could not be written (the act they describe stood).
 pub const AUDIT_FAILURES: &str = "continuum_audit_failures_total";
+/// Breaks in the audit log's chain found by the checkpoint job (it then signs nothing).
+pub const AUDIT_CHAIN_BROKEN: &str = "continuum_audit_chain_broken_total";
 /// Billing webhooks refused (bad, missing or stale signatures).
 pub const BILLING_REFUSED: &str = "continuum_billing_webhooks_refused_total";
 /// Failed authentications (unknown, revoked or expired keys), and requests refused because

@@ -22,7 +22,25 @@ pub struct AuditArgs {
 pub enum AuditAction {
     /// Check the hash chain from the first entry to the last; names the first entry altered,
     /// removed or reordered (exit code 5), and prints the head (position and hash) otherwise.
-    Verify,
+    /// With --checkpoint, also that the log still holds what a signed checkpoint recorded (a
+    /// cut tail or a rewritten chain is found).
+    Verify {
+        /// A checkpoint file written by `serve --audit-checkpoint-dir` or `audit checkpoint`.
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<std::path::PathBuf>,
+        /// The signer's public key (`audit public-key` prints it); default: the public half
+        /// of this machine's signing key.
+        #[arg(long, value_name = "KEY")]
+        public_key: Option<String>,
+    },
+    /// Verify the chain, then sign a checkpoint of it now and print it (or write it to
+    /// --output).
+    Checkpoint {
+        #[arg(long, value_name = "FILE")]
+        output: Option<std::path::PathBuf>,
+    },
+    /// The public key checkpoints are verified with (NAME+KEYID+BASE64).
+    PublicKey,
     /// The latest entries, oldest first (one JSON object per line with --json).
     Tail {
         /// How many of the latest entries.
@@ -70,27 +88,114 @@ pub async fn audit(g: &Global, a: AuditArgs) -> Result<()> {
     let (engine, _) = g.open().await?;
     let operator = Caller::local(g.tenant()?);
     match a.action {
-        AuditAction::Verify => {
+        AuditAction::PublicKey => {
+            let key = g.audit_key()?;
+            if g.json {
+                return output::json(&serde_json::json!({ "public_key": key.public() }));
+            }
+            println!("{}", key.public());
+            Ok(())
+        }
+        AuditAction::Checkpoint { output: path } => {
+            let report = engine.verify_audit(operator, |_| {}).await?;
+            if let Some(f) = &report.fault {
+                return Err(Error::Conflict(format!(
+                    "the audit log is broken at entry {} ({}): {}; no checkpoint signed",
+                    f.seq, f.problem, f.detail
+                ))
+                .into());
+            }
+            if report.head_seq == 0 {
+                return Err(Error::InvalidInput("the audit log is empty".into()).into());
+            }
+            let note = g.audit_key()?.sign(report.head_seq, &report.head_hash)?;
+            match path {
+                Some(p) => {
+                    std::fs::write(&p, &note)
+                        .with_context(|| format!("writing {}", p.display()))?;
+                    eprintln!(
+                        "checkpoint of {} entries written to {}",
+                        report.head_seq,
+                        p.display()
+                    );
+                }
+                None => print!("{note}"),
+            }
+            Ok(())
+        }
+        AuditAction::Verify {
+            checkpoint,
+            public_key,
+        } => {
+            let checkpoint = match checkpoint {
+                Some(p) => {
+                    let text = std::fs::read_to_string(&p)
+                        .with_context(|| format!("reading {}", p.display()))?;
+                    let key = match public_key {
+                        Some(k) => continuum_audit::PublicKey::parse(&k)?,
+                        None => continuum_audit::PublicKey::parse(&g.audit_key()?.public())?,
+                    };
+                    Some(continuum_audit::Checkpoint::verify(&text, &key)?)
+                }
+                None => None,
+            };
             let head = engine.audit_head(operator.clone()).await?;
             let pb = output::progress(head, "verifying", g.json);
             let report = engine
                 .verify_audit(operator, |n| pb.set_position(n))
                 .await?;
             pb.finish_and_clear();
+            let against = match &checkpoint {
+                Some(c) if report.fault.is_none() => {
+                    Some(continuum_audit::check(&engine, &Caller::local(g.tenant()?), c).await?)
+                }
+                _ => None,
+            };
             if g.json {
-                output::json(&report)?;
+                output::json(&serde_json::json!({
+                    "entries": report.entries,
+                    "head_seq": report.head_seq,
+                    "head_hash": report.head_hash,
+                    "fault": report.fault,
+                    "checkpoint": checkpoint.as_ref().map(|c| serde_json::json!({
+                        "size": c.size,
+                        "head_hash": c.head_hash,
+                        "signer": c.signer,
+                        "holds": against == Some(continuum_audit::CheckpointCheck::Holds),
+                    })),
+                }))?;
             }
-            match &report.fault {
-                None => {
+            match (&report.fault, against, &checkpoint) {
+                (None, Some(continuum_audit::CheckpointCheck::Truncated { entries }), Some(c)) => {
+                    Err(Error::Conflict(format!(
+                        "the audit log was cut: the checkpoint signed by {} records {} entries, the log holds {entries}",
+                        c.signer, c.size
+                    ))
+                    .into())
+                }
+                (None, Some(continuum_audit::CheckpointCheck::Rewritten), Some(c)) => {
+                    Err(Error::Conflict(format!(
+                        "the audit log was rewritten: entry {} no longer has the hash the checkpoint signed by {} records",
+                        c.size, c.signer
+                    ))
+                    .into())
+                }
+                (None, _, _) => {
                     if !g.json {
                         println!(
                             "the audit log is intact: {} entries; head {} {}",
                             report.entries, report.head_seq, report.head_hash
                         );
+                        if let Some(c) = &checkpoint {
+                            println!(
+                                "it holds the checkpoint signed by {} at {} entries",
+                                c.signer, c.size
+                            );
+                        }
                     }
                     Ok(())
                 }
-                Some(f) => Err(Error::Conflict(format!(
+                (Some(f), _, _) => Err(Error::Conflict(format!(
                     "the audit log is broken at entry {} ({}): {}",
                     f.seq, f.problem, f.detail
                 ))

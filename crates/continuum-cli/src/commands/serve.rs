@@ -107,6 +107,17 @@ pub struct ServeArgs {
         value_name = "PRICE=TIER"
     )]
     pub stripe_prices: Vec<String>,
+    /// Sign audit checkpoints into this directory (checkpoint-SIZE.txt and latest.txt): put it
+    /// on storage off this machine, so a log cut or rewritten here is found by
+    /// `audit verify --checkpoint`. Unset: no checkpoints.
+    #[arg(long, env = "CONTINUUM_AUDIT_CHECKPOINT_DIR", value_name = "DIR")]
+    pub audit_checkpoint_dir: Option<std::path::PathBuf>,
+    /// Sign a checkpoint after this many new audit entries…
+    #[arg(long, env = "CONTINUUM_AUDIT_CHECKPOINT_EVERY", default_value_t = 1000)]
+    pub audit_checkpoint_every: u64,
+    /// …or this many seconds after the last one, if any entry was added.
+    #[arg(long, env = "CONTINUUM_AUDIT_CHECKPOINT_SECS", default_value_t = 600)]
+    pub audit_checkpoint_secs: u64,
     /// The tier of a tenant whose subscription is cancelled, unpaid or failing payment.
     #[arg(long, env = "CONTINUUM_STRIPE_FALLBACK_TIER", default_value = "free")]
     pub stripe_fallback_tier: String,
@@ -325,6 +336,29 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<()> {
     spawn_compaction(&engine, a.event_retention, &jobs)?;
     spawn_webhooks(&engine, g.webhook_config(), &jobs)?;
     spawn_usage_flush(&engine, &jobs)?;
+    if let Some(dir) = &a.audit_checkpoint_dir {
+        if a.audit_checkpoint_every == 0 || a.audit_checkpoint_secs == 0 {
+            return Err(Error::InvalidInput(
+                "--audit-checkpoint-every and --audit-checkpoint-secs must be positive".into(),
+            )
+            .into());
+        }
+        let key = std::sync::Arc::new(g.audit_key()?);
+        let policy = continuum_audit::CheckpointPolicy {
+            dir: dir.clone(),
+            every_entries: a.audit_checkpoint_every,
+            every: Duration::from_secs(a.audit_checkpoint_secs),
+        };
+        let engine = engine.clone();
+        jobs.spawn(
+            "audit-checkpoint",
+            continuum_ops::Backoff::default(),
+            move |stop| {
+                continuum_audit::run_checkpoints(engine.clone(), key.clone(), policy.clone(), stop)
+            },
+        )
+        .map_err(Error::Internal)?;
+    }
     let stripe = stripe_config(&a, engine.tiers())?;
     let config = ServerConfig {
         max_body_bytes: a.max_body_bytes,

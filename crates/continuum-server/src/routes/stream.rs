@@ -116,6 +116,9 @@ pub(super) struct StreamQuery {
 
 /// What a `types` filter looks like (every event type, comma-separated), for the OpenAPI
 /// document; the test below keeps it in step with [`Event::TYPES`].
+/// One event type (a webhook subscription's `events` items).
+pub(super) const ONE_TYPE_PATTERN: &str = r"^(memory\.(created|superseded|updated|forgotten)|session\.forgotten|concept\.created|links\.strengthened|concepts\.changed|decision\.created|key\.(created|revoked|rotated)|tenant\.(created|erased))$";
+
 const TYPES_PATTERN: &str = r"^(memory\.(created|superseded|updated|forgotten)|session\.forgotten|concept\.created|links\.strengthened|concepts\.changed|decision\.created|key\.(created|revoked|rotated)|tenant\.(created|erased))(,(memory\.(created|superseded|updated|forgotten)|session\.forgotten|concept\.created|links\.strengthened|concepts\.changed|decision\.created|key\.(created|revoked|rotated)|tenant\.(created|erased)))*$";
 
 /// The event types a `types` filter names, checked.
@@ -633,6 +636,11 @@ mod tests {
             Some(vec!["memory.created", "memory.forgotten"])
         );
         assert!(parse_types(Some("memory.created,")).is_err());
+        // The one-type pattern is the same alternatives.
+        assert_eq!(
+            ONE_TYPE_PATTERN.trim_end_matches(")$"),
+            format!("^({inner}")
+        );
     }
 
     /// Splits on the `|` that are outside parentheses.

@@ -16,7 +16,10 @@ pub(super) struct WebhookCreate {
     url: String,
     /// Event types to send (absent or empty: every type).
     #[serde(default)]
-    #[schemars(length(max = continuum_core::Event::TYPES.len()))]
+    #[schemars(
+        length(max = continuum_core::Event::TYPES.len()),
+        inner(regex(pattern = super::stream::ONE_TYPE_PATTERN))
+    )]
     events: Vec<String>,
     #[serde(default)]
     #[schemars(length(max = 500))]
