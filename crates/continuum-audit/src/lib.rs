@@ -21,6 +21,8 @@
 //! is the first four bytes of `SHA-256(<key name> ‖ "\n" ‖ 0x01 ‖ <public key>)`. A public key
 //! is written `<key name>+<hex key id>+<base64 of (0x01 ‖ public key)>`.
 
+pub mod syslog;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use continuum_core::keys::Caller;

@@ -155,6 +155,9 @@ const SETTINGS: &[Setting] = &[
     global("audit.signing_key", "audit_key", Kind::Str),
     global("audit.key_name", "audit_key_name", Kind::Str),
     serve("audit.checkpoint_dir", "audit_checkpoint_dir", Kind::Str),
+    serve("audit.syslog", "audit_syslog", Kind::Str),
+    serve("audit.syslog_format", "audit_syslog_format", Kind::Str),
+    serve("audit.syslog_ca", "audit_syslog_ca", Kind::Str),
     serve(
         "audit.checkpoint_every",
         "audit_checkpoint_every",

@@ -374,6 +374,10 @@ pub trait AuditStore: Send + Sync {
     async fn append_audit(&self, records: &[AuditRecord]) -> Result<Vec<AuditEntry>>;
     /// The last entry's position (0: none yet).
     async fn audit_head(&self) -> Result<u64>;
+    /// How far the consumer `name` has got (0: nowhere yet).
+    async fn audit_cursor(&self, name: &str) -> Result<u64>;
+    /// Records that the consumer `name` has handled every entry up to `seq`.
+    async fn set_audit_cursor(&self, name: &str, seq: u64, at: Timestamp) -> Result<()>;
     /// Entries after `after`, in order: every tenant's, or one tenant's; at most `limit`.
     async fn audit_entries(
         &self,

@@ -151,6 +151,25 @@ impl Engine {
         self.store.audit_head().await
     }
 
+    /// How far the audit consumer `name` has got (operator).
+    pub async fn audit_cursor(&self, who: impl Into<Caller>, name: &str) -> Result<u64> {
+        who.into().require(Scope::Operator)?;
+        self.store.audit_cursor(name).await
+    }
+
+    /// Moves the audit consumer `name` to `seq` (operator).
+    pub async fn set_audit_cursor(
+        &self,
+        who: impl Into<Caller>,
+        name: &str,
+        seq: u64,
+    ) -> Result<()> {
+        who.into().require(Scope::Operator)?;
+        self.store
+            .set_audit_cursor(name, seq, self.clock.now())
+            .await
+    }
+
     /// The raw entries (body and hashes), for export and checkpoints (operator).
     pub async fn audit_entries(
         &self,

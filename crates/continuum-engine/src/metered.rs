@@ -458,6 +458,14 @@ impl continuum_core::audit::AuditStore for Metered {
         timed("audit_head", self.0.audit_head()).await
     }
 
+    async fn audit_cursor(&self, name: &str) -> Result<u64> {
+        timed("audit_cursor", self.0.audit_cursor(name)).await
+    }
+
+    async fn set_audit_cursor(&self, name: &str, seq: u64, at: Timestamp) -> Result<()> {
+        timed("set_audit_cursor", self.0.set_audit_cursor(name, seq, at)).await
+    }
+
     async fn audit_entries(
         &self,
         tenant: Option<&TenantId>,

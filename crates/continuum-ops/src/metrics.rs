@@ -25,6 +25,8 @@ pub const QUOTA_REFUSED: &str = "continuum_quota_refused_total";
 pub const AUDIT_FAILURES: &str = "continuum_audit_failures_total";
 /// Breaks in the audit log's chain found by the checkpoint job (it then signs nothing).
 pub const AUDIT_CHAIN_BROKEN: &str = "continuum_audit_chain_broken_total";
+/// Audit entries sent to the syslog collector.
+pub const AUDIT_SHIPPED: &str = "continuum_audit_shipped_total";
 /// Billing webhooks refused (bad, missing or stale signatures).
 pub const BILLING_REFUSED: &str = "continuum_billing_webhooks_refused_total";
 /// Failed authentications (unknown, revoked or expired keys), and requests refused because
@@ -91,6 +93,16 @@ fn describe() {
     describe_counter!(
         QUOTA_REFUSED,
         "Requests and writes refused by a tier's quota"
+    );
+    describe_counter!(AUDIT_FAILURES, "Audit entries that could not be written");
+    describe_counter!(
+        AUDIT_CHAIN_BROKEN,
+        "Breaks in the audit log's chain found by the checkpoint job"
+    );
+    describe_counter!(AUDIT_SHIPPED, "Audit entries sent to the syslog collector");
+    describe_counter!(
+        BILLING_REFUSED,
+        "Billing webhooks refused for a missing, wrong or stale signature"
     );
     describe_counter!(
         AUTH_FAILURES,

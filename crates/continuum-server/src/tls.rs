@@ -71,7 +71,8 @@ impl Tls {
         Some((m(&self.cert)?, m(&self.key)?))
     }
 
-    pub(crate) fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+    /// An acceptor with the certificate loaded now.
+    pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
         let config = self
             .config
             .read()

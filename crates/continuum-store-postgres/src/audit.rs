@@ -70,6 +70,32 @@ impl AuditStore for PostgresStore {
         Ok(row.get::<_, i64>(0).max(0) as u64)
     }
 
+    async fn audit_cursor(&self, name: &str) -> Result<u64> {
+        let client = self.client().await?;
+        let rows = cached_query(
+            &client,
+            "SELECT seq FROM audit_cursors WHERE name = $1",
+            &[&name],
+        )
+        .await
+        .map_err(map_err)?;
+        Ok(rows.first().map_or(0, |r| r.get::<_, i64>(0).max(0) as u64))
+    }
+
+    async fn set_audit_cursor(&self, name: &str, seq: u64, at: Timestamp) -> Result<()> {
+        let seq = i64::try_from(seq).unwrap_or(i64::MAX);
+        let client = self.client().await?;
+        cached_query(
+            &client,
+            "INSERT INTO audit_cursors (name, seq, at) VALUES ($1, $2, $3)
+             ON CONFLICT (name) DO UPDATE SET seq = excluded.seq, at = excluded.at",
+            &[&name, &seq, &at.millis()],
+        )
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
     async fn audit_entries(
         &self,
         tenant: Option<&TenantId>,

@@ -10,3 +10,9 @@ CREATE TABLE audit_log (
     hash      TEXT    NOT NULL
 );
 CREATE INDEX audit_log_by_tenant ON audit_log (tenant, seq);
+-- How far each consumer of the audit log (the syslog shipper) has got.
+CREATE TABLE audit_cursors (
+    name TEXT    PRIMARY KEY,
+    seq  INTEGER NOT NULL,
+    at   INTEGER NOT NULL
+);

@@ -63,6 +63,28 @@ impl AuditStore for SqliteStore {
         Ok(head.max(0) as u64)
     }
 
+    async fn audit_cursor(&self, name: &str) -> Result<u64> {
+        let seq: Option<i64> = self.read(|c| {
+            c.prepare_cached("SELECT seq FROM audit_cursors WHERE name = ?1")?
+                .query_row([name], |r| r.get(0))
+                .optional()
+        })?;
+        Ok(seq.unwrap_or(0).max(0) as u64)
+    }
+
+    async fn set_audit_cursor(&self, name: &str, seq: u64, at: Timestamp) -> Result<()> {
+        let seq = i64::try_from(seq).unwrap_or(i64::MAX);
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO audit_cursors (name, seq, at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (name) DO UPDATE SET seq = excluded.seq, at = excluded.at",
+                params![name, seq, at.millis()],
+            )
+            .map_err(map_err)?;
+            Ok(())
+        })
+    }
+
     async fn audit_entries(
         &self,
         tenant: Option<&TenantId>,

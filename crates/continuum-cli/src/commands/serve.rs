@@ -118,6 +118,17 @@ pub struct ServeArgs {
     /// …or this many seconds after the last one, if any entry was added.
     #[arg(long, env = "CONTINUUM_AUDIT_CHECKPOINT_SECS", default_value_t = 600)]
     pub audit_checkpoint_secs: u64,
+    /// Send every audit entry to this syslog collector, in order, resuming where it stopped:
+    /// tcp://HOST:PORT, tls://HOST:PORT (octet-counted frames) or udp://HOST:PORT.
+    #[arg(long, env = "CONTINUUM_AUDIT_SYSLOG", value_name = "URL")]
+    pub audit_syslog: Option<String>,
+    /// What each syslog message carries: rfc5424 (structured data) or cef.
+    #[arg(long, env = "CONTINUUM_AUDIT_SYSLOG_FORMAT", default_value = "rfc5424",
+          value_parser = ["rfc5424", "cef"])]
+    pub audit_syslog_format: String,
+    /// For tls://: the CA to trust, PEM (default: the system's roots).
+    #[arg(long, env = "CONTINUUM_AUDIT_SYSLOG_CA", value_name = "FILE")]
+    pub audit_syslog_ca: Option<std::path::PathBuf>,
     /// The tier of a tenant whose subscription is cancelled, unpaid or failing payment.
     #[arg(long, env = "CONTINUUM_STRIPE_FALLBACK_TIER", default_value = "free")]
     pub stripe_fallback_tier: String,
@@ -356,6 +367,20 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<()> {
             move |stop| {
                 continuum_audit::run_checkpoints(engine.clone(), key.clone(), policy.clone(), stop)
             },
+        )
+        .map_err(Error::Internal)?;
+    }
+    if let Some(url) = a.audit_syslog.as_deref().filter(|u| !u.trim().is_empty()) {
+        let target = continuum_audit::syslog::SyslogTarget::parse(
+            url,
+            a.audit_syslog_format == "cef",
+            a.audit_syslog_ca.clone(),
+        )?;
+        let engine = engine.clone();
+        jobs.spawn(
+            "audit-syslog",
+            continuum_ops::Backoff::default(),
+            move |stop| continuum_audit::syslog::run_shipper(engine.clone(), target.clone(), stop),
         )
         .map_err(Error::Internal)?;
     }
