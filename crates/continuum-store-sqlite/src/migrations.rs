@@ -50,6 +50,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "audit",
         sql: include_str!("../migrations/0008_audit.sql"),
     },
+    Migration {
+        version: 9,
+        name: "fts_secure_delete",
+        sql: include_str!("../migrations/0009_fts_secure_delete.sql"),
+    },
 ];
 
 /// The schema version this build writes.

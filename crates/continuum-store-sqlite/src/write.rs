@@ -388,7 +388,12 @@ pub(crate) fn forget_tx(
         };
         exec("DELETE FROM mentions WHERE rid = ?1", &[rid])?;
         exec("DELETE FROM vectors WHERE rid = ?1", &[rid])?;
-        exec("DELETE FROM memories_fts WHERE rowid = ?1", &[rid])?;
+        // The text indexed, given back so that FTS5 removes its tokens (secure-delete).
+        exec(
+            "INSERT INTO memories_fts (memories_fts, rowid, content)
+             SELECT 'delete', rid, content FROM memories WHERE rid = ?1",
+            &[rid],
+        )?;
         exec(
             "DELETE FROM decisions WHERE tenant = ?1 AND memory_id = ?2",
             &[&t, id],
