@@ -40,6 +40,7 @@ mod auth;
 mod billing;
 mod compat;
 mod events;
+mod export;
 mod extract;
 mod keys;
 mod mcp;
@@ -55,6 +56,7 @@ pub(crate) use auth::{AuthFailures, ClientAddr};
 use billing::*;
 use compat::*;
 use events::*;
+use export::*;
 use extract::*;
 use keys::*;
 pub(crate) use mcp::McpSessions;
@@ -529,6 +531,18 @@ pub(crate) fn api() -> (Router<Arc<AppState>>, Value) {
                 .scope(Read)
                 .unmetered()
                 .returns::<TiersOut>(),
+        )
+        .op(
+            M::GET,
+            "/v1/export",
+            export_tenant,
+            Op::new(
+                "memories",
+                "Everything stored about the key's tenant, as JSON Lines (what `continuum export` writes): for data-subject access and moving a tenant",
+            )
+            .scope(Admin)
+            .media("application/x-ndjson")
+            .also(413, "The export is over 64 MiB: use `continuum export` against the store"),
         )
         .op(
             M::GET,

@@ -1,5 +1,6 @@
 //! `bench`: measurements that BENCHMARKS.md quotes, each reproducible with one command.
 
+mod audit;
 mod locomo;
 mod metering;
 mod streams;
@@ -34,6 +35,8 @@ pub enum BenchKind {
     /// What metering costs recall throughput: plain, metered, and metered with a daily quota,
     /// side by side.
     Metering(metering::MeteringArgs),
+    /// Audit log appends per second (one transaction each, and batched) and verify speed.
+    Audit(audit::AuditArgs),
 }
 
 impl BenchArgs {
@@ -113,6 +116,7 @@ pub async fn bench(g: &Global, a: BenchArgs) -> Result<()> {
         Some(BenchKind::Streams(s)) => streams::streams(g, s).await,
         Some(BenchKind::Webhooks(w)) => webhooks::webhooks(g, w).await,
         Some(BenchKind::Metering(m)) => metering::metering(g, m).await,
+        Some(BenchKind::Audit(x)) => audit::audit(g, x).await,
     }
 }
 
