@@ -178,6 +178,19 @@ pub struct Global {
         value_name = "NAME"
     )]
     pub audit_key_name: String,
+    /// A retention rule, SOURCE=AGE (repeatable): memories of that source (user, assistant,
+    /// thinking, system, document, fact, note, or * for all) older than AGE (30d, 12w, 1y) are
+    /// forgotten by `retention run` and by `serve` every hour.
+    #[arg(long = "retention", global = true, value_name = "SOURCE=AGE", value_parser = parse_retention_rule)]
+    pub retention: Vec<continuum_engine::RetentionRule>,
+}
+
+fn parse_retention_rule(s: &str) -> std::result::Result<continuum_engine::RetentionRule, String> {
+    let (source, age) = s
+        .split_once('=')
+        .ok_or_else(|| format!("'{s}' is not SOURCE=AGE (for example thinking=90d)"))?;
+    let millis = crate::commands::keys::parse_validity(age)?;
+    continuum_engine::RetentionRule::new(source, millis).map_err(|e| e.to_string())
 }
 
 fn parse_tier(s: &str) -> std::result::Result<continuum_core::account::Tier, String> {

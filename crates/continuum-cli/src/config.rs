@@ -152,6 +152,7 @@ const SETTINGS: &[Setting] = &[
         "stripe_fallback_tier",
         Kind::Str,
     ),
+    global("retention.rules", "retention", Kind::List),
     global("audit.signing_key", "audit_key", Kind::Str),
     global("audit.key_name", "audit_key_name", Kind::Str),
     serve("audit.checkpoint_dir", "audit_checkpoint_dir", Kind::Str),

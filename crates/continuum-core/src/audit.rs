@@ -49,6 +49,7 @@ pub const ACTIONS: &[&str] = &[
     "tenant.erased",
     "tenant.tier_set",
     "memories.forgotten",
+    "retention.applied",
     "export",
     "import",
     "webhook.created",

@@ -18,6 +18,7 @@ mod keys;
 mod learn;
 mod metered;
 mod recall;
+mod retention;
 mod tenants;
 mod webhooks;
 
@@ -36,6 +37,7 @@ pub use learn::{LearnOutcome, PreparedTurns, RememberRequest};
 pub use recall::{
     ActivatedConcept, Recall, RecallRequest, RecalledMemory, SearchHit, SearchRequest, SemanticUse,
 };
+pub use retention::{MAX_DRY_RUN_IDS, RetentionHit, RetentionReport, RetentionRule};
 pub use tenants::{TenantErased, TenantInfo};
 /// Stops long-running engine work (the embedding worker) at a safe point.
 pub use tokio_util::sync::CancellationToken;

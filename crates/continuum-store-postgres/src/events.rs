@@ -78,6 +78,38 @@ pub(crate) async fn scrub_events(
     Ok(())
 }
 
+/// Removes the names of concepts that a forget deleted from the tenant's past events (as the
+/// SQLite store does): `concept.created` keeps an empty key and name, links naming them leave
+/// `links.strengthened`, and `concepts.changed` drops them.
+pub(crate) async fn scrub_concepts(
+    tx: &deadpool_postgres::Transaction<'_>,
+    tenant: &str,
+    keys: &[String],
+) -> Result<()> {
+    for sql in [
+        "UPDATE events SET payload = (payload::jsonb || '{\"key\": \"\", \"name\": \"\"}'::jsonb)::text
+         WHERE tenant = $1 AND type = 'concept.created' AND payload::jsonb->>'key' = ANY($2)",
+        "UPDATE events SET payload = (payload::jsonb || jsonb_build_object('links', COALESCE((
+             SELECT jsonb_agg(l) FROM jsonb_array_elements(payload::jsonb->'links') AS l
+             WHERE NOT (l->>'a' = ANY($2) OR l->>'b' = ANY($2))), '[]'::jsonb)))::text
+         WHERE tenant = $1 AND type = 'links.strengthened'
+           AND EXISTS (SELECT 1 FROM jsonb_array_elements(payload::jsonb->'links') AS l
+                       WHERE l->>'a' = ANY($2) OR l->>'b' = ANY($2))",
+        "UPDATE events SET payload = (payload::jsonb || jsonb_build_object('keys', COALESCE((
+             SELECT jsonb_agg(k) FROM jsonb_array_elements_text(payload::jsonb->'keys') AS k
+             WHERE NOT k = ANY($2)), '[]'::jsonb)))::text
+         WHERE tenant = $1 AND type = 'concepts.changed'
+           AND jsonb_typeof(payload::jsonb->'keys') = 'array'
+           AND EXISTS (SELECT 1 FROM jsonb_array_elements_text(payload::jsonb->'keys') AS k
+                       WHERE k = ANY($2))",
+    ] {
+        tx_execute(tx, sql, &[&tenant, &keys])
+            .await
+            .map_err(map_err)?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl EventLog for PostgresStore {
     async fn events_since(

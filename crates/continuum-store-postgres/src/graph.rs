@@ -450,16 +450,18 @@ impl MemoryGraph for PostgresStore {
             )
             .await
             .map_err(map_err)?;
-            let gone: Vec<i64> = tx_query(
+            let gone_rows = tx_query(
                 &tx,
-                "DELETE FROM concepts WHERE cid = ANY($1) AND mentions <= 0 RETURNING cid",
+                "DELETE FROM concepts WHERE cid = ANY($1) AND mentions <= 0 RETURNING cid, key",
                 &[&cids],
             )
             .await
-            .map_err(map_err)?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
+            .map_err(map_err)?;
+            let gone: Vec<i64> = gone_rows.iter().map(|r| r.get(0)).collect();
+            let gone_keys: Vec<String> = gone_rows.iter().map(|r| r.get(1)).collect();
+            if !gone_keys.is_empty() && !matches!(what, ForgetSelector::All) {
+                scrub_concepts(&tx, t, &gone_keys).await?;
+            }
             if !gone.is_empty() {
                 tx_execute(
                     &tx,

@@ -40,6 +40,44 @@ pub(crate) fn scrub_events(tx: &Transaction<'_>, tenant: &str, id: &MemoryId) ->
     Ok(())
 }
 
+/// Removes the names of concepts that a forget deleted (no memory mentions them any more)
+/// from the tenant's past events: their `concept.created` keeps its kind with an empty key and
+/// name, and links naming them leave `links.strengthened`. One pass over the tenant's
+/// concept events.
+pub(crate) fn scrub_concepts(tx: &Transaction<'_>, tenant: &str, keys: &[String]) -> Result<()> {
+    let keys = serde_json::to_string(keys).map_err(|e| Error::Internal(e.to_string()))?;
+    tx.prepare_cached(
+        "UPDATE events SET payload = json_set(payload, '$.key', '', '$.name', '')
+         WHERE tenant = ?1 AND type = 'concept.created'
+           AND json_extract(payload, '$.key') IN (SELECT value FROM json_each(?2))",
+    )
+    .and_then(|mut s| s.execute(params![tenant, keys]))
+    .map_err(map_err)?;
+    tx.prepare_cached(
+        "UPDATE events SET payload = json_set(payload, '$.links', json((
+             SELECT json_group_array(json(l.value)) FROM json_each(payload, '$.links') AS l
+             WHERE json_extract(l.value, '$.a') NOT IN (SELECT value FROM json_each(?2))
+               AND json_extract(l.value, '$.b') NOT IN (SELECT value FROM json_each(?2)))))
+         WHERE tenant = ?1 AND type = 'links.strengthened'
+           AND EXISTS (SELECT 1 FROM json_each(payload, '$.links') AS l
+                       WHERE json_extract(l.value, '$.a') IN (SELECT value FROM json_each(?2))
+                          OR json_extract(l.value, '$.b') IN (SELECT value FROM json_each(?2)))",
+    )
+    .and_then(|mut s| s.execute(params![tenant, keys]))
+    .map_err(map_err)?;
+    tx.prepare_cached(
+        "UPDATE events SET payload = json_set(payload, '$.keys', json((
+             SELECT json_group_array(k.value) FROM json_each(payload, '$.keys') AS k
+             WHERE k.value NOT IN (SELECT value FROM json_each(?2)))))
+         WHERE tenant = ?1 AND type = 'concepts.changed'
+           AND EXISTS (SELECT 1 FROM json_each(payload, '$.keys') AS k
+                       WHERE k.value IN (SELECT value FROM json_each(?2)))",
+    )
+    .and_then(|mut s| s.execute(params![tenant, keys]))
+    .map_err(map_err)?;
+    Ok(())
+}
+
 #[async_trait]
 impl EventLog for SqliteStore {
     async fn events_since(

@@ -431,6 +431,7 @@ pub(crate) fn forget_tx(
         scrub_events(tx, t, &id)?;
         log_event(tx, tenant, now, &Event::MemoryForgotten { id })?;
     }
+    let mut gone_keys: Vec<String> = Vec::new();
     for (cid, n) in touched_concepts {
         tx.prepare_cached("UPDATE concepts SET mentions = mentions - ?1 WHERE cid = ?2")
             .and_then(|mut s| s.execute(params![n, cid]))
@@ -439,11 +440,15 @@ pub(crate) fn forget_tx(
             .prepare_cached("DELETE FROM concepts WHERE cid = ?1 AND mentions <= 0 RETURNING key")
             .and_then(|mut s| s.query_row([cid], |r| r.get(0)).optional())
             .map_err(map_err)?;
-        if gone.is_some() {
+        if let Some(key) = gone {
             tx.prepare_cached("DELETE FROM links WHERE a = ?1 OR b = ?1")
                 .and_then(|mut s| s.execute([cid]))
                 .map_err(map_err)?;
+            gone_keys.push(key);
         }
+    }
+    if !gone_keys.is_empty() && !matches!(what, ForgetSelector::All) {
+        scrub_concepts(tx, t, &gone_keys)?;
     }
     tx.execute(
         "DELETE FROM sessions WHERE tenant = ?1 AND memories <= 0",

@@ -15,6 +15,7 @@ mod memories;
 mod migrate;
 mod recall;
 pub(crate) mod reindex;
+pub(crate) mod retention;
 mod serve;
 mod stats;
 mod tenants;
@@ -88,6 +89,9 @@ pub enum Command {
     /// The audit log of security-relevant acts: `verify` its hash chain, `tail [--follow]`,
     /// `export --format jsonl|syslog|cef`.
     Audit(audit::AuditArgs),
+    /// Retention rules (--retention SOURCE=AGE): `run [--dry-run]` forgets, in every tenant,
+    /// the memories older than their source's age (`serve` does it every hour).
+    Retention(retention::RetentionArgs),
     /// Apply pending schema migrations (they also run automatically at start) and show the state.
     Migrate,
     /// Measure learn throughput and recall latency on generated conversations.
@@ -136,6 +140,7 @@ pub async fn run(cli: Cli, file: crate::config::ConfigFile) -> Result<()> {
         Command::Tiers => usage::tiers(g).await,
         Command::Migrate => migrate::migrate(g).await,
         Command::Audit(a) => audit::audit(g, a).await,
+        Command::Retention(a) => retention::retention(g, a).await,
         Command::Bench(a) => bench::bench(g, a).await,
     }
 }

@@ -347,6 +347,7 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<()> {
     spawn_compaction(&engine, a.event_retention, &jobs)?;
     spawn_webhooks(&engine, g.webhook_config(), &jobs)?;
     spawn_usage_flush(&engine, &jobs)?;
+    crate::commands::retention::spawn_retention(&engine, g.retention.clone(), &jobs)?;
     if let Some(dir) = &a.audit_checkpoint_dir {
         if a.audit_checkpoint_every == 0 || a.audit_checkpoint_secs == 0 {
             return Err(Error::InvalidInput(

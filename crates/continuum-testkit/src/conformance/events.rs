@@ -334,6 +334,29 @@ pub async fn forgetting_scrubs_past_events_and_keys_are_recorded(make: &Factory)
         "other memories keep theirs"
     );
 
+    // Concept names come from the text too: a concept no memory mentions any more leaves the
+    // log (its creation, and links naming it), while concepts still mentioned keep theirs.
+    let only = e
+        .remember(
+            &t,
+            RememberRequest::new("Gribblethorpe meets Wumpleton in Kafka land", Source::Note),
+        )
+        .await
+        .unwrap();
+    let before = serde_json::to_string(&e.events(&t, 0, 1000).await.unwrap()).unwrap();
+    assert!(before.contains("wumpleton"), "{before}");
+    e.forget(&t, &ForgetSelector::Ids(vec![only.id]))
+        .await
+        .unwrap();
+    let after = serde_json::to_string(&e.events(&t, 0, 1000).await.unwrap()).unwrap();
+    for gone in ["ribblethorpe", "umpleton", "Wumpleton"] {
+        assert!(!after.contains(gone), "{gone} is still in the log: {after}");
+    }
+    assert!(
+        after.to_lowercase().contains("\"kafka\""),
+        "a concept still mentioned keeps its name"
+    );
+
     let sess = SessionId::new("gone").unwrap();
     let mut tr = turn("Session words.", "More session words.");
     tr.session_id = Some(sess.clone());

@@ -38,12 +38,12 @@ fn record(i: usize) -> AuditRecord {
         at: SystemClock.now(),
         tenant: Some(TenantId::new(format!("t{}", i % 50)).expect("a valid id")),
         actor: format!("key:{:012x}", i),
-        action: if i % 3 == 0 {
+        action: if i.is_multiple_of(3) {
             "auth.failed"
         } else {
             "key.created"
         },
-        outcome: if i % 3 == 0 { "refused" } else { "ok" },
+        outcome: if i.is_multiple_of(3) { "refused" } else { "ok" },
         source: Some(format!("10.0.{}.{}", (i / 256) % 256, i % 256)),
         details: serde_json::json!({ "prefix": format!("{:012x}", i), "scope": "write" }),
     }
