@@ -202,7 +202,7 @@ impl Default for ConnectionLimits {
     }
 }
 
-/// Serves `app` on `listener` (HTTP/1.1) until `shutdown` resolves, then stops accepting and
+/// Serves `app` on `listener` (HTTP/1.1; with TLS, HTTP/2 too, by ALPN) until `shutdown` resolves, then stops accepting and
 /// lets requests in flight finish; [`ConnectionLimits::default`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
@@ -210,6 +210,41 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     serve_with(listener, app, shutdown, ConnectionLimits::default()).await
+}
+
+/// Streams one HTTP/2 connection may carry at once.
+pub const MAX_H2_STREAMS: u32 = 128;
+
+/// Serves HTTP/2 on one connection (TLS with ALPN `h2`) until it closes, or gracefully once
+/// `stop` is cancelled. A connection that opens no stream within `idle` is closed, as an idle
+/// HTTP/1.1 one is.
+async fn serve_h2<I, S>(io: I, service: S, idle: Duration, stop: continuum_ops::CancellationToken)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::HttpService<hyper::body::Incoming> + Send + 'static,
+    S::Future: Send + 'static,
+    S::ResBody: Send + 'static,
+    <S::ResBody as hyper::body::Body>::Data: Send,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let mut builder =
+        hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .max_concurrent_streams(MAX_H2_STREAMS)
+        .max_header_list_size(PARSER_MAX_BUF as u32)
+        .keep_alive_interval(Some(idle))
+        .keep_alive_timeout(idle);
+    let conn = builder.serve_connection(io, service);
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = stop.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.as_mut().await;
+        }
+    }
 }
 
 /// Serves HTTP/1.1 on one connection until it closes, or gracefully once `stop` is cancelled.
@@ -320,7 +355,11 @@ pub async fn serve_with(
                     else {
                         return;
                     };
-                    serve_connection(TokioIo::new(stream), service, header_timeout, stop).await
+                    if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                        serve_h2(TokioIo::new(stream), service, header_timeout, stop).await
+                    } else {
+                        serve_connection(TokioIo::new(stream), service, header_timeout, stop).await
+                    }
                 }
             }
         });

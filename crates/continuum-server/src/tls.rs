@@ -42,7 +42,8 @@ fn build(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, String> {
         .with_no_client_auth()
         .with_single_cert(chain, private)
         .map_err(|e| format!("the certificate and key do not make a TLS identity: {e}"))?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // HTTP/2 when the client offers it (ALPN), HTTP/1.1 otherwise.
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
 

@@ -142,3 +142,78 @@ async fn https_is_served_reloaded_without_dropping_connections_and_plain_http_is
     let e = Tls::load(dir.path().join("nope.pem"), dir.path().join("key.pem")).unwrap_err();
     assert!(e.contains("nope.pem"), "{e}");
 }
+
+/// Connects offering `alpn` (most preferred first).
+async fn connect_offering(addr: &str, alpn: &[&[u8]]) -> Conn {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(der("ca.pem")).unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_is_spoken_to_clients_that_offer_it_and_http1_to_the_others() {
+    use http_body_util::{BodyExt, Empty};
+    let dir = tempfile::tempdir().unwrap();
+    install(dir.path(), "a");
+    let tls = Tls::load(dir.path().join("cert.pem"), dir.path().join("key.pem")).unwrap();
+    let s = start_with(
+        ServerConfig::default(),
+        ConnectionLimits {
+            tls: Some(tls),
+            ..ConnectionLimits::default()
+        },
+    )
+    .await;
+    let key = s.key("acme", continuum_core::keys::Scope::Read).await;
+    let addr = s.base.trim_start_matches("http://").to_string();
+
+    let h2 = connect_offering(&addr, &[b"h2", b"http/1.1"]).await;
+    assert_eq!(h2.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(h2),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    // Several requests at once on the one connection.
+    let mut pending = Vec::new();
+    for _ in 0..5 {
+        let req = hyper::Request::get(format!("https://{addr}/v1/stats"))
+            .header("x-api-key", &key)
+            .body(Empty::<hyper::body::Bytes>::new())
+            .unwrap();
+        pending.push(sender.send_request(req));
+    }
+    for p in pending {
+        let r = p.await.unwrap();
+        assert_eq!(r.version(), hyper::Version::HTTP_2);
+        assert_eq!(r.status(), 200);
+        let body = r.into_body().collect().await.unwrap().to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["tenant_id"], "acme", "{v}");
+    }
+
+    // A client offering only HTTP/1.1 gets HTTP/1.1.
+    let mut h1 = connect_offering(&addr, &[b"http/1.1"]).await;
+    assert_eq!(h1.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
+    h1.write_all(
+        format!("GET /v1/health HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut out = String::new();
+    h1.read_to_string(&mut out).await.unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+}
