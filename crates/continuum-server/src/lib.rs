@@ -65,6 +65,8 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<proxy::Cidr>,
     /// Stripe's webhooks at `POST /v1/billing/stripe` (`None`: answered 404).
     pub stripe: Option<continuum_webhooks::stripe::StripeConfig>,
+    /// An MCP-over-HTTP session unused this long is closed (5 minutes).
+    pub mcp_session_idle: Duration,
 }
 
 impl Default for ServerConfig {
@@ -83,6 +85,7 @@ impl Default for ServerConfig {
             webhooks: Default::default(),
             trusted_proxies: Vec::new(),
             stripe: None,
+            mcp_session_idle: routes::MCP_SESSION_IDLE,
         }
     }
 }

@@ -12,7 +12,7 @@ pub(super) fn mcp_router(state: Arc<AppState>) -> Router {
     let engine = state.engine.clone();
     let mut sessions = LocalSessionManager::default();
     // The same idle limit as the per-key count below, so that both forget a session together.
-    sessions.session_config.keep_alive = Some(MCP_SESSION_IDLE);
+    sessions.session_config.keep_alive = Some(state.config.mcp_session_idle);
     let service = StreamableHttpService::new(
         move || Ok(continuum_mcp::ContinuumMcp::per_request(engine.clone())),
         Arc::new(sessions),
@@ -25,8 +25,9 @@ pub(super) fn mcp_router(state: Arc<AppState>) -> Router {
 
 /// MCP sessions a key may hold open at once; past it, opening one is answered 429.
 pub(crate) const MAX_MCP_SESSIONS_PER_KEY: usize = 32;
-/// An MCP session unused this long is closed (by the MCP layer) and no longer counted.
-pub(crate) const MCP_SESSION_IDLE: std::time::Duration = std::time::Duration::from_secs(300);
+/// An MCP session unused this long is closed (by the MCP layer) and no longer counted (the
+/// default of [`crate::ServerConfig::mcp_session_idle`]).
+pub const MCP_SESSION_IDLE: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Open MCP sessions: session id → (key prefix, last use).
 #[derive(Default)]
@@ -74,7 +75,8 @@ pub(super) async fn mcp_auth(
         None => {
             // A new session: count the key's open ones, forgetting those idle too long.
             let mut open = state.mcp_sessions.lock();
-            open.retain(|_, (_, used)| used.elapsed() < MCP_SESSION_IDLE);
+            let idle = state.config.mcp_session_idle;
+            open.retain(|_, (_, used)| used.elapsed() < idle);
             let mine = open.values().filter(|(p, _)| *p == prefix).count();
             if mine >= MAX_MCP_SESSIONS_PER_KEY {
                 return ApiError::Http {
@@ -82,7 +84,7 @@ pub(super) async fn mcp_auth(
                     code: "too_many_sessions",
                     message: format!(
                         "this key already holds {MAX_MCP_SESSIONS_PER_KEY} open MCP sessions (the limit); close one (DELETE /mcp) or wait for idle ones to end ({} s)",
-                        MCP_SESSION_IDLE.as_secs()
+                        state.config.mcp_session_idle.as_secs()
                     ),
                 }
                 .into_response();

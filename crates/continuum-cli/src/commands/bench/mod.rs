@@ -2,6 +2,7 @@
 
 mod audit;
 mod locomo;
+mod mcp_sessions;
 mod metering;
 mod streams;
 mod throughput;
@@ -37,6 +38,9 @@ pub enum BenchKind {
     Metering(metering::MeteringArgs),
     /// Audit log appends per second (one transaction each, and batched) and verify speed.
     Audit(audit::AuditArgs),
+    /// Resident memory while MCP-over-HTTP sessions are opened and abandoned, round after
+    /// round.
+    McpSessions(mcp_sessions::McpSessionsArgs),
 }
 
 impl BenchArgs {
@@ -47,6 +51,7 @@ impl BenchArgs {
             Some(BenchKind::Streams(_))
                 | Some(BenchKind::Webhooks(_))
                 | Some(BenchKind::Metering(_))
+                | Some(BenchKind::McpSessions(_))
         )
     }
 }
@@ -117,6 +122,7 @@ pub async fn bench(g: &Global, a: BenchArgs) -> Result<()> {
         Some(BenchKind::Webhooks(w)) => webhooks::webhooks(g, w).await,
         Some(BenchKind::Metering(m)) => metering::metering(g, m).await,
         Some(BenchKind::Audit(x)) => audit::audit(g, x).await,
+        Some(BenchKind::McpSessions(m)) => mcp_sessions::mcp_sessions(g, m).await,
     }
 }
 
