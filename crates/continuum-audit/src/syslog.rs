@@ -24,6 +24,13 @@ pub const CURSOR: &str = "syslog";
 /// messages are cut.
 pub const MAX_UDP_BYTES: usize = 2048;
 
+/// This machine's name for the syslog HOSTNAME field (empty when unknown: the nil value).
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
+}
+
 /// Where and how entries are sent.
 #[derive(Debug, Clone)]
 pub struct SyslogTarget {
@@ -217,9 +224,7 @@ pub async fn run_shipper(
         Transport::Tls => Some(target.tls_config().map_err(|e| e.to_string())?),
         _ => None,
     };
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_default();
+    let host = host_name();
     let version = env!("CARGO_PKG_VERSION");
     let mut conn: Option<Conn> = None;
     let mut pause = Duration::from_millis(250);

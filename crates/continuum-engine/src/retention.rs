@@ -162,9 +162,11 @@ impl Engine {
                         if ids.is_empty() {
                             break;
                         }
-                        let n = self
-                            .forget_quietly(&tenant, &ForgetSelector::Ids(ids))
-                            .await?;
+                        // A memory forgotten meanwhile by someone else is no error here.
+                        let n = match self.forget(&tenant, &ForgetSelector::Ids(ids)).await {
+                            Err(Error::NotFound(_)) => 0,
+                            other => other?,
+                        };
                         if n == 0 {
                             break;
                         }
@@ -193,17 +195,5 @@ impl Engine {
             }
         }
         Ok(report)
-    }
-
-    /// [`Engine::forget`] by the store's holder, without an audit entry of its own (the
-    /// retention run records one per tenant).
-    async fn forget_quietly(&self, tenant: &TenantId, what: &ForgetSelector) -> Result<u64> {
-        let n = self.store.forget(tenant, what).await?;
-        self.vectors_changed(tenant);
-        if n > 0 {
-            self.drop_snapshots(tenant, None);
-            self.footprint_changed(tenant);
-        }
-        Ok(n)
     }
 }

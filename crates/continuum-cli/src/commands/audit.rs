@@ -235,9 +235,7 @@ pub async fn audit(g: &Global, a: AuditArgs) -> Result<()> {
                 )),
                 None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
             };
-            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .map(|h| h.trim().to_string())
-                .unwrap_or_default();
+            let host = continuum_audit::syslog::host_name();
             let mut after = since;
             let mut written = 0u64;
             loop {
