@@ -183,6 +183,27 @@ pub struct Global {
     /// forgotten by `retention run` and by `serve` every hour.
     #[arg(long = "retention", global = true, value_name = "SOURCE=AGE", value_parser = parse_retention_rule)]
     pub retention: Vec<continuum_engine::RetentionRule>,
+    /// A Continuum server to sync --tenant with (http:// or https://): `continuum sync` runs
+    /// a sync; `serve` and `mcp` sync in the background.
+    #[arg(long, global = true, env = "CONTINUUM_REMOTE", value_name = "URL")]
+    pub remote: Option<String>,
+    /// The remote's API key (write scope); prefer CONTINUUM_REMOTE_KEY or the configuration
+    /// file, which other users of the machine cannot read in the process list.
+    #[arg(
+        long,
+        global = true,
+        env = "CONTINUUM_REMOTE_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    pub remote_key: Option<String>,
+    /// PEM certificates to trust for the remote's TLS, besides the system roots.
+    #[arg(long, global = true, env = "CONTINUUM_REMOTE_CA", value_name = "FILE")]
+    pub remote_ca: Option<PathBuf>,
+    /// Background sync (`serve`, `mcp` with --remote): a round at least this often, in
+    /// seconds, and a second after local writes.
+    #[arg(long, global = true, default_value_t = 30, value_name = "SECS")]
+    pub sync_interval_secs: u64,
 }
 
 fn parse_retention_rule(s: &str) -> std::result::Result<continuum_engine::RetentionRule, String> {
@@ -198,6 +219,35 @@ fn parse_tier(s: &str) -> std::result::Result<continuum_core::account::Tier, Str
 }
 
 impl Global {
+    /// The remote the sync flags name, if any.
+    pub fn sync_remote(&self) -> Result<Option<continuum_sync::Remote>> {
+        let Some(url) = self.remote.as_deref().filter(|u| !u.trim().is_empty()) else {
+            return Ok(None);
+        };
+        let key = self.remote_key.clone().unwrap_or_default();
+        Ok(Some(continuum_sync::Remote::new(
+            url,
+            &key,
+            self.remote_ca.as_deref(),
+        )?))
+    }
+
+    /// The background sync job's settings, when a remote is named.
+    pub fn background_sync(&self) -> Result<Option<continuum_sync::BackgroundSync>> {
+        let Some(remote) = self.sync_remote()? else {
+            return Ok(None);
+        };
+        if self.sync_interval_secs == 0 {
+            return Err(Error::InvalidInput("--sync-interval-secs must be positive".into()).into());
+        }
+        Ok(Some(continuum_sync::BackgroundSync {
+            remote,
+            tenant: self.tenant()?,
+            interval: std::time::Duration::from_secs(self.sync_interval_secs),
+            debounce: std::time::Duration::from_secs(1),
+        }))
+    }
+
     /// The audit checkpoint signing key (made on first use).
     pub fn audit_key(&self) -> Result<continuum_audit::AuditKey> {
         let path = match &self.audit_key {

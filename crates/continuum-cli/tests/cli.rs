@@ -673,7 +673,7 @@ fn remember_reads_stdin_and_migrate_reports_the_schema() {
         .map(|m| m["version"].as_u64().unwrap())
         .collect();
     assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7, 8, 9]);
-    assert_eq!(mig["latest"], 9);
+    assert_eq!(mig["latest"], 10);
 }
 
 #[test]

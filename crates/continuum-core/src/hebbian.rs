@@ -34,12 +34,12 @@ impl HebbianRule {
     /// Strength of a link seen `count` (≥ 1) times from nothing.
     pub fn new_strength(&self, count: u64) -> f64 {
         let n = count.max(1) as f64;
-        (self.initial + self.increment * (n - 1.0)).min(self.cap)
+        round_strength(self.initial + self.increment * (n - 1.0)).min(self.cap)
     }
 
     /// Strength of an existing link after `count` more co-occurrences.
     pub fn strengthened(&self, current: f64, count: u64) -> f64 {
-        (current + self.increment * count as f64).min(self.cap)
+        round_strength(current + self.increment * count as f64).min(self.cap)
     }
 
     /// What a stored strength is worth at `now`, given decay.
@@ -49,6 +49,14 @@ impl HebbianRule {
             _ => stored,
         }
     }
+}
+
+/// Rounds a strength to 9 decimals, as every store does after adding increments (`round(x *
+/// 1e9) / 1e9`): the same co-occurrences then give the same stored strength whatever the order
+/// and grouping of the additions (floating-point addition alone is not associative), which is
+/// what lets two synced nodes hold equal strengths.
+pub fn round_strength(x: f64) -> f64 {
+    (x * 1e9).round() / 1e9
 }
 
 /// Orders a pair of concept keys canonically (a < b), so an undirected link has one identity.

@@ -23,6 +23,7 @@ pub mod memory;
 pub mod migration;
 pub mod rank;
 pub mod store;
+pub mod sync;
 pub mod text;
 pub mod time;
 pub mod webhook;
@@ -32,7 +33,8 @@ pub use event::{Event, EventRecord, EventScope};
 pub use ids::{MemoryId, SessionId, TenantId};
 pub use memory::{Memory, NewMemory, Source};
 pub use store::{
-    EventLog, KeyStore, MemoryGraph, MemoryStore, VectorSearch, VectorStore, WebhookStore,
+    EventLog, KeyStore, MemoryGraph, MemoryStore, SyncStore, VectorSearch, VectorStore,
+    WebhookStore,
 };
 pub use time::{Clock, SystemClock, Timestamp};
 

@@ -113,6 +113,9 @@ pub struct WriteBatch {
     pub supersedes: Vec<(MemoryId, MemoryId)>,
     /// When the batch happened (link `last_at`, session times of no memory).
     pub at: Timestamp,
+    /// Drop links between concepts the tenant does not hold instead of creating bare concepts
+    /// for them (links that arrive by sync, whose memories may have been forgotten here).
+    pub links_known_only: bool,
 }
 
 /// What [`MemoryStore::apply`] did.
@@ -327,6 +330,7 @@ pub struct ImportKey {
 pub trait MemoryStore:
     MemoryGraph
     + EventLog
+    + SyncStore
     + VectorStore
     + KeyStore
     + WebhookStore
@@ -338,6 +342,7 @@ pub trait MemoryStore:
 impl<
     T: MemoryGraph
         + EventLog
+        + SyncStore
         + VectorStore
         + KeyStore
         + WebhookStore
@@ -531,6 +536,58 @@ pub trait EventLog: Send + Sync {
         at: Timestamp,
         events: &[Event],
     ) -> Result<u64>;
+}
+
+/// What [`SyncStore::apply_remote`] did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RemoteApplied {
+    pub applied: u64,
+    pub skipped: u64,
+    /// The event-log position after the write.
+    pub change_seq: u64,
+}
+
+/// Sync between nodes (see [`crate::sync`]): this store's node id, its events as they travel,
+/// applying another node's events, and the state of each remote it syncs with.
+#[async_trait]
+pub trait SyncStore: Send + Sync {
+    /// This store's node id, made when the store was created.
+    async fn node_id(&self) -> Result<String>;
+
+    /// The tenant's events of synced types after position `after`, oldest first, at most
+    /// `limit` (more when the events after the last one share its origin position), with their
+    /// origin (this node for events it wrote itself). `local_only`: only those; `exclude`:
+    /// without the events of that origin.
+    async fn sync_events(
+        &self,
+        tenant: &TenantId,
+        after: u64,
+        limit: usize,
+        local_only: bool,
+        exclude: Option<&str>,
+    ) -> Result<Vec<crate::sync::SyncEvent>>;
+
+    /// Applies another node's events in one transaction, by [`crate::sync::plan`]: every event
+    /// this writes carries the source event's origin and position.
+    async fn apply_remote(
+        &self,
+        tenant: &TenantId,
+        rule: &HebbianRule,
+        events: &[crate::sync::SyncEvent],
+    ) -> Result<RemoteApplied>;
+
+    /// The state kept for syncing `tenant` with `remote`.
+    async fn sync_peer(
+        &self,
+        remote: &str,
+        tenant: &TenantId,
+    ) -> Result<Option<crate::sync::SyncPeer>>;
+
+    /// Every sync state kept here.
+    async fn sync_peers(&self) -> Result<Vec<crate::sync::SyncPeer>>;
+
+    /// Creates or replaces a sync state.
+    async fn put_sync_peer(&self, peer: &crate::sync::SyncPeer) -> Result<()>;
 }
 
 /// Sentence vectors, per memory and model, and the vector log the derived vector index follows.

@@ -19,6 +19,7 @@ mod learn;
 mod metered;
 mod recall;
 mod retention;
+mod sync;
 mod tenants;
 mod webhooks;
 
@@ -38,6 +39,7 @@ pub use recall::{
     ActivatedConcept, Recall, RecallRequest, RecalledMemory, SearchHit, SearchRequest, SemanticUse,
 };
 pub use retention::{MAX_DRY_RUN_IDS, RetentionHit, RetentionReport, RetentionRule};
+pub use sync::{MAX_SYNC_CONCEPTS, MAX_SYNC_LINKS, sync_cursor_name};
 pub use tenants::{TenantErased, TenantInfo};
 /// Stops long-running engine work (the embedding worker) at a safe point.
 pub use tokio_util::sync::CancellationToken;

@@ -475,3 +475,51 @@ impl continuum_core::audit::AuditStore for Metered {
         timed("audit_entries", self.0.audit_entries(tenant, after, limit)).await
     }
 }
+
+#[async_trait]
+impl SyncStore for Metered {
+    async fn node_id(&self) -> Result<String> {
+        timed("node_id", self.0.node_id()).await
+    }
+
+    async fn sync_events(
+        &self,
+        tenant: &TenantId,
+        after: u64,
+        limit: usize,
+        local_only: bool,
+        exclude: Option<&str>,
+    ) -> Result<Vec<continuum_core::sync::SyncEvent>> {
+        timed(
+            "sync_events",
+            self.0
+                .sync_events(tenant, after, limit, local_only, exclude),
+        )
+        .await
+    }
+
+    async fn apply_remote(
+        &self,
+        tenant: &TenantId,
+        rule: &HebbianRule,
+        events: &[continuum_core::sync::SyncEvent],
+    ) -> Result<RemoteApplied> {
+        self.wrote(timed("apply_remote", self.0.apply_remote(tenant, rule, events)).await)
+    }
+
+    async fn sync_peer(
+        &self,
+        remote: &str,
+        tenant: &TenantId,
+    ) -> Result<Option<continuum_core::sync::SyncPeer>> {
+        timed("sync_peer", self.0.sync_peer(remote, tenant)).await
+    }
+
+    async fn sync_peers(&self) -> Result<Vec<continuum_core::sync::SyncPeer>> {
+        timed("sync_peers", self.0.sync_peers()).await
+    }
+
+    async fn put_sync_peer(&self, peer: &continuum_core::sync::SyncPeer) -> Result<()> {
+        timed("put_sync_peer", self.0.put_sync_peer(peer)).await
+    }
+}

@@ -47,6 +47,7 @@ mod mcp;
 mod memories;
 mod service;
 mod stream;
+mod sync;
 mod tenants;
 mod webhooks;
 
@@ -65,6 +66,7 @@ use memories::*;
 use service::*;
 pub(crate) use stream::{Stopping, Streams};
 use stream::{StreamQuery, sse, ws};
+use sync::*;
 use tenants::*;
 use webhooks::*;
 
@@ -216,6 +218,34 @@ pub(crate) fn api() -> (Router<Arc<AppState>>, Value) {
             .query::<EventsQuery>()
             .also(410, "Events from before the log's compaction point were asked for")
             .returns::<EventsOut>(),
+        )
+        .op(
+            M::GET,
+            "/v1/sync/pull",
+            sync_pull,
+            Op::new(
+                "sync",
+                "Another node pulls this node's synced events of the key's tenant after a position (memories, supersessions, forgets, links, decisions), with their origin",
+            )
+            .scope(Write)
+            .query::<PullQuery>()
+            .also(410, "Events from before the log's compaction point were asked for")
+            .returns::<continuum_core::sync::PullPage>(),
+        )
+        .op(
+            M::POST,
+            "/v1/sync/push",
+            sync_push,
+            Op::new(
+                "sync",
+                "Another node pushes the events it wrote: applied once per origin position, all of the batch or none",
+            )
+            .scope(Write)
+            .body::<continuum_core::sync::PushRequest>()
+            .usage(UsageKind::Learn)
+            .also(403, "An event names another tenant than the key's (the error names its index; nothing was applied)")
+            .also(429, "The tenant's tier holds no more memories")
+            .returns::<continuum_core::sync::PushReceipt>(),
         )
         .op(
             M::GET,

@@ -351,167 +351,12 @@ impl MemoryGraph for PostgresStore {
 
     async fn forget(&self, tenant: &TenantId, what: &ForgetSelector) -> Result<u64> {
         let now = continuum_core::Clock::now(&continuum_core::SystemClock).millis();
-        let t = tenant.as_str();
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(map_err)?;
-        lock_tenant(&tx, t).await?;
-        let rows = match what {
-            ForgetSelector::Ids(ids) => {
-                let ids: Vec<Uuid> = ids.iter().map(|i| i.0).collect();
-                tx_query(
-                    &tx,
-                    "WITH hit AS MATERIALIZED (SELECT rid, id, tenant FROM memories WHERE id = ANY($2))
-                     SELECT rid, id FROM hit WHERE tenant = $1",
-                    &[&t, &ids],
-                )
-                .await
-            }
-            ForgetSelector::Session(s) => {
-                tx_query(
-                    &tx,
-                    "SELECT rid, id FROM memories WHERE tenant = $1 AND session = $2",
-                    &[&t, &s.as_str()],
-                )
-                .await
-            }
-            ForgetSelector::All => {
-                tx_query(&tx, "SELECT rid, id FROM memories WHERE tenant = $1", &[&t]).await
-            }
-        }
-        .map_err(map_err)?;
-        let rids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
-        let ids: Vec<Uuid> = rows.iter().map(|r| r.get(1)).collect();
-        let mut events = EventRows::default();
-        if !rids.is_empty() {
-            let counts = tx_query(
-                &tx,
-                "SELECT cid, count(*) FROM mentions WHERE rid = ANY($1) GROUP BY cid",
-                &[&rids],
-            )
-            .await
-            .map_err(map_err)?;
-            let cids: Vec<i64> = counts.iter().map(|r| r.get(0)).collect();
-            let ns: Vec<i64> = counts.iter().map(|r| r.get(1)).collect();
-            let exec = |sql: &'static str| sql;
-            tx_execute(
-                &tx,
-                exec("DELETE FROM mentions WHERE rid = ANY($1)"),
-                &[&rids],
-            )
-            .await
-            .map_err(map_err)?;
-            tx_execute(
-                &tx,
-                exec("DELETE FROM vectors WHERE rid = ANY($1)"),
-                &[&rids],
-            )
-            .await
-            .map_err(map_err)?;
-            tx_execute(
-                &tx,
-                "DELETE FROM decisions WHERE tenant = $1 AND memory_id = ANY($2)",
-                &[&t, &ids],
-            )
-            .await
-            .map_err(map_err)?;
-            let restored = tx_query(&tx,
-                    "UPDATE memories SET superseded_by = NULL, valid_until = NULL
-                     WHERE tenant = $1 AND superseded_by = ANY($2) AND NOT (id = ANY($2)) RETURNING id",
-                    &[&t, &ids],
-                )
-                .await
-                .map_err(map_err)?;
-            for r in restored {
-                events.push(
-                    now,
-                    Event::MemoryUpdated {
-                        id: MemoryId(r.get::<_, Uuid>(0)),
-                        superseded_by: None,
-                    },
-                );
-            }
-            tx_execute(&tx,
-                "UPDATE sessions s SET memories = s.memories - c.n
-                 FROM (SELECT session, count(*) AS n FROM memories WHERE rid = ANY($2) AND session IS NOT NULL
-                       GROUP BY session) c
-                 WHERE s.tenant = $1 AND s.id = c.session",
-                &[&t, &rids],
-            )
-            .await
-            .map_err(map_err)?;
-            tx_execute(&tx, "DELETE FROM memories WHERE rid = ANY($1)", &[&rids])
-                .await
-                .map_err(map_err)?;
-            tx_execute(
-                &tx,
-                "UPDATE concepts SET mentions = concepts.mentions - c.n
-                 FROM UNNEST($1::bigint[], $2::bigint[]) AS c(cid, n) WHERE concepts.cid = c.cid",
-                &[&cids, &ns],
-            )
-            .await
-            .map_err(map_err)?;
-            let gone_rows = tx_query(
-                &tx,
-                "DELETE FROM concepts WHERE cid = ANY($1) AND mentions <= 0 RETURNING cid, key",
-                &[&cids],
-            )
-            .await
-            .map_err(map_err)?;
-            let gone: Vec<i64> = gone_rows.iter().map(|r| r.get(0)).collect();
-            let gone_keys: Vec<String> = gone_rows.iter().map(|r| r.get(1)).collect();
-            if !gone_keys.is_empty() && !matches!(what, ForgetSelector::All) {
-                scrub_concepts(&tx, t, &gone_keys).await?;
-            }
-            if !gone.is_empty() {
-                tx_execute(
-                    &tx,
-                    "DELETE FROM links WHERE a = ANY($1) OR b = ANY($1)",
-                    &[&gone],
-                )
-                .await
-                .map_err(map_err)?;
-            }
-            tx_execute(
-                &tx,
-                "DELETE FROM sessions WHERE tenant = $1 AND memories <= 0",
-                &[&t],
-            )
-            .await
-            .map_err(map_err)?;
-            let texts: Vec<String> = ids.iter().map(Uuid::to_string).collect();
-            scrub_events(&tx, t, &texts).await?;
-            for id in &ids {
-                events.push(now, Event::MemoryForgotten { id: MemoryId(*id) });
-            }
-            if let ForgetSelector::Session(session) = what {
-                events.push(
-                    now,
-                    Event::SessionForgotten {
-                        session: session.clone(),
-                        memories: ids.len() as u64,
-                    },
-                );
-            }
-        }
-        if matches!(what, ForgetSelector::All) {
-            for sql in [
-                "DELETE FROM links WHERE tenant = $1",
-                "DELETE FROM concepts WHERE tenant = $1",
-                "DELETE FROM decisions WHERE tenant = $1",
-                "DELETE FROM sessions WHERE tenant = $1",
-                // Concept names and keys come from the tenant's text too.
-                "UPDATE events SET payload = (payload::jsonb || CASE type
-                    WHEN 'concept.created' THEN '{\"key\": \"\", \"name\": \"\"}'::jsonb
-                    WHEN 'links.strengthened' THEN '{\"links\": []}'::jsonb
-                    ELSE '{\"keys\": null}'::jsonb END)::text
-                 WHERE tenant = $1 AND type IN ('concept.created', 'links.strengthened', 'concepts.changed')",
-            ] {
-                tx_execute(&tx, sql, &[&t]).await.map_err(map_err)?;
-            }
-        }
-        events.insert(&tx, t).await?;
+        lock_tenant(&tx, tenant.as_str()).await?;
+        let n = forget_tx(&tx, tenant, what, now).await?;
         tx.commit().await.map_err(map_err)?;
-        Ok(rids.len() as u64)
+        Ok(n)
     }
 
     async fn existing(&self, tenant: &TenantId, keys: &[ImportKey]) -> Result<Vec<ImportKey>> {
@@ -803,4 +648,182 @@ async fn each_row(
             each(r)?;
         }
     }
+}
+
+/// Forgets memories in the caller's transaction (the tenant lock held), leaving a tombstone for
+/// each so that a create arriving later by sync is dropped.
+pub(crate) async fn forget_tx(
+    tx: &deadpool_postgres::Transaction<'_>,
+    tenant: &TenantId,
+    what: &ForgetSelector,
+    now: i64,
+) -> Result<u64> {
+    let t = tenant.as_str();
+    let rows = match what {
+        ForgetSelector::Ids(ids) => {
+            let ids: Vec<Uuid> = ids.iter().map(|i| i.0).collect();
+            tx_query(
+                tx,
+                "WITH hit AS MATERIALIZED (SELECT rid, id, tenant FROM memories WHERE id = ANY($2))
+                 SELECT rid, id FROM hit WHERE tenant = $1",
+                &[&t, &ids],
+            )
+            .await
+        }
+        ForgetSelector::Session(s) => {
+            tx_query(
+                tx,
+                "SELECT rid, id FROM memories WHERE tenant = $1 AND session = $2",
+                &[&t, &s.as_str()],
+            )
+            .await
+        }
+        ForgetSelector::All => {
+            tx_query(tx, "SELECT rid, id FROM memories WHERE tenant = $1", &[&t]).await
+        }
+    }
+    .map_err(map_err)?;
+    let rids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.get(1)).collect();
+    let mut events = EventRows::default();
+    if !rids.is_empty() {
+        let counts = tx_query(
+            tx,
+            "SELECT cid, count(*) FROM mentions WHERE rid = ANY($1) GROUP BY cid",
+            &[&rids],
+        )
+        .await
+        .map_err(map_err)?;
+        let cids: Vec<i64> = counts.iter().map(|r| r.get(0)).collect();
+        let ns: Vec<i64> = counts.iter().map(|r| r.get(1)).collect();
+        let exec = |sql: &'static str| sql;
+        tx_execute(
+            tx,
+            exec("DELETE FROM mentions WHERE rid = ANY($1)"),
+            &[&rids],
+        )
+        .await
+        .map_err(map_err)?;
+        tx_execute(
+            tx,
+            exec("DELETE FROM vectors WHERE rid = ANY($1)"),
+            &[&rids],
+        )
+        .await
+        .map_err(map_err)?;
+        tx_execute(
+            tx,
+            "DELETE FROM decisions WHERE tenant = $1 AND memory_id = ANY($2)",
+            &[&t, &ids],
+        )
+        .await
+        .map_err(map_err)?;
+        let restored = tx_query(
+            tx,
+            "UPDATE memories SET superseded_by = NULL, valid_until = NULL
+                 WHERE tenant = $1 AND superseded_by = ANY($2) AND NOT (id = ANY($2)) RETURNING id",
+            &[&t, &ids],
+        )
+        .await
+        .map_err(map_err)?;
+        for r in restored {
+            events.push(
+                now,
+                Event::MemoryUpdated {
+                    id: MemoryId(r.get::<_, Uuid>(0)),
+                    superseded_by: None,
+                },
+            );
+        }
+        tx_execute(tx,
+            "UPDATE sessions s SET memories = s.memories - c.n
+             FROM (SELECT session, count(*) AS n FROM memories WHERE rid = ANY($2) AND session IS NOT NULL
+                   GROUP BY session) c
+             WHERE s.tenant = $1 AND s.id = c.session",
+            &[&t, &rids],
+        )
+        .await
+        .map_err(map_err)?;
+        tx_execute(tx, "DELETE FROM memories WHERE rid = ANY($1)", &[&rids])
+            .await
+            .map_err(map_err)?;
+        tx_execute(
+            tx,
+            "UPDATE concepts SET mentions = concepts.mentions - c.n
+             FROM UNNEST($1::bigint[], $2::bigint[]) AS c(cid, n) WHERE concepts.cid = c.cid",
+            &[&cids, &ns],
+        )
+        .await
+        .map_err(map_err)?;
+        let gone_rows = tx_query(
+            tx,
+            "DELETE FROM concepts WHERE cid = ANY($1) AND mentions <= 0 RETURNING cid, key",
+            &[&cids],
+        )
+        .await
+        .map_err(map_err)?;
+        let gone: Vec<i64> = gone_rows.iter().map(|r| r.get(0)).collect();
+        let gone_keys: Vec<String> = gone_rows.iter().map(|r| r.get(1)).collect();
+        if !gone_keys.is_empty() && !matches!(what, ForgetSelector::All) {
+            scrub_concepts(tx, t, &gone_keys).await?;
+        }
+        if !gone.is_empty() {
+            tx_execute(
+                tx,
+                "DELETE FROM links WHERE a = ANY($1) OR b = ANY($1)",
+                &[&gone],
+            )
+            .await
+            .map_err(map_err)?;
+        }
+        tx_execute(
+            tx,
+            "DELETE FROM sessions WHERE tenant = $1 AND memories <= 0",
+            &[&t],
+        )
+        .await
+        .map_err(map_err)?;
+        let texts: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+        scrub_events(tx, t, &texts).await?;
+        for id in &ids {
+            events.push(now, Event::MemoryForgotten { id: MemoryId(*id) });
+        }
+        if let ForgetSelector::Session(session) = what {
+            events.push(
+                now,
+                Event::SessionForgotten {
+                    session: session.clone(),
+                    memories: ids.len() as u64,
+                },
+            );
+        }
+    }
+    if matches!(what, ForgetSelector::All) {
+        for sql in [
+            "DELETE FROM links WHERE tenant = $1",
+            "DELETE FROM concepts WHERE tenant = $1",
+            "DELETE FROM decisions WHERE tenant = $1",
+            "DELETE FROM sessions WHERE tenant = $1",
+            // Concept names and keys come from the tenant's text too.
+            "UPDATE events SET payload = (payload::jsonb || CASE type
+                WHEN 'concept.created' THEN '{\"key\": \"\", \"name\": \"\"}'::jsonb
+                WHEN 'links.strengthened' THEN '{\"links\": []}'::jsonb
+                ELSE '{\"keys\": null}'::jsonb END)::text
+             WHERE tenant = $1 AND type IN ('concept.created', 'links.strengthened', 'concepts.changed')",
+        ] {
+            tx_execute(tx, sql, &[&t]).await.map_err(map_err)?;
+        }
+    }
+    if !ids.is_empty() {
+        tx_execute(
+            tx,
+            "INSERT INTO sync_forgotten (tenant, id) SELECT $1, UNNEST($2::uuid[])
+             ON CONFLICT DO NOTHING",
+            &[&t, &ids],
+        )
+        .await
+        .map_err(map_err)?;
+    }
+    events.insert(tx, t).await?;
+    Ok(rids.len() as u64)
 }

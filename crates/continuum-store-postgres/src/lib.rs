@@ -43,6 +43,7 @@ mod graph;
 mod keys;
 mod rows;
 mod sql;
+mod sync;
 mod vectors;
 mod webhooks;
 mod write;

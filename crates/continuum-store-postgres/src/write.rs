@@ -23,6 +23,40 @@ pub(crate) async fn apply_batches(
     batches: Vec<WriteBatch>,
 ) -> Result<Applied> {
     let t = tenant.as_str();
+    let mut batches = batches;
+    if batches
+        .iter()
+        .any(|b| b.links_known_only && !b.links.is_empty())
+    {
+        let mut keys: Vec<&str> = Vec::new();
+        for b in batches.iter().filter(|b| b.links_known_only) {
+            for l in &b.links {
+                let (x, y) = match l {
+                    LinkWrite::CoOccurred { a, b, .. } | LinkWrite::AtLeast { a, b, .. } => (a, b),
+                };
+                keys.push(x);
+                keys.push(y);
+            }
+        }
+        let known: std::collections::HashSet<String> = tx_query(
+            tx,
+            "SELECT key FROM concepts WHERE tenant = $1 AND key = ANY($2)",
+            &[&t, &keys],
+        )
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+        for b in batches.iter_mut().filter(|b| b.links_known_only) {
+            b.links.retain(|l| {
+                let (x, y) = match l {
+                    LinkWrite::CoOccurred { a, b, .. } | LinkWrite::AtLeast { a, b, .. } => (a, b),
+                };
+                known.contains(x) && known.contains(y)
+            });
+        }
+    }
     let mut out = Applied::default();
     let mut events = EventRows::default();
 
@@ -318,10 +352,10 @@ pub(crate) async fn apply_batches(
         }
         let rows = tx_query(tx,
                 "INSERT INTO links (a, b, tenant, strength, count, first_at, last_at)
-                 SELECT a, b, $1, LEAST($6::float8, $7::float8 + $8::float8 * (n - 1)), n, l, l
+                 SELECT a, b, $1, LEAST($6::float8, round(($7::float8 + $8::float8 * (n - 1)) * 1e9) / 1e9), n, l, l
                  FROM UNNEST($2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[]) AS t(a, b, n, l)
                  ON CONFLICT (a, b) DO UPDATE SET
-                    strength = LEAST($6::float8, links.strength + $8::float8 * excluded.count),
+                    strength = LEAST($6::float8, round((links.strength + $8::float8 * excluded.count) * 1e9) / 1e9),
                     count = links.count + excluded.count,
                     last_at = GREATEST(links.last_at, excluded.last_at)
                  RETURNING (xmax = 0)",

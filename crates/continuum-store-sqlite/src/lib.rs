@@ -41,6 +41,7 @@ mod keys;
 mod rows;
 mod snapshot;
 mod sql;
+mod sync;
 mod vectors;
 mod webhooks;
 mod write;

@@ -55,6 +55,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "fts_secure_delete",
         sql: include_str!("../migrations/0009_fts_secure_delete.sql"),
     },
+    Migration {
+        version: 10,
+        name: "sync",
+        sql: include_str!("../migrations/0010_sync.sql"),
+    },
 ];
 
 /// The schema version this build writes.

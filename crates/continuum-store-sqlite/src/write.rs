@@ -54,6 +54,24 @@ pub(crate) fn apply_batches(
     batches: Vec<WriteBatch>,
 ) -> Result<Applied> {
     let t = tenant.as_str();
+    let mut batches = batches;
+    for b in batches.iter_mut().filter(|b| b.links_known_only) {
+        let known = |key: &str| -> Result<bool> {
+            tx.prepare_cached("SELECT 1 FROM concepts WHERE tenant = ?1 AND key = ?2")
+                .and_then(|mut s| s.exists(params![t, key]))
+                .map_err(map_err)
+        };
+        let mut kept = Vec::with_capacity(b.links.len());
+        for l in std::mem::take(&mut b.links) {
+            let (x, y) = match &l {
+                LinkWrite::CoOccurred { a, b, .. } | LinkWrite::AtLeast { a, b, .. } => (a, b),
+            };
+            if known(x)? && known(y)? {
+                kept.push(l);
+            }
+        }
+        b.links = kept;
+    }
     let mut out = Applied::default();
     let mut cids: HashMap<String, i64> = HashMap::new();
     // cid -> (new mentions, first, last): applied once per call.
@@ -168,7 +186,7 @@ pub(crate) fn apply_batches(
                         "INSERT INTO links (a, b, tenant, strength, count, first_at, last_at)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
                          ON CONFLICT (a, b) DO UPDATE SET
-                            strength = min(?7, strength + ?8 * excluded.count),
+                            strength = min(?7, round((strength + ?8 * excluded.count) * 1e9) / 1e9),
                             count = count + excluded.count,
                             last_at = max(last_at, excluded.last_at)
                          RETURNING count",
@@ -427,6 +445,11 @@ pub(crate) fn forget_tx(
             &[&t, rid],
         )?;
         exec("DELETE FROM memories WHERE rid = ?1", &[rid])?;
+        // A tombstone: a create of this memory that arrives later by sync is dropped.
+        exec(
+            "INSERT OR IGNORE INTO sync_forgotten (tenant, id) VALUES (?1, ?2)",
+            &[&t, id],
+        )?;
         let id = MemoryId::from_slice(id)?;
         scrub_events(tx, t, &id)?;
         log_event(tx, tenant, now, &Event::MemoryForgotten { id })?;

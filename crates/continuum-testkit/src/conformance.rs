@@ -9,12 +9,14 @@ mod accounts;
 mod audit;
 mod events;
 mod keys;
+mod sync;
 mod vectors;
 
 pub use accounts::*;
 pub use audit::*;
 pub use events::*;
 pub use keys::*;
+pub use sync::*;
 pub use vectors::*;
 
 use crate::{Factory, T0, engine, tenant};
@@ -204,6 +206,7 @@ pub async fn a_failed_write_changes_nothing(make: &Factory) {
         decisions: vec![],
         supersedes: vec![],
         at: T0,
+        links_known_only: false,
     };
     let err = s
         .store

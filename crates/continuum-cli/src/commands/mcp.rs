@@ -13,6 +13,7 @@ pub async fn mcp(g: &Global) -> Result<()> {
     let jobs = continuum_ops::Supervisor::new();
     crate::commands::reindex::spawn_worker(&engine, &jobs)?;
     crate::commands::serve::spawn_usage_flush(&engine, &jobs)?;
+    crate::commands::serve::spawn_sync(g, &engine, &jobs)?;
     let result = serve_stdio(ContinuumMcp::new(engine, tenant))
         .await
         .map_err(|e| {

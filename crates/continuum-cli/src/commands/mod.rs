@@ -18,6 +18,7 @@ pub(crate) mod reindex;
 pub(crate) mod retention;
 mod serve;
 mod stats;
+mod sync;
 mod tenants;
 mod usage;
 mod webhooks;
@@ -92,6 +93,9 @@ pub enum Command {
     /// Retention rules (--retention SOURCE=AGE): `run [--dry-run]` forgets, in every tenant,
     /// the memories older than their source's age (`serve` does it every hour).
     Retention(retention::RetentionArgs),
+    /// Sync --tenant with a Continuum server (--remote): push this node's events, pull the
+    /// server's, until both are level; `status` shows the cursors, `reset` starts over.
+    Sync(sync::SyncArgs),
     /// Apply pending schema migrations (they also run automatically at start) and show the state.
     Migrate,
     /// Measure learn throughput and recall latency on generated conversations.
@@ -141,6 +145,7 @@ pub async fn run(cli: Cli, file: crate::config::ConfigFile) -> Result<()> {
         Command::Migrate => migrate::migrate(g).await,
         Command::Audit(a) => audit::audit(g, a).await,
         Command::Retention(a) => retention::retention(g, a).await,
+        Command::Sync(a) => sync::sync(g, a).await,
         Command::Bench(a) => bench::bench(g, a).await,
     }
 }

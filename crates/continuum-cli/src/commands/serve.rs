@@ -348,6 +348,7 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<()> {
     spawn_webhooks(&engine, g.webhook_config(), &jobs)?;
     spawn_usage_flush(&engine, &jobs)?;
     crate::commands::retention::spawn_retention(&engine, g.retention.clone(), &jobs)?;
+    spawn_sync(g, &engine, &jobs)?;
     if let Some(dir) = &a.audit_checkpoint_dir {
         if a.audit_checkpoint_every == 0 || a.audit_checkpoint_secs == 0 {
             return Err(Error::InvalidInput(
@@ -472,4 +473,22 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<()> {
     }
     tracing::info!("stopped");
     served
+}
+
+/// Starts the background sync job `sync` when --remote names a server.
+pub(crate) fn spawn_sync(
+    g: &Global,
+    engine: &continuum_engine::Engine,
+    jobs: &continuum_ops::Supervisor,
+) -> Result<()> {
+    let Some(cfg) = g.background_sync()? else {
+        return Ok(());
+    };
+    tracing::info!(remote = %cfg.remote.url(), tenant = cfg.tenant.as_str(), "background sync on");
+    let engine = engine.clone();
+    jobs.spawn("sync", continuum_ops::Backoff::default(), move |stop| {
+        continuum_sync::run_background(engine.clone(), cfg.clone(), stop)
+    })
+    .map_err(Error::Internal)?;
+    Ok(())
 }

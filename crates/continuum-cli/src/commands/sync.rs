@@ -1,0 +1,150 @@
+//! `sync`: keep --tenant level with a Continuum server (--remote); `sync status`, `sync reset`.
+
+use crate::app::Global;
+use crate::output;
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use continuum_core::Error;
+use std::io::IsTerminal;
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    #[command(subcommand)]
+    pub command: Option<SyncCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SyncCommand {
+    /// The cursors in both directions, the events waiting each way, the last success and error.
+    Status {
+        /// Do not ask the remote for its head (offline).
+        #[arg(long)]
+        offline: bool,
+    },
+    /// Forget the cursors kept for --remote, so the next sync starts from the beginning
+    /// (after the remote was replaced or restored; applying is idempotent, nothing doubles).
+    Reset,
+}
+
+fn remote(g: &Global) -> Result<continuum_sync::Remote> {
+    g.sync_remote()?.ok_or_else(|| {
+        Error::InvalidInput(
+            "no remote: give --remote URL (or CONTINUUM_REMOTE, or [sync] remote in the configuration file)".into(),
+        )
+        .into()
+    })
+}
+
+pub async fn sync(g: &Global, a: SyncArgs) -> Result<()> {
+    let tenant = g.tenant()?;
+    match a.command {
+        None => {
+            let remote = remote(g)?;
+            let (engine, _) = g.open().await?;
+            let hidden = g.json || !std::io::stderr().is_terminal();
+            let pull_bar = output::progress(0, "pull", hidden);
+            let push_bar = output::progress(0, "push", hidden);
+            let progress = |p: continuum_sync::Progress| match p {
+                continuum_sync::Progress::Pulled {
+                    done,
+                    remote_head,
+                    cursor,
+                } => {
+                    pull_bar.set_length(done + remote_head.saturating_sub(cursor));
+                    pull_bar.set_position(done);
+                }
+                continuum_sync::Progress::Pushed { done } => {
+                    push_bar.set_length(done);
+                    push_bar.set_position(done);
+                }
+            };
+            let out = continuum_sync::sync_once(&engine, &tenant, &remote, &progress).await;
+            pull_bar.finish_and_clear();
+            push_bar.finish_and_clear();
+            let r = out?;
+            if g.json {
+                return output::json(&r);
+            }
+            println!(
+                "synced {} with {}: pushed {} (applied {}, already there {}), pulled {} (applied {}, already here {}) in {} ms{}",
+                tenant.as_str(),
+                r.remote,
+                r.pushed,
+                r.remote_applied,
+                r.remote_skipped,
+                r.pulled,
+                r.applied,
+                r.skipped,
+                r.duration_ms,
+                if r.level {
+                    ""
+                } else {
+                    "; not level yet (the server kept changing): run it again"
+                }
+            );
+            Ok(())
+        }
+        Some(SyncCommand::Status { offline }) => {
+            let remote = remote(g)?;
+            let (engine, _) = g.open().await?;
+            let s = continuum_sync::status(&engine, &tenant, &remote, !offline).await?;
+            if g.json {
+                return output::json(&s);
+            }
+            let opt = |v: Option<u64>| v.map_or("?".to_string(), |n| n.to_string());
+            println!("remote          {}", s.remote);
+            println!("node            {}", s.node);
+            println!(
+                "remote node     {}",
+                s.remote_node.as_deref().unwrap_or("(not synced yet)")
+            );
+            println!(
+                "push            acknowledged through {} of {}; {} events waiting",
+                s.pushed_through, s.local_head, s.waiting_push
+            );
+            println!(
+                "pull            applied through {} of {}; about {} positions waiting",
+                s.pulled_through,
+                opt(s.remote_head),
+                opt(s.waiting_pull)
+            );
+            println!(
+                "last success    {}",
+                s.last_success.map_or("never".into(), |t| t.to_string())
+            );
+            if let Some(e) = &s.last_error {
+                println!("last error      {e}");
+            }
+            if let Some(e) = &s.remote_error {
+                println!("remote now      {e}");
+            }
+            Ok(())
+        }
+        Some(SyncCommand::Reset) => {
+            let remote = remote(g)?;
+            let (engine, _) = g.open().await?;
+            let Some(mut peer) = engine.sync_peer(remote.url(), &tenant).await? else {
+                return Err(Error::NotFound(format!(
+                    "{} was never synced with {}",
+                    tenant.as_str(),
+                    remote.url()
+                ))
+                .into());
+            };
+            peer.pushed_through = 0;
+            peer.pulled_through = 0;
+            peer.remote_node = None;
+            peer.remote_tenant = None;
+            engine.put_sync_peer(&peer).await?;
+            if g.json {
+                return output::json(&serde_json::json!({"reset": true, "remote": remote.url()}));
+            }
+            println!(
+                "the next sync of {} with {} starts from the beginning",
+                tenant.as_str(),
+                remote.url()
+            );
+            Ok(())
+        }
+    }
+}

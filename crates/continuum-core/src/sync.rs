@@ -1,0 +1,641 @@
+//! Sync between Continuum nodes: the wire shapes, the limits and the merge rules.
+//!
+//! A node pushes the events it wrote itself and pulls the events its remote holds; each side
+//! applies the other's events with [`plan`], which decides from what the receiving store knows
+//! ([`Facts`]) what each event changes. The rules make the result independent of the order in
+//! which two nodes' event streams arrive, and of duplicates and replays:
+//! - every event carries its origin node and the origin's log position; a store applies an
+//!   (origin, position) at most once, remembering per origin the highest position applied
+//!   (one origin's events always arrive in its own order);
+//! - memories are immutable by id: a create is applied once; a forget leaves a tombstone, so a
+//!   create that arrives after it is dropped (a forgotten memory never comes back);
+//! - a supersede of a memory not yet here waits for it; two supersessions of one memory keep the
+//!   one whose replacement has the larger id (ids are time-ordered: the later one);
+//! - link increments are co-occurrence counts, added once per origin event; the store caps the
+//!   strength after adding and rounds it to 9 decimals, so the same events give the same
+//!   strengths in any order; links between concepts the receiver does not hold are dropped;
+//! - decisions merge by id and need their memory.
+//!
+//! Only these types travel: [`SYNCED_TYPES`]. Keys, tenants, vectors (each node embeds with its
+//! own model) and derived events (`concept.created`, `memory.updated`, `session.forgotten`) do
+//! not: the receiving store derives them again.
+
+use crate::error::{Error, Result};
+use crate::event::{EVENT_VERSION, Event};
+use crate::ids::{MemoryId, TenantId};
+use crate::store::{MemoryWrite, WriteBatch};
+use crate::time::Timestamp;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+
+/// The most events one push carries or one pull page returns.
+pub const MAX_SYNC_EVENTS: usize = 1000;
+
+/// The event types that sync carries.
+pub const SYNCED_TYPES: [&str; 5] = [
+    "memory.created",
+    "memory.superseded",
+    "memory.forgotten",
+    "links.strengthened",
+    "decision.created",
+];
+
+/// Whether events of this type travel between nodes.
+pub fn is_synced(kind: &str) -> bool {
+    SYNCED_TYPES.contains(&kind)
+}
+
+/// Checks a node id: 1 to 64 characters of `a-z 0-9 -`.
+pub fn check_node_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidInput(format!(
+            "'{}' is not a node id (1 to 64 of a-z, 0-9, '-')",
+            id.chars().take(80).collect::<String>()
+        )))
+    }
+}
+
+/// An event as it travels: where it was first written, and where it sits in the sender's log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SyncEvent {
+    /// The node that first wrote the event.
+    pub origin: String,
+    /// Its position in the origin's log.
+    pub origin_seq: u64,
+    /// Its position in the sender's log (what a puller resumes after).
+    pub seq: u64,
+    pub tenant: TenantId,
+    pub at: Timestamp,
+    /// The payload version.
+    pub v: u32,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// `POST /v1/sync/push`: events the sender wrote itself, oldest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PushRequest {
+    /// The sending node.
+    pub node: String,
+    pub events: Vec<SyncEvent>,
+}
+
+/// What a push did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PushReceipt {
+    /// The receiving node.
+    pub node: String,
+    /// Events that changed something.
+    pub applied: u64,
+    /// Events already applied, or that changed nothing (a create of a forgotten memory).
+    pub skipped: u64,
+    /// The largest `seq` of the request: the sender's log is acknowledged up to here.
+    pub through: u64,
+}
+
+/// `GET /v1/sync/pull`: a page of the tenant's synced events after `since`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PullPage {
+    /// The tenant the key belongs to on the serving node.
+    pub tenant: TenantId,
+    /// The serving node.
+    pub node: String,
+    pub events: Vec<SyncEvent>,
+    /// The position to ask after next time.
+    pub next: u64,
+    /// The serving node's latest position for the tenant when the page was read.
+    pub head: u64,
+}
+
+/// The sync state of one (remote, tenant) pair, kept by the node that syncs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SyncPeer {
+    /// The remote's base URL.
+    pub remote: String,
+    /// The local tenant.
+    pub tenant: TenantId,
+    /// The remote's node id and tenant, once known.
+    pub remote_node: Option<String>,
+    pub remote_tenant: Option<TenantId>,
+    /// Local events up to here were acknowledged by the remote.
+    pub pushed_through: u64,
+    /// The remote's events up to here were applied here.
+    pub pulled_through: u64,
+    pub last_success: Option<Timestamp>,
+    pub last_error: Option<String>,
+    pub updated_at: Timestamp,
+}
+
+/// What the receiving store knows of a memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemoryFact {
+    /// Never seen here.
+    Absent,
+    Live {
+        superseded_by: Option<MemoryId>,
+    },
+    /// Forgotten here (a tombstone).
+    Forgotten,
+}
+
+/// What [`plan`] needs of the receiving store, read in the transaction that applies the plan.
+#[derive(Debug, Clone, Default)]
+pub struct Facts {
+    /// Every memory the events name (see [`Facts::memory_ids`]); missing means absent.
+    pub memories: HashMap<MemoryId, MemoryFact>,
+    /// Supersessions waiting for their memory: id → (replacement, when).
+    pub pending: HashMap<MemoryId, (MemoryId, Timestamp)>,
+    /// Per origin, the highest position applied.
+    pub applied: HashMap<String, u64>,
+}
+
+impl Facts {
+    /// The memory ids whose facts [`plan`] reads.
+    pub fn memory_ids(events: &[SyncEvent]) -> Vec<MemoryId> {
+        let mut out: Vec<MemoryId> = Vec::new();
+        for e in events {
+            match &e.event {
+                Event::MemoryCreated { id, .. } | Event::MemoryForgotten { id } => out.push(*id),
+                Event::MemorySuperseded { id, by } => {
+                    out.push(*id);
+                    out.extend(*by);
+                }
+                Event::DecisionCreated {
+                    decision: Some(d), ..
+                } => out.push(d.memory_id),
+                _ => {}
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// The origins whose applied positions [`plan`] reads.
+    pub fn origins(events: &[SyncEvent]) -> Vec<String> {
+        let mut out: Vec<String> = events.iter().map(|e| e.origin.clone()).collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    fn fact(&self, id: &MemoryId) -> MemoryFact {
+        self.memories.get(id).copied().unwrap_or(MemoryFact::Absent)
+    }
+}
+
+/// One change the receiving store makes, in order, in one transaction. The events the store
+/// writes for it carry the source event's origin and position.
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// Apply a batch (a memory, a supersession, links or a decision). Links between concepts
+    /// the store does not hold are dropped.
+    Write(WriteBatch),
+    /// Forget a memory held here (and leave a tombstone).
+    Forget(MemoryId),
+    /// Leave a tombstone for a memory not held here, and record `memory.forgotten` so that
+    /// nodes syncing through this one learn of it too.
+    Tombstone(MemoryId),
+    /// Keep a supersession for a memory not held here, and record `memory.superseded`.
+    Pending {
+        id: MemoryId,
+        by: MemoryId,
+        at: Timestamp,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct PlannedStep {
+    pub origin: String,
+    pub origin_seq: u64,
+    pub step: Step,
+}
+
+/// What [`plan`] decided.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub steps: Vec<PlannedStep>,
+    pub applied: u64,
+    pub skipped: u64,
+    /// The new highest applied position of each origin that moved.
+    pub applied_through: HashMap<String, u64>,
+}
+
+/// Decides what `events` (oldest first) change in a store that knows `facts`, and updates
+/// `facts` as the steps would. `local` is the receiving node: its own events are skipped.
+pub fn plan(local: &str, facts: &mut Facts, events: &[SyncEvent]) -> Plan {
+    let mut out = Plan::default();
+    // (origin, position) groups opened in this call: a relaying node stores the events it
+    // derived from one source event under that event's position, and sends them together.
+    let mut open: HashSet<(&str, u64)> = HashSet::new();
+    for e in events {
+        let hw = facts.applied.get(&e.origin).copied().unwrap_or(0);
+        let fresh = e.origin_seq > hw
+            || (e.origin_seq == hw && open.contains(&(e.origin.as_str(), e.origin_seq)));
+        if e.origin == local || !fresh {
+            out.skipped += 1;
+            continue;
+        }
+        open.insert((e.origin.as_str(), e.origin_seq));
+        facts.applied.insert(e.origin.clone(), e.origin_seq);
+        out.applied_through.insert(e.origin.clone(), e.origin_seq);
+        let step = decide(facts, e);
+        match step {
+            Some(step) => {
+                out.applied += 1;
+                out.steps.push(PlannedStep {
+                    origin: e.origin.clone(),
+                    origin_seq: e.origin_seq,
+                    step,
+                });
+            }
+            None => out.skipped += 1,
+        }
+    }
+    out
+}
+
+fn batch(at: Timestamp) -> WriteBatch {
+    WriteBatch {
+        at,
+        links_known_only: true,
+        ..WriteBatch::default()
+    }
+}
+
+fn decide(facts: &mut Facts, e: &SyncEvent) -> Option<Step> {
+    match &e.event {
+        Event::MemoryCreated {
+            id,
+            memory: Some(m),
+            concepts,
+        } if m.id == *id => {
+            if facts.fact(id) != MemoryFact::Absent {
+                return None;
+            }
+            let mut memory = (**m).clone();
+            memory.superseded_by = None;
+            if let Some((by, at)) = facts.pending.get(id).copied()
+                && facts.fact(&by) != MemoryFact::Forgotten
+            {
+                memory.superseded_by = Some(by);
+                memory.valid_until = Some(memory.valid_until.unwrap_or(at));
+            } else {
+                memory.valid_until = None;
+            }
+            facts.memories.insert(
+                *id,
+                MemoryFact::Live {
+                    superseded_by: memory.superseded_by,
+                },
+            );
+            let mut b = batch(e.at);
+            b.memories.push(MemoryWrite {
+                memory,
+                concepts: concepts.clone(),
+            });
+            Some(Step::Write(b))
+        }
+        Event::MemorySuperseded { id, by: Some(by) } => {
+            if facts.fact(by) == MemoryFact::Forgotten {
+                return None;
+            }
+            match facts.fact(id) {
+                MemoryFact::Forgotten => None,
+                MemoryFact::Absent => {
+                    if facts.pending.get(id).is_some_and(|(p, _)| p >= by) {
+                        return None;
+                    }
+                    facts.pending.insert(*id, (*by, e.at));
+                    Some(Step::Pending {
+                        id: *id,
+                        by: *by,
+                        at: e.at,
+                    })
+                }
+                MemoryFact::Live { superseded_by } => {
+                    if superseded_by.is_some_and(|cur| cur >= *by) {
+                        return None;
+                    }
+                    facts.memories.insert(
+                        *id,
+                        MemoryFact::Live {
+                            superseded_by: Some(*by),
+                        },
+                    );
+                    let mut b = batch(e.at);
+                    b.supersedes.push((*id, *by));
+                    Some(Step::Write(b))
+                }
+            }
+        }
+        Event::MemoryForgotten { id } => {
+            let was = facts.fact(id);
+            facts.memories.insert(*id, MemoryFact::Forgotten);
+            match was {
+                MemoryFact::Forgotten => None,
+                MemoryFact::Absent => Some(Step::Tombstone(*id)),
+                MemoryFact::Live { .. } => {
+                    // What it replaced becomes current again, as the store's forget does.
+                    for f in facts.memories.values_mut() {
+                        if *f
+                            == (MemoryFact::Live {
+                                superseded_by: Some(*id),
+                            })
+                        {
+                            *f = MemoryFact::Live {
+                                superseded_by: None,
+                            };
+                        }
+                    }
+                    Some(Step::Forget(*id))
+                }
+            }
+        }
+        Event::DecisionCreated {
+            id,
+            decision: Some(d),
+        } if d.id == *id => match facts.fact(&d.memory_id) {
+            MemoryFact::Live { .. } => {
+                let mut b = batch(e.at);
+                b.decisions.push(d.clone());
+                Some(Step::Write(b))
+            }
+            _ => None,
+        },
+        Event::LinksStrengthened { links } if !links.is_empty() => {
+            let mut b = batch(e.at);
+            b.links = links.clone();
+            Some(Step::Write(b))
+        }
+        _ => None,
+    }
+}
+
+/// Checks a pushed batch before anything of it is applied: the size, that every event is of
+/// `tenant`, of a version this node reads, of a synced type, from a valid origin, and in
+/// ascending `seq`. The error names the first offending event by its index.
+pub fn check_push(tenant: &TenantId, req: &PushRequest) -> Result<()> {
+    check_node_id(&req.node)?;
+    if req.events.len() > MAX_SYNC_EVENTS {
+        return Err(Error::InvalidInput(format!(
+            "a push carries at most {MAX_SYNC_EVENTS} events ({} sent)",
+            req.events.len()
+        )));
+    }
+    let mut last = 0u64;
+    for (i, e) in req.events.iter().enumerate() {
+        if &e.tenant != tenant {
+            return Err(Error::Forbidden(format!(
+                "event {i} names another tenant than the key's; nothing of this push was applied"
+            )));
+        }
+        let bad = |why: String| {
+            Err(Error::InvalidInput(format!(
+                "event {i}: {why}; nothing of this push was applied"
+            )))
+        };
+        if e.v > EVENT_VERSION {
+            return bad(format!(
+                "payload version {} is newer than this node reads ({EVENT_VERSION})",
+                e.v
+            ));
+        }
+        if !is_synced(e.event.kind()) {
+            return bad(format!("'{}' events are not synced", e.event.kind()));
+        }
+        if let Err(err) = check_node_id(&e.origin) {
+            return bad(err.to_string());
+        }
+        if e.origin_seq == 0 || e.seq == 0 {
+            return bad("positions start at 1".into());
+        }
+        if e.seq <= last {
+            return bad("events must be in ascending seq order".into());
+        }
+        last = e.seq;
+        match &e.event {
+            Event::MemoryCreated {
+                id,
+                memory: Some(m),
+                ..
+            } if m.id != *id => return bad("the memory's id differs from the event's".into()),
+            Event::DecisionCreated {
+                id,
+                decision: Some(d),
+            } if d.id != *id => return bad("the decision's id differs from the event's".into()),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::{Memory, Source, content_hash};
+    use crate::store::LinkWrite;
+
+    fn mem(n: u128) -> Memory {
+        Memory {
+            id: MemoryId(uuid::Uuid::from_u128(n)),
+            session: None,
+            source: Source::User,
+            kind: "message".into(),
+            content: format!("memory {n}"),
+            metadata: Default::default(),
+            created_at: Timestamp(n as i64),
+            content_hash: content_hash(&format!("memory {n}")),
+            valid_until: None,
+            superseded_by: None,
+        }
+    }
+
+    fn ev(origin: &str, seq: u64, event: Event) -> SyncEvent {
+        SyncEvent {
+            origin: origin.into(),
+            origin_seq: seq,
+            seq,
+            tenant: TenantId::new("t").unwrap(),
+            at: Timestamp(seq as i64),
+            v: EVENT_VERSION,
+            event,
+        }
+    }
+
+    fn created(n: u128) -> Event {
+        Event::MemoryCreated {
+            id: mem(n).id,
+            memory: Some(Box::new(mem(n))),
+            concepts: vec![],
+        }
+    }
+
+    fn id(n: u128) -> MemoryId {
+        MemoryId(uuid::Uuid::from_u128(n))
+    }
+
+    #[test]
+    fn an_origin_position_applies_once_and_own_events_never() {
+        let mut f = Facts::default();
+        let events = vec![
+            ev("a", 1, created(1)),
+            ev("a", 1, created(1)),
+            ev("me", 2, created(2)),
+        ];
+        let p = plan("me", &mut f, &events);
+        assert_eq!((p.applied, p.skipped), (1, 2));
+        assert_eq!(f.applied["a"], 1);
+        let again = plan("me", &mut f, &events[..1]);
+        assert_eq!((again.applied, again.skipped), (0, 1));
+    }
+
+    #[test]
+    fn a_relayed_group_under_one_position_applies_whole() {
+        let mut f = Facts::default();
+        let links = Event::LinksStrengthened {
+            links: vec![LinkWrite::CoOccurred {
+                a: "x".into(),
+                b: "y".into(),
+                count: 1,
+            }],
+        };
+        let p = plan("me", &mut f, &[ev("a", 4, created(1)), ev("a", 4, links)]);
+        assert_eq!(p.applied, 2);
+    }
+
+    #[test]
+    fn a_forget_wins_over_a_create_that_arrives_later() {
+        let mut f = Facts::default();
+        let p = plan(
+            "me",
+            &mut f,
+            &[
+                ev("b", 1, Event::MemoryForgotten { id: id(1) }),
+                ev("a", 1, created(1)),
+            ],
+        );
+        assert!(matches!(p.steps[0].step, Step::Tombstone(_)));
+        assert_eq!(p.steps.len(), 1);
+        assert_eq!(f.memories[&id(1)], MemoryFact::Forgotten);
+    }
+
+    #[test]
+    fn a_supersede_waits_for_its_memory_and_the_later_replacement_wins() {
+        let mut f = Facts::default();
+        let sup = |by| Event::MemorySuperseded {
+            id: id(1),
+            by: Some(id(by)),
+        };
+        let p = plan(
+            "me",
+            &mut f,
+            &[
+                ev("b", 1, sup(3)),
+                ev("c", 1, sup(2)),
+                ev("a", 1, created(1)),
+            ],
+        );
+        assert_eq!(p.steps.len(), 2, "the smaller replacement is dropped");
+        match &p.steps[1].step {
+            Step::Write(b) => assert_eq!(b.memories[0].memory.superseded_by, Some(id(3))),
+            s => panic!("{s:?}"),
+        }
+        // Live: a smaller replacement does not win either way round.
+        let p = plan("me", &mut f, &[ev("d", 1, sup(2))]);
+        assert_eq!(p.applied, 0);
+        let p = plan("me", &mut f, &[ev("d", 2, sup(4))]);
+        assert_eq!(p.applied, 1);
+    }
+
+    #[test]
+    fn forgetting_the_replacement_makes_the_old_memory_current_again() {
+        let mut f = Facts::default();
+        plan(
+            "me",
+            &mut f,
+            &[
+                ev("a", 1, created(1)),
+                ev("a", 2, created(2)),
+                ev(
+                    "a",
+                    3,
+                    Event::MemorySuperseded {
+                        id: id(1),
+                        by: Some(id(2)),
+                    },
+                ),
+                ev("a", 4, Event::MemoryForgotten { id: id(2) }),
+            ],
+        );
+        assert_eq!(
+            f.memories[&id(1)],
+            MemoryFact::Live {
+                superseded_by: None
+            }
+        );
+        // A supersede by a forgotten memory changes nothing.
+        let p = plan(
+            "me",
+            &mut f,
+            &[ev(
+                "b",
+                1,
+                Event::MemorySuperseded {
+                    id: id(1),
+                    by: Some(id(2)),
+                },
+            )],
+        );
+        assert_eq!(p.applied, 0);
+    }
+
+    #[test]
+    fn a_push_naming_another_tenant_or_broken_is_refused_by_index() {
+        let t = TenantId::new("t").unwrap();
+        let mut other = ev("a", 2, created(2));
+        other.tenant = TenantId::new("u").unwrap();
+        let req = PushRequest {
+            node: "a".into(),
+            events: vec![ev("a", 1, created(1)), other],
+        };
+        let e = check_push(&t, &req).unwrap_err();
+        assert!(matches!(e, Error::Forbidden(_)), "{e}");
+        assert!(e.to_string().contains("event 1"), "{e}");
+        let key = ev(
+            "a",
+            1,
+            Event::KeyRevoked {
+                prefix: "abc".into(),
+            },
+        );
+        let e = check_push(
+            &t,
+            &PushRequest {
+                node: "a".into(),
+                events: vec![key],
+            },
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("not synced"), "{e}");
+        let e = check_push(
+            &t,
+            &PushRequest {
+                node: "a".into(),
+                events: vec![ev("a", 2, created(2)), ev("a", 1, created(1))],
+            },
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("ascending"), "{e}");
+        assert!(check_node_id("Not/A/Node").is_err());
+    }
+}

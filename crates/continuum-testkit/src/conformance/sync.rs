@@ -1,0 +1,172 @@
+//! Sync: a store's events travel to another store of any backend and merge there by the rules
+//! of `continuum_core::sync`.
+
+use super::*;
+use continuum_core::sync::{PullPage, SyncEvent};
+
+/// A dump as comparable data: every record but the header, as JSON, sorted (two stores number
+/// rows differently, so records with equal times may come in another order).
+pub(crate) async fn comparable(e: &Engine, t: &TenantId) -> Vec<String> {
+    let mut out: Vec<String> = dump(e, t)
+        .await
+        .into_iter()
+        .filter(|r| !matches!(r, ExportRecord::Header(_)))
+        .map(|r| serde_json::to_string(&r).unwrap())
+        .collect();
+    out.sort();
+    out
+}
+
+fn page(t: &TenantId, node: &str, events: Vec<SyncEvent>) -> PullPage {
+    let next = events.last().map_or(0, |e| e.seq);
+    PullPage {
+        tenant: t.clone(),
+        node: node.to_string(),
+        events,
+        next,
+        head: next,
+    }
+}
+
+pub async fn sync_applies_another_nodes_events_once_and_forgets_win(make: &Factory) {
+    let (sa, sb, sc) = (make().await, make().await, make().await);
+    let (a, _) = engine(sa.store.clone());
+    let (b, _) = engine(sb.store.clone());
+    let (c, _) = engine(sc.store.clone());
+    let t = tenant("t1");
+    let (na, nb) = (a.node_id().await.unwrap(), b.node_id().await.unwrap());
+    assert_ne!(na, nb, "every store has its own node id");
+    continuum_core::sync::check_node_id(&na).unwrap();
+
+    // Node A: overlapping concepts, a decision, a supersede and a forget.
+    for (u, r) in [
+        (
+            "We deploy Kafka with Redis",
+            "Kafka and Redis run on Kubernetes",
+        ),
+        (
+            "Redis caches the Kafka offsets",
+            "We decided to use Postgres for billing",
+        ),
+        (
+            "Kafka needs three brokers",
+            "Kubernetes schedules the Kafka brokers",
+        ),
+    ] {
+        a.learn(&t, in_session(turn(u, r), "s1")).await.unwrap();
+    }
+    let old = a
+        .remember(
+            &t,
+            RememberRequest {
+                content: "The office is in Lyon".into(),
+                source: Source::Fact,
+                kind: None,
+                session: None,
+                metadata: Default::default(),
+                created_at: None,
+            },
+        )
+        .await
+        .unwrap();
+    a.supersede(
+        &t,
+        old.id,
+        RememberRequest {
+            content: "The office moved to Nantes".into(),
+            source: Source::Fact,
+            kind: None,
+            session: None,
+            metadata: Default::default(),
+            created_at: None,
+        },
+    )
+    .await
+    .unwrap();
+    let gone = a
+        .remember(
+            &t,
+            RememberRequest {
+                content: "A secret to forget about Zookeeper".into(),
+                source: Source::Note,
+                kind: None,
+                session: None,
+                metadata: Default::default(),
+                created_at: None,
+            },
+        )
+        .await
+        .unwrap();
+
+    // B takes A's events so far.
+    let out = a.sync_outgoing(&t, 0, 1000).await.unwrap();
+    assert!(out.iter().all(|e| e.origin == na && e.origin_seq == e.seq));
+    assert!(out.windows(2).all(|w| w[0].seq < w[1].seq));
+    let r = b.sync_apply(&t, &page(&t, &na, out.clone())).await.unwrap();
+    assert!(r.applied > 0);
+    assert_eq!(comparable(&a, &t).await, comparable(&b, &t).await);
+    // The same page again changes nothing.
+    let again = b.sync_apply(&t, &page(&t, &na, out.clone())).await.unwrap();
+    assert_eq!(again.applied, 0);
+    assert_eq!(again.skipped, out.len() as u64);
+    // B wrote nothing of its own; what it holds keeps A as origin.
+    assert!(b.sync_outgoing(&t, 0, 1000).await.unwrap().is_empty());
+    let relayed = sb
+        .store
+        .sync_events(&t, 0, 1000, false, None)
+        .await
+        .unwrap();
+    assert!(!relayed.is_empty() && relayed.iter().all(|e| e.origin == na));
+    assert!(
+        sb.store
+            .sync_events(&t, 0, 1000, false, Some(&na))
+            .await
+            .unwrap()
+            .is_empty(),
+        "a puller's own events are left out"
+    );
+
+    // B forgets one of A's memories; the forget travels back and A forgets it too.
+    b.forget(&t, &ForgetSelector::Ids(vec![gone.id]))
+        .await
+        .unwrap();
+    let from_b = b.sync_outgoing(&t, 0, 1000).await.unwrap();
+    assert_eq!(from_b.len(), 1, "{from_b:?}");
+    assert!(from_b[0].origin == nb);
+    a.sync_apply(&t, &page(&t, &nb, from_b.clone()))
+        .await
+        .unwrap();
+    assert!(a.get(&t, gone.id).await.is_err(), "forgotten on A too");
+    assert_eq!(comparable(&a, &t).await, comparable(&b, &t).await);
+    // A relays nothing of B's back to B, and has nothing new of its own.
+    let since = out.last().unwrap().seq;
+    assert!(a.sync_outgoing(&t, since, 1000).await.unwrap().is_empty());
+
+    // Same recall on both nodes.
+    let rq = RecallRequest::new("where do the Kafka brokers run");
+    let ra = a.recall(&t, &rq).await.unwrap();
+    let rb = b.recall(&t, &rq).await.unwrap();
+    assert_eq!(recall_fingerprint(&ra), recall_fingerprint(&rb));
+
+    // C meets B's forget before A's create: the forgotten memory never appears. A's events
+    // come in two halves, one of them twice.
+    c.sync_apply(&t, &page(&t, &nb, from_b)).await.unwrap();
+    let half = out.len() / 2;
+    for part in [&out[..half], &out[..half], &out[half..], &out[..]] {
+        c.sync_apply(&t, &page(&t, &na, part.to_vec()))
+            .await
+            .unwrap();
+    }
+    assert!(c.get(&t, gone.id).await.is_err());
+    assert_eq!(comparable(&a, &t).await, comparable(&c, &t).await);
+    let from_a = out;
+
+    // A page naming another tenant is refused and nothing of it is applied.
+    let (sd, _) = (make().await, ());
+    let (d, _) = engine(sd.store.clone());
+    let mut forged = from_a.clone();
+    forged[1].tenant = tenant("someone-else");
+    let err = d.sync_apply(&t, &page(&t, &na, forged)).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidInput(_)), "{err:?}");
+    assert_eq!(d.stats(&t).await.unwrap().store.memories, 0);
+}
