@@ -1,79 +1,13 @@
 //! The `continuum` binary against the machine's PostgreSQL: several processes on one database,
 //! and moving a store between SQLite and PostgreSQL. Set CONTINUUM_TEST_POSTGRES_URL (CI does).
 
-use continuum_core::time::Timestamp;
-use continuum_store_postgres::{PostgresOptions, PostgresStore};
+mod common;
+
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-const URL_VAR: &str = "CONTINUUM_TEST_POSTGRES_URL";
-
-fn base_url() -> Option<String> {
-    match std::env::var(URL_VAR) {
-        Ok(u) => Some(u),
-        Err(_) => {
-            eprintln!("skipping: {URL_VAR} is not set");
-            None
-        }
-    }
-}
-
-/// A scratch schema, migrated, dropped at the end; `url` points sessions at it.
-struct Schema {
-    base: String,
-    name: String,
-    url: String,
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-impl Schema {
-    fn new(base: &str) -> Self {
-        let name = format!("continuum_cli_{:016x}", fastrand::u64(..));
-        runtime().block_on(async {
-            let opts = PostgresOptions {
-                pool_size: 1,
-                schema: Some(name.clone()),
-                ..PostgresOptions::default()
-            };
-            PostgresStore::connect(base, &opts, Timestamp(0))
-                .await
-                .expect("create the schema");
-        });
-        let sep = if base.contains('?') { '&' } else { '?' };
-        let url = format!("{base}{sep}options=-c%20search_path%3D{name}");
-        Schema {
-            base: base.to_string(),
-            name,
-            url,
-        }
-    }
-}
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        let (base, name) = (self.base.clone(), self.name.clone());
-        let _ = std::thread::spawn(move || {
-            runtime().block_on(async {
-                let (client, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
-                    .await
-                    .unwrap();
-                tokio::spawn(conn);
-                client
-                    .batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
-                    .await
-                    .unwrap();
-            })
-        })
-        .join();
-    }
-}
+use common::pg::{Schema, base_url};
 
 fn run(data_dir: &Path, store: Option<&str>, args: &[&str]) -> Value {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_continuum"));

@@ -3,6 +3,8 @@
 
 use std::process::Command;
 
+pub mod pg;
+
 /// Runs `continuum --data-dir DIR ARGS…` (no inherited CONTINUUM_* selection) and returns
 /// its standard output; panics with its standard error on failure.
 pub fn cli(data_dir: &std::path::Path, args: &[&str]) -> String {
