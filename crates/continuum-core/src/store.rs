@@ -113,9 +113,6 @@ pub struct WriteBatch {
     pub supersedes: Vec<(MemoryId, MemoryId)>,
     /// When the batch happened (link `last_at`, session times of no memory).
     pub at: Timestamp,
-    /// Drop links between concepts the tenant does not hold instead of creating bare concepts
-    /// for them (links that arrive by sync, whose memories may have been forgotten here).
-    pub links_known_only: bool,
 }
 
 /// What [`MemoryStore::apply`] did.

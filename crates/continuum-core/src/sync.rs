@@ -9,11 +9,14 @@
 //!   (one origin's events always arrive in its own order);
 //! - memories are immutable by id: a create is applied once; a forget leaves a tombstone, so a
 //!   create that arrives after it is dropped (a forgotten memory never comes back);
-//! - a supersede of a memory not yet here waits for it; two supersessions of one memory keep the
-//!   one whose replacement has the larger id (ids are time-ordered: the later one);
+//! - every supersession is kept (also of a memory not here yet, which gets it on arrival); a
+//!   memory shows its largest replacement still held (ids are time-ordered: the latest) and the
+//!   earliest end; forgetting a replacement falls back on the others;
 //! - link increments are co-occurrence counts, added once per origin event; the store caps the
 //!   strength after adding and rounds it to 9 decimals, so the same events give the same
-//!   strengths in any order; links between concepts the receiver does not hold are dropped;
+//!   strengths in any order. One exception: forgetting the last memory that mentions a concept
+//!   deletes the concept with its links, so a node where that happened keeps only the
+//!   co-occurrences that came after, while a node that still held another mention keeps all;
 //! - decisions merge by id and need their memory.
 //!
 //! Only these types travel: [`SYNCED_TYPES`]. Keys, tenants, vectors (each node embeds with its
@@ -140,9 +143,8 @@ pub struct SyncPeer {
 pub enum MemoryFact {
     /// Never seen here.
     Absent,
-    Live {
-        superseded_by: Option<MemoryId>,
-    },
+    /// Held here.
+    Live,
     /// Forgotten here (a tombstone).
     Forgotten,
 }
@@ -152,8 +154,6 @@ pub enum MemoryFact {
 pub struct Facts {
     /// Every memory the events name (see [`Facts::memory_ids`]); missing means absent.
     pub memories: HashMap<MemoryId, MemoryFact>,
-    /// Supersessions waiting for their memory: id → (replacement, when).
-    pub pending: HashMap<MemoryId, (MemoryId, Timestamp)>,
     /// Per origin, the highest position applied.
     pub applied: HashMap<String, u64>,
 }
@@ -197,15 +197,15 @@ impl Facts {
 /// writes for it carry the source event's origin and position.
 #[derive(Debug, Clone)]
 pub enum Step {
-    /// Apply a batch (a memory, a supersession, links or a decision). Links between concepts
-    /// the store does not hold are dropped.
+    /// Apply a batch (a memory, a supersession, links or a decision).
     Write(WriteBatch),
     /// Forget a memory held here (and leave a tombstone).
     Forget(MemoryId),
     /// Leave a tombstone for a memory not held here, and record `memory.forgotten` so that
     /// nodes syncing through this one learn of it too.
     Tombstone(MemoryId),
-    /// Keep a supersession for a memory not held here, and record `memory.superseded`.
+    /// Keep a supersession for a memory not held here (applied when it arrives), and record
+    /// `memory.superseded`.
     Pending {
         id: MemoryId,
         by: MemoryId,
@@ -267,7 +267,6 @@ pub fn plan(local: &str, facts: &mut Facts, events: &[SyncEvent]) -> Plan {
 fn batch(at: Timestamp) -> WriteBatch {
     WriteBatch {
         at,
-        links_known_only: true,
         ..WriteBatch::default()
     }
 }
@@ -282,22 +281,10 @@ fn decide(facts: &mut Facts, e: &SyncEvent) -> Option<Step> {
             if facts.fact(id) != MemoryFact::Absent {
                 return None;
             }
+            // As it was created; the store applies any supersession already here after it.
             let mut memory = (**m).clone();
             memory.superseded_by = None;
-            if let Some((by, at)) = facts.pending.get(id).copied()
-                && facts.fact(&by) != MemoryFact::Forgotten
-            {
-                memory.superseded_by = Some(by);
-                memory.valid_until = Some(memory.valid_until.unwrap_or(at));
-            } else {
-                memory.valid_until = None;
-            }
-            facts.memories.insert(
-                *id,
-                MemoryFact::Live {
-                    superseded_by: memory.superseded_by,
-                },
-            );
+            facts.memories.insert(*id, MemoryFact::Live);
             let mut b = batch(e.at);
             b.memories.push(MemoryWrite {
                 memory,
@@ -311,27 +298,12 @@ fn decide(facts: &mut Facts, e: &SyncEvent) -> Option<Step> {
             }
             match facts.fact(id) {
                 MemoryFact::Forgotten => None,
-                MemoryFact::Absent => {
-                    if facts.pending.get(id).is_some_and(|(p, _)| p >= by) {
-                        return None;
-                    }
-                    facts.pending.insert(*id, (*by, e.at));
-                    Some(Step::Pending {
-                        id: *id,
-                        by: *by,
-                        at: e.at,
-                    })
-                }
-                MemoryFact::Live { superseded_by } => {
-                    if superseded_by.is_some_and(|cur| cur >= *by) {
-                        return None;
-                    }
-                    facts.memories.insert(
-                        *id,
-                        MemoryFact::Live {
-                            superseded_by: Some(*by),
-                        },
-                    );
+                MemoryFact::Absent => Some(Step::Pending {
+                    id: *id,
+                    by: *by,
+                    at: e.at,
+                }),
+                MemoryFact::Live => {
                     let mut b = batch(e.at);
                     b.supersedes.push((*id, *by));
                     Some(Step::Write(b))
@@ -344,28 +316,14 @@ fn decide(facts: &mut Facts, e: &SyncEvent) -> Option<Step> {
             match was {
                 MemoryFact::Forgotten => None,
                 MemoryFact::Absent => Some(Step::Tombstone(*id)),
-                MemoryFact::Live { .. } => {
-                    // What it replaced becomes current again, as the store's forget does.
-                    for f in facts.memories.values_mut() {
-                        if *f
-                            == (MemoryFact::Live {
-                                superseded_by: Some(*id),
-                            })
-                        {
-                            *f = MemoryFact::Live {
-                                superseded_by: None,
-                            };
-                        }
-                    }
-                    Some(Step::Forget(*id))
-                }
+                MemoryFact::Live => Some(Step::Forget(*id)),
             }
         }
         Event::DecisionCreated {
             id,
             decision: Some(d),
         } if d.id == *id => match facts.fact(&d.memory_id) {
-            MemoryFact::Live { .. } => {
+            MemoryFact::Live => {
                 let mut b = batch(e.at);
                 b.decisions.push(d.clone());
                 Some(Step::Write(b))
@@ -530,7 +488,7 @@ mod tests {
     }
 
     #[test]
-    fn a_supersede_waits_for_its_memory_and_the_later_replacement_wins() {
+    fn a_supersede_of_a_memory_not_here_is_kept_and_one_by_a_forgotten_memory_dropped() {
         let mut f = Facts::default();
         let sup = |by| Event::MemorySuperseded {
             id: id(1),
@@ -541,62 +499,28 @@ mod tests {
             &mut f,
             &[
                 ev("b", 1, sup(3)),
-                ev("c", 1, sup(2)),
                 ev("a", 1, created(1)),
+                ev("a", 2, sup(2)),
+                ev("c", 1, Event::MemoryForgotten { id: id(4) }),
+                ev("c", 2, sup(4)),
             ],
         );
-        assert_eq!(p.steps.len(), 2, "the smaller replacement is dropped");
+        assert!(matches!(p.steps[0].step, Step::Pending { .. }));
         match &p.steps[1].step {
-            Step::Write(b) => assert_eq!(b.memories[0].memory.superseded_by, Some(id(3))),
+            Step::Write(b) => assert_eq!(b.memories[0].memory.superseded_by, None),
             s => panic!("{s:?}"),
         }
-        // Live: a smaller replacement does not win either way round.
-        let p = plan("me", &mut f, &[ev("d", 1, sup(2))]);
-        assert_eq!(p.applied, 0);
-        let p = plan("me", &mut f, &[ev("d", 2, sup(4))]);
-        assert_eq!(p.applied, 1);
-    }
-
-    #[test]
-    fn forgetting_the_replacement_makes_the_old_memory_current_again() {
-        let mut f = Facts::default();
-        plan(
-            "me",
-            &mut f,
-            &[
-                ev("a", 1, created(1)),
-                ev("a", 2, created(2)),
-                ev(
-                    "a",
-                    3,
-                    Event::MemorySuperseded {
-                        id: id(1),
-                        by: Some(id(2)),
-                    },
-                ),
-                ev("a", 4, Event::MemoryForgotten { id: id(2) }),
-            ],
-        );
+        match &p.steps[2].step {
+            Step::Write(b) => assert_eq!(b.supersedes, vec![(id(1), id(2))]),
+            s => panic!("{s:?}"),
+        }
+        assert!(matches!(p.steps[3].step, Step::Tombstone(_)));
         assert_eq!(
-            f.memories[&id(1)],
-            MemoryFact::Live {
-                superseded_by: None
-            }
+            p.steps.len(),
+            4,
+            "the supersede by a forgotten memory is dropped"
         );
-        // A supersede by a forgotten memory changes nothing.
-        let p = plan(
-            "me",
-            &mut f,
-            &[ev(
-                "b",
-                1,
-                Event::MemorySuperseded {
-                    id: id(1),
-                    by: Some(id(2)),
-                },
-            )],
-        );
-        assert_eq!(p.applied, 0);
+        assert_eq!((p.applied, p.skipped), (4, 1));
     }
 
     #[test]

@@ -263,7 +263,6 @@ impl Engine {
             decisions,
             supersedes: Vec::new(),
             at: self.clock.now(),
-            links_known_only: false,
         };
         let adding = crate::learn::footprint_of(std::slice::from_ref(&batch));
         self.check_storage(tenant, adding.memories).await?;

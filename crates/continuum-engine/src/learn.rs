@@ -198,7 +198,6 @@ impl Engine {
                 decisions,
                 supersedes: Vec::new(),
                 at,
-                links_known_only: false,
             },
             turn_concepts,
         })
@@ -367,7 +366,6 @@ impl Engine {
             decisions: Vec::new(),
             supersedes: supersedes.map(|old| (old, memory.id)).into_iter().collect(),
             at,
-            links_known_only: false,
         };
         let adding = footprint_of(std::slice::from_ref(&batch));
         self.check_storage(tenant, adding.memories).await?;

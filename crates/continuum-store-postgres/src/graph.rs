@@ -718,23 +718,7 @@ pub(crate) async fn forget_tx(
         )
         .await
         .map_err(map_err)?;
-        let restored = tx_query(
-            tx,
-            "UPDATE memories SET superseded_by = NULL, valid_until = NULL
-                 WHERE tenant = $1 AND superseded_by = ANY($2) AND NOT (id = ANY($2)) RETURNING id",
-            &[&t, &ids],
-        )
-        .await
-        .map_err(map_err)?;
-        for r in restored {
-            events.push(
-                now,
-                Event::MemoryUpdated {
-                    id: MemoryId(r.get::<_, Uuid>(0)),
-                    superseded_by: None,
-                },
-            );
-        }
+        drop_supersessions(tx, t, &ids, now, &mut events).await?;
         tx_execute(tx,
             "UPDATE sessions s SET memories = s.memories - c.n
              FROM (SELECT session, count(*) AS n FROM memories WHERE rid = ANY($2) AND session IS NOT NULL
@@ -826,4 +810,45 @@ pub(crate) async fn forget_tx(
     }
     events.insert(tx, t).await?;
     Ok(rids.len() as u64)
+}
+
+/// Removes the supersessions of memories that are gone (as replacement or replaced): the
+/// memories they replaced fall back on their other replacements, or become current again
+/// when none is left (a `memory.updated` each, pushed to `events`).
+pub(crate) async fn drop_supersessions(
+    tx: &deadpool_postgres::Transaction<'_>,
+    t: &str,
+    ids: &[Uuid],
+    now: i64,
+    events: &mut EventRows,
+) -> Result<()> {
+    tx_execute(
+        tx,
+        "DELETE FROM supersessions WHERE tenant = $1 AND (by_id = ANY($2) OR id = ANY($2))",
+        &[&t, &ids],
+    )
+    .await
+    .map_err(map_err)?;
+    let restored = tx_query(
+        tx,
+        "UPDATE memories m SET
+            superseded_by = (SELECT s.by_id FROM supersessions s WHERE s.tenant = $1 AND s.id = m.id
+                             ORDER BY s.by_id DESC LIMIT 1),
+            valid_until = (SELECT min(s.at) FROM supersessions s WHERE s.tenant = $1 AND s.id = m.id)
+         WHERE m.tenant = $1 AND m.superseded_by = ANY($2) AND NOT (m.id = ANY($2))
+         RETURNING m.id, m.superseded_by",
+        &[&t, &ids],
+    )
+    .await
+    .map_err(map_err)?;
+    for r in restored {
+        events.push(
+            now,
+            Event::MemoryUpdated {
+                id: MemoryId(r.get::<_, Uuid>(0)),
+                superseded_by: r.get::<_, Option<Uuid>>(1).map(MemoryId),
+            },
+        );
+    }
+    Ok(())
 }

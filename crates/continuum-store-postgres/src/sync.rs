@@ -53,19 +53,14 @@ async fn facts(
     let ids: Vec<Uuid> = Facts::memory_ids(events).iter().map(|i| i.0).collect();
     for r in tx_query(
         tx,
-        "WITH hit AS MATERIALIZED (SELECT id, tenant, superseded_by FROM memories WHERE id = ANY($2))
-         SELECT id, superseded_by FROM hit WHERE tenant = $1",
+        "WITH hit AS MATERIALIZED (SELECT id, tenant FROM memories WHERE id = ANY($2))
+         SELECT id FROM hit WHERE tenant = $1",
         &[&t, &ids],
     )
     .await
     .map_err(map_err)?
     {
-        f.memories.insert(
-            MemoryId(r.get(0)),
-            MemoryFact::Live {
-                superseded_by: r.get::<_, Option<Uuid>>(1).map(MemoryId),
-            },
-        );
+        f.memories.insert(MemoryId(r.get(0)), MemoryFact::Live);
     }
     for r in tx_query(
         tx,
@@ -78,19 +73,6 @@ async fn facts(
         f.memories
             .entry(MemoryId(r.get(0)))
             .or_insert(MemoryFact::Forgotten);
-    }
-    for r in tx_query(
-        tx,
-        "SELECT id, by_id, at FROM sync_pending WHERE tenant = $1 AND id = ANY($2)",
-        &[&t, &ids],
-    )
-    .await
-    .map_err(map_err)?
-    {
-        f.pending.insert(
-            MemoryId(r.get(0)),
-            (MemoryId(r.get(1)), Timestamp(r.get(2))),
-        );
     }
     Ok(f)
 }
@@ -191,7 +173,25 @@ impl SyncStore for PostgresStore {
             let before = head(&tx).await?;
             match s.step {
                 Step::Write(b) => {
+                    let created: Vec<Uuid> = b.memories.iter().map(|w| w.memory.id.0).collect();
                     apply_batches(&tx, tenant, rule, vec![b]).await?;
+                    if !created.is_empty() {
+                        // Supersessions that arrived before the memory apply now.
+                        tx_execute(
+                            &tx,
+                            "UPDATE memories m SET
+                                superseded_by = (SELECT s.by_id FROM supersessions s
+                                                 WHERE s.tenant = $1 AND s.id = m.id
+                                                 ORDER BY s.by_id DESC LIMIT 1),
+                                valid_until = LEAST(m.valid_until, (SELECT min(s.at) FROM supersessions s
+                                                    WHERE s.tenant = $1 AND s.id = m.id))
+                             WHERE m.tenant = $1 AND m.id = ANY($2)
+                               AND EXISTS (SELECT 1 FROM supersessions s WHERE s.tenant = $1 AND s.id = m.id)",
+                            &[&t, &created],
+                        )
+                        .await
+                        .map_err(map_err)?;
+                    }
                 }
                 Step::Forget(id) => {
                     graph::forget_tx(&tx, tenant, &ForgetSelector::Ids(vec![id]), now).await?;
@@ -205,14 +205,15 @@ impl SyncStore for PostgresStore {
                     .await
                     .map_err(map_err)?;
                     let mut ev = EventRows::default();
+                    graph::drop_supersessions(&tx, t, &[id.0], now, &mut ev).await?;
                     ev.push(now, Event::MemoryForgotten { id });
                     ev.insert(&tx, t).await?;
                 }
                 Step::Pending { id, by, at } => {
                     tx_execute(
                         &tx,
-                        "INSERT INTO sync_pending (tenant, id, by_id, at) VALUES ($1, $2, $3, $4)
-                         ON CONFLICT (tenant, id) DO UPDATE SET by_id = excluded.by_id, at = excluded.at",
+                        "INSERT INTO supersessions (tenant, id, by_id, at) VALUES ($1, $2, $3, $4)
+                         ON CONFLICT DO NOTHING",
                         &[&t, &id.0, &by.0, &at.millis()],
                     )
                     .await

@@ -23,40 +23,6 @@ pub(crate) async fn apply_batches(
     batches: Vec<WriteBatch>,
 ) -> Result<Applied> {
     let t = tenant.as_str();
-    let mut batches = batches;
-    if batches
-        .iter()
-        .any(|b| b.links_known_only && !b.links.is_empty())
-    {
-        let mut keys: Vec<&str> = Vec::new();
-        for b in batches.iter().filter(|b| b.links_known_only) {
-            for l in &b.links {
-                let (x, y) = match l {
-                    LinkWrite::CoOccurred { a, b, .. } | LinkWrite::AtLeast { a, b, .. } => (a, b),
-                };
-                keys.push(x);
-                keys.push(y);
-            }
-        }
-        let known: std::collections::HashSet<String> = tx_query(
-            tx,
-            "SELECT key FROM concepts WHERE tenant = $1 AND key = ANY($2)",
-            &[&t, &keys],
-        )
-        .await
-        .map_err(map_err)?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-        for b in batches.iter_mut().filter(|b| b.links_known_only) {
-            b.links.retain(|l| {
-                let (x, y) = match l {
-                    LinkWrite::CoOccurred { a, b, .. } | LinkWrite::AtLeast { a, b, .. } => (a, b),
-                };
-                known.contains(x) && known.contains(y)
-            });
-        }
-    }
     let mut out = Applied::default();
     let mut events = EventRows::default();
 
@@ -225,6 +191,12 @@ pub(crate) async fn apply_batches(
                  FROM UNNEST($2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[])
                     AS t(key, name, kind, n, f, l)
                  ON CONFLICT (tenant, key) DO UPDATE SET
+                    name = CASE WHEN concepts.mentions = 0 AND excluded.mentions > 0
+                                 AND concepts.name = concepts.key AND concepts.kind = 'concept'
+                           THEN excluded.name ELSE concepts.name END,
+                    kind = CASE WHEN concepts.mentions = 0 AND excluded.mentions > 0
+                                 AND concepts.name = concepts.key AND concepts.kind = 'concept'
+                           THEN excluded.kind ELSE concepts.kind END,
                     mentions = concepts.mentions + excluded.mentions,
                     first_seen = LEAST(concepts.first_seen, excluded.first_seen),
                     last_seen = GREATEST(concepts.last_seen, excluded.last_seen)
@@ -411,10 +383,15 @@ pub(crate) async fn apply_batches(
     }
     for batch in &batches {
         for (old, new) in &batch.supersedes {
+            // Every supersession is kept; the memory shows the largest (latest) replacement
+            // and the earliest end, whatever order supersessions come in.
             let n = tx_execute(
                 tx,
-                "UPDATE memories SET superseded_by = $1, valid_until = coalesce(valid_until, $2)
-                     WHERE tenant = $3 AND id = $4",
+                "UPDATE memories SET
+                    superseded_by = CASE WHEN superseded_by IS NULL OR superseded_by < $1
+                                    THEN $1 ELSE superseded_by END,
+                    valid_until = LEAST(valid_until, $2)
+                 WHERE tenant = $3 AND id = $4",
                 &[&new.0, &batch.at.millis(), &t, &old.0],
             )
             .await
@@ -422,6 +399,14 @@ pub(crate) async fn apply_batches(
             if n == 0 {
                 return Err(Error::NotFound(format!("no memory with id {old}")));
             }
+            tx_execute(
+                tx,
+                "INSERT INTO supersessions (tenant, id, by_id, at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT DO NOTHING",
+                &[&t, &old.0, &new.0, &batch.at.millis()],
+            )
+            .await
+            .map_err(map_err)?;
             events.push(
                 batch.at.millis(),
                 Event::MemorySuperseded {

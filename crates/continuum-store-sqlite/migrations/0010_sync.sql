@@ -1,8 +1,8 @@
 -- Sync between nodes. Every event records the node that first wrote it and its position
 -- there (both NULL for the events this node wrote itself); the store has a node id; it
 -- remembers per tenant and origin the highest position applied, the memories forgotten here
--- (so a create that arrives later is dropped), supersessions waiting for their memory, and the
--- state of each remote it syncs with.
+-- (so a create that arrives later is dropped), every supersession, and the state of each
+-- remote it syncs with.
 
 ALTER TABLE events ADD COLUMN origin TEXT;
 ALTER TABLE events ADD COLUMN origin_seq INTEGER;
@@ -33,13 +33,21 @@ FROM events WHERE type = 'memory.forgotten'
   AND NOT EXISTS (SELECT 1 FROM memories m
                   WHERE m.id = unhex(replace(json_extract(events.payload, '$.id'), '-', '')));
 
-CREATE TABLE sync_pending (
+-- Every supersession, so that a memory's `superseded_by` is the largest replacement still
+-- held (ids are time-ordered: the latest), whatever order they arrived in, and forgetting one
+-- replacement falls back on the others. A row may name a memory not held yet (sync: the
+-- supersede arrived before the memory).
+CREATE TABLE supersessions (
     tenant TEXT    NOT NULL,
     id     BLOB    NOT NULL,
     by_id  BLOB    NOT NULL,
     at     INTEGER NOT NULL,
-    PRIMARY KEY (tenant, id)
+    PRIMARY KEY (tenant, id, by_id)
 ) WITHOUT ROWID;
+CREATE INDEX supersessions_by ON supersessions (tenant, by_id);
+INSERT OR IGNORE INTO supersessions (tenant, id, by_id, at)
+SELECT tenant, id, superseded_by, coalesce(valid_until, created_at)
+FROM memories WHERE superseded_by IS NOT NULL;
 
 CREATE TABLE sync_peers (
     remote TEXT NOT NULL,

@@ -55,38 +55,24 @@ fn facts(tx: &Transaction<'_>, t: &str, events: &[SyncEvent]) -> Result<Facts> {
     }
     for id in Facts::memory_ids(events) {
         let bytes = id.as_bytes().as_slice();
-        let live: Option<Option<Vec<u8>>> = tx
-            .prepare_cached("SELECT superseded_by FROM memories WHERE +tenant = ?1 AND id = ?2")
-            .and_then(|mut s| s.query_row(params![t, bytes], |r| r.get(0)).optional())
+        let live = tx
+            .prepare_cached("SELECT 1 FROM memories WHERE +tenant = ?1 AND id = ?2")
+            .and_then(|mut s| s.exists(params![t, bytes]))
             .map_err(map_err)?;
-        let fact = match live {
-            Some(by) => MemoryFact::Live {
-                superseded_by: by.as_deref().map(MemoryId::from_slice).transpose()?,
-            },
-            None => {
-                let gone = tx
-                    .prepare_cached("SELECT 1 FROM sync_forgotten WHERE tenant = ?1 AND id = ?2")
-                    .and_then(|mut s| s.exists(params![t, bytes]))
-                    .map_err(map_err)?;
-                if gone {
-                    MemoryFact::Forgotten
-                } else {
-                    MemoryFact::Absent
-                }
+        let fact = if live {
+            MemoryFact::Live
+        } else {
+            let gone = tx
+                .prepare_cached("SELECT 1 FROM sync_forgotten WHERE tenant = ?1 AND id = ?2")
+                .and_then(|mut s| s.exists(params![t, bytes]))
+                .map_err(map_err)?;
+            if gone {
+                MemoryFact::Forgotten
+            } else {
+                MemoryFact::Absent
             }
         };
         f.memories.insert(id, fact);
-        let pending: Option<(Vec<u8>, i64)> = tx
-            .prepare_cached("SELECT by_id, at FROM sync_pending WHERE tenant = ?1 AND id = ?2")
-            .and_then(|mut s| {
-                s.query_row(params![t, bytes], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .optional()
-            })
-            .map_err(map_err)?;
-        if let Some((by, at)) = pending {
-            f.pending
-                .insert(id, (MemoryId::from_slice(&by)?, Timestamp(at)));
-        }
     }
     Ok(f)
 }
@@ -170,7 +156,24 @@ impl SyncStore for SqliteStore {
                 let before = max_seq(tx)?;
                 match s.step {
                     Step::Write(b) => {
+                        let created: Vec<MemoryId> = b.memories.iter().map(|w| w.memory.id).collect();
                         write::apply_batches(tx, tenant, rule, vec![b])?;
+                        // Supersessions that arrived before the memory apply now.
+                        for id in created {
+                            tx.prepare_cached(
+                                "UPDATE memories SET
+                                    superseded_by = (SELECT max(s.by_id) FROM supersessions s
+                                                     WHERE s.tenant = ?1 AND s.id = ?2),
+                                    valid_until = (SELECT CASE
+                                        WHEN memories.valid_until IS NULL OR memories.valid_until > min(s.at)
+                                        THEN min(s.at) ELSE memories.valid_until END
+                                        FROM supersessions s WHERE s.tenant = ?1 AND s.id = ?2)
+                                 WHERE +tenant = ?1 AND id = ?2
+                                   AND EXISTS (SELECT 1 FROM supersessions s WHERE s.tenant = ?1 AND s.id = ?2)",
+                            )
+                            .and_then(|mut st| st.execute(params![t, id.as_bytes().as_slice()]))
+                            .map_err(map_err)?;
+                        }
                     }
                     Step::Forget(id) => {
                         write::forget_tx(tx, tenant, &ForgetSelector::Ids(vec![id]), now)?;
@@ -181,12 +184,13 @@ impl SyncStore for SqliteStore {
                         )
                         .and_then(|mut st| st.execute(params![t, id.as_bytes().as_slice()]))
                         .map_err(map_err)?;
+                        write::drop_supersessions(tx, tenant, id.as_bytes().as_slice(), now)?;
                         events::log_event(tx, tenant, now, &Event::MemoryForgotten { id })?;
                     }
                     Step::Pending { id, by, at } => {
                         tx.prepare_cached(
-                            "INSERT INTO sync_pending (tenant, id, by_id, at) VALUES (?1, ?2, ?3, ?4)
-                             ON CONFLICT (tenant, id) DO UPDATE SET by_id = excluded.by_id, at = excluded.at",
+                            "INSERT OR IGNORE INTO supersessions (tenant, id, by_id, at)
+                             VALUES (?1, ?2, ?3, ?4)",
                         )
                         .and_then(|mut st| {
                             st.execute(params![

@@ -54,24 +54,6 @@ pub(crate) fn apply_batches(
     batches: Vec<WriteBatch>,
 ) -> Result<Applied> {
     let t = tenant.as_str();
-    let mut batches = batches;
-    for b in batches.iter_mut().filter(|b| b.links_known_only) {
-        let known = |key: &str| -> Result<bool> {
-            tx.prepare_cached("SELECT 1 FROM concepts WHERE tenant = ?1 AND key = ?2")
-                .and_then(|mut s| s.exists(params![t, key]))
-                .map_err(map_err)
-        };
-        let mut kept = Vec::with_capacity(b.links.len());
-        for l in std::mem::take(&mut b.links) {
-            let (x, y) = match &l {
-                LinkWrite::CoOccurred { a, b, .. } | LinkWrite::AtLeast { a, b, .. } => (a, b),
-            };
-            if known(x)? && known(y)? {
-                kept.push(l);
-            }
-        }
-        b.links = kept;
-    }
     let mut out = Applied::default();
     let mut cids: HashMap<String, i64> = HashMap::new();
     // cid -> (new mentions, first, last): applied once per call.
@@ -146,6 +128,17 @@ pub(crate) fn apply_batches(
             for c in &w.concepts {
                 let (cid, created) = concept_id(tx, tenant, c, m.created_at.millis(), &mut cids)?;
                 out.concepts_created += created as u64;
+                if !created {
+                    // A concept made bare by a link (synced before the memory naming it) takes
+                    // the name and kind its first mention gives it.
+                    tx.prepare_cached(
+                        "UPDATE concepts SET name = ?2, kind = ?3
+                         WHERE cid = ?1 AND mentions = 0 AND name = key AND kind = 'concept'
+                           AND (name <> ?2 OR kind <> ?3)",
+                    )
+                    .and_then(|mut s| s.execute(params![cid, c.name, c.kind]))
+                    .map_err(map_err)?;
+                }
                 let n = tx
                     .prepare_cached("INSERT OR IGNORE INTO mentions (cid, rid) VALUES (?1, ?2)")
                     .and_then(|mut s| s.execute(params![cid, rid]))
@@ -274,18 +267,36 @@ pub(crate) fn apply_batches(
             }
         }
         for (old, new) in &batch.supersedes {
+            // Every supersession is kept; the memory shows the largest (latest) replacement
+            // and the earliest end, whatever order supersessions come in.
             let n = tx
                 .prepare_cached(
-                    "UPDATE memories SET superseded_by = ?1, valid_until = coalesce(valid_until, ?2)
+                    "UPDATE memories SET
+                        superseded_by = CASE WHEN superseded_by IS NULL OR superseded_by < ?1
+                                        THEN ?1 ELSE superseded_by END,
+                        valid_until = CASE WHEN valid_until IS NULL OR valid_until > ?2
+                                      THEN ?2 ELSE valid_until END
                      WHERE +tenant = ?3 AND id = ?4",
                 )
                 .and_then(|mut s| {
-                    s.execute(params![new.as_bytes().as_slice(), at, t, old.as_bytes().as_slice()])
+                    s.execute(params![
+                        new.as_bytes().as_slice(),
+                        at,
+                        t,
+                        old.as_bytes().as_slice()
+                    ])
                 })
                 .map_err(map_err)?;
             if n == 0 {
                 return Err(Error::NotFound(format!("no memory with id {old}")));
             }
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO supersessions (tenant, id, by_id, at) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![t, old.as_bytes().as_slice(), new.as_bytes().as_slice(), at])
+            })
+            .map_err(map_err)?;
             log_event(
                 tx,
                 tenant,
@@ -377,6 +388,48 @@ pub(crate) fn selected_rids(
     Ok(out)
 }
 
+/// Removes the supersessions of a memory that is gone (as replacement or replaced): the
+/// memories it replaced fall back on their other replacements, or become current again when
+/// none is left (a `memory.updated` each).
+pub(crate) fn drop_supersessions(
+    tx: &Transaction<'_>,
+    tenant: &TenantId,
+    id: &[u8],
+    now: i64,
+) -> Result<()> {
+    let t = tenant.as_str();
+    tx.prepare_cached("DELETE FROM supersessions WHERE tenant = ?1 AND (by_id = ?2 OR id = ?2)")
+        .and_then(|mut s| s.execute(params![t, id]))
+        .map_err(map_err)?;
+    let restored: Vec<(Vec<u8>, Option<Vec<u8>>)> = tx
+        .prepare_cached(
+            "UPDATE memories SET
+                superseded_by = (SELECT max(s.by_id) FROM supersessions s
+                                 WHERE s.tenant = ?2 AND s.id = memories.id),
+                valid_until = (SELECT min(s.at) FROM supersessions s
+                               WHERE s.tenant = ?2 AND s.id = memories.id)
+             WHERE superseded_by = ?1 AND +tenant = ?2
+             RETURNING id, superseded_by",
+        )
+        .and_then(|mut s| {
+            s.query_map(params![id, t], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(map_err)?;
+    for (old, by) in &restored {
+        log_event(
+            tx,
+            tenant,
+            now,
+            &Event::MemoryUpdated {
+                id: MemoryId::from_slice(old)?,
+                superseded_by: by.as_deref().map(MemoryId::from_slice).transpose()?,
+            },
+        )?;
+    }
+    Ok(())
+}
+
 pub(crate) fn forget_tx(
     tx: &Transaction<'_>,
     tenant: &TenantId,
@@ -416,29 +469,7 @@ pub(crate) fn forget_tx(
             "DELETE FROM decisions WHERE tenant = ?1 AND memory_id = ?2",
             &[&t, id],
         )?;
-        // The memory it replaced becomes current again.
-        let restored: Vec<Vec<u8>> = tx
-            .prepare_cached("SELECT id FROM memories WHERE superseded_by = ?1 AND +tenant = ?2")
-            .and_then(|mut s| {
-                s.query_map(params![id, t], |r| r.get(0))?
-                    .collect::<rusqlite::Result<Vec<_>>>()
-            })
-            .map_err(map_err)?;
-        for old in &restored {
-            log_event(
-                tx,
-                tenant,
-                now,
-                &Event::MemoryUpdated {
-                    id: MemoryId::from_slice(old)?,
-                    superseded_by: None,
-                },
-            )?;
-        }
-        exec(
-            "UPDATE memories SET superseded_by = NULL, valid_until = NULL WHERE tenant = ?1 AND superseded_by = ?2",
-            &[&t, id],
-        )?;
+        drop_supersessions(tx, tenant, id, now)?;
         exec(
             "UPDATE sessions SET memories = memories - 1
              WHERE tenant = ?1 AND id = (SELECT session FROM memories WHERE rid = ?2)",

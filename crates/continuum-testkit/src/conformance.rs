@@ -206,7 +206,6 @@ pub async fn a_failed_write_changes_nothing(make: &Factory) {
         decisions: vec![],
         supersedes: vec![],
         at: T0,
-        links_known_only: false,
     };
     let err = s
         .store

@@ -6,7 +6,7 @@ use continuum_core::sync::{PullPage, SyncEvent};
 
 /// A dump as comparable data: every record but the header, as JSON, sorted (two stores number
 /// rows differently, so records with equal times may come in another order).
-pub(crate) async fn comparable(e: &Engine, t: &TenantId) -> Vec<String> {
+pub async fn comparable(e: &Engine, t: &TenantId) -> Vec<String> {
     let mut out: Vec<String> = dump(e, t)
         .await
         .into_iter()
