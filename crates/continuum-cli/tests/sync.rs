@@ -399,3 +399,114 @@ fn kill_9_during_a_push_or_a_pull_loses_nothing_and_doubles_nothing() {
     assert_eq!(memories(b.dir.path(), &[]), total);
     assert_eq!(export(b.dir.path(), &[]), export(sdir.path(), &on_server));
 }
+
+#[test]
+fn serve_syncs_in_the_background_and_an_unreachable_remote_blocks_nothing() {
+    // The team server, on SQLite here.
+    let sdir = tempfile::tempdir().unwrap();
+    let key = json(
+        sdir.path(),
+        &["--tenant", "team", "keys", "create", "--scope", "write"],
+        &[],
+    )["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_team, team_url) = serve_with(sdir.path(), &["--tenant", "team"], &[]);
+    let team_key = json(
+        sdir.path(),
+        &["--tenant", "team", "keys", "create", "--scope", "admin"],
+        &[],
+    )["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // A laptop running `serve` with a remote: what its API learns reaches the team server.
+    let a = Node::new();
+    let a_key = a.run(&["keys", "create", "--scope", "admin"])["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_laptop, url) = serve_with(
+        a.dir.path(),
+        &[
+            "--remote",
+            &team_url,
+            "--remote-key",
+            &key,
+            "--sync-interval-secs",
+            "1",
+        ],
+        &[],
+    );
+    let (status, body) = common::request(&url, "GET", "/v1/ready", "", "");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"sync\""), "{body}");
+    let (status, body) = common::request(
+        &url,
+        "POST",
+        "/v1/learn",
+        &format!("X-API-Key: {a_key}\r\n"),
+        r#"{"user_message": "Background sync carries this note", "ai_response": "Noted"}"#,
+    );
+    assert!(status == 200 || status == 201, "{status} {body}");
+    let started = Instant::now();
+    loop {
+        let (_, found) = common::request(
+            &team_url,
+            "GET",
+            "/v1/memories?limit=10",
+            &format!("X-API-Key: {team_key}\r\n"),
+            "",
+        );
+        if found.contains("Background sync carries this note") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the note did not reach the team server: {found}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // A laptop whose remote is down: its API answers at once, the job keeps running.
+    let b = Node::new();
+    let b_key = b.run(&["keys", "create", "--scope", "admin"])["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_down, burl) = serve_with(
+        b.dir.path(),
+        &[
+            "--remote",
+            "http://127.0.0.1:9",
+            "--remote-key",
+            "ck_unused",
+            "--sync-interval-secs",
+            "1",
+        ],
+        &[],
+    );
+    let t0 = Instant::now();
+    let (status, _) = common::request(
+        &burl,
+        "POST",
+        "/v1/learn",
+        &format!("X-API-Key: {b_key}\r\n"),
+        r#"{"user_message": "Written while the remote is down", "ai_response": "Noted"}"#,
+    );
+    assert!(status == 200 || status == 201);
+    eprintln!("write with the remote down took {:?}", t0.elapsed());
+    std::thread::sleep(Duration::from_millis(1500));
+    let (_, ready) = common::request(&burl, "GET", "/v1/ready", "", "");
+    let ready: Value = serde_json::from_str(&ready).unwrap();
+    assert!(
+        ready["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|j| j["name"] == "sync" && j["state"] == "running"),
+        "{ready}"
+    );
+}

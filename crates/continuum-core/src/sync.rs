@@ -35,6 +35,9 @@ use std::collections::{HashMap, HashSet};
 /// The most events one push carries or one pull page returns.
 pub const MAX_SYNC_EVENTS: usize = 1000;
 
+/// The longest concept key or name a synced event may carry.
+pub const MAX_KEY_BYTES: usize = 200;
+
 /// The event types that sync carries.
 pub const SYNCED_TYPES: [&str; 5] = [
     "memory.created",
@@ -381,12 +384,34 @@ pub fn check_push(tenant: &TenantId, req: &PushRequest) -> Result<()> {
             return bad("events must be in ascending seq order".into());
         }
         last = e.seq;
+        let key_ok = |k: &str| !k.is_empty() && k.len() <= MAX_KEY_BYTES;
         match &e.event {
             Event::MemoryCreated {
                 id,
                 memory: Some(m),
                 ..
             } if m.id != *id => return bad("the memory's id differs from the event's".into()),
+            Event::MemoryCreated { concepts, .. }
+                if concepts.iter().any(|c| {
+                    !key_ok(&c.key) || c.name.len() > MAX_KEY_BYTES || c.kind.len() > 64
+                }) =>
+            {
+                return bad(format!(
+                    "a concept key is 1 to {MAX_KEY_BYTES} bytes, its name at most {MAX_KEY_BYTES}, its kind at most 64"
+                ));
+            }
+            Event::LinksStrengthened { links }
+                if links.iter().any(|l| match l {
+                    crate::store::LinkWrite::CoOccurred { a, b, .. } => !key_ok(a) || !key_ok(b),
+                    crate::store::LinkWrite::AtLeast { a, b, strength, .. } => {
+                        !key_ok(a) || !key_ok(b) || !strength.is_finite()
+                    }
+                }) =>
+            {
+                return bad(format!(
+                    "a link names a concept key that is empty or over {MAX_KEY_BYTES} bytes"
+                ));
+            }
             Event::DecisionCreated {
                 id,
                 decision: Some(d),
