@@ -41,6 +41,26 @@ pub struct Remote {
     base: String,
     key: String,
     http: reqwest::Client,
+    traffic: std::sync::Arc<Traffic>,
+}
+
+/// Requests made and body bytes sent and received through a [`Remote`] so far.
+#[derive(Debug, Default)]
+pub struct Traffic {
+    pub requests: std::sync::atomic::AtomicU64,
+    pub sent: std::sync::atomic::AtomicU64,
+    pub received: std::sync::atomic::AtomicU64,
+}
+
+impl Traffic {
+    fn snapshot(&self) -> (u64, u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.requests.load(Relaxed),
+            self.sent.load(Relaxed),
+            self.received.load(Relaxed),
+        )
+    }
 }
 
 impl std::fmt::Debug for Remote {
@@ -88,7 +108,13 @@ impl Remote {
             base,
             key: key.trim().to_string(),
             http,
+            traffic: Default::default(),
         })
+    }
+
+    /// Requests and bytes through this remote so far.
+    pub fn traffic(&self) -> &Traffic {
+        &self.traffic
     }
 
     /// The remote's base URL, as sync states are kept under.
@@ -99,7 +125,11 @@ impl Remote {
     async fn send<T: serde::de::DeserializeOwned>(
         &self,
         req: reqwest::RequestBuilder,
+        sent: usize,
     ) -> Result<T> {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.traffic.requests.fetch_add(1, Relaxed);
+        self.traffic.sent.fetch_add(sent as u64, Relaxed);
         let resp = req
             .header("x-api-key", &self.key)
             .send()
@@ -115,6 +145,7 @@ impl Remote {
         let body = read_capped(resp)
             .await
             .map_err(|e| Error::Unavailable(format!("reading the answer of {}: {e}", self.base)))?;
+        self.traffic.received.fetch_add(body.len() as u64, Relaxed);
         if !status.is_success() {
             let msg = serde_json::from_slice::<serde_json::Value>(&body)
                 .ok()
@@ -144,17 +175,19 @@ impl Remote {
             "{}/v1/sync/pull?since={since}&limit={limit}&exclude_origin={exclude}",
             self.base
         );
-        self.send(self.http.get(url)).await
+        self.send(self.http.get(url), 0).await
     }
 
     /// Sends a push.
     pub async fn push(&self, req: &PushRequest) -> Result<PushReceipt> {
         let body = serde_json::to_vec(req).map_err(|e| Error::Internal(e.to_string()))?;
+        let len = body.len();
         self.send(
             self.http
                 .post(format!("{}/v1/sync/push", self.base))
                 .header("content-type", "application/json")
                 .body(body),
+            len,
         )
         .await
     }
@@ -233,6 +266,10 @@ pub struct SyncReport {
     /// Whether both sides were level at the end (false: other writers kept adding).
     pub level: bool,
     pub duration_ms: u64,
+    /// HTTP requests made, and request and response body bytes.
+    pub requests: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
 }
 
 /// Progress of a sync, for a progress bar.
@@ -285,7 +322,11 @@ pub async fn sync_once(
         rounds: 0,
         level: false,
         duration_ms: 0,
+        requests: 0,
+        bytes_sent: 0,
+        bytes_received: 0,
     };
+    let traffic_before = remote.traffic().snapshot();
     let outcome = rounds(engine, tenant, remote, &mut peer, &mut report, progress).await;
     let now = Timestamp(
         std::time::SystemTime::now()
@@ -308,6 +349,10 @@ pub async fn sync_once(
     report.remote_node = peer.remote_node.clone();
     report.remote_tenant = peer.remote_tenant.clone();
     report.duration_ms = started.elapsed().as_millis() as u64;
+    let after = remote.traffic().snapshot();
+    report.requests = after.0 - traffic_before.0;
+    report.bytes_sent = after.1 - traffic_before.1;
+    report.bytes_received = after.2 - traffic_before.2;
     Ok(report)
 }
 

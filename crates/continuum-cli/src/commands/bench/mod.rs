@@ -5,6 +5,7 @@ mod locomo;
 mod mcp_sessions;
 mod metering;
 mod streams;
+mod sync;
 mod throughput;
 mod webhooks;
 
@@ -38,6 +39,9 @@ pub enum BenchKind {
     Metering(metering::MeteringArgs),
     /// Audit log appends per second (one transaction each, and batched) and verify speed.
     Audit(audit::AuditArgs),
+    /// Sync throughput over loopback: a node pushes --memories memories to an empty server,
+    /// an empty node pulls them, then idle rounds.
+    Sync(sync::SyncArgs),
     /// Resident memory while MCP-over-HTTP sessions are opened and abandoned, round after
     /// round.
     McpSessions(mcp_sessions::McpSessionsArgs),
@@ -52,6 +56,7 @@ impl BenchArgs {
                 | Some(BenchKind::Webhooks(_))
                 | Some(BenchKind::Metering(_))
                 | Some(BenchKind::McpSessions(_))
+                | Some(BenchKind::Sync(_))
         )
     }
 }
@@ -122,6 +127,7 @@ pub async fn bench(g: &Global, a: BenchArgs) -> Result<()> {
         Some(BenchKind::Webhooks(w)) => webhooks::webhooks(g, w).await,
         Some(BenchKind::Metering(m)) => metering::metering(g, m).await,
         Some(BenchKind::Audit(x)) => audit::audit(g, x).await,
+        Some(BenchKind::Sync(x)) => sync::sync(g, x).await,
         Some(BenchKind::McpSessions(m)) => mcp_sessions::mcp_sessions(g, m).await,
     }
 }
