@@ -81,6 +81,7 @@ async fn a_node_syncs_both_ways_with_a_server_and_other_tenants_stay_apart() {
         (0, 0),
         "an idle round moves nothing"
     );
+    assert_eq!(again.requests, 1, "an idle round is one small request");
     let status = continuum_sync::status(&node, &t("me"), &remote, true)
         .await
         .unwrap();
