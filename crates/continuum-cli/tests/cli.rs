@@ -672,7 +672,7 @@ fn remember_reads_stdin_and_migrate_reports_the_schema() {
         .iter()
         .map(|m| m["version"].as_u64().unwrap())
         .collect();
-    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     assert_eq!(mig["latest"], 10);
 }
 
