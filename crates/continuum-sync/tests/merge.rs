@@ -10,12 +10,12 @@
 //! store, links converge too; memories, supersessions and decisions always do.
 
 use continuum_core::store::ForgetSelector;
-use continuum_core::sync::{PullPage, SyncEvent};
+use continuum_core::sync::SyncEvent;
 use continuum_core::time::Timestamp;
 use continuum_core::{MemoryId, Source, TenantId};
 use continuum_engine::{Engine, RememberRequest};
 use continuum_store_sqlite::{SqliteOptions, SqliteStore};
-use continuum_testkit::conformance::comparable;
+use continuum_testkit::conformance::{comparable, page};
 use proptest::prelude::*;
 use std::sync::Arc;
 
@@ -72,17 +72,6 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..2usize, 0..64usize, 0..8usize).prop_map(|(n, k, w)| Op::Supersede(n, k, w)),
         1 => (0..2usize).prop_map(Op::Exchange),
     ]
-}
-
-fn page(t: &TenantId, node: &str, events: Vec<SyncEvent>) -> PullPage {
-    let next = events.last().map_or(0, |e| e.seq);
-    PullPage {
-        tenant: t.clone(),
-        node: node.into(),
-        events,
-        next,
-        head: next,
-    }
 }
 
 async fn ids(e: &Engine, t: &TenantId) -> Vec<MemoryId> {
@@ -203,14 +192,10 @@ async fn scenario(
                         .supersede(
                             &t,
                             id,
-                            RememberRequest {
-                                content: format!("Fact {n_fact}: {} is the answer", WORDS[w]),
-                                source: Source::Fact,
-                                kind: None,
-                                session: None,
-                                metadata: Default::default(),
-                                created_at: None,
-                            },
+                            RememberRequest::new(
+                                format!("Fact {n_fact}: {} is the answer", WORDS[w]),
+                                Source::Fact,
+                            ),
                         )
                         .await
                         .unwrap();

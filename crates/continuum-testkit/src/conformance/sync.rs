@@ -17,7 +17,8 @@ pub async fn comparable(e: &Engine, t: &TenantId) -> Vec<String> {
     out
 }
 
-fn page(t: &TenantId, node: &str, events: Vec<SyncEvent>) -> PullPage {
+/// A pull page holding `events` from `node`, as a remote would send it.
+pub fn page(t: &TenantId, node: &str, events: Vec<SyncEvent>) -> PullPage {
     let next = events.last().map_or(0, |e| e.seq);
     PullPage {
         tenant: t.clone(),
@@ -58,42 +59,21 @@ pub async fn sync_applies_another_nodes_events_once_and_forgets_win(make: &Facto
     let old = a
         .remember(
             &t,
-            RememberRequest {
-                content: "The office is in Lyon".into(),
-                source: Source::Fact,
-                kind: None,
-                session: None,
-                metadata: Default::default(),
-                created_at: None,
-            },
+            RememberRequest::new("The office is in Lyon", Source::Fact),
         )
         .await
         .unwrap();
     a.supersede(
         &t,
         old.id,
-        RememberRequest {
-            content: "The office moved to Nantes".into(),
-            source: Source::Fact,
-            kind: None,
-            session: None,
-            metadata: Default::default(),
-            created_at: None,
-        },
+        RememberRequest::new("The office moved to Nantes", Source::Fact),
     )
     .await
     .unwrap();
     let gone = a
         .remember(
             &t,
-            RememberRequest {
-                content: "A secret to forget about Zookeeper".into(),
-                source: Source::Note,
-                kind: None,
-                session: None,
-                metadata: Default::default(),
-                created_at: None,
-            },
+            RememberRequest::new("A secret to forget about Zookeeper", Source::Note),
         )
         .await
         .unwrap();
