@@ -510,3 +510,62 @@ fn serve_syncs_in_the_background_and_an_unreachable_remote_blocks_nothing() {
         "{ready}"
     );
 }
+
+fn tls_fixture(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../continuum-server/tests/tls")
+        .join(name)
+}
+
+#[test]
+fn sync_over_tls_trusts_the_remote_ca_given_and_refuses_an_unknown_certificate() {
+    let sdir = tempfile::tempdir().unwrap();
+    let key = json(
+        sdir.path(),
+        &["--tenant", "team", "keys", "create", "--scope", "write"],
+        &[],
+    )["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (cert, tkey) = (tls_fixture("server-a.pem"), tls_fixture("server-a.key"));
+    let (_server, url) = serve_with(
+        sdir.path(),
+        &["--tenant", "team"],
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            tkey.to_str().unwrap(),
+        ],
+    );
+    assert!(url.starts_with("https://"), "{url}");
+    let a = Node::new();
+    a.run(&["remember", "Sent over TLS", "--source", "note"]);
+    // The test CA is not among the system roots: refused, and nothing moved.
+    let out = continuum(
+        a.dir.path(),
+        &["--remote", &url, "sync"],
+        &[("CONTINUUM_REMOTE_KEY", &key)],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot be reached"), "{err}");
+    let ca = tls_fixture("ca.pem");
+    let r = json(
+        a.dir.path(),
+        &[
+            "--remote",
+            &url,
+            "--remote-ca",
+            ca.to_str().unwrap(),
+            "sync",
+        ],
+        &[("CONTINUUM_REMOTE_KEY", &key)],
+    );
+    assert_eq!(r["pushed"], 1, "{r}");
+    let held = json(sdir.path(), &["--tenant", "team", "stats"], &[])["memories"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(held, 1);
+}
