@@ -27,6 +27,10 @@ pub const AUDIT_FAILURES: &str = "continuum_audit_failures_total";
 pub const AUDIT_CHAIN_BROKEN: &str = "continuum_audit_chain_broken_total";
 /// Audit entries sent to the syslog collector.
 pub const AUDIT_SHIPPED: &str = "continuum_audit_shipped_total";
+/// Sync rounds with a remote, by outcome (`ok`, `error`).
+pub const SYNC_ROUNDS: &str = "continuum_sync_rounds_total";
+/// Events moved by sync, by direction (`pushed`, `pulled`).
+pub const SYNC_EVENTS: &str = "continuum_sync_events_total";
 /// Billing webhooks refused (bad, missing or stale signatures).
 pub const BILLING_REFUSED: &str = "continuum_billing_webhooks_refused_total";
 /// Failed authentications (unknown, revoked or expired keys), and requests refused because
@@ -100,6 +104,8 @@ fn describe() {
         "Breaks in the audit log's chain found by the checkpoint job"
     );
     describe_counter!(AUDIT_SHIPPED, "Audit entries sent to the syslog collector");
+    describe_counter!(SYNC_ROUNDS, "Sync rounds with a remote, by outcome");
+    describe_counter!(SYNC_EVENTS, "Events moved by sync, by direction");
     describe_counter!(
         BILLING_REFUSED,
         "Billing webhooks refused for a missing, wrong or stale signature"

@@ -342,6 +342,15 @@ pub async fn sync_once(
         }
         Err(e) => peer.last_error = Some(e.to_string()),
     }
+    metrics::counter!(
+        continuum_ops::metrics::SYNC_ROUNDS,
+        "outcome" => if outcome.is_ok() { "ok" } else { "error" }
+    )
+    .increment(1);
+    metrics::counter!(continuum_ops::metrics::SYNC_EVENTS, "direction" => "pushed")
+        .increment(report.pushed);
+    metrics::counter!(continuum_ops::metrics::SYNC_EVENTS, "direction" => "pulled")
+        .increment(report.pulled);
     // Keep the outcome even when the sync failed (a store error here is reported after it).
     let kept = engine.put_sync_peer(&peer).await;
     outcome?;
