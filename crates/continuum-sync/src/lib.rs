@@ -465,10 +465,18 @@ async fn push_all(
         .ok_or_else(|| Error::Internal("push before the remote's tenant is known".into()))?;
     let mut n = 0u64;
     loop {
+        // Read before the events: a write committed after it has a later position.
+        let head = engine.latest_event_of(tenant).await?;
         let mut events = engine
             .sync_outgoing(tenant, peer.pushed_through, PAGE.min(MAX_SYNC_EVENTS))
             .await?;
         if events.is_empty() {
+            // Nothing of ours up to the head (what we pulled is not ours to push): the next
+            // round need not look at those positions again.
+            if head > peer.pushed_through {
+                peer.pushed_through = head;
+                engine.put_sync_peer(peer).await?;
+            }
             return Ok(n);
         }
         // Fill a body up to the size limit, at least one event.
