@@ -233,6 +233,58 @@ pub struct Plan {
     pub applied_through: HashMap<String, u64>,
 }
 
+/// Steps grouped for the store: consecutive writes of one origin go to the store in one call
+/// (a backend then writes them set-based), other steps one at a time.
+#[derive(Debug, Clone)]
+pub enum Run {
+    Writes(Vec<WriteBatch>),
+    One(Step),
+}
+
+/// A [`Run`] and the origin position its events are recorded under: the last source event's.
+/// Events written for several source events then share one position, which receivers treat
+/// as one group (applied whole, never split across pages).
+#[derive(Debug, Clone)]
+pub struct PlannedRun {
+    pub origin: String,
+    pub origin_seq: u64,
+    pub run: Run,
+}
+
+/// Groups a plan's steps into runs (see [`Run`]), at most `max_writes` batches per run.
+pub fn runs(steps: Vec<PlannedStep>, max_writes: usize) -> Vec<PlannedRun> {
+    let mut out: Vec<PlannedRun> = Vec::new();
+    for s in steps {
+        match s.step {
+            Step::Write(b) => {
+                if let Some(PlannedRun {
+                    origin,
+                    origin_seq,
+                    run: Run::Writes(batches),
+                }) = out.last_mut()
+                    && *origin == s.origin
+                    && batches.len() < max_writes.max(1)
+                {
+                    batches.push(b);
+                    *origin_seq = s.origin_seq;
+                    continue;
+                }
+                out.push(PlannedRun {
+                    origin: s.origin,
+                    origin_seq: s.origin_seq,
+                    run: Run::Writes(vec![b]),
+                });
+            }
+            other => out.push(PlannedRun {
+                origin: s.origin,
+                origin_seq: s.origin_seq,
+                run: Run::One(other),
+            }),
+        }
+    }
+    out
+}
+
 /// Decides what `events` (oldest first) change in a store that knows `facts`, and updates
 /// `facts` as the steps would. `local` is the receiving node: its own events are skipped.
 pub fn plan(local: &str, facts: &mut Facts, events: &[SyncEvent]) -> Plan {
@@ -546,6 +598,38 @@ mod tests {
             "the supersede by a forgotten memory is dropped"
         );
         assert_eq!((p.applied, p.skipped), (4, 1));
+    }
+
+    #[test]
+    fn consecutive_writes_of_one_origin_form_one_run_under_the_last_position() {
+        let mut f = Facts::default();
+        let p = plan(
+            "me",
+            &mut f,
+            &[
+                ev("a", 1, created(1)),
+                ev("a", 2, created(2)),
+                ev("a", 3, Event::MemoryForgotten { id: id(1) }),
+                ev("a", 4, created(3)),
+                ev("b", 1, created(4)),
+                ev("b", 2, created(5)),
+            ],
+        );
+        let r = runs(p.steps, 1000);
+        let shape: Vec<(&str, u64, usize)> = r
+            .iter()
+            .map(|r| {
+                let n = match &r.run {
+                    Run::Writes(b) => b.len(),
+                    Run::One(_) => 0,
+                };
+                (r.origin.as_str(), r.origin_seq, n)
+            })
+            .collect();
+        assert_eq!(
+            shape,
+            vec![("a", 2, 2), ("a", 3, 0), ("a", 4, 1), ("b", 2, 2)]
+        );
     }
 
     #[test]

@@ -3,7 +3,10 @@
 
 use super::*;
 use continuum_core::store::{RemoteApplied, SyncStore};
-use continuum_core::sync::{Facts, MemoryFact, Step, SyncEvent, SyncPeer};
+use continuum_core::sync::{Facts, MemoryFact, Run, Step, SyncEvent, SyncPeer};
+
+/// The most source events written in one store call (one run).
+const MAX_RUN: usize = 500;
 
 const SYNCED_SQL: &str = "('memory.created', 'memory.superseded', 'memory.forgotten', \
                           'links.strengthened', 'decision.created')";
@@ -167,36 +170,57 @@ impl SyncStore for PostgresStore {
         lock_tenant(&tx, t).await?;
         let mut f = facts(&tx, t, events).await?;
         let plan = continuum_core::sync::plan(&node, &mut f, events);
-        for s in plan.steps {
+        for s in continuum_core::sync::runs(plan.steps, MAX_RUN) {
             // Another tenant's writer may commit events meanwhile: tag this tenant's only
             // (the tenant lock keeps its other writers out).
             let before = head(&tx).await?;
-            match s.step {
-                Step::Write(b) => {
-                    let created: Vec<Uuid> = b.memories.iter().map(|w| w.memory.id.0).collect();
-                    apply_batches(&tx, tenant, rule, vec![b]).await?;
-                    if !created.is_empty() {
-                        // Supersessions that arrived before the memory apply now.
+            match s.run {
+                Run::Writes(batches) => {
+                    let created: Vec<Uuid> = batches
+                        .iter()
+                        .flat_map(|b| b.memories.iter().map(|w| w.memory.id.0))
+                        .collect();
+                    apply_batches(&tx, tenant, rule, batches).await?;
+                    // Supersessions that arrived before the memory apply now (found by the
+                    // supersessions key first: usually there are none).
+                    let waiting: Vec<Uuid> = if created.is_empty() {
+                        Vec::new()
+                    } else {
+                        tx_query(
+                            &tx,
+                            "SELECT DISTINCT id FROM supersessions WHERE tenant = $1 AND id = ANY($2)",
+                            &[&t, &created],
+                        )
+                        .await
+                        .map_err(map_err)?
+                        .iter()
+                        .map(|r| r.get(0))
+                        .collect()
+                    };
+                    for id in waiting {
                         tx_execute(
                             &tx,
                             "UPDATE memories m SET
                                 superseded_by = (SELECT s.by_id FROM supersessions s
-                                                 WHERE s.tenant = $1 AND s.id = m.id
+                                                 WHERE s.tenant = $1 AND s.id = $2
                                                  ORDER BY s.by_id DESC LIMIT 1),
                                 valid_until = LEAST(m.valid_until, (SELECT min(s.at) FROM supersessions s
-                                                    WHERE s.tenant = $1 AND s.id = m.id))
-                             WHERE m.tenant = $1 AND m.id = ANY($2)
-                               AND EXISTS (SELECT 1 FROM supersessions s WHERE s.tenant = $1 AND s.id = m.id)",
-                            &[&t, &created],
+                                                    WHERE s.tenant = $1 AND s.id = $2))
+                             WHERE m.id = $2 AND m.tenant = $1",
+                            &[&t, &id],
                         )
                         .await
                         .map_err(map_err)?;
                     }
                 }
-                Step::Forget(id) => {
+                // `runs` puts every write in a run; a lone one is still a write.
+                Run::One(Step::Write(b)) => {
+                    apply_batches(&tx, tenant, rule, vec![b]).await?;
+                }
+                Run::One(Step::Forget(id)) => {
                     graph::forget_tx(&tx, tenant, &ForgetSelector::Ids(vec![id]), now).await?;
                 }
-                Step::Tombstone(id) => {
+                Run::One(Step::Tombstone(id)) => {
                     tx_execute(
                         &tx,
                         "INSERT INTO sync_forgotten (tenant, id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
@@ -209,7 +233,7 @@ impl SyncStore for PostgresStore {
                     ev.push(now, Event::MemoryForgotten { id });
                     ev.insert(&tx, t).await?;
                 }
-                Step::Pending { id, by, at } => {
+                Run::One(Step::Pending { id, by, at }) => {
                     tx_execute(
                         &tx,
                         "INSERT INTO supersessions (tenant, id, by_id, at) VALUES ($1, $2, $3, $4)

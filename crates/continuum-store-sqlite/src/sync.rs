@@ -3,7 +3,10 @@
 
 use super::*;
 use continuum_core::store::{RemoteApplied, SyncStore};
-use continuum_core::sync::{Facts, MemoryFact, Step, SyncEvent, SyncPeer};
+use continuum_core::sync::{Facts, MemoryFact, Run, Step, SyncEvent, SyncPeer};
+
+/// The most source events written in one store call (one run).
+const MAX_RUN: usize = 500;
 
 /// The event types sync carries, as an SQL list ([`continuum_core::sync::SYNCED_TYPES`]).
 const SYNCED_SQL: &str = "('memory.created', 'memory.superseded', 'memory.forgotten', \
@@ -152,12 +155,15 @@ impl SyncStore for SqliteStore {
             let t = tenant.as_str();
             let mut f = facts(tx, t, events)?;
             let plan = continuum_core::sync::plan(&node, &mut f, events);
-            for s in plan.steps {
+            for s in continuum_core::sync::runs(plan.steps, MAX_RUN) {
                 let before = max_seq(tx)?;
-                match s.step {
-                    Step::Write(b) => {
-                        let created: Vec<MemoryId> = b.memories.iter().map(|w| w.memory.id).collect();
-                        write::apply_batches(tx, tenant, rule, vec![b])?;
+                match s.run {
+                    Run::Writes(batches) => {
+                        let created: Vec<MemoryId> = batches
+                            .iter()
+                            .flat_map(|b| b.memories.iter().map(|w| w.memory.id))
+                            .collect();
+                        write::apply_batches(tx, tenant, rule, batches)?;
                         // Supersessions that arrived before the memory apply now.
                         for id in created {
                             tx.prepare_cached(
@@ -175,10 +181,14 @@ impl SyncStore for SqliteStore {
                             .map_err(map_err)?;
                         }
                     }
-                    Step::Forget(id) => {
+                    // `runs` puts every write in a run; a lone one is still a write.
+                    Run::One(Step::Write(b)) => {
+                        write::apply_batches(tx, tenant, rule, vec![b])?;
+                    }
+                    Run::One(Step::Forget(id)) => {
                         write::forget_tx(tx, tenant, &ForgetSelector::Ids(vec![id]), now)?;
                     }
-                    Step::Tombstone(id) => {
+                    Run::One(Step::Tombstone(id)) => {
                         tx.prepare_cached(
                             "INSERT OR IGNORE INTO sync_forgotten (tenant, id) VALUES (?1, ?2)",
                         )
@@ -187,7 +197,7 @@ impl SyncStore for SqliteStore {
                         write::drop_supersessions(tx, tenant, id.as_bytes().as_slice(), now)?;
                         events::log_event(tx, tenant, now, &Event::MemoryForgotten { id })?;
                     }
-                    Step::Pending { id, by, at } => {
+                    Run::One(Step::Pending { id, by, at }) => {
                         tx.prepare_cached(
                             "INSERT OR IGNORE INTO supersessions (tenant, id, by_id, at)
                              VALUES (?1, ?2, ?3, ?4)",
