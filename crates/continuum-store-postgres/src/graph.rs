@@ -822,6 +822,19 @@ pub(crate) async fn drop_supersessions(
     now: i64,
     events: &mut EventRows,
 ) -> Result<()> {
+    // The memories they replaced: each keeps its other replacements (the largest shows) and
+    // the earliest of their times, or becomes current again.
+    let replaced: Vec<Uuid> = tx_query(
+        tx,
+        "SELECT DISTINCT id FROM supersessions
+         WHERE tenant = $1 AND by_id = ANY($2) AND NOT (id = ANY($2))",
+        &[&t, &ids],
+    )
+    .await
+    .map_err(map_err)?
+    .iter()
+    .map(|r| r.get(0))
+    .collect();
     tx_execute(
         tx,
         "DELETE FROM supersessions WHERE tenant = $1 AND (by_id = ANY($2) OR id = ANY($2))",
@@ -829,18 +842,27 @@ pub(crate) async fn drop_supersessions(
     )
     .await
     .map_err(map_err)?;
-    let restored = tx_query(
+    if replaced.is_empty() {
+        return Ok(());
+    }
+    // `shown` is what replaced each before this statement; those that showed a forgotten
+    // memory get a `memory.updated`.
+    let restored: Vec<_> = tx_query(
         tx,
         "UPDATE memories m SET
             superseded_by = (SELECT s.by_id FROM supersessions s WHERE s.tenant = $1 AND s.id = m.id
                              ORDER BY s.by_id DESC LIMIT 1),
             valid_until = (SELECT min(s.at) FROM supersessions s WHERE s.tenant = $1 AND s.id = m.id)
-         WHERE m.tenant = $1 AND m.superseded_by = ANY($2) AND NOT (m.id = ANY($2))
-         RETURNING m.id, m.superseded_by",
-        &[&t, &ids],
+         FROM (SELECT id, superseded_by AS shown FROM memories WHERE id = ANY($2)) old
+         WHERE m.id = old.id AND m.tenant = $1
+         RETURNING m.id, m.superseded_by, old.shown",
+        &[&t, &replaced],
     )
     .await
-    .map_err(map_err)?;
+    .map_err(map_err)?
+    .into_iter()
+    .filter(|r| r.get::<_, Option<Uuid>>(2).is_some_and(|s| ids.contains(&s)))
+    .collect();
     for r in restored {
         events.push(
             now,

@@ -180,7 +180,7 @@ impl SyncStore for PostgresStore {
                         .iter()
                         .flat_map(|b| b.memories.iter().map(|w| w.memory.id.0))
                         .collect();
-                    apply_batches(&tx, tenant, rule, batches).await?;
+                    apply_batches_with(&tx, tenant, rule, batches, true).await?;
                     // Supersessions that arrived before the memory apply now (found by the
                     // supersessions key first: usually there are none).
                     let waiting: Vec<Uuid> = if created.is_empty() {

@@ -22,6 +22,18 @@ pub(crate) async fn apply_batches(
     rule: &HebbianRule,
     batches: Vec<WriteBatch>,
 ) -> Result<Applied> {
+    apply_batches_with(tx, tenant, rule, batches, false).await
+}
+
+/// [`apply_batches`], with `links_per_batch`: one `links.strengthened` per batch, at the
+/// batch's time (sync: each source event keeps its own time), instead of one for the call.
+pub(crate) async fn apply_batches_with(
+    tx: &deadpool_postgres::Transaction<'_>,
+    tenant: &TenantId,
+    rule: &HebbianRule,
+    batches: Vec<WriteBatch>,
+    links_per_batch: bool,
+) -> Result<Applied> {
     let t = tenant.as_str();
     let mut out = Applied::default();
     let mut events = EventRows::default();
@@ -278,10 +290,19 @@ pub(crate) async fn apply_batches(
             }
         }
     }
-    // One event for the write's link changes, merged per pair.
-    let links = continuum_core::store::merge_link_writes(batches.iter().flat_map(|b| &b.links));
-    if !links.is_empty() {
-        events.push(last_at, Event::LinksStrengthened { links });
+    // One event for the write's link changes, merged per pair (or one per batch).
+    if links_per_batch {
+        for b in &batches {
+            let links = continuum_core::store::merge_link_writes(&b.links);
+            if !links.is_empty() {
+                events.push(b.at.millis(), Event::LinksStrengthened { links });
+            }
+        }
+    } else {
+        let links = continuum_core::store::merge_link_writes(batches.iter().flat_map(|b| &b.links));
+        if !links.is_empty() {
+            events.push(last_at, Event::LinksStrengthened { links });
+        }
     }
     if !floor.is_empty() {
         let (mut a, mut b, mut s, mut n, mut at) =

@@ -163,7 +163,7 @@ impl SyncStore for SqliteStore {
                             .iter()
                             .flat_map(|b| b.memories.iter().map(|w| w.memory.id))
                             .collect();
-                        write::apply_batches(tx, tenant, rule, batches)?;
+                        write::apply_batches_with(tx, tenant, rule, batches, true)?;
                         // Supersessions that arrived before the memory apply now.
                         for id in created {
                             tx.prepare_cached(

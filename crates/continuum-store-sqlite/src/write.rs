@@ -53,6 +53,18 @@ pub(crate) fn apply_batches(
     rule: &HebbianRule,
     batches: Vec<WriteBatch>,
 ) -> Result<Applied> {
+    apply_batches_with(tx, tenant, rule, batches, false)
+}
+
+/// [`apply_batches`], with `links_per_batch`: one `links.strengthened` per batch, at the
+/// batch's time (sync: each source event keeps its own time), instead of one for the call.
+pub(crate) fn apply_batches_with(
+    tx: &Transaction<'_>,
+    tenant: &TenantId,
+    rule: &HebbianRule,
+    batches: Vec<WriteBatch>,
+    links_per_batch: bool,
+) -> Result<Applied> {
     let t = tenant.as_str();
     let mut out = Applied::default();
     let mut cids: HashMap<String, i64> = HashMap::new();
@@ -328,10 +340,24 @@ pub(crate) fn apply_batches(
         .and_then(|mut s| s.execute(params![n, first, last, cid]))
         .map_err(map_err)?;
     }
-    // One event for the write's link changes, merged per pair.
-    let links = continuum_core::store::merge_link_writes(batches.iter().flat_map(|b| &b.links));
-    if !links.is_empty() {
-        log_event(tx, tenant, last_at, &Event::LinksStrengthened { links })?;
+    // One event for the write's link changes, merged per pair (or one per batch).
+    if links_per_batch {
+        for b in &batches {
+            let links = continuum_core::store::merge_link_writes(&b.links);
+            if !links.is_empty() {
+                log_event(
+                    tx,
+                    tenant,
+                    b.at.millis(),
+                    &Event::LinksStrengthened { links },
+                )?;
+            }
+        }
+    } else {
+        let links = continuum_core::store::merge_link_writes(batches.iter().flat_map(|b| &b.links));
+        if !links.is_empty() {
+            log_event(tx, tenant, last_at, &Event::LinksStrengthened { links })?;
+        }
     }
     out.change_seq = tx
         .query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| {
@@ -398,24 +424,42 @@ pub(crate) fn drop_supersessions(
     now: i64,
 ) -> Result<()> {
     let t = tenant.as_str();
-    tx.prepare_cached("DELETE FROM supersessions WHERE tenant = ?1 AND (by_id = ?2 OR id = ?2)")
-        .and_then(|mut s| s.execute(params![t, id]))
-        .map_err(map_err)?;
-    let restored: Vec<(Vec<u8>, Option<Vec<u8>>)> = tx
-        .prepare_cached(
-            "UPDATE memories SET
-                superseded_by = (SELECT max(s.by_id) FROM supersessions s
-                                 WHERE s.tenant = ?2 AND s.id = memories.id),
-                valid_until = (SELECT min(s.at) FROM supersessions s
-                               WHERE s.tenant = ?2 AND s.id = memories.id)
-             WHERE superseded_by = ?1 AND +tenant = ?2
-             RETURNING id, superseded_by",
-        )
+    // The memories it replaced: each keeps its other replacements (the largest shows) and the
+    // earliest of their times, or becomes current again.
+    let replaced: Vec<Vec<u8>> = tx
+        .prepare_cached("SELECT id FROM supersessions WHERE tenant = ?1 AND by_id = ?2")
         .and_then(|mut s| {
-            s.query_map(params![id, t], |r| Ok((r.get(0)?, r.get(1)?)))?
+            s.query_map(params![t, id], |r| r.get(0))?
                 .collect::<rusqlite::Result<Vec<_>>>()
         })
         .map_err(map_err)?;
+    tx.prepare_cached("DELETE FROM supersessions WHERE tenant = ?1 AND (by_id = ?2 OR id = ?2)")
+        .and_then(|mut s| s.execute(params![t, id]))
+        .map_err(map_err)?;
+    // Those that showed it as their replacement get a `memory.updated` with the new one.
+    let mut restored: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+    for old in &replaced {
+        let shown: Option<Option<Vec<u8>>> = tx
+            .prepare_cached("SELECT superseded_by FROM memories WHERE id = ?1 AND +tenant = ?2")
+            .and_then(|mut s| s.query_row(params![old, t], |r| r.get(0)).optional())
+            .map_err(map_err)?;
+        let Some(shown) = shown else { continue };
+        let now_by: Option<Vec<u8>> = tx
+            .prepare_cached(
+                "UPDATE memories SET
+                    superseded_by = (SELECT max(s.by_id) FROM supersessions s
+                                     WHERE s.tenant = ?2 AND s.id = ?1),
+                    valid_until = (SELECT min(s.at) FROM supersessions s
+                                   WHERE s.tenant = ?2 AND s.id = ?1)
+                 WHERE id = ?1 AND +tenant = ?2
+                 RETURNING superseded_by",
+            )
+            .and_then(|mut s| s.query_row(params![old, t], |r| r.get(0)))
+            .map_err(map_err)?;
+        if shown.as_deref() == Some(id) {
+            restored.push((old.clone(), now_by));
+        }
+    }
     for (old, by) in &restored {
         log_event(
             tx,

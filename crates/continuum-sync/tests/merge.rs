@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 struct Node {
     engine: Engine,
+    clock: Arc<continuum_core::time::ManualClock>,
     node: String,
     _dir: tempfile::TempDir,
 }
@@ -33,10 +34,11 @@ async fn node() -> Node {
         Timestamp(0),
     )
     .unwrap();
-    let (engine, _) = continuum_testkit::engine(Arc::new(store));
+    let (engine, clock) = continuum_testkit::engine(Arc::new(store));
     let node = engine.node_id().await.unwrap();
     Node {
         engine,
+        clock,
         node,
         _dir: dir,
     }
@@ -158,7 +160,11 @@ async fn scenario(
     // Per direction, the position of the sender's log already delivered.
     let mut sent = [0u64, 0u64];
     let mut n_fact = 0;
-    for op in ops {
+    for (i, op) in ops.into_iter().enumerate() {
+        // Each write at its own time (link and supersession times must travel as written).
+        for n in &nodes {
+            n.clock.advance_millis(1 + i as i64 % 3);
+        }
         match op {
             Op::Learn(n, a, b) => {
                 let turn = continuum_core::memory::Turn {
