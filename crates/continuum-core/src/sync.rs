@@ -73,14 +73,18 @@ pub fn check_node_id(id: &str) -> Result<()> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct SyncEvent {
     /// The node that first wrote the event.
+    #[schemars(regex(pattern = r"^[a-z0-9-]{1,64}$"))]
     pub origin: String,
     /// Its position in the origin's log.
+    #[schemars(range(min = 1))]
     pub origin_seq: u64,
     /// Its position in the sender's log (what a puller resumes after).
+    #[schemars(range(min = 1))]
     pub seq: u64,
     pub tenant: TenantId,
     pub at: Timestamp,
-    /// The payload version.
+    /// The payload version (this build reads up to 1).
+    #[schemars(range(max = 1))]
     pub v: u32,
     #[serde(flatten)]
     pub event: Event,
@@ -91,7 +95,10 @@ pub struct SyncEvent {
 #[serde(deny_unknown_fields)]
 pub struct PushRequest {
     /// The sending node.
+    #[schemars(regex(pattern = r"^[a-z0-9-]{1,64}$"))]
     pub node: String,
+    /// Oldest first, in ascending `seq`; at most 1000.
+    #[schemars(length(max = 1000))]
     pub events: Vec<SyncEvent>,
 }
 
