@@ -117,15 +117,20 @@ fn start_server(dir: &Path, store: &str) -> (Server, String) {
     serve_with(dir, &["--store", store, "--tenant", "team"], &[])
 }
 
-fn write_key(dir: &Path, store: &str) -> String {
-    let k = json(
+/// A new key of `scope` for the store `global` names (its secret).
+fn new_key(dir: &Path, global: &[&str], scope: &str) -> String {
+    json(
         dir,
-        &[
-            "--store", store, "--tenant", "team", "keys", "create", "--scope", "write",
-        ],
+        &[global, &["keys", "create", "--scope", scope]].concat(),
         &[],
-    );
-    k["key"].as_str().unwrap().to_string()
+    )["key"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn write_key(dir: &Path, store: &str) -> String {
+    new_key(dir, &["--store", store, "--tenant", "team"], "write")
 }
 
 fn id_of_content(node: &Node, needle: &str) -> String {
@@ -404,30 +409,13 @@ fn kill_9_during_a_push_or_a_pull_loses_nothing_and_doubles_nothing() {
 fn serve_syncs_in_the_background_and_an_unreachable_remote_blocks_nothing() {
     // The team server, on SQLite here.
     let sdir = tempfile::tempdir().unwrap();
-    let key = json(
-        sdir.path(),
-        &["--tenant", "team", "keys", "create", "--scope", "write"],
-        &[],
-    )["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let key = new_key(sdir.path(), &["--tenant", "team"], "write");
     let (_team, team_url) = serve_with(sdir.path(), &["--tenant", "team"], &[]);
-    let team_key = json(
-        sdir.path(),
-        &["--tenant", "team", "keys", "create", "--scope", "admin"],
-        &[],
-    )["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let team_key = new_key(sdir.path(), &["--tenant", "team"], "admin");
 
     // A laptop running `serve` with a remote: what its API learns reaches the team server.
     let a = Node::new();
-    let a_key = a.run(&["keys", "create", "--scope", "admin"])["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let a_key = new_key(a.dir.path(), &[], "admin");
     let (_laptop, url) = serve_with(
         a.dir.path(),
         &[
@@ -472,10 +460,7 @@ fn serve_syncs_in_the_background_and_an_unreachable_remote_blocks_nothing() {
 
     // A laptop whose remote is down: its API answers at once, the job keeps running.
     let b = Node::new();
-    let b_key = b.run(&["keys", "create", "--scope", "admin"])["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let b_key = new_key(b.dir.path(), &[], "admin");
     let (_down, burl) = serve_with(
         b.dir.path(),
         &[
@@ -520,14 +505,7 @@ fn tls_fixture(name: &str) -> std::path::PathBuf {
 #[test]
 fn sync_over_tls_trusts_the_remote_ca_given_and_refuses_an_unknown_certificate() {
     let sdir = tempfile::tempdir().unwrap();
-    let key = json(
-        sdir.path(),
-        &["--tenant", "team", "keys", "create", "--scope", "write"],
-        &[],
-    )["key"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let key = new_key(sdir.path(), &["--tenant", "team"], "write");
     let (cert, tkey) = (tls_fixture("server-a.pem"), tls_fixture("server-a.key"));
     let (_server, url) = serve_with(
         sdir.path(),

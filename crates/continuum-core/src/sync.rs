@@ -405,15 +405,20 @@ fn decide(facts: &mut Facts, e: &SyncEvent) -> Option<Step> {
 /// `tenant`, of a version this node reads, of a synced type, from a valid origin, and in
 /// ascending `seq`. The error names the first offending event by its index.
 pub fn check_push(tenant: &TenantId, req: &PushRequest) -> Result<()> {
-    check_node_id(&req.node)?;
-    if req.events.len() > MAX_SYNC_EVENTS {
+    check_events(tenant, &req.node, &req.events)
+}
+
+/// [`check_push`] of `events` sent by `node` (a push's, or a pulled page's a push at a time).
+pub fn check_events(tenant: &TenantId, node: &str, events: &[SyncEvent]) -> Result<()> {
+    check_node_id(node)?;
+    if events.len() > MAX_SYNC_EVENTS {
         return Err(Error::InvalidInput(format!(
             "a push carries at most {MAX_SYNC_EVENTS} events ({} sent)",
-            req.events.len()
+            events.len()
         )));
     }
     let mut last = 0u64;
-    for (i, e) in req.events.iter().enumerate() {
+    for (i, e) in events.iter().enumerate() {
         if &e.tenant != tenant {
             return Err(Error::Forbidden(format!(
                 "event {i} names another tenant than the key's; nothing of this push was applied"

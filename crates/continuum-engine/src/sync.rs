@@ -8,8 +8,8 @@ use continuum_core::event::Event;
 use continuum_core::keys::{Caller, Scope};
 use continuum_core::store::RemoteApplied;
 use continuum_core::sync::{
-    MAX_SYNC_EVENTS, PullPage, PushReceipt, PushRequest, SyncEvent, SyncPeer, check_node_id,
-    check_push,
+    MAX_SYNC_EVENTS, PullPage, PushReceipt, PushRequest, SyncEvent, SyncPeer, check_events,
+    check_node_id, check_push,
 };
 use continuum_core::{Error, Result, TenantId};
 
@@ -159,14 +159,8 @@ impl Engine {
         }
         // The same checks as a push, a push's worth at a time.
         for chunk in events.chunks(MAX_SYNC_EVENTS) {
-            check_push(
-                tenant,
-                &PushRequest {
-                    node: page.node.clone(),
-                    events: chunk.to_vec(),
-                },
-            )
-            .map_err(|err| Error::InvalidInput(format!("the remote's page: {err}")))?;
+            check_events(tenant, &page.node, chunk)
+                .map_err(|err| Error::InvalidInput(format!("the remote's page: {err}")))?;
         }
         self.check_sync_payloads(&events)?;
         self.store
