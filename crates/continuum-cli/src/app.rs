@@ -204,6 +204,130 @@ pub struct Global {
     /// seconds, and a second after local writes.
     #[arg(long, global = true, default_value_t = 30, value_name = "SECS")]
     pub sync_interval_secs: u64,
+    /// Where backups are kept: file:///dir (or a path), s3://bucket/prefix, or
+    /// rclone:REMOTE:path (any rclone remote: Proton Drive, Google Drive, SFTP, …).
+    #[arg(
+        long = "backup-dest",
+        visible_alias = "dest",
+        global = true,
+        env = "CONTINUUM_BACKUP_DEST",
+        value_name = "DEST",
+        help_heading = "Backups"
+    )]
+    pub backup_dest: Option<String>,
+    /// `serve` backs up on this schedule (UTC): hourly, daily, 'every 30m', 'every 6h' or a
+    /// cron expression such as '15 3 * * *'.
+    #[arg(
+        long,
+        global = true,
+        env = "CONTINUUM_BACKUP_SCHEDULE",
+        value_name = "WHEN",
+        help_heading = "Backups"
+    )]
+    pub backup_schedule: Option<String>,
+    /// A file whose first line is the backup passphrase (or set CONTINUUM_BACKUP_PASSPHRASE).
+    #[arg(
+        long = "backup-passphrase-file",
+        visible_alias = "passphrase-file",
+        global = true,
+        value_name = "FILE",
+        help_heading = "Backups"
+    )]
+    pub backup_passphrase_file: Option<PathBuf>,
+    /// Encrypt backups to this age X25519 recipient (age1…) instead of a passphrase; repeatable.
+    #[arg(
+        long = "backup-recipient",
+        visible_alias = "recipient",
+        global = true,
+        value_name = "AGE1…",
+        help_heading = "Backups"
+    )]
+    pub backup_recipients: Vec<String>,
+    /// An age identity file (AGE-SECRET-KEY-1… lines) that opens backups made for recipients.
+    #[arg(
+        long = "backup-identity",
+        visible_alias = "identity",
+        global = true,
+        value_name = "FILE",
+        help_heading = "Backups"
+    )]
+    pub backup_identity: Option<PathBuf>,
+    /// Write backups without encryption (never the default).
+    #[arg(
+        long = "backup-unencrypted",
+        visible_alias = "unencrypted",
+        global = true,
+        help_heading = "Backups"
+    )]
+    pub backup_unencrypted: bool,
+    /// Retention for `backup prune` and scheduled backups: keep the newest N.
+    #[arg(
+        long = "backup-keep-last",
+        visible_alias = "keep-last",
+        global = true,
+        value_name = "N",
+        help_heading = "Backups"
+    )]
+    pub backup_keep_last: Option<u32>,
+    /// Keep the newest backup of each of the last N days (UTC).
+    #[arg(
+        long = "backup-keep-daily",
+        visible_alias = "keep-daily",
+        global = true,
+        value_name = "N",
+        help_heading = "Backups"
+    )]
+    pub backup_keep_daily: Option<u32>,
+    /// Keep the newest backup of each of the last N ISO weeks.
+    #[arg(
+        long = "backup-keep-weekly",
+        visible_alias = "keep-weekly",
+        global = true,
+        value_name = "N",
+        help_heading = "Backups"
+    )]
+    pub backup_keep_weekly: Option<u32>,
+    /// Keep the newest backup of each of the last N months.
+    #[arg(
+        long = "backup-keep-monthly",
+        visible_alias = "keep-monthly",
+        global = true,
+        value_name = "N",
+        help_heading = "Backups"
+    )]
+    pub backup_keep_monthly: Option<u32>,
+    /// Where a backup's temporary files go (each about the store's size; default: the
+    /// system's temporary directory).
+    #[arg(
+        long,
+        global = true,
+        env = "CONTINUUM_BACKUP_WORK_DIR",
+        value_name = "DIR",
+        help_heading = "Backups"
+    )]
+    pub backup_work_dir: Option<PathBuf>,
+    /// An S3-compatible endpoint for s3:// destinations (e.g. http://127.0.0.1:9000);
+    /// credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
+    #[arg(
+        long,
+        global = true,
+        env = "CONTINUUM_S3_ENDPOINT",
+        value_name = "URL",
+        help_heading = "Backups"
+    )]
+    pub s3_endpoint: Option<String>,
+    /// The S3 region (default: AWS_REGION, else us-east-1).
+    #[arg(long, global = true, value_name = "REGION", help_heading = "Backups")]
+    pub s3_region: Option<String>,
+    /// The rclone program for rclone: destinations (default: rclone on PATH).
+    #[arg(
+        long,
+        global = true,
+        env = "CONTINUUM_RCLONE",
+        value_name = "PATH",
+        help_heading = "Backups"
+    )]
+    pub rclone: Option<PathBuf>,
 }
 
 fn parse_retention_rule(s: &str) -> std::result::Result<continuum_engine::RetentionRule, String> {
@@ -219,6 +343,86 @@ fn parse_tier(s: &str) -> std::result::Result<continuum_core::account::Tier, Str
 }
 
 impl Global {
+    /// The backup destination the flags name (an error saying how to name one otherwise).
+    pub fn backup_destination(&self) -> Result<continuum_backup::Destination> {
+        let opts = continuum_backup::DestOptions {
+            s3_endpoint: self.s3_endpoint.clone().filter(|s| !s.trim().is_empty()),
+            s3_region: self.s3_region.clone().filter(|s| !s.trim().is_empty()),
+            rclone: self.rclone.clone(),
+        };
+        Ok(continuum_backup::Destination::parse(
+            self.backup_dest.as_deref().unwrap_or(""),
+            &opts,
+        )?)
+    }
+
+    /// How new backups are encrypted: recipients, else a passphrase (file, then
+    /// CONTINUUM_BACKUP_PASSPHRASE), else nothing only with --unencrypted.
+    pub fn backup_encryption(&self) -> Result<continuum_backup::Encryption> {
+        let recipients = !self.backup_recipients.is_empty();
+        let passphrase = self.backup_passphrase()?;
+        if self.backup_unencrypted {
+            if recipients || passphrase.is_some() {
+                return Err(Error::InvalidInput(
+                    "--unencrypted was given together with a passphrase or recipients; choose one"
+                        .into(),
+                )
+                .into());
+            }
+            return Ok(continuum_backup::Encryption::None);
+        }
+        if recipients {
+            if passphrase.is_some() {
+                return Err(Error::InvalidInput(
+                    "give either recipients (--recipient) or a passphrase, not both: an age file is opened by one kind".into(),
+                )
+                .into());
+            }
+            return Ok(continuum_backup::Encryption::recipients(
+                &self.backup_recipients,
+            )?);
+        }
+        match passphrase {
+            Some(p) => Ok(continuum_backup::Encryption::Passphrase(p)),
+            None => Err(Error::InvalidInput(
+                "backups are encrypted: give --passphrase-file FILE, CONTINUUM_BACKUP_PASSPHRASE or --recipient age1… (or --unencrypted to write them in the clear)".into(),
+            )
+            .into()),
+        }
+    }
+
+    fn backup_passphrase(&self) -> Result<Option<continuum_backup::crypt::SecretString>> {
+        if let Some(f) = &self.backup_passphrase_file {
+            return Ok(Some(continuum_backup::crypt::read_passphrase_file(f)?));
+        }
+        match std::env::var("CONTINUUM_BACKUP_PASSPHRASE") {
+            Ok(p) if !p.is_empty() => Ok(Some(continuum_backup::crypt::passphrase(&p)?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// What opens backups: the passphrase and the identity file given, if any.
+    pub fn backup_keys(&self) -> Result<continuum_backup::Keys> {
+        let mut keys = continuum_backup::Keys {
+            passphrase: self.backup_passphrase()?,
+            identities: vec![],
+        };
+        if let Some(f) = &self.backup_identity {
+            keys.add_identity_file(f)?;
+        }
+        Ok(keys)
+    }
+
+    /// The retention rules the flags give.
+    pub fn backup_retention(&self) -> continuum_backup::Retention {
+        continuum_backup::Retention {
+            keep_last: self.backup_keep_last,
+            keep_daily: self.backup_keep_daily,
+            keep_weekly: self.backup_keep_weekly,
+            keep_monthly: self.backup_keep_monthly,
+        }
+    }
+
     /// The remote the sync flags name, if any.
     pub fn sync_remote(&self) -> Result<Option<continuum_sync::Remote>> {
         let Some(url) = self.remote.as_deref().filter(|u| !u.trim().is_empty()) else {

@@ -157,6 +157,24 @@ const SETTINGS: &[Setting] = &[
     secret(global("sync.remote_key", "remote_key", Kind::Str)),
     global("sync.remote_ca", "remote_ca", Kind::Str),
     global("sync.interval_secs", "sync_interval_secs", Kind::Int),
+    global("backup.destination", "backup_dest", Kind::Str),
+    global("backup.schedule", "backup_schedule", Kind::Str),
+    global(
+        "backup.passphrase_file",
+        "backup_passphrase_file",
+        Kind::Str,
+    ),
+    global("backup.recipients", "backup_recipients", Kind::List),
+    global("backup.identity", "backup_identity", Kind::Str),
+    global("backup.unencrypted", "backup_unencrypted", Kind::Bool),
+    global("backup.keep_last", "backup_keep_last", Kind::Int),
+    global("backup.keep_daily", "backup_keep_daily", Kind::Int),
+    global("backup.keep_weekly", "backup_keep_weekly", Kind::Int),
+    global("backup.keep_monthly", "backup_keep_monthly", Kind::Int),
+    global("backup.work_dir", "backup_work_dir", Kind::Str),
+    global("backup.s3_endpoint", "s3_endpoint", Kind::Str),
+    global("backup.s3_region", "s3_region", Kind::Str),
+    global("backup.rclone", "rclone", Kind::Str),
     global("audit.signing_key", "audit_key", Kind::Str),
     global("audit.key_name", "audit_key_name", Kind::Str),
     serve("audit.checkpoint_dir", "audit_checkpoint_dir", Kind::Str),
@@ -450,6 +468,15 @@ pub fn parse_with_file(args: Vec<std::ffi::OsString>) -> Result<(crate::app::Cli
     })?;
     let _ = SHOWN.set(matches);
     Ok((cli, file))
+}
+
+/// Whether a global flag was given on the command line (not by the environment, the file or
+/// its default).
+pub fn given_on_command_line(arg: &str) -> bool {
+    SHOWN
+        .get()
+        .and_then(|m| m.value_source(arg))
+        .is_some_and(|s| s == ValueSource::CommandLine)
 }
 
 /// The final matches, for `config show`.

@@ -52,6 +52,7 @@ pub const ACTIONS: &[&str] = &[
     "retention.applied",
     "export",
     "import",
+    "store.copied",
     "webhook.created",
     "webhook.deleted",
     "webhook.secret_rotated",

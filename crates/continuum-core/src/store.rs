@@ -463,6 +463,14 @@ pub trait MemoryGraph: Send + Sync {
     /// snapshot reflects: every event up to it is in it, none after it.
     async fn snapshot(&self, tenant: &TenantId, sink: SnapshotSink<'_>) -> Result<u64>;
 
+    /// Writes a consistent copy of the whole store, every tenant, key and log, to `dest` (a
+    /// file that must not exist yet) while writes go on, and returns the event position the
+    /// copy reflects. `None` (the default): the backend keeps no single file to copy, and is
+    /// backed up tenant by tenant through [`MemoryGraph::snapshot`].
+    async fn copy_to_file(&self, _dest: &std::path::Path) -> Result<Option<u64>> {
+        Ok(None)
+    }
+
     /// Feeds a derived index: the tenant's memories after store position `after` (0 to start),
     /// in store order, at most `limit`, each with its position.
     async fn index_scan(

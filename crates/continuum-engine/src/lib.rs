@@ -349,4 +349,27 @@ impl Engine {
     pub async fn check(&self) -> Result<Vec<String>> {
         self.store.check().await
     }
+
+    /// A consistent copy of the whole store (every tenant) written to the new file `dest`
+    /// while writes go on, with the event position it reflects; `None` when the backend keeps
+    /// no single file (back it up tenant by tenant with [`Engine::export`]). Operators only.
+    pub async fn copy_store_to(
+        &self,
+        who: impl Into<Caller>,
+        dest: &std::path::Path,
+    ) -> Result<Option<u64>> {
+        let caller = who.into();
+        caller.require(Scope::Operator)?;
+        let position = self.store.copy_to_file(dest).await?;
+        if let Some(position) = position {
+            self.audit_ok(
+                &crate::actor_of(&caller),
+                None,
+                "store.copied",
+                serde_json::json!({ "position": position }),
+            )
+            .await;
+        }
+        Ok(position)
+    }
 }

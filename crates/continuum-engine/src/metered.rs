@@ -164,6 +164,10 @@ impl MemoryGraph for Metered {
         timed("commit_marker", self.0.commit_marker()).await
     }
 
+    async fn copy_to_file(&self, dest: &std::path::Path) -> Result<Option<u64>> {
+        timed("copy_to_file", self.0.copy_to_file(dest)).await
+    }
+
     async fn snapshot(&self, tenant: &TenantId, sink: SnapshotSink<'_>) -> Result<u64> {
         timed("snapshot", self.0.snapshot(tenant, sink)).await
     }

@@ -459,6 +459,28 @@ impl MemoryGraph for SqliteStore {
         Ok(Some(version as u64))
     }
 
+    async fn copy_to_file(&self, dest: &Path) -> Result<Option<u64>> {
+        // VACUUM INTO reads one snapshot of the database (a read transaction: writers go on
+        // in the WAL) and writes it compacted to a new file; free pages, and with them
+        // anything forgotten, are not carried over.
+        if dest.exists() {
+            return Err(Error::Conflict(format!(
+                "{} already exists; a store copy is written to a new file",
+                dest.display()
+            )));
+        }
+        let target = dest.to_str().ok_or_else(|| {
+            Error::InvalidInput(format!("{} is not a UTF-8 path", dest.display()))
+        })?;
+        self.read(|c| c.execute("VACUUM INTO ?1", [target]).map(|_| ()))?;
+        let copy = Connection::open_with_flags(dest, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(map_err)?;
+        let position: i64 = copy
+            .query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| r.get(0))
+            .map_err(map_err)?;
+        Ok(Some(position.max(0) as u64))
+    }
+
     async fn snapshot(&self, tenant: &TenantId, sink: SnapshotSink<'_>) -> Result<u64> {
         // A read transaction on one connection: every SELECT below sees the same commit.
         let t = tenant.as_str();

@@ -1,6 +1,7 @@
 //! One module per command family; each translates flags into engine calls.
 
 mod audit;
+mod backup;
 mod bench;
 mod concepts;
 mod config;
@@ -96,6 +97,10 @@ pub enum Command {
     /// Sync --tenant with a Continuum server (--remote): push this node's events, pull the
     /// server's, until both are level; `status` shows the cursors, `reset` starts over.
     Sync(sync::SyncArgs),
+    /// Encrypted backups of the store in a directory, S3 or any rclone remote (--dest):
+    /// `create`, `list`, `verify ID`, `restore ID`, `prune`; `serve` runs them on
+    /// --backup-schedule.
+    Backup(backup::BackupArgs),
     /// Apply pending schema migrations (they also run automatically at start) and show the state.
     Migrate,
     /// Measure learn throughput and recall latency on generated conversations.
@@ -146,6 +151,7 @@ pub async fn run(cli: Cli, file: crate::config::ConfigFile) -> Result<()> {
         Command::Audit(a) => audit::audit(g, a).await,
         Command::Retention(a) => retention::retention(g, a).await,
         Command::Sync(a) => sync::sync(g, a).await,
+        Command::Backup(a) => backup::backup(g, a).await,
         Command::Bench(a) => bench::bench(g, a).await,
     }
 }

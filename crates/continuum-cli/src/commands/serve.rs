@@ -349,6 +349,7 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<()> {
     spawn_usage_flush(&engine, &jobs)?;
     crate::commands::retention::spawn_retention(&engine, g.retention.clone(), &jobs)?;
     spawn_sync(g, &engine, &jobs)?;
+    super::backup::spawn_scheduled(g, &engine, &store, &jobs)?;
     if let Some(dir) = &a.audit_checkpoint_dir {
         if a.audit_checkpoint_every == 0 || a.audit_checkpoint_secs == 0 {
             return Err(Error::InvalidInput(
