@@ -357,6 +357,20 @@ fn damaged_and_unfinished_backups_are_refused_and_pruned() {
         ],
         &[],
     );
+    // A standard age file: the age tool opens it with the same identity (CONTINUUM_TEST_AGE
+    // names the program; CI installs Debian's).
+    match std::env::var("CONTINUUM_TEST_AGE") {
+        Ok(age) if !age.is_empty() => {
+            let out = Command::new(age)
+                .args(["-d", "-i", id_arg])
+                .arg(store.path().join(&second).join("data.age"))
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert_eq!(&out.stdout[..4], &[0x28, 0xb5, 0x2f, 0xfd], "zstd inside");
+        }
+        _ => eprintln!("skipping the age interop check: CONTINUUM_TEST_AGE is not set"),
+    }
     // Another identity does not open it.
     let other = work.path().join("other.key");
     ok(
