@@ -110,7 +110,17 @@ pub async fn create(
     let file = work.path().join("store.db");
     progress.phase("snapshot", None);
     let copied = match &opts.tenant {
-        None => engine.copy_store_to(&operator, &file).await?,
+        // On a thread of its own: the copy is one long read, and a server's workers go on.
+        None => {
+            let (e, f, handle) = (
+                engine.clone(),
+                file.clone(),
+                tokio::runtime::Handle::current(),
+            );
+            tokio::task::spawn_blocking(move || handle.block_on(e.copy_store_to(&operator, &f)))
+                .await
+                .map_err(|e| Error::Internal(format!("the store copy stopped: {e}")))??
+        }
         Some(_) => None,
     };
     let (kind, tenants, position, plain, stored) = match copied {

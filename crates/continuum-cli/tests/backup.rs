@@ -366,7 +366,11 @@ fn damaged_and_unfinished_backups_are_refused_and_pruned() {
                 .arg(store.path().join(&second).join("data.age"))
                 .output()
                 .unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             assert_eq!(&out.stdout[..4], &[0x28, 0xb5, 0x2f, 0xfd], "zstd inside");
         }
         _ => eprintln!("skipping the age interop check: CONTINUUM_TEST_AGE is not set"),

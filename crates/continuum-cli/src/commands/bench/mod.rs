@@ -1,6 +1,7 @@
 //! `bench`: measurements that BENCHMARKS.md quotes, each reproducible with one command.
 
 mod audit;
+mod backup;
 mod locomo;
 mod mcp_sessions;
 mod metering;
@@ -45,6 +46,9 @@ pub enum BenchKind {
     /// Resident memory while MCP-over-HTTP sessions are opened and abandoned, round after
     /// round.
     McpSessions(mcp_sessions::McpSessionsArgs),
+    /// Backup create, verify and restore speed, backup size, and recall latency while a
+    /// backup runs.
+    Backup(backup::BackupArgs),
 }
 
 impl BenchArgs {
@@ -57,6 +61,7 @@ impl BenchArgs {
                 | Some(BenchKind::Metering(_))
                 | Some(BenchKind::McpSessions(_))
                 | Some(BenchKind::Sync(_))
+                | Some(BenchKind::Backup(_))
         )
     }
 }
@@ -129,6 +134,7 @@ pub async fn bench(g: &Global, a: BenchArgs) -> Result<()> {
         Some(BenchKind::Audit(x)) => audit::audit(g, x).await,
         Some(BenchKind::Sync(x)) => sync::sync(g, x).await,
         Some(BenchKind::McpSessions(m)) => mcp_sessions::mcp_sessions(g, m).await,
+        Some(BenchKind::Backup(b)) => backup::backup(g, b).await,
     }
 }
 
