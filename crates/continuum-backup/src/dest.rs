@@ -124,14 +124,17 @@ impl Destination {
             });
         }
         if let Some(rest) = s.strip_prefix("rclone:") {
-            let Some((remote, _)) = rest.split_once(':') else {
-                return Err(Error::InvalidInput(format!(
-                    "'{s}': expected rclone:REMOTE:path (a remote from `rclone config` or RCLONE_CONFIG_<NAME>_* variables)"
-                )));
+            // `:backend,param=value:path` is an rclone connection string.
+            let body = rest.strip_prefix(':').unwrap_or(rest);
+            let Some((remote, _)) = body.split_once(':') else {
+                return Err(Error::InvalidInput(
+                    "expected rclone:REMOTE:path (a remote from `rclone config` or RCLONE_CONFIG_<NAME>_* variables)".into(),
+                ));
             };
             if remote.is_empty() || rest.starts_with('-') {
                 return Err(Error::InvalidInput(format!(
-                    "'{s}': expected rclone:REMOTE:path"
+                    "'rclone:{}': expected rclone:REMOTE:path",
+                    redact_remote(rest)
                 )));
             }
             let root = rest.trim_end_matches('/').to_string();
@@ -155,7 +158,7 @@ impl Destination {
             Destination::Dir(p) => format!("file://{}", p.display()),
             Destination::S3 { bucket, prefix, .. } if prefix.is_empty() => format!("s3://{bucket}"),
             Destination::S3 { bucket, prefix, .. } => format!("s3://{bucket}/{prefix}"),
-            Destination::Rclone { root, .. } => format!("rclone:{root}"),
+            Destination::Rclone { root, .. } => format!("rclone:{}", redact_remote(root)),
         }
     }
 
@@ -569,6 +572,23 @@ fn walk(root: &Path, dir: &Path, depth: usize, out: &mut Vec<Object>) -> std::io
     Ok(())
 }
 
+/// An rclone connection string (`:s3,access_key_id=…,secret_access_key=…:bucket`) carries
+/// parameters in the remote's name: their values are not shown.
+fn redact_remote(root: &str) -> String {
+    let (lead, rest) = match root.strip_prefix(':') {
+        Some(r) => (":", r),
+        None => ("", root),
+    };
+    let (name, path) = rest.split_once(':').unwrap_or((rest, ""));
+    let mut parts = name.split(',');
+    let mut out = parts.next().unwrap_or("").to_string();
+    for p in parts {
+        let key = p.split_once('=').map(|(k, _)| k).unwrap_or(p);
+        out.push_str(&format!(",{key}=****"));
+    }
+    format!("{lead}{out}:{path}")
+}
+
 /// Removes what looks like a credential from a message from a library or rclone.
 fn scrub(s: &str) -> String {
     s.split_whitespace()
@@ -638,6 +658,23 @@ mod tests {
                 }
             )
             .is_err()
+        );
+    }
+
+    #[test]
+    fn connection_string_parameters_are_not_shown() {
+        let d = Destination::parse(
+            "rclone::s3,provider=Minio,secret_access_key=hunter2:bucket/x",
+            &DestOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            d.describe(),
+            "rclone::s3,provider=****,secret_access_key=****:bucket/x"
+        );
+        assert_eq!(
+            d.rclone_path("a"),
+            ":s3,provider=Minio,secret_access_key=hunter2:bucket/x/a"
         );
     }
 

@@ -214,8 +214,7 @@ pub async fn run_scheduled(
         let now = continuum_core::Clock::now(&continuum_core::SystemClock);
         let next = cfg.schedule.next_after(now);
         let wait = Duration::from_millis((next.millis() - now.millis()).max(0) as u64);
-        metrics::gauge!("continuum_backup_next_run_timestamp_seconds")
-            .set(next.millis() as f64 / 1000.0);
+        metrics::gauge!(continuum_ops::metrics::BACKUP_NEXT_RUN).set(next.millis() as f64 / 1000.0);
         tokio::select! {
             _ = stop.cancelled() => return Ok(()),
             _ = tokio::time::sleep(wait) => {}
@@ -231,12 +230,13 @@ pub async fn run_scheduled(
             let secs = started.elapsed().as_secs_f64();
             match result {
                 Ok(m) => {
-                    metrics::counter!("continuum_backup_runs_total", "outcome" => "ok")
+                    metrics::counter!(continuum_ops::metrics::BACKUP_RUNS, "outcome" => "ok")
                         .increment(1);
-                    metrics::gauge!("continuum_backup_last_success_timestamp_seconds")
+                    metrics::gauge!(continuum_ops::metrics::BACKUP_LAST_SUCCESS)
                         .set(m.created_at.millis() as f64 / 1000.0);
-                    metrics::gauge!("continuum_backup_last_duration_seconds").set(secs);
-                    metrics::gauge!("continuum_backup_last_size_bytes").set(m.stored.bytes as f64);
+                    metrics::gauge!(continuum_ops::metrics::BACKUP_LAST_DURATION).set(secs);
+                    metrics::gauge!(continuum_ops::metrics::BACKUP_LAST_SIZE)
+                        .set(m.stored.bytes as f64);
                     tracing::info!(
                         id = %m.id,
                         destination = %dest,
@@ -262,7 +262,7 @@ pub async fn run_scheduled(
                     break;
                 }
                 Err(e) => {
-                    metrics::counter!("continuum_backup_runs_total", "outcome" => "error")
+                    metrics::counter!(continuum_ops::metrics::BACKUP_RUNS, "outcome" => "error")
                         .increment(1);
                     tracing::warn!(
                         destination = %dest,

@@ -302,6 +302,70 @@ fn a_sqlite_store_round_trips_through_an_encrypted_backup() {
 }
 
 #[test]
+fn backups_taken_while_another_process_writes_are_consistent() {
+    let src = populated(20);
+    let store = tempfile::tempdir().unwrap();
+    let dest = file_dest(store.path());
+    // A writer in another process: 3000 turns, one transaction per 50.
+    let mut lines = String::new();
+    for i in 0..3000 {
+        lines.push_str(
+            &serde_json::json!({
+                "user_message": format!("turn {i} about Kafka partition {}", i % 40),
+                "ai_response": format!("partition {} moved to broker {}", i % 40, i % 7),
+            })
+            .to_string(),
+        );
+        lines.push('\n');
+    }
+    let turns = src.path().join("more.jsonl");
+    std::fs::write(&turns, lines).unwrap();
+    let mut writer = Command::new(env!("CARGO_BIN_EXE_continuum"))
+        .arg("--data-dir")
+        .arg(src.path())
+        .args(["import", "--turns", "--batch", "50"])
+        .arg(&turns)
+        .env_remove("CONTINUUM_TENANT")
+        .env_remove("CONTINUUM_CONFIG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut ids = Vec::new();
+    let mut counts = Vec::new();
+    while writer.try_wait().unwrap().is_none() || ids.is_empty() {
+        let made = json(
+            src.path(),
+            &["backup", "create", "--dest", &dest, "--unencrypted"],
+            &[],
+        );
+        counts.push(made["manifest"]["tenants"][0]["memories"].as_u64().unwrap());
+        ids.push(made["id"].as_str().unwrap().to_string());
+    }
+    assert!(writer.wait().unwrap().success());
+    eprintln!("backup counts while writing: {counts:?}");
+    // Each is one moment of the store: it verifies, integrity and counts.
+    for id in &ids {
+        json(src.path(), &["backup", "verify", id, "--dest", &dest], &[]);
+    }
+    assert!(
+        counts.windows(2).all(|w| w[0] <= w[1]),
+        "snapshots only move forward: {counts:?}"
+    );
+    let last = ids.last().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    json(
+        dst.path(),
+        &["backup", "restore", last, "--dest", &dest],
+        &[],
+    );
+    assert_eq!(
+        json(dst.path(), &["stats"], &[])["memories"].as_u64(),
+        counts.last().copied()
+    );
+}
+
+#[test]
 fn damaged_and_unfinished_backups_are_refused_and_pruned() {
     let src = populated(20);
     let work = tempfile::tempdir().unwrap();

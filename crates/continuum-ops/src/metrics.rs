@@ -31,6 +31,16 @@ pub const AUDIT_SHIPPED: &str = "continuum_audit_shipped_total";
 pub const SYNC_ROUNDS: &str = "continuum_sync_rounds_total";
 /// Events moved by sync, by direction (`pushed`, `pulled`).
 pub const SYNC_EVENTS: &str = "continuum_sync_events_total";
+/// Scheduled backup runs, by outcome (`ok`, `error`).
+pub const BACKUP_RUNS: &str = "continuum_backup_runs_total";
+/// When the last scheduled backup that succeeded was taken (Unix seconds).
+pub const BACKUP_LAST_SUCCESS: &str = "continuum_backup_last_success_timestamp_seconds";
+/// How long the last successful scheduled backup took.
+pub const BACKUP_LAST_DURATION: &str = "continuum_backup_last_duration_seconds";
+/// The stored size of the last successful scheduled backup.
+pub const BACKUP_LAST_SIZE: &str = "continuum_backup_last_size_bytes";
+/// When the next scheduled backup runs (Unix seconds).
+pub const BACKUP_NEXT_RUN: &str = "continuum_backup_next_run_timestamp_seconds";
 /// Billing webhooks refused (bad, missing or stale signatures).
 pub const BILLING_REFUSED: &str = "continuum_billing_webhooks_refused_total";
 /// Failed authentications (unknown, revoked or expired keys), and requests refused because
@@ -106,6 +116,25 @@ fn describe() {
     describe_counter!(AUDIT_SHIPPED, "Audit entries sent to the syslog collector");
     describe_counter!(SYNC_ROUNDS, "Sync rounds with a remote, by outcome");
     describe_counter!(SYNC_EVENTS, "Events moved by sync, by direction");
+    describe_counter!(BACKUP_RUNS, "Scheduled backup runs, by outcome");
+    describe_gauge!(
+        BACKUP_LAST_SUCCESS,
+        "When the last successful scheduled backup was taken (Unix seconds)"
+    );
+    describe_gauge!(
+        BACKUP_LAST_DURATION,
+        Unit::Seconds,
+        "How long the last successful scheduled backup took"
+    );
+    describe_gauge!(
+        BACKUP_LAST_SIZE,
+        Unit::Bytes,
+        "Stored size of the last successful scheduled backup"
+    );
+    describe_gauge!(
+        BACKUP_NEXT_RUN,
+        "When the next scheduled backup runs (Unix seconds)"
+    );
     describe_counter!(
         BILLING_REFUSED,
         "Billing webhooks refused for a missing, wrong or stale signature"
