@@ -559,6 +559,13 @@ pub trait SyncStore: Send + Sync {
     /// This store's node id, made when the store was created.
     async fn node_id(&self) -> Result<String>;
 
+    /// Gives the store a new node id (a restored or copied store is a new node): the events
+    /// it wrote so far keep the old id as their origin (others that applied them skip them),
+    /// and for every tenant the old id's events up to the log's head count as applied here,
+    /// so they are skipped when they come back, while the old id's later ones (written by the
+    /// original after the copy) are applied. Returns the new id.
+    async fn renew_node_id(&self) -> Result<String>;
+
     /// The tenant's events of synced types after position `after`, oldest first, at most
     /// `limit` (more when the events after the last one share its origin position), with their
     /// origin (this node for events it wrote itself). `local_only`: only those; `exclude`:

@@ -482,6 +482,10 @@ impl continuum_core::audit::AuditStore for Metered {
 
 #[async_trait]
 impl SyncStore for Metered {
+    async fn renew_node_id(&self) -> Result<String> {
+        timed("renew_node_id", self.0.renew_node_id()).await
+    }
+
     async fn node_id(&self) -> Result<String> {
         timed("node_id", self.0.node_id()).await
     }

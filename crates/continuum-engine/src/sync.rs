@@ -23,6 +23,30 @@ impl Engine {
         self.store.node_id().await
     }
 
+    /// Gives this store a new node id, remembering the old id's events as its own (see
+    /// [`continuum_core::store::SyncStore::renew_node_id`]): what a restored or copied store
+    /// needs before it syncs. Operators only.
+    pub async fn renew_node_id(&self, who: impl Into<Caller>) -> Result<String> {
+        who.into().require(Scope::Operator)?;
+        self.store.renew_node_id().await
+    }
+
+    /// Every synced event of `tenant` after `after` (any origin, with it), at most `limit`
+    /// (more when a group sharing an origin position would be split): what an incremental
+    /// backup holds. Operators only.
+    pub async fn synced_events(
+        &self,
+        who: impl Into<Caller>,
+        tenant: &TenantId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<SyncEvent>> {
+        who.into().require(Scope::Operator)?;
+        self.store
+            .sync_events(tenant, after, limit.clamp(1, MAX_SYNC_EVENTS), false, None)
+            .await
+    }
+
     /// `GET /v1/sync/pull`: the key's tenant's synced events after `since` (write scope), at
     /// most `limit` (1 to [`MAX_SYNC_EVENTS`]), leaving out those of origin `exclude` (the
     /// puller's own, which it has).

@@ -92,6 +92,43 @@ impl SyncStore for PostgresStore {
         )
     }
 
+    async fn renew_node_id(&self) -> Result<String> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(map_err)?;
+        let old: String = tx
+            .query_one("SELECT node FROM sync_node WHERE id = 1 FOR UPDATE", &[])
+            .await
+            .map_err(map_err)?
+            .get(0);
+        let new: String = tx
+            .query_one("SELECT md5(random()::text || clock_timestamp()::text)", &[])
+            .await
+            .map_err(map_err)?
+            .get(0);
+        tx.execute(
+            "INSERT INTO sync_applied (tenant, origin, through)
+             SELECT t.tenant, $1, (SELECT GREATEST(seq, compacted_through) FROM event_head WHERE id = 1)
+             FROM (SELECT DISTINCT tenant FROM events UNION SELECT DISTINCT tenant FROM memories) t
+             ON CONFLICT (tenant, origin) DO UPDATE SET through = GREATEST(sync_applied.through, excluded.through)",
+            &[&old],
+        )
+        .await
+        .map_err(map_err)?;
+        // The events written under the old id keep it: served to others they are still the
+        // old node's, which the others may have applied already.
+        tx.execute(
+            "UPDATE events SET origin = $1, origin_seq = seq WHERE origin IS NULL",
+            &[&old],
+        )
+        .await
+        .map_err(map_err)?;
+        tx.execute("UPDATE sync_node SET node = $1 WHERE id = 1", &[&new])
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(new)
+    }
+
     async fn sync_events(
         &self,
         tenant: &TenantId,

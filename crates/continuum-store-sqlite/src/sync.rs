@@ -89,6 +89,34 @@ impl SyncStore for SqliteStore {
         })
     }
 
+    async fn renew_node_id(&self) -> Result<String> {
+        self.write(|tx| {
+            let run = || -> rusqlite::Result<String> {
+                let old: String =
+                    tx.query_row("SELECT node FROM sync_node WHERE id = 1", [], |r| r.get(0))?;
+                let new: String = tx.query_row("SELECT lower(hex(randomblob(16)))", [], |r| r.get(0))?;
+                tx.execute(
+                    "INSERT INTO sync_applied (tenant, origin, through)
+                     SELECT t.tenant, ?1, (SELECT max(coalesce((SELECT max(seq) FROM events), 0),
+                                                 (SELECT compacted_through FROM event_head WHERE id = 1)))
+                     FROM (SELECT DISTINCT tenant FROM events UNION SELECT DISTINCT tenant FROM memories) t
+                     WHERE true
+                     ON CONFLICT (tenant, origin) DO UPDATE SET through = max(through, excluded.through)",
+                    [&old],
+                )?;
+                // The events written under the old id keep it: served to others they are
+                // still the old node's, which the others may have applied already.
+                tx.execute(
+                    "UPDATE events SET origin = ?1, origin_seq = seq WHERE origin IS NULL",
+                    [&old],
+                )?;
+                tx.execute("UPDATE sync_node SET node = ?1 WHERE id = 1", [&new])?;
+                Ok(new)
+            };
+            run().map_err(map_err)
+        })
+    }
+
     async fn sync_events(
         &self,
         tenant: &TenantId,

@@ -150,3 +150,75 @@ pub async fn sync_applies_another_nodes_events_once_and_forgets_win(make: &Facto
     assert!(matches!(err, Error::InvalidInput(_)), "{err:?}");
     assert_eq!(d.stats(&t).await.unwrap().store.memories, 0);
 }
+
+/// A store given a new node id (what a restore does) keeps its past events under the old id:
+/// served to others they are still the old node's, which those have applied already, and
+/// coming back they are skipped; what it writes next is its new id's.
+pub async fn a_renewed_node_keeps_its_past_under_the_old_id(make: &Factory) {
+    let (sa, sb) = (make().await, make().await);
+    let (a, _) = engine(sa.store.clone());
+    let (b, _) = engine(sb.store.clone());
+    let t = tenant("t1");
+    for (u, r) in [
+        (
+            "We deploy Kafka with Redis",
+            "Kafka and Redis run on Kubernetes",
+        ),
+        (
+            "Redis caches the Kafka offsets",
+            "Kubernetes schedules Kafka",
+        ),
+    ] {
+        a.learn(&t, in_session(turn(u, r), "s1")).await.unwrap();
+    }
+    let old = a.node_id().await.unwrap();
+    let before = a.sync_outgoing(&t, 0, 1000).await.unwrap();
+    assert!(!before.is_empty());
+    assert!(before.iter().all(|e| e.origin == old));
+    // B has A's events.
+    b.sync_apply(&t, &page(&t, &old, before.clone()))
+        .await
+        .unwrap();
+    let b_links = comparable(&b, &t).await;
+
+    let new = a.renew_node_id(&t).await.unwrap();
+    assert_ne!(new, old);
+    assert_eq!(a.node_id().await.unwrap(), new);
+    continuum_core::sync::check_node_id(&new).unwrap();
+    assert!(
+        a.sync_outgoing(&t, 0, 1000).await.unwrap().is_empty(),
+        "nothing of the past is the new node's to push"
+    );
+    let served = a.synced_events(&t, &t, 0, 1000).await.unwrap();
+    assert_eq!(
+        served
+            .iter()
+            .map(|e| (&e.origin, e.origin_seq))
+            .collect::<Vec<_>>(),
+        before
+            .iter()
+            .map(|e| (&e.origin, e.origin_seq))
+            .collect::<Vec<_>>(),
+        "the past is served under the old id, at its old positions"
+    );
+    // Its own past coming back (from B, say) changes nothing.
+    let dump_before = comparable(&a, &t).await;
+    let r = a.sync_apply(&t, &page(&t, &old, before)).await.unwrap();
+    assert_eq!(r.applied, 0, "{r:?}");
+    assert_eq!(comparable(&a, &t).await, dump_before);
+    // B, given what A serves now, changes nothing either.
+    b.sync_apply(&t, &page(&t, &new, served)).await.unwrap();
+    assert_eq!(comparable(&b, &t).await, b_links);
+
+    // A new write is the new id's, and reaches B.
+    a.learn(
+        &t,
+        in_session(turn("Zookeeper is retired", "Kafka uses KRaft now"), "s2"),
+    )
+    .await
+    .unwrap();
+    let out = a.sync_outgoing(&t, 0, 1000).await.unwrap();
+    assert!(!out.is_empty() && out.iter().all(|e| e.origin == new));
+    b.sync_apply(&t, &page(&t, &new, out)).await.unwrap();
+    assert_eq!(comparable(&b, &t).await, comparable(&a, &t).await);
+}
