@@ -196,6 +196,8 @@ pub struct JobConfig {
     pub options: CreateOptions,
     /// Pruning after each successful backup, when set.
     pub retention: Option<Retention>,
+    /// Every Nth scheduled backup is full and the others incremental (0 or 1: all full).
+    pub full_every: u32,
     /// Attempts per scheduled run before waiting for the next one.
     pub attempts: u32,
     /// The pause after the first failed attempt; it doubles, up to 10 minutes.
@@ -210,6 +212,7 @@ pub async fn run_scheduled(
     stop: CancellationToken,
 ) -> std::result::Result<(), String> {
     let dest = cfg.dest.describe();
+    let mut runs = 0u64;
     loop {
         let now = continuum_core::Clock::now(&continuum_core::SystemClock);
         let next = cfg.schedule.next_after(now);
@@ -220,9 +223,12 @@ pub async fn run_scheduled(
             _ = tokio::time::sleep(wait) => {}
         }
         let mut pause = cfg.retry_after;
+        let mut options = cfg.options.clone();
+        options.incremental = cfg.full_every > 1 && !runs.is_multiple_of(cfg.full_every as u64);
+        runs += 1;
         for attempt in 1..=cfg.attempts.max(1) {
             let started = std::time::Instant::now();
-            let run = crate::create(&engine, &cfg.source, &cfg.dest, &cfg.options, &Quiet);
+            let run = crate::create(&engine, &cfg.source, &cfg.dest, &options, &Quiet);
             let result = tokio::select! {
                 _ = stop.cancelled() => return Ok(()),
                 r = run => r,
@@ -260,6 +266,11 @@ pub async fn run_scheduled(
                         }
                     }
                     break;
+                }
+                // Nothing to build on (an empty destination, another store's backup): a full one.
+                Err(Error::InvalidInput(_) | Error::Conflict(_)) if options.incremental => {
+                    tracing::info!(destination = %dest, "no backup of this store to build on; making a full one");
+                    options.incremental = false;
                 }
                 Err(e) => {
                     metrics::counter!(continuum_ops::metrics::BACKUP_RUNS, "outcome" => "error")

@@ -55,6 +55,9 @@ pub struct CreateOptions {
     /// Where temporary files go (the snapshot and the sealed object, each about the size of
     /// the store); the system's temporary directory when unset.
     pub work_dir: Option<PathBuf>,
+    /// Only the events since the newest backup at the destination (which must be of this
+    /// store), chained to it.
+    pub incremental: bool,
 }
 
 /// Told how far a long step has come: a phase name, bytes or records done, total if known.
@@ -100,11 +103,15 @@ pub async fn create(
     opts: &CreateOptions,
     progress: &dyn Progress,
 ) -> Result<Manifest> {
+    if opts.incremental {
+        return create_incremental(engine, source, dest, opts, progress).await;
+    }
     let now = continuum_core::Clock::now(&continuum_core::SystemClock);
     let id = manifest::new_id(now);
     let work = temp_dir(opts.work_dir.as_deref())?;
     let sealed = work.path().join("sealed");
     let operator = Caller::local(TenantId::default_tenant());
+    let node = engine.node_id().await?;
 
     // The whole SQLite file when the whole store is asked for and the backend has one.
     let file = work.path().join("store.db");
@@ -207,6 +214,7 @@ pub async fn create(
                 counts.push(TenantCount {
                     tenant: t,
                     memories: n,
+                    events: 0,
                 });
             }
             let (plain, stored) = blocking(|| s.finish())?;
@@ -232,11 +240,25 @@ pub async fn create(
         plain,
         stored,
         parent: None,
+        parent_sha256: None,
+        from_position: None,
+        node: Some(node),
     };
+    upload(dest, &work, &sealed, m, progress).await
+}
 
+/// Uploads the sealed data, checks its size at the destination, then writes the manifest.
+async fn upload(
+    dest: &Destination,
+    work: &tempfile::TempDir,
+    sealed: &Path,
+    m: Manifest,
+    progress: &dyn Progress,
+) -> Result<Manifest> {
+    let id = &m.id;
     progress.phase("uploading", Some(m.stored.bytes));
-    let data_key = format!("{id}/{object}");
-    dest.put_file(&data_key, &sealed).await?;
+    let data_key = format!("{id}/{}", m.object);
+    dest.put_file(&data_key, sealed).await?;
     // The manifest only once the data is there in full.
     match dest.size(&data_key).await? {
         Some(n) if n == m.stored.bytes => {}
@@ -256,6 +278,142 @@ pub async fn create(
         .await?;
     progress.phase("done", None);
     Ok(m)
+}
+
+/// One line of an incremental backup's data: a page of a tenant's synced events.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+struct SegmentPage {
+    tenant: TenantId,
+    /// The node that served them (the backed-up store).
+    node: String,
+    events: Vec<continuum_core::sync::SyncEvent>,
+}
+
+/// The longest chain of incremental backups a restore walks.
+pub const MAX_CHAIN: usize = 1000;
+
+async fn create_incremental(
+    engine: &Engine,
+    source: &Source,
+    dest: &Destination,
+    opts: &CreateOptions,
+    progress: &dyn Progress,
+) -> Result<Manifest> {
+    if opts.tenant.is_some() {
+        return Err(Error::InvalidInput(
+            "an incremental backup covers every tenant; leave out --tenant".into(),
+        ));
+    }
+    let operator = Caller::local(TenantId::default_tenant());
+    let node = engine.node_id().await?;
+    let parent = list(dest)
+        .await?
+        .into_iter()
+        .filter_map(|l| l.manifest)
+        .max_by_key(|m| (m.created_at, m.id.clone()))
+        .ok_or_else(|| {
+            Error::InvalidInput(format!(
+                "no complete backup at {} to build on; make a full backup first (without --incremental)",
+                dest.describe()
+            ))
+        })?;
+    if parent.node.as_deref() != Some(node.as_str()) || parent.backend != source.backend {
+        return Err(Error::Conflict(format!(
+            "the newest backup at {} ({}) is not of this store; make a full backup first",
+            dest.describe(),
+            parent.id
+        )));
+    }
+    let head = engine.event_head().await?;
+    if head < parent.position {
+        return Err(Error::Conflict(format!(
+            "this store's event log ends at {head}, before backup {}'s position {}: it is not the store that backup was made of",
+            parent.id, parent.position
+        )));
+    }
+    let now = continuum_core::Clock::now(&continuum_core::SystemClock);
+    let id = manifest::new_id(now);
+    let work = temp_dir(opts.work_dir.as_deref())?;
+    let sealed = work.path().join("sealed");
+
+    // The tenants with events since the parent (erased ones included: their forgets count).
+    progress.phase("reading events", Some(head - parent.position));
+    let mut tenants = std::collections::BTreeSet::new();
+    let mut since = parent.position;
+    while since < head {
+        let page = engine.events_all_tenants(since, 1000).await?;
+        let Some(last) = page.last() else { break };
+        since = last.seq;
+        for e in page.iter().filter(|e| e.seq <= head) {
+            tenants.insert(e.tenant.clone());
+        }
+        progress.advance(
+            since
+                .saturating_sub(parent.position)
+                .min(head - parent.position),
+        );
+    }
+    let mut s = crypt::Sealer::create(&sealed, &opts.encryption)?;
+    write_data_header(&mut s, &id, SnapshotKind::Incremental)?;
+    let mut counts = Vec::new();
+    for t in tenants {
+        let mut after = parent.position;
+        let mut n = 0u64;
+        loop {
+            let mut events = engine.synced_events(&operator, &t, after, 1000).await?;
+            let Some(last) = events.last() else { break };
+            after = last.seq;
+            let done = events.iter().any(|e| e.seq > head);
+            events.retain(|e| e.seq <= head);
+            if !events.is_empty() {
+                n += events.len() as u64;
+                let page = SegmentPage {
+                    tenant: t.clone(),
+                    node: node.clone(),
+                    events,
+                };
+                let mut line =
+                    serde_json::to_vec(&page).map_err(|e| Error::Internal(e.to_string()))?;
+                line.push(b'\n');
+                s.write_all(&line)
+                    .map_err(|e| Error::Unavailable(format!("writing the backup: {e}")))?;
+            }
+            if done {
+                break;
+            }
+        }
+        if n > 0 {
+            counts.push(TenantCount {
+                tenant: t,
+                memories: 0,
+                events: n,
+            });
+        }
+    }
+    let (plain, stored) = blocking(|| s.finish())?;
+    let object = manifest::data_object_name(opts.encryption.encrypts());
+    let m = Manifest {
+        format: MANIFEST_FORMAT.into(),
+        version: MANIFEST_VERSION,
+        id,
+        created_at: now,
+        continuum_version: env!("CARGO_PKG_VERSION").into(),
+        backend: source.backend.clone(),
+        schema_version: source.schema_version,
+        kind: SnapshotKind::Incremental,
+        tenants: counts,
+        position: head,
+        compression: "zstd".into(),
+        encryption: opts.encryption.info(),
+        object: object.into(),
+        plain,
+        stored,
+        parent: Some(parent.id.clone()),
+        parent_sha256: Some(parent.stored.sha256.clone()),
+        from_position: Some(parent.position),
+        node: Some(node),
+    };
+    upload(dest, &work, &sealed, m, progress).await
 }
 
 fn write_data_header(w: &mut impl Write, id: &str, kind: SnapshotKind) -> Result<()> {
@@ -295,6 +453,7 @@ async fn tenant_counts(engine: &Engine) -> Result<Vec<TenantCount>> {
         .map(|t| TenantCount {
             tenant: t.tenant,
             memories: t.memories,
+            events: 0,
         })
         .collect())
 }
@@ -349,6 +508,16 @@ pub async fn list(dest: &Destination) -> Result<Vec<Listed>> {
             stored_bytes: bytes,
         });
     }
+    // Oldest first by the manifest's time (to the millisecond; ids only say the second).
+    out.sort_by_key(|l| {
+        let at = l
+            .manifest
+            .as_ref()
+            .map(|m| m.created_at)
+            .or_else(|| manifest::id_time(&l.id))
+            .unwrap_or(Timestamp(0));
+        (at, l.id.clone())
+    });
     Ok(out)
 }
 
@@ -377,32 +546,121 @@ pub struct Verified {
     pub plain_bytes: u64,
     pub tenants: Vec<TenantCount>,
     pub position: u64,
+    /// The backups checked: the full one, then each incremental one up to `id`.
+    pub chain: Vec<String>,
 }
 
-/// A backup downloaded, checked and opened: a store engine over its snapshot, in a
-/// temporary directory that lives as long as this.
+/// Where a restore stops: at an event position, or at a time (events after it are left out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Until {
+    Position(u64),
+    Time(Timestamp),
+}
+
+impl Until {
+    fn allows(&self, e: &continuum_core::sync::SyncEvent) -> bool {
+        match self {
+            Until::Position(p) => e.seq <= *p,
+            Until::Time(t) => e.at <= *t,
+        }
+    }
+
+    /// Parses a position (digits) or an RFC 3339 time.
+    pub fn parse(s: &str) -> Result<Until> {
+        let s = s.trim();
+        if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+            return s
+                .parse()
+                .map(Until::Position)
+                .map_err(|_| Error::InvalidInput(format!("--until {s}: not a position")));
+        }
+        Timestamp::parse(s).map(Until::Time).map_err(|_| {
+            Error::InvalidInput(format!(
+                "--until '{s}': expected an event position (digits) or a time such as 2026-12-06T14:00:00Z"
+            ))
+        })
+    }
+}
+
+/// A backup downloaded, checked and opened: a store engine over its snapshot (with the
+/// incremental backups up to it replayed), in a temporary directory that lives as long as
+/// this.
 pub struct Opened {
     pub manifest: Manifest,
     pub engine: Engine,
     /// The snapshot's SQLite file (for a sqlite-file backup, the store itself).
     pub file: PathBuf,
+    /// The kind of the full backup the chain starts from.
+    pub root: SnapshotKind,
+    /// The backups opened, full first.
+    pub chain: Vec<String>,
+    /// The event position the opened store reflects.
+    pub position: u64,
+    /// Whether the scratch store already took a new node id (it does before replaying).
+    renewed: bool,
     _work: tempfile::TempDir,
 }
 
-/// Downloads backup `id`, checks the stored bytes against the manifest, decrypts and
-/// decompresses it, checks the plain bytes, opens the snapshot (a logical one is imported into
-/// a scratch SQLite store) and runs the store's integrity check and a count of every tenant's
-/// memories against the manifest. Any difference is an error naming it.
-pub async fn open(
+/// The manifests from `m` back to the full backup it builds on, full first. A parent that is
+/// missing, was replaced (its stored hash differs from what its child recorded) or does not end
+/// where its child starts breaks the chain, and is named.
+async fn chain_of(dest: &Destination, m: Manifest) -> Result<Vec<Manifest>> {
+    let mut chain = vec![m];
+    loop {
+        let child = chain.last().expect("never empty");
+        if child.kind != SnapshotKind::Incremental {
+            break;
+        }
+        if chain.len() > MAX_CHAIN {
+            return Err(Error::Conflict(format!(
+                "backup {} sits on a chain of more than {MAX_CHAIN} incremental backups",
+                chain[0].id
+            )));
+        }
+        let (Some(pid), Some(psha), Some(from)) =
+            (&child.parent, &child.parent_sha256, child.from_position)
+        else {
+            return Err(Error::Conflict(format!(
+                "incremental backup {} names no parent",
+                child.id
+            )));
+        };
+        let parent = match read_manifest(dest, pid).await {
+            Ok(p) => p,
+            Err(Error::NotFound(_)) => {
+                return Err(Error::Conflict(format!(
+                    "backup {} builds on {pid}, which is not at {} (deleted or never finished): the chain is broken",
+                    child.id,
+                    dest.describe()
+                )));
+            }
+            Err(e) => return Err(e),
+        };
+        if &parent.stored.sha256 != psha || parent.position != from {
+            return Err(Error::Conflict(format!(
+                "backup {} builds on {pid}, but the backup there now is another one (its hash or position differs): the chain is broken",
+                child.id
+            )));
+        }
+        chain.push(parent);
+    }
+    chain.reverse();
+    Ok(chain)
+}
+
+/// Downloads one backup's data object into `work`, checks the stored bytes against the
+/// manifest, decrypts and decompresses it into `out`, and checks the plain bytes and the data's
+/// own header.
+async fn fetch(
     dest: &Destination,
-    id: &str,
+    m: &Manifest,
     keys: &Keys,
-    work_dir: Option<&Path>,
+    work: &Path,
+    out: &Path,
     progress: &dyn Progress,
-) -> Result<Opened> {
-    let m = read_manifest(dest, id).await?;
-    let work = temp_dir(work_dir)?;
-    let sealed = work.path().join("sealed");
+) -> Result<()> {
+    let id = m.id.as_str();
+    let sealed = work.join(format!("{id}.sealed"));
     progress.phase("downloading", Some(m.stored.bytes));
     let got = dest
         .get_file(&format!("{id}/{}", m.object), &sealed, m.stored.bytes)
@@ -422,9 +680,7 @@ pub async fn open(
         )));
     }
     progress.phase("decrypting", Some(m.plain.bytes));
-    let file = work.path().join("store.db");
     let encrypted = m.encryption.scheme != "none";
-    let logical = work.path().join("logical.jsonl");
     let plain = blocking(|| -> Result<manifest::Digest> {
         let mut o = crypt::Opener::open(&sealed, encrypted, keys, id)?;
         let mut r = BufReader::with_capacity(1 << 20, &mut o);
@@ -439,11 +695,7 @@ pub async fn open(
                 h.kind.as_str()
             )));
         }
-        let target = match m.kind {
-            SnapshotKind::SqliteFile => &file,
-            SnapshotKind::Logical => &logical,
-        };
-        let f = std::fs::File::create(target).map_err(|e| crypt::io_err("writing", target, e))?;
+        let f = std::fs::File::create(out).map_err(|e| crypt::io_err("writing", out, e))?;
         let mut w = BufWriter::with_capacity(1 << 20, f);
         let mut done = line.len() as u64 + 1;
         loop {
@@ -453,7 +705,7 @@ pub async fn open(
             }
             let n = buf.len();
             w.write_all(buf)
-                .map_err(|e| crypt::io_err("writing", target, e))?;
+                .map_err(|e| crypt::io_err("writing", out, e))?;
             r.consume(n);
             done += n as u64;
             if done > m.plain.bytes {
@@ -461,48 +713,168 @@ pub async fn open(
             }
             progress.advance(done);
         }
-        w.flush().map_err(|e| crypt::io_err("writing", target, e))?;
+        w.flush().map_err(|e| crypt::io_err("writing", out, e))?;
         drop(r);
         Ok(o.finish())
     })?;
+    let _ = std::fs::remove_file(&sealed);
     if plain != m.plain {
         return Err(Error::Conflict(format!(
             "backup {id} is damaged: its plain data ({} bytes, SHA-256 {}) differs from the manifest ({} bytes, {})",
             plain.bytes, plain.sha256, m.plain.bytes, m.plain.sha256
         )));
     }
-    progress.phase("opening the snapshot", None);
-    let engine = open_sqlite_copy(&file).await?;
-    if m.kind == SnapshotKind::Logical {
-        import_logical(&engine, &logical, id).await?;
-        let _ = std::fs::remove_file(&logical);
-    }
-    progress.phase("integrity check", None);
+    Ok(())
+}
+
+async fn integrity(engine: &Engine, what: &str) -> Result<()> {
     let problems = engine.check().await?;
     if !problems.is_empty() {
         return Err(Error::Conflict(format!(
-            "backup {id}'s snapshot fails the store's integrity check: {}",
+            "{what} fails the store's integrity check: {}",
             problems.join("; ")
         )));
     }
+    Ok(())
+}
+
+/// Downloads backup `id` (and, for an incremental one, every backup of its chain back to the
+/// full one), checks the stored bytes against each manifest, decrypts and decompresses them,
+/// checks the plain bytes, opens the full snapshot (a logical one is imported into a scratch
+/// SQLite store), runs the store's integrity check and a count of every tenant's memories
+/// against the full backup's manifest, then replays the incremental backups' events in order
+/// (up to `until`) and checks integrity again. Any difference is an error naming it.
+pub async fn open(
+    dest: &Destination,
+    id: &str,
+    keys: &Keys,
+    work_dir: Option<&Path>,
+    until: Option<Until>,
+    progress: &dyn Progress,
+) -> Result<Opened> {
+    let m = read_manifest(dest, id).await?;
+    let chain = chain_of(dest, m.clone()).await?;
+    let root = chain[0].clone();
+    let stops_before = |position: u64, at: Timestamp| match until {
+        Some(Until::Position(p)) => p < position,
+        Some(Until::Time(t)) => t < at,
+        None => false,
+    };
+    if stops_before(root.position, root.created_at) {
+        return Err(Error::InvalidInput(format!(
+            "--until is before full backup {} (position {}, {}); restore an older full backup",
+            root.id, root.position, root.created_at
+        )));
+    }
+    let work = temp_dir(work_dir)?;
+    let file = work.path().join("store.db");
+    let logical = work.path().join("logical.jsonl");
+    let target = match root.kind {
+        SnapshotKind::SqliteFile => &file,
+        _ => &logical,
+    };
+    fetch(dest, &root, keys, work.path(), target, progress).await?;
+    progress.phase("opening the snapshot", None);
+    let engine = open_sqlite_copy(&file).await?;
+    if root.kind == SnapshotKind::Logical {
+        import_logical(&engine, &logical, &root.id).await?;
+        let _ = std::fs::remove_file(&logical);
+    }
+    progress.phase("integrity check", None);
+    integrity(&engine, &format!("backup {}'s snapshot", root.id)).await?;
     let counts: BTreeMap<TenantId, u64> = tenant_counts(&engine)
         .await?
         .into_iter()
         .map(|t| (t.tenant, t.memories))
         .collect();
-    for t in &m.tenants {
+    for t in &root.tenants {
         let have = counts.get(&t.tenant).copied().unwrap_or(0);
         if have != t.memories {
             return Err(Error::Conflict(format!(
-                "backup {id}: tenant '{}' has {have} memories in the snapshot, the manifest says {}",
-                t.tenant, t.memories
+                "backup {}: tenant '{}' has {have} memories in the snapshot, the manifest says {}",
+                root.id, t.tenant, t.memories
             )));
         }
+    }
+    let mut position = root.position;
+    let mut renewed = false;
+    if chain.len() > 1 {
+        // The scratch store becomes a node of its own, so the backed-up store's events (its
+        // own included) replay as another node's; the snapshot's count as applied.
+        let operator = Caller::local(TenantId::default_tenant());
+        engine.renew_node_id(&operator).await?;
+        renewed = true;
+        let segment = work.path().join("segment.jsonl");
+        'chain: for inc in &chain[1..] {
+            if stops_before(inc.from_position.unwrap_or(0) + 1, inc.created_at)
+                && matches!(until, Some(Until::Position(_)))
+            {
+                break;
+            }
+            fetch(dest, inc, keys, work.path(), &segment, progress).await?;
+            progress.phase(
+                "replaying",
+                Some(inc.tenants.iter().map(|t| t.events).sum()),
+            );
+            let f =
+                std::fs::File::open(&segment).map_err(|e| crypt::io_err("reading", &segment, e))?;
+            let mut r = BufReader::with_capacity(1 << 20, f);
+            let max_line = 256 * 1024 * 1024;
+            let mut done = 0u64;
+            loop {
+                let mut line = Vec::new();
+                let n = (&mut r)
+                    .take(max_line as u64 + 1)
+                    .read_until(b'\n', &mut line)
+                    .map_err(|e| crypt::damaged(&inc.id, e))?;
+                if n == 0 {
+                    break;
+                }
+                if line.len() > max_line {
+                    return Err(crypt::damaged(&inc.id, "a page of events over 256 MiB"));
+                }
+                let mut page: SegmentPage = serde_json::from_slice(&line)
+                    .map_err(|e| crypt::damaged(&inc.id, format!("a page of events: {e}")))?;
+                // Pages come tenant by tenant, so a later page may still hold events before
+                // the cut: every page is filtered, none ends the replay.
+                if let Some(u) = until {
+                    page.events.retain(|e| u.allows(e));
+                }
+                if let Some(last) = page.events.last() {
+                    position = position.max(last.seq);
+                    let pull = continuum_core::sync::PullPage {
+                        tenant: page.tenant.clone(),
+                        node: page.node.clone(),
+                        next: last.seq,
+                        head: last.seq,
+                        events: page.events,
+                    };
+                    engine.sync_apply(&page.tenant, &pull).await.map_err(|e| {
+                        Error::Conflict(format!("backup {}: its events do not apply: {e}", inc.id))
+                    })?;
+                    done += pull.events.len() as u64;
+                    progress.advance(done);
+                }
+            }
+            let _ = std::fs::remove_file(&segment);
+            if inc.id == m.id || stops_before(inc.position, inc.created_at) {
+                break 'chain;
+            }
+        }
+        if until.is_none() {
+            position = m.position;
+        }
+        progress.phase("integrity check", None);
+        integrity(&engine, &format!("backup {} replayed", m.id)).await?;
     }
     Ok(Opened {
         manifest: m,
         engine,
         file,
+        root: root.kind,
+        chain: chain.iter().map(|c| c.id.clone()).collect(),
+        position,
+        renewed,
         _work: work,
     })
 }
@@ -515,14 +887,15 @@ pub async fn verify(
     work_dir: Option<&Path>,
     progress: &dyn Progress,
 ) -> Result<Verified> {
-    let o = open(dest, id, keys, work_dir, progress).await?;
+    let o = open(dest, id, keys, work_dir, None, progress).await?;
     Ok(Verified {
         id: o.manifest.id.clone(),
         kind: o.manifest.kind,
         stored_bytes: o.manifest.stored.bytes,
         plain_bytes: o.manifest.plain.bytes,
         tenants: o.manifest.tenants.clone(),
-        position: o.manifest.position,
+        position: o.position,
+        chain: o.chain.clone(),
     })
 }
 
@@ -591,19 +964,28 @@ pub struct Restored {
     pub kind: SnapshotKind,
     /// How: `file` (the store file put in place) or `import`.
     pub method: String,
+    /// Every tenant of the restored store with its memories.
     pub tenants: Vec<TenantCount>,
+    /// The event position restored to (the backup's, or where `--until` stopped).
     pub position: u64,
+    /// The backups applied, full first.
+    pub chain: Vec<String>,
+    /// The restored store's node id (a new one: see the README's "Backups").
+    pub node: String,
 }
 
-/// Restores backup `id` into `target`, which must hold nothing (no memories, no keys) unless
-/// `force`. Everything is checked as by [`verify`] before anything is written, and the
-/// restored store's integrity check runs at the end.
+/// Restores backup `id` (up to `until`, within its chain) into `target`, which must hold
+/// nothing (no memories, no keys) unless `force`. Everything is checked as by [`verify`]
+/// before anything is written, and the restored store's integrity check runs at the end. The
+/// restored store is a new node: it takes a new node id, and keeps its past under the old one.
+#[allow(clippy::too_many_arguments)]
 pub async fn restore(
     dest: &Destination,
     id: &str,
     keys: &Keys,
     target: Target,
     force: bool,
+    until: Option<Until>,
     work_dir: Option<&Path>,
     progress: &dyn Progress,
 ) -> Result<Restored> {
@@ -625,11 +1007,21 @@ pub async fn restore(
             }
         }
     }
-    let o = open(dest, id, keys, work_dir, progress).await?;
+    let o = open(dest, id, keys, work_dir, until, progress).await?;
     progress.phase("restoring", None);
+    let operator = Caller::local(TenantId::default_tenant());
     let m = o.manifest.clone();
+    let (chain, position) = (o.chain.clone(), o.position);
+    let want: BTreeMap<TenantId, u64> = tenant_counts(&o.engine)
+        .await?
+        .into_iter()
+        .map(|t| (t.tenant, t.memories))
+        .collect();
     let (method, engine) = match target {
-        Target::SqliteFile(path) if m.kind == SnapshotKind::SqliteFile => {
+        Target::SqliteFile(path) if o.root == SnapshotKind::SqliteFile => {
+            if !o.renewed {
+                o.engine.renew_node_id(&operator).await?;
+            }
             let Opened {
                 engine,
                 file,
@@ -646,11 +1038,11 @@ pub async fn restore(
                 remove_store_file(&path)?;
             }
             let target = open_sqlite_copy(&path).await?;
-            copy_tenants(&o.engine, &target, &m, progress).await?;
+            copy_tenants(&o.engine, &target, &want, progress).await?;
             ("import", target)
         }
         Target::Engine(target) => {
-            copy_tenants(&o.engine, &target, &m, progress).await?;
+            copy_tenants(&o.engine, &target, &want, progress).await?;
             ("import", *target)
         }
     };
@@ -662,17 +1054,15 @@ pub async fn restore(
             problems.join("; ")
         )));
     }
-    let counts: BTreeMap<TenantId, u64> = tenant_counts(&engine)
-        .await?
-        .into_iter()
-        .map(|t| (t.tenant, t.memories))
-        .collect();
-    for t in &m.tenants {
-        let have = counts.get(&t.tenant).copied().unwrap_or(0);
-        if have < t.memories {
+    let counts = tenant_counts(&engine).await?;
+    for (tenant, n) in &want {
+        let have = counts
+            .iter()
+            .find(|t| &t.tenant == tenant)
+            .map_or(0, |t| t.memories);
+        if have < *n {
             return Err(Error::Internal(format!(
-                "after the restore, tenant '{}' has {have} memories; the backup holds {}",
-                t.tenant, t.memories
+                "after the restore, tenant '{tenant}' has {have} memories; the backup holds {n}"
             )));
         }
     }
@@ -680,8 +1070,10 @@ pub async fn restore(
         id: m.id.clone(),
         kind: m.kind,
         method: method.into(),
-        tenants: m.tenants.clone(),
-        position: m.position,
+        tenants: counts,
+        position,
+        chain,
+        node: engine.node_id().await?,
     })
 }
 
@@ -689,12 +1081,12 @@ pub async fn restore(
 async fn copy_tenants(
     from: &Engine,
     target: &Engine,
-    m: &Manifest,
+    tenants: &BTreeMap<TenantId, u64>,
     progress: &dyn Progress,
 ) -> Result<()> {
     let mut done = 0u64;
-    progress.phase("importing", Some(m.memories()));
-    for t in &m.tenants {
+    progress.phase("importing", Some(tenants.values().sum()));
+    for tenant in tenants.keys() {
         let mut records = Vec::new();
         let mut sink = |r: &ExportRecord| -> Result<()> {
             if !matches!(r, ExportRecord::Header(_)) {
@@ -703,9 +1095,9 @@ async fn copy_tenants(
             Ok(())
         };
         // One tenant's records at a time in memory; a tenant is bounded by its quota.
-        from.export(&t.tenant, &mut sink, &mut |_| {}).await?;
+        from.export(tenant, &mut sink, &mut |_| {}).await?;
         for chunk in records.chunks(1000) {
-            target.import(&t.tenant, chunk.to_vec()).await?;
+            target.import(tenant, chunk.to_vec()).await?;
             done += chunk
                 .iter()
                 .filter(|r| matches!(r, ExportRecord::Memory { .. }))
@@ -788,7 +1180,32 @@ pub async fn prune(
         .iter()
         .filter_map(|l| l.manifest.as_ref().map(|m| (l.id.clone(), m.created_at)))
         .collect();
-    let decided = rules.decide(&complete);
+    let mut decided = rules.decide(&complete);
+    // A kept incremental backup keeps the chain it builds on.
+    let parents: BTreeMap<String, String> = listed
+        .iter()
+        .filter_map(|l| {
+            let m = l.manifest.as_ref()?;
+            Some((m.id.clone(), m.parent.clone()?))
+        })
+        .collect();
+    let kept: Vec<String> = decided
+        .iter()
+        .filter(|(_, why)| !why.is_empty())
+        .map(|(id, _)| id.to_string())
+        .collect();
+    for id in kept {
+        let mut at = id;
+        while let Some(p) = parents.get(&at) {
+            match decided.get_mut(p.as_str()) {
+                Some(why) => {
+                    why.insert("parent");
+                }
+                None => break,
+            }
+            at = p.clone();
+        }
+    }
     let mut out = Pruned {
         kept: vec![],
         deleted: vec![],

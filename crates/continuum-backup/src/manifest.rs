@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 
 pub const MANIFEST_FORMAT: &str = "continuum-backup";
 /// The manifest and data format this release writes; it reads every version up to it.
-pub const MANIFEST_VERSION: u32 = 1;
+/// Version 2 added incremental backups (`kind: incremental`, `parent_sha256`,
+/// `from_position`) and the store's `node`.
+pub const MANIFEST_VERSION: u32 = 2;
 /// The manifest's object name inside a backup's folder.
 pub const MANIFEST_FILE: &str = "manifest.json";
 /// The largest manifest read back (it lists tenants, so it grows with them).
@@ -27,6 +29,9 @@ pub enum SnapshotKind {
     /// The tenants' exports (`continuum export` records, one tenant after another); restored
     /// by importing them, into either backend. Keys are not part of it.
     Logical,
+    /// The synced events (memories created, superseded and forgotten, links, decisions) of
+    /// every tenant since the parent backup's position: replayed onto the restored parent.
+    Incremental,
 }
 
 impl SnapshotKind {
@@ -34,6 +39,7 @@ impl SnapshotKind {
         match self {
             SnapshotKind::SqliteFile => "sqlite-file",
             SnapshotKind::Logical => "logical",
+            SnapshotKind::Incremental => "incremental",
         }
     }
 }
@@ -55,11 +61,18 @@ pub struct EncryptionInfo {
     pub recipients: usize,
 }
 
-/// A tenant in a backup and its memories at the snapshot.
+/// A tenant in a backup and its memories at the snapshot (for an incremental backup, the
+/// tenant's events in it instead).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TenantCount {
     pub tenant: TenantId,
     pub memories: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub events: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Everything known about a backup without opening it.
@@ -91,6 +104,16 @@ pub struct Manifest {
     /// The backup this one builds on (incremental backups; none for a full one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
+    /// The parent's stored SHA-256: the chain a restore walks, so a parent that is missing or
+    /// was replaced is found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_sha256: Option<String>,
+    /// For an incremental backup, the position its events start after (the parent's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_position: Option<u64>,
+    /// The backed-up store's node id (incremental backups build only on their own store's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 impl Manifest {
@@ -249,6 +272,9 @@ mod tests {
                 sha256: String::new(),
             },
             parent: None,
+            parent_sha256: None,
+            from_position: None,
+            node: None,
         };
         let bytes = serde_json::to_vec(&m).unwrap();
         assert_eq!(Manifest::parse(&bytes, &m.id).unwrap(), m);

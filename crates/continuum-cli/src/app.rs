@@ -252,6 +252,16 @@ pub struct Global {
         help_heading = "Backups"
     )]
     pub backup_identity: Option<PathBuf>,
+    /// Scheduled backups: every Nth is a full backup, the others incremental (only the events
+    /// since the previous one). 0 or 1: every scheduled backup is full.
+    #[arg(
+        long,
+        global = true,
+        default_value_t = 0,
+        value_name = "N",
+        help_heading = "Backups"
+    )]
+    pub backup_full_every: u32,
     /// Write backups without encryption (never the default).
     #[arg(
         long = "backup-unencrypted",

@@ -159,6 +159,7 @@ const SETTINGS: &[Setting] = &[
     global("sync.interval_secs", "sync_interval_secs", Kind::Int),
     global("backup.destination", "backup_dest", Kind::Str),
     global("backup.schedule", "backup_schedule", Kind::Str),
+    global("backup.full_every", "backup_full_every", Kind::Int),
     global(
         "backup.passphrase_file",
         "backup_passphrase_file",

@@ -964,3 +964,191 @@ fn serve_backs_up_on_its_schedule() {
     );
     assert!(server.log().contains("backup created"), "{}", server.log());
 }
+
+#[test]
+fn incremental_backups_restore_to_each_point_of_their_chain() {
+    let src = populated(10);
+    let store = tempfile::tempdir().unwrap();
+    let dest = file_dest(store.path());
+    let create = |extra: &[&str]| {
+        let args = [
+            &["backup", "create", "--dest", &dest, "--unencrypted"],
+            extra,
+        ]
+        .concat();
+        json(src.path(), &args, &[])
+    };
+    let e = fails(
+        src.path(),
+        &[
+            "backup",
+            "create",
+            "--dest",
+            &dest,
+            "--unencrypted",
+            "--incremental",
+        ],
+        &[],
+        2,
+    );
+    assert!(e.contains("full backup first"), "{e}");
+    let full = create(&[]);
+    let full_id = full["id"].as_str().unwrap().to_string();
+
+    ok(
+        src.path(),
+        &[
+            "learn",
+            "--user",
+            "Kafka retention goes to 14 days",
+            "--assistant",
+            "Retention is now 14 days on every topic",
+        ],
+        &[],
+    );
+    let fact = json(
+        src.path(),
+        &[
+            "remember",
+            "The Zookeeper ensemble is retired",
+            "--source",
+            "fact",
+        ],
+        &[],
+    );
+    let fact_id = fact["id"].as_str().unwrap().to_string();
+    ok(
+        src.path(),
+        &[
+            "--tenant",
+            "team",
+            "remember",
+            "The team moved standup to 10:00",
+        ],
+        &[],
+    );
+    let inc1 = create(&["--incremental"]);
+    let inc1_id = inc1["id"].as_str().unwrap().to_string();
+    assert_eq!(inc1["manifest"]["kind"], "incremental");
+    assert_eq!(inc1["manifest"]["parent"], full_id.as_str());
+    let after_inc1 = (
+        dump(src.path(), "default", &[]),
+        dump(src.path(), "team", &[]),
+    );
+
+    ok(src.path(), &["forget", &fact_id], &[]);
+    ok(
+        src.path(),
+        &[
+            "learn",
+            "--user",
+            "Redis maxmemory is 8 GB",
+            "--assistant",
+            "Raised Redis maxmemory to 8 GB",
+        ],
+        &[],
+    );
+    let inc2 = create(&["--incremental"]);
+    let inc2_id = inc2["id"].as_str().unwrap().to_string();
+    assert_eq!(inc2["manifest"]["parent"], inc1_id.as_str());
+    assert_eq!(
+        inc2["manifest"]["from_position"],
+        inc1["manifest"]["position"]
+    );
+
+    // Restored at each point: exactly the store as it was then.
+    let at = |id: &str, until: Option<String>| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut args = vec!["backup", "restore", id, "--dest", &dest];
+        if let Some(u) = &until {
+            args.extend(["--until", u.as_str()]);
+        }
+        let r = json(dir.path(), &args, &[]);
+        (dir, r)
+    };
+    let (d_full, r) = at(&full_id, None);
+    assert_eq!(r["chain"].as_array().unwrap().len(), 1);
+    assert_eq!(json(d_full.path(), &["stats"], &[])["memories"], 20);
+    let (d1, r) = at(&inc1_id, None);
+    assert_eq!(r["chain"], serde_json::json!([full_id, inc1_id]));
+    assert_eq!(
+        (
+            dump(d1.path(), "default", &[]),
+            dump(d1.path(), "team", &[])
+        ),
+        after_inc1
+    );
+    let (d2, r) = at(&inc2_id, None);
+    assert_eq!(r["chain"].as_array().unwrap().len(), 3);
+    for tenant in ["default", "team"] {
+        assert_eq!(
+            dump(d2.path(), tenant, &[]),
+            dump(src.path(), tenant, &[]),
+            "{tenant}"
+        );
+    }
+    assert!(
+        !ok(d2.path(), &["search", "Zookeeper"], &[]).contains("Zookeeper"),
+        "the forget replays"
+    );
+    // --until the first incremental's position, through the second's chain.
+    let pos1 = inc1["manifest"]["position"].as_u64().unwrap().to_string();
+    let (d_until, r) = at(&inc2_id, Some(pos1.clone()));
+    assert_eq!(r["position"].as_u64().unwrap().to_string(), pos1);
+    assert_eq!(
+        (
+            dump(d_until.path(), "default", &[]),
+            dump(d_until.path(), "team", &[])
+        ),
+        after_inc1
+    );
+    fails(
+        tempfile::tempdir().unwrap().path(),
+        &[
+            "backup", "restore", &inc2_id, "--dest", &dest, "--until", "1",
+        ],
+        &[],
+        2,
+    );
+    // A restored store is a node of its own.
+    assert_ne!(
+        json(
+            d1.path(),
+            &["backup", "restore", &inc1_id, "--dest", &dest, "--force"],
+            &[]
+        )["node"],
+        r["node"]
+    );
+
+    let v = json(
+        src.path(),
+        &["backup", "verify", &inc2_id, "--dest", &dest],
+        &[],
+    );
+    assert_eq!(v["backup"]["chain"].as_array().unwrap().len(), 3);
+    // A kept incremental keeps its chain.
+    let p = json(
+        src.path(),
+        &[
+            "backup",
+            "prune",
+            "--dest",
+            &dest,
+            "--keep-last",
+            "1",
+            "--dry-run",
+        ],
+        &[],
+    );
+    assert_eq!(p["deleted"], serde_json::json!([]));
+    // A missing link breaks the chain, and says so.
+    let aside = tempfile::tempdir().unwrap();
+    std::fs::rename(store.path().join(&inc1_id), aside.path().join("x")).unwrap();
+    let e = fails(
+        src.path(),
+        &["backup", "verify", &inc2_id, "--dest", &dest],
+        &[],
+        5,
+    );
+    assert!(e.contains("chain is broken") && e.contains(&inc1_id), "{e}");
+}

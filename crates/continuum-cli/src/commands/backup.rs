@@ -21,7 +21,11 @@ pub struct BackupArgs {
 pub enum BackupCommand {
     /// Snapshot the store (every tenant; only one with --tenant), compress, encrypt and upload
     /// it to --dest. Safe while a server writes to the store.
-    Create,
+    Create {
+        /// Only the events since the newest backup at --dest (of this store), chained to it.
+        #[arg(long)]
+        incremental: bool,
+    },
     /// The backups at --dest, oldest first, with unfinished uploads marked.
     List,
     /// Download a backup, check every hash, decrypt it, open the snapshot, run the store's
@@ -38,6 +42,10 @@ pub enum BackupCommand {
         /// server using it first. PostgreSQL: the backup's tenants are imported into it).
         #[arg(long)]
         force: bool,
+        /// Stop at this event position, or this time (RFC 3339), within the backup's chain of
+        /// incremental backups.
+        #[arg(long, value_name = "POSITION|TIME")]
+        until: Option<String>,
     },
     /// Delete the backups no retention rule (--keep-last, --keep-daily, --keep-weekly,
     /// --keep-monthly) keeps, and unfinished uploads over an hour old.
@@ -147,7 +155,7 @@ async fn run(
     work: Option<&std::path::Path>,
 ) -> Result<()> {
     match a.command {
-        BackupCommand::Create => {
+        BackupCommand::Create { incremental } => {
             let encryption = g.backup_encryption()?;
             let tenant = crate::config::given_on_command_line("tenant")
                 .then(|| g.tenant())
@@ -158,6 +166,7 @@ async fn run(
                 tenant,
                 encryption,
                 work_dir: work.map(Into::into),
+                incremental,
             };
             let m = continuum_backup::create(&engine, &source, dest, &opts, bar).await?;
             if g.json {
@@ -167,19 +176,35 @@ async fn run(
                     "manifest": m,
                 }));
             }
-            println!(
-                "backup {} at {}: {} ({} tenant{}, {} memories, event position {}), {} stored ({} before compression), {}",
-                m.id,
-                dest.describe(),
-                m.kind.as_str(),
-                m.tenants.len(),
-                if m.tenants.len() == 1 { "" } else { "s" },
-                m.memories(),
-                m.position,
-                size(m.stored.bytes),
-                size(m.plain.bytes),
-                m.encryption.scheme,
-            );
+            if m.kind == continuum_backup::manifest::SnapshotKind::Incremental {
+                println!(
+                    "backup {} at {}: incremental on {} ({} events of {} tenant{}, positions {} to {}), {} stored, {}",
+                    m.id,
+                    dest.describe(),
+                    m.parent.as_deref().unwrap_or("?"),
+                    m.tenants.iter().map(|t| t.events).sum::<u64>(),
+                    m.tenants.len(),
+                    if m.tenants.len() == 1 { "" } else { "s" },
+                    m.from_position.unwrap_or(0) + 1,
+                    m.position,
+                    size(m.stored.bytes),
+                    m.encryption.scheme,
+                );
+            } else {
+                println!(
+                    "backup {} at {}: {} ({} tenant{}, {} memories, event position {}), {} stored ({} before compression), {}",
+                    m.id,
+                    dest.describe(),
+                    m.kind.as_str(),
+                    m.tenants.len(),
+                    if m.tenants.len() == 1 { "" } else { "s" },
+                    m.memories(),
+                    m.position,
+                    size(m.stored.bytes),
+                    size(m.plain.bytes),
+                    m.encryption.scheme,
+                );
+            }
             println!("sha256 {}", m.stored.sha256);
             Ok(())
         }
@@ -197,6 +222,17 @@ async fn run(
             }
             for l in &all {
                 match (&l.manifest, &l.problem) {
+                    (Some(m), _) if m.parent.is_some() => println!(
+                        "{}  {:<11}  {:>3} tenant{}  {:>9} events    {:>10}  {}  on {}",
+                        l.id,
+                        m.kind.as_str(),
+                        m.tenants.len(),
+                        if m.tenants.len() == 1 { " " } else { "s" },
+                        m.tenants.iter().map(|t| t.events).sum::<u64>(),
+                        size(l.stored_bytes),
+                        m.encryption.scheme,
+                        m.parent.as_deref().unwrap_or(""),
+                    ),
                     (Some(m), _) => println!(
                         "{}  {:<11}  {:>3} tenant{}  {:>9} memories  {:>10}  {}",
                         l.id,
@@ -224,16 +260,28 @@ async fn run(
                 return output::json(&serde_json::json!({"ok": true, "backup": v}));
             }
             println!(
-                "backup {} is good: {} stored, {} plain, hashes match; the snapshot passes the integrity check; {} tenant{} with the memories the manifest lists",
+                "backup {} is good: {} stored, {} plain, hashes match; the snapshot passes the integrity check with the memories its manifest lists{}",
                 v.id,
                 size(v.stored_bytes),
                 size(v.plain_bytes),
-                v.tenants.len(),
-                if v.tenants.len() == 1 { "" } else { "s" },
+                if v.chain.len() > 1 {
+                    format!(
+                        "; the chain of {} backups from {} replays to position {}",
+                        v.chain.len(),
+                        v.chain[0],
+                        v.position
+                    )
+                } else {
+                    String::new()
+                },
             );
             Ok(())
         }
-        BackupCommand::Restore { id, force } => {
+        BackupCommand::Restore { id, force, until } => {
+            let until = until
+                .as_deref()
+                .map(continuum_backup::Until::parse)
+                .transpose()?;
             let keys = g.backup_keys()?;
             let target = match g.location()? {
                 StoreLocation::Sqlite(dir) => {
@@ -247,21 +295,28 @@ async fn run(
                     Target::Engine(Box::new(engine))
                 }
             };
-            let r = continuum_backup::restore(dest, &id, &keys, target, force, work, bar).await?;
+            let r = continuum_backup::restore(dest, &id, &keys, target, force, until, work, bar)
+                .await?;
             if g.json {
                 return output::json(&r);
             }
             println!(
-                "restored backup {} ({}, by {}): {} tenant{}, {} memories, event position {}; the store passes its integrity check",
+                "restored backup {} ({}, by {}{}): {} tenant{}, {} memories, event position {}; the store passes its integrity check; node id {}",
                 r.id,
                 r.kind.as_str(),
                 r.method,
+                if r.chain.len() > 1 {
+                    format!(", {} backups from {}", r.chain.len(), r.chain[0])
+                } else {
+                    String::new()
+                },
                 r.tenants.len(),
                 if r.tenants.len() == 1 { "" } else { "s" },
                 r.tenants.iter().map(|t| t.memories).sum::<u64>(),
                 r.position,
+                r.node,
             );
-            if r.kind == continuum_backup::manifest::SnapshotKind::Logical {
+            if r.method == "import" {
                 eprintln!(
                     "note: a logical backup holds memories, not API keys; create keys with `continuum keys create`"
                 );
@@ -330,7 +385,9 @@ pub(crate) fn spawn_scheduled(
             tenant: None,
             encryption: g.backup_encryption()?,
             work_dir: g.backup_work_dir.clone(),
+            incremental: false,
         },
+        full_every: g.backup_full_every,
         retention: (!retention.is_empty()).then_some(retention),
         attempts: 5,
         retry_after: std::time::Duration::from_secs(30),

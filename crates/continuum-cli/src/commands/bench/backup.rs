@@ -127,6 +127,7 @@ pub async fn backup(g: &Global, a: BackupArgs) -> Result<()> {
         tenant: None,
         encryption,
         work_dir: None,
+        incremental: false,
     };
 
     // The backup in a task of its own; recalls go on beside it until it ends.
@@ -163,6 +164,7 @@ pub async fn backup(g: &Global, a: BackupArgs) -> Result<()> {
         &keys,
         Target::SqliteFile(target.path().join(crate::app::STORE_FILE)),
         false,
+        None,
         None,
         &Quiet,
     )
