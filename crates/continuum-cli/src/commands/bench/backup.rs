@@ -23,8 +23,8 @@ pub struct BackupArgs {
     /// Memories in the store (two per learned turn).
     #[arg(long, default_value_t = 100_000)]
     pub memories: usize,
-    /// Recalls measured idle, and at most this many while the backup runs.
-    #[arg(long, default_value_t = 300)]
+    /// Recalls measured idle (the ones during the backup go on until it ends).
+    #[arg(long, default_value_t = 5000)]
     pub recalls: usize,
     /// Encrypt with age to a generated X25519 recipient (the default), with a passphrase
     /// (adds about a second of scrypt to create and to open), or not at all.
@@ -140,7 +140,7 @@ pub async fn backup(g: &Global, a: BackupArgs) -> Result<()> {
         })
     };
     let mut during = Vec::new();
-    while !task.is_finished() && during.len() < a.recalls {
+    while !task.is_finished() && during.len() < 10_000_000 {
         let req = RecallRequest::new(text_gen.query());
         let t0 = Instant::now();
         engine.recall(&tenant, &req).await?;
