@@ -8,56 +8,11 @@
 
 mod common;
 
+use common::{fails, json, ok};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn continuum(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_continuum"));
-    cmd.arg("--data-dir")
-        .arg(data_dir)
-        .args(args)
-        .env_remove("CONTINUUM_STORE")
-        .env_remove("CONTINUUM_TENANT")
-        .env_remove("CONTINUUM_CONFIG")
-        .env_remove("CONTINUUM_BACKUP_DEST")
-        .env_remove("CONTINUUM_BACKUP_PASSPHRASE")
-        .env_remove("CONTINUUM_BACKUP_SCHEDULE");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().unwrap()
-}
-
-fn ok(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
-    let out = continuum(data_dir, args, env);
-    assert!(
-        out.status.success(),
-        "continuum {args:?}: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn json(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Value {
-    let args = [&["--json"], args].concat();
-    let text = ok(data_dir, &args, env);
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
-}
-
-/// Fails with `code`; returns standard error.
-fn fails(data_dir: &Path, args: &[&str], env: &[(&str, &str)], code: i32) -> String {
-    let out = continuum(data_dir, args, env);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "continuum {args:?}: {stderr}"
-    );
-    stderr
-}
 
 /// A store with two tenants' conversations and a key.
 fn populated(turns: usize) -> tempfile::TempDir {
@@ -927,17 +882,7 @@ fn serve_backs_up_on_its_schedule() {
         ],
         &["--metrics-bind", "127.0.0.1:0"],
     );
-    let metrics_url = {
-        let log = server.log();
-        let line = log
-            .lines()
-            .find(|l| l.contains("metrics on"))
-            .expect("the metrics address is logged")
-            .to_string();
-        common::url_in(&line, "http://")
-            .trim_end_matches("/metrics")
-            .to_string()
-    };
+    let metrics_url = common::metrics_url(&server);
     let started = Instant::now();
     loop {
         let n = json(src.path(), &["backup", "list", "--dest", &dest], &[])["backups"]

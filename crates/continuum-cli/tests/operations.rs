@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{cli, request, request_full, serve_with, url_in};
+use common::{cli, request, request_full, serve_with};
 use serde_json::Value;
 use std::process::Command;
 
@@ -93,17 +93,7 @@ fn metrics_count_known_traffic_and_keep_labels_bounded_over_a_thousand_tenants()
         &[],
         &["--metrics-bind", "127.0.0.1:0", "--rate", "100000"],
     );
-    let metrics_url = {
-        let log = server.log();
-        let line = log
-            .lines()
-            .find(|l| l.contains("metrics on"))
-            .expect("the metrics address is logged")
-            .to_string();
-        url_in(&line, "http://")
-            .trim_end_matches("/metrics")
-            .to_string()
-    };
+    let metrics_url = common::metrics_url(&server);
 
     // 1,000 tenants, each created through the API and learning one turn with its own key.
     let tenants = 1000;

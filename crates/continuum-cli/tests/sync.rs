@@ -6,43 +6,11 @@
 mod common;
 
 use common::pg::{Schema, base_url};
-use common::{Server, serve_with};
+use common::{Server, continuum, json, ok, serve_with};
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn continuum(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_continuum"));
-    cmd.arg("--data-dir")
-        .arg(data_dir)
-        .args(args)
-        .env_remove("CONTINUUM_STORE")
-        .env_remove("CONTINUUM_REMOTE")
-        .env_remove("CONTINUUM_REMOTE_KEY")
-        .env_remove("CONTINUUM_TENANT")
-        .env_remove("CONTINUUM_CONFIG");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().unwrap()
-}
-
-fn ok(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
-    let out = continuum(data_dir, args, env);
-    assert!(
-        out.status.success(),
-        "continuum {args:?}: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn json(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Value {
-    let args = [&["--json"], args].concat();
-    serde_json::from_str(&ok(data_dir, &args, env)).unwrap()
-}
 
 /// A laptop: a SQLite store in its own directory, syncing with the server as the key's tenant.
 struct Node {

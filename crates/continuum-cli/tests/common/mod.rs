@@ -26,6 +26,77 @@ pub fn cli(data_dir: &std::path::Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Runs `continuum --data-dir DIR ARGS…` with `env` set and no inherited store, tenant,
+/// configuration, sync or backup selection.
+pub fn continuum(
+    data_dir: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_continuum"));
+    cmd.arg("--data-dir").arg(data_dir).args(args);
+    for var in [
+        "CONTINUUM_STORE",
+        "CONTINUUM_TENANT",
+        "CONTINUUM_CONFIG",
+        "CONTINUUM_REMOTE",
+        "CONTINUUM_REMOTE_KEY",
+        "CONTINUUM_BACKUP_DEST",
+        "CONTINUUM_BACKUP_PASSPHRASE",
+        "CONTINUUM_BACKUP_SCHEDULE",
+    ] {
+        cmd.env_remove(var);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+/// [`continuum`], which must succeed; its standard output.
+pub fn ok(data_dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> String {
+    let out = continuum(data_dir, args, env);
+    assert!(
+        out.status.success(),
+        "continuum {args:?}: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// [`ok`] with `--json`, parsed.
+pub fn json(data_dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> serde_json::Value {
+    let args = [&["--json"], args].concat();
+    let text = ok(data_dir, &args, env);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// [`continuum`], which must fail with exit code `code`; its standard error.
+pub fn fails(data_dir: &std::path::Path, args: &[&str], env: &[(&str, &str)], code: i32) -> String {
+    let out = continuum(data_dir, args, env);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "continuum {args:?}: {stderr}"
+    );
+    stderr
+}
+
+/// The address of the metrics listener a server logged (`--metrics-bind`), without `/metrics`.
+pub fn metrics_url(server: &Server) -> String {
+    let log = server.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("metrics on"))
+        .expect("the metrics address is logged")
+        .to_string();
+    url_in(&line, "http://")
+        .trim_end_matches("/metrics")
+        .to_string()
+}
+
 /// A running `continuum serve`, stopped when dropped (also when a test fails midway).
 pub struct Server {
     pub child: std::process::Child,

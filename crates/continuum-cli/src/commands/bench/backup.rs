@@ -8,7 +8,7 @@
 //! are Continuum's own work (snapshot, compression, encryption, hashing, integrity check), not
 //! a network's.
 
-use super::throughput::{Gen, Latency, latency};
+use super::throughput::{Latency, latency};
 use crate::app::Global;
 use anyhow::Result;
 use clap::Args;
@@ -73,17 +73,7 @@ pub async fn backup(g: &Global, a: BackupArgs) -> Result<()> {
         .await?;
     let tenant = TenantId::new("bench")?;
     let turns = a.memories / 2;
-    let pb = crate::output::progress(turns as u64, "learning", g.json);
-    let mut text_gen = Gen(fastrand::Rng::with_seed(a.seed));
-    let mut done = 0;
-    while done < turns {
-        let n = (turns - done).min(500);
-        let batch = (done..done + n).map(|i| text_gen.turn(i / 20)).collect();
-        engine.learn_many(&tenant, batch).await?;
-        done += n;
-        pb.set_position(done as u64);
-    }
-    pb.finish_and_clear();
+    let mut text_gen = super::learn_generated(&engine, &tenant, turns, a.seed, g.json).await?;
     let store_bytes = backend.disk_bytes(&engine, &tenant).await?;
     let memories = engine.stats(&tenant).await?.store.memories;
 

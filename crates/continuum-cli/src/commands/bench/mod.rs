@@ -123,6 +123,30 @@ impl Scratch {
     }
 }
 
+/// Learns `turns` generated turns (two memories each) into `tenant`, 500 to a transaction,
+/// with a progress bar unless `hidden`; returns the generator, to ask questions of the same
+/// world.
+async fn learn_generated(
+    engine: &continuum_engine::Engine,
+    tenant: &continuum_core::TenantId,
+    turns: usize,
+    seed: u64,
+    hidden: bool,
+) -> Result<throughput::Gen> {
+    let pb = crate::output::progress(turns as u64, "learning", hidden);
+    let mut text_gen = throughput::Gen(fastrand::Rng::with_seed(seed));
+    let mut done = 0;
+    while done < turns {
+        let n = (turns - done).min(500);
+        let batch = (done..done + n).map(|i| text_gen.turn(i / 20)).collect();
+        engine.learn_many(tenant, batch).await?;
+        done += n;
+        pb.set_position(done as u64);
+    }
+    pb.finish_and_clear();
+    Ok(text_gen)
+}
+
 pub async fn bench(g: &Global, a: BenchArgs) -> Result<()> {
     match a.kind {
         None => throughput::throughput(g, a.throughput).await,

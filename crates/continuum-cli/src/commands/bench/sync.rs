@@ -7,7 +7,6 @@
 //! with nothing to do: the steady-state cost of a background round. Figures are events per
 //! second, body bytes each way, requests, and wall time.
 
-use super::throughput::Gen;
 use crate::app::Global;
 use anyhow::Result;
 use clap::Args;
@@ -99,17 +98,7 @@ pub async fn sync(g: &Global, a: SyncArgs) -> Result<()> {
     let (a_node, _a_dir) = node().await?;
     let me = TenantId::new("laptop")?;
     let turns = a.memories / 2;
-    let pb = crate::output::progress(turns as u64, "learning", g.json);
-    let mut text_gen = Gen(fastrand::Rng::with_seed(a.seed));
-    let mut done = 0;
-    while done < turns {
-        let n = (turns - done).min(500);
-        let batch = (done..done + n).map(|i| text_gen.turn(i / 20)).collect();
-        a_node.learn_many(&me, batch).await?;
-        done += n;
-        pb.set_position(done as u64);
-    }
-    pb.finish_and_clear();
+    super::learn_generated(&a_node, &me, turns, a.seed, g.json).await?;
     let events = a_node.sync_waiting(&me, 0, usize::MAX).await?;
 
     let remote = continuum_sync::Remote::new(&base, &key, None)?;
