@@ -515,3 +515,45 @@ fn sync_over_tls_trusts_the_remote_ca_given_and_refuses_an_unknown_certificate()
         .unwrap();
     assert_eq!(held, 1);
 }
+
+#[test]
+fn a_copied_store_given_a_new_node_id_syncs_as_a_node_of_its_own() {
+    // The server on SQLite here: this is about the laptops.
+    let server_dir = tempfile::tempdir().unwrap();
+    let key = new_key(server_dir.path(), &["--tenant", "team"], "write");
+    let (_server, url) = serve_with(server_dir.path(), &["--tenant", "team"], &[]);
+    let a = Node::new();
+    a.learn("Kafka has three brokers", "Three brokers it is", "s1");
+    a.sync(&url, &key);
+    // A copy of A's store file, made by hand, renewed before it syncs.
+    let b = Node::new();
+    std::fs::copy(
+        a.dir.path().join("continuum.db"),
+        b.dir.path().join("continuum.db"),
+    )
+    .unwrap();
+    let before = json(
+        b.dir.path(),
+        &["--remote", &url, "sync", "status", "--offline"],
+        &[("CONTINUUM_REMOTE_KEY", &key)],
+    )["node"]
+        .clone();
+    let r = b.run(&["sync", "renew-node-id"]);
+    assert_eq!(r["previous"], before);
+    assert_ne!(r["node"], before);
+    // Both write, both sync (twice, so each gets the other's).
+    a.learn("Redis keeps sessions", "Sessions go to Redis", "s2");
+    b.learn("Postgres holds billing", "Billing stays in Postgres", "s3");
+    for _ in 0..2 {
+        a.sync(&url, &key);
+        b.sync(&url, &key);
+    }
+    let (ea, eb) = (export(a.dir.path(), &[]), export(b.dir.path(), &[]));
+    assert_eq!(ea, eb, "both hold the same");
+    assert_eq!(memories(a.dir.path(), &[]), 6, "each turn once: {ea:?}");
+    assert_eq!(
+        memories(server_dir.path(), &["--tenant", "team"]),
+        6,
+        "the server holds each turn once"
+    );
+}

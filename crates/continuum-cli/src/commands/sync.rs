@@ -24,6 +24,10 @@ pub enum SyncCommand {
     /// Forget the cursors kept for --remote, so the next sync starts from the beginning
     /// (after the remote was replaced or restored; applying is idempotent, nothing doubles).
     Reset,
+    /// Give this store a new node id: run it on a copy of a store file before the copy syncs
+    /// (the events it holds keep the old id, and count as applied). `backup restore` does it
+    /// by itself.
+    RenewNodeId,
 }
 
 fn remote(g: &Global) -> Result<continuum_sync::Remote> {
@@ -118,6 +122,16 @@ pub async fn sync(g: &Global, a: SyncArgs) -> Result<()> {
             if let Some(e) = &s.remote_error {
                 println!("remote now      {e}");
             }
+            Ok(())
+        }
+        Some(SyncCommand::RenewNodeId) => {
+            let (engine, _) = g.open().await?;
+            let old = engine.node_id().await?;
+            let node = engine.renew_node_id(&tenant).await?;
+            if g.json {
+                return output::json(&serde_json::json!({"node": node, "previous": old}));
+            }
+            println!("node id {node} (was {old}); the events held here keep {old} as their origin");
             Ok(())
         }
         Some(SyncCommand::Reset) => {
