@@ -1059,3 +1059,44 @@ fn events_compact_keeps_what_a_cursor_holds_and_then_says_to_start_over() {
     let bad = run_in(dir.path(), &["events", "compact", "--min-age", "soon"]);
     assert_eq!(bad.code, 2, "{}", bad.stderr);
 }
+
+#[test]
+fn a_reader_that_stops_early_ends_the_command_quietly() {
+    // `continuum list | head -1`: the pipe closes after the first line.
+    let d = tempfile::tempdir().unwrap();
+    let mut lines = String::new();
+    for i in 0..1500 {
+        lines.push_str(&format!(
+            "{{\"user_message\": \"question {i} about Kafka\", \"ai_response\": \"answer {i}\"}}\n"
+        ));
+    }
+    let turns = d.path().join("turns.jsonl");
+    std::fs::write(&turns, lines).unwrap();
+    run_in(d.path(), &["import", "--turns", turns.to_str().unwrap()]).ok();
+    for args in [&["list", "--limit", "1000"][..], &["export"][..]] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_continuum"))
+            .arg("--data-dir")
+            .arg(d.path())
+            .args(args)
+            .env_remove("CONTINUUM_TENANT")
+            .env_remove("CONTINUUM_CONFIG")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        {
+            use std::io::BufRead;
+            let mut r = std::io::BufReader::new(child.stdout.take().unwrap());
+            r.read_line(&mut first).unwrap();
+        } // the read end closes here
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!first.is_empty(), "{args:?}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("error"),
+            "{args:?}: {stderr}"
+        );
+    }
+}

@@ -25,17 +25,21 @@ pub async fn export(g: &Global, a: ExportArgs) -> Result<()> {
         )),
         None => Box::new(BufWriter::new(std::io::stdout())),
     };
+    let to_stdout = a.output.is_none();
     let pb = crate::output::progress(total, "exporting", g.json && a.output.is_none());
     let mut sink = |r: &continuum_engine::ExportRecord| -> continuum_core::Result<()> {
-        serde_json::to_writer(&mut out, r)
-            .map_err(|e| Error::Internal(format!("writing the dump: {e}")))?;
-        out.write_all(b"\n")
-            .map_err(|e| Error::Unavailable(format!("writing the dump: {e}")))
+        serde_json::to_writer(&mut out, r).map_err(|e| match e.io_error_kind() {
+            Some(kind) => closed_or(std::io::Error::from(kind), to_stdout),
+            None => Error::Internal(format!("writing the dump: {e}")),
+        })?;
+        out.write_all(b"\n").map_err(|e| closed_or(e, to_stdout))
     };
     let n = engine
         .export(&tenant, &mut sink, &mut |done| pb.set_position(done))
         .await?;
-    out.flush().context("writing the dump")?;
+    if let Err(e) = out.flush() {
+        return Err(closed_or(e, to_stdout).into());
+    }
     pb.finish_and_clear();
     if let Some(p) = &a.output {
         if g.json {
@@ -45,4 +49,13 @@ pub async fn export(g: &Global, a: ExportArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A write error; standard output closed by its reader (`export | head`) ends the process
+/// quietly instead.
+fn closed_or(e: std::io::Error, to_stdout: bool) -> Error {
+    if to_stdout && e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    Error::Unavailable(format!("writing the dump: {e}"))
 }
