@@ -194,9 +194,11 @@ pub async fn create(
             let mut total = 0u64;
             for t in tenants {
                 let mut w = BufWriter::with_capacity(1 << 20, &mut s);
+                let mut at = 0u64;
                 let mut sink = |r: &ExportRecord| -> Result<()> {
                     if let ExportRecord::Header(h) = r {
-                        position = position.max(h.position.unwrap_or(0));
+                        at = h.position.unwrap_or(0);
+                        position = position.max(at);
                     }
                     serde_json::to_writer(&mut w, r)
                         .map_err(|e| Error::Internal(format!("writing the backup: {e}")))?;
@@ -215,6 +217,7 @@ pub async fn create(
                     tenant: t,
                     memories: n,
                     events: 0,
+                    position: Some(at),
                 });
             }
             let (plain, stored) = blocking(|| s.finish())?;
@@ -336,10 +339,18 @@ async fn create_incremental(
     let work = temp_dir(opts.work_dir.as_deref())?;
     let sealed = work.path().join("sealed");
 
-    // The tenants with events since the parent (erased ones included: their forgets count).
-    progress.phase("reading events", Some(head - parent.position));
+    // Where each tenant's events start: a logical parent read every tenant at a position of
+    // its own; a tenant it does not hold starts at the earliest of them (it had nothing then).
+    let start_of: BTreeMap<TenantId, u64> = parent
+        .tenants
+        .iter()
+        .map(|t| (t.tenant.clone(), t.position.unwrap_or(parent.position)))
+        .collect();
+    let earliest = start_of.values().copied().min().unwrap_or(parent.position);
+    // The tenants with events since then (erased ones included: their forgets count).
+    progress.phase("reading events", Some(head - earliest));
     let mut tenants = std::collections::BTreeSet::new();
-    let mut since = parent.position;
+    let mut since = earliest;
     while since < head {
         let page = engine.events_all_tenants(since, 1000).await?;
         let Some(last) = page.last() else { break };
@@ -347,17 +358,13 @@ async fn create_incremental(
         for e in page.iter().filter(|e| e.seq <= head) {
             tenants.insert(e.tenant.clone());
         }
-        progress.advance(
-            since
-                .saturating_sub(parent.position)
-                .min(head - parent.position),
-        );
+        progress.advance(since.saturating_sub(earliest).min(head - earliest));
     }
     let mut s = crypt::Sealer::create(&sealed, &opts.encryption)?;
     write_data_header(&mut s, &id, SnapshotKind::Incremental)?;
     let mut counts = Vec::new();
     for t in tenants {
-        let mut after = parent.position;
+        let mut after = start_of.get(&t).copied().unwrap_or(earliest);
         let mut n = 0u64;
         loop {
             let mut events = engine.synced_events(&operator, &t, after, 1000).await?;
@@ -387,6 +394,7 @@ async fn create_incremental(
                 tenant: t,
                 memories: 0,
                 events: n,
+                position: None,
             });
         }
     }
@@ -454,6 +462,7 @@ async fn tenant_counts(engine: &Engine) -> Result<Vec<TenantCount>> {
             tenant: t.tenant,
             memories: t.memories,
             events: 0,
+            position: None,
         })
         .collect())
 }

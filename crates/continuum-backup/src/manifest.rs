@@ -69,6 +69,10 @@ pub struct TenantCount {
     pub memories: u64,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub events: u64,
+    /// The event position this tenant's snapshot reflects, when it differs from the backup's
+    /// (a logical backup reads each tenant in a transaction of its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<u64>,
 }
 
 fn is_zero(n: &u64) -> bool {

@@ -650,6 +650,41 @@ fn postgres_backups_are_logical_and_restore_into_either_backend() {
         );
     }
 
+    // An incremental backup on the logical one: each tenant's events after its own snapshot.
+    for (tenant, text) in [
+        ("default", "Kafka moved to KRaft"),
+        ("team", "The team drops Zookeeper"),
+    ] {
+        ok(scratch.path(), &["--tenant", tenant, "remember", text], &pg);
+    }
+    let inc = json(
+        scratch.path(),
+        &[
+            "backup",
+            "create",
+            "--dest",
+            &dest,
+            "--unencrypted",
+            "--incremental",
+        ],
+        &pg,
+    );
+    assert_eq!(inc["manifest"]["parent"], id.as_str());
+    let lite2 = tempfile::tempdir().unwrap();
+    let inc_id = inc["id"].as_str().unwrap();
+    json(
+        lite2.path(),
+        &["backup", "restore", inc_id, "--dest", &dest],
+        &[],
+    );
+    for tenant in ["default", "team"] {
+        assert_eq!(
+            dump(lite2.path(), tenant, &[]),
+            dump(scratch.path(), tenant, &pg),
+            "{tenant} after the incremental"
+        );
+    }
+
     // One tenant of a SQLite store is a logical backup too.
     let one = json(
         lite.path(),
