@@ -904,6 +904,7 @@ fn serve_backs_up_on_its_schedule() {
     let src = populated(10);
     let store = tempfile::tempdir().unwrap();
     let dest = file_dest(store.path());
+    // Every 10 s; every second one incremental; prune to the newest (and what it builds on).
     let (server, _) = common::serve_with(
         src.path(),
         &[
@@ -911,6 +912,8 @@ fn serve_backs_up_on_its_schedule() {
             &dest,
             "--backup-schedule",
             "every 10s",
+            "--backup-full-every",
+            "2",
             "--backup-unencrypted",
             "--backup-keep-last",
             "1",
@@ -918,24 +921,61 @@ fn serve_backs_up_on_its_schedule() {
         &["--metrics-bind", "127.0.0.1:0"],
     );
     let metrics_url = common::metrics_url(&server);
-    let started = Instant::now();
-    loop {
-        let n = json(src.path(), &["backup", "list", "--dest", &dest], &[])["backups"]
+    let complete = || -> Vec<Value> {
+        json(src.path(), &["backup", "list", "--dest", &dest], &[])["backups"]
             .as_array()
             .unwrap()
             .iter()
             .filter(|b| b["complete"] == true)
-            .count();
-        if n >= 1 {
-            break;
+            .map(|b| b["manifest"].clone())
+            .collect()
+    };
+    let wait_for = |what: &str, done: &dyn Fn(&[Value]) -> bool| {
+        let started = Instant::now();
+        loop {
+            let now = complete();
+            if done(&now) {
+                return now;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "{what}: {now:?}\n{}",
+                server.log()
+            );
+            std::thread::sleep(Duration::from_millis(300));
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no scheduled backup: {}",
-            server.log()
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    };
+    let first = wait_for("a scheduled backup", &|b| !b.is_empty());
+    assert_eq!(first[0]["kind"], "sqlite-file");
+    ok(
+        src.path(),
+        &["remember", "written between two scheduled backups"],
+        &[],
+    );
+    let both = wait_for("an incremental one", &|b| {
+        b.iter().any(|m| m["kind"] == "incremental")
+    });
+    let inc = both.iter().find(|m| m["kind"] == "incremental").unwrap();
+    assert_eq!(inc["parent"], first[0]["id"], "{both:?}");
+    assert_eq!(
+        both.len(),
+        2,
+        "pruning keeps the newest and what it builds on"
+    );
+    let dst = tempfile::tempdir().unwrap();
+    json(
+        dst.path(),
+        &[
+            "backup",
+            "restore",
+            inc["id"].as_str().unwrap(),
+            "--dest",
+            &dest,
+        ],
+        &[],
+    );
+    assert!(ok(dst.path(), &["search", "scheduled"], &[]).contains("written between"));
+
     let (status, metrics) = common::request(&metrics_url, "GET", "/metrics", "", "");
     assert_eq!(status, 200);
     assert!(
