@@ -1063,6 +1063,9 @@ pub async fn restore(
             problems.join("; ")
         )));
     }
+    engine
+        .record_restore(&operator, &m.id, chain.len(), position)
+        .await?;
     let counts = tenant_counts(&engine).await?;
     for (tenant, n) in &want {
         let have = counts

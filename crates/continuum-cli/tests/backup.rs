@@ -209,6 +209,17 @@ fn a_sqlite_store_round_trips_through_an_encrypted_backup() {
             recall_ids(dst.path(), tenant, q, &[])
         );
     }
+    // The restored store's audit log: the source's chain, then the restore.
+    let audit = ok(
+        dst.path(),
+        &["--json", "audit", "tail", "--limit", "100"],
+        &[],
+    );
+    assert!(
+        audit.contains("backup.restored") && audit.contains(&id),
+        "{audit}"
+    );
+    json(dst.path(), &["audit", "verify"], &[]);
     let keys_of = |d: &Path| json(d, &["keys", "list", "--tenant", "team"], &[]);
     assert_eq!(keys_of(src.path()), keys_of(dst.path()));
     assert_eq!(

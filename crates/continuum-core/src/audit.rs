@@ -53,6 +53,7 @@ pub const ACTIONS: &[&str] = &[
     "export",
     "import",
     "store.copied",
+    "backup.restored",
     "webhook.created",
     "webhook.deleted",
     "webhook.secret_rotated",

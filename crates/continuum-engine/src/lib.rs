@@ -350,6 +350,27 @@ impl Engine {
         self.store.check().await
     }
 
+    /// Records in this store's audit log that it was restored from a backup (operators only):
+    /// the backup's id, how many backups its chain held, and the event position restored to.
+    pub async fn record_restore(
+        &self,
+        who: impl Into<Caller>,
+        backup: &str,
+        chain: usize,
+        position: u64,
+    ) -> Result<()> {
+        let caller = who.into();
+        caller.require(Scope::Operator)?;
+        self.audit_ok(
+            &crate::actor_of(&caller),
+            None,
+            "backup.restored",
+            serde_json::json!({ "backup": backup, "chain": chain, "position": position }),
+        )
+        .await;
+        Ok(())
+    }
+
     /// A consistent copy of the whole store (every tenant) written to the new file `dest`
     /// while writes go on, with the event position it reflects; `None` when the backend keeps
     /// no single file (back it up tenant by tenant with [`Engine::export`]). Operators only.
