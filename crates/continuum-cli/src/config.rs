@@ -111,6 +111,7 @@ const SETTINGS: &[Setting] = &[
     serve("server.event_retention", "event_retention", Kind::Str),
     serve("server.metrics_bind", "metrics_bind", Kind::Str),
     serve("server.no_metrics", "no_metrics", Kind::Bool),
+    serve("server.no_dashboard", "no_dashboard", Kind::Bool),
     serve("server.trusted_proxies", "trusted_proxies", Kind::List),
     serve("server.tls_cert", "tls_cert", Kind::Str),
     serve("server.tls_key", "tls_key", Kind::Str),

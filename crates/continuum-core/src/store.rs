@@ -367,6 +367,9 @@ pub trait MemoryGraph: Send + Sync {
     /// The memories with these ids (unknown ids are left out), in no particular order.
     async fn get(&self, tenant: &TenantId, ids: &[MemoryId]) -> Result<Vec<Memory>>;
 
+    /// The memories that `id` superseded (its earlier versions, one step back), held or not.
+    async fn replaced(&self, tenant: &TenantId, id: MemoryId) -> Result<Vec<MemoryId>>;
+
     /// Memories matching a filter, paged by creation time.
     async fn list(
         &self,

@@ -90,7 +90,15 @@ pub struct Stats {
 pub struct ConceptView {
     pub concept: Concept,
     pub neighbours: Vec<Neighbour>,
+    /// The newest memories that mention the concept (at most [`CONCEPT_MEMORIES`]).
+    pub memories: Vec<Memory>,
 }
+
+/// How many of the memories mentioning a concept its view carries.
+pub const CONCEPT_MEMORIES: usize = 20;
+
+/// The longest supersede chain [`Engine::versions`] walks, each way.
+pub const MAX_VERSIONS: usize = 100;
 
 /// A concept linked to the one asked about.
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
@@ -339,10 +347,79 @@ impl Engine {
                 .total_cmp(&a.strength)
                 .then_with(|| a.key.cmp(&b.key))
         });
+        let heads = self
+            .store
+            .mentions(tenant, std::slice::from_ref(&key), CONCEPT_MEMORIES)
+            .await?;
+        let ids: Vec<MemoryId> = heads.iter().map(|(_, h)| h.id).collect();
+        let mut memories = self.store.get(tenant, &ids).await?;
+        memories.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
         Ok(ConceptView {
             concept,
             neighbours,
+            memories,
         })
+    }
+
+    /// A memory's versions, oldest first: the ones it superseded (step by step back, the
+    /// latest held at each step), itself, then the ones that superseded it; at most
+    /// [`MAX_VERSIONS`] each way.
+    pub async fn versions(&self, who: impl Into<Caller>, id: MemoryId) -> Result<Vec<Memory>> {
+        let caller = who.into();
+        let tenant = caller.require(Scope::Read)?;
+        let this = self.get(&caller, id).await?;
+        let mut seen = std::collections::HashSet::from([this.id]);
+        let mut before = Vec::new();
+        let mut cur = this.id;
+        while before.len() < MAX_VERSIONS {
+            let ids = self.store.replaced(tenant, cur).await?;
+            let held = self.store.get(tenant, &ids).await?;
+            match held.into_iter().max_by_key(|m| m.id) {
+                Some(m) if seen.insert(m.id) => {
+                    cur = m.id;
+                    before.push(m);
+                }
+                _ => break,
+            }
+        }
+        before.reverse();
+        let mut after = Vec::new();
+        let mut next = this.superseded_by;
+        while let Some(n) = next {
+            if after.len() >= MAX_VERSIONS || !seen.insert(n) {
+                break;
+            }
+            match self.store.get(tenant, &[n]).await?.pop() {
+                Some(m) => {
+                    next = m.superseded_by;
+                    after.push(m);
+                }
+                None => break,
+            }
+        }
+        before.push(this);
+        before.append(&mut after);
+        Ok(before)
+    }
+
+    /// The concepts a memory mentions.
+    pub async fn memory_concepts(
+        &self,
+        who: impl Into<Caller>,
+        id: MemoryId,
+    ) -> Result<Vec<continuum_core::extract::ExtractedConcept>> {
+        let caller = who.into();
+        let tenant = caller.require(Scope::Read)?;
+        self.get(&caller, id).await?;
+        let mut out: Vec<_> = self
+            .store
+            .concepts_of(tenant, &[id])
+            .await?
+            .into_iter()
+            .map(|(_, c)| c)
+            .collect();
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
     }
 
     /// Integrity problems of the store (empty when healthy).

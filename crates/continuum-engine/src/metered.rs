@@ -59,6 +59,10 @@ impl MemoryGraph for Metered {
         timed("get", self.0.get(tenant, ids)).await
     }
 
+    async fn replaced(&self, tenant: &TenantId, id: MemoryId) -> Result<Vec<MemoryId>> {
+        timed("replaced", self.0.replaced(tenant, id)).await
+    }
+
     async fn list(
         &self,
         tenant: &TenantId,

@@ -67,6 +67,8 @@ pub struct ServerConfig {
     pub stripe: Option<continuum_webhooks::stripe::StripeConfig>,
     /// An MCP-over-HTTP session unused this long is closed (5 minutes).
     pub mcp_session_idle: Duration,
+    /// Serve the web dashboard at `/dashboard` (on by default).
+    pub dashboard: bool,
 }
 
 impl Default for ServerConfig {
@@ -86,6 +88,7 @@ impl Default for ServerConfig {
             trusted_proxies: Vec::new(),
             stripe: None,
             mcp_session_idle: routes::MCP_SESSION_IDLE,
+            dashboard: true,
         }
     }
 }

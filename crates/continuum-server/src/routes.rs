@@ -39,6 +39,7 @@ mod audit;
 mod auth;
 mod billing;
 mod compat;
+mod dashboard;
 mod events;
 mod export;
 mod extract;
@@ -97,6 +98,15 @@ pub(crate) fn api() -> (Router<Arc<AppState>>, Value) {
             "/docs",
             docs,
             Op::new("service", "This API's documentation as a web page (HTML)").html(),
+        )
+        .op(
+            M::GET,
+            "/v1/whoami",
+            whoami,
+            Op::new("service", "The key's tenant, scope and public prefix")
+                .scope(Read)
+                .unmetered()
+                .returns::<WhoAmI>(),
         )
         .op(
             M::GET,
@@ -282,6 +292,25 @@ pub(crate) fn api() -> (Router<Arc<AppState>>, Value) {
             Op::new("memories", "One memory")
                 .scope(Read)
                 .returns::<Memory>(),
+        )
+        .op(
+            M::GET,
+            "/v1/memories/{id}/versions",
+            memories_versions,
+            Op::new(
+                "memories",
+                "A memory's versions, oldest first: what it superseded and what superseded it",
+            )
+            .scope(Read)
+            .returns::<VersionsOut>(),
+        )
+        .op(
+            M::GET,
+            "/v1/memories/{id}/concepts",
+            memories_concepts,
+            Op::new("memories", "The concepts a memory mentions")
+                .scope(Read)
+                .returns::<MemoryConceptsOut>(),
         )
         .op(
             M::DELETE,
@@ -619,6 +648,11 @@ pub(crate) fn router(
 ) -> Router {
     let routes = if config.metrics_on_api {
         routes.route("/metrics", axum::routing::get(metrics_behind_key))
+    } else {
+        routes
+    };
+    let routes = if config.dashboard {
+        dashboard::routes(routes)
     } else {
         routes
     };

@@ -38,6 +38,18 @@ impl MemoryGraph for PostgresStore {
         rows.iter().map(row_memory).collect()
     }
 
+    async fn replaced(&self, tenant: &TenantId, id: MemoryId) -> Result<Vec<MemoryId>> {
+        let client = self.client().await?;
+        let rows = cached_query(
+            &client,
+            "SELECT id FROM supersessions WHERE tenant = $1 AND by_id = $2 ORDER BY id",
+            &[&tenant.as_str(), &id.0],
+        )
+        .await
+        .map_err(map_err)?;
+        Ok(rows.iter().map(|r| MemoryId(r.get(0))).collect())
+    }
+
     async fn list(
         &self,
         tenant: &TenantId,

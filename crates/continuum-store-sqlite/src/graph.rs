@@ -44,6 +44,20 @@ impl MemoryGraph for SqliteStore {
         Ok(out)
     }
 
+    async fn replaced(&self, tenant: &TenantId, id: MemoryId) -> Result<Vec<MemoryId>> {
+        let ids = self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id FROM supersessions WHERE tenant = ?1 AND by_id = ?2 ORDER BY id",
+            )?;
+            stmt.query_map(
+                rusqlite::params![tenant.as_str(), id.as_bytes().to_vec()],
+                |r| r.get::<_, Vec<u8>>(0),
+            )?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        ids.iter().map(|b| MemoryId::from_slice(b)).collect()
+    }
+
     async fn list(
         &self,
         tenant: &TenantId,

@@ -472,6 +472,52 @@ pub async fn supersede_keeps_history_and_demotes_the_old(make: &Factory) {
         .find(|m| m.id == old.id)
         .expect("history is kept");
     assert!(old_hit.superseded);
+    // The chain reads the same from any of its versions, oldest first.
+    clock.advance_millis(1000);
+    let third = e
+        .supersede(
+            &t,
+            new.id,
+            RememberRequest::new("Alice moved on to Porto.", Source::Fact),
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.store.replaced(&t, third.id).await.unwrap(), vec![new.id]);
+    assert!(s.store.replaced(&t, old.id).await.unwrap().is_empty());
+    for from in [old.id, new.id, third.id] {
+        let chain: Vec<MemoryId> = e
+            .versions(&t, from)
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.id)
+            .collect();
+        assert_eq!(chain, vec![old.id, new.id, third.id], "from {from}");
+    }
+    // Another tenant sees none of it.
+    assert!(matches!(
+        e.versions(&tenant("t2"), new.id).await.unwrap_err(),
+        Error::NotFound(_)
+    ));
+    assert!(
+        s.store
+            .replaced(&tenant("t2"), third.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Forgetting the middle version leaves the ends, each a chain of its own.
+    e.forget(&t, &ForgetSelector::Ids(vec![new.id]))
+        .await
+        .unwrap();
+    let chain: Vec<MemoryId> = e
+        .versions(&t, third.id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(chain, vec![third.id]);
     let err = e
         .supersede(
             &t,

@@ -88,6 +88,9 @@ pub struct ServeArgs {
     /// Keep no metrics at all.
     #[arg(long, env = "CONTINUUM_NO_METRICS")]
     pub no_metrics: bool,
+    /// Do not serve the web dashboard at /dashboard.
+    #[arg(long, env = "CONTINUUM_NO_DASHBOARD")]
+    pub no_dashboard: bool,
     /// Receive Stripe's webhooks at POST /v1/billing/stripe, verified with this endpoint
     /// signing secret (whsec_…; from the environment or the configuration file, never a flag
     /// others can read). Unset, that endpoint answers 404.
@@ -400,6 +403,7 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<()> {
             .collect(),
         metrics_on_api: !a.no_metrics && a.metrics_bind.is_none(),
         metrics_per_tenant: a.metrics_per_tenant,
+        dashboard: !a.no_dashboard,
         jobs: Some(jobs.clone()),
         auth_failures_per_minute: a.auth_failures_per_minute,
         webhooks: g.webhook_config(),

@@ -16,6 +16,35 @@ pub(super) struct ListQuery {
         regex(pattern = crate::openapi::SESSION_PATTERN)
     )]
     session: Option<String>,
+    /// Memories created on or after this day (`YYYY-MM-DD`, UTC).
+    #[schemars(extend("format" = "date"))]
+    since: Option<String>,
+    /// Memories created on or before this day (`YYYY-MM-DD`, UTC).
+    #[schemars(extend("format" = "date"))]
+    until: Option<String>,
+    /// `newest` (the default) or `oldest` first.
+    #[schemars(extend("enum" = ["newest", "oldest", null]))]
+    order: Option<String>,
+}
+
+/// A `YYYY-MM-DD` day as the millisecond it starts (UTC).
+fn day(name: &str, v: &Option<String>) -> AppResult<Option<i64>> {
+    let Some(v) = v else { return Ok(None) };
+    let shaped = v.len() == 10
+        && v.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
+    match Timestamp::parse(v) {
+        Ok(t) if shaped => Ok(Some(t.millis())),
+        _ => Err(continuum_core::Error::InvalidInput(format!(
+            "`{name}` is not a day (YYYY-MM-DD)"
+        ))
+        .into()),
+    }
 }
 
 pub(super) async fn memories_list(
@@ -27,12 +56,24 @@ pub(super) async fn memories_list(
     let filter = MemoryFilter {
         sources: sources(&q.source)?,
         session: session(&q.session)?,
+        since: day("since", &q.since)?.map(Timestamp),
+        until: day("until", &q.until)?.map(|t| Timestamp(t + 86_400_000 - 1)),
         ..Default::default()
+    };
+    let order = match q.order.as_deref() {
+        None | Some("newest") => Order::NewestFirst,
+        Some("oldest") => Order::OldestFirst,
+        Some(other) => {
+            return Err(continuum_core::Error::InvalidInput(format!(
+                "`order` is `newest` or `oldest`, not `{other}`"
+            ))
+            .into());
+        }
     };
     let req = PageRequest {
         limit: page(q.limit, 20)?,
         cursor: q.cursor,
-        order: Order::NewestFirst,
+        order,
     };
     Ok(Json(s.engine.list(caller, &filter, &req).await?))
 }
@@ -48,6 +89,38 @@ pub(super) async fn memories_get(
 ) -> AppResult<Json<Memory>> {
     let caller = &auth.caller;
     Ok(Json(s.engine.get(caller, memory_id(&id)?).await?))
+}
+
+#[derive(Serialize, JsonSchema)]
+pub(super) struct VersionsOut {
+    /// Oldest first; the one asked about among them.
+    versions: Vec<Memory>,
+}
+
+pub(super) async fn memories_versions(
+    State(s): St,
+    auth: Auth,
+    P(id): P<String>,
+) -> AppResult<Json<VersionsOut>> {
+    let versions = s.engine.versions(&auth.caller, memory_id(&id)?).await?;
+    Ok(Json(VersionsOut { versions }))
+}
+
+#[derive(Serialize, JsonSchema)]
+pub(super) struct MemoryConceptsOut {
+    concepts: Vec<continuum_core::extract::ExtractedConcept>,
+}
+
+pub(super) async fn memories_concepts(
+    State(s): St,
+    auth: Auth,
+    P(id): P<String>,
+) -> AppResult<Json<MemoryConceptsOut>> {
+    let concepts = s
+        .engine
+        .memory_concepts(&auth.caller, memory_id(&id)?)
+        .await?;
+    Ok(Json(MemoryConceptsOut { concepts }))
 }
 
 #[derive(Serialize, JsonSchema)]

@@ -48,6 +48,7 @@ pub(super) async fn root() -> Json<Root> {
         ("mcp", "/mcp"),
         ("openapi", "/v1/openapi.json"),
         ("docs", "/docs"),
+        ("dashboard", "/dashboard"),
     ]
     .into_iter()
     .collect();
@@ -123,4 +124,25 @@ pub(super) async fn ready(State(s): St) -> AppResult<Json<Status>> {
 /// The OpenAPI document of this API, built once.
 pub(super) async fn openapi(State(s): St) -> Json<Value> {
     Json(s.openapi.clone())
+}
+
+#[derive(Serialize, JsonSchema)]
+pub(super) struct WhoAmI {
+    tenant: String,
+    /// `read`, `write`, `admin` or `operator`.
+    scope: String,
+    /// The key's public prefix.
+    key: Option<String>,
+}
+
+/// `GET /v1/whoami`: what the presented key is (what a client such as the dashboard offers
+/// depends on it).
+pub(super) async fn whoami(auth: Auth) -> AppResult<Json<WhoAmI>> {
+    let c = &auth.caller;
+    c.require(Scope::Read)?;
+    Ok(Json(WhoAmI {
+        tenant: c.tenant.as_str().to_string(),
+        scope: c.scope.as_str().to_string(),
+        key: c.key.clone(),
+    }))
 }
