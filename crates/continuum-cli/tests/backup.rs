@@ -915,8 +915,18 @@ fn serve_backs_up_on_its_schedule() {
     let src = populated(10);
     let store = tempfile::tempdir().unwrap();
     let dest = file_dest(store.path());
+    let key = |tenant: &str, scope: &str| {
+        ok(
+            src.path(),
+            &["--tenant", tenant, "keys", "create", "--scope", scope],
+            &[],
+        )
+        .trim()
+        .to_string()
+    };
+    let (operator, admin) = (key("ops", "operator"), key("team", "admin"));
     // Every 10 s; every second one incremental; prune to the newest (and what it builds on).
-    let (server, _) = common::serve_with(
+    let (server, base) = common::serve_with(
         src.path(),
         &[
             "--backup-dest",
@@ -958,6 +968,44 @@ fn serve_backs_up_on_its_schedule() {
     };
     let first = wait_for("a scheduled backup", &|b| !b.is_empty());
     assert_eq!(first[0]["kind"], "sqlite-file");
+    // The API lists them for an operator (what the dashboard shows), and for no one else.
+    let (status, body) = common::request(
+        &base,
+        "GET",
+        "/v1/backups",
+        &format!("X-API-Key: {operator}\r\n"),
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    let listed: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(listed["schedule"], "every 10s");
+    assert!(
+        listed["destination"]
+            .as_str()
+            .unwrap()
+            .starts_with("file://")
+    );
+    let api_first = listed["backups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["id"] == first[0]["id"])
+        .unwrap_or_else(|| panic!("{body}"));
+    assert_eq!(api_first["kind"], "sqlite-file");
+    assert_eq!(api_first["complete"], true);
+    assert_eq!(
+        api_first["tenants"], 3,
+        "default, team and ops (keys only): {body}"
+    );
+    assert_eq!(api_first["memories"], 30, "{body}");
+    let (status, _) = common::request(
+        &base,
+        "GET",
+        "/v1/backups",
+        &format!("X-API-Key: {admin}\r\n"),
+        "",
+    );
+    assert_eq!(status, 403, "an admin of one tenant sees no backups of all");
     ok(
         src.path(),
         &["remember", "written between two scheduled backups"],

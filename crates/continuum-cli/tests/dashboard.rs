@@ -42,6 +42,13 @@ fn a_person_signs_in_searches_edits_forgets_browses_and_a_read_key_cannot_forget
         .to_string()
     };
     let (admin, read) = (key("admin"), key("read"));
+    let operator = ok(
+        data,
+        &["--tenant", "ops", "keys", "create", "--scope", "operator"],
+        &[],
+    )
+    .trim()
+    .to_string();
     // Another tenant's memory, which nothing in the browser may show.
     ok(
         data,
@@ -89,7 +96,19 @@ fn a_person_signs_in_searches_edits_forgets_browses_and_a_read_key_cannot_forget
             &[],
         );
     }
-    let (server, base) = serve(data);
+    let backups = tempfile::tempdir().unwrap();
+    let dest = format!("file://{}", backups.path().display());
+    let (server, base) = common::serve_with(
+        data,
+        &[
+            "--backup-dest",
+            &dest,
+            "--backup-schedule",
+            "every 10s",
+            "--backup-unencrypted",
+        ],
+        &[],
+    );
     let artifacts = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screenshots");
     let _ = std::fs::remove_dir_all(&artifacts);
     let out = Command::new(&py)
@@ -97,7 +116,7 @@ fn a_person_signs_in_searches_edits_forgets_browses_and_a_read_key_cannot_forget
             "{}/tests/browser/dashboard.py",
             env!("CARGO_MANIFEST_DIR")
         ))
-        .args([&base, &admin, &read, &chromium])
+        .args([&base, &admin, &read, &operator, &chromium])
         .arg(&artifacts)
         .output()
         .unwrap();
@@ -120,12 +139,13 @@ fn a_person_signs_in_searches_edits_forgets_browses_and_a_read_key_cannot_forget
         "operations",
         "search-phone",
         "memory-read-key",
+        "operations-operator",
     ] {
         let shot = artifacts.join(format!("{page}.png"));
         let bytes = std::fs::read(&shot).unwrap_or_else(|e| panic!("{}: {e}", shot.display()));
         assert!(bytes.starts_with(b"\x89PNG"), "{page} is not a PNG");
     }
-    // What the browser did reached the store: the key it made, the memory it forgot.
+    // What the browser did reached the store: the key it made, what it forgot.
     let keys = ok(data, &["--tenant", "acme", "keys", "list", "--json"], &[]);
     assert!(keys.contains("dashboard test"), "{keys}");
     let found = ok(
@@ -139,9 +159,10 @@ fn a_person_signs_in_searches_edits_forgets_browses_and_a_read_key_cannot_forget
     );
     let stored = ok(data, &["--tenant", "acme", "export"], &[]);
     assert!(
-        stored.contains("Grafana dashboards"),
-        "the live memory was stored"
+        !stored.contains("Grafana dashboards"),
+        "the forgotten session is still stored"
     );
+    assert!(stored.contains("Redis with a 15 minute TTL"));
     drop(server);
 }
 

@@ -24,6 +24,7 @@ pub mod tls;
 
 pub use error::ApiError;
 pub use observe::MAX_REQUEST_ID;
+pub use routes::{BackupCatalog, BackupSummary};
 
 use axum::Router;
 use continuum_engine::Engine;
@@ -69,6 +70,8 @@ pub struct ServerConfig {
     pub mcp_session_idle: Duration,
     /// Serve the web dashboard at `/dashboard` (on by default).
     pub dashboard: bool,
+    /// The backups this server makes, for `GET /v1/backups` (`None`: answered 404).
+    pub backups: Option<std::sync::Arc<dyn BackupCatalog>>,
 }
 
 impl Default for ServerConfig {
@@ -89,6 +92,7 @@ impl Default for ServerConfig {
             stripe: None,
             mcp_session_idle: routes::MCP_SESSION_IDLE,
             dashboard: true,
+            backups: None,
         }
     }
 }

@@ -37,6 +37,7 @@ type St = State<Arc<AppState>>;
 // One module per resource family; auth, extractors and the MCP mount beside them.
 mod audit;
 mod auth;
+mod backups;
 mod billing;
 mod compat;
 mod dashboard;
@@ -55,6 +56,8 @@ mod webhooks;
 use audit::*;
 use auth::Auth;
 pub(crate) use auth::{AuthFailures, ClientAddr};
+use backups::*;
+pub use backups::{BackupCatalog, BackupSummary};
 use billing::*;
 use compat::*;
 use events::*;
@@ -614,6 +617,19 @@ pub(crate) fn api() -> (Router<Arc<AppState>>, Value) {
             .scope(Admin)
             .query::<AuditQuery>()
             .returns::<AuditOut>(),
+        )
+        .op(
+            M::GET,
+            "/v1/backups",
+            backups_list,
+            Op::new(
+                "operations",
+                "The backups at the destination this server backs up to, oldest first",
+            )
+            .scope(Operator)
+            .returns::<BackupsOut>()
+            .also(404, "Backups are not scheduled on this server")
+            .also(503, "The destination could not be listed"),
         )
         .op(
             M::GET,

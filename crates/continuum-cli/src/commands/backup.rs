@@ -358,18 +358,73 @@ pub(crate) fn source(backend: &Backend) -> Source {
 }
 
 /// The scheduled backup job of `serve`, when a schedule is configured.
+/// What `serve` tells its API about the backups it makes (`GET /v1/backups`).
+#[derive(Debug)]
+struct Catalog {
+    dest: continuum_backup::dest::Destination,
+    schedule: String,
+}
+
+impl continuum_server::BackupCatalog for Catalog {
+    fn destination(&self) -> String {
+        self.dest.describe()
+    }
+
+    fn schedule(&self) -> String {
+        self.schedule.clone()
+    }
+
+    fn list(
+        &self,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<Vec<continuum_server::BackupSummary>, String>>
+                + Send
+                + '_,
+        >,
+    > {
+        Box::pin(async move {
+            let listed = continuum_backup::list(&self.dest)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(listed
+                .into_iter()
+                .map(|b| {
+                    let m = b.manifest.as_ref();
+                    continuum_server::BackupSummary {
+                        id: b.id.clone(),
+                        complete: b.complete,
+                        created_at: m.map(|m| m.created_at),
+                        kind: m.and_then(|m| {
+                            serde_json::to_value(m.kind)
+                                .ok()
+                                .and_then(|v| v.as_str().map(str::to_string))
+                        }),
+                        parent: m.and_then(|m| m.parent.clone()),
+                        tenants: m.map_or(0, |m| m.tenants.len() as u64),
+                        memories: m.map_or(0, |m| m.tenants.iter().map(|t| t.memories).sum()),
+                        stored_bytes: b.stored_bytes,
+                        problem: b.problem,
+                    }
+                })
+                .collect())
+        })
+    }
+}
+
+/// Starts the `backup` job when a schedule is configured; returns what the API lists then.
 pub(crate) fn spawn_scheduled(
     g: &Global,
     engine: &continuum_engine::Engine,
     backend: &Backend,
     jobs: &continuum_ops::Supervisor,
-) -> Result<()> {
+) -> Result<Option<std::sync::Arc<dyn continuum_server::BackupCatalog>>> {
     let Some(when) = g
         .backup_schedule
         .as_deref()
         .filter(|s| !s.trim().is_empty())
     else {
-        return Ok(());
+        return Ok(None);
     };
     let schedule = continuum_backup::job::Schedule::parse(when)?;
     let dest = g.backup_destination()?;
@@ -393,10 +448,14 @@ pub(crate) fn spawn_scheduled(
         retry_after: std::time::Duration::from_secs(30),
     };
     tracing::info!(destination = %cfg.dest.describe(), schedule = when, "scheduled backups on");
+    let catalog = Catalog {
+        dest: cfg.dest.clone(),
+        schedule: when.trim().to_string(),
+    };
     let engine = engine.clone();
     jobs.spawn("backup", continuum_ops::Backoff::default(), move |stop| {
         continuum_backup::job::run_scheduled(engine.clone(), cfg.clone(), stop)
     })
     .map_err(Error::Internal)?;
-    Ok(())
+    Ok(Some(std::sync::Arc::new(catalog)))
 }

@@ -352,7 +352,7 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<()> {
     spawn_usage_flush(&engine, &jobs)?;
     crate::commands::retention::spawn_retention(&engine, g.retention.clone(), &jobs)?;
     spawn_sync(g, &engine, &jobs)?;
-    super::backup::spawn_scheduled(g, &engine, &store, &jobs)?;
+    let backups = super::backup::spawn_scheduled(g, &engine, &store, &jobs)?;
     if let Some(dir) = &a.audit_checkpoint_dir {
         if a.audit_checkpoint_every == 0 || a.audit_checkpoint_secs == 0 {
             return Err(Error::InvalidInput(
@@ -404,6 +404,7 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<()> {
         metrics_on_api: !a.no_metrics && a.metrics_bind.is_none(),
         metrics_per_tenant: a.metrics_per_tenant,
         dashboard: !a.no_dashboard,
+        backups,
         jobs: Some(jobs.clone()),
         auth_failures_per_minute: a.auth_failures_per_minute,
         webhooks: g.webhook_config(),

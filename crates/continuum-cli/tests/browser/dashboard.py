@@ -1,6 +1,6 @@
 """Drives the dashboard of a running `continuum serve` in a real headless Chromium.
 
-Usage: dashboard.py BASE_URL ADMIN_KEY READ_KEY CHROMIUM ARTIFACT_DIR
+Usage: dashboard.py BASE_URL ADMIN_KEY READ_KEY OPERATOR_KEY CHROMIUM ARTIFACT_DIR
 
 The store behind BASE_URL holds the memories that dashboard.rs learned. Every step asserts
 what a person would see; any failure raises, which exits non-zero with the reason. Screenshots
@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from playwright.sync_api import expect, sync_playwright
 
-base, admin_key, read_key, chromium, artifacts = sys.argv[1:6]
+base, admin_key, read_key, operator_key, chromium, artifacts = sys.argv[1:7]
 origin = urlsplit(base)
 os.makedirs(artifacts, exist_ok=True)
 expect.set_options(timeout=10_000)
@@ -31,6 +31,12 @@ def shot(page, name):
     text = page.locator("main").inner_text()
     for word in ("null", "undefined", "NaN", "[object Object]"):
         assert not re.search(rf"(^|\s){re.escape(word)}(\s|$)", text), f"{name} shows {word}: {text}"
+    # Every visible control and link has a name a screen reader can say.
+    unnamed = page.evaluate("""() => [...document.querySelectorAll(
+        'input, select, textarea, button, a')].filter((el) => el.getClientRects().length)
+        .filter((el) => !((el.labels && el.labels.length) || el.getAttribute('aria-label')
+            || el.textContent.trim())).map((el) => el.outerHTML)""")
+    assert not unnamed, f"{name}: controls without a name: {unnamed}"
     page.screenshot(path=os.path.join(artifacts, f"{name}.png"), full_page=True)
 
 
@@ -168,6 +174,15 @@ with sync_playwright() as p:
     learn("Grafana dashboards live in the ops folder.", "Noted: ops folder.", "live")
     expect(page.get_by_role("list", name="Memories")).to_contain_text("Grafana dashboards", timeout=15_000)
 
+    # Forget a whole session, confirming; it leaves the list of sessions.
+    page.goto(f"{base}/dashboard#/session/live")
+    expect(page.get_by_role("list", name="Turns, in order").get_by_role("listitem")).to_have_count(2)
+    page.get_by_role("button", name="Forget this session").click()
+    page.get_by_role("dialog").get_by_role("button", name="Forget").click()
+    expect(page).to_have_url(re.compile(r"#/sessions$"))
+    expect(page.get_by_role("table")).to_contain_text("planning")
+    expect(page.get_by_role("table")).not_to_contain_text("live")
+
     # Operations: stats, jobs, keys; a new key's secret is shown once.
     page.get_by_role("link", name="Operations").click()
     expect(page.get_by_role("heading", name="Keys")).to_be_visible()
@@ -206,6 +221,25 @@ with sync_playwright() as p:
     expect(page.get_by_role("button", name="Forget this memory")).to_have_count(0)
     expect(page.get_by_label("New text")).to_have_count(0)
     shot(page, "memory-read-key")
+    page.get_by_role("button", name="Sign out").click()
+
+    # An operator sees every tenant and the backups this server makes.
+    sign_in(page, operator_key)
+    page.get_by_role("link", name="Operations").click()
+    expect(page.get_by_role("heading", name="Tenants")).to_be_visible()
+    expect(page.get_by_role("region", name="Tenants")).to_contain_text("acme")
+    backups = page.get_by_role("region", name="Backups")
+    expect(backups).to_contain_text("every 10s")
+    for _ in range(30):  # the first scheduled backup runs within seconds of the start
+        if "complete" in backups.inner_text():
+            break
+        page.wait_for_timeout(1000)
+        page.reload()
+        backups = page.get_by_role("region", name="Backups")
+        expect(backups).to_contain_text("every 10s")
+    expect(backups.get_by_role("row").filter(has_text="sqlite-file")).to_have_count(1)
+    expect(backups).to_contain_text("complete")
+    shot(page, "operations-operator")
 
     browser.close()
 
@@ -215,7 +249,7 @@ for url in requests:
     if u.scheme == "data":
         continue
     assert u.hostname == origin.hostname and u.port == origin.port, f"request to another origin: {url}"
-    assert admin_key not in url and read_key not in url, "a key in a URL"
+    assert admin_key not in url and read_key not in url and operator_key not in url, "a key in a URL"
 assert not console_errors, console_errors
 total = sum(first_load.values())
 assert total < 100 * 1024, first_load

@@ -642,6 +642,29 @@ async function auditSection() {
   return parts;
 }
 
+async function backupsSection() {
+  try {
+    const r = await api('GET', '/v1/backups');
+    return [
+      h('p', null, 'Schedule ', h('code', { text: r.schedule }), ', to ', h('code', { text: r.destination })),
+      r.backups.length
+        ? h('div', { class: 'scroll' }, h('table', null,
+          h('thead', null, h('tr', null, ['Backup', 'Made', 'Kind', 'Tenants', 'Memories', 'Stored', 'State'].map((t) => h('th', { scope: 'col', text: t })))),
+          h('tbody', null, r.backups.slice().reverse().map((b) => h('tr', null,
+            h('td', null, h('code', { text: b.id })), h('td', { text: when(b.created_at) }),
+            h('td', { text: b.kind ? (b.parent ? `${b.kind} on ${b.parent}` : b.kind) : '' }),
+            h('td', { text: b.tenants }), h('td', { text: b.memories }),
+            h('td', { text: `${(b.stored_bytes / 1024).toFixed(1)} KiB` }),
+            h('td', { text: b.complete ? 'complete' : b.problem || 'incomplete (not restorable)' }))))))
+        : h('p', { class: 'meta', text: 'No backup has been made yet.' }),
+      h('p', { class: 'meta', text: 'Verify and restore with `continuum backup verify ID` and `continuum backup restore ID`.' }),
+    ];
+  } catch (err) {
+    if (err.status === 404) return h('p', { class: 'meta', text: 'This server makes no scheduled backups (`continuum serve --backup-schedule`).' });
+    throw err;
+  }
+}
+
 async function pageOps() {
   if (!can('admin')) {
     show('Operations', h('h1', { text: 'Operations' }), h('p', { text: 'Operations need an admin or operator key.' }));
@@ -658,6 +681,7 @@ async function pageOps() {
     await section('Usage', async () => render((await api('GET', '/v1/usage')).days || [])),
     await section('Keys', keysSection),
     can('operator') ? await section('Tenants', tenantsSection) : null,
+    can('operator') ? await section('Backups', backupsSection) : null,
     await section('Webhooks', async () => render((await api('GET', '/v1/webhooks')).webhooks || [])),
     await section('Audit log (oldest first)', auditSection));
 }
