@@ -1100,3 +1100,65 @@ fn a_reader_that_stops_early_ends_the_command_quietly() {
         );
     }
 }
+
+#[test]
+fn insights_and_dream_read_the_graph_and_a_seed_repeats_a_dream() {
+    let d = tempfile::tempdir().unwrap();
+    for _ in 0..2 {
+        learn(
+            d.path(),
+            "Our Kafka cluster feeds Flink and ClickHouse.",
+            "So Kafka, Flink and ClickHouse go together.",
+            &[],
+        );
+        learn(
+            d.path(),
+            "The Terraform plan updates Postgres and Redis.",
+            "So Terraform, Postgres and Redis go together.",
+            &[],
+        );
+    }
+    learn(
+        d.path(),
+        "Dashboards in Grafana read ClickHouse and Postgres.",
+        "Noted.",
+        &[],
+    );
+    let ins = run_in(d.path(), &["insights", "--json"]).ok().json();
+    assert!(ins["clusters"].as_array().unwrap().len() >= 2, "{ins}");
+    assert!(!ins["bridges"].as_array().unwrap().is_empty(), "{ins}");
+    let text = run_in(d.path(), &["insights"]).ok().stdout;
+    assert!(
+        text.contains("Clusters") && text.contains("Bridges"),
+        "{text}"
+    );
+    let walk = |seed: &str| {
+        run_in(
+            d.path(),
+            &[
+                "dream", "--json", "--from", "Kafka", "--seed", seed, "--steps", "8",
+            ],
+        )
+        .ok()
+        .json()["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["concept"]["key"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    let one = walk("5");
+    assert_eq!(one.len(), 9);
+    assert_eq!(one[0], "kafka");
+    assert_eq!(one, walk("5"), "the same seed walks the same way");
+    let text = run_in(d.path(), &["dream", "--seed", "5", "--from", "kafka"])
+        .ok()
+        .stdout;
+    assert!(text.contains("seed 5"), "{text}");
+    let bad = run_in(d.path(), &["dream", "--temperature", "0"]);
+    assert_ne!(bad.code, 0);
+    assert!(bad.stderr.contains("temperature"), "{}", bad.stderr);
+    let none = run_in(d.path(), &["dream", "--from", "Nowhere"]);
+    assert_ne!(none.code, 0);
+    assert!(none.stderr.contains("no concept"), "{}", none.stderr);
+}

@@ -136,6 +136,7 @@ fn a_person_signs_in_searches_edits_forgets_browses_and_a_read_key_cannot_forget
         "memory",
         "session",
         "graph",
+        "insights",
         "operations",
         "search-phone",
         "memory-read-key",

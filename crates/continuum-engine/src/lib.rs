@@ -18,6 +18,7 @@ mod keys;
 mod learn;
 mod metered;
 mod recall;
+mod reflect;
 mod retention;
 mod sync;
 mod tenants;
@@ -37,6 +38,11 @@ pub use keys::{MAX_KEY_DAYS, MAX_ROTATION_OVERLAP_DAYS, Rotation};
 pub use learn::{LearnOutcome, PreparedTurns, RememberRequest};
 pub use recall::{
     ActivatedConcept, Recall, RecallRequest, RecalledMemory, SearchHit, SearchRequest, SemanticUse,
+};
+pub use reflect::{
+    Bridge, Cluster, ConceptRef, Dream, DreamRequest, DreamStep, GraphRead, GraphScope,
+    HypothesisView, Insights, MAX_DREAM_STEPS, MAX_DREAM_TEMPERATURE, MAX_INSIGHTS,
+    MAX_REFLECT_CONCEPTS, MAX_REFLECT_LINKS_PER_CONCEPT, MemoryRef,
 };
 pub use retention::{MAX_DRY_RUN_IDS, RetentionHit, RetentionReport, RetentionRule};
 pub use sync::{MAX_SYNC_CONCEPTS, MAX_SYNC_LINKS, sync_cursor_name};

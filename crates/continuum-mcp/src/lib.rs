@@ -163,6 +163,31 @@ pub struct ConceptArgs {
 #[serde(deny_unknown_fields)]
 pub struct NoArgs {}
 
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InsightsArgs {
+    /// Clusters, bridges and hypotheses returned, each (default 10, at most 100).
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DreamArgs {
+    /// A concept to start from (default: one drawn by its link strength).
+    #[serde(default)]
+    pub from: Option<String>,
+    /// The same seed walks the same way (default: from the clock; returned).
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// Moves (default 10, at most 200).
+    #[serde(default)]
+    pub steps: Option<usize>,
+    /// Above 0, at most 10 (default 1): below 1 keeps to strong links, above wanders along weak ones.
+    #[serde(default)]
+    pub temperature: Option<f64>,
+}
+
 /// A tool result: readable text plus the structured data.
 fn ok(text: String, data: Value) -> Result<CallToolResult, McpError> {
     let mut r = CallToolResult::success(vec![ContentBlock::text(text)]);
@@ -523,6 +548,97 @@ impl ContinuumMcp {
             text.push_str(&format!("\n- {} ({:.2})", n.name, n.strength));
         }
         ok(text, json!(v))
+    }
+
+    #[tool(
+        description = "Reflect on the concept graph: clusters of related concepts, concepts that bridge clusters, and pairs of concepts never mentioned together that share neighbours (associations worth checking)."
+    )]
+    async fn insights(
+        &self,
+        Parameters(a): Parameters<InsightsArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let caller = try_tool!(self.caller_for(&ctx, UsageKind::Other).await);
+        let scope = continuum_engine::GraphScope::default();
+        let r = try_tool!(
+            self.engine
+                .insights(&caller, &scope, a.limit.unwrap_or(10))
+                .await
+        );
+        let names = |cs: &[continuum_engine::ConceptRef]| {
+            cs.iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut text = format!(
+            "{} concepts, {} links; modularity {:.2}.",
+            r.graph.concepts, r.graph.links, r.modularity
+        );
+        for c in &r.clusters {
+            text.push_str(&format!(
+                "\nCluster {} ({}): {}",
+                c.id,
+                c.size,
+                names(&c.concepts)
+            ));
+        }
+        for b in &r.bridges {
+            text.push_str(&format!(
+                "\nBridge: {} ({:.3})",
+                b.concept.name, b.betweenness
+            ));
+        }
+        for h in &r.hypotheses {
+            text.push_str(&format!(
+                "\nHypothesis: {} ~ {} via {} ({:.3})",
+                h.a.name,
+                h.b.name,
+                names(&h.via),
+                h.score
+            ));
+        }
+        ok(text, json!(r))
+    }
+
+    #[tool(
+        description = "Dream: a seeded, repeatable random walk along the concept graph (weak links followed more at higher temperature), with the memories that join each step."
+    )]
+    async fn dream(
+        &self,
+        Parameters(a): Parameters<DreamArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let caller = try_tool!(self.caller_for(&ctx, UsageKind::Other).await);
+        let req = continuum_engine::DreamRequest {
+            from: a.from,
+            seed: a.seed,
+            steps: a.steps,
+            temperature: a.temperature,
+            scope: Default::default(),
+        };
+        let d = try_tool!(self.engine.dream(&caller, &req).await);
+        let walk: Vec<String> = d
+            .steps
+            .iter()
+            .map(|s| match s.by {
+                "jump" => format!("(jump) {}", s.concept.name),
+                _ if s.weak => format!("(weak) {}", s.concept.name),
+                _ => s.concept.name.clone(),
+            })
+            .collect();
+        let text = if walk.is_empty() {
+            "No links to walk along yet.".to_string()
+        } else {
+            format!(
+                "{} (seed {}; {} weak links, {} jumps)",
+                walk.join(" → "),
+                d.seed,
+                d.weak_links,
+                d.jumps
+            )
+        };
+        ok(text, json!(d))
     }
 }
 

@@ -47,6 +47,7 @@ mod extract;
 mod keys;
 mod mcp;
 mod memories;
+mod reflect;
 mod service;
 mod stream;
 mod sync;
@@ -67,6 +68,7 @@ use keys::*;
 use mcp::mcp_router;
 pub(crate) use mcp::{MCP_SESSION_IDLE, McpSessions};
 use memories::*;
+use reflect::*;
 use service::*;
 pub(crate) use stream::{Stopping, Streams};
 use stream::{StreamQuery, sse, ws};
@@ -397,6 +399,31 @@ pub(crate) fn api() -> (Router<Arc<AppState>>, Value) {
                 .query::<GraphQuery>()
                 .also(404, "No such concept in this tenant")
             .returns::<GraphOut>(),
+        )
+        .op(
+            M::GET,
+            "/v1/insights",
+            insights,
+            Op::new(
+                "concepts",
+                "What the concept graph says: clusters, the concepts that bridge them, and unlinked concepts that share neighbours",
+            )
+            .scope(Read)
+            .query::<InsightsQuery>()
+            .returns::<continuum_engine::Insights>(),
+        )
+        .op(
+            M::GET,
+            "/v1/dream",
+            dream,
+            Op::new(
+                "concepts",
+                "A seeded, repeatable random walk along the concept graph, with the memories that join each step",
+            )
+            .scope(Read)
+            .query::<DreamQuery>()
+            .returns::<continuum_engine::Dream>()
+            .also(404, "No such concept to start from"),
         )
         .op(
             M::GET,

@@ -271,6 +271,68 @@ async fn native_endpoints_page_supersede_and_forget() {
     assert_eq!(st, StatusCode::OK, "{new}");
     let (_, g) = c.get(&format!("/v1/memories/{old}")).await;
     assert_eq!(g["superseded_by"], new["id"]);
+    // Its versions, oldest first, read the same from either end; its concepts.
+    for from in [old.as_str(), new["id"].as_str().unwrap()] {
+        let (st, v) = c.get(&format!("/v1/memories/{from}/versions")).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        let ids: Vec<&str> = v["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, vec![old.as_str(), new["id"].as_str().unwrap()]);
+    }
+    let (_, v) = c
+        .get(&format!(
+            "/v1/memories/{}/concepts",
+            new["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(v["concepts"][0]["key"], "falcon", "{v}");
+    let (_, me) = c.get("/v1/whoami").await;
+    assert_eq!(
+        (me["tenant"].as_str(), me["scope"].as_str()),
+        (Some("acme"), Some("write"))
+    );
+    // Oldest first, and a span of days.
+    let (_, oldest) = c.get("/v1/memories?order=oldest&limit=1").await;
+    assert_eq!(
+        oldest["items"][0]["content"],
+        "Note 0 about the Falcon launch"
+    );
+    let (_, none) = c.get("/v1/memories?until=2000-01-01").await;
+    assert!(none["items"].as_array().unwrap().is_empty(), "{none}");
+    let (_, all) = c.get("/v1/memories?since=2000-01-01&limit=100").await;
+    assert_eq!(all["items"].as_array().unwrap().len(), 11);
+    for bad in ["order=sideways", "since=2024-13-01", "until=yesterday"] {
+        let (st, v) = c.get(&format!("/v1/memories?{bad}")).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{bad}: {v}");
+    }
+    // Reflection over the graph, and a walk its seed repeats.
+    let (st, ins) = c.get("/v1/insights?limit=5").await;
+    assert_eq!(st, StatusCode::OK, "{ins}");
+    assert!(ins["graph"]["links"].as_u64().unwrap() > 0, "{ins}");
+    let (st, d1) = c
+        .get("/v1/dream?from=Falcon&seed=3&steps=5&temperature=0.5")
+        .await;
+    assert_eq!(st, StatusCode::OK, "{d1}");
+    let (_, d2) = c
+        .get("/v1/dream?from=Falcon&seed=3&steps=5&temperature=0.5")
+        .await;
+    assert_eq!(d1["steps"], d2["steps"]);
+    assert_eq!(d1["steps"][0]["concept"]["key"], "falcon");
+    for bad in [
+        "temperature=0",
+        "temperature=11",
+        "steps=0",
+        "seed=9007199254740992",
+    ] {
+        let (st, v) = c.get(&format!("/v1/dream?{bad}")).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{bad}: {v}");
+    }
+    let (st, _) = c.get("/v1/dream?from=nowhere-at-all").await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
     let (_, sessions) = c.get("/v1/sessions").await;
     assert_eq!(sessions["sessions"][0]["id"], "launch");
     let (_, graph) = c.get("/v1/graph?concept=falcon").await;

@@ -26,7 +26,8 @@ use continuum_core::store::{
 };
 use continuum_core::{Error, MemoryId, SessionId, Source, TenantId};
 use continuum_engine::{
-    Engine, EngineConfig, ExportRecord, RecallRequest, RememberRequest, SearchRequest,
+    Dream, DreamRequest, Engine, EngineConfig, ExportRecord, GraphScope, RecallRequest,
+    RememberRequest, SearchRequest,
 };
 
 fn turn(user: &str, assistant: &str) -> Turn {
@@ -677,6 +678,148 @@ pub async fn forget_unknown_is_not_found(make: &Factory) {
         Err(Error::NotFound(_))
     ));
     assert_eq!(e.stats(&t).await.unwrap().store.memories, 1);
+}
+
+pub async fn reflection_reads_one_tenant_and_repeats_by_seed(make: &Factory) {
+    let s = make().await;
+    let (e, _) = engine(s.store.clone());
+    let (a, b) = (tenant("alice"), tenant("bob"));
+    // Two groups for alice, joined through Grafana by one turn; bob shares a name.
+    for _ in 0..3 {
+        e.learn(
+            &a,
+            turn(
+                "Our Kafka cluster feeds Flink and ClickHouse every minute.",
+                "So Kafka, Flink and ClickHouse move together.",
+            ),
+        )
+        .await
+        .unwrap();
+        e.learn(
+            &a,
+            turn(
+                "The Terraform plan updates Postgres and Redis nightly.",
+                "So Terraform, Postgres and Redis change together.",
+            ),
+        )
+        .await
+        .unwrap();
+    }
+    e.learn(
+        &a,
+        turn(
+            "Dashboards in Grafana read ClickHouse and Postgres.",
+            "Noted.",
+        ),
+    )
+    .await
+    .unwrap();
+    e.learn(
+        &b,
+        turn("Bob keeps Kafka next to Cardamom and Saffron.", "Noted."),
+    )
+    .await
+    .unwrap();
+    let scope = GraphScope::default();
+    let r = e.insights(&a, &scope, 10).await.unwrap();
+    let json = serde_json::to_string(&r).unwrap();
+    assert!(
+        !json.contains("cardamom") && !json.contains("saffron"),
+        "{json}"
+    );
+    assert!(r.clusters.len() >= 2, "{json}");
+    let group = |k: &str| {
+        r.clusters
+            .iter()
+            .find(|c| c.concepts.iter().any(|x| x.key == k))
+            .map(|c| c.id)
+    };
+    assert_eq!(group("kafka"), group("flink"), "{json}");
+    assert_eq!(group("terraform"), group("redis"), "{json}");
+    assert_ne!(group("kafka"), group("terraform"), "{json}");
+    assert!(
+        r.bridges.iter().any(|x| x.concept.key == "grafana"
+            || x.concept.key == "clickhouse"
+            || x.concept.key == "postgres"),
+        "{json}"
+    );
+    // The Grafana turn joins the groups: across it, unlinked pairs are hypotheses.
+    assert!(
+        r.hypotheses
+            .iter()
+            .any(|h| group(&h.a.key) != group(&h.b.key)),
+        "{json}"
+    );
+    assert!(
+        r.hypotheses
+            .iter()
+            .all(|h| h.a.key != h.b.key && !h.via.is_empty()),
+        "{json}"
+    );
+    let req = DreamRequest {
+        from: Some("Kafka".into()),
+        seed: Some(11),
+        steps: Some(12),
+        temperature: Some(2.0),
+        scope,
+    };
+    let one = e.dream(&a, &req).await.unwrap();
+    let two = e.dream(&a, &req).await.unwrap();
+    let keys = |d: &Dream| {
+        d.steps
+            .iter()
+            .map(|s| s.concept.key.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(keys(&one), keys(&two), "the seed fixes the walk");
+    assert_eq!(one.steps[0].concept.key, "kafka");
+    assert_eq!(one.steps.len(), 13);
+    let json = serde_json::to_string(&one).unwrap();
+    assert!(!json.contains("ardamom") && !json.contains("Bob"), "{json}");
+    for st in one.steps.iter().skip(1).filter(|s| s.by == "link") {
+        assert!(
+            !st.memories.is_empty(),
+            "a link step names the memories behind it: {json}"
+        );
+    }
+    // Bob's concepts are not alice's to start from; bad settings are refused.
+    assert!(matches!(
+        e.dream(
+            &a,
+            &DreamRequest {
+                from: Some("Cardamom".into()),
+                ..Default::default()
+            }
+        )
+        .await,
+        Err(Error::NotFound(_))
+    ));
+    for bad in [
+        DreamRequest {
+            temperature: Some(0.0),
+            ..Default::default()
+        },
+        DreamRequest {
+            steps: Some(0),
+            ..Default::default()
+        },
+        DreamRequest {
+            scope: GraphScope {
+                concepts: 0,
+                links_per_concept: 5,
+            },
+            ..Default::default()
+        },
+    ] {
+        assert!(matches!(
+            e.dream(&a, &bad).await,
+            Err(Error::InvalidInput(_))
+        ));
+    }
+    assert!(matches!(
+        e.insights(&a, &GraphScope::default(), 0).await,
+        Err(Error::InvalidInput(_))
+    ));
 }
 
 pub async fn tenants_never_see_each_other(make: &Factory) {

@@ -128,6 +128,7 @@ macro_rules! store_conformance {
             forget_removes_memories_everywhere,
             forget_unknown_is_not_found,
             tenants_never_see_each_other,
+            reflection_reads_one_tenant_and_repeats_by_seed,
             export_then_import_reproduces_recall,
             import_is_idempotent,
             event_log_numbers_every_write_in_order,

@@ -1,4 +1,4 @@
-//! `concepts [NAME]`.
+//! `concepts [NAME]`, `insights`, `dream`.
 
 use crate::app::Global;
 use crate::output;
@@ -53,5 +53,144 @@ pub async fn concepts(g: &Global, a: ConceptsArgs) -> Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// Which part of the graph `insights` and `dream` read.
+#[derive(Debug, Args)]
+pub struct ScopeArgs {
+    /// The most mentioned concepts read (1 to 2000).
+    #[arg(long = "graph-concepts", default_value_t = 500)]
+    pub concepts: usize,
+    /// Strongest links read per concept (1 to 100).
+    #[arg(long = "graph-links", default_value_t = 20)]
+    pub links: usize,
+}
+
+impl ScopeArgs {
+    fn scope(&self) -> continuum_engine::GraphScope {
+        continuum_engine::GraphScope {
+            concepts: self.concepts,
+            links_per_concept: self.links,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct InsightsArgs {
+    /// Clusters, bridges and hypotheses shown, each (1 to 100).
+    #[arg(long, default_value_t = 10)]
+    pub limit: usize,
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+}
+
+pub async fn insights(g: &Global, a: InsightsArgs) -> Result<()> {
+    let tenant = g.tenant()?;
+    let (engine, _) = g.open().await?;
+    let r = engine.insights(&tenant, &a.scope.scope(), a.limit).await?;
+    if g.json {
+        return output::json(&r);
+    }
+    let names = |cs: &[continuum_engine::ConceptRef]| {
+        cs.iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!(
+        "{} concepts, {} links read; modularity {:.2}",
+        r.graph.concepts, r.graph.links, r.modularity
+    );
+    println!("\nClusters");
+    if r.clusters.is_empty() {
+        println!("  none yet (too few links)");
+    }
+    for c in &r.clusters {
+        println!("  {:>3}. {} concepts: {}", c.id, c.size, names(&c.concepts));
+    }
+    println!("\nBridges (concepts that join clusters)");
+    if r.bridges.is_empty() {
+        println!("  none");
+    }
+    for b in &r.bridges {
+        let joins: Vec<String> = b.joins.iter().map(|j| j.to_string()).collect();
+        println!(
+            "  {:.3}  {}  (joins clusters {})",
+            b.betweenness,
+            b.concept.name,
+            joins.join(", ")
+        );
+    }
+    println!("\nHypotheses (not linked, but share neighbours)");
+    if r.hypotheses.is_empty() {
+        println!("  none");
+    }
+    for h in &r.hypotheses {
+        println!(
+            "  {:.3}  {} ~ {}  via {}",
+            h.score,
+            h.a.name,
+            h.b.name,
+            names(&h.via)
+        );
+    }
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct DreamArgs {
+    /// Start at this concept (default: one drawn by its link strength).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// The same seed walks the same way (default: from the clock; printed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Moves (1 to 200).
+    #[arg(long, default_value_t = 10)]
+    pub steps: usize,
+    /// Below 1 keeps to strong links; above 1 wanders along weak ones (up to 10).
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f64,
+    #[command(flatten)]
+    pub scope: ScopeArgs,
+}
+
+pub async fn dream(g: &Global, a: DreamArgs) -> Result<()> {
+    let tenant = g.tenant()?;
+    let (engine, _) = g.open().await?;
+    let req = continuum_engine::DreamRequest {
+        from: a.from,
+        seed: a.seed,
+        steps: Some(a.steps),
+        temperature: Some(a.temperature),
+        scope: a.scope.scope(),
+    };
+    let d = engine.dream(&tenant, &req).await?;
+    if g.json {
+        return output::json(&d);
+    }
+    if d.steps.is_empty() {
+        println!("no links to walk along yet");
+        return Ok(());
+    }
+    for s in &d.steps {
+        let how = match (s.by, s.strength) {
+            ("link", Some(w)) => format!("{}link {w:.2}", if s.weak { "weak " } else { "" }),
+            (by, _) => by.to_string(),
+        };
+        let back = s
+            .returns_to
+            .map(|j| format!("  (back to step {j})"))
+            .unwrap_or_default();
+        println!("{:>3}. {}  [{how}]{back}", s.step, s.concept.name);
+        for m in &s.memories {
+            println!("       \"{}\"", m.content);
+        }
+    }
+    println!(
+        "\nseed {} · temperature {} · {} weak links · {} jumps · {} returns",
+        d.seed, d.temperature, d.weak_links, d.jumps, d.cycles
+    );
     Ok(())
 }

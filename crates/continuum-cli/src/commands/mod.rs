@@ -65,6 +65,12 @@ pub enum Command {
     Decisions(stats::PageArgs),
     /// A concept's neighbours with link strengths; without a name, the most mentioned concepts.
     Concepts(concepts::ConceptsArgs),
+    /// What the concept graph says: clusters, bridges between them, and unlinked concepts
+    /// that share neighbours (associations to check).
+    Insights(concepts::InsightsArgs),
+    /// A seeded, repeatable random walk along the concept graph, with the memories that join
+    /// each step.
+    Dream(concepts::DreamArgs),
     /// Check the data directory, the store and its indexes.
     Doctor(doctor::DoctorArgs),
     /// The configuration file: write a commented default one, or show every effective setting.
@@ -138,6 +144,8 @@ pub async fn run(cli: Cli, file: crate::config::ConfigFile) -> Result<()> {
         Command::Sessions(a) => stats::sessions(g, a).await,
         Command::Decisions(a) => stats::decisions(g, a).await,
         Command::Concepts(a) => concepts::concepts(g, a).await,
+        Command::Insights(a) => concepts::insights(g, a).await,
+        Command::Dream(a) => concepts::dream(g, a).await,
         Command::Doctor(a) => doctor::doctor(g, a).await,
         Command::Events(a) => events::events(g, a).await,
         Command::Export(a) => export::export(g, a).await,

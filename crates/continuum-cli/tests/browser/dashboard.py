@@ -152,6 +152,11 @@ with sync_playwright() as p:
     assert "Redis" in texts[0] and "Postgres" in texts[2], texts
     shot(page, "session")
 
+    # The graph page without a concept: what the graph says (clusters, bridges).
+    page.get_by_role("link", name="Graph").click()
+    expect(page.get_by_role("list", name="Clusters")).to_contain_text("Kafka")
+    shot(page, "insights")
+
     # The concept graph: a neighbourhood drawn as links; clicking a node moves to it.
     page.goto(f"{base}/dashboard#/graph?concept=kafka")
     graph = page.get_by_role("group", name=re.compile("Concepts linked to"))
@@ -161,6 +166,9 @@ with sync_playwright() as p:
     expect(page.get_by_role("heading", name="Memories that mention it")).to_be_visible()
     expect(page.get_by_role("region", name="Neighbourhood")).to_contain_text("feeds Flink")
     expect(page.get_by_role("region", name="Neighbourhood")).not_to_contain_text("another tenant")
+    page.get_by_role("button", name="Dream").click()
+    expect(page.get_by_role("list", name="Dream").get_by_role("listitem").first).to_contain_text("Kafka")
+    expect(page.get_by_text(re.compile(r"^Seed \d+:"))).to_be_visible()
     shot(page, "graph")
     other = nodes.nth(1)
     other_name = other.get_attribute("aria-label").split(",")[0]

@@ -14,7 +14,7 @@ from mcp.client.stdio import stdio_client
 
 TOOLS = {
     "memory_store", "memory_recall", "memory_search", "memory_remember", "memory_get",
-    "memory_list", "memory_forget", "memory_stats", "concept_graph",
+    "memory_list", "memory_forget", "memory_stats", "concept_graph", "insights", "dream",
 }
 
 
@@ -88,6 +88,20 @@ async def scenario(s):
     assert any("nextest" in h["content"] for h in data["results"]), data
     r, body, data = await call(s, "concept_graph", {"concept": "CI"})
     assert not r.is_error, body
+
+    # Reflection over the graph: clusters, and a walk that the same seed repeats.
+    r, body, data = await call(s, "insights", {"limit": 5})
+    assert not r.is_error, body
+    assert data["graph"]["links"] > 0 and data["clusters"], data
+    keys = {c["key"] for cl in data["clusters"] for c in cl["concepts"]}
+    assert "lisbon" in keys or "priya" in keys, data
+    r, body, one = await call(s, "dream", {"from": "Priya", "seed": 7, "steps": 4})
+    assert not r.is_error and one["steps"][0]["concept"]["key"] == "priya", body
+    r, _, two = await call(s, "dream", {"from": "Priya", "seed": 7, "steps": 4})
+    assert [x["concept"]["key"] for x in one["steps"]] == [x["concept"]["key"] for x in two["steps"]]
+    assert one["seed"] == 7 and len(one["steps"]) == 5, one
+    r, body, _ = await call(s, "dream", {"temperature": 0})
+    assert r.is_error and "temperature" in body, body
 
     for mid in lisbon:
         r, body, _ = await call(s, "memory_forget", {"id": mid})

@@ -483,9 +483,30 @@ async function pageGraph(params) {
   h('div', { class: 'row' }, h('div', { class: 'grow' }, input), h('button', { type: 'submit', text: 'Show' })));
   const out = h('section', { 'aria-label': 'Neighbourhood' });
   show(name ? `Graph: ${name}` : 'Graph', h('h1', { text: 'Concept graph' }), form, out);
+  const conceptLink = (c) => h('a', { href: `#/graph${qs({ concept: c.key })}`, text: c.name });
+  const joined = (list) => list.map((c, i) => [i ? ', ' : '', conceptLink(c)]);
   if (!name) {
-    out.append(h('p', { class: 'meta', text: 'Name a concept (a word or phrase from your memories), or follow one from a memory or a search result.' }));
+    out.append(h('p', { class: 'meta', text: 'Name a concept (a word or phrase from your memories), or start from what the graph says below.' }));
     input.focus();
+    try {
+      const r = await api('GET', `/v1/insights${qs({ limit: 8 })}`);
+      out.append(
+        h('h2', { text: 'Clusters' }),
+        r.clusters.length
+          ? h('ol', { 'aria-label': 'Clusters' }, r.clusters.map((c) => h('li', null, `${c.size} concepts: `, joined(c.concepts))))
+          : h('p', { class: 'meta', text: 'Not enough links yet.' }),
+        h('h2', { text: 'Bridges' }),
+        r.bridges.length
+          ? h('ul', { 'aria-label': 'Bridges' }, r.bridges.map((b) => h('li', null, conceptLink(b.concept), ` joins clusters ${b.joins.map((j) => j + 1).join(' and ')} (betweenness ${b.betweenness.toFixed(2)})`)))
+          : h('p', { class: 'meta', text: 'No concept joins two clusters yet.' }),
+        h('h2', { text: 'Worth checking: never together, but near' }),
+        r.hypotheses.length
+          ? h('ul', { 'aria-label': 'Hypotheses' }, r.hypotheses.map((x) => h('li', null, conceptLink(x.a), ' ~ ', conceptLink(x.b), ' through ', joined(x.via))))
+          : h('p', { class: 'meta', text: 'None yet.' }),
+        h('p', { class: 'meta', text: `Read from ${r.graph.concepts} concepts and ${r.graph.links} links; modularity ${r.modularity.toFixed(2)}.` }));
+    } catch (err) {
+      out.append(h('p', { class: 'error', text: err.message }));
+    }
     return;
   }
   try {
@@ -505,10 +526,29 @@ async function pageGraph(params) {
             h('td', { text: n.strength.toFixed(3) }), h('td', { text: n.count }))))))
         : h('p', { class: 'meta', text: 'No links yet.' }),
       h('h2', { text: 'Memories that mention it' }),
-      h('ol', { class: 'list' }, (c.memories || []).map((m) => memoryCard(m))));
+      h('ol', { class: 'list' }, (c.memories || []).map((m) => memoryCard(m))),
+      h('h2', { text: 'Dream from here' }),
+      dreamBox(c.concept.key));
   } catch (err) {
     out.replaceChildren(h('p', { class: 'error', role: 'alert', text: err.status === 404 ? `No concept "${name}" is stored.` : err.message }));
   }
+}
+
+// A seeded walk from a concept; the seed is shown so the same walk can be had again.
+function dreamBox(from) {
+  const out = h('ol', { 'aria-label': 'Dream' });
+  const note = h('p', { class: 'meta' });
+  const go = async () => {
+    try {
+      const d = await api('GET', `/v1/dream${qs({ from, steps: 8 })}`);
+      out.replaceChildren(...d.steps.map((s) => h('li', null,
+        h('a', { href: `#/graph${qs({ concept: s.concept.key })}`, text: s.concept.name }),
+        s.by === 'jump' ? ' (a jump: no way on)' : s.weak ? ` (weak link ${s.strength.toFixed(2)})` : s.strength ? ` (link ${s.strength.toFixed(2)})` : '',
+        (s.memories || []).length ? h('span', { class: 'meta', text: ` — “${cut(s.memories[0].content, 120)}”` }) : null)));
+      note.textContent = `Seed ${d.seed}: ${d.weak_links} weak links, ${d.jumps} jumps, ${d.cycles} returns.`;
+    } catch (err) { note.textContent = err.message; }
+  };
+  return h('div', null, h('button', { type: 'button', class: 'secondary', text: 'Dream', onclick: go }), out, note);
 }
 
 // Any JSON as something readable: scalars in a list, arrays of records as tables.

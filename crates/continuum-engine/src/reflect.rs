@@ -1,0 +1,439 @@
+//! Insights and dreams over a tenant's concept graph (the algorithms are in
+//! `continuum-reflect`; this loads the graph they read and names what they find).
+//!
+//! The graph read is bounded: the tenant's most mentioned concepts (at most
+//! [`MAX_REFLECT_CONCEPTS`]) and each one's strongest links (at most
+//! [`MAX_REFLECT_LINKS_PER_CONCEPT`]), with strengths as recall sees them (after decay).
+
+use super::*;
+use continuum_core::store::sort_links;
+use continuum_reflect::{Graph, Move};
+use std::collections::{BTreeSet, HashMap};
+
+pub const MAX_REFLECT_CONCEPTS: usize = 2_000;
+pub const MAX_REFLECT_LINKS_PER_CONCEPT: usize = 100;
+pub const MAX_INSIGHTS: usize = 100;
+pub const MAX_DREAM_STEPS: usize = 200;
+/// Dream temperatures allowed: (0, 10].
+pub const MAX_DREAM_TEMPERATURE: f64 = 10.0;
+
+/// Which part of the graph to read.
+#[derive(Debug, Clone, Copy, Serialize, schemars::JsonSchema)]
+pub struct GraphScope {
+    /// The most mentioned concepts read (default 500).
+    pub concepts: usize,
+    /// Strongest links read per concept (default 20).
+    pub links_per_concept: usize,
+}
+
+impl Default for GraphScope {
+    fn default() -> Self {
+        GraphScope {
+            concepts: 500,
+            links_per_concept: 20,
+        }
+    }
+}
+
+impl GraphScope {
+    fn check(&self) -> Result<()> {
+        if self.concepts == 0 || self.concepts > MAX_REFLECT_CONCEPTS {
+            return Err(Error::InvalidInput(format!(
+                "concepts must be between 1 and {MAX_REFLECT_CONCEPTS}"
+            )));
+        }
+        if self.links_per_concept == 0 || self.links_per_concept > MAX_REFLECT_LINKS_PER_CONCEPT {
+            return Err(Error::InvalidInput(format!(
+                "links per concept must be between 1 and {MAX_REFLECT_LINKS_PER_CONCEPT}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A concept, by key and by the name the text first gave it.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct ConceptRef {
+    pub key: String,
+    pub name: String,
+}
+
+/// What a graph read held.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct GraphRead {
+    pub scope: GraphScope,
+    pub concepts: usize,
+    pub links: usize,
+}
+
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct Cluster {
+    pub id: usize,
+    pub size: usize,
+    /// Its most linked concepts (at most 10), most linked first.
+    pub concepts: Vec<ConceptRef>,
+}
+
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct Bridge {
+    pub concept: ConceptRef,
+    /// Share of the pairs of other concepts whose shortest path runs through it, in [0, 1].
+    pub betweenness: f64,
+    /// The clusters its links reach (two or more).
+    pub joins: Vec<usize>,
+}
+
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct HypothesisView {
+    pub a: ConceptRef,
+    pub b: ConceptRef,
+    /// Sum over shared neighbours of the two links' strengths multiplied.
+    pub score: f64,
+    /// The concepts that join them, strongest path first.
+    pub via: Vec<ConceptRef>,
+}
+
+/// What the concept graph says beyond one concept's neighbours.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct Insights {
+    pub graph: GraphRead,
+    /// Groups of concepts more linked among themselves than to the rest, largest first (at
+    /// most `limit`; groups of one are left out).
+    pub clusters: Vec<Cluster>,
+    /// Newman modularity of the whole partition: above about 0.3 the groups are clear.
+    pub modularity: f64,
+    /// Concepts that join clusters, by betweenness.
+    pub bridges: Vec<Bridge>,
+    /// Unlinked pairs with shared neighbours, best first: associations to check.
+    pub hypotheses: Vec<HypothesisView>,
+}
+
+/// A memory that mentions both ends of a dream's step.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct MemoryRef {
+    pub id: MemoryId,
+    /// The first 200 characters.
+    pub content: String,
+}
+
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct DreamStep {
+    pub step: usize,
+    pub concept: ConceptRef,
+    /// `start`, `link` or `jump` (a dead end: no link but the one it came by).
+    pub by: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strength: Option<f64>,
+    /// The link is weaker than the graph's median link.
+    pub weak: bool,
+    /// The step at which the walk first came here (a cycle closes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub returns_to: Option<usize>,
+    /// Memories that mention this concept and the previous one (at most 2, newest first).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub memories: Vec<MemoryRef>,
+}
+
+/// A seeded associative walk over the concept graph.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct Dream {
+    /// Give it back to walk the same way again.
+    pub seed: u64,
+    pub temperature: f64,
+    /// Links weaker than this (the median link) count as weak.
+    pub weak_below: f64,
+    pub graph: GraphRead,
+    pub steps: Vec<DreamStep>,
+    pub weak_links: usize,
+    pub jumps: usize,
+    pub cycles: usize,
+}
+
+/// How to dream.
+#[derive(Debug, Clone, Default)]
+pub struct DreamRequest {
+    /// Where to start (a concept name); default: drawn by its link strength.
+    pub from: Option<String>,
+    /// Default: from the clock (reported, so the walk can be repeated).
+    pub seed: Option<u64>,
+    /// Moves (default 10, at most [`MAX_DREAM_STEPS`]).
+    pub steps: Option<usize>,
+    /// Default 1.0; below 1 keeps to strong links, above wanders along weak ones.
+    pub temperature: Option<f64>,
+    pub scope: GraphScope,
+}
+
+impl Engine {
+    /// Loads the bounded graph (see the module's documentation), plus `extra` concepts' links.
+    async fn reflect_graph(
+        &self,
+        tenant: &TenantId,
+        scope: &GraphScope,
+        extra: &[String],
+    ) -> Result<(Graph, HashMap<String, String>)> {
+        scope.check()?;
+        let mut keys: Vec<String> = extra.to_vec();
+        let mut offset = 0;
+        while offset < scope.concepts {
+            let page = self
+                .store
+                .list_concepts(tenant, MAX_PAGE.min(scope.concepts - offset), offset)
+                .await?;
+            if page.is_empty() {
+                break;
+            }
+            offset += page.len();
+            keys.extend(page.into_iter().map(|c| c.key));
+        }
+        let now = self.clock.now();
+        let mut links = Vec::new();
+        for chunk in keys.chunks(200) {
+            links.extend(
+                self.store
+                    .neighbours(tenant, chunk, scope.links_per_concept)
+                    .await?,
+            );
+        }
+        for l in &mut links {
+            l.strength = self.config.hebbian.effective(l.strength, l.last_at, now);
+        }
+        sort_links(&mut links);
+        let graph = Graph::new(links.into_iter().map(|l| (l.a, l.b, l.strength)));
+        let all: Vec<String> = (0..graph.len()).map(|v| graph.key(v).to_string()).collect();
+        let mut names = HashMap::new();
+        for chunk in all.chunks(500) {
+            for c in self.store.concepts(tenant, chunk).await? {
+                names.insert(c.key, c.name);
+            }
+        }
+        Ok((graph, names))
+    }
+
+    /// Clusters, bridges and two-hop hypotheses of the tenant's concept graph.
+    pub async fn insights(
+        &self,
+        who: impl Into<Caller>,
+        scope: &GraphScope,
+        limit: usize,
+    ) -> Result<Insights> {
+        let caller = who.into();
+        let tenant = caller.require(Scope::Read)?;
+        if limit == 0 || limit > MAX_INSIGHTS {
+            return Err(Error::InvalidInput(format!(
+                "limit must be between 1 and {MAX_INSIGHTS}"
+            )));
+        }
+        let (g, names) = self.reflect_graph(tenant, scope, &[]).await?;
+        let named = |v: usize| ConceptRef {
+            key: g.key(v).to_string(),
+            name: names
+                .get(g.key(v))
+                .cloned()
+                .unwrap_or_else(|| g.key(v).to_string()),
+        };
+        let (group, between, hyps) = tokio::task::spawn_blocking({
+            let g = g.clone();
+            move || {
+                let group = continuum_reflect::clusters(&g);
+                let between = continuum_reflect::betweenness(&g);
+                let hyps = continuum_reflect::two_hop(&g, limit, 50);
+                (group, between, hyps)
+            }
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("insights: {e}")))?;
+        let modularity = continuum_reflect::modularity(&g, &group);
+        let mut members: Vec<Vec<usize>> = Vec::new();
+        for (v, &c) in group.iter().enumerate() {
+            if members.len() <= c {
+                members.resize(c + 1, Vec::new());
+            }
+            members[c].push(v);
+        }
+        let clusters = members
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.len() > 1)
+            .take(limit)
+            .map(|(id, m)| {
+                let mut m = m.clone();
+                m.sort_by(|a, b| {
+                    g.degree(*b)
+                        .total_cmp(&g.degree(*a))
+                        .then_with(|| g.key(*a).cmp(g.key(*b)))
+                });
+                Cluster {
+                    id,
+                    size: m.len(),
+                    concepts: m.iter().take(10).map(|v| named(*v)).collect(),
+                }
+            })
+            .collect();
+        let mut order: Vec<usize> = (0..g.len()).filter(|v| between[*v] > 0.0).collect();
+        order.sort_by(|a, b| {
+            between[*b]
+                .total_cmp(&between[*a])
+                .then_with(|| g.key(*a).cmp(g.key(*b)))
+        });
+        let bridges = order
+            .into_iter()
+            .filter_map(|v| {
+                let joins: BTreeSet<usize> = std::iter::once(group[v])
+                    .chain(g.neighbours(v).iter().map(|(u, _)| group[*u]))
+                    .collect();
+                (joins.len() > 1).then(|| Bridge {
+                    concept: named(v),
+                    betweenness: between[v],
+                    joins: joins.into_iter().collect(),
+                })
+            })
+            .take(limit)
+            .collect();
+        let hypotheses = hyps
+            .into_iter()
+            .map(|h| HypothesisView {
+                a: named(h.a),
+                b: named(h.b),
+                score: h.score,
+                via: h.via.iter().take(5).map(|v| named(*v)).collect(),
+            })
+            .collect();
+        Ok(Insights {
+            graph: GraphRead {
+                scope: *scope,
+                concepts: g.len(),
+                links: g.edge_count(),
+            },
+            clusters,
+            modularity,
+            bridges,
+            hypotheses,
+        })
+    }
+
+    /// A seeded, reproducible weighted random walk over the tenant's concept graph, with the
+    /// memories that join each step.
+    pub async fn dream(&self, who: impl Into<Caller>, req: &DreamRequest) -> Result<Dream> {
+        let caller = who.into();
+        let tenant = caller.require(Scope::Read)?;
+        let steps = req.steps.unwrap_or(10);
+        if steps == 0 || steps > MAX_DREAM_STEPS {
+            return Err(Error::InvalidInput(format!(
+                "steps must be between 1 and {MAX_DREAM_STEPS}"
+            )));
+        }
+        let temperature = req.temperature.unwrap_or(1.0);
+        if !(temperature > 0.0 && temperature <= MAX_DREAM_TEMPERATURE) {
+            return Err(Error::InvalidInput(format!(
+                "temperature must be above 0 and at most {MAX_DREAM_TEMPERATURE}"
+            )));
+        }
+        let start_key = match &req.from {
+            Some(name) => {
+                let key = continuum_core::extract::concept_key(name);
+                if key.is_empty()
+                    || self
+                        .store
+                        .concepts(tenant, std::slice::from_ref(&key))
+                        .await?
+                        .is_empty()
+                {
+                    return Err(Error::NotFound(format!("no concept '{name}'")));
+                }
+                Some(key)
+            }
+            None => None,
+        };
+        let extra: Vec<String> = start_key.iter().cloned().collect();
+        let (g, names) = self.reflect_graph(tenant, &req.scope, &extra).await?;
+        let seed = req
+            .seed
+            .unwrap_or_else(|| self.clock.now().millis().unsigned_abs());
+        let start = match &start_key {
+            Some(k) => match g.find(k) {
+                Some(v) => Some(v),
+                None => {
+                    return Err(Error::InvalidInput(format!(
+                        "'{k}' has no links to walk along yet"
+                    )));
+                }
+            },
+            None => None,
+        };
+        let walk = continuum_reflect::dream(&g, start, steps, temperature, seed);
+        let named = |v: usize| ConceptRef {
+            key: g.key(v).to_string(),
+            name: names
+                .get(g.key(v))
+                .cloned()
+                .unwrap_or_else(|| g.key(v).to_string()),
+        };
+        let mut out = Vec::with_capacity(walk.len());
+        for (i, s) in walk.iter().enumerate() {
+            let memories = if s.by == Move::Link && i > 0 {
+                self.joining(tenant, g.key(walk[i - 1].node), g.key(s.node))
+                    .await?
+            } else {
+                Vec::new()
+            };
+            out.push(DreamStep {
+                step: i,
+                concept: named(s.node),
+                by: match s.by {
+                    Move::Start => "start",
+                    Move::Link => "link",
+                    Move::Jump => "jump",
+                },
+                strength: s.strength,
+                weak: s.weak,
+                returns_to: s.returns_to,
+                memories,
+            });
+        }
+        Ok(Dream {
+            seed,
+            temperature,
+            weak_below: g.median_strength(),
+            graph: GraphRead {
+                scope: req.scope,
+                concepts: g.len(),
+                links: g.edge_count(),
+            },
+            weak_links: walk.iter().filter(|s| s.weak).count(),
+            jumps: walk.iter().filter(|s| s.by == Move::Jump).count(),
+            cycles: walk.iter().filter(|s| s.returns_to.is_some()).count(),
+            steps: out,
+        })
+    }
+
+    /// The newest memories (at most 2) that mention both concepts.
+    async fn joining(&self, tenant: &TenantId, a: &str, b: &str) -> Result<Vec<MemoryRef>> {
+        let heads = self
+            .store
+            .mentions(tenant, &[a.to_string(), b.to_string()], 50)
+            .await?;
+        let of = |k: &str| -> BTreeSet<MemoryId> {
+            heads
+                .iter()
+                .filter(|(key, _)| key == k)
+                .map(|(_, h)| h.id)
+                .collect()
+        };
+        let mut both: Vec<MemoryId> = of(a).intersection(&of(b)).copied().collect();
+        both.reverse();
+        both.truncate(10);
+        let mut found = self.store.get(tenant, &both).await?;
+        found.sort_by_key(|m| std::cmp::Reverse(m.id));
+        // The same words stored twice (in two sessions) explain the step once.
+        let mut seen = BTreeSet::new();
+        found.retain(|m| seen.insert(m.content_hash.clone()));
+        found.truncate(2);
+        Ok(found
+            .into_iter()
+            .map(|m| MemoryRef {
+                id: m.id,
+                content: m.content.chars().take(200).collect(),
+            })
+            .collect())
+    }
+}

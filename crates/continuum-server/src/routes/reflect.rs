@@ -1,0 +1,83 @@
+//! `GET /v1/insights` and `GET /v1/dream`: reflection over the key's tenant's concept graph.
+
+use super::*;
+use continuum_engine::{Dream, DreamRequest, GraphScope, Insights};
+
+/// The largest seed: integers above 2^53 do not survive JSON readers that use doubles.
+const MAX_SEED: u64 = (1 << 53) - 1;
+
+#[derive(Deserialize, JsonSchema)]
+pub(super) struct InsightsQuery {
+    /// Clusters, bridges and hypotheses returned, each (default 10).
+    #[schemars(range(min = 1, max = continuum_engine::MAX_INSIGHTS))]
+    limit: Option<usize>,
+    /// The most mentioned concepts read (default 500).
+    #[schemars(range(min = 1, max = continuum_engine::MAX_REFLECT_CONCEPTS))]
+    concepts: Option<usize>,
+    /// Strongest links read per concept (default 20).
+    #[schemars(range(min = 1, max = continuum_engine::MAX_REFLECT_LINKS_PER_CONCEPT))]
+    links: Option<usize>,
+}
+
+fn scope(concepts: Option<usize>, links: Option<usize>) -> GraphScope {
+    let d = GraphScope::default();
+    GraphScope {
+        concepts: concepts.unwrap_or(d.concepts),
+        links_per_concept: links.unwrap_or(d.links_per_concept),
+    }
+}
+
+pub(super) async fn insights(
+    State(s): St,
+    auth: Auth,
+    Q(q): Q<InsightsQuery>,
+) -> AppResult<Json<Insights>> {
+    let r = s
+        .engine
+        .insights(
+            &auth.caller,
+            &scope(q.concepts, q.links),
+            q.limit.unwrap_or(10),
+        )
+        .await?;
+    Ok(Json(r))
+}
+
+#[derive(Deserialize, JsonSchema)]
+pub(super) struct DreamQuery {
+    /// Start at this concept (default: one drawn by its link strength).
+    #[schemars(length(min = 1, max = 200), regex(pattern = r"\S"))]
+    from: Option<String>,
+    /// The same seed walks the same way (default: from the clock; returned).
+    #[schemars(range(max = MAX_SEED))]
+    seed: Option<u64>,
+    /// Moves (default 10).
+    #[schemars(range(min = 1, max = continuum_engine::MAX_DREAM_STEPS))]
+    steps: Option<usize>,
+    /// Above 0, at most 10 (default 1): below 1 keeps to strong links, above wanders.
+    #[schemars(range(max = continuum_engine::MAX_DREAM_TEMPERATURE), extend("exclusiveMinimum" = 0))]
+    temperature: Option<f64>,
+    /// The most mentioned concepts read (default 500).
+    #[schemars(range(min = 1, max = continuum_engine::MAX_REFLECT_CONCEPTS))]
+    concepts: Option<usize>,
+    /// Strongest links read per concept (default 20).
+    #[schemars(range(min = 1, max = continuum_engine::MAX_REFLECT_LINKS_PER_CONCEPT))]
+    links: Option<usize>,
+}
+
+pub(super) async fn dream(State(s): St, auth: Auth, Q(q): Q<DreamQuery>) -> AppResult<Json<Dream>> {
+    if q.seed.is_some_and(|s| s > MAX_SEED) {
+        return Err(Error::InvalidInput(format!("seed must be at most {MAX_SEED}")).into());
+    }
+    if q.from.as_ref().is_some_and(|f| f.len() > 200) {
+        return Err(Error::InvalidInput("from is at most 200 bytes".into()).into());
+    }
+    let req = DreamRequest {
+        from: q.from,
+        seed: q.seed,
+        steps: q.steps,
+        temperature: q.temperature,
+        scope: scope(q.concepts, q.links),
+    };
+    Ok(Json(s.engine.dream(&auth.caller, &req).await?))
+}
