@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 pub const MAX_WEBHOOKS_PER_TENANT: usize = 20;
 /// The longest target URL, description and error text kept.
 pub const MAX_URL_BYTES: usize = 2048;
-pub const MAX_DESCRIPTION_BYTES: usize = 500;
+pub const MAX_DESCRIPTION_CHARS: usize = 500;
 pub const MAX_ERROR_BYTES: usize = 500;
 
 /// Whether a subscription is being delivered to.
@@ -97,10 +97,10 @@ pub fn check_subscription(events: &[String], description: Option<&str>) -> Resul
         }
     }
     if let Some(d) = description
-        && (d.len() > MAX_DESCRIPTION_BYTES || d.chars().any(char::is_control))
+        && (d.chars().count() > MAX_DESCRIPTION_CHARS || d.chars().any(char::is_control))
     {
         return Err(Error::InvalidInput(format!(
-            "description: at most {MAX_DESCRIPTION_BYTES} bytes, no control characters"
+            "description: at most {MAX_DESCRIPTION_CHARS} characters, no control characters"
         )));
     }
     Ok(())

@@ -21,8 +21,12 @@ pub(super) struct WebhookCreate {
         inner(regex(pattern = super::stream::ONE_TYPE_PATTERN))
     )]
     events: Vec<String>,
+    /// At most 500 characters, no control characters.
     #[serde(default)]
-    #[schemars(length(max = 500))]
+    #[schemars(
+        length(max = continuum_core::webhook::MAX_DESCRIPTION_CHARS),
+        regex(pattern = r"^[^\x00-\x1f\x7f-\x9f]*$")
+    )]
     description: Option<String>,
 }
 
