@@ -54,6 +54,7 @@ pub const ACTIONS: &[&str] = &[
     "import",
     "store.copied",
     "backup.restored",
+    "sync.received",
     "webhook.created",
     "webhook.deleted",
     "webhook.secret_rotated",

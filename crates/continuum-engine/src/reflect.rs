@@ -163,6 +163,15 @@ pub struct DreamRequest {
     pub scope: GraphScope,
 }
 
+/// A node of `g` by key and name (its key when the name is unknown).
+fn concept_ref(g: &Graph, names: &HashMap<String, String>, v: usize) -> ConceptRef {
+    let key = g.key(v).to_string();
+    ConceptRef {
+        name: names.get(&key).cloned().unwrap_or_else(|| key.clone()),
+        key,
+    }
+}
+
 impl Engine {
     /// Loads the bounded graph (see the module's documentation), plus `extra` concepts' links.
     async fn reflect_graph(
@@ -224,13 +233,7 @@ impl Engine {
             )));
         }
         let (g, names) = self.reflect_graph(tenant, scope, &[]).await?;
-        let named = |v: usize| ConceptRef {
-            key: g.key(v).to_string(),
-            name: names
-                .get(g.key(v))
-                .cloned()
-                .unwrap_or_else(|| g.key(v).to_string()),
-        };
+        let named = |v: usize| concept_ref(&g, &names, v);
         let (group, between, hyps) = tokio::task::spawn_blocking({
             let g = g.clone();
             move || {
@@ -361,13 +364,7 @@ impl Engine {
             None => None,
         };
         let walk = continuum_reflect::dream(&g, start, steps, temperature, seed);
-        let named = |v: usize| ConceptRef {
-            key: g.key(v).to_string(),
-            name: names
-                .get(g.key(v))
-                .cloned()
-                .unwrap_or_else(|| g.key(v).to_string()),
-        };
+        let named = |v: usize| concept_ref(&g, &names, v);
         let mut out = Vec::with_capacity(walk.len());
         for (i, s) in walk.iter().enumerate() {
             let memories = if s.by == Move::Link && i > 0 {

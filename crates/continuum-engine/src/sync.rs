@@ -123,6 +123,21 @@ impl Engine {
             .store
             .apply_remote(tenant, &self.config.hebbian, &req.events)
             .await?;
+        if !req.events.is_empty() {
+            self.audit_ok(
+                &crate::actor_of(&caller),
+                Some(tenant),
+                "sync.received",
+                serde_json::json!({
+                    "node": req.node,
+                    "events": req.events.len(),
+                    "applied": r.applied,
+                    "skipped": r.skipped,
+                    "through": through,
+                }),
+            )
+            .await;
+        }
         Ok(PushReceipt {
             node,
             applied: r.applied,

@@ -195,6 +195,21 @@ async fn forged_oversized_and_malformed_pushes_are_refused_whole() {
         assert_eq!(r.status(), 200);
     }
     assert_eq!(memories(&s.engine, "team").await, 2);
+    // Each accepted push is in the audit log, by key and node; the refused ones are not.
+    let log = s
+        .engine
+        .audit_log(continuum_core::keys::Caller::local(t("team")), 0, 100)
+        .await
+        .unwrap();
+    let received: Vec<_> = log.iter().filter(|e| e.action == "sync.received").collect();
+    assert_eq!(received.len(), 2, "{log:?}");
+    assert_eq!(received[0].details["node"], json!(nid));
+    assert!(received[0].actor.starts_with("key:"), "{:?}", received[0]);
+    assert!(received[0].details["applied"].as_u64().unwrap() > 0);
+    assert_eq!(
+        received[1].details["applied"], 0,
+        "the repeat applies nothing"
+    );
 
     for q in [
         "limit=0",
