@@ -13,6 +13,10 @@
 //! - [`two_hop`]: pairs of concepts that are not linked but share neighbours, scored by the
 //!   strength of the paths through them: associations worth checking.
 //! - [`dream`]: a seeded, reproducible weighted random walk.
+//! - [`calibration`]: how well stated confidences match outcomes (Brier score, reliability
+//!   table, expected calibration error), the arithmetic behind claims and their verification.
+
+pub mod calibration;
 
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
