@@ -5,6 +5,7 @@ mod backup;
 mod locomo;
 mod mcp_sessions;
 mod metering;
+mod reflect;
 mod streams;
 mod sync;
 mod throughput;
@@ -49,6 +50,9 @@ pub enum BenchKind {
     /// Backup create, verify and restore speed, backup size, and recall latency while a
     /// backup runs.
     Backup(backup::BackupArgs),
+    /// How long insights and dream take on a generated store, at the default graph scope and
+    /// the largest.
+    Reflect(reflect::ReflectArgs),
 }
 
 impl BenchArgs {
@@ -62,6 +66,7 @@ impl BenchArgs {
                 | Some(BenchKind::McpSessions(_))
                 | Some(BenchKind::Sync(_))
                 | Some(BenchKind::Backup(_))
+                | Some(BenchKind::Reflect(_))
         )
     }
 }
@@ -159,6 +164,7 @@ pub async fn bench(g: &Global, a: BenchArgs) -> Result<()> {
         Some(BenchKind::Sync(x)) => sync::sync(g, x).await,
         Some(BenchKind::McpSessions(m)) => mcp_sessions::mcp_sessions(g, m).await,
         Some(BenchKind::Backup(b)) => backup::backup(g, b).await,
+        Some(BenchKind::Reflect(r)) => reflect::reflect(g, r).await,
     }
 }
 

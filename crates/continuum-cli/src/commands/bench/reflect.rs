@@ -1,0 +1,140 @@
+//! `bench reflect`: how long `insights` and `dream` take on a store of `--memories`
+//! generated memories, at the default graph scope and at the largest one.
+
+use super::throughput::{Latency, latency};
+use crate::app::Global;
+use anyhow::Result;
+use clap::Args;
+use continuum_core::TenantId;
+use continuum_engine::{DreamRequest, GraphScope};
+use serde::Serialize;
+use std::time::Instant;
+
+#[derive(Debug, Args, Clone)]
+pub struct ReflectArgs {
+    /// Memories in the store (two per learned turn).
+    #[arg(long, default_value_t = 100_000)]
+    pub memories: usize,
+    /// Runs of each measurement.
+    #[arg(long, default_value_t = 20)]
+    pub runs: usize,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct Scoped {
+    concepts_read: usize,
+    links_read: usize,
+    clusters: usize,
+    modularity: f64,
+    insights_ms: Latency,
+    /// A 20-step dream from a drawn concept, with the memories behind each step.
+    dream_20_steps_ms: Latency,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    backend: &'static str,
+    memories: u64,
+    concepts: u64,
+    links: u64,
+    default_scope: Scoped,
+    largest_scope: Scoped,
+}
+
+async fn measure(
+    engine: &continuum_engine::Engine,
+    tenant: &TenantId,
+    scope: GraphScope,
+    runs: usize,
+) -> Result<Scoped> {
+    let first = engine.insights(tenant, &scope, 10).await?;
+    let mut ins = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let t0 = Instant::now();
+        engine.insights(tenant, &scope, 10).await?;
+        ins.push(t0.elapsed().as_secs_f64() * 1000.0);
+    }
+    let mut dreams = Vec::with_capacity(runs);
+    for seed in 0..runs as u64 {
+        let req = DreamRequest {
+            seed: Some(seed),
+            steps: Some(20),
+            scope,
+            ..Default::default()
+        };
+        let t0 = Instant::now();
+        engine.dream(tenant, &req).await?;
+        dreams.push(t0.elapsed().as_secs_f64() * 1000.0);
+    }
+    Ok(Scoped {
+        concepts_read: first.graph.concepts,
+        links_read: first.graph.links,
+        clusters: first.clusters.len(),
+        modularity: first.modularity,
+        insights_ms: latency(ins),
+        dream_20_steps_ms: latency(dreams),
+    })
+}
+
+pub async fn reflect(g: &Global, a: ReflectArgs) -> Result<()> {
+    if a.memories < 2 || a.runs == 0 {
+        return Err(continuum_core::Error::InvalidInput(
+            "--memories must be at least 2 and --runs at least 1".into(),
+        )
+        .into());
+    }
+    let scratch = super::Scratch::new(g, None)?;
+    let (engine, backend) = g
+        .open_location(&scratch.location, g.engine_config())
+        .await?;
+    let tenant = TenantId::new("bench")?;
+    super::learn_generated(&engine, &tenant, a.memories / 2, a.seed, g.json).await?;
+    let stats = engine.stats(&tenant).await?.store;
+    let default_scope = measure(&engine, &tenant, GraphScope::default(), a.runs).await?;
+    let largest = GraphScope {
+        concepts: continuum_engine::MAX_REFLECT_CONCEPTS,
+        links_per_concept: continuum_engine::MAX_REFLECT_LINKS_PER_CONCEPT,
+    };
+    let largest_scope = measure(&engine, &tenant, largest, a.runs.min(5)).await?;
+    let report = Report {
+        backend: engine.store().backend(),
+        memories: stats.memories,
+        concepts: stats.concepts,
+        links: stats.links,
+        default_scope,
+        largest_scope,
+    };
+    scratch.finish(&backend).await?;
+    if g.json {
+        return crate::output::json(&report);
+    }
+    println!(
+        "{} store: {} memories, {} concepts, {} links",
+        report.backend, report.memories, report.concepts, report.links
+    );
+    for (name, s) in [
+        (
+            "default scope (500 concepts × 20 links)",
+            &report.default_scope,
+        ),
+        (
+            "largest scope (2000 concepts × 100 links)",
+            &report.largest_scope,
+        ),
+    ] {
+        println!(
+            "{name}: read {} concepts, {} links; {} clusters, modularity {:.2}\n  insights p50 {:.1} ms, p95 {:.1} ms; dream (20 steps) p50 {:.1} ms, p95 {:.1} ms",
+            s.concepts_read,
+            s.links_read,
+            s.clusters,
+            s.modularity,
+            s.insights_ms.p50,
+            s.insights_ms.p95,
+            s.dream_20_steps_ms.p50,
+            s.dream_20_steps_ms.p95
+        );
+    }
+    Ok(())
+}
