@@ -96,6 +96,32 @@ fn a_person_signs_in_searches_edits_forgets_browses_and_a_read_key_cannot_forget
             &[],
         );
     }
+    // Enough memories for a second page of the listing.
+    let mut bulk = String::new();
+    for i in 0..12 {
+        bulk.push_str(
+            &serde_json::json!({
+                "user_message": format!("note number {i} for the weekly review"),
+                "ai_response": format!("reply number {i} for the weekly review"),
+                "session_id": "bulk",
+            })
+            .to_string(),
+        );
+        bulk.push('\n');
+    }
+    let bulk_file = data.join("bulk.jsonl");
+    std::fs::write(&bulk_file, bulk).unwrap();
+    ok(
+        data,
+        &[
+            "--tenant",
+            "acme",
+            "import",
+            "--turns",
+            bulk_file.to_str().unwrap(),
+        ],
+        &[],
+    );
     let backups = tempfile::tempdir().unwrap();
     let dest = format!("file://{}", backups.path().display());
     let (server, base) = common::serve_with(

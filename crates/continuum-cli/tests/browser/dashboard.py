@@ -133,8 +133,15 @@ with sync_playwright() as p:
     expect(page.get_by_role("region", name="Results")).not_to_contain_text("48 partitions")
     expect(page.get_by_role("region", name="Results").get_by_role("heading")).to_be_visible()
 
-    # Browse with a filter: only what the user said.
+    # Browse: a page of 20, then the older ones.
     page.get_by_role("link", name="Memories").click()
+    listed = page.get_by_role("list", name="Memories").get_by_role("listitem")
+    expect(listed).to_have_count(20)
+    page.get_by_role("button", name="Older memories").click()
+    expect(listed).not_to_have_count(20)
+    assert listed.count() > 20, listed.count()
+
+    # With a filter: only what the user said.
     page.get_by_label("Source").select_option("user")
     page.get_by_role("button", name="Apply").click()
     expect(page).to_have_url(re.compile(r"source=user"))
