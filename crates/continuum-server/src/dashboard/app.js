@@ -682,6 +682,48 @@ async function auditSection() {
   return parts;
 }
 
+async function webhooksSection() {
+  const out = h('div');
+  const table = h('div');
+  const refresh = async () => {
+    const r = await api('GET', '/v1/webhooks');
+    table.replaceChildren(r.webhooks.length
+      ? h('div', { class: 'scroll' }, h('table', null,
+        h('thead', null, h('tr', null, ['Receiver', 'Events', 'State', 'Description', ''].map((t) => h('th', { scope: 'col', text: t })))),
+        h('tbody', null, r.webhooks.map((w) => h('tr', null,
+          h('td', null, h('code', { text: w.url })), h('td', { text: w.events.length ? w.events.join(', ') : 'every type' }),
+          h('td', { text: w.disabled_reason ? `${w.state}: ${w.disabled_reason}` : w.state }),
+          h('td', { text: w.description || '' }),
+          h('td', null, h('button', {
+            type: 'button', class: 'danger', text: 'Delete', 'aria-label': `Delete webhook ${w.url}`,
+            onclick: async () => {
+              if (!await confirmThat('Delete this webhook?', `Nothing more is sent to ${w.url}.`, 'Delete')) return;
+              try { await api('DELETE', `/v1/webhooks/${encodeURIComponent(w.id)}`); say('Webhook deleted'); await refresh(); } catch (err) { say(err.message, true); }
+            },
+          })))))))
+      : h('p', { class: 'meta', text: 'None.' }));
+  };
+  const target = h('input', { id: 'w-url', name: 'url', type: 'url', required: true, maxlength: 2048 });
+  const desc = h('input', { id: 'w-desc', name: 'description', maxlength: 500 });
+  const form = h('form', {
+    class: 'filters',
+    'aria-label': 'New webhook',
+    onsubmit: async (e) => {
+      e.preventDefault();
+      try {
+        const w = await api('POST', '/v1/webhooks', { url: target.value.trim(), description: desc.value.trim() || undefined });
+        out.replaceChildren(secretShown(`Webhook to ${w.url}: its signing secret`, w.secret));
+        await refresh();
+      } catch (err) { say(err.message, true); }
+    },
+  },
+  h('div', null, h('label', { for: 'w-url', text: 'Receiver URL' }), target),
+  h('div', null, h('label', { for: 'w-desc', text: 'Description' }), desc),
+  h('div', { class: 'row' }, h('button', { type: 'submit', text: 'Add webhook' })));
+  await refresh();
+  return [out, form, table];
+}
+
 async function backupsSection() {
   try {
     const r = await api('GET', '/v1/backups');
@@ -722,7 +764,7 @@ async function pageOps() {
     await section('Keys', keysSection),
     can('operator') ? await section('Tenants', tenantsSection) : null,
     can('operator') ? await section('Backups', backupsSection) : null,
-    await section('Webhooks', async () => render((await api('GET', '/v1/webhooks')).webhooks || [])),
+    await section('Webhooks', webhooksSection),
     await section('Audit log (oldest first)', auditSection));
 }
 
