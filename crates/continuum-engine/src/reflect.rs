@@ -13,6 +13,10 @@ use std::collections::{BTreeSet, HashMap};
 pub const MAX_REFLECT_CONCEPTS: usize = 2_000;
 pub const MAX_REFLECT_LINKS_PER_CONCEPT: usize = 100;
 pub const MAX_INSIGHTS: usize = 100;
+/// The strongest links kept of what a read returns (the rest are left out, and said so).
+pub const MAX_REFLECT_GRAPH_LINKS: usize = 20_000;
+/// Betweenness is computed from at most this many source concepts (exact below it).
+pub const MAX_BETWEENNESS_SOURCES: usize = 500;
 pub const MAX_DREAM_STEPS: usize = 200;
 /// Dream temperatures allowed: (0, 10].
 pub const MAX_DREAM_TEMPERATURE: f64 = 10.0;
@@ -64,6 +68,8 @@ pub struct GraphRead {
     pub scope: GraphScope,
     pub concepts: usize,
     pub links: usize,
+    /// Links the read returned beyond the strongest [`MAX_REFLECT_GRAPH_LINKS`], left out.
+    pub links_left_out: usize,
 }
 
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
@@ -104,6 +110,9 @@ pub struct Insights {
     pub modularity: f64,
     /// Concepts that join clusters, by betweenness.
     pub bridges: Vec<Bridge>,
+    /// Concepts the betweenness was computed from: all of them (exact), or at most
+    /// [`MAX_BETWEENNESS_SOURCES`] evenly spaced ones (an estimate).
+    pub betweenness_sources: usize,
     /// Unlinked pairs with shared neighbours, best first: associations to check.
     pub hypotheses: Vec<HypothesisView>,
 }
@@ -179,7 +188,7 @@ impl Engine {
         tenant: &TenantId,
         scope: &GraphScope,
         extra: &[String],
-    ) -> Result<(Graph, HashMap<String, String>)> {
+    ) -> Result<(Graph, HashMap<String, String>, usize)> {
         scope.check()?;
         let mut keys: Vec<String> = extra.to_vec();
         let mut offset = 0;
@@ -207,6 +216,9 @@ impl Engine {
             l.strength = self.config.hebbian.effective(l.strength, l.last_at, now);
         }
         sort_links(&mut links);
+        links.dedup_by(|x, y| x.a == y.a && x.b == y.b);
+        let left_out = links.len().saturating_sub(MAX_REFLECT_GRAPH_LINKS);
+        links.truncate(MAX_REFLECT_GRAPH_LINKS);
         let graph = Graph::new(links.into_iter().map(|l| (l.a, l.b, l.strength)));
         let all: Vec<String> = (0..graph.len()).map(|v| graph.key(v).to_string()).collect();
         let mut names = HashMap::new();
@@ -215,7 +227,7 @@ impl Engine {
                 names.insert(c.key, c.name);
             }
         }
-        Ok((graph, names))
+        Ok((graph, names, left_out))
     }
 
     /// Clusters, bridges and two-hop hypotheses of the tenant's concept graph.
@@ -232,13 +244,13 @@ impl Engine {
                 "limit must be between 1 and {MAX_INSIGHTS}"
             )));
         }
-        let (g, names) = self.reflect_graph(tenant, scope, &[]).await?;
+        let (g, names, left_out) = self.reflect_graph(tenant, scope, &[]).await?;
         let named = |v: usize| concept_ref(&g, &names, v);
         let (group, between, hyps) = tokio::task::spawn_blocking({
             let g = g.clone();
             move || {
                 let group = continuum_reflect::clusters(&g);
-                let between = continuum_reflect::betweenness(&g);
+                let between = continuum_reflect::betweenness_estimate(&g, MAX_BETWEENNESS_SOURCES);
                 let hyps = continuum_reflect::two_hop(&g, limit, 50);
                 (group, between, hyps)
             }
@@ -306,7 +318,9 @@ impl Engine {
                 scope: *scope,
                 concepts: g.len(),
                 links: g.edge_count(),
+                links_left_out: left_out,
             },
+            betweenness_sources: g.len().min(MAX_BETWEENNESS_SOURCES),
             clusters,
             modularity,
             bridges,
@@ -348,7 +362,7 @@ impl Engine {
             None => None,
         };
         let extra: Vec<String> = start_key.iter().cloned().collect();
-        let (g, names) = self.reflect_graph(tenant, &req.scope, &extra).await?;
+        let (g, names, left_out) = self.reflect_graph(tenant, &req.scope, &extra).await?;
         let seed = req
             .seed
             .unwrap_or_else(|| self.clock.now().millis().unsigned_abs());
@@ -395,6 +409,7 @@ impl Engine {
                 scope: req.scope,
                 concepts: g.len(),
                 links: g.edge_count(),
+                links_left_out: left_out,
             },
             weak_links: walk.iter().filter(|s| s.weak).count(),
             jumps: walk.iter().filter(|s| s.by == Move::Jump).count(),

@@ -1,5 +1,7 @@
 //! `bench reflect`: how long `insights` and `dream` take on a store of `--memories`
-//! generated memories, at the default graph scope and at the largest one.
+//! generated memories, at the default graph scope and at the largest one; and the algorithms
+//! alone on a random graph as large as a read may keep (the generator's vocabulary makes a
+//! small concept graph, so the store's figures do not show the worst case).
 
 use super::throughput::{Latency, latency};
 use crate::app::Global;
@@ -33,6 +35,66 @@ struct Scoped {
     dream_20_steps_ms: Latency,
 }
 
+/// The algorithms on a random graph of [`continuum_engine::MAX_REFLECT_GRAPH_LINKS`] links.
+#[derive(Debug, Serialize)]
+struct AtTheCap {
+    concepts: usize,
+    links: usize,
+    clusters_ms: f64,
+    betweenness_ms: f64,
+    betweenness_sources: usize,
+    two_hop_ms: f64,
+    dream_20_steps_ms: f64,
+}
+
+fn at_the_cap(seed: u64) -> AtTheCap {
+    let nodes = 4000usize;
+    let mut rng = fastrand::Rng::with_seed(seed);
+    // Skewed ends (a few hubs, many rare concepts), as concept graphs are.
+    let mut pick = || {
+        let u = rng.f64();
+        ((u * u * nodes as f64) as usize).min(nodes - 1)
+    };
+    let mut links = Vec::new();
+    while links.len() < continuum_engine::MAX_REFLECT_GRAPH_LINKS {
+        let (a, b) = (pick(), pick());
+        if a != b {
+            links.push((format!("c{a:05}"), format!("c{b:05}"), 0.1));
+        }
+    }
+    let mut rng = fastrand::Rng::with_seed(seed + 1);
+    for l in &mut links {
+        l.2 = 0.1 + 0.9 * rng.f64();
+    }
+    let g = continuum_reflect::Graph::new(links);
+    let time = |f: &mut dyn FnMut()| {
+        let t0 = Instant::now();
+        f();
+        t0.elapsed().as_secs_f64() * 1000.0
+    };
+    let clusters_ms = time(&mut || {
+        continuum_reflect::clusters(&g);
+    });
+    let betweenness_ms = time(&mut || {
+        continuum_reflect::betweenness_estimate(&g, continuum_engine::MAX_BETWEENNESS_SOURCES);
+    });
+    let two_hop_ms = time(&mut || {
+        continuum_reflect::two_hop(&g, 10, 50);
+    });
+    let dream_20_steps_ms = time(&mut || {
+        continuum_reflect::dream(&g, None, 20, 1.0, seed);
+    });
+    AtTheCap {
+        concepts: g.len(),
+        links: g.edge_count(),
+        clusters_ms,
+        betweenness_ms,
+        betweenness_sources: g.len().min(continuum_engine::MAX_BETWEENNESS_SOURCES),
+        two_hop_ms,
+        dream_20_steps_ms,
+    }
+}
+
 #[derive(Debug, Serialize)]
 struct Report {
     backend: &'static str,
@@ -41,6 +103,7 @@ struct Report {
     links: u64,
     default_scope: Scoped,
     largest_scope: Scoped,
+    at_the_cap: AtTheCap,
 }
 
 async fn measure(
@@ -105,6 +168,7 @@ pub async fn reflect(g: &Global, a: ReflectArgs) -> Result<()> {
         links: stats.links,
         default_scope,
         largest_scope,
+        at_the_cap: tokio::task::spawn_blocking(move || at_the_cap(a.seed)).await?,
     };
     scratch.finish(&backend).await?;
     if g.json {
@@ -136,5 +200,16 @@ pub async fn reflect(g: &Global, a: ReflectArgs) -> Result<()> {
             s.dream_20_steps_ms.p95
         );
     }
+    let c = &report.at_the_cap;
+    println!(
+        "random graph at the cap: {} concepts, {} links: clusters {:.0} ms, betweenness ({} sources) {:.0} ms, two-hop {:.0} ms, dream (20 steps) {:.1} ms",
+        c.concepts,
+        c.links,
+        c.clusters_ms,
+        c.betweenness_sources,
+        c.betweenness_ms,
+        c.two_hop_ms,
+        c.dream_20_steps_ms
+    );
     Ok(())
 }
