@@ -389,6 +389,15 @@ pub trait AuditStore: Send + Sync {
         after: u64,
         limit: usize,
     ) -> Result<Vec<AuditEntry>>;
+    /// Entries after `after` and before `before` (both exclusive), newest first: every
+    /// tenant's, or one tenant's; at most `limit`.
+    async fn audit_entries_before(
+        &self,
+        tenant: Option<&TenantId>,
+        after: u64,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>>;
 }
 
 #[cfg(test)]

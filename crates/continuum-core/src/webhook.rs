@@ -87,6 +87,12 @@ impl Delivery {
 /// Checks a description's and an event-type list's limits; the URL is the delivery crate's
 /// to check (it knows the network rules).
 pub fn check_subscription(events: &[String], description: Option<&str>) -> Result<()> {
+    if events.len() > crate::Event::TYPES.len() {
+        return Err(Error::InvalidInput(format!(
+            "events: at most {} types",
+            crate::Event::TYPES.len()
+        )));
+    }
     for e in events {
         if !crate::Event::TYPES.contains(&e.as_str()) {
             return Err(Error::InvalidInput(format!(

@@ -145,6 +145,28 @@ impl Engine {
             .collect()
     }
 
+    /// Entries after `after` and before `before` (both exclusive; `u64::MAX`: from the
+    /// newest), newest first, at most `limit`: what [`Engine::audit_log`] shows, the other way
+    /// round.
+    pub async fn audit_log_newest(
+        &self,
+        who: impl Into<Caller>,
+        after: u64,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<AuditView>> {
+        let caller = who.into();
+        let own = caller.require(Scope::Admin)?;
+        check_limit(limit, MAX_AUDIT_PAGE)?;
+        let tenant = (!caller.scope.allows(Scope::Operator)).then_some(own);
+        self.store
+            .audit_entries_before(tenant, after, before, limit)
+            .await?
+            .iter()
+            .map(AuditEntry::view)
+            .collect()
+    }
+
     /// The last entry's position (operator; 0: none yet).
     pub async fn audit_head(&self, who: impl Into<Caller>) -> Result<u64> {
         who.into().require(Scope::Operator)?;

@@ -482,6 +482,20 @@ impl continuum_core::audit::AuditStore for Metered {
     ) -> Result<Vec<continuum_core::audit::AuditEntry>> {
         timed("audit_entries", self.0.audit_entries(tenant, after, limit)).await
     }
+
+    async fn audit_entries_before(
+        &self,
+        tenant: Option<&TenantId>,
+        after: u64,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<continuum_core::audit::AuditEntry>> {
+        timed(
+            "audit_entries_before",
+            self.0.audit_entries_before(tenant, after, before, limit),
+        )
+        .await
+    }
 }
 
 #[async_trait]

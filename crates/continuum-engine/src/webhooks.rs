@@ -115,9 +115,10 @@ impl Engine {
         let caller = who.into();
         let tenant = caller.require(Scope::Admin)?;
         check_url_text(url)?;
+        // The list's length is checked as given (a repeat counts), as documented.
+        check_subscription(&events, description.as_deref())?;
         events.sort();
         events.dedup();
-        check_subscription(&events, description.as_deref())?;
         let held = self.store.webhooks(Some(tenant)).await?.len();
         if held >= MAX_WEBHOOKS_PER_TENANT {
             return Err(Error::Conflict(format!(

@@ -1387,3 +1387,71 @@ async fn too_many_or_too_large_headers_answer_431_in_the_envelope() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn the_audit_log_pages_oldest_or_newest_first_for_the_keys_tenant() {
+    let s = start(ServerConfig::default()).await;
+    let admin = Client::new(&s, Some(&s.key("acme", Scope::Admin).await));
+    for i in 0..4 {
+        let (st, _) = admin
+            .post(
+                "/v1/keys",
+                json!({"scope": "read", "name": format!("k{i}")}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED);
+    }
+    s.key("globex", Scope::Admin).await;
+    let (st, all) = admin.get("/v1/audit").await;
+    assert_eq!(st, StatusCode::OK, "{all}");
+    let seqs = |v: &Value| -> Vec<u64> {
+        v["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["seq"].as_u64().unwrap())
+            .collect()
+    };
+    let oldest = seqs(&all);
+    assert!(oldest.len() >= 5, "{all}");
+    assert!(oldest.windows(2).all(|w| w[0] < w[1]));
+    assert!(
+        all["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["tenant"] == "acme"),
+        "an admin sees its own tenant only: {all}"
+    );
+    // Newest first, two at a time, back to the start.
+    let mut newest = Vec::new();
+    let mut before: Option<u64> = None;
+    loop {
+        let path = match before {
+            Some(b) => format!("/v1/audit?order=newest&limit=2&before={b}"),
+            None => "/v1/audit?order=newest&limit=2".to_string(),
+        };
+        let (st, page) = admin.get(&path).await;
+        assert_eq!(st, StatusCode::OK, "{page}");
+        newest.extend(seqs(&page));
+        match page["next_before"].as_u64() {
+            Some(b) => before = Some(b),
+            None => break,
+        }
+    }
+    let mut reversed = oldest.clone();
+    reversed.reverse();
+    assert_eq!(newest, reversed);
+    // Both bounds at once, either way round.
+    let (lo, hi) = (oldest[0], oldest[3]);
+    let (_, between) = admin
+        .get(&format!("/v1/audit?order=newest&since={lo}&before={hi}"))
+        .await;
+    assert_eq!(seqs(&between), vec![oldest[2], oldest[1]]);
+    let (_, between) = admin
+        .get(&format!("/v1/audit?since={lo}&before={hi}"))
+        .await;
+    assert_eq!(seqs(&between), vec![oldest[1], oldest[2]]);
+    let (st, v) = admin.get("/v1/audit?order=sideways").await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+}

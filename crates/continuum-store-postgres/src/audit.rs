@@ -115,4 +115,27 @@ impl AuditStore for PostgresStore {
         .map_err(map_err)?;
         Ok(rows.iter().map(entry).collect())
     }
+
+    async fn audit_entries_before(
+        &self,
+        tenant: Option<&TenantId>,
+        after: u64,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>> {
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let before = i64::try_from(before).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let client = self.client().await?;
+        let rows = cached_query(
+            &client,
+            "SELECT seq, body, prev_hash, hash FROM audit_log
+             WHERE ($1::text IS NULL OR tenant = $1) AND seq > $2 AND seq < $3
+             ORDER BY seq DESC LIMIT $4",
+            &[&tenant.map(|t| t.as_str()), &after, &before, &limit],
+        )
+        .await
+        .map_err(map_err)?;
+        Ok(rows.iter().map(entry).collect())
+    }
 }

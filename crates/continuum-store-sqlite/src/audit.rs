@@ -110,4 +110,32 @@ impl AuditStore for SqliteStore {
                 .collect(),
         })
     }
+
+    async fn audit_entries_before(
+        &self,
+        tenant: Option<&TenantId>,
+        after: u64,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>> {
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let before = i64::try_from(before).unwrap_or(i64::MAX);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(|c| match tenant {
+            Some(t) => c
+                .prepare_cached(
+                    "SELECT seq, body, prev_hash, hash FROM audit_log
+                         WHERE tenant = ?1 AND seq > ?2 AND seq < ?3 ORDER BY seq DESC LIMIT ?4",
+                )?
+                .query_map(params![t.as_str(), after, before, limit], entry)?
+                .collect(),
+            None => c
+                .prepare_cached(
+                    "SELECT seq, body, prev_hash, hash FROM audit_log
+                         WHERE seq > ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
+                )?
+                .query_map(params![after, before, limit], entry)?
+                .collect(),
+        })
+    }
 }

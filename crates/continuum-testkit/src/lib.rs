@@ -129,6 +129,7 @@ macro_rules! store_conformance {
             forget_unknown_is_not_found,
             tenants_never_see_each_other,
             reflection_reads_one_tenant_and_repeats_by_seed,
+            the_audit_log_reads_oldest_or_newest_first_per_tenant,
             export_then_import_reproduces_recall,
             import_is_idempotent,
             event_log_numbers_every_write_in_order,

@@ -668,8 +668,26 @@ async function tenantsSection() {
 }
 
 async function auditSection() {
-  const r = await api('GET', `/v1/audit${qs({ limit: 50 })}`);
-  const parts = [render(r.entries.map((e) => ({ seq: e.seq, at: e.at, action: e.action, tenant: e.tenant, actor: e.actor, outcome: e.outcome })))];
+  const rows = h('tbody');
+  const more = h('button', { type: 'button', class: 'secondary', text: 'Older entries', hidden: true });
+  let before = null;
+  const load = async () => {
+    const r = await api('GET', `/v1/audit${qs({ order: 'newest', limit: 50, before })}`);
+    rows.append(...r.entries.map((e) => h('tr', null,
+      h('td', { text: e.seq }), h('td', { text: when(e.at) }), h('td', { text: e.action }),
+      h('td', { text: e.tenant || '' }), h('td', { text: e.actor }), h('td', { text: e.outcome }),
+      h('td', { text: e.details && Object.keys(e.details).length ? JSON.stringify(e.details) : '' }))));
+    before = r.next_before;
+    more.hidden = !before;
+  };
+  more.addEventListener('click', () => load().catch((err) => say(err.message, true)));
+  await load();
+  const parts = [
+    h('div', { class: 'scroll' }, h('table', { 'aria-label': 'Audit log' },
+      h('thead', null, h('tr', null, ['#', 'When', 'Action', 'Tenant', 'Actor', 'Outcome', 'Details'].map((t) => h('th', { scope: 'col', text: t })))),
+      rows)),
+    h('div', { class: 'row' }, more),
+  ];
   if (can('operator')) {
     const result = h('div');
     parts.push(h('div', { class: 'row' }, h('button', {
@@ -765,7 +783,7 @@ async function pageOps() {
     can('operator') ? await section('Tenants', tenantsSection) : null,
     can('operator') ? await section('Backups', backupsSection) : null,
     await section('Webhooks', webhooksSection),
-    await section('Audit log (oldest first)', auditSection));
+    await section('Audit log (newest first)', auditSection));
 }
 
 // ---- live events -------------------------------------------------------------------------
