@@ -134,9 +134,7 @@ impl Engine {
         limit: usize,
     ) -> Result<Vec<AuditView>> {
         let caller = who.into();
-        let own = caller.require(Scope::Admin)?;
-        check_limit(limit, MAX_AUDIT_PAGE)?;
-        let tenant = (!caller.scope.allows(Scope::Operator)).then_some(own);
+        let tenant = audit_reader(&caller, limit)?;
         self.store
             .audit_entries(tenant, after, limit)
             .await?
@@ -156,9 +154,7 @@ impl Engine {
         limit: usize,
     ) -> Result<Vec<AuditView>> {
         let caller = who.into();
-        let own = caller.require(Scope::Admin)?;
-        check_limit(limit, MAX_AUDIT_PAGE)?;
-        let tenant = (!caller.scope.allows(Scope::Operator)).then_some(own);
+        let tenant = audit_reader(&caller, limit)?;
         self.store
             .audit_entries_before(tenant, after, before, limit)
             .await?
@@ -241,4 +237,12 @@ impl Engine {
             fault: None,
         })
     }
+}
+
+/// Whose entries `caller` reads: its own tenant's for an admin, every one (None) for an
+/// operator; refused below admin or for a page over [`MAX_AUDIT_PAGE`].
+fn audit_reader(caller: &Caller, limit: usize) -> Result<Option<&TenantId>> {
+    let own = caller.require(Scope::Admin)?;
+    check_limit(limit, MAX_AUDIT_PAGE)?;
+    Ok((!caller.scope.allows(Scope::Operator)).then_some(own))
 }

@@ -164,20 +164,7 @@ pub async fn backup(g: &Global, a: BackupArgs) -> Result<()> {
     let t0 = Instant::now();
     continuum_backup::verify(&dest, &m.id, &keys, None, &Quiet).await?;
     let verify_secs = t0.elapsed().as_secs_f64();
-    let target = tempfile::tempdir()?;
-    let t0 = Instant::now();
-    continuum_backup::restore(
-        &dest,
-        &m.id,
-        &keys,
-        Target::SqliteFile(target.path().join(crate::app::STORE_FILE)),
-        false,
-        None,
-        None,
-        &Quiet,
-    )
-    .await?;
-    let restore_secs = t0.elapsed().as_secs_f64();
+    let (_, restore_secs) = timed_restore(&dest, &m.id, &keys).await?;
 
     let incremental = if a.incremental_memories >= 2 {
         let turns = a.incremental_memories / 2;
@@ -189,20 +176,7 @@ pub async fn backup(g: &Global, a: BackupArgs) -> Result<()> {
         };
         let inc = continuum_backup::create(&engine, &source, &dest, &inc_opts, &Quiet).await?;
         let create_seconds = t0.elapsed().as_secs_f64();
-        let target = tempfile::tempdir()?;
-        let t0 = Instant::now();
-        let r = continuum_backup::restore(
-            &dest,
-            &inc.id,
-            &keys,
-            Target::SqliteFile(target.path().join(crate::app::STORE_FILE)),
-            false,
-            None,
-            None,
-            &Quiet,
-        )
-        .await?;
-        let restore_chain_seconds = t0.elapsed().as_secs_f64();
+        let (r, restore_chain_seconds) = timed_restore(&dest, &inc.id, &keys).await?;
         let restored: u64 = r.tenants.iter().map(|t| t.memories).sum();
         let held = engine.stats(&tenant).await?.store.memories;
         if restored != held {
@@ -291,4 +265,27 @@ pub async fn backup(g: &Global, a: BackupArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Restores backup `id` into a fresh temporary SQLite directory; what it restored, and the
+/// seconds it took.
+async fn timed_restore(
+    dest: &Destination,
+    id: &str,
+    keys: &Keys,
+) -> Result<(continuum_backup::Restored, f64)> {
+    let target = tempfile::tempdir()?;
+    let t0 = Instant::now();
+    let r = continuum_backup::restore(
+        dest,
+        id,
+        keys,
+        Target::SqliteFile(target.path().join(crate::app::STORE_FILE)),
+        false,
+        None,
+        None,
+        &Quiet,
+    )
+    .await?;
+    Ok((r, t0.elapsed().as_secs_f64()))
 }
