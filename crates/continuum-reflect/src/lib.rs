@@ -13,10 +13,12 @@
 //! - [`two_hop`]: pairs of concepts that are not linked but share neighbours, scored by the
 //!   strength of the paths through them: associations worth checking.
 //! - [`dream`]: a seeded, reproducible weighted random walk.
+//! - [`contradiction`]: whether two beliefs contradict each other, by whole words and phrases.
 //! - [`calibration`]: how well stated confidences match outcomes (Brier score, reliability
 //!   table, expected calibration error), the arithmetic behind claims and their verification.
 
 pub mod calibration;
+pub mod contradiction;
 
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
