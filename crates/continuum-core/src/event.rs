@@ -21,6 +21,7 @@ use crate::extract::ExtractedConcept;
 use crate::ids::{MemoryId, SessionId, TenantId};
 use crate::keys::Scope;
 use crate::memory::{Decision, Memory};
+use crate::reflection::{Belief, Claim, Contradiction, Intention, RecordId};
 use crate::store::LinkWrite;
 use crate::time::Timestamp;
 use schemars::JsonSchema;
@@ -104,11 +105,33 @@ pub enum Event {
     /// The tenant's data was deleted and its keys revoked.
     #[serde(rename = "tenant.erased")]
     TenantErased { memories: u64, keys_revoked: u64 },
+    /// An intention was set or changed; `record` is it as it now is (`null` once the tenant
+    /// was erased).
+    #[serde(rename = "intention.saved")]
+    IntentionSaved {
+        id: RecordId,
+        record: Option<Intention>,
+    },
+    /// A belief was recorded or superseded.
+    #[serde(rename = "belief.saved")]
+    BeliefSaved {
+        id: RecordId,
+        record: Option<Belief>,
+    },
+    /// A contradiction between two beliefs was found or resolved.
+    #[serde(rename = "contradiction.saved")]
+    ContradictionSaved {
+        id: RecordId,
+        record: Option<Contradiction>,
+    },
+    /// A claim was recorded or verified.
+    #[serde(rename = "claim.saved")]
+    ClaimSaved { id: RecordId, record: Option<Claim> },
 }
 
 impl Event {
     /// Every type name, as written in the `type` field.
-    pub const TYPES: [&'static str; 14] = [
+    pub const TYPES: [&'static str; 18] = [
         "memory.created",
         "memory.superseded",
         "memory.updated",
@@ -123,6 +146,10 @@ impl Event {
         "key.rotated",
         "tenant.created",
         "tenant.erased",
+        "intention.saved",
+        "belief.saved",
+        "contradiction.saved",
+        "claim.saved",
     ];
 
     /// The `type` field.
@@ -142,6 +169,10 @@ impl Event {
             Event::KeyRotated { .. } => "key.rotated",
             Event::TenantCreated => "tenant.created",
             Event::TenantErased { .. } => "tenant.erased",
+            Event::IntentionSaved { .. } => "intention.saved",
+            Event::BeliefSaved { .. } => "belief.saved",
+            Event::ContradictionSaved { .. } => "contradiction.saved",
+            Event::ClaimSaved { .. } => "claim.saved",
         }
     }
 
@@ -153,6 +184,18 @@ impl Event {
             Event::DecisionCreated {
                 decision: Some(d), ..
             } => Some(d.memory_id),
+            _ => None,
+        }
+    }
+
+    /// The reflection record a `*.saved` event carries (none once scrubbed).
+    pub fn record(&self) -> Option<crate::reflection::Record> {
+        use crate::reflection::Record;
+        match self {
+            Event::IntentionSaved { record, .. } => record.clone().map(Record::Intention),
+            Event::BeliefSaved { record, .. } => record.clone().map(Record::Belief),
+            Event::ContradictionSaved { record, .. } => record.clone().map(Record::Contradiction),
+            Event::ClaimSaved { record, .. } => record.clone().map(Record::Claim),
             _ => None,
         }
     }
@@ -409,6 +452,43 @@ mod tests {
                 }),
             "[0-9a-f]{12}".prop_map(|prefix| Event::KeyRevoked { prefix }),
             Just(Event::TenantCreated),
+            (
+                any::<u128>(),
+                proptest::option::of((text(), 1u8..=10, time(), proptest::option::of(text())))
+            )
+                .prop_map(|(n, r)| {
+                    let id = crate::reflection::RecordId(uuid::Uuid::from_u128(n));
+                    Event::IntentionSaved {
+                        id,
+                        record: r.map(|(text, priority, at, reason)| Intention {
+                            id,
+                            text,
+                            priority,
+                            session: None,
+                            status: crate::reflection::IntentionStatus::Abandoned,
+                            reason,
+                            created_at: at,
+                            updated_at: at,
+                        }),
+                    }
+                }),
+            (any::<u128>(), text(), 0u32..=1024, time()).prop_map(|(n, text, c, at)| {
+                let id = crate::reflection::RecordId(uuid::Uuid::from_u128(n));
+                Event::ClaimSaved {
+                    id,
+                    record: Some(Claim {
+                        id,
+                        text,
+                        category: "general".into(),
+                        confidence: f64::from(c) / 1024.0,
+                        status: crate::reflection::ClaimStatus::Correct,
+                        notes: None,
+                        verified_at: Some(at),
+                        created_at: at,
+                        updated_at: at,
+                    }),
+                }
+            }),
             (any::<u64>(), any::<u64>()).prop_map(|(memories, keys_revoked)| {
                 Event::TenantErased {
                     memories,

@@ -22,6 +22,7 @@ pub mod limits;
 pub mod memory;
 pub mod migration;
 pub mod rank;
+pub mod reflection;
 pub mod store;
 pub mod sync;
 pub mod text;

@@ -321,7 +321,7 @@ pub struct ImportKey {
 }
 
 /// The storage port, split by capability: [`MemoryGraph`], [`EventLog`], [`VectorStore`] (with
-/// [`VectorSearch`] as an optional capability), [`KeyStore`], [`WebhookStore`],
+/// [`VectorSearch`] as an optional capability), [`KeyStore`], [`WebhookStore`], [`RecordStore`],
 /// [`crate::account::AccountStore`] and [`crate::audit::AuditStore`]. Every backend implements all of them and runs the
 /// conformance suite of each; the engine holds an `Arc<dyn MemoryStore>`.
 pub trait MemoryStore:
@@ -331,6 +331,7 @@ pub trait MemoryStore:
     + VectorStore
     + KeyStore
     + WebhookStore
+    + RecordStore
     + crate::account::AccountStore
     + crate::audit::AuditStore
 {
@@ -343,6 +344,7 @@ impl<
         + VectorStore
         + KeyStore
         + WebhookStore
+        + RecordStore
         + crate::account::AccountStore
         + crate::audit::AuditStore,
 > MemoryStore for T
@@ -741,6 +743,44 @@ pub trait WebhookStore: Send + Sync {
         webhook: &str,
         limit: usize,
     ) -> Result<Vec<crate::webhook::Delivery>>;
+}
+
+/// Reflection records ([`crate::reflection`]): intentions, beliefs, contradictions, claims.
+#[async_trait]
+pub trait RecordStore: Send + Sync {
+    /// Writes records, new or changed, each with its `*.saved` event, in one transaction
+    /// (all or none). A record id already held by another tenant is an error. Returns the
+    /// event-log position after the write.
+    async fn put_records(
+        &self,
+        tenant: &TenantId,
+        at: Timestamp,
+        records: &[crate::reflection::Record],
+    ) -> Result<u64>;
+
+    /// One of the tenant's records.
+    async fn record(
+        &self,
+        tenant: &TenantId,
+        id: &crate::reflection::RecordId,
+    ) -> Result<Option<crate::reflection::Record>>;
+
+    /// The tenant's records of `kind` (with `status`, when given), newest first, at most
+    /// `limit`.
+    async fn records(
+        &self,
+        tenant: &TenantId,
+        kind: crate::reflection::RecordKind,
+        status: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<crate::reflection::Record>>;
+
+    /// How many records of `kind` the tenant holds, whatever their status.
+    async fn count_records(
+        &self,
+        tenant: &TenantId,
+        kind: crate::reflection::RecordKind,
+    ) -> Result<u64>;
 }
 
 #[cfg(test)]

@@ -152,7 +152,12 @@ impl ReadCache {
             | Event::KeyCreated { .. }
             | Event::KeyRevoked { .. }
             | Event::KeyRotated { .. }
-            | Event::TenantCreated => true,
+            | Event::TenantCreated
+            // Reflection records are not read by recall.
+            | Event::IntentionSaved { .. }
+            | Event::BeliefSaved { .. }
+            | Event::ContradictionSaved { .. }
+            | Event::ClaimSaved { .. } => true,
             // A forget also lowers mention counts and deletes concepts and links it does not
             // name; a migrated `concepts.changed` may not name its concepts.
             Event::MemoryForgotten { .. }

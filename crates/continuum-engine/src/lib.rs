@@ -18,6 +18,7 @@ mod keys;
 mod learn;
 mod metered;
 mod recall;
+mod records;
 mod reflect;
 mod retention;
 mod sync;
@@ -38,6 +39,12 @@ pub use keys::{MAX_KEY_DAYS, MAX_ROTATION_OVERLAP_DAYS, Rotation};
 pub use learn::{LearnOutcome, PreparedTurns, RememberRequest};
 pub use recall::{
     ActivatedConcept, Recall, RecallRequest, RecalledMemory, SearchHit, SearchRequest, SemanticUse,
+};
+pub use records::{
+    BeliefAdded, BeliefRequest, Calibration, CalibrationReport, CalibrationRequest, ClaimRequest,
+    ContradictionView, DEFAULT_CALIBRATION_BINS, IntentionRequest, MAX_BELIEFS_COMPARED,
+    MAX_BELIEFS_EMBEDDED, MAX_CALIBRATION_BINS, MAX_RECORDS_PAGE, MAX_RESUME_PER_GROUP,
+    ReliabilityBin, Resolution, Resume, SAME_MEANING,
 };
 pub use reflect::{
     Bridge, Cluster, ConceptRef, Dream, DreamRequest, DreamStep, GraphRead, GraphScope,

@@ -407,6 +407,44 @@ impl WebhookStore for Metered {
 }
 
 #[async_trait]
+impl RecordStore for Metered {
+    async fn put_records(
+        &self,
+        tenant: &TenantId,
+        at: Timestamp,
+        records: &[continuum_core::reflection::Record],
+    ) -> Result<u64> {
+        self.wrote(timed("put_records", self.0.put_records(tenant, at, records)).await)
+    }
+
+    async fn record(
+        &self,
+        tenant: &TenantId,
+        id: &continuum_core::reflection::RecordId,
+    ) -> Result<Option<continuum_core::reflection::Record>> {
+        timed("record", self.0.record(tenant, id)).await
+    }
+
+    async fn records(
+        &self,
+        tenant: &TenantId,
+        kind: continuum_core::reflection::RecordKind,
+        status: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<continuum_core::reflection::Record>> {
+        timed("records", self.0.records(tenant, kind, status, limit)).await
+    }
+
+    async fn count_records(
+        &self,
+        tenant: &TenantId,
+        kind: continuum_core::reflection::RecordKind,
+    ) -> Result<u64> {
+        timed("count_records", self.0.count_records(tenant, kind)).await
+    }
+}
+
+#[async_trait]
 impl AccountStore for Metered {
     async fn add_usage(&self, deltas: &[UsageDelta]) -> Result<Vec<UsageDay>> {
         timed("add_usage", self.0.add_usage(deltas)).await

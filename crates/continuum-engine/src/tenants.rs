@@ -4,6 +4,7 @@
 
 use crate::Engine;
 use continuum_core::keys::{ApiKey, Caller, Scope};
+use continuum_core::reflection::RecordKind;
 use continuum_core::store::ForgetSelector;
 use continuum_core::{Error, Result, TenantId, Timestamp};
 use serde::Serialize;
@@ -138,12 +139,21 @@ impl Engine {
 
     async fn erase_tenant_by(&self, tenant: &TenantId, actor: &str) -> Result<TenantErased> {
         let keys = self.store.list_keys(Some(tenant)).await?;
+        let mut records = 0;
+        for kind in [
+            RecordKind::Intention,
+            RecordKind::Belief,
+            RecordKind::Contradiction,
+            RecordKind::Claim,
+        ] {
+            records += self.store.count_records(tenant, kind).await?;
+        }
         let memories = self.store.forget(tenant, &ForgetSelector::All).await?;
         self.drop_webhooks(tenant).await?;
         self.vectors_changed(tenant);
         self.drop_snapshots(tenant, None);
         self.footprint_changed(tenant);
-        if memories == 0 && keys.iter().all(|k| k.revoked_at.is_some()) {
+        if memories == 0 && records == 0 && keys.iter().all(|k| k.revoked_at.is_some()) {
             return Err(Error::NotFound(format!(
                 "no tenant {tenant} (nothing stored, no key that is not revoked)"
             )));

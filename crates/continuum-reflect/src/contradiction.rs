@@ -253,7 +253,8 @@ fn value_of(words: &[String]) -> Option<(ValueKind, String)> {
 fn is_number(w: &str) -> bool {
     !w.is_empty()
         && w.chars().next().is_some_and(|c| c.is_ascii_digit())
-        && w.chars().all(|c| c.is_ascii_digit() || c == '.' || c == ',')
+        && w.chars()
+            .all(|c| c.is_ascii_digit() || c == '.' || c == ',')
         && w.matches('.').count() <= 1
 }
 
@@ -558,7 +559,9 @@ const LINKS: &[&str] = &[
 ];
 
 /// Auxiliaries before a linking verb ("will be", "has been").
-const AUXILIARIES: &[&str] = &["will", "would", "shall", "has", "have", "had", "should", "must"];
+const AUXILIARIES: &[&str] = &[
+    "will", "would", "shall", "has", "have", "had", "should", "must",
+];
 
 /// Words between the linking verb and the value ("is on Friday", "moved to Monday").
 const LEADS: &[&str] = &[
@@ -613,7 +616,10 @@ mod tests {
             Some(Kind::Negation)
         );
         assert_eq!(
-            kind("Alice likes the new design.", "Alice doesn't like the new design"),
+            kind(
+                "Alice likes the new design.",
+                "Alice doesn't like the new design"
+            ),
             Some(Kind::Negation)
         );
         assert_eq!(
@@ -621,7 +627,10 @@ mod tests {
             Some(Kind::Negation)
         );
         assert_eq!(
-            kind("There is a bug in the parser", "There is no bug in the parser"),
+            kind(
+                "There is a bug in the parser",
+                "There is no bug in the parser"
+            ),
             Some(Kind::Negation)
         );
         assert_eq!(
@@ -638,10 +647,7 @@ mod tests {
     fn different_subjects_are_not_a_contradiction() {
         assert_eq!(kind("this is fine", "that is not fine"), None);
         assert_eq!(kind("The API is fast", "The database is slow"), None);
-        assert_eq!(
-            kind("the deadline is Friday", "the launch is Monday"),
-            None
-        );
+        assert_eq!(kind("the deadline is Friday", "the launch is Monday"), None);
     }
 
     #[test]
@@ -660,7 +666,10 @@ mod tests {
 
     #[test]
     fn opposite_terms_on_the_same_subject() {
-        assert_eq!(kind("The API is fast", "the API is slow"), Some(Kind::Opposite));
+        assert_eq!(
+            kind("The API is fast", "the API is slow"),
+            Some(Kind::Opposite)
+        );
         assert_eq!(
             kind("Bob loves jazz", "Bob hates jazz"),
             Some(Kind::Opposite)
@@ -701,7 +710,10 @@ mod tests {
             None
         );
         assert_eq!(
-            kind("The release will be on 2026-03-01", "The release is 2026-04-01"),
+            kind(
+                "The release will be on 2026-03-01",
+                "The release is 2026-04-01"
+            ),
             Some(Kind::Value)
         );
         assert_eq!(
@@ -713,8 +725,14 @@ mod tests {
             None
         );
         // Different kinds of value, or not a value: no contradiction by this rule.
-        assert_eq!(kind("The deadline is Friday", "The deadline is 2026-03-01"), None);
-        assert_eq!(kind("The deadline is Friday", "The deadline is tight"), None);
+        assert_eq!(
+            kind("The deadline is Friday", "The deadline is 2026-03-01"),
+            None
+        );
+        assert_eq!(
+            kind("The deadline is Friday", "The deadline is tight"),
+            None
+        );
         // A negated value is compatible with another value.
         assert_eq!(
             kind("The deadline is not Friday", "The deadline is Monday"),
@@ -732,7 +750,10 @@ mod tests {
             s.words,
             vec!["it", "is", "3.5", "gb", "is", "it", "meet", "at", "10:30"]
         );
-        assert_eq!(Statement::parse("The docs aren't up to date").core(), "docs are up to date");
+        assert_eq!(
+            Statement::parse("The docs aren't up to date").core(),
+            "docs are up to date"
+        );
         assert!(Statement::parse("").words.is_empty());
         assert_eq!(contradiction("", "not"), None);
     }

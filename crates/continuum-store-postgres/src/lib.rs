@@ -41,6 +41,7 @@ mod audit;
 mod events;
 mod graph;
 mod keys;
+mod records;
 mod rows;
 mod sql;
 mod sync;

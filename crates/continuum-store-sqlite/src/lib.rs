@@ -38,6 +38,7 @@ mod audit;
 mod events;
 mod graph;
 mod keys;
+mod records;
 mod rows;
 mod snapshot;
 mod sql;

@@ -60,6 +60,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "sync",
         sql: include_str!("../migrations/0010_sync.sql"),
     },
+    Migration {
+        version: 11,
+        name: "records",
+        sql: include_str!("../migrations/0011_records.sql"),
+    },
 ];
 
 /// The schema version this build writes.

@@ -561,6 +561,15 @@ pub(crate) fn forget_tx(
             .map_err(map_err)?;
         tx.execute("DELETE FROM decisions WHERE tenant = ?1", [t])
             .map_err(map_err)?;
+        // Reflection records are the tenant's text too: gone, and their events scrubbed.
+        tx.execute("DELETE FROM records WHERE tenant = ?1", [t])
+            .map_err(map_err)?;
+        tx.execute(
+            "UPDATE events SET payload = json_set(payload, '$.record', json('null'))
+             WHERE tenant = ?1 AND type IN ('intention.saved', 'belief.saved', 'contradiction.saved', 'claim.saved')",
+            [t],
+        )
+        .map_err(map_err)?;
         // Concept names and keys come from the tenant's text too.
         tx.execute(
             "UPDATE events SET payload = CASE type

@@ -9,6 +9,7 @@ mod accounts;
 mod audit;
 mod events;
 mod keys;
+mod records;
 mod sync;
 mod vectors;
 
@@ -16,6 +17,7 @@ pub use accounts::*;
 pub use audit::*;
 pub use events::*;
 pub use keys::*;
+pub use records::*;
 pub use sync::*;
 pub use vectors::*;
 

@@ -238,6 +238,26 @@ fn human(r: &EventRecord, with_tenant: bool) -> String {
             memories,
             keys_revoked,
         } => format!("{memories} memories, {keys_revoked} keys revoked"),
+        Event::IntentionSaved { id, .. }
+        | Event::BeliefSaved { id, .. }
+        | Event::ContradictionSaved { id, .. }
+        | Event::ClaimSaved { id, .. } => {
+            use continuum_core::reflection::Record;
+            match r.event.record() {
+                None => format!("{id} (erased since)"),
+                Some(rec) => {
+                    let text = match &rec {
+                        Record::Intention(i) => format!("p{} {}", i.priority, i.text),
+                        Record::Belief(b) => format!("{} {}", b.domain, b.text),
+                        Record::Contradiction(c) => {
+                            format!("{} {} ~ {}", c.kind, c.earlier, c.later)
+                        }
+                        Record::Claim(c) => format!("{:.2} {}", c.confidence, c.text),
+                    };
+                    format!("{id} {} {}", rec.status(), output::preview(&text, 60))
+                }
+            }
+        }
     };
     format!(
         "{:>8}  {}  {tenant}{:<18}  {what}",

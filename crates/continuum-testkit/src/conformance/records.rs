@@ -1,0 +1,580 @@
+//! Conformance cases for reflection records: intentions, beliefs and their contradictions,
+//! claims and calibration, each of one tenant, each write an event.
+
+use super::*;
+use continuum_core::keys::{Caller, Scope};
+use continuum_core::reflection::{
+    BeliefStatus, ClaimStatus, ContradictionStatus, IntentionStatus, RecordId,
+};
+use continuum_core::{Event, EventScope};
+use continuum_engine::{BeliefRequest, CalibrationRequest, ClaimRequest, IntentionRequest};
+
+fn intention(text: &str, priority: i64) -> IntentionRequest {
+    IntentionRequest {
+        text: text.into(),
+        priority: Some(priority),
+        session: None,
+    }
+}
+
+fn belief(text: &str, domain: &str) -> BeliefRequest {
+    BeliefRequest {
+        text: text.into(),
+        domain: Some(domain.into()),
+        confidence: Some(0.9),
+        evidence: vec!["said in the planning meeting".into()],
+    }
+}
+
+fn claim(text: &str, confidence: f64, category: &str) -> ClaimRequest {
+    ClaimRequest {
+        text: text.into(),
+        confidence,
+        category: Some(category.into()),
+    }
+}
+
+pub async fn intentions_resume_by_priority_and_change_state_once(make: &Factory) {
+    let s = make().await;
+    let (e, clock) = engine(s.store.clone());
+    let a = tenant("alice");
+    let low = e
+        .intention_add(&a, &intention("tidy the README", 2))
+        .await
+        .unwrap();
+    clock.advance_millis(1000);
+    let mid = e
+        .intention_add(&a, &intention("write the release notes", 5))
+        .await
+        .unwrap();
+    clock.advance_millis(1000);
+    let high = e
+        .intention_add(&a, &intention("fix the failing sync test", 9))
+        .await
+        .unwrap();
+    clock.advance_millis(1000);
+    let high2 = e
+        .intention_add(&a, &intention("answer Bob about the deadline", 9))
+        .await
+        .unwrap();
+    assert_eq!(low.status, IntentionStatus::Pending);
+
+    let r = e.intention_resume(&a).await.unwrap();
+    assert_eq!(r.pending, 4);
+    // Highest priority first, then newest.
+    let ids =
+        |v: &[continuum_core::reflection::Intention]| v.iter().map(|i| i.id).collect::<Vec<_>>();
+    assert_eq!(ids(&r.high), vec![high2.id, high.id]);
+    assert_eq!(ids(&r.medium), vec![mid.id]);
+    assert_eq!(ids(&r.low), vec![low.id]);
+    assert!(
+        r.summary
+            .starts_with("4 pending intentions (2 high, 1 medium, 1 low priority)."),
+        "{}",
+        r.summary
+    );
+    assert!(r.summary.contains("answer Bob"), "{}", r.summary);
+
+    let done = e.intention_done(&a, &high.id).await.unwrap();
+    assert_eq!(done.status, IntentionStatus::Done);
+    let err = e.intention_done(&a, &high.id).await.unwrap_err();
+    assert!(matches!(err, Error::Conflict(_)), "{err}");
+    let gone = e
+        .intention_abandon(&a, &low.id, Some("the README moved to the wiki"))
+        .await
+        .unwrap();
+    assert_eq!(gone.status, IntentionStatus::Abandoned);
+    assert_eq!(gone.reason.as_deref(), Some("the README moved to the wiki"));
+
+    let pending = e
+        .intentions(&a, Some(IntentionStatus::Pending), 10)
+        .await
+        .unwrap();
+    assert_eq!(ids(&pending), vec![high2.id, mid.id]);
+    let all = e.intentions(&a, None, 10).await.unwrap();
+    assert_eq!(all.len(), 4);
+    assert_eq!(e.intention_resume(&a).await.unwrap().pending, 2);
+
+    // Bad input is refused and stores nothing.
+    for bad in [
+        intention("", 5),
+        intention("   ", 5),
+        intention("x", 0),
+        intention("x", 11),
+        intention(&"x".repeat(2001), 5),
+    ] {
+        let err = e.intention_add(&a, &bad).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidInput(_)), "{err}");
+    }
+    assert_eq!(e.intentions(&a, None, 10).await.unwrap().len(), 4);
+    let unknown = RecordId::new_at(T0);
+    assert!(matches!(
+        e.intention_done(&a, &unknown).await.unwrap_err(),
+        Error::NotFound(_)
+    ));
+}
+
+pub async fn beliefs_report_contradictions_in_their_domain_and_resolve(make: &Factory) {
+    let s = make().await;
+    let (e, clock) = engine(s.store.clone());
+    let a = tenant("alice");
+    let first = e
+        .belief_add(&a, &belief("The deadline is Friday", "project"))
+        .await
+        .unwrap();
+    assert!(first.contradictions.is_empty());
+    assert_eq!(first.compared, 0);
+    clock.advance_millis(1000);
+    // Another domain: never compared.
+    let other = e
+        .belief_add(&a, &belief("The deadline is Monday", "gossip"))
+        .await
+        .unwrap();
+    assert!(other.contradictions.is_empty());
+    assert_eq!(other.compared, 0);
+    clock.advance_millis(1000);
+    // Different subjects: no contradiction.
+    let unrelated = e
+        .belief_add(&a, &belief("The launch is Monday", "project"))
+        .await
+        .unwrap();
+    assert!(
+        unrelated.contradictions.is_empty(),
+        "{:?}",
+        unrelated.contradictions
+    );
+    assert_eq!(unrelated.compared, 1);
+    clock.advance_millis(1000);
+    let second = e
+        .belief_add(&a, &belief("the deadline is Monday", "Project"))
+        .await
+        .unwrap();
+    assert_eq!(second.belief.domain, "project");
+    assert_eq!(second.compared, 2);
+    assert_eq!(second.contradictions.len(), 1);
+    let c = &second.contradictions[0];
+    assert_eq!(c.contradiction.kind, "value");
+    assert_eq!(c.contradiction.method, "words");
+    assert_eq!(c.contradiction.earlier, first.belief.id);
+    assert_eq!(c.contradiction.later, second.belief.id);
+    assert_eq!(c.earlier_text.as_deref(), Some("The deadline is Friday"));
+    assert!(
+        c.contradiction.evidence.contains("deadline"),
+        "{}",
+        c.contradiction.evidence
+    );
+    clock.advance_millis(1000);
+    let negated = e
+        .belief_add(&a, &belief("The launch isn't Monday", "project"))
+        .await
+        .unwrap();
+    assert_eq!(negated.contradictions.len(), 1);
+    assert_eq!(negated.contradictions[0].contradiction.kind, "negation");
+    assert_eq!(
+        negated.contradictions[0].contradiction.earlier,
+        unrelated.belief.id
+    );
+
+    let open = e
+        .contradictions(&a, Some(ContradictionStatus::Open), 10)
+        .await
+        .unwrap();
+    assert_eq!(open.len(), 2);
+    // Resolve the deadline one by keeping the later belief.
+    let id = c.contradiction.id;
+    let err = e
+        .contradiction_resolve(&a, &id, &unrelated.belief.id)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidInput(_)), "{err}");
+    let r = e
+        .contradiction_resolve(&a, &id, &second.belief.id)
+        .await
+        .unwrap();
+    assert_eq!(r.contradiction.status, ContradictionStatus::Resolved);
+    assert_eq!(r.contradiction.kept, Some(second.belief.id));
+    assert_eq!(r.superseded.id, first.belief.id);
+    assert_eq!(r.superseded.status, BeliefStatus::Superseded);
+    assert_eq!(r.superseded.superseded_by, Some(second.belief.id));
+    assert!(matches!(
+        e.contradiction_resolve(&a, &id, &second.belief.id)
+            .await
+            .unwrap_err(),
+        Error::Conflict(_)
+    ));
+    let active = e
+        .beliefs(&a, Some("project"), Some(BeliefStatus::Active), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        active.iter().map(|b| b.id).collect::<Vec<_>>(),
+        vec![negated.belief.id, second.belief.id, unrelated.belief.id]
+    );
+    // A superseded belief is no longer compared: Friday again contradicts only Monday.
+    clock.advance_millis(1000);
+    let again = e
+        .belief_add(&a, &belief("The deadline is Friday", "project"))
+        .await
+        .unwrap();
+    assert_eq!(again.contradictions.len(), 1);
+    assert_eq!(
+        again.contradictions[0].contradiction.earlier,
+        second.belief.id
+    );
+    assert_eq!(
+        e.contradictions(&a, Some(ContradictionStatus::Resolved), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    for bad in [
+        BeliefRequest {
+            confidence: Some(1.5),
+            ..belief("x is y", "d")
+        },
+        BeliefRequest {
+            domain: Some("a;b".into()),
+            ..belief("x is y", "d")
+        },
+        BeliefRequest {
+            evidence: vec!["e".into(); 11],
+            ..belief("x is y", "d")
+        },
+        belief("", "d"),
+    ] {
+        let err = e.belief_add(&a, &bad).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidInput(_)), "{err}");
+    }
+    assert_eq!(e.beliefs(&a, None, None, 100).await.unwrap().len(), 6);
+}
+
+pub async fn the_embedder_finds_a_negated_paraphrase_the_words_miss(make: &Factory) {
+    let s = make().await;
+    let (e, _) = engine(s.store.clone());
+    let e = e.with_embedder(std::sync::Arc::new(crate::TopicEmbedder::default()));
+    let (plain, _) = engine(s.store.clone());
+    let a = tenant("alice");
+    e.belief_add(&a, &belief("The dog adores tennis balls", "pets"))
+        .await
+        .unwrap();
+    // Without an embedder the words differ: nothing found.
+    let words_only = plain
+        .belief_add(
+            &tenant("bob"),
+            &belief("The dog adores tennis balls", "pets"),
+        )
+        .await
+        .unwrap();
+    assert!(words_only.contradictions.is_empty());
+    let w = plain
+        .belief_add(
+            &tenant("bob"),
+            &belief("The puppy never likes tennis balls", "pets"),
+        )
+        .await
+        .unwrap();
+    assert!(w.contradictions.is_empty(), "{:?}", w.contradictions);
+    // With it: the same meaning, one side negated.
+    let r = e
+        .belief_add(&a, &belief("The puppy never likes tennis balls", "pets"))
+        .await
+        .unwrap();
+    assert_eq!(r.contradictions.len(), 1, "{:?}", r.contradictions);
+    let c = &r.contradictions[0].contradiction;
+    assert_eq!(
+        (c.kind.as_str(), c.method.as_str()),
+        ("negation", "embedding")
+    );
+    assert!(c.similarity.unwrap() >= 0.9);
+    // The same meaning without a negation on either side agrees.
+    let r = e
+        .belief_add(&a, &belief("The puppy likes tennis balls", "pets"))
+        .await
+        .unwrap();
+    assert_eq!(
+        r.contradictions.len(),
+        1,
+        "only with the negated one: {:?}",
+        r.contradictions
+    );
+    let c = &r.contradictions[0];
+    assert_eq!(
+        c.later_text.as_deref(),
+        Some("The puppy likes tennis balls")
+    );
+    assert_eq!(
+        c.earlier_text.as_deref(),
+        Some("The puppy never likes tennis balls")
+    );
+    // The same words, one negated: the word rule settles it without the embedder.
+    assert_eq!(
+        (
+            c.contradiction.kind.as_str(),
+            c.contradiction.method.as_str()
+        ),
+        ("negation", "words")
+    );
+}
+
+pub async fn claims_calibrate_per_category_and_window(make: &Factory) {
+    let s = make().await;
+    let (e, clock) = engine(s.store.clone());
+    let a = tenant("alice");
+    // Weather: 0.9 right, 0.9 wrong, 0.6 right; code: 0.8 right; one open.
+    let mut ids = Vec::new();
+    for (text, c, cat) in [
+        ("It rains tomorrow", 0.9, "weather"),
+        ("It snows on Sunday", 0.9, "weather"),
+        ("The wind drops by noon", 0.6, "weather"),
+        ("The patch fixes the crash", 0.8, "code"),
+        ("The build passes first time", 0.7, "code"),
+    ] {
+        ids.push(e.claim_add(&a, &claim(text, c, cat)).await.unwrap().id);
+        clock.advance_millis(1000);
+    }
+    let v = e
+        .claim_verify(&a, &ids[0], true, Some("it poured"))
+        .await
+        .unwrap();
+    assert_eq!(v.status, ClaimStatus::Correct);
+    assert_eq!(v.verified_at, Some(continuum_core::Timestamp(T0.0 + 5000)));
+    e.claim_verify(&a, &ids[1], false, None).await.unwrap();
+    e.claim_verify(&a, &ids[2], true, None).await.unwrap();
+    e.claim_verify(&a, &ids[3], true, None).await.unwrap();
+    assert!(matches!(
+        e.claim_verify(&a, &ids[0], false, None).await.unwrap_err(),
+        Error::Conflict(_)
+    ));
+
+    let all = e
+        .calibration(&a, &CalibrationRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        (all.overall.claims, all.overall.correct, all.overall.open),
+        (4, 3, 1)
+    );
+    // Brier by hand: (0.1² + 0.9² + 0.4² + 0.2²) / 4 = (0.01 + 0.81 + 0.16 + 0.04) / 4.
+    let brier = all.overall.brier.unwrap();
+    assert!((brier - 0.255).abs() < 1e-9, "{brier}");
+    assert_eq!(all.categories.len(), 2);
+    let weather = all
+        .categories
+        .iter()
+        .find(|r| r.category.as_deref() == Some("weather"))
+        .unwrap();
+    assert_eq!((weather.claims, weather.correct), (3, 2));
+    let wb = weather.brier.unwrap();
+    assert!((wb - (0.01 + 0.81 + 0.16) / 3.0).abs() < 1e-6, "{wb}");
+    // The 0.9 bin of ten: two claims, mean confidence 0.9, half right.
+    let bin = &weather.bins[9];
+    assert_eq!(bin.count, 2);
+    assert!((bin.confidence.unwrap() - 0.9).abs() < 1e-9);
+    assert_eq!(bin.accuracy, Some(0.5));
+    assert!(!weather.advice.is_empty());
+
+    let code = e
+        .calibration(
+            &a,
+            &CalibrationRequest {
+                category: Some("CODE".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(code.overall.category.as_deref(), Some("code"));
+    assert_eq!((code.overall.claims, code.overall.open), (1, 1));
+    assert_eq!(code.categories.len(), 1);
+    // A window over the first two claims only.
+    let early = e
+        .calibration(
+            &a,
+            &CalibrationRequest {
+                since: Some(T0),
+                until: Some(continuum_core::Timestamp(T0.0 + 2000)),
+                bins: Some(2),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((early.overall.claims, early.overall.correct), (2, 1));
+    assert_eq!(early.overall.bins.len(), 2);
+    for bad in [
+        CalibrationRequest {
+            bins: Some(0),
+            ..Default::default()
+        },
+        CalibrationRequest {
+            bins: Some(21),
+            ..Default::default()
+        },
+        CalibrationRequest {
+            since: Some(T0),
+            until: Some(T0),
+            ..Default::default()
+        },
+    ] {
+        assert!(matches!(
+            e.calibration(&a, &bad).await.unwrap_err(),
+            Error::InvalidInput(_)
+        ));
+    }
+    for bad in [
+        claim("x", 1.2, "c"),
+        claim("x", -0.1, "c"),
+        claim("x", f64::NAN, "c"),
+    ] {
+        assert!(matches!(
+            e.claim_add(&a, &bad).await.unwrap_err(),
+            Error::InvalidInput(_)
+        ));
+    }
+    let listed = e.claims(&a, Some("weather"), None, 10).await.unwrap();
+    assert_eq!(listed.len(), 3);
+    let open = e
+        .claims(&a, None, Some(ClaimStatus::Open), 10)
+        .await
+        .unwrap();
+    assert_eq!(open.iter().map(|c| c.id).collect::<Vec<_>>(), vec![ids[4]]);
+}
+
+pub async fn reflection_records_are_the_tenants_own_events_and_go_with_it(make: &Factory) {
+    let s = make().await;
+    let (e, _) = engine(s.store.clone());
+    let (a, b) = (tenant("alice"), tenant("bob"));
+    let i = e
+        .intention_add(&a, &intention("call the dentist about Ada", 8))
+        .await
+        .unwrap();
+    e.belief_add(&a, &belief("Ada is allergic to penicillin", "health"))
+        .await
+        .unwrap();
+    let added = e
+        .belief_add(&a, &belief("Ada is not allergic to penicillin", "health"))
+        .await
+        .unwrap();
+    assert_eq!(added.contradictions.len(), 1);
+    let c = e
+        .claim_add(&a, &claim("Ada recovers by May", 0.7, "health"))
+        .await
+        .unwrap();
+    // Bob sees none of it and cannot touch it.
+    assert!(e.intentions(&b, None, 10).await.unwrap().is_empty());
+    assert!(e.beliefs(&b, None, None, 10).await.unwrap().is_empty());
+    assert!(e.contradictions(&b, None, 10).await.unwrap().is_empty());
+    assert!(e.claims(&b, None, None, 10).await.unwrap().is_empty());
+    assert_eq!(
+        e.calibration(&b, &CalibrationRequest::default())
+            .await
+            .unwrap()
+            .overall
+            .open,
+        0
+    );
+    assert!(matches!(
+        e.intention_done(&b, &i.id).await.unwrap_err(),
+        Error::NotFound(_)
+    ));
+    assert!(matches!(
+        e.claim_verify(&b, &c.id, true, None).await.unwrap_err(),
+        Error::NotFound(_)
+    ));
+    let cid = added.contradictions[0].contradiction.id;
+    assert!(matches!(
+        e.contradiction_resolve(&b, &cid, &added.belief.id)
+            .await
+            .unwrap_err(),
+        Error::NotFound(_)
+    ));
+    // An id of one kind is no record of another.
+    assert!(matches!(
+        e.claim_verify(&a, &i.id, true, None).await.unwrap_err(),
+        Error::NotFound(_)
+    ));
+    // A read key reads and cannot write.
+    let reader = Caller {
+        tenant: a.clone(),
+        scope: Scope::Read,
+        key: None,
+    };
+    assert_eq!(
+        e.intentions(reader.clone(), None, 10).await.unwrap().len(),
+        1
+    );
+    assert!(matches!(
+        e.intention_add(reader.clone(), &intention("x", 5))
+            .await
+            .unwrap_err(),
+        Error::Forbidden(_)
+    ));
+    assert!(matches!(
+        e.claim_verify(reader, &c.id, true, None).await.unwrap_err(),
+        Error::Forbidden(_)
+    ));
+
+    // Each write is an event of alice's, carrying the record.
+    let events = s
+        .store
+        .events_since(EventScope::Tenant(&a), 0, 100)
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = events.iter().map(|r| r.event.kind()).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            "intention.saved",
+            "belief.saved",
+            "belief.saved",
+            "contradiction.saved",
+            "claim.saved"
+        ]
+    );
+    match &events[0].event {
+        Event::IntentionSaved {
+            id,
+            record: Some(r),
+        } => {
+            assert_eq!(*id, i.id);
+            assert_eq!(r.text, "call the dentist about Ada");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        s.store
+            .events_since(EventScope::Tenant(&b), 0, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Erasing alice deletes her records and scrubs their text from the log.
+    let erased = e.erase_tenant(&a).await.unwrap();
+    assert_eq!(erased.memories, 0);
+    assert!(e.intentions(&a, None, 10).await.unwrap().is_empty());
+    assert!(e.claims(&a, None, None, 10).await.unwrap().is_empty());
+    assert!(e.contradictions(&a, None, 10).await.unwrap().is_empty());
+    let events = s
+        .store
+        .events_since(EventScope::Tenant(&a), 0, 100)
+        .await
+        .unwrap();
+    for r in &events {
+        let json = r.event.encode();
+        assert!(!json.contains("Ada"), "{json}");
+        assert!(!json.contains("penicillin"), "{json}");
+    }
+    assert!(
+        events
+            .iter()
+            .any(|r| matches!(r.event, Event::ClaimSaved { record: None, .. }))
+    );
+    // An erased tenant with nothing left is not found again.
+    assert!(matches!(
+        e.erase_tenant(&a).await.unwrap_err(),
+        Error::NotFound(_)
+    ));
+}
