@@ -1162,3 +1162,178 @@ fn insights_and_dream_read_the_graph_and_a_seed_repeats_a_dream() {
     assert_ne!(none.code, 0);
     assert!(none.stderr.contains("no concept"), "{}", none.stderr);
 }
+
+#[test]
+fn intentions_beliefs_and_claims_from_the_command_line() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    let id = |v: &Value| v["id"].as_str().unwrap().to_string();
+    let high = run_in(
+        p,
+        &[
+            "intentions",
+            "add",
+            "Ship the release",
+            "--priority",
+            "8",
+            "--json",
+        ],
+    )
+    .ok()
+    .json();
+    assert_eq!(high["status"], "pending");
+    let low = run_in(
+        p,
+        &[
+            "intentions",
+            "add",
+            "Tidy the docs",
+            "--priority",
+            "2",
+            "--json",
+        ],
+    )
+    .ok()
+    .json();
+    let resume = run_in(p, &["intentions", "resume", "--json"]).ok().json();
+    assert_eq!(resume["pending"], 2);
+    assert_eq!(resume["high"][0]["id"], high["id"]);
+    assert_eq!(resume["low"][0]["id"], low["id"]);
+    let text = run_in(p, &["intentions", "resume"]).ok().stdout;
+    assert!(text.starts_with("2 pending intentions"), "{text}");
+    run_in(p, &["intentions", "done", &id(&high)]).ok();
+    let again = run_in(p, &["intentions", "done", &id(&high)]);
+    assert_ne!(again.code, 0);
+    assert!(again.stderr.contains("already"), "{}", again.stderr);
+    let gone = run_in(
+        p,
+        &[
+            "intentions",
+            "abandon",
+            &id(&low),
+            "--reason",
+            "moved to the wiki",
+            "--json",
+        ],
+    )
+    .ok()
+    .json();
+    assert_eq!(gone["status"], "abandoned");
+    let pending = run_in(p, &["intentions", "list", "--status", "pending", "--json"])
+        .ok()
+        .json();
+    assert_eq!(pending["intentions"].as_array().unwrap().len(), 0);
+
+    let first = run_in(
+        p,
+        &[
+            "beliefs",
+            "add",
+            "The API is fast",
+            "--domain",
+            "perf",
+            "--json",
+        ],
+    )
+    .ok()
+    .json();
+    assert_eq!(first["contradictions"].as_array().unwrap().len(), 0);
+    let second = run_in(
+        p,
+        &[
+            "beliefs",
+            "add",
+            "The API is slow",
+            "--domain",
+            "perf",
+            "--json",
+        ],
+    )
+    .ok()
+    .json();
+    let found = second["contradictions"].as_array().unwrap();
+    assert_eq!(found.len(), 1, "{second}");
+    assert_eq!(found[0]["kind"], "opposite");
+    let text = run_in(p, &["beliefs", "contradictions", "--status", "open"])
+        .ok()
+        .stdout;
+    assert!(
+        text.contains("The API is fast") && text.contains("opposite"),
+        "{text}"
+    );
+    let resolved = run_in(
+        p,
+        &[
+            "beliefs",
+            "resolve",
+            &id(&found[0]),
+            "--keep",
+            &id(&second["belief"]),
+            "--json",
+        ],
+    )
+    .ok()
+    .json();
+    assert_eq!(resolved["superseded"]["id"], first["belief"]["id"]);
+    let bad = run_in(p, &["beliefs", "add", "x", "--confidence", "2"]);
+    assert_ne!(bad.code, 0);
+    assert!(bad.stderr.contains("confidence"), "{}", bad.stderr);
+
+    let c1 = run_in(
+        p,
+        &[
+            "claims",
+            "add",
+            "It rains",
+            "--confidence",
+            "0.75",
+            "--json",
+        ],
+    )
+    .ok()
+    .json();
+    let c2 = run_in(
+        p,
+        &[
+            "claims",
+            "add",
+            "It snows",
+            "--confidence",
+            "0.25",
+            "--json",
+        ],
+    )
+    .ok()
+    .json();
+    run_in(p, &["claims", "verify", &id(&c1), "--correct"]).ok();
+    run_in(
+        p,
+        &["claims", "verify", &id(&c2), "--wrong", "--notes", "dry"],
+    )
+    .ok();
+    let cal = run_in(p, &["claims", "calibration", "--json"]).ok().json();
+    // Brier by hand: (0.25² + 0.25²) / 2.
+    assert_eq!(cal["claims"], 2);
+    assert!(
+        (cal["brier"].as_f64().unwrap() - 0.0625).abs() < 1e-9,
+        "{cal}"
+    );
+    let text = run_in(p, &["claims", "calibration"]).ok().stdout;
+    assert!(
+        text.contains("Brier 0.062") || text.contains("Brier 0.063"),
+        "{text}"
+    );
+    let neither = run_in(p, &["claims", "verify", &id(&c1)]);
+    assert_ne!(neither.code, 0);
+
+    // Every write is in the tenant's event log.
+    let events = run_in(p, &["events", "--json"]).ok().stdout;
+    for kind in [
+        "intention.saved",
+        "belief.saved",
+        "contradiction.saved",
+        "claim.saved",
+    ] {
+        assert!(events.contains(kind), "{kind}: {events}");
+    }
+}

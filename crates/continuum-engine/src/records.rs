@@ -191,7 +191,7 @@ fn not_found(kind: RecordKind, id: &RecordId) -> Error {
 impl Engine {
     async fn room_for(&self, tenant: &TenantId, kind: RecordKind) -> Result<()> {
         if self.store.count_records(tenant, kind).await? >= MAX_RECORDS_PER_KIND as u64 {
-            return Err(Error::InvalidInput(format!(
+            return Err(Error::Conflict(format!(
                 "a tenant holds at most {MAX_RECORDS_PER_KIND} {}s",
                 kind.as_str()
             )));
@@ -574,12 +574,11 @@ impl Engine {
                 continue;
             };
             for id in [c.earlier, c.later] {
-                if !texts.contains_key(&id) {
-                    let t = match self.store.record(tenant, &id).await? {
+                if let std::collections::hash_map::Entry::Vacant(slot) = texts.entry(id) {
+                    slot.insert(match self.store.record(tenant, &id).await? {
                         Some(Record::Belief(b)) => Some(b.text),
                         _ => None,
-                    };
-                    texts.insert(id, t);
+                    });
                 }
             }
             out.push(ContradictionView {

@@ -13,7 +13,7 @@ use continuum_core::account::UsageKind;
 use continuum_core::keys::Caller;
 use continuum_core::memory::{Metadata, Turn};
 use continuum_core::store::{ForgetSelector, MemoryFilter, Order, PageRequest};
-use continuum_core::{Error, MemoryId, SessionId, Source, TenantId};
+use continuum_core::{Error, MemoryId, SessionId, Source, TenantId, Timestamp};
 use continuum_engine::{Engine, RecallRequest, RememberRequest, SearchRequest};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
@@ -162,6 +162,135 @@ pub struct ConceptArgs {
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NoArgs {}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IntentionSetArgs {
+    /// What you mean to do, in one sentence.
+    pub text: String,
+    /// 1 (lowest) to 10 (highest); 5 when not given.
+    #[serde(default)]
+    pub priority: Option<i64>,
+    /// The conversation it belongs to.
+    #[serde(default)]
+    pub session: Option<String>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IntentionListArgs {
+    /// `pending`, `done` or `abandoned` (default: every status).
+    #[serde(default)]
+    pub status: Option<continuum_core::reflection::IntentionStatus>,
+    /// At most this many (default 50).
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordIdArgs {
+    /// The record's id.
+    pub id: String,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IntentionAbandonArgs {
+    /// The intention's id.
+    pub id: String,
+    /// Why it is abandoned.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BeliefRecordArgs {
+    /// The statement you hold true.
+    pub text: String,
+    /// Beliefs are compared within a domain (default `general`).
+    #[serde(default)]
+    pub domain: Option<String>,
+    /// From 0 to 1 (default 0.8).
+    #[serde(default)]
+    pub confidence: Option<f64>,
+    /// Why you hold it (at most 10 short items).
+    #[serde(default)]
+    pub evidence: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BeliefListArgs {
+    /// Only this domain.
+    #[serde(default)]
+    pub domain: Option<String>,
+    /// `active` or `superseded` (default: both).
+    #[serde(default)]
+    pub status: Option<continuum_core::reflection::BeliefStatus>,
+    /// At most this many (default 50).
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContradictionListArgs {
+    /// `open` or `resolved` (default: both).
+    #[serde(default)]
+    pub status: Option<continuum_core::reflection::ContradictionStatus>,
+    /// At most this many (default 50).
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContradictionResolveArgs {
+    /// The contradiction's id.
+    pub id: String,
+    /// The id of the belief to keep (one of the two); the other is superseded.
+    pub keep: String,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimRecordArgs {
+    /// The statement.
+    pub text: String,
+    /// How sure you are, from 0 to 1.
+    pub confidence: f64,
+    /// Calibration is reported per category (default `general`).
+    #[serde(default)]
+    pub category: Option<String>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimVerifyArgs {
+    /// The claim's id.
+    pub id: String,
+    /// Whether it turned out correct.
+    pub correct: bool,
+    /// What showed it.
+    #[serde(default)]
+    pub notes: Option<String>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CalibrationArgs {
+    /// Only this category (default: all, and each on its own).
+    #[serde(default)]
+    pub category: Option<String>,
+    /// Claims made on or after this time (RFC 3339 or YYYY-MM-DD).
+    #[serde(default)]
+    pub since: Option<String>,
+    /// Claims made before this time (RFC 3339 or YYYY-MM-DD).
+    #[serde(default)]
+    pub until: Option<String>,
+}
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -548,6 +677,314 @@ impl ContinuumMcp {
             text.push_str(&format!("\n- {} ({:.2})", n.name, n.strength));
         }
         ok(text, json!(v))
+    }
+
+    #[tool(
+        description = "Set an intention: something you mean to do, kept across sessions until you complete or abandon it. Priority 1-10 (7+ is high)."
+    )]
+    async fn intention_set(
+        &self,
+        Parameters(a): Parameters<IntentionSetArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let caller = try_tool!(self.caller_for(&ctx, UsageKind::Other).await);
+        let session = try_tool!(a.session.map(SessionId::new).transpose());
+        let req = continuum_engine::IntentionRequest {
+            text: a.text,
+            priority: a.priority,
+            session,
+        };
+        let i = try_tool!(self.engine.intention_add(&caller, &req).await);
+        ok(
+            format!("Intention {} set (priority {}).", i.id, i.priority),
+            json!(i),
+        )
+    }
+
+    #[tool(description = "List your intentions, highest priority first, then newest.")]
+    async fn intention_list(
+        &self,
+        Parameters(a): Parameters<IntentionListArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let caller = try_tool!(self.caller_for(&ctx, UsageKind::Other).await);
+        let list = try_tool!(
+            self.engine
+                .intentions(&caller, a.status, a.limit.unwrap_or(50))
+                .await
+        );
+        let text = if list.is_empty() {
+            "No intentions.".to_string()
+        } else {
+            list.iter()
+                .map(|i| {
+                    format!(
+                        "- [{}] p{} {} ({})",
+                        i.status.as_str(),
+                        i.priority,
+                        i.text,
+                        i.id
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        ok(text, json!({ "intentions": list }))
+    }
+
+    #[tool(description = "Mark a pending intention complete.")]
+    async fn intention_complete(
+        &self,
+        Parameters(a): Parameters<RecordIdArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let caller = try_tool!(self.caller_for(&ctx, UsageKind::Other).await);
+        let id = try_tool!(a.id.parse());
+        let i = try_tool!(self.engine.intention_done(&caller, &id).await);
+        ok(format!("Done: {}", i.text), json!(i))
+    }
+
+    #[tool(description = "Abandon a pending intention, saying why.")]
+    async fn intention_abandon(
+        &self,
+        Parameters(a): Parameters<IntentionAbandonArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let caller = try_tool!(self.caller_for(&ctx, UsageKind::Other).await);
+        let id = try_tool!(a.id.parse());
+        let i = try_tool!(
+            self.engine
+                .intention_abandon(&caller, &id, a.reason.as_deref())
+                .await
+        );
+        ok(format!("Abandoned: {}", i.text), json!(i))
+    }
+
+    #[tool(
+        description = "Call at the start of a session: your pending intentions grouped by priority (high 7-10, medium 4-6, low 1-3), with a one-line summary."
+    )]
+    async fn intention_resume(
+        &self,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let caller = try_tool!(self.caller_for(&ctx, UsageKind::Other).await);
+        let r = try_tool!(self.engine.intention_resume(&caller).await);
+        let mut text = r.summary.clone();
+        for (name, group) in [("High", &r.high), ("Medium", &r.medium), ("Low", &r.low)] {
+            if !group.is_empty() {
+                text.push_str(&format!("\n{name}:"));
+                for i in group.iter() {
+                    text.push_str(&format!("\n- p{} {} ({})", i.priority, i.text, i.id));
+                }
+            }
+        }
+        ok(text, json!(r))
+    }
+
+    #[tool(
+        description = "Record a belief (a statement you hold true, in a domain, with a confidence). It is compared with your active beliefs of the same domain; contradictions found are returned and kept until resolved."
+    )]
+    async fn belief_record(
+        &self,
+        Parameters(a): Parameters<BeliefRecordArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let caller = try_tool!(self.caller_for(&ctx, UsageKind::Other).await);
+        let req = continuum_engine::BeliefRequest {
+            text: a.text,
+            domain: a.domain,
+            confidence: a.confidence,
+            evidence: a.evidence,
+        };
+        let r = try_tool!(self.engine.belief_add(&caller, &req).await);
+        let mut text = format!(
+            "Belief {} recorded in '{}' (compared with {}).",
+            r.belief.id, r.belief.domain, r.compared
+        );
+        if r.contradictions.is_empty() {
+            text.push_str(" No contradiction.");
+        }
+        for c in &r.contradictions {
+            text.push_str(&format!(
+                "\nContradicts \"{}\" ({}: {}); resolve with contradiction_resolve id {}.",
+                c.earlier_text.as_deref().unwrap_or("?"),
+                c.contradiction.kind,
+                c.contradiction.evidence,
+                c.contradiction.id
+            ));
+        }
+        ok(text, json!(r))
+    }
+
+    #[tool(description = "List your beliefs, newest first.")]
+    async fn belief_list(
+        &self,
+        Parameters(a): Parameters<BeliefListArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let caller = try_tool!(self.caller_for(&ctx, UsageKind::Other).await);
+        let list = try_tool!(
+            self.engine
+                .beliefs(
+                    &caller,
+                    a.domain.as_deref(),
+                    a.status,
+                    a.limit.unwrap_or(50)
+                )
+                .await
+        );
+        let text = if list.is_empty() {
+            "No beliefs.".to_string()
+        } else {
+            list.iter()
+                .map(|b| {
+                    format!(
+                        "- [{}] {} ({}, {:.2}, {})",
+                        b.status.as_str(),
+                        b.text,
+                        b.domain,
+                        b.confidence,
+                        b.id
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        ok(text, json!({ "beliefs": list }))
+    }
+
+    #[tool(description = "List contradictions found between your beliefs, newest first.")]
+    async fn contradiction_list(
+        &self,
+        Parameters(a): Parameters<ContradictionListArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let caller = try_tool!(self.caller_for(&ctx, UsageKind::Other).await);
+        let list = try_tool!(
+            self.engine
+                .contradictions(&caller, a.status, a.limit.unwrap_or(50))
+                .await
+        );
+        let text = if list.is_empty() {
+            "No contradictions.".to_string()
+        } else {
+            list.iter()
+                .map(|c| {
+                    format!(
+                        "- [{}] \"{}\" vs \"{}\" ({}; id {})",
+                        c.contradiction.status.as_str(),
+                        c.earlier_text.as_deref().unwrap_or("?"),
+                        c.later_text.as_deref().unwrap_or("?"),
+                        c.contradiction.kind,
+                        c.contradiction.id
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        ok(text, json!({ "contradictions": list }))
+    }
+
+    #[tool(
+        description = "Resolve a contradiction by keeping one of its two beliefs; the other is superseded."
+    )]
+    async fn contradiction_resolve(
+        &self,
+        Parameters(a): Parameters<ContradictionResolveArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let caller = try_tool!(self.caller_for(&ctx, UsageKind::Other).await);
+        let id = try_tool!(a.id.parse());
+        let keep = try_tool!(a.keep.parse());
+        let r = try_tool!(self.engine.contradiction_resolve(&caller, &id, &keep).await);
+        ok(
+            format!(
+                "Kept \"{}\"; \"{}\" is superseded.",
+                r.kept.text, r.superseded.text
+            ),
+            json!(r),
+        )
+    }
+
+    #[tool(
+        description = "Record a claim with your confidence (0 to 1) and a category, to verify later with claim_verify; verified claims measure how well calibrated you are."
+    )]
+    async fn claim_record(
+        &self,
+        Parameters(a): Parameters<ClaimRecordArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let caller = try_tool!(self.caller_for(&ctx, UsageKind::Other).await);
+        let req = continuum_engine::ClaimRequest {
+            text: a.text,
+            confidence: a.confidence,
+            category: a.category,
+        };
+        let c = try_tool!(self.engine.claim_add(&caller, &req).await);
+        ok(
+            format!("Claim {} recorded ({:.2}).", c.id, c.confidence),
+            json!(c),
+        )
+    }
+
+    #[tool(description = "Record whether a claim turned out correct (once per claim).")]
+    async fn claim_verify(
+        &self,
+        Parameters(a): Parameters<ClaimVerifyArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let caller = try_tool!(self.caller_for(&ctx, UsageKind::Other).await);
+        let id = try_tool!(a.id.parse());
+        let c = try_tool!(
+            self.engine
+                .claim_verify(&caller, &id, a.correct, a.notes.as_deref())
+                .await
+        );
+        ok(
+            format!("Claim {} is {}.", c.id, c.status.as_str()),
+            json!(c),
+        )
+    }
+
+    #[tool(
+        description = "How well calibrated your verified claims are: Brier score, reliability table, expected calibration error and one sentence of advice, overall and per category."
+    )]
+    async fn claim_calibration(
+        &self,
+        Parameters(a): Parameters<CalibrationArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let caller = try_tool!(self.caller_for(&ctx, UsageKind::Other).await);
+        let since = try_tool!(a.since.as_deref().map(Timestamp::parse).transpose());
+        let until = try_tool!(a.until.as_deref().map(Timestamp::parse).transpose());
+        let req = continuum_engine::CalibrationRequest {
+            category: a.category,
+            since,
+            until,
+            bins: None,
+        };
+        let r = try_tool!(self.engine.calibration(&caller, &req).await);
+        let line = |c: &continuum_engine::CalibrationReport| match c.brier {
+            Some(b) => format!(
+                "{}: {} verified, {} correct, Brier {:.3}, ECE {:.3}. {}",
+                c.category.as_deref().unwrap_or("all"),
+                c.claims,
+                c.correct,
+                b,
+                c.ece.unwrap_or(0.0),
+                c.advice
+            ),
+            None => format!(
+                "{}: no verified claims yet ({} open).",
+                c.category.as_deref().unwrap_or("all"),
+                c.open
+            ),
+        };
+        let mut text = line(&r.overall);
+        for c in &r.categories {
+            text.push_str(&format!("\n- {}", line(c)));
+        }
+        ok(text, json!(r))
     }
 
     #[tool(

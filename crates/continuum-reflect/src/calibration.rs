@@ -103,7 +103,10 @@ pub fn report(claims: &[(f64, bool)], bins: usize) -> Result<Report, String> {
     }
     let (over, under) = (over as f64 / n as f64, under as f64 / n as f64);
     let advice = if n < 10 {
-        format!("Only {n} verified claims: too few to judge calibration.")
+        format!(
+            "Only {n} verified claim{}: too few to judge calibration.",
+            if n == 1 { "" } else { "s" }
+        )
     } else if ece <= TOLERANCE {
         "Well calibrated: stated confidences match how often claims turn out right.".into()
     } else if over >= under {

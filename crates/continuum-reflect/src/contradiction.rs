@@ -148,7 +148,7 @@ fn one_difference<'a>(a: &'a [String], b: &'a [String]) -> Option<(&'a str, &'a 
     let first = diff.next()?;
     diff.next()
         .is_none()
-        .then(|| (first.0.as_str(), first.1.as_str()))
+        .then_some((first.0.as_str(), first.1.as_str()))
 }
 
 fn opposite(x: &str, y: &str) -> bool {
@@ -555,7 +555,8 @@ const OPPOSITES: &[(&str, &str)] = &[
 /// Verbs after which a value follows.
 const LINKS: &[&str] = &[
     "is", "are", "was", "were", "be", "been", "am", "equals", "costs", "weighs", "measures",
-    "lasts", "takes", "moved", "changed", "set",
+    "lasts", "takes", "moved", "changed", "set", "starts", "begins", "ends", "opens", "closes",
+    "arrives", "leaves", "departs", "lands", "falls",
 ];
 
 /// Auxiliaries before a linking verb ("will be", "has been").
@@ -723,6 +724,15 @@ mod tests {
         assert_eq!(
             kind("Her birthday is March 3", "her birthday is 3rd March"),
             None
+        );
+        assert_eq!(
+            kind("Priya's shift starts at 7am", "Priya's shift starts at 9am"),
+            Some(Kind::Value)
+        );
+        assert_eq!(
+            kind("The shop opens on Monday", "The shop opens at 9am"),
+            None,
+            "a day and a time do not conflict"
         );
         // Different kinds of value, or not a value: no contradiction by this rule.
         assert_eq!(

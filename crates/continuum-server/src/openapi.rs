@@ -211,6 +211,13 @@ fn path_param_schema(path: &str, name: &str) -> Value {
         (p, "id") if p.starts_with("/v1/memories/") => {
             json!({"type": "string", "format": "uuid", "description": "A memory id (a UUID)"})
         }
+        (p, "id")
+            if ["/v1/intentions/", "/v1/contradictions/", "/v1/claims/"]
+                .iter()
+                .any(|r| p.starts_with(r)) =>
+        {
+            json!({"type": "string", "format": "uuid", "description": "A record id (a UUID)"})
+        }
         (p, "id") if p.starts_with("/v1/tenants/") => json!({
             "type": "string",
             "pattern": "^[A-Za-z0-9_.-]{1,64}$",

@@ -47,6 +47,7 @@ mod extract;
 mod keys;
 mod mcp;
 mod memories;
+mod records;
 mod reflect;
 mod service;
 mod stream;
@@ -68,6 +69,7 @@ use keys::*;
 use mcp::mcp_router;
 pub(crate) use mcp::{MCP_SESSION_IDLE, McpSessions};
 use memories::*;
+use records::*;
 use reflect::*;
 use service::*;
 pub(crate) use stream::{Stopping, Streams};
@@ -424,6 +426,131 @@ pub(crate) fn api() -> (Router<Arc<AppState>>, Value) {
             .query::<DreamQuery>()
             .returns::<continuum_engine::Dream>()
             .also(404, "No such concept to start from"),
+        )
+        .op(
+            M::POST,
+            "/v1/intentions",
+            intentions_add,
+            Op::new("reflection", "Set an intention: something to do, kept across sessions until done or abandoned")
+                .scope(Write)
+                .body::<IntentionBody>()
+                .returns::<continuum_core::reflection::Intention>()
+                .created()
+                .also(409, "The tenant holds the most intentions allowed"),
+        )
+        .op(
+            M::GET,
+            "/v1/intentions",
+            intentions_list,
+            Op::new("reflection", "The tenant's intentions, highest priority first, then newest")
+                .scope(Read)
+                .query::<IntentionsQuery>()
+                .returns::<IntentionsOut>(),
+        )
+        .op(
+            M::GET,
+            "/v1/intentions/resume",
+            intentions_resume,
+            Op::new("reflection", "The pending intentions grouped high (7-10), medium (4-6) and low, with a one-line summary: for the start of a session")
+                .scope(Read)
+                .returns::<continuum_engine::Resume>(),
+        )
+        .op(
+            M::POST,
+            "/v1/intentions/{id}/done",
+            intentions_done,
+            Op::new("reflection", "Mark a pending intention done")
+                .scope(Write)
+                .returns::<continuum_core::reflection::Intention>()
+                .also(409, "The intention is not pending"),
+        )
+        .op(
+            M::POST,
+            "/v1/intentions/{id}/abandon",
+            intentions_abandon,
+            Op::new("reflection", "Abandon a pending intention, with a reason")
+                .scope(Write)
+                .body::<AbandonBody>()
+                .returns::<continuum_core::reflection::Intention>()
+                .also(409, "The intention is not pending"),
+        )
+        .op(
+            M::POST,
+            "/v1/beliefs",
+            beliefs_add,
+            Op::new("reflection", "Record a belief; the contradictions it has with the domain's active beliefs are recorded and returned")
+                .scope(Write)
+                .body::<BeliefBody>()
+                .returns::<continuum_engine::BeliefAdded>()
+                .created()
+                .also(409, "The tenant holds the most beliefs allowed"),
+        )
+        .op(
+            M::GET,
+            "/v1/beliefs",
+            beliefs_list,
+            Op::new("reflection", "The tenant's beliefs, newest first")
+                .scope(Read)
+                .query::<BeliefsQuery>()
+                .returns::<BeliefsOut>(),
+        )
+        .op(
+            M::GET,
+            "/v1/contradictions",
+            contradictions_list,
+            Op::new("reflection", "Contradictions found between beliefs, newest first, with both texts")
+                .scope(Read)
+                .query::<ContradictionsQuery>()
+                .returns::<ContradictionsOut>(),
+        )
+        .op(
+            M::POST,
+            "/v1/contradictions/{id}/resolve",
+            contradictions_resolve,
+            Op::new("reflection", "Resolve a contradiction by keeping one of its beliefs; the other is superseded")
+                .scope(Write)
+                .body::<ResolveBody>()
+                .returns::<continuum_engine::Resolution>()
+                .also(409, "The contradiction is resolved already"),
+        )
+        .op(
+            M::POST,
+            "/v1/claims",
+            claims_add,
+            Op::new("reflection", "Record a claim with a confidence, to verify later")
+                .scope(Write)
+                .body::<ClaimBody>()
+                .returns::<continuum_core::reflection::Claim>()
+                .created()
+                .also(409, "The tenant holds the most claims allowed"),
+        )
+        .op(
+            M::GET,
+            "/v1/claims",
+            claims_list,
+            Op::new("reflection", "The tenant's claims, newest first")
+                .scope(Read)
+                .query::<ClaimsQuery>()
+                .returns::<ClaimsOut>(),
+        )
+        .op(
+            M::POST,
+            "/v1/claims/{id}/verify",
+            claims_verify,
+            Op::new("reflection", "Record whether a claim turned out correct (once)")
+                .scope(Write)
+                .body::<VerifyBody>()
+                .returns::<continuum_core::reflection::Claim>()
+                .also(409, "The claim was verified already"),
+        )
+        .op(
+            M::GET,
+            "/v1/calibration",
+            calibration,
+            Op::new("reflection", "How well the confidences of verified claims matched outcomes: Brier score, reliability table, expected calibration error, advice; overall and per category")
+                .scope(Read)
+                .query::<CalibrationQuery>()
+                .returns::<continuum_engine::Calibration>(),
         )
         .op(
             M::GET,

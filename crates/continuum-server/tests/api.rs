@@ -1455,3 +1455,161 @@ async fn the_audit_log_pages_oldest_or_newest_first_for_the_keys_tenant() {
     let (st, v) = admin.get("/v1/audit?order=sideways").await;
     assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
 }
+
+#[tokio::test]
+async fn reflection_records_over_rest_are_the_keys_tenants_only() {
+    let s = start(ServerConfig::default()).await;
+    let a = Client::new(&s, Some(&s.key("alice", Scope::Write).await));
+    let b = Client::new(&s, Some(&s.key("bob", Scope::Write).await));
+    let reader = Client::new(&s, Some(&s.key("alice", Scope::Read).await));
+    let doc = continuum_server::openapi_document();
+    let fields = |v: &Value| -> std::collections::BTreeSet<String> {
+        v.as_object().unwrap().keys().cloned().collect()
+    };
+    let documented = |path: &str, method: &str, status: &str| {
+        documented_fields(
+            &doc,
+            &doc["paths"][path][method]["responses"][status]["content"]["application/json"]["schema"],
+        )
+    };
+
+    let (st, i) = a
+        .post(
+            "/v1/intentions",
+            json!({"text": "Renew the TLS certificate", "priority": 9, "session": "ops"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{i}");
+    assert_eq!(fields(&i), documented("/v1/intentions", "post", "201"));
+    let iid = i["id"].as_str().unwrap().to_string();
+    let (st, _) = a
+        .post("/v1/intentions", json!({"text": "Later", "priority": 1}))
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let (st, r) = a.get("/v1/intentions/resume").await;
+    assert_eq!(st, StatusCode::OK, "{r}");
+    assert_eq!(
+        fields(&r),
+        documented("/v1/intentions/resume", "get", "200")
+    );
+    assert_eq!(r["high"][0]["id"], iid.as_str());
+    assert_eq!(r["pending"], 2);
+    for (bad, want) in [
+        (json!({"text": "x", "priority": 0}), StatusCode::BAD_REQUEST),
+        (json!({"text": "   "}), StatusCode::BAD_REQUEST),
+        (
+            json!({"text": "x", "tenant": "bob"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ] {
+        let (st, v) = a.post("/v1/intentions", bad.clone()).await;
+        assert_eq!(st, want, "{bad}: {v}");
+    }
+    // Bob cannot see or finish alice's intention; a read key cannot write.
+    let (_, v) = b.get("/v1/intentions").await;
+    assert_eq!(v["intentions"], json!([]));
+    let (st, _) = b
+        .post(&format!("/v1/intentions/{iid}/done"), json!({}))
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (st, _) = reader
+        .post(&format!("/v1/intentions/{iid}/done"), json!({}))
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, v) = a
+        .post(&format!("/v1/intentions/{iid}/done"), json!({}))
+        .await;
+    assert_eq!((st, v["status"].as_str()), (StatusCode::OK, Some("done")));
+    let (st, v) = a
+        .post(
+            &format!("/v1/intentions/{iid}/abandon"),
+            json!({"reason": "too late"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    let (st, _) = a.post("/v1/intentions/not-a-uuid/done", json!({})).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+
+    let (st, first) = a
+        .post("/v1/beliefs", json!({"text": "The office opens at 9am", "domain": "work", "confidence": 0.9, "evidence": ["the door sign"]}))
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{first}");
+    let (st, second) = a
+        .post(
+            "/v1/beliefs",
+            json!({"text": "The office opens at 8am", "domain": "work"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{second}");
+    assert_eq!(fields(&second), documented("/v1/beliefs", "post", "201"));
+    let c = &second["contradictions"][0];
+    assert_eq!(c["kind"], "value", "{second}");
+    assert_eq!(c["earlier_text"], "The office opens at 9am");
+    let cid = c["id"].as_str().unwrap().to_string();
+    let (_, v) = b.get("/v1/contradictions").await;
+    assert_eq!(v["contradictions"], json!([]));
+    let (st, _) = b
+        .post(
+            &format!("/v1/contradictions/{cid}/resolve"),
+            json!({"keep": first["belief"]["id"]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (st, v) = a
+        .post(
+            &format!("/v1/contradictions/{cid}/resolve"),
+            json!({"keep": first["belief"]["id"]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["superseded"]["id"], second["belief"]["id"]);
+    let (_, v) = a.get("/v1/beliefs?domain=work&status=active").await;
+    assert_eq!(v["beliefs"].as_array().unwrap().len(), 1);
+    assert_eq!(v["beliefs"][0]["id"], first["belief"]["id"]);
+
+    let (st, claim) = a
+        .post(
+            "/v1/claims",
+            json!({"text": "The migration takes an hour", "confidence": 0.7, "category": "ops"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{claim}");
+    let id = claim["id"].as_str().unwrap();
+    let (st, _) = b
+        .post(&format!("/v1/claims/{id}/verify"), json!({"correct": true}))
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (st, v) = a
+        .post(
+            &format!("/v1/claims/{id}/verify"),
+            json!({"correct": false, "notes": "three hours"}),
+        )
+        .await;
+    assert_eq!(
+        (st, v["status"].as_str()),
+        (StatusCode::OK, Some("wrong")),
+        "{v}"
+    );
+    let (st, cal) = a.get("/v1/calibration?category=ops").await;
+    assert_eq!(st, StatusCode::OK, "{cal}");
+    assert_eq!(fields(&cal), documented("/v1/calibration", "get", "200"));
+    assert!(
+        (cal["brier"].as_f64().unwrap() - 0.49).abs() < 1e-9,
+        "{cal}"
+    );
+    let (_, v) = b.get("/v1/calibration").await;
+    assert_eq!(v["claims"], 0);
+    assert!(v["brier"].is_null());
+    for bad in [
+        "bins=0",
+        "since=2026-13-01",
+        "since=2026-02-01&until=2026-01-01",
+    ] {
+        let (st, v) = a.get(&format!("/v1/calibration?{bad}")).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{bad}: {v}");
+    }
+    let (st, _) = a
+        .post("/v1/claims", json!({"text": "x", "confidence": 1.5}))
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+}

@@ -15,6 +15,7 @@ mod mcp;
 mod memories;
 mod migrate;
 mod recall;
+mod reflection;
 pub(crate) mod reindex;
 pub(crate) mod retention;
 mod serve;
@@ -71,6 +72,15 @@ pub enum Command {
     /// A seeded, repeatable random walk along the concept graph, with the memories that join
     /// each step.
     Dream(concepts::DreamArgs),
+    /// Intentions kept across sessions: `add`, `list`, `done`, `abandon`, `resume` (the
+    /// pending ones by priority, for a session start).
+    Intentions(reflection::IntentionsArgs),
+    /// Beliefs, checked for contradictions with the domain's active ones: `add`, `list`,
+    /// `contradictions`, `resolve`.
+    Beliefs(reflection::BeliefsArgs),
+    /// Claims made with a confidence and verified later: `add`, `verify`, `list`,
+    /// `calibration` (Brier score, reliability table, advice).
+    Claims(reflection::ClaimsArgs),
     /// Check the data directory, the store and its indexes.
     Doctor(doctor::DoctorArgs),
     /// The configuration file: write a commented default one, or show every effective setting.
@@ -146,6 +156,9 @@ pub async fn run(cli: Cli, file: crate::config::ConfigFile) -> Result<()> {
         Command::Concepts(a) => concepts::concepts(g, a).await,
         Command::Insights(a) => concepts::insights(g, a).await,
         Command::Dream(a) => concepts::dream(g, a).await,
+        Command::Intentions(a) => reflection::intentions(g, a).await,
+        Command::Beliefs(a) => reflection::beliefs(g, a).await,
+        Command::Claims(a) => reflection::claims(g, a).await,
         Command::Doctor(a) => doctor::doctor(g, a).await,
         Command::Events(a) => events::events(g, a).await,
         Command::Export(a) => export::export(g, a).await,

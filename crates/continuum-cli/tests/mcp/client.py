@@ -15,6 +15,9 @@ from mcp.client.stdio import stdio_client
 TOOLS = {
     "memory_store", "memory_recall", "memory_search", "memory_remember", "memory_get",
     "memory_list", "memory_forget", "memory_stats", "concept_graph", "insights", "dream",
+    "intention_set", "intention_list", "intention_complete", "intention_abandon",
+    "intention_resume", "belief_record", "belief_list", "contradiction_list",
+    "contradiction_resolve", "claim_record", "claim_verify", "claim_calibration",
 }
 
 
@@ -103,6 +106,8 @@ async def scenario(s):
     r, body, _ = await call(s, "dream", {"temperature": 0})
     assert r.is_error and "temperature" in body, body
 
+    await reflection(s)
+
     for mid in lisbon:
         r, body, _ = await call(s, "memory_forget", {"id": mid})
         assert not r.is_error, body
@@ -111,6 +116,65 @@ async def scenario(s):
     r, body, data = await call(s, "memory_stats", {})
     assert data["memories"] == 4, data  # 5 stored + 1 fact - the forgotten ones
     print("OK")
+
+
+async def reflection(s):
+    """Intentions, beliefs with a contradiction, claims and calibration, as an agent uses them."""
+    r, body, low = await call(s, "intention_set", {"text": "Send Priya the photos", "priority": 3})
+    assert not r.is_error, body
+    r, body, high = await call(s, "intention_set", {"text": "Book the Lisbon flight", "priority": 9})
+    assert not r.is_error and high["status"] == "pending", body
+    r, body, res = await call(s, "intention_resume", {})
+    assert not r.is_error, body
+    assert [i["id"] for i in res["high"]] == [high["id"]], res
+    assert [i["id"] for i in res["low"]] == [low["id"]], res
+    assert body.startswith("2 pending intentions"), body
+    r, body, done = await call(s, "intention_complete", {"id": high["id"]})
+    assert not r.is_error and done["status"] == "done", body
+    r, body, _ = await call(s, "intention_complete", {"id": high["id"]})
+    assert r.is_error and "already" in body, body
+    r, body, gone = await call(s, "intention_abandon", {"id": low["id"], "reason": "she has them"})
+    assert not r.is_error and gone["reason"] == "she has them", body
+    r, body, listed = await call(s, "intention_list", {"status": "pending"})
+    assert not r.is_error and listed["intentions"] == [], listed
+    r, body, _ = await call(s, "intention_set", {"text": "x", "priority": 11})
+    assert r.is_error and "priority" in body, body
+
+    r, body, first = await call(s, "belief_record", {
+        "text": "Priya's shift starts at 7am", "domain": "family", "confidence": 0.9,
+        "evidence": ["she said so in March"]})
+    assert not r.is_error and first["contradictions"] == [], body
+    r, body, second = await call(s, "belief_record", {
+        "text": "Priya's shift starts at 9am", "domain": "family"})
+    assert not r.is_error, body
+    assert len(second["contradictions"]) == 1, second
+    c = second["contradictions"][0]
+    assert c["kind"] == "value" and c["earlier"] == first["belief"]["id"], c
+    assert "Contradicts" in body, body
+    r, body, listed = await call(s, "contradiction_list", {"status": "open"})
+    assert [x["id"] for x in listed["contradictions"]] == [c["id"]], listed
+    r, body, resolved = await call(s, "contradiction_resolve", {"id": c["id"], "keep": second["belief"]["id"]})
+    assert not r.is_error, body
+    assert resolved["superseded"]["id"] == first["belief"]["id"], resolved
+    r, body, beliefs = await call(s, "belief_list", {"domain": "family", "status": "active"})
+    assert [b["id"] for b in beliefs["beliefs"]] == [second["belief"]["id"]], beliefs
+
+    ids = []
+    for text_, conf in [("Priya visits in June", 0.8), ("The flight is delayed", 0.6)]:
+        r, body, claim = await call(s, "claim_record", {"text": text_, "confidence": conf, "category": "travel"})
+        assert not r.is_error, body
+        ids.append(claim["id"])
+    r, body, _ = await call(s, "claim_verify", {"id": ids[0], "correct": True})
+    assert not r.is_error, body
+    r, body, _ = await call(s, "claim_verify", {"id": ids[1], "correct": False, "notes": "on time"})
+    assert not r.is_error, body
+    r, body, cal = await call(s, "claim_calibration", {"category": "travel"})
+    assert not r.is_error, body
+    # Brier by hand: ((0.8 - 1)^2 + (0.6 - 0)^2) / 2 = 0.2
+    assert cal["claims"] == 2 and abs(cal["brier"] - 0.2) < 1e-9, cal
+    assert "Brier 0.200" in body, body
+    r, body, _ = await call(s, "claim_record", {"text": "x", "confidence": 2})
+    assert r.is_error and "confidence" in body, body
 
 
 async def writer(s, name, n):

@@ -28,7 +28,7 @@ pub(super) struct ListQuery {
 }
 
 /// A `YYYY-MM-DD` day as the millisecond it starts (UTC).
-fn day(name: &str, v: &Option<String>) -> AppResult<Option<i64>> {
+pub(super) fn day(name: &str, v: &Option<String>) -> AppResult<Option<i64>> {
     let Some(v) = v else { return Ok(None) };
     let shaped = v.len() == 10
         && v.bytes().enumerate().all(|(i, b)| {
