@@ -1326,6 +1326,39 @@ fn intentions_beliefs_and_claims_from_the_command_line() {
     let neither = run_in(p, &["claims", "verify", &id(&c1)]);
     assert_ne!(neither.code, 0);
 
+    // A concept's history and the growth report.
+    for _ in 0..5 {
+        learn(
+            p,
+            "The Falcon rocket uses Merlin engines.",
+            "Falcon and Merlin again.",
+            &[],
+        );
+    }
+    let t = run_in(p, &["concepts", "falcon", "--timeline", "--json"])
+        .ok()
+        .json();
+    let kinds: Vec<&str> = t["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds[0], "created", "{t}");
+    assert!(
+        kinds.contains(&"linked") && kinds.contains(&"strengthened"),
+        "{t}"
+    );
+    let text = run_in(p, &["concepts", "falcon", "--timeline"]).ok().stdout;
+    assert!(text.contains("strengthened merlin (0.50)"), "{text}");
+    let grown = run_in(p, &["growth", "--json"]).ok().json();
+    assert_eq!(grown["memories"], 10);
+    assert_eq!(grown["most_active"][0]["mentions"], 10, "{grown}");
+    let none = run_in(p, &["growth", "--since", "2999-01-01", "--json"])
+        .ok()
+        .json();
+    assert_eq!(none["memories"], 0);
+
     // Every write is in the tenant's event log.
     let events = run_in(p, &["events", "--json"]).ok().stdout;
     for kind in [

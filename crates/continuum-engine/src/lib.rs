@@ -23,6 +23,7 @@ mod reflect;
 mod retention;
 mod sync;
 mod tenants;
+mod timeline;
 mod webhooks;
 
 pub use account::{
@@ -55,6 +56,10 @@ pub use reflect::{
 pub use retention::{MAX_DRY_RUN_IDS, RetentionHit, RetentionReport, RetentionRule};
 pub use sync::{MAX_SYNC_CONCEPTS, MAX_SYNC_LINKS, sync_cursor_name};
 pub use tenants::{TenantErased, TenantInfo};
+pub use timeline::{
+    ActiveConcept, Growth, MAX_GROWTH_LIST, MAX_TIMELINE_ENTRIES, MAX_TIMELINE_EVENTS,
+    STRENGTH_MILESTONES, Scan, Timeline, TimelineEntry,
+};
 /// Stops long-running engine work (the embedding worker) at a safe point.
 pub use tokio_util::sync::CancellationToken;
 pub use webhooks::{

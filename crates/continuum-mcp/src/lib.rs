@@ -294,6 +294,24 @@ pub struct CalibrationArgs {
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+pub struct TimelineArgs {
+    /// The concept (any case).
+    pub name: String,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GrowthArgs {
+    /// From this time (RFC 3339 or YYYY-MM-DD).
+    #[serde(default)]
+    pub since: Option<String>,
+    /// Until this time, not included (RFC 3339 or YYYY-MM-DD).
+    #[serde(default)]
+    pub until: Option<String>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct InsightsArgs {
     /// Clusters, bridges and hypotheses returned, each (default 10, at most 100).
     #[serde(default)]
@@ -985,6 +1003,60 @@ impl ContinuumMcp {
             text.push_str(&format!("\n- {}", line(c)));
         }
         ok(text, json!(r))
+    }
+
+    #[tool(
+        description = "How a concept evolved: when it was created, first linked to each other concept, when links passed strength 0.5, 0.8 and the cap, and when beliefs mentioning it were contradicted."
+    )]
+    async fn concept_timeline(
+        &self,
+        Parameters(a): Parameters<TimelineArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let caller = try_tool!(self.caller_for(&ctx, UsageKind::Other).await);
+        let t = try_tool!(self.engine.concept_timeline(&caller, &a.name).await);
+        let mut text = format!("{} ({} mentions)", t.concept.name, t.mentions);
+        for e in &t.entries {
+            let what = match (e.other.as_deref(), e.strength, e.detail.as_deref()) {
+                (Some(o), Some(s), _) => format!("{} {o} ({s:.2})", e.kind),
+                (_, _, Some(d)) => format!("{}: {d}", e.kind),
+                _ => e.kind.to_string(),
+            };
+            text.push_str(&format!("\n- {} {what}", e.at));
+        }
+        ok(text, json!(t))
+    }
+
+    #[tool(
+        description = "What grew in a time window: memories, new concepts and links, and the most active concepts."
+    )]
+    async fn concept_growth(
+        &self,
+        Parameters(a): Parameters<GrowthArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let caller = try_tool!(self.caller_for(&ctx, UsageKind::Other).await);
+        let since = try_tool!(a.since.as_deref().map(Timestamp::parse).transpose());
+        let until = try_tool!(a.until.as_deref().map(Timestamp::parse).transpose());
+        let g = try_tool!(self.engine.concept_growth(&caller, since, until).await);
+        let active: Vec<&str> = g
+            .most_active
+            .iter()
+            .take(10)
+            .map(|c| c.name.as_str())
+            .collect();
+        let text = format!(
+            "{} memories, {} new concepts, {} new links. Most active: {}",
+            g.memories,
+            g.new_concepts,
+            g.new_links,
+            if active.is_empty() {
+                "none".to_string()
+            } else {
+                active.join(", ")
+            }
+        );
+        ok(text, json!(g))
     }
 
     #[tool(

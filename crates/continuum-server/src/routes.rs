@@ -404,6 +404,29 @@ pub(crate) fn api() -> (Router<Arc<AppState>>, Value) {
         )
         .op(
             M::GET,
+            "/v1/concepts/{name}/timeline",
+            concept_timeline,
+            Op::new(
+                "concepts",
+                "How a concept evolved, from the event log: created, first linked to each concept, links past strength 0.5, 0.8 and the cap, contradicted",
+            )
+            .scope(Read)
+            .returns::<continuum_engine::Timeline>(),
+        )
+        .op(
+            M::GET,
+            "/v1/growth",
+            growth,
+            Op::new(
+                "concepts",
+                "What grew in a window: memories, new concepts and links, the most active concepts",
+            )
+            .scope(Read)
+            .query::<GrowthQuery>()
+            .returns::<continuum_engine::Growth>(),
+        )
+        .op(
+            M::GET,
             "/v1/insights",
             insights,
             Op::new(

@@ -1,4 +1,4 @@
-//! `concepts [NAME]`, `insights`, `dream`.
+//! `concepts [NAME] [--timeline]`, `growth`, `insights`, `dream`.
 
 use crate::app::Global;
 use crate::output;
@@ -14,12 +14,92 @@ pub struct ConceptsArgs {
     pub limit: usize,
     #[arg(long, default_value_t = 0)]
     pub offset: usize,
+    /// With NAME: how the concept evolved (created, linked, strengthened past 0.5, 0.8 and
+    /// the cap, contradicted), read from the event log.
+    #[arg(long, requires = "name")]
+    pub timeline: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GrowthArgs {
+    /// From this time (RFC 3339 or YYYY-MM-DD).
+    #[arg(long, value_parser = crate::app::parse_time)]
+    pub since: Option<continuum_core::Timestamp>,
+    /// Until this time, not included (RFC 3339 or YYYY-MM-DD).
+    #[arg(long, value_parser = crate::app::parse_time)]
+    pub until: Option<continuum_core::Timestamp>,
+}
+
+fn print_scan(s: &continuum_engine::Scan) {
+    if s.from > 0 {
+        println!(
+            "(events up to position {} were compacted away and are not counted)",
+            s.from
+        );
+    }
+    if s.truncated {
+        println!(
+            "(stopped after {} events, at position {}: the rest is not counted)",
+            s.events, s.through
+        );
+    }
+}
+
+/// `growth`: what grew in a window.
+pub async fn growth(g: &Global, a: GrowthArgs) -> Result<()> {
+    let tenant = g.tenant()?;
+    let (engine, _) = g.open().await?;
+    let r = engine.concept_growth(&tenant, a.since, a.until).await?;
+    if g.json {
+        return output::json(&r);
+    }
+    println!(
+        "{} memories, {} new concepts, {} new links, {} co-occurrences",
+        r.memories, r.new_concepts, r.new_links, r.co_occurrences
+    );
+    if !r.new_concept_names.is_empty() {
+        println!("New: {}", r.new_concept_names.join(", "));
+    }
+    if !r.most_active.is_empty() {
+        println!("Most active");
+        for c in &r.most_active {
+            println!(
+                "  {:>6} mentions  {:>6} co-occurrences  {}",
+                c.mentions, c.co_occurrences, c.name
+            );
+        }
+    }
+    print_scan(&r.scan);
+    Ok(())
 }
 
 pub async fn concepts(g: &Global, a: ConceptsArgs) -> Result<()> {
     let tenant = g.tenant()?;
     let (engine, _) = g.open().await?;
     match a.name {
+        Some(name) if a.timeline => {
+            let t = engine.concept_timeline(&tenant, &name).await?;
+            if g.json {
+                return output::json(&t);
+            }
+            println!("{} ({} mentions)", t.concept.name, t.mentions);
+            for e in &t.entries {
+                let what = match e.kind {
+                    "linked" | "strengthened" => format!(
+                        "{} {} ({:.2})",
+                        e.kind,
+                        e.other.as_deref().unwrap_or_default(),
+                        e.strength.unwrap_or_default()
+                    ),
+                    "contradicted" => {
+                        format!("contradicted: {}", e.detail.as_deref().unwrap_or_default())
+                    }
+                    k => k.to_string(),
+                };
+                println!("  {}  #{:<8} {what}", e.at, e.seq);
+            }
+            print_scan(&t.scan);
+        }
         Some(name) => {
             let view = engine.concept(&tenant, &name, a.limit).await?;
             if g.json {

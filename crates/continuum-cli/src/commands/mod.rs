@@ -64,8 +64,11 @@ pub enum Command {
     Sessions(stats::PageArgs),
     /// Decisions detected in the assistant's replies, newest first.
     Decisions(stats::PageArgs),
-    /// A concept's neighbours with link strengths; without a name, the most mentioned concepts.
+    /// A concept's neighbours with link strengths (or its history with --timeline); without a
+    /// name, the most mentioned concepts.
     Concepts(concepts::ConceptsArgs),
+    /// What grew in a window: memories, new concepts and links, the most active concepts.
+    Growth(concepts::GrowthArgs),
     /// What the concept graph says: clusters, bridges between them, and unlinked concepts
     /// that share neighbours (associations to check).
     Insights(concepts::InsightsArgs),
@@ -155,6 +158,7 @@ pub async fn run(cli: Cli, file: crate::config::ConfigFile) -> Result<()> {
         Command::Decisions(a) => stats::decisions(g, a).await,
         Command::Concepts(a) => concepts::concepts(g, a).await,
         Command::Insights(a) => concepts::insights(g, a).await,
+        Command::Growth(a) => concepts::growth(g, a).await,
         Command::Dream(a) => concepts::dream(g, a).await,
         Command::Intentions(a) => reflection::intentions(g, a).await,
         Command::Beliefs(a) => reflection::beliefs(g, a).await,

@@ -18,6 +18,7 @@ TOOLS = {
     "intention_set", "intention_list", "intention_complete", "intention_abandon",
     "intention_resume", "belief_record", "belief_list", "contradiction_list",
     "contradiction_resolve", "claim_record", "claim_verify", "claim_calibration",
+    "concept_timeline", "concept_growth",
 }
 
 
@@ -175,6 +176,15 @@ async def reflection(s):
     assert "Brier 0.200" in body, body
     r, body, _ = await call(s, "claim_record", {"text": "x", "confidence": 2})
     assert r.is_error and "confidence" in body, body
+
+    r, body, t = await call(s, "concept_timeline", {"name": "Priya"})
+    assert not r.is_error, body
+    assert t["entries"][0]["kind"] == "created" and t["mentions"] >= 1, t
+    assert any(e["kind"] == "linked" for e in t["entries"]), t
+    r, body, g = await call(s, "concept_growth", {})
+    assert not r.is_error and g["memories"] >= 4 and g["most_active"], g
+    r, body, _ = await call(s, "concept_timeline", {"name": "nobody at all"})
+    assert r.is_error and "no concept" in body, body
 
 
 async def writer(s, name, n):

@@ -1,7 +1,7 @@
 //! `GET /v1/insights` and `GET /v1/dream`: reflection over the key's tenant's concept graph.
 
 use super::*;
-use continuum_engine::{Dream, DreamRequest, GraphScope, Insights};
+use continuum_engine::{Dream, DreamRequest, GraphScope, Growth, Insights, Timeline};
 
 /// The largest seed: integers above 2^53 do not survive JSON readers that use doubles.
 const MAX_SEED: u64 = (1 << 53) - 1;
@@ -80,4 +80,34 @@ pub(super) async fn dream(State(s): St, auth: Auth, Q(q): Q<DreamQuery>) -> AppR
         scope: scope(q.concepts, q.links),
     };
     Ok(Json(s.engine.dream(&auth.caller, &req).await?))
+}
+
+pub(super) async fn concept_timeline(
+    State(s): St,
+    auth: Auth,
+    P(name): P<String>,
+) -> AppResult<Json<Timeline>> {
+    Ok(Json(s.engine.concept_timeline(&auth.caller, &name).await?))
+}
+
+#[derive(Deserialize, JsonSchema)]
+pub(super) struct GrowthQuery {
+    /// From this day (`YYYY-MM-DD`, UTC).
+    #[schemars(extend("format" = "date"))]
+    since: Option<String>,
+    /// Through this day (`YYYY-MM-DD`, UTC).
+    #[schemars(extend("format" = "date"))]
+    until: Option<String>,
+}
+
+pub(super) async fn growth(
+    State(s): St,
+    auth: Auth,
+    Q(q): Q<GrowthQuery>,
+) -> AppResult<Json<Growth>> {
+    let since = day("since", &q.since)?.map(Timestamp);
+    let until = day("until", &q.until)?.map(|t| Timestamp(t + 86_400_000));
+    Ok(Json(
+        s.engine.concept_growth(&auth.caller, since, until).await?,
+    ))
 }

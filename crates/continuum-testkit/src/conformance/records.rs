@@ -578,3 +578,121 @@ pub async fn reflection_records_are_the_tenants_own_events_and_go_with_it(make: 
         Error::NotFound(_)
     ));
 }
+
+pub async fn a_concepts_timeline_and_growth_are_read_from_its_events(make: &Factory) {
+    let s = make().await;
+    let (e, clock) = engine(s.store.clone());
+    let (a, b) = (tenant("alice"), tenant("bob"));
+    for _ in 0..6 {
+        e.learn(
+            &a,
+            turn("Our Kafka cluster feeds Redis.", "Kafka and Redis again."),
+        )
+        .await
+        .unwrap();
+        clock.advance_millis(1000);
+    }
+    let window = continuum_core::Timestamp(T0.0 + 6000);
+    e.learn(
+        &a,
+        turn(
+            "Kafka now also feeds ClickHouse.",
+            "Kafka and ClickHouse then.",
+        ),
+    )
+    .await
+    .unwrap();
+    e.belief_add(&a, &belief("Kafka is fast", "infra"))
+        .await
+        .unwrap();
+    e.belief_add(&a, &belief("Kafka is slow", "infra"))
+        .await
+        .unwrap();
+
+    let t = e.concept_timeline(&a, "kafka").await.unwrap();
+    assert_eq!(t.concept.key, "kafka");
+    assert!(t.mentions >= 7, "{t:?}");
+    assert!(!t.scan.truncated);
+    let kinds: Vec<(&str, Option<&str>)> = t
+        .entries
+        .iter()
+        .map(|x| (x.kind, x.other.as_deref()))
+        .collect();
+    assert_eq!(kinds[0], ("created", None), "{kinds:?}");
+    let first_link = t
+        .entries
+        .iter()
+        .find(|x| x.kind == "linked" && x.other.as_deref() == Some("redis"))
+        .expect("linked to redis");
+    assert!(first_link.strength.unwrap() < 0.5);
+    let strong = t
+        .entries
+        .iter()
+        .find(|x| x.kind == "strengthened" && x.other.as_deref() == Some("redis"))
+        .expect("the Redis link passed a milestone");
+    assert!(strong.strength.unwrap() >= 0.5, "{strong:?}");
+    assert!(strong.seq > first_link.seq);
+    // The stored link agrees with the strength the timeline computed last.
+    let last = t
+        .entries
+        .iter()
+        .rev()
+        .find(|x| x.other.as_deref() == Some("redis"))
+        .unwrap();
+    let view = e.concept(&a, "kafka", 20).await.unwrap();
+    let redis = view.neighbours.iter().find(|n| n.key == "redis").unwrap();
+    assert!(redis.strength >= last.strength.unwrap() - 1e-9);
+    assert!(kinds.contains(&("linked", Some("clickhouse"))), "{kinds:?}");
+    let contradicted: Vec<_> = t
+        .entries
+        .iter()
+        .filter(|x| x.kind == "contradicted")
+        .collect();
+    assert_eq!(contradicted.len(), 1, "{kinds:?}");
+    assert!(
+        contradicted[0]
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("opposites")
+    );
+    // Entries are in log order.
+    assert!(t.entries.windows(2).all(|w| w[0].seq <= w[1].seq));
+
+    // Another tenant has no such concept; an unknown one is not found.
+    assert!(matches!(
+        e.concept_timeline(&b, "kafka").await.unwrap_err(),
+        Error::NotFound(_)
+    ));
+    assert!(matches!(
+        e.concept_timeline(&a, "nowhere").await.unwrap_err(),
+        Error::NotFound(_)
+    ));
+
+    // Growth: the whole history, then the window with the ClickHouse turn only.
+    let all = e.concept_growth(&a, None, None).await.unwrap();
+    assert_eq!(all.memories, 14);
+    assert!(all.new_concepts >= 3, "{all:?}");
+    assert_eq!(all.most_active[0].key, "kafka", "{all:?}");
+    let late = e.concept_growth(&a, Some(window), None).await.unwrap();
+    assert_eq!(late.memories, 2, "{late:?}");
+    assert!(
+        late.new_concept_names.iter().any(|n| n == "ClickHouse"),
+        "{late:?}"
+    );
+    assert!(
+        !late.new_concept_names.iter().any(|n| n == "Redis"),
+        "{late:?}"
+    );
+    assert!(late.new_links >= 1);
+    let early = e.concept_growth(&a, None, Some(window)).await.unwrap();
+    assert_eq!(early.memories, 12);
+    assert!(!early.new_concept_names.iter().any(|n| n == "ClickHouse"));
+    assert_eq!(e.concept_growth(&b, None, None).await.unwrap().memories, 0);
+    assert!(matches!(
+        e.concept_growth(&a, Some(window), Some(window))
+            .await
+            .unwrap_err(),
+        Error::InvalidInput(_)
+    ));
+}
