@@ -175,13 +175,13 @@ impl Engine {
                         created = true;
                         entries.push(entry("created", None, None, None));
                     }
-                    Event::MemoryCreated { concepts, .. } => {
-                        if concepts.iter().any(|c| c.key == key) {
-                            mentions += 1;
-                            if !created {
-                                created = true;
-                                entries.push(entry("created", None, None, None));
-                            }
+                    Event::MemoryCreated { concepts, .. }
+                        if concepts.iter().any(|c| c.key == key) =>
+                    {
+                        mentions += 1;
+                        if !created {
+                            created = true;
+                            entries.push(entry("created", None, None, None));
                         }
                     }
                     Event::LinksStrengthened { links } => {
