@@ -51,7 +51,7 @@ pub use reflect::{
     Bridge, Cluster, ConceptRef, Dream, DreamRequest, DreamStep, GraphRead, GraphScope,
     HypothesisView, Insights, MAX_BETWEENNESS_SOURCES, MAX_DREAM_STEPS, MAX_DREAM_TEMPERATURE,
     MAX_INSIGHTS, MAX_REFLECT_CONCEPTS, MAX_REFLECT_GRAPH_LINKS, MAX_REFLECT_LINKS_PER_CONCEPT,
-    MemoryRef,
+    MAX_SIMILAR_CONCEPTS, MemoryRef, SIMILAR_CONCEPTS, SimilarPair,
 };
 pub use retention::{MAX_DRY_RUN_IDS, RetentionHit, RetentionReport, RetentionRule};
 pub use sync::{MAX_SYNC_CONCEPTS, MAX_SYNC_LINKS, sync_cursor_name};

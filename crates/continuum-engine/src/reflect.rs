@@ -18,6 +18,10 @@ pub const MAX_REFLECT_GRAPH_LINKS: usize = 20_000;
 /// Betweenness is computed from at most this many source concepts (exact below it).
 pub const MAX_BETWEENNESS_SOURCES: usize = 500;
 pub const MAX_DREAM_STEPS: usize = 200;
+/// Concepts (the most linked) whose names are compared by meaning in `insights`.
+pub const MAX_SIMILAR_CONCEPTS: usize = 200;
+/// The cosine similarity from which two concept names count as close in meaning.
+pub const SIMILAR_CONCEPTS: f64 = 0.7;
 /// Dream temperatures allowed: (0, 10].
 pub const MAX_DREAM_TEMPERATURE: f64 = 10.0;
 
@@ -115,6 +119,20 @@ pub struct Insights {
     pub betweenness_sources: usize,
     /// Unlinked pairs with shared neighbours, best first: associations to check.
     pub hypotheses: Vec<HypothesisView>,
+    /// With an embedder: pairs of concepts whose names are close in meaning (cosine at least
+    /// 0.7) but never linked, closest first, among the [`MAX_SIMILAR_CONCEPTS`] most linked.
+    pub similar: Vec<SimilarPair>,
+    /// The embedder's model that compared them (null: no embedder, so none were).
+    pub similar_by: Option<String>,
+}
+
+/// Two concepts close in meaning that the graph does not link.
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct SimilarPair {
+    pub a: ConceptRef,
+    pub b: ConceptRef,
+    /// Cosine similarity of the names' vectors.
+    pub similarity: f64,
 }
 
 /// A memory that mentions both ends of a dream's step.
@@ -304,6 +322,7 @@ impl Engine {
             })
             .take(limit)
             .collect();
+        let (similar, similar_by) = self.similar_unlinked(&g, &names, limit).await;
         let hypotheses = hyps
             .into_iter()
             .map(|h| HypothesisView {
@@ -325,7 +344,72 @@ impl Engine {
             modularity,
             bridges,
             hypotheses,
+            similar,
+            similar_by,
         })
+    }
+
+    /// Unlinked pairs among the most linked concepts whose names the embedder finds close.
+    /// Without an embedder, or when it fails (logged), none.
+    async fn similar_unlinked(
+        &self,
+        g: &Graph,
+        names: &HashMap<String, String>,
+        limit: usize,
+    ) -> (Vec<SimilarPair>, Option<String>) {
+        let Some(embedder) = self.embedder.as_ref() else {
+            return (Vec::new(), None);
+        };
+        let mut top: Vec<usize> = (0..g.len()).collect();
+        top.sort_by(|a, b| {
+            g.degree(*b)
+                .total_cmp(&g.degree(*a))
+                .then_with(|| g.key(*a).cmp(g.key(*b)))
+        });
+        top.truncate(MAX_SIMILAR_CONCEPTS);
+        let named = |v: usize| concept_ref(g, names, v);
+        let texts: Vec<String> = top.iter().map(|v| named(*v).name).collect();
+        let mut vectors = Vec::with_capacity(texts.len());
+        for chunk in texts.chunks(embedder.batch_size().max(1)) {
+            match embedder.embed(chunk).await {
+                Ok(v) if v.len() == chunk.len() => vectors.extend(v),
+                Ok(_) | Err(_) => {
+                    tracing::warn!("insights: the embedder failed on concept names; no similar pairs");
+                    return (Vec::new(), Some(embedder.model().to_string()));
+                }
+            }
+        }
+        let mut pairs = Vec::new();
+        for i in 0..top.len() {
+            for j in i + 1..top.len() {
+                if g.strength(top[i], top[j]).is_some() {
+                    continue;
+                }
+                let sim: f64 = vectors[i]
+                    .iter()
+                    .zip(&vectors[j])
+                    .map(|(x, y)| f64::from(*x) * f64::from(*y))
+                    .sum();
+                if sim >= SIMILAR_CONCEPTS {
+                    pairs.push((sim, top[i], top[j]));
+                }
+            }
+        }
+        pairs.sort_by(|x, y| {
+            y.0.total_cmp(&x.0)
+                .then_with(|| g.key(x.1).cmp(g.key(y.1)))
+                .then_with(|| g.key(x.2).cmp(g.key(y.2)))
+        });
+        let similar = pairs
+            .into_iter()
+            .take(limit)
+            .map(|(sim, a, b)| SimilarPair {
+                a: named(a),
+                b: named(b),
+                similarity: (sim * 1000.0).round() / 1000.0,
+            })
+            .collect();
+        (similar, Some(embedder.model().to_string()))
     }
 
     /// A seeded, reproducible weighted random walk over the tenant's concept graph, with the

@@ -1107,6 +1107,12 @@ impl ContinuumMcp {
                 h.score
             ));
         }
+        for p in &r.similar {
+            text.push_str(&format!(
+                "\nClose in meaning, not linked: {} ~ {} ({:.2})",
+                p.a.name, p.b.name, p.similarity
+            ));
+        }
         ok(text, json!(r))
     }
 

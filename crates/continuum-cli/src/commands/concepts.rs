@@ -215,6 +215,15 @@ pub async fn insights(g: &Global, a: InsightsArgs) -> Result<()> {
             names(&h.via)
         );
     }
+    if let Some(model) = &r.similar_by {
+        println!("\nClose in meaning, never linked (by {model})");
+        if r.similar.is_empty() {
+            println!("  none");
+        }
+        for p in &r.similar {
+            println!("  {:.3}  {} ~ {}", p.similarity, p.a.name, p.b.name);
+        }
+    }
     Ok(())
 }
 

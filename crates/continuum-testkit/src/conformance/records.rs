@@ -696,3 +696,41 @@ pub async fn a_concepts_timeline_and_growth_are_read_from_its_events(make: &Fact
         Error::InvalidInput(_)
     ));
 }
+
+pub async fn insights_name_concepts_close_in_meaning_that_are_not_linked(make: &Factory) {
+    let s = make().await;
+    let (plain, _) = engine(s.store.clone());
+    let e = plain
+        .clone()
+        .with_embedder(std::sync::Arc::new(crate::TopicEmbedder::default()));
+    let a = tenant("alice");
+    // Puppy and Dog share a topic but never a turn; Kafka and Puppy are linked.
+    e.learn(&a, turn("We saw Kafka with Puppy today.", "Kafka and Puppy, noted."))
+        .await
+        .unwrap();
+    e.learn(&a, turn("Then Redis met Dog later.", "Redis and Dog, noted."))
+        .await
+        .unwrap();
+    let scope = GraphScope::default();
+    let without = plain.insights(&a, &scope, 10).await.unwrap();
+    assert!(without.similar.is_empty() && without.similar_by.is_none());
+    let with = e.insights(&a, &scope, 10).await.unwrap();
+    assert_eq!(with.similar_by.as_deref(), Some("test-topics"));
+    let pairs: Vec<(String, String)> = with
+        .similar
+        .iter()
+        .map(|p| {
+            let mut k = [p.a.key.clone(), p.b.key.clone()];
+            k.sort();
+            (k[0].clone(), k[1].clone())
+        })
+        .collect();
+    assert!(pairs.contains(&("dog".into(), "puppy".into())), "{pairs:?}");
+    // Linked pairs are never proposed.
+    assert!(!pairs.contains(&("kafka".into(), "puppy".into())), "{pairs:?}");
+    assert!(!pairs.contains(&("dog".into(), "redis".into())), "{pairs:?}");
+    assert!(with.similar.iter().all(|p| p.similarity >= 0.7));
+    // Another tenant's graph is its own.
+    let bob = e.insights(&tenant("bob"), &scope, 10).await.unwrap();
+    assert!(bob.similar.is_empty());
+}
