@@ -52,8 +52,8 @@ fn an_unmodified_mcp_client_stores_recalls_and_forgets() {
     let day = &usage["days"][0];
     assert_eq!(day["tenant"], "default", "{usage}");
     assert_eq!(
-        day["learn"], 4,
-        "two memory_store, two memory_remember: {usage}"
+        day["learn"], 5,
+        "three memory_store, two memory_remember: {usage}"
     );
     assert_eq!(day["search"], 1, "{usage}");
     assert!(day["recall"].as_u64().unwrap() >= 3, "{usage}");
@@ -162,7 +162,7 @@ fn the_same_client_works_over_http_with_the_tenant_from_the_key() {
     );
     assert_eq!(
         memories(d.path(), "acme"),
-        4,
+        6,
         "the key's tenant received the memories"
     );
     assert_eq!(memories(d.path(), "default"), 0, "and no other tenant");

@@ -21,7 +21,7 @@ use crate::extract::ExtractedConcept;
 use crate::ids::{MemoryId, SessionId, TenantId};
 use crate::keys::Scope;
 use crate::memory::{Decision, Memory};
-use crate::reflection::{Belief, Claim, Contradiction, Intention, RecordId};
+use crate::reflection::{Belief, Claim, Contradiction, GraphSnapshot, Intention, RecordId};
 use crate::store::LinkWrite;
 use crate::time::Timestamp;
 use schemars::JsonSchema;
@@ -127,11 +127,17 @@ pub enum Event {
     /// A claim was recorded or verified.
     #[serde(rename = "claim.saved")]
     ClaimSaved { id: RecordId, record: Option<Claim> },
+    /// A snapshot of the concept graph's shape was taken.
+    #[serde(rename = "snapshot.saved")]
+    SnapshotSaved {
+        id: RecordId,
+        record: Option<GraphSnapshot>,
+    },
 }
 
 impl Event {
     /// Every type name, as written in the `type` field.
-    pub const TYPES: [&'static str; 18] = [
+    pub const TYPES: [&'static str; 19] = [
         "memory.created",
         "memory.superseded",
         "memory.updated",
@@ -150,6 +156,7 @@ impl Event {
         "belief.saved",
         "contradiction.saved",
         "claim.saved",
+        "snapshot.saved",
     ];
 
     /// The `type` field.
@@ -173,6 +180,7 @@ impl Event {
             Event::BeliefSaved { .. } => "belief.saved",
             Event::ContradictionSaved { .. } => "contradiction.saved",
             Event::ClaimSaved { .. } => "claim.saved",
+            Event::SnapshotSaved { .. } => "snapshot.saved",
         }
     }
 
@@ -196,6 +204,7 @@ impl Event {
             Event::BeliefSaved { record, .. } => record.clone().map(Record::Belief),
             Event::ContradictionSaved { record, .. } => record.clone().map(Record::Contradiction),
             Event::ClaimSaved { record, .. } => record.clone().map(Record::Claim),
+            Event::SnapshotSaved { record, .. } => record.clone().map(Record::Snapshot),
             _ => None,
         }
     }

@@ -1,5 +1,6 @@
 //! Reflection records: an agent's intentions, beliefs (and the contradictions found between
-//! them) and claims, each a small typed document of one tenant.
+//! them), claims, and snapshots of its concept graph's shape, each a small typed document of
+//! one tenant.
 //!
 //! Every write of a record appends its `*.saved` event with the record as it now is, so the
 //! event log, streams and webhooks carry them; erasing the tenant deletes the records and
@@ -67,15 +68,25 @@ pub enum RecordKind {
     Belief,
     Contradiction,
     Claim,
+    Snapshot,
 }
 
 impl RecordKind {
+    pub const ALL: [RecordKind; 5] = [
+        RecordKind::Intention,
+        RecordKind::Belief,
+        RecordKind::Contradiction,
+        RecordKind::Claim,
+        RecordKind::Snapshot,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             RecordKind::Intention => "intention",
             RecordKind::Belief => "belief",
             RecordKind::Contradiction => "contradiction",
             RecordKind::Claim => "claim",
+            RecordKind::Snapshot => "snapshot",
         }
     }
 
@@ -85,6 +96,7 @@ impl RecordKind {
             "belief" => Ok(RecordKind::Belief),
             "contradiction" => Ok(RecordKind::Contradiction),
             "claim" => Ok(RecordKind::Claim),
+            "snapshot" => Ok(RecordKind::Snapshot),
             _ => Err(Error::Internal(format!("unknown record kind '{s}'"))),
         }
     }
@@ -233,6 +245,32 @@ pub struct Claim {
     pub updated_at: Timestamp,
 }
 
+/// The shape of a tenant's concept graph at one moment, kept to compare with another.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct GraphSnapshot {
+    pub id: RecordId,
+    /// A name for it, if given.
+    pub label: Option<String>,
+    pub memories: u64,
+    pub concepts: u64,
+    pub links: u64,
+    /// Of the graph read (the most mentioned concepts and their strongest links).
+    pub read_concepts: u64,
+    pub read_links: u64,
+    /// Mean links per concept read.
+    pub mean_degree: f64,
+    /// Mean strength of the links read.
+    pub mean_strength: f64,
+    /// Groups of more than one concept, and the largest one's size.
+    pub clusters: u64,
+    pub largest_cluster: u64,
+    pub modularity: f64,
+    /// The most linked concepts (keys, at most 20), most linked first.
+    pub hubs: Vec<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
 /// Any record, as the store keeps it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Record {
@@ -240,6 +278,7 @@ pub enum Record {
     Belief(Belief),
     Contradiction(Contradiction),
     Claim(Claim),
+    Snapshot(GraphSnapshot),
 }
 
 impl Record {
@@ -249,6 +288,7 @@ impl Record {
             Record::Belief(r) => r.id,
             Record::Contradiction(r) => r.id,
             Record::Claim(r) => r.id,
+            Record::Snapshot(r) => r.id,
         }
     }
 
@@ -258,6 +298,7 @@ impl Record {
             Record::Belief(_) => RecordKind::Belief,
             Record::Contradiction(_) => RecordKind::Contradiction,
             Record::Claim(_) => RecordKind::Claim,
+            Record::Snapshot(_) => RecordKind::Snapshot,
         }
     }
 
@@ -268,6 +309,7 @@ impl Record {
             Record::Belief(r) => r.status.as_str(),
             Record::Contradiction(r) => r.status.as_str(),
             Record::Claim(r) => r.status.as_str(),
+            Record::Snapshot(_) => "kept",
         }
     }
 
@@ -277,6 +319,7 @@ impl Record {
             Record::Belief(r) => r.created_at,
             Record::Contradiction(r) => r.created_at,
             Record::Claim(r) => r.created_at,
+            Record::Snapshot(r) => r.created_at,
         }
     }
 
@@ -286,6 +329,7 @@ impl Record {
             Record::Belief(r) => r.updated_at,
             Record::Contradiction(r) => r.updated_at,
             Record::Claim(r) => r.updated_at,
+            Record::Snapshot(r) => r.updated_at,
         }
     }
 
@@ -296,6 +340,7 @@ impl Record {
             Record::Belief(r) => serde_json::to_string(r),
             Record::Contradiction(r) => serde_json::to_string(r),
             Record::Claim(r) => serde_json::to_string(r),
+            Record::Snapshot(r) => serde_json::to_string(r),
         };
         s.map_err(|e| Error::Internal(format!("a record cannot be written: {e}")))
     }
@@ -311,6 +356,7 @@ impl Record {
                 Record::Contradiction(serde_json::from_str(body).map_err(bad)?)
             }
             RecordKind::Claim => Record::Claim(serde_json::from_str(body).map_err(bad)?),
+            RecordKind::Snapshot => Record::Snapshot(serde_json::from_str(body).map_err(bad)?),
         })
     }
 
@@ -335,16 +381,21 @@ impl Record {
                 id,
                 record: Some(r),
             },
+            Record::Snapshot(r) => Event::SnapshotSaved {
+                id,
+                record: Some(r),
+            },
         }
     }
 }
 
 /// The event types of records (their payload's `record` is scrubbed when the tenant is erased).
-pub const RECORD_EVENT_TYPES: [&str; 4] = [
+pub const RECORD_EVENT_TYPES: [&str; 5] = [
     "intention.saved",
     "belief.saved",
     "contradiction.saved",
     "claim.saved",
+    "snapshot.saved",
 ];
 
 /// The JSON-schema pattern of a text field as [`check_text`] takes it.

@@ -157,7 +157,8 @@ impl ReadCache {
             | Event::IntentionSaved { .. }
             | Event::BeliefSaved { .. }
             | Event::ContradictionSaved { .. }
-            | Event::ClaimSaved { .. } => true,
+            | Event::ClaimSaved { .. }
+            | Event::SnapshotSaved { .. } => true,
             // A forget also lowers mention counts and deletes concepts and links it does not
             // name; a migrated `concepts.changed` may not name its concepts.
             Event::MemoryForgotten { .. }

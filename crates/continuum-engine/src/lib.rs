@@ -51,7 +51,8 @@ pub use reflect::{
     Bridge, Cluster, ConceptRef, Dream, DreamRequest, DreamStep, GraphRead, GraphScope,
     HypothesisView, Insights, MAX_BETWEENNESS_SOURCES, MAX_DREAM_STEPS, MAX_DREAM_TEMPERATURE,
     MAX_INSIGHTS, MAX_REFLECT_CONCEPTS, MAX_REFLECT_GRAPH_LINKS, MAX_REFLECT_LINKS_PER_CONCEPT,
-    MAX_SIMILAR_CONCEPTS, MemoryRef, SIMILAR_CONCEPTS, SimilarPair,
+    MAX_SIMILAR_CONCEPTS, MAX_SNAPSHOT_LABEL_CHARS, MemoryRef, SIMILAR_CONCEPTS, SNAPSHOT_HUBS,
+    SimilarPair, SnapshotComparison,
 };
 pub use retention::{MAX_DRY_RUN_IDS, RetentionHit, RetentionReport, RetentionRule};
 pub use sync::{MAX_SYNC_CONCEPTS, MAX_SYNC_LINKS, sync_cursor_name};

@@ -6,6 +6,7 @@
 //! [`MAX_REFLECT_LINKS_PER_CONCEPT`]), with strengths as recall sees them (after decay).
 
 use super::*;
+use continuum_core::reflection::{GraphSnapshot, Record, RecordId, RecordKind};
 use continuum_core::store::sort_links;
 use continuum_reflect::{Graph, Move};
 use std::collections::{BTreeSet, HashMap};
@@ -374,7 +375,9 @@ impl Engine {
             match embedder.embed(chunk).await {
                 Ok(v) if v.len() == chunk.len() => vectors.extend(v),
                 Ok(_) | Err(_) => {
-                    tracing::warn!("insights: the embedder failed on concept names; no similar pairs");
+                    tracing::warn!(
+                        "insights: the embedder failed on concept names; no similar pairs"
+                    );
                     return (Vec::new(), Some(embedder.model().to_string()));
                 }
             }
@@ -531,5 +534,216 @@ impl Engine {
                 content: m.content.chars().take(200).collect(),
             })
             .collect())
+    }
+}
+
+/// The longest label of a graph snapshot.
+pub const MAX_SNAPSHOT_LABEL_CHARS: usize = 100;
+/// Hubs a graph snapshot keeps.
+pub const SNAPSHOT_HUBS: usize = 20;
+
+/// How the graph's shape changed from one snapshot to another (`to` minus `from`).
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct SnapshotComparison {
+    pub from: GraphSnapshot,
+    pub to: GraphSnapshot,
+    pub days: f64,
+    pub memories: i64,
+    pub concepts: i64,
+    pub links: i64,
+    pub clusters: i64,
+    pub modularity: f64,
+    pub mean_degree: f64,
+    pub mean_strength: f64,
+    /// Hubs of `to` that were not hubs of `from`, and the other way round.
+    pub new_hubs: Vec<String>,
+    pub former_hubs: Vec<String>,
+    /// One sentence.
+    pub summary: String,
+}
+
+impl Engine {
+    /// Takes a snapshot of the concept graph's shape (counts, degree, strength, clusters,
+    /// modularity, hubs) and keeps it, to compare with later ones.
+    pub async fn graph_snapshot(
+        &self,
+        who: impl Into<Caller>,
+        label: Option<&str>,
+    ) -> Result<GraphSnapshot> {
+        let caller = who.into();
+        let tenant = caller.require(Scope::Write)?;
+        let label = label
+            .map(|l| continuum_core::reflection::check_text("label", l, MAX_SNAPSHOT_LABEL_CHARS))
+            .transpose()?;
+        if self
+            .store
+            .count_records(tenant, RecordKind::Snapshot)
+            .await?
+            >= continuum_core::reflection::MAX_RECORDS_PER_KIND as u64
+        {
+            return Err(Error::Conflict(format!(
+                "a tenant keeps at most {} snapshots",
+                continuum_core::reflection::MAX_RECORDS_PER_KIND
+            )));
+        }
+        let stats = self.store.stats(tenant).await?;
+        let (g, _, _) = self
+            .reflect_graph(tenant, &GraphScope::default(), &[])
+            .await?;
+        let group = tokio::task::spawn_blocking({
+            let g = g.clone();
+            move || continuum_reflect::clusters(&g)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("snapshot: {e}")))?;
+        let modularity = continuum_reflect::modularity(&g, &group);
+        let mut sizes: HashMap<usize, u64> = HashMap::new();
+        for c in &group {
+            *sizes.entry(*c).or_default() += 1;
+        }
+        let n = g.len();
+        let edges = g.edge_count();
+        let total_strength: f64 = (0..n)
+            .flat_map(|v| g.neighbours(v).iter().map(|(_, s)| *s))
+            .sum::<f64>()
+            / 2.0;
+        let mut hubs: Vec<usize> = (0..n).collect();
+        hubs.sort_by(|a, b| {
+            g.neighbours(*b)
+                .len()
+                .cmp(&g.neighbours(*a).len())
+                .then_with(|| g.degree(*b).total_cmp(&g.degree(*a)))
+                .then_with(|| g.key(*a).cmp(g.key(*b)))
+        });
+        let round = |x: f64| (x * 1e6).round() / 1e6;
+        let now = self.clock.now();
+        let snap = GraphSnapshot {
+            id: RecordId::new_at(now),
+            label,
+            memories: stats.memories,
+            concepts: stats.concepts,
+            links: stats.links,
+            read_concepts: n as u64,
+            read_links: edges as u64,
+            mean_degree: if n == 0 {
+                0.0
+            } else {
+                round(2.0 * edges as f64 / n as f64)
+            },
+            mean_strength: if edges == 0 {
+                0.0
+            } else {
+                round(total_strength / edges as f64)
+            },
+            clusters: sizes.values().filter(|s| **s > 1).count() as u64,
+            largest_cluster: sizes.values().copied().max().unwrap_or(0),
+            modularity: round(modularity),
+            hubs: hubs
+                .into_iter()
+                .take(SNAPSHOT_HUBS)
+                .map(|v| g.key(v).to_string())
+                .collect(),
+            created_at: now,
+            updated_at: now,
+        };
+        self.store
+            .put_records(tenant, now, &[Record::Snapshot(snap.clone())])
+            .await?;
+        Ok(snap)
+    }
+
+    /// The tenant's graph snapshots, newest first.
+    pub async fn graph_snapshots(
+        &self,
+        who: impl Into<Caller>,
+        limit: usize,
+    ) -> Result<Vec<GraphSnapshot>> {
+        let caller = who.into();
+        let tenant = caller.require(Scope::Read)?;
+        if limit == 0 || limit > crate::MAX_RECORDS_PAGE {
+            return Err(Error::InvalidInput(format!(
+                "limit must be between 1 and {}",
+                crate::MAX_RECORDS_PAGE
+            )));
+        }
+        Ok(self
+            .store
+            .records(tenant, RecordKind::Snapshot, None, limit)
+            .await?
+            .into_iter()
+            .filter_map(|r| match r {
+                Record::Snapshot(s) => Some(s),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// How the graph's shape changed between two of the tenant's snapshots.
+    pub async fn graph_compare(
+        &self,
+        who: impl Into<Caller>,
+        from: &RecordId,
+        to: &RecordId,
+    ) -> Result<SnapshotComparison> {
+        let caller = who.into();
+        let tenant = caller.require(Scope::Read)?;
+        let load = |id: RecordId| async move {
+            match self.store.record(tenant, &id).await? {
+                Some(Record::Snapshot(s)) => Ok(s),
+                _ => Err(Error::NotFound(format!("no snapshot {id}"))),
+            }
+        };
+        let (a, b) = (load(*from).await?, load(*to).await?);
+        let d = |x: u64, y: u64| y as i64 - x as i64;
+        let round = |x: f64| (x * 1e6).round() / 1e6;
+        let new_hubs: Vec<String> = b
+            .hubs
+            .iter()
+            .filter(|h| !a.hubs.contains(h))
+            .cloned()
+            .collect();
+        let former_hubs: Vec<String> = a
+            .hubs
+            .iter()
+            .filter(|h| !b.hubs.contains(h))
+            .cloned()
+            .collect();
+        let days = round(a.created_at.days_until(b.created_at));
+        let signed = |x: i64| {
+            if x >= 0 {
+                format!("+{x}")
+            } else {
+                x.to_string()
+            }
+        };
+        let summary = format!(
+            "Over {days:.1} days: {} memories, {} concepts, {} links; {} clusters (modularity {:.2} → {:.2}){}.",
+            signed(d(a.memories, b.memories)),
+            signed(d(a.concepts, b.concepts)),
+            signed(d(a.links, b.links)),
+            signed(d(a.clusters, b.clusters)),
+            a.modularity,
+            b.modularity,
+            if new_hubs.is_empty() {
+                String::new()
+            } else {
+                format!("; new hubs: {}", new_hubs.join(", "))
+            }
+        );
+        Ok(SnapshotComparison {
+            days,
+            memories: d(a.memories, b.memories),
+            concepts: d(a.concepts, b.concepts),
+            links: d(a.links, b.links),
+            clusters: d(a.clusters, b.clusters),
+            modularity: round(b.modularity - a.modularity),
+            mean_degree: round(b.mean_degree - a.mean_degree),
+            mean_strength: round(b.mean_strength - a.mean_strength),
+            new_hubs,
+            former_hubs,
+            summary,
+            from: a,
+            to: b,
+        })
     }
 }

@@ -140,12 +140,7 @@ impl Engine {
     async fn erase_tenant_by(&self, tenant: &TenantId, actor: &str) -> Result<TenantErased> {
         let keys = self.store.list_keys(Some(tenant)).await?;
         let mut records = 0;
-        for kind in [
-            RecordKind::Intention,
-            RecordKind::Belief,
-            RecordKind::Contradiction,
-            RecordKind::Claim,
-        ] {
+        for kind in RecordKind::ALL {
             records += self.store.count_records(tenant, kind).await?;
         }
         let memories = self.store.forget(tenant, &ForgetSelector::All).await?;

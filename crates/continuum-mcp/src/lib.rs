@@ -312,6 +312,25 @@ pub struct GrowthArgs {
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+pub struct SnapshotArgs {
+    /// A name for the snapshot.
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompareArgs {
+    /// The earlier snapshot's id (default: the second newest).
+    #[serde(default)]
+    pub from: Option<String>,
+    /// The later snapshot's id (default: the newest).
+    #[serde(default)]
+    pub to: Option<String>,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct InsightsArgs {
     /// Clusters, bridges and hypotheses returned, each (default 10, at most 100).
     #[serde(default)]
@@ -1057,6 +1076,59 @@ impl ContinuumMcp {
             }
         );
         ok(text, json!(g))
+    }
+
+    #[tool(
+        description = "Take a snapshot of your concept graph's shape (counts, clusters, modularity, hubs) to compare with later ones."
+    )]
+    async fn graph_snapshot(
+        &self,
+        Parameters(a): Parameters<SnapshotArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let caller = try_tool!(self.caller_for(&ctx, UsageKind::Other).await);
+        let s = try_tool!(
+            self.engine
+                .graph_snapshot(&caller, a.label.as_deref())
+                .await
+        );
+        ok(
+            format!(
+                "Snapshot {}: {} concepts, {} links, {} clusters, modularity {:.2}.",
+                s.id, s.concepts, s.links, s.clusters, s.modularity
+            ),
+            json!(s),
+        )
+    }
+
+    #[tool(
+        description = "Compare two graph snapshots (default: the two newest): how memories, concepts, links, clusters and hubs changed."
+    )]
+    async fn graph_compare(
+        &self,
+        Parameters(a): Parameters<CompareArgs>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, McpError> {
+        let caller = try_tool!(self.caller_for(&ctx, UsageKind::Other).await);
+        let (from, to) = match (a.from, a.to) {
+            (Some(f), Some(t)) => (try_tool!(f.parse()), try_tool!(t.parse())),
+            (None, None) => {
+                let newest = try_tool!(self.engine.graph_snapshots(&caller, 2).await);
+                if newest.len() < 2 {
+                    return tool_error(Error::InvalidInput(
+                        "take two snapshots with graph_snapshot before comparing".into(),
+                    ));
+                }
+                (newest[1].id, newest[0].id)
+            }
+            _ => {
+                return tool_error(Error::InvalidInput(
+                    "give both from and to, or neither".into(),
+                ));
+            }
+        };
+        let c = try_tool!(self.engine.graph_compare(&caller, &from, &to).await);
+        ok(c.summary.clone(), json!(c))
     }
 
     #[tool(

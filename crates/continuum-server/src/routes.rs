@@ -426,6 +426,39 @@ pub(crate) fn api() -> (Router<Arc<AppState>>, Value) {
             .returns::<continuum_engine::Growth>(),
         )
         .op(
+            M::POST,
+            "/v1/snapshots",
+            snapshots_create,
+            Op::new(
+                "concepts",
+                "Take a snapshot of the concept graph's shape (counts, degree, strength, clusters, modularity, hubs) to compare later",
+            )
+            .scope(Write)
+            .body::<SnapshotBody>()
+            .returns::<continuum_core::reflection::GraphSnapshot>()
+            .created()
+            .also(409, "The tenant keeps the most snapshots allowed"),
+        )
+        .op(
+            M::GET,
+            "/v1/snapshots",
+            snapshots_list,
+            Op::new("concepts", "The tenant's graph snapshots, newest first")
+                .scope(Read)
+                .query::<SnapshotsQuery>()
+                .returns::<SnapshotsOut>(),
+        )
+        .op(
+            M::GET,
+            "/v1/snapshots/compare",
+            snapshots_compare,
+            Op::new("concepts", "How the graph's shape changed from one snapshot to another")
+                .scope(Read)
+                .query::<CompareQuery>()
+                .returns::<continuum_engine::SnapshotComparison>()
+                .also(404, "No such snapshot in this tenant"),
+        )
+        .op(
             M::GET,
             "/v1/insights",
             insights,

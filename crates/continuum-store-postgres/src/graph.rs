@@ -803,7 +803,7 @@ pub(crate) async fn forget_tx(
             // Reflection records are the tenant's text too: gone, and their events scrubbed.
             "DELETE FROM records WHERE tenant = $1",
             "UPDATE events SET payload = (payload::jsonb || '{\"record\": null}'::jsonb)::text
-             WHERE tenant = $1 AND type IN ('intention.saved', 'belief.saved', 'contradiction.saved', 'claim.saved')",
+             WHERE tenant = $1 AND type IN ('intention.saved', 'belief.saved', 'contradiction.saved', 'claim.saved', 'snapshot.saved')",
             // Concept names and keys come from the tenant's text too.
             "UPDATE events SET payload = (payload::jsonb || CASE type
                 WHEN 'concept.created' THEN '{\"key\": \"\", \"name\": \"\"}'::jsonb

@@ -566,7 +566,7 @@ pub(crate) fn forget_tx(
             .map_err(map_err)?;
         tx.execute(
             "UPDATE events SET payload = json_set(payload, '$.record', json('null'))
-             WHERE tenant = ?1 AND type IN ('intention.saved', 'belief.saved', 'contradiction.saved', 'claim.saved')",
+             WHERE tenant = ?1 AND type IN ('intention.saved', 'belief.saved', 'contradiction.saved', 'claim.saved', 'snapshot.saved')",
             [t],
         )
         .map_err(map_err)?;

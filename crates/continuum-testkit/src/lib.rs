@@ -136,6 +136,7 @@ macro_rules! store_conformance {
             reflection_records_are_the_tenants_own_events_and_go_with_it,
             a_concepts_timeline_and_growth_are_read_from_its_events,
             insights_name_concepts_close_in_meaning_that_are_not_linked,
+            graph_snapshots_are_kept_per_tenant_and_compared,
             the_audit_log_reads_oldest_or_newest_first_per_tenant,
             export_then_import_reproduces_recall,
             import_is_idempotent,

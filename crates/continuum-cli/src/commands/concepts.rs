@@ -1,4 +1,4 @@
-//! `concepts [NAME] [--timeline]`, `growth`, `insights`, `dream`.
+//! `concepts [NAME] [--timeline]`, `growth`, `snapshots`, `insights`, `dream`.
 
 use crate::app::Global;
 use crate::output;
@@ -281,5 +281,90 @@ pub async fn dream(g: &Global, a: DreamArgs) -> Result<()> {
         "\nseed {} · temperature {} · {} weak links · {} jumps · {} returns",
         d.seed, d.temperature, d.weak_links, d.jumps, d.cycles
     );
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotsArgs {
+    #[command(subcommand)]
+    pub action: SnapshotsAction,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum SnapshotsAction {
+    /// Take a snapshot of the concept graph's shape now.
+    Create {
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// Snapshots, newest first.
+    List {
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// How the shape changed from one snapshot to another.
+    Compare { from: String, to: String },
+}
+
+fn snapshot_line(s: &continuum_core::reflection::GraphSnapshot) -> String {
+    format!(
+        "{}  {}  {} memories, {} concepts, {} links, {} clusters, modularity {:.2}{}",
+        s.id,
+        s.created_at,
+        s.memories,
+        s.concepts,
+        s.links,
+        s.clusters,
+        s.modularity,
+        s.label
+            .as_ref()
+            .map(|l| format!("  ({l})"))
+            .unwrap_or_default()
+    )
+}
+
+/// `snapshots`: the concept graph's shape over time.
+pub async fn snapshots(g: &Global, a: SnapshotsArgs) -> Result<()> {
+    let tenant = g.tenant()?;
+    let (engine, _) = g.open().await?;
+    match a.action {
+        SnapshotsAction::Create { label } => {
+            let s = engine.graph_snapshot(&tenant, label.as_deref()).await?;
+            if g.json {
+                return output::json(&s);
+            }
+            println!("{}", snapshot_line(&s));
+            println!("hubs: {}", s.hubs.join(", "));
+        }
+        SnapshotsAction::List { limit } => {
+            let list = engine.graph_snapshots(&tenant, limit).await?;
+            if g.json {
+                return output::json(&serde_json::json!({ "snapshots": list }));
+            }
+            if list.is_empty() {
+                println!("No snapshots.");
+            }
+            list.iter().for_each(|s| println!("{}", snapshot_line(s)));
+        }
+        SnapshotsAction::Compare { from, to } => {
+            let c = engine
+                .graph_compare(&tenant, &from.parse()?, &to.parse()?)
+                .await?;
+            if g.json {
+                return output::json(&c);
+            }
+            println!("{}", c.summary);
+            println!(
+                "mean links per concept {:+.2}, mean strength {:+.3}, modularity {:+.3}",
+                c.mean_degree, c.mean_strength, c.modularity
+            );
+            if !c.new_hubs.is_empty() {
+                println!("new hubs: {}", c.new_hubs.join(", "));
+            }
+            if !c.former_hubs.is_empty() {
+                println!("no longer hubs: {}", c.former_hubs.join(", "));
+            }
+        }
+    }
     Ok(())
 }

@@ -241,7 +241,8 @@ fn human(r: &EventRecord, with_tenant: bool) -> String {
         Event::IntentionSaved { id, .. }
         | Event::BeliefSaved { id, .. }
         | Event::ContradictionSaved { id, .. }
-        | Event::ClaimSaved { id, .. } => {
+        | Event::ClaimSaved { id, .. }
+        | Event::SnapshotSaved { id, .. } => {
             use continuum_core::reflection::Record;
             match r.event.record() {
                 None => format!("{id} (erased since)"),
@@ -253,6 +254,15 @@ fn human(r: &EventRecord, with_tenant: bool) -> String {
                             format!("{} {} ~ {}", c.kind, c.earlier, c.later)
                         }
                         Record::Claim(c) => format!("{:.2} {}", c.confidence, c.text),
+                        Record::Snapshot(g) => format!(
+                            "{} concepts, {} links{}",
+                            g.concepts,
+                            g.links,
+                            g.label
+                                .as_ref()
+                                .map(|l| format!(" ({l})"))
+                                .unwrap_or_default()
+                        ),
                     };
                     format!("{id} {} {}", rec.status(), output::preview(&text, 60))
                 }

@@ -69,6 +69,8 @@ pub enum Command {
     Concepts(concepts::ConceptsArgs),
     /// What grew in a window: memories, new concepts and links, the most active concepts.
     Growth(concepts::GrowthArgs),
+    /// Snapshots of the concept graph's shape: `create`, `list`, `compare FROM TO`.
+    Snapshots(concepts::SnapshotsArgs),
     /// What the concept graph says: clusters, bridges between them, and unlinked concepts
     /// that share neighbours (associations to check).
     Insights(concepts::InsightsArgs),
@@ -159,6 +161,7 @@ pub async fn run(cli: Cli, file: crate::config::ConfigFile) -> Result<()> {
         Command::Concepts(a) => concepts::concepts(g, a).await,
         Command::Insights(a) => concepts::insights(g, a).await,
         Command::Growth(a) => concepts::growth(g, a).await,
+        Command::Snapshots(a) => concepts::snapshots(g, a).await,
         Command::Dream(a) => concepts::dream(g, a).await,
         Command::Intentions(a) => reflection::intentions(g, a).await,
         Command::Beliefs(a) => reflection::beliefs(g, a).await,

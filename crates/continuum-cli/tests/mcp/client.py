@@ -18,7 +18,7 @@ TOOLS = {
     "intention_set", "intention_list", "intention_complete", "intention_abandon",
     "intention_resume", "belief_record", "belief_list", "contradiction_list",
     "contradiction_resolve", "claim_record", "claim_verify", "claim_calibration",
-    "concept_timeline", "concept_growth",
+    "concept_timeline", "concept_growth", "graph_snapshot", "graph_compare",
 }
 
 
@@ -115,7 +115,7 @@ async def scenario(s):
     r, body, data = await call(s, "memory_recall", {"query": "Where does Priya live these days?"})
     assert "Lisbon" not in body, body
     r, body, data = await call(s, "memory_stats", {})
-    assert data["memories"] == 4, data  # 5 stored + 1 fact - the forgotten ones
+    assert data["memories"] == 6, data  # 7 stored + 1 fact - the forgotten ones
     print("OK")
 
 
@@ -185,6 +185,19 @@ async def reflection(s):
     assert not r.is_error and g["memories"] >= 4 and g["most_active"], g
     r, body, _ = await call(s, "concept_timeline", {"name": "nobody at all"})
     assert r.is_error and "no concept" in body, body
+
+    r, body, _ = await call(s, "graph_compare", {})
+    assert r.is_error and "two snapshots" in body, body
+    r, body, first = await call(s, "graph_snapshot", {"label": "before"})
+    assert not r.is_error and first["label"] == "before", body
+    r, body, _ = await call(s, "memory_store", {
+        "user_message": "Priya and Marco visited Porto.", "ai_response": "Porto with Marco, noted."})
+    assert not r.is_error, body
+    r, body, second = await call(s, "graph_snapshot", {})
+    assert not r.is_error, body
+    r, body, cmp = await call(s, "graph_compare", {})
+    assert not r.is_error and cmp["from"]["id"] == first["id"] and cmp["to"]["id"] == second["id"], cmp
+    assert cmp["memories"] == 2 and body.startswith("Over "), body
 
 
 async def writer(s, name, n):

@@ -111,3 +111,72 @@ pub(super) async fn growth(
         s.engine.concept_growth(&auth.caller, since, until).await?,
     ))
 }
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SnapshotBody {
+    /// A name for it (at most 100 characters).
+    #[schemars(
+        length(min = 1, max = continuum_engine::MAX_SNAPSHOT_LABEL_CHARS),
+        regex(pattern = continuum_core::reflection::TEXT_PATTERN)
+    )]
+    label: Option<String>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+pub(super) struct SnapshotsQuery {
+    /// At most this many, newest first (default 20).
+    #[schemars(range(min = 1, max = continuum_engine::MAX_RECORDS_PAGE))]
+    limit: Option<usize>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub(super) struct SnapshotsOut {
+    snapshots: Vec<continuum_core::reflection::GraphSnapshot>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+pub(super) struct CompareQuery {
+    /// The earlier snapshot's id.
+    #[schemars(extend("format" = "uuid"))]
+    from: String,
+    /// The later snapshot's id.
+    #[schemars(extend("format" = "uuid"))]
+    to: String,
+}
+
+pub(super) async fn snapshots_create(
+    State(s): St,
+    auth: Auth,
+    Body(b): Body<SnapshotBody>,
+) -> AppResult<(StatusCode, Json<continuum_core::reflection::GraphSnapshot>)> {
+    let snap = s
+        .engine
+        .graph_snapshot(&auth.caller, b.label.as_deref())
+        .await?;
+    Ok((StatusCode::CREATED, Json(snap)))
+}
+
+pub(super) async fn snapshots_list(
+    State(s): St,
+    auth: Auth,
+    Q(q): Q<SnapshotsQuery>,
+) -> AppResult<Json<SnapshotsOut>> {
+    let snapshots = s
+        .engine
+        .graph_snapshots(&auth.caller, q.limit.unwrap_or(20))
+        .await?;
+    Ok(Json(SnapshotsOut { snapshots }))
+}
+
+pub(super) async fn snapshots_compare(
+    State(s): St,
+    auth: Auth,
+    Q(q): Q<CompareQuery>,
+) -> AppResult<Json<continuum_engine::SnapshotComparison>> {
+    let from = q.from.parse()?;
+    let to = q.to.parse()?;
+    Ok(Json(
+        s.engine.graph_compare(&auth.caller, &from, &to).await?,
+    ))
+}

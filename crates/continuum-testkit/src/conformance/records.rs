@@ -705,12 +705,18 @@ pub async fn insights_name_concepts_close_in_meaning_that_are_not_linked(make: &
         .with_embedder(std::sync::Arc::new(crate::TopicEmbedder::default()));
     let a = tenant("alice");
     // Puppy and Dog share a topic but never a turn; Kafka and Puppy are linked.
-    e.learn(&a, turn("We saw Kafka with Puppy today.", "Kafka and Puppy, noted."))
-        .await
-        .unwrap();
-    e.learn(&a, turn("Then Redis met Dog later.", "Redis and Dog, noted."))
-        .await
-        .unwrap();
+    e.learn(
+        &a,
+        turn("We saw Kafka with Puppy today.", "Kafka and Puppy, noted."),
+    )
+    .await
+    .unwrap();
+    e.learn(
+        &a,
+        turn("Then Redis met Dog later.", "Redis and Dog, noted."),
+    )
+    .await
+    .unwrap();
     let scope = GraphScope::default();
     let without = plain.insights(&a, &scope, 10).await.unwrap();
     assert!(without.similar.is_empty() && without.similar_by.is_none());
@@ -727,10 +733,111 @@ pub async fn insights_name_concepts_close_in_meaning_that_are_not_linked(make: &
         .collect();
     assert!(pairs.contains(&("dog".into(), "puppy".into())), "{pairs:?}");
     // Linked pairs are never proposed.
-    assert!(!pairs.contains(&("kafka".into(), "puppy".into())), "{pairs:?}");
-    assert!(!pairs.contains(&("dog".into(), "redis".into())), "{pairs:?}");
+    assert!(
+        !pairs.contains(&("kafka".into(), "puppy".into())),
+        "{pairs:?}"
+    );
+    assert!(
+        !pairs.contains(&("dog".into(), "redis".into())),
+        "{pairs:?}"
+    );
     assert!(with.similar.iter().all(|p| p.similarity >= 0.7));
     // Another tenant's graph is its own.
     let bob = e.insights(&tenant("bob"), &scope, 10).await.unwrap();
     assert!(bob.similar.is_empty());
+}
+
+pub async fn graph_snapshots_are_kept_per_tenant_and_compared(make: &Factory) {
+    let s = make().await;
+    let (e, clock) = engine(s.store.clone());
+    let (a, b) = (tenant("alice"), tenant("bob"));
+    e.learn(
+        &a,
+        turn("Our Kafka cluster feeds Redis.", "Kafka and Redis again."),
+    )
+    .await
+    .unwrap();
+    let first = e
+        .graph_snapshot(&a, Some("before the migration"))
+        .await
+        .unwrap();
+    assert_eq!((first.memories, first.concepts, first.links), (2, 2, 1));
+    assert_eq!(first.clusters, 1);
+    assert_eq!(first.label.as_deref(), Some("before the migration"));
+    clock.advance_millis(2 * 86_400_000);
+    for _ in 0..2 {
+        e.learn(
+            &a,
+            turn(
+                "We run Terraform with Postgres and Vault.",
+                "Terraform, Postgres and Vault.",
+            ),
+        )
+        .await
+        .unwrap();
+    }
+    e.learn(
+        &a,
+        turn("Now Kafka also feeds Postgres.", "Kafka and Postgres then."),
+    )
+    .await
+    .unwrap();
+    let second = e.graph_snapshot(&a, None).await.unwrap();
+    assert!(
+        second.concepts >= 5 && second.links > first.links,
+        "{second:?}"
+    );
+    let c = e.graph_compare(&a, &first.id, &second.id).await.unwrap();
+    assert_eq!(c.memories, 6);
+    assert_eq!(c.concepts, second.concepts as i64 - 2);
+    assert!(c.links > 0);
+    assert!((c.days - 2.0).abs() < 1e-9);
+    assert!(c.new_hubs.contains(&"postgres".to_string()), "{c:?}");
+    assert!(
+        c.summary.starts_with("Over 2.0 days: +6 memories"),
+        "{}",
+        c.summary
+    );
+    let back = e.graph_compare(&a, &second.id, &first.id).await.unwrap();
+    assert_eq!(back.memories, -6);
+
+    let list = e.graph_snapshots(&a, 10).await.unwrap();
+    assert_eq!(
+        list.iter().map(|x| x.id).collect::<Vec<_>>(),
+        vec![second.id, first.id]
+    );
+    assert!(e.graph_snapshots(&b, 10).await.unwrap().is_empty());
+    assert!(matches!(
+        e.graph_compare(&b, &first.id, &second.id)
+            .await
+            .unwrap_err(),
+        Error::NotFound(_)
+    ));
+    assert!(matches!(
+        e.graph_snapshot(&a, Some(&"x".repeat(101)))
+            .await
+            .unwrap_err(),
+        Error::InvalidInput(_)
+    ));
+    let reader = Caller {
+        tenant: a.clone(),
+        scope: Scope::Read,
+        key: None,
+    };
+    assert!(matches!(
+        e.graph_snapshot(reader, None).await.unwrap_err(),
+        Error::Forbidden(_)
+    ));
+    let events = s
+        .store
+        .events_since(EventScope::Tenant(&a), 0, 1000)
+        .await
+        .unwrap();
+    assert_eq!(
+        events
+            .iter()
+            .filter(|r| r.event.kind() == "snapshot.saved")
+            .count(),
+        2
+    );
 }
