@@ -1327,7 +1327,9 @@ fn intentions_beliefs_and_claims_from_the_command_line() {
     assert_ne!(neither.code, 0);
 
     // A concept's history, the growth report and snapshots of the graph's shape.
-    let before = run_in(p, &["snapshots", "create", "--label", "empty", "--json"]).ok().json();
+    let before = run_in(p, &["snapshots", "create", "--label", "empty", "--json"])
+        .ok()
+        .json();
     assert_eq!(before["concepts"], 0);
     for _ in 0..5 {
         learn(

@@ -300,6 +300,8 @@ pub enum SnapshotItem {
     },
     Link(Link),
     Decision(Decision),
+    /// A reflection record (intention, belief, contradiction, claim, graph snapshot).
+    Record(crate::reflection::Record),
     /// A memory's sentence vector of one model.
     Vector {
         id: MemoryId,
@@ -749,8 +751,8 @@ pub trait WebhookStore: Send + Sync {
 #[async_trait]
 pub trait RecordStore: Send + Sync {
     /// Writes records, new or changed, each with its `*.saved` event, in one transaction
-    /// (all or none). A record id already held by another tenant is an error. Returns the
-    /// event-log position after the write.
+    /// (all or none). Ids are the tenant's own; one already held by a record of another kind
+    /// is an error. Returns the event-log position after the write.
     async fn put_records(
         &self,
         tenant: &TenantId,

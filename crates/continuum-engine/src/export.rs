@@ -1,8 +1,10 @@
 //! Portable export and idempotent import, as JSON Lines.
 //!
 //! A dump is one JSON object per line: a `header`, then every `memory` (oldest first, each with
-//! the concepts it mentions), every `link` (with its strength and count), every `decision` and
-//! every `vector` (with its model and dimension, so a restored store needs no re-embedding).
+//! the concepts it mentions), every `link` (with its strength and count), every `decision`,
+//! every reflection `record` (intentions, beliefs, contradictions, claims, graph snapshots, as
+//! `{"type": "record", "kind", "record"}`) and every `vector` (with its model and dimension, so
+//! a restored store needs no re-embedding).
 //! It is a consistent snapshot, read in one transaction while writes go on, and its header
 //! records the event-log `position` it reflects: replaying the tenant's events after it brings
 //! a restored copy up to date. Importing a dump into an empty store reproduces the tenant
@@ -54,6 +56,12 @@ pub enum ExportRecord {
         last_at: Timestamp,
     },
     Decision(Decision),
+    /// A reflection record of `kind` (`intention`, `belief`, `contradiction`, `claim`,
+    /// `snapshot`), as the API shows it.
+    Record {
+        kind: String,
+        record: serde_json::Value,
+    },
     /// A memory's sentence vector of `model`.
     Vector {
         id: continuum_core::MemoryId,
@@ -72,6 +80,9 @@ pub struct ImportOutcome {
     pub decisions: u64,
     #[serde(default)]
     pub vectors: u64,
+    /// Reflection records written (new, or changed since the dump was taken elsewhere).
+    #[serde(default)]
+    pub records: u64,
 }
 
 impl Engine {
@@ -113,6 +124,11 @@ impl Engine {
                     last_at: l.last_at,
                 },
                 SnapshotItem::Decision(d) => ExportRecord::Decision(d),
+                SnapshotItem::Record(r) => ExportRecord::Record {
+                    kind: r.kind().as_str().to_string(),
+                    record: serde_json::from_str(&r.encode()?)
+                        .map_err(|e| Error::Internal(format!("export: {e}")))?,
+                },
                 SnapshotItem::Vector { id, model, vector } => ExportRecord::Vector {
                     id,
                     model,
@@ -164,6 +180,7 @@ impl Engine {
                 Ok(())
             }
             ExportRecord::Decision(d) => self.config.check_text("decision", &d.text),
+            ExportRecord::Record { kind, record } => record_of(kind, record).map(|_| ()),
             ExportRecord::Vector {
                 id,
                 model,
@@ -204,6 +221,7 @@ impl Engine {
         let mut memories = Vec::new();
         let mut links = Vec::new();
         let mut decisions = Vec::new();
+        let mut reflections = Vec::new();
         let mut vectors: std::collections::BTreeMap<(String, usize), Vec<_>> = Default::default();
         for r in records {
             self.validate_record(&r)?;
@@ -226,6 +244,9 @@ impl Engine {
                     last_at,
                 }),
                 ExportRecord::Decision(d) => decisions.push(d),
+                ExportRecord::Record { kind, record } => {
+                    reflections.push(record_of(&kind, &record)?)
+                }
                 ExportRecord::Vector {
                     id,
                     model,
@@ -282,6 +303,19 @@ impl Engine {
         if out.vectors > 0 {
             self.vectors_changed(tenant);
         }
+        // Records already here as dumped are left alone (no new event); the rest are written.
+        let mut changed = Vec::new();
+        for r in reflections {
+            if self.store.record(tenant, &r.id()).await?.as_ref() != Some(&r) {
+                changed.push(r);
+            }
+        }
+        if !changed.is_empty() {
+            self.store
+                .put_records(tenant, self.clock.now(), &changed)
+                .await?;
+        }
+        out.records = changed.len() as u64;
         self.audit_ok(
             &crate::actor_of(&caller),
             Some(tenant),
@@ -294,4 +328,38 @@ impl Engine {
         .await;
         Ok(out)
     }
+}
+
+/// A dumped record, read and checked as the API would have taken it.
+fn record_of(kind: &str, value: &serde_json::Value) -> Result<continuum_core::reflection::Record> {
+    use continuum_core::reflection::{
+        MAX_EVIDENCE_ITEMS, MAX_NOTE_CHARS, MAX_TEXT_CHARS, Record, check_confidence, check_text,
+    };
+    let body = serde_json::to_string(value).map_err(|e| Error::InvalidInput(e.to_string()))?;
+    let r = Record::decode(kind, &body)
+        .map_err(|e| Error::InvalidInput(format!("a {kind} record cannot be read: {e}")))?;
+    let text = |field: &str, t: &str, max: usize| check_text(field, t, max).map(|_| ());
+    match &r {
+        Record::Intention(i) => {
+            text("intention text", &i.text, MAX_TEXT_CHARS)?;
+            continuum_core::reflection::check_priority(i64::from(i.priority))?;
+        }
+        Record::Belief(b) => {
+            text("belief text", &b.text, MAX_TEXT_CHARS)?;
+            check_confidence(b.confidence)?;
+            if b.evidence.len() > MAX_EVIDENCE_ITEMS {
+                return Err(Error::InvalidInput(format!(
+                    "belief {}: more than {MAX_EVIDENCE_ITEMS} evidence items",
+                    b.id
+                )));
+            }
+        }
+        Record::Contradiction(c) => text("contradiction evidence", &c.evidence, MAX_NOTE_CHARS)?,
+        Record::Claim(c) => {
+            text("claim text", &c.text, MAX_TEXT_CHARS)?;
+            check_confidence(c.confidence)?;
+        }
+        Record::Snapshot(_) => {}
+    }
+    Ok(r)
 }

@@ -520,6 +520,19 @@ impl MemoryGraph for PostgresStore {
         .await?;
         each_row(
             &tx,
+            "SELECT kind, body FROM records WHERE tenant = $1 ORDER BY created_at, id",
+            &[&t],
+            |r| {
+                let rec = continuum_core::reflection::Record::decode(
+                    r.get::<_, &str>(0),
+                    r.get::<_, &str>(1),
+                )?;
+                sink(SnapshotItem::Record(rec))
+            },
+        )
+        .await?;
+        each_row(
+            &tx,
             "SELECT m.id, v.model, v.dim, v.vector FROM vectors v JOIN memories m ON m.rid = v.rid
              WHERE v.tenant = $1 ORDER BY v.model, v.seq",
             &[&t],

@@ -21,9 +21,9 @@ impl RecordStore for PostgresStore {
                 &tx,
                 "INSERT INTO records (id, tenant, kind, status, created_at, updated_at, body)
                  VALUES ($1, $2, $3, $4, $5, $6, $7)
-                 ON CONFLICT (id) DO UPDATE SET status = excluded.status,
+                 ON CONFLICT (tenant, id) DO UPDATE SET status = excluded.status,
                      updated_at = excluded.updated_at, body = excluded.body
-                 WHERE records.tenant = excluded.tenant AND records.kind = excluded.kind",
+                 WHERE records.kind = excluded.kind",
                 &[
                     &r.id().to_string(),
                     &tenant.as_str(),
@@ -38,7 +38,7 @@ impl RecordStore for PostgresStore {
             .map_err(map_err)?;
             if n == 0 {
                 return Err(Error::Conflict(format!(
-                    "record {} belongs to another tenant or kind",
+                    "record {} is of another kind",
                     r.id()
                 )));
             }

@@ -1,12 +1,13 @@
 -- Reflection records (intentions, beliefs, contradictions, claims), each kept as a JSON
 -- document (continuum_core::reflection) with the columns they are listed by.
 CREATE TABLE records (
-    id         TEXT    PRIMARY KEY,
     tenant     TEXT    NOT NULL,
+    id         TEXT    NOT NULL,
     kind       TEXT    NOT NULL,
     status     TEXT    NOT NULL,
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL,
-    body       TEXT    NOT NULL
+    body       TEXT    NOT NULL,
+    PRIMARY KEY (tenant, id)
 );
 CREATE INDEX records_by_kind ON records (tenant, kind, status, created_at);

@@ -22,9 +22,9 @@ impl RecordStore for SqliteStore {
                     .prepare_cached(
                         "INSERT INTO records (id, tenant, kind, status, created_at, updated_at, body)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                         ON CONFLICT (id) DO UPDATE SET status = excluded.status,
+                         ON CONFLICT (tenant, id) DO UPDATE SET status = excluded.status,
                              updated_at = excluded.updated_at, body = excluded.body
-                         WHERE records.tenant = excluded.tenant AND records.kind = excluded.kind",
+                         WHERE records.kind = excluded.kind",
                     )
                     .and_then(|mut s| {
                         s.execute(params![
@@ -40,7 +40,7 @@ impl RecordStore for SqliteStore {
                     .map_err(map_err)?;
                 if n == 0 {
                     return Err(Error::Conflict(format!(
-                        "record {} belongs to another tenant or kind",
+                        "record {} is of another kind",
                         r.id()
                     )));
                 }

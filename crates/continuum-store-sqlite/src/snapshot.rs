@@ -70,6 +70,17 @@ pub(crate) fn snapshot_tx(
             created_at: Timestamp(r.get(3)?),
         }));
     }
+    let mut records =
+        c.prepare("SELECT kind, body FROM records WHERE tenant = ?1 ORDER BY created_at, id")?;
+    let mut rows = records.query([t])?;
+    while let Some(r) = rows.next()? {
+        let kind: String = r.get(0)?;
+        let body: String = r.get(1)?;
+        match continuum_core::reflection::Record::decode(&kind, &body) {
+            Ok(rec) => emit!(SnapshotItem::Record(rec)),
+            Err(e) => return Ok(Err(e)),
+        }
+    }
     let mut vectors = c.prepare(
         "SELECT m.id, v.model, v.dim, v.vector FROM vectors v JOIN memories m ON m.rid = v.rid
          WHERE v.tenant = ?1 ORDER BY v.model, v.seq",

@@ -137,6 +137,7 @@ macro_rules! store_conformance {
             a_concepts_timeline_and_growth_are_read_from_its_events,
             insights_name_concepts_close_in_meaning_that_are_not_linked,
             graph_snapshots_are_kept_per_tenant_and_compared,
+            reflection_records_travel_in_an_export_and_import_once,
             the_audit_log_reads_oldest_or_newest_first_per_tenant,
             export_then_import_reproduces_recall,
             import_is_idempotent,

@@ -841,3 +841,102 @@ pub async fn graph_snapshots_are_kept_per_tenant_and_compared(make: &Factory) {
         2
     );
 }
+
+pub async fn reflection_records_travel_in_an_export_and_import_once(make: &Factory) {
+    let s = make().await;
+    let (e, _) = engine(s.store.clone());
+    let (a, c) = (tenant("alice"), tenant("carol"));
+    let i = e
+        .intention_add(&a, &intention("Water the plants", 6))
+        .await
+        .unwrap();
+    e.belief_add(&a, &belief("The plants need sun", "garden"))
+        .await
+        .unwrap();
+    e.belief_add(&a, &belief("The plants do not need sun", "garden"))
+        .await
+        .unwrap();
+    let claim = e
+        .claim_add(&a, &claim("It rains on Friday", 0.6, "weather"))
+        .await
+        .unwrap();
+    e.claim_verify(&a, &claim.id, true, None).await.unwrap();
+    e.graph_snapshot(&a, Some("start")).await.unwrap();
+    let mut dump = Vec::new();
+    e.export(
+        &a,
+        &mut |r| {
+            dump.push(r.clone());
+            Ok(())
+        },
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
+    let mut kinds: Vec<String> = dump
+        .iter()
+        .filter_map(|r| match r {
+            ExportRecord::Record { kind, .. } => Some(kind.clone()),
+            _ => None,
+        })
+        .collect();
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        vec![
+            "belief",
+            "belief",
+            "claim",
+            "contradiction",
+            "intention",
+            "snapshot"
+        ]
+    );
+    let body: Vec<ExportRecord> = dump.into_iter().skip(1).collect();
+    // Into another tenant of the same store: the same records, under the same ids.
+    let first = e.import(&c, body.clone()).await.unwrap();
+    assert_eq!(first.records, 6);
+    let again = e.import(&c, body.clone()).await.unwrap();
+    assert_eq!(again.records, 0, "already there: nothing written, no event");
+    assert_eq!(e.intentions(&c, None, 10).await.unwrap(), vec![i.clone()]);
+    let cal = e
+        .calibration(&c, &CalibrationRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(cal.overall.claims, 1);
+    assert_eq!(e.contradictions(&c, None, 10).await.unwrap().len(), 1);
+    assert_eq!(e.graph_snapshots(&c, 10).await.unwrap().len(), 1);
+    // Alice's own are untouched; a changed record in a dump is written over.
+    e.intention_done(&c, &i.id).await.unwrap();
+    assert_eq!(
+        e.intentions(&a, Some(IntentionStatus::Pending), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let back = e.import(&c, body.clone()).await.unwrap();
+    assert_eq!(back.records, 1);
+    assert_eq!(
+        e.intentions(&c, Some(IntentionStatus::Pending), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // A record that breaks a limit is refused with the rest of its chunk.
+    let bad = ExportRecord::Record {
+        kind: "claim".into(),
+        record: serde_json::json!({"id": RecordId::new_at(T0), "text": "x", "category": "c", "confidence": 7.0, "status": "open", "notes": null, "verified_at": null, "created_at": T0, "updated_at": T0}),
+    };
+    let err = e.import(&c, vec![bad]).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidInput(_)), "{err}");
+    let unknown = ExportRecord::Record {
+        kind: "wish".into(),
+        record: serde_json::json!({}),
+    };
+    assert!(matches!(
+        e.import(&c, vec![unknown]).await.unwrap_err(),
+        Error::InvalidInput(_)
+    ));
+}
