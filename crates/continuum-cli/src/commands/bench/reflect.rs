@@ -1,7 +1,10 @@
 //! `bench reflect`: how long `insights` and `dream` take on a store of `--memories`
-//! generated memories, at the default graph scope and at the largest one; and the algorithms
+//! generated memories, at the default graph scope and at the largest one; the algorithms
 //! alone on a random graph as large as a read may keep (the generator's vocabulary makes a
-//! small concept graph, so the store's figures do not show the worst case).
+//! small concept graph, so the store's figures do not show the worst case); a concept's
+//! timeline and the growth report, which scan the event log; and the reflection records:
+//! recording a belief against a domain of 1000 active ones, a snapshot, calibration over
+//! 1000 verified claims.
 
 use super::throughput::{Latency, latency};
 use crate::app::Global;
@@ -22,6 +25,105 @@ pub struct ReflectArgs {
     pub runs: usize,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+}
+
+/// The event-log scans and the reflection records.
+#[derive(Debug, Serialize)]
+struct Records {
+    events: u64,
+    /// `concepts NAME --timeline` of the most mentioned concept.
+    timeline_ms: Latency,
+    timeline_entries: usize,
+    /// `growth` over the whole log.
+    growth_ms: Latency,
+    /// Recording a belief in a domain holding this many active ones (word rules only).
+    beliefs_compared: usize,
+    belief_add_ms: Latency,
+    snapshot_ms: Latency,
+    /// Calibration over this many verified claims.
+    claims: usize,
+    calibration_ms: Latency,
+}
+
+async fn records(
+    engine: &continuum_engine::Engine,
+    tenant: &TenantId,
+    runs: usize,
+) -> Result<Records> {
+    use continuum_engine::{BeliefRequest, CalibrationRequest, ClaimRequest};
+    let events = engine.event_head().await?;
+    let top = engine
+        .list_concepts(tenant, 1, 0)
+        .await?
+        .pop()
+        .ok_or_else(|| anyhow::anyhow!("the generated store has no concept"))?;
+    let mut timeline = Vec::new();
+    let mut entries = 0;
+    for _ in 0..runs.min(5) {
+        let t0 = Instant::now();
+        entries = engine.concept_timeline(tenant, &top.key).await?.entries.len();
+        timeline.push(t0.elapsed().as_secs_f64() * 1000.0);
+    }
+    let mut growth = Vec::new();
+    for _ in 0..runs.min(5) {
+        let t0 = Instant::now();
+        engine.concept_growth(tenant, None, None).await?;
+        growth.push(t0.elapsed().as_secs_f64() * 1000.0);
+    }
+    const HELD: usize = 1000;
+    let belief = |i: usize| BeliefRequest {
+        text: format!("Service number {i} listens on port {}", 8000 + i),
+        domain: Some("ops".into()),
+        confidence: Some(0.8),
+        evidence: Vec::new(),
+    };
+    for i in 0..HELD {
+        engine.belief_add(tenant, &belief(i)).await?;
+    }
+    let mut adds = Vec::new();
+    for i in 0..runs {
+        let t0 = Instant::now();
+        engine.belief_add(tenant, &belief(HELD + i)).await?;
+        adds.push(t0.elapsed().as_secs_f64() * 1000.0);
+    }
+    let mut snaps = Vec::new();
+    for _ in 0..runs.min(5) {
+        let t0 = Instant::now();
+        engine.graph_snapshot(tenant, None).await?;
+        snaps.push(t0.elapsed().as_secs_f64() * 1000.0);
+    }
+    for i in 0..HELD {
+        let c = engine
+            .claim_add(
+                tenant,
+                &ClaimRequest {
+                    text: format!("Estimate {i} holds"),
+                    confidence: (i % 10) as f64 / 10.0 + 0.05,
+                    category: Some(format!("c{}", i % 5)),
+                },
+            )
+            .await?;
+        engine.claim_verify(tenant, &c.id, i % 3 != 0, None).await?;
+    }
+    let mut cal = Vec::new();
+    for _ in 0..runs {
+        let t0 = Instant::now();
+        engine
+            .calibration(tenant, &CalibrationRequest::default())
+            .await?;
+        cal.push(t0.elapsed().as_secs_f64() * 1000.0);
+    }
+    Ok(Records {
+        events,
+        timeline_ms: latency(timeline),
+        timeline_entries: entries,
+        growth_ms: latency(growth),
+        beliefs_compared: HELD,
+        belief_add_ms: latency(adds),
+        snapshot_ms: latency(snaps),
+        claims: HELD,
+        calibration_ms: latency(cal),
+    })
 }
 
 #[derive(Debug, Serialize)]
@@ -104,6 +206,7 @@ struct Report {
     default_scope: Scoped,
     largest_scope: Scoped,
     at_the_cap: AtTheCap,
+    records: Records,
 }
 
 async fn measure(
@@ -161,6 +264,7 @@ pub async fn reflect(g: &Global, a: ReflectArgs) -> Result<()> {
         links_per_concept: continuum_engine::MAX_REFLECT_LINKS_PER_CONCEPT,
     };
     let largest_scope = measure(&engine, &tenant, largest, a.runs.min(5)).await?;
+    let records = records(&engine, &tenant, a.runs).await?;
     let report = Report {
         backend: engine.store().backend(),
         memories: stats.memories,
@@ -169,6 +273,7 @@ pub async fn reflect(g: &Global, a: ReflectArgs) -> Result<()> {
         default_scope,
         largest_scope,
         at_the_cap: tokio::task::spawn_blocking(move || at_the_cap(a.seed)).await?,
+        records,
     };
     scratch.finish(&backend).await?;
     if g.json {
@@ -210,6 +315,26 @@ pub async fn reflect(g: &Global, a: ReflectArgs) -> Result<()> {
         c.betweenness_ms,
         c.two_hop_ms,
         c.dream_20_steps_ms
+    );
+    let r = &report.records;
+    println!(
+        "event log of {} events: timeline ({} entries) p50 {:.0} ms, p95 {:.0} ms; growth p50 {:.0} ms, p95 {:.0} ms",
+        r.events,
+        r.timeline_entries,
+        r.timeline_ms.p50,
+        r.timeline_ms.p95,
+        r.growth_ms.p50,
+        r.growth_ms.p95
+    );
+    println!(
+        "records: belief against {} active p50 {:.1} ms, p95 {:.1} ms; snapshot p50 {:.0} ms; calibration of {} claims p50 {:.1} ms, p95 {:.1} ms",
+        r.beliefs_compared,
+        r.belief_add_ms.p50,
+        r.belief_add_ms.p95,
+        r.snapshot_ms.p50,
+        r.claims,
+        r.calibration_ms.p50,
+        r.calibration_ms.p95
     );
     Ok(())
 }
