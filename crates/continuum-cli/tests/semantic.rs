@@ -208,3 +208,37 @@ fn reindex_builds_the_vector_graph_that_recall_then_uses() {
     let r = ok_json(run_with(&["recall", "--json", QUERY]));
     assert_ne!(top(&r).as_deref(), Some(TARGET));
 }
+
+#[test]
+fn a_negated_paraphrase_of_a_belief_is_a_contradiction_only_with_the_local_embedder() {
+    let Some(model) = model_dir() else { return };
+    let d = tempfile::tempdir().unwrap();
+    let add = |model: Option<&Path>, text: &str| {
+        ok_json(run(
+            d.path(),
+            model,
+            &["beliefs", "add", "--json", "--domain", "family", text],
+        ))
+    };
+    add(None, "My sister enjoys living in Lisbon");
+    // The words differ ("enjoys" / "like"): the word rules alone find nothing.
+    let words = add(None, "My sister doesn't like living in Lisbon");
+    assert_eq!(words["contradictions"], serde_json::json!([]), "{words}");
+    // The model finds the same statement once the negation is set aside (cosine about 0.95).
+    let meant = add(Some(&model), "My sister doesn't like living in Lisbon");
+    let found = meant["contradictions"].as_array().unwrap();
+    assert_eq!(found.len(), 1, "{meant}");
+    assert_eq!(found[0]["kind"], "negation");
+    assert_eq!(found[0]["method"], "embedding");
+    assert_eq!(
+        found[0]["earlier_text"],
+        "My sister enjoys living in Lisbon"
+    );
+    assert!(found[0]["similarity"].as_f64().unwrap() >= 0.9, "{meant}");
+    // A negated statement about something else is no contradiction (cosine about 0.3).
+    let other = add(
+        Some(&model),
+        "My brother does not like the weather in Berlin",
+    );
+    assert_eq!(other["contradictions"], serde_json::json!([]), "{other}");
+}

@@ -167,7 +167,8 @@ pub struct InsightsArgs {
 
 pub async fn insights(g: &Global, a: InsightsArgs) -> Result<()> {
     let tenant = g.tenant()?;
-    let (engine, _) = g.open().await?;
+    // With an embedder, insights also names concepts close in meaning.
+    let (engine, _) = g.open_semantic().await?;
     let r = engine.insights(&tenant, &a.scope.scope(), a.limit).await?;
     if g.json {
         return output::json(&r);

@@ -239,7 +239,11 @@ fn contradiction_lines(c: &ContradictionView) -> String {
 
 pub async fn beliefs(g: &Global, a: BeliefsArgs) -> Result<()> {
     let tenant = g.tenant()?;
-    let (engine, _) = g.open().await?;
+    // A new belief is compared by meaning too when an embedder is configured.
+    let (engine, _) = match a.action {
+        BeliefsAction::Add { .. } => g.open_semantic().await?,
+        _ => g.open().await?,
+    };
     match a.action {
         BeliefsAction::Add {
             text,

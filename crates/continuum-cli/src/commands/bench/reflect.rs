@@ -61,7 +61,11 @@ async fn records(
     let mut entries = 0;
     for _ in 0..runs.min(5) {
         let t0 = Instant::now();
-        entries = engine.concept_timeline(tenant, &top.key).await?.entries.len();
+        entries = engine
+            .concept_timeline(tenant, &top.key)
+            .await?
+            .entries
+            .len();
         timeline.push(t0.elapsed().as_secs_f64() * 1000.0);
     }
     let mut growth = Vec::new();
