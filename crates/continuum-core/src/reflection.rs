@@ -469,6 +469,65 @@ pub fn check_priority(p: i64) -> Result<u8> {
     }
 }
 
+/// Checks a record that arrives whole (an imported dump, another node's event) as the API
+/// would have taken it: its texts, confidence, priority and evidence within their limits.
+pub fn check_record(r: &Record) -> Result<()> {
+    let text = |field: &str, t: &str, max: usize| check_text(field, t, max).map(|_| ());
+    let label = |field: &str, l: &str| check_label(field, Some(l)).map(|_| ());
+    match r {
+        Record::Intention(i) => {
+            text("intention text", &i.text, MAX_TEXT_CHARS)?;
+            check_priority(i64::from(i.priority))?;
+            if let Some(reason) = &i.reason {
+                text("reason", reason, MAX_NOTE_CHARS)?;
+            }
+        }
+        Record::Belief(b) => {
+            text("belief text", &b.text, MAX_TEXT_CHARS)?;
+            label("domain", &b.domain)?;
+            check_confidence(b.confidence)?;
+            if b.evidence.len() > MAX_EVIDENCE_ITEMS {
+                return Err(Error::InvalidInput(format!(
+                    "belief {}: more than {MAX_EVIDENCE_ITEMS} evidence items",
+                    b.id
+                )));
+            }
+            for e in &b.evidence {
+                text("evidence", e, MAX_EVIDENCE_CHARS)?;
+            }
+        }
+        Record::Contradiction(c) => {
+            text("contradiction evidence", &c.evidence, MAX_NOTE_CHARS)?;
+            if c.kind.len() > 32 || c.method.len() > 32 {
+                return Err(Error::InvalidInput(format!(
+                    "contradiction {}: kind and method are at most 32 bytes",
+                    c.id
+                )));
+            }
+        }
+        Record::Claim(c) => {
+            text("claim text", &c.text, MAX_TEXT_CHARS)?;
+            label("category", &c.category)?;
+            check_confidence(c.confidence)?;
+            if let Some(n) = &c.notes {
+                text("notes", n, MAX_NOTE_CHARS)?;
+            }
+        }
+        Record::Snapshot(s) => {
+            if let Some(l) = &s.label {
+                text("label", l, 100)?;
+            }
+            if s.hubs.len() > 100 || s.hubs.iter().any(|h| h.len() > 200) {
+                return Err(Error::InvalidInput(format!(
+                    "snapshot {}: at most 100 hubs of 200 bytes",
+                    s.id
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,7 +17,11 @@
 //!   strengths in any order. One exception: forgetting the last memory that mentions a concept
 //!   deletes the concept with its links, so a node where that happened keeps only the
 //!   co-occurrences that came after, while a node that still held another mention keeps all;
-//! - decisions merge by id and need their memory.
+//! - decisions merge by id and need their memory;
+//! - reflection records (intentions, beliefs, contradictions, claims, graph snapshots) travel
+//!   whole, each `*.saved` event carrying the record as it then was; a store keeps the version
+//!   with the latest `updated_at` (ties: the larger JSON text), so every node ends with the same
+//!   one whatever the order.
 //!
 //! Only these types travel: [`SYNCED_TYPES`]. Keys, tenants, vectors (each node embeds with its
 //! own model) and derived events (`concept.created`, `memory.updated`, `session.forgotten`) do
@@ -39,12 +43,17 @@ pub const MAX_SYNC_EVENTS: usize = 1000;
 pub const MAX_KEY_BYTES: usize = 200;
 
 /// The event types that sync carries.
-pub const SYNCED_TYPES: [&str; 5] = [
+pub const SYNCED_TYPES: [&str; 10] = [
     "memory.created",
     "memory.superseded",
     "memory.forgotten",
     "links.strengthened",
     "decision.created",
+    "intention.saved",
+    "belief.saved",
+    "contradiction.saved",
+    "claim.saved",
+    "snapshot.saved",
 ];
 
 /// Whether events of this type travel between nodes.
@@ -221,6 +230,9 @@ pub enum Step {
         by: MemoryId,
         at: Timestamp,
     },
+    /// Keep this version of a reflection record if it is newer than the one held (see the
+    /// module's rules), and record its `*.saved` event.
+    Record(crate::reflection::Record),
 }
 
 #[derive(Debug, Clone)]
@@ -397,7 +409,7 @@ fn decide(facts: &mut Facts, e: &SyncEvent) -> Option<Step> {
             b.links = links.clone();
             Some(Step::Write(b))
         }
-        _ => None,
+        other => other.record().map(Step::Record),
     }
 }
 
@@ -480,7 +492,24 @@ pub fn check_events(tenant: &TenantId, node: &str, events: &[SyncEvent]) -> Resu
                 id,
                 decision: Some(d),
             } if d.id != *id => return bad("the decision's id differs from the event's".into()),
-            _ => {}
+            other => {
+                if let Some(r) = other.record() {
+                    let id = match other {
+                        Event::IntentionSaved { id, .. }
+                        | Event::BeliefSaved { id, .. }
+                        | Event::ContradictionSaved { id, .. }
+                        | Event::ClaimSaved { id, .. }
+                        | Event::SnapshotSaved { id, .. } => *id,
+                        _ => r.id(),
+                    };
+                    if r.id() != id {
+                        return bad("the record's id differs from the event's".into());
+                    }
+                    if let Err(err) = crate::reflection::check_record(&r) {
+                        return bad(err.to_string());
+                    }
+                }
+            }
         }
     }
     Ok(())

@@ -332,34 +332,10 @@ impl Engine {
 
 /// A dumped record, read and checked as the API would have taken it.
 fn record_of(kind: &str, value: &serde_json::Value) -> Result<continuum_core::reflection::Record> {
-    use continuum_core::reflection::{
-        MAX_EVIDENCE_ITEMS, MAX_NOTE_CHARS, MAX_TEXT_CHARS, Record, check_confidence, check_text,
-    };
+    use continuum_core::reflection::{Record, check_record};
     let body = serde_json::to_string(value).map_err(|e| Error::InvalidInput(e.to_string()))?;
     let r = Record::decode(kind, &body)
         .map_err(|e| Error::InvalidInput(format!("a {kind} record cannot be read: {e}")))?;
-    let text = |field: &str, t: &str, max: usize| check_text(field, t, max).map(|_| ());
-    match &r {
-        Record::Intention(i) => {
-            text("intention text", &i.text, MAX_TEXT_CHARS)?;
-            continuum_core::reflection::check_priority(i64::from(i.priority))?;
-        }
-        Record::Belief(b) => {
-            text("belief text", &b.text, MAX_TEXT_CHARS)?;
-            check_confidence(b.confidence)?;
-            if b.evidence.len() > MAX_EVIDENCE_ITEMS {
-                return Err(Error::InvalidInput(format!(
-                    "belief {}: more than {MAX_EVIDENCE_ITEMS} evidence items",
-                    b.id
-                )));
-            }
-        }
-        Record::Contradiction(c) => text("contradiction evidence", &c.evidence, MAX_NOTE_CHARS)?,
-        Record::Claim(c) => {
-            text("claim text", &c.text, MAX_TEXT_CHARS)?;
-            check_confidence(c.confidence)?;
-        }
-        Record::Snapshot(_) => {}
-    }
+    check_record(&r)?;
     Ok(r)
 }

@@ -98,3 +98,37 @@ impl RecordStore for PostgresStore {
         Ok(rows.first().map_or(0, |r| r.get::<_, i64>(0).max(0) as u64))
     }
 }
+
+/// Writes `r` (another node's version) unless the store holds a version of it at least as new:
+/// the later `updated_at` wins, ties go to the larger JSON text in byte order (collation "C",
+/// as SQLite compares), so every node keeps the same one. True when written.
+pub(crate) async fn keep_newer(
+    tx: &deadpool_postgres::Transaction<'_>,
+    tenant: &TenantId,
+    r: &Record,
+) -> Result<bool> {
+    let body = r.encode()?;
+    let n = tx_execute(
+        tx,
+        "INSERT INTO records (id, tenant, kind, status, created_at, updated_at, body)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (tenant, id) DO UPDATE SET status = excluded.status,
+             updated_at = excluded.updated_at, body = excluded.body
+         WHERE records.kind = excluded.kind
+           AND (records.updated_at < excluded.updated_at
+                OR (records.updated_at = excluded.updated_at
+                    AND records.body COLLATE \"C\" < excluded.body COLLATE \"C\"))",
+        &[
+            &r.id().to_string(),
+            &tenant.as_str(),
+            &r.kind().as_str(),
+            &r.status(),
+            &r.created_at().millis(),
+            &r.updated_at().millis(),
+            &body,
+        ],
+    )
+    .await
+    .map_err(map_err)?;
+    Ok(n > 0)
+}

@@ -9,7 +9,8 @@ use continuum_core::sync::{Facts, MemoryFact, Run, Step, SyncEvent, SyncPeer};
 const MAX_RUN: usize = 500;
 
 const SYNCED_SQL: &str = "('memory.created', 'memory.superseded', 'memory.forgotten', \
-                          'links.strengthened', 'decision.created')";
+                          'links.strengthened', 'decision.created', 'intention.saved', 'belief.saved', \
+                          'contradiction.saved', 'claim.saved', 'snapshot.saved')";
 
 fn to_sync_event(node: &str, r: &Row) -> Result<SyncEvent> {
     let seq: i64 = r.get(0);
@@ -269,6 +270,13 @@ impl SyncStore for PostgresStore {
                     graph::drop_supersessions(&tx, t, &[id.0], now, &mut ev).await?;
                     ev.push(now, Event::MemoryForgotten { id });
                     ev.insert(&tx, t).await?;
+                }
+                Run::One(Step::Record(r)) => {
+                    if crate::records::keep_newer(&tx, tenant, &r).await? {
+                        let mut ev = EventRows::default();
+                        ev.push(r.updated_at().millis(), r.event());
+                        ev.insert(&tx, t).await?;
+                    }
                 }
                 Run::One(Step::Pending { id, by, at }) => {
                     tx_execute(

@@ -98,3 +98,32 @@ impl RecordStore for SqliteStore {
         Ok(n.max(0) as u64)
     }
 }
+
+/// Writes `r` (another node's version) unless the store holds a version of it at least as new:
+/// the later `updated_at` wins, ties go to the larger JSON text (byte order), so every node
+/// keeps the same one. True when written.
+pub(crate) fn keep_newer(tx: &Transaction<'_>, tenant: &TenantId, r: &Record) -> Result<bool> {
+    let body = r.encode()?;
+    tx.prepare_cached(
+        "INSERT INTO records (id, tenant, kind, status, created_at, updated_at, body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (tenant, id) DO UPDATE SET status = excluded.status,
+             updated_at = excluded.updated_at, body = excluded.body
+         WHERE records.kind = excluded.kind
+           AND (records.updated_at < excluded.updated_at
+                OR (records.updated_at = excluded.updated_at AND records.body < excluded.body))",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            r.id().to_string(),
+            tenant.as_str(),
+            r.kind().as_str(),
+            r.status(),
+            r.created_at().millis(),
+            r.updated_at().millis(),
+            body
+        ])
+    })
+    .map(|n| n > 0)
+    .map_err(map_err)
+}

@@ -10,7 +10,8 @@ const MAX_RUN: usize = 500;
 
 /// The event types sync carries, as an SQL list ([`continuum_core::sync::SYNCED_TYPES`]).
 const SYNCED_SQL: &str = "('memory.created', 'memory.superseded', 'memory.forgotten', \
-                          'links.strengthened', 'decision.created')";
+                          'links.strengthened', 'decision.created', 'intention.saved', 'belief.saved', \
+                          'contradiction.saved', 'claim.saved', 'snapshot.saved')";
 
 type EventRow = (i64, String, i64, u32, String, Option<String>, Option<i64>);
 
@@ -224,6 +225,11 @@ impl SyncStore for SqliteStore {
                         .map_err(map_err)?;
                         write::drop_supersessions(tx, tenant, id.as_bytes().as_slice(), now)?;
                         events::log_event(tx, tenant, now, &Event::MemoryForgotten { id })?;
+                    }
+                    Run::One(Step::Record(r)) => {
+                        if crate::records::keep_newer(tx, tenant, &r)? {
+                            events::log_event(tx, tenant, r.updated_at().millis(), &r.event())?;
+                        }
                     }
                     Run::One(Step::Pending { id, by, at }) => {
                         tx.prepare_cached(

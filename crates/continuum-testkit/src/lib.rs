@@ -167,7 +167,8 @@ macro_rules! store_conformance {
             billing_events_apply_once_and_never_undo_a_later_one,
             the_audit_log_records_security_acts_in_one_verified_chain,
             sync_applies_another_nodes_events_once_and_forgets_win,
-            a_renewed_node_keeps_its_past_under_the_old_id
+            a_renewed_node_keeps_its_past_under_the_old_id,
+            reflection_records_sync_and_the_latest_version_wins
         );
     };
     (@cases $factory:expr; $var:expr; $($case:ident),* $(,)?) => {

@@ -222,3 +222,122 @@ pub async fn a_renewed_node_keeps_its_past_under_the_old_id(make: &Factory) {
     b.sync_apply(&t, &page(&t, &new, out)).await.unwrap();
     assert_eq!(comparable(&b, &t).await, comparable(&a, &t).await);
 }
+
+/// Reflection records travel whole; two nodes that changed one record keep the same version
+/// (the later, ties by text) whatever the order their events arrive in.
+pub async fn reflection_records_sync_and_the_latest_version_wins(make: &Factory) {
+    use continuum_engine::{BeliefRequest, ClaimRequest, IntentionRequest};
+    let (sa, sb, sc) = (make().await, make().await, make().await);
+    let (a, clock_a) = engine(sa.store.clone());
+    let (b, clock_b) = engine(sb.store.clone());
+    let (c, _) = engine(sc.store.clone());
+    let t = tenant("t1");
+    let (na, nb) = (a.node_id().await.unwrap(), b.node_id().await.unwrap());
+    let i = a
+        .intention_add(
+            &t,
+            &IntentionRequest {
+                text: "Renew the certificate".into(),
+                priority: Some(8),
+                session: None,
+            },
+        )
+        .await
+        .unwrap();
+    a.belief_add(
+        &t,
+        &BeliefRequest {
+            text: "The deadline is Friday".into(),
+            domain: Some("project".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    a.belief_add(
+        &t,
+        &BeliefRequest {
+            text: "The deadline is Monday".into(),
+            domain: Some("project".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let claim = a
+        .claim_add(
+            &t,
+            &ClaimRequest {
+                text: "It ships this week".into(),
+                confidence: 0.6,
+                category: None,
+            },
+        )
+        .await
+        .unwrap();
+    a.graph_snapshot(&t, None).await.unwrap();
+    let out = a.sync_outgoing(&t, 0, 1000).await.unwrap();
+    assert_eq!(out.len(), 6, "{out:?}");
+    b.sync_apply(&t, &page(&t, &na, out.clone())).await.unwrap();
+    assert_eq!(comparable(&a, &t).await, comparable(&b, &t).await);
+    assert_eq!(b.contradictions(&t, None, 10).await.unwrap().len(), 1);
+
+    // Both change the intention while apart: B a minute later than A.
+    clock_a.advance_millis(1_000);
+    clock_b.advance_millis(60_000);
+    a.intention_done(&t, &i.id).await.unwrap();
+    b.intention_abandon(&t, &i.id, Some("moved to the ops team"))
+        .await
+        .unwrap();
+    b.claim_verify(&t, &claim.id, true, None).await.unwrap();
+    let since_a = out.last().unwrap().seq;
+    let from_a = a.sync_outgoing(&t, since_a, 1000).await.unwrap();
+    let from_b = b.sync_outgoing(&t, 0, 1000).await.unwrap();
+    assert_eq!((from_a.len(), from_b.len()), (1, 2));
+    a.sync_apply(&t, &page(&t, &nb, from_b.clone()))
+        .await
+        .unwrap();
+    b.sync_apply(&t, &page(&t, &na, from_a.clone()))
+        .await
+        .unwrap();
+    // C gets them the other way round.
+    c.sync_apply(&t, &page(&t, &nb, from_b)).await.unwrap();
+    let everything_of_a = a.sync_outgoing(&t, 0, 1000).await.unwrap();
+    c.sync_apply(&t, &page(&t, &na, everything_of_a))
+        .await
+        .unwrap();
+    for e in [&a, &b, &c] {
+        let i = &e.intentions(&t, None, 10).await.unwrap()[0];
+        assert_eq!(
+            i.status,
+            continuum_core::reflection::IntentionStatus::Abandoned,
+            "the later change wins on every node"
+        );
+        let cal = e
+            .calibration(&t, &continuum_engine::CalibrationRequest::default())
+            .await
+            .unwrap();
+        assert_eq!(cal.overall.claims, 1);
+    }
+    assert_eq!(comparable(&a, &t).await, comparable(&b, &t).await);
+    assert_eq!(comparable(&a, &t).await, comparable(&c, &t).await);
+
+    // A pushed record over its limits is refused whole.
+    let mut bad = out[0].clone();
+    if let continuum_core::Event::IntentionSaved {
+        record: Some(r), ..
+    } = &mut bad.event
+    {
+        r.priority = 0;
+    } else {
+        panic!("{bad:?}");
+    }
+    let (sd, _) = (make().await, ());
+    let (d, _) = engine(sd.store.clone());
+    let err = d
+        .sync_apply(&t, &page(&t, &na, vec![bad]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidInput(_)), "{err:?}");
+    assert!(d.intentions(&t, None, 10).await.unwrap().is_empty());
+}
