@@ -1590,6 +1590,16 @@ async fn reflection_records_over_rest_are_the_keys_tenants_only() {
         (StatusCode::OK, Some("wrong")),
         "{v}"
     );
+    let (st, v) = a.get("/v1/claims?category=ops&status=wrong").await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["claims"][0]["notes"], "three hours");
+    let (_, v) = a.get("/v1/claims?status=open").await;
+    assert_eq!(v["claims"], json!([]));
+    let (_, v) = a.get("/v1/intentions?status=pending").await;
+    assert_eq!(v["intentions"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["intentions"][0]["text"], "Later");
+    let (st, _) = a.get("/v1/intentions?status=sideways").await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
     let (st, cal) = a.get("/v1/calibration?category=ops").await;
     assert_eq!(st, StatusCode::OK, "{cal}");
     assert_eq!(fields(&cal), documented("/v1/calibration", "get", "200"));
