@@ -244,10 +244,25 @@ impl Engine {
         let caller = who.into();
         let tenant = caller.require(Scope::Read)?;
         let limit = check_limit(limit)?;
-        let status = status.map(IntentionStatus::as_str);
+        let mut all = self.all_intentions(tenant, status).await?;
+        all.truncate(limit);
+        Ok(all)
+    }
+
+    /// Every intention of `status` (at most [`MAX_RECORDS_PER_KIND`]), in listing order.
+    async fn all_intentions(
+        &self,
+        tenant: &TenantId,
+        status: Option<IntentionStatus>,
+    ) -> Result<Vec<Intention>> {
         let mut all: Vec<Intention> = self
             .store
-            .records(tenant, RecordKind::Intention, status, MAX_RECORDS_PER_KIND)
+            .records(
+                tenant,
+                RecordKind::Intention,
+                status.map(IntentionStatus::as_str),
+                MAX_RECORDS_PER_KIND,
+            )
             .await?
             .into_iter()
             .filter_map(|r| match r {
@@ -261,7 +276,6 @@ impl Engine {
                 .then(b.created_at.cmp(&a.created_at))
                 .then(b.id.cmp(&a.id))
         });
-        all.truncate(limit);
         Ok(all)
     }
 
@@ -316,8 +330,9 @@ impl Engine {
     /// The pending intentions grouped by priority, for the start of a session.
     pub async fn intention_resume(&self, who: impl Into<Caller>) -> Result<Resume> {
         let caller = who.into();
+        let tenant = caller.require(Scope::Read)?;
         let pending = self
-            .intentions(&caller, Some(IntentionStatus::Pending), MAX_RECORDS_PAGE)
+            .all_intentions(tenant, Some(IntentionStatus::Pending))
             .await?;
         let total = pending.len();
         let (mut high, mut medium, mut low) = (Vec::new(), Vec::new(), Vec::new());

@@ -321,8 +321,10 @@ impl Engine {
         };
         let scan = self
             .scan_events(tenant, |r| {
+                // Times in the log are not strictly ordered (another node's events keep
+                // theirs), so the whole log is read and each event placed by its own time.
                 if until.is_some_and(|u| r.at >= u) {
-                    return false;
+                    return true;
                 }
                 let inside = since.is_none_or(|s| r.at >= s);
                 match &r.event {
