@@ -399,8 +399,7 @@ pub const RECORD_EVENT_TYPES: [&str; 5] = [
 ];
 
 /// The JSON-schema pattern of a text field as [`check_text`] takes it.
-pub const TEXT_PATTERN: &str =
-    r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f]*\S[^\x00-\x08\x0b-\x1f\x7f-\x9f]*$";
+pub const TEXT_PATTERN: &str = r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f]*[^\s\x00-\x08\x0b-\x1f\x7f-\x9f][^\x00-\x08\x0b-\x1f\x7f-\x9f]*$";
 
 /// Checks a text field and trims it: at most `max` characters, not blank, no control
 /// characters but line feeds and tabs.

@@ -776,11 +776,7 @@ impl Engine {
                 "bins must be between 1 and {MAX_CALIBRATION_BINS}"
             )));
         }
-        if let (Some(s), Some(u)) = (req.since, req.until)
-            && s >= u
-        {
-            return Err(Error::InvalidInput("since must be before until".into()));
-        }
+        // A window that ends before it starts holds no claim (an empty report, not an error).
         let category = req
             .category
             .as_deref()

@@ -293,11 +293,7 @@ impl Engine {
     ) -> Result<Growth> {
         let caller = who.into();
         let tenant = caller.require(Scope::Read)?;
-        if let (Some(s), Some(u)) = (since, until)
-            && s >= u
-        {
-            return Err(Error::InvalidInput("since must be before until".into()));
-        }
+        // A window that ends before it starts holds nothing (an empty report, not an error).
         // Pairs seen before the window, to tell new links from old ones: the scan starts at
         // the log's beginning when the window has one, and only counts inside the window.
         let mut seen: HashSet<(String, String)> = HashSet::new();

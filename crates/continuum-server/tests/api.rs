@@ -1610,16 +1610,92 @@ async fn reflection_records_over_rest_are_the_keys_tenants_only() {
     let (_, v) = b.get("/v1/calibration").await;
     assert_eq!(v["claims"], 0);
     assert!(v["brier"].is_null());
-    for bad in [
-        "bins=0",
-        "since=2026-13-01",
-        "since=2026-02-01&until=2026-01-01",
-    ] {
+    for bad in ["bins=0", "since=2026-13-01"] {
         let (st, v) = a.get(&format!("/v1/calibration?{bad}")).await;
         assert_eq!(st, StatusCode::BAD_REQUEST, "{bad}: {v}");
     }
     let (st, _) = a
         .post("/v1/claims", json!({"text": "x", "confidence": 1.5}))
         .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    // A window that ends before it starts is empty, not an error.
+    let (st, v) = a
+        .get("/v1/calibration?since=2026-02-01&until=2026-01-01")
+        .await;
+    assert_eq!((st, v["claims"].as_u64()), (StatusCode::OK, Some(0)), "{v}");
+
+    // A concept's timeline and the tenant's growth, from the event log.
+    for _ in 0..2 {
+        let (st, _) = a
+            .post(
+                "/v1/learn",
+                json!({"user_message": "The Falcon rocket uses Merlin engines.", "ai_response": "Falcon and Merlin noted."}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK);
+    }
+    let (st, t) = a.get("/v1/concepts/falcon/timeline").await;
+    assert_eq!(st, StatusCode::OK, "{t}");
+    assert_eq!(
+        fields(&t),
+        documented("/v1/concepts/{name}/timeline", "get", "200")
+    );
+    assert_eq!(t["entries"][0]["kind"], "created");
+    assert!(
+        t["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "linked" && e["other"] == "merlin"),
+        "{t}"
+    );
+    let (st, _) = b.get("/v1/concepts/falcon/timeline").await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (st, g) = a.get("/v1/growth").await;
+    assert_eq!(st, StatusCode::OK, "{g}");
+    assert_eq!(fields(&g), documented("/v1/growth", "get", "200"));
+    assert_eq!(g["memories"], 4);
+    let (_, g) = b.get("/v1/growth").await;
+    assert_eq!(g["memories"], 0);
+    let (st, g) = a.get("/v1/growth?since=2026-02-01&until=2026-01-01").await;
+    assert_eq!(
+        (st, g["memories"].as_u64()),
+        (StatusCode::OK, Some(0)),
+        "an empty window"
+    );
+    let (st, _) = a.get("/v1/growth?since=2026-02-30").await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+
+    // Snapshots of the graph's shape, compared; never across tenants.
+    let (st, one) = a.post("/v1/snapshots", json!({"label": "first"})).await;
+    assert_eq!(st, StatusCode::CREATED, "{one}");
+    assert_eq!(fields(&one), documented("/v1/snapshots", "post", "201"));
+    a.post(
+        "/v1/learn",
+        json!({"user_message": "The Falcon rocket lands on a Drone ship.", "ai_response": "Falcon and Drone noted."}),
+    )
+    .await;
+    let (_, two) = a.post("/v1/snapshots", json!({})).await;
+    let q = format!(
+        "/v1/snapshots/compare?from={}&to={}",
+        one["id"].as_str().unwrap(),
+        two["id"].as_str().unwrap()
+    );
+    let (st, cmp) = a.get(&q).await;
+    assert_eq!(st, StatusCode::OK, "{cmp}");
+    assert_eq!(
+        fields(&cmp),
+        documented("/v1/snapshots/compare", "get", "200")
+    );
+    assert_eq!(cmp["memories"], 2);
+    let (st, _) = b.get(&q).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (_, list) = b.get("/v1/snapshots").await;
+    assert_eq!(list["snapshots"], json!([]));
+    let (_, list) = a.get("/v1/snapshots?limit=1").await;
+    assert_eq!(list["snapshots"][0]["id"], two["id"]);
+    let (st, _) = reader.post("/v1/snapshots", json!({})).await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, _) = a.get("/v1/snapshots/compare?from=not-a-uuid&to=x").await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
 }

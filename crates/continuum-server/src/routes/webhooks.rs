@@ -8,7 +8,8 @@ use continuum_engine::{WebhookView, WebhookWithSecret};
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct WebhookCreate {
-    /// The receiver: an http(s) URL on a public address, without credentials.
+    /// The receiver: an http(s) URL on a public address, its host a name or an IPv4 address,
+    /// without credentials.
     #[schemars(
         length(min = 8, max = 2048),
         regex(pattern = r"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[!-~]*)?$")
