@@ -49,6 +49,15 @@ def learn(user, assistant, session):
         assert r.status == 200, r.status
 
 
+def post(path, body):
+    req = urllib.request.Request(
+        f"{base}{path}", data=json.dumps(body).encode(), method="POST",
+        headers={"X-API-Key": admin_key, "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.status in (200, 201), r.status
+        return json.loads(r.read())
+
+
 def sign_in(page, key):
     page.goto(f"{base}/dashboard")
     expect(page).to_have_url(re.compile(r"#/signin$"))
@@ -182,6 +191,26 @@ with sync_playwright() as p:
     other.click()
     expect(page.get_by_role("heading", level=2).first).to_have_text(re.compile(re.escape(other_name), re.I))
 
+    # Reflection: the pending intentions by priority, open contradictions, calibration.
+    post("/v1/intentions", {"text": "Renew the TLS certificate", "priority": 9})
+    post("/v1/intentions", {"text": "Tidy the runbook", "priority": 2})
+    post("/v1/beliefs", {"text": "The deadline is Friday", "domain": "project"})
+    found = post("/v1/beliefs", {"text": "The deadline is Monday", "domain": "project"})
+    assert len(found["contradictions"]) == 1, found
+    claim = post("/v1/claims", {"text": "The release ships this week", "confidence": 0.8, "category": "work"})
+    post(f"/v1/claims/{claim['id']}/verify", {"correct": False})
+    page.get_by_role("link", name="Reflection").click()
+    expect(page.get_by_role("region", name="Intentions")).to_contain_text("2 pending intentions")
+    expect(page.get_by_role("list", name="High priority intentions")).to_contain_text("Renew the TLS certificate")
+    expect(page.get_by_role("list", name="Open contradictions")).to_contain_text("deadline")
+    expect(page.get_by_role("region", name="Calibration")).to_contain_text("Brier 0.640")
+    shot(page, "reflection")
+    page.get_by_role("button", name="Done: Renew the TLS certificate").click()
+    expect(page.get_by_role("region", name="Intentions")).to_contain_text("1 pending intention ")
+    expect(page.get_by_role("list", name="High priority intentions")).to_have_count(0)
+    page.get_by_role("button", name="Keep “The deadline is Monday”").click()
+    expect(page.get_by_role("region", name="Contradictions")).to_contain_text("No open contradictions.")
+
     # Live: a memory stored elsewhere appears without a reload.
     page.get_by_role("link", name="Memories").click()
     expect(page.get_by_role("list", name="Memories").get_by_role("listitem").first).to_be_visible()
@@ -259,6 +288,9 @@ with sync_playwright() as p:
     expect(page.get_by_role("button", name="Forget this memory")).to_have_count(0)
     expect(page.get_by_label("New text")).to_have_count(0)
     shot(page, "memory-read-key")
+    page.get_by_role("link", name="Reflection").click()
+    expect(page.get_by_role("list", name="Low priority intentions")).to_contain_text("Tidy the runbook")
+    expect(page.get_by_role("button", name=re.compile("^Done"))).to_have_count(0)
     page.get_by_role("button", name="Sign out").click()
 
     # An operator sees every tenant and the backups this server makes.

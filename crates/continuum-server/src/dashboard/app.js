@@ -786,6 +786,77 @@ async function pageOps() {
     await section('Audit log (newest first)', auditSection));
 }
 
+// ---- reflection: intentions, contradictions, calibration --------------------------------
+
+async function intentionsSection() {
+  const list = h('div');
+  const refresh = async () => {
+    const r = await api('GET', '/v1/intentions/resume');
+    const group = (name, items) => (items.length ? [
+      h('h3', { text: name }),
+      h('ul', { 'aria-label': `${name} priority intentions` }, items.map((i) => h('li', null,
+        h('span', { text: `${i.text} ` }), h('span', { class: 'meta', text: `(priority ${i.priority}, ${when(i.created_at)})` }),
+        can('write') ? h('button', {
+          type: 'button', class: 'secondary', text: 'Done', 'aria-label': `Done: ${i.text}`,
+          onclick: async () => {
+            try { await api('POST', `/v1/intentions/${encodeURIComponent(i.id)}/done`); say('Marked done'); await refresh(); } catch (err) { say(err.message, true); }
+          },
+        }) : null))),
+    ] : []);
+    list.replaceChildren(h('p', { text: r.summary }),
+      ...group('High', r.high), ...group('Medium', r.medium), ...group('Low', r.low));
+  };
+  await refresh();
+  return list;
+}
+
+async function contradictionsSection() {
+  const list = h('div');
+  const refresh = async () => {
+    const r = await api('GET', `/v1/contradictions${qs({ status: 'open', limit: 50 })}`);
+    list.replaceChildren(r.contradictions.length
+      ? h('ul', { 'aria-label': 'Open contradictions' }, r.contradictions.map((c) => h('li', { class: 'card' },
+        h('p', null, h('strong', { text: c.kind }), h('span', { class: 'meta', text: ` (${c.method}) — ${c.evidence}` })),
+        h('p', { text: `Earlier: ${c.earlier_text || '(gone)'}` }),
+        h('p', { text: `Later: ${c.later_text || '(gone)'}` }),
+        can('write') ? h('div', { class: 'row' }, [['earlier', c.earlier, c.earlier_text], ['later', c.later, c.later_text]].map(([which, id, text]) => h('button', {
+          type: 'button', class: 'secondary', text: `Keep the ${which}`, 'aria-label': `Keep “${text}”`,
+          onclick: async () => {
+            try {
+              await api('POST', `/v1/contradictions/${encodeURIComponent(c.id)}/resolve`, { keep: id });
+              say('Resolved: the other belief is superseded');
+              await refresh();
+            } catch (err) { say(err.message, true); }
+          },
+        }))) : null)))
+      : h('p', { class: 'meta', text: 'No open contradictions.' }));
+  };
+  await refresh();
+  return list;
+}
+
+async function calibrationSection() {
+  const r = await api('GET', '/v1/calibration');
+  const line = (c) => (c.brier === null
+    ? `${c.category || 'All categories'}: no verified claims yet (${c.open} open).`
+    : `${c.category || 'All categories'}: ${c.claims} verified, ${c.correct} correct, Brier ${c.brier.toFixed(3)}, ECE ${c.ece.toFixed(3)}. ${c.advice}`);
+  return [h('p', { text: line(r) }),
+    r.categories.length ? h('ul', { 'aria-label': 'Calibration by category' }, r.categories.map((c) => h('li', { text: line(c) }))) : null,
+    r.bins.some((b) => b.count) ? h('div', { class: 'scroll' }, h('table', { 'aria-label': 'Reliability' },
+      h('thead', null, h('tr', null, ['Confidence', 'Claims', 'Mean confidence', 'Accuracy'].map((t) => h('th', { scope: 'col', text: t })))),
+      h('tbody', null, r.bins.filter((b) => b.count).map((b) => h('tr', null,
+        h('td', { text: `${b.low.toFixed(1)}–${b.high.toFixed(1)}` }), h('td', { text: b.count }),
+        h('td', { text: b.confidence.toFixed(2) }), h('td', { text: b.accuracy.toFixed(2) }))))))
+      : null];
+}
+
+async function pageReflection() {
+  show('Reflection', h('h1', { text: 'Reflection' }),
+    await section('Intentions', intentionsSection),
+    await section('Contradictions', contradictionsSection),
+    await section('Calibration', calibrationSection));
+}
+
 // ---- live events -------------------------------------------------------------------------
 
 // One WebSocket per signed-in tab, authenticated by its first message (never the URL).
@@ -811,7 +882,8 @@ function connectLive() {
 
 const pages = {
   search: pageSearch, memories: pageMemories, memory: pageMemory, sessions: pageSessions,
-  session: pageSession, graph: pageGraph, ops: pageOps, signin: pageSignIn,
+  session: pageSession, graph: pageGraph, reflection: pageReflection, ops: pageOps,
+  signin: pageSignIn,
 };
 const current = { page: null };
 
