@@ -16,27 +16,7 @@ impl RecordStore for PostgresStore {
         let tx = client.transaction().await.map_err(map_err)?;
         let mut events = EventRows::default();
         for r in records {
-            let body = r.encode()?;
-            let n = tx_execute(
-                &tx,
-                "INSERT INTO records (id, tenant, kind, status, created_at, updated_at, body)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)
-                 ON CONFLICT (tenant, id) DO UPDATE SET status = excluded.status,
-                     updated_at = excluded.updated_at, body = excluded.body
-                 WHERE records.kind = excluded.kind",
-                &[
-                    &r.id().to_string(),
-                    &tenant.as_str(),
-                    &r.kind().as_str(),
-                    &r.status(),
-                    &r.created_at().millis(),
-                    &r.updated_at().millis(),
-                    &body,
-                ],
-            )
-            .await
-            .map_err(map_err)?;
-            if n == 0 {
+            if !upsert(&tx, tenant, r, false).await? {
                 return Err(Error::Conflict(format!(
                     "record {} is of another kind",
                     r.id()
@@ -99,17 +79,18 @@ impl RecordStore for PostgresStore {
     }
 }
 
-/// Writes `r` (another node's version) unless the store holds a version of it at least as new:
-/// the later `updated_at` wins, ties go to the larger JSON text in byte order (collation "C",
-/// as SQLite compares), so every node keeps the same one. True when written.
-pub(crate) async fn keep_newer(
+/// Upserts `r`. With `newer_only` (another node's version), a version the store holds that is
+/// at least as new stays: the later `updated_at` wins, ties go to the larger JSON text in byte
+/// order (collation "C", as SQLite compares), so every node keeps the same one. A record of
+/// another kind under the id is never overwritten. True when written.
+async fn upsert(
     tx: &deadpool_postgres::Transaction<'_>,
     tenant: &TenantId,
     r: &Record,
+    newer_only: bool,
 ) -> Result<bool> {
     let body = r.encode()?;
-    let n = tx_execute(
-        tx,
+    let sql = if newer_only {
         "INSERT INTO records (id, tenant, kind, status, created_at, updated_at, body)
          VALUES ($1, $2, $3, $4, $5, $6, $7)
          ON CONFLICT (tenant, id) DO UPDATE SET status = excluded.status,
@@ -117,7 +98,17 @@ pub(crate) async fn keep_newer(
          WHERE records.kind = excluded.kind
            AND (records.updated_at < excluded.updated_at
                 OR (records.updated_at = excluded.updated_at
-                    AND records.body COLLATE \"C\" < excluded.body COLLATE \"C\"))",
+                    AND records.body COLLATE \"C\" < excluded.body COLLATE \"C\"))"
+    } else {
+        "INSERT INTO records (id, tenant, kind, status, created_at, updated_at, body)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT (tenant, id) DO UPDATE SET status = excluded.status,
+             updated_at = excluded.updated_at, body = excluded.body
+         WHERE records.kind = excluded.kind"
+    };
+    let n = tx_execute(
+        tx,
+        sql,
         &[
             &r.id().to_string(),
             &tenant.as_str(),
@@ -131,4 +122,14 @@ pub(crate) async fn keep_newer(
     .await
     .map_err(map_err)?;
     Ok(n > 0)
+}
+
+/// Writes another node's version of `r` unless the store holds one at least as new (see
+/// [`upsert`]). True when written.
+pub(crate) async fn keep_newer(
+    tx: &deadpool_postgres::Transaction<'_>,
+    tenant: &TenantId,
+    r: &Record,
+) -> Result<bool> {
+    upsert(tx, tenant, r, true).await
 }

@@ -12,33 +12,9 @@ impl RecordStore for SqliteStore {
         at: Timestamp,
         records: &[Record],
     ) -> Result<u64> {
-        let rows = records
-            .iter()
-            .map(|r| Ok((r, r.encode()?)))
-            .collect::<Result<Vec<_>>>()?;
         self.write(|tx| {
-            for (r, body) in &rows {
-                let n = tx
-                    .prepare_cached(
-                        "INSERT INTO records (id, tenant, kind, status, created_at, updated_at, body)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                         ON CONFLICT (tenant, id) DO UPDATE SET status = excluded.status,
-                             updated_at = excluded.updated_at, body = excluded.body
-                         WHERE records.kind = excluded.kind",
-                    )
-                    .and_then(|mut s| {
-                        s.execute(params![
-                            r.id().to_string(),
-                            tenant.as_str(),
-                            r.kind().as_str(),
-                            r.status(),
-                            r.created_at().millis(),
-                            r.updated_at().millis(),
-                            body
-                        ])
-                    })
-                    .map_err(map_err)?;
-                if n == 0 {
+            for r in records {
+                if !upsert(tx, tenant, r, false)? {
                     return Err(Error::Conflict(format!(
                         "record {} is of another kind",
                         r.id()
@@ -99,31 +75,45 @@ impl RecordStore for SqliteStore {
     }
 }
 
-/// Writes `r` (another node's version) unless the store holds a version of it at least as new:
-/// the later `updated_at` wins, ties go to the larger JSON text (byte order), so every node
-/// keeps the same one. True when written.
-pub(crate) fn keep_newer(tx: &Transaction<'_>, tenant: &TenantId, r: &Record) -> Result<bool> {
+/// Upserts `r`. With `newer_only` (another node's version), a version the store holds that is
+/// at least as new stays: the later `updated_at` wins, ties go to the larger JSON text (byte
+/// order), so every node keeps the same one. A record of another kind under the id is never
+/// overwritten. True when written.
+fn upsert(tx: &Transaction<'_>, tenant: &TenantId, r: &Record, newer_only: bool) -> Result<bool> {
     let body = r.encode()?;
-    tx.prepare_cached(
+    let sql = if newer_only {
         "INSERT INTO records (id, tenant, kind, status, created_at, updated_at, body)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
          ON CONFLICT (tenant, id) DO UPDATE SET status = excluded.status,
              updated_at = excluded.updated_at, body = excluded.body
          WHERE records.kind = excluded.kind
            AND (records.updated_at < excluded.updated_at
-                OR (records.updated_at = excluded.updated_at AND records.body < excluded.body))",
-    )
-    .and_then(|mut s| {
-        s.execute(params![
-            r.id().to_string(),
-            tenant.as_str(),
-            r.kind().as_str(),
-            r.status(),
-            r.created_at().millis(),
-            r.updated_at().millis(),
-            body
-        ])
-    })
-    .map(|n| n > 0)
-    .map_err(map_err)
+                OR (records.updated_at = excluded.updated_at AND records.body < excluded.body))"
+    } else {
+        "INSERT INTO records (id, tenant, kind, status, created_at, updated_at, body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (tenant, id) DO UPDATE SET status = excluded.status,
+             updated_at = excluded.updated_at, body = excluded.body
+         WHERE records.kind = excluded.kind"
+    };
+    tx.prepare_cached(sql)
+        .and_then(|mut s| {
+            s.execute(params![
+                r.id().to_string(),
+                tenant.as_str(),
+                r.kind().as_str(),
+                r.status(),
+                r.created_at().millis(),
+                r.updated_at().millis(),
+                body
+            ])
+        })
+        .map(|n| n > 0)
+        .map_err(map_err)
+}
+
+/// Writes another node's version of `r` unless the store holds one at least as new (see
+/// [`upsert`]). True when written.
+pub(crate) fn keep_newer(tx: &Transaction<'_>, tenant: &TenantId, r: &Record) -> Result<bool> {
+    upsert(tx, tenant, r, true)
 }
