@@ -209,6 +209,18 @@ impl Event {
         }
     }
 
+    /// The id a `*.saved` event names (its record's, unless the two were forged apart).
+    pub fn record_id(&self) -> Option<RecordId> {
+        match self {
+            Event::IntentionSaved { id, .. }
+            | Event::BeliefSaved { id, .. }
+            | Event::ContradictionSaved { id, .. }
+            | Event::ClaimSaved { id, .. }
+            | Event::SnapshotSaved { id, .. } => Some(*id),
+            _ => None,
+        }
+    }
+
     /// The memory this event is about, for the derived index.
     pub fn memory_id(&self) -> Option<MemoryId> {
         match self {

@@ -494,15 +494,7 @@ pub fn check_events(tenant: &TenantId, node: &str, events: &[SyncEvent]) -> Resu
             } if d.id != *id => return bad("the decision's id differs from the event's".into()),
             other => {
                 if let Some(r) = other.record() {
-                    let id = match other {
-                        Event::IntentionSaved { id, .. }
-                        | Event::BeliefSaved { id, .. }
-                        | Event::ContradictionSaved { id, .. }
-                        | Event::ClaimSaved { id, .. }
-                        | Event::SnapshotSaved { id, .. } => *id,
-                        _ => r.id(),
-                    };
-                    if r.id() != id {
+                    if other.record_id() != Some(r.id()) {
                         return bad("the record's id differs from the event's".into());
                     }
                     if let Err(err) = crate::reflection::check_record(&r) {

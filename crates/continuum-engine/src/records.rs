@@ -189,7 +189,8 @@ fn not_found(kind: RecordKind, id: &RecordId) -> Error {
 }
 
 impl Engine {
-    async fn room_for(&self, tenant: &TenantId, kind: RecordKind) -> Result<()> {
+    /// Refuses a new record of `kind` when the tenant holds the most allowed.
+    pub(crate) async fn room_for(&self, tenant: &TenantId, kind: RecordKind) -> Result<()> {
         if self.store.count_records(tenant, kind).await? >= MAX_RECORDS_PER_KIND as u64 {
             return Err(Error::Conflict(format!(
                 "a tenant holds at most {MAX_RECORDS_PER_KIND} {}s",

@@ -575,17 +575,7 @@ impl Engine {
         let label = label
             .map(|l| continuum_core::reflection::check_text("label", l, MAX_SNAPSHOT_LABEL_CHARS))
             .transpose()?;
-        if self
-            .store
-            .count_records(tenant, RecordKind::Snapshot)
-            .await?
-            >= continuum_core::reflection::MAX_RECORDS_PER_KIND as u64
-        {
-            return Err(Error::Conflict(format!(
-                "a tenant keeps at most {} snapshots",
-                continuum_core::reflection::MAX_RECORDS_PER_KIND
-            )));
-        }
+        self.room_for(tenant, RecordKind::Snapshot).await?;
         let stats = self.store.stats(tenant).await?;
         let (g, _, _) = self
             .reflect_graph(tenant, &GraphScope::default(), &[])

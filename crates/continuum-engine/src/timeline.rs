@@ -244,19 +244,28 @@ impl Engine {
                 true
             })
             .await?;
-        // A contradiction is the concept's when either belief mentions it.
+        // A contradiction is the concept's when either belief mentions it; a belief in several
+        // contradictions is read once.
+        let mut mentions_it: HashMap<continuum_core::reflection::RecordId, bool> = HashMap::new();
         for (seq, at, c) in contradictions {
             let mut mentioned = false;
             for id in [c.earlier, c.later] {
-                if let Some(continuum_core::reflection::Record::Belief(b)) =
-                    self.store.record(tenant, &id).await?
-                {
-                    mentioned |= self
-                        .extractor
-                        .concepts(&b.text)
-                        .iter()
-                        .any(|x| x.key == key);
-                }
+                let m = match mentions_it.get(&id) {
+                    Some(m) => *m,
+                    None => {
+                        let m = match self.store.record(tenant, &id).await? {
+                            Some(continuum_core::reflection::Record::Belief(b)) => self
+                                .extractor
+                                .concepts(&b.text)
+                                .iter()
+                                .any(|x| x.key == key),
+                            _ => false,
+                        };
+                        mentions_it.insert(id, m);
+                        m
+                    }
+                };
+                mentioned |= m;
             }
             if mentioned {
                 entries.push(TimelineEntry {
