@@ -15,9 +15,23 @@ fn a_key_rotated_in_another_process_is_honoured_by_the_running_server() {
         &["--tenant", "acme", "keys", "create", "--scope", "admin"],
     );
     let first = first.trim().to_string();
+    // A key whose rotation ended while no server ran: the server's `key-expiry` job records
+    // its expiry at start, though nobody presents it.
+    let early = cli(d.path(), &["--tenant", "acme", "keys", "create"]);
+    let early_prefix = early.trim()[3..15].to_string();
+    cli(d.path(), &["keys", "rotate", &early_prefix, "--overlap", "0"]);
     let (_server, base) = serve_with(d.path(), &[], &[]);
     let with = |key: &str| format!("X-API-Key: {key}\r\n");
     assert_eq!(request(&base, "GET", "/v1/stats", &with(&first), "").0, 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (_, events) = request(&base, "GET", "/v1/events?limit=100", &with(&first), "");
+        if expired_prefixes(&events).contains(&early_prefix) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no key.expired for the early key: {events}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 
     // Another process rotates it with no overlap: the server refuses it from now on.
     let prefix = &first[3..15];
@@ -57,8 +71,27 @@ fn a_key_rotated_in_another_process_is_honoured_by_the_running_server() {
 
     // The event log and the key list tell the story.
     let (_, events) = request(&base, "GET", "/v1/events?limit=100", &with(&third), "");
-    assert_eq!(events.matches("\"key.rotated\"").count(), 2, "{events}");
+    assert_eq!(events.matches("\"key.rotated\"").count(), 3, "{events}");
+    // Both expiries recorded once: the early key by the job, the first by its refusal.
+    let mut expired = expired_prefixes(&events);
+    expired.sort();
+    let mut want = vec![early_prefix.clone(), prefix.to_string()];
+    want.sort();
+    assert_eq!(expired, want, "{events}");
+    let audit = cli(d.path(), &["--json", "audit", "tail"]);
+    assert_eq!(audit.matches("\"key.expired\"").count(), 2, "{audit}");
     let list = cli(d.path(), &["--tenant", "acme", "keys", "list"]);
     assert!(list.contains("expired"), "{list}");
     assert!(list.contains("until"), "{list}");
+}
+
+/// The prefixes of the `key.expired` events in a `GET /v1/events` answer.
+fn expired_prefixes(body: &str) -> Vec<String> {
+    let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    let events = v["events"].as_array().cloned().unwrap_or_default();
+    events
+        .iter()
+        .filter(|e| e["type"] == "key.expired")
+        .filter_map(|e| e["prefix"].as_str().map(str::to_string))
+        .collect()
 }

@@ -100,6 +100,10 @@ pub enum Event {
         successor: String,
         expires_at: Timestamp,
     },
+    /// A key's expiry passed (the end of a rotation's overlap, or its own validity), recorded
+    /// once by whichever process noticed it first.
+    #[serde(rename = "key.expired")]
+    KeyExpired { prefix: String },
     #[serde(rename = "tenant.created")]
     TenantCreated,
     /// The tenant's data was deleted and its keys revoked.
@@ -137,7 +141,7 @@ pub enum Event {
 
 impl Event {
     /// Every type name, as written in the `type` field.
-    pub const TYPES: [&'static str; 19] = [
+    pub const TYPES: [&'static str; 20] = [
         "memory.created",
         "memory.superseded",
         "memory.updated",
@@ -150,6 +154,7 @@ impl Event {
         "key.created",
         "key.revoked",
         "key.rotated",
+        "key.expired",
         "tenant.created",
         "tenant.erased",
         "intention.saved",
@@ -174,6 +179,7 @@ impl Event {
             Event::KeyCreated { .. } => "key.created",
             Event::KeyRevoked { .. } => "key.revoked",
             Event::KeyRotated { .. } => "key.rotated",
+            Event::KeyExpired { .. } => "key.expired",
             Event::TenantCreated => "tenant.created",
             Event::TenantErased { .. } => "tenant.erased",
             Event::IntentionSaved { .. } => "intention.saved",
@@ -472,6 +478,7 @@ mod tests {
                     expires_at
                 }),
             "[0-9a-f]{12}".prop_map(|prefix| Event::KeyRevoked { prefix }),
+            "[0-9a-f]{12}".prop_map(|prefix| Event::KeyExpired { prefix }),
             Just(Event::TenantCreated),
             (
                 any::<u128>(),

@@ -709,6 +709,12 @@ pub trait KeyStore: Send + Sync {
     /// with no new event); false when no such key exists.
     async fn revoke_key(&self, prefix: &str, at: Timestamp) -> Result<bool>;
 
+    /// Records the expiry of every key that is not revoked, whose `expires_at` is at or before
+    /// `now` and whose expiry was not recorded before: marks it and appends `key.expired` for
+    /// its tenant, in one transaction. Returns those keys; each key is returned once, to
+    /// whichever process asks first.
+    async fn note_expired_keys(&self, now: Timestamp) -> Result<Vec<crate::keys::ApiKey>>;
+
     /// In one transaction: stores `successor`, makes the key `prefix` expire at `expires_at`
     /// (or at its own expiry, if sooner), and records `key.created` and `key.rotated`. False
     /// (and nothing changed) when `prefix` names no key that is not revoked.

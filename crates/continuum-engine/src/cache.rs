@@ -152,6 +152,7 @@ impl ReadCache {
             | Event::KeyCreated { .. }
             | Event::KeyRevoked { .. }
             | Event::KeyRotated { .. }
+            | Event::KeyExpired { .. }
             | Event::TenantCreated
             // Reflection records are not read by recall.
             | Event::IntentionSaved { .. }

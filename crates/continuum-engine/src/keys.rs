@@ -214,10 +214,46 @@ impl Engine {
                 k
             }
         };
-        if !same_hash(&key.hash, &hash_key(secret.trim())) || !key.is_active(self.clock.now()) {
+        if !same_hash(&key.hash, &hash_key(secret.trim())) {
+            return Err(refused());
+        }
+        let now = self.clock.now();
+        if !key.is_active(now) {
+            // The holder of an expired key is the likeliest to notice its expiry first.
+            if key.revoked_at.is_none()
+                && key.expires_at.is_some_and(|t| t <= now)
+                && let Err(e) = self.note_expired_keys().await
+            {
+                tracing::warn!(error = %e, "could not record a key's expiry");
+            }
             return Err(refused());
         }
         Ok(key)
+    }
+
+    /// Records, once each, the keys whose expiry has passed (a rotation's overlap ended, or
+    /// their own validity ran out): a `key.expired` event for the key's tenant and a
+    /// `key.expired` audit entry. Returns how many were recorded by this call. Run by the
+    /// `key-expiry` job of `serve` and when an expired key is presented.
+    pub async fn note_expired_keys(&self) -> Result<usize> {
+        let keys = self.store.note_expired_keys(self.clock.now()).await?;
+        let records = keys
+            .iter()
+            .map(|k| {
+                self.audit_record(
+                    "system",
+                    &k.tenant,
+                    "key.expired",
+                    serde_json::json!({
+                        "prefix": k.prefix,
+                        "scope": k.scope.as_str(),
+                        "expires_at": k.expires_at.map(|t| t.to_rfc3339()),
+                    }),
+                )
+            })
+            .collect();
+        self.audit(records).await;
+        Ok(keys.len())
     }
 
     /// A key for the caller's tenant (admin scope), of a scope no higher than the caller's.

@@ -125,6 +125,59 @@ impl KeyStore for PostgresStore {
         Ok(true)
     }
 
+    async fn note_expired_keys(
+        &self,
+        now: Timestamp,
+    ) -> Result<Vec<continuum_core::keys::ApiKey>> {
+        let mut client = self.client().await?;
+        // Most calls find nothing: ask before writing.
+        let due = cached_query(
+            &client,
+            "SELECT 1 FROM api_keys
+             WHERE expires_at <= $1 AND revoked_at IS NULL AND expiry_noted_at IS NULL LIMIT 1",
+            &[&now.millis()],
+        )
+        .await
+        .map_err(map_err)?;
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
+        let tx = client.transaction().await.map_err(map_err)?;
+        // Rows another process is marking are skipped, not waited for: it records them.
+        let rows = tx_query(
+            &tx,
+            "UPDATE api_keys SET expiry_noted_at = $1
+             WHERE prefix IN (SELECT prefix FROM api_keys
+                              WHERE expires_at <= $1 AND revoked_at IS NULL AND expiry_noted_at IS NULL
+                              FOR UPDATE SKIP LOCKED)
+             RETURNING prefix, tenant, scope, hash, name, created_at, expires_at, revoked_at, max_age_ms",
+            &[&now.millis()],
+        )
+        .await
+        .map_err(map_err)?;
+        let mut keys = rows.iter().map(key_row).collect::<Result<Vec<_>>>()?;
+        keys.sort_by(|a, b| (a.tenant.as_str(), &a.prefix).cmp(&(b.tenant.as_str(), &b.prefix)));
+        let mut start = 0;
+        while start < keys.len() {
+            let tenant = keys[start].tenant.clone();
+            let mut events = EventRows::default();
+            let mut end = start;
+            while end < keys.len() && keys[end].tenant == tenant {
+                events.push(
+                    now.millis(),
+                    Event::KeyExpired {
+                        prefix: keys[end].prefix.clone(),
+                    },
+                );
+                end += 1;
+            }
+            events.insert(&tx, tenant.as_str()).await?;
+            start = end;
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(keys)
+    }
+
     async fn rotate_key(
         &self,
         prefix: &str,

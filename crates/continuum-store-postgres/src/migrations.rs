@@ -62,6 +62,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "records",
         sql: include_str!("../migrations/0011_records.sql"),
     },
+    Migration {
+        version: 12,
+        name: "key_expiry_noted",
+        sql: include_str!("../migrations/0012_key_expiry_noted.sql"),
+    },
 ];
 
 /// The schema version this build writes.

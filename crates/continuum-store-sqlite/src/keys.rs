@@ -116,6 +116,46 @@ impl KeyStore for SqliteStore {
         })
     }
 
+    async fn note_expired_keys(
+        &self,
+        now: Timestamp,
+    ) -> Result<Vec<continuum_core::keys::ApiKey>> {
+        // Most calls find nothing: ask before taking the write lock.
+        let due = self.read(|c| {
+            c.prepare_cached(
+                "SELECT 1 FROM api_keys
+                 WHERE expires_at <= ?1 AND revoked_at IS NULL AND expiry_noted_at IS NULL LIMIT 1",
+            )?
+            .query_row([now.millis()], |_| Ok(()))
+            .optional()
+        })?;
+        if due.is_none() {
+            return Ok(Vec::new());
+        }
+        self.write(|tx| {
+            let rows = tx
+                .prepare_cached(
+                    "UPDATE api_keys SET expiry_noted_at = ?1
+                     WHERE expires_at <= ?1 AND revoked_at IS NULL AND expiry_noted_at IS NULL
+                     RETURNING prefix, tenant, scope, hash, name, created_at, expires_at, revoked_at, max_age_ms",
+                )
+                .and_then(|mut stmt| {
+                    stmt.query_map([now.millis()], key_row)?
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .map_err(map_err)?;
+            let mut keys = rows.into_iter().collect::<Result<Vec<_>>>()?;
+            keys.sort_by(|a, b| a.prefix.cmp(&b.prefix));
+            for k in &keys {
+                let event = Event::KeyExpired {
+                    prefix: k.prefix.clone(),
+                };
+                log_event(tx, &k.tenant, now.millis(), &event)?;
+            }
+            Ok(keys)
+        })
+    }
+
     async fn rotate_key(
         &self,
         prefix: &str,

@@ -157,6 +157,7 @@ macro_rules! store_conformance {
             api_keys_are_stored_hashed_and_revocable,
             webhooks_are_stored_per_tenant_hold_their_cursor_and_go_with_the_tenant,
             a_rotated_key_works_until_the_overlap_ends_and_its_successor_after,
+            expired_keys_are_recorded_once,
             engine_verbs_decide_rights_from_the_caller,
             vectors_are_kept_per_model_and_tenant,
             recall_finds_paraphrases_through_vectors,

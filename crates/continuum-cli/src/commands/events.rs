@@ -227,7 +227,7 @@ fn human(r: &EventRecord, with_tenant: bool) -> String {
         } => output::preview(&d.text, 60),
         Event::DecisionCreated { id, decision: None } => format!("{id} (forgotten since)"),
         Event::KeyCreated { prefix, scope, .. } => format!("{prefix} ({scope})"),
-        Event::KeyRevoked { prefix } => prefix.clone(),
+        Event::KeyRevoked { prefix } | Event::KeyExpired { prefix } => prefix.clone(),
         Event::KeyRotated {
             prefix,
             successor,

@@ -196,6 +196,43 @@ pub fn spawn_usage_flush(
     .map_err(|e| Error::Internal(e).into())
 }
 
+/// How often `serve` looks for keys whose expiry passed, to record it.
+const KEY_EXPIRY_EVERY: Duration = Duration::from_secs(30);
+
+/// Puts the recording of key expiries under `jobs` (named `key-expiry`): at start, then every
+/// [`KEY_EXPIRY_EVERY`], each key whose expiry passed gets its `key.expired` event and audit
+/// entry (once, whichever process sees it first; presenting the key records it at once too).
+fn spawn_key_expiry(
+    engine: &continuum_engine::Engine,
+    jobs: &continuum_ops::Supervisor,
+) -> Result<()> {
+    let engine = engine.clone();
+    jobs.spawn(
+        "key-expiry",
+        continuum_ops::Backoff::default(),
+        move |stop| {
+            let engine = engine.clone();
+            async move {
+                let mut tick = tokio::time::interval(KEY_EXPIRY_EVERY);
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => return Ok(()),
+                        _ = tick.tick() => {}
+                    }
+                    let n = engine
+                        .note_expired_keys()
+                        .await
+                        .map_err(|e| format!("key expiry: {e}"))?;
+                    if n > 0 {
+                        tracing::info!(keys = n, "recorded expired API keys");
+                    }
+                }
+            }
+        },
+    )
+    .map_err(|e| Error::Internal(e).into())
+}
+
 /// How often `serve` compacts the event log.
 const COMPACT_EVERY: Duration = Duration::from_secs(3600);
 
@@ -350,6 +387,7 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<()> {
     spawn_compaction(&engine, a.event_retention, &jobs)?;
     spawn_webhooks(&engine, g.webhook_config(), &jobs)?;
     spawn_usage_flush(&engine, &jobs)?;
+    spawn_key_expiry(&engine, &jobs)?;
     crate::commands::retention::spawn_retention(&engine, g.retention.clone(), &jobs)?;
     spawn_sync(g, &engine, &jobs)?;
     let backups = super::backup::spawn_scheduled(g, &engine, &store, &jobs)?;

@@ -117,9 +117,9 @@ pub(super) struct StreamQuery {
 /// What a `types` filter looks like (every event type, comma-separated), for the OpenAPI
 /// document; the test below keeps it in step with [`Event::TYPES`].
 /// One event type (a webhook subscription's `events` items).
-pub(super) const ONE_TYPE_PATTERN: &str = r"^(memory\.(created|superseded|updated|forgotten)|session\.forgotten|concept\.created|links\.strengthened|concepts\.changed|decision\.created|key\.(created|revoked|rotated)|tenant\.(created|erased)|intention\.saved|belief\.saved|contradiction\.saved|claim\.saved|snapshot\.saved)$";
+pub(super) const ONE_TYPE_PATTERN: &str = r"^(memory\.(created|superseded|updated|forgotten)|session\.forgotten|concept\.created|links\.strengthened|concepts\.changed|decision\.created|key\.(created|revoked|rotated|expired)|tenant\.(created|erased)|intention\.saved|belief\.saved|contradiction\.saved|claim\.saved|snapshot\.saved)$";
 
-const TYPES_PATTERN: &str = r"^(memory\.(created|superseded|updated|forgotten)|session\.forgotten|concept\.created|links\.strengthened|concepts\.changed|decision\.created|key\.(created|revoked|rotated)|tenant\.(created|erased)|intention\.saved|belief\.saved|contradiction\.saved|claim\.saved|snapshot\.saved)(,(memory\.(created|superseded|updated|forgotten)|session\.forgotten|concept\.created|links\.strengthened|concepts\.changed|decision\.created|key\.(created|revoked|rotated)|tenant\.(created|erased)|intention\.saved|belief\.saved|contradiction\.saved|claim\.saved|snapshot\.saved))*$";
+const TYPES_PATTERN: &str = r"^(memory\.(created|superseded|updated|forgotten)|session\.forgotten|concept\.created|links\.strengthened|concepts\.changed|decision\.created|key\.(created|revoked|rotated|expired)|tenant\.(created|erased)|intention\.saved|belief\.saved|contradiction\.saved|claim\.saved|snapshot\.saved)(,(memory\.(created|superseded|updated|forgotten)|session\.forgotten|concept\.created|links\.strengthened|concepts\.changed|decision\.created|key\.(created|revoked|rotated|expired)|tenant\.(created|erased)|intention\.saved|belief\.saved|contradiction\.saved|claim\.saved|snapshot\.saved))*$";
 
 /// The event types a `types` filter names, checked.
 fn parse_types(text: Option<&str>) -> Result<Option<Vec<&'static str>>, Error> {

@@ -447,3 +447,95 @@ pub async fn a_rotated_key_works_until_the_overlap_ends_and_its_successor_after(
         Err(Error::InvalidInput(_))
     ));
 }
+
+/// A key's expiry is recorded once, as a `key.expired` event of its tenant and an audit entry,
+/// whether a sweep or the expired key's own use notices it first, and however many processes
+/// look at once; revoked and unexpired keys are left alone.
+pub async fn expired_keys_are_recorded_once(make: &Factory) {
+    use continuum_core::keys::{Caller, Scope};
+    let s = make().await;
+    // A second engine on the same store stands for another process.
+    let (e, clock) = engine(s.store.clone());
+    let (other, other_clock) = engine(s.store.clone());
+    let (a, b) = (tenant("a"), tenant("b"));
+    let (_, short) = e.create_key(&a, Scope::Write, Some(60_000), None).await.unwrap();
+    let (_, forever) = e.create_key(&a, Scope::Read, None, None).await.unwrap();
+    let (_, revoked) = e.create_key(&b, Scope::Read, Some(60_000), None).await.unwrap();
+    let (_, of_b) = e.create_key(&b, Scope::Write, Some(60_000), None).await.unwrap();
+    e.revoke_key(&revoked.prefix).await.unwrap();
+    let (used_secret, used) = e.create_key(&b, Scope::Read, Some(120_000), None).await.unwrap();
+
+    // Nothing has expired yet: nothing is written.
+    let head = e.event_head().await.unwrap();
+    assert_eq!(e.note_expired_keys().await.unwrap(), 0);
+    assert_eq!(e.event_head().await.unwrap(), head);
+
+    // Both "processes" sweep at once after a minute: two keys, each recorded by one of them.
+    clock.advance_millis(61_000);
+    other_clock.advance_millis(61_000);
+    let (x, y) = tokio::join!(e.note_expired_keys(), other.note_expired_keys());
+    assert_eq!(x.unwrap() + y.unwrap(), 2);
+    assert_eq!(e.note_expired_keys().await.unwrap(), 0, "recorded once");
+
+    // The expired-but-unswept key is recorded when it is presented, and still refused.
+    clock.advance_millis(60_000);
+    other_clock.advance_millis(60_000);
+    assert!(matches!(
+        e.authenticate(&used_secret).await,
+        Err(Error::Unauthorized(_))
+    ));
+    assert!(matches!(
+        other.authenticate(&used_secret).await,
+        Err(Error::Unauthorized(_))
+    ));
+    let expired = |t: &TenantId| {
+        let e = e.clone();
+        let t = t.clone();
+        async move {
+            e.events(&t, 0, 100)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter_map(|r| match r.event {
+                    continuum_core::Event::KeyExpired { prefix } => Some(prefix),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(expired(&a).await, vec![short.prefix.clone()]);
+    let mut of_tenant_b = expired(&b).await;
+    assert_eq!(of_tenant_b.len(), 2, "{of_tenant_b:?}");
+    assert_eq!(of_tenant_b.pop(), Some(used.prefix.clone()), "the presented key last");
+    assert_eq!(of_tenant_b, vec![of_b.prefix.clone()]);
+    assert!(!expired(&a).await.contains(&forever.prefix));
+
+    // And in the audit log, as the system's act, with the prefix and never a secret.
+    let ops = Caller {
+        tenant: tenant("ops"),
+        scope: Scope::Operator,
+        key: None,
+    };
+    let mut noted: Vec<(String, String)> = e
+        .audit_log(ops, 0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|v| v.action == "key.expired")
+        .map(|v| {
+            assert_eq!(v.actor, "system");
+            (
+                v.tenant.unwrap_or_default(),
+                v.details["prefix"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    noted.sort();
+    let mut want = vec![
+        ("a".to_string(), short.prefix.clone()),
+        ("b".to_string(), of_b.prefix.clone()),
+        ("b".to_string(), used.prefix.clone()),
+    ];
+    want.sort();
+    assert_eq!(noted, want);
+}
