@@ -103,9 +103,32 @@ pub async fn create(
     opts: &CreateOptions,
     progress: &dyn Progress,
 ) -> Result<Manifest> {
-    if opts.incremental {
-        return create_incremental(engine, source, dest, opts, progress).await;
-    }
+    let m = if opts.incremental {
+        create_incremental(engine, source, dest, opts, progress).await?
+    } else {
+        create_full(engine, source, dest, opts, progress).await?
+    };
+    engine
+        .record_backup(
+            &Caller::local(TenantId::default_tenant()),
+            &m.id,
+            m.kind.as_str(),
+            m.tenants.len(),
+            m.position,
+            m.parent.as_deref(),
+        )
+        .await?;
+    Ok(m)
+}
+
+/// A full backup: the whole SQLite file, or every tenant's export.
+async fn create_full(
+    engine: &Engine,
+    source: &Source,
+    dest: &Destination,
+    opts: &CreateOptions,
+    progress: &dyn Progress,
+) -> Result<Manifest> {
     let now = continuum_core::Clock::now(&continuum_core::SystemClock);
     let id = manifest::new_id(now);
     let work = temp_dir(opts.work_dir.as_deref())?;

@@ -209,6 +209,21 @@ fn a_sqlite_store_round_trips_through_an_encrypted_backup() {
             recall_ids(dst.path(), tenant, q, &[])
         );
     }
+    // The source's audit log records the backup once it was uploaded.
+    let made = ok(
+        src.path(),
+        &["--json", "audit", "tail", "--limit", "100"],
+        &[],
+    );
+    let made: Vec<&str> = made
+        .lines()
+        .filter(|l| l.contains("\"backup.created\""))
+        .collect();
+    assert_eq!(made.len(), 1, "{made:?}");
+    assert!(
+        made[0].contains(&id) && made[0].contains("sqlite-file"),
+        "{made:?}"
+    );
     // The restored store's audit log: the source's chain, then the restore.
     let audit = ok(
         dst.path(),

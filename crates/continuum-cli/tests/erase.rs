@@ -97,10 +97,12 @@ fn forgotten_and_erased_words_leave_the_store_file() {
         Some(1),
         "{hits}"
     );
-    // And after VACUUM too.
-    let db = rusqlite::Connection::open(d.join("continuum.db")).unwrap();
-    db.execute_batch("VACUUM").unwrap();
-    drop(db);
+    // And after `continuum vacuum` (SQLite's VACUUM and a WAL checkpoint) too.
+    let v: Value = serde_json::from_str(&cli(d, &["--json", "vacuum"])).unwrap();
+    assert!(v["tables"].as_u64().unwrap() >= 10, "{v}");
+    assert!(v["bytes_after"].as_u64() <= v["bytes_before"].as_u64(), "{v}");
+    let audit = cli(d, &["--json", "audit", "tail"]);
+    assert!(audit.contains("\"store.vacuumed\""), "{audit}");
     for w in ["Zanzibarquux", "Flobberwick", "Quibblewump"] {
         assert_eq!(
             files_holding(d, w),

@@ -56,7 +56,7 @@ pub const ACTIONS: &[&str] = &[
     "store.copied",
     "backup.created",
     "backup.restored",
-    "store.compacted",
+    "store.vacuumed",
     "sync.received",
     "webhook.created",
     "webhook.deleted",

@@ -286,6 +286,16 @@ pub struct TenantMemories {
     pub last_memory_at: Option<Timestamp>,
 }
 
+/// What [`MemoryGraph::vacuum`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Vacuumed {
+    /// Tables rewritten.
+    pub tables: u64,
+    /// The store's size before and after, in bytes.
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+}
+
 /// One item of a consistent snapshot of a tenant (see [`MemoryStore::snapshot`]).
 #[derive(Debug, Clone, PartialEq)]
 pub enum SnapshotItem {
@@ -499,6 +509,12 @@ pub trait MemoryGraph: Send + Sync {
 
     /// Checks the store's integrity; returns human-readable problems (empty when healthy).
     async fn check(&self) -> Result<Vec<String>>;
+
+    /// Rewrites the store's files so that nothing deleted is left in their pages (SQLite
+    /// `VACUUM` and a WAL checkpoint; PostgreSQL `VACUUM FULL` of each of the store's tables,
+    /// their indexes and TOAST with them), and says how much space it gave back. Writers wait
+    /// while it runs (on PostgreSQL, table by table).
+    async fn vacuum(&self) -> Result<Vacuumed>;
 }
 
 /// The event log: typed events appended with every write, read store-wide or per tenant,

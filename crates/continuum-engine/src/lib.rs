@@ -468,6 +468,60 @@ impl Engine {
         Ok(())
     }
 
+    /// Rewrites the store's files so that nothing deleted or erased is left in them (see
+    /// [`continuum_core::store::MemoryGraph::vacuum`]); operators only, audited. Writers wait
+    /// while it runs.
+    pub async fn vacuum_store(
+        &self,
+        who: impl Into<Caller>,
+    ) -> Result<continuum_core::store::Vacuumed> {
+        let caller = who.into();
+        caller.require(Scope::Operator)?;
+        let v = self.store.vacuum().await?;
+        self.audit_ok(
+            &crate::actor_of(&caller),
+            None,
+            "store.vacuumed",
+            serde_json::json!({
+                "tables": v.tables,
+                "bytes_before": v.bytes_before,
+                "bytes_after": v.bytes_after,
+            }),
+        )
+        .await;
+        Ok(v)
+    }
+
+    /// Records in the audit log that a backup was made and uploaded (operators only): its id,
+    /// kind, how many tenants it holds, the event position it reflects and, for an incremental
+    /// one, the backup it builds on.
+    pub async fn record_backup(
+        &self,
+        who: impl Into<Caller>,
+        backup: &str,
+        kind: &str,
+        tenants: usize,
+        position: u64,
+        parent: Option<&str>,
+    ) -> Result<()> {
+        let caller = who.into();
+        caller.require(Scope::Operator)?;
+        self.audit_ok(
+            &crate::actor_of(&caller),
+            None,
+            "backup.created",
+            serde_json::json!({
+                "backup": backup,
+                "kind": kind,
+                "tenants": tenants,
+                "position": position,
+                "parent": parent,
+            }),
+        )
+        .await;
+        Ok(())
+    }
+
     /// A consistent copy of the whole store (every tenant) written to the new file `dest`
     /// while writes go on, with the event position it reflects; `None` when the backend keeps
     /// no single file (back it up tenant by tenant with [`Engine::export`]). Operators only.

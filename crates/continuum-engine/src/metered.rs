@@ -196,6 +196,10 @@ impl MemoryGraph for Metered {
     async fn check(&self) -> Result<Vec<String>> {
         timed("check", self.0.check()).await
     }
+
+    async fn vacuum(&self) -> Result<continuum_core::store::Vacuumed> {
+        timed("vacuum", self.0.vacuum()).await
+    }
 }
 
 #[async_trait]

@@ -619,6 +619,51 @@ impl MemoryGraph for PostgresStore {
             .collect()
     }
 
+    async fn vacuum(&self) -> Result<continuum_core::store::Vacuumed> {
+        let client = self.client().await?;
+        let size = async || -> Result<u64> {
+            let r = client
+                .query_one(
+                    "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c
+                     JOIN pg_namespace n ON n.oid = c.relnamespace
+                     WHERE n.nspname = current_schema() AND c.relkind = 'r'",
+                    &[],
+                )
+                .await
+                .map_err(map_err)?;
+            Ok(r.get::<_, i64>(0).max(0) as u64)
+        };
+        let before = size().await?;
+        let tables = client
+            .query(
+                "SELECT n.nspname, c.relname FROM pg_class c
+                 JOIN pg_namespace n ON n.oid = c.relnamespace
+                 WHERE n.nspname = current_schema() AND c.relkind = 'r' ORDER BY c.relname",
+                &[],
+            )
+            .await
+            .map_err(map_err)?;
+        let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+        for t in &tables {
+            let (schema, table): (String, String) = (t.get(0), t.get(1));
+            // One statement per call: VACUUM cannot run inside a transaction block. FULL
+            // writes each table anew (and its indexes and TOAST), leaving no dead row behind.
+            client
+                .batch_execute(&format!(
+                    "VACUUM (FULL, ANALYZE) {}.{}",
+                    quote(&schema),
+                    quote(&table)
+                ))
+                .await
+                .map_err(map_err)?;
+        }
+        Ok(continuum_core::store::Vacuumed {
+            tables: tables.len() as u64,
+            bytes_before: before,
+            bytes_after: size().await?,
+        })
+    }
+
     async fn check(&self) -> Result<Vec<String>> {
         let client = self.client().await?;
         let mut problems = Vec::new();

@@ -609,6 +609,39 @@ impl MemoryGraph for SqliteStore {
         })
     }
 
+    async fn vacuum(&self) -> Result<continuum_core::store::Vacuumed> {
+        fn size(c: &Connection) -> rusqlite::Result<u64> {
+            let pages: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+            let page: i64 = c.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+            Ok((pages * page).max(0) as u64)
+        }
+        // On the writer connection, outside a transaction (VACUUM cannot run in one): other
+        // writers of this process wait on its lock, other processes on SQLite's.
+        let conn = self
+            .writer
+            .lock()
+            .map_err(|_| Error::Internal("the writer connection was poisoned".into()))?;
+        let before = size(&conn).map_err(map_err)?;
+        let tables: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE type = 'table'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(map_err)?;
+        conn.execute_batch("VACUUM").map_err(map_err)?;
+        // The rewritten pages went to the WAL: copy them into the file and empty the WAL, so
+        // neither keeps the old ones (a reader still open elsewhere can hold it back; the next
+        // checkpoint finishes the job).
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .map_err(map_err)?;
+        Ok(continuum_core::store::Vacuumed {
+            tables: tables.max(0) as u64,
+            bytes_before: before,
+            bytes_after: size(&conn).map_err(map_err)?,
+        })
+    }
+
     async fn check(&self) -> Result<Vec<String>> {
         // Under the write lock (an IMMEDIATE transaction that writes nothing): every figure
         // from one state of the store. From a reader, a write committed between two

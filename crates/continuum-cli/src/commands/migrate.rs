@@ -27,3 +27,26 @@ pub async fn migrate(g: &Global) -> Result<()> {
     println!("schema is at v{} (this build's latest)", latest);
     Ok(())
 }
+
+/// `vacuum`: rewrites the store's files so that nothing forgotten or erased stays in their
+/// pages, and says how much space that gave back.
+pub async fn vacuum(g: &Global) -> Result<()> {
+    let (engine, _) = g.open().await?;
+    let v = engine
+        .vacuum_store(&continuum_core::keys::Caller::local(g.tenant()?))
+        .await?;
+    print_vacuumed(g, &v)
+}
+
+pub(crate) fn print_vacuumed(g: &Global, v: &continuum_core::store::Vacuumed) -> Result<()> {
+    if g.json {
+        return output::json(v);
+    }
+    println!(
+        "vacuumed {} tables: {} -> {}",
+        v.tables,
+        super::backup::size(v.bytes_before),
+        super::backup::size(v.bytes_after)
+    );
+    Ok(())
+}

@@ -124,6 +124,9 @@ pub enum Command {
     Backup(backup::BackupArgs),
     /// Apply pending schema migrations (they also run automatically at start) and show the state.
     Migrate,
+    /// Rewrite the store's files so that nothing forgotten or erased stays in their pages
+    /// (SQLite VACUUM; PostgreSQL VACUUM FULL of each table); writers wait while it runs.
+    Vacuum,
     /// Measure learn throughput and recall latency on generated conversations.
     Bench(bench::BenchArgs),
 }
@@ -176,6 +179,7 @@ pub async fn run(cli: Cli, file: crate::config::ConfigFile) -> Result<()> {
         Command::Usage(a) => usage::usage(g, a).await,
         Command::Tiers => usage::tiers(g).await,
         Command::Migrate => migrate::migrate(g).await,
+        Command::Vacuum => migrate::vacuum(g).await,
         Command::Audit(a) => audit::audit(g, a).await,
         Command::Retention(a) => retention::retention(g, a).await,
         Command::Sync(a) => sync::sync(g, a).await,

@@ -36,6 +36,11 @@ pub enum TenantsAction {
         /// Confirm: erasing is permanent.
         #[arg(long)]
         yes: bool,
+        /// Then rewrite the store's files (as `continuum vacuum`), so that the erased rows
+        /// leave no trace in their pages; on PostgreSQL this is what makes erasure reach the
+        /// files, and writers wait while it runs.
+        #[arg(long)]
+        vacuum: bool,
     },
 }
 
@@ -133,7 +138,11 @@ pub async fn tenants(g: &Global, a: TenantsArgs) -> Result<()> {
             }
             Ok(())
         }
-        TenantsAction::Erase { tenant, yes } => {
+        TenantsAction::Erase {
+            tenant,
+            yes,
+            vacuum,
+        } => {
             let tenant = TenantId::new(tenant)?;
             if !yes {
                 return Err(Error::InvalidInput(format!(
@@ -142,13 +151,28 @@ pub async fn tenants(g: &Global, a: TenantsArgs) -> Result<()> {
                 .into());
             }
             let erased = engine.erase_tenant(&tenant).await?;
+            let vacuumed = match vacuum {
+                true => Some(
+                    engine
+                        .vacuum_store(&continuum_core::keys::Caller::local(tenant.clone()))
+                        .await?,
+                ),
+                false => None,
+            };
             if g.json {
-                return output::json(&erased);
+                let mut v = serde_json::to_value(&erased)?;
+                if let Some(vac) = &vacuumed {
+                    v["vacuumed"] = serde_json::to_value(vac)?;
+                }
+                return output::json(&v);
             }
             println!(
                 "erased tenant '{}': {} memories deleted, {} keys revoked",
                 erased.tenant, erased.memories, erased.keys_revoked
             );
+            if let Some(vac) = &vacuumed {
+                super::migrate::print_vacuumed(g, vac)?;
+            }
             Ok(())
         }
     }
