@@ -100,7 +100,10 @@ fn forgotten_and_erased_words_leave_the_store_file() {
     // And after `continuum vacuum` (SQLite's VACUUM and a WAL checkpoint) too.
     let v: Value = serde_json::from_str(&cli(d, &["--json", "vacuum"])).unwrap();
     assert!(v["tables"].as_u64().unwrap() >= 10, "{v}");
-    assert!(v["bytes_after"].as_u64() <= v["bytes_before"].as_u64(), "{v}");
+    assert!(
+        v["bytes_after"].as_u64() <= v["bytes_before"].as_u64(),
+        "{v}"
+    );
     let audit = cli(d, &["--json", "audit", "tail"]);
     assert!(audit.contains("\"store.vacuumed\""), "{audit}");
     for w in ["Zanzibarquux", "Flobberwick", "Quibblewump"] {

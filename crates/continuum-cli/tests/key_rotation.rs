@@ -19,7 +19,10 @@ fn a_key_rotated_in_another_process_is_honoured_by_the_running_server() {
     // its expiry at start, though nobody presents it.
     let early = cli(d.path(), &["--tenant", "acme", "keys", "create"]);
     let early_prefix = early.trim()[3..15].to_string();
-    cli(d.path(), &["keys", "rotate", &early_prefix, "--overlap", "0"]);
+    cli(
+        d.path(),
+        &["keys", "rotate", &early_prefix, "--overlap", "0"],
+    );
     let (_server, base) = serve_with(d.path(), &[], &[]);
     let with = |key: &str| format!("X-API-Key: {key}\r\n");
     assert_eq!(request(&base, "GET", "/v1/stats", &with(&first), "").0, 200);
@@ -29,7 +32,10 @@ fn a_key_rotated_in_another_process_is_honoured_by_the_running_server() {
         if expired_prefixes(&events).contains(&early_prefix) {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "no key.expired for the early key: {events}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no key.expired for the early key: {events}"
+        );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
 

@@ -356,10 +356,7 @@ impl KeyStore for Metered {
         self.wrote(timed("revoke_key", self.0.revoke_key(prefix, at)).await)
     }
 
-    async fn note_expired_keys(
-        &self,
-        now: Timestamp,
-    ) -> Result<Vec<continuum_core::keys::ApiKey>> {
+    async fn note_expired_keys(&self, now: Timestamp) -> Result<Vec<continuum_core::keys::ApiKey>> {
         let out = timed("note_expired_keys", self.0.note_expired_keys(now)).await;
         match out {
             Ok(keys) if !keys.is_empty() => self.wrote(Ok(keys)),

@@ -125,10 +125,7 @@ impl KeyStore for PostgresStore {
         Ok(true)
     }
 
-    async fn note_expired_keys(
-        &self,
-        now: Timestamp,
-    ) -> Result<Vec<continuum_core::keys::ApiKey>> {
+    async fn note_expired_keys(&self, now: Timestamp) -> Result<Vec<continuum_core::keys::ApiKey>> {
         let mut client = self.client().await?;
         // Most calls find nothing: ask before writing.
         let due = cached_query(

@@ -59,7 +59,10 @@ async fn erased_and_forgotten_words_leave_every_page_after_vacuum() {
         .await
         .unwrap();
     let engine = Engine::new(Arc::new(store), EngineConfig::default()).unwrap();
-    let (gone, kept) = (TenantId::new("gone").unwrap(), TenantId::new("kept").unwrap());
+    let (gone, kept) = (
+        TenantId::new("gone").unwrap(),
+        TenantId::new("kept").unwrap(),
+    );
 
     // Invented words, so that a match can only be our data.
     for i in 0..30 {
@@ -143,7 +146,11 @@ async fn erased_and_forgotten_words_leave_every_page_after_vacuum() {
     assert!(v.bytes_after <= v.bytes_before, "{v:?}");
 
     for word in removed {
-        assert_eq!(pages(word).await, Vec::<String>::new(), "'{word}' after vacuum");
+        assert_eq!(
+            pages(word).await,
+            Vec::<String>::new(),
+            "'{word}' after vacuum"
+        );
     }
     // What was kept is still stored (and the scan does see live data).
     let kept_pages = pages("lanternfis").await;

@@ -116,10 +116,7 @@ impl KeyStore for SqliteStore {
         })
     }
 
-    async fn note_expired_keys(
-        &self,
-        now: Timestamp,
-    ) -> Result<Vec<continuum_core::keys::ApiKey>> {
+    async fn note_expired_keys(&self, now: Timestamp) -> Result<Vec<continuum_core::keys::ApiKey>> {
         // Most calls find nothing: ask before taking the write lock.
         let due = self.read(|c| {
             c.prepare_cached(

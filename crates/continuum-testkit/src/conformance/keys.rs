@@ -458,12 +458,24 @@ pub async fn expired_keys_are_recorded_once(make: &Factory) {
     let (e, clock) = engine(s.store.clone());
     let (other, other_clock) = engine(s.store.clone());
     let (a, b) = (tenant("a"), tenant("b"));
-    let (_, short) = e.create_key(&a, Scope::Write, Some(60_000), None).await.unwrap();
+    let (_, short) = e
+        .create_key(&a, Scope::Write, Some(60_000), None)
+        .await
+        .unwrap();
     let (_, forever) = e.create_key(&a, Scope::Read, None, None).await.unwrap();
-    let (_, revoked) = e.create_key(&b, Scope::Read, Some(60_000), None).await.unwrap();
-    let (_, of_b) = e.create_key(&b, Scope::Write, Some(60_000), None).await.unwrap();
+    let (_, revoked) = e
+        .create_key(&b, Scope::Read, Some(60_000), None)
+        .await
+        .unwrap();
+    let (_, of_b) = e
+        .create_key(&b, Scope::Write, Some(60_000), None)
+        .await
+        .unwrap();
     e.revoke_key(&revoked.prefix).await.unwrap();
-    let (used_secret, used) = e.create_key(&b, Scope::Read, Some(120_000), None).await.unwrap();
+    let (used_secret, used) = e
+        .create_key(&b, Scope::Read, Some(120_000), None)
+        .await
+        .unwrap();
 
     // Nothing has expired yet: nothing is written.
     let head = e.event_head().await.unwrap();
@@ -506,7 +518,11 @@ pub async fn expired_keys_are_recorded_once(make: &Factory) {
     assert_eq!(expired(&a).await, vec![short.prefix.clone()]);
     let mut of_tenant_b = expired(&b).await;
     assert_eq!(of_tenant_b.len(), 2, "{of_tenant_b:?}");
-    assert_eq!(of_tenant_b.pop(), Some(used.prefix.clone()), "the presented key last");
+    assert_eq!(
+        of_tenant_b.pop(),
+        Some(used.prefix.clone()),
+        "the presented key last"
+    );
     assert_eq!(of_tenant_b, vec![of_b.prefix.clone()]);
     assert!(!expired(&a).await.contains(&forever.prefix));
 
