@@ -13,13 +13,13 @@ pub fn prepare_ahead<I>(
     batches: I,
 ) -> (Receiver<anyhow::Result<PreparedTurns>>, JoinHandle<()>)
 where
-    I: Iterator<Item = anyhow::Result<Vec<Turn>>> + Send + 'static,
+    I: Iterator<Item = anyhow::Result<Vec<(Turn, Option<String>)>>> + Send + 'static,
 {
     let (tx, rx) = sync_channel(2);
     let engine = engine.clone();
     let handle = std::thread::spawn(move || {
         for batch in batches {
-            let prepared = batch.and_then(|turns| engine.prepare_turns(turns).map_err(Into::into));
+            let prepared = batch.and_then(|turns| engine.prepare_keyed_turns(turns).map_err(Into::into));
             let stop = prepared.is_err();
             if tx.send(prepared).is_err() || stop {
                 break;

@@ -27,6 +27,10 @@ pub use crate::limits::MAX_PAGE;
 pub struct MemoryWrite {
     pub memory: Memory,
     pub concepts: Vec<ExtractedConcept>,
+    /// For a memory imported from conversation history: its turn's identity and its role
+    /// (`TURN_KEY/user`), unique per tenant, so a repeated import skips it (see
+    /// [`MemoryGraph::imported`]). `None` for everything else.
+    pub import_key: Option<String>,
 }
 
 /// How links between two concepts change (also the payload of a `links.strengthened` event).
@@ -286,6 +290,19 @@ pub struct TenantMemories {
     pub last_memory_at: Option<Timestamp>,
 }
 
+/// The most import keys [`MemoryGraph::imported`] is asked about at once.
+pub const MAX_IMPORT_KEYS: usize = 30_000;
+
+/// Refuses a question about more than [`MAX_IMPORT_KEYS`] import keys.
+pub fn check_import_keys(keys: &[String]) -> Result<()> {
+    if keys.len() > MAX_IMPORT_KEYS {
+        return Err(crate::Error::InvalidInput(format!(
+            "at most {MAX_IMPORT_KEYS} import keys are looked up at once"
+        )));
+    }
+    Ok(())
+}
+
 /// What [`MemoryGraph::vacuum`] did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Vacuumed {
@@ -462,6 +479,10 @@ pub trait MemoryGraph: Send + Sync {
 
     /// Which of these import keys the tenant already holds.
     async fn existing(&self, tenant: &TenantId, keys: &[ImportKey]) -> Result<Vec<ImportKey>>;
+
+    /// Which of these import keys (see [`MemoryWrite::import_key`]) the tenant's memories
+    /// hold (at most [`MAX_IMPORT_KEYS`] asked at once).
+    async fn imported(&self, tenant: &TenantId, keys: &[String]) -> Result<Vec<String>>;
 
     async fn stats(&self, tenant: &TenantId) -> Result<StoreStats>;
 

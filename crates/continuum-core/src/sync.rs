@@ -361,6 +361,7 @@ fn decide(facts: &mut Facts, e: &SyncEvent) -> Option<Step> {
             facts.memories.insert(*id, MemoryFact::Live);
             let mut b = batch(e.at);
             b.memories.push(MemoryWrite {
+                import_key: None,
                 memory,
                 concepts: concepts.clone(),
             });

@@ -228,7 +228,11 @@ impl Engine {
             match r {
                 ExportRecord::Header(_) => unreachable!("validate_record refuses headers"),
                 ExportRecord::Memory { memory, concepts } => {
-                    memories.push(MemoryWrite { memory, concepts })
+                    memories.push(MemoryWrite {
+                        memory,
+                        concepts,
+                        import_key: None,
+                    })
                 }
                 ExportRecord::Link {
                     a,

@@ -65,6 +65,40 @@ impl RememberRequest {
     }
 }
 
+/// The longest `id` an imported turn may carry.
+pub const MAX_TURN_ID_CHARS: usize = 200;
+
+/// The identity of a turn of imported history: its own `id` when the history gives one (at
+/// most [`MAX_TURN_ID_CHARS`] characters, no control characters), else a hash of its session,
+/// time and both texts. A turn without a time is identified by its session and texts alone.
+pub fn turn_key(id: Option<&str>, turn: &Turn) -> Result<String> {
+    if let Some(id) = id {
+        if id.is_empty()
+            || id.chars().count() > MAX_TURN_ID_CHARS
+            || id.chars().any(char::is_control)
+        {
+            return Err(continuum_core::Error::InvalidInput(format!(
+                "a turn's id is 1 to {MAX_TURN_ID_CHARS} characters without control characters"
+            )));
+        }
+        return Ok(format!("id:{id}"));
+    }
+    let mut h = String::new();
+    for part in [
+        turn.session_id.as_ref().map_or("", |s| s.as_str()),
+        &turn.timestamp.map(|t| t.millis().to_string()).unwrap_or_default(),
+        &turn.user_message,
+        &turn.ai_response,
+    ] {
+        // Length-prefixed, so no two different turns join into the same text.
+        h.push_str(&format!("{}:{part};", part.len()));
+    }
+    Ok(format!("h:{}", &continuum_core::sha256_hex(h.as_bytes())[..32]))
+}
+
+/// The roles a turn's memories are keyed by, after the turn's key (`KEY/user`).
+const TURN_ROLES: [&str; 3] = ["user", "assistant", "thinking"];
+
 /// Turns validated and turned into write batches, ready for [`Engine::apply_turns`].
 #[derive(Debug)]
 pub struct PreparedTurns {
@@ -109,6 +143,7 @@ impl Engine {
                 superseded_by: None,
             },
             concepts,
+            import_key: None,
         }
     }
 
@@ -124,7 +159,12 @@ impl Engine {
         Ok(())
     }
 
-    fn prepare_turn(&self, turn: Turn, now: Timestamp) -> Result<PreparedTurn> {
+    fn prepare_turn(
+        &self,
+        turn: Turn,
+        now: Timestamp,
+        key: Option<&str>,
+    ) -> Result<PreparedTurn> {
         let cfg = &self.config;
         self.validate_turn(&turn)?;
         let thinking = turn.thinking.filter(|t| !t.trim().is_empty());
@@ -157,6 +197,12 @@ impl Engine {
                 metadata,
                 at,
             ));
+        }
+
+        if let Some(key) = key {
+            for (m, role) in memories.iter_mut().zip(TURN_ROLES) {
+                m.import_key = Some(format!("{key}/{role}"));
+            }
         }
 
         // The turn's concepts, in order of appearance, capped: every pair co-occurred once.
@@ -203,6 +249,31 @@ impl Engine {
         })
     }
 
+    /// Which of these turn keys ([`turn_key`]) the caller's tenant already holds a memory of
+    /// (any of the turn's sides: a turn partly forgotten since is not brought back).
+    pub async fn imported_turns(
+        &self,
+        who: impl Into<Caller>,
+        keys: &[String],
+    ) -> Result<HashSet<String>> {
+        let caller = who.into();
+        let tenant = caller.require(Scope::Write)?;
+        let per = continuum_core::store::MAX_IMPORT_KEYS / TURN_ROLES.len();
+        let mut held = HashSet::new();
+        for chunk in keys.chunks(per) {
+            let asked: Vec<String> = chunk
+                .iter()
+                .flat_map(|k| TURN_ROLES.iter().map(move |r| format!("{k}/{r}")))
+                .collect();
+            for k in self.store.imported(tenant, &asked).await? {
+                if let Some((turn, _)) = k.rsplit_once('/') {
+                    held.insert(turn.to_string());
+                }
+            }
+        }
+        Ok(held)
+    }
+
     /// Stores a conversation turn: one memory per side (user, assistant, and thinking when
     /// given), the concepts they mention, Hebbian links between the turn's concepts, and the
     /// assistant's decisions. One transaction: all of it or nothing.
@@ -235,6 +306,13 @@ impl Engine {
     /// Pure and `Send`, so bulk imports can prepare the next batch on another thread while the
     /// store writes this one.
     pub fn prepare_turns(&self, turns: Vec<Turn>) -> Result<PreparedTurns> {
+        self.prepare_keyed_turns(turns.into_iter().map(|t| (t, None)).collect())
+    }
+
+    /// As [`Engine::prepare_turns`], for imported history: each turn with its [`turn_key`],
+    /// which its memories keep so that importing it again skips it
+    /// ([`Engine::imported_turns`]); the store refuses a key it already holds.
+    pub fn prepare_keyed_turns(&self, turns: Vec<(Turn, Option<String>)>) -> Result<PreparedTurns> {
         let now = self.clock.now();
         let mut outcome = LearnOutcome {
             turns: turns.len() as u64,
@@ -243,8 +321,8 @@ impl Engine {
         let mut all_concepts = HashSet::new();
         let mut pair_counts: BTreeMap<(String, String), u64> = BTreeMap::new();
         let mut batches = Vec::with_capacity(turns.len());
-        for turn in turns {
-            let p = self.prepare_turn(turn, now)?;
+        for (turn, key) in turns {
+            let p = self.prepare_turn(turn, now, key.as_deref())?;
             for c in &p.turn_concepts {
                 if all_concepts.insert(c.key.clone()) && c.key.contains(' ') {
                     outcome.compounds_found += 1;

@@ -156,6 +156,10 @@ impl MemoryGraph for Metered {
         self.wrote(timed("forget", self.0.forget(tenant, what)).await)
     }
 
+    async fn imported(&self, tenant: &TenantId, keys: &[String]) -> Result<Vec<String>> {
+        timed("imported", self.0.imported(tenant, keys)).await
+    }
+
     async fn existing(&self, tenant: &TenantId, keys: &[ImportKey]) -> Result<Vec<ImportKey>> {
         timed("existing", self.0.existing(tenant, keys)).await
     }

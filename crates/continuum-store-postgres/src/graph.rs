@@ -371,6 +371,19 @@ impl MemoryGraph for PostgresStore {
         Ok(n)
     }
 
+    async fn imported(&self, tenant: &TenantId, keys: &[String]) -> Result<Vec<String>> {
+        continuum_core::store::check_import_keys(keys)?;
+        let client = self.client().await?;
+        let rows = cached_query(
+            &client,
+            "SELECT import_key FROM memories WHERE tenant = $1 AND import_key = ANY($2::text[])",
+            &[&tenant.as_str(), &keys],
+        )
+        .await
+        .map_err(map_err)?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
     async fn existing(&self, tenant: &TenantId, keys: &[ImportKey]) -> Result<Vec<ImportKey>> {
         if keys.is_empty() {
             return Ok(Vec::new());

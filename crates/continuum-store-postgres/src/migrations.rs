@@ -67,6 +67,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "key_expiry_noted",
         sql: include_str!("../migrations/0012_key_expiry_noted.sql"),
     },
+    Migration {
+        version: 13,
+        name: "memory_import_key",
+        sql: include_str!("../migrations/0013_memory_import_key.sql"),
+    },
 ];
 
 /// The schema version this build writes.

@@ -44,6 +44,7 @@ pub(crate) async fn apply_batches_with(
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut created, mut hashes, mut valid, mut superseded) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut import_keys: Vec<Option<String>> = Vec::new();
     // concept key -> (name, kind, memories mentioning it, first, last)
     let mut concept_rows: BTreeMap<String, (String, String, i64, i64, i64)> = BTreeMap::new();
     let mut mention_pairs: Vec<(Uuid, String)> = Vec::new();
@@ -68,6 +69,7 @@ pub(crate) async fn apply_batches_with(
             hashes.push(m.content_hash.clone());
             valid.push(m.valid_until.map(|v| v.millis()));
             superseded.push(m.superseded_by.map(|s| s.0));
+            import_keys.push(w.import_key.clone());
             if let Some(s) = &m.session {
                 let e = session_delta
                     .entry(s.as_str().to_string())
@@ -122,13 +124,13 @@ pub(crate) async fn apply_batches_with(
         let rows = tx_query(
             tx,
             "INSERT INTO memories (id, tenant, session, source, kind, content, metadata,
-                    created_at, content_hash, valid_until, superseded_by)
+                    created_at, content_hash, valid_until, superseded_by, import_key)
                  SELECT id, $1, session, source, kind, content, metadata::jsonb, created_at,
-                    content_hash, valid_until, superseded_by
+                    content_hash, valid_until, superseded_by, import_key
                  FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                    $8::bigint[], $9::text[], $10::bigint[], $11::uuid[])
+                    $8::bigint[], $9::text[], $10::bigint[], $11::uuid[], $12::text[])
                     AS t(id, session, source, kind, content, metadata, created_at, content_hash,
-                         valid_until, superseded_by)
+                         valid_until, superseded_by, import_key)
                  RETURNING id, rid",
             &[
                 &t,
@@ -142,12 +144,16 @@ pub(crate) async fn apply_batches_with(
                 &hashes,
                 &valid,
                 &superseded,
+                &import_keys,
             ],
         )
         .await
         .map_err(|e| match map_err(e) {
             Error::Conflict(_) => {
-                Error::Conflict("a memory with one of these ids already exists".into())
+                Error::Conflict(
+                    "a memory with one of these ids, or an imported turn of these, already exists"
+                        .into(),
+                )
             }
             other => other,
         })?;

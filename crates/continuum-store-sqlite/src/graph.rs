@@ -393,6 +393,26 @@ impl MemoryGraph for SqliteStore {
         self.write(|tx| forget_tx(tx, tenant, what, now))
     }
 
+    async fn imported(&self, tenant: &TenantId, keys: &[String]) -> Result<Vec<String>> {
+        continuum_core::store::check_import_keys(keys)?;
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT 1 FROM memories WHERE tenant = ?1 AND import_key = ?2",
+            )?;
+            let mut out = Vec::new();
+            for k in keys {
+                if stmt
+                    .query_row(params![tenant.as_str(), k], |_| Ok(()))
+                    .optional()?
+                    .is_some()
+                {
+                    out.push(k.clone());
+                }
+            }
+            Ok(out)
+        })
+    }
+
     async fn existing(&self, tenant: &TenantId, keys: &[ImportKey]) -> Result<Vec<ImportKey>> {
         self.read(|c| {
             let mut stmt = c.prepare_cached(

@@ -88,8 +88,8 @@ pub(crate) fn apply_batches_with(
             let inserted = tx
                 .prepare_cached(
                     "INSERT INTO memories (id, tenant, session, source, kind, content, metadata,
-                        created_at, content_hash, valid_until, superseded_by)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                        created_at, content_hash, valid_until, superseded_by, import_key)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 )
                 .and_then(|mut s| {
                     s.execute(params![
@@ -104,6 +104,7 @@ pub(crate) fn apply_batches_with(
                         m.content_hash,
                         m.valid_until.map(|v| v.millis()),
                         m.superseded_by.as_ref().map(|s| s.as_bytes().to_vec()),
+                        w.import_key,
                     ])
                 });
             match inserted {
@@ -111,7 +112,10 @@ pub(crate) fn apply_batches_with(
                 Err(rusqlite::Error::SqliteFailure(f, _))
                     if f.code == rusqlite::ErrorCode::ConstraintViolation =>
                 {
-                    return Err(Error::Conflict(format!("memory {} already exists", m.id)));
+                    return Err(Error::Conflict(match &w.import_key {
+                        Some(k) => format!("memory {} or the imported turn {k} already exists", m.id),
+                        None => format!("memory {} already exists", m.id),
+                    }));
                 }
                 Err(e) => return Err(map_err(e)),
             }

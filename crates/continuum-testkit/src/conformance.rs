@@ -193,10 +193,12 @@ pub async fn a_failed_write_changes_nothing(make: &Factory) {
     let batch = WriteBatch {
         memories: vec![
             MemoryWrite {
+                import_key: None,
                 memory: fresh,
                 concepts: vec![],
             },
             MemoryWrite {
+                import_key: None,
                 memory: dup,
                 concepts: vec![],
             },
@@ -1088,6 +1090,66 @@ pub async fn export_then_import_reproduces_recall(make: &Factory) {
             s2.decisions
         )
     );
+}
+
+/// Imported history keeps each turn's identity: a store tells which turns of a tenant it holds,
+/// refuses a turn it holds already (writing nothing of that batch), forgets the key with the
+/// memory, and keeps tenants apart.
+pub async fn imported_turns_are_known_by_their_key(make: &Factory) {
+    let s = make().await;
+    let (e, _) = engine(s.store.clone());
+    let (t, u) = (tenant("t1"), tenant("t2"));
+    let keyed = |user: &str, session: &str, id: Option<&str>| {
+        let turn = in_session(turn(user, "Noted."), session);
+        let key = continuum_engine::turn_key(id, &turn).unwrap();
+        (turn, Some(key))
+    };
+    let a = keyed("Our Grafana dashboards read Prometheus.", "s1", None);
+    let b = keyed("The cache uses Redis.", "s1", Some("line-2"));
+    let keys: Vec<String> = [&a, &b].iter().map(|x| x.1.clone().unwrap()).collect();
+    assert_eq!(keys[1], "id:line-2");
+    assert!(e.imported_turns(&t, &keys).await.unwrap().is_empty());
+
+    let p = e.prepare_keyed_turns(vec![a.clone(), b.clone()]).unwrap();
+    let out = e.apply_turns(&t, p).await.unwrap();
+    assert_eq!(out.memory_ids.len(), 4);
+    let held = e.imported_turns(&t, &keys).await.unwrap();
+    assert_eq!(held.len(), 2, "{held:?}");
+    assert!(
+        e.imported_turns(&u, &keys).await.unwrap().is_empty(),
+        "another tenant holds none of them"
+    );
+    // The same turn in another tenant is its own.
+    let p = e.prepare_keyed_turns(vec![a.clone()]).unwrap();
+    e.apply_turns(&u, p).await.unwrap();
+
+    // A batch with a held turn is refused whole.
+    let c = keyed("Deploys happen on Tuesdays.", "s2", None);
+    let before = e.stats(&t).await.unwrap().store.memories;
+    let p = e.prepare_keyed_turns(vec![c.clone(), b.clone()]).unwrap();
+    assert!(matches!(e.apply_turns(&t, p).await, Err(Error::Conflict(_))));
+    assert_eq!(e.stats(&t).await.unwrap().store.memories, before);
+    assert!(
+        e.imported_turns(&t, &[c.1.clone().unwrap()])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Forgetting the memories forgets the keys: the turn can be imported again.
+    e.forget(&t, &ForgetSelector::Ids(out.memory_ids[2..].to_vec()))
+        .await
+        .unwrap();
+    let held = e.imported_turns(&t, &keys).await.unwrap();
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert!(held.contains(&keys[0]));
+    // Learned turns carry no key; asking about too many keys at once is refused.
+    e.learn(&t, turn("A plain learn.", "Sure.")).await.unwrap();
+    let too_many = vec!["h:x/user".to_string(); continuum_core::store::MAX_IMPORT_KEYS + 1];
+    assert!(matches!(
+        s.store.imported(&t, &too_many).await,
+        Err(Error::InvalidInput(_))
+    ));
 }
 
 pub async fn import_is_idempotent(make: &Factory) {

@@ -141,6 +141,7 @@ macro_rules! store_conformance {
             the_audit_log_reads_oldest_or_newest_first_per_tenant,
             export_then_import_reproduces_recall,
             import_is_idempotent,
+            imported_turns_are_known_by_their_key,
             event_log_numbers_every_write_in_order,
             events_carry_what_they_describe,
             the_store_wide_read_sees_every_tenant_and_a_tenant_read_one,

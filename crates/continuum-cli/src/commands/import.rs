@@ -96,7 +96,8 @@ impl Lines {
 enum Parsed {
     Header,
     Record(ExportRecord),
-    Turn(Turn),
+    /// A turn with its identity ([`continuum_engine::turn_key`]).
+    Turn(Turn, String),
 }
 
 fn parse_line(
@@ -106,9 +107,18 @@ fn parse_line(
     text: &str,
 ) -> std::result::Result<Parsed, String> {
     if turns {
-        let t: Turn = serde_json::from_str(text).map_err(|e| format!("not a turn: {e}"))?;
+        // An optional `id` beside the turn's own fields: the turn's identity.
+        let mut v: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| format!("not a turn: {e}"))?;
+        let id = match v.as_object_mut().and_then(|o| o.remove("id")) {
+            None => None,
+            Some(serde_json::Value::String(s)) => Some(s),
+            Some(_) => return Err("a turn's id must be a string".into()),
+        };
+        let t: Turn = serde_json::from_value(v).map_err(|e| format!("not a turn: {e}"))?;
         engine.validate_turn(&t).map_err(|e| e.to_string())?;
-        return Ok(Parsed::Turn(t));
+        let key = continuum_engine::turn_key(id.as_deref(), &t).map_err(|e| e.to_string())?;
+        return Ok(Parsed::Turn(t, key));
     }
     let r: ExportRecord = serde_json::from_str(text).map_err(|e| {
         if serde_json::from_str::<Turn>(text).is_ok() {
@@ -154,6 +164,8 @@ struct Report {
 #[derive(Debug, Default, Serialize)]
 struct TurnsImported {
     turns: u64,
+    /// Turns not stored again: already in the store (an earlier run), or repeated in the file.
+    skipped: u64,
     memories: u64,
     concepts_created: u64,
     links_created: u64,
@@ -245,7 +257,7 @@ pub async fn import(g: &Global, a: ImportArgs) -> Result<()> {
             .map_err(|e| Error::InvalidInput(format!("line {n} changed during import: {e}")))?;
         match parsed {
             Parsed::Record(r) => records.push(r),
-            Parsed::Header | Parsed::Turn(_) => pb.inc(1),
+            Parsed::Header | Parsed::Turn(..) => pb.inc(1),
         }
         if records.len() >= a.batch {
             flush_records(&engine, &tenant, &mut records, &mut dumped, &pb).await?;
@@ -264,8 +276,9 @@ fn finish(g: &Global, report: Report) -> Result<()> {
     }
     match (&report.turns, &report.dump) {
         (Some(t), _) => println!(
-            "imported {} turns: {} memories, {} new concepts, {} new links, {} strengthened, {} decisions",
+            "imported {} turns ({} already stored, skipped): {} memories, {} new concepts, {} new links, {} strengthened, {} decisions",
             t.turns,
+            t.skipped,
             t.memories,
             t.concepts_created,
             t.links_created,
@@ -306,6 +319,8 @@ async fn flush_records(
 }
 
 /// History import: a reader thread parses and prepares batches ahead while this task writes.
+/// Turns the store already holds (an interrupted run's) or that repeat an earlier line are
+/// skipped: each batch is checked against the store and against the batches still in flight.
 async fn import_turns(
     engine: &Engine,
     tenant: &TenantId,
@@ -315,45 +330,79 @@ async fn import_turns(
     pb: &indicatif::ProgressBar,
 ) -> Result<TurnsImported> {
     let reader_engine = engine.clone();
+    let reader_tenant = tenant.clone();
+    let runtime = tokio::runtime::Handle::current();
+    let skipped = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (reader_skipped, reader_pb) = (skipped.clone(), pb.clone());
+    // The keys of the last batches handed on: prepared, queued or being written, so not yet
+    // visible in the store (the pipeline holds at most two ahead of the one being written).
+    let mut recent: std::collections::VecDeque<std::collections::HashSet<String>> =
+        std::collections::VecDeque::new();
     let mut lines = Lines::new(&input)?;
     let mut done = false;
-    let batches = std::iter::from_fn(move || -> Option<Result<Vec<Turn>>> {
-        if done {
-            return None;
-        }
-        let mut turns = Vec::with_capacity(batch);
-        while turns.len() < batch {
-            let (n, line) = match lines.next_line() {
-                Ok(Some(next)) => next,
-                Ok(None) => {
-                    done = true;
-                    break;
+    let batches = std::iter::from_fn(move || -> Option<Result<Vec<(Turn, Option<String>)>>> {
+        loop {
+            if done {
+                return None;
+            }
+            let mut turns = Vec::with_capacity(batch);
+            while turns.len() < batch {
+                let (n, line) = match lines.next_line() {
+                    Ok(Some(next)) => next,
+                    Ok(None) => {
+                        done = true;
+                        break;
+                    }
+                    Err(e) => {
+                        done = true;
+                        return Some(Err(e));
+                    }
+                };
+                if bad.contains(&n) {
+                    continue;
                 }
+                // The file was validated above; a line that fails now changed under us.
+                match line.and_then(|text| parse_line(&reader_engine, true, false, text)) {
+                    Ok(Parsed::Turn(t, key)) => turns.push((t, key)),
+                    Ok(_) => {}
+                    Err(e) => {
+                        done = true;
+                        return Some(Err(Error::InvalidInput(format!(
+                            "line {n} changed during import: {e}"
+                        ))
+                        .into()));
+                    }
+                }
+            }
+            if turns.is_empty() {
+                return None;
+            }
+            let keys: Vec<String> = turns.iter().map(|(_, k)| k.clone()).collect();
+            let held = match runtime.block_on(reader_engine.imported_turns(&reader_tenant, &keys)) {
+                Ok(held) => held,
                 Err(e) => {
                     done = true;
-                    return Some(Err(e));
+                    return Some(Err(e.into()));
                 }
             };
-            if bad.contains(&n) {
+            let mut fresh = std::collections::HashSet::new();
+            let before = turns.len();
+            turns.retain(|(_, k)| {
+                !held.contains(k)
+                    && !recent.iter().any(|r| r.contains(k))
+                    && fresh.insert(k.clone())
+            });
+            let dropped = (before - turns.len()) as u64;
+            reader_skipped.fetch_add(dropped, std::sync::atomic::Ordering::Relaxed);
+            reader_pb.inc(dropped);
+            if turns.is_empty() {
                 continue;
             }
-            // The file was validated above; a line that fails now changed under us.
-            match line.and_then(|text| parse_line(&reader_engine, true, false, text)) {
-                Ok(Parsed::Turn(t)) => turns.push(t),
-                Ok(_) => {}
-                Err(e) => {
-                    done = true;
-                    return Some(Err(Error::InvalidInput(format!(
-                        "line {n} changed during import: {e}"
-                    ))
-                    .into()));
-                }
+            recent.push_back(fresh);
+            if recent.len() > 4 {
+                recent.pop_front();
             }
-        }
-        if turns.is_empty() {
-            None
-        } else {
-            Some(Ok(turns))
+            return Some(Ok(turns.into_iter().map(|(t, k)| (t, Some(k))).collect()));
         }
     });
     let (rx, handle) = crate::pipeline::prepare_ahead(engine, batches);
@@ -371,5 +420,6 @@ async fn import_turns(
         pb.inc(n);
     }
     let _ = handle.join();
+    total.skipped = skipped.load(std::sync::atomic::Ordering::Relaxed);
     Ok(total)
 }

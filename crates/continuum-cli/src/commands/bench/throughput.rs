@@ -354,7 +354,12 @@ pub async fn throughput(g: &Global, a: ThroughputArgs) -> Result<()> {
         }
         // As `import --turns` does: prepare the next batch on one core, write on the other.
         let t0 = Instant::now();
-        let (rx, handle) = crate::pipeline::prepare_ahead(&engine, batches.into_iter().map(Ok));
+        let (rx, handle) = crate::pipeline::prepare_ahead(
+            &engine,
+            batches
+                .into_iter()
+                .map(|b| Ok(b.into_iter().map(|t| (t, None)).collect())),
+        );
         let mut seg_turns = 0u64;
         for prepared in rx {
             let out = engine.apply_turns(&tenant, prepared?).await?;
