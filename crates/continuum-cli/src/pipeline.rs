@@ -19,7 +19,8 @@ where
     let engine = engine.clone();
     let handle = std::thread::spawn(move || {
         for batch in batches {
-            let prepared = batch.and_then(|turns| engine.prepare_keyed_turns(turns).map_err(Into::into));
+            let prepared =
+                batch.and_then(|turns| engine.prepare_keyed_turns(turns).map_err(Into::into));
             let stop = prepared.is_err();
             if tx.send(prepared).is_err() || stop {
                 break;

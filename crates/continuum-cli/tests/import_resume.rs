@@ -63,7 +63,10 @@ fn an_import_killed_midway_and_run_again_stores_every_turn_once() {
         if n >= 20_000 {
             break;
         }
-        assert!(first.try_wait().unwrap().is_none(), "the import ended before it was killed");
+        assert!(
+            first.try_wait().unwrap().is_none(),
+            "the import ended before it was killed"
+        );
         assert!(Instant::now() < deadline, "no progress");
     }
     first.kill().unwrap(); // SIGKILL
@@ -119,7 +122,10 @@ fn a_turn_is_known_by_its_id_or_by_its_content() {
         "{out}"
     );
     let text = cli(&data, &["import", "--turns", file.to_str().unwrap()]);
-    assert!(text.contains("imported 0 turns (5 already stored, skipped)"), "{text}");
+    assert!(
+        text.contains("imported 0 turns (5 already stored, skipped)"),
+        "{text}"
+    );
     assert_eq!(memories(&data), 6);
 
     // A bad id is a bad line, reported with its number; nothing is imported.
@@ -141,6 +147,9 @@ fn a_turn_is_known_by_its_id_or_by_its_content() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("line 2") && err.contains("id must be a string"), "{err}");
+    assert!(
+        err.contains("line 2") && err.contains("id must be a string"),
+        "{err}"
+    );
     assert_eq!(memories(&data), 6);
 }

@@ -86,14 +86,20 @@ pub fn turn_key(id: Option<&str>, turn: &Turn) -> Result<String> {
     let mut h = String::new();
     for part in [
         turn.session_id.as_ref().map_or("", |s| s.as_str()),
-        &turn.timestamp.map(|t| t.millis().to_string()).unwrap_or_default(),
+        &turn
+            .timestamp
+            .map(|t| t.millis().to_string())
+            .unwrap_or_default(),
         &turn.user_message,
         &turn.ai_response,
     ] {
         // Length-prefixed, so no two different turns join into the same text.
         h.push_str(&format!("{}:{part};", part.len()));
     }
-    Ok(format!("h:{}", &continuum_core::sha256_hex(h.as_bytes())[..32]))
+    Ok(format!(
+        "h:{}",
+        &continuum_core::sha256_hex(h.as_bytes())[..32]
+    ))
 }
 
 /// The roles a turn's memories are keyed by, after the turn's key (`KEY/user`).
@@ -159,12 +165,7 @@ impl Engine {
         Ok(())
     }
 
-    fn prepare_turn(
-        &self,
-        turn: Turn,
-        now: Timestamp,
-        key: Option<&str>,
-    ) -> Result<PreparedTurn> {
+    fn prepare_turn(&self, turn: Turn, now: Timestamp, key: Option<&str>) -> Result<PreparedTurn> {
         let cfg = &self.config;
         self.validate_turn(&turn)?;
         let thinking = turn.thinking.filter(|t| !t.trim().is_empty());

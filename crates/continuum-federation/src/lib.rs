@@ -18,6 +18,7 @@ pub mod access;
 pub mod anonymise;
 pub mod envelope;
 pub mod identity;
+pub mod pki;
 
 pub use envelope::{MessageType, Sealed, Verifier};
 pub use identity::{NodeId, NodeKey};

@@ -149,12 +149,10 @@ pub(crate) async fn apply_batches_with(
         )
         .await
         .map_err(|e| match map_err(e) {
-            Error::Conflict(_) => {
-                Error::Conflict(
-                    "a memory with one of these ids, or an imported turn of these, already exists"
-                        .into(),
-                )
-            }
+            Error::Conflict(_) => Error::Conflict(
+                "a memory with one of these ids, or an imported turn of these, already exists"
+                    .into(),
+            ),
             other => other,
         })?;
         for r in rows {

@@ -396,9 +396,8 @@ impl MemoryGraph for SqliteStore {
     async fn imported(&self, tenant: &TenantId, keys: &[String]) -> Result<Vec<String>> {
         continuum_core::store::check_import_keys(keys)?;
         self.read(|c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT 1 FROM memories WHERE tenant = ?1 AND import_key = ?2",
-            )?;
+            let mut stmt =
+                c.prepare_cached("SELECT 1 FROM memories WHERE tenant = ?1 AND import_key = ?2")?;
             let mut out = Vec::new();
             for k in keys {
                 if stmt

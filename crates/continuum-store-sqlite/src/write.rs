@@ -113,7 +113,9 @@ pub(crate) fn apply_batches_with(
                     if f.code == rusqlite::ErrorCode::ConstraintViolation =>
                 {
                     return Err(Error::Conflict(match &w.import_key {
-                        Some(k) => format!("memory {} or the imported turn {k} already exists", m.id),
+                        Some(k) => {
+                            format!("memory {} or the imported turn {k} already exists", m.id)
+                        }
                         None => format!("memory {} already exists", m.id),
                     }));
                 }

@@ -1127,7 +1127,10 @@ pub async fn imported_turns_are_known_by_their_key(make: &Factory) {
     let c = keyed("Deploys happen on Tuesdays.", "s2", None);
     let before = e.stats(&t).await.unwrap().store.memories;
     let p = e.prepare_keyed_turns(vec![c.clone(), b.clone()]).unwrap();
-    assert!(matches!(e.apply_turns(&t, p).await, Err(Error::Conflict(_))));
+    assert!(matches!(
+        e.apply_turns(&t, p).await,
+        Err(Error::Conflict(_))
+    ));
     assert_eq!(e.stats(&t).await.unwrap().store.memories, before);
     assert!(
         e.imported_turns(&t, &[c.1.clone().unwrap()])
