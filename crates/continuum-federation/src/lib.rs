@@ -10,6 +10,9 @@
 //!   refuses what it cannot clean;
 //! - [`access`]: contribute-to-access accounting, per-tier token buckets per message type, and
 //!   unlimited access only as a grant signed by the hub operator's key.
+//! - [`membership`]: one-time join tokens (kept as hashes, naming the CA to trust) and the
+//!   hub's register of members, their tiers, ledgers and revocations;
+//! - [`pki`]: the federation's CA and the mutual TLS between nodes.
 //!
 //! The transport (mutual TLS with certificates from the federation's CA), the hub's pool and
 //! the CLI are built on these.
@@ -18,6 +21,7 @@ pub mod access;
 pub mod anonymise;
 pub mod envelope;
 pub mod identity;
+pub mod membership;
 pub mod pki;
 
 pub use envelope::{MessageType, Sealed, Verifier};
