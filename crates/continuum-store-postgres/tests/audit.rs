@@ -4,26 +4,11 @@
 
 mod common;
 
-use continuum_core::time::Timestamp;
-use continuum_engine::{Engine, EngineConfig};
-use continuum_store_postgres::{PostgresOptions, PostgresStore};
-use std::sync::Arc;
-
 #[tokio::test]
 async fn tampering_in_the_database_is_named() {
-    let Ok(url) = std::env::var("CONTINUUM_TEST_POSTGRES_URL") else {
-        eprintln!("skipped: CONTINUUM_TEST_POSTGRES_URL is unset");
+    let Some((scratch, url, engine)) = common::scratch_engine("continuum_audit").await else {
         return;
     };
-    let scratch = common::Scratch::new(url.clone(), "continuum_audit");
-    let opts = PostgresOptions {
-        schema: Some(scratch.schema.clone()),
-        ..PostgresOptions::default()
-    };
-    let store = PostgresStore::connect(&url, &opts, Timestamp(0))
-        .await
-        .unwrap();
-    let engine = Engine::new(Arc::new(store), EngineConfig::default()).unwrap();
     let schema = scratch.schema.clone();
     let exec = move |sql: String| -> continuum_testkit::BoxFuture<()> {
         let (url, schema) = (url.clone(), schema.clone());

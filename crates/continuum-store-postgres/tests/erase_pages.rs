@@ -8,11 +8,7 @@ mod common;
 use continuum_core::keys::Caller;
 use continuum_core::memory::Turn;
 use continuum_core::store::ForgetSelector;
-use continuum_core::time::Timestamp;
 use continuum_core::{SessionId, TenantId};
-use continuum_engine::{Engine, EngineConfig};
-use continuum_store_postgres::{PostgresOptions, PostgresStore};
-use std::sync::Arc;
 
 fn turn(user: &str, assistant: &str, session: &str) -> Turn {
     Turn {
@@ -46,19 +42,9 @@ ORDER BY 1";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn erased_and_forgotten_words_leave_every_page_after_vacuum() {
-    let Ok(url) = std::env::var("CONTINUUM_TEST_POSTGRES_URL") else {
-        eprintln!("skipped: CONTINUUM_TEST_POSTGRES_URL is unset");
+    let Some((scratch, url, engine)) = common::scratch_engine("continuum_erase").await else {
         return;
     };
-    let scratch = common::Scratch::new(url.clone(), "continuum_erase");
-    let opts = PostgresOptions {
-        schema: Some(scratch.schema.clone()),
-        ..PostgresOptions::default()
-    };
-    let store = PostgresStore::connect(&url, &opts, Timestamp(0))
-        .await
-        .unwrap();
-    let engine = Engine::new(Arc::new(store), EngineConfig::default()).unwrap();
     let (gone, kept) = (
         TenantId::new("gone").unwrap(),
         TenantId::new("kept").unwrap(),

@@ -39,3 +39,31 @@ impl Drop for Scratch {
         .join();
     }
 }
+
+/// An engine over a store in a fresh scratch schema of `CONTINUUM_TEST_POSTGRES_URL`, with the
+/// URL; `None` (after saying so) when the variable is unset.
+#[allow(dead_code)] // not every test file uses it
+pub async fn scratch_engine(prefix: &str) -> Option<(Scratch, String, continuum_engine::Engine)> {
+    let Ok(url) = std::env::var("CONTINUUM_TEST_POSTGRES_URL") else {
+        eprintln!("skipped: CONTINUUM_TEST_POSTGRES_URL is unset");
+        return None;
+    };
+    let scratch = Scratch::new(url.clone(), prefix);
+    let opts = continuum_store_postgres::PostgresOptions {
+        schema: Some(scratch.schema.clone()),
+        ..Default::default()
+    };
+    let store = continuum_store_postgres::PostgresStore::connect(
+        &url,
+        &opts,
+        continuum_core::time::Timestamp(0),
+    )
+    .await
+    .unwrap();
+    let engine = continuum_engine::Engine::new(
+        std::sync::Arc::new(store),
+        continuum_engine::EngineConfig::default(),
+    )
+    .unwrap();
+    Some((scratch, url, engine))
+}
