@@ -6,6 +6,9 @@ use continuum_engine::{Engine, PreparedTurns};
 use std::sync::mpsc::{Receiver, sync_channel};
 use std::thread::JoinHandle;
 
+/// A batch of turns, each with the identity of an imported turn (none for a plain learn).
+pub type KeyedTurns = Vec<(Turn, Option<String>)>;
+
 /// Prepares each batch the iterator yields, at most two ahead of the consumer. An `Err` from
 /// the iterator is passed through and ends the stream.
 pub fn prepare_ahead<I>(
@@ -13,7 +16,7 @@ pub fn prepare_ahead<I>(
     batches: I,
 ) -> (Receiver<anyhow::Result<PreparedTurns>>, JoinHandle<()>)
 where
-    I: Iterator<Item = anyhow::Result<Vec<(Turn, Option<String>)>>> + Send + 'static,
+    I: Iterator<Item = anyhow::Result<KeyedTurns>> + Send + 'static,
 {
     let (tx, rx) = sync_channel(2);
     let engine = engine.clone();

@@ -20,11 +20,16 @@
 pub mod access;
 pub mod anonymise;
 pub mod envelope;
+pub(crate) mod files;
+pub mod hub;
 pub mod identity;
 pub mod membership;
+pub mod node;
 pub mod pki;
+pub mod wire;
 
 pub use envelope::{MessageType, Sealed, Verifier};
+pub use files::folder;
 pub use identity::{NodeId, NodeKey};
 
 /// Errors of building or reading protocol values.
@@ -33,12 +38,25 @@ pub enum Error {
     Malformed(String),
     TooLarge(String),
     Internal(String),
+    /// The hub could not be reached, or answered something unreadable.
+    Unavailable(String),
+    /// The hub refused, and why.
+    Refused {
+        reason: String,
+        message: String,
+    },
 }
 
 impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Error::Malformed(m) | Error::TooLarge(m) | Error::Internal(m) => f.write_str(m),
+            Error::Malformed(m)
+            | Error::TooLarge(m)
+            | Error::Internal(m)
+            | Error::Unavailable(m) => f.write_str(m),
+            Error::Refused { reason, message } => {
+                write!(f, "the hub refused ({reason}): {message}")
+            }
         }
     }
 }

@@ -97,6 +97,9 @@ pub struct Member {
     pub joined_at: i64,
     pub revoked_at: Option<i64>,
     pub ledger: Ledger,
+    /// The highest event position of this node's contributions applied (each applied once).
+    #[serde(default)]
+    pub contributed_through: u64,
 }
 
 /// Why a join was refused.
@@ -223,6 +226,7 @@ impl Registry {
             joined_at: now_ms,
             revoked_at: None,
             ledger: Ledger::default(),
+            contributed_through: 0,
         };
         Ok(self.members.entry(id).or_insert(member))
     }

@@ -323,8 +323,15 @@ fn identity(
     cert_pem: &str,
     key: &NodeKey,
 ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), Error> {
-    let chain = vec![first_certificate(cert_pem)?];
-    let (_, certified) = node_of_certificate(chain[0].as_ref())?;
+    use rustls::pki_types::pem::PemObject;
+    // The node's certificate first; any after it (the hub sends its CA) go along.
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| Error::Malformed(format!("a PEM certificate: {e}")))?;
+    let first = chain
+        .first()
+        .ok_or_else(|| Error::Malformed("no PEM certificate".into()))?;
+    let (_, certified) = node_of_certificate(first.as_ref())?;
     if certified != key.public() {
         return Err(Error::Malformed(
             "the node certificate is not for this node's key".into(),

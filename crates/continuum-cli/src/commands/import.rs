@@ -340,7 +340,7 @@ async fn import_turns(
         std::collections::VecDeque::new();
     let mut lines = Lines::new(&input)?;
     let mut done = false;
-    let batches = std::iter::from_fn(move || -> Option<Result<Vec<(Turn, Option<String>)>>> {
+    let batches = std::iter::from_fn(move || -> Option<Result<crate::pipeline::KeyedTurns>> {
         loop {
             if done {
                 return None;

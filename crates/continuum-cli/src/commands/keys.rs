@@ -58,7 +58,7 @@ pub(crate) fn parse_overlap(s: &str) -> Result<i64, String> {
 }
 
 /// "90d" → milliseconds.
-pub(crate) fn parse_validity(s: &str) -> Result<i64, String> {
+pub fn parse_validity(s: &str) -> Result<i64, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (n, unit) = s.split_at(split);

@@ -8,6 +8,7 @@ mod config;
 mod doctor;
 pub(crate) mod events;
 mod export;
+pub(crate) mod federation;
 mod import;
 pub(crate) mod keys;
 mod learn;
@@ -115,6 +116,10 @@ pub enum Command {
     /// Retention rules (--retention SOURCE=AGE): `run [--dry-run]` forgets, in every tenant,
     /// the memories older than their source's age (`serve` does it every hour).
     Retention(retention::RetentionArgs),
+    /// Federation: a hub (`init --hub`, `invite`, `revoke`, `members`) or a member node
+    /// (`join`, `share on|off`, `contribute`, `query`, `status`); the hub serves with `serve
+    /// --federation-bind`.
+    Federation(federation::FederationArgs),
     /// Sync --tenant with a Continuum server (--remote): push this node's events, pull the
     /// server's, until both are level; `status` shows the cursors, `reset` starts over.
     Sync(sync::SyncArgs),
@@ -182,6 +187,7 @@ pub async fn run(cli: Cli, file: crate::config::ConfigFile) -> Result<()> {
         Command::Vacuum => migrate::vacuum(g).await,
         Command::Audit(a) => audit::audit(g, a).await,
         Command::Retention(a) => retention::retention(g, a).await,
+        Command::Federation(a) => federation::federation(g, a).await,
         Command::Sync(a) => sync::sync(g, a).await,
         Command::Backup(a) => backup::backup(g, a).await,
         Command::Bench(a) => bench::bench(g, a).await,

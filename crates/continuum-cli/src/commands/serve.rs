@@ -132,6 +132,16 @@ pub struct ServeArgs {
     /// For tls://: the CA to trust, PEM (default: the system's roots).
     #[arg(long, env = "CONTINUUM_AUDIT_SYSLOG_CA", value_name = "FILE")]
     pub audit_syslog_ca: Option<std::path::PathBuf>,
+    /// Serve this hub's federation traffic (mutual TLS, its own port) on ADDR; needs
+    /// `continuum federation init --hub` first.
+    #[arg(long, env = "CONTINUUM_FEDERATION_BIND", value_name = "ADDR")]
+    pub federation_bind: Option<String>,
+    /// Queries a new member may make before the contribution ratio applies.
+    #[arg(long, env = "CONTINUUM_FEDERATION_FREE_QUERIES", default_value_t = 50)]
+    pub federation_free_queries: u64,
+    /// The contributed / consumed ratio below which a member's queries are refused.
+    #[arg(long, env = "CONTINUUM_FEDERATION_MIN_RATIO", default_value_t = 0.1)]
+    pub federation_min_ratio: f64,
     /// The tier of a tenant whose subscription is cancelled, unpaid or failing payment.
     #[arg(long, env = "CONTINUUM_STRIPE_FALLBACK_TIER", default_value = "free")]
     pub stripe_fallback_tier: String,
@@ -388,6 +398,24 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<()> {
     spawn_webhooks(&engine, g.webhook_config(), &jobs)?;
     spawn_usage_flush(&engine, &jobs)?;
     spawn_key_expiry(&engine, &jobs)?;
+    if let Some(bind) = a
+        .federation_bind
+        .as_deref()
+        .filter(|b| !b.trim().is_empty())
+    {
+        if !(a.federation_min_ratio.is_finite() && (0.0..=100.0).contains(&a.federation_min_ratio))
+        {
+            return Err(Error::InvalidInput(
+                "--federation-min-ratio must be between 0 and 100".into(),
+            )
+            .into());
+        }
+        let policy = continuum_federation::access::AccessPolicy {
+            free_queries: a.federation_free_queries,
+            min_ratio: a.federation_min_ratio,
+        };
+        crate::commands::federation::spawn_hub(g, &engine, bind, policy, &jobs)?;
+    }
     crate::commands::retention::spawn_retention(&engine, g.retention.clone(), &jobs)?;
     spawn_sync(g, &engine, &jobs)?;
     let backups = super::backup::spawn_scheduled(g, &engine, &store, &jobs)?;

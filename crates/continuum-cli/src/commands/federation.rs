@@ -1,0 +1,300 @@
+//! `federation`: run a hub (init, invite, revoke) or be a member node (join, share,
+//! contribute, query, status). The hub serves federation traffic from `serve
+//! --federation-bind ADDR`, on a port of its own with mutual TLS.
+
+use crate::app::Global;
+use crate::output;
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use continuum_core::Error;
+use continuum_federation::access::Tier;
+use continuum_federation::{NodeId, hub, node};
+
+#[derive(Debug, Args)]
+pub struct FederationArgs {
+    #[command(subcommand)]
+    pub command: FederationCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FederationCommand {
+    /// Make this data directory a federation hub: its CA (key in `federation/ca.key`, mode
+    /// 0600) and the hub's own identity, answering on --host.
+    Init {
+        /// Required: only hubs are initialised; members join one.
+        #[arg(long)]
+        hub: bool,
+        /// The federation's name (letters, digits, '-', '_', '.').
+        #[arg(long, default_value = "continuum")]
+        name: String,
+        /// A DNS name or IP address nodes reach the hub by (repeatable).
+        #[arg(long = "host", required = true)]
+        hosts: Vec<String>,
+    },
+    /// A one-time join token for a new node (hub).
+    Invite {
+        /// The new member's tier (free, pro, enterprise): its rate limits. (`--tier` is the
+        /// global flag that defines the API's tiers.)
+        #[arg(long = "member-tier", default_value = "free", value_parser = ["free", "pro", "enterprise"])]
+        tier: String,
+        /// How long the token is valid: 30m, 24h, 7d (at most 30 days).
+        #[arg(long, default_value = "24h", value_parser = crate::commands::keys::parse_validity)]
+        expires: i64,
+    },
+    /// Refuse a member from now on: at its next handshake and message (hub).
+    Revoke { node: String },
+    /// The hub's members with their tiers and ledgers (hub).
+    Members,
+    /// Join the hub at HUB_URL (https://HOST:PORT, its federation address) with a token.
+    Join {
+        hub_url: String,
+        token: String,
+        /// A name this node accepts connections under (repeatable; none for a node that only
+        /// connects).
+        #[arg(long = "name")]
+        names: Vec<String>,
+    },
+    /// Whether --tenant shares its knowledge with the federation (off by default).
+    Share {
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
+    },
+    /// Send --tenant's new shareable knowledge (decisions, facts, notes; through the
+    /// anonymiser; never conversation turns) to the hub.
+    Contribute,
+    /// Recall over the federation's pool; each result names the node that contributed it.
+    Query {
+        text: String,
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+    },
+    /// This node's federation: hub, tier, contributed and consumed, ratio, sharing tenants.
+    Status,
+}
+
+fn tier(s: &str) -> Result<Tier> {
+    Tier::parse(s).map_err(|e| Error::InvalidInput(e.to_string()).into())
+}
+
+/// A federation error as the CLI reports it (exit codes as everywhere).
+pub(crate) fn fed(e: continuum_federation::Error) -> anyhow::Error {
+    use continuum_federation::Error as F;
+    match e {
+        F::Malformed(m) | F::TooLarge(m) => Error::InvalidInput(m),
+        F::Internal(m) => Error::Internal(m),
+        F::Unavailable(m) => Error::Unavailable(m),
+        r @ F::Refused { .. } => Error::Forbidden(r.to_string()),
+    }
+    .into()
+}
+
+pub async fn federation(g: &Global, a: FederationArgs) -> Result<()> {
+    let dir = continuum_federation::folder(&g.data_dir()?);
+    match a.command {
+        FederationCommand::Init {
+            hub: is_hub,
+            name,
+            hosts,
+        } => {
+            if !is_hub {
+                return Err(Error::InvalidInput(
+                    "only a hub is initialised (--hub); a member node joins one with `federation join`".into(),
+                )
+                .into());
+            }
+            let made = hub::init(&dir, &name, &hosts).map_err(fed)?;
+            if g.json {
+                return output::json(&made);
+            }
+            println!("federation '{}' created; hub node {}", made.name, made.hub);
+            println!("CA fingerprint (SHA-256): {}", made.ca_fingerprint);
+            println!("serve it with: continuum serve --federation-bind ADDR");
+            Ok(())
+        }
+        FederationCommand::Invite { tier: t, expires } => {
+            let token = hub::invite(&dir, tier(&t)?, expires).map_err(fed)?;
+            if g.json {
+                return output::json(&serde_json::json!({
+                    "token": token.expose(),
+                    "tier": t,
+                    "expires_in_secs": expires / 1000,
+                }));
+            }
+            println!("{}", token.expose());
+            eprintln!("a one-time token for a {t} node; shown once");
+            Ok(())
+        }
+        FederationCommand::Revoke { node: n } => {
+            let id = NodeId::parse(&n).map_err(fed)?;
+            if !hub::revoke(&dir, &id).map_err(fed)? {
+                return Err(Error::NotFound(format!("no member {id} (or revoked before)")).into());
+            }
+            if g.json {
+                return output::json(&serde_json::json!({ "revoked": id }));
+            }
+            println!("revoked {id}");
+            Ok(())
+        }
+        FederationCommand::Members => {
+            let r = hub::registry(&dir).map_err(fed)?;
+            let members: Vec<_> = r.members.values().collect();
+            if g.json {
+                return output::json(&members);
+            }
+            for m in members {
+                println!(
+                    "{}  {:<10}  contributed {:>6}  consumed {:>6}{}",
+                    m.id,
+                    m.tier.as_str(),
+                    m.ledger.contributed,
+                    m.ledger.consumed,
+                    if m.revoked_at.is_some() {
+                        "  revoked"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            Ok(())
+        }
+        FederationCommand::Join {
+            hub_url,
+            token,
+            names,
+        } => {
+            let info = node::join(&dir, &hub_url, &token, &names)
+                .await
+                .map_err(fed)?;
+            if g.json {
+                return output::json(&info);
+            }
+            println!(
+                "joined the federation at {} as node {} ({} tier)",
+                info.url,
+                info.node,
+                info.tier.as_str()
+            );
+            Ok(())
+        }
+        FederationCommand::Share { state } => {
+            let tenant = g.tenant()?;
+            node::share(&dir, &tenant, state == "on").map_err(fed)?;
+            if g.json {
+                return output::json(
+                    &serde_json::json!({ "tenant": tenant, "sharing": state == "on" }),
+                );
+            }
+            println!("tenant '{tenant}' sharing: {state}");
+            Ok(())
+        }
+        FederationCommand::Contribute => {
+            let tenant = g.tenant()?;
+            let n = node::Node::open(&dir).map_err(fed)?;
+            let (engine, _) = g.open().await?;
+            let out = n.contribute(&engine, &tenant).await.map_err(fed)?;
+            if g.json {
+                return output::json(&out);
+            }
+            println!(
+                "contributed {} items of tenant '{}' ({} held back by the anonymiser, {} refused by the hub); through event {}",
+                out.accepted, out.tenant, out.withheld, out.refused_by_hub, out.through
+            );
+            Ok(())
+        }
+        FederationCommand::Query { text, limit } => {
+            let n = node::Node::open(&dir).map_err(fed)?;
+            let r = n.query(&text, limit).await.map_err(fed)?;
+            if g.json {
+                return output::json(&r);
+            }
+            for h in &r.hits {
+                println!("{:.3}  {}  (from node {})", h.score, h.text, h.node);
+            }
+            if r.hits.is_empty() {
+                println!("nothing in the pool matches");
+            }
+            Ok(())
+        }
+        FederationCommand::Status => {
+            let n = node::Node::open(&dir).map_err(fed)?;
+            let st = node::state(&dir).map_err(fed)?;
+            let standing = n.standing().await.map_err(fed)?;
+            if g.json {
+                return output::json(&serde_json::json!({
+                    "hub": n.info(),
+                    "standing": standing,
+                    "sharing": st.sharing,
+                    "cursors": st.cursors,
+                    "last_contribution_at": st.last_contribution_at,
+                }));
+            }
+            println!("hub:          {} (node {})", n.info().url, n.info().hub);
+            println!(
+                "this node:    {} ({} tier)",
+                standing.node,
+                standing.tier.as_str()
+            );
+            println!(
+                "contributed:  {}   consumed: {}   ratio: {}   (free queries {}, minimum ratio {})",
+                standing.ledger.contributed,
+                standing.ledger.consumed,
+                standing
+                    .ratio
+                    .map(|r| format!("{r:.3}"))
+                    .unwrap_or_else(|| "-".into()),
+                standing.free_queries,
+                standing.min_ratio
+            );
+            println!("members:      {}", standing.members);
+            println!(
+                "sharing:      {}",
+                if st.sharing.is_empty() {
+                    "no tenant".to_string()
+                } else {
+                    st.sharing.iter().cloned().collect::<Vec<_>>().join(", ")
+                }
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Puts the hub's federation listener under `jobs` (named `federation`).
+pub fn spawn_hub(
+    g: &Global,
+    engine: &continuum_engine::Engine,
+    bind: &str,
+    policy: continuum_federation::access::AccessPolicy,
+    jobs: &continuum_ops::Supervisor,
+) -> Result<()> {
+    let dir = continuum_federation::folder(&g.data_dir()?);
+    let hub = hub::Hub::open(&dir, engine.clone(), policy).map_err(fed)?;
+    let std_listener = std::net::TcpListener::bind(bind)
+        .map_err(|e| Error::Unavailable(format!("binding the federation address {bind}: {e}")))?;
+    std_listener.set_nonblocking(true)?;
+    let addr = std_listener.local_addr()?;
+    tracing::info!(%addr, hub = %hub.id(), "federation hub at https://{addr}");
+    eprintln!("federation hub at https://{addr} (mutual TLS)");
+    let listener = std::sync::Arc::new(std::sync::Mutex::new(Some(std_listener)));
+    jobs.spawn(
+        "federation",
+        continuum_ops::Backoff::default(),
+        move |stop| {
+            let hub = hub.clone();
+            let listener = listener.clone();
+            async move {
+                // The socket is bound once, at start; a restart of the job binds it again.
+                let std_listener = match listener.lock().ok().and_then(|mut l| l.take()) {
+                    Some(l) => l,
+                    None => std::net::TcpListener::bind(addr)
+                        .and_then(|l| l.set_nonblocking(true).map(|_| l))
+                        .map_err(|e| format!("binding {addr}: {e}"))?,
+                };
+                let listener = tokio::net::TcpListener::from_std(std_listener)
+                    .map_err(|e| format!("the federation listener: {e}"))?;
+                hub.serve(listener, stop).await.map_err(|e| e.to_string())
+            }
+        },
+    )
+    .map_err(|e| Error::Internal(e).into())
+}

@@ -1,0 +1,217 @@
+//! Federation across processes on loopback: a hub (`serve --federation-bind`) and two member
+//! nodes, each its own data directory and process per command. Join with one-time tokens,
+//! contribute through the anonymiser, query from the other node (results name the
+//! contributing node, never a tenant), the contribution ratio refusing and then allowing, each
+//! contribution applied once, and a revoked node refused.
+
+mod common;
+
+use common::{cli, serve_with};
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn run(d: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_continuum"))
+        .arg("--data-dir")
+        .arg(d)
+        .args(args)
+        .env_remove("CONTINUUM_DATA_DIR")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn json_of(d: &Path, args: &[&str]) -> Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let (ok, out, err) = run(d, &all);
+    assert!(ok, "{args:?}: {err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}"))
+}
+
+fn token(hub: &Path) -> String {
+    json_of(hub, &["federation", "invite", "--expires", "1h"])["token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn a_hub_and_two_nodes_share_anonymised_knowledge() {
+    let d = tempfile::tempdir().unwrap();
+    let (hub, a, b, c) = (
+        d.path().join("hub"),
+        d.path().join("a"),
+        d.path().join("b"),
+        d.path().join("c"),
+    );
+    let init = json_of(
+        &hub,
+        &[
+            "federation",
+            "init",
+            "--hub",
+            "--name",
+            "test",
+            "--host",
+            "127.0.0.1",
+            "--host",
+            "localhost",
+        ],
+    );
+    assert_eq!(init["ca_fingerprint"].as_str().unwrap().len(), 64);
+    let (server, _) = serve_with(
+        &hub,
+        &[],
+        &[
+            "--federation-bind",
+            "127.0.0.1:0",
+            "--federation-free-queries",
+            "2",
+        ],
+    );
+    let url = common::url_in(
+        server
+            .log()
+            .lines()
+            .find(|l| l.contains("federation hub at"))
+            .expect("the hub's address in the log"),
+        "https://",
+    );
+
+    // Join: one token per node, once.
+    let (ta, tb) = (token(&hub), token(&hub));
+    let ja = json_of(&a, &["federation", "join", &url, &ta]);
+    let node_a = ja["node"].as_str().unwrap().to_string();
+    let jb = json_of(&b, &["federation", "join", &url, &tb]);
+    let node_b = jb["node"].as_str().unwrap().to_string();
+    assert_ne!(node_a, node_b);
+    let (ok, _, err) = run(&c, &["federation", "join", &url, &ta]);
+    assert!(!ok && err.contains("used already"), "{err}");
+    let (ok, _, err) = run(&c, &["federation", "join", &url, "cfjoin1.bogus.x"]);
+    assert!(!ok && err.contains("not a join token"), "{err}");
+    // The key files are private.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for f in [a.join("federation/node.key"), hub.join("federation/ca.key")] {
+            let mode = std::fs::metadata(&f).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", f.display());
+        }
+    }
+
+    // Node A's tenant learns facts (one with an e-mail address) and a conversation turn.
+    for fact in [
+        "Redis eviction with allkeys-lru suits the session cache best",
+        "Write to jane.doe@example.com before changing the Redis eviction policy",
+    ] {
+        cli(
+            &a,
+            &["--tenant", "acme", "remember", fact, "--source", "fact"],
+        );
+    }
+    cli(
+        &a,
+        &[
+            "--tenant",
+            "acme",
+            "learn",
+            "--user",
+            "My private Redis password is hunter2hunter2",
+            "--assistant",
+            "Noted.",
+        ],
+    );
+    // Nothing is shared until the tenant opts in.
+    let (ok, _, err) = run(&a, &["--tenant", "acme", "federation", "contribute"]);
+    assert!(!ok && err.contains("does not share"), "{err}");
+    cli(&a, &["--tenant", "acme", "federation", "share", "on"]);
+    let sent = json_of(&a, &["--tenant", "acme", "federation", "contribute"]);
+    assert_eq!(sent["accepted"], 2, "{sent}");
+
+    // Node B asks the pool: A's facts, named by A's node, cleaned, without the turn.
+    let q = json_of(
+        &b,
+        &["federation", "query", "redis eviction", "--limit", "10"],
+    );
+    let hits = q["hits"].as_array().unwrap();
+    assert_eq!(hits.len(), 2, "{q}");
+    for h in hits {
+        assert_eq!(h["node"], node_a.as_str(), "{q}");
+    }
+    let text = q.to_string();
+    assert!(
+        text.contains("allkeys-lru") && text.contains("[email]"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("jane.doe") && !text.contains("hunter2") && !text.contains("acme"),
+        "{text}"
+    );
+
+    // Contribute to access: 2 free queries, then a ratio of 0.1 (B has contributed nothing).
+    json_of(&b, &["federation", "query", "allkeys-lru"]);
+    let (ok, _, err) = run(&b, &["federation", "query", "redis"]);
+    assert!(!ok && err.contains("contribute 1 more item"), "{err}");
+    cli(
+        &b,
+        &[
+            "--tenant",
+            "team",
+            "remember",
+            "Postgres VACUUM FULL rewrites the table",
+            "--source",
+            "fact",
+        ],
+    );
+    cli(&b, &["--tenant", "team", "federation", "share", "on"]);
+    let sent = json_of(&b, &["--tenant", "team", "federation", "contribute"]);
+    assert_eq!(sent["accepted"], 1, "{sent}");
+    let q = json_of(&b, &["federation", "query", "redis"]);
+    assert_eq!(q["ledger"]["consumed"], 3, "{q}");
+    // A sees B's contribution, named by B.
+    let q = json_of(&a, &["federation", "query", "vacuum full"]);
+    assert_eq!(q["hits"][0]["node"], node_b.as_str(), "{q}");
+
+    // Each contribution once: A forgets its cursor (as if the acknowledgement was lost) and
+    // sends again; the hub recognises it and the pool does not grow.
+    let state = a.join("federation/state.json");
+    let mut s: Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    s["cursors"]["acme"] = 0.into();
+    std::fs::write(&state, s.to_string()).unwrap();
+    let again = json_of(&a, &["--tenant", "acme", "federation", "contribute"]);
+    assert_eq!(again["accepted"], 0, "{again}");
+    let q = json_of(&a, &["federation", "query", "redis eviction"]);
+    assert_eq!(q["hits"].as_array().unwrap().len(), 2, "{q}");
+
+    // Status names the hub, the tier and the ledger.
+    let st = json_of(&a, &["federation", "status"]);
+    assert_eq!(st["standing"]["node"], node_a.as_str());
+    assert_eq!(st["standing"]["ledger"]["contributed"], 2, "{st}");
+    assert_eq!(st["standing"]["members"], 2, "{st}");
+
+    // A revoked node is refused from its next connection on (the hub reloads within seconds).
+    cli(&hub, &["federation", "revoke", &node_a]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (ok, _, err) = run(&a, &["federation", "status"]);
+        if !ok {
+            assert!(
+                err.contains("revoked") || err.contains("not a member") || err.contains("Revoked"),
+                "{err}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "a revoked node still gets in");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // B goes on.
+    json_of(&b, &["federation", "status"]);
+    drop(server);
+}

@@ -1,0 +1,647 @@
+//! The hub: the federation's CA, its register of members, and the pool of shared knowledge,
+//! served on a port of its own over mutual TLS.
+//!
+//! Routes: `POST /federation/v1/join` (the one request served without a client certificate,
+//! authorised by a join token) and `POST /federation/v1/message` (a sealed envelope from a
+//! member; the reply is an envelope sealed by the hub). The pool is a tenant of the hub's own
+//! store ([`POOL_TENANT`]), reached through the engine; members hold no API key for it.
+
+use crate::access::{AccessPolicy, RateLimiter, Tier, TierLimits};
+use crate::anonymise::{Anonymiser, Verdict};
+use crate::envelope::{Envelope, MAX_MESSAGE_BYTES, MessageType, Sealed, Verifier};
+use crate::files;
+use crate::identity::{NodeId, NodeKey, hex};
+use crate::membership::{JoinToken, Registry};
+use crate::pki::{self, Authority, Revocations};
+use crate::wire::*;
+use crate::{Error, Refusal};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Extension, Json, Router};
+use base64::Engine as _;
+use continuum_core::TenantId;
+use continuum_core::keys::Caller;
+use continuum_core::memory::Source;
+use continuum_engine::Engine;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+/// The tenant of the hub's store that holds the pool.
+pub const POOL_TENANT: &str = "federation-pool";
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+struct Paths {
+    ca_key: PathBuf,
+    ca_cert: PathBuf,
+    ca_name: PathBuf,
+    hub_key: PathBuf,
+    hub_cert: PathBuf,
+    registry: PathBuf,
+}
+
+fn paths(dir: &Path) -> Paths {
+    Paths {
+        ca_key: dir.join("ca.key"),
+        ca_cert: dir.join("ca.pem"),
+        ca_name: dir.join("ca.name"),
+        hub_key: dir.join("hub.key"),
+        hub_cert: dir.join("hub.pem"),
+        registry: dir.join("registry.json"),
+    }
+}
+
+/// What `federation init --hub` made.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Initialised {
+    pub name: String,
+    pub hub: NodeId,
+    pub ca_fingerprint: String,
+    pub hosts: Vec<String>,
+}
+
+/// Creates the federation's CA and the hub's identity in `dir`, answering on `hosts` (names
+/// or addresses nodes will reach it by). Refuses when a hub is already there.
+pub fn init(dir: &Path, name: &str, hosts: &[String]) -> Result<Initialised, Error> {
+    let p = paths(dir);
+    if p.ca_key.exists() {
+        return Err(Error::Malformed(format!(
+            "{} already holds a federation CA",
+            dir.display()
+        )));
+    }
+    if hosts.is_empty() {
+        return Err(Error::Malformed(
+            "name at least one host the hub is reached by (--host)".into(),
+        ));
+    }
+    let now = SystemTime::now();
+    let ca = Authority::create(name, NodeKey::generate()?, now)?;
+    let hub = NodeKey::generate()?;
+    let cert = ca.issue(&hub.public(), hosts, crate::pki::CA_VALID_DAYS, now)?;
+    files::write_key(&p.ca_key, ca.key())?;
+    files::write_atomic(&p.ca_cert, ca.cert_pem().as_bytes(), false)?;
+    files::write_atomic(&p.ca_name, name.as_bytes(), false)?;
+    files::write_key(&p.hub_key, &hub)?;
+    files::write_atomic(&p.hub_cert, cert.as_bytes(), false)?;
+    Ok(Initialised {
+        name: name.to_string(),
+        hub: hub.id().clone(),
+        ca_fingerprint: pki::fingerprint(ca.cert_pem())?,
+        hosts: hosts.to_vec(),
+    })
+}
+
+fn authority(dir: &Path) -> Result<Authority, Error> {
+    let p = paths(dir);
+    if !p.ca_key.exists() {
+        return Err(Error::Malformed(format!(
+            "{} holds no federation hub (run `continuum federation init --hub` first)",
+            dir.display()
+        )));
+    }
+    Authority::open(
+        files::read(&p.ca_name)?.trim(),
+        files::read_key(&p.ca_key)?,
+        &files::read(&p.ca_cert)?,
+    )
+}
+
+/// A one-time join token for a node of `tier`, valid for `valid_ms`.
+pub fn invite(dir: &Path, tier: Tier, valid_ms: i64) -> Result<JoinToken, Error> {
+    let ca = authority(dir)?;
+    let fp = pki::fingerprint(ca.cert_pem())?;
+    files::update(&paths(dir).registry, |r: &mut Registry| {
+        r.invite(tier, valid_ms, now_ms(), &fp)
+    })
+}
+
+/// Revokes a member: its next handshake and message are refused.
+pub fn revoke(dir: &Path, node: &NodeId) -> Result<bool, Error> {
+    authority(dir)?;
+    files::update(&paths(dir).registry, |r: &mut Registry| {
+        Ok(r.revoke(node, now_ms()))
+    })
+}
+
+/// The register as stored (members, their tiers and ledgers; invites as hashes).
+pub fn registry(dir: &Path) -> Result<Registry, Error> {
+    files::load(&paths(dir).registry)
+}
+
+/// A running hub.
+pub struct Hub {
+    dir: PathBuf,
+    ca: Authority,
+    key: NodeKey,
+    chain_pem: String,
+    verifier: Verifier,
+    limiter: Mutex<RateLimiter>,
+    policy: AccessPolicy,
+    revoked: Arc<Revocations>,
+    engine: Engine,
+    pool: TenantId,
+    anonymiser: Anonymiser,
+}
+
+impl Hub {
+    pub fn open(dir: &Path, engine: Engine, policy: AccessPolicy) -> Result<Arc<Hub>, Error> {
+        let ca = authority(dir)?;
+        let p = paths(dir);
+        let key = files::read_key(&p.hub_key)?;
+        // The hub presents its CA after its own certificate, so a joining node can check the
+        // CA against its token's fingerprint before it sends the token.
+        let chain_pem = format!("{}{}", files::read(&p.hub_cert)?, ca.cert_pem());
+        let revoked = Revocations::new(registry(dir)?.revoked());
+        Ok(Arc::new(Hub {
+            dir: dir.to_path_buf(),
+            ca,
+            key,
+            chain_pem,
+            verifier: Verifier::default(),
+            limiter: Mutex::new(RateLimiter::default()),
+            policy,
+            revoked,
+            engine,
+            pool: TenantId::new(POOL_TENANT).map_err(|e| Error::Internal(e.to_string()))?,
+            anonymiser: Anonymiser::default(),
+        }))
+    }
+
+    pub fn id(&self) -> &NodeId {
+        self.key.id()
+    }
+
+    fn tls(&self) -> Result<Arc<rustls::ServerConfig>, Error> {
+        pki::server_config(
+            self.ca.cert_pem(),
+            &self.chain_pem,
+            &self.key,
+            self.revoked.clone(),
+            true,
+        )
+    }
+
+    /// Serves federation traffic on `listener` until `stop` is cancelled.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: tokio::net::TcpListener,
+        stop: tokio_util::sync::CancellationToken,
+    ) -> Result<(), Error> {
+        let acceptor = tokio_rustls::TlsAcceptor::from(self.tls()?);
+        let app = Router::new()
+            .route("/federation/v1/join", post(join))
+            .route("/federation/v1/message", post(message))
+            .layer(DefaultBodyLimit::max(MAX_MESSAGE_BYTES))
+            .with_state(self.clone());
+        // Revocations made by another process (the CLI) reach the handshake within seconds.
+        let refresher = {
+            let hub = self.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                    }
+                    if let Ok(r) = registry(&hub.dir) {
+                        for id in r.revoked() {
+                            hub.revoked.revoke(id);
+                        }
+                    }
+                }
+            })
+        };
+        loop {
+            let (tcp, addr) = tokio::select! {
+                _ = stop.cancelled() => break,
+                a = listener.accept() => match a {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "federation accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+            };
+            let (acceptor, app) = (acceptor.clone(), app.clone());
+            tokio::spawn(async move {
+                let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp))
+                    .await
+                {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(e)) => {
+                        tracing::warn!(peer = %addr, error = %e, "federation handshake refused");
+                        return;
+                    }
+                    Err(_) => return,
+                };
+                let peer = pki::peer_node(tls.get_ref().1);
+                let app = app.layer(Extension(Peer(peer)));
+                let service = hyper_util::service::TowerToHyperService::new(app);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(10))
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+        refresher.abort();
+        Ok(())
+    }
+
+    /// Seals a reply to a member.
+    fn reply(&self, body: impl serde::Serialize) -> Response {
+        let body = match serde_json::to_value(body) {
+            Ok(b) => b,
+            Err(e) => {
+                return refused(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    &e.to_string(),
+                );
+            }
+        };
+        match Sealed::seal(&self.key, MessageType::Result, body, now_ms()) {
+            Ok(s) => (StatusCode::OK, s.to_bytes()).into_response(),
+            Err(e) => refused(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                &e.to_string(),
+            ),
+        }
+    }
+}
+
+/// The node a connection's client certificate proved, if any.
+#[derive(Clone)]
+struct Peer(Option<NodeId>);
+
+fn refused(status: StatusCode, reason: &str, message: &str) -> Response {
+    (
+        status,
+        Json(Refused {
+            reason: reason.to_string(),
+            message: message.to_string(),
+        }),
+    )
+        .into_response()
+}
+
+fn refusal(r: &Refusal) -> Response {
+    let status = match r {
+        Refusal::RateLimited { .. } | Refusal::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
+        Refusal::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        Refusal::Malformed(_) | Refusal::Version(_) => StatusCode::BAD_REQUEST,
+        _ => StatusCode::UNAUTHORIZED,
+    };
+    refused(status, r.reason(), &r.to_string())
+}
+
+async fn join(State(hub): State<Arc<Hub>>, Json(req): Json<JoinRequest>) -> Response {
+    let deny = |why: &str| {
+        tracing::warn!(reason = why, "federation join refused");
+        refused(StatusCode::FORBIDDEN, "join_refused", why)
+    };
+    let token = match JoinToken::parse(&req.token) {
+        Ok(t) => t,
+        Err(e) => return deny(&e.to_string()),
+    };
+    let raw: Vec<u8> = (0..req.public_key.len())
+        .step_by(2)
+        .filter_map(|i| u8::from_str_radix(req.public_key.get(i..i + 2)?, 16).ok())
+        .collect();
+    let Some(public) = <[u8; 32]>::try_from(raw)
+        .ok()
+        .and_then(|b| ed25519_dalek::VerifyingKey::from_bytes(&b).ok())
+    else {
+        return deny("the public key is not an Ed25519 key in hex");
+    };
+    let proof = base64::engine::general_purpose::STANDARD
+        .decode(req.proof.as_bytes())
+        .ok()
+        .and_then(|b| <[u8; 64]>::try_from(b).ok());
+    let Some(proof) = proof else {
+        return deny("the proof is not a base64 signature");
+    };
+    let text = JoinRequest::proof_text(&req.token, &req.public_key);
+    if public
+        .verify_strict(
+            text.as_bytes(),
+            &ed25519_dalek::Signature::from_bytes(&proof),
+        )
+        .is_err()
+    {
+        return deny("the proof is not signed by this key");
+    }
+    if req.names.len() > 16 || req.names.iter().any(|n| n.is_empty() || n.len() > 253) {
+        return deny("at most 16 names of 1 to 253 characters");
+    }
+    let member = files::update(&paths(&hub.dir).registry, |r: &mut Registry| {
+        r.redeem(&token, &public, now_ms())
+            .map(|m| (m.id.clone(), m.tier))
+            .map_err(|e| Error::Malformed(e.to_string()))
+    });
+    let (node, tier) = match member {
+        Ok(m) => m,
+        Err(e) => return deny(&e.to_string()),
+    };
+    let cert = match hub
+        .ca
+        .issue(&public, &req.names, pki::NODE_VALID_DAYS, SystemTime::now())
+    {
+        Ok(c) => c,
+        Err(e) => return deny(&e.to_string()),
+    };
+    tracing::info!(node = %node, tier = tier.as_str(), "a node joined the federation");
+    Json(JoinResponse {
+        node,
+        tier,
+        certificate: cert,
+        ca: hub.ca.cert_pem().to_string(),
+        hub: hub.key.id().clone(),
+        hub_key: hex(hub.key.public().as_bytes()),
+    })
+    .into_response()
+}
+
+async fn message(
+    State(hub): State<Arc<Hub>>,
+    Extension(Peer(peer)): Extension<Peer>,
+    body: axum::body::Bytes,
+) -> Response {
+    let Some(peer) = peer else {
+        return refused(
+            StatusCode::UNAUTHORIZED,
+            "certificate_required",
+            "federation messages need a member's client certificate",
+        );
+    };
+    let reg = match registry(&hub.dir) {
+        Ok(r) => r,
+        Err(e) => {
+            return refused(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                &e.to_string(),
+            );
+        }
+    };
+    let envelope = match hub
+        .verifier
+        .open(&body, |id| reg.key_of(id), Some(&peer), now_ms())
+    {
+        Ok(e) => e,
+        Err(r) => {
+            tracing::warn!(node = %peer, reason = r.reason(), "federation message refused: {r}");
+            return refusal(&r);
+        }
+    };
+    let Some(member) = reg.members.get(&peer).cloned() else {
+        return refusal(&Refusal::UnknownSender(peer));
+    };
+    let limits = TierLimits::of(member.tier);
+    let taken = hub
+        .limiter
+        .lock()
+        .map_err(|_| Refusal::Busy("the rate limiter lock was poisoned".into()))
+        .and_then(|mut l| l.take(&peer, envelope.kind, Some(&limits), now_ms()));
+    if let Err(r) = taken {
+        tracing::warn!(node = %peer, reason = r.reason(), "federation message refused: {r}");
+        return refusal(&r);
+    }
+    match envelope.kind {
+        MessageType::Contribute => contribute(&hub, &peer, envelope).await,
+        MessageType::Query => query(&hub, &peer, envelope).await,
+        MessageType::Hello | MessageType::Heartbeat => match standing(&hub, &peer) {
+            Ok(s) => hub.reply(s),
+            Err(e) => refused(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                &e.to_string(),
+            ),
+        },
+        other => refused(
+            StatusCode::BAD_REQUEST,
+            "unsupported",
+            &format!("a hub does not take '{}' messages", other.as_str()),
+        ),
+    }
+}
+
+fn standing(hub: &Hub, node: &NodeId) -> Result<Standing, Error> {
+    let r = registry(&hub.dir)?;
+    let m = r
+        .members
+        .get(node)
+        .ok_or_else(|| Error::Malformed(format!("node {node} is not a member")))?;
+    Ok(Standing {
+        node: node.clone(),
+        tier: m.tier,
+        ledger: m.ledger,
+        ratio: m.ledger.ratio(),
+        free_queries: hub.policy.free_queries,
+        min_ratio: hub.policy.min_ratio,
+        contributed_through: m.contributed_through,
+        members: r
+            .members
+            .values()
+            .filter(|m| m.revoked_at.is_none())
+            .count(),
+    })
+}
+
+async fn contribute(hub: &Hub, node: &NodeId, e: Envelope) -> Response {
+    let c: Contribution = match serde_json::from_value(e.body) {
+        Ok(c) => c,
+        Err(err) => {
+            return refused(
+                StatusCode::BAD_REQUEST,
+                "malformed",
+                &format!("a contribution: {err}"),
+            );
+        }
+    };
+    if c.items.len() > MAX_ITEMS {
+        return refused(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            &format!("at most {MAX_ITEMS} items per contribution"),
+        );
+    }
+    let reg_path = paths(&hub.dir).registry;
+    // Applied once: a contribution at or below what was applied is a resend.
+    let done = match files::load::<Registry>(&reg_path) {
+        Ok(r) => r
+            .members
+            .get(node)
+            .map(|m| m.contributed_through)
+            .unwrap_or(0),
+        Err(err) => {
+            return refused(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                &err.to_string(),
+            );
+        }
+    };
+    if c.through <= done {
+        return match standing(hub, node) {
+            Ok(s) => hub.reply(ContributionReply {
+                accepted: 0,
+                refused: 0,
+                duplicate: true,
+                ledger: s.ledger,
+            }),
+            Err(err) => refused(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                &err.to_string(),
+            ),
+        };
+    }
+    let pool = Caller::local(hub.pool.clone());
+    let (mut accepted, mut rejected) = (0u64, 0u64);
+    for item in c.items {
+        match item {
+            Item::Fact { text } => {
+                // The hub's own anonymiser decides too: a node's filter is not trusted.
+                let text = match hub.anonymiser.clean(&text) {
+                    Verdict::Kept(t) | Verdict::Cleaned { text: t, .. }
+                        if text.len() <= MAX_ITEM_BYTES =>
+                    {
+                        t
+                    }
+                    _ => {
+                        rejected += 1;
+                        continue;
+                    }
+                };
+                let mut req = continuum_engine::RememberRequest::new(text, Source::Fact);
+                req.metadata
+                    .insert("node".into(), serde_json::Value::String(node.to_string()));
+                match hub.engine.remember(&pool, req).await {
+                    Ok(_) => accepted += 1,
+                    Err(err) => {
+                        tracing::warn!(node = %node, error = %err, "a contributed item was not stored");
+                        rejected += 1;
+                    }
+                }
+            }
+            Item::Link { .. } => {
+                // Links between concepts are not pooled yet: counted as refused, not lost
+                // silently.
+                rejected += 1;
+            }
+        }
+    }
+    let ledger = files::update(&reg_path, |r: &mut Registry| {
+        let m = r
+            .members
+            .get_mut(node)
+            .ok_or_else(|| Error::Malformed("not a member".into()))?;
+        m.ledger.contributed += accepted;
+        m.contributed_through = m.contributed_through.max(c.through);
+        Ok(m.ledger)
+    });
+    match ledger {
+        Ok(ledger) => hub.reply(ContributionReply {
+            accepted,
+            refused: rejected,
+            duplicate: false,
+            ledger,
+        }),
+        Err(err) => refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            &err.to_string(),
+        ),
+    }
+}
+
+async fn query(hub: &Hub, node: &NodeId, e: Envelope) -> Response {
+    let q: Query = match serde_json::from_value(e.body) {
+        Ok(q) => q,
+        Err(err) => {
+            return refused(
+                StatusCode::BAD_REQUEST,
+                "malformed",
+                &format!("a query: {err}"),
+            );
+        }
+    };
+    let limit = q.limit.unwrap_or(10);
+    if q.q.trim().is_empty() || q.q.len() > MAX_QUERY_BYTES || limit == 0 || limit > MAX_RESULTS {
+        return refused(
+            StatusCode::BAD_REQUEST,
+            "malformed",
+            &format!("a query is 1 to {MAX_QUERY_BYTES} bytes, for 1 to {MAX_RESULTS} results"),
+        );
+    }
+    let reg_path = paths(&hub.dir).registry;
+    let ledger = match files::load::<Registry>(&reg_path) {
+        Ok(r) => r.members.get(node).map(|m| m.ledger).unwrap_or_default(),
+        Err(err) => {
+            return refused(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                &err.to_string(),
+            );
+        }
+    };
+    if let Err(m) = hub.policy.may_query(&ledger, false) {
+        tracing::warn!(node = %node, "federation query refused: contribution ratio");
+        return refused(StatusCode::FORBIDDEN, "contribute_first", &m.to_string());
+    }
+    let req = continuum_engine::SearchRequest {
+        query: q.q,
+        limit: Some(limit),
+        ..Default::default()
+    };
+    let hits = match hub
+        .engine
+        .search(&Caller::local(hub.pool.clone()), &req)
+        .await
+    {
+        Ok(h) => h,
+        Err(err) => return refused(StatusCode::BAD_REQUEST, "query", &err.to_string()),
+    };
+    let hits: Vec<QueryHit> = hits
+        .into_iter()
+        .map(|h| QueryHit {
+            node: h
+                .memory
+                .metadata
+                .get("node")
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_string(),
+            text: h.memory.content,
+            score: h.score,
+        })
+        .collect();
+    let ledger = files::update(&reg_path, |r: &mut Registry| {
+        let m = r
+            .members
+            .get_mut(node)
+            .ok_or_else(|| Error::Malformed("not a member".into()))?;
+        m.ledger.consumed += 1;
+        Ok(m.ledger)
+    });
+    match ledger {
+        Ok(ledger) => hub.reply(QueryReply { hits, ledger }),
+        Err(err) => refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            &err.to_string(),
+        ),
+    }
+}

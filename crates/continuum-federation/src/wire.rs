@@ -1,0 +1,121 @@
+//! The bodies the hub and its nodes exchange (inside signed envelopes, except joining).
+
+use crate::access::{Ledger, Tier};
+use crate::identity::NodeId;
+
+/// The longest text of one pooled item.
+pub const MAX_ITEM_BYTES: usize = crate::anonymise::MAX_SNIPPET_BYTES;
+/// The most items in one contribution.
+pub const MAX_ITEMS: usize = 500;
+/// The most results a query may ask for.
+pub const MAX_RESULTS: usize = 20;
+/// The longest query.
+pub const MAX_QUERY_BYTES: usize = 1000;
+
+/// `POST /federation/v1/join`, the one request served without a client certificate.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinRequest {
+    /// The join token's text.
+    pub token: String,
+    /// The joining node's Ed25519 public key, hex.
+    pub public_key: String,
+    /// Names the node will accept connections under (none for a node that only connects).
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// The node's signature (base64) over [`JoinRequest::proof_text`]: it holds the key.
+    pub proof: String,
+}
+
+impl JoinRequest {
+    /// What the proof signs: the token and the key, so neither can be swapped.
+    pub fn proof_text(token: &str, public_key: &str) -> String {
+        format!("continuum-federation-join\n{token}\n{public_key}")
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct JoinResponse {
+    pub node: NodeId,
+    pub tier: Tier,
+    /// The node's certificate (PEM), signed by the federation's CA.
+    pub certificate: String,
+    /// The CA's certificate (PEM): its SHA-256 is the token's fingerprint.
+    pub ca: String,
+    /// The hub's node id and Ed25519 public key (hex): it signs its replies.
+    pub hub: NodeId,
+    pub hub_key: String,
+}
+
+/// One shareable item, already through the anonymiser on the node (the hub checks again).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Item {
+    /// A fact snippet (a decision, a note, a fact).
+    Fact { text: String },
+    /// Two concepts and how strongly they are linked (0 to 1).
+    Link { a: String, b: String, strength: f64 },
+}
+
+/// A `contribute` body: what the node gathered from its events up to `through`. Applied once:
+/// the hub keeps, per node, the highest `through` it applied.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Contribution {
+    pub through: u64,
+    pub items: Vec<Item>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ContributionReply {
+    /// Items taken into the pool now (0 when the contribution was applied before).
+    pub accepted: u64,
+    /// Items the hub's own anonymiser refused.
+    pub refused: u64,
+    /// Whether this contribution had been applied before (a resend).
+    pub duplicate: bool,
+    pub ledger: Ledger,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Query {
+    pub q: String,
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct QueryHit {
+    pub text: String,
+    pub score: f64,
+    /// The contributing node: never a tenant.
+    pub node: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct QueryReply {
+    pub hits: Vec<QueryHit>,
+    pub ledger: Ledger,
+}
+
+/// The hub's answer to a heartbeat: where the node stands.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Standing {
+    pub node: NodeId,
+    pub tier: Tier,
+    pub ledger: Ledger,
+    pub ratio: Option<f64>,
+    pub free_queries: u64,
+    pub min_ratio: f64,
+    /// The highest event position of the node's contributions applied.
+    pub contributed_through: u64,
+    pub members: usize,
+}
+
+/// A refusal, as the hub answers it (HTTP 4xx), and as the node reports it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Refused {
+    pub reason: String,
+    pub message: String,
+}
