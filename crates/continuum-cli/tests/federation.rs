@@ -196,6 +196,24 @@ fn a_hub_and_two_nodes_share_anonymised_knowledge() {
     assert_eq!(st["standing"]["ledger"]["contributed"], 2, "{st}");
     assert_eq!(st["standing"]["members"], 2, "{st}");
 
+    // A third node with nothing to give: two free queries, then refused, until the operator
+    // grants it unlimited access (signed with the CA's key; no constant or header does).
+    let tc = token(&hub);
+    let jc = json_of(&c, &["federation", "join", &url, &tc]);
+    let node_c = jc["node"].as_str().unwrap().to_string();
+    json_of(&c, &["federation", "query", "redis"]);
+    json_of(&c, &["federation", "query", "redis"]);
+    let (ok, _, err) = run(&c, &["federation", "query", "redis"]);
+    assert!(!ok && err.contains("contribute"), "{err}");
+    let g = json_of(&hub, &["federation", "grant", &node_c, "--days", "1"]);
+    assert!(g["grant"].as_str().unwrap().contains(&node_c), "{g}");
+    for _ in 0..3 {
+        json_of(&c, &["federation", "query", "redis"]);
+    }
+    let st = json_of(&c, &["federation", "status"]);
+    assert!(st["standing"]["unlimited_until"].as_i64().is_some(), "{st}");
+    assert_eq!(st["standing"]["ledger"]["consumed"], 5, "{st}");
+
     // A revoked node is refused from its next connection on (the hub reloads within seconds).
     cli(&hub, &["federation", "revoke", &node_a]);
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -132,6 +132,41 @@ pub fn revoke(dir: &Path, node: &NodeId) -> Result<bool, Error> {
     })
 }
 
+/// Grants `node` unlimited access (no contribution ratio, no rate limit) for `valid_ms`,
+/// signed with the CA's key so that any node can check it; replaces an earlier grant.
+pub fn grant(
+    dir: &Path,
+    node: &NodeId,
+    valid_ms: i64,
+) -> Result<crate::access::SignedGrant, Error> {
+    if valid_ms <= 0 || valid_ms > 366 * 86_400_000 {
+        return Err(Error::Malformed(
+            "a grant lasts more than 0 and at most 366 days".into(),
+        ));
+    }
+    let ca = authority(dir)?;
+    let now = now_ms();
+    let signed = crate::access::SignedGrant::sign(
+        ca.key(),
+        &crate::access::Grant {
+            node: node.clone(),
+            unlimited: true,
+            issued_at: now,
+            expires_at: now + valid_ms,
+        },
+    )?;
+    files::update(&paths(dir).registry, |r: &mut Registry| {
+        let m = r
+            .members
+            .get_mut(node)
+            .filter(|m| m.revoked_at.is_none())
+            .ok_or_else(|| Error::Malformed(format!("no member {node} (or revoked)")))?;
+        m.grant = Some(signed.clone());
+        Ok(())
+    })?;
+    Ok(signed)
+}
+
 /// The register as stored (members, their tiers and ledgers; invites as hashes).
 pub fn registry(dir: &Path) -> Result<Registry, Error> {
     files::load(&paths(dir).registry)
@@ -409,11 +444,19 @@ async fn message(
         return refusal(&Refusal::UnknownSender(peer));
     };
     let limits = TierLimits::of(member.tier);
+    let unlimited = unlimited(&hub, &member);
     let taken = hub
         .limiter
         .lock()
         .map_err(|_| Refusal::Busy("the rate limiter lock was poisoned".into()))
-        .and_then(|mut l| l.take(&peer, envelope.kind, Some(&limits), now_ms()));
+        .and_then(|mut l| {
+            l.take(
+                &peer,
+                envelope.kind,
+                (!unlimited).then_some(&limits),
+                now_ms(),
+            )
+        });
     if let Err(r) = taken {
         tracing::warn!(node = %peer, reason = r.reason(), "federation message refused: {r}");
         return refusal(&r);
@@ -437,6 +480,13 @@ async fn message(
     }
 }
 
+/// Whether a member holds a grant the CA signed, for it, in force now.
+fn unlimited(hub: &Hub, m: &crate::membership::Member) -> bool {
+    m.grant
+        .as_ref()
+        .is_some_and(|g| g.verify(&hub.ca.key().public(), &m.id, now_ms()).is_ok())
+}
+
 fn standing(hub: &Hub, node: &NodeId) -> Result<Standing, Error> {
     let r = registry(&hub.dir)?;
     let m = r
@@ -456,6 +506,12 @@ fn standing(hub: &Hub, node: &NodeId) -> Result<Standing, Error> {
             .values()
             .filter(|m| m.revoked_at.is_none())
             .count(),
+        unlimited_until: m
+            .grant
+            .as_ref()
+            .filter(|_| unlimited(hub, m))
+            .and_then(|g| serde_json::from_str::<crate::access::Grant>(&g.grant).ok())
+            .map(|g| g.expires_at),
     })
 }
 
@@ -587,8 +643,12 @@ async fn query(hub: &Hub, node: &NodeId, e: Envelope) -> Response {
         );
     }
     let reg_path = paths(&hub.dir).registry;
-    let ledger = match files::load::<Registry>(&reg_path) {
-        Ok(r) => r.members.get(node).map(|m| m.ledger).unwrap_or_default(),
+    let (ledger, free) = match files::load::<Registry>(&reg_path) {
+        Ok(r) => r
+            .members
+            .get(node)
+            .map(|m| (m.ledger, unlimited(hub, m)))
+            .unwrap_or_default(),
         Err(err) => {
             return refused(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -597,7 +657,7 @@ async fn query(hub: &Hub, node: &NodeId, e: Envelope) -> Response {
             );
         }
     };
-    if let Err(m) = hub.policy.may_query(&ledger, false) {
+    if let Err(m) = hub.policy.may_query(&ledger, free) {
         tracing::warn!(node = %node, "federation query refused: contribution ratio");
         return refused(StatusCode::FORBIDDEN, "contribute_first", &m.to_string());
     }

@@ -100,6 +100,9 @@ pub struct Member {
     /// The highest event position of this node's contributions applied (each applied once).
     #[serde(default)]
     pub contributed_through: u64,
+    /// Unlimited access granted by the federation's operator (signed with the CA key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<crate::access::SignedGrant>,
 }
 
 /// Why a join was refused.
@@ -227,6 +230,7 @@ impl Registry {
             revoked_at: None,
             ledger: Ledger::default(),
             contributed_through: 0,
+            grant: None,
         };
         Ok(self.members.entry(id).or_insert(member))
     }

@@ -111,6 +111,9 @@ pub struct Standing {
     /// The highest event position of the node's contributions applied.
     pub contributed_through: u64,
     pub members: usize,
+    /// Until when (Unix milliseconds) an operator's grant gives this node unlimited access.
+    #[serde(default)]
+    pub unlimited_until: Option<i64>,
 }
 
 /// A refusal, as the hub answers it (HTTP 4xx), and as the node reports it.

@@ -45,6 +45,13 @@ pub enum FederationCommand {
     Revoke { node: String },
     /// The hub's members with their tiers and ledgers (hub).
     Members,
+    /// Unlimited access for a member (no contribution ratio, no rate limit) for --days,
+    /// signed with the federation CA's key (hub).
+    Grant {
+        node: String,
+        #[arg(long, default_value_t = 30)]
+        days: i64,
+    },
     /// Join the hub at HUB_URL (https://HOST:PORT, its federation address) with a token.
     Join {
         hub_url: String,
@@ -133,6 +140,17 @@ pub async fn federation(g: &Global, a: FederationArgs) -> Result<()> {
                 return output::json(&serde_json::json!({ "revoked": id }));
             }
             println!("revoked {id}");
+            Ok(())
+        }
+        FederationCommand::Grant { node: n, days } => {
+            let id = NodeId::parse(&n).map_err(fed)?;
+            let grant = hub::grant(&dir, &id, days.saturating_mul(86_400_000)).map_err(fed)?;
+            if g.json {
+                return output::json(&grant);
+            }
+            println!(
+                "granted node {id} unlimited access for {days} days (signed by the federation's CA)"
+            );
             Ok(())
         }
         FederationCommand::Members => {
