@@ -229,7 +229,28 @@ fn a_hub_and_two_nodes_share_anonymised_knowledge() {
         assert!(Instant::now() < deadline, "a revoked node still gets in");
         std::thread::sleep(Duration::from_millis(300));
     }
-    // B goes on.
+    // B goes on, and contributes in the background while its server runs.
     json_of(&b, &["federation", "status"]);
+    cli(
+        &b,
+        &[
+            "--tenant",
+            "team",
+            "remember",
+            "Kafka consumer lag alerts fire at ten thousand messages",
+            "--source",
+            "fact",
+        ],
+    );
+    let (_node_server, _) = serve_with(&b, &[], &["--federation-contribute-secs", "1"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let q = json_of(&c, &["federation", "query", "kafka consumer lag"]);
+        if q["hits"][0]["node"] == node_b.as_str() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no background contribution: {q}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
     drop(server);
 }

@@ -261,6 +261,19 @@ pub fn share(dir: &Path, tenant: &TenantId, on: bool) -> Result<(), Error> {
     })
 }
 
+/// Records the last error of a background contribution (shown by `status`).
+pub fn note_error(dir: &Path, error: Option<String>) -> Result<(), Error> {
+    files::update(&state_path(dir), |s: &mut NodeState| {
+        s.last_error = error;
+        Ok(())
+    })
+}
+
+/// Whether this data directory's node joined a federation.
+pub fn joined(dir: &Path) -> bool {
+    hub_path(dir).exists()
+}
+
 /// This node's state as kept.
 pub fn state(dir: &Path) -> Result<NodeState, Error> {
     files::load(&state_path(dir))

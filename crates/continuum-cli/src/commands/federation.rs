@@ -244,6 +244,7 @@ pub async fn federation(g: &Global, a: FederationArgs) -> Result<()> {
                     "sharing": st.sharing,
                     "cursors": st.cursors,
                     "last_contribution_at": st.last_contribution_at,
+                    "last_error": st.last_error,
                 }));
             }
             println!("hub:          {} (node {})", n.info().url, n.info().hub);
@@ -264,6 +265,9 @@ pub async fn federation(g: &Global, a: FederationArgs) -> Result<()> {
                 standing.min_ratio
             );
             println!("members:      {}", standing.members);
+            if let Some(e) = &st.last_error {
+                println!("last error:   {e}");
+            }
             println!(
                 "sharing:      {}",
                 if st.sharing.is_empty() {
@@ -275,6 +279,56 @@ pub async fn federation(g: &Global, a: FederationArgs) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// On a member node, puts contributing under `jobs` (named `federation-contribute`): every
+/// `every`, each tenant that shares sends what is new. An error (the hub away, a refusal) is
+/// logged and kept for `federation status`; the next round tries again.
+pub fn spawn_contributions(
+    g: &Global,
+    engine: &continuum_engine::Engine,
+    every: std::time::Duration,
+    jobs: &continuum_ops::Supervisor,
+) -> Result<()> {
+    let dir = continuum_federation::folder(&g.data_dir()?);
+    if !node::joined(&dir) {
+        return Ok(());
+    }
+    let engine = engine.clone();
+    jobs.spawn(
+        "federation-contribute",
+        continuum_ops::Backoff::default(),
+        move |stop| {
+            let (engine, dir) = (engine.clone(), dir.clone());
+            async move {
+                let mut tick = tokio::time::interval(every);
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => return Ok(()),
+                        _ = tick.tick() => {}
+                    }
+                    let round = async {
+                        let n = node::Node::open(&dir)?;
+                        for t in node::state(&dir)?.sharing {
+                            let tenant = continuum_core::TenantId::new(t)
+                                .map_err(|e| continuum_federation::Error::Malformed(e.to_string()))?;
+                            let out = n.contribute(&engine, &tenant).await?;
+                            if out.sent > 0 {
+                                tracing::info!(tenant = %tenant, accepted = out.accepted, "contributed to the federation");
+                            }
+                        }
+                        Ok::<(), continuum_federation::Error>(())
+                    };
+                    let error = round.await.err().map(|e| e.to_string());
+                    if let Some(e) = &error {
+                        tracing::warn!(error = %e, "federation contribution failed; retrying next round");
+                    }
+                    let _ = node::note_error(&dir, error);
+                }
+            }
+        },
+    )
+    .map_err(|e| Error::Internal(e).into())
 }
 
 /// Puts the hub's federation listener under `jobs` (named `federation`).

@@ -142,6 +142,14 @@ pub struct ServeArgs {
     /// The contributed / consumed ratio below which a member's queries are refused.
     #[arg(long, env = "CONTINUUM_FEDERATION_MIN_RATIO", default_value_t = 0.1)]
     pub federation_min_ratio: f64,
+    /// On a member node: seconds between background contributions of the sharing tenants
+    /// (0: only `continuum federation contribute`).
+    #[arg(
+        long,
+        env = "CONTINUUM_FEDERATION_CONTRIBUTE_SECS",
+        default_value_t = 300
+    )]
+    pub federation_contribute_secs: u64,
     /// The tier of a tenant whose subscription is cancelled, unpaid or failing payment.
     #[arg(long, env = "CONTINUUM_STRIPE_FALLBACK_TIER", default_value = "free")]
     pub stripe_fallback_tier: String,
@@ -415,6 +423,14 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<()> {
             min_ratio: a.federation_min_ratio,
         };
         crate::commands::federation::spawn_hub(g, &engine, bind, policy, &jobs)?;
+    }
+    if a.federation_contribute_secs > 0 {
+        crate::commands::federation::spawn_contributions(
+            g,
+            &engine,
+            Duration::from_secs(a.federation_contribute_secs),
+            &jobs,
+        )?;
     }
     crate::commands::retention::spawn_retention(&engine, g.retention.clone(), &jobs)?;
     spawn_sync(g, &engine, &jobs)?;
