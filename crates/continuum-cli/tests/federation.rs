@@ -254,3 +254,95 @@ fn a_hub_and_two_nodes_share_anonymised_knowledge() {
     }
     drop(server);
 }
+
+/// Messages a member could forge or capture, sent to a running hub over the member's own
+/// mutual TLS connection: a replay, a tampered byte, a time ten minutes off, garbage. Each is refused with its reason; the genuine message passes once. Then the free
+/// tier's rate limit for heartbeats: 12 a minute, the 13th refused.
+#[test]
+fn the_hub_refuses_replays_tampering_skew_and_floods() {
+    let d = tempfile::tempdir().unwrap();
+    let (hub, a) = (d.path().join("hub"), d.path().join("a"));
+    json_of(
+        &hub,
+        &["federation", "init", "--hub", "--host", "127.0.0.1"],
+    );
+    let (server, _) = serve_with(&hub, &[], &["--federation-bind", "127.0.0.1:0"]);
+    let url = common::url_in(
+        server
+            .log()
+            .lines()
+            .find(|l| l.contains("federation hub at"))
+            .unwrap(),
+        "https://",
+    );
+    let t = token(&hub);
+    json_of(&a, &["federation", "join", &url, &t]);
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use continuum_federation::MessageType;
+        let node =
+            continuum_federation::node::Node::open(&continuum_federation::folder(&a)).unwrap();
+        let now = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as i64
+        };
+        let reason = |body: &[u8]| -> String {
+            serde_json::from_slice::<Value>(body)
+                .map(|v| v["reason"].as_str().unwrap_or("").to_string())
+                .unwrap_or_default()
+        };
+        let genuine = node
+            .seal(MessageType::Heartbeat, serde_json::json!({}), now())
+            .unwrap();
+        let (status, _) = node.post(genuine.to_bytes()).await.unwrap();
+        assert_eq!(status, 200);
+        // The same bytes again: a replay.
+        let (status, body) = node.post(genuine.to_bytes()).await.unwrap();
+        assert_eq!((status, reason(&body).as_str()), (401, "replayed"));
+        // One byte of the signed text changed.
+        let mut tampered = node
+            .seal(MessageType::Query, serde_json::json!({"q": "redis"}), now())
+            .unwrap();
+        tampered.envelope = tampered.envelope.replace("redis", "rediz");
+        let (status, body) = node.post(tampered.to_bytes()).await.unwrap();
+        assert_eq!((status, reason(&body).as_str()), (401, "bad_signature"));
+        // Ten minutes off, either way.
+        for skew in [-600_000, 600_000] {
+            let old = node
+                .seal(MessageType::Heartbeat, serde_json::json!({}), now() + skew)
+                .unwrap();
+            let (status, body) = node.post(old.to_bytes()).await.unwrap();
+            assert_eq!((status, reason(&body).as_str()), (401, "stale"), "{skew}");
+        }
+        // Garbage.
+        let (status, body) = node.post(b"not an envelope".to_vec()).await.unwrap();
+        assert_eq!((status, reason(&body).as_str()), (400, "malformed"));
+
+        // The free tier allows 12 heartbeats a minute: the 13th is refused.
+        let mut refused_at = None;
+        for i in 1..=13 {
+            let m = node
+                .seal(MessageType::Heartbeat, serde_json::json!({}), now())
+                .unwrap();
+            let (status, body) = node.post(m.to_bytes()).await.unwrap();
+            if status != 200 {
+                assert_eq!((status, reason(&body).as_str()), (429, "rate_limited"));
+                refused_at = Some(i);
+                break;
+            }
+        }
+        // One heartbeat went before (the genuine one): the 12th of this loop is the 13th.
+        assert_eq!(refused_at, Some(12));
+    });
+    let log = server.log();
+    assert!(
+        log.contains("replayed") && log.contains("bad_signature") && log.contains("stale"),
+        "refusals are logged: {log}"
+    );
+}

@@ -383,6 +383,35 @@ impl Node {
             .map_err(|e| Error::Malformed(format!("the hub's answer: {e}")))
     }
 
+    /// Seals a message from this node at `at_ms` without sending it (diagnostics and tests:
+    /// what [`Node::post`] sends as it is).
+    pub fn seal(
+        &self,
+        kind: MessageType,
+        body: serde_json::Value,
+        at_ms: i64,
+    ) -> Result<Sealed, Error> {
+        Sealed::seal(&self.key, kind, body, at_ms)
+    }
+
+    /// Posts bytes as a message over this node's mutual TLS connection; the hub's status and
+    /// body as they are.
+    pub async fn post(&self, bytes: Vec<u8>) -> Result<(u16, Vec<u8>), Error> {
+        let resp = self
+            .client
+            .post(format!("{}/federation/v1/message", self.info.url))
+            .body(bytes)
+            .send()
+            .await
+            .map_err(|e| Error::Unavailable(chain(&e)))?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| Error::Unavailable(chain(&e)))?;
+        Ok((status, body.to_vec()))
+    }
+
     /// Where this node stands with the hub.
     pub async fn standing(&self) -> Result<Standing, Error> {
         self.send(MessageType::Heartbeat, serde_json::json!({}))
