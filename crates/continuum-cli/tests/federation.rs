@@ -229,6 +229,21 @@ fn a_hub_and_two_nodes_share_anonymised_knowledge() {
         assert!(Instant::now() < deadline, "a revoked node still gets in");
         std::thread::sleep(Duration::from_millis(300));
     }
+    // The hub's audit log holds the joins, the refusals, the grant and the revocation.
+    let audit = cli(&hub, &["--json", "audit", "tail", "--limit", "100"]);
+    for action in [
+        "federation.joined",
+        "federation.refused",
+        "federation.granted",
+        "federation.revoked",
+    ] {
+        assert!(audit.contains(action), "{action}: {audit}");
+    }
+    assert!(
+        audit.contains(&node_a) && !audit.contains("allkeys"),
+        "{audit}"
+    );
+
     // B goes on, and contributes in the background while its server runs.
     json_of(&b, &["federation", "status"]);
     cli(

@@ -62,6 +62,10 @@ pub const ACTIONS: &[&str] = &[
     "webhook.deleted",
     "webhook.secret_rotated",
     "server.started",
+    "federation.joined",
+    "federation.refused",
+    "federation.revoked",
+    "federation.granted",
 ];
 
 /// An entry as stored.

@@ -119,6 +119,26 @@ impl Engine {
         .await
     }
 
+    /// Records a federation act on this hub: a node joined, was refused (join or message, with
+    /// the reason), revoked or granted unlimited access. Node ids and reasons only.
+    pub async fn audit_federation(
+        &self,
+        action: &'static str,
+        refused: bool,
+        details: serde_json::Value,
+    ) {
+        self.audit(vec![AuditRecord {
+            at: self.clock.now(),
+            tenant: None,
+            actor: "federation".into(),
+            action,
+            outcome: if refused { "refused" } else { "ok" },
+            source: None,
+            details,
+        }])
+        .await
+    }
+
     /// Records the start of a server with its (non-secret) settings.
     pub async fn audit_start(&self, settings: serde_json::Value) {
         self.audit_ok("system", None, "server.started", settings)

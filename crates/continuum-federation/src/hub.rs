@@ -342,13 +342,36 @@ fn refusal(r: &Refusal) -> Response {
 }
 
 async fn join(State(hub): State<Arc<Hub>>, Json(req): Json<JoinRequest>) -> Response {
-    let deny = |why: &str| {
-        tracing::warn!(reason = why, "federation join refused");
-        refused(StatusCode::FORBIDDEN, "join_refused", why)
-    };
+    match admit(&hub, req).await {
+        Ok((response, node, tier)) => {
+            hub.engine
+                .audit_federation(
+                    "federation.joined",
+                    false,
+                    serde_json::json!({ "node": node, "tier": tier.as_str() }),
+                )
+                .await;
+            response
+        }
+        Err(why) => {
+            tracing::warn!(reason = %why, "federation join refused");
+            hub.engine
+                .audit_federation(
+                    "federation.refused",
+                    true,
+                    serde_json::json!({ "stage": "join", "reason": why }),
+                )
+                .await;
+            refused(StatusCode::FORBIDDEN, "join_refused", &why)
+        }
+    }
+}
+
+/// Checks a join request and admits the node: its certificate, or why not.
+async fn admit(hub: &Hub, req: JoinRequest) -> Result<(Response, NodeId, Tier), String> {
     let token = match JoinToken::parse(&req.token) {
         Ok(t) => t,
-        Err(e) => return deny(&e.to_string()),
+        Err(e) => return Err(e.to_string()),
     };
     let raw: Vec<u8> = (0..req.public_key.len())
         .step_by(2)
@@ -358,14 +381,14 @@ async fn join(State(hub): State<Arc<Hub>>, Json(req): Json<JoinRequest>) -> Resp
         .ok()
         .and_then(|b| ed25519_dalek::VerifyingKey::from_bytes(&b).ok())
     else {
-        return deny("the public key is not an Ed25519 key in hex");
+        return Err("the public key is not an Ed25519 key in hex".to_string());
     };
     let proof = base64::engine::general_purpose::STANDARD
         .decode(req.proof.as_bytes())
         .ok()
         .and_then(|b| <[u8; 64]>::try_from(b).ok());
     let Some(proof) = proof else {
-        return deny("the proof is not a base64 signature");
+        return Err("the proof is not a base64 signature".to_string());
     };
     let text = JoinRequest::proof_text(&req.token, &req.public_key);
     if public
@@ -375,10 +398,10 @@ async fn join(State(hub): State<Arc<Hub>>, Json(req): Json<JoinRequest>) -> Resp
         )
         .is_err()
     {
-        return deny("the proof is not signed by this key");
+        return Err("the proof is not signed by this key".to_string());
     }
     if req.names.len() > 16 || req.names.iter().any(|n| n.is_empty() || n.len() > 253) {
-        return deny("at most 16 names of 1 to 253 characters");
+        return Err("at most 16 names of 1 to 253 characters".to_string());
     }
     let member = files::update(&paths(&hub.dir).registry, |r: &mut Registry| {
         r.redeem(&token, &public, now_ms())
@@ -387,25 +410,26 @@ async fn join(State(hub): State<Arc<Hub>>, Json(req): Json<JoinRequest>) -> Resp
     });
     let (node, tier) = match member {
         Ok(m) => m,
-        Err(e) => return deny(&e.to_string()),
+        Err(e) => return Err(e.to_string()),
     };
     let cert = match hub
         .ca
         .issue(&public, &req.names, pki::NODE_VALID_DAYS, SystemTime::now())
     {
         Ok(c) => c,
-        Err(e) => return deny(&e.to_string()),
+        Err(e) => return Err(e.to_string()),
     };
     tracing::info!(node = %node, tier = tier.as_str(), "a node joined the federation");
-    Json(JoinResponse {
-        node,
+    let response = Json(JoinResponse {
+        node: node.clone(),
         tier,
         certificate: cert,
         ca: hub.ca.cert_pem().to_string(),
         hub: hub.key.id().clone(),
         hub_key: hex(hub.key.public().as_bytes()),
     })
-    .into_response()
+    .into_response();
+    Ok((response, node, tier))
 }
 
 async fn message(
@@ -437,6 +461,7 @@ async fn message(
         Ok(e) => e,
         Err(r) => {
             tracing::warn!(node = %peer, reason = r.reason(), "federation message refused: {r}");
+            audit_refusal(&hub, &peer, &r).await;
             return refusal(&r);
         }
     };
@@ -459,6 +484,7 @@ async fn message(
         });
     if let Err(r) = taken {
         tracing::warn!(node = %peer, reason = r.reason(), "federation message refused: {r}");
+        audit_refusal(&hub, &peer, &r).await;
         return refusal(&r);
     }
     match envelope.kind {
@@ -478,6 +504,17 @@ async fn message(
             &format!("a hub does not take '{}' messages", other.as_str()),
         ),
     }
+}
+
+/// A refused message in the audit log: the node and the reason, never the body.
+async fn audit_refusal(hub: &Hub, node: &NodeId, r: &Refusal) {
+    hub.engine
+        .audit_federation(
+            "federation.refused",
+            true,
+            serde_json::json!({ "stage": "message", "node": node, "reason": r.reason() }),
+        )
+        .await;
 }
 
 /// Whether a member holds a grant the CA signed, for it, in force now.
@@ -659,6 +696,13 @@ async fn query(hub: &Hub, node: &NodeId, e: Envelope) -> Response {
     };
     if let Err(m) = hub.policy.may_query(&ledger, free) {
         tracing::warn!(node = %node, "federation query refused: contribution ratio");
+        hub.engine
+            .audit_federation(
+                "federation.refused",
+                true,
+                serde_json::json!({ "stage": "query", "node": node, "reason": "contribute_first" }),
+            )
+            .await;
         return refused(StatusCode::FORBIDDEN, "contribute_first", &m.to_string());
     }
     let req = continuum_engine::SearchRequest {

@@ -136,6 +136,14 @@ pub async fn federation(g: &Global, a: FederationArgs) -> Result<()> {
             if !hub::revoke(&dir, &id).map_err(fed)? {
                 return Err(Error::NotFound(format!("no member {id} (or revoked before)")).into());
             }
+            let (engine, _) = g.open().await?;
+            engine
+                .audit_federation(
+                    "federation.revoked",
+                    false,
+                    serde_json::json!({ "node": id }),
+                )
+                .await;
             if g.json {
                 return output::json(&serde_json::json!({ "revoked": id }));
             }
@@ -145,6 +153,14 @@ pub async fn federation(g: &Global, a: FederationArgs) -> Result<()> {
         FederationCommand::Grant { node: n, days } => {
             let id = NodeId::parse(&n).map_err(fed)?;
             let grant = hub::grant(&dir, &id, days.saturating_mul(86_400_000)).map_err(fed)?;
+            let (engine, _) = g.open().await?;
+            engine
+                .audit_federation(
+                    "federation.granted",
+                    false,
+                    serde_json::json!({ "node": id, "days": days }),
+                )
+                .await;
             if g.json {
                 return output::json(&grant);
             }
