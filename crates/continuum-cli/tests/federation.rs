@@ -195,6 +195,19 @@ fn a_hub_and_two_nodes_share_anonymised_knowledge() {
     assert_eq!(st["standing"]["node"], node_a.as_str());
     assert_eq!(st["standing"]["ledger"]["contributed"], 2, "{st}");
     assert_eq!(st["standing"]["members"], 2, "{st}");
+    assert!(st["certificate_expires_at"].is_string(), "{st}");
+    let queries = st["standing"]["limits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["type"] == "query")
+        .unwrap()
+        .clone();
+    assert_eq!(queries["per_minute"], 30, "{st}");
+    assert!(
+        queries["available"].as_u64().unwrap() < 30,
+        "A has queried this minute: {st}"
+    );
 
     // A third node with nothing to give: two free queries, then refused, until the operator
     // grants it unlimited access (signed with the CA's key; no constant or header does).

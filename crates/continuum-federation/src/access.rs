@@ -106,6 +106,23 @@ impl RateLimiter {
         }
     }
 
+    /// Messages `node` may send of `kind` at `now_ms` without waiting (nothing is taken).
+    pub fn available(
+        &self,
+        node: &NodeId,
+        kind: MessageType,
+        limits: &TierLimits,
+        now_ms: i64,
+    ) -> u32 {
+        let rate = f64::from(limits.rate(kind));
+        match self.buckets.get(&(node.clone(), kind)) {
+            None => rate as u32,
+            Some(b) => (b.tokens + (now_ms - b.at_ms).max(0) as f64 * rate / 60_000.0)
+                .min(rate)
+                .floor() as u32,
+        }
+    }
+
     /// Takes a token for `node`'s `kind` message at `now_ms`, or says when one will be there.
     /// `None` limits: unlimited (a valid grant).
     pub fn take(

@@ -530,7 +530,28 @@ fn standing(hub: &Hub, node: &NodeId) -> Result<Standing, Error> {
         .members
         .get(node)
         .ok_or_else(|| Error::Malformed(format!("node {node} is not a member")))?;
+    let limits = TierLimits::of(m.tier);
+    let free = unlimited(hub, m);
+    let limits = hub
+        .limiter
+        .lock()
+        .map(|l| {
+            MessageType::ALL
+                .iter()
+                .map(|&kind| RateState {
+                    kind,
+                    per_minute: limits.rate(kind),
+                    available: if free {
+                        limits.rate(kind)
+                    } else {
+                        l.available(node, kind, &limits, now_ms())
+                    },
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     Ok(Standing {
+        limits,
         node: node.clone(),
         tier: m.tier,
         ledger: m.ledger,
@@ -628,11 +649,6 @@ async fn contribute(hub: &Hub, node: &NodeId, e: Envelope) -> Response {
                         rejected += 1;
                     }
                 }
-            }
-            Item::Link { .. } => {
-                // Links between concepts are not pooled yet: counted as refused, not lost
-                // silently.
-                rejected += 1;
             }
         }
     }

@@ -303,6 +303,7 @@ pub struct Node {
     hub_key: ed25519_dalek::VerifyingKey,
     client: reqwest::Client,
     verifier: Verifier,
+    certificate_expires_at: i64,
 }
 
 impl Node {
@@ -334,11 +335,17 @@ impl Node {
             hub_key,
             client: http(config)?,
             verifier: Verifier::default(),
+            certificate_expires_at: pki::not_after(&cert)?,
         })
     }
 
     pub fn info(&self) -> &HubInfo {
         &self.info
+    }
+
+    /// When this node's certificate expires (Unix milliseconds).
+    pub fn certificate_expires_at(&self) -> i64 {
+        self.certificate_expires_at
     }
 
     /// Sends a sealed message and opens the hub's sealed reply.

@@ -209,6 +209,20 @@ fn public_key_of(der: &[u8]) -> Result<[u8; 32], Error> {
         .ok_or_else(|| Error::Malformed("an Ed25519 public key is 32 bytes".into()))
 }
 
+/// When the first certificate of a PEM text stops being valid, in Unix milliseconds.
+pub fn not_after(pem: &str) -> Result<i64, Error> {
+    use x509_cert::der::Decode;
+    let der = first_certificate(pem)?;
+    let cert = x509_cert::Certificate::from_der(der.as_ref())
+        .map_err(|e| Error::Malformed(format!("not an X.509 certificate: {e}")))?;
+    Ok(cert
+        .tbs_certificate
+        .validity
+        .not_after
+        .to_unix_duration()
+        .as_millis() as i64)
+}
+
 /// The node a certificate is for: the id of the Ed25519 key it certifies.
 pub fn node_of_certificate(der: &[u8]) -> Result<(NodeId, ed25519_dalek::VerifyingKey), Error> {
     let raw = public_key_of(der)?;

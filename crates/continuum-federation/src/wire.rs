@@ -48,13 +48,13 @@ pub struct JoinResponse {
 }
 
 /// One shareable item, already through the anonymiser on the node (the hub checks again).
+/// The pool's concepts and links are extracted on the hub from the shared facts, as any store
+/// does; a node's own graph, built from its conversations, is never sent.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Item {
     /// A fact snippet (a decision, a note, a fact).
     Fact { text: String },
-    /// Two concepts and how strongly they are linked (0 to 1).
-    Link { a: String, b: String, strength: f64 },
 }
 
 /// A `contribute` body: what the node gathered from its events up to `through`. Applied once:
@@ -111,9 +111,21 @@ pub struct Standing {
     /// The highest event position of the node's contributions applied.
     pub contributed_through: u64,
     pub members: usize,
+    /// Per message type: the tier's rate per minute, and the messages this node may send now.
+    pub limits: Vec<RateState>,
     /// Until when (Unix milliseconds) an operator's grant gives this node unlimited access.
     #[serde(default)]
     pub unlimited_until: Option<i64>,
+}
+
+/// A message type's rate limit for a node, now.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct RateState {
+    #[serde(rename = "type")]
+    pub kind: crate::envelope::MessageType,
+    pub per_minute: u32,
+    /// Whole messages the bucket holds now (unlimited: the rate).
+    pub available: u32,
 }
 
 /// A refusal, as the hub answers it (HTTP 4xx), and as the node reports it.

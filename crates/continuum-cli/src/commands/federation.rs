@@ -261,6 +261,7 @@ pub async fn federation(g: &Global, a: FederationArgs) -> Result<()> {
                     "cursors": st.cursors,
                     "last_contribution_at": st.last_contribution_at,
                     "last_error": st.last_error,
+                    "certificate_expires_at": continuum_core::Timestamp(n.certificate_expires_at()),
                 }));
             }
             println!("hub:          {} (node {})", n.info().url, n.info().hub);
@@ -281,6 +282,22 @@ pub async fn federation(g: &Global, a: FederationArgs) -> Result<()> {
                 standing.min_ratio
             );
             println!("members:      {}", standing.members);
+            println!(
+                "certificate:  valid until {}",
+                continuum_core::Timestamp(n.certificate_expires_at())
+            );
+            if let Some(until) = standing.unlimited_until {
+                println!(
+                    "unlimited:    until {} (operator's grant)",
+                    continuum_core::Timestamp(until)
+                );
+            }
+            let rates: Vec<String> = standing
+                .limits
+                .iter()
+                .map(|r| format!("{} {}/{}", r.kind.as_str(), r.available, r.per_minute))
+                .collect();
+            println!("rate (now/minute): {}", rates.join(", "));
             if let Some(e) = &st.last_error {
                 println!("last error:   {e}");
             }
