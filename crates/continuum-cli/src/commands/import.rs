@@ -405,9 +405,9 @@ async fn import_turns(
             return Some(Ok(turns.into_iter().map(|(t, k)| (t, Some(k))).collect()));
         }
     });
-    let (rx, handle) = crate::pipeline::prepare_ahead(engine, batches);
+    let (mut rx, handle) = crate::pipeline::prepare_ahead(engine, batches);
     let mut total = TurnsImported::default();
-    for prepared in rx {
+    while let Some(prepared) = rx.recv().await {
         let prepared = prepared?;
         let n = prepared.turns();
         let out = engine.apply_turns(tenant, prepared).await?;

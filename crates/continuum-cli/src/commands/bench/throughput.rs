@@ -354,14 +354,14 @@ pub async fn throughput(g: &Global, a: ThroughputArgs) -> Result<()> {
         }
         // As `import --turns` does: prepare the next batch on one core, write on the other.
         let t0 = Instant::now();
-        let (rx, handle) = crate::pipeline::prepare_ahead(
+        let (mut rx, handle) = crate::pipeline::prepare_ahead(
             &engine,
             batches
                 .into_iter()
                 .map(|b| Ok(b.into_iter().map(|t| (t, None)).collect())),
         );
         let mut seg_turns = 0u64;
-        for prepared in rx {
+        while let Some(prepared) = rx.recv().await {
             let out = engine.apply_turns(&tenant, prepared?).await?;
             seg_turns += out.turns;
             memories += out.memory_ids.len() as u64;
