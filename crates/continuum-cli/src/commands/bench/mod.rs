@@ -2,6 +2,7 @@
 
 mod audit;
 mod backup;
+mod federation;
 mod locomo;
 mod mcp_sessions;
 mod metering;
@@ -53,6 +54,9 @@ pub enum BenchKind {
     /// How long insights and dream take on a generated store, at the default graph scope and
     /// the largest.
     Reflect(reflect::ReflectArgs),
+    /// A federation hub in this process with --nodes members: contributions per second,
+    /// query latency over the filled pool, mutual TLS handshake cost, resident memory.
+    Federation(federation::FederationArgs),
 }
 
 impl BenchArgs {
@@ -67,6 +71,7 @@ impl BenchArgs {
                 | Some(BenchKind::Sync(_))
                 | Some(BenchKind::Backup(_))
                 | Some(BenchKind::Reflect(_))
+                | Some(BenchKind::Federation(_))
         )
     }
 }
@@ -165,6 +170,7 @@ pub async fn bench(g: &Global, a: BenchArgs) -> Result<()> {
         Some(BenchKind::McpSessions(m)) => mcp_sessions::mcp_sessions(g, m).await,
         Some(BenchKind::Backup(b)) => backup::backup(g, b).await,
         Some(BenchKind::Reflect(r)) => reflect::reflect(g, r).await,
+        Some(BenchKind::Federation(f)) => federation::federation(g, f).await,
     }
 }
 
