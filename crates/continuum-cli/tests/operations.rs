@@ -159,11 +159,17 @@ fn metrics_count_known_traffic_and_keep_labels_bounded_over_a_thousand_tenants()
         assert!(!text.contains(name.as_str()), "{name} is a label value");
     }
     // The same series after 10 tenants and after 1,000 (the unauthorised recalls and the
-    // embedding figures came after the early scrape; nothing else may be new).
+    // embedding figures came after the early scrape; nothing else may be new). Store
+    // operations are labelled by method name, a fixed set: background jobs (the usage flush
+    // every few seconds) may first run after the early scrape on a busy machine.
     let late = series_of(&text);
     let new: Vec<&String> = late
         .difference(early.as_ref().unwrap())
-        .filter(|s| !s.contains("status=\"401\"") && !s.contains("route=\"/metrics\""))
+        .filter(|s| {
+            !s.contains("status=\"401\"")
+                && !s.contains("route=\"/metrics\"")
+                && !s.starts_with("continuum_store_operation_duration_seconds")
+        })
         .collect();
     assert!(new.is_empty(), "series that grew with tenants: {new:?}");
     assert!(late.len() < 2000, "{} series", late.len());
