@@ -40,15 +40,8 @@ pub(crate) fn write_key(path: &Path, key: &NodeKey) -> Result<(), Error> {
 }
 
 pub(crate) fn read_key(path: &Path) -> Result<NodeKey, Error> {
-    let text = read(path)?;
-    let text = text.trim();
-    let bytes: Vec<u8> = (0..text.len())
-        .step_by(2)
-        .filter_map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect();
-    let seed: [u8; 32] = bytes
-        .try_into()
-        .map_err(|_| Error::Malformed(format!("{} is not a key file", path.display())))?;
+    let seed = crate::identity::unhex32(read(path)?.trim())
+        .ok_or_else(|| Error::Malformed(format!("{} is not a key file", path.display())))?;
     Ok(NodeKey::from_seed(&seed))
 }
 

@@ -32,12 +32,7 @@ use std::time::{Duration, SystemTime};
 /// The tenant of the hub's store that holds the pool.
 pub const POOL_TENANT: &str = "federation-pool";
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+use crate::identity::now_ms;
 
 struct Paths {
     ca_key: PathBuf,
@@ -373,14 +368,7 @@ async fn admit(hub: &Hub, req: JoinRequest) -> Result<(Response, NodeId, Tier), 
         Ok(t) => t,
         Err(e) => return Err(e.to_string()),
     };
-    let raw: Vec<u8> = (0..req.public_key.len())
-        .step_by(2)
-        .filter_map(|i| u8::from_str_radix(req.public_key.get(i..i + 2)?, 16).ok())
-        .collect();
-    let Some(public) = <[u8; 32]>::try_from(raw)
-        .ok()
-        .and_then(|b| ed25519_dalek::VerifyingKey::from_bytes(&b).ok())
-    else {
+    let Some(public) = crate::identity::public_key_from_hex(&req.public_key) else {
         return Err("the public key is not an Ed25519 key in hex".to_string());
     };
     let proof = base64::engine::general_purpose::STANDARD

@@ -249,12 +249,7 @@ impl Registry {
     /// A member's key, unless it was revoked (what [`crate::Verifier::open`] looks up).
     pub fn key_of(&self, id: &NodeId) -> Option<ed25519_dalek::VerifyingKey> {
         let m = self.members.get(id).filter(|m| m.revoked_at.is_none())?;
-        let raw: Vec<u8> = (0..m.public_key.len())
-            .step_by(2)
-            .filter_map(|i| u8::from_str_radix(m.public_key.get(i..i + 2)?, 16).ok())
-            .collect();
-        let raw: [u8; 32] = raw.try_into().ok()?;
-        ed25519_dalek::VerifyingKey::from_bytes(&raw).ok()
+        crate::identity::public_key_from_hex(&m.public_key)
     }
 
     /// The revoked members' ids (for [`crate::pki::Revocations`]).

@@ -21,14 +21,9 @@ use continuum_engine::Engine;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+use crate::identity::now_ms;
 
 /// The hub this node joined.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -319,13 +314,7 @@ impl Node {
         let key = files::read_key(&key_path(dir))?;
         let cert = files::read(&dir.join("node.pem"))?;
         let ca = files::read(&dir.join("ca.pem"))?;
-        let raw: Vec<u8> = (0..info.hub_key.len())
-            .step_by(2)
-            .filter_map(|i| u8::from_str_radix(info.hub_key.get(i..i + 2)?, 16).ok())
-            .collect();
-        let hub_key = <[u8; 32]>::try_from(raw)
-            .ok()
-            .and_then(|b| ed25519_dalek::VerifyingKey::from_bytes(&b).ok())
+        let hub_key = crate::identity::public_key_from_hex(&info.hub_key)
             .ok_or_else(|| Error::Malformed("hub.json holds no valid hub key".into()))?;
         let config = Arc::unwrap_or_clone(pki::client_config(&ca, Some((&cert, &key)))?);
         Ok(Node {

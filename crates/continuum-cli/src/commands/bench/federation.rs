@@ -59,16 +59,7 @@ struct Report {
     rss_mib_after_pool: f64,
 }
 
-fn rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kib| kib / 1024.0)
-}
+use super::mcp_sessions::rss_mib;
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()

@@ -46,7 +46,7 @@ struct Report {
 }
 
 /// This process's resident memory, in MiB (Linux).
-fn rss_mib() -> f64 {
+pub(super) fn rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
