@@ -189,6 +189,18 @@ const SETTINGS: &[Setting] = &[
         Kind::Int,
     ),
     serve("audit.checkpoint_secs", "audit_checkpoint_secs", Kind::Int),
+    serve("federation.bind", "federation_bind", Kind::Str),
+    serve(
+        "federation.free_queries",
+        "federation_free_queries",
+        Kind::Int,
+    ),
+    serve("federation.min_ratio", "federation_min_ratio", Kind::Float),
+    serve(
+        "federation.contribute_secs",
+        "federation_contribute_secs",
+        Kind::Int,
+    ),
     global("embedder.kind", "embedder", Kind::Str),
     global("embedder.model_dir", "model_dir", Kind::Str),
     global("embedder.url", "embed_url", Kind::Str),
