@@ -190,6 +190,14 @@ fn a_hub_and_two_nodes_share_anonymised_knowledge() {
     let q = json_of(&a, &["federation", "query", "redis eviction"]);
     assert_eq!(q["hits"].as_array().unwrap().len(), 2, "{q}");
 
+    // --since skips what came before it: a fact learned now, contributed from a later
+    // position, is not sent.
+    cli(&a, &["--tenant", "acme", "remember", "Zookeeper is retired in favour of KRaft", "--source", "fact"]);
+    let skipped = json_of(&a, &["--tenant", "acme", "federation", "contribute", "--since", "999999"]);
+    assert_eq!(skipped["sent"], 0, "{skipped}");
+    let q = json_of(&b, &["federation", "query", "kraft zookeeper"]);
+    assert_eq!(q["hits"].as_array().unwrap().len(), 0, "{q}");
+
     // Status names the hub, the tier and the ledger.
     let st = json_of(&a, &["federation", "status"]);
     assert_eq!(st["standing"]["node"], node_a.as_str());
@@ -225,6 +233,10 @@ fn a_hub_and_two_nodes_share_anonymised_knowledge() {
     }
     let st = json_of(&c, &["federation", "status"]);
     assert!(st["standing"]["unlimited_until"].as_i64().is_some(), "{st}");
+    assert!(
+        st["grant_verified_until"].is_string(),
+        "checked by the node itself: {st}"
+    );
     assert_eq!(st["standing"]["ledger"]["consumed"], 5, "{st}");
 
     // A revoked node is refused from its next connection on (the hub reloads within seconds).

@@ -558,6 +558,7 @@ fn standing(hub: &Hub, node: &NodeId) -> Result<Standing, Error> {
             .filter(|_| unlimited(hub, m))
             .and_then(|g| serde_json::from_str::<crate::access::Grant>(&g.grant).ok())
             .map(|g| g.expires_at),
+        grant: m.grant.clone().filter(|_| unlimited(hub, m)),
     })
 }
 

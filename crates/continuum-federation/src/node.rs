@@ -332,6 +332,25 @@ impl Node {
         &self.info
     }
 
+    /// Checks a grant the hub reports for this node against the federation CA's key (from
+    /// this node's copy of the CA certificate): the grant's end, or why it does not hold.
+    pub fn verify_grant(&self, g: &crate::access::SignedGrant) -> Result<i64, String> {
+        let ca = files::read(&self.dir.join("ca.pem")).map_err(|e| e.to_string())?;
+        let der = pki::first_certificate(&ca).map_err(|e| e.to_string())?;
+        let (_, ca_key) = pki::node_of_certificate(der.as_ref()).map_err(|e| e.to_string())?;
+        g.verify(&ca_key, &self.info.node, now_ms())
+            .map(|g| g.expires_at)
+    }
+
+    /// Sets where `tenant`'s next contribution starts (an event position): later, to share
+    /// only what comes after; earlier, to send again (the hub applies nothing twice).
+    pub fn set_cursor(&self, tenant: &TenantId, since: u64) -> Result<(), Error> {
+        files::update(&state_path(&self.dir), |s: &mut NodeState| {
+            s.cursors.insert(tenant.as_str().to_string(), since);
+            Ok(())
+        })
+    }
+
     /// When this node's certificate expires (Unix milliseconds).
     pub fn certificate_expires_at(&self) -> i64 {
         self.certificate_expires_at

@@ -116,6 +116,9 @@ pub struct Standing {
     /// Until when (Unix milliseconds) an operator's grant gives this node unlimited access.
     #[serde(default)]
     pub unlimited_until: Option<i64>,
+    /// The grant itself, signed with the CA's key, for the node to check on its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<crate::access::SignedGrant>,
 }
 
 /// A message type's rate limit for a node, now.

@@ -68,7 +68,12 @@ pub enum FederationCommand {
     },
     /// Send --tenant's new shareable knowledge (decisions, facts, notes; through the
     /// anonymiser; never conversation turns) to the hub.
-    Contribute,
+    Contribute {
+        /// Start from this event position instead of where the last contribution ended
+        /// (later: share only what comes after it).
+        #[arg(long)]
+        since: Option<u64>,
+    },
     /// Recall over the federation's pool; each result names the node that contributed it.
     Query {
         text: String,
@@ -221,9 +226,12 @@ pub async fn federation(g: &Global, a: FederationArgs) -> Result<()> {
             println!("tenant '{tenant}' sharing: {state}");
             Ok(())
         }
-        FederationCommand::Contribute => {
+        FederationCommand::Contribute { since } => {
             let tenant = g.tenant()?;
             let n = node::Node::open(&dir).map_err(fed)?;
+            if let Some(since) = since {
+                n.set_cursor(&tenant, since).map_err(fed)?;
+            }
             let (engine, _) = g.open().await?;
             let out = n.contribute(&engine, &tenant).await.map_err(fed)?;
             if g.json {
@@ -253,9 +261,13 @@ pub async fn federation(g: &Global, a: FederationArgs) -> Result<()> {
             let n = node::Node::open(&dir).map_err(fed)?;
             let st = node::state(&dir).map_err(fed)?;
             let standing = n.standing().await.map_err(fed)?;
+            // A grant is checked here too, with the CA's key: the hub's word is not needed.
+            let grant = standing.grant.as_ref().map(|gr| n.verify_grant(gr));
             if g.json {
                 return output::json(&serde_json::json!({
                     "hub": n.info(),
+                    "grant_verified_until": grant.as_ref().and_then(|r| r.as_ref().ok()).map(|t| continuum_core::Timestamp(*t)),
+                    "grant_error": grant.as_ref().and_then(|r| r.as_ref().err()),
                     "standing": standing,
                     "sharing": st.sharing,
                     "cursors": st.cursors,
@@ -286,11 +298,15 @@ pub async fn federation(g: &Global, a: FederationArgs) -> Result<()> {
                 "certificate:  valid until {}",
                 continuum_core::Timestamp(n.certificate_expires_at())
             );
-            if let Some(until) = standing.unlimited_until {
-                println!(
-                    "unlimited:    until {} (operator's grant)",
-                    continuum_core::Timestamp(until)
-                );
+            match &grant {
+                Some(Ok(until)) => println!(
+                    "unlimited:    until {} (operator's grant, signature checked here)",
+                    continuum_core::Timestamp(*until)
+                ),
+                Some(Err(why)) => {
+                    println!("unlimited:    the hub reports a grant that does not hold: {why}")
+                }
+                None => {}
             }
             let rates: Vec<String> = standing
                 .limits
