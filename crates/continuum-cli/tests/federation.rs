@@ -192,8 +192,28 @@ fn a_hub_and_two_nodes_share_anonymised_knowledge() {
 
     // --since skips what came before it: a fact learned now, contributed from a later
     // position, is not sent.
-    cli(&a, &["--tenant", "acme", "remember", "Zookeeper is retired in favour of KRaft", "--source", "fact"]);
-    let skipped = json_of(&a, &["--tenant", "acme", "federation", "contribute", "--since", "999999"]);
+    cli(
+        &a,
+        &[
+            "--tenant",
+            "acme",
+            "remember",
+            "Zookeeper is retired in favour of KRaft",
+            "--source",
+            "fact",
+        ],
+    );
+    let skipped = json_of(
+        &a,
+        &[
+            "--tenant",
+            "acme",
+            "federation",
+            "contribute",
+            "--since",
+            "999999",
+        ],
+    );
     assert_eq!(skipped["sent"], 0, "{skipped}");
     let q = json_of(&b, &["federation", "query", "kraft zookeeper"]);
     assert_eq!(q["hits"].as_array().unwrap().len(), 0, "{q}");
