@@ -476,16 +476,11 @@ async fn message(
         return refusal(&r);
     }
     match envelope.kind {
-        MessageType::Contribute => contribute(&hub, &peer, envelope).await,
-        MessageType::Query => query(&hub, &peer, envelope).await,
-        MessageType::Hello | MessageType::Heartbeat => match standing(&hub, &peer) {
-            Ok(s) => hub.reply(s),
-            Err(e) => refused(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                &e.to_string(),
-            ),
-        },
+        MessageType::Contribute => contribute(&hub, &member, envelope).await,
+        MessageType::Query => query(&hub, &member, unlimited, envelope).await,
+        MessageType::Hello | MessageType::Heartbeat => {
+            hub.reply(standing(&hub, &reg, &member, unlimited))
+        }
         other => refused(
             StatusCode::BAD_REQUEST,
             "unsupported",
@@ -512,14 +507,10 @@ fn unlimited(hub: &Hub, m: &crate::membership::Member) -> bool {
         .is_some_and(|g| g.verify(&hub.ca.key().public(), &m.id, now_ms()).is_ok())
 }
 
-fn standing(hub: &Hub, node: &NodeId) -> Result<Standing, Error> {
-    let r = registry(&hub.dir)?;
-    let m = r
-        .members
-        .get(node)
-        .ok_or_else(|| Error::Malformed(format!("node {node} is not a member")))?;
+/// Where a member stands, from the register read for its message.
+fn standing(hub: &Hub, r: &Registry, m: &crate::membership::Member, free: bool) -> Standing {
+    let node = &m.id;
     let limits = TierLimits::of(m.tier);
-    let free = unlimited(hub, m);
     let limits = hub
         .limiter
         .lock()
@@ -538,7 +529,7 @@ fn standing(hub: &Hub, node: &NodeId) -> Result<Standing, Error> {
                 .collect()
         })
         .unwrap_or_default();
-    Ok(Standing {
+    Standing {
         limits,
         node: node.clone(),
         tier: m.tier,
@@ -555,14 +546,15 @@ fn standing(hub: &Hub, node: &NodeId) -> Result<Standing, Error> {
         unlimited_until: m
             .grant
             .as_ref()
-            .filter(|_| unlimited(hub, m))
+            .filter(|_| free)
             .and_then(|g| serde_json::from_str::<crate::access::Grant>(&g.grant).ok())
             .map(|g| g.expires_at),
-        grant: m.grant.clone().filter(|_| unlimited(hub, m)),
-    })
+        grant: m.grant.clone().filter(|_| free),
+    }
 }
 
-async fn contribute(hub: &Hub, node: &NodeId, e: Envelope) -> Response {
+async fn contribute(hub: &Hub, member: &crate::membership::Member, e: Envelope) -> Response {
+    let node = &member.id;
     let c: Contribution = match serde_json::from_value(e.body) {
         Ok(c) => c,
         Err(err) => {
@@ -582,34 +574,13 @@ async fn contribute(hub: &Hub, node: &NodeId, e: Envelope) -> Response {
     }
     let reg_path = paths(&hub.dir).registry;
     // Applied once: a contribution at or below what was applied is a resend.
-    let done = match files::load::<Registry>(&reg_path) {
-        Ok(r) => r
-            .members
-            .get(node)
-            .map(|m| m.contributed_through)
-            .unwrap_or(0),
-        Err(err) => {
-            return refused(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                &err.to_string(),
-            );
-        }
-    };
-    if c.through <= done {
-        return match standing(hub, node) {
-            Ok(s) => hub.reply(ContributionReply {
-                accepted: 0,
-                refused: 0,
-                duplicate: true,
-                ledger: s.ledger,
-            }),
-            Err(err) => refused(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                &err.to_string(),
-            ),
-        };
+    if c.through <= member.contributed_through {
+        return hub.reply(ContributionReply {
+            accepted: 0,
+            refused: 0,
+            duplicate: true,
+            ledger: member.ledger,
+        });
     }
     let pool = Caller::local(hub.pool.clone());
     let (mut accepted, mut rejected) = (0u64, 0u64);
@@ -665,7 +636,8 @@ async fn contribute(hub: &Hub, node: &NodeId, e: Envelope) -> Response {
     }
 }
 
-async fn query(hub: &Hub, node: &NodeId, e: Envelope) -> Response {
+async fn query(hub: &Hub, member: &crate::membership::Member, free: bool, e: Envelope) -> Response {
+    let node = &member.id;
     let q: Query = match serde_json::from_value(e.body) {
         Ok(q) => q,
         Err(err) => {
@@ -685,21 +657,7 @@ async fn query(hub: &Hub, node: &NodeId, e: Envelope) -> Response {
         );
     }
     let reg_path = paths(&hub.dir).registry;
-    let (ledger, free) = match files::load::<Registry>(&reg_path) {
-        Ok(r) => r
-            .members
-            .get(node)
-            .map(|m| (m.ledger, unlimited(hub, m)))
-            .unwrap_or_default(),
-        Err(err) => {
-            return refused(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                &err.to_string(),
-            );
-        }
-    };
-    if let Err(m) = hub.policy.may_query(&ledger, free) {
+    if let Err(m) = hub.policy.may_query(&member.ledger, free) {
         tracing::warn!(node = %node, "federation query refused: contribution ratio");
         hub.engine
             .audit_federation(

@@ -116,7 +116,7 @@ pub(crate) fn public_key_from_hex(s: &str) -> Option<ed25519_dalek::VerifyingKey
 }
 
 /// Now, in Unix milliseconds.
-pub(crate) fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)

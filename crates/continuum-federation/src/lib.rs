@@ -30,7 +30,7 @@ pub mod wire;
 
 pub use envelope::{MessageType, Sealed, Verifier};
 pub use files::folder;
-pub use identity::{NodeId, NodeKey};
+pub use identity::{NodeId, NodeKey, now_ms};
 
 /// Errors of building or reading protocol values.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -20,7 +20,7 @@ use clap::Args;
 use continuum_core::Error;
 use continuum_federation::access::{AccessPolicy, Tier};
 use continuum_federation::wire::{Contribution, Item};
-use continuum_federation::{MessageType, hub, node};
+use continuum_federation::{MessageType, hub, node, now_ms};
 use serde::Serialize;
 use std::time::Instant;
 
@@ -60,13 +60,6 @@ struct Report {
 }
 
 use super::mcp_sessions::rss_mib;
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 fn ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1000.0
