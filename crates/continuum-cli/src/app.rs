@@ -30,8 +30,9 @@ pub struct Global {
     /// Directory holding the store (default: the per-user data directory, e.g. ~/.local/share/continuum).
     #[arg(long, global = true, env = "CONTINUUM_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Where memories live: a PostgreSQL URL (postgres://user@host/db); unset, the embedded
-    /// SQLite store in --data-dir.
+    /// Where memories live: a PostgreSQL URL (postgres://user@host/db), a libSQL replica
+    /// (libsql://HOST?replica=PATH, or libsql+http://HOST:PORT?replica=PATH for a plain-HTTP
+    /// sync server); unset, the embedded SQLite store in --data-dir.
     #[arg(
         long,
         global = true,
@@ -40,6 +41,25 @@ pub struct Global {
         hide_env_values = true
     )]
     pub store: Option<String>,
+    /// The libSQL primary's auth token (with a libsql:// store).
+    #[arg(
+        long,
+        global = true,
+        env = "CONTINUUM_LIBSQL_AUTH_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub libsql_auth_token: Option<String>,
+    /// Seconds between a libSQL replica's background syncs (serve, mcp); writes also trigger one.
+    #[arg(
+        long,
+        global = true,
+        env = "CONTINUUM_LIBSQL_SYNC_INTERVAL",
+        default_value_t = 5,
+        value_name = "SECS",
+        value_parser = clap::value_parser!(u64).range(1..=86_400)
+    )]
+    pub libsql_sync_interval: u64,
     /// Tenant whose memories to use.
     #[arg(
         long,
@@ -547,8 +567,11 @@ impl Global {
                     schema: None,
                 })
             }
+            Some(url) if continuum_store_libsql::is_libsql_url(url) => Ok(StoreLocation::Libsql(
+                continuum_store_libsql::LibsqlLocation::parse(url)?,
+            )),
             Some(_) => Err(Error::InvalidInput(
-                "unsupported --store (expected a postgres:// URL; leave it unset for the embedded SQLite store in --data-dir)"
+                "unsupported --store (expected a postgres://, libsql:// or libsql+http:// URL; leave it unset for the embedded SQLite store in --data-dir)"
                     .into(),
             )
             .into()),
@@ -626,8 +649,45 @@ impl Global {
                 };
                 Backend::Postgres(Arc::new(PostgresStore::connect(url, &opts, now).await?))
             }
+            StoreLocation::Libsql(loc) => {
+                let opts = continuum_store_libsql::ReplicaOptions {
+                    auth_token: self.libsql_auth_token.clone(),
+                };
+                let replica = match continuum_store_libsql::Replica::open(loc, &opts).await {
+                    Ok(r) => Some(Arc::new(r)),
+                    // Another process (a running `serve`) syncs this replica: use the local
+                    // store and leave syncing to it.
+                    Err(Error::Conflict(m)) if m.contains("another process") => {
+                        tracing::info!("{m}; this command uses the local store only");
+                        None
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                let opts = SqliteOptions {
+                    busy_timeout: Duration::from_millis(self.busy_timeout_ms),
+                    ..SqliteOptions::default()
+                };
+                Backend::Libsql {
+                    store: Arc::new(SqliteStore::open(&loc.replica, &opts, now)?),
+                    replica,
+                    location: loc.clone(),
+                }
+            }
         };
         let engine = Engine::new(backend.store(), config)?.with_tiers(self.tiers()?);
+        if let Backend::Libsql {
+            replica: Some(r), ..
+        } = &backend
+        {
+            // Pull on open: what other replicas pushed is here before the command reads.
+            if let Err(e) = r.sync(&engine).await {
+                eprintln!("warning: the libSQL replica is behind: {e}");
+            }
+            OPEN_REPLICAS
+                .lock()
+                .expect("replica registry")
+                .push((engine.clone(), r.clone()));
+        }
         Ok((engine, backend))
     }
 }
@@ -639,12 +699,46 @@ pub enum StoreLocation {
     Sqlite(PathBuf),
     /// A PostgreSQL database, optionally in a schema of its own.
     Postgres { url: String, schema: Option<String> },
+    /// A libSQL replica of a Turso primary.
+    Libsql(continuum_store_libsql::LibsqlLocation),
+}
+
+/// The libSQL replicas this process opened (and syncs), with an engine over each: the
+/// background job of `serve` and `mcp` syncs them, and [`finish_replicas`] pushes what a
+/// command wrote before the process exits.
+static OPEN_REPLICAS: std::sync::Mutex<Vec<(Engine, Arc<continuum_store_libsql::Replica>)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// The libSQL replicas this process syncs.
+pub fn open_replicas() -> Vec<(Engine, Arc<continuum_store_libsql::Replica>)> {
+    OPEN_REPLICAS.lock().expect("replica registry").clone()
+}
+
+/// A last sync round of every replica this process opened: writes reach the primary before
+/// the process exits. A failure is a warning (the writes are kept locally and go with the
+/// next sync), never an error of the command.
+pub async fn finish_replicas() {
+    let replicas = std::mem::take(&mut *OPEN_REPLICAS.lock().expect("replica registry"));
+    for (engine, replica) in replicas {
+        if let Err(e) = replica.sync(&engine).await {
+            eprintln!(
+                "warning: the libSQL replica is behind: {e}; run `continuum sync` when the primary is back"
+            );
+        }
+    }
 }
 
 /// An open store, by backend, for what only the CLI needs to know of it.
 pub enum Backend {
     Sqlite(Arc<SqliteStore>),
     Postgres(Arc<PostgresStore>),
+    /// A libSQL replica: the local store, and the journal this process syncs (None when
+    /// another process syncs it).
+    Libsql {
+        store: Arc<SqliteStore>,
+        replica: Option<Arc<continuum_store_libsql::Replica>>,
+        location: continuum_store_libsql::LibsqlLocation,
+    },
 }
 
 /// `L,G,R` or `L,S,G,R` as fusion weights (the others keep their defaults). Each must be a
@@ -686,6 +780,7 @@ impl Backend {
         match self {
             Backend::Sqlite(s) => s.clone(),
             Backend::Postgres(p) => p.clone(),
+            Backend::Libsql { store, .. } => store.clone(),
         }
     }
 
@@ -694,19 +789,22 @@ impl Backend {
         match self {
             Backend::Sqlite(s) => s.path().display().to_string(),
             Backend::Postgres(p) => format!("postgres://{}", p.target()),
+            Backend::Libsql { location, .. } => location.describe(),
         }
     }
 
     pub fn latest_version(&self) -> u32 {
         match self {
-            Backend::Sqlite(_) => continuum_store_sqlite::migrations::latest_version(),
+            Backend::Sqlite(_) | Backend::Libsql { .. } => {
+                continuum_store_sqlite::migrations::latest_version()
+            }
             Backend::Postgres(_) => continuum_store_postgres::migrations::latest_version(),
         }
     }
 
     pub async fn applied_migrations(&self) -> Result<Vec<MigrationRow>> {
         Ok(match self {
-            Backend::Sqlite(s) => s
+            Backend::Sqlite(s) | Backend::Libsql { store: s, .. } => s
                 .applied_migrations()?
                 .into_iter()
                 .map(|m| MigrationRow {
@@ -733,7 +831,7 @@ impl Backend {
     /// Bytes on disk: the SQLite file and its WAL; for PostgreSQL, the store's own estimate.
     pub async fn disk_bytes(&self, engine: &Engine, tenant: &TenantId) -> Result<u64> {
         Ok(match self {
-            Backend::Sqlite(s) => {
+            Backend::Sqlite(s) | Backend::Libsql { store: s, .. } => {
                 let wal = s.path().with_extension("db-wal");
                 [s.path().to_path_buf(), wal]
                     .iter()

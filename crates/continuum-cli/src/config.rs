@@ -106,6 +106,16 @@ const SETTINGS: &[Setting] = &[
     secret(global("store.url", "store", Kind::Str)),
     global("store.tenant", "tenant", Kind::Str),
     global("store.busy_timeout_ms", "busy_timeout_ms", Kind::Int),
+    secret(global(
+        "store.libsql_auth_token",
+        "libsql_auth_token",
+        Kind::Str,
+    )),
+    global(
+        "store.libsql_sync_interval",
+        "libsql_sync_interval",
+        Kind::Int,
+    ),
     serve("server.bind", "bind", Kind::Str),
     serve("server.cors_origins", "cors_origins", Kind::List),
     serve("server.event_retention", "event_retention", Kind::Str),

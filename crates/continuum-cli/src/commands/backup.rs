@@ -290,7 +290,7 @@ async fn run(
                     })?;
                     Target::SqliteFile(dir.join(STORE_FILE))
                 }
-                loc @ StoreLocation::Postgres { .. } => {
+                loc @ (StoreLocation::Postgres { .. } | StoreLocation::Libsql(_)) => {
                     let (engine, _) = g.open_location(&loc, g.engine_config()).await?;
                     Target::Engine(Box::new(engine))
                 }
@@ -351,6 +351,7 @@ pub(crate) fn source(backend: &Backend) -> Source {
         backend: match backend {
             Backend::Sqlite(_) => "sqlite",
             Backend::Postgres(_) => "postgres",
+            Backend::Libsql { .. } => "libsql",
         }
         .into(),
         schema_version: backend.latest_version(),

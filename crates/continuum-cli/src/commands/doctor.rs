@@ -178,6 +178,42 @@ pub async fn doctor(g: &Global, a: DoctorArgs) -> Result<()> {
                     },
                 });
             }
+            if let crate::app::Backend::Libsql {
+                replica, location, ..
+            } = &store
+            {
+                checks.push(match replica {
+                    None => Check {
+                        name: "libSQL replica".into(),
+                        ok: true,
+                        detail: format!(
+                            "{}: synced by another process (a running serve or mcp)",
+                            location.describe()
+                        ),
+                    },
+                    Some(r) => {
+                        let s = r.status(&engine).await?;
+                        Check {
+                            name: "libSQL replica".into(),
+                            ok: s.last_error.is_none(),
+                            detail: format!(
+                                "{}: primary revision {}, local log {} (journaled {}), {} changes not on the primary, {} of {} remote events applied, last pull {}, last push {}{}{}",
+                                location.describe(),
+                                s.primary_revision.as_deref().unwrap_or("never reached"),
+                                s.local_head,
+                                s.journaled_through,
+                                s.unpushed_changes,
+                                s.remote_applied,
+                                s.remote_events,
+                                s.last_pull_unix.map_or("never".into(), |t| continuum_core::Timestamp(t * 1000).to_string()),
+                                s.last_push_unix.map_or("never".into(), |t| continuum_core::Timestamp(t * 1000).to_string()),
+                                if s.behind { "; BEHIND" } else { "; level" },
+                                s.last_error.as_ref().map(|e| format!("; last error: {e}")).unwrap_or_default(),
+                            ),
+                        }
+                    }
+                });
+            }
             if !matches!(store, crate::app::Backend::Postgres(_)) {
                 let graphs = engine.saved_vector_graphs(&tenant);
                 let bytes: u64 = graphs.iter().map(|(_, b)| b).sum();
@@ -219,6 +255,9 @@ pub async fn doctor(g: &Global, a: DoctorArgs) -> Result<()> {
                     )
                 }
                 crate::app::StoreLocation::Postgres { .. } => crate::app::one_line(&e),
+                crate::app::StoreLocation::Libsql(loc) => {
+                    format!("{} ({})", crate::app::one_line(&e), loc.describe())
+                }
             },
         }),
     }

@@ -148,6 +148,13 @@ impl Command {
 }
 
 pub async fn run(cli: Cli, file: crate::config::ConfigFile) -> Result<()> {
+    let outcome = dispatch(cli, file).await;
+    // A libSQL replica pushes what the command wrote before the process exits.
+    crate::app::finish_replicas().await;
+    outcome
+}
+
+async fn dispatch(cli: Cli, file: crate::config::ConfigFile) -> Result<()> {
     let g = &cli.global;
     match cli.command {
         Command::Config(a) => config::config(g, a, &file),

@@ -569,6 +569,28 @@ pub(crate) fn spawn_sync(
     engine: &continuum_engine::Engine,
     jobs: &continuum_ops::Supervisor,
 ) -> Result<()> {
+    for (_, replica) in crate::app::open_replicas() {
+        let engine = engine.clone();
+        let interval = Duration::from_secs(g.libsql_sync_interval);
+        tracing::info!(
+            store = %replica.location().describe(),
+            interval_s = g.libsql_sync_interval,
+            "libSQL replica sync on"
+        );
+        jobs.spawn(
+            "libsql-sync",
+            continuum_ops::Backoff::default(),
+            move |stop| {
+                continuum_store_libsql::run_background(
+                    engine.clone(),
+                    replica.clone(),
+                    interval,
+                    stop,
+                )
+            },
+        )
+        .map_err(Error::Internal)?;
+    }
     let Some(cfg) = g.background_sync()? else {
         return Ok(());
     };

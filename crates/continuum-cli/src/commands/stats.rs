@@ -17,11 +17,43 @@ pub async fn stats(g: &Global) -> Result<()> {
     let tenant = g.tenant()?;
     let (engine, store) = g.open().await?;
     let s = engine.stats(&tenant).await?;
+    // A libSQL replica: where it stands against its primary.
+    let replica = match &store {
+        crate::app::Backend::Libsql {
+            replica: Some(r), ..
+        } => Some(r.status(&engine).await?),
+        _ => None,
+    };
     if g.json {
-        return output::json(&s);
+        let mut v = serde_json::to_value(&s)?;
+        if let Some(r) = &replica {
+            v["backend"] = "libsql".into();
+            v["replica"] = serde_json::to_value(r)?;
+        }
+        return output::json(&v);
     }
     println!("tenant:     {}", s.tenant);
-    println!("store:      {} ({})", s.backend, store.describe());
+    let backend = if matches!(store, crate::app::Backend::Libsql { .. }) {
+        "libsql"
+    } else {
+        s.backend
+    };
+    println!("store:      {} ({})", backend, store.describe());
+    if let Some(r) = &replica {
+        println!(
+            "replica:    local log {} (journaled {}), {} changes not on the primary, primary revision {}, {} of {} remote events applied{}",
+            r.local_head,
+            r.journaled_through,
+            r.unpushed_changes,
+            r.primary_revision.as_deref().unwrap_or("never reached"),
+            r.remote_applied,
+            r.remote_events,
+            if r.behind { ", BEHIND" } else { "" }
+        );
+        if let Some(e) = &r.last_error {
+            println!("last sync:  failed: {e}");
+        }
+    }
     println!("memories:   {}", s.store.memories);
     println!("sessions:   {}", s.store.sessions);
     println!("concepts:   {}", s.store.concepts);

@@ -39,9 +39,98 @@ fn remote(g: &Global) -> Result<continuum_sync::Remote> {
     })
 }
 
+/// Whether `sync` acts on a libSQL replica: the store is one and no --remote is given.
+fn libsql(g: &Global) -> Result<bool> {
+    Ok(matches!(g.location()?, crate::app::StoreLocation::Libsql(_)) && g.sync_remote()?.is_none())
+}
+
+fn replica_of(
+    backend: &crate::app::Backend,
+) -> Result<std::sync::Arc<continuum_store_libsql::Replica>> {
+    match backend {
+        crate::app::Backend::Libsql {
+            replica: Some(r), ..
+        } => Ok(r.clone()),
+        crate::app::Backend::Libsql { location, .. } => Err(Error::Conflict(format!(
+            "the libSQL replica {} is synced by another process (a running `continuum serve` or \
+             `continuum mcp` syncs it in the background); stop it to sync from here",
+            location.journal().display()
+        ))
+        .into()),
+        _ => Err(Error::InvalidInput("the store is not a libSQL replica".into()).into()),
+    }
+}
+
+/// A libSQL replica's state, as `sync status` and `doctor` print it.
+pub(crate) fn print_replica_status(s: &continuum_store_libsql::ReplicaStatus) {
+    let unix = |t: Option<i64>| {
+        t.map_or("never".to_string(), |t| {
+            continuum_core::Timestamp(t * 1000).to_string()
+        })
+    };
+    println!("primary         {}", s.primary);
+    println!(
+        "replica         {} (journal {})",
+        s.replica.display(),
+        s.journal.display()
+    );
+    println!("node            {}", s.node);
+    println!(
+        "local           log head {}, journaled through {}; {} changes not yet on the primary",
+        s.local_head, s.journaled_through, s.unpushed_changes
+    );
+    println!(
+        "primary         revision {}; {} events of other replicas, {} applied here",
+        s.primary_revision.as_deref().unwrap_or("(never reached)"),
+        s.remote_events,
+        s.remote_applied
+    );
+    println!("last pull       {}", unix(s.last_pull_unix));
+    println!("last push       {}", unix(s.last_push_unix));
+    if let Some(e) = &s.last_error {
+        println!("last error      {e}");
+    }
+    println!(
+        "state           {}",
+        if s.behind {
+            "behind (run `continuum sync`)"
+        } else {
+            "level"
+        }
+    );
+}
+
 pub async fn sync(g: &Global, a: SyncArgs) -> Result<()> {
     let tenant = g.tenant()?;
     match a.command {
+        None if libsql(g)? => {
+            let (engine, backend) = g.open().await?;
+            let replica = replica_of(&backend)?;
+            let r = replica.sync(&engine).await?;
+            if g.json {
+                return output::json(&r);
+            }
+            println!(
+                "synced the replica {} with {}: {} local events journaled, pushed; {} events of other replicas received, {} applied, {} already here ({} ms)",
+                r.replica.display(),
+                r.primary,
+                r.journaled,
+                r.received,
+                r.applied,
+                r.skipped,
+                r.duration_ms
+            );
+            Ok(())
+        }
+        Some(SyncCommand::Status { .. }) if libsql(g)? => {
+            let (engine, backend) = g.open().await?;
+            let s = replica_of(&backend)?.status(&engine).await?;
+            if g.json {
+                return output::json(&s);
+            }
+            print_replica_status(&s);
+            Ok(())
+        }
         None => {
             let remote = remote(g)?;
             let (engine, _) = g.open().await?;

@@ -3,6 +3,7 @@
 mod audit;
 mod backup;
 mod federation;
+mod libsql;
 mod locomo;
 mod mcp_sessions;
 mod metering;
@@ -57,6 +58,9 @@ pub enum BenchKind {
     /// A federation hub in this process with --nodes members: contributions per second,
     /// query latency over the filled pool, mutual TLS handshake cost, resident memory.
     Federation(federation::FederationArgs),
+    /// Replication through a libSQL primary (--store libsql…, an empty one): journal and
+    /// push speed, time to bootstrap a new replica, write-to-visible lag between replicas.
+    Libsql(libsql::LibsqlArgs),
 }
 
 impl BenchArgs {
@@ -72,6 +76,7 @@ impl BenchArgs {
                 | Some(BenchKind::Backup(_))
                 | Some(BenchKind::Reflect(_))
                 | Some(BenchKind::Federation(_))
+                | Some(BenchKind::Libsql(_))
         )
     }
 }
@@ -93,6 +98,32 @@ impl Scratch {
                 },
                 _temp: None,
             }),
+            StoreLocation::Libsql(loc) => {
+                // A new replica of the same primary (which should be an empty one: a new
+                // replica applies everything the primary holds when it opens).
+                let (base, temp) = match dir {
+                    Some(d) => (d.to_path_buf(), None),
+                    None => {
+                        let t = tempfile::tempdir().context("creating a temporary directory")?;
+                        (t.path().to_path_buf(), Some(t))
+                    }
+                };
+                let replica = base.join(crate::app::STORE_FILE);
+                if replica.exists() {
+                    return Err(Error::Conflict(format!(
+                        "{} already holds a store; a benchmark needs a fresh one",
+                        base.display()
+                    ))
+                    .into());
+                }
+                Ok(Scratch {
+                    location: StoreLocation::Libsql(continuum_store_libsql::LibsqlLocation {
+                        primary: loc.primary,
+                        replica,
+                    }),
+                    _temp: temp,
+                })
+            }
             StoreLocation::Sqlite(_) => match dir {
                 Some(d) => {
                     if d.join(crate::app::STORE_FILE).exists() {
@@ -171,6 +202,7 @@ pub async fn bench(g: &Global, a: BenchArgs) -> Result<()> {
         Some(BenchKind::Backup(b)) => backup::backup(g, b).await,
         Some(BenchKind::Reflect(r)) => reflect::reflect(g, r).await,
         Some(BenchKind::Federation(f)) => federation::federation(g, f).await,
+        Some(BenchKind::Libsql(l)) => libsql::libsql(g, l).await,
     }
 }
 

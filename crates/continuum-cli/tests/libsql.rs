@@ -1,0 +1,335 @@
+//! `--store libsql+http://…?replica=PATH` end to end, the way a user runs it: separate
+//! `continuum` processes on two replicas of one real Turso sync server (`tursodb
+//! --sync-server`, from `CONTINUUM_TEST_TURSODB`; skipped with a reason when unset).
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+struct Primary {
+    bin: PathBuf,
+    db: PathBuf,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Primary {
+    fn start(bin: &Path, dir: &Path) -> Primary {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut p = Primary {
+            bin: bin.into(),
+            db: dir.join("primary.db"),
+            port,
+            child: None,
+        };
+        p.restart();
+        p
+    }
+
+    fn restart(&mut self) {
+        self.stop();
+        self.child = Some(
+            Command::new(&self.bin)
+                .arg(&self.db)
+                .arg("--sync-server")
+                .arg(format!("127.0.0.1:{}", self.port))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "tursodb did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn store(&self, replica: &Path) -> String {
+        format!(
+            "libsql+http://127.0.0.1:{}?replica={}",
+            self.port,
+            replica.display()
+        )
+    }
+}
+
+impl Drop for Primary {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn command(store: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_continuum"));
+    cmd.arg("--store").arg(store).args(args);
+    for var in [
+        "CONTINUUM_STORE",
+        "CONTINUUM_DATA_DIR",
+        "CONTINUUM_TENANT",
+        "CONTINUUM_CONFIG",
+        "CONTINUUM_REMOTE",
+        "CONTINUUM_REMOTE_KEY",
+        "RUST_LOG",
+    ] {
+        cmd.env_remove(var);
+    }
+    // The per-user data directory is not used by a libSQL store; keep it out of $HOME anyway.
+    cmd.env("XDG_DATA_HOME", std::env::temp_dir());
+    cmd
+}
+
+fn run(store: &str, args: &[&str]) -> Output {
+    command(store, args).output().unwrap()
+}
+
+fn ok(store: &str, args: &[&str]) -> String {
+    let out = run(store, args);
+    assert!(
+        out.status.success(),
+        "continuum {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn json(store: &str, args: &[&str]) -> Value {
+    let mut a = args.to_vec();
+    a.push("--json");
+    serde_json::from_str(&ok(store, &a)).unwrap()
+}
+
+fn ranking(store: &str, q: &str) -> Vec<String> {
+    json(store, &["recall", q])["memories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn memories(store: &str) -> u64 {
+    json(store, &["stats"])["memories"].as_u64().unwrap()
+}
+
+fn tursodb() -> Option<PathBuf> {
+    match std::env::var("CONTINUUM_TEST_TURSODB") {
+        Ok(p) if !p.is_empty() => Some(p.into()),
+        _ => {
+            eprintln!("skipped: CONTINUUM_TEST_TURSODB (tursodb with --sync-server) is not set");
+            None
+        }
+    }
+}
+
+#[test]
+fn two_replicas_in_separate_processes_share_memories_and_forgets() {
+    let Some(bin) = tursodb() else { return };
+    let d = tempfile::tempdir().unwrap();
+    let primary = Primary::start(&bin, d.path());
+    let a = primary.store(&d.path().join("a/continuum.db"));
+    let b = primary.store(&d.path().join("b/continuum.db"));
+
+    ok(
+        &a,
+        &[
+            "learn",
+            "--user",
+            "Which queue do we use?",
+            "--assistant",
+            "We use Kafka for the order events.",
+        ],
+    );
+    ok(
+        &b,
+        &[
+            "learn",
+            "--user",
+            "Where do sessions live?",
+            "--assistant",
+            "Sessions live in Redis with a 30 minute TTL.",
+        ],
+    );
+    // Each command pulls on open and pushes before it exits: B's next read has A's memory,
+    // and A's has B's.
+    assert_eq!(memories(&b), 4);
+    assert_eq!(memories(&a), 4);
+    for q in ["Kafka order events", "Redis sessions TTL"] {
+        let ra = ranking(&a, q);
+        assert!(!ra.is_empty(), "{q}");
+        assert_eq!(ra, ranking(&b, q), "same ranking on both replicas for {q}");
+    }
+
+    // A forget on B disappears from A.
+    let kafka = ranking(&b, "Kafka order events");
+    ok(&b, &["forget", &kafka[0]]);
+    assert!(!ranking(&a, "Kafka order events").contains(&kafka[0]));
+    assert_eq!(memories(&a), 3);
+
+    // `sync` and `sync status` act on the replica; doctor reports it.
+    let r = json(&a, &["sync"]);
+    assert_eq!(r["pushed"], true, "{r}");
+    let s = json(&a, &["sync", "status"]);
+    assert_eq!(s["behind"], false, "{s}");
+    assert_eq!(s["remote_events"], s["remote_applied"], "{s}");
+    assert!(s["primary_revision"].is_string(), "{s}");
+    let doc = json(&a, &["doctor"]);
+    let check = doc["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "libSQL replica")
+        .expect("doctor shows the replica")
+        .clone();
+    assert_eq!(check["ok"], true, "{check}");
+    assert!(
+        check["detail"].as_str().unwrap().contains("level"),
+        "{check}"
+    );
+}
+
+#[test]
+fn a_replica_keeps_working_without_its_primary_and_loses_nothing_to_kill_9() {
+    let Some(bin) = tursodb() else { return };
+    let d = tempfile::tempdir().unwrap();
+    let mut primary = Primary::start(&bin, d.path());
+    let a = primary.store(&d.path().join("a/continuum.db"));
+    let b = primary.store(&d.path().join("b/continuum.db"));
+    ok(
+        &a,
+        &[
+            "learn",
+            "--user",
+            "Before the outage",
+            "--assistant",
+            "Grafana shows the latency.",
+        ],
+    );
+
+    primary.stop();
+    let out = run(
+        &a,
+        &[
+            "learn",
+            "--user",
+            "During the outage",
+            "--assistant",
+            "Nomad restarted the workers.",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("the libSQL replica is behind"), "{err}");
+    assert!(!ranking(&a, "Nomad restarted workers").is_empty());
+    let s = json(&a, &["sync", "status"]);
+    assert_eq!(s["behind"], true, "{s}");
+    let out = run(&a, &["sync"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("wait to be pushed"),
+        "{out:?}"
+    );
+
+    primary.restart();
+    ok(&a, &["sync"]);
+    assert_eq!(memories(&b), 4, "both turns arrived, once each");
+
+    // An import killed with SIGKILL while it writes and pushes: what it committed locally
+    // reaches the other replica after the next sync, each turn once.
+    let file = d.path().join("turns.jsonl");
+    let mut text = String::new();
+    for i in 0..20_000 {
+        text.push_str(&format!(
+            "{{\"user_message\":\"question {i} about service {}\",\"ai_response\":\"answer {i} names Postgres\"}}\n",
+            i % 17
+        ));
+    }
+    std::fs::write(&file, text).unwrap();
+    let mut child = command(&a, &["import", "--turns", file.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let local = rusqlite_count(&d.path().join("a/continuum.db"));
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        if rusqlite_count(&d.path().join("a/continuum.db")) > local + 200
+            || child.try_wait().unwrap().is_some()
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no progress");
+    }
+    let killed_midway = child.try_wait().unwrap().is_none();
+    let _ = child.kill(); // SIGKILL
+    child.wait().unwrap();
+    eprintln!("import killed midway: {killed_midway}");
+    ok(&a, &["sync"]);
+    ok(&b, &["sync"]);
+    let (ma, mb) = (memories(&a), memories(&b));
+    assert!(ma > 4, "the import stored something before the kill");
+    assert_eq!(ma, mb, "everything committed on A is on B, once");
+    if killed_midway {
+        assert!(ma < 4 + 40_000, "the kill stopped the import: {ma}");
+    }
+}
+
+/// Memories in a store file, read without Continuum (so that no sync runs).
+fn rusqlite_count(db: &Path) -> u64 {
+    if !db.exists() {
+        return 0;
+    }
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg("import sqlite3,sys; c=sqlite3.connect(sys.argv[1], timeout=10); print(c.execute('select count(*) from memories').fetchone()[0])")
+        .arg(db)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_bad_primary_or_url_is_a_clear_error_at_start() {
+    let d = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let store = format!(
+        "libsql+http://127.0.0.1:{port}?replica={}",
+        d.path().join("r.db").display()
+    );
+    let out = run(&store, &["stats"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot bootstrap the libSQL replica"), "{err}");
+
+    let out = run(
+        "libsql://edge.example?replica=x.db&authToken=s3cret",
+        &["stats"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("must not hold the auth token") && !err.contains("s3cret"),
+        "{err}"
+    );
+}
