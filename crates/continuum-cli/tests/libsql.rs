@@ -2,6 +2,8 @@
 //! `continuum` processes on two replicas of one real Turso sync server (`tursodb
 //! --sync-server`, from `CONTINUUM_TEST_TURSODB`; skipped with a reason when unset).
 
+mod common;
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -331,5 +333,143 @@ fn a_bad_primary_or_url_is_a_clear_error_at_start() {
     assert!(
         err.contains("must not hold the auth token") && !err.contains("s3cret"),
         "{err}"
+    );
+}
+
+#[test]
+fn serve_on_a_replica_syncs_in_the_background() {
+    let Some(bin) = tursodb() else { return };
+    let d = tempfile::tempdir().unwrap();
+    let primary = Primary::start(&bin, d.path());
+    let a = primary.store(&d.path().join("a/continuum.db"));
+    let b = primary.store(&d.path().join("b/continuum.db"));
+    let key = json(&a, &["keys", "create", "--scope", "write"])["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (server, url) = common::serve_with(
+        d.path(),
+        &["--store", &a, "--libsql-sync-interval", "1"],
+        &[],
+    );
+    // A one-shot command while serve holds the replica: it uses the local store.
+    ok(
+        &a,
+        &[
+            "learn",
+            "--user",
+            "Local note",
+            "--assistant",
+            "Written beside serve.",
+        ],
+    );
+    let (status, body) = common::request(
+        &url,
+        "POST",
+        "/v1/learn",
+        &format!("X-API-Key: {key}\r\n"),
+        r#"{"user_message": "Which region serves Oslo?", "ai_response": "The eu-north edge serves Oslo."}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    // The job pushes soon after the write; B sees it without anyone running `sync` on A.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if memories(&b) == 4 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "B did not receive A's writes: {}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(!ranking(&b, "eu-north edge Oslo").is_empty());
+    // And A's server pulls what B writes.
+    ok(
+        &b,
+        &[
+            "learn",
+            "--user",
+            "From B",
+            "--assistant",
+            "Vault rotates the Consul tokens.",
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = common::request(
+            &url,
+            "POST",
+            "/v1/recall",
+            &format!("X-API-Key: {key}\r\n"),
+            r#"{"message": "Vault Consul tokens"}"#,
+        );
+        assert_eq!(status, 200, "{body}");
+        if body.contains("rotates the Consul tokens") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "A's server never saw B's write");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(
+        server.log().contains("libSQL replica sync on"),
+        "{}",
+        server.log()
+    );
+}
+
+#[test]
+fn export_and_import_move_memories_between_sqlite_and_libsql() {
+    let Some(bin) = tursodb() else { return };
+    let d = tempfile::tempdir().unwrap();
+    let primary = Primary::start(&bin, d.path());
+    let sqlite_dir = d.path().join("sqlite");
+    let sqlite = |args: &[&str]| common::ok(&sqlite_dir, args, &[]);
+    for (u, ai) in [
+        (
+            "Which database runs staging?",
+            "Staging runs PostgreSQL 16 on the blue cluster.",
+        ),
+        (
+            "Who owns the billing service?",
+            "Priya owns billing; Kenji is the backup.",
+        ),
+        (
+            "What caches sessions?",
+            "Redis caches sessions for thirty minutes.",
+        ),
+    ] {
+        sqlite(&["learn", "--user", u, "--assistant", ai]);
+    }
+    let dump = d.path().join("dump.jsonl");
+    sqlite(&["export", "--output", dump.to_str().unwrap()]);
+
+    let a = primary.store(&d.path().join("a/continuum.db"));
+    let b = primary.store(&d.path().join("b/continuum.db"));
+    ok(&a, &["import", dump.to_str().unwrap()]);
+    let rank_sqlite = |q: &str| -> Vec<String> {
+        let v: Value = serde_json::from_str(&sqlite(&["recall", "--json", q])).unwrap();
+        v["memories"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    for q in ["staging database", "billing owner", "session cache"] {
+        let want = rank_sqlite(q);
+        assert!(!want.is_empty());
+        assert_eq!(ranking(&a, q), want, "libSQL replica = SQLite for {q}");
+        assert_eq!(ranking(&b, q), want, "and the other replica too, for {q}");
+    }
+    // And back out of the replica into a fresh SQLite store.
+    let dump2 = d.path().join("dump2.jsonl");
+    ok(&b, &["export", "--output", dump2.to_str().unwrap()]);
+    let back = d.path().join("back");
+    common::ok(&back, &["import", dump2.to_str().unwrap()], &[]);
+    assert_eq!(
+        common::json(&back, &["stats"], &[])["memories"],
+        serde_json::json!(6)
     );
 }
