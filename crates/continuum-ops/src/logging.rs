@@ -97,6 +97,32 @@ impl Telemetry {
     }
 }
 
+/// Libraries that log their internals at `info` (the Turso sync engine logs every push):
+/// held at `warn` unless the filter names them.
+const QUIET_LIBRARIES: &[&str] = &[
+    "turso",
+    "turso_core",
+    "turso_sdk_kit",
+    "turso_sync_engine",
+    "turso_sync_sdk_kit",
+];
+
+/// `spec` with a `warn` directive for each of [`QUIET_LIBRARIES`] it does not mention.
+fn quiet_libraries(spec: &str) -> String {
+    let mut out = spec.trim().to_string();
+    if out.contains("turso") {
+        return out;
+    }
+    for lib in QUIET_LIBRARIES {
+        if !out.is_empty() {
+            out.push(',');
+        }
+        out.push_str(lib);
+        out.push_str("=warn");
+    }
+    out
+}
+
 /// Installs the process's subscriber, writing to stderr, and with `otlp_endpoint` a trace
 /// exporter. `RUST_LOG` overrides `level`. Must run outside an async runtime. A second call
 /// (tests) installs nothing.
@@ -107,10 +133,10 @@ pub fn init(
 ) -> Result<Telemetry, String> {
     let filter = match std::env::var("RUST_LOG") {
         Ok(v) if !v.trim().is_empty() => EnvFilter::builder()
-            .parse(&v)
+            .parse(quiet_libraries(&v))
             .map_err(|e| format!("invalid RUST_LOG {v:?}: {e}"))?,
         _ => EnvFilter::builder()
-            .parse(level)
+            .parse(quiet_libraries(level))
             .map_err(|e| format!("invalid log level {level:?}: {e}"))?,
     };
     let lines = match format {
@@ -186,6 +212,18 @@ mod tests {
         );
         assert!(parse_level("info,continuum_server=debug").is_ok());
         assert!(parse_level("info,=[").is_err());
+    }
+
+    #[test]
+    fn chatty_libraries_are_held_at_warn_unless_named() {
+        let q = quiet_libraries("info");
+        assert!(q.starts_with("info,turso=warn,") && q.contains("turso_sync_engine=warn"));
+        assert!(parse_level(&q).is_ok());
+        assert_eq!(
+            quiet_libraries("debug,turso_core=trace"),
+            "debug,turso_core=trace"
+        );
+        assert!(quiet_libraries("").starts_with("turso=warn"));
     }
 
     #[test]
