@@ -473,3 +473,119 @@ fn export_and_import_move_memories_between_sqlite_and_libsql() {
         serde_json::json!(6)
     );
 }
+
+/// A TLS front for the sync server (what a hosted primary looks like): terminates TLS with
+/// the test certificate for 127.0.0.1 and localhost and forwards the bytes. Returns its port.
+fn tls_front(to: u16) -> u16 {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../continuum-server/tests/tls");
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(dir.join("server-a.pem"))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+    let key = PrivateKeyDer::from_pem_file(dir.join("server-a.key")).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let Ok(mut upstream) = tokio::net::TcpStream::connect(("127.0.0.1", to)).await
+                    else {
+                        return;
+                    };
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut upstream).await;
+                });
+            }
+        });
+    });
+    port
+}
+
+#[test]
+fn libsql_scheme_speaks_tls_and_checks_the_certificate() {
+    let Some(bin) = tursodb() else { return };
+    let d = tempfile::tempdir().unwrap();
+    let primary = Primary::start(&bin, d.path());
+    let port = tls_front(primary.port);
+    let ca = Path::new(env!("CARGO_MANIFEST_DIR")).join("../continuum-server/tests/tls/ca.pem");
+    let store = |name: &str| {
+        format!(
+            "libsql://localhost:{port}?replica={}",
+            d.path().join(name).join("continuum.db").display()
+        )
+    };
+    let with_ca = |s: &str, args: &[&str]| {
+        let out = command(s, args)
+            .env("SSL_CERT_FILE", &ca)
+            .env("CONTINUUM_LIBSQL_AUTH_TOKEN", "tok-never-shown")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "continuum {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    with_ca(
+        &store("a"),
+        &[
+            "learn",
+            "--user",
+            "Over TLS?",
+            "--assistant",
+            "Yes, Kafka over TLS.",
+        ],
+    );
+    let v: Value =
+        serde_json::from_str(&with_ca(&store("b"), &["recall", "--json", "Kafka TLS"])).unwrap();
+    assert!(
+        v["memories"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["content"].as_str().unwrap().contains("Kafka over TLS")),
+        "{v}"
+    );
+    let st = with_ca(&store("b"), &["stats"]);
+    assert!(st.contains("libsql://localhost:"), "{st}");
+    assert!(!st.contains("tok-never-shown"), "{st}");
+
+    // Without the CA among the trusted roots the certificate is refused, clearly, at start.
+    let out = command(&store("c"), &["stats"])
+        .env("SSL_CERT_FILE", d.path().join("no-such-roots.pem"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot bootstrap the libSQL replica") && err.contains("TLS certificate"),
+        "{err}"
+    );
+}

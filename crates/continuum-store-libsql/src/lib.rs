@@ -214,10 +214,16 @@ impl Replica {
                 // Leave nothing half-made behind: the next open bootstraps again.
                 remove_journal_files(&journal);
             }
+            let hint = if location.primary.starts_with("https://") && why.contains("(Connect)") {
+                " (is it reachable, and does its TLS certificate chain to a trusted root? \
+                 the system's roots, or the PEM file SSL_CERT_FILE names)"
+            } else {
+                ""
+            };
             classify(
                 &why,
                 format!(
-                    "cannot {} the libSQL replica {} from the primary {}: {why}",
+                    "cannot {} the libSQL replica {} from the primary {}: {why}{hint}",
                     if fresh { "bootstrap" } else { "open" },
                     journal.display(),
                     location.primary
