@@ -99,6 +99,8 @@ pub struct Replica {
 struct State {
     last_sync: Option<i64>,
     last_error: Option<String>,
+    /// Every journal row pulled so far is applied (set after a complete apply).
+    applied_all: bool,
 }
 
 /// What one sync round did (`continuum sync --json` on a libSQL store).
@@ -119,6 +121,11 @@ pub struct RoundReport {
     pub applied: u64,
     pub skipped: u64,
     pub duration_ms: u64,
+    /// Where the time went: journaling, push, pull, applying.
+    pub journal_ms: u64,
+    pub push_ms: u64,
+    pub pull_ms: u64,
+    pub apply_ms: u64,
 }
 
 /// Where a replica stands (`doctor`, `stats`).
@@ -350,7 +357,10 @@ impl Replica {
         node: &str,
         report: &mut RoundReport,
     ) -> Result<()> {
+        let t = Instant::now();
         report.journaled = journal_local(engine, conn, node).await?;
+        report.journal_ms = t.elapsed().as_millis() as u64;
+        let t = Instant::now();
         self.db.push().await.map_err(|e| {
             let why = self.scrub(&e.to_string());
             classify(
@@ -362,6 +372,8 @@ impl Replica {
             )
         })?;
         report.pushed = true;
+        report.push_ms = t.elapsed().as_millis() as u64;
+        let t = Instant::now();
         report.pulled_changes = self.db.pull().await.map_err(|e| {
             let why = self.scrub(&e.to_string());
             classify(
@@ -372,7 +384,17 @@ impl Replica {
                 ),
             )
         })?;
+        report.pull_ms = t.elapsed().as_millis() as u64;
+        // Other replicas' rows arrive only by pull (or the bootstrap at open): with nothing
+        // pulled since a complete apply, there is nothing to look for.
+        let current = self.state.lock().expect("replica state").applied_all;
+        if current && !report.pulled_changes {
+            return Ok(());
+        }
+        let t = Instant::now();
         let (received, applied, skipped) = apply_others(engine, conn, node).await?;
+        report.apply_ms = t.elapsed().as_millis() as u64;
+        self.state.lock().expect("replica state").applied_all = true;
         report.received = received;
         report.applied = applied;
         report.skipped = skipped;
@@ -449,11 +471,12 @@ async fn engine_has_synced_after(engine: &Engine, after: u64) -> Result<bool> {
     Ok(false)
 }
 
-/// Copies this node's events after the journal cursor into the journal, a page of the
-/// store-wide log per transaction (the cursor moves in the same transaction, and rows are
-/// inserted only if absent, so a repeated page is harmless). Returns how many were copied.
+/// Copies this node's events after the journal cursor into the journal: per tenant with
+/// writes since the cursor, its own events up to the log's head (read first), a page per
+/// transaction, rows inserted only if absent; the cursor moves to that head once all are in.
+/// A round cut short redoes the pages it had copied, harmlessly. Returns how many it copied.
 async fn journal_local(engine: &Engine, conn: &turso::Connection, node: &str) -> Result<u64> {
-    let mut through = cursor(conn, node, PUSH_ROW, node).await?;
+    let through = cursor(conn, node, PUSH_ROW, node).await?;
     // Hold the log from compaction from the first round on, before anything is journaled.
     if !engine
         .event_cursors()
@@ -464,9 +487,15 @@ async fn journal_local(engine: &Engine, conn: &turso::Connection, node: &str) ->
     {
         tracing::warn!(error = %e, "cannot set the journal's event cursor");
     }
-    let mut copied = 0u64;
-    loop {
-        let recs = match engine.events_all_tenants(through, MAX_SYNC_EVENTS).await {
+    let head = engine.event_head().await?;
+    if head <= through {
+        return Ok(0);
+    }
+    // The tenants written since the cursor (a cheap read of the log by position).
+    let mut tenants: BTreeSet<TenantId> = BTreeSet::new();
+    let mut pos = through;
+    while pos < head {
+        let recs = match engine.events_all_tenants(pos, MAX_SYNC_EVENTS).await {
             Err(Error::Gone(_)) => {
                 return Err(Error::Gone(format!(
                     "this store's event log was compacted past position {through} before the \
@@ -476,64 +505,78 @@ async fn journal_local(engine: &Engine, conn: &turso::Connection, node: &str) ->
             }
             other => other?,
         };
-        let Some(hi) = recs.last().map(|r| r.seq) else {
+        let Some(last) = recs.last().map(|r| r.seq) else {
             break;
         };
-        let tenants: BTreeSet<TenantId> = recs.iter().map(|r| r.tenant.clone()).collect();
-        let mut rows: Vec<SyncEvent> = Vec::new();
-        for t in &tenants {
-            let mut after = through;
-            'pages: loop {
-                let page = engine.sync_outgoing(t, after, MAX_SYNC_EVENTS).await?;
-                if page.is_empty() {
-                    break;
-                }
-                for e in page {
-                    if e.seq > hi {
-                        break 'pages;
-                    }
-                    after = e.seq;
-                    rows.push(e);
-                }
-            }
-        }
-        exec(conn, "BEGIN").await?;
-        let wrote: Result<()> = async {
-            for e in &rows {
-                let body = serde_json::to_string(e).map_err(|e| Error::Internal(e.to_string()))?;
-                conn.execute(
-                    "INSERT OR IGNORE INTO continuum_journal (origin, seq, tenant, at, body) \
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                    (
-                        e.origin.clone(),
-                        e.seq as i64,
-                        e.tenant.as_str().to_string(),
-                        e.at.0,
-                        body,
-                    ),
-                )
-                .await
-                .map_err(db_err)?;
-            }
-            set_cursor(conn, node, PUSH_ROW, node, hi).await
-        }
-        .await;
-        if let Err(e) = wrote {
-            let _ = exec(conn, "ROLLBACK").await;
-            return Err(e);
-        }
-        exec(conn, "COMMIT").await?;
-        copied += rows.len() as u64;
-        through = hi;
-        // Let the log be compacted up to here, and no further.
-        if let Err(e) = engine.set_event_cursor(JOURNAL_CURSOR, hi).await {
-            tracing::warn!(error = %e, "cannot move the journal's event cursor");
-        }
-        if recs.len() < MAX_SYNC_EVENTS {
-            break;
+        tenants.extend(recs.into_iter().filter(|r| r.seq <= head).map(|r| r.tenant));
+        pos = last;
+    }
+    let mut copied = 0u64;
+    for t in &tenants {
+        let mut after = through;
+        loop {
+            // One call scans forward to the next page of this node's own events (events
+            // applied from other replicas are skipped by the store, not here).
+            let page: Vec<SyncEvent> = engine
+                .sync_outgoing(t, after, MAX_SYNC_EVENTS)
+                .await?
+                .into_iter()
+                .filter(|e| e.seq <= head)
+                .collect();
+            let Some(last) = page.last().map(|e| e.seq) else {
+                break;
+            };
+            insert_rows(conn, &page).await?;
+            copied += page.len() as u64;
+            after = last;
         }
     }
+    exec(conn, "BEGIN").await?;
+    if let Err(e) = set_cursor(conn, node, PUSH_ROW, node, head).await {
+        let _ = exec(conn, "ROLLBACK").await;
+        return Err(e);
+    }
+    exec(conn, "COMMIT").await?;
+    // Let the log be compacted up to here, and no further.
+    if let Err(e) = engine.set_event_cursor(JOURNAL_CURSOR, head).await {
+        tracing::warn!(error = %e, "cannot move the journal's event cursor");
+    }
     Ok(copied)
+}
+
+/// Inserts journal rows in one transaction (a row already there is left as it is).
+async fn insert_rows(conn: &turso::Connection, rows: &[SyncEvent]) -> Result<()> {
+    exec(conn, "BEGIN").await?;
+    let wrote: Result<()> = async {
+        // Prepared once for the page (preparing parses and plans the statement).
+        let mut insert = conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO continuum_journal (origin, seq, tenant, at, body) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .await
+            .map_err(db_err)?;
+        for e in rows {
+            let body = serde_json::to_string(e).map_err(|e| Error::Internal(e.to_string()))?;
+            insert
+                .execute((
+                    e.origin.clone(),
+                    e.seq as i64,
+                    e.tenant.as_str().to_string(),
+                    e.at.0,
+                    body,
+                ))
+                .await
+                .map_err(db_err)?;
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = wrote {
+        let _ = exec(conn, "ROLLBACK").await;
+        return Err(e);
+    }
+    exec(conn, "COMMIT").await
 }
 
 /// Applies every other replica's journaled events this node has not applied, per tenant and

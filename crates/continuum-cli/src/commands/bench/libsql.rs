@@ -37,6 +37,8 @@ struct Report {
     learn_seconds: f64,
     learn_memories_per_sec: f64,
     journal_and_push_seconds: f64,
+    journal_seconds: f64,
+    push_seconds: f64,
     events_pushed: u64,
     events_pushed_per_sec: f64,
     bootstrap_open_seconds: f64,
@@ -204,6 +206,8 @@ pub async fn libsql(g: &Global, a: LibsqlArgs) -> Result<()> {
         learn_seconds,
         learn_memories_per_sec: (turns * 2) as f64 / learn_seconds.max(1e-9),
         journal_and_push_seconds,
+        journal_seconds: pushed.journal_ms as f64 / 1000.0,
+        push_seconds: pushed.push_ms as f64 / 1000.0,
         events_pushed: pushed.journaled,
         events_pushed_per_sec: pushed.journaled as f64 / journal_and_push_seconds.max(1e-9),
         bootstrap_open_seconds,
@@ -227,7 +231,7 @@ pub async fn libsql(g: &Global, a: LibsqlArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!(
-            "libSQL primary {}: {} memories\n  learn on A        {:.1} s ({:.0} memories/s, local)\n  journal + push    {} events in {:.1} s ({:.0}/s)\n  new replica B     open {:.1} s + apply {:.1} s = {:.1} s; store {:.1} MB, journal {:.1} MB\n  lag A→B           p50 {:.0} ms, p95 {:.0} ms, max {:.0} ms (B syncing back to back; idle round p50 {:.1} ms)",
+            "libSQL primary {}: {} memories\n  learn on A        {:.1} s ({:.0} memories/s, local)\n  journal + push    {} events in {:.1} s ({:.0}/s; journal {:.1} s, push {:.1} s)\n  new replica B     open {:.1} s + apply {:.1} s = {:.1} s; store {:.1} MB, journal {:.1} MB\n  lag A→B           p50 {:.0} ms, p95 {:.0} ms, max {:.0} ms (B syncing back to back; idle round p50 {:.1} ms)",
             report.primary,
             report.memories,
             report.learn_seconds,
@@ -235,6 +239,8 @@ pub async fn libsql(g: &Global, a: LibsqlArgs) -> Result<()> {
             report.events_pushed,
             report.journal_and_push_seconds,
             report.events_pushed_per_sec,
+            report.journal_seconds,
+            report.push_seconds,
             report.bootstrap_open_seconds,
             report.bootstrap_apply_seconds,
             report.bootstrap_total_seconds,
