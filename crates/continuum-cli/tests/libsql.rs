@@ -280,6 +280,18 @@ fn a_replica_keeps_working_without_its_primary_and_loses_nothing_to_kill_9() {
     let _ = child.kill(); // SIGKILL
     child.wait().unwrap();
     eprintln!("import killed midway: {killed_midway}");
+    // The import never reached its closing round: the next sync journals and pushes its
+    // thousands of events. Kill that one mid-round too.
+    let mut sync = command(&a, &["sync"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    let sync_killed = sync.try_wait().unwrap().is_none();
+    let _ = sync.kill(); // SIGKILL
+    sync.wait().unwrap();
+    eprintln!("sync killed midway: {sync_killed}");
     ok(&a, &["sync"]);
     ok(&b, &["sync"]);
     let (ma, mb) = (memories(&a), memories(&b));
