@@ -9,4 +9,6 @@ pub mod logging;
 pub mod metrics;
 pub mod supervisor;
 
-pub use supervisor::{Backoff, CancellationToken, JobState, JobStatus, Supervisor};
+pub use supervisor::{
+    Backoff, CancellationToken, JobState, JobStatus, Supervisor, wait_for_next_round,
+};

@@ -283,6 +283,32 @@ impl Supervisor {
     }
 }
 
+/// Between two rounds of a periodic job that also reacts to local writes (sync, libSQL
+/// replication): waits `pause` plus up to a fifth of it at random, or, when `written` changes
+/// first, `debounce` more to let a burst of writes finish. False when `stop` was cancelled or
+/// the writes' sender is gone: the job should return.
+pub async fn wait_for_next_round(
+    pause: std::time::Duration,
+    debounce: std::time::Duration,
+    written: &mut tokio::sync::watch::Receiver<u64>,
+    stop: &CancellationToken,
+) -> bool {
+    let jitter = std::time::Duration::from_millis(fastrand::u64(0..=pause.as_millis() as u64 / 5));
+    tokio::select! {
+        _ = stop.cancelled() => false,
+        _ = tokio::time::sleep(pause + jitter) => true,
+        changed = written.changed() => {
+            if changed.is_err() {
+                return false;
+            }
+            tokio::select! {
+                _ = stop.cancelled() => false,
+                _ = tokio::time::sleep(debounce) => true,
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -873,20 +873,11 @@ pub async fn run_background(
                 pause = (pause * 2).min(max_pause);
             }
         }
+        // Our own round wrote (applied events): do not count that as a local write.
         written.borrow_and_update();
-        let jitter = Duration::from_millis(fastrand::u64(0..=pause.as_millis() as u64 / 5));
-        tokio::select! {
-            _ = stop.cancelled() => return Ok(()),
-            _ = tokio::time::sleep(pause + jitter) => {}
-            changed = written.changed() => {
-                if changed.is_err() {
-                    return Ok(());
-                }
-                tokio::select! {
-                    _ = stop.cancelled() => return Ok(()),
-                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-                }
-            }
+        let debounce = Duration::from_millis(200);
+        if !continuum_ops::wait_for_next_round(pause, debounce, &mut written, &stop).await {
+            return Ok(());
         }
     }
 }

@@ -636,20 +636,8 @@ pub async fn run_background(
         }
         // Our own round wrote (pulled events): do not count that as a local write.
         written.borrow_and_update();
-        let jitter = Duration::from_millis(fastrand::u64(0..=pause.as_millis() as u64 / 5));
-        tokio::select! {
-            _ = stop.cancelled() => return Ok(()),
-            _ = tokio::time::sleep(pause + jitter) => {}
-            changed = written.changed() => {
-                if changed.is_err() {
-                    return Ok(());
-                }
-                // Debounce: let a burst of writes finish.
-                tokio::select! {
-                    _ = stop.cancelled() => return Ok(()),
-                    _ = tokio::time::sleep(cfg.debounce) => {}
-                }
-            }
+        if !continuum_ops::wait_for_next_round(pause, cfg.debounce, &mut written, &stop).await {
+            return Ok(());
         }
     }
 }
