@@ -211,6 +211,8 @@ const SETTINGS: &[Setting] = &[
         "federation_contribute_secs",
         Kind::Int,
     ),
+    serve("federation.cert_days", "federation_cert_days", Kind::Int),
+    serve("federation.sync", "federation_sync", Kind::Bool),
     global("embedder.kind", "embedder", Kind::Str),
     global("embedder.model_dir", "model_dir", Kind::Str),
     global("embedder.url", "embed_url", Kind::Str),

@@ -406,3 +406,361 @@ fn the_hub_refuses_replays_tampering_skew_and_floods() {
         "refusals are logged: {log}"
     );
 }
+
+/// The port of an `https://127.0.0.1:PORT` address.
+fn port_of(url: &str) -> String {
+    url.rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string()
+}
+
+fn hub_url(server: &common::Server) -> String {
+    common::url_in(
+        server
+            .log()
+            .lines()
+            .find(|l| l.contains("federation hub at"))
+            .expect("the hub's address in the log"),
+        "https://",
+    )
+}
+
+/// A hub whose CA key is sealed with a passphrase; a node that copies the pool (as far as its
+/// ratio allows, each item once, searchable with the hub away, catching up after the hub
+/// was down); a certificate renewed over the current one; a client certificate from
+/// another CA refused by the running hub.
+#[test]
+fn a_sealed_ca_a_node_that_copies_the_pool_and_certificate_renewal() {
+    use common::{fails, serve_with_env};
+    let d = tempfile::tempdir().unwrap();
+    let (hub, a, b) = (d.path().join("hub"), d.path().join("a"), d.path().join("b"));
+    let pass = [("CONTINUUM_FEDERATION_PASSPHRASE", "a long hub passphrase")];
+    let wrong = [("CONTINUUM_FEDERATION_PASSPHRASE", "not the hub passphrase")];
+    let init = [
+        "federation",
+        "init",
+        "--hub",
+        "--host",
+        "127.0.0.1",
+        "--encrypt-ca",
+    ];
+    // --encrypt-ca without the variable is refused, and makes nothing.
+    let err = fails(&hub, &init, &[], 2);
+    assert!(err.contains("CONTINUUM_FEDERATION_PASSPHRASE"), "{err}");
+    assert!(!hub.join("federation/ca.key").exists());
+    common::ok(&hub, &init, &pass);
+    let key = std::fs::read_to_string(hub.join("federation/ca.key")).unwrap();
+    assert!(key.starts_with("continuum-sealed-key"), "{key}");
+    // The hub does not start without the passphrase, nor with a wrong one.
+    let serve = [
+        "serve",
+        "--bind",
+        "127.0.0.1:0",
+        "--federation-bind",
+        "127.0.0.1:0",
+    ];
+    let err = fails(&hub, &serve, &[], 2);
+    assert!(err.contains("CONTINUUM_FEDERATION_PASSPHRASE"), "{err}");
+    let err = fails(&hub, &serve, &wrong, 2);
+    assert!(err.contains("does not open"), "{err}");
+    let hub_args = [
+        "--federation-bind",
+        "127.0.0.1:0",
+        "--federation-free-queries",
+        "3",
+        "--federation-cert-days",
+        "2",
+    ];
+    let (server, _) = serve_with_env(&hub, &[], &hub_args, &pass);
+    let url = hub_url(&server);
+    // Inviting needs no passphrase (only the CA's certificate).
+    let (ta, tb) = (token(&hub), token(&hub));
+    let node_a = json_of(&a, &["federation", "join", &url, &ta])["node"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    json_of(&b, &["federation", "join", &url, &tb]);
+
+    // A shares five facts.
+    let facts = [
+        "Kafka consumer groups rebalance when a member leaves",
+        "Kafka retention defaults to seven days",
+        "Kafka partitions order messages within a partition only",
+        "Kafka compaction keeps the last value per key",
+        "Kafka producers batch messages by linger time",
+    ];
+    for f in facts {
+        cli(&a, &["--tenant", "t", "remember", f, "--source", "fact"]);
+    }
+    cli(&a, &["--tenant", "t", "federation", "share", "on"]);
+    assert_eq!(
+        json_of(&a, &["--tenant", "t", "federation", "contribute"])["accepted"],
+        5
+    );
+
+    // B copies the pool: three items on its free allowance, then the ratio stops it.
+    let s = json_of(&b, &["federation", "sync"]);
+    assert_eq!(s["stored"], 3, "{s}");
+    assert!(
+        s["stopped"].as_str().unwrap_or("").contains("contribute"),
+        "{s}"
+    );
+    let (ok, _, err) = run(&b, &["federation", "sync"]);
+    assert!(!ok && err.contains("contribute"), "{err}");
+    // One contribution of B's allows ten consumed in all: the other two arrive, and B's own
+    // item is not sent back to it.
+    cli(
+        &b,
+        &[
+            "--tenant",
+            "u",
+            "remember",
+            "Postgres autovacuum needs tuning on hot tables",
+            "--source",
+            "fact",
+        ],
+    );
+    cli(&b, &["--tenant", "u", "federation", "share", "on"]);
+    json_of(&b, &["--tenant", "u", "federation", "contribute"]);
+    let s = json_of(&b, &["federation", "sync"]);
+    assert_eq!(
+        (s["stored"].as_u64(), s["pool_items"].as_u64()),
+        (Some(2), Some(5)),
+        "{s}"
+    );
+    assert!(s["stopped"].is_null(), "{s}");
+    assert_eq!(s["ledger"]["consumed"], 5, "{s}");
+    // Each item once: nothing new now; and with the cursor lost, delivered again but stored
+    // never twice.
+    assert_eq!(json_of(&b, &["federation", "sync"])["stored"], 0);
+    let state = b.join("federation/state.json");
+    let mut st: Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    st["pool"] = serde_json::json!({ "after": 0 });
+    std::fs::write(&state, st.to_string()).unwrap();
+    let s = json_of(&b, &["federation", "sync"]);
+    assert_eq!(
+        (s["stored"].as_u64(), s["duplicates"].as_u64()),
+        (Some(0), Some(5)),
+        "{s}"
+    );
+
+    // Granting needs the CA key: refused without the passphrase.
+    let node_b = json_of(&b, &["federation", "status"])["standing"]["node"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let err = fails(&hub, &["federation", "grant", &node_b], &[], 2);
+    assert!(err.contains("CONTINUUM_FEDERATION_PASSPHRASE"), "{err}");
+    common::ok(
+        &hub,
+        &["federation", "grant", &node_b, "--days", "1"],
+        &pass,
+    );
+
+    // The hub goes down: B searches its copy without it; A's new facts wait.
+    let port = port_of(&url);
+    drop(server);
+    let q = json_of(
+        &b,
+        &[
+            "federation",
+            "query",
+            "--local",
+            "kafka retention",
+            "--limit",
+            "3",
+        ],
+    );
+    assert_eq!(q["hits"][0]["node"], node_a.as_str(), "{q}");
+    assert!(
+        q["hits"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("seven days"),
+        "{q}"
+    );
+    cli(
+        &a,
+        &[
+            "--tenant",
+            "t",
+            "remember",
+            "Kafka idempotent producers avoid duplicates",
+            "--source",
+            "fact",
+        ],
+    );
+    let (ok, _, _) = run(&a, &["--tenant", "t", "federation", "contribute"]);
+    assert!(!ok, "the hub is down");
+    let (ok, _, _) = run(&b, &["federation", "sync"]);
+    assert!(!ok, "the hub is down");
+    // Back on the same address: A's fact goes once, B catches up with it once.
+    let bind = format!("127.0.0.1:{port}");
+    let again = [
+        "--federation-bind",
+        &bind,
+        "--federation-free-queries",
+        "3",
+        "--federation-cert-days",
+        "2",
+    ];
+    let (server, _) = serve_with_env(&hub, &[], &again, &pass);
+    assert_eq!(
+        json_of(&a, &["--tenant", "t", "federation", "contribute"])["accepted"],
+        1
+    );
+    let s = json_of(&b, &["federation", "sync"]);
+    assert_eq!(
+        (s["stored"].as_u64(), s["pool_items"].as_u64()),
+        (Some(1), Some(6)),
+        "{s}"
+    );
+
+    // Renewal: a two-day certificate is not due yet; renewing gives a later one, in use at
+    // once.
+    let before = json_of(&a, &["federation", "status"]);
+    assert_eq!(before["renewal_due"], false, "{before}");
+    let pem_before = std::fs::read_to_string(a.join("federation/node.pem")).unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    let r = json_of(&a, &["federation", "renew"]);
+    let pem_after = std::fs::read_to_string(a.join("federation/node.pem")).unwrap();
+    assert_ne!(pem_before, pem_after);
+    assert!(
+        r["certificate_expires_at"].as_str().unwrap()
+            > before["certificate_expires_at"].as_str().unwrap(),
+        "{r} {before}"
+    );
+    let after = json_of(&a, &["federation", "status"]);
+    assert_eq!(after["certificate_expires_at"], r["certificate_expires_at"]);
+    assert!(after["last_renewal_at"].is_string(), "{after}");
+    let audit = cli(&hub, &["--json", "audit", "tail", "--limit", "100"]);
+    assert!(audit.contains("federation.renewed"), "{audit}");
+
+    // A client certificate from another CA (for a real member's key, even) is refused by the
+    // running hub at the handshake.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use continuum_federation::pki;
+        let now = std::time::SystemTime::now();
+        let other = pki::Authority::create(
+            "other",
+            continuum_federation::NodeKey::generate().unwrap(),
+            now,
+        )
+        .unwrap();
+        let key = continuum_federation::NodeKey::generate().unwrap();
+        let cert = other.issue(&key.public(), &[], 1, now).unwrap();
+        let ca = std::fs::read_to_string(a.join("federation/ca.pem")).unwrap();
+        let config = pki::client_config(&ca, Some((&cert, &key))).unwrap();
+        let client = reqwest::Client::builder()
+            .use_preconfigured_tls(std::sync::Arc::unwrap_or_clone(config))
+            .build()
+            .unwrap();
+        let sent = client
+            .post(format!("{url}/federation/v1/message"))
+            .body("{}")
+            .send()
+            .await;
+        assert!(
+            sent.is_err(),
+            "a foreign certificate got an answer: {sent:?}"
+        );
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server.log().contains("handshake refused") {
+        assert!(Instant::now() < deadline, "{}", server.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // A revoked node cannot renew.
+    cli(&hub, &["federation", "revoke", &node_a]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (ok, _, _) = run(&a, &["federation", "renew"]);
+        if !ok {
+            break;
+        }
+        assert!(Instant::now() < deadline, "a revoked node renewed");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    drop(server);
+}
+
+/// A member that serves copies the pool in the background with `--federation-sync`.
+#[test]
+fn a_serving_node_copies_the_pool_in_the_background() {
+    let d = tempfile::tempdir().unwrap();
+    let (hub, a, b) = (d.path().join("hub"), d.path().join("a"), d.path().join("b"));
+    json_of(
+        &hub,
+        &["federation", "init", "--hub", "--host", "127.0.0.1"],
+    );
+    let (server, _) = serve_with(&hub, &[], &["--federation-bind", "127.0.0.1:0"]);
+    let url = hub_url(&server);
+    let (ta, tb) = (token(&hub), token(&hub));
+    json_of(&a, &["federation", "join", &url, &ta]);
+    json_of(&b, &["federation", "join", &url, &tb]);
+    let (_b_server, _) = serve_with(
+        &b,
+        &[],
+        &["--federation-contribute-secs", "1", "--federation-sync"],
+    );
+    cli(
+        &a,
+        &[
+            "--tenant",
+            "t",
+            "remember",
+            "Raft elections need a majority of voters",
+            "--source",
+            "fact",
+        ],
+    );
+    cli(&a, &["--tenant", "t", "federation", "share", "on"]);
+    json_of(&a, &["--tenant", "t", "federation", "contribute"]);
+    // B's server copies it in the background.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let st = json_of(&b, &["federation", "status"]);
+        if st["pool"]["items"] == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no background copy: {st}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let q = json_of(&b, &["federation", "query", "--local", "raft majority"]);
+    assert_eq!(q["hits"].as_array().unwrap().len(), 1, "{q}");
+}
+
+/// `bench federation` at a small size: a second node's sync copies the pool across more than
+/// one answer.
+#[test]
+fn bench_federation_pools_and_copies_every_item() {
+    let d = tempfile::tempdir().unwrap();
+    let r = json_of(
+        d.path(),
+        &[
+            "bench",
+            "federation",
+            "--items",
+            "700",
+            "--nodes",
+            "2",
+            "--queries",
+            "3",
+            "--handshakes",
+            "3",
+        ],
+    );
+    assert_eq!(r["items"], 700, "{r}");
+    // What the hub's anonymiser let into the pool (generated text may name people), copied
+    // over two answers at least.
+    let copied = r["sync_items"].as_u64().unwrap();
+    assert!((501..=700).contains(&copied), "{r}");
+    assert!(r["contribute_items_per_sec"].as_f64().unwrap() > 0.0, "{r}");
+}

@@ -66,6 +66,7 @@ pub const ACTIONS: &[&str] = &[
     "federation.refused",
     "federation.revoked",
     "federation.granted",
+    "federation.renewed",
 ];
 
 /// An entry as stored.

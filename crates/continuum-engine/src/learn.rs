@@ -404,12 +404,80 @@ impl Engine {
         self.remember_inner(tenant, req, Some(old)).await
     }
 
+    /// Stores many texts in one transaction, each under an import key (at most
+    /// [`MAX_KEYED_TEXTS`]): a key the tenant already holds is skipped, so sending the same
+    /// items again (a lost acknowledgement, a resumed copy) stores each once. Every text is
+    /// checked before anything is written.
+    #[tracing::instrument(name = "engine.remember_keyed", level = "debug", skip_all, fields(texts = items.len()))]
+    pub async fn remember_keyed(
+        &self,
+        who: impl Into<Caller>,
+        items: Vec<(RememberRequest, String)>,
+    ) -> Result<KeyedOutcome> {
+        let caller = who.into();
+        let tenant = caller.require(Scope::Write)?;
+        if items.len() > MAX_KEYED_TEXTS {
+            return Err(continuum_core::Error::InvalidInput(format!(
+                "at most {MAX_KEYED_TEXTS} texts are stored at once"
+            )));
+        }
+        let keys: Vec<String> = items.iter().map(|(_, k)| k.clone()).collect();
+        let held: HashSet<String> = self
+            .store
+            .imported(tenant, &keys)
+            .await?
+            .into_iter()
+            .collect();
+        let mut seen = HashSet::new();
+        let mut batches = Vec::new();
+        let mut out = KeyedOutcome::default();
+        for (req, key) in items {
+            if held.contains(&key) || !seen.insert(key.clone()) {
+                out.skipped += 1;
+                continue;
+            }
+            let mut batch = self.remember_batch(req, None)?;
+            batch.memories[0].import_key = Some(key);
+            out.stored.push(batch.memories[0].memory.clone());
+            batches.push(batch);
+        }
+        if batches.is_empty() {
+            return Ok(out);
+        }
+        let adding = footprint_of(&batches);
+        self.check_storage(tenant, adding.memories).await?;
+        self.store
+            .apply(tenant, &self.config.hebbian, batches)
+            .await?;
+        self.note_stored(tenant, adding);
+        self.wake_embedder();
+        Ok(out)
+    }
+
     async fn remember_inner(
         &self,
         tenant: &TenantId,
         req: RememberRequest,
         supersedes: Option<MemoryId>,
     ) -> Result<Memory> {
+        let batch = self.remember_batch(req, supersedes)?;
+        let memory = batch.memories[0].memory.clone();
+        let adding = footprint_of(std::slice::from_ref(&batch));
+        self.check_storage(tenant, adding.memories).await?;
+        self.store
+            .apply(tenant, &self.config.hebbian, vec![batch])
+            .await?;
+        self.note_stored(tenant, adding);
+        self.wake_embedder();
+        Ok(memory)
+    }
+
+    /// One text as a write batch: its memory, and links between its concepts.
+    fn remember_batch(
+        &self,
+        req: RememberRequest,
+        supersedes: Option<MemoryId>,
+    ) -> Result<WriteBatch> {
         self.config.check_text("text", &req.content)?;
         let at = req.created_at.unwrap_or_else(|| self.clock.now());
         let kind = req.kind.unwrap_or_else(|| req.source.as_str().to_string());
@@ -439,22 +507,26 @@ impl Engine {
                 });
             }
         }
-        let batch = WriteBatch {
+        Ok(WriteBatch {
             memories: vec![write],
             links,
             decisions: Vec::new(),
             supersedes: supersedes.map(|old| (old, memory.id)).into_iter().collect(),
             at,
-        };
-        let adding = footprint_of(std::slice::from_ref(&batch));
-        self.check_storage(tenant, adding.memories).await?;
-        self.store
-            .apply(tenant, &self.config.hebbian, vec![batch])
-            .await?;
-        self.note_stored(tenant, adding);
-        self.wake_embedder();
-        Ok(memory)
+        })
     }
+}
+
+/// The most texts [`Engine::remember_keyed`] stores at once.
+pub const MAX_KEYED_TEXTS: usize = 1000;
+
+/// What [`Engine::remember_keyed`] did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct KeyedOutcome {
+    /// The memories stored now.
+    pub stored: Vec<Memory>,
+    /// Texts whose key the tenant already held (or that repeated a key of this call).
+    pub skipped: u64,
 }
 
 /// The memories and bytes of text a write adds.

@@ -37,7 +37,10 @@ pub use embed::{EmbeddingStatus, ReindexReport, WORKER_BACKOFF, WORKER_POLL};
 pub use events::{Compaction, DEFAULT_EVENT_RETENTION_MILLIS, MAX_EVENTS_PAGE};
 pub use export::{EXPORT_FORMAT, EXPORT_VERSION, ExportHeader, ExportRecord, ImportOutcome};
 pub use keys::{MAX_KEY_DAYS, MAX_ROTATION_OVERLAP_DAYS, Rotation};
-pub use learn::{LearnOutcome, MAX_TURN_ID_CHARS, PreparedTurns, RememberRequest, turn_key};
+pub use learn::{
+    KeyedOutcome, LearnOutcome, MAX_KEYED_TEXTS, MAX_TURN_ID_CHARS, PreparedTurns, RememberRequest,
+    turn_key,
+};
 pub use recall::{
     ActivatedConcept, Recall, RecallRequest, RecalledMemory, SearchHit, SearchRequest, SemanticUse,
 };

@@ -247,6 +247,35 @@ impl AccessPolicy {
             min_ratio: self.min_ratio,
         })
     }
+
+    /// How many of `wanted` pooled items a `sync` may deliver now: each delivered item counts
+    /// as consumed, as a query does, so a node copies the pool at the same ratio it may query
+    /// it (what is left of the free allowance, or as many as keep contributed / consumed at
+    /// or above the minimum). Refused when not even one may go.
+    pub fn items_allowed(
+        &self,
+        l: &Ledger,
+        unlimited: bool,
+        wanted: u64,
+    ) -> Result<u64, MustContribute> {
+        if unlimited || self.min_ratio <= 0.0 {
+            return Ok(wanted);
+        }
+        let free = self.free_queries.saturating_sub(l.consumed);
+        // consumed + n <= contributed / min_ratio.
+        let cap = ((l.contributed as f64 / self.min_ratio) + 1e-9).floor() as u64;
+        let by_ratio = cap.saturating_sub(l.consumed);
+        let n = free.max(by_ratio).min(wanted);
+        if n > 0 || wanted == 0 {
+            return Ok(n);
+        }
+        let required = (self.min_ratio * (l.consumed + 1) as f64 - 1e-9).ceil() as u64;
+        Err(MustContribute {
+            needed: required.saturating_sub(l.contributed).max(1),
+            ratio: l.contributed as f64 / l.consumed.max(1) as f64,
+            min_ratio: self.min_ratio,
+        })
+    }
 }
 
 /// Unlimited access for one node until a time, granted by the hub operator.
@@ -356,6 +385,34 @@ mod tests {
             .ratio(),
             Some(0.25)
         );
+    }
+
+    #[test]
+    fn a_sync_delivers_what_the_ratio_allows() {
+        let p = AccessPolicy::default();
+        // A new node: the free allowance of 50 items.
+        assert_eq!(p.items_allowed(&Ledger::default(), false, 500), Ok(50));
+        assert_eq!(p.items_allowed(&Ledger::default(), false, 20), Ok(20));
+        // Past it: 3 contributed allow 30 consumed in all.
+        let l = Ledger {
+            contributed: 3,
+            consumed: 50,
+        };
+        assert!(p.items_allowed(&l, false, 10).is_err());
+        let l = Ledger {
+            contributed: 7,
+            consumed: 50,
+        };
+        assert_eq!(p.items_allowed(&l, false, 500), Ok(20));
+        // After taking them the ratio is exactly the minimum; one more is refused, saying so.
+        let l = Ledger {
+            contributed: 7,
+            consumed: 70,
+        };
+        let refused = p.items_allowed(&l, false, 1).unwrap_err();
+        assert_eq!(refused.needed, 1, "{refused}");
+        assert_eq!(p.items_allowed(&l, true, 500), Ok(500));
+        assert_eq!(p.items_allowed(&l, false, 0), Ok(0));
     }
 
     #[test]

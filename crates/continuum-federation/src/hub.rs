@@ -64,8 +64,15 @@ pub struct Initialised {
 }
 
 /// Creates the federation's CA and the hub's identity in `dir`, answering on `hosts` (names
-/// or addresses nodes will reach it by). Refuses when a hub is already there.
-pub fn init(dir: &Path, name: &str, hosts: &[String]) -> Result<Initialised, Error> {
+/// or addresses nodes will reach it by). The CA's key file has mode 0600 and, with a
+/// `passphrase`, holds the key sealed with it (see [`set_passphrase`]). Refuses when a hub
+/// is already there.
+pub fn init(
+    dir: &Path,
+    name: &str,
+    hosts: &[String],
+    passphrase: Option<&str>,
+) -> Result<Initialised, Error> {
     let p = paths(dir);
     if p.ca_key.exists() {
         return Err(Error::Malformed(format!(
@@ -82,7 +89,11 @@ pub fn init(dir: &Path, name: &str, hosts: &[String]) -> Result<Initialised, Err
     let ca = Authority::create(name, NodeKey::generate()?, now)?;
     let hub = NodeKey::generate()?;
     let cert = ca.issue(&hub.public(), hosts, crate::pki::CA_VALID_DAYS, now)?;
-    files::write_key(&p.ca_key, ca.key())?;
+    files::write_atomic(
+        &p.ca_key,
+        files::key_text(ca.key(), passphrase)?.as_bytes(),
+        true,
+    )?;
     files::write_atomic(&p.ca_cert, ca.cert_pem().as_bytes(), false)?;
     files::write_atomic(&p.ca_name, name.as_bytes(), false)?;
     files::write_key(&p.hub_key, &hub)?;
@@ -95,7 +106,8 @@ pub fn init(dir: &Path, name: &str, hosts: &[String]) -> Result<Initialised, Err
     })
 }
 
-fn authority(dir: &Path) -> Result<Authority, Error> {
+/// The CA's certificate, when `dir` holds a hub (its key is not needed to invite or revoke).
+fn ca_certificate(dir: &Path) -> Result<String, Error> {
     let p = paths(dir);
     if !p.ca_key.exists() {
         return Err(Error::Malformed(format!(
@@ -103,17 +115,39 @@ fn authority(dir: &Path) -> Result<Authority, Error> {
             dir.display()
         )));
     }
+    files::read(&p.ca_cert)
+}
+
+fn authority(dir: &Path, passphrase: Option<&str>) -> Result<Authority, Error> {
+    let p = paths(dir);
+    let cert = ca_certificate(dir)?;
     Authority::open(
         files::read(&p.ca_name)?.trim(),
-        files::read_key(&p.ca_key)?,
-        &files::read(&p.ca_cert)?,
+        files::read_key_with(&p.ca_key, passphrase)?,
+        &cert,
+    )
+}
+
+/// Whether the hub's CA key is sealed with a passphrase.
+pub fn ca_key_sealed(dir: &Path) -> Result<bool, Error> {
+    ca_certificate(dir)?;
+    files::key_is_sealed(&paths(dir).ca_key)
+}
+
+/// Seals the CA's key with `new` (or, with `None`, keeps it unsealed, mode 0600 only),
+/// opening it with `current` when it is sealed now. The file is replaced whole.
+pub fn set_passphrase(dir: &Path, current: Option<&str>, new: Option<&str>) -> Result<(), Error> {
+    let ca = authority(dir, current)?;
+    files::write_atomic(
+        &paths(dir).ca_key,
+        files::key_text(ca.key(), new)?.as_bytes(),
+        true,
     )
 }
 
 /// A one-time join token for a node of `tier`, valid for `valid_ms`.
 pub fn invite(dir: &Path, tier: Tier, valid_ms: i64) -> Result<JoinToken, Error> {
-    let ca = authority(dir)?;
-    let fp = pki::fingerprint(ca.cert_pem())?;
+    let fp = pki::fingerprint(&ca_certificate(dir)?)?;
     files::update(&paths(dir).registry, |r: &mut Registry| {
         r.invite(tier, valid_ms, now_ms(), &fp)
     })
@@ -121,7 +155,7 @@ pub fn invite(dir: &Path, tier: Tier, valid_ms: i64) -> Result<JoinToken, Error>
 
 /// Revokes a member: its next handshake and message are refused.
 pub fn revoke(dir: &Path, node: &NodeId) -> Result<bool, Error> {
-    authority(dir)?;
+    ca_certificate(dir)?;
     files::update(&paths(dir).registry, |r: &mut Registry| {
         Ok(r.revoke(node, now_ms()))
     })
@@ -133,13 +167,14 @@ pub fn grant(
     dir: &Path,
     node: &NodeId,
     valid_ms: i64,
+    passphrase: Option<&str>,
 ) -> Result<crate::access::SignedGrant, Error> {
     if valid_ms <= 0 || valid_ms > 366 * 86_400_000 {
         return Err(Error::Malformed(
             "a grant lasts more than 0 and at most 366 days".into(),
         ));
     }
-    let ca = authority(dir)?;
+    let ca = authority(dir, passphrase)?;
     let now = now_ms();
     let signed = crate::access::SignedGrant::sign(
         ca.key(),
@@ -180,11 +215,18 @@ pub struct Hub {
     engine: Engine,
     pool: TenantId,
     anonymiser: Anonymiser,
+    certificate_days: u64,
 }
 
 impl Hub {
-    pub fn open(dir: &Path, engine: Engine, policy: AccessPolicy) -> Result<Arc<Hub>, Error> {
-        let ca = authority(dir)?;
+    /// The hub of `dir` on `engine`'s store; `passphrase` opens a sealed CA key.
+    pub fn open(
+        dir: &Path,
+        engine: Engine,
+        policy: AccessPolicy,
+        passphrase: Option<&str>,
+    ) -> Result<Arc<Hub>, Error> {
+        let ca = authority(dir, passphrase)?;
         let p = paths(dir);
         let key = files::read_key(&p.hub_key)?;
         // The hub presents its CA after its own certificate, so a joining node can check the
@@ -203,7 +245,23 @@ impl Hub {
             engine,
             pool: TenantId::new(POOL_TENANT).map_err(|e| Error::Internal(e.to_string()))?,
             anonymiser: Anonymiser::default(),
+            certificate_days: pki::NODE_VALID_DAYS,
         }))
+    }
+
+    /// How long the node certificates this hub issues (at joining and renewal) are valid:
+    /// 1 to [`pki::CA_VALID_DAYS`] days, [`pki::NODE_VALID_DAYS`] unless set.
+    pub fn with_certificate_days(self: Arc<Self>, days: u64) -> Result<Arc<Hub>, Error> {
+        if days == 0 || days > pki::CA_VALID_DAYS {
+            return Err(Error::Malformed(format!(
+                "node certificates are valid for 1 to {} days",
+                pki::CA_VALID_DAYS
+            )));
+        }
+        let mut hub = Arc::try_unwrap(self)
+            .map_err(|_| Error::Internal("the hub is already shared".into()))?;
+        hub.certificate_days = days;
+        Ok(Arc::new(hub))
     }
 
     pub fn id(&self) -> &NodeId {
@@ -388,9 +446,7 @@ async fn admit(hub: &Hub, req: JoinRequest) -> Result<(Response, NodeId, Tier), 
     {
         return Err("the proof is not signed by this key".to_string());
     }
-    if req.names.len() > 16 || req.names.iter().any(|n| n.is_empty() || n.len() > 253) {
-        return Err("at most 16 names of 1 to 253 characters".to_string());
-    }
+    check_names(&req.names)?;
     let member = files::update(&paths(&hub.dir).registry, |r: &mut Registry| {
         r.redeem(&token, &public, now_ms())
             .map(|m| (m.id.clone(), m.tier))
@@ -402,7 +458,7 @@ async fn admit(hub: &Hub, req: JoinRequest) -> Result<(Response, NodeId, Tier), 
     };
     let cert = match hub
         .ca
-        .issue(&public, &req.names, pki::NODE_VALID_DAYS, SystemTime::now())
+        .issue(&public, &req.names, hub.certificate_days, SystemTime::now())
     {
         Ok(c) => c,
         Err(e) => return Err(e.to_string()),
@@ -478,9 +534,17 @@ async fn message(
     match envelope.kind {
         MessageType::Contribute => contribute(&hub, &member, envelope).await,
         MessageType::Query => query(&hub, &member, unlimited, envelope).await,
-        MessageType::Hello | MessageType::Heartbeat => {
-            hub.reply(standing(&hub, &reg, &member, unlimited))
-        }
+        MessageType::Sync => sync(&hub, &member, unlimited, envelope).await,
+        MessageType::Hello => match serde_json::from_value::<Hello>(envelope.body) {
+            Ok(Hello { renew: Some(r) }) => renew(&hub, &member, r).await,
+            Ok(Hello { renew: None }) => hub.reply(standing(&hub, &reg, &member, unlimited)),
+            Err(err) => refused(
+                StatusCode::BAD_REQUEST,
+                "malformed",
+                &format!("a hello: {err}"),
+            ),
+        },
+        MessageType::Heartbeat => hub.reply(standing(&hub, &reg, &member, unlimited)),
         other => refused(
             StatusCode::BAD_REQUEST,
             "unsupported",
@@ -583,14 +647,15 @@ async fn contribute(hub: &Hub, member: &crate::membership::Member, e: Envelope) 
         });
     }
     let pool = Caller::local(hub.pool.clone());
-    let (mut accepted, mut rejected) = (0u64, 0u64);
-    for item in c.items {
+    let mut rejected = 0u64;
+    let mut texts = Vec::with_capacity(c.items.len());
+    for (i, item) in c.items.into_iter().enumerate() {
         match item {
             Item::Fact { text } => {
                 // The hub's own anonymiser decides too: a node's filter is not trusted.
                 let text = match hub.anonymiser.clean(&text) {
                     Verdict::Kept(t) | Verdict::Cleaned { text: t, .. }
-                        if text.len() <= MAX_ITEM_BYTES =>
+                        if text.len() <= MAX_ITEM_BYTES && !t.trim().is_empty() =>
                     {
                         t
                     }
@@ -602,16 +667,25 @@ async fn contribute(hub: &Hub, member: &crate::membership::Member, e: Envelope) 
                 let mut req = continuum_engine::RememberRequest::new(text, Source::Fact);
                 req.metadata
                     .insert("node".into(), serde_json::Value::String(node.to_string()));
-                match hub.engine.remember(&pool, req).await {
-                    Ok(_) => accepted += 1,
-                    Err(err) => {
-                        tracing::warn!(node = %node, error = %err, "a contributed item was not stored");
-                        rejected += 1;
-                    }
-                }
+                // Keyed by the node, the contribution and the item's place in it: a resend
+                // that slipped past the register (a crash between the two writes) is stored
+                // once all the same.
+                texts.push((req, format!("fed:{node}:{}:{i}", c.through)));
             }
         }
     }
+    // One transaction for the whole contribution.
+    let accepted = match hub.engine.remember_keyed(&pool, texts).await {
+        Ok(out) => out.stored.len() as u64,
+        Err(err) => {
+            tracing::warn!(node = %node, error = %err, "a contribution was not stored");
+            return refused(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the hub could not store the contribution; send it again",
+            );
+        }
+    };
     let ledger = files::update(&reg_path, |r: &mut Registry| {
         let m = r
             .members
@@ -705,6 +779,213 @@ async fn query(hub: &Hub, member: &crate::membership::Member, free: bool, e: Env
     });
     match ledger {
         Ok(ledger) => hub.reply(QueryReply { hits, ledger }),
+        Err(err) => refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            &err.to_string(),
+        ),
+    }
+}
+
+/// The names a node certificate may carry.
+fn check_names(names: &[String]) -> Result<(), String> {
+    if names.len() > 16 || names.iter().any(|n| n.is_empty() || n.len() > 253) {
+        return Err("at most 16 names of 1 to 253 characters".to_string());
+    }
+    Ok(())
+}
+
+/// A new certificate for a member's key, asked over its current (still valid) one: the TLS
+/// handshake proved the key and the envelope's signature the message.
+async fn renew(hub: &Hub, member: &crate::membership::Member, r: Renew) -> Response {
+    if let Err(why) = check_names(&r.names) {
+        return refused(StatusCode::BAD_REQUEST, "malformed", &why);
+    }
+    let Some(public) = crate::identity::public_key_from_hex(&member.public_key) else {
+        return refused(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the register holds no valid key for this member",
+        );
+    };
+    let issued = hub
+        .ca
+        .issue(&public, &r.names, hub.certificate_days, SystemTime::now())
+        .and_then(|pem| Ok((pki::not_after(&pem)?, pem)));
+    match issued {
+        Ok((not_after, certificate)) => {
+            tracing::info!(node = %member.id, "renewed a node certificate");
+            hub.engine
+                .audit_federation(
+                    "federation.renewed",
+                    false,
+                    serde_json::json!({ "node": member.id, "not_after": not_after }),
+                )
+                .await;
+            hub.reply(Renewed {
+                certificate,
+                not_after,
+            })
+        }
+        Err(e) => refused(StatusCode::BAD_REQUEST, "renew", &e.to_string()),
+    }
+}
+
+/// How many pool log events one `sync` reads at most before it answers (what it found so far,
+/// with `more`): bounds the time of one answer when the log holds little but concepts.
+const SYNC_SCAN_EVENTS: usize = 5_000;
+
+/// The pool's items after a node's cursor, as many as its ledger allows; each counts as
+/// consumed. The node's own contributions are passed over (it has them), and so are events
+/// that are not new pooled items.
+async fn sync(hub: &Hub, member: &crate::membership::Member, free: bool, e: Envelope) -> Response {
+    let node = &member.id;
+    let r: SyncRequest = match serde_json::from_value(e.body) {
+        Ok(r) => r,
+        Err(err) => {
+            return refused(
+                StatusCode::BAD_REQUEST,
+                "malformed",
+                &format!("a sync: {err}"),
+            );
+        }
+    };
+    let limit = r.limit.unwrap_or(MAX_SYNC_ITEMS);
+    if limit == 0
+        || limit > MAX_SYNC_ITEMS
+        || r.cursor
+            .page
+            .as_ref()
+            .is_some_and(|p| p.len() > MAX_PAGE_CURSOR_BYTES)
+    {
+        return refused(
+            StatusCode::BAD_REQUEST,
+            "malformed",
+            &format!(
+                "a sync asks for 1 to {MAX_SYNC_ITEMS} items, with a cursor page of at most {MAX_PAGE_CURSOR_BYTES} bytes"
+            ),
+        );
+    }
+    let budget = match hub.policy.items_allowed(&member.ledger, free, limit as u64) {
+        Ok(n) => n as usize,
+        Err(m) => {
+            tracing::warn!(node = %node, "federation sync refused: contribution ratio");
+            hub.engine
+                .audit_federation(
+                    "federation.refused",
+                    true,
+                    serde_json::json!({ "stage": "sync", "node": node, "reason": "contribute_first" }),
+                )
+                .await;
+            return refused(StatusCode::FORBIDDEN, "contribute_first", &m.to_string());
+        }
+    };
+    let pool = Caller::local(hub.pool.clone());
+    let mine = node.to_string();
+    let item_of = |m: &continuum_core::Memory| -> Option<PooledItem> {
+        let from = m.metadata.get("node").and_then(|v| v.as_str())?;
+        (from != mine).then(|| PooledItem {
+            id: m.id.to_string(),
+            text: m.content.clone(),
+            node: from.to_string(),
+        })
+    };
+    let mut items = Vec::new();
+    let mut cursor = r.cursor.clone();
+    let mut more = false;
+    let outcome: continuum_core::Result<()> = async {
+        if cursor.page.is_none() {
+            let mut scanned = 0;
+            loop {
+                let page = match hub
+                    .engine
+                    .events(&pool, cursor.after, continuum_engine::MAX_EVENTS_PAGE)
+                    .await
+                {
+                    Ok(p) => p,
+                    // The log before this position is compacted away: copy the pool from
+                    // its listing, then follow the log from where it stands now.
+                    Err(continuum_core::Error::Gone(_)) => {
+                        cursor = PoolCursor {
+                            after: hub.engine.event_head().await?,
+                            page: Some(String::new()),
+                        };
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                };
+                let full = page.len() == continuum_engine::MAX_EVENTS_PAGE;
+                for rec in page {
+                    if let continuum_core::Event::MemoryCreated {
+                        memory: Some(m), ..
+                    } = &rec.event
+                        && let Some(item) = item_of(m)
+                    {
+                        if items.len() == budget {
+                            more = true;
+                            return Ok(());
+                        }
+                        items.push(item);
+                    }
+                    cursor.after = rec.seq;
+                    scanned += 1;
+                }
+                if !full {
+                    return Ok(());
+                }
+                if scanned >= SYNC_SCAN_EVENTS {
+                    more = true;
+                    return Ok(());
+                }
+            }
+        }
+        // Copying from the listing, oldest first.
+        while items.len() < budget {
+            let page = continuum_core::store::PageRequest {
+                limit: (budget - items.len()).min(continuum_core::store::MAX_PAGE),
+                cursor: cursor.page.clone().filter(|p| !p.is_empty()),
+                order: continuum_core::store::Order::OldestFirst,
+            };
+            let listed = hub
+                .engine
+                .list(
+                    &pool,
+                    &continuum_core::store::MemoryFilter::default(),
+                    &page,
+                )
+                .await?;
+            items.extend(listed.items.iter().filter_map(&item_of));
+            match listed.next_cursor {
+                Some(next) => cursor.page = Some(next),
+                None => {
+                    cursor.page = None;
+                    break;
+                }
+            }
+        }
+        more = cursor.page.is_some();
+        Ok(())
+    }
+    .await;
+    if let Err(err) = outcome {
+        return refused(StatusCode::BAD_REQUEST, "sync", &err.to_string());
+    }
+    let delivered = items.len() as u64;
+    let ledger = files::update(&paths(&hub.dir).registry, |r: &mut Registry| {
+        let m = r
+            .members
+            .get_mut(node)
+            .ok_or_else(|| Error::Malformed("not a member".into()))?;
+        m.ledger.consumed += delivered;
+        Ok(m.ledger)
+    });
+    match ledger {
+        Ok(ledger) => hub.reply(SyncReply {
+            items,
+            cursor,
+            more,
+            ledger,
+        }),
         Err(err) => refused(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",

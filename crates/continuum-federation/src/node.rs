@@ -34,6 +34,9 @@ pub struct HubInfo {
     pub node: NodeId,
     pub tier: Tier,
     pub joined_at: i64,
+    /// Names this node's certificate carries (asked for again at renewal).
+    #[serde(default)]
+    pub names: Vec<String>,
 }
 
 /// What this node keeps between runs.
@@ -45,7 +48,21 @@ pub struct NodeState {
     pub cursors: BTreeMap<String, u64>,
     pub last_contribution_at: Option<i64>,
     pub last_error: Option<String>,
+    /// Where this node's copy of the pool stands (`federation sync`).
+    #[serde(default)]
+    pub pool: PoolCursor,
+    /// Pooled items copied into this node's store so far.
+    #[serde(default)]
+    pub pool_items: u64,
+    #[serde(default)]
+    pub last_sync_at: Option<i64>,
+    #[serde(default)]
+    pub last_renewal_at: Option<i64>,
 }
+
+/// The tenant of a member node's store that holds its copy of the pool (`federation sync`),
+/// searched by `federation query --local`.
+pub const LOCAL_POOL_TENANT: &str = "federation-pool";
 
 fn key_path(dir: &Path) -> PathBuf {
     dir.join("node.key")
@@ -232,6 +249,7 @@ pub async fn join(dir: &Path, url: &str, token: &str, names: &[String]) -> Resul
         node: key.id().clone(),
         tier: r.tier,
         joined_at: now_ms(),
+        names: names.to_vec(),
     };
     files::write_atomic(&dir.join("ca.pem"), r.ca.as_bytes(), false)?;
     files::write_atomic(&dir.join("node.pem"), r.certificate.as_bytes(), false)?;
@@ -290,6 +308,23 @@ pub struct Contributed {
     pub ledger: Option<Ledger>,
 }
 
+/// What one `sync` copied from the pool.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Synced {
+    /// Items the hub delivered.
+    pub received: u64,
+    /// Items stored in this node's copy now.
+    pub stored: u64,
+    /// Items this copy held already (delivered again after an interruption).
+    pub duplicates: u64,
+    /// Items in this node's copy of the pool in all.
+    pub pool_items: u64,
+    pub cursor: PoolCursor,
+    pub ledger: Option<Ledger>,
+    /// Why the copy stopped before the pool's end, when it did (the contribution ratio).
+    pub stopped: Option<String>,
+}
+
 /// A joined node, ready to talk to its hub.
 pub struct Node {
     dir: PathBuf,
@@ -299,6 +334,7 @@ pub struct Node {
     client: reqwest::Client,
     verifier: Verifier,
     certificate_expires_at: i64,
+    certificate_valid_from: i64,
 }
 
 impl Node {
@@ -325,7 +361,127 @@ impl Node {
             client: http(config)?,
             verifier: Verifier::default(),
             certificate_expires_at: pki::not_after(&cert)?,
+            certificate_valid_from: pki::validity(&cert)?.0,
         })
+    }
+
+    /// Whether this node's certificate is due for renewal now ([`pki::renewal_due`]).
+    pub fn renewal_due(&self) -> bool {
+        pki::renewal_due(
+            self.certificate_valid_from,
+            self.certificate_expires_at,
+            now_ms(),
+        )
+    }
+
+    /// Asks the hub for a new certificate for this node's key, over the current one (which
+    /// must still be valid: an expired node joins again with a new token), and keeps it.
+    /// Returns when the new one expires. The next [`Node::open`] uses it.
+    pub async fn renew(&self) -> Result<i64, Error> {
+        let r: Renewed = self
+            .send(
+                MessageType::Hello,
+                serde_json::to_value(Hello {
+                    renew: Some(Renew {
+                        names: self.info.names.clone(),
+                    }),
+                })
+                .map_err(|e| Error::Internal(e.to_string()))?,
+            )
+            .await?;
+        let (certified, _) =
+            pki::node_of_certificate(pki::first_certificate(&r.certificate)?.as_ref())?;
+        if certified != *self.key.id() {
+            return Err(Error::Malformed(
+                "the certificate the hub issued is not for this node's key".into(),
+            ));
+        }
+        // It must chain to the federation's CA, as the one it replaces.
+        let ca = files::read(&self.dir.join("ca.pem"))?;
+        pki::client_config(&ca, Some((&r.certificate, &self.key)))?;
+        let not_after = pki::not_after(&r.certificate)?;
+        files::write_atomic(&self.dir.join("node.pem"), r.certificate.as_bytes(), false)?;
+        files::update(&state_path(&self.dir), |s: &mut NodeState| {
+            s.last_renewal_at = Some(now_ms());
+            Ok(())
+        })?;
+        Ok(not_after)
+    }
+
+    /// Copies the pool's new items into this node's store (tenant [`LOCAL_POOL_TENANT`]), page
+    /// by page from where the last copy stopped: each pooled item is stored once (keyed by
+    /// its id in the pool), however often it is delivered. Each delivered item counts as
+    /// consumed in this node's ledger; the copy stops, keeping what it has, when the
+    /// contribution ratio allows no more.
+    pub async fn sync(&self, engine: &Engine) -> Result<Synced, Error> {
+        let tenant =
+            TenantId::new(LOCAL_POOL_TENANT).map_err(|e| Error::Internal(e.to_string()))?;
+        let caller = Caller::local(tenant);
+        let mut out = Synced {
+            cursor: state(&self.dir)?.pool,
+            ..Default::default()
+        };
+        loop {
+            let reply: Result<SyncReply, Error> = self
+                .send(
+                    MessageType::Sync,
+                    serde_json::to_value(SyncRequest {
+                        cursor: out.cursor.clone(),
+                        limit: Some(MAX_SYNC_ITEMS),
+                    })
+                    .map_err(|e| Error::Internal(e.to_string()))?,
+                )
+                .await;
+            let reply = match reply {
+                Ok(r) => r,
+                // Refused by the ratio after some pages: keep what was copied.
+                Err(Error::Refused { reason, message })
+                    if reason == "contribute_first" && out.received > 0 =>
+                {
+                    out.stopped = Some(message);
+                    break;
+                }
+                Err(e) => return Err(e),
+            };
+            out.received += reply.items.len() as u64;
+            let texts: Vec<_> = reply
+                .items
+                .into_iter()
+                .filter(|i| !i.text.trim().is_empty() && i.text.len() <= MAX_ITEM_BYTES)
+                .map(|i| {
+                    let mut req = continuum_engine::RememberRequest::new(i.text, Source::Fact);
+                    req.metadata
+                        .insert("node".into(), serde_json::Value::String(i.node));
+                    req.metadata
+                        .insert("pool_item".into(), serde_json::Value::String(i.id.clone()));
+                    (req, format!("pool:{}", i.id))
+                })
+                .collect();
+            let mut page_stored = 0u64;
+            if !texts.is_empty() {
+                let stored = engine
+                    .remember_keyed(&caller, texts)
+                    .await
+                    .map_err(|e| Error::Internal(format!("storing pooled items: {e}")))?;
+                page_stored = stored.stored.len() as u64;
+                out.stored += page_stored;
+                out.duplicates += stored.skipped;
+            }
+            out.ledger = Some(reply.ledger);
+            let progressed = reply.cursor != out.cursor;
+            out.cursor = reply.cursor;
+            let cursor = out.cursor.clone();
+            out.pool_items = files::update(&state_path(&self.dir), |s: &mut NodeState| {
+                s.pool = cursor;
+                s.pool_items += page_stored;
+                s.last_sync_at = Some(now_ms());
+                Ok(s.pool_items)
+            })?;
+            if !reply.more || !progressed {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     pub fn info(&self) -> &HubInfo {
@@ -524,4 +680,38 @@ impl Node {
         }
         Ok(out)
     }
+}
+
+/// Search over this node's copy of the pool (what `federation sync` brought), without the
+/// hub: each hit names the contributing node.
+pub async fn query_local(engine: &Engine, q: &str, limit: usize) -> Result<Vec<QueryHit>, Error> {
+    if q.trim().is_empty() || q.len() > MAX_QUERY_BYTES || limit == 0 || limit > MAX_RESULTS {
+        return Err(Error::Malformed(format!(
+            "a query is 1 to {MAX_QUERY_BYTES} bytes, for 1 to {MAX_RESULTS} results"
+        )));
+    }
+    let tenant = TenantId::new(LOCAL_POOL_TENANT).map_err(|e| Error::Internal(e.to_string()))?;
+    let req = continuum_engine::SearchRequest {
+        query: q.to_string(),
+        limit: Some(limit),
+        ..Default::default()
+    };
+    let hits = engine
+        .search(&Caller::local(tenant), &req)
+        .await
+        .map_err(|e| Error::Malformed(e.to_string()))?;
+    Ok(hits
+        .into_iter()
+        .map(|h| QueryHit {
+            node: h
+                .memory
+                .metadata
+                .get("node")
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_string(),
+            text: h.memory.content,
+            score: h.score,
+        })
+        .collect())
 }

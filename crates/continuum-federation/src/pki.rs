@@ -211,16 +211,34 @@ fn public_key_of(der: &[u8]) -> Result<[u8; 32], Error> {
 
 /// When the first certificate of a PEM text stops being valid, in Unix milliseconds.
 pub fn not_after(pem: &str) -> Result<i64, Error> {
+    Ok(validity(pem)?.1)
+}
+
+/// From when and until when the first certificate of a PEM text is valid, in Unix
+/// milliseconds.
+pub fn validity(pem: &str) -> Result<(i64, i64), Error> {
     use x509_cert::der::Decode;
     let der = first_certificate(pem)?;
     let cert = x509_cert::Certificate::from_der(der.as_ref())
         .map_err(|e| Error::Malformed(format!("not an X.509 certificate: {e}")))?;
-    Ok(cert
-        .tbs_certificate
-        .validity
-        .not_after
-        .to_unix_duration()
-        .as_millis() as i64)
+    let v = &cert.tbs_certificate.validity;
+    Ok((
+        v.not_before.to_unix_duration().as_millis() as i64,
+        v.not_after.to_unix_duration().as_millis() as i64,
+    ))
+}
+
+/// A node renews its certificate once this little of it remains, or a third of its
+/// lifetime for a shorter one.
+pub const RENEW_BEFORE_DAYS: i64 = 30;
+
+/// Whether a certificate valid from `not_before` to `not_after` is due for renewal at `now`
+/// (all Unix milliseconds): when at most [`RENEW_BEFORE_DAYS`], or a third of its lifetime,
+/// whichever is less, remains.
+pub fn renewal_due(not_before: i64, not_after: i64, now: i64) -> bool {
+    let lifetime = (not_after - not_before).max(0);
+    let window = (RENEW_BEFORE_DAYS * 86_400_000).min(lifetime / 3);
+    not_after - now <= window
 }
 
 /// The node a certificate is for: the id of the Ed25519 key it certifies.
@@ -429,6 +447,25 @@ mod tests {
         assert!(Authority::create("bad name!", NodeKey::from_seed(&[1; 32]), now).is_err());
         assert!(ca.issue(&node.public(), &[], 0, now).is_err());
         assert_eq!(fingerprint(ca.cert_pem()).unwrap().len(), 64);
+        // Validity: an hour back for skew, 30 days ahead; renewal due in its last 10 days.
+        let (from, until) = validity(&pem).unwrap();
+        let now_ms = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        assert!((now_ms - from - 3_600_000).abs() < 2_000, "{from}");
+        assert!((until - now_ms - 30 * 86_400_000).abs() < 2_000, "{until}");
+        assert!(!renewal_due(from, until, now_ms));
+        assert!(!renewal_due(from, until, until - 11 * 86_400_000));
+        assert!(renewal_due(
+            from,
+            until,
+            until - 10 * 86_400_000 + 3_600_000
+        ));
+        // A year's certificate: due in its last 30 days.
+        let year = 365 * 86_400_000;
+        assert!(!renewal_due(0, year, year - 31 * 86_400_000));
+        assert!(renewal_due(0, year, year - 30 * 86_400_000));
         // A certificate is only usable with the key it was issued for.
         assert!(client_config(ca.cert_pem(), Some((&pem, &NodeKey::from_seed(&[4; 32])))).is_err());
     }

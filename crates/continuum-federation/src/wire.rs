@@ -137,3 +137,74 @@ pub struct Refused {
     pub reason: String,
     pub message: String,
 }
+
+/// The most pooled items one `sync` answer carries.
+pub const MAX_SYNC_ITEMS: usize = 500;
+/// The longest listing cursor a pool cursor holds.
+pub const MAX_PAGE_CURSOR_BYTES: usize = 256;
+
+/// Where a node's copy of the pool stands: the hub's pool log delivered through `after`, or,
+/// while `page` is set, a copy of the pool from its listing (the log before the node's
+/// position was compacted away), after which the log is followed from `after`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolCursor {
+    pub after: u64,
+    /// The listing's next page while copying (empty: its first page).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<String>,
+}
+
+/// A `sync` body: the pool's items after `cursor`, at most `limit`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncRequest {
+    pub cursor: PoolCursor,
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+/// One pooled item as a node copies it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PooledItem {
+    /// The item's id in the pool: a node stores each id once.
+    pub id: String,
+    pub text: String,
+    /// The contributing node: never a tenant.
+    pub node: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct SyncReply {
+    pub items: Vec<PooledItem>,
+    /// Where the next `sync` starts.
+    pub cursor: PoolCursor,
+    /// Whether more items wait after this answer.
+    pub more: bool,
+    pub ledger: Ledger,
+}
+
+/// A `hello` body. Empty: where the node stands (as a heartbeat). With `renew`: a new
+/// certificate for the node's key, for these names.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hello {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renew: Option<Renew>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Renew {
+    /// Names the node accepts connections under (as when it joined).
+    #[serde(default)]
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Renewed {
+    /// The node's new certificate (PEM), for the same key, signed by the federation's CA.
+    pub certificate: String,
+    /// When it stops being valid (Unix milliseconds).
+    pub not_after: i64,
+}

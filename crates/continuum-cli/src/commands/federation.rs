@@ -30,6 +30,17 @@ pub enum FederationCommand {
         /// A DNS name or IP address nodes reach the hub by (repeatable).
         #[arg(long = "host", required = true)]
         hosts: Vec<String>,
+        /// Seal the CA key with the passphrase in CONTINUUM_FEDERATION_PASSPHRASE (PBKDF2 +
+        /// AES-256-GCM); `serve` and `grant` then need it in that variable too.
+        #[arg(long)]
+        encrypt_ca: bool,
+    },
+    /// Seal the hub's CA key with the passphrase in CONTINUUM_FEDERATION_NEW_PASSPHRASE, or
+    /// change it (the current one in CONTINUUM_FEDERATION_PASSPHRASE), or --remove it (hub).
+    Passphrase {
+        /// Keep the CA key unsealed (mode 0600 only).
+        #[arg(long)]
+        remove: bool,
     },
     /// A one-time join token for a new node (hub).
     Invite {
@@ -79,7 +90,16 @@ pub enum FederationCommand {
         text: String,
         #[arg(long, default_value_t = 10)]
         limit: usize,
+        /// Search this node's copy of the pool (`federation sync`) instead of asking the hub.
+        #[arg(long)]
+        local: bool,
     },
+    /// Copy the pool's new items into this node's store (tenant `federation-pool`), from
+    /// where the last copy stopped; each item once. Every item copied counts as consumed.
+    Sync,
+    /// Ask the hub for a new certificate for this node's key (done in the background by
+    /// `serve` when a third of its lifetime, or 30 days, remain).
+    Renew,
     /// This node's federation: hub, tier, contributed and consumed, ratio, sharing tenants.
     Status,
 }
@@ -100,6 +120,14 @@ pub(crate) fn fed(e: continuum_federation::Error) -> anyhow::Error {
     .into()
 }
 
+/// Where the hub's CA key passphrase is read from (never from a flag: it would show in `ps`).
+pub const PASSPHRASE_ENV: &str = "CONTINUUM_FEDERATION_PASSPHRASE";
+const NEW_PASSPHRASE_ENV: &str = "CONTINUUM_FEDERATION_NEW_PASSPHRASE";
+
+fn env_secret(var: &str) -> Option<String> {
+    std::env::var(var).ok().filter(|s| !s.is_empty())
+}
+
 pub async fn federation(g: &Global, a: FederationArgs) -> Result<()> {
     let dir = continuum_federation::folder(&g.data_dir()?);
     match a.command {
@@ -107,6 +135,7 @@ pub async fn federation(g: &Global, a: FederationArgs) -> Result<()> {
             hub: is_hub,
             name,
             hosts,
+            encrypt_ca,
         } => {
             if !is_hub {
                 return Err(Error::InvalidInput(
@@ -114,7 +143,20 @@ pub async fn federation(g: &Global, a: FederationArgs) -> Result<()> {
                 )
                 .into());
             }
-            let made = hub::init(&dir, &name, &hosts).map_err(fed)?;
+            let passphrase = env_secret(PASSPHRASE_ENV);
+            if encrypt_ca && passphrase.is_none() {
+                return Err(Error::InvalidInput(format!(
+                    "--encrypt-ca takes the passphrase from {PASSPHRASE_ENV}, which is not set"
+                ))
+                .into());
+            }
+            let made = hub::init(
+                &dir,
+                &name,
+                &hosts,
+                passphrase.as_deref().filter(|_| encrypt_ca),
+            )
+            .map_err(fed)?;
             if g.json {
                 return output::json(&made);
             }
@@ -157,7 +199,13 @@ pub async fn federation(g: &Global, a: FederationArgs) -> Result<()> {
         }
         FederationCommand::Grant { node: n, days } => {
             let id = NodeId::parse(&n).map_err(fed)?;
-            let grant = hub::grant(&dir, &id, days.saturating_mul(86_400_000)).map_err(fed)?;
+            let grant = hub::grant(
+                &dir,
+                &id,
+                days.saturating_mul(86_400_000),
+                env_secret(PASSPHRASE_ENV).as_deref(),
+            )
+            .map_err(fed)?;
             let (engine, _) = g.open().await?;
             engine
                 .audit_federation(
@@ -171,6 +219,64 @@ pub async fn federation(g: &Global, a: FederationArgs) -> Result<()> {
             }
             println!(
                 "granted node {id} unlimited access for {days} days (signed by the federation's CA)"
+            );
+            Ok(())
+        }
+        FederationCommand::Passphrase { remove } => {
+            let new = env_secret(NEW_PASSPHRASE_ENV);
+            if !remove && new.is_none() {
+                return Err(Error::InvalidInput(format!(
+                    "put the new passphrase in {NEW_PASSPHRASE_ENV} (or --remove the passphrase)"
+                ))
+                .into());
+            }
+            hub::set_passphrase(
+                &dir,
+                env_secret(PASSPHRASE_ENV).as_deref(),
+                new.as_deref().filter(|_| !remove),
+            )
+            .map_err(fed)?;
+            let sealed = hub::ca_key_sealed(&dir).map_err(fed)?;
+            if g.json {
+                return output::json(&serde_json::json!({ "sealed": sealed }));
+            }
+            println!(
+                "the federation CA key is {}",
+                if sealed {
+                    "sealed with the new passphrase"
+                } else {
+                    "not sealed (file mode 0600 only)"
+                }
+            );
+            Ok(())
+        }
+        FederationCommand::Sync => {
+            let n = node::Node::open(&dir).map_err(fed)?;
+            let (engine, _) = g.open().await?;
+            let out = n.sync(&engine).await.map_err(fed)?;
+            if g.json {
+                return output::json(&out);
+            }
+            println!(
+                "copied {} new pooled items ({} held already); this node's copy holds {}",
+                out.stored, out.duplicates, out.pool_items
+            );
+            if let Some(why) = &out.stopped {
+                println!("stopped before the pool's end: {why}");
+            }
+            Ok(())
+        }
+        FederationCommand::Renew => {
+            let n = node::Node::open(&dir).map_err(fed)?;
+            let until = n.renew().await.map_err(fed)?;
+            if g.json {
+                return output::json(
+                    &serde_json::json!({ "certificate_expires_at": continuum_core::Timestamp(until) }),
+                );
+            }
+            println!(
+                "renewed; the certificate is valid until {}",
+                continuum_core::Timestamp(until)
             );
             Ok(())
         }
@@ -243,7 +349,34 @@ pub async fn federation(g: &Global, a: FederationArgs) -> Result<()> {
             );
             Ok(())
         }
-        FederationCommand::Query { text, limit } => {
+        FederationCommand::Query {
+            text,
+            limit,
+            local: true,
+        } => {
+            if !node::joined(&dir) {
+                return Err(fed(continuum_federation::Error::Malformed(
+                    "this node has not joined a federation".into(),
+                )));
+            }
+            let (engine, _) = g.open().await?;
+            let hits = node::query_local(&engine, &text, limit)
+                .await
+                .map_err(fed)?;
+            if g.json {
+                return output::json(&serde_json::json!({ "hits": hits, "local": true }));
+            }
+            for h in &hits {
+                println!("{:.3}  {}  (from node {})", h.score, h.text, h.node);
+            }
+            if hits.is_empty() {
+                println!(
+                    "nothing in this node's copy of the pool matches (`federation sync` copies it)"
+                );
+            }
+            Ok(())
+        }
+        FederationCommand::Query { text, limit, .. } => {
             let n = node::Node::open(&dir).map_err(fed)?;
             let r = n.query(&text, limit).await.map_err(fed)?;
             if g.json {
@@ -274,6 +407,13 @@ pub async fn federation(g: &Global, a: FederationArgs) -> Result<()> {
                     "last_contribution_at": st.last_contribution_at,
                     "last_error": st.last_error,
                     "certificate_expires_at": continuum_core::Timestamp(n.certificate_expires_at()),
+                    "renewal_due": n.renewal_due(),
+                    "last_renewal_at": st.last_renewal_at.map(continuum_core::Timestamp),
+                    "pool": {
+                        "items": st.pool_items,
+                        "cursor": st.pool,
+                        "last_sync_at": st.last_sync_at.map(continuum_core::Timestamp),
+                    },
                 }));
             }
             println!("hub:          {} (node {})", n.info().url, n.info().hub);
@@ -295,8 +435,20 @@ pub async fn federation(g: &Global, a: FederationArgs) -> Result<()> {
             );
             println!("members:      {}", standing.members);
             println!(
-                "certificate:  valid until {}",
-                continuum_core::Timestamp(n.certificate_expires_at())
+                "certificate:  valid until {}{}",
+                continuum_core::Timestamp(n.certificate_expires_at()),
+                if n.renewal_due() {
+                    "  (renewal due: `continuum federation renew`)"
+                } else {
+                    ""
+                }
+            );
+            println!(
+                "pool copy:    {} items{}",
+                st.pool_items,
+                st.last_sync_at
+                    .map(|t| format!(", last synced {}", continuum_core::Timestamp(t)))
+                    .unwrap_or_default()
             );
             match &grant {
                 Some(Ok(until)) => println!(
@@ -337,6 +489,7 @@ pub fn spawn_contributions(
     g: &Global,
     engine: &continuum_engine::Engine,
     every: std::time::Duration,
+    pull: bool,
     jobs: &continuum_ops::Supervisor,
 ) -> Result<()> {
     let dir = continuum_federation::folder(&g.data_dir()?);
@@ -357,7 +510,19 @@ pub fn spawn_contributions(
                         _ = tick.tick() => {}
                     }
                     let round = async {
-                        let n = node::Node::open(&dir)?;
+                        let mut n = node::Node::open(&dir)?;
+                        // Renewed while the current certificate still opens the connection.
+                        if n.renewal_due() {
+                            let until = n.renew().await?;
+                            tracing::info!(until = %continuum_core::Timestamp(until), "renewed this node's federation certificate");
+                            n = node::Node::open(&dir)?;
+                        }
+                        if pull {
+                            let out = n.sync(&engine).await?;
+                            if out.stored > 0 {
+                                tracing::info!(items = out.stored, "copied pooled items from the federation");
+                            }
+                        }
                         for t in node::state(&dir)?.sharing {
                             let tenant = continuum_core::TenantId::new(t)
                                 .map_err(|e| continuum_federation::Error::Malformed(e.to_string()))?;
@@ -386,10 +551,18 @@ pub fn spawn_hub(
     engine: &continuum_engine::Engine,
     bind: &str,
     policy: continuum_federation::access::AccessPolicy,
+    certificate_days: u64,
     jobs: &continuum_ops::Supervisor,
 ) -> Result<()> {
     let dir = continuum_federation::folder(&g.data_dir()?);
-    let hub = hub::Hub::open(&dir, engine.clone(), policy).map_err(fed)?;
+    let hub = hub::Hub::open(
+        &dir,
+        engine.clone(),
+        policy,
+        env_secret(PASSPHRASE_ENV).as_deref(),
+    )
+    .and_then(|h| h.with_certificate_days(certificate_days))
+    .map_err(fed)?;
     let std_listener = std::net::TcpListener::bind(bind)
         .map_err(|e| Error::Unavailable(format!("binding the federation address {bind}: {e}")))?;
     std_listener.set_nonblocking(true)?;

@@ -150,6 +150,18 @@ pub struct ServeArgs {
         default_value_t = 300
     )]
     pub federation_contribute_secs: u64,
+    /// On a hub: days the node certificates it issues (at joining and renewal) are valid.
+    /// Members renew theirs in the background when a third of it, or 30 days, remain.
+    #[arg(
+        long,
+        env = "CONTINUUM_FEDERATION_CERT_DAYS",
+        default_value_t = continuum_federation::pki::NODE_VALID_DAYS
+    )]
+    pub federation_cert_days: u64,
+    /// On a member node: also copy the pool's new items into this store (tenant
+    /// `federation-pool`) in each background round, for `federation query --local`.
+    #[arg(long, env = "CONTINUUM_FEDERATION_SYNC")]
+    pub federation_sync: bool,
     /// The tier of a tenant whose subscription is cancelled, unpaid or failing payment.
     #[arg(long, env = "CONTINUUM_STRIPE_FALLBACK_TIER", default_value = "free")]
     pub stripe_fallback_tier: String,
@@ -422,13 +434,21 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<()> {
             free_queries: a.federation_free_queries,
             min_ratio: a.federation_min_ratio,
         };
-        crate::commands::federation::spawn_hub(g, &engine, bind, policy, &jobs)?;
+        crate::commands::federation::spawn_hub(
+            g,
+            &engine,
+            bind,
+            policy,
+            a.federation_cert_days,
+            &jobs,
+        )?;
     }
     if a.federation_contribute_secs > 0 {
         crate::commands::federation::spawn_contributions(
             g,
             &engine,
             Duration::from_secs(a.federation_contribute_secs),
+            a.federation_sync,
             &jobs,
         )?;
     }

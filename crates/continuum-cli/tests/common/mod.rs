@@ -131,6 +131,16 @@ pub fn serve_with(
     global: &[&str],
     serve_args: &[&str],
 ) -> (Server, String) {
+    serve_with_env(data_dir, global, serve_args, &[])
+}
+
+/// [`serve_with`], with `env` set for the server.
+pub fn serve_with_env(
+    data_dir: &std::path::Path,
+    global: &[&str],
+    serve_args: &[&str],
+    env: &[(&str, &str)],
+) -> (Server, String) {
     use std::io::BufRead;
     let mut child = Command::new(env!("CARGO_BIN_EXE_continuum"))
         .arg("--data-dir")
@@ -138,6 +148,7 @@ pub fn serve_with(
         .args(global)
         .args(["serve", "--bind", "127.0.0.1:0"])
         .args(serve_args)
+        .envs(env.iter().copied())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();

@@ -7,6 +7,8 @@
 //!   connection (latency per query);
 //! - handshakes: `--handshakes` heartbeats each on a new connection (TCP + TLS 1.3 with client
 //!   certificates) against the same on a kept-alive one;
+//! - sync: a second node copies the whole pool into a SQLite store of its own, 500 items per
+//!   signed answer (items per second);
 //! - the process's resident memory with the nodes registered and the pool filled (hub and
 //!   client in one process: an upper bound for the hub).
 //!
@@ -52,6 +54,9 @@ struct Report {
     contribute_seconds: f64,
     queries: usize,
     query_ms: Latency,
+    sync_items: u64,
+    sync_items_per_sec: f64,
+    sync_seconds: f64,
     heartbeat_new_connection_ms: Latency,
     heartbeat_kept_alive_ms: Latency,
     rss_mib_start: f64,
@@ -81,12 +86,12 @@ pub async fn federation(g: &Global, a: FederationArgs) -> Result<()> {
     let backend = store.store().backend();
     let work = tempfile::tempdir()?;
     let hub_dir = work.path().join("hub");
-    hub::init(&hub_dir, "bench", &["127.0.0.1".to_string()]).map_err(fed)?;
+    hub::init(&hub_dir, "bench", &["127.0.0.1".to_string()], None).map_err(fed)?;
     let policy = AccessPolicy {
         free_queries: u64::MAX,
         min_ratio: 0.0,
     };
-    let the_hub = hub::Hub::open(&hub_dir, engine.clone(), policy).map_err(fed)?;
+    let the_hub = hub::Hub::open(&hub_dir, engine.clone(), policy, None).map_err(fed)?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("https://{}", listener.local_addr()?);
     let stop = continuum_ops::CancellationToken::new();
@@ -96,6 +101,7 @@ pub async fn federation(g: &Global, a: FederationArgs) -> Result<()> {
     let pb = crate::output::progress(a.nodes as u64, "joining", g.json);
     let mut joins = Vec::with_capacity(a.nodes);
     let mut first = None;
+    let mut second = None;
     for i in 0..a.nodes {
         let token = hub::invite(&hub_dir, Tier::Free, 3_600_000).map_err(fed)?;
         let dir = work.path().join(format!("node{i}"));
@@ -106,13 +112,15 @@ pub async fn federation(g: &Global, a: FederationArgs) -> Result<()> {
         joins.push(ms(t));
         if first.is_none() {
             first = Some((dir, info.node));
+        } else if second.is_none() {
+            second = Some((dir, info.node));
         }
         pb.inc(1);
     }
     pb.finish_and_clear();
     let rss_nodes = rss_mib();
     let (dir, id) = first.ok_or_else(|| Error::Internal("no node joined".into()))?;
-    hub::grant(&hub_dir, &id, 86_400_000).map_err(fed)?;
+    hub::grant(&hub_dir, &id, 86_400_000, None).map_err(fed)?;
     let me = node::Node::open(&dir).map_err(fed)?;
 
     // Contributions: 500 facts per signed message.
@@ -157,6 +165,24 @@ pub async fn federation(g: &Global, a: FederationArgs) -> Result<()> {
         query_ms.push(ms(t));
     }
 
+    // Sync: another node (granted too) copies the whole pool into a store of its own.
+    let (sync_items, sync_seconds) = match &second {
+        Some((dir2, id2)) => {
+            hub::grant(&hub_dir, id2, 86_400_000, None).map_err(fed)?;
+            let copier = node::Node::open(dir2).map_err(fed)?;
+            let (copy, _) = g
+                .open_location(
+                    &crate::app::StoreLocation::Sqlite(work.path().join("copy.db")),
+                    g.engine_config(),
+                )
+                .await?;
+            let t = Instant::now();
+            let out = copier.sync(&copy).await.map_err(fed)?;
+            (out.stored, t.elapsed().as_secs_f64())
+        }
+        None => (0, 0.0),
+    };
+
     // Heartbeats: on a new connection each, and on the kept-alive one.
     let mut fresh = Vec::with_capacity(a.handshakes);
     for _ in 0..a.handshakes {
@@ -183,6 +209,9 @@ pub async fn federation(g: &Global, a: FederationArgs) -> Result<()> {
         contribute_seconds,
         queries: a.queries,
         query_ms: latency(query_ms),
+        sync_items,
+        sync_items_per_sec: sync_items as f64 / sync_seconds.max(1e-9),
+        sync_seconds,
         heartbeat_new_connection_ms: latency(fresh),
         heartbeat_kept_alive_ms: latency(kept),
         rss_mib_start: rss_start,
@@ -194,7 +223,7 @@ pub async fn federation(g: &Global, a: FederationArgs) -> Result<()> {
         return crate::output::json(&report);
     }
     println!(
-        "backend {}: {} nodes joined (p50 {:.1} ms); {} facts contributed at {:.0}/s; query p50 {:.2} ms p95 {:.2} ms over the pool; heartbeat on a new mTLS connection p50 {:.2} ms, kept alive p50 {:.2} ms; RSS {:.0} -> {:.0} (nodes) -> {:.0} MiB (pool)",
+        "backend {}: {} nodes joined (p50 {:.1} ms); {} facts contributed at {:.0}/s; query p50 {:.2} ms p95 {:.2} ms over the pool; {} items synced to a node at {:.0}/s; heartbeat on a new mTLS connection p50 {:.2} ms, kept alive p50 {:.2} ms; RSS {:.0} -> {:.0} (nodes) -> {:.0} MiB (pool)",
         report.backend,
         report.nodes,
         report.join_ms.p50,
@@ -202,6 +231,8 @@ pub async fn federation(g: &Global, a: FederationArgs) -> Result<()> {
         report.contribute_items_per_sec,
         report.query_ms.p50,
         report.query_ms.p95,
+        report.sync_items,
+        report.sync_items_per_sec,
         report.heartbeat_new_connection_ms.p50,
         report.heartbeat_kept_alive_ms.p50,
         report.rss_mib_start,
