@@ -115,8 +115,13 @@ pub struct WriteBatch {
     pub decisions: Vec<Decision>,
     /// (old, new): mark `old` superseded by `new` (which must exist or be in this batch).
     pub supersedes: Vec<(MemoryId, MemoryId)>,
-    /// When the batch happened (link `last_at`, session times of no memory).
+    /// When the batch happened (link `last_at`, session times of no memory). Its events carry
+    /// this time: for imported history, the conversation's, not the import's.
     pub at: Timestamp,
+    /// When the write is made, if not at `at` (imported history): the event log's retention
+    /// counts from this time, so events of old conversations imported today are kept as long
+    /// as any written today.
+    pub written_at: Option<Timestamp>,
 }
 
 /// What [`MemoryStore::apply`] did.

@@ -286,6 +286,7 @@ impl Engine {
             decisions,
             supersedes: Vec::new(),
             at: self.clock.now(),
+            written_at: None,
         };
         let adding = crate::learn::footprint_of(std::slice::from_ref(&batch));
         self.check_storage(tenant, adding.memories).await?;

@@ -245,6 +245,7 @@ impl Engine {
                 decisions,
                 supersedes: Vec::new(),
                 at,
+                written_at: Some(now),
             },
             turn_concepts,
         })
@@ -479,7 +480,8 @@ impl Engine {
         supersedes: Option<MemoryId>,
     ) -> Result<WriteBatch> {
         self.config.check_text("text", &req.content)?;
-        let at = req.created_at.unwrap_or_else(|| self.clock.now());
+        let now = self.clock.now();
+        let at = req.created_at.unwrap_or(now);
         let kind = req.kind.unwrap_or_else(|| req.source.as_str().to_string());
         let write = self.new_memory(
             &req.content,
@@ -513,6 +515,7 @@ impl Engine {
             decisions: Vec::new(),
             supersedes: supersedes.map(|old| (old, memory.id)).into_iter().collect(),
             at,
+            written_at: Some(now),
         })
     }
 }

@@ -10,9 +10,16 @@ pub(crate) struct EventRows {
     kind: Vec<&'static str>,
     subject: Vec<Option<String>>,
     payload: Vec<String>,
+    /// When these events are written, where that is not their own time (imported history,
+    /// another node's events): retention counts from it.
+    written_at: Option<i64>,
 }
 
 impl EventRows {
+    pub(crate) fn written_at(&mut self, at: i64) {
+        self.written_at = Some(at);
+    }
+
     pub(crate) fn push(&mut self, at: i64, event: Event) {
         self.at.push(at);
         self.kind.push(event.kind());
@@ -38,8 +45,8 @@ impl EventRows {
             tx,
             "WITH head AS (UPDATE event_head SET seq = seq + $2 WHERE id = 1 RETURNING seq),
                   ins AS (
-                INSERT INTO events (seq, tenant, at, type, v, subject, payload)
-                SELECT head.seq - $2 + t.ord, $1, t.at, t.type, $7, t.subject, t.payload
+                INSERT INTO events (seq, tenant, at, type, v, subject, payload, written_at)
+                SELECT head.seq - $2 + t.ord, $1, t.at, t.type, $7, t.subject, t.payload, $8::bigint
                 FROM head, UNNEST($3::bigint[], $4::text[], $5::text[], $6::text[])
                     WITH ORDINALITY AS t(at, type, subject, payload, ord))
              SELECT seq FROM head",
@@ -51,6 +58,7 @@ impl EventRows {
                 &self.subject,
                 &self.payload,
                 &(EVENT_VERSION as i32),
+                &self.written_at,
             ],
         )
         .await
@@ -226,7 +234,7 @@ impl EventLog for PostgresStore {
         let client = self.client().await?;
         let r = cached_query_one(
             &client,
-            "SELECT min(seq) FROM events WHERE at >= $1",
+            "SELECT min(seq) FROM events WHERE coalesce(written_at, at) >= $1",
             &[&at.millis()],
         )
         .await

@@ -72,6 +72,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "memory_import_key",
         sql: include_str!("../migrations/0013_memory_import_key.sql"),
     },
+    Migration {
+        version: 14,
+        name: "event_written_at",
+        sql: include_str!("../migrations/0014_event_written_at.sql"),
+    },
 ];
 
 /// The schema version this build writes.

@@ -294,8 +294,10 @@ impl SyncStore for PostgresStore {
             }
             tx_execute(
                 &tx,
-                "UPDATE events SET origin = $1, origin_seq = $2 WHERE seq > $3 AND tenant = $4",
-                &[&s.origin, &(s.origin_seq as i64), &before, &t],
+                // Another node's events keep their times; retention counts from now.
+                "UPDATE events SET origin = $1, origin_seq = $2, written_at = $5
+                 WHERE seq > $3 AND tenant = $4",
+                &[&s.origin, &(s.origin_seq as i64), &before, &t, &now],
             )
             .await
             .map_err(map_err)?;

@@ -37,6 +37,14 @@ pub(crate) async fn apply_batches_with(
     let t = tenant.as_str();
     let mut out = Applied::default();
     let mut events = EventRows::default();
+    // Imported history: its events keep the conversation's time and get the write's too.
+    if let Some(w) = batches
+        .iter()
+        .filter_map(|b| b.written_at.filter(|w| *w != b.at))
+        .max()
+    {
+        events.written_at(w.millis());
+    }
 
     // Memories, in one statement.
     let mut ids = Vec::new();

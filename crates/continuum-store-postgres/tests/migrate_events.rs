@@ -101,5 +101,5 @@ async fn a_v3_change_log_becomes_typed_events_with_payloads() {
         .await
         .unwrap();
     assert_eq!(next, 31);
-    assert_eq!(store.stats(&t).await.unwrap().schema_version, 13);
+    assert_eq!(store.stats(&t).await.unwrap().schema_version, 14);
 }

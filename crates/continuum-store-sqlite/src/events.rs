@@ -27,6 +27,15 @@ pub(crate) fn log_event(
     Ok(())
 }
 
+/// Records when the events after `before` were written, where that is not their own time
+/// (imported history, another node's events): retention counts from it.
+pub(crate) fn stamp_written(tx: &Transaction<'_>, before: i64, written_at: i64) -> Result<()> {
+    tx.prepare_cached("UPDATE events SET written_at = ?1 WHERE seq > ?2")
+        .and_then(|mut s| s.execute(params![written_at, before]))
+        .map_err(map_err)?;
+    Ok(())
+}
+
 /// Removes a forgotten memory's text from the events that carry it (the ids stay).
 pub(crate) fn scrub_events(tx: &Transaction<'_>, tenant: &str, id: &MemoryId) -> Result<()> {
     tx.prepare_cached(
@@ -168,7 +177,7 @@ impl EventLog for SqliteStore {
 
     async fn first_event_at_or_after(&self, at: Timestamp) -> Result<Option<u64>> {
         self.read(|c| {
-            c.prepare_cached("SELECT min(seq) FROM events WHERE at >= ?1")?
+            c.prepare_cached("SELECT min(seq) FROM events WHERE coalesce(written_at, at) >= ?1")?
                 .query_row([at.millis()], |r| r.get::<_, Option<i64>>(0))
                 .map(|n| n.map(|n| n.max(0) as u64))
         })

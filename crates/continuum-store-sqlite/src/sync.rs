@@ -253,9 +253,14 @@ impl SyncStore for SqliteStore {
                         )?;
                     }
                 }
-                tx.prepare_cached("UPDATE events SET origin = ?1, origin_seq = ?2 WHERE seq > ?3")
-                    .and_then(|mut st| st.execute(params![s.origin, s.origin_seq as i64, before]))
-                    .map_err(map_err)?;
+                // Another node's events keep their times; retention counts from now.
+                tx.prepare_cached(
+                    "UPDATE events SET origin = ?1, origin_seq = ?2, written_at = ?4 WHERE seq > ?3",
+                )
+                .and_then(|mut st| {
+                    st.execute(params![s.origin, s.origin_seq as i64, before, now])
+                })
+                .map_err(map_err)?;
             }
             for (origin, through) in &plan.applied_through {
                 tx.prepare_cached(

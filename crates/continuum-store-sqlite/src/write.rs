@@ -67,6 +67,19 @@ pub(crate) fn apply_batches_with(
 ) -> Result<Applied> {
     let t = tenant.as_str();
     let mut out = Applied::default();
+    // Imported history: its events keep the conversation's time and get the write's too.
+    let written_at = batches
+        .iter()
+        .filter_map(|b| b.written_at.filter(|w| *w != b.at))
+        .max();
+    let before = match written_at {
+        Some(_) => tx
+            .query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map_err(map_err)?,
+        None => 0,
+    };
     let mut cids: HashMap<String, i64> = HashMap::new();
     // cid -> (new mentions, first, last): applied once per call.
     let mut mention_delta: HashMap<i64, (i64, i64, i64)> = HashMap::new();
@@ -364,6 +377,9 @@ pub(crate) fn apply_batches_with(
         if !links.is_empty() {
             log_event(tx, tenant, last_at, &Event::LinksStrengthened { links })?;
         }
+    }
+    if let Some(w) = written_at {
+        crate::events::stamp_written(tx, before, w.millis())?;
     }
     out.change_seq = tx
         .query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| {

@@ -104,7 +104,7 @@ async fn a_v3_change_log_becomes_typed_events_with_payloads() {
         .await
         .unwrap();
     assert_eq!(store.latest_event(&t).await.unwrap(), 35);
-    assert_eq!(store.stats(&t).await.unwrap().schema_version, 13);
+    assert_eq!(store.stats(&t).await.unwrap().schema_version, 14);
     assert!(store.check().await.unwrap().is_empty());
 }
 

@@ -211,6 +211,7 @@ pub async fn a_failed_write_changes_nothing(make: &Factory) {
         decisions: vec![],
         supersedes: vec![],
         at: T0,
+        written_at: None,
     };
     let err = s
         .store

@@ -149,6 +149,7 @@ macro_rules! store_conformance {
             forgetting_scrubs_past_events_and_keys_are_recorded,
             export_is_a_snapshot_at_a_position_with_vectors,
             compaction_respects_cursors_and_retention,
+            imported_history_is_kept_as_long_as_todays_writes,
             awkward_text_is_stored_and_found,
             sessions_and_decisions_are_recorded,
             store_check_finds_no_problems,

@@ -620,3 +620,35 @@ pub async fn compaction_respects_cursors_and_retention(make: &Factory) {
     assert!(next[0].seq > head);
     assert!(matches!(&next[0].event, Event::MemoryCreated { id, .. } if *id == m.id));
 }
+
+/// Imported history keeps its conversation's time in the log (timelines place it there) but
+/// is kept by the log's retention as long as anything written at the same moment: a year-old
+/// conversation imported now is not compacted away at once.
+pub async fn imported_history_is_kept_as_long_as_todays_writes(make: &Factory) {
+    let s = make().await;
+    let (e, clock) = engine(s.store.clone());
+    let t = tenant("t1");
+    let now = continuum_core::Clock::now(clock.as_ref()).millis();
+    let year_ago = continuum_core::Timestamp(now - 365 * 86_400_000);
+    let mut old = turn(
+        "We chose Cassandra for the event store.",
+        "Let's size Cassandra for three regions.",
+    );
+    old.timestamp = Some(year_ago);
+    e.learn(&t, old).await.unwrap();
+    let head = s.store.event_head().await.unwrap();
+    let events = all_events(s.store.as_ref(), EventScope::Tenant(&t)).await;
+    assert!(!events.is_empty());
+    assert!(
+        events.iter().all(|r| r.at == year_ago),
+        "the events carry the conversation's time"
+    );
+    // A day's retention keeps them: they were written now.
+    let c = e.compact_events(86_400_000).await.unwrap();
+    assert_eq!((c.compacted_through, c.removed), (0, 0), "{c:?}");
+    assert_eq!(e.events(&t, 0, 100).await.unwrap().len(), events.len());
+    // A day later they are old enough to go.
+    clock.advance_millis(86_400_000 + 1);
+    let c = e.compact_events(86_400_000).await.unwrap();
+    assert_eq!(c.compacted_through, head, "{c:?}");
+}
