@@ -157,14 +157,9 @@ fn write_private(path: &Path, text: &str) -> Result<()> {
         .map_err(|e| Error::Unavailable(format!("cannot write {}: {e}", path.display())))
 }
 
+/// 32 bytes (a SHA-256 or a signature half) as 64 hex digits, or `None`.
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() != 64 {
-        return None;
-    }
-    (0..64)
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
+    (s.len() == 64).then(|| continuum_core::unhex(s)).flatten()
 }
 
 /// A checkpoint read and its signature checked.

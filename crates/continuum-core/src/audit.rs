@@ -174,14 +174,7 @@ impl AuditRecord {
 }
 
 fn unhex32(s: &str) -> Option<[u8; 32]> {
-    if s.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
+    crate::unhex(s)?.try_into().ok()
 }
 
 /// `SHA-256(prev ‖ body)` as hex; `None` when `prev` is not 64 hex digits.

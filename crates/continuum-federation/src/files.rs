@@ -4,6 +4,7 @@
 
 use crate::Error;
 use crate::identity::{NodeKey, hex};
+use continuum_core::unhex;
 use std::path::{Path, PathBuf};
 
 pub(crate) fn io(what: &str, path: &Path, e: std::io::Error) -> Error {
@@ -110,16 +111,6 @@ pub(crate) fn key_text(key: &NodeKey, passphrase: Option<&str>) -> Result<String
 /// Whether the key file at `path` is sealed with a passphrase.
 pub(crate) fn key_is_sealed(path: &Path) -> Result<bool, Error> {
     Ok(read(path)?.starts_with(SEALED_KEY_HEADER))
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 /// Reads a key file, opening a sealed one with `passphrase` (a clear error when it is

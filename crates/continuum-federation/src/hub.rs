@@ -755,20 +755,7 @@ async fn query(hub: &Hub, member: &crate::membership::Member, free: bool, e: Env
         Ok(h) => h,
         Err(err) => return refused(StatusCode::BAD_REQUEST, "query", &err.to_string()),
     };
-    let hits: Vec<QueryHit> = hits
-        .into_iter()
-        .map(|h| QueryHit {
-            node: h
-                .memory
-                .metadata
-                .get("node")
-                .and_then(|v| v.as_str())
-                .unwrap_or("")
-                .to_string(),
-            text: h.memory.content,
-            score: h.score,
-        })
-        .collect();
+    let hits: Vec<QueryHit> = hits.into_iter().map(QueryHit::of).collect();
     let ledger = files::update(&reg_path, |r: &mut Registry| {
         let m = r
             .members

@@ -94,20 +94,11 @@ impl std::fmt::Debug for NodeKey {
     }
 }
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub(crate) use continuum_core::hex;
 
 /// 32 bytes written as 64 hex digits, or `None`.
 pub(crate) fn unhex32(s: &str) -> Option<[u8; 32]> {
-    if s.len() != 64 {
-        return None;
-    }
-    let bytes: Option<Vec<u8>> = (0..64)
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect();
-    bytes?.try_into().ok()
+    continuum_core::unhex(s)?.try_into().ok()
 }
 
 /// An Ed25519 public key written as hex, or `None`.

@@ -700,18 +700,5 @@ pub async fn query_local(engine: &Engine, q: &str, limit: usize) -> Result<Vec<Q
         .search(&Caller::local(tenant), &req)
         .await
         .map_err(|e| Error::Malformed(e.to_string()))?;
-    Ok(hits
-        .into_iter()
-        .map(|h| QueryHit {
-            node: h
-                .memory
-                .metadata
-                .get("node")
-                .and_then(|v| v.as_str())
-                .unwrap_or("")
-                .to_string(),
-            text: h.memory.content,
-            score: h.score,
-        })
-        .collect())
+    Ok(hits.into_iter().map(QueryHit::of).collect())
 }

@@ -93,6 +93,24 @@ pub struct QueryHit {
     pub node: String,
 }
 
+impl QueryHit {
+    /// A search hit over a pool (the hub's, or a node's copy), named by the node that
+    /// contributed it (its `node` metadata).
+    pub fn of(h: continuum_engine::SearchHit) -> QueryHit {
+        QueryHit {
+            node: h
+                .memory
+                .metadata
+                .get("node")
+                .and_then(|v| v.as_str())
+                .unwrap_or("")
+                .to_string(),
+            text: h.memory.content,
+            score: h.score,
+        }
+    }
+}
+
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct QueryReply {
     pub hits: Vec<QueryHit>,

@@ -16,7 +16,7 @@
 //!   invoice); a later `customer.subscription.updated` with status `active` restores the tier.
 //! - Anything else is acknowledged and ignored.
 
-use continuum_core::TenantId;
+use continuum_core::{TenantId, hex, unhex};
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::Value;
 use sha2::Sha256;
@@ -64,20 +64,6 @@ fn mac(secret: &str, t: i64, body: &[u8]) -> Hmac<Sha256> {
     mac.update(b".");
     mac.update(body);
     mac
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 /// A `Stripe-Signature` header for `body` at `t` (for tests, and for replaying an event to a
