@@ -422,6 +422,9 @@ impl Engine {
                 "at most {MAX_KEYED_TEXTS} texts are stored at once"
             )));
         }
+        if items.is_empty() {
+            return Ok(KeyedOutcome::default());
+        }
         let keys: Vec<String> = items.iter().map(|(_, k)| k.clone()).collect();
         let held: HashSet<String> = self
             .store

@@ -225,7 +225,7 @@ impl Hub {
         engine: Engine,
         policy: AccessPolicy,
         passphrase: Option<&str>,
-    ) -> Result<Arc<Hub>, Error> {
+    ) -> Result<Hub, Error> {
         let ca = authority(dir, passphrase)?;
         let p = paths(dir);
         let key = files::read_key(&p.hub_key)?;
@@ -233,7 +233,7 @@ impl Hub {
         // CA against its token's fingerprint before it sends the token.
         let chain_pem = format!("{}{}", files::read(&p.hub_cert)?, ca.cert_pem());
         let revoked = Revocations::new(registry(dir)?.revoked());
-        Ok(Arc::new(Hub {
+        Ok(Hub {
             dir: dir.to_path_buf(),
             ca,
             key,
@@ -246,22 +246,20 @@ impl Hub {
             pool: TenantId::new(POOL_TENANT).map_err(|e| Error::Internal(e.to_string()))?,
             anonymiser: Anonymiser::default(),
             certificate_days: pki::NODE_VALID_DAYS,
-        }))
+        })
     }
 
     /// How long the node certificates this hub issues (at joining and renewal) are valid:
     /// 1 to [`pki::CA_VALID_DAYS`] days, [`pki::NODE_VALID_DAYS`] unless set.
-    pub fn with_certificate_days(self: Arc<Self>, days: u64) -> Result<Arc<Hub>, Error> {
+    pub fn with_certificate_days(mut self, days: u64) -> Result<Hub, Error> {
         if days == 0 || days > pki::CA_VALID_DAYS {
             return Err(Error::Malformed(format!(
                 "node certificates are valid for 1 to {} days",
                 pki::CA_VALID_DAYS
             )));
         }
-        let mut hub = Arc::try_unwrap(self)
-            .map_err(|_| Error::Internal("the hub is already shared".into()))?;
-        hub.certificate_days = days;
-        Ok(Arc::new(hub))
+        self.certificate_days = days;
+        Ok(self)
     }
 
     pub fn id(&self) -> &NodeId {
@@ -730,7 +728,6 @@ async fn query(hub: &Hub, member: &crate::membership::Member, free: bool, e: Env
             &format!("a query is 1 to {MAX_QUERY_BYTES} bytes, for 1 to {MAX_RESULTS} results"),
         );
     }
-    let reg_path = paths(&hub.dir).registry;
     if let Err(m) = hub.policy.may_query(&member.ledger, free) {
         tracing::warn!(node = %node, "federation query refused: contribution ratio");
         hub.engine
@@ -756,16 +753,27 @@ async fn query(hub: &Hub, member: &crate::membership::Member, free: bool, e: Env
         Err(err) => return refused(StatusCode::BAD_REQUEST, "query", &err.to_string()),
     };
     let hits: Vec<QueryHit> = hits.into_iter().map(QueryHit::of).collect();
-    let ledger = files::update(&reg_path, |r: &mut Registry| {
+    reply_consumed(hub, node, 1, |ledger| QueryReply { hits, ledger })
+}
+
+/// Counts `n` items consumed in a member's ledger and replies with `body` made with the
+/// ledger after it (or the refusal, when the register could not be written).
+fn reply_consumed<T: serde::Serialize>(
+    hub: &Hub,
+    node: &NodeId,
+    n: u64,
+    body: impl FnOnce(crate::access::Ledger) -> T,
+) -> Response {
+    let ledger = files::update(&paths(&hub.dir).registry, |r: &mut Registry| {
         let m = r
             .members
             .get_mut(node)
             .ok_or_else(|| Error::Malformed("not a member".into()))?;
-        m.ledger.consumed += 1;
+        m.ledger.consumed += n;
         Ok(m.ledger)
     });
     match ledger {
-        Ok(ledger) => hub.reply(QueryReply { hits, ledger }),
+        Ok(ledger) => hub.reply(body(ledger)),
         Err(err) => refused(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
@@ -957,26 +965,10 @@ async fn sync(hub: &Hub, member: &crate::membership::Member, free: bool, e: Enve
     if let Err(err) = outcome {
         return refused(StatusCode::BAD_REQUEST, "sync", &err.to_string());
     }
-    let delivered = items.len() as u64;
-    let ledger = files::update(&paths(&hub.dir).registry, |r: &mut Registry| {
-        let m = r
-            .members
-            .get_mut(node)
-            .ok_or_else(|| Error::Malformed("not a member".into()))?;
-        m.ledger.consumed += delivered;
-        Ok(m.ledger)
-    });
-    match ledger {
-        Ok(ledger) => hub.reply(SyncReply {
-            items,
-            cursor,
-            more,
-            ledger,
-        }),
-        Err(err) => refused(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            &err.to_string(),
-        ),
-    }
+    reply_consumed(hub, node, items.len() as u64, |ledger| SyncReply {
+        items,
+        cursor,
+        more,
+        ledger,
+    })
 }

@@ -562,6 +562,7 @@ pub fn spawn_hub(
         env_secret(PASSPHRASE_ENV).as_deref(),
     )
     .and_then(|h| h.with_certificate_days(certificate_days))
+    .map(std::sync::Arc::new)
     .map_err(fed)?;
     let std_listener = std::net::TcpListener::bind(bind)
         .map_err(|e| Error::Unavailable(format!("binding the federation address {bind}: {e}")))?;

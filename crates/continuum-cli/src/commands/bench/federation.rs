@@ -91,7 +91,8 @@ pub async fn federation(g: &Global, a: FederationArgs) -> Result<()> {
         free_queries: u64::MAX,
         min_ratio: 0.0,
     };
-    let the_hub = hub::Hub::open(&hub_dir, engine.clone(), policy, None).map_err(fed)?;
+    let the_hub =
+        std::sync::Arc::new(hub::Hub::open(&hub_dir, engine.clone(), policy, None).map_err(fed)?);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("https://{}", listener.local_addr()?);
     let stop = continuum_ops::CancellationToken::new();
