@@ -111,6 +111,19 @@ pub struct Global {
     /// next process.
     #[arg(long, global = true, env = "CONTINUUM_NO_ANN_SNAPSHOTS")]
     pub no_ann_snapshots: bool,
+    /// Keep text indexes in memory only, instead of saving them beside the SQLite file for
+    /// the next process (which then rebuilds them from every memory).
+    #[arg(long, global = true, env = "CONTINUUM_NO_INDEX_FILES")]
+    pub no_index_files: bool,
+    /// Tenants with at least this many memories get an index file beside the SQLite file.
+    #[arg(
+        long,
+        global = true,
+        env = "CONTINUUM_INDEX_FILE_MIN_MEMORIES",
+        default_value_t = 20_000,
+        value_name = "N"
+    )]
+    pub index_file_min_memories: usize,
     /// Sentence embeddings for semantic recall: none, local (a model directory on disk) or
     /// openai (any OpenAI-compatible /v1/embeddings endpoint).
     #[arg(
@@ -551,6 +564,8 @@ impl Global {
             max_text_bytes: self.max_text_bytes,
             ann_min_vectors: self.ann_min_vectors,
             ann_snapshots: !self.no_ann_snapshots,
+            index_files: !self.no_index_files,
+            index_file_min_memories: self.index_file_min_memories,
             recall_cache_entries: self.recall_cache_entries,
             fusion: self.fusion_weights.unwrap_or_default(),
             ..EngineConfig::default()

@@ -222,6 +222,12 @@ const SETTINGS: &[Setting] = &[
     global("recall.ann_min_vectors", "ann_min_vectors", Kind::Int),
     global("recall.cache_entries", "recall_cache_entries", Kind::Int),
     global("recall.no_ann_snapshots", "no_ann_snapshots", Kind::Bool),
+    global("recall.no_index_files", "no_index_files", Kind::Bool),
+    global(
+        "recall.index_file_min_memories",
+        "index_file_min_memories",
+        Kind::Int,
+    ),
     global("log.format", "log_format", Kind::Str),
     global("log.level", "log_level", Kind::Str),
     global("log.otlp_endpoint", "otlp_endpoint", Kind::Str),

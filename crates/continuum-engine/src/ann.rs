@@ -114,7 +114,7 @@ fn load_snapshot(path: &Path, dim: usize) -> Option<Ann> {
     Ann::from_bytes(&bytes, dim).ok()
 }
 
-fn write_snapshot(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_snapshot(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let tmp = path.with_extension(format!(
@@ -193,6 +193,9 @@ impl Engine {
     /// memories are forgotten (a graph file must not outlive them) and when other models'
     /// vectors are pruned.
     pub(crate) fn drop_snapshots(&self, tenant: &TenantId, keep: Option<(&str, usize)>) {
+        if keep.is_none() {
+            self.drop_index_file(tenant);
+        }
         let Some(dir) = self.store.derived_dir() else {
             return;
         };

@@ -93,6 +93,12 @@ pub struct EngineConfig {
     /// Save the neighbour graph beside the store (SQLite: `<file>-index/`), so the next
     /// process loads it instead of rebuilding.
     pub ann_snapshots: bool,
+    /// Keep each tenant's text index in a file beside the store (SQLite: `<file>-index/`),
+    /// so the next process reads it instead of rebuilding it from every memory.
+    pub index_files: bool,
+    /// Only tenants with at least this many memories get an index file (a smaller index
+    /// builds in milliseconds).
+    pub index_file_min_memories: usize,
     /// Recall keeps what it reads from the store (concepts, links, memory texts) while the
     /// tenant's index stays at one change-log position: at most this many entries of each
     /// kind per tenant (and 64 MiB of text over all tenants). 0 turns the cache off.
@@ -126,6 +132,8 @@ impl Default for EngineConfig {
             semantic_context: vec![0.3, 0.2],
             ann_min_vectors: 20_000,
             ann_snapshots: true,
+            index_files: true,
+            index_file_min_memories: 20_000,
             recall_cache_entries: 20_000,
             embed_max_chars: 4096,
             hebbian: HebbianRule::default(),

@@ -21,7 +21,16 @@ const SCAN_PAGE: usize = 5_000;
 /// The per-tenant indexes of one engine (shared by its clones).
 #[derive(Default)]
 pub(crate) struct Registry {
-    slots: Mutex<HashMap<TenantId, Arc<RwLock<Option<TextIndex>>>>>,
+    pub(crate) slots: Mutex<HashMap<TenantId, Arc<RwLock<Option<TextIndex>>>>>,
+    /// Per tenant, changes applied to its index since its file was written or read (see
+    /// `index_file`).
+    pub(crate) unsaved: Mutex<HashMap<TenantId, usize>>,
+    /// Tenants whose index file is being written in the background.
+    pub(crate) saving: Mutex<std::collections::HashSet<TenantId>>,
+    /// Per tenant, how this process got its index (`file` or `built`) and in how many ms.
+    pub(crate) origins: Mutex<HashMap<TenantId, (&'static str, u64)>>,
+    /// Index files are written by background tasks (servers) rather than inline.
+    pub(crate) background_saves: std::sync::atomic::AtomicBool,
     /// Per tenant and model, how many memories have a vector, and when that was read, for
     /// stores that search vectors themselves (the index then holds none to count).
     vector_counts: Mutex<HashMap<(TenantId, String), (std::time::Instant, usize)>>,
@@ -95,6 +104,7 @@ impl Engine {
     }
 
     async fn build_index(&self, tenant: &TenantId) -> Result<TextIndex> {
+        let started = std::time::Instant::now();
         // Read the log position first: anything written during the scan is replayed later,
         // and replaying is idempotent.
         let seq = self.store.latest_event(tenant).await?;
@@ -110,6 +120,7 @@ impl Engine {
             }
         }
         index.seq = seq;
+        self.index_origin(tenant, "built", started);
         Ok(index)
     }
 
@@ -172,15 +183,23 @@ impl Engine {
             .map_err(poisoned)?
             .as_ref()
             .map(|i| (i.seq, i.marker));
-        let Some((seq, seen)) = known else {
-            let mut built = self.build_index(tenant).await?;
-            built.marker = marker;
-            let mut w = slot.write().map_err(poisoned)?;
-            if w.as_ref().is_none_or(|i| i.seq < built.seq) {
-                *w = Some(built);
-            }
-            drop(w);
-            return Ok(slot);
+        let (seq, seen) = match known {
+            Some(k) => k,
+            None => match self.load_index_file(tenant).await {
+                // Caught up below like any other index.
+                Some(loaded) => {
+                    let mut w = slot.write().map_err(poisoned)?;
+                    if w.is_none() {
+                        *w = Some(loaded);
+                    }
+                    let i = w.as_ref().expect("set above");
+                    (i.seq, i.marker)
+                }
+                None => {
+                    let built = self.build_index(tenant).await?;
+                    return self.install_built(tenant, slot, built, marker, false).await;
+                }
+            },
         };
         if marker.is_some() && marker == seen {
             return Ok(slot);
@@ -200,10 +219,8 @@ impl Engine {
                 Ok(page) => page,
                 // The index is older than the log's compaction point: build it afresh.
                 Err(continuum_core::Error::Gone(_)) => {
-                    let mut built = self.build_index(tenant).await?;
-                    built.marker = marker;
-                    *slot.write().map_err(poisoned)? = Some(built);
-                    return Ok(slot);
+                    let built = self.build_index(tenant).await?;
+                    return self.install_built(tenant, slot, built, marker, true).await;
                 }
                 Err(e) => return Err(e),
             };
@@ -226,10 +243,8 @@ impl Engine {
             return Ok(slot);
         }
         if changes.len() > MAX_CATCH_UP {
-            let mut built = self.build_index(tenant).await?;
-            built.marker = marker;
-            *slot.write().map_err(poisoned)? = Some(built);
-            return Ok(slot);
+            let built = self.build_index(tenant).await?;
+            return self.install_built(tenant, slot, built, marker, true).await;
         }
         // Memories created and forgotten within the window are never indexed.
         let forgotten: std::collections::HashSet<MemoryId> = changes
@@ -258,7 +273,7 @@ impl Engine {
                 .map(|d| (d.head.id, d.head))
                 .collect()
         };
-        let rebuild = {
+        let (rebuild, applied) = {
             let mut w = slot.write().map_err(poisoned)?;
             let Some(index) = w.as_mut() else {
                 return Ok(slot.clone());
@@ -293,14 +308,35 @@ impl Engine {
             drop(analyzer);
             // Still under the index's write lock: the read cache moves with it.
             self.move_cache(tenant, applied_to, index.seq, &changes[new..])?;
-            index.dead_ratio() > MAX_DEAD_RATIO
+            (index.dead_ratio() > MAX_DEAD_RATIO, changes.len() - new)
         };
         if rebuild {
             // Forgotten documents keep their postings until a rebuild reclaims them.
-            let mut built = self.build_index(tenant).await?;
-            built.marker = marker;
-            *slot.write().map_err(poisoned)? = Some(built);
+            let built = self.build_index(tenant).await?;
+            return self.install_built(tenant, slot, built, marker, true).await;
         }
+        self.index_moved(tenant, &slot, applied, false).await;
+        Ok(slot)
+    }
+
+    /// Puts an index just built into `slot` (unless `replace` is false and a newer one got
+    /// there meanwhile), and has its file written.
+    async fn install_built(
+        &self,
+        tenant: &TenantId,
+        slot: Slot,
+        mut built: TextIndex,
+        marker: Option<u64>,
+        replace: bool,
+    ) -> Result<Slot> {
+        built.marker = marker;
+        {
+            let mut w = slot.write().map_err(poisoned)?;
+            if replace || w.as_ref().is_none_or(|i| i.seq < built.seq) {
+                *w = Some(built);
+            }
+        }
+        self.index_moved(tenant, &slot, 0, true).await;
         Ok(slot)
     }
 }

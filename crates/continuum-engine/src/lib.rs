@@ -14,6 +14,7 @@ mod embed;
 mod events;
 mod export;
 mod index;
+mod index_file;
 mod keys;
 mod learn;
 mod metered;
@@ -36,6 +37,7 @@ pub use config::{EngineConfig, GraphParams, SessionContextMode};
 pub use embed::{EmbeddingStatus, ReindexReport, WORKER_BACKOFF, WORKER_POLL};
 pub use events::{Compaction, DEFAULT_EVENT_RETENTION_MILLIS, MAX_EVENTS_PAGE};
 pub use export::{EXPORT_FORMAT, EXPORT_VERSION, ExportHeader, ExportRecord, ImportOutcome};
+pub use index_file::TextIndexInfo;
 pub use keys::{MAX_KEY_DAYS, MAX_ROTATION_OVERLAP_DAYS, Rotation};
 pub use learn::{
     KeyedOutcome, LearnOutcome, MAX_KEYED_TEXTS, MAX_TURN_ID_CHARS, PreparedTurns, RememberRequest,

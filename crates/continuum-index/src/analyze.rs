@@ -64,16 +64,7 @@ impl Analyzer {
             && !folded.contains('\'');
         let id = if keep {
             let stem = self.stemmer.stem(&folded);
-            match self.ids.get(stem.as_ref()) {
-                Some(&id) => id,
-                None => {
-                    let id = self.terms.len() as TermId;
-                    let stem: Box<str> = stem.as_ref().into();
-                    self.terms.push(stem.clone());
-                    self.ids.insert(stem, id);
-                    id
-                }
-            }
+            self.intern(&stem)
         } else {
             NO_TERM
         };
@@ -106,6 +97,19 @@ impl Analyzer {
         ids.retain(|t| seen.insert(*t));
         ids.truncate(max);
         ids
+    }
+
+    /// The id of a term given as its text (already folded and stemmed, as [`Self::term`]
+    /// gives it), added to the dictionary when new.
+    pub fn intern(&mut self, term: &str) -> TermId {
+        if let Some(&id) = self.ids.get(term) {
+            return id;
+        }
+        let id = self.terms.len() as TermId;
+        let term: Box<str> = term.into();
+        self.terms.push(term.clone());
+        self.ids.insert(term, id);
+        id
     }
 
     /// The text of a term.

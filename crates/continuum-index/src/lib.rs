@@ -13,12 +13,14 @@
 //! the graph can be saved and loaded (it is the one part worth persisting: it takes minutes
 //! to build at 100k vectors, the rest seconds).
 //!
-//! Not here: persistence of the text index itself (it is rebuilt per process).
+//! The text index can be written to a file and read back ([`TextIndex::to_bytes`]), so a
+//! process need not rebuild it from the store (the engine keeps it beside the store).
 
 mod analyze;
 pub mod ann;
 
 pub use analyze::{Analyzer, TermId};
+pub use persist::FileHead;
 
 use continuum_core::MemoryId;
 pub use continuum_core::store::IndexDoc;
@@ -100,6 +102,7 @@ use scratch::Pooled;
 
 mod bm25;
 mod concepts;
+mod persist;
 mod sessions;
 mod topk;
 mod vectors;
@@ -397,6 +400,15 @@ impl TextIndex {
                 self.ann = None;
             }
         }
+    }
+
+    /// The numbers of the concepts document `ord` mentions.
+    pub(crate) fn concepts_of(&self, ord: u32) -> &[u32] {
+        let (from, to) = (
+            self.concepts_from[ord as usize] as usize,
+            self.concepts_from[ord as usize + 1] as usize,
+        );
+        &self.doc_concepts[from..to]
     }
 
     /// Replaces the ranking facts (superseded, session, …) of a document.

@@ -174,11 +174,7 @@ impl KeySet {
     /// Sets `at` to the positions of the keys document `ord` mentions, ascending.
     pub(crate) fn mentioned_by(&self, ix: &TextIndex, ord: u32, at: &mut Vec<usize>) {
         at.clear();
-        let (from, to) = (
-            ix.concepts_from[ord as usize] as usize,
-            ix.concepts_from[ord as usize + 1] as usize,
-        );
-        for &c in &ix.doc_concepts[from..to] {
+        for &c in ix.concepts_of(ord) {
             let i = self.at[c as usize];
             if i != Self::NONE {
                 at.push(i as usize);

@@ -568,13 +568,23 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<()> {
         .await;
     // The line a supervisor or a test waits for. No key or password is printed.
     tracing::info!(store = %store.describe(), "listening on {scheme}://{addr}");
-    let served =
-        continuum_server::serve_with(listener, router(engine, config), shutdown_signal(), limits)
-            .await
-            .context("serving HTTP");
+    engine.save_indexes_in_background();
+    let served = continuum_server::serve_with(
+        listener,
+        router(engine.clone(), config),
+        shutdown_signal(),
+        limits,
+    )
+    .await
+    .context("serving HTTP");
     let aborted = jobs.shutdown(SHUTDOWN_GRACE).await;
     if !aborted.is_empty() {
         tracing::warn!(jobs = ?aborted, "background jobs aborted after the grace period");
+    }
+    // The next start reads these instead of rebuilding.
+    let saved = engine.save_indexes().await;
+    if saved > 0 {
+        tracing::info!(tenants = saved, "text index files written");
     }
     if let Some(m) = metrics_server {
         let _ = m.await;
