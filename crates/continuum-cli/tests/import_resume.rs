@@ -153,3 +153,53 @@ fn a_turn_is_known_by_its_id_or_by_its_content() {
     );
     assert_eq!(memories(&data), 6);
 }
+
+/// The text index file from the command line: a one-shot recall builds the index and writes
+/// the file, the next reads it (no rebuild) and answers the same, `doctor` shows it, and
+/// `--no-index-files` neither reads nor writes one.
+#[test]
+fn a_second_recall_reads_the_index_file_the_first_wrote() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    let file = d.path().join("history.jsonl");
+    history(&file, 400);
+    let env = [("CONTINUUM_INDEX_FILE_MIN_MEMORIES", "500")];
+    common::ok(&data, &["import", "--turns", file.to_str().unwrap()], &env);
+    let recall = |extra: &[&str]| {
+        let mut args = vec!["--log-level", "info", "recall", "topic 5 and service 3", "--json"];
+        args.extend_from_slice(extra);
+        let out = common::continuum(&data, &args, &env);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let ids: Vec<String> = v["memories"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| format!("{} {}", m["id"], m["score"]))
+            .collect();
+        (ids, String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let idx = data.join("continuum.db-index").join(format!(
+        "text-{}.idx",
+        "default".bytes().map(|b| format!("{b:02x}")).collect::<String>()
+    ));
+    let (first, log) = recall(&["--no-index-files"]);
+    assert!(!idx.exists(), "--no-index-files writes none: {log}");
+    let (second, log) = recall(&[]);
+    assert!(log.contains("text index written to its file"), "{log}");
+    assert!(idx.exists());
+    let (third, log) = recall(&[]);
+    assert!(log.contains("text index read from its file"), "{log}");
+    assert!(!log.contains("written"), "nothing changed, nothing written: {log}");
+    assert_eq!(second, first);
+    assert_eq!(third, first);
+    let doctor = json(&data, &["doctor"], &env);
+    let check = doctor["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "text index file")
+        .unwrap()
+        .clone();
+    assert!(check["detail"].as_str().unwrap().contains("text-"), "{check}");
+}

@@ -328,6 +328,18 @@ impl Engine {
         }
     }
 
+    /// Heap bytes of the tenant's resident text index by structure, and last the analyzer's
+    /// term dictionary (shared by every tenant of the engine); `None` when none is held.
+    pub fn text_index_bytes(&self, tenant: &TenantId) -> Option<Vec<(&'static str, usize)>> {
+        let slot = self.indexes.slots.lock().ok()?.get(tenant).cloned()?;
+        let mut parts = slot.read().ok()?.as_ref()?.heap_bytes();
+        parts.push((
+            "term dictionary (shared)",
+            self.analyzer.lock().ok()?.heap_bytes(),
+        ));
+        Some(parts)
+    }
+
     /// Has the index files written in the background (by a task per tenant) rather than by the
     /// read that made them due: for long-running servers, which call [`Self::save_indexes`]
     /// when they stop.

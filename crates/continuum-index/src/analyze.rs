@@ -112,6 +112,18 @@ impl Analyzer {
         id
     }
 
+    /// Heap bytes of the dictionary and the word cache (estimates, as
+    /// [`crate::TextIndex::heap_bytes`]).
+    pub fn heap_bytes(&self) -> usize {
+        let strings: usize = self.terms.iter().map(|t| t.len()).sum::<usize>() * 2
+            + self.cache.keys().map(String::capacity).sum::<usize>();
+        let buckets = |cap: usize| (cap * 8 / 7).next_power_of_two();
+        strings
+            + self.terms.capacity() * 16
+            + buckets(self.ids.capacity()) * 21
+            + buckets(self.cache.capacity()) * 29
+    }
+
     /// The text of a term.
     pub fn term(&self, id: TermId) -> Option<&str> {
         self.terms.get(id as usize).map(|t| &**t)

@@ -402,6 +402,76 @@ impl TextIndex {
         }
     }
 
+    /// Heap bytes held, by structure (estimates from capacities and element sizes, hash maps
+    /// counted at one control byte per bucket plus their entries, allocator overhead left
+    /// out): what `bench` reports per memory.
+    pub fn heap_bytes(&self) -> Vec<(&'static str, usize)> {
+        use std::mem::size_of;
+        fn vec<T>(v: &Vec<T>) -> usize {
+            v.capacity() * size_of::<T>()
+        }
+        fn map<K, V>(m: &FxHashMap<K, V>) -> usize {
+            // Buckets: capacity rounded up to a power of two over the 7/8 load factor.
+            let buckets = if m.capacity() == 0 {
+                0
+            } else {
+                (m.capacity() * 8 / 7).next_power_of_two()
+            };
+            buckets * (size_of::<(K, V)>() + 1)
+        }
+        let session_names: usize = self
+            .docs
+            .iter()
+            .filter_map(|d| d.head.session.as_ref())
+            .map(|s| s.as_str().len())
+            .sum();
+        let impacts = self
+            .impacts
+            .lock()
+            .map(|c| c.held * size_of::<f32>())
+            .unwrap_or(0);
+        vec![
+            ("documents (heads)", vec(&self.docs) + session_names),
+            ("lengths", vec(&self.lens)),
+            ("id map", map(&self.by_id)),
+            (
+                "postings",
+                map(&self.terms) + self.terms.values().map(vec).sum::<usize>(),
+            ),
+            (
+                "concept mentions",
+                map(&self.concept_ids)
+                    + self.concept_ids.keys().map(|k| k.len()).sum::<usize>()
+                    + vec(&self.concept_docs)
+                    + self.concept_docs.iter().map(vec).sum::<usize>()
+                    + vec(&self.doc_concepts)
+                    + vec(&self.concepts_from),
+            ),
+            (
+                "sessions",
+                map(&self.session_slots)
+                    + self.session_slots.keys().map(|k| k.len()).sum::<usize>()
+                    + vec(&self.sessions)
+                    + self.sessions.iter().map(vec).sum::<usize>()
+                    + vec(&self.places)
+                    + vec(&self.near),
+            ),
+            (
+                "speakers",
+                vec(&self.speakers) + self.speakers.iter().map(|s| s.len() * 4).sum::<usize>(),
+            ),
+            (
+                "vectors",
+                vec(&self.vec_of)
+                    + vec(&self.vectors)
+                    + vec(&self.vec_scale)
+                    + vec(&self.vec_doc)
+                    + vec(&self.vec_seqs),
+            ),
+            ("impact cache", impacts),
+        ]
+    }
+
     /// The numbers of the concepts document `ord` mentions.
     pub(crate) fn concepts_of(&self, ord: u32) -> &[u32] {
         let (from, to) = (

@@ -237,6 +237,21 @@ pub async fn doctor(g: &Global, a: DoctorArgs) -> Result<()> {
                     ),
                 });
             }
+            let text = engine.text_index_info(&tenant);
+            checks.push(Check {
+                name: "text index file".into(),
+                ok: true,
+                detail: match (&text.file, text.file_bytes) {
+                    (None, _) => "none: the index is rebuilt by each process".to_string(),
+                    (Some(p), Some(b)) => {
+                        format!("{p} ({:.1} MiB)", b as f64 / (1024.0 * 1024.0))
+                    }
+                    (Some(_), None) => format!(
+                        "none yet (written for tenants of {} memories or more)",
+                        text.min_memories
+                    ),
+                },
+            });
             checks.push(Check {
                 name: "tenant".into(),
                 ok: true,

@@ -270,9 +270,20 @@ pub(super) fn latency(mut ms: Vec<f64>) -> Latency {
     }
 }
 
+/// One structure of the text index and what it holds (heap estimates; see
+/// `TextIndex::heap_bytes`).
+#[derive(Debug, Serialize)]
+struct IndexPart {
+    part: &'static str,
+    bytes: u64,
+    per_memory: f64,
+}
+
 #[derive(Debug, Serialize)]
 struct SizeResult {
     memories: u64,
+    /// The text index's heap bytes by structure, after this size's recalls.
+    index_bytes: Vec<IndexPart>,
     batch_learn_turns_per_sec: f64,
     recall_ms: Latency,
     disk_mib: f64,
@@ -437,7 +448,18 @@ pub async fn throughput(g: &Global, a: ThroughputArgs) -> Result<()> {
             cache.clear();
         }
         let bytes = store.disk_bytes(&engine, &tenant).await?;
+        let index_bytes = engine
+            .text_index_bytes(&tenant)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(part, b)| IndexPart {
+                part,
+                bytes: b as u64,
+                per_memory: b as f64 / memories.max(1) as f64,
+            })
+            .collect();
         results.push(SizeResult {
+            index_bytes,
             memories,
             batch_learn_turns_per_sec: seg_turns as f64 / seg_secs.max(1e-9),
             recall_ms: latency(ms),
@@ -510,6 +532,18 @@ pub async fn throughput(g: &Global, a: ThroughputArgs) -> Result<()> {
             r.recall_ms.p99,
             r.disk_mib
         );
+    }
+    if let Some(last) = report.sizes.last() {
+        let total: u64 = last.index_bytes.iter().map(|p| p.bytes).sum();
+        println!(
+            "text index at {} memories: {:.1} MiB, {:.0} bytes per memory",
+            last.memories,
+            total as f64 / (1024.0 * 1024.0),
+            total as f64 / last.memories.max(1) as f64
+        );
+        for p in &last.index_bytes {
+            println!("  {:<26} {:>10.1} bytes/memory", p.part, p.per_memory);
+        }
     }
     if let Some(model) = &report.embedder {
         println!("with embedder {model}:");
