@@ -89,7 +89,15 @@ async fn remember(engine: &Engine, t: &TenantId, from: usize, to: usize) -> Vec<
 fn snapshot_of(db: &Path) -> PathBuf {
     let dir = PathBuf::from(format!("{}-index", db.display()));
     let files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with("ann-"))
+                })
+                .collect()
+        })
         .unwrap_or_default();
     assert_eq!(
         files.len(),
@@ -217,11 +225,13 @@ async fn the_graph_is_built_saved_loaded_caught_up_and_cleaned_after_a_forget() 
 }
 
 /// Files in the store's index directory.
+/// The graph files beside the database (the text index has a file of its own there too).
 fn index_files(db: &Path) -> Vec<String> {
     std::fs::read_dir(format!("{}-index", db.display()))
         .map(|d| {
             d.flatten()
                 .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("ann-"))
                 .collect()
         })
         .unwrap_or_default()
