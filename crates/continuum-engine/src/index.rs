@@ -119,6 +119,7 @@ impl Engine {
                 index.add(&mut analyzer, doc);
             }
         }
+        index.shrink_to_fit();
         index.seq = seq;
         self.index_origin(tenant, "built", started);
         Ok(index)

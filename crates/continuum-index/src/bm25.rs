@@ -318,13 +318,13 @@ impl TextIndex {
         //    own. Either is then raised for a named speaker.
         let boost = (speaker_boost > 0.0 && self.with_speaker != 0).then_some(speaker_boost);
         let everything = filter.is_empty();
-        let passes = |d: u32| everything || filter.matches_head(&self.docs[d as usize].head);
+        let passes = |d: u32| everything || self.passes(filter, d);
         let mut top = TopKeys::new(limit);
         // Every touched document scores (see `idf`), and so does a candidate that counts. The
         // filter test is written out here: as `passes`, it was called rather than inlined.
         for (&c, &e) in candidates.iter().zip(expanded.iter()) {
             let score = scores[c as usize].max(e);
-            if score > 0.0 && (everything || filter.matches_head(&self.docs[c as usize].head)) {
+            if score > 0.0 && (everything || self.passes(filter, c)) {
                 top.offer(rank_key(self.speaking(terms, boost, c, score), c));
             }
         }
@@ -347,7 +347,7 @@ impl TextIndex {
             .map(|key| {
                 let d = key as u32;
                 Scored {
-                    head: self.docs[d as usize].head.clone(),
+                    head: self.head(d),
                     score: key_score(key) as f64,
                 }
             })
@@ -653,9 +653,7 @@ impl TextIndex {
     #[inline(always)]
     pub(crate) fn speaking(&self, terms: &[TermId], boost: Option<f32>, d: u32, score: f32) -> f32 {
         match boost {
-            Some(b) if self.speakers[d as usize].iter().any(|t| terms.contains(t)) => {
-                score * (1.0 + b)
-            }
+            Some(b) if self.speaker_of(d).iter().any(|t| terms.contains(t)) => score * (1.0 + b),
             _ => score,
         }
     }
@@ -671,7 +669,7 @@ impl TextIndex {
             return;
         }
         for &d in touched {
-            if self.speakers[d as usize].iter().any(|t| terms.contains(t)) {
+            if self.speaker_of(d).iter().any(|t| terms.contains(t)) {
                 scores[d as usize] *= 1.0 + boost;
             }
         }
@@ -689,11 +687,11 @@ impl TextIndex {
         let everything = filter.is_empty();
         let passing = touched
             .into_iter()
-            .filter(|&d| everything || filter.matches_head(&self.docs[d as usize].head));
+            .filter(|&d| everything || self.passes(filter, d));
         top_docs(passing, scores, limit)
             .into_iter()
             .map(|d| Scored {
-                head: self.docs[d as usize].head.clone(),
+                head: self.head(d),
                 score: scores[d as usize] as f64,
             })
             .collect()

@@ -55,10 +55,7 @@ impl TextIndex {
             let newest = self.concept_docs[c as usize]
                 .iter()
                 .rev()
-                .filter(|&&o| {
-                    let d = &self.docs[o as usize];
-                    d.alive && (everything || filter.matches_head(&d.head))
-                })
+                .filter(|&&o| self.docs[o as usize].alive && (everything || self.passes(filter, o)))
                 .take(limit);
             for &ord in newest {
                 let (word, bit) = (ord as usize / 64, 1u64 << (ord % 64));
@@ -67,7 +64,7 @@ impl TextIndex {
                 }
                 done[word] |= bit;
                 wanted.mentioned_by(self, ord, &mut at);
-                each(i, &self.docs[ord as usize].head, &at);
+                each(i, &self.head(ord), &at);
             }
         }
     }
@@ -80,10 +77,9 @@ impl TextIndex {
         self.concept_docs[c as usize]
             .iter()
             .rev()
-            .map(|&o| &self.docs[o as usize])
-            .filter(|d| d.alive && filter.matches_head(&d.head))
+            .filter(|&&o| self.docs[o as usize].alive && self.passes(filter, o))
             .take(limit)
-            .map(|d| d.head.clone())
+            .map(|&o| self.head(o))
             .collect()
     }
 }

@@ -114,16 +114,25 @@ use topk::*;
 const K1: f32 = 1.2;
 const B: f32 = 0.75;
 
+/// What ranking and filtering read of a document: its head ([`MemoryHead`]) without the
+/// session, which `places` and `session_names` hold once per session rather than as a
+/// string per document (32 bytes a document instead of about 80).
 #[derive(Debug)]
 struct Doc {
-    head: MemoryHead,
+    id: MemoryId,
+    created_at: continuum_core::Timestamp,
+    source: continuum_core::Source,
+    superseded: bool,
     alive: bool,
 }
 
 /// Marks a forgotten document in `lens`.
 const DEAD: u32 = u32::MAX;
 
+/// A document's number and how often the term occurs in it. Packed to 6 bytes (8 with
+/// padding): postings are the largest part of the index.
 #[derive(Debug, Clone, Copy)]
+#[repr(C, packed(2))]
 struct Posting {
     doc: u32,
     tf: u16,
@@ -150,6 +159,8 @@ pub struct TextIndex {
     /// Where each document's concepts start in `doc_concepts`, and (last) where they end.
     concepts_from: Vec<u32>,
     session_slots: FxHashMap<Box<str>, u32>,
+    /// Per session slot, its id (what heads handed out carry).
+    session_names: Vec<continuum_core::SessionId>,
     /// Per session slot, its documents in time order.
     sessions: Vec<Vec<u32>>,
     /// Per document, its session slot and its position in that session's time order: apart
@@ -182,9 +193,13 @@ pub struct TextIndex {
     pub vec_seq: u64,
     /// Per vector slot, the vector-log position of its vector.
     vec_seqs: Vec<u64>,
-    /// Per document, the terms of its speaker's name (`metadata.speaker`), if any.
-    speakers: Vec<Box<[TermId]>>,
-    /// Documents (forgotten ones included) whose `speakers` entry is not empty: none means
+    /// The terms of each document's speaker's name (`metadata.speaker`), one document after
+    /// another: document `d`'s are `speaker_terms[speakers_from[d]..speakers_from[d + 1]]`
+    /// (one array, not a boxed slice of 16 bytes per document, most of them empty).
+    speaker_terms: Vec<TermId>,
+    /// Where each document's speaker terms start in `speaker_terms`, and (last) where they end.
+    speakers_from: Vec<u32>,
+    /// Documents (forgotten ones included) with speaker terms: none means
     /// no query can name a speaker.
     with_speaker: u32,
     /// The approximate neighbour graph over the vectors, when one is attached.
@@ -316,7 +331,7 @@ impl TextIndex {
             speaker.truncate(MAX_SPEAKER_TERMS);
         }
         self.with_speaker += u32::from(!speaker.is_empty());
-        self.speakers.push(speaker.into_boxed_slice());
+        self.push_speaker(&speaker);
         analyzer.term_ids(&doc.content, &mut ids);
         let len = ids.len() as u32;
         // Term frequencies by sorting ids: no map per document.
@@ -354,17 +369,13 @@ impl TextIndex {
         self.total_len += len as u64;
         self.live += 1;
         self.by_id.insert(doc.head.id, ord);
-        let session = doc.head.session.as_ref().map(|s| {
-            let next = self.sessions.len() as u32;
-            let slot = *self.session_slots.entry(s.as_str().into()).or_insert(next);
-            if slot == next {
-                self.sessions.push(Vec::new());
-            }
-            (slot, 0)
-        });
+        let session = doc.head.session.as_ref().map(|s| (self.session_slot(s), 0));
         let created_at = doc.head.created_at;
         self.docs.push(Doc {
-            head: doc.head,
+            id: doc.head.id,
+            created_at,
+            source: doc.head.source,
+            superseded: doc.head.superseded,
             alive: true,
         });
         self.places.push(session);
@@ -420,10 +431,9 @@ impl TextIndex {
             buckets * (size_of::<(K, V)>() + 1)
         }
         let session_names: usize = self
-            .docs
+            .session_names
             .iter()
-            .filter_map(|d| d.head.session.as_ref())
-            .map(|s| s.as_str().len())
+            .map(|s| s.as_str().len() + size_of::<continuum_core::SessionId>())
             .sum();
         let impacts = self
             .impacts
@@ -431,7 +441,7 @@ impl TextIndex {
             .map(|c| c.held * size_of::<f32>())
             .unwrap_or(0);
         vec![
-            ("documents (heads)", vec(&self.docs) + session_names),
+            ("documents (heads)", vec(&self.docs)),
             ("lengths", vec(&self.lens)),
             ("id map", map(&self.by_id)),
             (
@@ -451,6 +461,7 @@ impl TextIndex {
                 "sessions",
                 map(&self.session_slots)
                     + self.session_slots.keys().map(|k| k.len()).sum::<usize>()
+                    + session_names
                     + vec(&self.sessions)
                     + self.sessions.iter().map(vec).sum::<usize>()
                     + vec(&self.places)
@@ -458,7 +469,7 @@ impl TextIndex {
             ),
             (
                 "speakers",
-                vec(&self.speakers) + self.speakers.iter().map(|s| s.len() * 4).sum::<usize>(),
+                vec(&self.speaker_terms) + vec(&self.speakers_from),
             ),
             (
                 "vectors",
@@ -472,6 +483,47 @@ impl TextIndex {
         ]
     }
 
+    fn push_speaker(&mut self, terms: &[TermId]) {
+        if self.speakers_from.is_empty() {
+            self.speakers_from.push(0);
+        }
+        self.speaker_terms.extend_from_slice(terms);
+        self.speakers_from.push(self.speaker_terms.len() as u32);
+    }
+
+    /// The terms of document `ord`'s speaker's name.
+    #[inline(always)]
+    pub(crate) fn speaker_of(&self, ord: u32) -> &[TermId] {
+        let (from, to) = (
+            self.speakers_from[ord as usize] as usize,
+            self.speakers_from[ord as usize + 1] as usize,
+        );
+        &self.speaker_terms[from..to]
+    }
+
+    /// Gives back the room that growing left in every list (a built index takes no more
+    /// writes than a caught-up one, and doubling leaves a quarter of a list empty on
+    /// average).
+    pub fn shrink_to_fit(&mut self) {
+        for ps in self.terms.values_mut() {
+            ps.shrink_to_fit();
+        }
+        for l in self.concept_docs.iter_mut().chain(self.sessions.iter_mut()) {
+            l.shrink_to_fit();
+        }
+        self.docs.shrink_to_fit();
+        self.lens.shrink_to_fit();
+        self.doc_concepts.shrink_to_fit();
+        self.concepts_from.shrink_to_fit();
+        self.concept_docs.shrink_to_fit();
+        self.sessions.shrink_to_fit();
+        self.places.shrink_to_fit();
+        self.near.shrink_to_fit();
+        self.vec_of.shrink_to_fit();
+        self.speaker_terms.shrink_to_fit();
+        self.speakers_from.shrink_to_fit();
+    }
+
     /// The numbers of the concepts document `ord` mentions.
     pub(crate) fn concepts_of(&self, ord: u32) -> &[u32] {
         let (from, to) = (
@@ -481,11 +533,57 @@ impl TextIndex {
         &self.doc_concepts[from..to]
     }
 
-    /// Replaces the ranking facts (superseded, session, …) of a document.
+    /// Replaces the ranking facts (superseded, source, time) of a document; its session and
+    /// its place there stay as they are.
     pub fn update_head(&mut self, head: MemoryHead) {
         if let Some(&ord) = self.by_id.get(&head.id) {
-            self.docs[ord as usize].head = head;
+            let d = &mut self.docs[ord as usize];
+            d.superseded = head.superseded;
+            d.source = head.source;
+            d.created_at = head.created_at;
         }
+    }
+
+    /// The slot of a session, made when new.
+    fn session_slot(&mut self, s: &continuum_core::SessionId) -> u32 {
+        let next = self.sessions.len() as u32;
+        let slot = *self.session_slots.entry(s.as_str().into()).or_insert(next);
+        if slot == next {
+            self.sessions.push(Vec::new());
+            self.session_names.push(s.clone());
+        }
+        slot
+    }
+
+    /// Document `ord`'s session.
+    fn session_of(&self, ord: u32) -> Option<&continuum_core::SessionId> {
+        self.places[ord as usize].map(|(slot, _)| &self.session_names[slot as usize])
+    }
+
+    /// Document `ord`'s head, as handed out with hits.
+    pub(crate) fn head(&self, ord: u32) -> MemoryHead {
+        let d = &self.docs[ord as usize];
+        MemoryHead {
+            id: d.id,
+            source: d.source,
+            session: self.session_of(ord).cloned(),
+            created_at: d.created_at,
+            superseded: d.superseded,
+        }
+    }
+
+    /// [`MemoryFilter::matches_head`] of document `ord`'s head, without making the head.
+    #[inline]
+    pub(crate) fn passes(&self, filter: &MemoryFilter, ord: u32) -> bool {
+        let d = &self.docs[ord as usize];
+        (filter.sources.is_empty() || filter.sources.contains(&d.source))
+            && filter
+                .session
+                .as_ref()
+                .is_none_or(|s| self.session_of(ord) == Some(s))
+            && filter.since.is_none_or(|t| d.created_at >= t)
+            && filter.until.is_none_or(|t| d.created_at < t)
+            && (!filter.current_only || !d.superseded)
     }
 }
 

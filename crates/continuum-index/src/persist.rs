@@ -152,9 +152,9 @@ impl TextIndex {
             .filter(|(_, ps)| ps.iter().any(|p| self.lens[p.doc as usize] != DEAD))
             .map(|(t, _)| *t)
             .collect();
-        for (d, s) in self.speakers.iter().enumerate() {
+        for d in 0..self.docs.len() {
             if self.lens[d] != DEAD {
-                out.extend_from_slice(s);
+                out.extend_from_slice(self.speaker_of(d as u32));
             }
         }
         out.sort_unstable();
@@ -237,17 +237,18 @@ impl TextIndex {
         }
         for &d in &live {
             let doc = &self.docs[d as usize];
-            o.0.extend_from_slice(&doc.head.id.0.as_u128().to_le_bytes());
-            o.u64(doc.head.created_at.0 as u64);
+            o.0.extend_from_slice(&doc.id.0.as_u128().to_le_bytes());
+            o.u64(doc.created_at.0 as u64);
             let source = Source::ALL
                 .iter()
-                .position(|s| *s == doc.head.source)
+                .position(|s| *s == doc.source)
                 .unwrap_or(0);
-            o.u8(source as u8 | (u8::from(doc.head.superseded) << 7));
+            o.u8(source as u8 | (u8::from(doc.superseded) << 7));
             let session = self.places[d as usize].map_or(0, |(s, _)| session_no[s as usize] + 1);
             o.var(u64::from(session));
             o.var(u64::from(self.lens[d as usize]));
-            let speaker: Vec<u32> = self.speakers[d as usize]
+            let speaker: Vec<u32> = self
+                .speaker_of(d)
                 .iter()
                 .filter_map(|t| term_no.get(t).copied())
                 .collect();
@@ -355,6 +356,10 @@ impl TextIndex {
         }
         let n_concepts = r.count(1)?;
         let mut ix = TextIndex::new();
+        // Sized once: growing the maps of a million documents rehashes them again and again.
+        ix.concept_ids.reserve(n_concepts);
+        ix.terms.reserve(n_terms);
+        ix.by_id.reserve(n);
         for c in 0..n_concepts {
             let key: Box<str> = r.str()?.into();
             if ix.concept_ids.insert(key, c as u32).is_some() {
@@ -362,6 +367,7 @@ impl TextIndex {
             }
         }
         let n_sessions = r.count(1)?;
+        ix.session_slots.reserve(n_sessions);
         for s in 0..n_sessions {
             let name = SessionId::new(r.str()?).map_err(|e| bad(e.to_string()))?;
             if ix
@@ -371,15 +377,14 @@ impl TextIndex {
             {
                 return Err(bad("a session listed twice"));
             }
+            ix.session_names.push(name);
         }
-        let mut names: Vec<Option<SessionId>> = vec![None; n_sessions];
-        for (name, &s) in &ix.session_slots {
-            names[s as usize] = SessionId::new(&**name).ok();
-        }
-        ix.docs.reserve(n);
-        ix.lens.reserve(n);
-        ix.places.reserve(n);
+        ix.docs.reserve_exact(n);
+        ix.lens.reserve_exact(n);
+        ix.concepts_from.reserve_exact(n + 1);
+        ix.speakers_from.reserve_exact(n + 1);
         ix.concepts_from.push(0);
+        ix.speakers_from.push(0);
         let mut session_of = Vec::with_capacity(n);
         for _ in 0..n {
             let id = MemoryId(uuid::Uuid::from_u128(u128::from_le_bytes(
@@ -418,20 +423,15 @@ impl TextIndex {
                 return Err(bad("a memory listed twice"));
             }
             ix.with_speaker += u32::from(!speaker.is_empty());
-            ix.speakers.push(speaker.into_boxed_slice());
+            ix.push_speaker(&speaker);
             ix.total_len += len;
             ix.lens.push(len as u32);
             session_of.push(session);
             ix.docs.push(Doc {
-                head: MemoryHead {
-                    id,
-                    source,
-                    session: session
-                        .checked_sub(1)
-                        .and_then(|s| names[s as usize].clone()),
-                    created_at,
-                    superseded: flags & 0x80 != 0,
-                },
+                id,
+                created_at,
+                source,
+                superseded: flags & 0x80 != 0,
                 alive: true,
             });
         }
@@ -704,6 +704,45 @@ mod tests {
                 "seed {seed}"
             );
         }
+    }
+
+    #[test]
+    fn the_compact_filter_check_agrees_with_the_head_filter() {
+        let mut rng = Rng(17);
+        let mut a = Analyzer::new();
+        let mut ix = TextIndex::new();
+        for i in 0..200 {
+            ix.add(&mut a, random_doc(&mut rng, i + 1));
+        }
+        let s3 = continuum_core::SessionId::new("s3").unwrap();
+        let filters = [
+            MemoryFilter::default(),
+            MemoryFilter {
+                session: Some(s3.clone()),
+                ..Default::default()
+            },
+            MemoryFilter {
+                sources: vec![Source::Assistant, Source::Thinking],
+                current_only: true,
+                ..Default::default()
+            },
+            MemoryFilter {
+                session: Some(s3),
+                since: Some(Timestamp(500)),
+                until: Some(Timestamp(1500)),
+                ..Default::default()
+            },
+        ];
+        let mut passed = vec![0; filters.len()];
+        for d in 0..ix.docs.len() as u32 {
+            let head = ix.head(d);
+            for (i, f) in filters.iter().enumerate() {
+                assert_eq!(ix.passes(f, d), f.matches_head(&head), "{f:?} {head:?}");
+                passed[i] += usize::from(f.matches_head(&head));
+            }
+        }
+        assert!(passed.iter().all(|&n| n > 0 && n <= 200), "{passed:?}");
+        assert!(passed[1] < 200 && passed[3] < passed[1]);
     }
 
     #[test]

@@ -15,7 +15,7 @@ impl TextIndex {
             let around = (1..=steps as i32).flat_map(|s| [-s, s]);
             for o in std::iter::once(d).chain(around.filter_map(|o| self.session_neighbour(d, o))) {
                 if self.lens[o as usize] != DEAD && seen.insert(o) {
-                    out.push(self.docs[o as usize].head.id);
+                    out.push(self.docs[o as usize].id);
                 }
             }
         }
@@ -27,7 +27,7 @@ impl TextIndex {
     pub(crate) fn place_in_session(&mut self, slot: u32, ord: u32, at: continuum_core::Timestamp) {
         let list = &mut self.sessions[slot as usize];
         let docs = &self.docs;
-        let key = |o: u32| (docs[o as usize].head.created_at, o);
+        let key = |o: u32| (docs[o as usize].created_at, o);
         let at_end = list.last().is_none_or(|&last| key(last) <= (at, ord));
         let i = if at_end {
             list.push(ord);

@@ -113,7 +113,7 @@ impl TextIndex {
             if self.lens[d as usize] == DEAD {
                 continue;
             }
-            let id = self.docs[d as usize].head.id;
+            let id = self.docs[d as usize].id;
             if !graph.contains(&id) || self.vec_seqs[slot] > graph.synced_seq {
                 let v = &self.vectors[slot * self.dim..(slot + 1) * self.dim];
                 out.insert.push((id, v.to_vec()));
@@ -202,7 +202,7 @@ impl TextIndex {
         let keep = |id: &MemoryId| {
             self.by_id.get(id).is_some_and(|&d| {
                 self.vec_of[d as usize] != NO_VECTOR
-                    && (filter.is_empty() || filter.matches_head(&self.docs[d as usize].head))
+                    && (filter.is_empty() || self.passes(filter, d))
             })
         };
         // A wider pool than `limit`: session neighbours move documents up and down.
@@ -307,7 +307,7 @@ impl TextIndex {
         let mut scored: Vec<(u32, f32)> = docs
             .iter()
             .filter(|&&d| !raw[d as usize].is_nan())
-            .filter(|&&d| filter.is_empty() || filter.matches_head(&self.docs[d as usize].head))
+            .filter(|&&d| filter.is_empty() || self.passes(filter, d))
             .map(|&d| (d, smoothed(d)))
             .collect();
         let by_score = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0));
@@ -319,7 +319,7 @@ impl TextIndex {
         let top = scored
             .into_iter()
             .map(|(d, s)| Scored {
-                head: self.docs[d as usize].head.clone(),
+                head: self.head(d),
                 score: s as f64,
             })
             .collect();
