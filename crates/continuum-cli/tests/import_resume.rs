@@ -222,4 +222,17 @@ fn a_second_recall_reads_the_index_file_the_first_wrote() {
         check["detail"].as_str().unwrap().contains("text-"),
         "{check}"
     );
+
+    // A server reads the file as it starts, before any recall asks for the index.
+    let (server, _url) = common::serve_with_env(&data, &[], &[], &env);
+    let waited = Instant::now();
+    while !server.log().contains("text indexes loaded") {
+        assert!(
+            waited.elapsed() < Duration::from_secs(30),
+            "{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(server.log().contains("text index read from its file"));
 }

@@ -86,7 +86,7 @@ pub struct VectorIndexInfo {
     pub snapshot: Option<String>,
 }
 
-fn hex(s: &str) -> String {
+pub(crate) fn hex(s: &str) -> String {
     s.bytes().map(|b| format!("{b:02x}")).collect()
 }
 

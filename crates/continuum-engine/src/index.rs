@@ -22,6 +22,8 @@ const SCAN_PAGE: usize = 5_000;
 #[derive(Default)]
 pub(crate) struct Registry {
     pub(crate) slots: Mutex<HashMap<TenantId, Arc<RwLock<Option<TextIndex>>>>>,
+    /// Per tenant, the turn of loading or building its index when none is held yet.
+    pub(crate) first_loads: Mutex<HashMap<TenantId, Arc<tokio::sync::Mutex<()>>>>,
     /// Per tenant, changes applied to its index since its file was written or read (see
     /// `index_file`).
     pub(crate) unsaved: Mutex<HashMap<TenantId, usize>>,
@@ -96,6 +98,12 @@ impl Engine {
         if let Ok(mut counts) = self.indexes.vector_counts.lock() {
             counts.retain(|(t, _), _| t != tenant);
         }
+    }
+
+    /// The lock that the first readers of a tenant's index take turns on (see `fresh_index`).
+    fn first_load(&self, tenant: &TenantId) -> Result<Arc<tokio::sync::Mutex<()>>> {
+        let mut locks = self.indexes.first_loads.lock().map_err(poisoned)?;
+        Ok(locks.entry(tenant.clone()).or_default().clone())
     }
 
     fn slot(&self, tenant: &TenantId) -> Result<Slot> {
@@ -186,21 +194,34 @@ impl Engine {
             .map(|i| (i.seq, i.marker));
         let (seq, seen) = match known {
             Some(k) => k,
-            None => match self.load_index_file(tenant).await {
-                // Caught up below like any other index.
-                Some(loaded) => {
-                    let mut w = slot.write().map_err(poisoned)?;
-                    if w.is_none() {
-                        *w = Some(loaded);
-                    }
-                    let i = w.as_ref().expect("set above");
-                    (i.seq, i.marker)
+            None => {
+                // One reader loads or builds; the others wait for it rather than repeat it.
+                let first = self.first_load(tenant)?;
+                let _turn = first.lock().await;
+                let known = slot
+                    .read()
+                    .map_err(poisoned)?
+                    .as_ref()
+                    .map(|i| (i.seq, i.marker));
+                match known {
+                    Some(k) => k,
+                    None => match self.load_index_file(tenant).await {
+                        // Caught up below like any other index.
+                        Some(loaded) => {
+                            let mut w = slot.write().map_err(poisoned)?;
+                            if w.is_none() {
+                                *w = Some(loaded);
+                            }
+                            let i = w.as_ref().expect("set above");
+                            (i.seq, i.marker)
+                        }
+                        None => {
+                            let built = self.build_index(tenant).await?;
+                            return self.install_built(tenant, slot, built, marker, false).await;
+                        }
+                    },
                 }
-                None => {
-                    let built = self.build_index(tenant).await?;
-                    return self.install_built(tenant, slot, built, marker, false).await;
-                }
-            },
+            }
         };
         if marker.is_some() && marker == seen {
             return Ok(slot);

@@ -55,13 +55,8 @@ fn fingerprint(e: &EventRecord) -> u64 {
     })
 }
 
-pub(crate) fn file_name(tenant: &TenantId) -> String {
-    let hex: String = tenant
-        .as_str()
-        .bytes()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("text-{hex}.idx")
+fn file_name(tenant: &TenantId) -> String {
+    format!("text-{}.idx", crate::ann::hex(tenant.as_str()))
 }
 
 impl Engine {
@@ -347,6 +342,34 @@ impl Engine {
         self.indexes
             .background_saves
             .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Reads the index of every tenant that has a file (when a server starts, so its first
+    /// recalls need not), one after another. Returns how many were read.
+    pub async fn load_index_files(&self) -> usize {
+        let Some(dir) = self.store.derived_dir().filter(|_| self.config.index_files) else {
+            return 0;
+        };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return 0;
+        };
+        let tenants: Vec<TenantId> = entries
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let hex = name.strip_prefix("text-")?.strip_suffix(".idx")?;
+                let bytes = continuum_core::unhex(hex)?;
+                TenantId::new(String::from_utf8(bytes).ok()?).ok()
+            })
+            .collect();
+        let mut read = 0;
+        for tenant in tenants {
+            match self.fresh_index(&tenant).await {
+                Ok(_) => read += 1,
+                Err(e) => tracing::warn!(%tenant, error = %e, "could not load the text index"),
+            }
+        }
+        read
     }
 
     /// Writes the file of every resident index with changes not yet in it (when a server

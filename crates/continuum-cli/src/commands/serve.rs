@@ -569,6 +569,19 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<()> {
     // The line a supervisor or a test waits for. No key or password is printed.
     tracing::info!(store = %store.describe(), "listening on {scheme}://{addr}");
     engine.save_indexes_in_background();
+    // Text indexes saved by the last run are read now, not by the first recalls.
+    let warm = engine.clone();
+    tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let n = warm.load_index_files().await;
+        if n > 0 {
+            tracing::info!(
+                tenants = n,
+                ms = started.elapsed().as_millis() as u64,
+                "text indexes loaded"
+            );
+        }
+    });
     let served = continuum_server::serve_with(
         listener,
         router(engine.clone(), config),
