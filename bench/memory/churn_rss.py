@@ -9,7 +9,7 @@ Prints one JSON object: samples, and the RSS at start, peak, end of churn and en
 
     python3 bench/memory/churn_rss.py path/to/continuum [SECONDS] [TURNS] [LIVE] [IDLE]
 """
-import http.client, json, re, subprocess, sys, tempfile, time
+import http.client, json, re, subprocess, sys, tempfile, threading, time
 
 binary = sys.argv[1]
 seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 600
@@ -24,6 +24,8 @@ srv = subprocess.Popen([binary, "--data-dir", d, "serve", "--bind", "127.0.0.1:0
                        stderr=subprocess.PIPE, text=True)
 line = srv.stderr.readline()
 host, port = re.search(r"http://([\d.]+):(\d+)", line).groups()
+# Keep reading the server's log so that it never blocks on a full pipe.
+threading.Thread(target=lambda: [None for _ in srv.stderr], daemon=True).start()
 conn = http.client.HTTPConnection(host, int(port))
 hdr = {"X-API-Key": key, "Content-Type": "application/json"}
 
