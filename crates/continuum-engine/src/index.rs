@@ -1,5 +1,6 @@
 //! Keeping the derived in-memory indexes ([`continuum_index::TextIndex`]) in step with the
-//! store: built from the store on a tenant's first read, then caught up from the event log
+//! store: read from its file beside the store (`index_file`) or built from the store on a
+//! tenant's first read, then caught up from the event log
 //! before every read, so writes from this process and from other processes are all seen. A
 //! `memory.created` carries the memory and its concepts, so new memories are indexed from the
 //! events alone; only a supersession (whose new head the index needs) reads the store.
