@@ -90,10 +90,11 @@ pub(crate) fn hex(s: &str) -> String {
     s.bytes().map(|b| format!("{b:02x}")).collect()
 }
 
-/// FNV-1a: a stable, short name for a model and dimension (not a security boundary).
-fn fnv(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+/// FNV-1a: a stable, short name for a model and dimension, or a fingerprint of an event (not a
+/// security boundary).
+pub(crate) fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
     })
 }
 
@@ -105,7 +106,7 @@ fn snapshot_name(tenant: &TenantId, model: &str, dim: usize) -> String {
     format!(
         "{}{:016x}.bin",
         tenant_prefix(tenant),
-        fnv(&format!("{model}\0{dim}"))
+        fnv(format!("{model}\0{dim}").as_bytes())
     )
 }
 
@@ -138,9 +139,7 @@ pub(crate) fn write_snapshot(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     result
 }
 
-fn poisoned<T>(_: T) -> Error {
-    Error::Internal("an index lock was poisoned".into())
-}
+use crate::index::poisoned;
 
 /// Brings a graph (loaded, or empty) up to the index in `slot` and attaches it: the bulk of
 /// the work on a copy of the vectors, outside the lock, then the few changes made meanwhile

@@ -55,7 +55,7 @@ const VECTOR_COUNT_TTL: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub(crate) type Slot = Arc<RwLock<Option<TextIndex>>>;
 
-fn poisoned<T>(_: T) -> continuum_core::Error {
+pub(crate) fn poisoned<T>(_: T) -> continuum_core::Error {
     continuum_core::Error::Internal("an index lock was poisoned".into())
 }
 
@@ -105,6 +105,11 @@ impl Engine {
     fn first_load(&self, tenant: &TenantId) -> Result<Arc<tokio::sync::Mutex<()>>> {
         let mut locks = self.indexes.first_loads.lock().map_err(poisoned)?;
         Ok(locks.entry(tenant.clone()).or_default().clone())
+    }
+
+    /// The tenant's slot if this engine has made one (without making it).
+    pub(crate) fn resident_slot(&self, tenant: &TenantId) -> Option<Slot> {
+        self.indexes.slots.lock().ok()?.get(tenant).cloned()
     }
 
     fn slot(&self, tenant: &TenantId) -> Result<Slot> {
@@ -188,23 +193,20 @@ impl Engine {
         let slot = self.slot(tenant)?;
         // Read before the change log: a commit after this shows as a moved marker next time.
         let marker = self.store.commit_marker().await?;
-        let known = slot
-            .read()
-            .map_err(poisoned)?
-            .as_ref()
-            .map(|i| (i.seq, i.marker));
-        let (seq, seen) = match known {
+        let known = |slot: &Slot| -> Result<Option<(u64, Option<u64>)>> {
+            Ok(slot
+                .read()
+                .map_err(poisoned)?
+                .as_ref()
+                .map(|i| (i.seq, i.marker)))
+        };
+        let (seq, seen) = match known(&slot)? {
             Some(k) => k,
             None => {
                 // One reader loads or builds; the others wait for it rather than repeat it.
                 let first = self.first_load(tenant)?;
                 let _turn = first.lock().await;
-                let known = slot
-                    .read()
-                    .map_err(poisoned)?
-                    .as_ref()
-                    .map(|i| (i.seq, i.marker));
-                match known {
+                match known(&slot)? {
                     Some(k) => k,
                     None => match self.load_index_file(tenant).await {
                         // Caught up below like any other index.

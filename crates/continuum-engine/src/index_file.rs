@@ -17,15 +17,11 @@
 //! only.
 
 use crate::Engine;
-use crate::index::Slot;
+use crate::index::{Slot, poisoned};
 use continuum_core::event::{EventRecord, EventScope};
 use continuum_core::{Error, Result, TenantId};
 use continuum_index::{TermId, TextIndex};
 use std::path::PathBuf;
-
-fn poisoned<T>(_: T) -> Error {
-    Error::Internal("an index lock was poisoned".into())
-}
 
 /// What [`Engine::text_index_info`] tells of a tenant's text index.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -49,10 +45,7 @@ pub(crate) const SAVE_AFTER: usize = 10_000;
 
 /// FNV-1a over the event's JSON: what a file records of the event at its position.
 fn fingerprint(e: &EventRecord) -> u64 {
-    let json = serde_json::to_vec(e).unwrap_or_default();
-    json.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+    crate::ann::fnv(&serde_json::to_vec(e).unwrap_or_default())
 }
 
 fn file_name(tenant: &TenantId) -> String {
@@ -167,15 +160,13 @@ impl Engine {
         changes: usize,
         built: bool,
     ) {
-        if self.index_file(tenant).is_none() {
-            return;
-        }
+        // Checked before the file's path is made: this runs after every catch-up.
         let big = slot
             .read()
             .ok()
             .and_then(|i| i.as_ref().map(|i| i.len()))
             .is_some_and(|n| n >= self.config.index_file_min_memories.max(1));
-        if !big {
+        if !big || self.index_file(tenant).is_none() {
             return;
         }
         let due = match self.indexes.unsaved.lock() {
@@ -297,11 +288,7 @@ impl Engine {
     /// The tenant's text index: held or not, read from its file or built, and its file.
     pub fn text_index_info(&self, tenant: &TenantId) -> TextIndexInfo {
         let memories = self
-            .indexes
-            .slots
-            .lock()
-            .ok()
-            .and_then(|s| s.get(tenant).cloned())
+            .resident_slot(tenant)
             .and_then(|slot| slot.read().ok().and_then(|i| i.as_ref().map(|i| i.len())));
         let origin = self
             .indexes
@@ -326,7 +313,7 @@ impl Engine {
     /// Heap bytes of the tenant's resident text index by structure, and last the analyzer's
     /// term dictionary (shared by every tenant of the engine); `None` when none is held.
     pub fn text_index_bytes(&self, tenant: &TenantId) -> Option<Vec<(&'static str, usize)>> {
-        let slot = self.indexes.slots.lock().ok()?.get(tenant).cloned()?;
+        let slot = self.resident_slot(tenant)?;
         let mut parts = slot.read().ok()?.as_ref()?.heap_bytes();
         parts.push((
             "term dictionary (shared)",

@@ -182,10 +182,11 @@ impl TextIndex {
         }
         // Terms, in term-id order (deterministic files).
         let mut term_no: FxHashMap<TermId, u32> = FxHashMap::default();
-        let mut term_texts = Vec::new();
+        let (mut file_terms, mut term_texts) = (Vec::new(), Vec::new());
         for t in self.live_terms() {
             if let Some(s) = text(t) {
                 term_no.insert(t, term_texts.len() as u32);
+                file_terms.push(t);
                 term_texts.push(s);
             }
         }
@@ -262,23 +263,13 @@ impl TextIndex {
                 o.var(u64::from(concept_no[c as usize]));
             }
         }
-        // Postings, per term in the file's term order.
-        let mut by_no: Vec<(u32, &Vec<Posting>)> = self
-            .terms
-            .iter()
-            .filter_map(|(t, ps)| term_no.get(t).map(|&n| (n, ps)))
-            .collect();
-        by_no.sort_unstable_by_key(|(n, _)| *n);
-        let mut next = 0u32;
-        for (n, ps) in by_no {
-            // Terms used by speakers only have no postings.
-            while next < n {
-                o.var(0);
-                next += 1;
-            }
-            next = n + 1;
-            let kept: Vec<&Posting> = ps
-                .iter()
+        // Postings, per term in the file's term order (none for a term only speakers use).
+        for t in &file_terms {
+            let kept: Vec<&Posting> = self
+                .terms
+                .get(t)
+                .into_iter()
+                .flatten()
                 .filter(|p| new_of[p.doc as usize] != u32::MAX)
                 .collect();
             o.var(kept.len() as u64);
@@ -289,10 +280,6 @@ impl TextIndex {
                 o.var(u64::from(p.tf));
                 prev = doc;
             }
-        }
-        while (next as usize) < term_texts.len() {
-            o.var(0);
-            next += 1;
         }
         for &s in &sessions {
             let docs: Vec<u32> = self.sessions[s]
