@@ -124,6 +124,25 @@ pub struct Global {
         value_name = "N"
     )]
     pub index_file_min_memories: usize,
+    /// The tenants' text indexes together may hold about this many MiB; past it, the least
+    /// recently used idle tenants leave memory until their next use. 0: no bound.
+    #[arg(
+        long,
+        global = true,
+        env = "CONTINUUM_MAX_RESIDENT_MB",
+        default_value_t = 1024,
+        value_name = "MIB"
+    )]
+    pub max_resident_mb: usize,
+    /// A tenant's text index may leave memory (see --max-resident-mb) once unused this long.
+    #[arg(
+        long,
+        global = true,
+        env = "CONTINUUM_RESIDENT_IDLE_SECS",
+        default_value_t = 30,
+        value_name = "SECONDS"
+    )]
+    pub resident_idle_secs: u64,
     /// Sentence embeddings for semantic recall: none, local (a model directory on disk) or
     /// openai (any OpenAI-compatible /v1/embeddings endpoint).
     #[arg(
@@ -566,6 +585,8 @@ impl Global {
             ann_snapshots: !self.no_ann_snapshots,
             index_files: !self.no_index_files,
             index_file_min_memories: self.index_file_min_memories,
+            max_resident_bytes: self.max_resident_mb.saturating_mul(1 << 20),
+            resident_idle: std::time::Duration::from_secs(self.resident_idle_secs),
             recall_cache_entries: self.recall_cache_entries,
             fusion: self.fusion_weights.unwrap_or_default(),
             ..EngineConfig::default()

@@ -228,6 +228,8 @@ const SETTINGS: &[Setting] = &[
         "index_file_min_memories",
         Kind::Int,
     ),
+    global("recall.max_resident_mb", "max_resident_mb", Kind::Int),
+    global("recall.resident_idle_secs", "resident_idle_secs", Kind::Int),
     global("log.format", "log_format", Kind::Str),
     global("log.level", "log_level", Kind::Str),
     global("log.otlp_endpoint", "otlp_endpoint", Kind::Str),

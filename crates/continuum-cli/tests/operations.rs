@@ -245,6 +245,26 @@ fn metrics_count_known_traffic_and_keep_labels_bounded_over_a_thousand_tenants()
         sample(&samples, "continuum_recall_duration_seconds_count", &[]),
         Some(3.0)
     );
+    // The three tenants that recalled had their text index built once each; the resident
+    // figures count what is held.
+    assert_eq!(
+        sample(
+            &samples,
+            "continuum_index_loads_total",
+            &[("origin", "built")]
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        sample(
+            &samples,
+            "continuum_index_load_duration_seconds_count",
+            &[("origin", "built")]
+        ),
+        Some(3.0)
+    );
+    let held = sample(&samples, "continuum_index_resident_tenants", &[]);
+    assert!(held.is_some_and(|n| n <= 3.0), "{held:?}");
     // Every learn is one store transaction (`apply`), timed by operation.
     let applies = sample(
         &samples,

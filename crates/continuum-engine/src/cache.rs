@@ -171,6 +171,13 @@ impl ReadCache {
 }
 
 impl Caches {
+    /// Drops the tenant's cache (its index left memory).
+    pub(crate) fn drop_tenant(&mut self, tenant: &TenantId) {
+        if let Some(cache) = self.tenants.remove(tenant) {
+            self.text_bytes -= cache.memories.values().map(|m| text_cost(m)).sum::<usize>();
+        }
+    }
+
     /// Empties the tenant's cache and puts it at `seq`.
     fn reset(&mut self, tenant: &TenantId, seq: u64) {
         if let Some(cache) = self.tenants.get_mut(tenant) {

@@ -99,6 +99,13 @@ pub struct EngineConfig {
     /// Only tenants with at least this many memories get an index file (a smaller index
     /// builds in milliseconds).
     pub index_file_min_memories: usize,
+    /// The tenants' text indexes together may hold about this many bytes (estimated heap,
+    /// the vector graph left out); past it, the least recently used idle tenants' indexes
+    /// are dropped (their files written first) and read again on their next use. 0: no
+    /// bound. An index in use is never dropped, so one tenant larger than the bound stays.
+    pub max_resident_bytes: usize,
+    /// A tenant's index may be dropped by `max_resident_bytes` once unused for this long.
+    pub resident_idle: std::time::Duration,
     /// Recall keeps what it reads from the store (concepts, links, memory texts) while the
     /// tenant's index stays at one change-log position: at most this many entries of each
     /// kind per tenant (and 64 MiB of text over all tenants). 0 turns the cache off.
@@ -134,6 +141,8 @@ impl Default for EngineConfig {
             ann_snapshots: true,
             index_files: true,
             index_file_min_memories: 20_000,
+            max_resident_bytes: 1024 << 20,
+            resident_idle: std::time::Duration::from_secs(30),
             recall_cache_entries: 20_000,
             embed_max_chars: 4096,
             hebbian: HebbianRule::default(),

@@ -30,6 +30,8 @@ pub(crate) struct Registry {
     pub(crate) unsaved: Mutex<HashMap<TenantId, usize>>,
     /// Tenants whose index file is being written in the background.
     pub(crate) saving: Mutex<std::collections::HashSet<TenantId>>,
+    /// Per tenant, when its index was last read (for `max_resident_bytes`, see `resident`).
+    pub(crate) used: Mutex<HashMap<TenantId, std::time::Instant>>,
     /// Per tenant, how this process got its index (`file` or `built`) and in how many ms.
     pub(crate) origins: Mutex<HashMap<TenantId, (&'static str, u64)>>,
     /// Index files are written by background tasks (servers) rather than inline.
@@ -191,6 +193,7 @@ impl Engine {
     /// change log is not asked.
     pub(crate) async fn fresh_index(&self, tenant: &TenantId) -> Result<Slot> {
         let slot = self.slot(tenant)?;
+        self.index_used(tenant);
         // Read before the change log: a commit after this shows as a moved marker next time.
         let marker = self.store.commit_marker().await?;
         let known = |slot: &Slot| -> Result<Option<(u64, Option<u64>)>> {
@@ -211,16 +214,25 @@ impl Engine {
                     None => match self.load_index_file(tenant).await {
                         // Caught up below like any other index.
                         Some(loaded) => {
-                            let mut w = slot.write().map_err(poisoned)?;
-                            if w.is_none() {
-                                *w = Some(loaded);
-                            }
-                            let i = w.as_ref().expect("set above");
-                            (i.seq, i.marker)
+                            let k = {
+                                let mut w = slot.write().map_err(poisoned)?;
+                                if w.is_none() {
+                                    *w = Some(loaded);
+                                }
+                                let i = w.as_ref().expect("set above");
+                                (i.seq, i.marker)
+                            };
+                            // Other tenants' indexes may have to leave memory for this one.
+                            self.bound_resident_after_load().await;
+                            k
                         }
                         None => {
                             let built = self.build_index(tenant).await?;
-                            return self.install_built(tenant, slot, built, marker, false).await;
+                            let slot = self
+                                .install_built(tenant, slot, built, marker, false)
+                                .await?;
+                            self.bound_resident_after_load().await;
+                            return Ok(slot);
                         }
                     },
                 }

@@ -20,7 +20,7 @@ use crate::Engine;
 use crate::index::{Slot, poisoned};
 use continuum_core::event::{EventRecord, EventScope};
 use continuum_core::{Error, Result, TenantId};
-use continuum_index::{TermId, TextIndex};
+use continuum_index::TextIndex;
 use std::path::PathBuf;
 
 /// What [`Engine::text_index_info`] tells of a tenant's text index.
@@ -125,12 +125,7 @@ impl Engine {
                 return None;
             }
         }
-        let analyzer = self.analyzer.clone();
-        let read = tokio::task::spawn_blocking(move || {
-            let mut a = analyzer.lock().map_err(poisoned)?;
-            TextIndex::from_bytes(&bytes, &mut a)
-        })
-        .await;
+        let read = tokio::task::spawn_blocking(move || TextIndex::from_bytes(&bytes)).await;
         match read {
             Ok(Ok((_, index))) => {
                 tracing::info!(
@@ -233,23 +228,13 @@ impl Engine {
             return Ok(false);
         };
         let started = std::time::Instant::now();
-        let (slot, analyzer, name) = (slot.clone(), self.analyzer.clone(), tenant.to_string());
+        let (slot, name) = (slot.clone(), tenant.to_string());
         let bytes = tokio::task::spawn_blocking(move || -> Result<Option<Vec<u8>>> {
             let guard = slot.read().map_err(poisoned)?;
             let Some(index) = guard.as_ref().filter(|i| i.seq == seq) else {
                 return Ok(None); // moved on meanwhile: the next change writes it
             };
-            let terms = index.live_terms();
-            let texts: rustc_hash::FxHashMap<TermId, String> = {
-                let a = analyzer.lock().map_err(poisoned)?;
-                terms
-                    .iter()
-                    .filter_map(|&t| a.term(t).map(|s| (t, s.to_string())))
-                    .collect()
-            };
-            Ok(Some(
-                index.to_bytes(&name, fingerprint, &|t| texts.get(&t).cloned()),
-            ))
+            Ok(Some(index.to_bytes(&name, fingerprint)))
         })
         .await
         .map_err(|e| Error::Internal(e.to_string()))??;
@@ -277,11 +262,12 @@ impl Engine {
         origin: &'static str,
         started: std::time::Instant,
     ) {
+        let took = started.elapsed();
+        metrics::counter!(continuum_ops::metrics::INDEX_LOADS, "origin" => origin).increment(1);
+        metrics::histogram!(continuum_ops::metrics::INDEX_LOAD_DURATION, "origin" => origin)
+            .record(took.as_secs_f64());
         if let Ok(mut o) = self.indexes.origins.lock() {
-            o.insert(
-                tenant.clone(),
-                (origin, started.elapsed().as_millis() as u64),
-            );
+            o.insert(tenant.clone(), (origin, took.as_millis() as u64));
         }
     }
 
@@ -310,15 +296,10 @@ impl Engine {
         }
     }
 
-    /// Heap bytes of the tenant's resident text index by structure, and last the analyzer's
-    /// term dictionary (shared by every tenant of the engine); `None` when none is held.
+    /// Heap bytes of the tenant's resident text index by structure; `None` when none is held.
     pub fn text_index_bytes(&self, tenant: &TenantId) -> Option<Vec<(&'static str, usize)>> {
         let slot = self.resident_slot(tenant)?;
-        let mut parts = slot.read().ok()?.as_ref()?.heap_bytes();
-        parts.push((
-            "term dictionary (shared)",
-            self.analyzer.lock().ok()?.heap_bytes(),
-        ));
+        let parts = slot.read().ok()?.as_ref()?.heap_bytes();
         Some(parts)
     }
 

@@ -21,6 +21,7 @@ mod metered;
 mod recall;
 mod records;
 mod reflect;
+mod resident;
 mod retention;
 mod sync;
 mod tenants;
@@ -59,6 +60,7 @@ pub use reflect::{
     MAX_SIMILAR_CONCEPTS, MAX_SNAPSHOT_LABEL_CHARS, MemoryRef, SIMILAR_CONCEPTS, SNAPSHOT_HUBS,
     SimilarPair, SnapshotComparison,
 };
+pub use resident::ResidentIndexes;
 pub use retention::{MAX_DRY_RUN_IDS, RetentionHit, RetentionReport, RetentionRule};
 pub use sync::{MAX_SYNC_CONCEPTS, MAX_SYNC_LINKS, sync_cursor_name};
 pub use tenants::{TenantErased, TenantInfo};

@@ -58,7 +58,7 @@ fn main() {
     let queries: Vec<Vec<u32>> = (0..500)
         .map(|_| {
             let q: Vec<String> = (0..4).map(|_| word(&mut rng)).collect();
-            a.query_terms(&q.join(" "), 32)
+            ix.query_terms(&mut a, &q.join(" "), 32)
         })
         .collect();
     let all = MemoryFilter::default();

@@ -19,7 +19,7 @@
 mod analyze;
 pub mod ann;
 
-pub use analyze::{Analyzer, TermId};
+pub use analyze::{Analyzer, TermId, Terms};
 pub use persist::FileHead;
 
 use continuum_core::MemoryId;
@@ -146,6 +146,8 @@ pub struct TextIndex {
     /// four bytes per posting.
     lens: Vec<u32>,
     by_id: FxHashMap<MemoryId, u32>,
+    /// This index's terms (a rebuild starts a new dictionary, so forgotten terms go).
+    dict: Terms,
     terms: FxHashMap<TermId, Vec<Posting>>,
     /// Concept keys, interned: key → concept number.
     concept_ids: FxHashMap<Box<str>, u32>,
@@ -313,6 +315,17 @@ impl TextIndex {
         }
     }
 
+    /// The distinct terms of a query, in order, at most `max` (see
+    /// [`Analyzer::query_terms`]).
+    pub fn query_terms(&self, analyzer: &mut Analyzer, query: &str, max: usize) -> Vec<TermId> {
+        analyzer.query_terms(&self.dict, query, max)
+    }
+
+    /// The text of one of this index's terms.
+    pub fn term(&self, id: TermId) -> Option<&str> {
+        self.dict.term(id)
+    }
+
     pub fn contains(&self, id: &MemoryId) -> bool {
         self.by_id.contains_key(id)
     }
@@ -327,12 +340,12 @@ impl TextIndex {
         let mut ids = Vec::with_capacity(64);
         let mut speaker = Vec::new();
         if let Some(name) = &doc.speaker {
-            analyzer.term_ids(name, &mut speaker);
+            analyzer.term_ids(&mut self.dict, name, &mut speaker);
             speaker.truncate(MAX_SPEAKER_TERMS);
         }
         self.with_speaker += u32::from(!speaker.is_empty());
         self.push_speaker(&speaker);
-        analyzer.term_ids(&doc.content, &mut ids);
+        analyzer.term_ids(&mut self.dict, &doc.content, &mut ids);
         let len = ids.len() as u32;
         // Term frequencies by sorting ids: no map per document.
         ids.sort_unstable();
@@ -444,6 +457,7 @@ impl TextIndex {
             ("documents (heads)", vec(&self.docs)),
             ("lengths", vec(&self.lens)),
             ("id map", map(&self.by_id)),
+            ("term dictionary", self.dict.heap_bytes()),
             (
                 "postings",
                 map(&self.terms) + self.terms.values().map(vec).sum::<usize>(),
@@ -505,6 +519,7 @@ impl TextIndex {
     /// writes than a caught-up one, and doubling leaves a quarter of a list empty on
     /// average).
     pub fn shrink_to_fit(&mut self) {
+        self.dict.shrink_to_fit();
         for ps in self.terms.values_mut() {
             ps.shrink_to_fit();
         }
@@ -639,7 +654,7 @@ mod tests {
         );
         ix.add(&mut a, doc(4, "nothing relevant here", &[]));
         let hits = ix.search(
-            &a.query_terms("zebra cat", 32),
+            &ix.query_terms(&mut a, "zebra cat", 32),
             &MemoryFilter::default(),
             10,
         );
@@ -648,8 +663,12 @@ mod tests {
         assert!(hits.windows(2).all(|w| w[0].score >= w[1].score));
         // Stemming: "cats" finds "cat".
         assert_eq!(
-            ix.search(&a.query_terms("cats", 32), &MemoryFilter::default(), 10)
-                .len(),
+            ix.search(
+                &ix.query_terms(&mut a, "cats", 32),
+                &MemoryFilter::default(),
+                10
+            )
+            .len(),
             3
         );
     }
@@ -668,7 +687,7 @@ mod tests {
         }
         ix.remove(&docs[0].head.id);
         ix.remove(&docs[1].head.id);
-        let q = a.query_terms("kafka plan", 32);
+        let q = ix.query_terms(&mut a, "kafka plan", 32);
         let all = MemoryFilter::default();
         for hits in [
             ix.search(&q, &all, 10),
@@ -690,16 +709,24 @@ mod tests {
         ix.add(&mut a, d.clone());
         assert_eq!(ix.len(), 1);
         assert_eq!(
-            ix.search(&a.query_terms("kafka", 32), &MemoryFilter::default(), 10)
-                .len(),
+            ix.search(
+                &ix.query_terms(&mut a, "kafka", 32),
+                &MemoryFilter::default(),
+                10
+            )
+            .len(),
             1
         );
         assert_eq!(ix.mentions("kafka", &MemoryFilter::default(), 10).len(), 1);
         ix.remove(&d.head.id);
         assert!(ix.is_empty());
         assert!(
-            ix.search(&a.query_terms("kafka", 32), &MemoryFilter::default(), 10)
-                .is_empty()
+            ix.search(
+                &ix.query_terms(&mut a, "kafka", 32),
+                &MemoryFilter::default(),
+                10
+            )
+            .is_empty()
         );
         assert!(
             ix.mentions("kafka", &MemoryFilter::default(), 10)
@@ -811,7 +838,7 @@ mod tests {
             sources: vec![Source::User],
             ..Default::default()
         };
-        let hits = ix.search(&a.query_terms("deploy", 32), &f, 5);
+        let hits = ix.search(&ix.query_terms(&mut a, "deploy", 32), &f, 5);
         assert_eq!(hits.len(), 5);
         assert!(hits.iter().all(|h| h.head.source == Source::User));
         let newest = ix.mentions("deploy", &MemoryFilter::default(), 3);
@@ -1058,7 +1085,7 @@ mod tests {
             in_session(doc(3, "Lisbon again next year.", &[]), "s2"),
         );
         ix.add(&mut a, in_session(doc(4, "Unrelated chatter.", &[]), "s2"));
-        let q = a.query_terms("Melanie Lisbon", 8);
+        let q = ix.query_terms(&mut a, "Melanie Lisbon", 8);
         let all = MemoryFilter::default();
         let hits = ix.search_expanded(&q, &[0.5], 0.7, 0.0, &all, 10);
         // 2 holds "Lisbon" and its neighbour "Melanie": it matches both words, so it outranks
@@ -1091,7 +1118,7 @@ mod tests {
             &mut a,
             in_session(doc(4, "Another holiday story.", &[]), "s2"),
         );
-        let q = a.query_terms("holiday", 8);
+        let q = ix.query_terms(&mut a, "holiday", 8);
         let plain = ix.search(&q, &MemoryFilter::default(), 10);
         assert_eq!(ids(&plain).len(), 2, "only the two direct matches");
         let ctx = ix.search_in_context(&q, &[0.5, 0.25], &MemoryFilter::default(), 10);
@@ -1317,7 +1344,7 @@ mod tests {
             query in proptest::collection::vec(proptest::sample::select(vec!["lisbon", "train", "melanie", "rust", "kafka", "plan", "absent"]), 1..5),
         ) {
             let (mut a, mut ix, ids) = random_index(seed, n, forget);
-            let q = a.query_terms(&query.join(" "), 32);
+            let q = ix.query_terms(&mut a, &query.join(" "), 32);
             let all = MemoryFilter::default();
             let keys = |hits: Vec<Scored>| hit_keys(&hits);
             let want = keys(reference_expanded(&ix, &q, &weights, 0.7, boost, &all, limit));
@@ -1358,7 +1385,7 @@ mod tests {
             // Hundreds of documents touched, often more than the seeds, with or without a
             // filter that leaves few of them.
             let (mut a, ix, _) = random_index(seed, n, 20);
-            let q = a.query_terms(&query.join(" "), 32);
+            let q = ix.query_terms(&mut a, &query.join(" "), 32);
             // Since a share of the documents' times (up to the newest few percent).
             let filter = MemoryFilter {
                 since: since.map(|pct| Timestamp(n as i64 * 10 * pct / 100)),
@@ -1376,7 +1403,7 @@ mod tests {
     #[test]
     fn a_term_asked_twice_keeps_its_scores_until_the_index_changes() {
         let (mut a, mut ix, ids) = random_index(7, 300, 10);
-        let q = a.query_terms("lisbon kafka", 8);
+        let q = ix.query_terms(&mut a, "lisbon kafka", 8);
         let all = MemoryFilter::default();
         let kept = |ix: &TextIndex| ix.impacts.lock().unwrap().entries.len();
         let own = |ix: &TextIndex| ix.impacts.lock().unwrap().own.len();
@@ -1408,7 +1435,7 @@ mod tests {
     #[test]
     fn scores_are_kept_only_once_the_index_has_answered_enough_searches_since_it_changed() {
         let (mut a, ix, _) = random_index(11, 300, 0);
-        let q = a.query_terms("lisbon kafka", 8);
+        let q = ix.query_terms(&mut a, "lisbon kafka", 8);
         let all = MemoryFilter::default();
         let kept = |ix: &TextIndex| ix.impacts.lock().unwrap().entries.len();
         let first = ix.search_expanded(&q, &[0.6, 0.3], 0.7, 0.0, &all, 10);
@@ -1481,7 +1508,7 @@ mod tests {
                 ix.add(&mut a, doc(i as i64, w, &[]));
             }
             let stem = a.tokens(&q);
-            for hit in ix.search(&a.query_terms(&q, 32), &MemoryFilter::default(), 100) {
+            for hit in ix.search(&ix.query_terms(&mut a, &q, 32), &MemoryFilter::default(), 100) {
                 let text = &words[hit.head.created_at.0 as usize];
                 proptest::prop_assert_eq!(&a.tokens(text), &stem);
                 proptest::prop_assert!(hit.score > 0.0);

@@ -144,8 +144,8 @@ fn head_of(r: &mut In<'_>) -> continuum_core::Result<FileHead> {
 
 impl TextIndex {
     /// The terms the live documents use (postings and speakers): what [`Self::to_bytes`]
-    /// needs the text of.
-    pub fn live_terms(&self) -> Vec<TermId> {
+    /// writes.
+    fn live_terms(&self) -> Vec<TermId> {
         let mut out: Vec<TermId> = self
             .terms
             .iter()
@@ -162,15 +162,9 @@ impl TextIndex {
         out
     }
 
-    /// The index as a file (see the module's text): `text` gives the text of each of
-    /// [`Self::live_terms`] (a term it does not know drops out of the file, as it would from a
-    /// rebuild that never met it). `fingerprint` identifies the event at [`Self::seq`].
-    pub fn to_bytes(
-        &self,
-        tenant: &str,
-        fingerprint: u64,
-        text: &dyn Fn(TermId) -> Option<String>,
-    ) -> Vec<u8> {
+    /// The index as a file (see the module's text). `fingerprint` identifies the event at
+    /// [`Self::seq`].
+    pub fn to_bytes(&self, tenant: &str, fingerprint: u64) -> Vec<u8> {
         // Live documents, numbered again in order.
         let mut new_of = vec![u32::MAX; self.docs.len()];
         let mut live = Vec::with_capacity(self.live as usize);
@@ -184,7 +178,7 @@ impl TextIndex {
         let mut term_no: FxHashMap<TermId, u32> = FxHashMap::default();
         let (mut file_terms, mut term_texts) = (Vec::new(), Vec::new());
         for t in self.live_terms() {
-            if let Some(s) = text(t) {
+            if let Some(s) = self.dict.term(t) {
                 term_no.insert(t, term_texts.len() as u32);
                 file_terms.push(t);
                 term_texts.push(s);
@@ -316,12 +310,9 @@ impl TextIndex {
         head_of(&mut In { bytes, at: 0 })
     }
 
-    /// Reads a file [`Self::to_bytes`] wrote, giving its terms ids from `analyzer`. Anything
-    /// damaged, cut short or inconsistent refuses the whole file.
-    pub fn from_bytes(
-        bytes: &[u8],
-        analyzer: &mut Analyzer,
-    ) -> continuum_core::Result<(FileHead, TextIndex)> {
+    /// Reads a file [`Self::to_bytes`] wrote. Anything damaged, cut short or inconsistent
+    /// refuses the whole file.
+    pub fn from_bytes(bytes: &[u8]) -> continuum_core::Result<(FileHead, TextIndex)> {
         let body = bytes.len().checked_sub(4).ok_or_else(|| bad("cut short"))?;
         let crc = u32::from_le_bytes(bytes[body..].try_into().expect("4"));
         if crc32fast::hash(&bytes[..body]) != crc {
@@ -337,12 +328,12 @@ impl TextIndex {
             return Err(bad("more documents than the file could hold"));
         }
         let n_terms = r.count(1)?;
+        let mut ix = TextIndex::new();
         let mut terms = Vec::with_capacity(n_terms);
         for _ in 0..n_terms {
-            terms.push(analyzer.intern(r.str()?));
+            terms.push(ix.dict.intern(r.str()?));
         }
         let n_concepts = r.count(1)?;
-        let mut ix = TextIndex::new();
         // Sized once: growing the maps of a million documents rehashes them again and again.
         ix.concept_ids.reserve(n_concepts);
         ix.terms.reserve(n_terms);
@@ -598,7 +589,7 @@ mod tests {
             "melanie tuesday concert",
             "absent words",
         ] {
-            let terms = a.query_terms(q, 32);
+            let terms = ix.query_terms(a, q, 32);
             for f in [&all, &users] {
                 out.push(key(&ix.search(&terms, f, 10)));
                 out.push(key(&ix.search_expanded(
@@ -622,10 +613,6 @@ mod tests {
         out
     }
 
-    fn text_of(a: &Analyzer) -> impl Fn(TermId) -> Option<String> + '_ {
-        |t| a.term(t).map(str::to_string)
-    }
-
     #[test]
     fn a_saved_index_answers_as_a_rebuilt_one() {
         for seed in 1..=6u64 {
@@ -644,17 +631,17 @@ mod tests {
                 }
             }
             ix.seq = 77;
-            let bytes = ix.to_bytes("t1", 42, &text_of(&a));
+            let bytes = ix.to_bytes("t1", 42);
             // A rebuild: the live documents added afresh, in order, with a new analyzer.
             let mut a2 = Analyzer::new();
             let mut rebuilt = TextIndex::new();
             for d in &docs {
                 rebuilt.add(&mut a2, d.clone());
             }
-            // Read with a third analyzer that already knows other words (other ids).
+            // Read with a third analyzer whose word cache holds other words.
             let mut a3 = Analyzer::new();
             a3.tokens("zebra quokka painting");
-            let (head, loaded) = TextIndex::from_bytes(&bytes, &mut a3).unwrap();
+            let (head, loaded) = TextIndex::from_bytes(&bytes).unwrap();
             assert_eq!(
                 head,
                 FileHead {
@@ -671,9 +658,9 @@ mod tests {
                 "seed {seed}"
             );
             // A loaded index saves and loads again to the same answers.
-            let again_bytes = loaded.to_bytes("t1", 42, &text_of(&a3));
+            let again_bytes = loaded.to_bytes("t1", 42);
             let mut a4 = Analyzer::new();
-            let (_, reloaded) = TextIndex::from_bytes(&again_bytes, &mut a4).unwrap();
+            let (_, reloaded) = TextIndex::from_bytes(&again_bytes).unwrap();
             assert_eq!(answers(&reloaded, &mut a4), answers(&rebuilt, &mut a2));
             // And it keeps working: new documents and forgets after loading.
             let mut more = loaded;
@@ -744,7 +731,7 @@ mod tests {
         ix.add(&mut a, secret.clone());
         ix.add(&mut a, random_doc(&mut Rng(6), 2));
         ix.remove(&secret.head.id);
-        let bytes = ix.to_bytes("t", 0, &text_of(&a));
+        let bytes = ix.to_bytes("t", 0);
         let text = String::from_utf8_lossy(&bytes);
         for word in [
             "xylophon",
@@ -760,7 +747,7 @@ mod tests {
                 .windows(16)
                 .any(|w| w == secret.head.id.0.as_u128().to_le_bytes())
         );
-        let (_, loaded) = TextIndex::from_bytes(&bytes, &mut Analyzer::new()).unwrap();
+        let (_, loaded) = TextIndex::from_bytes(&bytes).unwrap();
         assert_eq!(loaded.len(), 1);
         assert!(!loaded.contains(&secret.head.id));
     }
@@ -773,18 +760,18 @@ mod tests {
         for i in 0..60 {
             ix.add(&mut a, random_doc(&mut rng, i + 1));
         }
-        let bytes = ix.to_bytes("t", 1, &text_of(&a));
-        assert!(TextIndex::from_bytes(&bytes, &mut Analyzer::new()).is_ok());
+        let bytes = ix.to_bytes("t", 1);
+        assert!(TextIndex::from_bytes(&bytes).is_ok());
         for at in (0..bytes.len()).step_by(7) {
             let mut damaged = bytes.clone();
             damaged[at] ^= 0x24;
             assert!(
-                TextIndex::from_bytes(&damaged, &mut Analyzer::new()).is_err(),
+                TextIndex::from_bytes(&damaged).is_err(),
                 "a flipped byte at {at} was read"
             );
         }
         for len in [0, 3, 8, 40, bytes.len() / 2, bytes.len() - 1] {
-            assert!(TextIndex::from_bytes(&bytes[..len], &mut Analyzer::new()).is_err());
+            assert!(TextIndex::from_bytes(&bytes[..len]).is_err());
         }
         // A file whose checksum was recomputed over damage is still refused by its checks,
         // and never makes the reader panic.
@@ -793,7 +780,7 @@ mod tests {
             forged[at] = forged[at].wrapping_add(1 + rng.below(250) as u8);
             let crc = crc32fast::hash(&forged);
             forged.extend_from_slice(&crc.to_le_bytes());
-            let _ = TextIndex::from_bytes(&forged, &mut Analyzer::new());
+            let _ = TextIndex::from_bytes(&forged);
         }
         let mut other = bytes.clone();
         other[8] = 9; // another format version

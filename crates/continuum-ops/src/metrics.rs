@@ -68,6 +68,17 @@ pub const JOB_FAILURES: &str = "continuum_job_failures_total";
 /// Job restarts after a failure, by `job`.
 pub const JOB_RESTARTS: &str = "continuum_job_restarts_total";
 
+/// Tenant text indexes read from their files or built from the store, by `origin` (`file`,
+/// `built`), and how long each took: the cost of a first use and of a reload after eviction.
+pub const INDEX_LOADS: &str = "continuum_index_loads_total";
+pub const INDEX_LOAD_DURATION: &str = "continuum_index_load_duration_seconds";
+/// Tenant text indexes dropped from memory to keep within `max_resident_mb`.
+pub const INDEX_EVICTIONS: &str = "continuum_index_evictions_total";
+/// Tenant text indexes held in memory, and their estimated heap bytes (the vector graph left
+/// out).
+pub const INDEX_RESIDENT_TENANTS: &str = "continuum_index_resident_tenants";
+pub const INDEX_RESIDENT_BYTES: &str = "continuum_index_resident_bytes";
+
 /// Histogram buckets, in seconds: 100 µs to 10 s.
 const BUCKETS: [f64; 15] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -160,6 +171,22 @@ fn describe() {
     describe_gauge!(JOB_STATE, "1 for a background job's current state");
     describe_counter!(JOB_FAILURES, "Background job runs that failed or panicked");
     describe_counter!(JOB_RESTARTS, "Background job restarts");
+    describe_counter!(INDEX_LOADS, "Tenant text indexes read from a file or built");
+    describe_histogram!(
+        INDEX_LOAD_DURATION,
+        Unit::Seconds,
+        "Time to read or build a tenant's text index"
+    );
+    describe_counter!(
+        INDEX_EVICTIONS,
+        "Tenant text indexes dropped from memory to keep within max_resident_mb"
+    );
+    describe_gauge!(INDEX_RESIDENT_TENANTS, "Tenant text indexes held in memory");
+    describe_gauge!(
+        INDEX_RESIDENT_BYTES,
+        Unit::Bytes,
+        "Estimated heap bytes of the tenant text indexes held in memory"
+    );
     metrics::gauge!("continuum_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
 }
 

@@ -263,6 +263,38 @@ fn spawn_key_expiry(
     .map_err(|e| Error::Internal(e).into())
 }
 
+/// How often `serve` measures the resident text indexes against `--max-resident-mb`.
+const RESIDENT_EVERY: Duration = Duration::from_secs(15);
+
+/// Puts the bound on resident text indexes under `jobs` (named `resident-indexes`): every
+/// [`RESIDENT_EVERY`], idle tenants' indexes leave memory while the resident ones hold more
+/// than `--max-resident-mb` (loading an index also does this at once), and the resident
+/// figures go to the metrics.
+fn spawn_resident_bound(
+    engine: &continuum_engine::Engine,
+    jobs: &continuum_ops::Supervisor,
+) -> Result<()> {
+    let engine = engine.clone();
+    jobs.spawn(
+        "resident-indexes",
+        continuum_ops::Backoff::default(),
+        move |stop| {
+            let engine = engine.clone();
+            async move {
+                let mut tick = tokio::time::interval(RESIDENT_EVERY);
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => return Ok(()),
+                        _ = tick.tick() => {}
+                    }
+                    engine.bound_resident_indexes().await;
+                }
+            }
+        },
+    )
+    .map_err(|e| Error::Internal(e).into())
+}
+
 /// How often `serve` compacts the event log.
 const COMPACT_EVERY: Duration = Duration::from_secs(3600);
 
@@ -418,6 +450,7 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<()> {
     spawn_webhooks(&engine, g.webhook_config(), &jobs)?;
     spawn_usage_flush(&engine, &jobs)?;
     spawn_key_expiry(&engine, &jobs)?;
+    spawn_resident_bound(&engine, &jobs)?;
     if let Some(bind) = a
         .federation_bind
         .as_deref()

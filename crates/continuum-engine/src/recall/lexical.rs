@@ -17,16 +17,19 @@ impl Engine {
             return self.store.text_search(tenant, terms, filter, limit).await;
         }
         let slot = self.fresh_index(tenant).await?;
-        let terms = {
-            let mut a = self
-                .analyzer
-                .lock()
-                .map_err(|_| Error::Internal("analyzer lock poisoned".into()))?;
-            a.query_terms(query, self.config.max_query_terms)
-        };
         let guard = slot
             .read()
             .map_err(|_| Error::Internal("index lock poisoned".into()))?;
+        let terms = match guard.as_ref() {
+            Some(ix) => {
+                let mut a = self
+                    .analyzer
+                    .lock()
+                    .map_err(|_| Error::Internal("analyzer lock poisoned".into()))?;
+                ix.query_terms(&mut a, query, self.config.max_query_terms)
+            }
+            None => Vec::new(),
+        };
         let weights: Vec<f32> = self
             .config
             .session_context
