@@ -533,6 +533,13 @@ pub trait MemoryGraph: Send + Sync {
         None
     }
 
+    /// Gives back memory the store holds only for speed (SQLite: every connection's page
+    /// cache), for a server gone quiet; the next reads fill it again. Returns how many caches
+    /// were emptied. The default holds nothing to give back.
+    async fn release_memory(&self) -> Result<usize> {
+        Ok(0)
+    }
+
     /// Checks the store's integrity; returns human-readable problems (empty when healthy).
     async fn check(&self) -> Result<Vec<String>>;
 

@@ -32,6 +32,8 @@ pub(crate) struct Registry {
     pub(crate) saving: Mutex<std::collections::HashSet<TenantId>>,
     /// Per tenant, when its index was last read (for `max_resident_bytes`, see `resident`).
     pub(crate) used: Mutex<HashMap<TenantId, std::time::Instant>>,
+    /// What `release_memory_when_quiet` saw last.
+    pub(crate) quiet: Mutex<Option<crate::resident::Quiet>>,
     /// Per tenant, how this process got its index (`file` or `built`) and in how many ms.
     pub(crate) origins: Mutex<HashMap<TenantId, (&'static str, u64)>>,
     /// Index files are written by background tasks (servers) rather than inline.

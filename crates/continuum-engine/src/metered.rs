@@ -197,6 +197,10 @@ impl MemoryGraph for Metered {
         self.0.derived_dir()
     }
 
+    async fn release_memory(&self) -> Result<usize> {
+        timed("release_memory", self.0.release_memory()).await
+    }
+
     async fn check(&self) -> Result<Vec<String>> {
         timed("check", self.0.check()).await
     }

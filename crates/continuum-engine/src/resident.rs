@@ -11,8 +11,8 @@
 //! it again like a first use.
 
 use crate::Engine;
-use crate::index::Slot;
-use continuum_core::TenantId;
+use crate::index::{Slot, poisoned};
+use continuum_core::{Result, TenantId};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -26,6 +26,15 @@ pub struct ResidentIndexes {
     pub evicted: Vec<TenantId>,
 }
 
+/// What [`Engine::release_memory_when_quiet`] saw last: the store's commit marker, the latest
+/// index read, and whether the caches were given back since.
+#[derive(Clone, Copy, PartialEq)]
+pub(crate) struct Quiet {
+    marker: u64,
+    read: Option<Instant>,
+    released: bool,
+}
+
 /// A resident index as measured: its tenant, slot, bytes and when it was last used.
 struct Held {
     tenant: TenantId,
@@ -35,6 +44,51 @@ struct Held {
 }
 
 impl Engine {
+    /// Gives back the store's caches (SQLite's page caches) once the engine has gone quiet:
+    /// called periodically (`serve` does, every 15 s), it releases when neither a commit to
+    /// the store nor a recall happened since the previous call, then not again until there
+    /// was activity. Stores that cannot tell when they were written to are left alone.
+    /// Returns whether it released.
+    pub async fn release_memory_when_quiet(&self) -> Result<bool> {
+        let Some(marker) = self.store.commit_marker().await? else {
+            return Ok(false);
+        };
+        let read = self
+            .indexes
+            .used
+            .lock()
+            .map_err(poisoned)?
+            .values()
+            .max()
+            .copied();
+        let now = Quiet {
+            marker,
+            read,
+            released: false,
+        };
+        {
+            let mut seen = self.indexes.quiet.lock().map_err(poisoned)?;
+            match *seen {
+                Some(q) if q.marker == marker && q.read == read => {
+                    if q.released {
+                        return Ok(false);
+                    }
+                }
+                _ => {
+                    *seen = Some(now);
+                    return Ok(false);
+                }
+            }
+            *seen = Some(Quiet {
+                released: true,
+                ..now
+            });
+        }
+        let emptied = self.store.release_memory().await?;
+        tracing::debug!(caches = emptied, "quiet: store caches given back");
+        Ok(true)
+    }
+
     /// Notes that the tenant's index is being read now.
     pub(crate) fn index_used(&self, tenant: &TenantId) {
         if let Ok(mut used) = self.indexes.used.lock() {

@@ -155,3 +155,27 @@ async fn tenants_used_recently_stay_even_past_the_bound() {
     assert_eq!(answer(&eager, &a, "kafka").await, first);
     assert!(resident(&eager, &a));
 }
+
+#[tokio::test]
+async fn store_caches_are_given_back_once_after_a_quiet_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m.db");
+    let engine = open(&db, 0, Duration::ZERO);
+    let t = TenantId::new("a").unwrap();
+    fill(&engine, &t, 30).await;
+    let first = answer(&engine, &t, "kafka").await;
+    // The first look only notes where things are; a second with nothing between releases,
+    // and a third does not release again.
+    assert!(!engine.release_memory_when_quiet().await.unwrap());
+    assert!(engine.release_memory_when_quiet().await.unwrap());
+    assert!(!engine.release_memory_when_quiet().await.unwrap());
+    // A recall is activity: the next look waits for another quiet period.
+    assert_eq!(answer(&engine, &t, "kafka").await, first);
+    assert!(!engine.release_memory_when_quiet().await.unwrap());
+    assert!(engine.release_memory_when_quiet().await.unwrap());
+    // So is a write.
+    fill(&engine, &t, 1).await;
+    assert!(!engine.release_memory_when_quiet().await.unwrap());
+    assert!(engine.release_memory_when_quiet().await.unwrap());
+    assert!(!answer(&engine, &t, "paris").await.is_empty());
+}

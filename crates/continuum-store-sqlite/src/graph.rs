@@ -16,6 +16,23 @@ impl MemoryGraph for SqliteStore {
         Some(self.path.with_file_name(name))
     }
 
+    /// `PRAGMA shrink_memory` on every connection not in use (a busy one keeps its cache
+    /// until the next call).
+    async fn release_memory(&self) -> Result<usize> {
+        let mut emptied = 0;
+        let shrink = |c: &Connection| c.execute_batch("PRAGMA shrink_memory").map_err(map_err);
+        for conn in std::iter::once(&self.writer)
+            .chain(&self.readers)
+            .chain(std::iter::once(&self.watch))
+        {
+            if let Ok(c) = conn.try_lock() {
+                shrink(&c)?;
+                emptied += 1;
+            }
+        }
+        Ok(emptied)
+    }
+
     async fn apply(
         &self,
         tenant: &TenantId,

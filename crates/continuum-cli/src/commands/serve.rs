@@ -263,35 +263,36 @@ fn spawn_key_expiry(
     .map_err(|e| Error::Internal(e).into())
 }
 
-/// How often `serve` measures the resident text indexes against `--max-resident-mb`.
-const RESIDENT_EVERY: Duration = Duration::from_secs(15);
+/// How often `serve` looks at the memory it holds.
+const MEMORY_EVERY: Duration = Duration::from_secs(15);
 
-/// Puts the bound on resident text indexes under `jobs` (named `resident-indexes`): every
-/// [`RESIDENT_EVERY`], idle tenants' indexes leave memory while the resident ones hold more
-/// than `--max-resident-mb` (loading an index also does this at once), and the resident
-/// figures go to the metrics.
-fn spawn_resident_bound(
+/// Puts memory upkeep under `jobs` (named `memory`): every [`MEMORY_EVERY`], idle tenants'
+/// text indexes leave memory while the resident ones hold more than `--max-resident-mb`
+/// (loading an index also does this at once), the resident figures go to the metrics, and
+/// once nothing was written or recalled for a whole period the store's page caches are
+/// given back.
+fn spawn_memory_upkeep(
     engine: &continuum_engine::Engine,
     jobs: &continuum_ops::Supervisor,
 ) -> Result<()> {
     let engine = engine.clone();
-    jobs.spawn(
-        "resident-indexes",
-        continuum_ops::Backoff::default(),
-        move |stop| {
-            let engine = engine.clone();
-            async move {
-                let mut tick = tokio::time::interval(RESIDENT_EVERY);
-                loop {
-                    tokio::select! {
-                        _ = stop.cancelled() => return Ok(()),
-                        _ = tick.tick() => {}
-                    }
-                    engine.bound_resident_indexes().await;
+    jobs.spawn("memory", continuum_ops::Backoff::default(), move |stop| {
+        let engine = engine.clone();
+        async move {
+            let mut tick = tokio::time::interval(MEMORY_EVERY);
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return Ok(()),
+                    _ = tick.tick() => {}
                 }
+                engine.bound_resident_indexes().await;
+                engine
+                    .release_memory_when_quiet()
+                    .await
+                    .map_err(|e| format!("releasing store caches: {e}"))?;
             }
-        },
-    )
+        }
+    })
     .map_err(|e| Error::Internal(e).into())
 }
 
@@ -450,7 +451,7 @@ pub async fn serve(g: &Global, a: ServeArgs) -> Result<()> {
     spawn_webhooks(&engine, g.webhook_config(), &jobs)?;
     spawn_usage_flush(&engine, &jobs)?;
     spawn_key_expiry(&engine, &jobs)?;
-    spawn_resident_bound(&engine, &jobs)?;
+    spawn_memory_upkeep(&engine, &jobs)?;
     if let Some(bind) = a
         .federation_bind
         .as_deref()
