@@ -165,6 +165,9 @@ fn a_store_moves_from_sqlite_to_postgres_and_back_with_identical_recall() {
     );
     let imported = run(b.path(), pg, &["import", "--json", dump.to_str().unwrap()]);
     assert_eq!(imported["dump"]["memories_added"], 7);
+    // The import left the planner statistics of what it wrote (a table never analysed
+    // shows -1).
+    assert_eq!(schema.planner_rows("memories"), 7.0);
 
     let back = b.path().join("back.jsonl");
     run(

@@ -540,6 +540,12 @@ pub trait MemoryGraph: Send + Sync {
         Ok(0)
     }
 
+    /// Brings the query planner's statistics up to date after a large write (an import), so
+    /// that it does not plan for the tables as they were. The default has none to refresh.
+    async fn refresh_statistics(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Checks the store's integrity; returns human-readable problems (empty when healthy).
     async fn check(&self) -> Result<Vec<String>>;
 

@@ -475,6 +475,12 @@ impl Engine {
         Ok(())
     }
 
+    /// Brings the store's planner statistics up to date, after a large import (see
+    /// [`continuum_core::store::MemoryGraph::refresh_statistics`]).
+    pub async fn refresh_store_statistics(&self) -> Result<()> {
+        self.store.refresh_statistics().await
+    }
+
     /// Rewrites the store's files so that nothing deleted or erased is left in them (see
     /// [`continuum_core::store::MemoryGraph::vacuum`]); operators only, audited. Writers wait
     /// while it runs.

@@ -201,6 +201,10 @@ impl MemoryGraph for Metered {
         timed("release_memory", self.0.release_memory()).await
     }
 
+    async fn refresh_statistics(&self) -> Result<()> {
+        timed("refresh_statistics", self.0.refresh_statistics()).await
+    }
+
     async fn check(&self) -> Result<Vec<String>> {
         timed("check", self.0.check()).await
     }

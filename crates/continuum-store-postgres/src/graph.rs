@@ -632,6 +632,20 @@ impl MemoryGraph for PostgresStore {
             .collect()
     }
 
+    /// `ANALYZE` of each of the store's tables: right after a large import the planner has
+    /// no statistics for them yet, and chose plans that made one index scan page 0.5–0.8 s
+    /// instead of milliseconds.
+    async fn refresh_statistics(&self) -> Result<()> {
+        let client = self.client().await?;
+        for table in store_tables(&client).await? {
+            client
+                .batch_execute(&format!("ANALYZE {table}"))
+                .await
+                .map_err(map_err)?;
+        }
+        Ok(())
+    }
+
     async fn vacuum(&self) -> Result<continuum_core::store::Vacuumed> {
         let client = self.client().await?;
         let size = async || -> Result<u64> {
@@ -647,26 +661,12 @@ impl MemoryGraph for PostgresStore {
             Ok(r.get::<_, i64>(0).max(0) as u64)
         };
         let before = size().await?;
-        let tables = client
-            .query(
-                "SELECT n.nspname, c.relname FROM pg_class c
-                 JOIN pg_namespace n ON n.oid = c.relnamespace
-                 WHERE n.nspname = current_schema() AND c.relkind = 'r' ORDER BY c.relname",
-                &[],
-            )
-            .await
-            .map_err(map_err)?;
-        let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
-        for t in &tables {
-            let (schema, table): (String, String) = (t.get(0), t.get(1));
+        let tables = store_tables(&client).await?;
+        for table in &tables {
             // One statement per call: VACUUM cannot run inside a transaction block. FULL
             // writes each table anew (and its indexes and TOAST), leaving no dead row behind.
             client
-                .batch_execute(&format!(
-                    "VACUUM (FULL, ANALYZE) {}.{}",
-                    quote(&schema),
-                    quote(&table)
-                ))
+                .batch_execute(&format!("VACUUM (FULL, ANALYZE) {table}"))
                 .await
                 .map_err(map_err)?;
         }
@@ -960,4 +960,21 @@ pub(crate) async fn drop_supersessions(
         );
     }
     Ok(())
+}
+
+/// The store's tables (those of its schema), each as a quoted `schema.table`.
+async fn store_tables(client: &tokio_postgres::Client) -> Result<Vec<String>> {
+    let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    Ok(client
+        .query(
+            "SELECT n.nspname, c.relname FROM pg_class c
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = current_schema() AND c.relkind = 'r' ORDER BY c.relname",
+            &[],
+        )
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(|t| format!("{}.{}", quote(t.get(0)), quote(t.get(1))))
+        .collect())
 }

@@ -240,6 +240,7 @@ pub async fn import(g: &Global, a: ImportArgs) -> Result<()> {
     if a.turns {
         report.turns = Some(import_turns(&engine, &tenant, input, bad, a.batch, &pb).await?);
         pb.finish_and_clear();
+        refresh_statistics(&engine).await;
         return finish(g, report);
     }
     let mut records: Vec<ExportRecord> = Vec::new();
@@ -265,9 +266,19 @@ pub async fn import(g: &Global, a: ImportArgs) -> Result<()> {
     }
     flush_records(&engine, &tenant, &mut records, &mut dumped, &pb).await?;
     pb.finish_and_clear();
+    refresh_statistics(&engine).await;
 
     report.dump = Some(dumped);
     finish(g, report)
+}
+
+/// After an import, the store's planner statistics (PostgreSQL: without them the first
+/// recalls planned for empty tables and took seconds). A failure is reported, not fatal: the
+/// import stands.
+async fn refresh_statistics(engine: &Engine) {
+    if let Err(e) = engine.refresh_store_statistics().await {
+        eprintln!("warning: could not refresh the store's statistics after the import: {e}");
+    }
 }
 
 fn finish(g: &Global, report: Report) -> Result<()> {

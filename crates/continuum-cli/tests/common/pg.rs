@@ -53,6 +53,30 @@ impl Schema {
     }
 }
 
+impl Schema {
+    /// The planner's row estimate for one of the schema's tables (-1: never analysed).
+    #[allow(dead_code)]
+    pub fn planner_rows(&self, table: &str) -> f64 {
+        let (base, name, table) = (self.base.clone(), self.name.clone(), table.to_string());
+        runtime().block_on(async move {
+            let (client, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            let row = client
+                .query_one(
+                    "SELECT c.reltuples::float8 FROM pg_class c
+                     JOIN pg_namespace n ON n.oid = c.relnamespace
+                     WHERE n.nspname = $1 AND c.relname = $2",
+                    &[&name, &table],
+                )
+                .await
+                .unwrap();
+            row.get(0)
+        })
+    }
+}
+
 impl Drop for Schema {
     fn drop(&mut self) {
         let (base, name) = (self.base.clone(), self.name.clone());
