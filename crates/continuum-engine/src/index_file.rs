@@ -299,8 +299,7 @@ impl Engine {
     /// Heap bytes of the tenant's resident text index by structure; `None` when none is held.
     pub fn text_index_bytes(&self, tenant: &TenantId) -> Option<Vec<(&'static str, usize)>> {
         let slot = self.resident_slot(tenant)?;
-        let parts = slot.read().ok()?.as_ref()?.heap_bytes();
-        Some(parts)
+        Some(slot.read().ok()?.as_ref()?.heap_bytes())
     }
 
     /// Has the index files written in the background (by a task per tenant) rather than by the

@@ -5,10 +5,10 @@
 //! built, and whenever a server's upkeep job asks, the resident indexes are measured (their
 //! estimated heap bytes, the vector graph left out), and while they hold more than the bound,
 //! the least recently used tenant idle for `resident_idle` or longer leaves memory: its file
-//! is written first when it has changes the file lacks (so its next use reads the file rather than rebuilding), then its index and
-//! its read cache are dropped. An index some task holds (a recall, a graph build, a save) is
-//! never dropped, nor one used since it was measured; the next use of a dropped tenant loads
-//! it again like a first use.
+//! is written first when it has changes the file lacks (so its next use reads the file rather
+//! than rebuilding), then its index and its read cache are dropped. An index some task holds
+//! (a recall, a graph build, a save) is never dropped, nor one used since it was measured;
+//! the next use of a dropped tenant loads it again like a first use.
 
 use crate::Engine;
 use crate::index::{Slot, poisoned};
@@ -28,7 +28,6 @@ pub struct ResidentIndexes {
 
 /// What [`Engine::release_memory_when_quiet`] saw last: the store's commit marker, the latest
 /// index read, and whether the caches were given back since.
-#[derive(Clone, Copy, PartialEq)]
 pub(crate) struct Quiet {
     marker: u64,
     read: Option<Instant>,
@@ -61,28 +60,24 @@ impl Engine {
             .values()
             .max()
             .copied();
-        let now = Quiet {
-            marker,
-            read,
-            released: false,
-        };
         {
             let mut seen = self.indexes.quiet.lock().map_err(poisoned)?;
-            match *seen {
+            match seen.as_mut() {
                 Some(q) if q.marker == marker && q.read == read => {
                     if q.released {
                         return Ok(false);
                     }
+                    q.released = true;
                 }
                 _ => {
-                    *seen = Some(now);
+                    *seen = Some(Quiet {
+                        marker,
+                        read,
+                        released: false,
+                    });
                     return Ok(false);
                 }
             }
-            *seen = Some(Quiet {
-                released: true,
-                ..now
-            });
         }
         let emptied = self.store.release_memory().await?;
         tracing::debug!(caches = emptied, "quiet: store caches given back");
