@@ -13,7 +13,9 @@ mod pipeline;
 use std::process::ExitCode;
 
 /// mimalloc rather than the system allocator: a recall allocates and frees hundreds of small
-/// buffers, and glibc's malloc spent about a fifth of a recall's instructions on them.
+/// buffers, and glibc's malloc spent about a fifth of a recall's instructions on them. The
+/// `mimalloc` feature (on by default) can be turned off to profile the heap.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
