@@ -86,8 +86,14 @@ impl Engine {
 
     /// Notes that the tenant's index is being read now.
     pub(crate) fn index_used(&self, tenant: &TenantId) {
+        // Every read comes here: the tenant's name is copied only on its first.
         if let Ok(mut used) = self.indexes.used.lock() {
-            used.insert(tenant.clone(), Instant::now());
+            match used.get_mut(tenant) {
+                Some(at) => *at = Instant::now(),
+                None => {
+                    used.insert(tenant.clone(), Instant::now());
+                }
+            }
         }
     }
 

@@ -10,25 +10,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-const WORDS: &[&str] = &[
-    "kafka",
-    "redis",
-    "deploy",
-    "tokio",
-    "paris",
-    "hiking",
-    "guitar",
-    "painting",
-    "budget",
-    "rollback",
-    "migration",
-    "sister",
-    "dog",
-    "concert",
-    "recipe",
-    "garden",
-    "pottery",
-];
+/// The words memories are made of.
+const WORDS: &str = "kafka redis deploy tokio paris hiking guitar painting budget rollback \
+                     migration sister dog concert recipe garden pottery";
 
 fn open(path: &Path, max_resident_bytes: usize, idle: Duration) -> Engine {
     let store = SqliteStore::open(path, &SqliteOptions::default(), Timestamp(1)).unwrap();
@@ -45,8 +29,9 @@ fn open(path: &Path, max_resident_bytes: usize, idle: Duration) -> Engine {
 
 async fn fill(engine: &Engine, t: &TenantId, n: usize) {
     for i in 0..n {
+        let vocabulary: Vec<&str> = WORDS.split_whitespace().collect();
         let words: Vec<&str> = (0..4)
-            .map(|k| WORDS[(i * 5 + k * 3) % WORDS.len()])
+            .map(|k| vocabulary[(i * 5 + k * 3) % vocabulary.len()])
             .collect();
         let mut req = RememberRequest::new(format!("{} note {i}", words.join(" ")), Source::User);
         req.session = Some(SessionId::new(format!("s{}", i % 7)).unwrap());
