@@ -84,7 +84,7 @@ pub struct Global {
     #[arg(long, global = true, env = "CONTINUUM_MAX_TEXT_BYTES", default_value_t = 1024 * 1024, value_name = "BYTES")]
     pub max_text_bytes: usize,
     /// Fusion weights of recall's signals: lexical,graph,recency or
-    /// lexical,semantic,graph,recency (default 0.75,0.75,0.15,0.10, chosen on LoCoMo).
+    /// lexical,semantic,graph,recency (default 0.75,0.6,0.15,0.10, chosen on LoCoMo).
     #[arg(long, global = true, env = "CONTINUUM_FUSION_WEIGHTS", value_name = "L,S,G,R", value_parser = parse_fusion_weights)]
     pub fusion_weights: Option<continuum_core::rank::FusionWeights>,
     /// Vectors a tenant needs before semantic search goes through an HNSW graph (fewer are

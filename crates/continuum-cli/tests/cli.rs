@@ -775,6 +775,78 @@ fn bench_locomo_scores_evidence_turns() {
     assert!(r["recall_at"]["1"].as_f64().unwrap() >= 0.5, "{r}");
     assert_eq!(r["by_category"]["1"]["questions"], 1);
     assert!(r["latency_ms"]["p50"].is_number());
+    // Session level: the cello question's evidence lies in both sessions, and there are only
+    // two; every answer's sessions are among the first two.
+    assert_eq!(r["session_hit_at"]["1"], 1.0, "{r}");
+    assert_eq!(r["session_recall_at"]["3"], 1.0, "{r}");
+
+    // Two conversations, two settings, cross-validated: each fold is scored with a setting
+    // chosen on the other conversation, and held-out answers add up to every question.
+    let mut second = sample[0].clone();
+    second["sample_id"] = "mini-2".into();
+    second["qa"] = serde_json::json!([
+        {"question": "Where did the cello teacher move?", "answer": "Porto", "evidence": ["D2:1"], "category": 4},
+        {"question": "When did Pixel win a race?", "answer": "Sunday", "evidence": ["D2:2"], "category": 2}
+    ]);
+    let two = serde_json::json!([sample[0].clone(), second]);
+    std::fs::write(&data, serde_json::to_vec(&two).unwrap()).unwrap();
+    let cv = run_in(
+        d.path(),
+        &[
+            "bench",
+            "locomo",
+            "--json",
+            "--folds",
+            "2",
+            "--speaker-boost",
+            "0",
+            "--speaker-boost",
+            "1",
+            "--data",
+            data.to_str().unwrap(),
+        ],
+    )
+    .ok()
+    .json();
+    assert_eq!(cv["settings"].as_array().unwrap().len(), 2, "{cv}");
+    let x = &cv["cross_validation"];
+    let folds = x["by_fold"].as_array().unwrap();
+    assert_eq!(folds.len(), 2);
+    assert_eq!(folds[0]["conversations"], serde_json::json!([0]));
+    assert_eq!(folds[1]["conversations"], serde_json::json!([1]));
+    let held: u64 = folds
+        .iter()
+        .map(|f| f["held_out"]["questions"].as_u64().unwrap())
+        .sum();
+    assert_eq!(held, 5, "{x}");
+    assert_eq!(x["held_out"]["questions"], 5);
+    let names: Vec<&str> = cv["settings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["setting"].as_str().unwrap())
+        .collect();
+    assert!(
+        names[0].contains("spk 0") && names[1].contains("spk 1"),
+        "{names:?}"
+    );
+    for f in folds {
+        assert!(names.contains(&f["chosen"].as_str().unwrap()), "{f}");
+    }
+    assert_eq!(x["settings"][0]["by_fold"].as_array().unwrap().len(), 2);
+    let too_many = run_in(
+        d.path(),
+        &[
+            "bench",
+            "locomo",
+            "--folds",
+            "3",
+            "--data",
+            data.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(too_many.code, 2, "{}", too_many.stderr);
+    assert!(too_many.stderr.contains("--folds"), "{}", too_many.stderr);
     // Garbage in, clear error out.
     std::fs::write(&data, "{\"not\": \"an array\"}").unwrap();
     let bad = run_in(

@@ -8,7 +8,8 @@
 //! 3. semantic (with an embedder): the cosine of the query's vector with each embedded
 //!    memory's, averaged with a share of its session neighbours'; recency: `0.5^(age / half-life)`;
 //! 4. each signal is normalised to [0, 1] and fused with configured weights; superseded memories
-//!    are demoted; near-duplicates collapse onto the best copy;
+//!    are demoted; among the best few, a question about when favours memories that place
+//!    something in time (`temporal_boost`); near-duplicates collapse onto the best copy;
 //! 5. the best memories are assembled into a context block within the token budget.
 
 use crate::Engine;
@@ -29,6 +30,7 @@ mod graph;
 mod lexical;
 mod select;
 mod semantic;
+mod shape;
 mod types;
 
 use graph::*;

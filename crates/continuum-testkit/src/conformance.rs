@@ -291,6 +291,53 @@ pub async fn recall_prefers_turns_by_a_speaker_the_query_names(make: &Factory) {
     assert_eq!(top(&e, &t, anna).await[0], ids[0]);
 }
 
+/// A question about when something happened prefers, among equally matching memories, the
+/// one that places it in time (`temporal_boost`), and says so in its signals; other questions
+/// are ranked as before.
+pub async fn recall_places_events_in_time_for_a_when_question(make: &Factory) {
+    let s = make().await;
+    let (e, _) = engine(s.store.clone());
+    let t = tenant("t1");
+    let plain_id = e
+        .remember(
+            &t,
+            RememberRequest::new("Ines adopted a greyhound.", Source::User),
+        )
+        .await
+        .unwrap()
+        .id;
+    let dated_id = e
+        .remember(
+            &t,
+            RememberRequest::new(
+                "Ines adopted a greyhound from the shelter down the road yesterday.",
+                Source::User,
+            ),
+        )
+        .await
+        .unwrap()
+        .id;
+    let when = "When did Ines adopt the greyhound?";
+    let r = e.recall(&t, &RecallRequest::new(when)).await.unwrap();
+    assert_eq!(r.memories[0].id, dated_id, "{:?}", r.memories);
+    assert_eq!(r.memories[0].signals.time_factor, 1.5);
+    assert_eq!(r.memories[1].signals.time_factor, 1.0);
+    // Off, or for a question that is not about time: the shorter text wins on BM25.
+    let off = e
+        .clone()
+        .with_config(EngineConfig {
+            temporal_boost: 0.0,
+            ..EngineConfig::default()
+        })
+        .unwrap();
+    let r = off.recall(&t, &RecallRequest::new(when)).await.unwrap();
+    assert_eq!(r.memories[0].id, plain_id);
+    let what = "What did Ines adopt, a greyhound?";
+    let r = e.recall(&t, &RecallRequest::new(what)).await.unwrap();
+    assert_eq!(r.memories[0].id, plain_id);
+    assert!(r.memories.iter().all(|m| m.signals.time_factor == 1.0));
+}
+
 pub async fn recall_ranks_the_matching_memory_first(make: &Factory) {
     let s = make().await;
     let (e, _) = engine(s.store.clone());

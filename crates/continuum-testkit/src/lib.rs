@@ -120,6 +120,7 @@ macro_rules! store_conformance {
             a_failed_write_changes_nothing,
             recall_ranks_the_matching_memory_first,
             recall_prefers_turns_by_a_speaker_the_query_names,
+            recall_places_events_in_time_for_a_when_question,
             recall_follows_concept_links,
             recall_filters_by_source,
             recall_collapses_duplicates,

@@ -191,6 +191,7 @@ impl Engine {
                         h.created_at.days_until(now),
                         cfg.fusion.recency_half_life_days,
                     ),
+                    time_factor: 1.0,
                 };
                 (fuse(&cfg.fusion, &s, h.superseded), s, h)
             })
@@ -220,10 +221,11 @@ impl Engine {
             .into_iter()
             .map(|m| (m.memory.id, m))
             .collect();
-        let scored: Vec<(f64, Signals, Arc<RecallText>)> = ranked
+        let mut scored: Vec<(f64, Signals, Arc<RecallText>)> = ranked
             .into_iter()
             .filter_map(|(score, s, h)| texts.remove(&h.id).map(|m| (score, s, m)))
             .collect();
+        shape::favour_times(&mut scored, &req.query, cfg.temporal_boost);
 
         // Near-duplicates: same text, or nearly the same words.
         let threshold = cfg.near_duplicate_jaccard;
