@@ -70,6 +70,9 @@ pub struct EngineConfig {
     /// Each memory also earns these shares of the lexical score of its session neighbours
     /// (1 place away, 2 places away, …). Derived index only.
     pub session_context: Vec<f64>,
+    /// `session_context` when an embedder is on: the semantic signal already averages each
+    /// memory with its neighbours (`semantic_context`), and less lexical context suits it.
+    pub session_context_with_embedder: Vec<f64>,
     /// How `session_context` applies: `expand` ranks each memory over two fields, its own text
     /// and its neighbours' text (weighted by `session_context`), the second counting
     /// `neighbour_field_weight` (BM25F); `spread` adds shares of the neighbours' scores.
@@ -134,7 +137,10 @@ impl Default for EngineConfig {
             max_budget_tokens: 100_000,
             lexical_candidates: 60,
             near_duplicate_jaccard: 0.9,
-            session_context: vec![0.6, 0.3],
+            // Both chosen by 5-fold cross-validation over the LoCoMo development conversations
+            // (BENCHMARKS.md, "Retrieval quality").
+            session_context: vec![0.6, 0.4],
+            session_context_with_embedder: vec![0.6, 0.3],
             session_context_mode: SessionContextMode::Expand,
             neighbour_field_weight: 0.7,
             speaker_boost: 1.0,
@@ -187,13 +193,18 @@ impl EngineConfig {
         if self.recall_limit == 0 || self.recall_limit > self.max_recall_limit {
             return bad("recall_limit must be between 1 and max_recall_limit");
         }
-        if self.session_context.len() > 8
-            || self
-                .session_context
-                .iter()
-                .any(|w| !(0.0..=2.0).contains(w))
-        {
-            return bad("session_context takes at most 8 weights, each in [0, 2]");
+        for (name, weights) in [
+            ("session_context", &self.session_context),
+            (
+                "session_context_with_embedder",
+                &self.session_context_with_embedder,
+            ),
+        ] {
+            if weights.len() > 8 || weights.iter().any(|w| !(0.0..=2.0).contains(w)) {
+                return Err(Error::InvalidInput(format!(
+                    "invalid configuration: {name} takes at most 8 weights, each in [0, 2]"
+                )));
+            }
         }
         if self.semantic_context.len() > 8
             || self

@@ -30,12 +30,12 @@ impl Engine {
             }
             None => Vec::new(),
         };
-        let weights: Vec<f32> = self
-            .config
-            .session_context
-            .iter()
-            .map(|w| *w as f32)
-            .collect();
+        let context = if self.embedder.is_some() {
+            &self.config.session_context_with_embedder
+        } else {
+            &self.config.session_context
+        };
+        let weights: Vec<f32> = context.iter().map(|w| *w as f32).collect();
         Ok(guard
             .as_ref()
             .map(|ix| match self.config.session_context_mode {

@@ -44,7 +44,8 @@ pub struct LocomoArgs {
     /// Keep the stores in this directory instead of a temporary one (must not hold a store).
     #[arg(long)]
     pub dir: Option<PathBuf>,
-    /// Override the session-context weights (neighbours 1, 2, … places away); `none` for none.
+    /// Override the session-context weights (neighbours 1, 2, … places away; the engine's
+    /// `session_context`, or `session_context_with_embedder` with an embedder); `none` for none.
     /// Repeat to compare settings in one run (memories are stored and embedded once); every
     /// combination of the repeated options is measured.
     #[arg(long, value_name = "W1,W2,…")]
@@ -149,7 +150,11 @@ fn label(c: &EngineConfig, embedder: bool) -> String {
     };
     s.push_str(&format!(
         " ctx {} nbr {} spk {} time {}",
-        list(&c.session_context),
+        list(if embedder {
+            &c.session_context_with_embedder
+        } else {
+            &c.session_context
+        }),
         c.neighbour_field_weight,
         c.speaker_boost,
         c.temporal_boost
@@ -193,7 +198,11 @@ fn settings(a: &LocomoArgs, base: &EngineConfig) -> Result<Vec<EngineConfig>> {
     }
     let mut out = vary(vec![base.clone()], &fusions, |c, v| c.fusion = v);
     out = vary(out, &sem, |c, v| c.semantic_context = v);
-    out = vary(out, &ctx, |c, v| c.session_context = v);
+    // One run measures one mode (with or without an embedder): both context settings.
+    out = vary(out, &ctx, |c, v| {
+        c.session_context_with_embedder = v.clone();
+        c.session_context = v;
+    });
     out = vary(out, &a.neighbour_weight, |c, v| {
         c.neighbour_field_weight = v
     });
