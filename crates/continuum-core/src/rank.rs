@@ -51,6 +51,10 @@ pub struct Signals {
     /// something in time (`temporal_boost`); absent (1) otherwise.
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub time_factor: f64,
+    /// Factor applied because the query names a date, month or year and the memory was made
+    /// in that period or within two weeks after it (`period_boost`); absent (1) otherwise.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub period_factor: f64,
 }
 
 impl Default for Signals {
@@ -61,6 +65,7 @@ impl Default for Signals {
             graph: 0.0,
             recency: 0.0,
             time_factor: 1.0,
+            period_factor: 1.0,
         }
     }
 }

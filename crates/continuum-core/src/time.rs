@@ -47,6 +47,77 @@ impl Timestamp {
     }
 }
 
+/// The period a text names with a year: a date ("October 13, 2023", "13 October 2023"), a month
+/// ("June 2023"), or a year alone ("in 2022"), as [start, end) in UTC. The first one named counts.
+/// Month names without a year, and "may" not beside a number, name nothing.
+pub fn period_named(text: &str) -> Option<(Timestamp, Timestamp)> {
+    const MONTHS: [&str; 12] = [
+        "january",
+        "february",
+        "march",
+        "april",
+        "may",
+        "june",
+        "july",
+        "august",
+        "september",
+        "october",
+        "november",
+        "december",
+    ];
+    let words: Vec<String> = crate::text::words(text)
+        .take(256)
+        .map(|w| w.to_ascii_lowercase())
+        .collect();
+    let number = |w: &str| -> Option<u32> {
+        let digits: String = w.chars().take_while(char::is_ascii_digit).collect();
+        let rest = &w[digits.len()..];
+        if digits.is_empty() || !matches!(rest, "" | "st" | "nd" | "rd" | "th") {
+            return None;
+        }
+        digits.parse().ok()
+    };
+    let year = |w: &str| number(w).filter(|y| w.len() == 4 && (1900..2100).contains(y));
+    let day = |w: &str| number(w).filter(|d| (1..=31).contains(d) && w.len() <= 4);
+    let at = |y: i32, m: u32, d: u32| {
+        chrono::NaiveDate::from_ymd_opt(y, m, d)
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map(|dt| Timestamp(dt.and_utc().timestamp_millis()))
+    };
+    let month_end = |y: i32, m: u32| {
+        if m == 12 {
+            at(y + 1, 1, 1)
+        } else {
+            at(y, m + 1, 1)
+        }
+    };
+    let get = |i: usize| words.get(i).map(String::as_str);
+    for (i, w) in words.iter().enumerate() {
+        if let Some(m) = MONTHS.iter().position(|n| n == w) {
+            let m = m as u32 + 1;
+            // "13 October 2023", "October 13, 2023", "October 2023".
+            let before = i.checked_sub(1).and_then(get).and_then(day);
+            let (d, y) = match (get(i + 1).and_then(day), get(i + 1).and_then(year)) {
+                (_, Some(y)) => (before, Some(y)),
+                (Some(d), None) => (Some(d), get(i + 2).and_then(year)),
+                (None, None) => (before, None),
+            };
+            let Some(y) = y else { continue };
+            let y = y as i32;
+            return match d {
+                Some(d) => at(y, m, d).map(|s| (s, Timestamp(s.0 + 86_400_000))),
+                None => Some((at(y, m, 1)?, month_end(y, m)?)),
+            };
+        }
+        if let Some(y) = year(w) {
+            // A year not part of a date ("in 2022"): the whole year.
+            let y = y as i32;
+            return Some((at(y, 1, 1)?, at(y + 1, 1, 1)?));
+        }
+    }
+    None
+}
+
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_rfc3339())
@@ -142,5 +213,45 @@ mod tests {
         assert!(Timestamp::parse("yesterday").is_err());
         let json = serde_json::to_string(&t).unwrap();
         assert_eq!(serde_json::from_str::<Timestamp>(&json).unwrap(), t);
+    }
+}
+
+#[cfg(test)]
+mod period_tests {
+    use super::{Timestamp, period_named};
+
+    fn day(s: &str) -> Timestamp {
+        Timestamp::parse(s).unwrap()
+    }
+
+    #[test]
+    fn dates_months_and_years_are_periods() {
+        let oct13 = (day("2023-10-13"), day("2023-10-14"));
+        assert_eq!(
+            period_named("What did she show on October 13, 2023?"),
+            Some(oct13)
+        );
+        assert_eq!(period_named("on 13 October 2023"), Some(oct13));
+        assert_eq!(period_named("on 13th October, 2023"), Some(oct13));
+        assert_eq!(
+            period_named("What class did she start in December 2023?"),
+            Some((day("2023-12-01"), day("2024-01-01")))
+        );
+        assert_eq!(
+            period_named("How often did he swim in 2022?"),
+            Some((day("2022-01-01"), day("2023-01-01")))
+        );
+        assert_eq!(
+            period_named("Who came to dinner on May 3, 2023?"),
+            Some((day("2023-05-03"), day("2023-05-04")))
+        );
+        for none in [
+            "When did she go camping in June?",
+            "You may be right",
+            "Room 2300 is upstairs",
+            "What did Ines adopt?",
+        ] {
+            assert_eq!(period_named(none), None, "{none}");
+        }
     }
 }

@@ -85,6 +85,9 @@ pub struct EngineConfig {
     /// that place something in time (a date, a weekday, "yesterday", "last week") `1 +
     /// temporal_boost` times higher. 0 turns it off.
     pub temporal_boost: f64,
+    /// A query that names a date, month or year ("in June 2023") scores memories made in that
+    /// period, or up to two weeks after it, `1 + period_boost` times higher. 0 turns it off.
+    pub period_boost: f64,
     /// Rank with the engine's derived in-memory index (true) or with the store's own full-text
     /// search (false: no build cost, slower per query at scale).
     pub derived_index: bool,
@@ -147,6 +150,7 @@ impl Default for EngineConfig {
             // Chosen by 5-fold cross-validation over the LoCoMo development conversations
             // (BENCHMARKS.md, "Retrieval quality").
             temporal_boost: 0.5,
+            period_boost: 1.0,
             derived_index: true,
             semantic_candidates: 60,
             semantic_context: vec![0.3, 0.2],
@@ -176,6 +180,9 @@ impl EngineConfig {
         }
         if !(0.0..=10.0).contains(&self.temporal_boost) {
             return bad("temporal_boost must lie in [0, 10]");
+        }
+        if !(0.0..=10.0).contains(&self.period_boost) {
+            return bad("period_boost must lie in [0, 10]");
         }
         if self.graph.depth > 2 {
             return bad("graph.depth may be at most 2");

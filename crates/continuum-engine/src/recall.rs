@@ -9,7 +9,8 @@
 //!    memory's, averaged with a share of its session neighbours'; recency: `0.5^(age / half-life)`;
 //! 4. each signal is normalised to [0, 1] and fused with configured weights; superseded memories
 //!    are demoted; among the best few, a question about when favours memories that place
-//!    something in time (`temporal_boost`); near-duplicates collapse onto the best copy;
+//!    something in time (`temporal_boost`), and one naming a date, month or year favours the
+//!    memories made then (`period_boost`); near-duplicates collapse onto the best copy;
 //! 5. the best memories are assembled into a context block within the token budget.
 
 use crate::Engine;

@@ -26,7 +26,7 @@ use continuum_core::memory::Turn;
 use continuum_core::store::{
     ForgetSelector, LinkWrite, MemoryFilter, MemoryWrite, Order, PageRequest, WriteBatch,
 };
-use continuum_core::{Error, MemoryId, SessionId, Source, TenantId};
+use continuum_core::{Error, MemoryId, SessionId, Source, TenantId, Timestamp};
 use continuum_engine::{
     Dream, DreamRequest, Engine, EngineConfig, ExportRecord, GraphScope, RecallRequest,
     RememberRequest, SearchRequest,
@@ -336,6 +336,43 @@ pub async fn recall_places_events_in_time_for_a_when_question(make: &Factory) {
     let r = e.recall(&t, &RecallRequest::new(what)).await.unwrap();
     assert_eq!(r.memories[0].id, plain_id);
     assert!(r.memories.iter().all(|m| m.signals.time_factor == 1.0));
+}
+
+/// A question naming a month and year prefers what was remembered in it (or in the two weeks
+/// after), and says so in its signals (`period_boost`).
+pub async fn recall_prefers_the_period_a_question_names(make: &Factory) {
+    let s = make().await;
+    let (e, _) = engine(s.store.clone());
+    let t = tenant("t1");
+    let at = |day: &str| Some(Timestamp::parse(day).unwrap());
+    let mut req = RememberRequest::new("Ines went camping by the lake.", Source::User);
+    req.created_at = at("2024-03-10");
+    let march = e.remember(&t, req).await.unwrap().id;
+    let mut req = RememberRequest::new(
+        "Ines went camping by the lake with her sister and two dogs.",
+        Source::User,
+    );
+    req.created_at = at("2023-07-04");
+    let june = e.remember(&t, req).await.unwrap().id;
+    let q = "Where did Ines go camping in June 2023?";
+    let r = e.recall(&t, &RecallRequest::new(q)).await.unwrap();
+    assert_eq!(r.memories[0].id, june, "{:?}", r.memories);
+    assert_eq!(r.memories[0].signals.period_factor, 2.0);
+    assert_eq!(r.memories[1].signals.period_factor, 1.0);
+    let off = e
+        .clone()
+        .with_config(EngineConfig {
+            period_boost: 0.0,
+            ..EngineConfig::default()
+        })
+        .unwrap();
+    let r = off.recall(&t, &RecallRequest::new(q)).await.unwrap();
+    assert_eq!(r.memories[0].id, march, "the shorter text wins on BM25");
+    let r = e
+        .recall(&t, &RecallRequest::new("Where did Ines go camping?"))
+        .await
+        .unwrap();
+    assert_eq!(r.memories[0].id, march);
 }
 
 pub async fn recall_ranks_the_matching_memory_first(make: &Factory) {

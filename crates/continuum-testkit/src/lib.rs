@@ -121,6 +121,7 @@ macro_rules! store_conformance {
             recall_ranks_the_matching_memory_first,
             recall_prefers_turns_by_a_speaker_the_query_names,
             recall_places_events_in_time_for_a_when_question,
+            recall_prefers_the_period_a_question_names,
             recall_follows_concept_links,
             recall_filters_by_source,
             recall_collapses_duplicates,

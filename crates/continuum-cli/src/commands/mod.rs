@@ -32,6 +32,8 @@ use clap::{Args, Subcommand};
 use continuum_core::store::MemoryFilter;
 use continuum_core::{SessionId, Source, Timestamp};
 
+// Parsed once per process: the size of its largest variant (`serve`'s options) costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the REST API (default 127.0.0.1:8420) until Ctrl-C or SIGTERM.

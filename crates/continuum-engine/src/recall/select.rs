@@ -192,6 +192,7 @@ impl Engine {
                         cfg.fusion.recency_half_life_days,
                     ),
                     time_factor: 1.0,
+                    period_factor: 1.0,
                 };
                 (fuse(&cfg.fusion, &s, h.superseded), s, h)
             })
@@ -226,6 +227,7 @@ impl Engine {
             .filter_map(|(score, s, h)| texts.remove(&h.id).map(|m| (score, s, m)))
             .collect();
         shape::favour_times(&mut scored, &req.query, cfg.temporal_boost);
+        shape::favour_period(&mut scored, &req.query, cfg.period_boost);
 
         // Near-duplicates: same text, or nearly the same words.
         let threshold = cfg.near_duplicate_jaccard;

@@ -98,6 +98,34 @@ pub(super) fn favour_times(
     }
 }
 
+/// Scores memories made in the period the query names (a date, month or year; see
+/// [`continuum_core::time::period_named`]) or within two weeks after it, when people tell of
+/// it, `1 + boost` times higher, and restores the order.
+pub(super) fn favour_period(
+    scored: &mut [(f64, Signals, Arc<RecallText>)],
+    query: &str,
+    boost: f64,
+) {
+    if boost <= 0.0 {
+        return;
+    }
+    let Some((start, end)) = continuum_core::time::period_named(query) else {
+        return;
+    };
+    let end = Timestamp(end.0 + 14 * 86_400_000);
+    let mut moved = false;
+    for (score, s, m) in scored.iter_mut() {
+        if (start..end).contains(&m.memory.created_at) {
+            *score *= 1.0 + boost;
+            s.period_factor = 1.0 + boost;
+            moved = true;
+        }
+    }
+    if moved {
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.2.memory.id.cmp(&a.2.memory.id)));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{asks_when, mentions_time};

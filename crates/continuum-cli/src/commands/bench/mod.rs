@@ -33,7 +33,7 @@ pub enum BenchKind {
     /// Learn throughput and recall latency on generated conversations (the default).
     Throughput(throughput::ThroughputArgs),
     /// Retrieval quality on a LoCoMo-format file: recall@k and hit@k of the evidence turns.
-    Locomo(locomo::LocomoArgs),
+    Locomo(Box<locomo::LocomoArgs>),
     /// Events per second to many WebSocket clients following a tenant while turns are learned.
     Streams(streams::StreamsArgs),
     /// Signed webhook deliveries per second to a receiver on loopback.
@@ -192,7 +192,7 @@ pub async fn bench(g: &Global, a: BenchArgs) -> Result<()> {
     match a.kind {
         None => throughput::throughput(g, a.throughput).await,
         Some(BenchKind::Throughput(t)) => throughput::throughput(g, t).await,
-        Some(BenchKind::Locomo(l)) => locomo::locomo(g, l).await,
+        Some(BenchKind::Locomo(l)) => locomo::locomo(g, *l).await,
         Some(BenchKind::Streams(s)) => streams::streams(g, s).await,
         Some(BenchKind::Webhooks(w)) => webhooks::webhooks(g, w).await,
         Some(BenchKind::Metering(m)) => metering::metering(g, m).await,

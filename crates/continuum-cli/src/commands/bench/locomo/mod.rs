@@ -65,6 +65,10 @@ pub struct LocomoArgs {
     /// `temporal_boost`; 0 turns it off). Repeatable.
     #[arg(long)]
     pub temporal_boost: Vec<f64>,
+    /// Boost of memories made in the period a question names (engine `period_boost`; 0 turns
+    /// it off). Repeatable.
+    #[arg(long)]
+    pub period_boost: Vec<f64>,
     /// Override the fusion weights: lexical,graph,recency or lexical,semantic,graph,recency.
     /// Repeatable.
     #[arg(long, value_name = "L,S,G,R")]
@@ -149,7 +153,7 @@ fn label(c: &EngineConfig, embedder: bool) -> String {
         format!("fusion {}/{}/{}", f.lexical, f.graph, f.recency)
     };
     s.push_str(&format!(
-        " ctx {} nbr {} spk {} time {}",
+        " ctx {} nbr {} spk {} time {} period {}",
         list(if embedder {
             &c.session_context_with_embedder
         } else {
@@ -157,7 +161,8 @@ fn label(c: &EngineConfig, embedder: bool) -> String {
         }),
         c.neighbour_field_weight,
         c.speaker_boost,
-        c.temporal_boost
+        c.temporal_boost,
+        c.period_boost
     ));
     s
 }
@@ -187,6 +192,7 @@ fn settings(a: &LocomoArgs, base: &EngineConfig) -> Result<Vec<EngineConfig>> {
         a.neighbour_weight.len(),
         a.speaker_boost.len(),
         a.temporal_boost.len(),
+        a.period_boost.len(),
     ]
     .iter()
     .fold(1usize, |n, &l| n.saturating_mul(l.max(1)));
@@ -208,6 +214,7 @@ fn settings(a: &LocomoArgs, base: &EngineConfig) -> Result<Vec<EngineConfig>> {
     });
     out = vary(out, &a.speaker_boost, |c, v| c.speaker_boost = v);
     out = vary(out, &a.temporal_boost, |c, v| c.temporal_boost = v);
+    out = vary(out, &a.period_boost, |c, v| c.period_boost = v);
     for c in &out {
         c.validate()?;
     }
