@@ -47,24 +47,43 @@ impl Timestamp {
     }
 }
 
+/// English month names, lower case, January first.
+pub const MONTH_NAMES: [&str; 12] = [
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+];
+
+/// English weekday names, lower case, Monday first.
+pub const WEEKDAY_NAMES: [&str; 7] = [
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+];
+
+/// Whether a lower-case word alone names a month: "may" does not (it is far more often the
+/// verb).
+pub fn is_month_word(w: &str) -> bool {
+    w != "may" && MONTH_NAMES.contains(&w)
+}
+
 /// The period a text names with a year: a date ("October 13, 2023", "13 October 2023"), a month
 /// ("June 2023"), or a year alone ("in 2022"), as [start, end) in UTC. The first one named counts.
 /// Month names without a year, and "may" not beside a number, name nothing.
 pub fn period_named(text: &str) -> Option<(Timestamp, Timestamp)> {
-    const MONTHS: [&str; 12] = [
-        "january",
-        "february",
-        "march",
-        "april",
-        "may",
-        "june",
-        "july",
-        "august",
-        "september",
-        "october",
-        "november",
-        "december",
-    ];
     let words: Vec<String> = crate::text::words(text)
         .take(256)
         .map(|w| w.to_ascii_lowercase())
@@ -93,7 +112,7 @@ pub fn period_named(text: &str) -> Option<(Timestamp, Timestamp)> {
     };
     let get = |i: usize| words.get(i).map(String::as_str);
     for (i, w) in words.iter().enumerate() {
-        if let Some(m) = MONTHS.iter().position(|n| n == w) {
+        if let Some(m) = MONTH_NAMES.iter().position(|n| n == w) {
             let m = m as u32 + 1;
             // "13 October 2023", "October 13, 2023", "October 2023".
             let before = i.checked_sub(1).and_then(get).and_then(day);

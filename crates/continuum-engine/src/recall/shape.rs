@@ -2,6 +2,7 @@
 //! candidates after fusion, the memories that place something in time.
 
 use super::*;
+use continuum_core::time::{WEEKDAY_NAMES, is_month_word};
 
 /// Whether the query asks when something happened: it starts with "when", or asks for a year,
 /// month, date, day or time, or how long ago.
@@ -33,45 +34,29 @@ pub(super) fn mentions_time(text: &str) -> bool {
             return false;
         }
         let lower = w.to_ascii_lowercase();
-        matches!(
-            lower.as_str(),
-            "yesterday"
-                | "today"
-                | "tonight"
-                | "tomorrow"
-                | "ago"
-                | "weekend"
-                | "week"
-                | "weeks"
-                | "month"
-                | "months"
-                | "year"
-                | "years"
-                | "monday"
-                | "tuesday"
-                | "wednesday"
-                | "thursday"
-                | "friday"
-                | "saturday"
-                | "sunday"
-                | "january"
-                | "february"
-                | "march"
-                | "april"
-                | "june"
-                | "july"
-                | "august"
-                | "september"
-                | "october"
-                | "november"
-                | "december"
-                | "summer"
-                | "winter"
-                | "spring"
-                | "autumn"
-                | "recently"
-                | "lately"
-        )
+        is_month_word(&lower)
+            || WEEKDAY_NAMES.contains(&lower.as_str())
+            || matches!(
+                lower.as_str(),
+                "yesterday"
+                    | "today"
+                    | "tonight"
+                    | "tomorrow"
+                    | "ago"
+                    | "weekend"
+                    | "week"
+                    | "weeks"
+                    | "month"
+                    | "months"
+                    | "year"
+                    | "years"
+                    | "summer"
+                    | "winter"
+                    | "spring"
+                    | "autumn"
+                    | "recently"
+                    | "lately"
+            )
     })
 }
 
