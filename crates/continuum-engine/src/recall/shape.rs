@@ -1,5 +1,6 @@
-//! The question's shape: a question about when something happened favours, among the best few
-//! candidates after fusion, the memories that place something in time.
+//! The question's shape, applied among the best few candidates after fusion: a question about
+//! when something happened favours the memories that place something in time, and one that
+//! names a date, month or year favours the memories made then.
 
 use super::*;
 use continuum_core::time::{WEEKDAY_NAMES, is_month_word};
