@@ -275,6 +275,30 @@ impl Event {
     }
 }
 
+/// The stored form of `memory.created` for a memory and its concepts, as [`Event::encode`]
+/// writes it, from borrowed parts (a write's hot path need not copy the memory to encode it).
+pub fn encode_memory_created(memory: &Memory, concepts: &[ExtractedConcept]) -> String {
+    #[derive(Serialize)]
+    #[serde(tag = "type", rename = "memory.created")]
+    struct Created<'a> {
+        id: MemoryId,
+        memory: &'a Memory,
+        concepts: &'a [ExtractedConcept],
+    }
+    let created = Created {
+        id: memory.id,
+        memory,
+        concepts,
+    };
+    // As in `Event::encode`: strings, numbers and maps with string keys; cannot fail.
+    serde_json::to_string(&created).unwrap_or_else(|e| {
+        format!(
+            r#"{{"type":"memory.created","error":"{}"}}"#,
+            e.to_string().replace('"', "'")
+        )
+    })
+}
+
 /// An event as the log holds it: its position, tenant and time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct EventRecord {
@@ -527,6 +551,25 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn a_created_memory_encodes_from_borrowed_parts_as_the_event_does(
+            m in memory(),
+            concepts in proptest::collection::vec(concept(), 0..4),
+        ) {
+            let event = Event::MemoryCreated {
+                id: m.id,
+                memory: Some(Box::new(m.clone())),
+                concepts: concepts.clone(),
+            };
+            let stored = event.encode();
+            prop_assert_eq!(encode_memory_created(&m, &concepts), stored.clone());
+            let mut w = crate::store::MemoryWrite::new(m, concepts);
+            prop_assert_eq!(w.created_payload(), stored.as_str());
+            w.seal();
+            prop_assert_eq!(w.encoded.as_deref(), Some(stored.as_str()));
+            prop_assert_eq!(w.created_event(), event);
+        }
+
         #[test]
         fn every_event_reads_back_as_written(e in event()) {
             let stored = e.encode();

@@ -31,6 +31,47 @@ pub struct MemoryWrite {
     /// (`TURN_KEY/user`), unique per tenant, so a repeated import skips it (see
     /// [`MemoryGraph::imported`]). `None` for everything else.
     pub import_key: Option<String>,
+    /// The `memory.created` payload, encoded ahead of the write by [`MemoryWrite::seal`] so
+    /// that a store does not spend its write lock on it. `None`: the store encodes it. Seal
+    /// after the last change to `memory` or `concepts` (`import_key` is not in the payload).
+    pub encoded: Option<String>,
+}
+
+impl MemoryWrite {
+    pub fn new(memory: Memory, concepts: Vec<ExtractedConcept>) -> Self {
+        MemoryWrite {
+            memory,
+            concepts,
+            import_key: None,
+            encoded: None,
+        }
+    }
+
+    /// Encodes the `memory.created` payload now (see [`MemoryWrite::encoded`]).
+    pub fn seal(&mut self) {
+        self.encoded = Some(self.created_payload().into_owned());
+    }
+
+    /// The `memory.created` event's stored form: the sealed one, or encoded now. Equal to
+    /// [`Event::encode`] of [`MemoryWrite::created_event`], without copying the memory.
+    pub fn created_payload(&self) -> std::borrow::Cow<'_, str> {
+        match &self.encoded {
+            Some(s) => std::borrow::Cow::Borrowed(s),
+            None => std::borrow::Cow::Owned(crate::event::encode_memory_created(
+                &self.memory,
+                &self.concepts,
+            )),
+        }
+    }
+
+    /// The `memory.created` event this write appends.
+    pub fn created_event(&self) -> Event {
+        Event::MemoryCreated {
+            id: self.memory.id,
+            memory: Some(Box::new(self.memory.clone())),
+            concepts: self.concepts.clone(),
+        }
+    }
 }
 
 /// How links between two concepts change (also the payload of a `links.strengthened` event).

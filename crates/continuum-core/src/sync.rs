@@ -360,11 +360,7 @@ fn decide(facts: &mut Facts, e: &SyncEvent) -> Option<Step> {
             memory.superseded_by = None;
             facts.memories.insert(*id, MemoryFact::Live);
             let mut b = batch(e.at);
-            b.memories.push(MemoryWrite {
-                import_key: None,
-                memory,
-                concepts: concepts.clone(),
-            });
+            b.memories.push(MemoryWrite::new(memory, concepts.clone()));
             Some(Step::Write(b))
         }
         Event::MemorySuperseded { id, by: Some(by) } => {

@@ -227,11 +227,9 @@ impl Engine {
             self.validate_record(&r)?;
             match r {
                 ExportRecord::Header(_) => unreachable!("validate_record refuses headers"),
-                ExportRecord::Memory { memory, concepts } => memories.push(MemoryWrite {
-                    memory,
-                    concepts,
-                    import_key: None,
-                }),
+                ExportRecord::Memory { memory, concepts } => {
+                    memories.push(MemoryWrite::new(memory, concepts))
+                }
                 ExportRecord::Link {
                     a,
                     b,

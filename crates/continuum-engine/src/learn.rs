@@ -135,8 +135,8 @@ impl Engine {
         at: Timestamp,
     ) -> MemoryWrite {
         let concepts = self.extractor.concepts(content);
-        MemoryWrite {
-            memory: Memory {
+        let mut write = MemoryWrite::new(
+            Memory {
                 id: MemoryId::new_at(at.millis()),
                 session,
                 source,
@@ -149,8 +149,11 @@ impl Engine {
                 superseded_by: None,
             },
             concepts,
-            import_key: None,
-        }
+        );
+        // Encoded here, outside the store's write lock (and on the preparing thread of a
+        // bulk import).
+        write.seal();
+        write
     }
 
     /// Checks a turn as `learn` would, without storing anything (imports validate whole files

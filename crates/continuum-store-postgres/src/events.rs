@@ -27,6 +27,14 @@ impl EventRows {
         self.payload.push(event.encode());
     }
 
+    /// A `memory.created` whose payload is already encoded.
+    pub(crate) fn push_created(&mut self, at: i64, w: &continuum_core::store::MemoryWrite) {
+        self.at.push(at);
+        self.kind.push("memory.created");
+        self.subject.push(Some(w.memory.id.to_string()));
+        self.payload.push(w.created_payload().into_owned());
+    }
+
     /// Appends the events and returns the log's position after them. The positions come from
     /// the one-row `event_head`, whose row lock is held from here to commit: writers of
     /// different tenants take turns for this last step only, so the sequence is gap-free

@@ -86,14 +86,7 @@ pub(crate) async fn apply_batches_with(
                 e.1 = e.1.min(ts);
                 e.2 = e.2.max(ts);
             }
-            events.push(
-                batch.at.millis(),
-                Event::MemoryCreated {
-                    id: m.id,
-                    memory: Some(Box::new(m.clone())),
-                    concepts: w.concepts.clone(),
-                },
-            );
+            events.push_created(batch.at.millis(), w);
             let mut seen = std::collections::HashSet::new();
             for c in &w.concepts {
                 if !seen.insert(c.key.as_str()) {

@@ -10,19 +10,95 @@ pub(crate) fn log_event(
     at: i64,
     event: &Event,
 ) -> Result<()> {
+    insert_event(
+        tx,
+        tenant.as_str(),
+        at,
+        event.kind(),
+        event.subject().map(|id| id.to_string()).as_deref(),
+        &event.encode(),
+    )
+}
+
+/// Events gathered during a write and appended at its end, several rows per statement (one
+/// statement per event costs a statement's setup, an `AUTOINCREMENT` read and write, and its
+/// cursors' teardown each time). Order is kept: the sequence follows the pushes.
+#[derive(Default)]
+pub(crate) struct PendingEvents {
+    rows: Vec<(i64, &'static str, Option<String>, String)>,
+}
+
+/// Rows per `INSERT` of [`PendingEvents::append`] (6 parameters each).
+const EVENT_ROWS_PER_INSERT: usize = 32;
+
+impl PendingEvents {
+    pub(crate) fn push(&mut self, at: i64, event: &Event) {
+        self.rows.push((
+            at,
+            event.kind(),
+            event.subject().map(|id| id.to_string()),
+            event.encode(),
+        ));
+    }
+
+    /// A `memory.created` whose payload is already encoded.
+    pub(crate) fn push_created(&mut self, at: i64, w: &continuum_core::store::MemoryWrite) {
+        self.rows.push((
+            at,
+            "memory.created",
+            Some(w.memory.id.to_string()),
+            w.created_payload().into_owned(),
+        ));
+    }
+
+    /// Appends the gathered events to the log, in the order they were pushed.
+    pub(crate) fn append(self, tx: &Transaction<'_>, tenant: &TenantId) -> Result<()> {
+        let t = tenant.as_str();
+        let mut chunks = self.rows.chunks_exact(EVENT_ROWS_PER_INSERT);
+        if chunks.len() > 0 {
+            let mut sql =
+                String::from("INSERT INTO events (tenant, at, type, v, subject, payload) VALUES ");
+            for i in 0..EVENT_ROWS_PER_INSERT {
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push_str("(?,?,?,?,?,?)");
+            }
+            let mut stmt = tx.prepare_cached(&sql).map_err(map_err)?;
+            for chunk in &mut chunks {
+                let mut p: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(6 * chunk.len());
+                for (at, kind, subject, payload) in chunk {
+                    p.extend([
+                        &t as &dyn rusqlite::ToSql,
+                        at,
+                        kind,
+                        &EVENT_VERSION,
+                        subject,
+                        payload,
+                    ]);
+                }
+                stmt.execute(p.as_slice()).map_err(map_err)?;
+            }
+        }
+        for (at, kind, subject, payload) in chunks.remainder() {
+            insert_event(tx, t, *at, kind, subject.as_deref(), payload)?;
+        }
+        Ok(())
+    }
+}
+
+fn insert_event(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    at: i64,
+    kind: &str,
+    subject: Option<&str>,
+    payload: &str,
+) -> Result<()> {
     tx.prepare_cached(
         "INSERT INTO events (tenant, at, type, v, subject, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )
-    .and_then(|mut s| {
-        s.execute(params![
-            tenant.as_str(),
-            at,
-            event.kind(),
-            EVENT_VERSION,
-            event.subject().map(|id| id.to_string()),
-            event.encode()
-        ])
-    })
+    .and_then(|mut s| s.execute(params![tenant, at, kind, EVENT_VERSION, subject, payload]))
     .map_err(map_err)?;
     Ok(())
 }

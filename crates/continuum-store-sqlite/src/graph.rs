@@ -134,6 +134,7 @@ impl MemoryGraph for SqliteStore {
             Value::Text(fts_query(terms)),
             Value::Text(tenant.as_str().into()),
         ];
+        self.fts_up_to_date()?;
         let mut sql = format!(
             "SELECT bm25(memories_fts) AS score, {HEAD_COLS} FROM memories_fts
              JOIN memories m ON m.rid = memories_fts.rowid
@@ -684,6 +685,8 @@ impl MemoryGraph for SqliteStore {
         // statements showed as a count mismatch, and FTS5's own check reported corruption
         // that was not there while segments were being merged.
         self.write(|tx| {
+            // The full-text index is checked whole: first brought up to date.
+            write::fts_catch_up(tx)?;
             let c: &Connection = tx;
             let run = || -> rusqlite::Result<Vec<String>> {
             let mut problems = Vec::new();

@@ -80,6 +80,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "event_written_at",
         sql: include_str!("../migrations/0014_event_written_at.sql"),
     },
+    Migration {
+        version: 15,
+        name: "fts_on_demand",
+        sql: include_str!("../migrations/0015_fts_on_demand.sql"),
+    },
 ];
 
 /// The schema version this build writes.

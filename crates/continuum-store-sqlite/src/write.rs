@@ -2,26 +2,40 @@
 
 use super::*;
 
+/// A concept a write has met: its id, and whether its row is bare (made by a link, not yet
+/// named by a memory: no mentions, its key as name, kind `concept`) as the transaction sees it.
+#[derive(Clone, Copy)]
+pub(crate) struct SeenConcept {
+    cid: i64,
+    bare: bool,
+}
+
 /// Finds or creates a concept, returning (cid, created).
 pub(crate) fn concept_id(
     tx: &Transaction<'_>,
     tenant: &TenantId,
     c: &ExtractedConcept,
     at: i64,
-    cache: &mut HashMap<String, i64>,
+    cache: &mut HashMap<String, SeenConcept>,
+    events: &mut PendingEvents,
 ) -> Result<(i64, bool)> {
-    if let Some(&cid) = cache.get(&c.key) {
-        return Ok((cid, false));
+    if let Some(seen) = cache.get(&c.key) {
+        return Ok((seen.cid, false));
     }
-    let found: Option<i64> = tx
-        .prepare_cached("SELECT cid FROM concepts WHERE tenant = ?1 AND key = ?2")
+    let found: Option<(i64, bool)> = tx
+        .prepare_cached(
+            "SELECT cid, mentions = 0 AND name = key AND kind = 'concept'
+             FROM concepts WHERE tenant = ?1 AND key = ?2",
+        )
         .and_then(|mut s| {
-            s.query_row(params![tenant.as_str(), c.key], |r| r.get(0))
-                .optional()
+            s.query_row(params![tenant.as_str(), c.key], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()
         })
         .map_err(map_err)?;
-    let (cid, created) = match found {
-        Some(cid) => (cid, false),
+    let (seen, created) = match found {
+        Some((cid, bare)) => (SeenConcept { cid, bare }, false),
         None => {
             tx.prepare_cached(
                 "INSERT INTO concepts (tenant, key, name, kind, mentions, first_seen, last_seen)
@@ -30,21 +44,20 @@ pub(crate) fn concept_id(
             .and_then(|mut s| s.execute(params![tenant.as_str(), c.key, c.name, c.kind, at]))
             .map_err(map_err)?;
             let cid = tx.last_insert_rowid();
-            log_event(
-                tx,
-                tenant,
+            events.push(
                 at,
                 &Event::ConceptCreated {
                     key: c.key.clone(),
                     name: c.name.clone(),
                     kind: c.kind.clone(),
                 },
-            )?;
-            (cid, true)
+            );
+            let bare = c.name == c.key && c.kind == "concept";
+            (SeenConcept { cid, bare }, true)
         }
     };
-    cache.insert(c.key.clone(), cid);
-    Ok((cid, created))
+    cache.insert(c.key.clone(), seen);
+    Ok((seen.cid, created))
 }
 
 pub(crate) fn apply_batches(
@@ -80,7 +93,8 @@ pub(crate) fn apply_batches_with(
             .map_err(map_err)?,
         None => 0,
     };
-    let mut cids: HashMap<String, i64> = HashMap::new();
+    let mut cids: HashMap<String, SeenConcept> = HashMap::new();
+    let mut events = PendingEvents::default();
     // cid -> (new mentions, first, last): applied once per call.
     let mut mention_delta: HashMap<i64, (i64, i64, i64)> = HashMap::new();
     let mut last_at = 0i64;
@@ -134,10 +148,8 @@ pub(crate) fn apply_batches_with(
                 }
                 Err(e) => return Err(map_err(e)),
             }
+            // Not in the full-text index yet: `fts_catch_up` adds it when the index is used.
             let rid = tx.last_insert_rowid();
-            tx.prepare_cached("INSERT INTO memories_fts (rowid, content) VALUES (?1, ?2)")
-                .and_then(|mut s| s.execute(params![rid, m.content]))
-                .map_err(map_err)?;
             if let Some(session) = &m.session {
                 let ts = m.created_at.millis();
                 let e = session_delta.entry(session.as_str()).or_insert((0, ts, ts));
@@ -145,30 +157,23 @@ pub(crate) fn apply_batches_with(
                 e.1 = e.1.min(ts);
                 e.2 = e.2.max(ts);
             }
-            log_event(
-                tx,
-                tenant,
-                at,
-                &Event::MemoryCreated {
-                    id: m.id,
-                    memory: Some(Box::new(m.clone())),
-                    concepts: w.concepts.clone(),
-                },
-            )?;
+            events.push_created(at, w);
             out.memories += 1;
             for c in &w.concepts {
-                let (cid, created) = concept_id(tx, tenant, c, m.created_at.millis(), &mut cids)?;
+                let (cid, created) =
+                    concept_id(tx, tenant, c, m.created_at.millis(), &mut cids, &mut events)?;
                 out.concepts_created += created as u64;
-                if !created {
-                    // A concept made bare by a link (synced before the memory naming it) takes
-                    // the name and kind its first mention gives it.
-                    tx.prepare_cached(
-                        "UPDATE concepts SET name = ?2, kind = ?3
-                         WHERE cid = ?1 AND mentions = 0 AND name = key AND kind = 'concept'
-                           AND (name <> ?2 OR kind <> ?3)",
-                    )
-                    .and_then(|mut s| s.execute(params![cid, c.name, c.kind]))
-                    .map_err(map_err)?;
+                // A concept made bare by a link (synced before the memory naming it) takes
+                // the name and kind its first mention gives it. (Mention counts are written
+                // at the end of the call, so a concept this call made stays bare until then.)
+                let seen = cids
+                    .get_mut(&c.key)
+                    .expect("concept_id caches what it finds");
+                if seen.bare && (c.name != c.key || c.kind != "concept") {
+                    tx.prepare_cached("UPDATE concepts SET name = ?2, kind = ?3 WHERE cid = ?1")
+                        .and_then(|mut s| s.execute(params![cid, c.name, c.kind]))
+                        .map_err(map_err)?;
+                    seen.bare = false;
                 }
                 let n = tx
                     .prepare_cached("INSERT OR IGNORE INTO mentions (cid, rid) VALUES (?1, ?2)")
@@ -196,7 +201,7 @@ pub(crate) fn apply_batches_with(
                     name: key.clone(),
                     kind: "concept".into(),
                 };
-                let (cid, created) = concept_id(tx, tenant, &c, at, &mut cids)?;
+                let (cid, created) = concept_id(tx, tenant, &c, at, &mut cids, &mut events)?;
                 out.concepts_created += created as u64;
                 Ok(cid)
             };
@@ -285,15 +290,13 @@ pub(crate) fn apply_batches_with(
             })
             .map_err(map_err)?;
             if inserted > 0 {
-                log_event(
-                    tx,
-                    tenant,
+                events.push(
                     at,
                     &Event::DecisionCreated {
                         id: d.id,
                         decision: Some(d.clone()),
                     },
-                )?;
+                );
                 out.decisions += 1;
             }
         }
@@ -328,15 +331,13 @@ pub(crate) fn apply_batches_with(
                 s.execute(params![t, old.as_bytes().as_slice(), new.as_bytes().as_slice(), at])
             })
             .map_err(map_err)?;
-            log_event(
-                tx,
-                tenant,
+            events.push(
                 at,
                 &Event::MemorySuperseded {
                     id: *old,
                     by: Some(*new),
                 },
-            )?;
+            );
         }
     }
     for (session, (n, first, last)) in session_delta {
@@ -364,20 +365,16 @@ pub(crate) fn apply_batches_with(
         for b in &batches {
             let links = continuum_core::store::merge_link_writes(&b.links);
             if !links.is_empty() {
-                log_event(
-                    tx,
-                    tenant,
-                    b.at.millis(),
-                    &Event::LinksStrengthened { links },
-                )?;
+                events.push(b.at.millis(), &Event::LinksStrengthened { links });
             }
         }
     } else {
         let links = continuum_core::store::merge_link_writes(batches.iter().flat_map(|b| &b.links));
         if !links.is_empty() {
-            log_event(tx, tenant, last_at, &Event::LinksStrengthened { links })?;
+            events.push(last_at, &Event::LinksStrengthened { links });
         }
     }
+    events.append(tx, tenant)?;
     if let Some(w) = written_at {
         crate::events::stamp_written(tx, before, w.millis())?;
     }
@@ -387,6 +384,42 @@ pub(crate) fn apply_batches_with(
         })
         .map_err(map_err)? as u64;
     Ok(out)
+}
+
+/// Adds the memories written since the full-text index was last used (rid above
+/// `fts_state.through`) to it, in the caller's write transaction.
+pub(crate) fn fts_catch_up(tx: &Transaction<'_>) -> Result<()> {
+    tx.execute(
+        "INSERT INTO memories_fts (rowid, content)
+         SELECT rid, content FROM memories WHERE rid > (SELECT through FROM fts_state) ORDER BY rid",
+        [],
+    )
+    .map_err(map_err)?;
+    tx.execute(
+        "UPDATE fts_state SET through = (SELECT coalesce(max(rid), 0) FROM memories)",
+        [],
+    )
+    .map_err(map_err)?;
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Brings the full-text index up to date before it is read: a cheap read when it is, a
+    /// write transaction indexing what is missing when not (all of a store's memories the
+    /// first time `derived_index = false` searches a store that never used it).
+    pub(crate) fn fts_up_to_date(&self) -> Result<()> {
+        let behind: bool = self.read(|c| {
+            c.query_row(
+                "SELECT (SELECT coalesce(max(rid), 0) FROM memories) > through FROM fts_state",
+                [],
+                |r| r.get(0),
+            )
+        })?;
+        if behind {
+            self.write(fts_catch_up)?;
+        }
+        Ok(())
+    }
 }
 
 /// The rids of the memories a selector names, in this tenant.
@@ -504,6 +537,9 @@ pub(crate) fn forget_tx(
 ) -> Result<u64> {
     let t = tenant.as_str();
     let rids = selected_rids(tx, t, what)?;
+    let fts_through: i64 = tx
+        .query_row("SELECT through FROM fts_state", [], |r| r.get(0))
+        .map_err(map_err)?;
     let mut touched_concepts: HashMap<i64, i64> = HashMap::new();
     for (rid, id) in &rids {
         {
@@ -525,12 +561,15 @@ pub(crate) fn forget_tx(
         };
         exec("DELETE FROM mentions WHERE rid = ?1", &[rid])?;
         exec("DELETE FROM vectors WHERE rid = ?1", &[rid])?;
-        // The text indexed, given back so that FTS5 removes its tokens (secure-delete).
-        exec(
-            "INSERT INTO memories_fts (memories_fts, rowid, content)
-             SELECT 'delete', rid, content FROM memories WHERE rid = ?1",
-            &[rid],
-        )?;
+        // The text indexed, given back so that FTS5 removes its tokens (secure-delete). Only
+        // for an indexed memory: a 'delete' of a row the index never held corrupts it.
+        if *rid <= fts_through {
+            exec(
+                "INSERT INTO memories_fts (memories_fts, rowid, content)
+                 SELECT 'delete', rid, content FROM memories WHERE rid = ?1",
+                &[rid],
+            )?;
+        }
         exec(
             "DELETE FROM decisions WHERE tenant = ?1 AND memory_id = ?2",
             &[&t, id],
@@ -550,6 +589,15 @@ pub(crate) fn forget_tx(
         let id = MemoryId::from_slice(id)?;
         scrub_events(tx, t, &id)?;
         log_event(tx, tenant, now, &Event::MemoryForgotten { id })?;
+    }
+    if !rids.is_empty() {
+        // SQLite gives the next memory the largest rid left plus one: were that at most
+        // `through`, the memory would pass for indexed.
+        tx.execute(
+            "UPDATE fts_state SET through = min(through, (SELECT coalesce(max(rid), 0) FROM memories))",
+            [],
+        )
+        .map_err(map_err)?;
     }
     let mut gone_keys: Vec<String> = Vec::new();
     for (cid, n) in touched_concepts {

@@ -192,16 +192,8 @@ pub async fn a_failed_write_changes_nothing(make: &Factory) {
     };
     let batch = WriteBatch {
         memories: vec![
-            MemoryWrite {
-                import_key: None,
-                memory: fresh,
-                concepts: vec![],
-            },
-            MemoryWrite {
-                import_key: None,
-                memory: dup,
-                concepts: vec![],
-            },
+            MemoryWrite::new(fresh, vec![]),
+            MemoryWrite::new(dup, vec![]),
         ],
         links: vec![LinkWrite::CoOccurred {
             a: "consul".into(),
@@ -1572,6 +1564,84 @@ pub async fn the_commit_marker_moves_with_every_write(make: &Factory) {
         matches!(e.authenticate(&secret).await, Err(Error::Unauthorized(_))),
         "a key revoked through another engine is refused"
     );
+}
+
+/// The store's full-text search (SQLite fills its index when it is read) finds what was written
+/// between searches, never what was forgotten, also after the newest memory was forgotten (its
+/// row number may be handed out again) and after forgetting memories no search has seen.
+pub async fn the_store_full_text_search_follows_writes_and_forgets(make: &Factory) {
+    let s = make().await;
+    let config = EngineConfig {
+        derived_index: false,
+        ..EngineConfig::default()
+    };
+    let e = Engine::new(s.store.clone(), config).unwrap();
+    let t = tenant("fts");
+    let found = |q: &'static str| {
+        let e = e.clone();
+        let t = t.clone();
+        async move {
+            let mut hits: Vec<String> = e
+                .search(
+                    &t,
+                    &SearchRequest {
+                        query: q.into(),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|h| h.memory.content)
+                .collect();
+            hits.sort();
+            hits
+        }
+    };
+    let note = |text: &'static str| {
+        let e = e.clone();
+        let t = t.clone();
+        async move {
+            e.remember(&t, RememberRequest::new(text, Source::Fact))
+                .await
+                .unwrap()
+        }
+    };
+    let first = note("Otters hold hands while they sleep.").await;
+    let newest = note("Otters crack shells with stones.").await;
+    assert_eq!(found("otters").await.len(), 2);
+    // The newest memory goes; the next one written may take its place in the table.
+    e.forget(&t, &ForgetSelector::Ids(vec![newest.id]))
+        .await
+        .unwrap();
+    note("Otters groom their fur for hours.").await;
+    assert_eq!(
+        found("otters").await,
+        vec![
+            "Otters groom their fur for hours.".to_string(),
+            "Otters hold hands while they sleep.".to_string()
+        ]
+    );
+    assert!(
+        found("shells").await.is_empty(),
+        "a forgotten memory is not found"
+    );
+    // Written and forgotten with no search in between, next to one that stays.
+    let unseen = note("Otters have the densest fur of any animal.").await;
+    note("Beavers build dams of mud.").await;
+    e.forget(&t, &ForgetSelector::Ids(vec![unseen.id, first.id]))
+        .await
+        .unwrap();
+    assert_eq!(
+        found("otters").await,
+        vec!["Otters groom their fur for hours.".to_string()]
+    );
+    assert_eq!(
+        found("beavers").await,
+        vec!["Beavers build dams of mud.".to_string()]
+    );
+    assert!(found("densest").await.is_empty());
+    assert_eq!(s.store.check().await.unwrap(), Vec::<String>::new());
 }
 
 pub async fn the_store_full_text_search_ranks_and_isolates(make: &Factory) {

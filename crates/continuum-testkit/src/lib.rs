@@ -158,6 +158,7 @@ macro_rules! store_conformance {
             the_index_follows_writes_made_after_it_was_built,
             the_commit_marker_moves_with_every_write,
             the_store_full_text_search_ranks_and_isolates,
+            the_store_full_text_search_follows_writes_and_forgets,
             api_keys_are_stored_hashed_and_revocable,
             webhooks_are_stored_per_tenant_hold_their_cursor_and_go_with_the_tenant,
             a_rotated_key_works_until_the_overlap_ends_and_its_successor_after,
