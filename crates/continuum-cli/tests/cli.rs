@@ -672,8 +672,8 @@ fn remember_reads_stdin_and_migrate_reports_the_schema() {
         .iter()
         .map(|m| m["version"].as_u64().unwrap())
         .collect();
-    assert_eq!(versions, (1..=14).collect::<Vec<u64>>());
-    assert_eq!(mig["latest"], 14);
+    assert_eq!(versions, (1..=15).collect::<Vec<u64>>());
+    assert_eq!(mig["latest"], 15);
 }
 
 #[test]

@@ -10,7 +10,7 @@ pub(crate) struct SeenConcept {
     bare: bool,
 }
 
-/// Finds or creates a concept, returning (cid, created).
+/// Finds or creates a concept, returning (cid, created, bare).
 pub(crate) fn concept_id(
     tx: &Transaction<'_>,
     tenant: &TenantId,
@@ -18,9 +18,9 @@ pub(crate) fn concept_id(
     at: i64,
     cache: &mut HashMap<String, SeenConcept>,
     events: &mut PendingEvents,
-) -> Result<(i64, bool)> {
+) -> Result<(i64, bool, bool)> {
     if let Some(seen) = cache.get(&c.key) {
-        return Ok((seen.cid, false));
+        return Ok((seen.cid, false, seen.bare));
     }
     let found: Option<(i64, bool)> = tx
         .prepare_cached(
@@ -57,7 +57,7 @@ pub(crate) fn concept_id(
         }
     };
     cache.insert(c.key.clone(), seen);
-    Ok((seen.cid, created))
+    Ok((seen.cid, created, seen.bare))
 }
 
 pub(crate) fn apply_batches(
@@ -160,20 +160,19 @@ pub(crate) fn apply_batches_with(
             events.push_created(at, w);
             out.memories += 1;
             for c in &w.concepts {
-                let (cid, created) =
+                let (cid, created, bare) =
                     concept_id(tx, tenant, c, m.created_at.millis(), &mut cids, &mut events)?;
                 out.concepts_created += created as u64;
                 // A concept made bare by a link (synced before the memory naming it) takes
                 // the name and kind its first mention gives it. (Mention counts are written
                 // at the end of the call, so a concept this call made stays bare until then.)
-                let seen = cids
-                    .get_mut(&c.key)
-                    .expect("concept_id caches what it finds");
-                if seen.bare && (c.name != c.key || c.kind != "concept") {
+                if bare && (c.name != c.key || c.kind != "concept") {
                     tx.prepare_cached("UPDATE concepts SET name = ?2, kind = ?3 WHERE cid = ?1")
                         .and_then(|mut s| s.execute(params![cid, c.name, c.kind]))
                         .map_err(map_err)?;
-                    seen.bare = false;
+                    if let Some(seen) = cids.get_mut(&c.key) {
+                        seen.bare = false;
+                    }
                 }
                 let n = tx
                     .prepare_cached("INSERT OR IGNORE INTO mentions (cid, rid) VALUES (?1, ?2)")
@@ -201,7 +200,7 @@ pub(crate) fn apply_batches_with(
                     name: key.clone(),
                     kind: "concept".into(),
                 };
-                let (cid, created) = concept_id(tx, tenant, &c, at, &mut cids, &mut events)?;
+                let (cid, created, _) = concept_id(tx, tenant, &c, at, &mut cids, &mut events)?;
                 out.concepts_created += created as u64;
                 Ok(cid)
             };

@@ -1566,6 +1566,70 @@ pub async fn the_commit_marker_moves_with_every_write(make: &Factory) {
     );
 }
 
+/// A concept that a link made before any memory named it (as sync can deliver them) takes the
+/// name and kind of the first memory that mentions it, and keeps them after.
+pub async fn a_concept_made_by_a_link_is_named_by_its_first_mention(make: &Factory) {
+    let s = make().await;
+    let t = tenant("bare");
+    let memory = |text: &str| continuum_core::Memory {
+        id: MemoryId::new_at(T0.millis()),
+        session: None,
+        source: Source::Fact,
+        kind: "fact".into(),
+        content: text.into(),
+        metadata: Default::default(),
+        created_at: T0,
+        content_hash: continuum_core::memory::content_hash(text),
+        valid_until: None,
+        superseded_by: None,
+    };
+    let mention = |name: &str, kind: &str| continuum_core::extract::ExtractedConcept {
+        key: "kafka".into(),
+        name: name.into(),
+        kind: kind.into(),
+    };
+    let batch = |memories: Vec<MemoryWrite>, links: Vec<LinkWrite>| WriteBatch {
+        memories,
+        links,
+        decisions: vec![],
+        supersedes: vec![],
+        at: T0,
+        written_at: None,
+    };
+    let link = LinkWrite::CoOccurred {
+        a: "kafka".into(),
+        b: "redis".into(),
+        count: 1,
+    };
+    s.store
+        .apply(&t, &Default::default(), vec![batch(vec![], vec![link])])
+        .await
+        .unwrap();
+    let named = |c: &[continuum_core::store::Concept], key: &str| {
+        let c = c.iter().find(|c| c.key == key).unwrap();
+        (c.name.clone(), c.kind.clone(), c.mentions)
+    };
+    let keys = ["kafka".to_string(), "redis".to_string()];
+    let bare = s.store.concepts(&t, &keys).await.unwrap();
+    assert_eq!(named(&bare, "kafka"), ("kafka".into(), "concept".into(), 0));
+    for (text, name, kind) in [
+        ("Kafka keeps the log", "Kafka", "tool"),
+        ("KAFKA again", "KAFKA", "concept"),
+    ] {
+        let w = MemoryWrite::new(memory(text), vec![mention(name, kind)]);
+        s.store
+            .apply(&t, &Default::default(), vec![batch(vec![w], vec![])])
+            .await
+            .unwrap();
+    }
+    let after = s.store.concepts(&t, &keys).await.unwrap();
+    assert_eq!(named(&after, "kafka"), ("Kafka".into(), "tool".into(), 2));
+    assert_eq!(
+        named(&after, "redis"),
+        ("redis".into(), "concept".into(), 0)
+    );
+}
+
 /// The store's full-text search (SQLite fills its index when it is read) finds what was written
 /// between searches, never what was forgotten, also after the newest memory was forgotten (its
 /// row number may be handed out again) and after forgetting memories no search has seen.

@@ -159,6 +159,7 @@ macro_rules! store_conformance {
             the_commit_marker_moves_with_every_write,
             the_store_full_text_search_ranks_and_isolates,
             the_store_full_text_search_follows_writes_and_forgets,
+            a_concept_made_by_a_link_is_named_by_its_first_mention,
             api_keys_are_stored_hashed_and_revocable,
             webhooks_are_stored_per_tenant_hold_their_cursor_and_go_with_the_tenant,
             a_rotated_key_works_until_the_overlap_ends_and_its_successor_after,
