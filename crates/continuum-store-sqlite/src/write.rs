@@ -210,32 +210,33 @@ pub(crate) fn apply_batches_with(
             let created = match link {
                 LinkWrite::CoOccurred { count, .. } => {
                     let n = (*count).max(1);
-                    tx.prepare_cached(
-                        "INSERT INTO links (a, b, tenant, strength, count, first_at, last_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
-                         ON CONFLICT (a, b) DO UPDATE SET
-                            strength = min(?7, round((strength + ?8 * excluded.count) * 1e9) / 1e9),
-                            count = count + excluded.count,
-                            last_at = max(last_at, excluded.last_at)
-                         RETURNING count",
-                    )
-                    .and_then(|mut s| {
-                        s.query_row(
-                            params![
-                                a,
-                                b,
-                                t,
-                                rule.new_strength(n),
-                                n as i64,
-                                at,
-                                rule.cap,
-                                rule.increment
-                            ],
-                            |r| r.get::<_, i64>(0),
+                    // An insert that skips an existing pair, then an update of it: not one
+                    // upsert with `RETURNING`, whose rows SQLite gathers in a temporary B-tree
+                    // it opens on every execution (a fifth of this step's time).
+                    let inserted = tx
+                        .prepare_cached(
+                            "INSERT OR IGNORE INTO links (a, b, tenant, strength, count, first_at, last_at)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
                         )
-                    })
-                    .map_err(map_err)?
-                        == n as i64
+                        .and_then(|mut s| {
+                            s.execute(params![a, b, t, rule.new_strength(n), n as i64, at])
+                        })
+                        .map_err(map_err)?
+                        > 0;
+                    if !inserted {
+                        tx.prepare_cached(
+                            "UPDATE links SET
+                                strength = min(?3, round((strength + ?4 * ?5) * 1e9) / 1e9),
+                                count = count + ?5,
+                                last_at = max(last_at, ?6)
+                             WHERE a = ?1 AND b = ?2",
+                        )
+                        .and_then(|mut s| {
+                            s.execute(params![a, b, rule.cap, rule.increment, n as i64, at])
+                        })
+                        .map_err(map_err)?;
+                    }
+                    inserted
                 }
                 LinkWrite::AtLeast {
                     strength,
