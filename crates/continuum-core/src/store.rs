@@ -53,7 +53,7 @@ impl MemoryWrite {
     }
 
     /// The `memory.created` event's stored form: the sealed one, or encoded now. Equal to
-    /// [`Event::encode`] of [`MemoryWrite::created_event`], without copying the memory.
+    /// [`Event::encode`] of that event, without copying the memory.
     pub fn created_payload(&self) -> std::borrow::Cow<'_, str> {
         match &self.encoded {
             Some(s) => std::borrow::Cow::Borrowed(s),
@@ -61,15 +61,6 @@ impl MemoryWrite {
                 &self.memory,
                 &self.concepts,
             )),
-        }
-    }
-
-    /// The `memory.created` event this write appends.
-    pub fn created_event(&self) -> Event {
-        Event::MemoryCreated {
-            id: self.memory.id,
-            memory: Some(Box::new(self.memory.clone())),
-            concepts: self.concepts.clone(),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! The event log: appending and scrubbing events inside write transactions, and [`EventLog`].
 
 use super::*;
+use std::borrow::Cow;
+use std::sync::LazyLock;
 
 /// Appends an event to the log, in the caller's transaction (so it commits or rolls back with
 /// the change it describes). One writer at a time: the sequence is gap-free in commit order.
@@ -23,31 +25,38 @@ pub(crate) fn log_event(
 /// Events gathered during a write and appended at its end, several rows per statement (one
 /// statement per event costs a statement's setup, an `AUTOINCREMENT` read and write, and its
 /// cursors' teardown each time). Order is kept: the sequence follows the pushes.
+/// Payloads sealed by the engine are borrowed from the write, not copied.
 #[derive(Default)]
-pub(crate) struct PendingEvents {
-    rows: Vec<(i64, &'static str, Option<String>, String)>,
+pub(crate) struct PendingEvents<'w> {
+    rows: Vec<(i64, &'static str, Option<String>, Cow<'w, str>)>,
 }
 
 /// Rows per `INSERT` of [`PendingEvents::append`] (6 parameters each).
 const EVENT_ROWS_PER_INSERT: usize = 32;
 
-impl PendingEvents {
+/// The `INSERT` of [`EVENT_ROWS_PER_INSERT`] events.
+static INSERT_EVENT_ROWS: LazyLock<String> = LazyLock::new(|| {
+    let rows = vec!["(?,?,?,?,?,?)"; EVENT_ROWS_PER_INSERT].join(",");
+    format!("INSERT INTO events (tenant, at, type, v, subject, payload) VALUES {rows}")
+});
+
+impl<'w> PendingEvents<'w> {
     pub(crate) fn push(&mut self, at: i64, event: &Event) {
         self.rows.push((
             at,
             event.kind(),
             event.subject().map(|id| id.to_string()),
-            event.encode(),
+            Cow::Owned(event.encode()),
         ));
     }
 
     /// A `memory.created` whose payload is already encoded.
-    pub(crate) fn push_created(&mut self, at: i64, w: &continuum_core::store::MemoryWrite) {
+    pub(crate) fn push_created(&mut self, at: i64, w: &'w continuum_core::store::MemoryWrite) {
         self.rows.push((
             at,
             "memory.created",
             Some(w.memory.id.to_string()),
-            w.created_payload().into_owned(),
+            w.created_payload(),
         ));
     }
 
@@ -56,15 +65,7 @@ impl PendingEvents {
         let t = tenant.as_str();
         let mut chunks = self.rows.chunks_exact(EVENT_ROWS_PER_INSERT);
         if chunks.len() > 0 {
-            let mut sql =
-                String::from("INSERT INTO events (tenant, at, type, v, subject, payload) VALUES ");
-            for i in 0..EVENT_ROWS_PER_INSERT {
-                if i > 0 {
-                    sql.push(',');
-                }
-                sql.push_str("(?,?,?,?,?,?)");
-            }
-            let mut stmt = tx.prepare_cached(&sql).map_err(map_err)?;
+            let mut stmt = tx.prepare_cached(&INSERT_EVENT_ROWS).map_err(map_err)?;
             for chunk in &mut chunks {
                 let mut p: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(6 * chunk.len());
                 for (at, kind, subject, payload) in chunk {
